@@ -1,0 +1,138 @@
+#include "kernels/cpu/cpu_backend.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "kernels/math.h"
+
+namespace ps {
+
+absl::StatusOr<std::unique_ptr<Backend>> Backend::CreateCpu(
+    const BackendOptions& options) {
+  auto backend = CpuBackend::Create(options);
+  if (!backend.ok()) return backend.status();
+  return std::unique_ptr<Backend>(std::move(backend).value());
+}
+
+absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(
+    const BackendOptions& options) {
+  if (options.threads < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "CPU backend: threads must be >= 1, got ", options.threads));
+  }
+  openblas_set_num_threads(options.threads);
+  return std::unique_ptr<CpuBackend>(new CpuBackend());
+}
+
+void CpuBackend::Gemm(bool trans_a, bool trans_b, int m, int n, int k,
+                      float alpha, const float* a, const float* b, float beta,
+                      float* c) {
+  if (m <= 0 || n <= 0) return;
+  const int64_t size_c = static_cast<int64_t>(m) * n;
+  if (k <= 0) {
+    // op(a) * op(b) is zero; BLAS rejects the zero leading dimensions.
+    if (beta == 0.0f) {
+      std::fill(c, c + size_c, 0.0f);
+    } else {
+      for (int64_t i = 0; i < size_c; ++i) c[i] *= beta;
+    }
+    return;
+  }
+  const int lda = trans_a ? m : k;
+  const int ldb = trans_b ? k : n;
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+              trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b,
+              ldb, beta, c, n);
+}
+
+void CpuBackend::BiasActivation(int m, int n, const float* bias, Activation act,
+                                float* y) {
+  for (int i = 0; i < m; ++i) {
+    float* row = y + static_cast<int64_t>(i) * n;
+    if (act == Activation::kRelu) {
+      for (int j = 0; j < n; ++j) row[j] = Relu(row[j] + bias[j]);
+    } else {
+      for (int j = 0; j < n; ++j) row[j] += bias[j];
+    }
+  }
+}
+
+void CpuBackend::ActivationBackward(int64_t count, Activation act,
+                                    const float* y, float* dy) {
+  if (act != Activation::kRelu) return;
+  for (int64_t i = 0; i < count; ++i) dy[i] *= ReluGradFromOutput(y[i]);
+}
+
+void CpuBackend::BiasGrad(int m, int n, const float* dy, float* db) {
+  std::fill(db, db + n, 0.0f);
+  for (int i = 0; i < m; ++i) {
+    const float* row = dy + static_cast<int64_t>(i) * n;
+    for (int j = 0; j < n; ++j) db[j] += row[j];
+  }
+}
+
+void CpuBackend::PoolForward(const PoolArgs& args, const float* rows,
+                             float* out, int ld_out) {
+  const int dim = args.dim;
+  for (int i = 0; i < args.batch; ++i) {
+    for (int s = 0; s < args.num_slots; ++s) {
+      const int64_t slot = static_cast<int64_t>(i) * args.num_slots + s;
+      const uint32_t begin = args.offsets[slot];
+      const uint32_t end = args.offsets[slot + 1];
+      float* dst = out + static_cast<int64_t>(i) * ld_out +
+                   static_cast<int64_t>(s) * dim;
+      std::fill(dst, dst + dim, 0.0f);
+      for (uint32_t r = begin; r < end; ++r) {
+        const float* src = rows + static_cast<int64_t>(args.index[r]) * dim;
+        for (int d = 0; d < dim; ++d) dst[d] += src[d];
+      }
+      if (args.mode == PoolMode::kMean && end > begin) {
+        const float scale = 1.0f / static_cast<float>(end - begin);
+        for (int d = 0; d < dim; ++d) dst[d] *= scale;
+      }
+    }
+  }
+}
+
+void CpuBackend::PoolBackward(const PoolArgs& args, const float* d_out,
+                              int ld_out, int64_t num_rows, float* grad_rows) {
+  const int dim = args.dim;
+  std::fill(grad_rows, grad_rows + num_rows * dim, 0.0f);
+  for (int i = 0; i < args.batch; ++i) {
+    for (int s = 0; s < args.num_slots; ++s) {
+      const int64_t slot = static_cast<int64_t>(i) * args.num_slots + s;
+      const uint32_t begin = args.offsets[slot];
+      const uint32_t end = args.offsets[slot + 1];
+      if (end == begin) continue;
+      const float scale = args.mode == PoolMode::kMean
+                              ? 1.0f / static_cast<float>(end - begin)
+                              : 1.0f;
+      const float* src = d_out + static_cast<int64_t>(i) * ld_out +
+                         static_cast<int64_t>(s) * dim;
+      for (uint32_t r = begin; r < end; ++r) {
+        float* dst = grad_rows + static_cast<int64_t>(args.index[r]) * dim;
+        for (int d = 0; d < dim; ++d) dst[d] += src[d] * scale;
+      }
+    }
+  }
+}
+
+void CpuBackend::SigmoidCrossEntropy(int n, const float* logits,
+                                     const float* labels, float grad_scale,
+                                     float* probs, float* d_logits,
+                                     double* loss_sum) {
+  double total = 0.0;
+  for (int i = 0; i < n; ++i) {
+    const float p = Sigmoid(logits[i]);
+    probs[i] = p;
+    d_logits[i] = (p - labels[i]) * grad_scale;
+    total += SigmoidCrossEntropyLoss(logits[i], labels[i]);
+  }
+  *loss_sum = total;
+}
+
+}  // namespace ps

@@ -1,0 +1,52 @@
+// The reference CPU implementation of Backend (kernels/backend.h).
+//
+// GEMMs go through OpenBLAS (cblas_sgemm, row-major); everything else is plain
+// loops over host memory using the shared arithmetic of kernels/math.h, so a
+// device backend can be checked against it. Results are deterministic for a
+// fixed thread count. Like every Backend, one object is used by one thread at
+// a time. Note that OpenBLAS's thread count is process-wide: creating a
+// CpuBackend sets it for every BLAS call in the process.
+#ifndef PS_KERNELS_CPU_CPU_BACKEND_H_
+#define PS_KERNELS_CPU_CPU_BACKEND_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "kernels/backend.h"
+
+namespace ps {
+
+class CpuBackend final : public Backend {
+ public:
+  // InvalidArgument when options.threads < 1.
+  static absl::StatusOr<std::unique_ptr<CpuBackend>> Create(
+      const BackendOptions& options);
+
+  std::string Name() const override { return "cpu"; }
+
+  void Gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+            const float* a, const float* b, float beta, float* c) override;
+  void BiasActivation(int m, int n, const float* bias, Activation act,
+                      float* y) override;
+  void ActivationBackward(int64_t count, Activation act, const float* y,
+                          float* dy) override;
+  void BiasGrad(int m, int n, const float* dy, float* db) override;
+  // REQUIRES: every args.index entry < the number of rows in `rows`.
+  void PoolForward(const PoolArgs& args, const float* rows, float* out,
+                   int ld_out) override;
+  // REQUIRES: every args.index entry < num_rows.
+  void PoolBackward(const PoolArgs& args, const float* d_out, int ld_out,
+                    int64_t num_rows, float* grad_rows) override;
+  void SigmoidCrossEntropy(int n, const float* logits, const float* labels,
+                           float grad_scale, float* probs, float* d_logits,
+                           double* loss_sum) override;
+
+ private:
+  CpuBackend() = default;
+};
+
+}  // namespace ps
+
+#endif  // PS_KERNELS_CPU_CPU_BACKEND_H_

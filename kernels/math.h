@@ -1,0 +1,45 @@
+// Element-wise arithmetic shared by the CPU and CUDA backends: sigmoid, the
+// numerically stable sigmoid cross-entropy, and ReLU with its derivative.
+//
+// Every function is a pure inline function of its arguments (thread-safe) and
+// is marked PS_HOST_DEVICE so the same source compiles for host and device.
+#ifndef PS_KERNELS_MATH_H_
+#define PS_KERNELS_MATH_H_
+
+#include <cmath>
+
+#ifdef __CUDACC__
+#define PS_HOST_DEVICE __host__ __device__
+#else
+#define PS_HOST_DEVICE
+#endif
+
+namespace ps {
+
+// 1 / (1 + exp(-z)), without overflow for large |z|.
+PS_HOST_DEVICE inline float Sigmoid(float z) {
+  if (z >= 0.0f) {
+    return 1.0f / (1.0f + expf(-z));
+  }
+  const float e = expf(z);
+  return e / (1.0f + e);
+}
+
+// Cross-entropy of sigmoid(z) against label y in [0, 1], from the logit:
+// max(z, 0) - z * y + log1p(exp(-|z|)). Finite for every finite z.
+PS_HOST_DEVICE inline double SigmoidCrossEntropyLoss(float z, float y) {
+  const double zd = z;
+  return (zd > 0.0 ? zd : 0.0) - zd * static_cast<double>(y) +
+         log1p(exp(-fabs(zd)));
+}
+
+PS_HOST_DEVICE inline float Relu(float x) { return x > 0.0f ? x : 0.0f; }
+
+// The derivative of ReLU from its output y: 1 where y > 0, else 0.
+PS_HOST_DEVICE inline float ReluGradFromOutput(float y) {
+  return y > 0.0f ? 1.0f : 0.0f;
+}
+
+}  // namespace ps
+
+#endif  // PS_KERNELS_MATH_H_

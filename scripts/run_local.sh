@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# README command 1: installs what is missing, builds, generates data when the
+# config asks for it, starts N servers and M workers on free loopback ports
+# (separate processes), trains, evaluates, stops everything, and prints a
+# summary. Every process's log and DIR/summary.json stay in the run folder.
+#
+#   scripts/run_local.sh [--config FILE] [--run-dir DIR] [--servers N]
+#                        [--workers M]
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CONFIG="$ROOT/configs/generated_dnn.pbtxt"
+RUN_DIR=""
+NUM_SERVERS=2
+NUM_WORKERS=2
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --config) CONFIG="$2"; shift 2 ;;
+    --run-dir) RUN_DIR="$2"; shift 2 ;;
+    --servers) NUM_SERVERS="$2"; shift 2 ;;
+    --workers) NUM_WORKERS="$2"; shift 2 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "run_local: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ -f "$CONFIG" ] || { echo "run_local: no config file '$CONFIG'" >&2; exit 2; }
+CONFIG="$(cd "$(dirname "$CONFIG")" && pwd)/$(basename "$CONFIG")"
+[ -n "$RUN_DIR" ] || RUN_DIR="$ROOT/runs/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$RUN_DIR"
+RUN_DIR="$(cd "$RUN_DIR" && pwd)"
+BUILD="${PS_BUILD_DIR:-$ROOT/build}"
+
+"$ROOT/scripts/install_deps.sh"
+"$ROOT/scripts/build.sh"
+
+PIDS=()
+TAIL_PID=""
+cleanup() {
+  [ -n "$TAIL_PID" ] && kill "$TAIL_PID" 2>/dev/null || true
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap 'echo "run_local: interrupted, stopping the cluster"; cleanup; exit 130' INT TERM
+
+DATA_DIR="$RUN_DIR/data"
+if grep -Eq '^[[:space:]]*generate[[:space:]]*\{' "$CONFIG"; then
+  if [ ! -f "$DATA_DIR/oracle.json" ]; then
+    echo "run_local: generating data into $DATA_DIR"
+    "$BUILD/worker/ps_datagen" --config "$CONFIG" --data_dir "$DATA_DIR" \
+      >"$RUN_DIR/datagen.log" 2>&1 || { cat "$RUN_DIR/datagen.log"; exit 1; }
+  fi
+fi
+
+PORTS=$(python3 - "$NUM_SERVERS" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(",".join("127.0.0.1:%d" % s.getsockname()[1] for s in socks))
+PY
+)
+echo "run_local: $NUM_SERVERS servers ($PORTS), $NUM_WORKERS workers, logs in $RUN_DIR"
+COMMON=(--config "$CONFIG" --servers "$PORTS" --num_workers "$NUM_WORKERS")
+START=$(date +%s.%N)
+for ((i = 0; i < NUM_SERVERS; i++)); do
+  "$BUILD/server/ps_server" "${COMMON[@]}" --rank "$i" >"$RUN_DIR/server_$i.log" 2>&1 &
+  PIDS+=($!)
+done
+WORKER_PIDS=()
+for ((j = 0; j < NUM_WORKERS; j++)); do
+  rm -f "$RUN_DIR/worker_$j.json"
+  "$BUILD/worker/ps_worker" "${COMMON[@]}" --rank "$j" --data_dir "$DATA_DIR" \
+    --result_file "$RUN_DIR/worker_$j.json" >"$RUN_DIR/worker_$j.log" 2>&1 &
+  PIDS+=($!)
+  WORKER_PIDS+=($!)
+done
+# Progress: worker 0's log lines.
+tail -n +1 -F "$RUN_DIR/worker_0.log" 2>/dev/null |
+  grep --line-buffered -E "step|eval:|failed|rror" | sed -u 's/^[^]]*] /  /' &
+TAIL_PID=$!
+
+FAILED=0
+for pid in "${WORKER_PIDS[@]}"; do wait "$pid" || FAILED=1; done
+# The coordinator stops the servers once every worker finished.
+for pid in "${PIDS[@]:0:$NUM_SERVERS}"; do
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+done
+END=$(date +%s.%N)
+cleanup
+trap - INT TERM
+if [ "$FAILED" -ne 0 ]; then
+  echo "run_local: a worker failed; its log says why:" >&2
+  grep -h -E "^E|failed" "$RUN_DIR"/worker_*.log | tail -5 >&2
+  exit 1
+fi
+
+python3 - "$RUN_DIR" "$NUM_WORKERS" "$NUM_SERVERS" "$START" "$END" "$CONFIG" <<'PY'
+import json, os, sys
+run, workers, servers, start, end, config = sys.argv[1:7]
+results = [json.load(open(os.path.join(run, "worker_%d.json" % j))) for j in range(int(workers))]
+w0 = results[0]
+examples = sum(r["examples"] for r in results)
+train_secs = max(r["train_seconds"] for r in results)
+summary = {
+    "config": config,
+    "num_servers": int(servers),
+    "num_workers": int(workers),
+    "auc": w0.get("eval_auc"),
+    "logloss": w0.get("eval_logloss"),
+    "calibration": w0.get("eval_calibration"),
+    "eval_examples": w0.get("eval_examples"),
+    "train_auc": sum(r["train_auc"] * r["examples"] for r in results) / max(examples, 1),
+    "examples": examples,
+    "examples_per_sec": examples / max(train_secs, 1e-9),
+    "bad_lines": sum(r["bad_lines"] for r in results),
+    "elapsed_sec": float(end) - float(start),
+}
+oracle = os.path.join(run, "data", "oracle.json")
+if os.path.exists(oracle):
+    o = json.load(open(oracle))
+    summary["oracle_auc"] = o.get("oracle_auc")
+    summary["oracle_logloss"] = o.get("oracle_logloss")
+with open(os.path.join(run, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+    f.write("\n")
+def fmt(v, spec=".4f"):
+    return format(v, spec) if isinstance(v, (int, float)) else "n/a"
+print("")
+print("== run summary (%s) ==" % os.path.basename(config))
+print("  eval AUC      %s   (oracle %s)" % (fmt(summary["auc"]), fmt(summary.get("oracle_auc"))))
+print("  eval logloss  %s   (oracle %s)" % (fmt(summary["logloss"]), fmt(summary.get("oracle_logloss"))))
+print("  trained on    %d examples, %s examples/s, %d bad lines skipped" %
+      (examples, fmt(summary["examples_per_sec"], ".0f"), summary["bad_lines"]))
+print("  elapsed       %.1f s with %s servers and %s workers" % (summary["elapsed_sec"], servers, workers))
+print("  details       %s/summary.json and the *.log files there" % run)
+PY

@@ -1,0 +1,54 @@
+// A server's share of one dense parameter vector: the blocks
+// DenseBlocks::RangesOf(rank) of it, concatenated in block order, with the
+// rule's state. Pull and Push are thread-safe (one mutex: dense tables are
+// small and every push touches all of a server's blocks).
+#ifndef PS_SERVER_DENSE_TABLE_H_
+#define PS_SERVER_DENSE_TABLE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "common/model_spec.h"
+#include "server/optimizer.h"
+
+namespace ps {
+
+class DenseTable {
+ public:
+  // `init(i)` gives the initial value of global index i.
+  static absl::StatusOr<std::unique_ptr<DenseTable>> Create(
+      const std::string& name, const DenseBlocks& blocks, int rank,
+      const OptimizerConfig& optimizer,
+      const std::function<float(int64_t)>& init);
+
+  const std::string& name() const { return name_; }
+  int64_t local_size() const { return local_size_; }
+  int64_t global_size() const { return global_size_; }
+
+  // Copies this server's values.
+  void Pull(std::vector<float>* out) const;
+  // InvalidArgument (nothing applied) when grads.size() != local_size() or a
+  // gradient is not finite.
+  absl::Status Push(absl::Span<const float> grads);
+
+ private:
+  DenseTable(std::string name, int64_t local_size, int64_t global_size,
+             std::unique_ptr<OptimizerRule> rule);
+
+  const std::string name_;
+  const int64_t local_size_;
+  const int64_t global_size_;
+  const std::unique_ptr<OptimizerRule> rule_;
+  mutable absl::Mutex mu_;
+  std::vector<float> values_ ABSL_GUARDED_BY(mu_);
+  std::vector<float> state_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace ps
+
+#endif  // PS_SERVER_DENSE_TABLE_H_

@@ -1,0 +1,135 @@
+#include "server/ps_handler.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/hash.h"
+#include "common/model_spec.h"
+#include "common/packing.h"
+#include "common/status_macros.h"
+
+namespace ps {
+
+absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
+    const JobConfig& config, int rank) {
+  const int num_servers = config.cluster().servers_size();
+  if (rank < 0 || rank >= num_servers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("server rank ", rank, " is out of range: the job has ",
+                     num_servers, " servers"));
+  }
+  std::unique_ptr<PsHandler> handler(new PsHandler(rank, num_servers));
+  for (int t = 0; t < config.sparse_tables_size(); ++t) {
+    const SparseTableConfig& tc = config.sparse_tables(t);
+    SparseTableOptions options;
+    options.name = tc.name();
+    options.table_id = static_cast<uint32_t>(t);
+    options.dim = tc.dim();
+    options.shard_num = config.cluster().shard_num();
+    options.optimizer = tc.optimizer();
+    options.initializer = tc.initializer();
+    options.init_seed = config.model().init_seed();
+    ASSIGN_OR_RETURN(auto table, SparseTable::Create(options));
+    handler->sparse_.push_back(std::move(table));
+  }
+  const ModelSpec spec = MakeModelSpec(config);
+  DenseBlocks blocks{spec.dense_size, config.cluster().dense_block_size(),
+                     num_servers};
+  const uint64_t seed = config.model().init_seed();
+  ASSIGN_OR_RETURN(
+      auto dense,
+      DenseTable::Create("model", blocks, rank,
+                         config.model().dense_optimizer(),
+                         [&](int64_t i) { return DenseInitValue(spec, seed, i); }));
+  handler->dense_.push_back(std::move(dense));
+  return handler;
+}
+
+absl::StatusOr<SparseTable*> PsHandler::FindSparse(uint32_t table_id) const {
+  if (table_id >= sparse_.size()) {
+    std::vector<std::string> have;
+    for (size_t t = 0; t < sparse_.size(); ++t) {
+      have.push_back(absl::StrCat(t, " '", sparse_[t]->name(), "'"));
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sparse table ", table_id, " does not exist on server ", rank_,
+        " (has ", absl::StrJoin(have, ", "), ")"));
+  }
+  return sparse_[table_id].get();
+}
+
+absl::StatusOr<DenseTable*> PsHandler::FindDense(uint32_t table_id) const {
+  if (table_id >= dense_.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dense table ", table_id, " does not exist on server ",
+                     rank_, " (has ", dense_.size(), " dense tables)"));
+  }
+  return dense_[table_id].get();
+}
+
+absl::Status PsHandler::CheckKeysOwned(const SparseTable& table,
+                                       absl::Span<const uint64_t> keys) const {
+  for (uint64_t key : keys) {
+    int owner = ServerForKey(key, num_servers_);
+    if (owner != rank_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "table '", table.name(), "': key ", key, " belongs to server ",
+          owner, ", not to server ", rank_, " (workers disagree on the ",
+          "number of servers?)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PsHandler::PullSparse(const PullSparseRequest& request,
+                                   PullSparseResponse* response) {
+  ASSIGN_OR_RETURN(SparseTable * table, FindSparse(request.table_id()));
+  ASSIGN_OR_RETURN(auto keys,
+                   ViewPacked<uint64_t>(request.keys(),
+                                        absl::StrCat("table '", table->name(),
+                                                     "' pull keys")));
+  RETURN_IF_ERROR(CheckKeysOwned(*table, keys));
+  std::string* values = response->mutable_values();
+  values->resize(keys.size() * table->dim() * sizeof(float));
+  response->set_dim(table->dim());
+  return table->Pull(keys, absl::MakeSpan(reinterpret_cast<float*>(values->data()),
+                                          keys.size() * table->dim()));
+}
+
+absl::Status PsHandler::PushSparse(const PushSparseRequest& request) {
+  ASSIGN_OR_RETURN(SparseTable * table, FindSparse(request.table_id()));
+  const std::string what = absl::StrCat("table '", table->name(), "' push");
+  ASSIGN_OR_RETURN(auto keys,
+                   ViewPacked<uint64_t>(request.keys(), what + " keys"));
+  ASSIGN_OR_RETURN(auto grads,
+                   ViewPacked<float>(request.grads(), what + " gradients"));
+  RETURN_IF_ERROR(CheckKeysOwned(*table, keys));
+  return table->Push(keys, grads);
+}
+
+absl::Status PsHandler::PullDense(const PullDenseRequest& request,
+                                  PullDenseResponse* response) {
+  ASSIGN_OR_RETURN(DenseTable * table, FindDense(request.table_id()));
+  std::vector<float> values;
+  table->Pull(&values);
+  PackTo(absl::Span<const float>(values), response->mutable_values());
+  response->set_table_size(table->global_size());
+  return absl::OkStatus();
+}
+
+absl::Status PsHandler::PushDense(const PushDenseRequest& request) {
+  ASSIGN_OR_RETURN(DenseTable * table, FindDense(request.table_id()));
+  ASSIGN_OR_RETURN(
+      auto grads,
+      ViewPacked<float>(request.grads(), absl::StrCat("dense table '",
+                                                      table->name(),
+                                                      "' gradients")));
+  return table->Push(grads);
+}
+
+std::vector<int64_t> PsHandler::SparseRows() const {
+  std::vector<int64_t> rows;
+  for (const auto& t : sparse_) rows.push_back(t->size());
+  return rows;
+}
+
+}  // namespace ps

@@ -1,0 +1,59 @@
+// The data-plane logic of one parameter server, free of gRPC: owns this
+// server's shard of every sparse table and its blocks of every dense table,
+// and validates and applies requests. Sparse table t is config.sparse_tables(t);
+// dense table 0 holds the model's dense parameters (common/model_spec.h).
+//
+// Every request is checked before anything is applied: an unknown table, a
+// payload whose size does not match, a key that belongs to another server or
+// a non-finite gradient gives InvalidArgument naming the table and the sizes.
+// All methods are thread-safe.
+#ifndef PS_SERVER_PS_HANDLER_H_
+#define PS_SERVER_PS_HANDLER_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "proto/config.pb.h"
+#include "proto/ps.pb.h"
+#include "server/dense_table.h"
+#include "server/sparse_table.h"
+
+namespace ps {
+
+class PsHandler {
+ public:
+  // REQUIRES: config validated. InvalidArgument when rank is out of range.
+  static absl::StatusOr<std::unique_ptr<PsHandler>> Create(
+      const JobConfig& config, int rank);
+
+  int rank() const { return rank_; }
+  int num_servers() const { return num_servers_; }
+
+  absl::Status PullSparse(const PullSparseRequest& request,
+                          PullSparseResponse* response);
+  absl::Status PushSparse(const PushSparseRequest& request);
+  absl::Status PullDense(const PullDenseRequest& request,
+                         PullDenseResponse* response);
+  absl::Status PushDense(const PushDenseRequest& request);
+
+  // Rows stored per sparse table, for logs and tests.
+  std::vector<int64_t> SparseRows() const;
+
+ private:
+  PsHandler(int rank, int num_servers) : rank_(rank), num_servers_(num_servers) {}
+
+  absl::StatusOr<SparseTable*> FindSparse(uint32_t table_id) const;
+  absl::StatusOr<DenseTable*> FindDense(uint32_t table_id) const;
+  absl::Status CheckKeysOwned(const SparseTable& table,
+                              absl::Span<const uint64_t> keys) const;
+
+  const int rank_;
+  const int num_servers_;
+  std::vector<std::unique_ptr<SparseTable>> sparse_;
+  std::vector<std::unique_ptr<DenseTable>> dense_;
+};
+
+}  // namespace ps
+
+#endif  // PS_SERVER_PS_HANDLER_H_

@@ -1,0 +1,78 @@
+// One parameter-server process: the gRPC server with PsService over this
+// rank's PsHandler and, on rank 0, the Coordinator. Server 0 shuts the other
+// servers down (Shutdown RPC) once every worker has finished.
+//
+// Lifecycle: Start() -> WaitForShutdownRequest() (until RequestShutdown, a
+// Shutdown RPC or the job's end) -> Shutdown(). Thread-safe.
+#ifndef PS_SERVER_PS_SERVER_H_
+#define PS_SERVER_PS_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "proto/config.pb.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace ps {
+
+class PsHandler;
+class PsServiceImpl;
+class CoordinatorImpl;
+
+struct PsServerOptions {
+  JobConfig config;  // validated
+  int rank = 0;
+  // Address to bind, e.g. "0.0.0.0:5000" or "127.0.0.1:0" (any free port).
+  std::string listen_address;
+};
+
+class PsServer {
+ public:
+  // Binds and starts serving. Unavailable when the address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<PsServer>> Start(
+      const PsServerOptions& options);
+  ~PsServer();
+
+  int port() const { return port_; }
+  PsHandler* handler() const { return handler_.get(); }
+
+  // Server 0: the endpoints it sends Shutdown to at the job's end (default:
+  // config.cluster.servers). For tests that bind port 0.
+  void SetServerEndpoints(std::vector<std::string> endpoints);
+
+  // Returns true once a shutdown was requested, false on timeout.
+  bool WaitForShutdownRequest(absl::Duration timeout);
+  void RequestShutdown(const std::string& reason);
+  // Stops accepting calls, finishes or cancels in-flight ones (5 s grace).
+  void Shutdown();
+
+ private:
+  PsServer() = default;
+  void OnAllWorkersFinished();
+
+  int rank_ = 0;
+  int port_ = 0;
+  std::unique_ptr<PsHandler> handler_;
+  std::unique_ptr<PsServiceImpl> service_;
+  std::unique_ptr<CoordinatorImpl> coordinator_;
+  std::unique_ptr<grpc::Server> server_;
+  int64_t max_message_bytes_ = 0;
+  absl::Notification shutdown_requested_;
+  absl::Mutex mu_;
+  std::vector<std::string> endpoints_ ABSL_GUARDED_BY(mu_);
+  bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread finisher_;
+};
+
+}  // namespace ps
+
+#endif  // PS_SERVER_PS_SERVER_H_

@@ -1,0 +1,55 @@
+#include "server/ps_service.h"
+
+#include "common/grpc_status.h"
+#include "glog/logging.h"
+
+namespace ps {
+
+namespace {
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context,
+                               const absl::Status& status) {
+  if (!status.ok()) {
+    LOG_EVERY_N(WARNING, 100) << "refused request: " << status;
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* PsServiceImpl::PullSparse(
+    grpc::CallbackServerContext* context, const PullSparseRequest* request,
+    PullSparseResponse* response) {
+  return Done(context, handler_->PullSparse(*request, response));
+}
+
+grpc::ServerUnaryReactor* PsServiceImpl::PushSparse(
+    grpc::CallbackServerContext* context, const PushSparseRequest* request,
+    PushResponse*) {
+  return Done(context, handler_->PushSparse(*request));
+}
+
+grpc::ServerUnaryReactor* PsServiceImpl::PullDense(
+    grpc::CallbackServerContext* context, const PullDenseRequest* request,
+    PullDenseResponse* response) {
+  return Done(context, handler_->PullDense(*request, response));
+}
+
+grpc::ServerUnaryReactor* PsServiceImpl::PushDense(
+    grpc::CallbackServerContext* context, const PushDenseRequest* request,
+    PushResponse*) {
+  return Done(context, handler_->PushDense(*request));
+}
+
+grpc::ServerUnaryReactor* PsServiceImpl::Shutdown(
+    grpc::CallbackServerContext* context, const ShutdownRequest* request,
+    ShutdownResponse*) {
+  LOG(INFO) << "server " << handler_->rank()
+            << ": shutdown requested: " << request->reason();
+  on_shutdown_(request->reason());
+  return Done(context, absl::OkStatus());
+}
+
+}  // namespace ps

@@ -1,0 +1,46 @@
+// gRPC PsService over a PsHandler (callback API). Handlers run the
+// in-memory work inline and finish through the default reactor; all error
+// mapping goes through common/grpc_status.h. Thread-safe.
+#ifndef PS_SERVER_PS_SERVICE_H_
+#define PS_SERVER_PS_SERVICE_H_
+
+#include <functional>
+#include <string>
+
+#include "proto/ps.grpc.pb.h"
+#include "server/ps_handler.h"
+
+namespace ps {
+
+class PsServiceImpl final : public PsService::CallbackService {
+ public:
+  // `handler` is not owned. `on_shutdown` is called (from a gRPC thread) when
+  // a Shutdown request arrives; it must not block.
+  PsServiceImpl(PsHandler* handler,
+                std::function<void(const std::string&)> on_shutdown)
+      : handler_(handler), on_shutdown_(std::move(on_shutdown)) {}
+
+  grpc::ServerUnaryReactor* PullSparse(grpc::CallbackServerContext* context,
+                                       const PullSparseRequest* request,
+                                       PullSparseResponse* response) override;
+  grpc::ServerUnaryReactor* PushSparse(grpc::CallbackServerContext* context,
+                                       const PushSparseRequest* request,
+                                       PushResponse* response) override;
+  grpc::ServerUnaryReactor* PullDense(grpc::CallbackServerContext* context,
+                                      const PullDenseRequest* request,
+                                      PullDenseResponse* response) override;
+  grpc::ServerUnaryReactor* PushDense(grpc::CallbackServerContext* context,
+                                      const PushDenseRequest* request,
+                                      PushResponse* response) override;
+  grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* context,
+                                     const ShutdownRequest* request,
+                                     ShutdownResponse* response) override;
+
+ private:
+  PsHandler* const handler_;
+  const std::function<void(const std::string&)> on_shutdown_;
+};
+
+}  // namespace ps
+
+#endif  // PS_SERVER_PS_SERVICE_H_

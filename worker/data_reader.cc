@@ -1,0 +1,491 @@
+#include "worker/data_reader.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <deque>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+
+namespace ps {
+namespace {
+
+constexpr size_t kReadChunk = size_t{1} << 20;
+constexpr int64_t kMinLinesForRatioCheck = 1000;
+constexpr int kFlushEveryLines = 256;
+
+std::string ErrnoText(int err) {
+  char buf[256];
+  return strerror_r(err, buf, sizeof(buf));  // GNU variant: returns the text
+}
+
+absl::Status FileError(int err, absl::string_view what,
+                       const std::string& path) {
+  std::string message = absl::StrCat("cannot ", what, " input file '", path,
+                                     "': ", ErrnoText(err));
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+      return absl::NotFoundError(message);
+    case EACCES:
+    case EPERM:
+      return absl::PermissionDeniedError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+// An open file descriptor, closed on destruction.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+absl::StatusOr<size_t> PreadSome(int fd, char* buf, size_t n, int64_t offset,
+                                 const std::string& path) {
+  while (true) {
+    ssize_t got = pread(fd, buf, n, offset);
+    if (got >= 0) return static_cast<size_t>(got);
+    if (errno != EINTR) return FileError(errno, "read", path);
+  }
+}
+
+// Number of '\n' bytes in [0, end) of the file.
+absl::StatusOr<int64_t> CountNewlines(int fd, int64_t end,
+                                      const std::string& path) {
+  std::unique_ptr<char[]> buf(new char[kReadChunk]);
+  int64_t count = 0;
+  for (int64_t pos = 0; pos < end;) {
+    size_t want = static_cast<size_t>(
+        std::min<int64_t>(static_cast<int64_t>(kReadChunk), end - pos));
+    auto got = PreadSome(fd, buf.get(), want, pos, path);
+    if (!got.ok()) return got.status();
+    if (*got == 0) break;  // the file shrank
+    const char* p = buf.get();
+    const char* const stop = p + *got;
+    while (const void* nl = std::memchr(p, '\n', stop - p)) {
+      ++count;
+      p = static_cast<const char*>(nl) + 1;
+    }
+    pos += static_cast<int64_t>(*got);
+  }
+  return count;
+}
+
+// Reads the lines of a file from a byte offset on, through one buffer that
+// grows only for lines longer than it. Not thread-safe.
+class LineScanner {
+ public:
+  explicit LineScanner(std::vector<char>* buffer) : buf_(*buffer) {
+    if (buf_.size() < kReadChunk) buf_.resize(kReadChunk);
+  }
+
+  void Reset(int fd, const std::string* path, int64_t offset) {
+    fd_ = fd;
+    path_ = path;
+    base_ = offset;
+    pos_ = end_ = scanned_ = 0;
+    eof_ = false;
+  }
+
+  // Sets `line` (without its '\n') and `start` (its file offset) to the next
+  // line; false at the end of the file. `line` lives until the next call.
+  absl::StatusOr<bool> Next(absl::string_view* line, int64_t* start) {
+    while (true) {
+      const void* nl =
+          std::memchr(buf_.data() + scanned_, '\n', end_ - scanned_);
+      if (nl != nullptr || (eof_ && pos_ < end_)) {
+        size_t line_end =
+            nl ? static_cast<size_t>(static_cast<const char*>(nl) - buf_.data())
+               : end_;
+        *line = absl::string_view(buf_.data() + pos_, line_end - pos_);
+        *start = base_ + static_cast<int64_t>(pos_);
+        pos_ = scanned_ = nl ? line_end + 1 : end_;
+        return true;
+      }
+      if (eof_) return false;
+      // Keep the partial line, make room, read more.
+      if (pos_ > 0) {
+        std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+        base_ += static_cast<int64_t>(pos_);
+        end_ -= pos_;
+        pos_ = 0;
+      }
+      scanned_ = end_;
+      if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);
+      auto got = PreadSome(fd_, buf_.data() + end_, buf_.size() - end_,
+                           base_ + static_cast<int64_t>(end_), *path_);
+      if (!got.ok()) return got.status();
+      if (*got == 0) eof_ = true;
+      end_ += *got;
+    }
+  }
+
+ private:
+  std::vector<char>& buf_;
+  int fd_ = -1;
+  const std::string* path_ = nullptr;
+  int64_t base_ = 0;    // file offset of buf_[0]
+  size_t pos_ = 0;      // start of the next line in buf_
+  size_t end_ = 0;      // bytes of buf_ holding data
+  size_t scanned_ = 0;  // buf_[pos_, scanned_) holds no '\n'
+  bool eof_ = false;
+};
+
+// Lines starting in [begin, end) of one file.
+struct Task {
+  int file = 0;
+  int64_t begin = 0;
+  int64_t end = 0;
+};
+
+int64_t RangePoint(int64_t size, int64_t part, int64_t parts) {
+  return static_cast<int64_t>(static_cast<unsigned __int128>(size) * part /
+                              parts);
+}
+
+class CriteoFileReader final : public DataReader {
+ public:
+  CriteoFileReader(const ReaderOptions& options, std::vector<Task> tasks)
+      : options_(options),
+        tasks_(std::move(tasks)),
+        queue_capacity_(2 * options.threads + 2) {}
+
+  ~CriteoFileReader() override {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    for (std::thread& t : threads_) t.join();
+  }
+
+  void Start() {
+    absl::MutexLock lock(&mu_);
+    running_ = options_.threads;
+    for (int i = 0; i < options_.threads; ++i) {
+      threads_.emplace_back([this] { ThreadMain(); });
+    }
+  }
+
+  absl::StatusOr<bool> Next(Batch* batch) override {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(this, &CriteoFileReader::CanPop));
+    if (!error_.ok()) return error_;
+    if (queue_.empty()) {
+      *batch = NewBatch();
+      return false;
+    }
+    *batch = std::move(queue_.front());
+    queue_.pop_front();
+    return true;
+  }
+
+  int64_t lines_read() const override { return lines_read_.load(); }
+  int64_t bad_lines() const override { return bad_lines_.load(); }
+
+ private:
+  // Counts not yet added to the shared ones.
+  struct Pending {
+    int64_t lines = 0;
+    int64_t bad = 0;
+  };
+
+  bool CanPop() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !queue_.empty() || !error_.ok() || running_ == 0;
+  }
+  bool CanPush() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stop_ || queue_.size() < queue_capacity_;
+  }
+
+  Batch NewBatch(bool reserve = false) const {
+    Batch b;
+    b.num_slots = CriteoNumSlots(options_.criteo);
+    b.num_dense = CriteoNumDense(options_.criteo);
+    if (reserve) {
+      const size_t n = options_.batch_size;
+      b.labels.reserve(n);
+      b.dense.reserve(n * b.num_dense);
+      b.keys.reserve(n * b.num_slots);
+      b.offsets.reserve(n * b.num_slots + 1);
+    }
+    return b;
+  }
+
+  void ThreadMain() {
+    std::vector<char> buffer;
+    LineScanner scanner(&buffer);
+    Batch batch = NewBatch(/*reserve=*/true);
+    Pending pending;
+    absl::Status status;
+    while (status.ok()) {
+      size_t t = next_task_.fetch_add(1);
+      if (t >= tasks_.size()) break;
+      status = RunTask(tasks_[t], &scanner, &batch, &pending);
+    }
+    if (status.ok() && batch.size() > 0) status = Push(&batch, &pending);
+    Flush(&pending);
+
+    absl::MutexLock lock(&mu_);
+    if (!status.ok() && !absl::IsCancelled(status) && error_.ok()) {
+      error_ = status;
+      stop_ = true;
+    }
+    if (--running_ == 0 && error_.ok()) {
+      error_ = RatioError(/*at_end=*/true);
+    }
+  }
+
+  absl::Status RunTask(const Task& task, LineScanner* scanner, Batch* batch,
+                       Pending* pending) {
+    const std::string& path = options_.files[task.file];
+    int raw = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (raw < 0) return FileError(errno, "open", path);
+    Fd fd(raw);
+
+    // A line belongs to the task when it starts in [begin, end): skip the
+    // line containing byte begin - 1 (it ends at or after that byte).
+    absl::string_view line;
+    int64_t start = 0;
+    scanner->Reset(fd.get(), &path, task.begin > 0 ? task.begin - 1 : 0);
+    if (task.begin > 0) {
+      auto more = scanner->Next(&line, &start);
+      if (!more.ok()) return more.status();
+      if (!*more) return absl::OkStatus();
+    }
+    int64_t first_line = -1;  // 1-based number of the task's first line
+    int64_t first_start = -1;
+    int64_t index = 0;  // lines of this task so far
+    for (;; ++index) {
+      auto more = scanner->Next(&line, &start);
+      if (!more.ok()) return more.status();
+      if (!*more || start >= task.end) break;
+      if (first_start < 0) first_start = start;
+      absl::Status parsed = AppendCriteoExample(line, options_.criteo, batch);
+      ++pending->lines;
+      if (!parsed.ok()) {
+        ++pending->bad;
+        absl::Status s = OnBadLine(fd.get(), path, first_start, index,
+                                   parsed.message(), &first_line);
+        if (!s.ok()) return s;
+      }
+      if (batch->size() >= options_.batch_size) {
+        RETURN_IF_ERROR(Push(batch, pending));
+      } else if (pending->lines >= kFlushEveryLines) {
+        Flush(pending);
+        if (StopRequested()) return absl::CancelledError("reader stopped");
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Logs the first log_bad_lines bad lines and records the first one, both
+  // as "file:line: reason". Before any thread adds a bad line to the shared
+  // count, first_bad_ is set, so a ratio error always names a line.
+  absl::Status OnBadLine(int fd, const std::string& path, int64_t first_start,
+                         int64_t index, absl::string_view reason,
+                         int64_t* first_line) {
+    const int64_t seen = bad_seen_.fetch_add(1);
+    const bool log = seen < options_.log_bad_lines;
+    const bool record = !first_bad_recorded_.load();
+    if (!log && !record) return absl::OkStatus();
+    if (*first_line < 0) {
+      auto newlines = CountNewlines(fd, first_start, path);
+      if (!newlines.ok()) return newlines.status();
+      *first_line = *newlines + 1;
+    }
+    std::string where =
+        absl::StrCat(path, ":", *first_line + index, ": ", reason);
+    if (log) LOG(WARNING) << "skipping malformed line " << where;
+    if (record) {
+      absl::MutexLock lock(&mu_);
+      if (first_bad_.empty()) first_bad_ = where;
+      first_bad_recorded_.store(true);
+    }
+    return absl::OkStatus();
+  }
+
+  // Queues a full batch and starts a new one; Cancelled when stopping.
+  absl::Status Push(Batch* batch, Pending* pending) {
+    Flush(pending);
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(this, &CriteoFileReader::CanPush));
+    if (stop_) return absl::CancelledError("reader stopped");
+    queue_.push_back(std::move(*batch));
+    *batch = NewBatch(/*reserve=*/true);
+    return absl::OkStatus();
+  }
+
+  // Adds pending counts to the shared ones and checks the bad-line ratio.
+  void Flush(Pending* pending) {
+    if (pending->lines == 0) return;
+    lines_read_.fetch_add(pending->lines);
+    bad_lines_.fetch_add(pending->bad);
+    const bool check = pending->bad > 0 || bad_lines_.load() > 0;
+    *pending = Pending();
+    if (!check) return;
+    absl::MutexLock lock(&mu_);
+    if (!error_.ok()) return;
+    error_ = RatioError(/*at_end=*/false);
+    if (!error_.ok()) stop_ = true;
+  }
+
+  bool StopRequested() {
+    absl::MutexLock lock(&mu_);
+    return stop_;
+  }
+
+  absl::Status RatioError(bool at_end) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const int64_t lines = lines_read_.load();
+    const int64_t bad = bad_lines_.load();
+    if (!at_end && lines < kMinLinesForRatioCheck) return absl::OkStatus();
+    if (bad == 0 ||
+        static_cast<double>(bad) <=
+            options_.max_bad_line_ratio * static_cast<double>(lines)) {
+      return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "too many malformed lines: ", bad, " of ", lines, " (ratio ",
+        static_cast<double>(bad) / static_cast<double>(lines),
+        ") exceed max_bad_line_ratio ", options_.max_bad_line_ratio,
+        "; first bad line: ", first_bad_));
+  }
+
+  const ReaderOptions options_;
+  const std::vector<Task> tasks_;
+  const size_t queue_capacity_;
+  std::vector<std::thread> threads_;  // started in Start(), joined in ~
+
+  std::atomic<size_t> next_task_{0};
+  std::atomic<int64_t> lines_read_{0};
+  std::atomic<int64_t> bad_lines_{0};
+  std::atomic<int64_t> bad_seen_{0};  // bad lines met, flushed or not
+  std::atomic<bool> first_bad_recorded_{false};
+
+  absl::Mutex mu_;
+  std::deque<Batch> queue_ ABSL_GUARDED_BY(mu_);
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  std::string first_bad_ ABSL_GUARDED_BY(mu_);
+};
+
+bool HasGlobChars(const std::string& s) {
+  return s.find_first_of("*?[\\") != std::string::npos;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ExpandFiles(
+    const std::vector<std::string>& patterns) {
+  std::vector<std::string> files;
+  for (const std::string& pattern : patterns) {
+    if (!HasGlobChars(pattern)) {
+      struct stat st;
+      if (stat(pattern.c_str(), &st) != 0) {
+        return FileError(errno, "stat", pattern);
+      }
+      files.push_back(pattern);
+      continue;
+    }
+    glob_t g;
+    int rc = glob(pattern.c_str(), 0, nullptr, &g);
+    if (rc == 0) {
+      for (size_t i = 0; i < g.gl_pathc; ++i) files.push_back(g.gl_pathv[i]);
+    }
+    globfree(&g);
+    if (rc == GLOB_NOMATCH) {
+      return absl::NotFoundError(
+          absl::StrCat("input pattern '", pattern, "' matches no files"));
+    }
+    if (rc == GLOB_NOSPACE) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "out of memory expanding input pattern '", pattern, "'"));
+    }
+    if (rc != 0) {
+      return absl::InternalError(absl::StrCat(
+          "read error while expanding input pattern '", pattern, "'"));
+    }
+  }
+  return files;
+}
+
+absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
+    const ReaderOptions& options) {
+  if (options.files.empty()) {
+    return absl::InvalidArgumentError("data reader: no input files");
+  }
+  if (options.num_workers < 1 || options.worker_rank < 0 ||
+      options.worker_rank >= options.num_workers) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data reader: worker_rank ", options.worker_rank,
+        " is not in [0, num_workers = ", options.num_workers, ")"));
+  }
+  if (options.batch_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data reader: batch_size must be >= 1, got ", options.batch_size));
+  }
+  if (options.threads < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data reader: threads must be >= 1, got ", options.threads));
+  }
+  if (!(options.max_bad_line_ratio >= 0 && options.max_bad_line_ratio <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data reader: max_bad_line_ratio must be in [0, 1], got ",
+                     options.max_bad_line_ratio));
+  }
+
+  // Worker range of each file, cut into one sub-range per thread; threads
+  // take sub-ranges in order as they finish the previous one.
+  std::vector<Task> tasks;
+  for (size_t f = 0; f < options.files.size(); ++f) {
+    const std::string& path = options.files[f];
+    int raw = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (raw < 0) return FileError(errno, "open", path);
+    Fd fd(raw);
+    struct stat st;
+    if (fstat(fd.get(), &st) != 0) return FileError(errno, "stat", path);
+    if (!S_ISREG(st.st_mode)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input file '", path, "' is not a regular file"));
+    }
+    const int64_t size = st.st_size;
+    const int64_t begin =
+        RangePoint(size, options.worker_rank, options.num_workers);
+    const int64_t end =
+        RangePoint(size, options.worker_rank + 1, options.num_workers);
+    for (int t = 0; t < options.threads; ++t) {
+      Task task;
+      task.file = static_cast<int>(f);
+      task.begin = begin + RangePoint(end - begin, t, options.threads);
+      task.end = begin + RangePoint(end - begin, t + 1, options.threads);
+      if (task.begin < task.end) tasks.push_back(task);
+    }
+  }
+  auto reader = std::make_unique<CriteoFileReader>(options, std::move(tasks));
+  reader->Start();
+  return std::unique_ptr<DataReader>(std::move(reader));
+}
+
+}  // namespace ps

@@ -1,0 +1,43 @@
+// Synthetic Criteo-format data from a planted model, so training quality has
+// a yardstick: the oracle AUC/logloss (of the true click probabilities on the
+// eval file) is the best any model can reach on that data.
+//
+// Planted model: each categorical slot draws a value index from a Zipf
+// distribution over vocab_size values (value hex = a hash of slot and index);
+// each value has a hidden weight ~ N(0, weight_stddev^2); integer features
+// have a hidden effect through their log bucket; num_interactions slot pairs
+// add a hidden dot product of small latent vectors of their values. The click
+// probability is sigmoid(bias + sum of all terms); the label is drawn from it.
+// Some fields are left empty (missing), as in the real data.
+// Deterministic by seed: the same options give byte-identical files.
+#ifndef PS_WORKER_DATAGEN_H_
+#define PS_WORKER_DATAGEN_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "proto/config.pb.h"
+
+namespace ps {
+
+struct GeneratorReport {
+  std::string train_file;
+  std::string eval_file;
+  int64_t train_rows = 0;
+  int64_t eval_rows = 0;
+  double train_positive_rate = 0;
+  double eval_positive_rate = 0;
+  double oracle_auc = 0;      // on the eval file
+  double oracle_logloss = 0;  // on the eval file
+};
+
+// Writes GeneratedTrainFile/EvalFile(options) (common/config.h), creating
+// output_dir if needed, and GeneratedOracleFile as JSON with the report's
+// fields. Errors name the file that could not be written.
+absl::StatusOr<GeneratorReport> GenerateCriteoData(
+    const GeneratorConfig& options);
+
+}  // namespace ps
+
+#endif  // PS_WORKER_DATAGEN_H_

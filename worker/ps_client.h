@@ -1,0 +1,79 @@
+// A worker's connection to every parameter server and to the coordinator.
+//
+// Sparse pulls and pushes are split by owning server (common/hash.h
+// ServerForKey) into one request per server, sent to all servers in
+// parallel. Pushes are asynchronous: PushAsync returns once the requests are
+// sent; WaitPushes(n) blocks until at most n pushes are in flight and returns
+// the first error any finished push had. Errors name the server and its
+// endpoint. Pull/Push calls come from one thread; the coordinator calls may
+// come from another.
+#ifndef PS_WORKER_PS_CLIENT_H_
+#define PS_WORKER_PS_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "common/model_spec.h"
+#include "proto/config.pb.h"
+
+namespace ps {
+
+struct PsClientOptions {
+  std::vector<std::string> servers;
+  int worker_rank = 0;
+  int num_workers = 1;
+  int64_t max_message_bytes = 256 << 20;
+  int rpc_timeout_ms = 60000;
+  // How long Connect waits for every server to accept connections.
+  int connect_timeout_sec = 60;
+
+  static PsClientOptions FromConfig(const JobConfig& config, int worker_rank);
+};
+
+class PsClient {
+ public:
+  // Connects to every server, waiting up to connect_timeout_sec; Unavailable
+  // naming the servers that did not answer.
+  static absl::StatusOr<std::unique_ptr<PsClient>> Connect(
+      const PsClientOptions& options);
+  virtual ~PsClient() = default;
+
+  virtual int num_servers() const = 0;
+
+  // values (keys.size() * dim floats) = rows of `keys` in sparse table
+  // `table`; rows are created on the servers if new.
+  virtual absl::Status PullSparse(uint32_t table, int dim,
+                                  absl::Span<const uint64_t> keys,
+                                  absl::Span<float> values, int64_t step) = 0;
+
+  // Sends gradients of distinct `keys` (keys.size() * dim floats) and of the
+  // dense table (`dense_grad`, the whole vector laid out by `blocks`; empty
+  // to skip) as one asynchronous push. The spans are copied.
+  virtual void PushAsync(uint32_t sparse_table, int dim,
+                         absl::Span<const uint64_t> keys,
+                         absl::Span<const float> grads, uint32_t dense_table,
+                         const DenseBlocks& blocks,
+                         absl::Span<const float> dense_grad, int64_t step) = 0;
+  virtual absl::Status WaitPushes(int max_in_flight) = 0;
+
+  // out (blocks.size floats) = the whole dense table, gathered from all
+  // servers.
+  virtual absl::Status PullDense(uint32_t table, const DenseBlocks& blocks,
+                                 absl::Span<float> out, int64_t step) = 0;
+
+  // Coordinator (server 0).
+  virtual absl::Status Register() = 0;
+  // Blocks until every worker reached barrier `name`; returns whether all
+  // workers arrived with has_more == false.
+  virtual absl::StatusOr<bool> Barrier(const std::string& name,
+                                       bool has_more) = 0;
+  virtual absl::Status Finish(int64_t examples, const std::string& status) = 0;
+};
+
+}  // namespace ps
+
+#endif  // PS_WORKER_PS_CLIENT_H_
