@@ -75,8 +75,8 @@ for ((j = 0; j < NUM_WORKERS; j++)); do
   PIDS+=($!)
   WORKER_PIDS+=($!)
 done
-# Progress: worker 0's log lines.
-tail -n +1 -F "$RUN_DIR/worker_0.log" 2>/dev/null |
+# Progress: worker 0's log lines (tail ends with worker 0).
+tail --pid="${WORKER_PIDS[0]}" -n +1 -F "$RUN_DIR/worker_0.log" 2>/dev/null |
   grep --line-buffered -E "step|eval:|failed|rror" | sed -u 's/^[^]]*] /  /' &
 TAIL_PID=$!
 

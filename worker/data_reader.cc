@@ -1,13 +1,9 @@
 #include "worker/data_reader.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <glob.h>
-#include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <cstring>
 #include <deque>
 #include <thread>
 #include <utility>
@@ -18,140 +14,13 @@
 #include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
+#include "worker/line_source.h"
 
 namespace ps {
 namespace {
 
-constexpr size_t kReadChunk = size_t{1} << 20;
 constexpr int64_t kMinLinesForRatioCheck = 1000;
 constexpr int kFlushEveryLines = 256;
-
-std::string ErrnoText(int err) {
-  char buf[256];
-  return strerror_r(err, buf, sizeof(buf));  // GNU variant: returns the text
-}
-
-absl::Status FileError(int err, absl::string_view what,
-                       const std::string& path) {
-  std::string message = absl::StrCat("cannot ", what, " input file '", path,
-                                     "': ", ErrnoText(err));
-  switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-      return absl::NotFoundError(message);
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(message);
-    default:
-      return absl::InternalError(message);
-  }
-}
-
-// An open file descriptor, closed on destruction.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-absl::StatusOr<size_t> PreadSome(int fd, char* buf, size_t n, int64_t offset,
-                                 const std::string& path) {
-  while (true) {
-    ssize_t got = pread(fd, buf, n, offset);
-    if (got >= 0) return static_cast<size_t>(got);
-    if (errno != EINTR) return FileError(errno, "read", path);
-  }
-}
-
-// Number of '\n' bytes in [0, end) of the file.
-absl::StatusOr<int64_t> CountNewlines(int fd, int64_t end,
-                                      const std::string& path) {
-  std::unique_ptr<char[]> buf(new char[kReadChunk]);
-  int64_t count = 0;
-  for (int64_t pos = 0; pos < end;) {
-    size_t want = static_cast<size_t>(
-        std::min<int64_t>(static_cast<int64_t>(kReadChunk), end - pos));
-    auto got = PreadSome(fd, buf.get(), want, pos, path);
-    if (!got.ok()) return got.status();
-    if (*got == 0) break;  // the file shrank
-    const char* p = buf.get();
-    const char* const stop = p + *got;
-    while (const void* nl = std::memchr(p, '\n', stop - p)) {
-      ++count;
-      p = static_cast<const char*>(nl) + 1;
-    }
-    pos += static_cast<int64_t>(*got);
-  }
-  return count;
-}
-
-// Reads the lines of a file from a byte offset on, through one buffer that
-// grows only for lines longer than it. Not thread-safe.
-class LineScanner {
- public:
-  explicit LineScanner(std::vector<char>* buffer) : buf_(*buffer) {
-    if (buf_.size() < kReadChunk) buf_.resize(kReadChunk);
-  }
-
-  void Reset(int fd, const std::string* path, int64_t offset) {
-    fd_ = fd;
-    path_ = path;
-    base_ = offset;
-    pos_ = end_ = scanned_ = 0;
-    eof_ = false;
-  }
-
-  // Sets `line` (without its '\n') and `start` (its file offset) to the next
-  // line; false at the end of the file. `line` lives until the next call.
-  absl::StatusOr<bool> Next(absl::string_view* line, int64_t* start) {
-    while (true) {
-      const void* nl =
-          std::memchr(buf_.data() + scanned_, '\n', end_ - scanned_);
-      if (nl != nullptr || (eof_ && pos_ < end_)) {
-        size_t line_end =
-            nl ? static_cast<size_t>(static_cast<const char*>(nl) - buf_.data())
-               : end_;
-        *line = absl::string_view(buf_.data() + pos_, line_end - pos_);
-        *start = base_ + static_cast<int64_t>(pos_);
-        pos_ = scanned_ = nl ? line_end + 1 : end_;
-        return true;
-      }
-      if (eof_) return false;
-      // Keep the partial line, make room, read more.
-      if (pos_ > 0) {
-        std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
-        base_ += static_cast<int64_t>(pos_);
-        end_ -= pos_;
-        pos_ = 0;
-      }
-      scanned_ = end_;
-      if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);
-      auto got = PreadSome(fd_, buf_.data() + end_, buf_.size() - end_,
-                           base_ + static_cast<int64_t>(end_), *path_);
-      if (!got.ok()) return got.status();
-      if (*got == 0) eof_ = true;
-      end_ += *got;
-    }
-  }
-
- private:
-  std::vector<char>& buf_;
-  int fd_ = -1;
-  const std::string* path_ = nullptr;
-  int64_t base_ = 0;    // file offset of buf_[0]
-  size_t pos_ = 0;      // start of the next line in buf_
-  size_t end_ = 0;      // bytes of buf_ holding data
-  size_t scanned_ = 0;  // buf_[pos_, scanned_) holds no '\n'
-  bool eof_ = false;
-};
 
 // Lines starting in [begin, end) of one file.
 struct Task {
@@ -233,15 +102,14 @@ class CriteoFileReader final : public DataReader {
   }
 
   void ThreadMain() {
-    std::vector<char> buffer;
-    LineScanner scanner(&buffer);
+    std::vector<char> buffer;  // shared by the thread's line sources
     Batch batch = NewBatch(/*reserve=*/true);
     Pending pending;
     absl::Status status;
     while (status.ok()) {
       size_t t = next_task_.fetch_add(1);
       if (t >= tasks_.size()) break;
-      status = RunTask(tasks_[t], &scanner, &batch, &pending);
+      status = RunTask(tasks_[t], &buffer, &batch, &pending);
     }
     if (status.ok() && batch.size() > 0) status = Push(&batch, &pending);
     Flush(&pending);
@@ -256,38 +124,20 @@ class CriteoFileReader final : public DataReader {
     }
   }
 
-  absl::Status RunTask(const Task& task, LineScanner* scanner, Batch* batch,
-                       Pending* pending) {
-    const std::string& path = options_.files[task.file];
-    int raw = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (raw < 0) return FileError(errno, "open", path);
-    Fd fd(raw);
-
-    // A line belongs to the task when it starts in [begin, end): skip the
-    // line containing byte begin - 1 (it ends at or after that byte).
+  absl::Status RunTask(const Task& task, std::vector<char>* buffer,
+                       Batch* batch, Pending* pending) {
+    ASSIGN_OR_RETURN(InputFile file,
+                     InputFile::Open(options_.files[task.file]));
+    LineSource lines(&file, task.begin, task.end, buffer);
     absl::string_view line;
-    int64_t start = 0;
-    scanner->Reset(fd.get(), &path, task.begin > 0 ? task.begin - 1 : 0);
-    if (task.begin > 0) {
-      auto more = scanner->Next(&line, &start);
-      if (!more.ok()) return more.status();
-      if (!*more) return absl::OkStatus();
-    }
-    int64_t first_line = -1;  // 1-based number of the task's first line
-    int64_t first_start = -1;
-    int64_t index = 0;  // lines of this task so far
-    for (;; ++index) {
-      auto more = scanner->Next(&line, &start);
-      if (!more.ok()) return more.status();
-      if (!*more || start >= task.end) break;
-      if (first_start < 0) first_start = start;
+    while (true) {
+      ASSIGN_OR_RETURN(bool more, lines.Next(&line));
+      if (!more) break;
       absl::Status parsed = AppendCriteoExample(line, options_.criteo, batch);
       ++pending->lines;
       if (!parsed.ok()) {
         ++pending->bad;
-        absl::Status s = OnBadLine(fd.get(), path, first_start, index,
-                                   parsed.message(), &first_line);
-        if (!s.ok()) return s;
+        RETURN_IF_ERROR(OnBadLine(&lines, file.path(), parsed.message()));
       }
       if (batch->size() >= options_.batch_size) {
         RETURN_IF_ERROR(Push(batch, pending));
@@ -300,22 +150,17 @@ class CriteoFileReader final : public DataReader {
   }
 
   // Logs the first log_bad_lines bad lines and records the first one, both
-  // as "file:line: reason". Before any thread adds a bad line to the shared
-  // count, first_bad_ is set, so a ratio error always names a line.
-  absl::Status OnBadLine(int fd, const std::string& path, int64_t first_start,
-                         int64_t index, absl::string_view reason,
-                         int64_t* first_line) {
+  // as "file:line: reason", for the line `lines` last returned. Before any
+  // thread adds a bad line to the shared count, first_bad_ is set, so a
+  // ratio error always names a line.
+  absl::Status OnBadLine(LineSource* lines, const std::string& path,
+                         absl::string_view reason) {
     const int64_t seen = bad_seen_.fetch_add(1);
     const bool log = seen < options_.log_bad_lines;
     const bool record = !first_bad_recorded_.load();
     if (!log && !record) return absl::OkStatus();
-    if (*first_line < 0) {
-      auto newlines = CountNewlines(fd, first_start, path);
-      if (!newlines.ok()) return newlines.status();
-      *first_line = *newlines + 1;
-    }
-    std::string where =
-        absl::StrCat(path, ":", *first_line + index, ": ", reason);
+    ASSIGN_OR_RETURN(int64_t line_number, lines->LineNumber());
+    std::string where = absl::StrCat(path, ":", line_number, ": ", reason);
     if (log) LOG(WARNING) << "skipping malformed line " << where;
     if (record) {
       absl::MutexLock lock(&mu_);
@@ -404,7 +249,7 @@ absl::StatusOr<std::vector<std::string>> ExpandFiles(
     if (!HasGlobChars(pattern)) {
       struct stat st;
       if (stat(pattern.c_str(), &st) != 0) {
-        return FileError(errno, "stat", pattern);
+        return InputFileError(errno, "stat", pattern);
       }
       files.push_back(pattern);
       continue;
@@ -460,17 +305,8 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
   // take sub-ranges in order as they finish the previous one.
   std::vector<Task> tasks;
   for (size_t f = 0; f < options.files.size(); ++f) {
-    const std::string& path = options.files[f];
-    int raw = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (raw < 0) return FileError(errno, "open", path);
-    Fd fd(raw);
-    struct stat st;
-    if (fstat(fd.get(), &st) != 0) return FileError(errno, "stat", path);
-    if (!S_ISREG(st.st_mode)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("input file '", path, "' is not a regular file"));
-    }
-    const int64_t size = st.st_size;
+    ASSIGN_OR_RETURN(InputFile file, InputFile::Open(options.files[f]));
+    ASSIGN_OR_RETURN(const int64_t size, file.Size());
     const int64_t begin =
         RangePoint(size, options.worker_rank, options.num_workers);
     const int64_t end =

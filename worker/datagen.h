@@ -2,13 +2,18 @@
 // a yardstick: the oracle AUC/logloss (of the true click probabilities on the
 // eval file) is the best any model can reach on that data.
 //
-// Planted model: each categorical slot draws a value index from a Zipf
-// distribution over vocab_size values (value hex = a hash of slot and index);
-// each value has a hidden weight ~ N(0, weight_stddev^2); integer features
-// have a hidden effect through their log bucket; num_interactions slot pairs
-// add a hidden dot product of small latent vectors of their values. The click
-// probability is sigmoid(bias + sum of all terms); the label is drawn from it.
-// Some fields are left empty (missing), as in the real data.
+// Planted model (worker/planted_model.h): each categorical slot draws a value
+// index from a Zipf distribution over vocab_size values (value hex = a hash
+// of seed, slot and index) and adds its value's hidden weight. Each slot's
+// term is standardized over that distribution to mean 0 and a std-dev of
+// weight_stddev times a per-slot scale in [0.15, 1], with popular values
+// weighted more than rare ones (rare values stay near the slot average).
+// Integer features add a hidden effect of their log bucket (std-dev
+// weight_stddev times a per-slot scale in [0.2, 0.8]); num_interactions slot
+// pairs add a hidden dot product of small latent vectors of their values
+// (std-dev 0.4 * weight_stddev). The click probability is
+// sigmoid(bias + sum of all terms); the label is drawn from it. Some fields
+// are left empty (missing, with a weight of their own), as in the real data.
 // Deterministic by seed: the same options give byte-identical files.
 #ifndef PS_WORKER_DATAGEN_H_
 #define PS_WORKER_DATAGEN_H_

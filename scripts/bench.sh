@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Builds and runs the benchmarks (tests/bench/) and prints a JSON summary.
+#
+#   scripts/bench.sh [--quick] [OUT_DIR]
+#
+# OUT_DIR (default runs/bench-<date>) receives sparse_table_bench.json and
+# rpc_bench.json (Google Benchmark JSON) and summary.json (the medians of
+# $PS_BENCH_REPS repetitions, default 3, run in random interleaved order).
+# --quick runs each benchmark once, briefly: a smoke run, not figures to
+# quote. The build directory is $PS_BUILD_DIR (default build/); only the
+# benchmark targets are built, with $PS_JOBS jobs (default: nproc).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BUILD="${PS_BUILD_DIR:-$ROOT/build}"
+JOBS="${PS_JOBS:-$(nproc)}"
+
+REPS="${PS_BENCH_REPS:-3}"
+MIN_TIME=""
+OUT=""
+for arg in "$@"; do
+  case "$arg" in
+    --quick) MIN_TIME="--benchmark_min_time=0.05"; REPS=1 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -*) echo "bench: unknown option $arg" >&2; exit 2 ;;
+    *) OUT="$arg" ;;
+  esac
+done
+OUT="${OUT:-$ROOT/runs/bench-$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$OUT"
+
+mkdir -p "$BUILD"
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  if ! cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      >"$BUILD/configure.log" 2>&1; then
+    cat "$BUILD/configure.log"
+    exit 1
+  fi
+fi
+echo "bench: building in $BUILD with $JOBS jobs" >&2
+if ! cmake --build "$BUILD" -j "$JOBS" --target sparse_table_bench rpc_bench \
+    >"$BUILD/bench-build.log" 2>&1; then
+  grep -E "error|Error" -A5 "$BUILD/bench-build.log" | head -80 >&2 || true
+  echo "bench: build FAILED (full log: $BUILD/bench-build.log)" >&2
+  exit 1
+fi
+
+for bench in sparse_table_bench rpc_bench; do
+  echo "bench: running $bench" >&2
+  # Console output to stderr so stdout is the summary alone.
+  # Repetitions run interleaved in random order, so a burst of load from
+  # other processes spreads over all benchmarks instead of skewing one ratio.
+  GLOG_minloglevel=1 "$BUILD/tests/$bench" $MIN_TIME \
+    --benchmark_repetitions="$REPS" --benchmark_enable_random_interleaving=true \
+    --benchmark_display_aggregates_only=true \
+    --benchmark_out="$OUT/$bench.json" --benchmark_out_format=json >&2
+done
+
+python3 - "$OUT" <<'EOF' | tee "$OUT/summary.json"
+import json, re, sys
+
+out = sys.argv[1]
+
+def load(name):
+    with open(f"{out}/{name}.json") as f:
+        data = json.load(f)
+    # The median of the repetitions where there are several, else the run.
+    runs, medians = {}, {}
+    for b in data["benchmarks"]:
+        if "error_occurred" in b:
+            continue
+        name = b.get("run_name", b["name"]).split("/real_time")[0]
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") == "median":
+                medians[name] = b
+        else:
+            runs[name] = b
+    runs.update(medians)
+    return data.get("context", {}), runs
+
+def args(name):
+    return dict((k, int(v)) for k, v in re.findall(r"(\w+):(\d+)", name))
+
+def dist(zipf):
+    return "zipf1.1" if zipf else "uniform"
+
+OPS = {"pull": 0, "push_adagrad": 1}
+
+def order(e):
+    return (OPS[e["op"]], e["dim"], e.get("batch_keys", 0), e["keys"])
+
+ctx, local = load("sparse_table_bench")
+_, rpc = load("rpc_bench")
+MiB = 1 << 20
+
+raw, raw_inline = {}, {}
+for name, b in local.items():
+    base = name.split("/")[0]
+    if base == "BM_RawFlatHashMap":
+        raw[dist(args(name)["zipf"])] = b["items_per_second"]
+    elif base == "BM_RawFlatHashMapInlineCopy":
+        raw_inline[dist(args(name)["zipf"])] = b["items_per_second"]
+
+in_process = []
+for name, b in local.items():
+    op = {"BM_SparsePull": "pull", "BM_SparsePushAdagrad": "push_adagrad"}.get(
+        name.split("/")[0])
+    if op is None:
+        continue
+    a = args(name)
+    d = dist(a["zipf"])
+    rows = b["items_per_second"]
+    in_process.append({
+        "op": op, "dim": a["dim"], "keys": d,
+        "rows_per_s": round(rows),
+        "ratio_to_raw": round(rows / raw[d], 3) if d in raw else None,
+        "ratio_to_raw_inline": (round(rows / raw_inline[d], 3)
+                                if d in raw_inline else None),
+    })
+
+grpc_raw = rpc.get("BM_GrpcRawBytes")
+raw_mib = grpc_raw["bytes_per_second"] / MiB if grpc_raw else None
+grpc = []
+for name, b in rpc.items():
+    op = {"BM_GrpcPullSparse": "pull", "BM_GrpcPushSparse": "push_adagrad"}.get(
+        name.split("/")[0])
+    if op is None:
+        continue
+    a = args(name)
+    mib = b["bytes_per_second"] / MiB
+    grpc.append({
+        "op": op, "dim": a["dim"], "batch_keys": a["keys"],
+        "keys": dist(a["zipf"]),
+        "rows_per_s": round(b["items_per_second"]),
+        "value_MiB_per_s": round(mib, 1),
+        "ratio_to_raw_4MiB": round(mib / raw_mib, 3) if raw_mib else None,
+    })
+
+in_process.sort(key=order)
+grpc.sort(key=order)
+summary = {
+    "out_dir": out,
+    "host": {k: ctx.get(k) for k in ("num_cpus", "mhz_per_cpu", "load_avg")},
+    "raw_flat_hash_map_rows_per_s": {k: round(v) for k, v in sorted(raw.items())},
+    "raw_inline_copy_rows_per_s": {k: round(v) for k, v in sorted(raw_inline.items())},
+    "in_process": in_process,
+    "grpc_raw_4MiB_MiB_per_s": round(raw_mib, 1) if raw_mib else None,
+    "grpc": grpc,
+}
+# One line per measurement, so the summary reads as a table.
+lines = []
+for i, (k, v) in enumerate(summary.items()):
+    comma = "," if i + 1 < len(summary) else ""
+    if isinstance(v, list):
+        items = ",\n".join("  " + json.dumps(e) for e in v)
+        lines.append(f" {json.dumps(k)}: [\n{items}\n ]{comma}")
+    else:
+        lines.append(f" {json.dumps(k)}: {json.dumps(v)}{comma}")
+print("{\n" + "\n".join(lines) + "\n}")
+EOF

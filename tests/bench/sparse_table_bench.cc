@@ -1,0 +1,254 @@
+// In-process sparse table benchmarks (Google Benchmark), single-threaded:
+//
+//   BM_RawFlatHashMap/zipf:Z       the yardstick: absl::flat_hash_map<key,
+//                                  row index> over a contiguous arena of
+//                                  64-float (256 B) rows; each key's row is
+//                                  looked up and copied out (libc memmove).
+//   BM_RawFlatHashMapInlineCopy/zipf:Z
+//                                  the same with an inlined constant-size
+//                                  copy (the ~6 M rows/s in BUILD_NOTES.md).
+//   BM_SparsePull/dim:D/zipf:Z     SparseTable::Pull (server/sparse_table.h).
+//   BM_SparsePushAdagrad/dim:D/zipf:Z
+//                                  SparseTable::Push with the Adagrad rule.
+//
+// Every table holds 1M keys before timing; batches are 4096 distinct keys
+// (tests/bench/bench_keys.h), uniform (zipf:0) or Zipf(1.1) (zipf:1), built
+// outside the timed loop. items_per_second is rows per second; bytes_per_second
+// counts the rows' weights (dim floats each). Run by scripts/bench.sh.
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
+#include "benchmark/benchmark.h"
+#include "glog/logging.h"
+#include "server/sparse_table.h"
+#include "tests/bench/bench_keys.h"
+
+namespace ps {
+namespace {
+
+using bench::KeyBatches;
+using bench::KeyDist;
+
+constexpr int64_t kUniverse = 1 << 20;  // keys prefilled in every table
+constexpr int kBatch = 4096;            // distinct keys per call
+constexpr int kNumBatches = 256;        // 1M lookups before batches repeat
+constexpr int kRawDim = 64;             // 256 B rows in the baseline
+
+// The baseline: what a lookup-and-copy costs with nothing but a hash map
+// and an arena.
+struct RawTable {
+  absl::flat_hash_map<uint64_t, uint32_t> index;
+  std::vector<float> arena;  // kUniverse rows of kRawDim floats
+};
+
+// Lazily built inputs shared by the benchmarks of one process, so a
+// --benchmark_filter run builds only what it needs.
+class BenchInputs {
+ public:
+  const KeyBatches& Batches(KeyDist dist) {
+    auto& slot = batches_[dist == KeyDist::kZipf ? 1 : 0];
+    if (slot == nullptr) {
+      slot = std::make_unique<KeyBatches>(bench::MakeKeyBatches(
+          kUniverse, dist, kBatch, kNumBatches, /*seed=*/42));
+    }
+    return *slot;
+  }
+
+  const RawTable& Raw() {
+    if (raw_ == nullptr) {
+      raw_ = std::make_unique<RawTable>();
+      raw_->index.reserve(kUniverse);
+      raw_->arena.resize(static_cast<size_t>(kUniverse) * kRawDim);
+      for (int64_t r = 0; r < kUniverse; ++r) {
+        raw_->index.emplace(bench::UniverseKey(r), static_cast<uint32_t>(r));
+        for (int i = 0; i < kRawDim; ++i) {
+          raw_->arena[r * kRawDim + i] = static_cast<float>(r + i);
+        }
+      }
+    }
+    return *raw_;
+  }
+
+  // An Adagrad table of `dim` holding every key of the universe.
+  SparseTable& Table(int dim) {
+    auto& table = tables_[dim];
+    if (table == nullptr) {
+      SparseTableOptions options;
+      options.name = absl::StrCat("bench", dim);
+      options.dim = dim;
+      options.optimizer.set_type(OptimizerConfig::ADAGRAD);
+      options.optimizer.set_learning_rate(0.05f);
+      options.initializer.set_type(InitializerConfig::UNIFORM);
+      options.initializer.set_scale(0.01f);
+      auto created = SparseTable::Create(options);
+      CHECK(created.ok()) << created.status();
+      table = std::move(created).value();
+      std::vector<uint64_t> keys(kBatch);
+      std::vector<float> values(static_cast<size_t>(kBatch) * dim);
+      for (int64_t begin = 0; begin < kUniverse; begin += kBatch) {
+        for (int j = 0; j < kBatch; ++j) keys[j] = bench::UniverseKey(begin + j);
+        absl::Status status = table->Pull(keys, absl::MakeSpan(values));
+        CHECK(status.ok()) << status;
+      }
+      CHECK_EQ(table->size(), kUniverse);
+    }
+    return *table;
+  }
+
+ private:
+  std::unique_ptr<KeyBatches> batches_[2];
+  std::unique_ptr<RawTable> raw_;
+  std::map<int, std::unique_ptr<SparseTable>> tables_;
+};
+
+KeyDist DistArg(const benchmark::State& state, int i) {
+  return state.range(i) != 0 ? KeyDist::kZipf : KeyDist::kUniform;
+}
+
+void ReportRows(benchmark::State& state, int64_t rows, int dim, KeyDist dist) {
+  state.SetItemsProcessed(rows);
+  state.SetBytesProcessed(rows * dim * static_cast<int64_t>(sizeof(float)));
+  state.SetLabel(bench::KeyDistName(dist));
+}
+
+// Looks up every key of a batch and copies its 256 B row out. With
+// `inline_copy` the copy is a constant-size memcpy, which g++ -O2 inlines as
+// SSE moves; otherwise its size is opaque, so it calls libc's memmove (AVX2 /
+// AVX-512 where the CPU has it), as SparseTable::Pull's std::copy does. The
+// second is usually the faster (measured here: ~6 M rows/s inlined, 6-11 M
+// via libc, noisier) and is the yardstick scripts/bench.sh compares with.
+template <bool inline_copy>
+void RawLookups(benchmark::State& state, BenchInputs* inputs) {
+  const KeyDist dist = DistArg(state, 0);
+  const KeyBatches& batches = inputs->Batches(dist);
+  const RawTable& raw = inputs->Raw();
+  std::vector<float> out(static_cast<size_t>(kBatch) * kRawDim);
+  size_t row_bytes = kRawDim * sizeof(float);
+  benchmark::DoNotOptimize(row_bytes);
+  size_t b = 0;
+  int64_t rows = 0;
+  for (auto _ : state) {
+    const std::vector<uint64_t>& keys = batches[b];
+    float* dst = out.data();
+    for (uint64_t key : keys) {
+      auto it = raw.index.find(key);
+      if (it == raw.index.end()) {
+        state.SkipWithError("raw baseline: key missing");
+        return;
+      }
+      const float* row =
+          raw.arena.data() + static_cast<size_t>(it->second) * kRawDim;
+      if (inline_copy) {
+        std::memcpy(dst, row, kRawDim * sizeof(float));
+      } else {
+        std::memcpy(dst, row, row_bytes);
+      }
+      dst += kRawDim;
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+    rows += static_cast<int64_t>(keys.size());
+    if (++b == batches.size()) b = 0;
+  }
+  ReportRows(state, rows, kRawDim, dist);
+}
+
+// Fails the benchmark when the timed loop created rows (a key outside the
+// prefilled universe would measure inserts, not lookups).
+void CheckNoNewRows(benchmark::State& state, const SparseTable& table) {
+  if (table.size() != kUniverse) {
+    state.SkipWithError(absl::StrCat("table grew to ", table.size(),
+                                     " rows during the benchmark")
+                            .c_str());
+  }
+}
+
+void BM_SparsePull(benchmark::State& state, BenchInputs* inputs) {
+  const int dim = static_cast<int>(state.range(0));
+  const KeyDist dist = DistArg(state, 1);
+  const KeyBatches& batches = inputs->Batches(dist);
+  SparseTable& table = inputs->Table(dim);
+  std::vector<float> values(static_cast<size_t>(kBatch) * dim);
+  size_t b = 0;
+  int64_t rows = 0;
+  for (auto _ : state) {
+    const std::vector<uint64_t>& keys = batches[b];
+    absl::Status status =
+        table.Pull(keys, absl::MakeSpan(values.data(), keys.size() * dim));
+    if (!status.ok()) {
+      state.SkipWithError(status.ToString().c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(values.data());
+    benchmark::ClobberMemory();
+    rows += static_cast<int64_t>(keys.size());
+    if (++b == batches.size()) b = 0;
+  }
+  ReportRows(state, rows, dim, dist);
+  CheckNoNewRows(state, table);
+}
+
+void BM_SparsePushAdagrad(benchmark::State& state, BenchInputs* inputs) {
+  const int dim = static_cast<int>(state.range(0));
+  const KeyDist dist = DistArg(state, 1);
+  const KeyBatches& batches = inputs->Batches(dist);
+  SparseTable& table = inputs->Table(dim);
+  // Small gradients of both signs, so weights stay bounded however long the
+  // benchmark runs.
+  std::vector<float> grads(static_cast<size_t>(kBatch) * dim);
+  for (size_t i = 0; i < grads.size(); ++i) {
+    grads[i] = 1e-3f * static_cast<float>(static_cast<int>(i % 17) - 8);
+  }
+  size_t b = 0;
+  int64_t rows = 0;
+  for (auto _ : state) {
+    const std::vector<uint64_t>& keys = batches[b];
+    absl::Status status = table.Push(
+        keys, absl::MakeConstSpan(grads.data(), keys.size() * dim));
+    if (!status.ok()) {
+      state.SkipWithError(status.ToString().c_str());
+      return;
+    }
+    rows += static_cast<int64_t>(keys.size());
+    if (++b == batches.size()) b = 0;
+  }
+  ReportRows(state, rows, dim, dist);
+  CheckNoNewRows(state, table);
+}
+
+void RegisterAll(BenchInputs* inputs) {
+  benchmark::RegisterBenchmark("BM_RawFlatHashMap", RawLookups<false>, inputs)
+      ->ArgName("zipf")
+      ->DenseRange(0, 1);
+  benchmark::RegisterBenchmark("BM_RawFlatHashMapInlineCopy", RawLookups<true>,
+                               inputs)
+      ->ArgName("zipf")
+      ->DenseRange(0, 1);
+  for (auto [name, fn] :
+       {std::make_pair("BM_SparsePull", &BM_SparsePull),
+        std::make_pair("BM_SparsePushAdagrad", &BM_SparsePushAdagrad)}) {
+    benchmark::RegisterBenchmark(name, fn, inputs)
+        ->ArgNames({"dim", "zipf"})
+        ->ArgsProduct({{8, 16, 64}, {0, 1}});
+  }
+}
+
+}  // namespace
+}  // namespace ps
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  // Inputs outlive every benchmark and are freed before exit.
+  auto inputs = std::make_unique<ps::BenchInputs>();
+  ps::RegisterAll(inputs.get());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
