@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
 #include "common/status_macros.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
@@ -303,7 +304,12 @@ std::string Resolve(absl::string_view base_dir, const std::string& path) {
 }  // namespace
 
 std::vector<std::string> SplitEndpoints(absl::string_view list) {
-  return absl::StrSplit(list, ',', absl::SkipWhitespace());
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(list, ',')) {
+    part = absl::StripAsciiWhitespace(part);
+    if (!part.empty()) out.emplace_back(part);
+  }
+  return out;
 }
 
 std::string GeneratedTrainFile(const GeneratorConfig& gen) {

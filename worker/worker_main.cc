@@ -11,9 +11,7 @@
 #include "common/status_macros.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
-#include "kernels/backend.h"
-#include "worker/ps_client.h"
-#include "worker/trainer.h"
+#include "worker/worker_job.h"
 
 DEFINE_string(config, "", "job config file (.pbtxt)");
 DEFINE_int32(rank, -1, "this worker's rank (default: $PS_RANK)");
@@ -40,58 +38,23 @@ bool IntFromEnv(const char* name, int* out) {
   return false;
 }
 
-absl::Status Run(const ps::JobConfig& config, int rank, std::string* json) {
-  ps::BackendOptions backend_options;
-  backend_options.threads = FLAGS_blas_threads;
-  auto backend = ps::Backend::CreateCpu(backend_options);
-  if (!backend.ok()) return backend.status();
-  LOG(INFO) << "worker " << rank << ": backend " << (*backend)->Name();
-  auto client = ps::PsClient::Connect(ps::PsClientOptions::FromConfig(config, rank));
-  if (!client.ok()) return client.status();
-  absl::Status status = (*client)->Register();
-  if (!status.ok()) return status;
-
-  ps::Trainer trainer(config, rank, client->get(), backend->get());
-  auto train = trainer.Train();
-  std::string result = train.ok() ? "ok" : std::string(train.status().message());
-  if (!train.ok()) {
-    PS_IGNORE_STATUS((*client)->Finish(0, result));
-    return train.status();
-  }
-  *json = absl::StrFormat(
+std::string ToJson(int rank, const ps::WorkerJobResult& r) {
+  const ps::TrainStats& t = r.train;
+  std::string json = absl::StrFormat(
       "{\"rank\": %d, \"examples\": %d, \"steps\": %d, \"bad_lines\": %d, "
       "\"train_seconds\": %.3f, \"examples_per_sec\": %.1f, "
       "\"train_auc\": %.6f, \"train_logloss\": %.6f",
-      rank, train->examples, train->steps, train->bad_lines, train->seconds,
-      train->examples / std::max(train->seconds, 1e-9), train->auc,
-      train->logloss);
-  LOG(INFO) << "worker " << rank << " trained " << train->examples
-            << " examples in " << train->seconds << " s (progressive auc "
-            << train->auc << ", logloss " << train->logloss << ")";
-  // Everyone's pushes are applied before the model is evaluated.
-  auto barrier = (*client)->Barrier("train-done", false);
-  if (!barrier.ok()) return barrier.status();
-  if (rank == 0 && config.data().eval_files_size() > 0) {
-    auto eval = trainer.Evaluate({config.data().eval_files().begin(),
-                                  config.data().eval_files().end()},
-                                 0, 1);
-    if (!eval.ok()) {
-      PS_IGNORE_STATUS((*client)->Finish(train->examples,
-                                         std::string(eval.status().message())));
-      return eval.status();
-    }
-    LOG(INFO) << "eval: auc " << eval->auc << " logloss " << eval->logloss
-              << " calibration " << eval->calibration << " on "
-              << eval->examples << " examples";
+      rank, t.examples, t.steps, t.bad_lines, t.seconds,
+      t.examples / std::max(t.seconds, 1e-9), t.auc, t.logloss);
+  if (r.eval.has_value()) {
     absl::StrAppendFormat(
-        json,
-        ", \"eval_examples\": %d, \"eval_auc\": %.6f, \"eval_logloss\": %.6f, "
-        "\"eval_calibration\": %.4f, \"eval_bad_lines\": %d",
-        eval->examples, eval->auc, eval->logloss, eval->calibration,
-        eval->bad_lines);
+        &json,
+        ", \"eval_examples\": %d, \"eval_auc\": %.6f, \"eval_logloss\": "
+        "%.6f, \"eval_calibration\": %.4f, \"eval_bad_lines\": %d",
+        r.eval->examples, r.eval->auc, r.eval->logloss, r.eval->calibration,
+        r.eval->bad_lines);
   }
-  *json += "}\n";
-  return (*client)->Finish(train->examples, "ok");
+  return json + "}\n";
 }
 
 }  // namespace
@@ -127,12 +90,14 @@ int main(int argc, char** argv) {
                << config->cluster().num_workers() << " workers";
     return 2;
   }
-  std::string json;
-  absl::Status status = Run(*config, rank, &json);
-  if (!status.ok()) {
-    LOG(ERROR) << "worker " << rank << " failed: " << status;
+  ps::WorkerJobOptions options;
+  options.blas_threads = FLAGS_blas_threads;
+  auto result = ps::RunWorkerJob(*config, rank, options);
+  if (!result.ok()) {
+    LOG(ERROR) << "worker " << rank << " failed: " << result.status();
     return 1;
   }
+  std::string json = ToJson(rank, *result);
   if (!FLAGS_result_file.empty()) {
     std::ofstream out(FLAGS_result_file);
     out << json;

@@ -1,0 +1,34 @@
+// Everything a worker process does, as a library call: connect to the
+// servers, register with the coordinator, train, meet the other workers,
+// evaluate (worker 0 scores all eval files with the final parameters) and
+// tell the coordinator it finished. ps_worker's main and the integration
+// tests both run this. Thread-compatible: one call per worker.
+#ifndef PS_WORKER_WORKER_JOB_H_
+#define PS_WORKER_WORKER_JOB_H_
+
+#include <optional>
+
+#include "absl/status/statusor.h"
+#include "proto/config.pb.h"
+#include "worker/trainer.h"
+
+namespace ps {
+
+struct WorkerJobOptions {
+  // BLAS threads of the CPU backend. Default: 1.
+  int blas_threads = 1;
+};
+
+struct WorkerJobResult {
+  TrainStats train;
+  std::optional<EvalStats> eval;  // worker 0, when the config has eval files
+};
+
+// REQUIRES: config validated, 0 <= rank < num_workers. A failure is also
+// reported to the coordinator (Finish with the error) when it is reachable.
+absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
+                                             const WorkerJobOptions& options);
+
+}  // namespace ps
+
+#endif  // PS_WORKER_WORKER_JOB_H_
