@@ -32,6 +32,9 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address,
                            grpc::InsecureServerCredentials(), &s->port_);
+  // Without this gRPC sets SO_REUSEPORT and a second server on a taken port
+  // would start silently instead of failing.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(s->max_message_bytes_));
   builder.SetMaxSendMessageSize(static_cast<int>(s->max_message_bytes_));
   builder.RegisterService(s->service_.get());
