@@ -3,6 +3,7 @@
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "kernels/backend.h"
+#include "kernels/device.h"
 #include "worker/ps_client.h"
 
 namespace ps {
@@ -12,7 +13,8 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
   BackendOptions backend_options;
   backend_options.threads = options.blas_threads;
   ASSIGN_OR_RETURN(auto backend, Backend::CreateCpu(backend_options));
-  LOG(INFO) << "worker " << rank << ": backend " << backend->Name();
+  LOG(INFO) << "worker " << rank << ": backend " << backend->Name() << "; "
+            << DescribeAccelerators();
   ASSIGN_OR_RETURN(auto client,
                    PsClient::Connect(PsClientOptions::FromConfig(config, rank)));
   RETURN_IF_ERROR(client->Register());
