@@ -4,28 +4,17 @@
 #include <cmath>
 
 #include "common/hash.h"
+#include "common/input_shape.h"
 
 namespace ps {
-
-namespace {
-
-int NumSlots(const DataConfig& data) {
-  // Criteo: 26 categorical slots, plus 13 integer slots when bucketized.
-  return data.int_features() == DataConfig::NORMALIZE ? 26 : 39;
-}
-
-int NumDense(const DataConfig& data) {
-  return data.int_features() == DataConfig::NORMALIZE ? 13 : 0;
-}
-
-}  // namespace
 
 ModelSpec MakeModelSpec(const JobConfig& config) {
   ModelSpec spec;
   const ModelConfig& model = config.model();
   spec.type = model.type();
-  spec.num_slots = NumSlots(config.data());
-  spec.num_dense = NumDense(config.data());
+  const InputShape shape = InputShapeOf(config.data());
+  spec.num_slots = shape.num_slots;
+  spec.num_dense = shape.num_dense;
   for (int t = 0; t < config.sparse_tables_size(); ++t) {
     if (config.sparse_tables(t).name() == model.sparse_table()) {
       spec.sparse_table_id = static_cast<uint32_t>(t);

@@ -1,12 +1,25 @@
-// Server-side optimizer rules, applied per row on push.
+// Server-side optimizer rules, applied to rows on push.
 //
-// The update path is written once (SparseTable / DenseTable call Update on a
-// RowView); each rule supplies only its math and declares how many floats of
-// state it keeps per row. Rules are immutable after creation and thread-safe;
+// The update path is written once (optimizer.cc): it loads a row's weights,
+// state and gradient a few lanes at a time, hands them to the rule's math and
+// stores the results; UpdateRows also prefetches rows ahead so that their
+// cache misses overlap. Each rule supplies only its math (a few lines valid
+// for a float or a vector of floats), its name and how many floats of state
+// it keeps per weight. Rules are immutable after creation and thread-safe;
 // callers serialize updates of one row.
+//
+// Row layout. A row's state is `StateSize(dim)` floats: for every weight i,
+// state value k (k < StateSize(dim) / dim) sits at state[k * dim + i].
+// UpdateRows works on packed rows, [weights (dim) | state], as SparseTable
+// stores them.
+//
+// Results are bit-identical whichever path (Update, UpdateRows, vector lanes
+// or scalar tail) applies a gradient.
 #ifndef PS_SERVER_OPTIMIZER_H_
 #define PS_SERVER_OPTIMIZER_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "absl/status/statusor.h"
@@ -23,7 +36,10 @@ struct RowView {
 
 class OptimizerRule {
  public:
-  // InvalidArgument for an unknown type or bad hyper-parameters.
+  // InvalidArgument naming the field and its value for an unknown type or a
+  // hyper-parameter out of range: learning_rate must be finite and > 0,
+  // weight_bound finite and >= 0; Adagrad's epsilon finite and > 0 and its
+  // initial_accumulator finite and >= 0.
   static absl::StatusOr<std::unique_ptr<OptimizerRule>> Create(
       const OptimizerConfig& config);
   virtual ~OptimizerRule() = default;
@@ -32,11 +48,32 @@ class OptimizerRule {
   // Floats of state per row of `dim` weights.
   virtual int StateSize(int dim) const = 0;
   // Sets the state of a new row.
+  // REQUIRES: state.size() == StateSize(dim) for the row's dim.
   virtual void InitState(absl::Span<float> state) const = 0;
   // Applies gradient `grad` (same size as row.weights) to the row.
-  // REQUIRES: grad finite, sizes as declared.
+  // REQUIRES: grad finite, row.state.size() == StateSize(grad.size()).
   virtual void Update(RowView row, absl::Span<const float> grad) const = 0;
+  // Applies grads[i] (dim floats) to the packed row rows[i] (dim weights,
+  // then StateSize(dim) floats of state), for i = 0, 1, ... in order: a row
+  // listed several times receives its gradients in turn. One virtual call
+  // per batch; the rows are prefetched a few ahead.
+  // REQUIRES: rows.size() == grads.size(), gradients finite, and no row
+  // overlaps a gradient.
+  virtual void UpdateRows(int dim, absl::Span<float* const> rows,
+                          absl::Span<const float* const> grads) const = 0;
 };
+
+// Asks the CPU to bring the cache lines of [p, p + bytes) in, for writing
+// when kForWrite (as a row about to be updated). A hint only: never faults.
+template <bool kForWrite>
+inline void PrefetchBytes(const void* p, size_t bytes) {
+  constexpr size_t kLine = 64;
+  const char* c = static_cast<const char*>(p);
+  // From the line holding the first byte to the line holding the last.
+  const char* end = c + bytes;
+  c -= reinterpret_cast<uintptr_t>(c) % kLine;
+  for (; c < end; c += kLine) __builtin_prefetch(c, kForWrite ? 1 : 0, 3);
+}
 
 }  // namespace ps
 
