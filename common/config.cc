@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/ascii.h"
+#include "common/input_shape.h"
 #include "common/status_macros.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
@@ -144,6 +145,40 @@ absl::Status CheckEndpoint(const Validator& v, const std::string& path,
   return absl::OkStatus();
 }
 
+// model.wide_slots / model.deep_slots (`field`): every entry names a slot of
+// the data, at most once.
+absl::Status CheckModelSlotList(
+    const Validator& v, const std::string& field,
+    const google::protobuf::RepeatedField<int32_t>& slots, int num_slots) {
+  for (int i = 0; i < slots.size(); ++i) {
+    const std::string path = absl::StrCat("model.", field, "[", i, "]");
+    if (slots[i] < 0 || slots[i] >= num_slots) {
+      return v.Error(path, absl::StrCat("slot ", slots[i],
+                                        " does not exist: the data has ",
+                                        num_slots, " sparse slots (0..",
+                                        num_slots - 1, ")"));
+    }
+    for (int j = 0; j < i; ++j) {
+      if (slots[j] == slots[i]) {
+        return v.Error(path, absl::StrCat("slot ", slots[i],
+                                          " is listed twice (also ", field,
+                                          "[", j, "])"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The model's slot lists against the data's slot count.
+// REQUIRES: c.data() passed validation (its shape is known).
+absl::Status CheckModelSlots(const Validator& v, const JobConfig& c) {
+  const int num_slots = InputShapeOf(c.data()).num_slots;
+  RETURN_IF_ERROR(
+      CheckModelSlotList(v, "wide_slots", c.model().wide_slots(), num_slots));
+  return CheckModelSlotList(v, "deep_slots", c.model().deep_slots(),
+                            num_slots);
+}
+
 absl::Status Validate(const Validator& v, const JobConfig& c) {
   const ClusterConfig& cl = c.cluster();
   if (cl.servers().empty()) {
@@ -199,8 +234,10 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
   if (!c.has_model()) return v.Error("model", "is required");
   const ModelConfig& m = c.model();
   if (m.type() == ModelConfig::TYPE_UNSPECIFIED) {
-    return v.Error("model.type", "must be LR or DNN");
+    return v.Error("model.type",
+                   "must be LR, DNN, FM, WIDE_DEEP, DEEPFM or DCN");
   }
+  const std::string& model_type = ModelConfig::Type_Name(m.type());
   if (m.sparse_table().empty()) {
     return v.Error("model.sparse_table", "is required");
   }
@@ -225,6 +262,41 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
       return v.Error("model.hidden_units", "must be empty for LR");
     }
   }
+  // FM, WIDE_DEEP and DEEPFM rows are [linear weight | embedding].
+  if ((m.type() == ModelConfig::FM || m.type() == ModelConfig::WIDE_DEEP ||
+       m.type() == ModelConfig::DEEPFM) &&
+      table->dim() < 2) {
+    return v.Error("model.type",
+                   absl::StrCat(model_type, " needs sparse table '",
+                                table->name(),
+                                "' to have dim >= 2 (1 linear weight + "
+                                "embedding), it has ",
+                                table->dim()));
+  }
+  if (m.type() == ModelConfig::FM && !m.hidden_units().empty()) {
+    return v.Error("model.hidden_units", "must be empty for FM");
+  }
+  if (m.type() != ModelConfig::WIDE_DEEP) {
+    if (!m.wide_slots().empty()) {
+      return v.Error("model.wide_slots",
+                     absl::StrCat("only applies to model type WIDE_DEEP, "
+                                  "this model is ",
+                                  model_type));
+    }
+    if (!m.deep_slots().empty()) {
+      return v.Error("model.deep_slots",
+                     absl::StrCat("only applies to model type WIDE_DEEP, "
+                                  "this model is ",
+                                  model_type));
+    }
+  }
+  if (m.has_cross_layers() && m.type() != ModelConfig::DCN) {
+    return v.Error("model.cross_layers",
+                   absl::StrCat("only applies to model type DCN, this model "
+                                "is ",
+                                model_type));
+  }
+  RETURN_IF_ERROR(v.Range("model.cross_layers", m.cross_layers(), 0, 64));
   for (int i = 0; i < m.hidden_units_size(); ++i) {
     RETURN_IF_ERROR(v.Range(absl::StrCat("model.hidden_units[", i, "]"),
                             m.hidden_units(i), 1, 65536));
@@ -233,7 +305,7 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
     return v.Error("model.pooling", "must be SUM or MEAN");
   }
   if (m.activation() == ModelConfig::ACTIVATION_UNSPECIFIED) {
-    return v.Error("model.activation", "must be RELU");
+    return v.Error("model.activation", "must be RELU, TANH or SIGMOID");
   }
   RETURN_IF_ERROR(
       CheckOptimizer(v, "model.dense_optimizer", m.dense_optimizer()));
@@ -241,10 +313,44 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
   if (!c.has_data()) return v.Error("data", "is required");
   const DataConfig& d = c.data();
   if (d.format() == DataConfig::FORMAT_UNSPECIFIED) {
-    return v.Error("data.format", "must be CRITEO");
+    return v.Error("data.format", "must be CRITEO, SLOT or MOVIELENS");
   }
   if (d.int_features() == DataConfig::INT_FEATURES_UNSPECIFIED) {
     return v.Error("data.int_features", "must be LOG_BUCKET or NORMALIZE");
+  }
+  if (d.format() == DataConfig::SLOT) {
+    if (!d.has_num_slots()) {
+      return v.Error("data.num_slots", "is required for format SLOT");
+    }
+    RETURN_IF_ERROR(v.Range("data.num_slots", d.num_slots(), 1, 100000));
+    RETURN_IF_ERROR(v.Range("data.num_dense", d.num_dense(), 0, 100000));
+  } else if (d.has_num_slots()) {
+    return v.Error("data.num_slots", "only applies to format SLOT");
+  } else if (d.has_num_dense()) {
+    return v.Error("data.num_dense", "only applies to format SLOT");
+  }
+  if (d.format() != DataConfig::MOVIELENS) {
+    if (d.has_movielens_user_file()) {
+      return v.Error("data.movielens_user_file",
+                     "only applies to format MOVIELENS");
+    }
+    if (d.has_movielens_item_file()) {
+      return v.Error("data.movielens_item_file",
+                     "only applies to format MOVIELENS");
+    }
+  } else {
+    if (d.has_movielens_user_file() && d.movielens_user_file().empty()) {
+      return v.Error("data.movielens_user_file", "must not be empty");
+    }
+    if (d.has_movielens_item_file() && d.movielens_item_file().empty()) {
+      return v.Error("data.movielens_item_file", "must not be empty");
+    }
+  }
+  RETURN_IF_ERROR(
+      v.Range("data.shuffle_buffer", d.shuffle_buffer(), 0, 10000000));
+  if (d.has_generate() && d.format() != DataConfig::CRITEO) {
+    return v.Error("data.generate",
+                   "generates CRITEO data, so data.format must be CRITEO");
   }
   if (d.has_generate()) {
     if (!d.train_files().empty() || !d.eval_files().empty()) {
@@ -279,10 +385,11 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
   RETURN_IF_ERROR(v.Range("data.reader_threads", d.reader_threads(), 1, 64));
   RETURN_IF_ERROR(
       v.Range("data.max_bad_line_ratio", d.max_bad_line_ratio(), 0.0, 1.0));
+  RETURN_IF_ERROR(CheckModelSlots(v, c));  // needs the data's shape
 
   const TrainingConfig& tr = c.training();
   if (tr.mode() == TrainingConfig::MODE_UNSPECIFIED) {
-    return v.Error("training.mode", "must be ASYNC or SYNC");
+    return v.Error("training.mode", "must be ASYNC, SYNC, BOUNDED or GEO");
   }
   RETURN_IF_ERROR(v.Range("training.epochs", tr.epochs(), 1, 100000));
   RETURN_IF_ERROR(
@@ -293,6 +400,18 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
                           tr.max_inflight_pushes(), 1, 64));
   RETURN_IF_ERROR(v.Range<int64_t>("training.max_steps", tr.max_steps(), 0,
                                    int64_t{1} << 50));
+  RETURN_IF_ERROR(v.Range("training.staleness", tr.staleness(), 0, 1 << 20));
+  RETURN_IF_ERROR(v.Range("training.geo_every", tr.geo_every(), 1, 1 << 20));
+  RETURN_IF_ERROR(
+      v.Range("training.max_merged_steps", tr.max_merged_steps(), 0, 1024));
+  if (tr.calibration_slot() >= 0) {
+    const int slots = InputShapeOf(d).num_slots;
+    if (tr.calibration_slot() >= slots) {
+      return v.Error("training.calibration_slot",
+                     absl::StrCat("must be -1 or a slot in [0, ", slots - 1,
+                                  "], got ", tr.calibration_slot()));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -360,9 +479,23 @@ absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view text,
   Validator validator(locator);
   RETURN_IF_ERROR(Validate(validator, config));
 
+  if (!overrides.metrics_dir.empty()) {
+    config.mutable_training()->set_metrics_dir(overrides.metrics_dir);
+  } else if (config.training().has_metrics_dir()) {
+    config.mutable_training()->set_metrics_dir(
+        Resolve(base_dir, config.training().metrics_dir()));
+  }
   DataConfig* data = config.mutable_data();
   for (auto& f : *data->mutable_train_files()) f = Resolve(base_dir, f);
   for (auto& f : *data->mutable_eval_files()) f = Resolve(base_dir, f);
+  if (data->has_movielens_user_file()) {
+    data->set_movielens_user_file(
+        Resolve(base_dir, data->movielens_user_file()));
+  }
+  if (data->has_movielens_item_file()) {
+    data->set_movielens_item_file(
+        Resolve(base_dir, data->movielens_item_file()));
+  }
   if (data->has_generate()) {
     GeneratorConfig* gen = data->mutable_generate();
     if (overrides.data_dir.empty()) {

@@ -27,6 +27,8 @@ struct ConfigOverrides {
   int num_workers = 0;
   // Replaces data.generate.output_dir when not empty (and data.generate set).
   std::string data_dir;
+  // Replaces training.metrics_dir when not empty.
+  std::string metrics_dir;
 };
 
 // Reads and validates `path`. NotFound when the file cannot be read,

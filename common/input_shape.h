@@ -1,6 +1,7 @@
 // How many sparse slots and dense features an example of a data format has,
-// derived from the data config alone so servers, workers and tools agree.
-// Pure functions; thread-safe.
+// derived from the data config alone (never from the data files) so servers,
+// workers and tools agree. The parsers in worker/ produce exactly this shape
+// (tests check it). Pure functions; thread-safe.
 #ifndef PS_COMMON_INPUT_SHAPE_H_
 #define PS_COMMON_INPUT_SHAPE_H_
 
@@ -13,6 +14,16 @@ struct InputShape {
   int num_dense = 0;  // dense features per example
 };
 
+// Slots of MOVIELENS examples: user and item ids always; the user side slots
+// when data.movielens_user_file is set, then the item side slots when
+// data.movielens_item_file is set, in this order.
+inline constexpr int kMovieLensIdSlots = 2;    // user id, item id
+inline constexpr int kMovieLensUserSlots = 4;  // age, gender, occupation, zip
+inline constexpr int kMovieLensItemSlots = 2;  // genres, release year
+
+// CRITEO: 39 slots (LOG_BUCKET) or 26 slots + 13 dense (NORMALIZE).
+// SLOT: data.num_slots and data.num_dense.
+// MOVIELENS: 2 slots, + 4 with a user file, + 2 with an item file; no dense.
 // REQUIRES: `data` passed config validation.
 InputShape InputShapeOf(const DataConfig& data);
 

@@ -8,10 +8,76 @@
 
 namespace ps {
 
+namespace {
+
+bool ReadsLinearWeight(ModelConfig::Type type) {
+  return type == ModelConfig::LR || type == ModelConfig::FM ||
+         type == ModelConfig::WIDE_DEEP || type == ModelConfig::DEEPFM;
+}
+
+// The slots a WIDE_DEEP model lists, or every slot when the list is empty or
+// the model has no such list.
+std::vector<int> SlotsOrAll(
+    const ModelConfig& model,
+    const google::protobuf::RepeatedField<int32_t>& listed, int num_slots) {
+  std::vector<int> slots;
+  if (model.type() == ModelConfig::WIDE_DEEP) {
+    slots.assign(listed.begin(), listed.end());
+  }
+  if (slots.empty()) {
+    for (int s = 0; s < num_slots; ++s) slots.push_back(s);
+  }
+  return slots;
+}
+
+// Hands out consecutive ranges of the dense vector and records weight blocks.
+class DenseLayout {
+ public:
+  explicit DenseLayout(ModelSpec* spec) : spec_(spec) {}
+
+  LayerSpec Layer(int in, int out, bool activated) {
+    LayerSpec layer;
+    layer.in = in;
+    layer.out = out;
+    layer.activated = activated;
+    layer.weight_offset = Weights(int64_t{in} * out, in, out);
+    layer.bias_offset = Take(out);
+    return layer;
+  }
+
+  CrossLayerSpec Cross(int width) {
+    CrossLayerSpec layer;
+    layer.width = width;
+    layer.weight_offset = Weights(width, width, 1);
+    layer.bias_offset = Take(width);
+    return layer;
+  }
+
+  int64_t size() const { return offset_; }
+
+ private:
+  int64_t Take(int64_t size) {
+    const int64_t at = offset_;
+    offset_ += size;
+    return at;
+  }
+  int64_t Weights(int64_t size, int fan_in, int fan_out) {
+    spec_->weight_inits.push_back({offset_, size, fan_in, fan_out});
+    return Take(size);
+  }
+
+  ModelSpec* const spec_;
+  int64_t offset_ = 0;
+};
+
+}  // namespace
+
 ModelSpec MakeModelSpec(const JobConfig& config) {
   ModelSpec spec;
   const ModelConfig& model = config.model();
-  spec.type = model.type();
+  const ModelConfig::Type type = model.type();
+  spec.type = type;
+  spec.activation = model.activation();
   const InputShape shape = InputShapeOf(config.data());
   spec.num_slots = shape.num_slots;
   spec.num_dense = shape.num_dense;
@@ -21,49 +87,58 @@ ModelSpec MakeModelSpec(const JobConfig& config) {
       spec.emb_dim = config.sparse_tables(t).dim();
     }
   }
-  int64_t offset = 0;
-  auto add_layer = [&](int in, int out, bool relu) {
-    LayerSpec layer;
-    layer.in = in;
-    layer.out = out;
-    layer.relu = relu;
-    layer.weight_offset = offset;
-    offset += static_cast<int64_t>(in) * out;
-    layer.bias_offset = offset;
-    offset += out;
-    spec.layers.push_back(layer);
-  };
-  if (spec.type == ModelConfig::LR) {
-    // logit = sum of per-feature weights + w . dense + b.
-    spec.input_width = spec.num_dense;
-    add_layer(spec.num_dense, 1, false);
-  } else {
-    spec.input_width = spec.num_slots * spec.emb_dim + spec.num_dense;
+  spec.linear_dim = ReadsLinearWeight(type) ? 1 : 0;
+  spec.factor_dim = std::max(spec.emb_dim - spec.linear_dim, 0);
+
+  DenseLayout layout(&spec);
+  spec.has_linear = ReadsLinearWeight(type);
+  if (spec.has_linear) {
+    spec.wide_slots = SlotsOrAll(model, model.wide_slots(), spec.num_slots);
+    // WIDE_DEEP's dense features feed its deep part only.
+    const int dense_in = type == ModelConfig::WIDE_DEEP ? 0 : spec.num_dense;
+    spec.linear = layout.Layer(dense_in, 1, false);
+  }
+  spec.has_fm = type == ModelConfig::FM || type == ModelConfig::DEEPFM;
+  spec.has_deep = type == ModelConfig::DNN || type == ModelConfig::WIDE_DEEP ||
+                  type == ModelConfig::DEEPFM || type == ModelConfig::DCN;
+  if (spec.has_deep) {
+    spec.deep_slots = SlotsOrAll(model, model.deep_slots(), spec.num_slots);
+    spec.input_width =
+        static_cast<int>(spec.deep_slots.size()) * spec.factor_dim +
+        spec.num_dense;
     int in = spec.input_width;
     for (int units : model.hidden_units()) {
-      add_layer(in, units, true);
+      spec.layers.push_back(layout.Layer(in, units, true));
       in = units;
     }
-    add_layer(in, 1, false);
+    const int num_cross = type == ModelConfig::DCN ? model.cross_layers() : 0;
+    for (int l = 0; l < num_cross; ++l) {
+      spec.cross.push_back(layout.Cross(spec.input_width));
+    }
+    int output_in = spec.layers.empty() ? 0 : spec.layers.back().out;
+    if (!spec.cross.empty()) output_in += spec.input_width;
+    if (spec.layers.empty() && spec.cross.empty()) output_in = spec.input_width;
+    spec.output = layout.Layer(output_in, 1, false);
   }
-  spec.dense_size = offset;
+  spec.dense_size = layout.size();
   return spec;
 }
 
 float DenseInitValue(const ModelSpec& spec, uint64_t seed, int64_t index) {
-  for (size_t l = 0; l < spec.layers.size(); ++l) {
-    const LayerSpec& layer = spec.layers[l];
-    if (index >= layer.weight_offset && index < layer.bias_offset) {
-      if (layer.in == 0) return 0.0f;
-      float limit = std::sqrt(6.0f / static_cast<float>(layer.in + layer.out));
-      float u = HashUniform(seed, l, static_cast<uint64_t>(index));
+  for (size_t k = 0; k < spec.weight_inits.size(); ++k) {
+    const WeightInit& block = spec.weight_inits[k];
+    if (index >= block.offset && index < block.offset + block.size) {
+      const float limit =
+          std::sqrt(6.0f / static_cast<float>(block.fan_in + block.fan_out));
+      const float u = HashUniform(seed, k, static_cast<uint64_t>(index));
       return (2.0f * u - 1.0f) * limit;
     }
   }
   return 0.0f;  // biases
 }
 
-std::vector<std::pair<int64_t, int64_t>> DenseBlocks::RangesOf(int server) const {
+std::vector<std::pair<int64_t, int64_t>> DenseBlocks::RangesOf(
+    int server) const {
   std::vector<std::pair<int64_t, int64_t>> ranges;
   for (int64_t b = server; b < num_blocks(); b += num_servers) {
     ranges.emplace_back(b * block_size, std::min(size, (b + 1) * block_size));

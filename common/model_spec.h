@@ -1,38 +1,94 @@
 // The shape of a model's inputs and dense parameters, derived from the job
 // config alone, so servers (which hold and initialize the dense table) and
-// workers (which compute with it) agree without talking.
+// workers (which compute with it) agree without talking. Plain values and
+// pure functions; thread-safe.
 //
-// Dense parameters of a model are one flat float vector (dense table 0):
-// for each layer l, W_l (in_l x out_l, row-major) then b_l (out_l).
-// The vector is cut into blocks of `dense_block_size` floats; block b lives on
-// server b % num_servers.
+// Sparse rows. A model reads one sparse table of `emb_dim` floats per row; a
+// row is [linear weight (linear_dim floats, 0 or 1) | embedding (factor_dim
+// floats)]: LR rows are the weight alone, FM / WIDE_DEEP / DEEPFM rows a
+// weight then an embedding, DNN / DCN rows an embedding alone.
+//
+// Logit = sum of the model's terms:
+//   linear (LR, FM, WIDE_DEEP, DEEPFM): the pooled linear weights of
+//     `wide_slots` + the layer `linear` over the dense features (WIDE_DEEP:
+//     a bias only, its dense features feed the deep part);
+//   fm (FM, DEEPFM): the FM second-order term over all slots' embeddings;
+//   deep (DNN, WIDE_DEEP, DEEPFM, DCN): over x0 = [embeddings of
+//     `deep_slots`, in that order | dense features] (input_width floats), the
+//     cross layers (DCN) and the activated hidden `layers`; `output` is a
+//     linear layer over [x_L (when there are cross layers) | the last hidden
+//     layer (when there are hidden layers)], or over x0 when neither.
+//
+// Dense parameters are one flat float vector (dense table 0), in the order
+// linear (W then b), hidden layers (W_l in_l x out_l row-major, then b_l),
+// cross layers (w_l then b_l, width floats each), output (W then b). Blocks a
+// model lacks take no space. Weights are Glorot-uniform (`weight_inits`),
+// biases 0. The vector is cut into blocks of `dense_block_size` floats; block
+// b lives on server b % num_servers.
 #ifndef PS_COMMON_MODEL_SPEC_H_
 #define PS_COMMON_MODEL_SPEC_H_
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "proto/config.pb.h"
 
 namespace ps {
 
+// y = act(x W + b): W (in x out, row-major) at weight_offset, b (out) at
+// bias_offset of the dense vector.
 struct LayerSpec {
   int in = 0;
   int out = 0;
-  bool relu = false;        // activation after this layer
+  bool activated = false;     // the model's activation follows (hidden layers)
   int64_t weight_offset = 0;  // into the flat dense vector
   int64_t bias_offset = 0;
 };
 
+// A DCN cross layer over `width`-float vectors: w and b, width floats each.
+struct CrossLayerSpec {
+  int width = 0;
+  int64_t weight_offset = 0;
+  int64_t bias_offset = 0;
+};
+
+// `size` weights at `offset` drawn from U(-l, l), l = sqrt(6 / (fan_in +
+// fan_out)), with the block's position in ModelSpec::weight_inits as the
+// random stream.
+struct WeightInit {
+  int64_t offset = 0;
+  int64_t size = 0;
+  int fan_in = 0;
+  int fan_out = 0;
+};
+
 struct ModelSpec {
   ModelConfig::Type type = ModelConfig::DNN;
-  int num_slots = 0;   // sparse slots per example
-  int num_dense = 0;   // dense features per example
-  int emb_dim = 0;     // dim of the sparse table
+  ModelConfig::Activation activation = ModelConfig::RELU;  // hidden layers
+  int num_slots = 0;  // sparse slots per example
+  int num_dense = 0;  // dense features per example
+  int emb_dim = 0;    // floats per sparse row: the table's dim
   uint32_t sparse_table_id = 0;
-  int input_width = 0;  // num_slots * emb_dim + num_dense (DNN)
-  std::vector<LayerSpec> layers;  // last layer has out == 1
-  int64_t dense_size = 0;         // floats in the flat dense vector
+
+  // Row layout: emb_dim == linear_dim + factor_dim.
+  int linear_dim = 0;  // 1: element 0 of a row is a linear weight
+  int factor_dim = 0;  // embedding floats of a row
+
+  bool has_linear = false;
+  std::vector<int> wide_slots;  // slots whose linear weight enters the logit
+  LayerSpec linear;             // dense features -> 1, its bias the model's
+  bool has_fm = false;          // FM second-order term over all slots
+
+  bool has_deep = false;
+  std::vector<int> deep_slots;    // slots whose embeddings form x0, in order
+  int input_width = 0;            // x0: deep_slots * factor_dim + num_dense
+  std::vector<LayerSpec> layers;  // hidden layers over x0
+  std::vector<CrossLayerSpec> cross;  // cross layers over x0
+  LayerSpec output;                   // -> the deep part's logit
+
+  std::vector<WeightInit> weight_inits;  // every weight block; the rest is 0
+  int64_t dense_size = 0;                // floats in the flat dense vector
 };
 
 // REQUIRES: `config` passed ValidateJobConfig.

@@ -1,5 +1,6 @@
 // Element-wise arithmetic shared by the CPU and CUDA backends: sigmoid, the
-// numerically stable sigmoid cross-entropy, and ReLU with its derivative.
+// numerically stable sigmoid cross-entropy, and the hidden-layer activations
+// (ReLU, tanh, sigmoid) with their derivatives from the activation's output.
 //
 // Every function is a pure inline function of its arguments (thread-safe) and
 // is marked PS_HOST_DEVICE so the same source compiles for host and device.
@@ -38,6 +39,14 @@ PS_HOST_DEVICE inline float Relu(float x) { return x > 0.0f ? x : 0.0f; }
 // The derivative of ReLU from its output y: 1 where y > 0, else 0.
 PS_HOST_DEVICE inline float ReluGradFromOutput(float y) {
   return y > 0.0f ? 1.0f : 0.0f;
+}
+
+// The derivative of tanh from its output y: 1 - y^2.
+PS_HOST_DEVICE inline float TanhGradFromOutput(float y) { return 1.0f - y * y; }
+
+// The derivative of the sigmoid from its output y: y (1 - y).
+PS_HOST_DEVICE inline float SigmoidGradFromOutput(float y) {
+  return y * (1.0f - y);
 }
 
 }  // namespace ps

@@ -1,5 +1,7 @@
 #include "server/coordinator.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "glog/logging.h"
@@ -79,21 +81,86 @@ grpc::ServerUnaryReactor* CoordinatorImpl::Barrier(
   return reactor;
 }
 
+int64_t CoordinatorImpl::SlowestActive(int64_t fallback) const {
+  int64_t slowest = -1;
+  for (int r = 0; r < num_workers_; ++r) {
+    if (done_.count(r) > 0) continue;
+    auto it = progress_.find(r);
+    int64_t step = it == progress_.end() ? 0 : it->second;
+    if (slowest < 0 || step < slowest) slowest = step;
+  }
+  return slowest < 0 ? fallback : slowest;
+}
+
+void CoordinatorImpl::CollectReleasable(std::vector<GateWaiter>* release) {
+  std::vector<GateWaiter> still;
+  for (GateWaiter& w : gate_waiters_) {
+    // The waiter itself counts as being at w.step - staleness at worst; what
+    // holds it back is the slowest of the others.
+    int64_t slowest = SlowestActive(w.step);
+    if (w.step - slowest <= w.staleness) {
+      max_granted_lead_ = std::max(max_granted_lead_, w.step - slowest);
+      w.response->set_slowest_step(slowest);
+      release->push_back(w);
+    } else {
+      still.push_back(w);
+    }
+  }
+  gate_waiters_ = std::move(still);
+}
+
+grpc::ServerUnaryReactor* CoordinatorImpl::StepGate(
+    grpc::CallbackServerContext* context, const StepGateRequest* request,
+    StepGateResponse* response) {
+  const int rank = request->worker_rank();
+  absl::Status status = CheckRank(rank);
+  if (status.ok() && request->staleness() < 0) {
+    status = absl::InvalidArgumentError(absl::StrCat(
+        "StepGate: staleness must be >= 0, got ", request->staleness()));
+  }
+  if (!status.ok()) return Done(context, status);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::vector<GateWaiter> release;
+  {
+    absl::MutexLock lock(&mu_);
+    if (request->done()) {
+      done_.insert(rank);
+    } else {
+      progress_[rank] = request->step();
+      gate_waiters_.push_back(
+          {rank, request->step(), request->staleness(), reactor, response});
+    }
+    CollectReleasable(&release);
+  }
+  if (request->done()) reactor->Finish(grpc::Status::OK);
+  for (GateWaiter& w : release) w.reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+int64_t CoordinatorImpl::max_granted_lead() const {
+  absl::MutexLock lock(&mu_);
+  return max_granted_lead_;
+}
+
 grpc::ServerUnaryReactor* CoordinatorImpl::Finish(
     grpc::CallbackServerContext* context, const FinishRequest* request,
     FinishResponse*) {
   absl::Status status = CheckRank(request->worker_rank());
   if (!status.ok()) return Done(context, status);
   bool all = false;
+  std::vector<GateWaiter> release;
   {
     absl::MutexLock lock(&mu_);
     finished_.insert(request->worker_rank());
+    done_.insert(request->worker_rank());
+    CollectReleasable(&release);
     LOG(INFO) << "coordinator: worker " << request->worker_rank()
               << " finished (" << request->status() << ", "
               << request->examples() << " examples); " << finished_.size()
               << "/" << num_workers_ << " done";
     all = static_cast<int>(finished_.size()) == num_workers_;
   }
+  for (GateWaiter& w : release) w.reactor->Finish(grpc::Status::OK);
   grpc::ServerUnaryReactor* reactor = Done(context, absl::OkStatus());
   if (all) on_all_finished_();
   return reactor;

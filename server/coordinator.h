@@ -32,9 +32,16 @@ class CoordinatorImpl final : public Coordinator::CallbackService {
   grpc::ServerUnaryReactor* Barrier(grpc::CallbackServerContext* context,
                                     const BarrierRequest* request,
                                     BarrierResponse* response) override;
+  grpc::ServerUnaryReactor* StepGate(grpc::CallbackServerContext* context,
+                                     const StepGateRequest* request,
+                                     StepGateResponse* response) override;
   grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
                                    const FinishRequest* request,
                                    FinishResponse* response) override;
+
+  // The largest lead (step - slowest active worker's step) with which
+  // StepGate let a worker go: at most its staleness. For tests and logs.
+  int64_t max_granted_lead() const;
 
  private:
   struct Waiting {
@@ -47,16 +54,36 @@ class CoordinatorImpl final : public Coordinator::CallbackService {
     bool any_has_more = false;
   };
 
+  struct GateWaiter {
+    int rank;
+    int64_t step;
+    int32_t staleness;
+    grpc::ServerUnaryReactor* reactor;
+    StepGateResponse* response;
+  };
+
   absl::Status CheckRank(int rank) const;
+  // The smallest step among workers that are not done; `fallback` when all
+  // others are done.
+  int64_t SlowestActive(int64_t fallback) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the waiters that may go now into `release`.
+  void CollectReleasable(std::vector<GateWaiter>* release)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const int num_workers_;
   const int num_servers_;
   const std::function<void()> on_all_finished_;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::set<int> registered_ ABSL_GUARDED_BY(mu_);
   std::set<int> finished_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, PendingBarrier> barriers_ ABSL_GUARDED_BY(mu_);
+  // StepGate: each worker's reported step (0 until it reports), who is done,
+  // and the parked calls.
+  std::map<int, int64_t> progress_ ABSL_GUARDED_BY(mu_);
+  std::set<int> done_ ABSL_GUARDED_BY(mu_);
+  std::vector<GateWaiter> gate_waiters_ ABSL_GUARDED_BY(mu_);
+  int64_t max_granted_lead_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace ps

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "absl/base/attributes.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -35,7 +36,7 @@ constexpr size_t kLanes = sizeof(Lanes) / sizeof(float);
 inline float Sqrt(float x) { return std::sqrt(x); }
 
 template <typename V>
-V Splat(float x) {
+inline V Splat(float x) {
   if constexpr (std::is_same_v<V, float>) {
     return x;
   } else {
@@ -46,21 +47,21 @@ V Splat(float x) {
 }
 
 template <typename V>
-V Load(const float* p) {
+inline V Load(const float* p) {
   V v;
   std::memcpy(&v, p, sizeof(V));
   return v;
 }
 
 template <typename V>
-void Store(float* p, V v) {
+inline void Store(float* p, V v) {
   std::memcpy(p, &v, sizeof(V));
 }
 
 // std::clamp(w, -bound, bound) in every lane when bound > 0; 0 disables
 // clipping.
 template <typename V>
-V Clip(V w, float bound) {
+inline V Clip(V w, float bound) {
   if (!(bound > 0)) return w;
   const V lo = Splat<V>(-bound);
   const V hi = Splat<V>(bound);
@@ -137,11 +138,6 @@ struct AdagradMath {
   float bound;
 };
 
-// Rows prefetched ahead of the one being updated by UpdateRows: enough to
-// cover a memory latency with the update of a 16-float row, few enough that
-// the prefetched lines of 64-float rows still fit the fill buffers.
-constexpr size_t kPrefetchRows = 8;
-
 // The update path, written once for every rule.
 template <typename Math>
 class Rule final : public OptimizerRule {
@@ -167,15 +163,16 @@ class Rule final : public OptimizerRule {
   void UpdateRows(int dim, absl::Span<float* const> rows,
                   absl::Span<const float* const> grads) const override {
     const size_t row_bytes = (1 + Math::kStates) * dim * sizeof(float);
+    const size_t ahead = PrefetchDistance(row_bytes);
     const size_t n = rows.size();
     float* const* row = rows.data();
     const float* const* grad = grads.data();
-    for (size_t i = 0; i < std::min(n, kPrefetchRows); ++i) {
+    for (size_t i = 0; i < std::min(n, ahead); ++i) {
       PrefetchBytes</*kForWrite=*/true>(row[i], row_bytes);
     }
     for (size_t i = 0; i < n; ++i) {
-      if (i + kPrefetchRows < n) {
-        PrefetchBytes</*kForWrite=*/true>(row[i + kPrefetchRows], row_bytes);
+      if (i + ahead < n) {
+        PrefetchBytes</*kForWrite=*/true>(row[i + ahead], row_bytes);
       }
       Apply(row[i], row[i] + dim, grad[i], dim);
     }
@@ -183,7 +180,8 @@ class Rule final : public OptimizerRule {
 
  private:
   // Weights w[0, n), their states s[k * n + i], gradient g[0, n).
-  void Apply(float* w, float* s, const float* g, size_t n) const {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void Apply(float* w, float* s, const float* g,
+                                          size_t n) const {
     size_t i = 0;
     for (; i + kLanes <= n; i += kLanes) Step<Lanes>(w, s, g, n, i);
     for (; i < n; ++i) Step<float>(w, s, g, n, i);
@@ -191,7 +189,8 @@ class Rule final : public OptimizerRule {
 
   // Weights i .. i + lanes of V.
   template <typename V>
-  void Step(float* w, float* s, const float* g, size_t n, size_t i) const {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void Step(float* w, float* s, const float* g,
+                                         size_t n, size_t i) const {
     V wv = Load<V>(w + i);
     std::array<V, Math::kStates> sv;
     for (int k = 0; k < Math::kStates; ++k) sv[k] = Load<V>(s + k * n + i);
@@ -207,8 +206,7 @@ template <typename Math>
 absl::StatusOr<std::unique_ptr<OptimizerRule>> MakeRule(
     const OptimizerConfig& config) {
   RETURN_IF_ERROR(Math::Validate(config));
-  return std::unique_ptr<OptimizerRule>(
-      std::make_unique<Rule<Math>>(config));
+  return std::unique_ptr<OptimizerRule>(std::make_unique<Rule<Math>>(config));
 }
 
 }  // namespace

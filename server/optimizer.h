@@ -18,6 +18,7 @@
 #ifndef PS_SERVER_OPTIMIZER_H_
 #define PS_SERVER_OPTIMIZER_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -63,8 +64,11 @@ class OptimizerRule {
                           absl::Span<const float* const> grads) const = 0;
 };
 
+// Memory hints shared by UpdateRows and SparseTable's row loops.
+
 // Asks the CPU to bring the cache lines of [p, p + bytes) in, for writing
-// when kForWrite (as a row about to be updated). A hint only: never faults.
+// when kForWrite (PREFETCHW where the target has it, else a plain prefetch).
+// A hint only: never faults.
 template <bool kForWrite>
 inline void PrefetchBytes(const void* p, size_t bytes) {
   constexpr size_t kLine = 64;
@@ -73,6 +77,15 @@ inline void PrefetchBytes(const void* p, size_t bytes) {
   const char* end = c + bytes;
   c -= reinterpret_cast<uintptr_t>(c) % kLine;
   for (; c < end; c += kLine) __builtin_prefetch(c, kForWrite ? 1 : 0, 3);
+}
+
+// How many rows of `row_bytes` to prefetch ahead of the one being worked on:
+// about kPrefetchBytes of rows (enough in flight to cover a memory latency,
+// few enough not to run out of fill buffers), between 2 and 16 rows.
+inline size_t PrefetchDistance(size_t row_bytes) {
+  constexpr size_t kPrefetchBytes = 2048;
+  const size_t rows = kPrefetchBytes / std::max<size_t>(row_bytes, 1);
+  return std::clamp<size_t>(rows, 2, 16);
 }
 
 }  // namespace ps

@@ -6,8 +6,18 @@
 #include "common/model_spec.h"
 #include "common/packing.h"
 #include "common/status_macros.h"
+#include "server/optimizer.h"
 
 namespace ps {
+
+namespace {
+
+// `status` with `prefix` before its message, same code.
+absl::Status Prefixed(absl::string_view prefix, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat(prefix, status.message()));
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
     const JobConfig& config, int rank) {
@@ -28,6 +38,12 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
     options.optimizer = tc.optimizer();
     options.initializer = tc.initializer();
     options.init_seed = config.model().init_seed();
+    // SparseTable::Create names the table in its own errors but passes the
+    // rule's through as they are: check the rule here to name the table.
+    absl::Status rule = OptimizerRule::Create(options.optimizer).status();
+    if (!rule.ok()) {
+      return Prefixed(absl::StrCat("table '", tc.name(), "': "), rule);
+    }
     ASSIGN_OR_RETURN(auto table, SparseTable::Create(options));
     handler->sparse_.push_back(std::move(table));
   }
@@ -35,12 +51,11 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
   DenseBlocks blocks{spec.dense_size, config.cluster().dense_block_size(),
                      num_servers};
   const uint64_t seed = config.model().init_seed();
-  ASSIGN_OR_RETURN(
-      auto dense,
-      DenseTable::Create("model", blocks, rank,
-                         config.model().dense_optimizer(),
-                         [&](int64_t i) { return DenseInitValue(spec, seed, i); }));
-  handler->dense_.push_back(std::move(dense));
+  auto dense = DenseTable::Create(
+      "model", blocks, rank, config.model().dense_optimizer(),
+      [&](int64_t i) { return DenseInitValue(spec, seed, i); });
+  if (!dense.ok()) return Prefixed("dense table 'model': ", dense.status());
+  handler->dense_.push_back(std::move(dense).value());
   return handler;
 }
 
@@ -68,6 +83,7 @@ absl::StatusOr<DenseTable*> PsHandler::FindDense(uint32_t table_id) const {
 
 absl::Status PsHandler::CheckKeysOwned(const SparseTable& table,
                                        absl::Span<const uint64_t> keys) const {
+  if (num_servers_ == 1) return absl::OkStatus();
   for (uint64_t key : keys) {
     int owner = ServerForKey(key, num_servers_);
     if (owner != rank_) {
@@ -88,6 +104,10 @@ absl::Status PsHandler::PullSparse(const PullSparseRequest& request,
                                         absl::StrCat("table '", table->name(),
                                                      "' pull keys")));
   RETURN_IF_ERROR(CheckKeysOwned(*table, keys));
+  // resize() zero-fills, then Pull overwrites every byte. Measured: the fill
+  // costs about 0.2 ms per 4 MiB. Abseil's STLStringResizeUninitialized is a
+  // plain resize() with libstdc++, and building the bytes by append would
+  // need the rows in key order, while Pull visits them by sub-shard.
   std::string* values = response->mutable_values();
   values->resize(keys.size() * table->dim() * sizeof(float));
   response->set_dim(table->dim());

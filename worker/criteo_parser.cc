@@ -5,10 +5,10 @@
 #include <cstring>
 #include <string>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
 #include "glog/logging.h"
+#include "worker/parser_util.h"
 
 namespace ps {
 namespace {
@@ -44,21 +44,11 @@ std::string FieldName(int field) {
   return absl::StrCat("C", field - kFirstCat + 1);
 }
 
-// The field quoted for an error message: escaped, and cut after 40 bytes.
-std::string Quote(absl::string_view value) {
-  constexpr size_t kMaxShown = 40;
-  if (value.size() > kMaxShown) {
-    return absl::StrCat("'", absl::CHexEscape(value.substr(0, kMaxShown)),
-                        "...'");
-  }
-  return absl::StrCat("'", absl::CHexEscape(value), "'");
-}
-
 absl::Status FieldError(int field, absl::string_view value,
                         absl::string_view problem) {
   return absl::InvalidArgumentError(
       absl::StrCat("field ", field + 1, " (", FieldName(field),
-                   "): ", Quote(value), " ", problem));
+                   "): ", QuoteField(value), " ", problem));
 }
 
 // Parses a non-empty decimal integer (optional leading '-', no spaces).

@@ -6,6 +6,7 @@
 // Slots: with LOG_BUCKET, slots 0..12 are I1..I13 and 13..38 are C1..C26, one
 // key each (missing is its own key); with NORMALIZE, slots 0..25 are C1..C26
 // and the 13 integers become dense features log(1 + max(v, 0)) (missing = 0).
+// CriteoParser is the LineParser of format CRITEO.
 // Stateless and thread-safe.
 #ifndef PS_WORKER_CRITEO_PARSER_H_
 #define PS_WORKER_CRITEO_PARSER_H_
@@ -16,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "proto/config.pb.h"
 #include "worker/batch.h"
+#include "worker/line_parser.h"
 
 namespace ps {
 
@@ -37,6 +39,20 @@ int64_t CriteoLogBucket(int64_t v);
 // "field 6 (I5): 'x1' is not an integer", and leaves `batch` unchanged.
 absl::Status AppendCriteoExample(absl::string_view line,
                                  const CriteoOptions& options, Batch* batch);
+
+class CriteoParser final : public LineParser {
+ public:
+  explicit CriteoParser(const CriteoOptions& options) : options_(options) {}
+
+  int num_slots() const override { return CriteoNumSlots(options_); }
+  int num_dense() const override { return CriteoNumDense(options_); }
+  absl::Status Append(absl::string_view line, Batch* batch) const override {
+    return AppendCriteoExample(line, options_, batch);
+  }
+
+ private:
+  const CriteoOptions options_;
+};
 
 }  // namespace ps
 

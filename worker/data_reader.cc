@@ -14,7 +14,10 @@
 #include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
+#include "worker/gzip_reader.h"
+#include "worker/line_parser.h"
 #include "worker/line_source.h"
+#include "worker/reader_shuffler.h"
 
 namespace ps {
 namespace {
@@ -22,10 +25,11 @@ namespace {
 constexpr int64_t kMinLinesForRatioCheck = 1000;
 constexpr int kFlushEveryLines = 256;
 
-// Lines starting in [begin, end) of one file.
+// Lines starting in [begin, end) of one plain file, or a whole .gz file.
 struct Task {
   int file = 0;
-  int64_t begin = 0;
+  bool gzip = false;
+  int64_t begin = 0;  // plain files only
   int64_t end = 0;
 };
 
@@ -34,14 +38,16 @@ int64_t RangePoint(int64_t size, int64_t part, int64_t parts) {
                               parts);
 }
 
-class CriteoFileReader final : public DataReader {
+class FileReader final : public DataReader {
  public:
-  CriteoFileReader(const ReaderOptions& options, std::vector<Task> tasks)
+  FileReader(const ReaderOptions& options,
+             std::unique_ptr<const LineParser> parser, std::vector<Task> tasks)
       : options_(options),
+        parser_(std::move(parser)),
         tasks_(std::move(tasks)),
         queue_capacity_(2 * options.threads + 2) {}
 
-  ~CriteoFileReader() override {
+  ~FileReader() override {
     {
       absl::MutexLock lock(&mu_);
       stop_ = true;
@@ -59,7 +65,7 @@ class CriteoFileReader final : public DataReader {
 
   absl::StatusOr<bool> Next(Batch* batch) override {
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &CriteoFileReader::CanPop));
+    mu_.Await(absl::Condition(this, &FileReader::CanPop));
     if (!error_.ok()) return error_;
     if (queue_.empty()) {
       *batch = NewBatch();
@@ -89,8 +95,8 @@ class CriteoFileReader final : public DataReader {
 
   Batch NewBatch(bool reserve = false) const {
     Batch b;
-    b.num_slots = CriteoNumSlots(options_.criteo);
-    b.num_dense = CriteoNumDense(options_.criteo);
+    b.num_slots = parser_->num_slots();
+    b.num_dense = parser_->num_dense();
     if (reserve) {
       const size_t n = options_.batch_size;
       b.labels.reserve(n);
@@ -126,18 +132,28 @@ class CriteoFileReader final : public DataReader {
 
   absl::Status RunTask(const Task& task, std::vector<char>* buffer,
                        Batch* batch, Pending* pending) {
-    ASSIGN_OR_RETURN(InputFile file,
-                     InputFile::Open(options_.files[task.file]));
+    const std::string& path = options_.files[task.file];
+    if (task.gzip) {
+      ASSIGN_OR_RETURN(std::unique_ptr<GzipLineSource> lines,
+                       GzipLineSource::Open(path, buffer));
+      return ParseLines(lines.get(), path, batch, pending);
+    }
+    ASSIGN_OR_RETURN(InputFile file, InputFile::Open(path));
     LineSource lines(&file, task.begin, task.end, buffer);
+    return ParseLines(&lines, path, batch, pending);
+  }
+
+  absl::Status ParseLines(LineStream* lines, const std::string& path,
+                          Batch* batch, Pending* pending) {
     absl::string_view line;
     while (true) {
-      ASSIGN_OR_RETURN(bool more, lines.Next(&line));
+      ASSIGN_OR_RETURN(bool more, lines->Next(&line));
       if (!more) break;
-      absl::Status parsed = AppendCriteoExample(line, options_.criteo, batch);
+      absl::Status parsed = parser_->Append(line, batch);
       ++pending->lines;
       if (!parsed.ok()) {
         ++pending->bad;
-        RETURN_IF_ERROR(OnBadLine(&lines, file.path(), parsed.message()));
+        RETURN_IF_ERROR(OnBadLine(lines, path, parsed.message()));
       }
       if (batch->size() >= options_.batch_size) {
         RETURN_IF_ERROR(Push(batch, pending));
@@ -153,7 +169,7 @@ class CriteoFileReader final : public DataReader {
   // as "file:line: reason", for the line `lines` last returned. Before any
   // thread adds a bad line to the shared count, first_bad_ is set, so a
   // ratio error always names a line.
-  absl::Status OnBadLine(LineSource* lines, const std::string& path,
+  absl::Status OnBadLine(LineStream* lines, const std::string& path,
                          absl::string_view reason) {
     const int64_t seen = bad_seen_.fetch_add(1);
     const bool log = seen < options_.log_bad_lines;
@@ -174,7 +190,7 @@ class CriteoFileReader final : public DataReader {
   absl::Status Push(Batch* batch, Pending* pending) {
     Flush(pending);
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &CriteoFileReader::CanPush));
+    mu_.Await(absl::Condition(this, &FileReader::CanPush));
     if (stop_) return absl::CancelledError("reader stopped");
     queue_.push_back(std::move(*batch));
     *batch = NewBatch(/*reserve=*/true);
@@ -218,6 +234,7 @@ class CriteoFileReader final : public DataReader {
   }
 
   const ReaderOptions options_;
+  const std::unique_ptr<const LineParser> parser_;
   const std::vector<Task> tasks_;
   const size_t queue_capacity_;
   std::vector<std::thread> threads_;  // started in Start(), joined in ~
@@ -301,12 +318,29 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
                      options.max_bad_line_ratio));
   }
 
-  // Worker range of each file, cut into one sub-range per thread; threads
-  // take sub-ranges in order as they finish the previous one.
+  if (options.shuffle_buffer < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data reader: shuffle_buffer must be >= 0, got ",
+                     options.shuffle_buffer));
+  }
+
+  // Worker range of each plain file, cut into one sub-range per thread, and
+  // the worker's .gz files whole; threads take tasks in order as they finish
+  // the previous one.
   std::vector<Task> tasks;
+  int gzip_index = 0;
   for (size_t f = 0; f < options.files.size(); ++f) {
     ASSIGN_OR_RETURN(InputFile file, InputFile::Open(options.files[f]));
     ASSIGN_OR_RETURN(const int64_t size, file.Size());
+    if (IsGzipPath(options.files[f])) {
+      if (gzip_index++ % options.num_workers == options.worker_rank) {
+        Task task;
+        task.file = static_cast<int>(f);
+        task.gzip = true;
+        tasks.push_back(task);
+      }
+      continue;
+    }
     const int64_t begin =
         RangePoint(size, options.worker_rank, options.num_workers);
     const int64_t end =
@@ -319,9 +353,17 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
       if (task.begin < task.end) tasks.push_back(task);
     }
   }
-  auto reader = std::make_unique<CriteoFileReader>(options, std::move(tasks));
+  ASSIGN_OR_RETURN(std::unique_ptr<LineParser> parser,
+                   LineParser::Create(options.data));
+  auto reader = std::make_unique<FileReader>(options, std::move(parser),
+                                             std::move(tasks));
   reader->Start();
-  return std::unique_ptr<DataReader>(std::move(reader));
+  if (options.shuffle_buffer == 0) {
+    return std::unique_ptr<DataReader>(std::move(reader));
+  }
+  return NewShufflingReader(
+      std::move(reader), options.batch_size, options.shuffle_buffer,
+      ShuffleSeed(options.shuffle_seed, options.worker_rank));
 }
 
 }  // namespace ps

@@ -1,17 +1,32 @@
 // Reads a worker's share of the training or eval files into batches.
 //
-// Sharding: every file is cut into num_workers byte ranges of equal size;
-// worker j reads the lines that start inside range j (a line starting exactly
-// at a range's first byte belongs to it), so every line is read by exactly
-// one worker, computed alike by all workers without talking. Inside a
-// worker, `threads` parser threads each take a sub-range; batches come out of
-// a bounded queue (order across threads is not fixed when threads > 1).
+// Sharding (computed alike by all workers without talking; every line is
+// read by exactly one worker):
+//  - A plain file is cut into num_workers byte ranges of equal size; worker
+//    j reads the lines that start inside range j (a line starting exactly at
+//    a range's first byte belongs to it).
+//  - A gzip file (name ending in ".gz") cannot be split, so it is read whole
+//    by one worker: the k-th .gz file of `files` (k = 0, 1, ... counting .gz
+//    files only, in list order) goes to worker k % num_workers. With fewer
+//    .gz files than workers, some workers get none of them.
+// Inside a worker, `threads` parser threads each take a task (a sub-range of
+// the worker's range of a plain file, or a whole .gz file) in order as they
+// finish the previous one; batches come out of a bounded queue (order
+// across threads is not fixed when threads > 1).
 //
-// Malformed lines are skipped and counted; the first `log_bad_lines` are
-// logged with file and line number. When more than max_bad_line_ratio of the
-// lines read so far are bad (checked after 1000 lines and at the end), Next
-// returns an InvalidArgument error naming the ratio and the first bad line.
-// Next() is called from one thread.
+// Lines are parsed by the LineParser of `data` (worker/line_parser.h), so the
+// reader does not know the format. Malformed lines are skipped and counted;
+// the first `log_bad_lines` are logged as "file:line: reason", with exact
+// line numbers in plain and .gz files alike. When more than
+// max_bad_line_ratio of the lines read so far are bad (checked after 1000
+// lines and at the end), Next returns an InvalidArgument error naming the
+// ratio and the first bad line.
+//
+// With shuffle_buffer > 0, Next draws its examples from a buffer of that many
+// (worker/reader_shuffler.h) seeded with ShuffleSeed(shuffle_seed,
+// worker_rank): the same files, options and threads == 1 give the same order.
+//
+// Next() is called from one thread at a time.
 #ifndef PS_WORKER_DATA_READER_H_
 #define PS_WORKER_DATA_READER_H_
 
@@ -22,8 +37,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "proto/config.pb.h"
 #include "worker/batch.h"
-#include "worker/criteo_parser.h"
 
 namespace ps {
 
@@ -35,7 +50,15 @@ struct ReaderOptions {
   int threads = 1;
   double max_bad_line_ratio = 0.01;
   int log_bad_lines = 5;
-  CriteoOptions criteo;
+  // The line format: LineParser::Create(data) parses the lines, so only
+  // format, int_features, hash_seed, num_slots, num_dense and
+  // movielens_*_file are read (the fields above stand for the rest).
+  // Default: CRITEO with LOG_BUCKET integers, hash seed 0.
+  DataConfig data;
+  // Examples held for shuffling; 0 = no shuffling. Default: 0.
+  int shuffle_buffer = 0;
+  // Seed of the shuffle, combined with worker_rank. Default: 0.
+  uint64_t shuffle_seed = 0;
 };
 
 // Expands globs in order; a pattern matching nothing is a NotFound error
@@ -45,13 +68,16 @@ absl::StatusOr<std::vector<std::string>> ExpandFiles(
 
 class DataReader {
  public:
-  // Opens the files (NotFound naming a missing one) and starts the threads.
+  // Opens the files (NotFound naming a missing one), creates the parser
+  // (loading its side files; their errors name file and line) and starts
+  // the threads.
   static absl::StatusOr<std::unique_ptr<DataReader>> Open(
       const ReaderOptions& options);
   virtual ~DataReader() = default;
 
-  // Fills `batch` (cleared first) with up to batch_size examples. Returns
-  // false once the data is exhausted (batch then empty), or an error.
+  // Fills `batch` (replaced) with up to batch_size examples. Returns false
+  // once the data is exhausted (batch then empty), or an error (which
+  // sticks: later calls return it again).
   virtual absl::StatusOr<bool> Next(Batch* batch) = 0;
 
   virtual int64_t lines_read() const = 0;  // good + bad so far

@@ -101,6 +101,23 @@ absl::StatusOr<int64_t> InputFile::CountNewlines(int64_t end) const {
   return count;
 }
 
+LineBuffer::LineBuffer(std::vector<char>* buffer, int64_t base)
+    : buf_(*buffer), base_(base) {
+  if (buf_.size() < kReadChunk) buf_.resize(kReadChunk);
+}
+
+std::pair<char*, size_t> LineBuffer::Compact() {
+  if (pos_ > 0) {
+    std::memmove(buf_.data(), buf_.data() + pos_, filled_ - pos_);
+    base_ += static_cast<int64_t>(pos_);
+    filled_ -= pos_;
+    pos_ = 0;
+  }
+  scanned_ = filled_;
+  if (filled_ == buf_.size()) buf_.resize(buf_.size() * 2);
+  return {buf_.data() + filled_, buf_.size() - filled_};
+}
+
 // A line belongs to the range when it starts in [begin, end): scanning
 // starts at begin - 1 and skips the line containing that byte (it ends at
 // or after it).
@@ -109,10 +126,8 @@ LineSource::LineSource(const InputFile* file, int64_t begin, int64_t end,
     : file_(*file),
       begin_(begin),
       end_(end),
-      buf_(*buffer),
-      base_(begin > 0 ? begin - 1 : 0) {
-  if (buf_.size() < kReadChunk) buf_.resize(kReadChunk);
-}
+      read_at_(begin > 0 ? begin - 1 : 0),
+      lines_(buffer, read_at_) {}
 
 absl::StatusOr<bool> LineSource::Next(absl::string_view* line) {
   if (done_) return false;
@@ -146,34 +161,13 @@ absl::StatusOr<int64_t> LineSource::LineNumber() {
 }
 
 absl::StatusOr<bool> LineSource::Scan(absl::string_view* line, int64_t* start) {
-  while (true) {
-    const void* nl =
-        std::memchr(buf_.data() + scanned_, '\n', filled_ - scanned_);
-    if (nl != nullptr || (eof_ && pos_ < filled_)) {
-      size_t line_end =
-          nl ? static_cast<size_t>(static_cast<const char*>(nl) - buf_.data())
-             : filled_;
-      *line = absl::string_view(buf_.data() + pos_, line_end - pos_);
-      *start = base_ + static_cast<int64_t>(pos_);
-      pos_ = scanned_ = nl ? line_end + 1 : filled_;
-      return true;
-    }
-    if (eof_) return false;
-    // Keep the partial line, make room, read more.
-    if (pos_ > 0) {
-      std::memmove(buf_.data(), buf_.data() + pos_, filled_ - pos_);
-      base_ += static_cast<int64_t>(pos_);
-      filled_ -= pos_;
-      pos_ = 0;
-    }
-    scanned_ = filled_;
-    if (filled_ == buf_.size()) buf_.resize(buf_.size() * 2);
-    ASSIGN_OR_RETURN(
-        size_t got, file_.ReadAt(base_ + static_cast<int64_t>(filled_),
-                                 buf_.data() + filled_, buf_.size() - filled_));
-    if (got == 0) eof_ = true;
-    filled_ += got;
-  }
+  return lines_.Next(
+      [this](char* dst, size_t n) -> absl::StatusOr<size_t> {
+        ASSIGN_OR_RETURN(size_t got, file_.ReadAt(read_at_, dst, n));
+        read_at_ += static_cast<int64_t>(got);
+        return got;
+      },
+      line, start);
 }
 
 }  // namespace ps

@@ -1,17 +1,43 @@
 #include "worker/model.h"
 
-#include <algorithm>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
+#include "worker/model_deep.h"
+#include "worker/model_linear.h"
 
 namespace ps {
 
 namespace {
 
-const char* TypeName(ModelConfig::Type type) {
-  return type == ModelConfig::LR ? "LR" : "DNN";
+std::string TypeName(ModelConfig::Type type) {
+  return ModelConfig::Type_Name(type);
+}
+
+// The row width a spec's model needs: LR reads the linear weight alone, the
+// others with a linear weight need an embedding after it.
+absl::Status ValidateRowWidth(const ModelSpec& spec) {
+  if (spec.type == ModelConfig::LR && spec.emb_dim != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "LR model needs embeddings of dim 1, the spec has dim ", spec.emb_dim));
+  }
+  if (spec.type != ModelConfig::LR && spec.linear_dim == 1 &&
+      spec.emb_dim < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        TypeName(spec.type),
+        " model needs rows of dim >= 2 (1 linear weight + embedding), the "
+        "spec has dim ",
+        spec.emb_dim));
+  }
+  if (spec.emb_dim < 1 || spec.emb_dim != spec.linear_dim + spec.factor_dim) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        TypeName(spec.type), " model spec has rows of dim ", spec.emb_dim,
+        " but reads ", spec.linear_dim, " linear weight(s) + ", spec.factor_dim,
+        " embedding floats"));
+  }
+  return absl::OkStatus();
 }
 
 // Checks that the batch and the parameters handed to a step fit the spec.
@@ -19,11 +45,8 @@ absl::Status ValidateStep(const ModelSpec& spec, const Batch& batch,
                           absl::Span<const uint32_t> key_index,
                           int64_t num_unique, absl::Span<const float> rows,
                           absl::Span<const float> dense_params) {
-  const char* model = TypeName(spec.type);
-  if (spec.type == ModelConfig::LR && spec.emb_dim != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "LR model needs embeddings of dim 1, the spec has dim ", spec.emb_dim));
-  }
+  const std::string model = TypeName(spec.type);
+  RETURN_IF_ERROR(ValidateRowWidth(spec));
   if (batch.num_slots != spec.num_slots) {
     return absl::InvalidArgumentError(
         absl::StrCat("batch has ", batch.num_slots, " slots per example but ",
@@ -88,14 +111,38 @@ absl::Status ValidateStep(const ModelSpec& spec, const Batch& batch,
 
 }  // namespace
 
+std::vector<std::unique_ptr<ModelTerm>> MakeModelTerms(const ModelSpec& spec,
+                                                       Backend* backend) {
+  std::vector<std::unique_ptr<ModelTerm>> terms;
+  if (spec.has_linear) {
+    terms.push_back(std::make_unique<LinearTerm>(spec, backend));
+  }
+  if (spec.has_fm) terms.push_back(std::make_unique<FmTerm>(spec, backend));
+  if (spec.has_deep) terms.push_back(std::make_unique<DeepTerm>(spec, backend));
+  return terms;
+}
+
 Model::Model(const ModelSpec& spec, PoolMode pooling, Backend* backend)
     : spec_(spec),
       pooling_(pooling),
       backend_(backend),
-      acts_(spec.layers.size() + 1),
-      grads_(spec.layers.size() + 1) {
+      terms_(MakeModelTerms(spec_, backend)) {
   CHECK(backend_ != nullptr);
-  CHECK(!spec_.layers.empty()) << "a model spec has at least one layer";
+  CHECK(!terms_.empty()) << "a model spec has at least one term";
+}
+
+Model::~Model() = default;
+
+PoolArgs Model::MakePoolArgs(const Batch& batch,
+                             absl::Span<const uint32_t> key_index) const {
+  PoolArgs pool;
+  pool.batch = batch.size();
+  pool.num_slots = spec_.num_slots;
+  pool.dim = spec_.emb_dim;
+  pool.mode = pooling_;
+  pool.offsets = batch.offsets.data();
+  pool.index = key_index.data();
+  return pool;
 }
 
 absl::Status Model::Forward(const Batch& batch,
@@ -113,60 +160,17 @@ absl::Status Model::Forward(const Batch& batch,
   result->row_grad.clear();
   if (n == 0) return absl::OkStatus();
 
-  PoolArgs pool;
-  pool.batch = n;
-  pool.num_slots = spec_.num_slots;
-  pool.dim = spec_.emb_dim;
-  pool.mode = pooling_;
-  pool.offsets = batch.offsets.data();
-  pool.index = key_index.data();
-
-  const float* params = dense_params.data();
-  const int num_layers = static_cast<int>(spec_.layers.size());
-  if (spec_.type == ModelConfig::LR) {
-    // logit = (dense . W + b) + sum over slots of the pooled weight, the slot
-    // sum done as pooled (n x slots) times a column of ones.
-    const LayerSpec& layer = spec_.layers[0];
-    pooled_.resize(static_cast<size_t>(n) * spec_.num_slots);
-    backend_->PoolForward(pool, rows.data(), pooled_.data(), spec_.num_slots);
-    acts_[0].assign(batch.dense.begin(), batch.dense.end());
-    acts_[1].resize(n);
-    backend_->Gemm(false, false, n, 1, layer.in, 1.0f, acts_[0].data(),
-                   params + layer.weight_offset, 0.0f, acts_[1].data());
-    const std::vector<float> ones(spec_.num_slots, 1.0f);
-    backend_->Gemm(false, false, n, 1, spec_.num_slots, 1.0f, pooled_.data(),
-                   ones.data(), 1.0f, acts_[1].data());
-    backend_->BiasActivation(n, 1, params + layer.bias_offset,
-                             Activation::kNone, acts_[1].data());
-  } else {
-    // x = [pooled slots | dense features].
-    const int width = spec_.input_width;
-    const int pooled_width = spec_.num_slots * spec_.emb_dim;
-    acts_[0].resize(static_cast<size_t>(n) * width);
-    backend_->PoolForward(pool, rows.data(), acts_[0].data(), width);
-    for (int i = 0; i < n; ++i) {
-      std::copy_n(
-          batch.dense.data() + static_cast<int64_t>(i) * spec_.num_dense,
-          spec_.num_dense,
-          acts_[0].data() + static_cast<int64_t>(i) * width + pooled_width);
-    }
-    for (int l = 0; l < num_layers; ++l) {
-      const LayerSpec& layer = spec_.layers[l];
-      acts_[l + 1].resize(static_cast<size_t>(n) * layer.out);
-      backend_->Gemm(false, false, n, layer.out, layer.in, 1.0f,
-                     acts_[l].data(), params + layer.weight_offset, 0.0f,
-                     acts_[l + 1].data());
-      backend_->BiasActivation(
-          n, layer.out, params + layer.bias_offset,
-          layer.relu ? Activation::kRelu : Activation::kNone,
-          acts_[l + 1].data());
-    }
-  }
-  // The last layer has one output: its activations are the logits.
-  const std::vector<float>& logits = acts_[num_layers];
+  const int pooled_width = spec_.num_slots * spec_.emb_dim;
+  pooled_.resize(static_cast<size_t>(n) * pooled_width);
+  backend_->PoolForward(MakePoolArgs(batch, key_index), rows.data(),
+                        pooled_.data(), pooled_width);
+  const TermInputs in{n, pooled_.data(), batch.dense.data(),
+                      dense_params.data()};
+  logits_.assign(n, 0.0f);
+  for (const auto& term : terms_) term->Forward(in, logits_.data());
   d_logits_.resize(n);
   backend_->SigmoidCrossEntropy(
-      n, logits.data(), batch.labels.data(), 1.0f / static_cast<float>(n),
+      n, logits_.data(), batch.labels.data(), 1.0f / static_cast<float>(n),
       result->probs.data(), d_logits_.data(), &result->loss_sum);
   return absl::OkStatus();
 }
@@ -191,54 +195,16 @@ absl::Status Model::TrainStep(const Batch& batch,
   const int n = batch.size();
   if (n == 0) return absl::OkStatus();
 
-  PoolArgs pool;
-  pool.batch = n;
-  pool.num_slots = spec_.num_slots;
-  pool.dim = spec_.emb_dim;
-  pool.mode = pooling_;
-  pool.offsets = batch.offsets.data();
-  pool.index = key_index.data();
-
-  const float* params = dense_params.data();
-  float* dense_grad = result->dense_grad.data();
-  const int num_layers = static_cast<int>(spec_.layers.size());
-  if (spec_.type == ModelConfig::LR) {
-    const LayerSpec& layer = spec_.layers[0];
-    // dW = dense^T (in x n) * d_logits (n x 1); db = sum of d_logits.
-    backend_->Gemm(true, false, layer.in, 1, n, 1.0f, acts_[0].data(),
-                   d_logits_.data(), 0.0f, dense_grad + layer.weight_offset);
-    backend_->BiasGrad(n, 1, d_logits_.data(), dense_grad + layer.bias_offset);
-    // Every slot's pooled weight gets its example's d_logit: the outer
-    // product d_logits (n x 1) * ones (1 x slots).
-    const std::vector<float> ones(spec_.num_slots, 1.0f);
-    grads_[0].resize(static_cast<size_t>(n) * spec_.num_slots);
-    backend_->Gemm(false, false, n, spec_.num_slots, 1, 1.0f, d_logits_.data(),
-                   ones.data(), 0.0f, grads_[0].data());
-    backend_->PoolBackward(pool, grads_[0].data(), spec_.num_slots, num_unique,
-                           result->row_grad.data());
-    return absl::OkStatus();
+  const int pooled_width = spec_.num_slots * spec_.emb_dim;
+  d_pooled_.assign(static_cast<size_t>(n) * pooled_width, 0.0f);
+  const TermInputs in{n, pooled_.data(), batch.dense.data(),
+                      dense_params.data()};
+  for (const auto& term : terms_) {
+    term->Backward(in, d_logits_.data(), d_pooled_.data(),
+                   result->dense_grad.data());
   }
-
-  grads_[num_layers] = d_logits_;
-  for (int l = num_layers - 1; l >= 0; --l) {
-    const LayerSpec& layer = spec_.layers[l];
-    float* d_out = grads_[l + 1].data();
-    if (layer.relu) {
-      backend_->ActivationBackward(static_cast<int64_t>(n) * layer.out,
-                                   Activation::kRelu, acts_[l + 1].data(),
-                                   d_out);
-    }
-    // dW = x^T (in x n) * d_out (n x out); db = column sums of d_out.
-    backend_->Gemm(true, false, layer.in, layer.out, n, 1.0f, acts_[l].data(),
-                   d_out, 0.0f, dense_grad + layer.weight_offset);
-    backend_->BiasGrad(n, layer.out, d_out, dense_grad + layer.bias_offset);
-    // dx = d_out (n x out) * W^T (out x in).
-    grads_[l].resize(static_cast<size_t>(n) * layer.in);
-    backend_->Gemm(false, true, n, layer.in, layer.out, 1.0f, d_out,
-                   params + layer.weight_offset, 0.0f, grads_[l].data());
-  }
-  backend_->PoolBackward(pool, grads_[0].data(), spec_.input_width, num_unique,
-                         result->row_grad.data());
+  backend_->PoolBackward(MakePoolArgs(batch, key_index), d_pooled_.data(),
+                         pooled_width, num_unique, result->row_grad.data());
   return absl::OkStatus();
 }
 

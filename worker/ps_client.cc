@@ -1,7 +1,10 @@
 #include "worker/ps_client.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <functional>
+#include <numeric>
 
 #include <grpcpp/grpcpp.h>
 
@@ -51,6 +54,96 @@ struct PushGroup {
   int remaining = 0;
 };
 
+// A large pull or push is sent to a server as several RPCs, all in flight
+// at once, of at most kMaxChunkKeys keys and kMaxChunkBytes of values each:
+// the server looks up one chunk while another is on the wire, and the
+// worker copies rows out of one while others arrive. The chunks of a push
+// may be applied in any order, which is fine as its keys are distinct.
+constexpr size_t kMaxChunkKeys = 8192;
+constexpr size_t kMaxChunkBytes = 2 << 20;
+
+size_t ChunkKeys(int dim) {
+  return std::clamp<size_t>(kMaxChunkBytes / (dim * sizeof(float)), 1,
+                            kMaxChunkKeys);
+}
+
+// The keys of one RPC: positions in the caller's keys, increasing, all
+// owned by `server`.
+struct KeyChunk {
+  size_t server = 0;
+  absl::Span<const uint32_t> pos;
+};
+
+// Splits every server's positions into chunks of at most max_keys.
+std::vector<KeyChunk> Chunk(const std::vector<std::vector<uint32_t>>& pos,
+                            size_t max_keys) {
+  std::vector<KeyChunk> chunks;
+  for (size_t s = 0; s < pos.size(); ++s) {
+    const absl::Span<const uint32_t> all(pos[s]);
+    for (size_t begin = 0; begin < all.size(); begin += max_keys) {
+      chunks.push_back({s, all.subspan(begin, max_keys)});
+    }
+  }
+  return chunks;
+}
+
+// Whether pos (increasing) is a run of consecutive positions.
+bool IsRun(absl::Span<const uint32_t> pos) {
+  return !pos.empty() && pos.back() - pos.front() + 1 == pos.size();
+}
+
+// out = keys[pos[0]], keys[pos[1]], ... packed.
+void PackKeys(absl::Span<const uint64_t> keys, absl::Span<const uint32_t> pos,
+              std::string* out) {
+  if (IsRun(pos)) {
+    out->assign(reinterpret_cast<const char*>(keys.data() + pos.front()),
+                pos.size() * sizeof(uint64_t));
+    return;
+  }
+  out->resize(pos.size() * sizeof(uint64_t));
+  uint64_t* k = reinterpret_cast<uint64_t*>(out->data());
+  for (size_t j = 0; j < pos.size(); ++j) k[j] = keys.data()[pos[j]];
+}
+
+// Row j of dst (dim floats) = row pos[j] of src.
+void GatherRows(const float* src, absl::Span<const uint32_t> pos, int dim,
+                float* dst) {
+  const size_t row_bytes = dim * sizeof(float);
+  if (IsRun(pos)) {
+    std::memcpy(dst, src + static_cast<size_t>(pos.front()) * dim,
+                pos.size() * row_bytes);
+    return;
+  }
+  for (size_t j = 0; j < pos.size(); ++j) {
+    std::memcpy(dst + j * dim, src + static_cast<size_t>(pos[j]) * dim,
+                row_bytes);
+  }
+}
+
+// Row pos[j] of dst = row j of src.
+void ScatterRows(const float* src, absl::Span<const uint32_t> pos, int dim,
+                 float* dst) {
+  const size_t row_bytes = dim * sizeof(float);
+  if (IsRun(pos)) {
+    std::memcpy(dst + static_cast<size_t>(pos.front()) * dim, src,
+                pos.size() * row_bytes);
+    return;
+  }
+  for (size_t j = 0; j < pos.size(); ++j) {
+    std::memcpy(dst + static_cast<size_t>(pos[j]) * dim, src + j * dim,
+                row_bytes);
+  }
+}
+
+// One PullSparse RPC of a chunk and its outcome.
+struct PullCall {
+  KeyChunk chunk;
+  grpc::ClientContext context;
+  PullSparseRequest request;
+  PullSparseResponse response;
+  absl::Status status;
+};
+
 class GrpcPsClient final : public PsClient {
  public:
   explicit GrpcPsClient(const PsClientOptions& options) : options_(options) {
@@ -92,52 +185,32 @@ class GrpcPsClient final : public PsClient {
           "PullSparse: ", keys.size(), " keys x dim ", dim, " != ",
           values.size(), " floats"));
     }
-    std::vector<std::vector<uint32_t>> pos = SplitByServer(keys);
-    using PullCall = Call<PullSparseRequest, PullSparseResponse>;
-    std::vector<std::unique_ptr<PullCall>> calls(pos.size());
-    int active = 0;
-    for (const auto& p : pos) active += p.empty() ? 0 : 1;
-    absl::BlockingCounter done(active);
-    for (size_t s = 0; s < pos.size(); ++s) {
-      if (pos[s].empty()) continue;
-      calls[s] = std::make_unique<PullCall>();
-      PullCall* call = calls[s].get();
+    const std::vector<std::vector<uint32_t>> pos = SplitByServer(keys);
+    const std::vector<KeyChunk> chunks = Chunk(pos, ChunkKeys(dim));
+    std::vector<std::unique_ptr<PullCall>> calls;
+    calls.reserve(chunks.size());
+    absl::BlockingCounter done(static_cast<int>(chunks.size()));
+    for (const KeyChunk& chunk : chunks) {
+      calls.push_back(std::make_unique<PullCall>());
+      PullCall* call = calls.back().get();
+      call->chunk = chunk;
       call->request.set_table_id(table);
       call->request.set_worker_rank(options_.worker_rank);
       call->request.set_step(step);
-      std::string* packed = call->request.mutable_keys();
-      packed->resize(pos[s].size() * sizeof(uint64_t));
-      uint64_t* out = reinterpret_cast<uint64_t*>(packed->data());
-      for (size_t j = 0; j < pos[s].size(); ++j) out[j] = keys[pos[s][j]];
+      PackKeys(keys, chunk.pos, call->request.mutable_keys());
       call->context.set_deadline(RpcDeadline());
-      stubs_[s]->async()->PullSparse(&call->context, &call->request,
-                                     &call->response,
-                                     [call, &done](grpc::Status status) {
-                                       call->status = std::move(status);
-                                       done.DecrementCount();
-                                     });
+      // Rows are copied out as each chunk arrives, on gRPC's thread; chunks
+      // write disjoint rows of `values`, which outlives the calls.
+      stubs_[chunk.server]->async()->PullSparse(
+          &call->context, &call->request, &call->response,
+          [this, call, dim, values, &done](grpc::Status status) {
+            call->status = ReceiveRows(*call, status, dim, values);
+            call->response.Clear();
+            done.DecrementCount();
+          });
     }
     done.Wait();
-    for (size_t s = 0; s < pos.size(); ++s) {
-      if (pos[s].empty()) continue;
-      const PullCall& call = *calls[s];
-      if (!call.status.ok()) {
-        return FromGrpcStatus(call.status, Name(s), "PullSparse");
-      }
-      const std::string& bytes = call.response.values();
-      if (call.response.dim() != static_cast<uint32_t>(dim) ||
-          bytes.size() != pos[s].size() * dim * sizeof(float)) {
-        return absl::InternalError(absl::StrCat(
-            "PullSparse from ", Name(s), ": expected ", pos[s].size(),
-            " rows of dim ", dim, ", got ", bytes.size(), " bytes of dim ",
-            call.response.dim()));
-      }
-      const float* rows = reinterpret_cast<const float*>(bytes.data());
-      for (size_t j = 0; j < pos[s].size(); ++j) {
-        std::copy(rows + j * dim, rows + (j + 1) * dim,
-                  values.begin() + static_cast<size_t>(pos[s][j]) * dim);
-      }
-    }
+    for (const auto& call : calls) RETURN_IF_ERROR(call->status);
     return absl::OkStatus();
   }
 
@@ -147,26 +220,19 @@ class GrpcPsClient final : public PsClient {
                  absl::Span<const float> dense_grad, int64_t step) override {
     auto group = std::make_shared<PushGroup>();
     std::vector<std::function<void()>> sends;
-    std::vector<std::vector<uint32_t>> pos = SplitByServer(keys);
-    for (size_t s = 0; s < pos.size(); ++s) {
-      if (pos[s].empty()) continue;
+    const std::vector<std::vector<uint32_t>> pos = SplitByServer(keys);
+    for (const KeyChunk& chunk : Chunk(pos, ChunkKeys(dim))) {
       auto call = std::make_shared<Call<PushSparseRequest, PushResponse>>();
       call->request.set_table_id(sparse_table);
       call->request.set_worker_rank(options_.worker_rank);
       call->request.set_step(step);
-      std::string* k = call->request.mutable_keys();
+      PackKeys(keys, chunk.pos, call->request.mutable_keys());
       std::string* g = call->request.mutable_grads();
-      k->resize(pos[s].size() * sizeof(uint64_t));
-      g->resize(pos[s].size() * dim * sizeof(float));
-      uint64_t* kout = reinterpret_cast<uint64_t*>(k->data());
-      float* gout = reinterpret_cast<float*>(g->data());
-      for (size_t j = 0; j < pos[s].size(); ++j) {
-        kout[j] = keys[pos[s][j]];
-        std::copy(grads.begin() + static_cast<size_t>(pos[s][j]) * dim,
-                  grads.begin() + static_cast<size_t>(pos[s][j] + 1) * dim,
-                  gout + j * dim);
-      }
+      g->resize(chunk.pos.size() * dim * sizeof(float));
+      GatherRows(grads.data(), chunk.pos, dim,
+                 reinterpret_cast<float*>(g->data()));
       call->context.set_deadline(RpcDeadline());
+      const size_t s = chunk.server;
       sends.push_back([this, s, call, group] {
         stubs_[s]->async()->PushSparse(
             &call->context, &call->request, &call->response,
@@ -321,10 +387,35 @@ class GrpcPsClient final : public PsClient {
     return DeadlineIn(std::chrono::milliseconds(options_.rpc_timeout_ms));
   }
 
+  // Checks the rows `call` received and copies them into their places in
+  // `values`; the error names the server.
+  absl::Status ReceiveRows(const PullCall& call, const grpc::Status& status,
+                           int dim, absl::Span<float> values) const {
+    const size_t s = call.chunk.server;
+    if (!status.ok()) return FromGrpcStatus(status, Name(s), "PullSparse");
+    const std::string& bytes = call.response.values();
+    const size_t rows = call.chunk.pos.size();
+    if (call.response.dim() != static_cast<uint32_t>(dim) ||
+        bytes.size() != rows * dim * sizeof(float)) {
+      return absl::InternalError(absl::StrCat(
+          "PullSparse from ", Name(s), ": expected ", rows, " rows of dim ",
+          dim, ", got ", bytes.size(), " bytes of dim ", call.response.dim()));
+    }
+    ScatterRows(reinterpret_cast<const float*>(bytes.data()), call.chunk.pos,
+                dim, values.data());
+    return absl::OkStatus();
+  }
+
+  // The positions in `keys` of the keys of every server, increasing.
   std::vector<std::vector<uint32_t>> SplitByServer(
       absl::Span<const uint64_t> keys) const {
     std::vector<std::vector<uint32_t>> pos(stubs_.size());
     const int n = num_servers();
+    if (n == 1) {
+      pos[0].resize(keys.size());
+      std::iota(pos[0].begin(), pos[0].end(), 0u);
+      return pos;
+    }
     for (size_t i = 0; i < keys.size(); ++i) {
       pos[ServerForKey(keys[i], n)].push_back(static_cast<uint32_t>(i));
     }

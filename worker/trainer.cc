@@ -25,8 +25,9 @@ ReaderOptions MakeReaderOptions(const JobConfig& config,
   o.batch_size = config.data().batch_size();
   o.threads = config.data().reader_threads();
   o.max_bad_line_ratio = config.data().max_bad_line_ratio();
-  o.criteo.int_features = config.data().int_features();
-  o.criteo.hash_seed = config.data().hash_seed();
+  o.data = config.data();
+  o.shuffle_buffer = config.data().shuffle_buffer();
+  o.shuffle_seed = config.data().shuffle_seed();
   return o;
 }
 

@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "absl/status/status.h"
@@ -53,18 +54,38 @@ void CpuBackend::BiasActivation(int m, int n, const float* bias, Activation act,
                                 float* y) {
   for (int i = 0; i < m; ++i) {
     float* row = y + static_cast<int64_t>(i) * n;
-    if (act == Activation::kRelu) {
-      for (int j = 0; j < n; ++j) row[j] = Relu(row[j] + bias[j]);
-    } else {
-      for (int j = 0; j < n; ++j) row[j] += bias[j];
+    switch (act) {
+      case Activation::kNone:
+        for (int j = 0; j < n; ++j) row[j] += bias[j];
+        break;
+      case Activation::kRelu:
+        for (int j = 0; j < n; ++j) row[j] = Relu(row[j] + bias[j]);
+        break;
+      case Activation::kTanh:
+        for (int j = 0; j < n; ++j) row[j] = std::tanh(row[j] + bias[j]);
+        break;
+      case Activation::kSigmoid:
+        for (int j = 0; j < n; ++j) row[j] = Sigmoid(row[j] + bias[j]);
+        break;
     }
   }
 }
 
 void CpuBackend::ActivationBackward(int64_t count, Activation act,
                                     const float* y, float* dy) {
-  if (act != Activation::kRelu) return;
-  for (int64_t i = 0; i < count; ++i) dy[i] *= ReluGradFromOutput(y[i]);
+  switch (act) {
+    case Activation::kNone:
+      return;
+    case Activation::kRelu:
+      for (int64_t i = 0; i < count; ++i) dy[i] *= ReluGradFromOutput(y[i]);
+      return;
+    case Activation::kTanh:
+      for (int64_t i = 0; i < count; ++i) dy[i] *= TanhGradFromOutput(y[i]);
+      return;
+    case Activation::kSigmoid:
+      for (int64_t i = 0; i < count; ++i) dy[i] *= SigmoidGradFromOutput(y[i]);
+      return;
+  }
 }
 
 void CpuBackend::BiasGrad(int m, int n, const float* dy, float* db) {
@@ -117,6 +138,94 @@ void CpuBackend::PoolBackward(const PoolArgs& args, const float* d_out,
         float* dst = grad_rows + static_cast<int64_t>(args.index[r]) * dim;
         for (int d = 0; d < dim; ++d) dst[d] += src[d] * scale;
       }
+    }
+  }
+}
+
+void CpuBackend::CopyBlocks(int rows, int blocks, int width, const float* src,
+                            BlockLayout src_layout, float* dst,
+                            BlockLayout dst_layout, bool accumulate) {
+  for (int i = 0; i < rows; ++i) {
+    for (int b = 0; b < blocks; ++b) {
+      const float* from = src + static_cast<int64_t>(i) * src_layout.ld +
+                          static_cast<int64_t>(b) * src_layout.block_stride;
+      float* to = dst + static_cast<int64_t>(i) * dst_layout.ld +
+                  static_cast<int64_t>(b) * dst_layout.block_stride;
+      if (accumulate) {
+        for (int d = 0; d < width; ++d) to[d] += from[d];
+      } else {
+        std::copy_n(from, width, to);
+      }
+    }
+  }
+}
+
+void CpuBackend::FmForward(int batch, int num_fields, int dim, const float* x,
+                           BlockLayout layout, float* sum, float* out) {
+  for (int i = 0; i < batch; ++i) {
+    const float* row = x + static_cast<int64_t>(i) * layout.ld;
+    float* s = sum + static_cast<int64_t>(i) * dim;
+    std::fill(s, s + dim, 0.0f);
+    float squares = 0.0f;
+    for (int f = 0; f < num_fields; ++f) {
+      const float* v = row + static_cast<int64_t>(f) * layout.block_stride;
+      for (int d = 0; d < dim; ++d) {
+        s[d] += v[d];
+        squares += v[d] * v[d];
+      }
+    }
+    float sum_squared = 0.0f;
+    for (int d = 0; d < dim; ++d) sum_squared += s[d] * s[d];
+    out[i] += 0.5f * (sum_squared - squares);
+  }
+}
+
+void CpuBackend::FmBackward(int batch, int num_fields, int dim, const float* x,
+                            BlockLayout layout, const float* sum,
+                            const float* d_out, float* dx) {
+  for (int i = 0; i < batch; ++i) {
+    const int64_t row = static_cast<int64_t>(i) * layout.ld;
+    const float* s = sum + static_cast<int64_t>(i) * dim;
+    const float g = d_out[i];
+    for (int f = 0; f < num_fields; ++f) {
+      const int64_t at = row + static_cast<int64_t>(f) * layout.block_stride;
+      const float* v = x + at;
+      float* dv = dx + at;
+      for (int d = 0; d < dim; ++d) dv[d] += g * (s[d] - v[d]);
+    }
+  }
+}
+
+void CpuBackend::CrossForward(int batch, int width, const float* x0,
+                              const float* x, const float* w, const float* b,
+                              float* xw, float* out) {
+  for (int i = 0; i < batch; ++i) {
+    const int64_t row = static_cast<int64_t>(i) * width;
+    float dot = 0.0f;
+    for (int j = 0; j < width; ++j) dot += x[row + j] * w[j];
+    xw[i] = dot;
+    for (int j = 0; j < width; ++j) {
+      out[row + j] = x0[row + j] * dot + b[j] + x[row + j];
+    }
+  }
+}
+
+void CpuBackend::CrossBackward(int batch, int width, const float* x0,
+                               const float* x, const float* w, const float* xw,
+                               const float* d_out, float* d_x0, float* d_x,
+                               float* d_w, float* d_b) {
+  std::fill(d_w, d_w + width, 0.0f);
+  std::fill(d_b, d_b + width, 0.0f);
+  for (int i = 0; i < batch; ++i) {
+    const int64_t row = static_cast<int64_t>(i) * width;
+    float g = 0.0f;
+    for (int j = 0; j < width; ++j) g += d_out[row + j] * x0[row + j];
+    for (int j = 0; j < width; ++j) {
+      const float dy = d_out[row + j];
+      d_x[row + j] = dy + g * w[j];
+      d_x0[row + j] += dy * xw[i];
+      d_w[j] += g * x[row + j];
+      d_b[j] += dy;
     }
   }
 }

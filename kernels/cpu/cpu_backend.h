@@ -39,6 +39,20 @@ class CpuBackend final : public Backend {
   // REQUIRES: every args.index entry < num_rows.
   void PoolBackward(const PoolArgs& args, const float* d_out, int ld_out,
                     int64_t num_rows, float* grad_rows) override;
+  void CopyBlocks(int rows, int blocks, int width, const float* src,
+                  BlockLayout src_layout, float* dst, BlockLayout dst_layout,
+                  bool accumulate) override;
+  void FmForward(int batch, int num_fields, int dim, const float* x,
+                 BlockLayout layout, float* sum, float* out) override;
+  void FmBackward(int batch, int num_fields, int dim, const float* x,
+                  BlockLayout layout, const float* sum, const float* d_out,
+                  float* dx) override;
+  void CrossForward(int batch, int width, const float* x0, const float* x,
+                    const float* w, const float* b, float* xw,
+                    float* out) override;
+  void CrossBackward(int batch, int width, const float* x0, const float* x,
+                     const float* w, const float* xw, const float* d_out,
+                     float* d_x0, float* d_x, float* d_w, float* d_b) override;
   void SigmoidCrossEntropy(int n, const float* logits, const float* labels,
                            float grad_scale, float* probs, float* d_logits,
                            double* loss_sum) override;

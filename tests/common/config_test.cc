@@ -1,7 +1,9 @@
 #include "common/config.h"
 
 #include <string>
+#include <utility>
 
+#include "common/input_shape.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -184,6 +186,213 @@ TEST(ConfigTest, EveryShippedConfigLoads) {
     o.data_dir = "/tmp/ps_config_test";
     auto c = LoadJobConfig(std::string(src) + "/configs/" + name, o);
     EXPECT_TRUE(c.ok()) << name << ": " << c.status();
+  }
+}
+
+// Data formats (issue 6): SLOT, MOVIELENS, shuffling.
+std::string WithData(const std::string& fields) {
+  return Replace(kGood, "batch_size: 256", "batch_size: 256\n" + fields);
+}
+
+TEST(ConfigTest, SlotFormatNeedsNumSlots) {
+  EXPECT_EQ(Error(WithData("  format: SLOT")),
+            "job.pbtxt:16:1: data.num_slots: is required for format SLOT");
+  EXPECT_EQ(Error(WithData("  format: SLOT\n  num_slots: 0")),
+            "job.pbtxt:21:3: data.num_slots: must be in [1, 100000], got 0");
+  EXPECT_EQ(
+      Error(WithData("  format: SLOT\n  num_slots: 3\n  num_dense: -1")),
+      "job.pbtxt:22:3: data.num_dense: must be in [0, 100000], got -1");
+  auto c = Parse(WithData("  format: SLOT\n  num_slots: 3\n  num_dense: 2"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(InputShapeOf(c->data()).num_slots, 3);
+  EXPECT_EQ(InputShapeOf(c->data()).num_dense, 2);
+}
+
+TEST(ConfigTest, FormatFieldsOfOtherFormatsAreRefused) {
+  EXPECT_EQ(Error(WithData("  num_slots: 3")),
+            "job.pbtxt:20:3: data.num_slots: only applies to format SLOT");
+  EXPECT_EQ(Error(WithData("  format: MOVIELENS\n  num_dense: 0")),
+            "job.pbtxt:21:3: data.num_dense: only applies to format SLOT");
+  EXPECT_EQ(Error(WithData("  movielens_user_file: \"u.user\"")),
+            "job.pbtxt:20:3: data.movielens_user_file: only applies to "
+            "format MOVIELENS");
+  EXPECT_EQ(Error(WithData("  format: SLOT\n  num_slots: 1\n"
+                           "  movielens_item_file: \"u.item\"")),
+            "job.pbtxt:22:3: data.movielens_item_file: only applies to "
+            "format MOVIELENS");
+  EXPECT_EQ(Error(WithData("  format: MOVIELENS\n  movielens_item_file: \"\"")),
+            "job.pbtxt:21:3: data.movielens_item_file: must not be empty");
+}
+
+TEST(ConfigTest, MovieLensSideFilesResolvedLikeTrainFiles) {
+  auto c = Parse(WithData("  format: MOVIELENS\n"
+                          "  movielens_user_file: \"ml/u.user\"\n"
+                          "  movielens_item_file: \"/data/u.item\""));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data().movielens_user_file(), "/cfg/ml/u.user");
+  EXPECT_EQ(c->data().movielens_item_file(), "/data/u.item");
+  EXPECT_EQ(InputShapeOf(c->data()).num_slots, 8);
+  EXPECT_EQ(InputShapeOf(c->data()).num_dense, 0);
+  c = Parse(WithData("  format: MOVIELENS"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->data().has_movielens_user_file());
+  EXPECT_EQ(InputShapeOf(c->data()).num_slots, 2);
+}
+
+TEST(ConfigTest, ShuffleBufferRange) {
+  EXPECT_EQ(Error(WithData("  shuffle_buffer: -1")),
+            "job.pbtxt:20:3: data.shuffle_buffer: must be in [0, 10000000], "
+            "got -1");
+  auto c = Parse(WithData("  shuffle_buffer: 10000\n  shuffle_seed: 5"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data().shuffle_buffer(), 10000);
+  EXPECT_EQ(c->data().shuffle_seed(), 5u);
+}
+
+TEST(ConfigTest, GeneratedDataIsCriteoOnly) {
+  std::string text = Replace(kGood, "  train_files: \"train.tsv\"\n", "");
+  text = Replace(text, "  eval_files: \"/abs/eval.tsv\"\n",
+                 "  format: MOVIELENS\n  generate { output_dir: \"gen\" }\n");
+  EXPECT_EQ(Error(text),
+            "job.pbtxt:18:3: data.generate: generates CRITEO data, so "
+            "data.format must be CRITEO");
+}
+
+TEST(ConfigTest, ShippedMovieLensConfigsLoad) {
+  const char* src = std::getenv("PS_SOURCE_DIR");
+  if (src == nullptr) GTEST_SKIP() << "PS_SOURCE_DIR not set";
+  for (const char* name : {"movielens_dnn.pbtxt", "movielens_lr.pbtxt"}) {
+    ConfigOverrides o;
+    o.servers = {"127.0.0.1:1"};
+    auto c = LoadJobConfig(std::string(src) + "/configs/" + name, o);
+    ASSERT_TRUE(c.ok()) << name << ": " << c.status();
+    EXPECT_EQ(c->data().format(), DataConfig::MOVIELENS) << name;
+    EXPECT_EQ(InputShapeOf(c->data()).num_slots, 8) << name;
+  }
+}
+
+// The models of ModelConfig.Type and their options.
+std::string WithModel(const std::string& model_lines) {
+  return Replace(kGood,
+                 "  type: DNN\n  sparse_table: \"emb\"\n  hidden_units: 32\n",
+                 model_lines);
+}
+
+TEST(ConfigTest, NewModelTypesAndOptionsLoad) {
+  auto wd = Parse(WithModel(
+      "  type: WIDE_DEEP\n  sparse_table: \"emb\"\n  hidden_units: 16\n"
+      "  activation: TANH\n  wide_slots: 0\n  wide_slots: 38\n"
+      "  deep_slots: 5\n"));
+  ASSERT_TRUE(wd.ok()) << wd.status();
+  EXPECT_EQ(wd->model().wide_slots_size(), 2);
+  EXPECT_EQ(wd->model().activation(), ModelConfig::TANH);
+  auto dcn = Parse(WithModel(
+      "  type: DCN\n  sparse_table: \"emb\"\n  cross_layers: 0\n"));
+  ASSERT_TRUE(dcn.ok()) << dcn.status();
+  EXPECT_EQ(dcn->model().cross_layers(), 0);
+  auto fm = Parse(WithModel("  type: FM\n  sparse_table: \"emb\"\n"));
+  ASSERT_TRUE(fm.ok()) << fm.status();
+  EXPECT_EQ(fm->model().cross_layers(), 2);  // the default, unused
+  auto deepfm = Parse(Replace(kGood, "type: DNN", "type: DEEPFM"));
+  ASSERT_TRUE(deepfm.ok()) << deepfm.status();
+}
+
+TEST(ConfigTest, FmNeedsDimTwo) {
+  std::string text = Replace(kGood, "type: DNN", "type: FM");
+  text = Replace(text, "hidden_units: 32", "");
+  text = Replace(text, "dim: 8", "dim: 1");
+  EXPECT_EQ(Error(text),
+            "job.pbtxt:12:3: model.type: FM needs sparse table 'emb' to have "
+            "dim >= 2 (1 linear weight + embedding), it has 1");
+}
+
+TEST(ConfigTest, WideDeepAndDeepFmNeedDimTwo) {
+  std::string text = Replace(kGood, "dim: 8", "dim: 1");
+  EXPECT_EQ(Error(Replace(text, "type: DNN", "type: WIDE_DEEP")),
+            "job.pbtxt:12:3: model.type: WIDE_DEEP needs sparse table 'emb' "
+            "to have dim >= 2 (1 linear weight + embedding), it has 1");
+  EXPECT_EQ(Error(Replace(text, "type: DNN", "type: DEEPFM")),
+            "job.pbtxt:12:3: model.type: DEEPFM needs sparse table 'emb' to "
+            "have dim >= 2 (1 linear weight + embedding), it has 1");
+}
+
+TEST(ConfigTest, FmRejectsHiddenUnits) {
+  EXPECT_EQ(Error(Replace(kGood, "type: DNN", "type: FM")),
+            "job.pbtxt:14:3: model.hidden_units: must be empty for FM");
+}
+
+TEST(ConfigTest, SlotListsOnlyApplyToWideDeep) {
+  EXPECT_EQ(Error(Replace(kGood, "hidden_units: 32",
+                          "hidden_units: 32\n  deep_slots: 3")),
+            "job.pbtxt:15:3: model.deep_slots: only applies to model type "
+            "WIDE_DEEP, this model is DNN");
+  std::string fm = Replace(kGood, "type: DNN", "type: FM");
+  EXPECT_EQ(Error(Replace(fm, "hidden_units: 32", "wide_slots: 3")),
+            "job.pbtxt:14:3: model.wide_slots: only applies to model type "
+            "WIDE_DEEP, this model is FM");
+}
+
+TEST(ConfigTest, SlotOutOfRangeNamesTheDataSlotCount) {
+  const std::string wd = Replace(kGood, "type: DNN", "type: WIDE_DEEP");
+  // LOG_BUCKET Criteo: 39 slots.
+  EXPECT_EQ(Error(Replace(wd, "hidden_units: 32",
+                          "hidden_units: 32\n  wide_slots: 0\n"
+                          "  wide_slots: 39")),
+            "job.pbtxt:16:3: model.wide_slots[1]: slot 39 does not exist: "
+            "the data has 39 sparse slots (0..38)");
+  EXPECT_EQ(Error(Replace(wd, "hidden_units: 32",
+                          "hidden_units: 32\n  wide_slots: -1")),
+            "job.pbtxt:15:3: model.wide_slots[0]: slot -1 does not exist: "
+            "the data has 39 sparse slots (0..38)");
+  // NORMALIZE Criteo: 26 slots (+ 13 dense features).
+  std::string normalized = Replace(
+      wd, "batch_size: 256", "batch_size: 256\n  int_features: NORMALIZE");
+  EXPECT_EQ(Error(Replace(normalized, "hidden_units: 32",
+                          "hidden_units: 32\n  deep_slots: 26")),
+            "job.pbtxt:15:3: model.deep_slots[0]: slot 26 does not exist: "
+            "the data has 26 sparse slots (0..25)");
+}
+
+TEST(ConfigTest, SlotListedTwice) {
+  EXPECT_EQ(Error(Replace(Replace(kGood, "type: DNN", "type: WIDE_DEEP"),
+                          "hidden_units: 32",
+                          "hidden_units: 32\n  deep_slots: 4\n"
+                          "  deep_slots: 2\n  deep_slots: 4")),
+            "job.pbtxt:17:3: model.deep_slots[2]: slot 4 is listed twice "
+            "(also deep_slots[0])");
+}
+
+TEST(ConfigTest, CrossLayersOnlyForDcnAndInRange) {
+  EXPECT_EQ(Error(Replace(kGood, "hidden_units: 32",
+                          "hidden_units: 32\n  cross_layers: 3")),
+            "job.pbtxt:15:3: model.cross_layers: only applies to model type "
+            "DCN, this model is DNN");
+  EXPECT_EQ(Error(Replace(Replace(kGood, "type: DNN", "type: DCN"),
+                          "hidden_units: 32",
+                          "hidden_units: 32\n  cross_layers: 65")),
+            "job.pbtxt:15:3: model.cross_layers: must be in [0, 64], got 65");
+}
+
+TEST(ConfigTest, ShippedModelConfigsLoad) {
+  const char* src = std::getenv("PS_SOURCE_DIR");
+  if (src == nullptr) GTEST_SKIP() << "PS_SOURCE_DIR not set";
+  const std::pair<const char*, ModelConfig::Type> configs[] = {
+      {"criteo_fm.pbtxt", ModelConfig::FM},
+      {"criteo_wide_deep.pbtxt", ModelConfig::WIDE_DEEP},
+      {"criteo_deepfm.pbtxt", ModelConfig::DEEPFM},
+      {"criteo_dcn.pbtxt", ModelConfig::DCN},
+      {"generated_fm.pbtxt", ModelConfig::FM},
+      {"generated_wide_deep.pbtxt", ModelConfig::WIDE_DEEP},
+      {"generated_deepfm.pbtxt", ModelConfig::DEEPFM},
+      {"generated_dcn.pbtxt", ModelConfig::DCN},
+  };
+  for (const auto& [name, type] : configs) {
+    ConfigOverrides o;
+    o.servers = {"127.0.0.1:1"};
+    o.data_dir = "/tmp/ps_config_test";
+    auto c = LoadJobConfig(std::string(src) + "/configs/" + name, o);
+    ASSERT_TRUE(c.ok()) << name << ": " << c.status();
+    EXPECT_EQ(c->model().type(), type) << name;
   }
 }
 

@@ -1,5 +1,5 @@
-// Checks every CpuBackend kernel against a plain-loop reference on seeded
-// random inputs of awkward sizes, plus hand-computed values.
+// Checks every CpuBackend kernel against a plain-loop reference (in double)
+// on seeded random inputs of awkward sizes, plus hand-computed values.
 #include "kernels/cpu/cpu_backend.h"
 
 #include <cmath>
@@ -140,6 +140,39 @@ TEST(CpuBackendTest, ReluBackwardMatchesReferenceOnRandomInputs) {
     backend->ActivationBackward(count, Activation::kRelu, y.data(), dy.data());
     for (int i = 0; i < count; ++i) {
       ASSERT_EQ(dy[i], y[i] > 0 ? dy0[i] : 0.0f) << "count=" << count;
+    }
+  }
+}
+
+TEST(CpuBackendTest, TanhAndSigmoidActivationsMatchReference) {
+  auto backend = MakeBackend();
+  std::mt19937 rng(31);
+  for (int m : {1, 7, 65}) {
+    for (int n : {1, 7, 33}) {
+      const std::vector<float> bias = RandomVector(n, &rng);
+      const std::vector<float> y0 = RandomVector(int64_t{m} * n, &rng, -4, 4);
+      const std::vector<float> dy0 = RandomVector(int64_t{m} * n, &rng);
+      std::vector<float> tanh_y = y0, sig_y = y0;
+      backend->BiasActivation(m, n, bias.data(), Activation::kTanh,
+                              tanh_y.data());
+      backend->BiasActivation(m, n, bias.data(), Activation::kSigmoid,
+                              sig_y.data());
+      std::vector<float> tanh_dy = dy0, sig_dy = dy0;
+      backend->ActivationBackward(int64_t{m} * n, Activation::kTanh,
+                                  tanh_y.data(), tanh_dy.data());
+      backend->ActivationBackward(int64_t{m} * n, Activation::kSigmoid,
+                                  sig_y.data(), sig_dy.data());
+      for (int i = 0; i < m; ++i) {
+        for (int j = 0; j < n; ++j) {
+          const int64_t at = int64_t{i} * n + j;
+          const double z = double{y0[at]} + bias[j];
+          const double t = std::tanh(z), s = 1 / (1 + std::exp(-z));
+          ASSERT_NEAR(tanh_y[at], t, 1e-6) << "m=" << m << " n=" << n;
+          ASSERT_NEAR(sig_y[at], s, 1e-6) << "m=" << m << " n=" << n;
+          ASSERT_NEAR(tanh_dy[at], dy0[at] * (1 - t * t), 1e-6);
+          ASSERT_NEAR(sig_dy[at], dy0[at] * s * (1 - s), 1e-6);
+        }
+      }
     }
   }
 }

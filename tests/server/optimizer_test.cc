@@ -1,14 +1,21 @@
 // OptimizerRule (SGD, Adagrad): updates against hand-computed values over
-// several steps, state sizes, clipping, and Create's errors.
+// several steps, state sizes, clipping, the batched UpdateRows against a
+// scalar reference (bit for bit, at awkward sizes), and Create's errors; and
+// PsHandler::Create naming the table whose optimizer is refused.
 #include "server/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <memory>
+#include <random>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
+#include "server/ps_handler.h"
 
 namespace ps {
 namespace {
@@ -208,6 +215,174 @@ TEST(OptimizerTest, CreateRefusesUnknownType) {
   ASSERT_FALSE(rule.ok());
   EXPECT_EQ(rule.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(rule.status().message(), "unknown optimizer type 0");
+}
+
+// Create refuses every hyper-parameter out of range with a message naming the
+// field and the value.
+TEST(OptimizerTest, CreateRefusesBadHyperParameters) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  struct Case {
+    OptimizerConfig config;
+    const char* message;
+  };
+  const Case cases[] = {
+      {Adagrad(0.1f, 0.0f, 0.0f), "adagrad epsilon must be positive, got 0"},
+      {Adagrad(0.1f, 0.0f, -1e-6f),
+       "adagrad epsilon must be positive, got -1e-06"},
+      {Adagrad(0.1f, 0.0f, nan), "adagrad epsilon must be positive, got nan"},
+      {Adagrad(0.1f, 0.0f, inf), "adagrad epsilon must be positive, got inf"},
+      {Adagrad(0.1f, -1.0f, kEps),
+       "adagrad initial_accumulator must be finite and >= 0, got -1"},
+      {Adagrad(0.1f, inf, kEps),
+       "adagrad initial_accumulator must be finite and >= 0, got inf"},
+      {Adagrad(0.1f, nan, kEps),
+       "adagrad initial_accumulator must be finite and >= 0, got nan"},
+      {Adagrad(0.0f, 0.0f, kEps),
+       "optimizer learning_rate must be positive, got 0"},
+      {Adagrad(0.1f, 0.0f, kEps, /*bound=*/-0.5f),
+       "optimizer weight_bound must be finite and >= 0, got -0.5"},
+      {Sgd(0.1f, /*bound=*/-2.0f),
+       "optimizer weight_bound must be finite and >= 0, got -2"},
+      {Sgd(0.1f, /*bound=*/inf),
+       "optimizer weight_bound must be finite and >= 0, got inf"},
+      {Sgd(0.1f, /*bound=*/nan),
+       "optimizer weight_bound must be finite and >= 0, got nan"},
+  };
+  for (const Case& c : cases) {
+    auto rule = OptimizerRule::Create(c.config);
+    ASSERT_FALSE(rule.ok()) << c.message;
+    EXPECT_EQ(rule.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(rule.status().message(), c.message);
+  }
+}
+
+TEST(OptimizerTest, CreateAcceptsBoundaryValuesAndIgnoresUnusedFields) {
+  // Zero accumulator and zero bound (no clipping) are valid.
+  EXPECT_NE(MustCreate(Adagrad(0.1f, 0.0f, kEps, 0.0f)), nullptr);
+  EXPECT_NE(MustCreate(Adagrad(1e-30f, 0.0f, 1e-30f, 1e30f)), nullptr);
+  // SGD does not use epsilon or initial_accumulator.
+  OptimizerConfig sgd = Sgd(0.1f);
+  sgd.set_epsilon(0.0f);
+  sgd.set_initial_accumulator(-1.0f);
+  EXPECT_NE(MustCreate(sgd), nullptr);
+}
+
+// The documented formulas, one float at a time, as a reference for the
+// vectorized update path.
+void ReferenceUpdate(const OptimizerConfig& c, float* w, float* state,
+                     const float* g, int dim) {
+  for (int i = 0; i < dim; ++i) {
+    float v;
+    if (c.type() == OptimizerConfig::SGD) {
+      v = w[i] - c.learning_rate() * g[i];
+    } else {
+      state[i] = state[i] + g[i] * g[i];
+      v = w[i] - c.learning_rate() * g[i] / (std::sqrt(state[i]) + c.epsilon());
+    }
+    const float b = c.weight_bound();
+    w[i] = b > 0 ? std::clamp(v, -b, b) : v;
+  }
+}
+
+// UpdateRows over packed rows (a row listed several times included) and
+// Update over RowViews both equal the scalar reference bit for bit, at sizes
+// around the vector width.
+TEST(OptimizerTest, UpdateRowsMatchesScalarReferenceBitForBit) {
+  const OptimizerConfig configs[] = {
+      Sgd(0.3f), Sgd(0.3f, /*bound=*/0.05f), Adagrad(0.07f, 0.1f, kEps),
+      Adagrad(0.5f, 0.0f, 1e-3f, /*bound=*/0.05f)};
+  std::mt19937 rng(17);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const OptimizerConfig& config : configs) {
+    auto rule = MustCreate(config);
+    ASSERT_NE(rule, nullptr);
+    for (int dim : {1, 3, 4, 5, 7, 8, 13, 64, 65}) {
+      SCOPED_TRACE(testing::Message() << rule->Name() << " bound "
+                                      << config.weight_bound() << " dim "
+                                      << dim);
+      const int stride = dim + rule->StateSize(dim);
+      constexpr int kRows = 11;
+      // Packed rows: random weights, state from InitState.
+      std::vector<float> packed(kRows * stride);
+      for (int r = 0; r < kRows; ++r) {
+        for (int i = 0; i < dim; ++i) packed[r * stride + i] = normal(rng);
+        rule->InitState(absl::MakeSpan(&packed[r * stride + dim], stride - dim));
+      }
+      std::vector<float> reference = packed;
+      std::vector<float> by_view = packed;
+      // 23 updates; rows 2 and 5 appear several times.
+      const int order[] = {0, 2, 1, 2, 3, 4, 5, 5, 5, 6, 7, 8,
+                           9, 10, 2, 1, 0, 5, 3, 2, 9, 10, 4};
+      constexpr int kUpdates = sizeof(order) / sizeof(order[0]);
+      std::vector<float> grads(kUpdates * dim);
+      for (float& g : grads) g = normal(rng);
+      std::vector<float*> rows;
+      std::vector<const float*> row_grads;
+      for (int u = 0; u < kUpdates; ++u) {
+        rows.push_back(&packed[order[u] * stride]);
+        row_grads.push_back(&grads[u * dim]);
+        float* ref = &reference[order[u] * stride];
+        ReferenceUpdate(config, ref, ref + dim, &grads[u * dim], dim);
+        float* view = &by_view[order[u] * stride];
+        rule->Update(RowView{absl::MakeSpan(view, dim),
+                             absl::MakeSpan(view + dim, stride - dim)},
+                     absl::MakeConstSpan(&grads[u * dim], dim));
+      }
+      rule->UpdateRows(dim, rows, row_grads);
+      ASSERT_EQ(std::memcmp(packed.data(), reference.data(),
+                            packed.size() * sizeof(float)),
+                0);
+      ASSERT_EQ(std::memcmp(by_view.data(), reference.data(),
+                            by_view.size() * sizeof(float)),
+                0);
+    }
+  }
+}
+
+TEST(OptimizerTest, UpdateRowsOfNothingIsANoOp) {
+  auto rule = MustCreate(Adagrad(0.1f, 0.0f, kEps));
+  ASSERT_NE(rule, nullptr);
+  rule->UpdateRows(8, {}, {});
+}
+
+// A job whose optimizer is refused: PsHandler::Create names the table.
+JobConfig OneServerJob() {
+  JobConfig c;
+  c.mutable_cluster()->add_servers("127.0.0.1:5000");
+  c.mutable_cluster()->set_shard_num(4);
+  c.mutable_cluster()->set_dense_block_size(4);
+  SparseTableConfig* table = c.add_sparse_tables();
+  table->set_name("emb");
+  table->set_dim(4);
+  *table->mutable_optimizer() = Adagrad(0.1f, 0.0f, kEps);
+  ModelConfig* model = c.mutable_model();
+  model->set_type(ModelConfig::DNN);
+  model->set_sparse_table("emb");
+  *model->mutable_dense_optimizer() = Sgd(0.25f);
+  c.mutable_data()->add_train_files("/data/train.tsv");
+  return c;
+}
+
+TEST(OptimizerTest, PsHandlerCreateNamesTheTableOfABadOptimizer) {
+  ASSERT_TRUE(PsHandler::Create(OneServerJob(), 0).ok());
+
+  JobConfig sparse = OneServerJob();
+  sparse.mutable_sparse_tables(0)->mutable_optimizer()->set_epsilon(0.0f);
+  auto h = PsHandler::Create(sparse, 0);
+  ASSERT_FALSE(h.ok());
+  EXPECT_EQ(h.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(h.status().message(),
+            "table 'emb': adagrad epsilon must be positive, got 0");
+
+  JobConfig dense = OneServerJob();
+  dense.mutable_model()->mutable_dense_optimizer()->set_weight_bound(-1.0f);
+  h = PsHandler::Create(dense, 0);
+  ASSERT_FALSE(h.ok());
+  EXPECT_EQ(h.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(h.status().message(),
+            "dense table 'model': optimizer weight_bound must be finite and "
+            ">= 0, got -1");
 }
 
 }  // namespace

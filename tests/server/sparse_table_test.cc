@@ -5,8 +5,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -213,6 +215,79 @@ TEST(SparseTableTest, DuplicateKeysInOnePushAreAppliedInTurn) {
   EXPECT_EQ(table->size(), 2);
   std::vector<float> v = MustPull(*table, {5});
   EXPECT_NEAR(v[0], -0.18f, kTol);
+}
+
+// One push of many updates (new and old keys, each listed several times, in
+// many sub-shards) ends bit for bit where pushing the same updates one at a
+// time ends, at dims around the vector width.
+TEST(SparseTableTest, BatchedPushEqualsOneUpdateAtATime) {
+  std::mt19937_64 rng(5);
+  for (int dim : {1, 5, 13, 65}) {
+    SCOPED_TRACE(testing::Message() << "dim " << dim);
+    SparseTableOptions o = Options(OptimizerConfig::ADAGRAD, 0.05f,
+                                   InitializerConfig::UNIFORM, dim, 16);
+    o.optimizer.set_weight_bound(0.3f);
+    o.optimizer.set_initial_accumulator(0.1f);
+    auto batched = MustCreate(o);
+    o.shard_num = 1;
+    auto single = MustCreate(o);
+    ASSERT_NE(batched, nullptr);
+    ASSERT_NE(single, nullptr);
+    std::vector<uint64_t> universe(300);
+    for (auto& k : universe) k = rng();
+    // Half the keys exist before the push.
+    const std::vector<uint64_t> old_keys(universe.begin(),
+                                         universe.begin() + 150);
+    MustPull(*batched, old_keys);
+    MustPull(*single, old_keys);
+    std::vector<uint64_t> keys(2000);
+    std::vector<float> grads(keys.size() * dim);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (auto& k : keys) k = universe[rng() % universe.size()];
+    for (float& g : grads) g = normal(rng);
+    ASSERT_TRUE(batched->Push(keys, grads).ok());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      ASSERT_TRUE(single
+                      ->Push({keys[i]}, std::vector<float>(
+                                            grads.begin() + i * dim,
+                                            grads.begin() + (i + 1) * dim))
+                      .ok());
+    }
+    EXPECT_EQ(batched->size(), single->size());
+    const std::vector<float> a = MustPull(*batched, universe);
+    const std::vector<float> b = MustPull(*single, universe);
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  }
+}
+
+// Keys with structure (small integers, key 0, the top bits alone, all ones)
+// in one sub-shard, many times past the index's first capacity: every key
+// keeps its own row, found again after the index grew.
+TEST(SparseTableTest, StructuredKeysKeepTheirRowsAcrossIndexGrowth) {
+  auto table = MustCreate(Options(OptimizerConfig::SGD, 1.0f,
+                                  InitializerConfig::UNIFORM, 2,
+                                  /*shard_num=*/1));
+  ASSERT_NE(table, nullptr);
+  std::vector<uint64_t> keys;
+  for (uint64_t i = 0; i < 5000; ++i) {
+    keys.push_back(i);
+    keys.push_back(i << 40);
+    keys.push_back(~i);
+  }
+  keys.erase(keys.begin() + 1);  // 0 << 40 == 0
+  const std::vector<float> first = MustPull(*table, keys);
+  EXPECT_EQ(table->size(), static_cast<int64_t>(keys.size()));
+  EXPECT_EQ(MustPull(*table, keys), first);
+  // Each row took its own gradient.
+  std::vector<float> grads(keys.size() * 2);
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] = static_cast<float>(i);
+  ASSERT_TRUE(table->Push(keys, grads).ok());
+  const std::vector<float> after = MustPull(*table, keys);
+  for (size_t i = 0; i < after.size(); ++i) {
+    ASSERT_EQ(after[i], first[i] - grads[i]) << "value " << i;
+  }
+  EXPECT_EQ(table->size(), static_cast<int64_t>(keys.size()));
 }
 
 TEST(SparseTableTest, SizeCountsDistinctKeys) {

@@ -74,7 +74,7 @@ absl::Status ReadAll(const ReaderOptions& options, std::vector<Example>* out,
     EXPECT_EQ(batch.offsets.size(), batch.size() * batch.num_slots + 1u);
     EXPECT_EQ(batch.dense.size(), batch.size() * batch.num_dense + 0u);
     for (int i = 0; i < batch.size(); ++i) {
-      const int c1 = CriteoNumSlots(options.criteo) - 26;
+      const int c1 = batch.num_slots - 26;
       out->emplace_back(batch.labels[i],
                         batch.keys[batch.offsets[i * batch.num_slots + c1]]);
     }
@@ -174,7 +174,7 @@ TEST_F(DataReaderTest, EmptyFileGivesNoBatches) {
 TEST_F(DataReaderTest, NormalizeBatchesCarryDenseFeatures) {
   ReaderOptions options;
   options.files = {Write("a.tsv", Lines(0, 10))};
-  options.criteo.int_features = DataConfig::NORMALIZE;
+  options.data.set_int_features(DataConfig::NORMALIZE);
   std::unique_ptr<DataReader> reader = *DataReader::Open(options);
   Batch batch;
   ASSERT_TRUE(*reader->Next(&batch));
@@ -317,6 +317,15 @@ TEST_F(DataReaderTest, InvalidOptions) {
   EXPECT_EQ(DataReader::Open(options).status().message(),
             "data reader: worker_rank 3 is not in [0, num_workers = 3)");
   options.worker_rank = 0;
+  options.shuffle_buffer = -1;
+  EXPECT_EQ(DataReader::Open(options).status().message(),
+            "data reader: shuffle_buffer must be >= 0, got -1");
+  options.shuffle_buffer = 0;
+  options.data.set_format(DataConfig::SLOT);
+  EXPECT_EQ(DataReader::Open(options).status().message(),
+            "slot parser: num_slots must be >= 1 and num_dense >= 0, got 0 "
+            "and 0");
+  options.data.set_format(DataConfig::CRITEO);
   options.files = {dir_};
   absl::Status status = DataReader::Open(options).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);

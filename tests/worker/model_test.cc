@@ -1,5 +1,6 @@
-// Model (LR and DNN): gradients checked by central finite differences of the
-// mean loss, hand values, and every input validation error.
+// Model: hand values, what each model reads from a row and a slot, and every
+// input validation error. Gradients of every model are checked by finite
+// differences in model_gradient_test.cc.
 #include "worker/model.h"
 
 #include <algorithm>
@@ -15,12 +16,16 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
+#include "tests/worker/model_test_util.h"
 #include "worker/batch.h"
 
 namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::MakeBackend;
+using testing_util::MakeInputs;
+using testing_util::StepInputs;
 
 ModelSpec MakeSpec(ModelConfig::Type type, DataConfig::IntFeatures ints) {
   JobConfig config;
@@ -36,145 +41,6 @@ ModelSpec MakeSpec(ModelConfig::Type type, DataConfig::IntFeatures ints) {
   config.mutable_data()->set_int_features(ints);
   return MakeModelSpec(config);
 }
-
-std::unique_ptr<Backend> MakeBackend() {
-  auto backend = Backend::CreateCpu(BackendOptions{});
-  EXPECT_TRUE(backend.ok()) << backend.status();
-  return std::move(backend).value();
-}
-
-// Everything a step needs, with keys drawn from a small vocabulary so that
-// keys repeat across examples (and sometimes within a slot), and slot key
-// counts cycling through 0, 1 and 2.
-struct StepInputs {
-  Batch batch;
-  UniqueKeys unique;
-  std::vector<float> rows;
-  std::vector<float> dense_params;
-};
-
-StepInputs MakeInputs(const ModelSpec& spec, int batch_size, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> uniform(-0.5f, 0.5f);
-  std::uniform_int_distribution<uint64_t> vocab(1, 12);
-  std::uniform_int_distribution<int> raw_int(-1, 300);
-  StepInputs in;
-  Batch& b = in.batch;
-  b.num_slots = spec.num_slots;
-  b.num_dense = spec.num_dense;
-  for (int i = 0; i < batch_size; ++i) {
-    b.labels.push_back(static_cast<float>(i % 2));
-    for (int s = 0; s < spec.num_slots; ++s) {
-      const int count = (i + s) % 3;
-      for (int k = 0; k < count; ++k)
-        b.keys.push_back(vocab(rng) * 100 + s % 4);
-      b.offsets.push_back(static_cast<uint32_t>(b.keys.size()));
-    }
-    // NORMALIZE: log(1 + max(v, 0)), missing (here -1) is 0.
-    for (int d = 0; d < spec.num_dense; ++d) {
-      b.dense.push_back(
-          std::log1p(static_cast<float>(std::max(raw_int(rng), 0))));
-    }
-  }
-  in.unique = Deduplicate(b);
-  in.rows.resize(in.unique.unique_keys.size() * spec.emb_dim);
-  for (float& x : in.rows) x = uniform(rng);
-  in.dense_params.resize(spec.dense_size);
-  for (int64_t j = 0; j < spec.dense_size; ++j) {
-    in.dense_params[j] = DenseInitValue(spec, seed, j) + 0.1f * uniform(rng);
-  }
-  return in;
-}
-
-double MeanLoss(Model* model, const StepInputs& in,
-                const std::vector<float>& rows,
-                const std::vector<float>& dense_params) {
-  StepResult result;
-  absl::Status status =
-      model->Predict(in.batch, in.unique.key_index,
-                     in.unique.unique_keys.size(), rows, dense_params, &result);
-  EXPECT_TRUE(status.ok()) << status;
-  return result.loss_sum / in.batch.size();
-}
-
-// Central difference of the mean loss in one float of `params`.
-double NumericGrad(Model* model, const StepInputs& in, std::vector<float>* rows,
-                   std::vector<float>* dense, std::vector<float>* params,
-                   size_t j) {
-  constexpr float kEps = 1e-3f;
-  const float saved = (*params)[j];
-  (*params)[j] = saved + kEps;
-  const double plus = MeanLoss(model, in, *rows, *dense);
-  (*params)[j] = saved - kEps;
-  const double minus = MeanLoss(model, in, *rows, *dense);
-  (*params)[j] = saved;
-  return (plus - minus) / (2.0 * kEps);
-}
-
-void ExpectGradClose(double numeric, double analytic, const std::string& what) {
-  const double tol =
-      2e-2 * std::max(std::abs(numeric), std::abs(analytic)) + 2e-4;
-  EXPECT_NEAR(analytic, numeric, tol) << what;
-}
-
-using GradCase = std::tuple<ModelConfig::Type, PoolMode>;
-
-class ModelGradientTest : public ::testing::TestWithParam<GradCase> {};
-
-TEST_P(ModelGradientTest, AnalyticGradientMatchesFiniteDifferences) {
-  const auto [type, pooling] = GetParam();
-  const ModelSpec spec = MakeSpec(type, DataConfig::NORMALIZE);
-  ASSERT_EQ(spec.num_slots, 26);
-  ASSERT_EQ(spec.num_dense, 13);
-  auto backend = MakeBackend();
-  Model model(spec, pooling, backend.get());
-  StepInputs in = MakeInputs(spec, 6, 41);
-  // Repeated keys: fewer unique rows than key occurrences.
-  ASSERT_LT(in.unique.unique_keys.size(), in.batch.keys.size());
-
-  StepResult result;
-  ASSERT_TRUE(model
-                  .TrainStep(in.batch, in.unique.key_index,
-                             in.unique.unique_keys.size(), in.rows,
-                             in.dense_params, &result)
-                  .ok());
-  ASSERT_EQ(result.probs.size(), 6u);
-  ASSERT_EQ(result.dense_grad.size(), static_cast<size_t>(spec.dense_size));
-  ASSERT_EQ(result.row_grad.size(), in.rows.size());
-  EXPECT_NEAR(result.loss_sum / 6,
-              MeanLoss(&model, in, in.rows, in.dense_params), 1e-9);
-
-  std::vector<float> rows = in.rows, dense = in.dense_params;
-  int significant_dense = 0, significant_rows = 0;
-  for (size_t j = 0; j < dense.size(); ++j) {
-    const double numeric = NumericGrad(&model, in, &rows, &dense, &dense, j);
-    ExpectGradClose(numeric, result.dense_grad[j],
-                    "dense param " + std::to_string(j));
-    if (std::abs(numeric) > 1e-3) ++significant_dense;
-  }
-  for (size_t j = 0; j < rows.size(); ++j) {
-    const double numeric = NumericGrad(&model, in, &rows, &dense, &rows, j);
-    ExpectGradClose(
-        numeric, result.row_grad[j],
-        "row float " + std::to_string(j) + " (key " +
-            std::to_string(in.unique.unique_keys[j / spec.emb_dim]) + ")");
-    if (std::abs(numeric) > 1e-3) ++significant_rows;
-  }
-  // The check means something only if many gradients are far from zero
-  // (ReLU units dead on all 6 examples zero whole columns of W_0).
-  EXPECT_GT(significant_dense, static_cast<int>(dense.size()) / 6);
-  EXPECT_GT(significant_rows, static_cast<int>(rows.size()) / 2);
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    LrAndDnn, ModelGradientTest,
-    ::testing::Combine(::testing::Values(ModelConfig::LR, ModelConfig::DNN),
-                       ::testing::Values(PoolMode::kSum, PoolMode::kMean)),
-    [](const ::testing::TestParamInfo<GradCase>& info) {
-      return std::string(std::get<0>(info.param) == ModelConfig::LR ? "Lr"
-                                                                    : "Dnn") +
-             (std::get<1>(info.param) == PoolMode::kSum ? "Sum" : "Mean");
-    });
 
 TEST(ModelTest, LrWithoutDenseFeaturesHandValues) {
   // LOG_BUCKET: 39 slots, no dense features; LR's layer is just a bias.
@@ -213,6 +79,113 @@ TEST(ModelTest, LrWithoutDenseFeaturesHandValues) {
   EXPECT_NEAR(result.probs[0], q, 1e-6);
   EXPECT_NEAR(result.row_grad[0], (q - 1) / 2 + (q - 1), 1e-6);
   EXPECT_NEAR(result.row_grad[1], (q - 1) / 2, 1e-6);
+}
+
+// LOG_BUCKET (39 slots, no dense features) with a table of the given dim.
+JobConfig LogBucketConfig(ModelConfig::Type type, int dim) {
+  JobConfig config;
+  auto* table = config.add_sparse_tables();
+  table->set_name("emb");
+  table->set_dim(dim);
+  config.mutable_model()->set_type(type);
+  config.mutable_model()->set_sparse_table("emb");
+  config.mutable_data()->set_int_features(DataConfig::LOG_BUCKET);
+  return config;
+}
+
+// One example with the given keys per slot (the other slots empty).
+Batch OneExample(int num_slots,
+                 const std::vector<std::vector<uint64_t>>& keys) {
+  Batch batch;
+  batch.num_slots = num_slots;
+  batch.labels = {1.0f};
+  for (int s = 0; s < num_slots; ++s) {
+    if (s < static_cast<int>(keys.size())) {
+      batch.keys.insert(batch.keys.end(), keys[s].begin(), keys[s].end());
+    }
+    batch.offsets.push_back(static_cast<uint32_t>(batch.keys.size()));
+  }
+  return batch;
+}
+
+TEST(ModelTest, FmHandValues) {
+  // Rows are [linear weight | 2 embedding floats]: A = [0.5 | 0.1, 0.2],
+  // B = [-0.25 | 0.3, -0.1]. Slot 0 = {A}, slot 1 = {B}, slot 5 = {A, B}
+  // (sum pooled): embeddings e0 = (.1, .2), e1 = (.3, -.1), e5 = (.4, .1).
+  const ModelSpec spec = MakeModelSpec(LogBucketConfig(ModelConfig::FM, 3));
+  ASSERT_EQ(spec.dense_size, 1);  // the bias alone
+  auto backend = MakeBackend();
+  Model model(spec, PoolMode::kSum, backend.get());
+  const Batch batch =
+      OneExample(spec.num_slots, {{1}, {2}, {}, {}, {}, {1, 2}});
+  const std::vector<uint32_t> key_index = {0, 1, 0, 1};
+  const std::vector<float> rows = {0.5f, 0.1f, 0.2f, -0.25f, 0.3f, -0.1f};
+  const std::vector<float> bias = {0.125f};
+  StepResult result;
+  ASSERT_TRUE(model.TrainStep(batch, key_index, 2, rows, bias, &result).ok());
+  // bias + linear (A, B, A + B) + <e0,e1> + <e0,e5> + <e1,e5>.
+  const double logit = 0.125 + 2 * (0.5 - 0.25) + (0.01 + 0.06 + 0.11);
+  const double p = 1 / (1 + std::exp(-logit));
+  EXPECT_NEAR(result.probs[0], p, 1e-6);
+  EXPECT_NEAR(result.dense_grad[0], p - 1, 1e-6);
+  // A: weight used twice; embedding gets (e1 + e5) via e0 and (e0 + e1)
+  // via e5. B: (e0 + e5) via e1 and (e0 + e1) via e5.
+  const std::vector<double> want = {2, 1.1, 0.1, 2, 0.9, 0.4};
+  for (size_t j = 0; j < want.size(); ++j) {
+    EXPECT_NEAR(result.row_grad[j], (p - 1) * want[j], 1e-6) << "float " << j;
+  }
+}
+
+TEST(ModelTest, WideDeepReadsOnlyItsSlots) {
+  // Wide: slot 1's weights; deep: slot 2's embeddings. Key 7 sits in slot 0
+  // only, key 8 in slot 1 (wide), key 9 in slot 2 (deep).
+  JobConfig config = LogBucketConfig(ModelConfig::WIDE_DEEP, 3);
+  config.mutable_model()->add_wide_slots(1);
+  config.mutable_model()->add_deep_slots(2);
+  const ModelSpec spec = MakeModelSpec(config);
+  auto backend = MakeBackend();
+  Model model(spec, PoolMode::kSum, backend.get());
+  const Batch batch = OneExample(spec.num_slots, {{7}, {8}, {9}});
+  const std::vector<uint32_t> key_index = {0, 1, 2};
+  std::vector<float> rows = {1, 2, 3, 0.5, 0.25, -0.5, -0.75, 0.5, 1.5};
+  std::vector<float> params(spec.dense_size);
+  for (int64_t j = 0; j < spec.dense_size; ++j) {
+    params[j] = 0.25f + DenseInitValue(spec, 3, j);
+  }
+  StepResult result;
+  ASSERT_TRUE(model.TrainStep(batch, key_index, 3, rows, params, &result).ok());
+  EXPECT_THAT(
+      std::vector<float>(result.row_grad.begin(), result.row_grad.begin() + 3),
+      ::testing::ElementsAre(0, 0, 0));  // slot 0 is read by no part
+  EXPECT_NE(result.row_grad[3], 0.0f);   // key 8's weight: wide
+  EXPECT_EQ(result.row_grad[4], 0.0f);   // key 8's embedding: unused
+  EXPECT_EQ(result.row_grad[5], 0.0f);
+  EXPECT_EQ(result.row_grad[6], 0.0f);  // key 9's weight: unused
+  EXPECT_NE(result.row_grad[7], 0.0f);  // key 9's embedding: deep
+  EXPECT_NE(result.row_grad[8], 0.0f);
+
+  // Changing what no part reads changes nothing.
+  StepResult changed;
+  rows[0] = 5.0f;
+  rows[4] = -3.0f;
+  rows[6] = 2.0f;
+  ASSERT_TRUE(model.Predict(batch, key_index, 3, rows, params, &changed).ok());
+  EXPECT_EQ(changed.probs, result.probs);
+}
+
+TEST(ModelTest, RowWidthMustSuitTheModel) {
+  auto backend = MakeBackend();
+  // Built from an unvalidated config: FM rows of dim 1 have no embedding.
+  const ModelSpec spec = MakeModelSpec(LogBucketConfig(ModelConfig::FM, 1));
+  Model model(spec, PoolMode::kSum, backend.get());
+  const Batch batch = OneExample(spec.num_slots, {{7}});
+  StepResult result;
+  const absl::Status status =
+      model.TrainStep(batch, {0}, 1, {0.5f}, {0.0f}, &result);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "FM model needs rows of dim >= 2 (1 linear weight + embedding), "
+            "the spec has dim 1");
 }
 
 TEST(ModelTest, PredictMatchesTrainStepAndLeavesGradsEmpty) {

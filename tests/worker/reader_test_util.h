@@ -1,0 +1,74 @@
+// Helpers shared by the reader and parser tests: a scratch folder removed at
+// the end of each test, a gzip writer, and a view of a Batch example.
+#ifndef PS_TESTS_WORKER_READER_TEST_UTIL_H_
+#define PS_TESTS_WORKER_READER_TEST_UTIL_H_
+
+#include <stdlib.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "worker/batch.h"
+
+namespace ps {
+namespace testing_util {
+
+// A fresh folder under the test temp dir, deleted when the fixture ends.
+class TempDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir();
+    if (!tmpl.empty() && tmpl.back() == '/') tmpl.pop_back();
+    tmpl += "/ps_reader_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Writes `content` to dir_/name and returns the path.
+  std::string Write(const std::string& name, const std::string& content) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path, std::ios::binary) << content;
+    return path;
+  }
+
+  // Writes `content` gzip-compressed to dir_/name (zlib's gzwrite) and
+  // returns the path.
+  std::string WriteGzip(const std::string& name, const std::string& content) {
+    const std::string path = dir_ + "/" + name;
+    gzFile f = gzopen(path.c_str(), "wb");
+    EXPECT_NE(f, nullptr) << path;
+    if (f == nullptr) return path;
+    if (!content.empty()) {
+      EXPECT_EQ(gzwrite(f, content.data(), static_cast<unsigned>(content.size())),
+                static_cast<int>(content.size()));
+    }
+    EXPECT_EQ(gzclose(f), Z_OK);
+    return path;
+  }
+
+  std::string dir_;
+};
+
+// The keys of slot `slot` of example `i`.
+inline std::vector<uint64_t> SlotKeys(const Batch& b, int i, int slot) {
+  const size_t at = static_cast<size_t>(i) * b.num_slots + slot;
+  return std::vector<uint64_t>(b.keys.begin() + b.offsets[at],
+                               b.keys.begin() + b.offsets[at + 1]);
+}
+
+inline Batch EmptyBatch(int num_slots, int num_dense) {
+  Batch b;
+  b.num_slots = num_slots;
+  b.num_dense = num_dense;
+  return b;
+}
+
+}  // namespace testing_util
+}  // namespace ps
+
+#endif  // PS_TESTS_WORKER_READER_TEST_UTIL_H_
