@@ -69,9 +69,10 @@ for ((i = 0; i < NUM_SERVERS; i++)); do
 done
 WORKER_PIDS=()
 for ((j = 0; j < NUM_WORKERS; j++)); do
-  rm -f "$RUN_DIR/worker_$j.json"
+  rm -f "$RUN_DIR/worker_$j.json" "$RUN_DIR/metrics/worker_$j.jsonl"
   "$BUILD/worker/ps_worker" "${COMMON[@]}" --rank "$j" --data_dir "$DATA_DIR" \
-    --result_file "$RUN_DIR/worker_$j.json" >"$RUN_DIR/worker_$j.log" 2>&1 &
+    --result_file "$RUN_DIR/worker_$j.json" --metrics_dir "$RUN_DIR/metrics" \
+    >"$RUN_DIR/worker_$j.log" 2>&1 &
   PIDS+=($!)
   WORKER_PIDS+=($!)
 done

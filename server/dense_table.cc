@@ -51,4 +51,17 @@ absl::Status DenseTable::Push(absl::Span<const float> grads) {
   return absl::OkStatus();
 }
 
+absl::Status DenseTable::AddDeltas(absl::Span<const float> deltas) {
+  if (static_cast<int64_t>(deltas.size()) != local_size_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dense table '", name_, "' delta push: this server holds ",
+                     local_size_, " floats, got ", deltas.size()));
+  }
+  RETURN_IF_ERROR(
+      CheckFinite(deltas, absl::StrCat("dense table '", name_, "' delta")));
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < deltas.size(); ++i) values_[i] += deltas[i];
+  return absl::OkStatus();
+}
+
 }  // namespace ps

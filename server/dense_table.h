@@ -35,6 +35,8 @@ class DenseTable {
   // InvalidArgument (nothing applied) when grads.size() != local_size() or a
   // gradient is not finite.
   absl::Status Push(absl::Span<const float> grads);
+  // GEO: adds `deltas` to the values (no rule). Same errors as Push.
+  absl::Status AddDeltas(absl::Span<const float> deltas);
 
  private:
   DenseTable(std::string name, int64_t local_size, int64_t global_size,

@@ -135,7 +135,7 @@ class RowIndex {
   size_t capacity() const { return slots_.size(); }
 
  private:
-  static constexpr uint32_t kEmpty = ~0u;
+  static constexpr uint32_t kEmpty = ~0u;  // never a row number
   static constexpr size_t kMinCapacity = 16;
 
   struct Slot {
@@ -220,6 +220,23 @@ class MemorySparseTable final : public SparseTable {
         row_grads[j] = grads.data() + static_cast<size_t>(idx.data()[j]) * dim_;
       }
       rule_->UpdateRows(dim_, rows, row_grads);
+    });
+    return absl::OkStatus();
+  }
+
+  absl::Status AddDeltas(absl::Span<const uint64_t> keys,
+                         absl::Span<const float> deltas) override {
+    if (deltas.size() != keys.size() * dim_) {
+      return SizeError("delta push", keys.size(), deltas.size());
+    }
+    RETURN_IF_ERROR(CheckFinite(
+        deltas, absl::StrCat("table '", options_.name, "' push delta")));
+    ForEachShardGroup(keys, [&](absl::Span<const uint32_t> idx,
+                                absl::Span<float* const> rows) {
+      for (size_t j = 0; j < idx.size(); ++j) {
+        const float* d = deltas.data() + static_cast<size_t>(idx[j]) * dim_;
+        for (int i = 0; i < dim_; ++i) rows[j][i] += d[i];
+      }
     });
     return absl::OkStatus();
   }

@@ -123,7 +123,15 @@ absl::Status PsHandler::PushSparse(const PushSparseRequest& request) {
   ASSIGN_OR_RETURN(auto grads,
                    ViewPacked<float>(request.grads(), what + " gradients"));
   RETURN_IF_ERROR(CheckKeysOwned(*table, keys));
-  return table->Push(keys, grads);
+  if (request.is_delta()) {
+    RETURN_IF_ERROR(table->AddDeltas(keys, grads));
+  } else {
+    RETURN_IF_ERROR(table->Push(keys, grads));
+  }
+  absl::MutexLock lock(&counts_mu_);
+  PushCounts& c = push_counts_[request.worker_rank()];
+  ++(request.is_delta() ? c.sparse_deltas : c.sparse_gradients);
+  return absl::OkStatus();
 }
 
 absl::Status PsHandler::PullDense(const PullDenseRequest& request,
@@ -143,13 +151,27 @@ absl::Status PsHandler::PushDense(const PushDenseRequest& request) {
       ViewPacked<float>(request.grads(), absl::StrCat("dense table '",
                                                       table->name(),
                                                       "' gradients")));
-  return table->Push(grads);
+  if (request.is_delta()) {
+    RETURN_IF_ERROR(table->AddDeltas(grads));
+  } else {
+    RETURN_IF_ERROR(table->Push(grads));
+  }
+  absl::MutexLock lock(&counts_mu_);
+  PushCounts& c = push_counts_[request.worker_rank()];
+  ++(request.is_delta() ? c.dense_deltas : c.dense_gradients);
+  return absl::OkStatus();
 }
 
 std::vector<int64_t> PsHandler::SparseRows() const {
   std::vector<int64_t> rows;
   for (const auto& t : sparse_) rows.push_back(t->size());
   return rows;
+}
+
+PushCounts PsHandler::PushCountsOf(int rank) const {
+  absl::MutexLock lock(&counts_mu_);
+  auto it = push_counts_.find(rank);
+  return it == push_counts_.end() ? PushCounts() : it->second;
 }
 
 }  // namespace ps

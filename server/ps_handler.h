@@ -10,16 +10,26 @@
 #ifndef PS_SERVER_PS_HANDLER_H_
 #define PS_SERVER_PS_HANDLER_H_
 
+#include <map>
 #include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "proto/config.pb.h"
 #include "proto/ps.pb.h"
 #include "server/dense_table.h"
 #include "server/sparse_table.h"
 
 namespace ps {
+
+// Push requests a server received from one worker, by kind.
+struct PushCounts {
+  int64_t sparse_gradients = 0;
+  int64_t sparse_deltas = 0;
+  int64_t dense_gradients = 0;
+  int64_t dense_deltas = 0;
+};
 
 class PsHandler {
  public:
@@ -39,6 +49,8 @@ class PsHandler {
 
   // Rows stored per sparse table, for logs and tests.
   std::vector<int64_t> SparseRows() const;
+  // The accepted push requests of worker `rank` (zeros when none).
+  PushCounts PushCountsOf(int rank) const;
 
  private:
   PsHandler(int rank, int num_servers) : rank_(rank), num_servers_(num_servers) {}
@@ -52,6 +64,8 @@ class PsHandler {
   const int num_servers_;
   std::vector<std::unique_ptr<SparseTable>> sparse_;
   std::vector<std::unique_ptr<DenseTable>> dense_;
+  mutable absl::Mutex counts_mu_;
+  std::map<int, PushCounts> push_counts_ ABSL_GUARDED_BY(counts_mu_);
 };
 
 }  // namespace ps

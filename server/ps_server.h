@@ -44,6 +44,8 @@ class PsServer {
 
   int port() const { return port_; }
   PsHandler* handler() const { return handler_.get(); }
+  // The coordinator (rank 0 only; null elsewhere).
+  CoordinatorImpl* coordinator() const { return coordinator_.get(); }
 
   // Server 0: the endpoints it sends Shutdown to at the job's end (default:
   // config.cluster.servers). For tests that bind port 0.

@@ -53,6 +53,12 @@ class SparseTable {
   virtual absl::Status Push(absl::Span<const uint64_t> keys,
                             absl::Span<const float> grads) = 0;
 
+  // GEO: adds deltas[i * dim .. (i + 1) * dim) to the weights of keys[i]
+  // (creating missing rows first); the rule is not applied. Same errors as
+  // Push, and nothing is applied on an error.
+  virtual absl::Status AddDeltas(absl::Span<const uint64_t> keys,
+                                 absl::Span<const float> deltas) = 0;
+
   // Rows stored.
   virtual int64_t size() const = 0;
   // Bytes used by rows and index (approximate).

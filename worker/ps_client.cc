@@ -218,6 +218,46 @@ class GrpcPsClient final : public PsClient {
                  absl::Span<const uint64_t> keys, absl::Span<const float> grads,
                  uint32_t dense_table, const DenseBlocks& blocks,
                  absl::Span<const float> dense_grad, int64_t step) override {
+    Push(sparse_table, dim, keys, grads, dense_table, blocks, dense_grad, step,
+         /*is_delta=*/false);
+  }
+
+  void PushDeltasAsync(uint32_t sparse_table, int dim,
+                       absl::Span<const uint64_t> keys,
+                       absl::Span<const float> deltas, uint32_t dense_table,
+                       const DenseBlocks& blocks,
+                       absl::Span<const float> dense_delta,
+                       int64_t step) override {
+    Push(sparse_table, dim, keys, deltas, dense_table, blocks, dense_delta,
+         step, /*is_delta=*/true);
+  }
+
+  int InFlightPushes() override {
+    absl::MutexLock lock(&mu_);
+    return in_flight_;
+  }
+
+  absl::StatusOr<int64_t> StepGate(int64_t step, bool done,
+                                   int staleness) override {
+    grpc::ClientContext context;
+    // Waits for the slowest worker: allow an hour, as barriers do.
+    context.set_deadline(DeadlineIn(std::chrono::hours(1)));
+    StepGateRequest request;
+    request.set_worker_rank(options_.worker_rank);
+    request.set_step(step);
+    request.set_done(done);
+    request.set_staleness(staleness);
+    StepGateResponse response;
+    grpc::Status status = coordinator_->StepGate(&context, request, &response);
+    if (!status.ok()) return FromGrpcStatus(status, Name(0), "StepGate");
+    return response.slowest_step();
+  }
+
+ private:
+  void Push(uint32_t sparse_table, int dim, absl::Span<const uint64_t> keys,
+            absl::Span<const float> grads, uint32_t dense_table,
+            const DenseBlocks& blocks, absl::Span<const float> dense_grad,
+            int64_t step, bool is_delta) {
     auto group = std::make_shared<PushGroup>();
     std::vector<std::function<void()>> sends;
     const std::vector<std::vector<uint32_t>> pos = SplitByServer(keys);
@@ -226,6 +266,7 @@ class GrpcPsClient final : public PsClient {
       call->request.set_table_id(sparse_table);
       call->request.set_worker_rank(options_.worker_rank);
       call->request.set_step(step);
+      call->request.set_is_delta(is_delta);
       PackKeys(keys, chunk.pos, call->request.mutable_keys());
       std::string* g = call->request.mutable_grads();
       g->resize(chunk.pos.size() * dim * sizeof(float));
@@ -236,7 +277,10 @@ class GrpcPsClient final : public PsClient {
       sends.push_back([this, s, call, group] {
         stubs_[s]->async()->PushSparse(
             &call->context, &call->request, &call->response,
-            [this, s, call, group](grpc::Status status) {
+            [this, s, call, group](grpc::Status status) mutable {
+              // The call (and its ClientContext) is gone before the push counts
+              // as done, so nothing of it outlives WaitPushes(0).
+              call.reset();
               OnPushDone(s, "PushSparse", status, group.get());
             });
       });
@@ -249,6 +293,7 @@ class GrpcPsClient final : public PsClient {
         call->request.set_table_id(dense_table);
         call->request.set_worker_rank(options_.worker_rank);
         call->request.set_step(step);
+        call->request.set_is_delta(is_delta);
         std::string* g = call->request.mutable_grads();
         g->reserve(blocks.SizeOn(s) * sizeof(float));
         for (const auto& [begin, end] : ranges) {
@@ -259,8 +304,11 @@ class GrpcPsClient final : public PsClient {
         sends.push_back([this, s, call, group] {
           stubs_[s]->async()->PushDense(
               &call->context, &call->request, &call->response,
-              [this, s, call, group](grpc::Status status) {
-                OnPushDone(s, "PushDense", status, group.get());
+              [this, s, call, group](grpc::Status status) mutable {
+                // The call (and its ClientContext) is gone before the push counts
+              // as done, so nothing of it outlives WaitPushes(0).
+              call.reset();
+              OnPushDone(s, "PushDense", status, group.get());
               });
         });
       }
@@ -274,6 +322,7 @@ class GrpcPsClient final : public PsClient {
     for (auto& send : sends) send();
   }
 
+ public:
   absl::Status WaitPushes(int max_in_flight) override {
     absl::MutexLock lock(&mu_);
     while (in_flight_ > max_in_flight) push_done_.Wait(&mu_);

@@ -58,7 +58,20 @@ class PsClient {
                          absl::Span<const float> grads, uint32_t dense_table,
                          const DenseBlocks& blocks,
                          absl::Span<const float> dense_grad, int64_t step) = 0;
+  // As PushAsync, for GEO: the values are parameter deltas that the servers
+  // add to the rows and to the dense table as they are.
+  virtual void PushDeltasAsync(uint32_t sparse_table, int dim,
+                               absl::Span<const uint64_t> keys,
+                               absl::Span<const float> deltas,
+                               uint32_t dense_table, const DenseBlocks& blocks,
+                               absl::Span<const float> dense_delta,
+                               int64_t step) = 0;
+  // Blocks until at most `max_in_flight` pushes are in flight. Returns the
+  // first error any push had; once a push failed, every later call returns
+  // that error (the worker must stop: an update was lost).
   virtual absl::Status WaitPushes(int max_in_flight) = 0;
+  // Pushes sent and not yet answered.
+  virtual int InFlightPushes() = 0;
 
   // out (blocks.size floats) = the whole dense table, gathered from all
   // servers.
@@ -72,6 +85,11 @@ class PsClient {
   virtual absl::StatusOr<bool> Barrier(const std::string& name,
                                        bool has_more) = 0;
   virtual absl::Status Finish(int64_t examples, const std::string& status) = 0;
+  // BOUNDED mode: blocks until `step` is at most `staleness` steps ahead of
+  // every worker that still has data; returns the slowest one's step.
+  // done = true: this worker has no more data and holds nobody back.
+  virtual absl::StatusOr<int64_t> StepGate(int64_t step, bool done,
+                                           int staleness) = 0;
 };
 
 }  // namespace ps

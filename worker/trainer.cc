@@ -1,15 +1,16 @@
 #include "worker/trainer.h"
 
+#include <algorithm>
 #include <future>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
-#include "kernels/auc.h"
-#include "worker/batch.h"
 #include "worker/data_reader.h"
+#include "worker/geo_cache.h"
 
 namespace ps {
 
@@ -31,9 +32,7 @@ ReaderOptions MakeReaderOptions(const JobConfig& config,
   return o;
 }
 
-double MsSince(absl::Time start) {
-  return absl::ToDoubleMilliseconds(absl::Now() - start);
-}
+double NowSeconds() { return absl::ToUnixMicros(absl::Now()) / 1e6; }
 
 }  // namespace
 
@@ -47,10 +46,11 @@ struct Trainer::Prepared {
 };
 
 Trainer::Trainer(const JobConfig& config, int rank, PsClient* client,
-                 Backend* backend)
+                 Backend* backend, MetricsLog* metrics)
     : config_(config),
       rank_(rank),
       client_(client),
+      metrics_(metrics),
       spec_(MakeModelSpec(config)),
       blocks_{spec_.dense_size, config.cluster().dense_block_size(),
               config.cluster().servers_size()},
@@ -58,158 +58,294 @@ Trainer::Trainer(const JobConfig& config, int rank, PsClient* client,
              config.model().pooling() == ModelConfig::MEAN ? PoolMode::kMean
                                                            : PoolMode::kSum,
              backend),
-      dense_params_(spec_.dense_size) {}
+      dense_params_(spec_.dense_size),
+      merger_(spec_.emb_dim, spec_.dense_size) {
+  if (config.training().mode() == TrainingConfig::GEO) {
+    geo_ = std::make_unique<GeoCache>(
+        spec_.emb_dim,
+        config.sparse_tables(static_cast<int>(spec_.sparse_table_id))
+            .optimizer(),
+        config.model().dense_optimizer(), spec_.dense_size);
+  }
+}
+
+Trainer::~Trainer() = default;
+
+TrainStats Trainer::stats() const {
+  TrainStats s = stats_;
+  s.seconds = train_seconds_;
+  s.auc = total_.Auc();
+  s.logloss = total_.LogLoss();
+  return s;
+}
 
 absl::Status Trainer::PullDense(int64_t step) {
   absl::Time start = absl::Now();
   RETURN_IF_ERROR(
       client_->PullDense(0, blocks_, absl::MakeSpan(dense_params_), step));
-  pull_ms_ += MsSince(start);
+  pull_ms_ += absl::ToDoubleMilliseconds(absl::Now() - start);
   return absl::OkStatus();
 }
 
 absl::Status Trainer::Prepare(Prepared* p, int64_t step) {
-  // Reading happens in the caller (it owns the reader); this pulls.
   p->unique = Deduplicate(p->batch);
+  if (geo_ != nullptr) return absl::OkStatus();  // GEO pulls through its cache
   p->rows.resize(p->unique.unique_keys.size() * spec_.emb_dim);
   absl::Time start = absl::Now();
   RETURN_IF_ERROR(client_->PullSparse(spec_.sparse_table_id, spec_.emb_dim,
                                       p->unique.unique_keys,
                                       absl::MakeSpan(p->rows), step));
-  p->pull_ms = MsSince(start);
+  p->pull_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
   return absl::OkStatus();
 }
 
-absl::StatusOr<TrainStats> Trainer::Train() {
+absl::Status Trainer::Compute(const Prepared& p, absl::Span<const float> rows) {
+  pull_ms_ += p.pull_ms;
+  RETURN_IF_ERROR(model_.TrainStep(p.batch, p.unique.key_index,
+                                   p.unique.unique_keys.size(), rows,
+                                   dense_params_, &result_));
+  for (int i = 0; i < p.batch.size(); ++i) {
+    total_.Add(result_.probs[i], p.batch.labels[i]);
+    window_.Add(result_.probs[i], p.batch.labels[i]);
+  }
+  ++stats_.steps;
+  stats_.examples += p.batch.size();
+  window_examples_ += p.batch.size();
+  return absl::OkStatus();
+}
+
+void Trainer::LogProgress() {
+  const int every = config_.training().log_every_steps();
+  if (stats_.steps % every != 0) return;
+  double now = NowSeconds();
+  double rate = window_examples_ / std::max(now - window_start_, 1e-9);
+  LOG(INFO) << "worker " << rank_ << " step " << stats_.steps << " examples "
+            << stats_.examples << " loss " << window_.LogLoss() << " auc "
+            << window_.Auc() << " ex/s " << static_cast<int64_t>(rate)
+            << " pull_ms/step " << pull_ms_ / every << " push_wait_ms/step "
+            << push_wait_ms_ / every;
+  if (metrics_ != nullptr) {
+    metrics_->Write("train", {{"step", stats_.steps},
+                              {"examples", stats_.examples},
+                              {"loss", window_.LogLoss()},
+                              {"auc", window_.Auc()},
+                              {"examples_per_sec", rate},
+                              {"pull_ms_per_step", pull_ms_ / every},
+                              {"push_wait_ms_per_step", push_wait_ms_ / every}});
+  }
+  window_.Reset();
+  window_examples_ = 0;
+  pull_ms_ = push_wait_ms_ = 0;
+  window_start_ = now;
+}
+
+absl::Status Trainer::FlushPushes(int max_in_flight) {
+  RETURN_IF_ERROR(client_->WaitPushes(max_in_flight));
+  if (merger_.empty()) return absl::OkStatus();
+  client_->PushAsync(spec_.sparse_table_id, spec_.emb_dim, merger_.keys(),
+                     merger_.grads(), 0, blocks_, merger_.dense(),
+                     stats_.steps);
+  ++stats_.pushes;
+  stats_.merged_steps += merger_.steps() - 1;
+  merger_.Clear();
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::Push(const Prepared& p) {
   const TrainingConfig& tr = config_.training();
-  const bool sync = tr.mode() == TrainingConfig::SYNC;
-  const int num_workers = config_.cluster().num_workers();
+  absl::Time start = absl::Now();
+  merger_.Add(p.unique.unique_keys, result_.row_grad, result_.dense_grad);
+  absl::Status status;
+  if (tr.mode() == TrainingConfig::SYNC) {
+    status = FlushPushes(0);
+    if (status.ok()) status = client_->WaitPushes(0);
+  } else if (client_->InFlightPushes() < tr.max_inflight_pushes() ||
+             merger_.steps() > tr.max_merged_steps()) {
+    // Room in the queue, or merged enough: send (waiting for room if needed).
+    status = FlushPushes(tr.max_inflight_pushes() - 1);
+  }
+  push_wait_ms_ += absl::ToDoubleMilliseconds(absl::Now() - start);
+  return status;
+}
+
+absl::Status Trainer::TrainEpoch(int epoch) {
+  const TrainingConfig& tr = config_.training();
+  const TrainingConfig::Mode mode = tr.mode();
   ASSIGN_OR_RETURN(std::vector<std::string> files,
                    ExpandFiles({config_.data().train_files().begin(),
                                 config_.data().train_files().end()}));
-  TrainStats stats;
-  AucAccumulator total;
-  AucAccumulator window;
-  StepResult result;
-  int64_t step = 0;
-  int64_t window_examples = 0;
-  absl::Time start = absl::Now();
-  absl::Time window_start = start;
-
-  auto train_one = [&](Prepared& cur) -> absl::Status {
-    if (sync || step % tr.pull_dense_every() == 0) RETURN_IF_ERROR(PullDense(step));
-    pull_ms_ += cur.pull_ms;
-    RETURN_IF_ERROR(model_.TrainStep(cur.batch, cur.unique.key_index,
-                                     cur.unique.unique_keys.size(), cur.rows,
-                                     dense_params_, &result));
-    for (int i = 0; i < cur.batch.size(); ++i) {
-      total.Add(result.probs[i], cur.batch.labels[i]);
-      window.Add(result.probs[i], cur.batch.labels[i]);
+  ReaderOptions options =
+      MakeReaderOptions(config_, files, rank_, config_.cluster().num_workers());
+  // A different shuffle every epoch, the same for every run.
+  options.shuffle_seed += static_cast<uint64_t>(epoch) * 0x9E3779B97F4A7C15ULL;
+  ASSIGN_OR_RETURN(auto reader, DataReader::Open(options));
+  const double epoch_start = NowSeconds();
+  if (window_start_ == 0) window_start_ = epoch_start;
+  int64_t epoch_steps = 0;
+  auto read = [&](Prepared* p, int64_t at_step) -> absl::Status {
+    p->has_data = false;
+    if (tr.max_steps() > 0 && epoch_steps >= tr.max_steps()) {
+      return absl::OkStatus();
     }
-    absl::Time wait_start = absl::Now();
-    RETURN_IF_ERROR(client_->WaitPushes(sync ? 0 : tr.max_inflight_pushes() - 1));
-    client_->PushAsync(spec_.sparse_table_id, spec_.emb_dim,
-                       cur.unique.unique_keys, result.row_grad, 0, blocks_,
-                       result.dense_grad, step);
-    if (sync) RETURN_IF_ERROR(client_->WaitPushes(0));
-    push_wait_ms_ += MsSince(wait_start);
-    ++step;
-    stats.examples += cur.batch.size();
-    window_examples += cur.batch.size();
-    if (step % tr.log_every_steps() == 0) {
-      double secs = absl::ToDoubleSeconds(absl::Now() - window_start);
-      LOG(INFO) << "worker " << rank_ << " step " << step << " examples "
-                << stats.examples << " loss " << window.LogLoss() << " auc "
-                << window.Auc() << " ex/s "
-                << static_cast<int64_t>(window_examples / std::max(secs, 1e-9))
-                << " pull_ms/step " << pull_ms_ / tr.log_every_steps()
-                << " push_wait_ms/step "
-                << push_wait_ms_ / tr.log_every_steps();
-      window.Reset();
-      window_examples = 0;
-      pull_ms_ = push_wait_ms_ = 0;
-      window_start = absl::Now();
+    ASSIGN_OR_RETURN(bool more, reader->Next(&p->batch));
+    if (!more) return absl::OkStatus();
+    ++epoch_steps;
+    p->has_data = true;
+    return Prepare(p, at_step);
+  };
+  auto train_one = [&](Prepared& p) -> absl::Status {
+    if (mode == TrainingConfig::GEO) return TrainStepGeo(p);
+    if (mode == TrainingConfig::BOUNDED) {
+      ASSIGN_OR_RETURN(int64_t slowest,
+                       client_->StepGate(stats_.steps, false, tr.staleness()));
+      (void)slowest;
     }
-    return absl::OkStatus();
+    if (mode == TrainingConfig::SYNC ||
+        stats_.steps % tr.pull_dense_every() == 0) {
+      RETURN_IF_ERROR(PullDense(stats_.steps));
+    }
+    RETURN_IF_ERROR(Compute(p, p.rows));
+    return Push(p);
   };
 
-  for (int epoch = 0; epoch < tr.epochs(); ++epoch) {
-    ASSIGN_OR_RETURN(auto reader,
-                     DataReader::Open(MakeReaderOptions(config_, files, rank_,
-                                                        num_workers)));
-    int64_t epoch_steps = 0;
-    auto read = [&](Prepared* p, int64_t at_step) -> absl::Status {
-      p->has_data = false;
-      if (tr.max_steps() > 0 && epoch_steps >= tr.max_steps()) {
-        return absl::OkStatus();
-      }
-      ASSIGN_OR_RETURN(bool more, reader->Next(&p->batch));
-      if (!more) return absl::OkStatus();
-      ++epoch_steps;
-      p->has_data = true;
-      return Prepare(p, at_step);
-    };
-    Prepared cur, next;
-    if (sync) {
-      bool exhausted = false;
-      for (int64_t k = 0;; ++k) {
+  Prepared cur, next;
+  if (mode == TrainingConfig::SYNC) {
+    bool exhausted = false;
+    for (int64_t k = 0;; ++k) {
+      if (!exhausted) {
+        RETURN_IF_ERROR(read(&cur, stats_.steps));
+        exhausted = !cur.has_data;
         if (!exhausted) {
-          RETURN_IF_ERROR(read(&cur, step));
-          exhausted = !cur.has_data;
-          if (!exhausted) RETURN_IF_ERROR(train_one(cur));
+          RETURN_IF_ERROR(train_one(cur));
+          LogProgress();
         }
-        ASSIGN_OR_RETURN(bool all_done,
-                         client_->Barrier(absl::StrCat("epoch-", epoch,
-                                                       "-step-", k),
-                                          !exhausted));
-        if (all_done) break;
       }
-    } else {
-      RETURN_IF_ERROR(read(&cur, step));
-      while (cur.has_data) {
-        // Pull the next batch's rows while this one computes.
-        std::future<absl::Status> prefetch =
-            std::async(std::launch::async, read, &next, step + 1);
-        absl::Status status = train_one(cur);
-        absl::Status fetched = prefetch.get();
-        RETURN_IF_ERROR(status);
-        RETURN_IF_ERROR(fetched);
-        std::swap(cur, next);
-      }
+      ASSIGN_OR_RETURN(bool all_done,
+                       client_->Barrier(absl::StrCat("epoch-", epoch, "-step-", k),
+                                        !exhausted));
+      if (all_done) break;
     }
-    stats.bad_lines += reader->bad_lines();
-    LOG(INFO) << "worker " << rank_ << " finished epoch " << epoch + 1 << "/"
-              << tr.epochs() << ": " << stats.examples << " examples, "
-              << reader->bad_lines() << " bad lines skipped";
+  } else {
+    RETURN_IF_ERROR(read(&cur, stats_.steps));
+    while (cur.has_data) {
+      // Read and pull the next batch while this one computes (GEO: read
+      // only; its pulls go through the local cache).
+      std::future<absl::Status> prefetch =
+          std::async(std::launch::async, read, &next, stats_.steps + 1);
+      absl::Status status = train_one(cur);
+      absl::Status fetched = prefetch.get();
+      RETURN_IF_ERROR(status);
+      RETURN_IF_ERROR(fetched);
+      LogProgress();
+      std::swap(cur, next);
+    }
   }
+  stats_.bad_lines += reader->bad_lines();
+  train_seconds_ += NowSeconds() - epoch_start;
+  LOG(INFO) << "worker " << rank_ << " finished epoch " << epoch + 1 << "/"
+            << tr.epochs() << ": " << stats_.examples << " examples, "
+            << reader->bad_lines() << " bad lines skipped";
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::FinishTraining() {
+  if (geo_ != nullptr) RETURN_IF_ERROR(GeoSync());
+  RETURN_IF_ERROR(FlushPushes(0));
   RETURN_IF_ERROR(client_->WaitPushes(0));
-  stats.steps = step;
-  stats.seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  stats.auc = total.Auc();
-  stats.logloss = total.LogLoss();
-  return stats;
+  if (config_.training().mode() == TrainingConfig::BOUNDED) {
+    RETURN_IF_ERROR(client_->StepGate(stats_.steps, true, 0).status());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::TrainStepGeo(Prepared& p) {
+  if (stats_.steps == 0) {
+    RETURN_IF_ERROR(PullDense(0));
+    geo_->SetDenseBase(dense_params_);
+  }
+  // Rows this round has not seen yet come from the servers.
+  std::vector<uint64_t> missing = geo_->Missing(p.unique.unique_keys);
+  if (!missing.empty()) {
+    std::vector<float> values(missing.size() * spec_.emb_dim);
+    absl::Time start = absl::Now();
+    RETURN_IF_ERROR(client_->PullSparse(spec_.sparse_table_id, spec_.emb_dim,
+                                        missing, absl::MakeSpan(values),
+                                        stats_.steps));
+    p.pull_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+    geo_->Insert(missing, values);
+  }
+  p.rows.resize(p.unique.unique_keys.size() * spec_.emb_dim);
+  geo_->Gather(p.unique.unique_keys, absl::MakeSpan(p.rows));
+  RETURN_IF_ERROR(Compute(p, p.rows));
+  geo_->ApplySparse(p.unique.unique_keys, result_.row_grad);
+  geo_->ApplyDense(absl::MakeSpan(dense_params_), result_.dense_grad);
+  if (stats_.steps % config_.training().geo_every() == 0) {
+    RETURN_IF_ERROR(GeoSync());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::GeoSync() {
+  absl::Time start = absl::Now();
+  std::vector<uint64_t> keys;
+  std::vector<float> deltas;
+  geo_->SparseDeltas(&keys, &deltas);
+  std::vector<float> dense_delta = geo_->DenseDelta(dense_params_);
+  if (stats_.steps == geo_->synced_step()) return absl::OkStatus();
+  client_->PushDeltasAsync(spec_.sparse_table_id, spec_.emb_dim, keys, deltas,
+                           0, blocks_, dense_delta, stats_.steps);
+  ++stats_.pushes;
+  RETURN_IF_ERROR(client_->WaitPushes(0));
+  geo_->Clear(stats_.steps);
+  // Fresh values: everyone's deltas so far.
+  RETURN_IF_ERROR(PullDense(stats_.steps));
+  geo_->SetDenseBase(dense_params_);
+  push_wait_ms_ += absl::ToDoubleMilliseconds(absl::Now() - start);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<EvalStats> Trainer::Evaluate(
     const std::vector<std::string>& patterns, int shard, int num_shards) {
   ASSIGN_OR_RETURN(std::vector<std::string> files, ExpandFiles(patterns));
-  ASSIGN_OR_RETURN(auto reader,
-                   DataReader::Open(MakeReaderOptions(config_, files, shard,
-                                                      num_shards)));
+  ReaderOptions options = MakeReaderOptions(config_, files, shard, num_shards);
+  options.shuffle_buffer = 0;  // order does not matter for metrics
+  ASSIGN_OR_RETURN(auto reader, DataReader::Open(options));
   absl::Time start = absl::Now();
   RETURN_IF_ERROR(PullDense(-1));
+  const int cal_slot = config_.training().calibration_slot();
+  struct ValueSums {
+    int64_t n = 0;
+    double prob = 0;
+    double clicks = 0;
+  };
+  absl::flat_hash_map<uint64_t, ValueSums> per_value;
   AucAccumulator acc;
   Prepared p;
   StepResult result;
   while (true) {
     ASSIGN_OR_RETURN(bool more, reader->Next(&p.batch));
     if (!more) break;
-    RETURN_IF_ERROR(Prepare(&p, -1));
+    p.unique = Deduplicate(p.batch);
+    p.rows.resize(p.unique.unique_keys.size() * spec_.emb_dim);
+    RETURN_IF_ERROR(client_->PullSparse(spec_.sparse_table_id, spec_.emb_dim,
+                                        p.unique.unique_keys,
+                                        absl::MakeSpan(p.rows), -1));
     RETURN_IF_ERROR(model_.Predict(p.batch, p.unique.key_index,
                                    p.unique.unique_keys.size(), p.rows,
                                    dense_params_, &result));
-    for (int i = 0; i < p.batch.size(); ++i) {
-      acc.Add(result.probs[i], p.batch.labels[i]);
+    const Batch& b = p.batch;
+    for (int i = 0; i < b.size(); ++i) {
+      acc.Add(result.probs[i], b.labels[i]);
+      if (cal_slot >= 0) {
+        uint32_t begin = b.offsets[i * b.num_slots + cal_slot];
+        uint32_t end = b.offsets[i * b.num_slots + cal_slot + 1];
+        for (uint32_t k = begin; k < end; ++k) {
+          ValueSums& v = per_value[b.keys[k]];
+          ++v.n;
+          v.prob += result.probs[i];
+          v.clicks += b.labels[i];
+        }
+      }
     }
   }
   EvalStats stats;
@@ -219,6 +355,17 @@ absl::StatusOr<EvalStats> Trainer::Evaluate(
   stats.logloss = acc.LogLoss();
   stats.calibration = acc.Calibration();
   stats.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  for (const auto& [key, v] : per_value) {
+    stats.per_value.push_back(
+        {key, v.n, v.prob / v.n, v.clicks / static_cast<double>(v.n)});
+  }
+  constexpr size_t kTopValues = 10;
+  std::sort(stats.per_value.begin(), stats.per_value.end(),
+            [](const SlotValueCalibration& a, const SlotValueCalibration& b) {
+              return a.examples != b.examples ? a.examples > b.examples
+                                              : a.key < b.key;
+            });
+  if (stats.per_value.size() > kTopValues) stats.per_value.resize(kTopValues);
   return stats;
 }
 

@@ -20,6 +20,7 @@ DEFINE_string(servers, "", "comma-separated host:port of all servers, "
 DEFINE_int32(num_workers, 0, "overrides cluster.num_workers (default: "
                              "$PS_NUM_WORKERS)");
 DEFINE_string(data_dir, "", "overrides data.generate.output_dir");
+DEFINE_string(metrics_dir, "", "overrides training.metrics_dir");
 DEFINE_string(result_file, "", "where to write this worker's results (JSON)");
 DEFINE_int32(blas_threads, 1, "BLAS threads of the CPU backend");
 
@@ -70,6 +71,7 @@ int main(int argc, char** argv) {
       FLAGS_servers.empty() ? Env("PS_SERVERS") : FLAGS_servers);
   overrides.num_workers = FLAGS_num_workers;
   overrides.data_dir = FLAGS_data_dir;
+  overrides.metrics_dir = FLAGS_metrics_dir;
   int rank = FLAGS_rank;
   if ((overrides.num_workers == 0 &&
        !IntFromEnv("PS_NUM_WORKERS", &overrides.num_workers)) ||

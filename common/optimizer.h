@@ -1,0 +1,93 @@
+// Server-side optimizer rules, applied to rows on push.
+//
+// The update path is written once (optimizer.cc): it loads a row's weights,
+// state and gradient a few lanes at a time, hands them to the rule's math and
+// stores the results; UpdateRows also prefetches rows ahead so that their
+// cache misses overlap. Each rule supplies only its math (a few lines valid
+// for a float or a vector of floats), its name and how many floats of state
+// it keeps per weight. Rules are immutable after creation and thread-safe;
+// callers serialize updates of one row.
+//
+// Row layout. A row's state is `StateSize(dim)` floats: for every weight i,
+// state value k (k < StateSize(dim) / dim) sits at state[k * dim + i].
+// UpdateRows works on packed rows, [weights (dim) | state], as SparseTable
+// stores them.
+//
+// Results are bit-identical whichever path (Update, UpdateRows, vector lanes
+// or scalar tail) applies a gradient.
+#ifndef PS_COMMON_OPTIMIZER_H_
+#define PS_COMMON_OPTIMIZER_H_
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "proto/config.pb.h"
+
+namespace ps {
+
+// A typed view of one row: its weights and its optimizer state.
+struct RowView {
+  absl::Span<float> weights;
+  absl::Span<float> state;
+};
+
+class OptimizerRule {
+ public:
+  // InvalidArgument naming the field and its value for an unknown type or a
+  // hyper-parameter out of range: learning_rate must be finite and > 0,
+  // weight_bound finite and >= 0; Adagrad's epsilon finite and > 0 and its
+  // initial_accumulator finite and >= 0.
+  static absl::StatusOr<std::unique_ptr<OptimizerRule>> Create(
+      const OptimizerConfig& config);
+  virtual ~OptimizerRule() = default;
+
+  virtual const char* Name() const = 0;
+  // Floats of state per row of `dim` weights.
+  virtual int StateSize(int dim) const = 0;
+  // Sets the state of a new row.
+  // REQUIRES: state.size() == StateSize(dim) for the row's dim.
+  virtual void InitState(absl::Span<float> state) const = 0;
+  // Applies gradient `grad` (same size as row.weights) to the row.
+  // REQUIRES: grad finite, row.state.size() == StateSize(grad.size()).
+  virtual void Update(RowView row, absl::Span<const float> grad) const = 0;
+  // Applies grads[i] (dim floats) to the packed row rows[i] (dim weights,
+  // then StateSize(dim) floats of state), for i = 0, 1, ... in order: a row
+  // listed several times receives its gradients in turn. One virtual call
+  // per batch; the rows are prefetched a few ahead.
+  // REQUIRES: rows.size() == grads.size(), gradients finite, and no row
+  // overlaps a gradient.
+  virtual void UpdateRows(int dim, absl::Span<float* const> rows,
+                          absl::Span<const float* const> grads) const = 0;
+};
+
+// Memory hints shared by UpdateRows and SparseTable's row loops.
+
+// Asks the CPU to bring the cache lines of [p, p + bytes) in, for writing
+// when kForWrite (PREFETCHW where the target has it, else a plain prefetch).
+// A hint only: never faults.
+template <bool kForWrite>
+inline void PrefetchBytes(const void* p, size_t bytes) {
+  constexpr size_t kLine = 64;
+  const char* c = static_cast<const char*>(p);
+  // From the line holding the first byte to the line holding the last.
+  const char* end = c + bytes;
+  c -= reinterpret_cast<uintptr_t>(c) % kLine;
+  for (; c < end; c += kLine) __builtin_prefetch(c, kForWrite ? 1 : 0, 3);
+}
+
+// How many rows of `row_bytes` to prefetch ahead of the one being worked on:
+// about kPrefetchBytes of rows (enough in flight to cover a memory latency,
+// few enough not to run out of fill buffers), between 2 and 16 rows.
+inline size_t PrefetchDistance(size_t row_bytes) {
+  constexpr size_t kPrefetchBytes = 2048;
+  const size_t rows = kPrefetchBytes / std::max<size_t>(row_bytes, 1);
+  return std::clamp<size_t>(rows, 2, 16);
+}
+
+}  // namespace ps
+
+#endif  // PS_COMMON_OPTIMIZER_H_

@@ -1,0 +1,185 @@
+// Every training mode on a real 2-server/2-worker loopback cluster (servers
+// in this process, workers in threads) on generated data with a known oracle
+// AUC; plus what each mode promises about staleness and pushes.
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/config.h"
+#include "gtest/gtest.h"
+#include "server/coordinator.h"
+#include "server/ps_handler.h"
+#include "server/ps_server.h"
+#include "worker/datagen.h"
+#include "worker/worker_job.h"
+
+namespace ps {
+namespace {
+
+constexpr char kJob[] = R"pb(
+cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 2 }
+sparse_tables {
+  name: "embedding"
+  dim: 8
+  optimizer { type: ADAGRAD learning_rate: 0.05 }
+}
+model {
+  type: DNN
+  sparse_table: "embedding"
+  hidden_units: 32
+  dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
+}
+data {
+  batch_size: 512
+  generate {
+    output_dir: "unused"
+    seed: 11
+    train_rows: 400000
+    eval_rows: 30000
+    vocab_size: 100
+    num_interactions: 0
+  }
+}
+training { log_every_steps: 200 }
+)pb";
+
+struct Cluster {
+  std::vector<std::unique_ptr<PsServer>> servers;
+  std::vector<absl::StatusOr<WorkerJobResult>> results;
+};
+
+// Starts the servers on free ports and runs every worker in a thread; the
+// servers stay up (stopped by the coordinator) so the test can read them.
+std::unique_ptr<Cluster> RunCluster(JobConfig config) {
+  auto cluster = std::make_unique<Cluster>();
+  std::vector<std::string> endpoints;
+  for (int i = 0; i < config.cluster().servers_size(); ++i) {
+    PsServerOptions options;
+    options.config = config;
+    options.rank = i;
+    options.listen_address = "127.0.0.1:0";
+    auto server = PsServer::Start(options);
+    EXPECT_TRUE(server.ok()) << server.status();
+    if (!server.ok()) return cluster;
+    endpoints.push_back(absl::StrCat("127.0.0.1:", (*server)->port()));
+    cluster->servers.push_back(std::move(*server));
+  }
+  cluster->servers[0]->SetServerEndpoints(endpoints);
+  config.mutable_cluster()->clear_servers();
+  for (const auto& e : endpoints) config.mutable_cluster()->add_servers(e);
+  const int n = config.cluster().num_workers();
+  cluster->results.resize(n, absl::UnknownError("not run"));
+  std::vector<std::thread> threads;
+  for (int j = 0; j < n; ++j) {
+    threads.emplace_back([&, j] {
+      cluster->results[j] = RunWorkerJob(config, j, WorkerJobOptions());
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& s : cluster->servers) {
+    EXPECT_TRUE(s->WaitForShutdownRequest(absl::Seconds(10)));
+  }
+  return cluster;
+}
+
+class ModesTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::string dir = absl::StrCat(::testing::TempDir(), "/modes_test_data");
+    ConfigOverrides overrides;
+    overrides.data_dir = dir;
+    auto config = ParseJobConfig(kJob, "modes_test", "", overrides);
+    ASSERT_TRUE(config.ok()) << config.status();
+    config_ = new JobConfig(*config);
+    auto report = GenerateCriteoData(config_->data().generate());
+    ASSERT_TRUE(report.ok()) << report.status();
+    report_ = new GeneratorReport(*report);
+  }
+  static void TearDownTestSuite() {
+    delete config_;
+    delete report_;
+  }
+
+  // Trains in `mode` and checks the eval AUC against the oracle.
+  std::unique_ptr<Cluster> TrainAndCheck(TrainingConfig::Mode mode,
+                                         double max_gap) {
+    JobConfig config = *config_;
+    config.mutable_training()->set_mode(mode);
+    Customize(&config);
+    auto cluster = RunCluster(config);
+    if (cluster->results.empty()) return cluster;
+    int64_t examples = 0;
+    for (const auto& r : cluster->results) {
+      EXPECT_TRUE(r.ok()) << r.status();
+      if (r.ok()) examples += r->train.examples;
+    }
+    EXPECT_EQ(examples, report_->train_rows);
+    const auto& r0 = cluster->results[0];
+    if (r0.ok() && r0->eval.has_value()) {
+      std::cout << TrainingConfig::Mode_Name(mode) << ": eval auc "
+                << r0->eval->auc << " (oracle " << report_->oracle_auc
+                << ")\n";
+      EXPECT_GE(r0->eval->auc, report_->oracle_auc - max_gap);
+    } else {
+      ADD_FAILURE() << "worker 0 did not evaluate";
+    }
+    return cluster;
+  }
+
+  virtual void Customize(JobConfig*) {}
+
+  static JobConfig* config_;
+  static GeneratorReport* report_;
+};
+
+JobConfig* ModesTest::config_ = nullptr;
+GeneratorReport* ModesTest::report_ = nullptr;
+
+TEST_F(ModesTest, AsyncWithinPoint01OfOracle) {
+  TrainAndCheck(TrainingConfig::ASYNC, 0.01);
+}
+
+TEST_F(ModesTest, SyncWithinPoint01OfOracle) {
+  TrainAndCheck(TrainingConfig::SYNC, 0.01);
+}
+
+TEST_F(ModesTest, BoundedWithinPoint01OfOracleAndNeverTooFarAhead) {
+  auto cluster = TrainAndCheck(TrainingConfig::BOUNDED, 0.01);
+  ASSERT_FALSE(cluster->servers.empty());
+  // The coordinator's own record of the leads it allowed.
+  CoordinatorImpl* coordinator = cluster->servers[0]->coordinator();
+  ASSERT_NE(coordinator, nullptr);
+  EXPECT_LE(coordinator->max_granted_lead(),
+            config_->training().staleness());
+}
+
+class GeoTest : public ModesTest {
+ protected:
+  void Customize(JobConfig* config) override {
+    config->mutable_training()->set_geo_every(5);
+  }
+};
+
+TEST_F(GeoTest, GeoWithinPoint01OfOracleAndPushesDeltasEveryKSteps) {
+  auto cluster = TrainAndCheck(TrainingConfig::GEO, 0.01);
+  ASSERT_EQ(cluster->servers.size(), 2u);
+  ASSERT_EQ(cluster->results.size(), 2u);
+  // Server 0 holds dense block 0, so it sees every dense push of a worker.
+  PsHandler* handler = cluster->servers[0]->handler();
+  for (int w = 0; w < 2; ++w) {
+    ASSERT_TRUE(cluster->results[w].ok());
+    const int64_t steps = cluster->results[w]->train.steps;
+    PushCounts counts = handler->PushCountsOf(w);
+    EXPECT_EQ(counts.dense_deltas, (steps + 4) / 5) << "worker " << w;
+    EXPECT_EQ(counts.dense_gradients, 0) << "worker " << w;
+    EXPECT_EQ(counts.sparse_gradients, 0) << "worker " << w;
+    EXPECT_GT(counts.sparse_deltas, 0) << "worker " << w;
+    EXPECT_LE(counts.sparse_deltas, (steps + 4) / 5) << "worker " << w;
+  }
+}
+
+}  // namespace
+}  // namespace ps

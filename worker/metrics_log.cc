@@ -1,0 +1,60 @@
+#include "worker/metrics_log.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+
+namespace ps {
+
+absl::StatusOr<std::unique_ptr<MetricsLog>> MetricsLog::Open(
+    const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    // mkdir -p of the parent folder.
+    std::string dir = path.substr(0, slash);
+    for (size_t i = 1; i <= dir.size(); ++i) {
+      if (i == dir.size() || dir[i] == '/') {
+        std::string part = dir.substr(0, i);
+        if (mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) {
+          return absl::PermissionDeniedError(absl::StrCat(
+              "cannot create metrics folder '", part, "': ", strerror(errno)));
+        }
+      }
+    }
+  }
+  std::FILE* file = std::fopen(path.c_str(), "a");
+  if (file == nullptr) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "cannot open metrics file '", path, "': ", strerror(errno)));
+  }
+  return std::unique_ptr<MetricsLog>(new MetricsLog(file));
+}
+
+MetricsLog::~MetricsLog() { std::fclose(file_); }
+
+void MetricsLog::Write(
+    const std::string& type,
+    const std::vector<std::pair<std::string, double>>& fields) {
+  std::string line = absl::StrFormat("{\"type\": \"%s\", \"time\": %.3f", type,
+                                     absl::ToUnixMicros(absl::Now()) / 1e6);
+  for (const auto& [name, value] : fields) {
+    // JSON has no NaN/Inf: write null.
+    if (std::isfinite(value)) {
+      absl::StrAppendFormat(&line, ", \"%s\": %.10g", name, value);
+    } else {
+      absl::StrAppendFormat(&line, ", \"%s\": null", name);
+    }
+  }
+  line += "}\n";
+  absl::MutexLock lock(&mu_);
+  std::fputs(line.c_str(), file_);
+  std::fflush(file_);
+}
+
+}  // namespace ps

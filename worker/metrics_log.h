@@ -1,0 +1,38 @@
+// A JSON-lines metrics file of one process: one object per line, written
+// whole and flushed, so a plot script (scripts/plot_metrics.sh) can read it
+// while the job runs. Thread-safe.
+#ifndef PS_WORKER_METRICS_LOG_H_
+#define PS_WORKER_METRICS_LOG_H_
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+
+namespace ps {
+
+class MetricsLog {
+ public:
+  // Opens (appends to) `path`, creating its folder. An error names the path.
+  static absl::StatusOr<std::unique_ptr<MetricsLog>> Open(
+      const std::string& path);
+  ~MetricsLog();
+
+  // Writes {"type": type, "time": unix seconds, name: value, ...}.
+  void Write(const std::string& type,
+             const std::vector<std::pair<std::string, double>>& fields);
+
+ private:
+  explicit MetricsLog(std::FILE* file) : file_(file) {}
+
+  absl::Mutex mu_;
+  std::FILE* const file_ ABSL_PT_GUARDED_BY(mu_);
+};
+
+}  // namespace ps
+
+#endif  // PS_WORKER_METRICS_LOG_H_
