@@ -108,7 +108,7 @@ class Validator {
 absl::Status CheckOptimizer(const Validator& v, const std::string& path,
                             const OptimizerConfig& opt) {
   if (opt.type() == OptimizerConfig::TYPE_UNSPECIFIED) {
-    return v.Error(path + ".type", "must be SGD or ADAGRAD");
+    return v.Error(path + ".type", "must be SGD, ADAGRAD, ADAM or FTRL");
   }
   if (!std::isfinite(opt.learning_rate()) || opt.learning_rate() <= 0) {
     return v.Error(path + ".learning_rate",
@@ -127,6 +127,24 @@ absl::Status CheckOptimizer(const Validator& v, const std::string& path,
   if (!std::isfinite(opt.weight_bound()) || opt.weight_bound() < 0) {
     return v.Error(path + ".weight_bound",
                    absl::StrCat("must be >= 0, got ", opt.weight_bound()));
+  }
+  // Adam's decay rates, in [0, 1) (NaN fails both comparisons).
+  for (const auto& [field, value] :
+       {std::pair<const char*, float>{"beta1", opt.beta1()},
+        std::pair<const char*, float>{"beta2", opt.beta2()}}) {
+    if (!(value >= 0 && value < 1)) {
+      return v.Error(path + "." + field,
+                     absl::StrCat("must be in [0, 1), got ", value));
+    }
+  }
+  for (const auto& [field, value] :
+       {std::pair<const char*, float>{"ftrl_beta", opt.ftrl_beta()},
+        std::pair<const char*, float>{"l1", opt.l1()},
+        std::pair<const char*, float>{"l2", opt.l2()}}) {
+    if (!std::isfinite(value) || value < 0) {
+      return v.Error(path + "." + field,
+                     absl::StrCat("must be >= 0, got ", value));
+    }
   }
   return absl::OkStatus();
 }
@@ -228,6 +246,13 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
     if (!std::isfinite(init.scale()) || init.scale() < 0) {
       return v.Error(path + ".initializer.scale",
                      absl::StrCat("must be >= 0, got ", init.scale()));
+    }
+    const SparseStorageConfig& storage = table.storage();
+    if (storage.has_memory_budget_bytes() &&
+        storage.memory_budget_bytes() < 0) {
+      return v.Error(path + ".storage.memory_budget_bytes",
+                     absl::StrCat("must be >= 0, got ",
+                                  storage.memory_budget_bytes()));
     }
   }
 
@@ -484,6 +509,12 @@ absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view text,
   } else if (config.training().has_metrics_dir()) {
     config.mutable_training()->set_metrics_dir(
         Resolve(base_dir, config.training().metrics_dir()));
+  }
+  for (SparseTableConfig& table : *config.mutable_sparse_tables()) {
+    if (table.storage().has_dir()) {
+      table.mutable_storage()->set_dir(
+          Resolve(base_dir, table.storage().dir()));
+    }
   }
   DataConfig* data = config.mutable_data();
   for (auto& f : *data->mutable_train_files()) f = Resolve(base_dir, f);

@@ -69,6 +69,16 @@ inline V Clip(V w, float bound) {
   return hi < w ? hi : w;
 }
 
+// g + l2 * w in every lane when l2 > 0: weight decay added to the gradient.
+// With l2 = 0 the gradient is returned untouched, so rules without decay give
+// exactly the results they gave before l2 existed (g + 0 * w could turn a -0
+// gradient into +0).
+template <typename V>
+inline V Decay(V g, V w, float l2) {
+  if (!(l2 > 0)) return g;
+  return g + l2 * w;
+}
+
 absl::Status CheckPositive(absl::string_view field, float value) {
   if (value > 0 && std::isfinite(value)) return absl::OkStatus();
   return absl::InvalidArgumentError(
@@ -81,14 +91,35 @@ absl::Status CheckNonNegative(absl::string_view field, float value) {
       absl::StrCat(field, " must be finite and >= 0, got ", value));
 }
 
-// Each rule's math. A rule declares kName, kStates (floats of state per
-// weight), Validate (its own hyper-parameters; learning_rate and
-// weight_bound are checked for all), InitialState, and an operator() that
-// updates a weight `w` and its states `s` from gradient `g`, for V = float
-// and V = Lanes alike.
+// A decay rate in [0, 1) (NaN fails both comparisons).
+absl::Status CheckDecay(absl::string_view field, float value) {
+  if (value >= 0 && value < 1) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, " must be in [0, 1), got ", value));
+}
 
-// SGD: w -= lr * g.
-struct SgdMath {
+// Each rule's math. A rule declares
+//   kName;
+//   kStates: floats of state per weight, InitialState() their start values;
+//   kRowStates: floats of state per row, InitialRowState() their start
+//     values, and BeginRow(row_state), which the update path calls once per
+//     row update, before any weight, to advance that state and return a Row
+//     of per-row scalars for the weights' math (NoRowState supplies all three
+//     for rules that keep none);
+//   Validate(config): its own hyper-parameters (learning_rate, weight_bound
+//     and l2 are checked for all rules);
+//   operator()(row, w, s, g): updates weight `w` and its states `s` from
+//     gradient `g`, for V = float and V = Lanes alike.
+
+struct NoRowState {
+  static constexpr int kRowStates = 0;
+  struct Row {};
+  std::array<float, 0> InitialRowState() const { return {}; }
+  Row BeginRow(float* /*row_state*/) const { return {}; }
+};
+
+// SGD: g += l2 * w; w -= lr * g.
+struct SgdMath : NoRowState {
   static constexpr const char* kName = "sgd";
   static constexpr int kStates = 0;
 
@@ -96,20 +127,23 @@ struct SgdMath {
     return absl::OkStatus();
   }
   explicit SgdMath(const OptimizerConfig& c)
-      : lr(c.learning_rate()), bound(c.weight_bound()) {}
+      : lr(c.learning_rate()), l2(c.l2()), bound(c.weight_bound()) {}
   std::array<float, kStates> InitialState() const { return {}; }
 
   template <typename V>
-  void operator()(V& w, std::array<V, kStates>&, V g) const {
+  void operator()(const Row&, V& w, std::array<V, kStates>&, V g) const {
+    g = Decay(g, w, l2);
     w = Clip(w - lr * g, bound);
   }
 
   float lr;
+  float l2;
   float bound;
 };
 
-// Per-coordinate Adagrad: g2 += g^2; w -= lr * g / (sqrt(g2) + epsilon).
-struct AdagradMath {
+// Per-coordinate Adagrad: g += l2 * w; g2 += g^2;
+// w -= lr * g / (sqrt(g2) + epsilon).
+struct AdagradMath : NoRowState {
   static constexpr const char* kName = "adagrad";
   static constexpr int kStates = 1;  // g2
 
@@ -122,12 +156,14 @@ struct AdagradMath {
       : lr(c.learning_rate()),
         eps(c.epsilon()),
         init(c.initial_accumulator()),
+        l2(c.l2()),
         bound(c.weight_bound()) {}
   std::array<float, kStates> InitialState() const { return {init}; }
 
   template <typename V>
-  void operator()(V& w, std::array<V, kStates>& s, V g) const {
+  void operator()(const Row&, V& w, std::array<V, kStates>& s, V g) const {
     V& g2 = s[0];
+    g = Decay(g, w, l2);
     g2 = g2 + g * g;
     w = Clip(w - lr * g / (Sqrt(g2) + eps), bound);
   }
@@ -135,6 +171,112 @@ struct AdagradMath {
   float lr;
   float eps;
   float init;
+  float l2;
+  float bound;
+};
+
+// Adam with the bias correction kept per row (a row's t counts its own
+// updates, so rows first seen late are not under-corrected):
+//   b1t *= beta1; b2t *= beta2                  (per row: beta^t)
+//   lr_t = lr * sqrt(1 - b2t) / (1 - b1t)       (per row, in double)
+//   g += l2 * w; m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2
+//   w -= lr_t * m / (sqrt(v) + epsilon)
+struct AdamMath {
+  static constexpr const char* kName = "adam";
+  static constexpr int kStates = 2;     // m, v
+  static constexpr int kRowStates = 2;  // beta1^t, beta2^t
+
+  static absl::Status Validate(const OptimizerConfig& c) {
+    RETURN_IF_ERROR(CheckDecay("adam beta1", c.beta1()));
+    RETURN_IF_ERROR(CheckDecay("adam beta2", c.beta2()));
+    return CheckPositive("adam epsilon", c.epsilon());
+  }
+  explicit AdamMath(const OptimizerConfig& c)
+      : lr(c.learning_rate()),
+        beta1(c.beta1()),
+        beta2(c.beta2()),
+        one_minus_beta1(1.0f - c.beta1()),
+        one_minus_beta2(1.0f - c.beta2()),
+        eps(c.epsilon()),
+        l2(c.l2()),
+        bound(c.weight_bound()) {}
+  std::array<float, kStates> InitialState() const { return {0.0f, 0.0f}; }
+  // beta^0.
+  std::array<float, kRowStates> InitialRowState() const { return {1.0f, 1.0f}; }
+
+  struct Row {
+    float lr;  // lr_t of this update
+  };
+  Row BeginRow(float* beta_pow) const {
+    beta_pow[0] *= beta1;
+    beta_pow[1] *= beta2;
+    const double correction =
+        std::sqrt(1.0 - static_cast<double>(beta_pow[1])) /
+        (1.0 - static_cast<double>(beta_pow[0]));
+    return Row{static_cast<float>(lr * correction)};
+  }
+
+  template <typename V>
+  void operator()(const Row& row, V& w, std::array<V, kStates>& s, V g) const {
+    V& m = s[0];
+    V& v = s[1];
+    g = Decay(g, w, l2);
+    m = beta1 * m + one_minus_beta1 * g;
+    v = beta2 * v + one_minus_beta2 * (g * g);
+    w = Clip(w - row.lr * m / (Sqrt(v) + eps), bound);
+  }
+
+  float lr;
+  float beta1;
+  float beta2;
+  float one_minus_beta1;
+  float one_minus_beta2;
+  float eps;
+  float l2;
+  float bound;
+};
+
+// FTRL-Proximal (McMahan et al. 2013, algorithm 1), per weight, alpha = lr:
+//   sigma = (sqrt(n + g^2) - sqrt(n)) / alpha
+//   z += g - sigma * w; n += g^2
+//   w = 0 if |z| <= l1,
+//   else w = -(z - sign(z) l1) / ((beta + sqrt(n)) / alpha + l2)
+struct FtrlMath : NoRowState {
+  static constexpr const char* kName = "ftrl";
+  static constexpr int kStates = 2;  // z, n
+
+  static absl::Status Validate(const OptimizerConfig& c) {
+    RETURN_IF_ERROR(CheckNonNegative("ftrl ftrl_beta", c.ftrl_beta()));
+    return CheckNonNegative("ftrl l1", c.l1());
+  }
+  explicit FtrlMath(const OptimizerConfig& c)
+      : alpha(c.learning_rate()),
+        beta(c.ftrl_beta()),
+        l1(c.l1()),
+        l2(c.l2()),
+        bound(c.weight_bound()) {}
+  std::array<float, kStates> InitialState() const { return {0.0f, 0.0f}; }
+
+  template <typename V>
+  void operator()(const Row&, V& w, std::array<V, kStates>& s, V g) const {
+    V& z = s[0];
+    V& n = s[1];
+    const V new_n = n + g * g;
+    const V sqrt_new_n = Sqrt(new_n);
+    const V sigma = (sqrt_new_n - Sqrt(n)) / alpha;
+    z = z + (g - sigma * w);
+    n = new_n;
+    const V zero = Splat<V>(0.0f);
+    const V abs_z = z < zero ? -z : z;
+    const V shrunk = z < zero ? z + l1 : z - l1;
+    const V solved = -shrunk / ((beta + sqrt_new_n) / alpha + l2);
+    w = Clip(abs_z <= Splat<V>(l1) ? zero : solved, bound);
+  }
+
+  float alpha;
+  float beta;
+  float l1;
+  float l2;
   float bound;
 };
 
@@ -145,15 +287,21 @@ class Rule final : public OptimizerRule {
   explicit Rule(const OptimizerConfig& config) : math_(config) {}
 
   const char* Name() const override { return Math::kName; }
-  int StateSize(int dim) const override { return Math::kStates * dim; }
+  int StateSize(int dim) const override {
+    return Math::kStates * dim + Math::kRowStates;
+  }
 
   void InitState(absl::Span<float> state) const override {
-    if (Math::kStates == 0) return;
-    const size_t dim = state.size() / Math::kStates;
-    const std::array<float, Math::kStates> init = math_.InitialState();
-    for (int k = 0; k < Math::kStates; ++k) {
-      std::fill_n(state.data() + k * dim, dim, init[k]);
+    size_t dim = 0;
+    if constexpr (Math::kStates > 0) {
+      dim = (state.size() - Math::kRowStates) / Math::kStates;
+      const std::array<float, Math::kStates> init = math_.InitialState();
+      for (int k = 0; k < Math::kStates; ++k) {
+        std::fill_n(state.data() + k * dim, dim, init[k]);
+      }
     }
+    const std::array<float, Math::kRowStates> row = math_.InitialRowState();
+    std::copy(row.begin(), row.end(), state.data() + Math::kStates * dim);
   }
 
   void Update(RowView row, absl::Span<const float> grad) const override {
@@ -162,7 +310,7 @@ class Rule final : public OptimizerRule {
 
   void UpdateRows(int dim, absl::Span<float* const> rows,
                   absl::Span<const float* const> grads) const override {
-    const size_t row_bytes = (1 + Math::kStates) * dim * sizeof(float);
+    const size_t row_bytes = (dim + StateSize(dim)) * sizeof(float);
     const size_t ahead = PrefetchDistance(row_bytes);
     const size_t n = rows.size();
     float* const* row = rows.data();
@@ -179,22 +327,25 @@ class Rule final : public OptimizerRule {
   }
 
  private:
-  // Weights w[0, n), their states s[k * n + i], gradient g[0, n).
+  // Weights w[0, n), their states s[k * n + i], the row's own states
+  // s[kStates * n + j], gradient g[0, n).
   ABSL_ATTRIBUTE_ALWAYS_INLINE void Apply(float* w, float* s, const float* g,
                                           size_t n) const {
+    const typename Math::Row row = math_.BeginRow(s + Math::kStates * n);
     size_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) Step<Lanes>(w, s, g, n, i);
-    for (; i < n; ++i) Step<float>(w, s, g, n, i);
+    for (; i + kLanes <= n; i += kLanes) Step<Lanes>(row, w, s, g, n, i);
+    for (; i < n; ++i) Step<float>(row, w, s, g, n, i);
   }
 
   // Weights i .. i + lanes of V.
   template <typename V>
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void Step(float* w, float* s, const float* g,
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void Step(const typename Math::Row& row,
+                                         float* w, float* s, const float* g,
                                          size_t n, size_t i) const {
     V wv = Load<V>(w + i);
     std::array<V, Math::kStates> sv;
     for (int k = 0; k < Math::kStates; ++k) sv[k] = Load<V>(s + k * n + i);
-    math_(wv, sv, Load<V>(g + i));
+    math_(row, wv, sv, Load<V>(g + i));
     Store(w + i, wv);
     for (int k = 0; k < Math::kStates; ++k) Store(s + k * n + i, sv[k]);
   }
@@ -217,11 +368,16 @@ absl::StatusOr<std::unique_ptr<OptimizerRule>> OptimizerRule::Create(
       CheckPositive("optimizer learning_rate", config.learning_rate()));
   RETURN_IF_ERROR(
       CheckNonNegative("optimizer weight_bound", config.weight_bound()));
+  RETURN_IF_ERROR(CheckNonNegative("optimizer l2", config.l2()));
   switch (config.type()) {
     case OptimizerConfig::SGD:
       return MakeRule<SgdMath>(config);
     case OptimizerConfig::ADAGRAD:
       return MakeRule<AdagradMath>(config);
+    case OptimizerConfig::ADAM:
+      return MakeRule<AdamMath>(config);
+    case OptimizerConfig::FTRL:
+      return MakeRule<FtrlMath>(config);
     default:
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown optimizer type ", static_cast<int>(config.type())));

@@ -4,14 +4,21 @@
 // state and gradient a few lanes at a time, hands them to the rule's math and
 // stores the results; UpdateRows also prefetches rows ahead so that their
 // cache misses overlap. Each rule supplies only its math (a few lines valid
-// for a float or a vector of floats), its name and how many floats of state
-// it keeps per weight. Rules are immutable after creation and thread-safe;
-// callers serialize updates of one row.
+// for a float or a vector of floats), its name, how many floats of state it
+// keeps per weight and per row, and, for per-row state, a step run once per
+// row update before its weights (Adam advances its beta powers there and
+// computes the row's step size). Rules: SGD, Adagrad, Adam, FTRL-Proximal
+// (formulas in proto/config.proto, OptimizerConfig). Rules are immutable
+// after creation and thread-safe; callers serialize updates of one row.
 //
-// Row layout. A row's state is `StateSize(dim)` floats: for every weight i,
-// state value k (k < StateSize(dim) / dim) sits at state[k * dim + i].
-// UpdateRows works on packed rows, [weights (dim) | state], as SparseTable
-// stores them.
+// Row layout. A row's state is `StateSize(dim)` = S * dim + R floats, S
+// values per weight then R values for the whole row: for weight i, its state
+// value k (k < S) sits at state[k * dim + i]; the row's state value j (j < R)
+// at state[S * dim + j]. SGD: S = 0, R = 0; Adagrad: S = 1 (g2), R = 0;
+// Adam: S = 2 (m, v), R = 2 (beta1^t, beta2^t, t = the row's update count);
+// FTRL: S = 2 (z, n), R = 0. UpdateRows works on packed rows,
+// [weights (dim) | state], as SparseTable stores them. A dense table is one
+// row (its whole local vector).
 //
 // Results are bit-identical whichever path (Update, UpdateRows, vector lanes
 // or scalar tail) applies a gradient.
@@ -39,14 +46,16 @@ class OptimizerRule {
  public:
   // InvalidArgument naming the field and its value for an unknown type or a
   // hyper-parameter out of range: learning_rate must be finite and > 0,
-  // weight_bound finite and >= 0; Adagrad's epsilon finite and > 0 and its
-  // initial_accumulator finite and >= 0.
+  // weight_bound and l2 finite and >= 0; Adagrad's epsilon finite and > 0
+  // and its initial_accumulator finite and >= 0; Adam's beta1 and beta2 in
+  // [0, 1) and its epsilon finite and > 0; FTRL's ftrl_beta and l1 finite and
+  // >= 0. Fields a rule does not use are not checked.
   static absl::StatusOr<std::unique_ptr<OptimizerRule>> Create(
       const OptimizerConfig& config);
   virtual ~OptimizerRule() = default;
 
   virtual const char* Name() const = 0;
-  // Floats of state per row of `dim` weights.
+  // Floats of state per row of `dim` weights (see "Row layout").
   virtual int StateSize(int dim) const = 0;
   // Sets the state of a new row.
   // REQUIRES: state.size() == StateSize(dim) for the row's dim.

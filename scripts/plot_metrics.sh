@@ -48,7 +48,7 @@ for f in "$TMP"/*.train; do
   fi
 done
 gnuplot <<GP
-set terminal png size 1200,500
+set terminal png size 1200,500 noenhanced
 set output '$OUT'
 set multiplot layout 1,2 title 'run $(basename "$RUN_DIR")'
 set xlabel 'step'

@@ -29,8 +29,12 @@ mkdir -p "$RUN_DIR"
 RUN_DIR="$(cd "$RUN_DIR" && pwd)"
 BUILD="${PS_BUILD_DIR:-$ROOT/build}"
 
-"$ROOT/scripts/install_deps.sh"
-"$ROOT/scripts/build.sh"
+# PS_SKIP_BUILD=1: use the binaries already in $PS_BUILD_DIR (scripts that
+# run many jobs build once).
+if [ "${PS_SKIP_BUILD:-0}" != 1 ]; then
+  "$ROOT/scripts/install_deps.sh"
+  "$ROOT/scripts/build.sh"
+fi
 
 PIDS=()
 TAIL_PID=""
@@ -64,7 +68,9 @@ echo "run_local: $NUM_SERVERS servers ($PORTS), $NUM_WORKERS workers, logs in $R
 COMMON=(--config "$CONFIG" --servers "$PORTS" --num_workers "$NUM_WORKERS")
 START=$(date +%s.%N)
 for ((i = 0; i < NUM_SERVERS; i++)); do
-  "$BUILD/server/ps_server" "${COMMON[@]}" --rank "$i" >"$RUN_DIR/server_$i.log" 2>&1 &
+  rm -f "$RUN_DIR/metrics/server_$i.jsonl"
+  "$BUILD/server/ps_server" "${COMMON[@]}" --rank "$i" \
+    --metrics_dir "$RUN_DIR/metrics" >"$RUN_DIR/server_$i.log" 2>&1 &
   PIDS+=($!)
 done
 WORKER_PIDS=()

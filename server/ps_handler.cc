@@ -38,6 +38,9 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
     options.optimizer = tc.optimizer();
     options.initializer = tc.initializer();
     options.init_seed = config.model().init_seed();
+    options.storage = tc.storage();
+    options.rank = rank;
+    options.num_servers = num_servers;
     // SparseTable::Create names the table in its own errors but passes the
     // rule's through as they are: check the rule here to name the table.
     absl::Status rule = OptimizerRule::Create(options.optimizer).status();

@@ -7,7 +7,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/cluster_env.h"
 #include "common/config.h"
+#include "common/metrics_log.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "server/ps_handler.h"
@@ -23,16 +25,17 @@ DEFINE_int32(num_workers, 0, "overrides cluster.num_workers (default: "
 DEFINE_string(listen, "",
               "address to bind (default: this rank's endpoint; its port on "
               "0.0.0.0 when the host is not a loopback address)");
+DEFINE_string(metrics_dir, "", "overrides training.metrics_dir");
+DEFINE_string(storage_dir, "",
+              "overrides storage.dir of every TIERED sparse table (each "
+              "table keeps <dir>/<table>/server-<rank>)");
+DEFINE_int32(metrics_every_sec, 10,
+             "seconds between two lines of the server's metrics file");
 
 namespace {
 
 volatile std::sig_atomic_t g_signal = 0;
 void OnSignal(int sig) { g_signal = sig; }
-
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? "" : v;
-}
 
 std::string DefaultListen(const std::string& endpoint) {
   size_t colon = endpoint.rfind(':');
@@ -52,19 +55,13 @@ int main(int argc, char** argv) {
   FLAGS_logtostderr = true;
 
   ps::ConfigOverrides overrides;
-  std::string servers = FLAGS_servers.empty() ? Env("PS_SERVERS") : FLAGS_servers;
-  overrides.servers = ps::SplitEndpoints(servers);
-  overrides.num_workers = FLAGS_num_workers;
-  if (overrides.num_workers == 0 && !Env("PS_NUM_WORKERS").empty() &&
-      !absl::SimpleAtoi(Env("PS_NUM_WORKERS"), &overrides.num_workers)) {
-    LOG(ERROR) << "PS_NUM_WORKERS='" << Env("PS_NUM_WORKERS")
-               << "' is not a number";
-    return 2;
-  }
-  int rank = FLAGS_rank;
-  if (rank < 0 && !Env("PS_RANK").empty() &&
-      !absl::SimpleAtoi(Env("PS_RANK"), &rank)) {
-    LOG(ERROR) << "PS_RANK='" << Env("PS_RANK") << "' is not a number";
+  overrides.metrics_dir = FLAGS_metrics_dir;
+  int rank = -1;
+  absl::Status env = ps::ResolveClusterFlags(
+      {FLAGS_servers, FLAGS_num_workers, FLAGS_rank}, std::getenv, &overrides,
+      &rank);
+  if (!env.ok()) {
+    LOG(ERROR) << env.message();
     return 2;
   }
   if (FLAGS_config.empty()) {
@@ -75,6 +72,11 @@ int main(int argc, char** argv) {
   if (!config.ok()) {
     LOG(ERROR) << "bad config: " << config.status().message();
     return 2;
+  }
+  if (!FLAGS_storage_dir.empty()) {
+    for (ps::SparseTableConfig& table : *config->mutable_sparse_tables()) {
+      table.mutable_storage()->set_dir(FLAGS_storage_dir);
+    }
   }
   if (rank < 0 || rank >= config->cluster().servers_size()) {
     LOG(ERROR) << "--rank " << rank << " is out of range: the job has "
@@ -95,12 +97,39 @@ int main(int argc, char** argv) {
     LOG(ERROR) << server.status().message();
     return 1;
   }
+  std::unique_ptr<ps::MetricsLog> metrics;
+  if (!config->training().metrics_dir().empty()) {
+    auto log = ps::MetricsLog::Open(absl::StrCat(
+        config->training().metrics_dir(), "/server_", rank, ".jsonl"));
+    if (!log.ok()) {
+      LOG(ERROR) << log.status().message();
+      return 1;
+    }
+    metrics = std::move(*log);
+  }
+  auto write_metrics = [&] {
+    if (metrics == nullptr) return;
+    std::vector<std::pair<std::string, double>> fields;
+    std::vector<int64_t> rows = (*server)->handler()->SparseRows();
+    for (size_t t = 0; t < rows.size(); ++t) {
+      fields.emplace_back(
+          absl::StrCat("rows_", config->sparse_tables(t).name()),
+          static_cast<double>(rows[t]));
+    }
+    metrics->Write("server", fields);
+  };
+  absl::Time next_metrics = absl::Now();
   while (!(*server)->WaitForShutdownRequest(absl::Milliseconds(100))) {
     if (g_signal != 0) {
       (*server)->RequestShutdown(absl::StrCat("signal ", g_signal));
     }
+    if (absl::Now() >= next_metrics) {
+      write_metrics();
+      next_metrics = absl::Now() + absl::Seconds(FLAGS_metrics_every_sec);
+    }
   }
   (*server)->Shutdown();
+  write_metrics();
   std::vector<int64_t> rows = (*server)->handler()->SparseRows();
   for (size_t t = 0; t < rows.size(); ++t) {
     LOG(INFO) << "server " << rank << ": table "

@@ -1,6 +1,11 @@
 // A server's shard of one sparse embedding table: 64-bit keys to rows of
 // `dim` floats plus the rule's optimizer state.
 //
+// The table is the rule and the initializer over a SparseStorage
+// (sparse_storage.h): MemoryStorage keeps every row in memory; TieredStorage
+// keeps the hot rows within a byte budget over RocksDB, in
+// <storage.dir>/<name>/server-<rank>, and its rows survive a restart.
+//
 // Rows are created on first pull (or push) with a deterministic per-key
 // initializer, so every server and every restart creates the same row for a
 // key. Pull and Push are thread-safe; keys are split into sub-shards
@@ -16,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "proto/config.pb.h"
+#include "server/sparse_storage.h"
 
 namespace ps {
 
@@ -29,27 +35,50 @@ struct SparseTableOptions {
   InitializerConfig initializer;
   // Seed of the per-key initializer. Default: 0.
   uint64_t init_seed = 0;
+  // Where rows live (type, memory budget, root dir, RocksDB settings).
+  // Default: MEMORY.
+  SparseStorageConfig storage;
+  // This server and the server count, recorded in a TIERED table's
+  // metadata. Default: server 0 of 1.
+  int rank = 0;
+  int num_servers = 1;
 };
+
+class KvStore;
 
 class SparseTable {
  public:
-  // An in-memory table. InvalidArgument for bad options.
+  // A table over the storage options.storage names. InvalidArgument for
+  // bad options (a TIERED table needs storage.dir); for TIERED, the errors
+  // of OpenRocksDbKv and OpenTieredStorage (e.g. FailedPrecondition when the
+  // directory belongs to another table).
   static absl::StatusOr<std::unique_ptr<SparseTable>> Create(
       const SparseTableOptions& options);
+  // A TIERED table over `kv` (ignoring storage.type and storage.dir), e.g.
+  // a FaultyKvStore in tests.
+  static absl::StatusOr<std::unique_ptr<SparseTable>> CreateTiered(
+      const SparseTableOptions& options, std::unique_ptr<KvStore> kv);
+  // The RocksDB directory of a TIERED table:
+  // <storage.dir>/<name>/server-<rank>.
+  static std::string StorageDir(const SparseTableOptions& options);
   virtual ~SparseTable() = default;
 
   virtual const std::string& name() const = 0;
   virtual int dim() const = 0;
 
   // values[i * dim .. (i + 1) * dim) = weights of keys[i], creating missing
-  // rows. InvalidArgument when values.size() != keys.size() * dim.
+  // rows. InvalidArgument when values.size() != keys.size() * dim. TIERED:
+  // a disk read or write-back error (naming the table) with values
+  // partly filled.
   virtual absl::Status Pull(absl::Span<const uint64_t> keys,
                             absl::Span<float> values) = 0;
 
   // Applies the rule to the row of every keys[i] with gradient
   // grads[i * dim .. (i + 1) * dim). Duplicate keys are applied in turn.
   // InvalidArgument (and nothing applied) when the size is wrong or a
-  // gradient is not finite.
+  // gradient is not finite. TIERED: a disk read or write-back error
+  // (naming the table); the keys of the sub-shards before the failing one
+  // were applied, the others not (see SparseStorage::ForEachShardGroup).
   virtual absl::Status Push(absl::Span<const uint64_t> keys,
                             absl::Span<const float> grads) = 0;
 
@@ -59,10 +88,16 @@ class SparseTable {
   virtual absl::Status AddDeltas(absl::Span<const uint64_t> keys,
                                  absl::Span<const float> deltas) = 0;
 
-  // Rows stored.
+  // Writes every row the storage holds only in memory to disk (TIERED; a
+  // no-op for MEMORY). The destructor does it too, logging a failure.
+  [[nodiscard]] virtual absl::Status Flush() = 0;
+
+  // Rows stored (TIERED: approximate, rows in memory plus RocksDB's
+  // estimate of rows on disk).
   virtual int64_t size() const = 0;
-  // Bytes used by rows and index (approximate).
+  // Bytes used in memory by rows and index (approximate).
   virtual int64_t memory_bytes() const = 0;
+  virtual StorageStats stats() const = 0;
 };
 
 // The value a row of `key` starts with at position i (shared by every

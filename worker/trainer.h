@@ -32,7 +32,7 @@
 #include "kernels/backend.h"
 #include "proto/config.pb.h"
 #include "worker/batch.h"
-#include "worker/metrics_log.h"
+#include "common/metrics_log.h"
 #include "worker/model.h"
 #include "worker/ps_client.h"
 #include "worker/push_merger.h"

@@ -5,7 +5,7 @@
 #include "glog/logging.h"
 #include "kernels/backend.h"
 #include "kernels/device.h"
-#include "worker/metrics_log.h"
+#include "common/metrics_log.h"
 #include "worker/ps_client.h"
 
 namespace ps {

@@ -7,6 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "common/cluster_env.h"
 #include "common/config.h"
 #include "common/status_macros.h"
 #include "gflags/gflags.h"
@@ -25,19 +26,6 @@ DEFINE_string(result_file, "", "where to write this worker's results (JSON)");
 DEFINE_int32(blas_threads, 1, "BLAS threads of the CPU backend");
 
 namespace {
-
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? "" : v;
-}
-
-bool IntFromEnv(const char* name, int* out) {
-  std::string v = Env(name);
-  if (v.empty()) return true;
-  if (absl::SimpleAtoi(v, out)) return true;
-  LOG(ERROR) << name << "='" << v << "' is not a number";
-  return false;
-}
 
 std::string ToJson(int rank, const ps::WorkerJobResult& r) {
   const ps::TrainStats& t = r.train;
@@ -67,15 +55,14 @@ int main(int argc, char** argv) {
   FLAGS_logtostderr = true;
 
   ps::ConfigOverrides overrides;
-  overrides.servers = ps::SplitEndpoints(
-      FLAGS_servers.empty() ? Env("PS_SERVERS") : FLAGS_servers);
-  overrides.num_workers = FLAGS_num_workers;
   overrides.data_dir = FLAGS_data_dir;
   overrides.metrics_dir = FLAGS_metrics_dir;
-  int rank = FLAGS_rank;
-  if ((overrides.num_workers == 0 &&
-       !IntFromEnv("PS_NUM_WORKERS", &overrides.num_workers)) ||
-      (rank < 0 && !IntFromEnv("PS_RANK", &rank))) {
+  int rank = -1;
+  absl::Status env = ps::ResolveClusterFlags(
+      {FLAGS_servers, FLAGS_num_workers, FLAGS_rank}, std::getenv, &overrides,
+      &rank);
+  if (!env.ok()) {
+    LOG(ERROR) << env.message();
     return 2;
   }
   if (FLAGS_config.empty()) {

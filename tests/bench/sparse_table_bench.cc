@@ -10,12 +10,23 @@
 //   BM_SparsePull/dim:D/zipf:Z     SparseTable::Pull (server/sparse_table.h).
 //   BM_SparsePushAdagrad/dim:D/zipf:Z
 //                                  SparseTable::Push with the Adagrad rule.
+//   BM_StoragePull/storage:S/dim:D/zipf:Z, BM_StoragePushAdagrad/...
+//                                  the same over a 256K-key table on storage
+//                                  S: 0 memory, 1 tiered with the whole
+//                                  table in its memory budget, 2 tiered with
+//                                  the table 10x its budget (RocksDB in a
+//                                  temp dir). Counters: hit_rate (tiered),
+//                                  overhead_B_per_row (memory bytes per row
+//                                  beyond the row's floats).
 //
 // Every table holds 1M keys before timing; batches are 4096 distinct keys
 // (tests/bench/bench_keys.h), uniform (zipf:0) or Zipf(1.1) (zipf:1), built
 // outside the timed loop. items_per_second is rows per second; bytes_per_second
 // counts the rows' weights (dim floats each). Run by scripts/bench.sh.
+#include <unistd.h>
+
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -39,6 +50,7 @@ constexpr int64_t kUniverse = 1 << 20;  // keys prefilled in every table
 constexpr int kBatch = 4096;            // distinct keys per call
 constexpr int kNumBatches = 256;        // 1M lookups before batches repeat
 constexpr int kRawDim = 64;             // 256 B rows in the baseline
+constexpr int64_t kStorageUniverse = 1 << 18;  // keys of BM_Storage* tables
 
 // The baseline: what a lookup-and-copy costs with nothing but a hash map
 // and an arena.
@@ -51,13 +63,58 @@ struct RawTable {
 // --benchmark_filter run builds only what it needs.
 class BenchInputs {
  public:
-  const KeyBatches& Batches(KeyDist dist) {
-    auto& slot = batches_[dist == KeyDist::kZipf ? 1 : 0];
+  ~BenchInputs() {
+    storage_tables_.clear();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  const KeyBatches& Batches(KeyDist dist, int64_t universe = kUniverse) {
+    auto& slot = batches_[universe == kUniverse ? 0 : 1]
+                         [dist == KeyDist::kZipf ? 1 : 0];
     if (slot == nullptr) {
       slot = std::make_unique<KeyBatches>(bench::MakeKeyBatches(
-          kUniverse, dist, kBatch, kNumBatches, /*seed=*/42));
+          universe, dist, kBatch, kNumBatches, /*seed=*/42));
     }
     return *slot;
+  }
+
+  // An Adagrad table of `dim` on `storage` (0 memory, 1 tiered holding the
+  // whole table in memory, 2 tiered with the table 10x its budget) holding
+  // every key of the kStorageUniverse universe, pushed once.
+  SparseTable& StorageTable(int storage, int dim) {
+    auto& table = storage_tables_[{storage, dim}];
+    if (table != nullptr) return *table;
+    SparseTableOptions options;
+    options.name = absl::StrCat("bench_s", storage, "_d", dim);
+    options.dim = dim;
+    options.optimizer.set_type(OptimizerConfig::ADAGRAD);
+    options.optimizer.set_learning_rate(0.05f);
+    options.initializer.set_type(InitializerConfig::UNIFORM);
+    options.initializer.set_scale(0.01f);
+    // Adagrad: dim weights + dim accumulators, plus index and metadata.
+    const int64_t table_bytes = kStorageUniverse * (2 * dim * 4 + 40);
+    if (storage > 0) {
+      if (dir_.empty()) {
+        dir_ = absl::StrCat(std::filesystem::temp_directory_path().string(),
+                            "/sparse_table_bench_", getpid());
+        std::filesystem::remove_all(dir_);
+      }
+      options.storage.set_type(SparseStorageConfig::TIERED);
+      options.storage.set_dir(dir_);
+      options.storage.set_memory_budget_bytes(
+          storage == 1 ? 2 * table_bytes : table_bytes / 10);
+    }
+    auto created = SparseTable::Create(options);
+    CHECK(created.ok()) << created.status();
+    table = std::move(created).value();
+    std::vector<uint64_t> keys(kBatch);
+    std::vector<float> grads(static_cast<size_t>(kBatch) * dim, 1e-3f);
+    for (int64_t begin = 0; begin < kStorageUniverse; begin += kBatch) {
+      for (int j = 0; j < kBatch; ++j) keys[j] = bench::UniverseKey(begin + j);
+      absl::Status status = table->Push(keys, grads);
+      CHECK(status.ok()) << status;
+    }
+    return *table;
   }
 
   const RawTable& Raw() {
@@ -102,8 +159,10 @@ class BenchInputs {
   }
 
  private:
-  std::unique_ptr<KeyBatches> batches_[2];
+  std::unique_ptr<KeyBatches> batches_[2][2];  // [universe][dist]
   std::unique_ptr<RawTable> raw_;
+  std::string dir_;  // RocksDB directories of tiered tables
+  std::map<std::pair<int, int>, std::unique_ptr<SparseTable>> storage_tables_;
   std::map<int, std::unique_ptr<SparseTable>> tables_;
 };
 
@@ -222,7 +281,60 @@ void BM_SparsePushAdagrad(benchmark::State& state, BenchInputs* inputs) {
   CheckNoNewRows(state, table);
 }
 
+// Pull (kPush false) or Adagrad push of batches of the 256K-key universe
+// on storage state.range(0).
+template <bool kPush>
+void StorageOp(benchmark::State& state, BenchInputs* inputs) {
+  const int storage = static_cast<int>(state.range(0));
+  const int dim = static_cast<int>(state.range(1));
+  const KeyDist dist = DistArg(state, 2);
+  const KeyBatches& batches = inputs->Batches(dist, kStorageUniverse);
+  SparseTable& table = inputs->StorageTable(storage, dim);
+  std::vector<float> values(static_cast<size_t>(kBatch) * dim);
+  for (size_t i = 0; i < values.size(); ++i) {
+    values[i] = 1e-3f * static_cast<float>(static_cast<int>(i % 17) - 8);
+  }
+  const StorageStats before = table.stats();
+  size_t b = 0;
+  int64_t rows = 0;
+  for (auto _ : state) {
+    const std::vector<uint64_t>& keys = batches[b];
+    const size_t n = keys.size() * dim;
+    absl::Status status =
+        kPush ? table.Push(keys, absl::MakeConstSpan(values.data(), n))
+              : table.Pull(keys, absl::MakeSpan(values.data(), n));
+    if (!status.ok()) {
+      state.SkipWithError(status.ToString().c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(values.data());
+    benchmark::ClobberMemory();
+    rows += static_cast<int64_t>(keys.size());
+    if (++b == batches.size()) b = 0;
+  }
+  ReportRows(state, rows, dim, dist);
+  const StorageStats after = table.stats();
+  const double lookups = static_cast<double>(after.hits + after.misses -
+                                             before.hits - before.misses);
+  if (lookups > 0) {
+    state.counters["hit_rate"] = (after.hits - before.hits) / lookups;
+  }
+  if (storage == 0) {
+    const double floats_bytes =
+        static_cast<double>(after.rows_in_memory) * 2 * dim * sizeof(float);
+    state.counters["overhead_B_per_row"] =
+        (after.memory_bytes - floats_bytes) / after.rows_in_memory;
+  }
+}
+
 void RegisterAll(BenchInputs* inputs) {
+  benchmark::RegisterBenchmark("BM_StoragePull", StorageOp<false>, inputs)
+      ->ArgNames({"storage", "dim", "zipf"})
+      ->ArgsProduct({{0, 1, 2}, {16, 64}, {0, 1}});
+  benchmark::RegisterBenchmark("BM_StoragePushAdagrad", StorageOp<true>,
+                               inputs)
+      ->ArgNames({"storage", "dim", "zipf"})
+      ->ArgsProduct({{0, 1, 2}, {16, 64}, {0, 1}});
   benchmark::RegisterBenchmark("BM_RawFlatHashMap", RawLookups<false>, inputs)
       ->ArgName("zipf")
       ->DenseRange(0, 1);

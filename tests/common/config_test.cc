@@ -177,6 +177,75 @@ TEST(ConfigTest, NegativeLearningRate) {
             "be a positive number, got -1");
 }
 
+// Optimizers (issue 3): ADAM and FTRL with their fields, l1/l2.
+TEST(ConfigTest, AdamAndFtrlOptimizersAreAccepted) {
+  std::string text = Replace(
+      kGood, "dim: 8",
+      "dim: 8\n  optimizer { type: ADAM learning_rate: 0.001 beta1: 0.8 "
+      "beta2: 0.99 l2: 0.01 weight_bound: 10 }");
+  text = Replace(text, "hidden_units: 32",
+                 "hidden_units: 32\n  dense_optimizer { type: FTRL "
+                 "ftrl_beta: 0.5 l1: 0.25 l2: 2 }");
+  auto c = Parse(text);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const OptimizerConfig& adam = c->sparse_tables(0).optimizer();
+  EXPECT_EQ(adam.type(), OptimizerConfig::ADAM);
+  EXPECT_FLOAT_EQ(adam.beta1(), 0.8f);
+  EXPECT_FLOAT_EQ(adam.beta2(), 0.99f);
+  EXPECT_FLOAT_EQ(adam.l2(), 0.01f);
+  EXPECT_FLOAT_EQ(adam.weight_bound(), 10.0f);
+  const OptimizerConfig& ftrl = c->model().dense_optimizer();
+  EXPECT_EQ(ftrl.type(), OptimizerConfig::FTRL);
+  EXPECT_FLOAT_EQ(ftrl.ftrl_beta(), 0.5f);
+  EXPECT_FLOAT_EQ(ftrl.l1(), 0.25f);
+  EXPECT_FLOAT_EQ(ftrl.l2(), 2.0f);
+}
+
+TEST(ConfigTest, NewOptimizerFieldsHaveDocumentedDefaults) {
+  auto c = Parse(kGood);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const OptimizerConfig& o = c->sparse_tables(0).optimizer();
+  EXPECT_FLOAT_EQ(o.beta1(), 0.9f);
+  EXPECT_FLOAT_EQ(o.beta2(), 0.999f);
+  EXPECT_FLOAT_EQ(o.epsilon(), 1e-6f);
+  EXPECT_FLOAT_EQ(o.ftrl_beta(), 1.0f);
+  EXPECT_EQ(o.l1(), 0.0f);
+  EXPECT_EQ(o.l2(), 0.0f);
+}
+
+TEST(ConfigTest, BadOptimizerFieldsNameFieldAndValue) {
+  struct Case {
+    const char* optimizer;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"type: ADAM beta1: 1",
+       "job.pbtxt:10:26: sparse_tables[0].optimizer.beta1: must be in [0, 1), "
+       "got 1"},
+      {"type: ADAM beta2: -0.5",
+       "job.pbtxt:10:26: sparse_tables[0].optimizer.beta2: must be in [0, 1), "
+       "got -0.5"},
+      {"type: FTRL ftrl_beta: -1",
+       "job.pbtxt:10:26: sparse_tables[0].optimizer.ftrl_beta: must be >= 0, "
+       "got -1"},
+      {"type: FTRL l1: -0.5",
+       "job.pbtxt:10:26: sparse_tables[0].optimizer.l1: must be >= 0, got "
+       "-0.5"},
+      {"type: SGD l2: inf",
+       "job.pbtxt:10:25: sparse_tables[0].optimizer.l2: must be >= 0, got "
+       "inf"},
+      {"type: TYPE_UNSPECIFIED",
+       "job.pbtxt:10:15: sparse_tables[0].optimizer.type: must be SGD, "
+       "ADAGRAD, ADAM or FTRL"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(Error(Replace(kGood, "dim: 8",
+                            std::string("dim: 8\n  optimizer { ") +
+                                c.optimizer + " }")),
+              c.message);
+  }
+}
+
 TEST(ConfigTest, EveryShippedConfigLoads) {
   const char* src = std::getenv("PS_SOURCE_DIR");
   if (src == nullptr) GTEST_SKIP() << "PS_SOURCE_DIR not set";

@@ -4,13 +4,12 @@
 #include <iostream>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
 #include "gtest/gtest.h"
-#include "server/ps_server.h"
+#include "tests/integration/local_cluster.h"
 #include "worker/datagen.h"
 #include "worker/worker_job.h"
 
@@ -45,48 +44,6 @@ data {
 training { log_every_steps: 200 }
 )pb";
 
-struct ClusterRun {
-  std::vector<absl::StatusOr<WorkerJobResult>> results;
-  bool servers_stopped = true;
-};
-
-// Starts the servers on free ports, runs every worker in its own thread and
-// waits for the coordinator to stop the servers.
-ClusterRun RunCluster(JobConfig config) {
-  const int num_servers = config.cluster().servers_size();
-  std::vector<std::unique_ptr<PsServer>> servers;
-  std::vector<std::string> endpoints;
-  for (int i = 0; i < num_servers; ++i) {
-    PsServerOptions options;
-    options.config = config;
-    options.rank = i;
-    options.listen_address = "127.0.0.1:0";
-    auto server = PsServer::Start(options);
-    EXPECT_TRUE(server.ok()) << server.status();
-    if (!server.ok()) return {};
-    endpoints.push_back(absl::StrCat("127.0.0.1:", (*server)->port()));
-    servers.push_back(std::move(*server));
-  }
-  servers[0]->SetServerEndpoints(endpoints);
-  config.mutable_cluster()->clear_servers();
-  for (const auto& e : endpoints) config.mutable_cluster()->add_servers(e);
-
-  const int num_workers = config.cluster().num_workers();
-  ClusterRun run;
-  run.results.resize(num_workers, absl::UnknownError("not run"));
-  std::vector<std::thread> workers;
-  for (int j = 0; j < num_workers; ++j) {
-    workers.emplace_back([&, j] {
-      run.results[j] = RunWorkerJob(config, j, WorkerJobOptions());
-    });
-  }
-  for (auto& t : workers) t.join();
-  for (auto& s : servers) {
-    run.servers_stopped &= s->WaitForShutdownRequest(absl::Seconds(10));
-  }
-  return run;
-}
-
 class ClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -114,18 +71,18 @@ class ClusterTest : public ::testing::Test {
 TEST_F(ClusterTest, AsyncTrainingComesWithin002OfOracleAuc) {
   GeneratorReport data = Generate();
   ASSERT_GT(data.oracle_auc, 0.7);
-  ClusterRun run = RunCluster(config_);
-  ASSERT_EQ(run.results.size(), 2u);
+  auto run = RunLocalCluster(config_);
+  ASSERT_EQ(run->results.size(), 2u);
   int64_t examples = 0;
-  for (const auto& r : run.results) {
+  for (const auto& r : run->results) {
     ASSERT_TRUE(r.ok()) << r.status();
     examples += r->train.examples;
     EXPECT_EQ(r->train.bad_lines, 0);
   }
   // Byte-range sharding: every training row is read by exactly one worker.
   EXPECT_EQ(examples, data.train_rows);
-  ASSERT_TRUE(run.results[0]->eval.has_value());
-  const EvalStats& eval = *run.results[0]->eval;
+  ASSERT_TRUE(run->results[0]->eval.has_value());
+  const EvalStats& eval = *run->results[0]->eval;
   EXPECT_EQ(eval.examples, data.eval_rows);
   std::cout << "eval auc " << eval.auc << " (oracle " << data.oracle_auc
             << "), logloss " << eval.logloss << " (oracle "
@@ -134,8 +91,8 @@ TEST_F(ClusterTest, AsyncTrainingComesWithin002OfOracleAuc) {
       << "oracle " << data.oracle_auc << ", logloss " << eval.logloss;
   EXPECT_LT(eval.logloss, data.oracle_logloss + 0.03);
   EXPECT_NEAR(eval.calibration, 1.0, 0.1);
-  EXPECT_FALSE(run.results[1]->eval.has_value());
-  EXPECT_TRUE(run.servers_stopped);
+  EXPECT_FALSE(run->results[1]->eval.has_value());
+  EXPECT_TRUE(run->servers_stopped);
 }
 
 TEST_F(ClusterTest, SyncTrainingWithUnequalSharesFinishes) {
@@ -147,17 +104,17 @@ TEST_F(ClusterTest, SyncTrainingWithUnequalSharesFinishes) {
   config_.mutable_data()->mutable_generate()->set_train_rows(150000);
   config_.mutable_data()->set_batch_size(500);
   GeneratorReport data = Generate();
-  ClusterRun run = RunCluster(config_);
-  ASSERT_EQ(run.results.size(), 3u);
+  auto run = RunLocalCluster(config_);
+  ASSERT_EQ(run->results.size(), 3u);
   int64_t examples = 0;
-  for (const auto& r : run.results) {
+  for (const auto& r : run->results) {
     ASSERT_TRUE(r.ok()) << r.status();
     examples += r->train.examples;
   }
   EXPECT_EQ(examples, data.train_rows);
-  ASSERT_TRUE(run.results[0]->eval.has_value());
-  EXPECT_GE(run.results[0]->eval->auc, data.oracle_auc - 0.05);
-  EXPECT_TRUE(run.servers_stopped);
+  ASSERT_TRUE(run->results[0]->eval.has_value());
+  EXPECT_GE(run->results[0]->eval->auc, data.oracle_auc - 0.05);
+  EXPECT_TRUE(run->servers_stopped);
 }
 
 TEST_F(ClusterTest, MissingTrainingFileFailsTheWorkerWithItsName) {
@@ -165,15 +122,15 @@ TEST_F(ClusterTest, MissingTrainingFileFailsTheWorkerWithItsName) {
   config_.mutable_data()->add_train_files(dir_ + "/nope-*.tsv");
   config_.mutable_data()->clear_eval_files();
   config_.mutable_cluster()->set_num_workers(1);
-  ClusterRun run = RunCluster(config_);
-  ASSERT_EQ(run.results.size(), 1u);
-  ASSERT_FALSE(run.results[0].ok());
-  EXPECT_EQ(run.results[0].status().code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(run.results[0].status().message().find("nope-*.tsv"),
+  auto run = RunLocalCluster(config_);
+  ASSERT_EQ(run->results.size(), 1u);
+  ASSERT_FALSE(run->results[0].ok());
+  EXPECT_EQ(run->results[0].status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(run->results[0].status().message().find("nope-*.tsv"),
             std::string::npos)
-      << run.results[0].status();
+      << run->results[0].status();
   // The failed worker still told the coordinator, which ended the job.
-  EXPECT_TRUE(run.servers_stopped);
+  EXPECT_TRUE(run->servers_stopped);
 }
 
 }  // namespace

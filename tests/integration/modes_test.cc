@@ -1,10 +1,11 @@
 // Every training mode on a real 2-server/2-worker loopback cluster (servers
 // in this process, workers in threads) on generated data with a known oracle
 // AUC; plus what each mode promises about staleness and pushes.
+#include <unistd.h>
+
 #include <iostream>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -12,7 +13,7 @@
 #include "gtest/gtest.h"
 #include "server/coordinator.h"
 #include "server/ps_handler.h"
-#include "server/ps_server.h"
+#include "tests/integration/local_cluster.h"
 #include "worker/datagen.h"
 #include "worker/worker_job.h"
 
@@ -46,49 +47,13 @@ data {
 training { log_every_steps: 200 }
 )pb";
 
-struct Cluster {
-  std::vector<std::unique_ptr<PsServer>> servers;
-  std::vector<absl::StatusOr<WorkerJobResult>> results;
-};
-
-// Starts the servers on free ports and runs every worker in a thread; the
-// servers stay up (stopped by the coordinator) so the test can read them.
-std::unique_ptr<Cluster> RunCluster(JobConfig config) {
-  auto cluster = std::make_unique<Cluster>();
-  std::vector<std::string> endpoints;
-  for (int i = 0; i < config.cluster().servers_size(); ++i) {
-    PsServerOptions options;
-    options.config = config;
-    options.rank = i;
-    options.listen_address = "127.0.0.1:0";
-    auto server = PsServer::Start(options);
-    EXPECT_TRUE(server.ok()) << server.status();
-    if (!server.ok()) return cluster;
-    endpoints.push_back(absl::StrCat("127.0.0.1:", (*server)->port()));
-    cluster->servers.push_back(std::move(*server));
-  }
-  cluster->servers[0]->SetServerEndpoints(endpoints);
-  config.mutable_cluster()->clear_servers();
-  for (const auto& e : endpoints) config.mutable_cluster()->add_servers(e);
-  const int n = config.cluster().num_workers();
-  cluster->results.resize(n, absl::UnknownError("not run"));
-  std::vector<std::thread> threads;
-  for (int j = 0; j < n; ++j) {
-    threads.emplace_back([&, j] {
-      cluster->results[j] = RunWorkerJob(config, j, WorkerJobOptions());
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (auto& s : cluster->servers) {
-    EXPECT_TRUE(s->WaitForShutdownRequest(absl::Seconds(10)));
-  }
-  return cluster;
-}
-
 class ModesTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    std::string dir = absl::StrCat(::testing::TempDir(), "/modes_test_data");
+    // One folder per process: ctest runs the tests of this file in parallel
+    // processes.
+    std::string dir =
+        absl::StrCat(::testing::TempDir(), "/modes_test_data_", getpid());
     ConfigOverrides overrides;
     overrides.data_dir = dir;
     auto config = ParseJobConfig(kJob, "modes_test", "", overrides);
@@ -104,12 +69,13 @@ class ModesTest : public ::testing::Test {
   }
 
   // Trains in `mode` and checks the eval AUC against the oracle.
-  std::unique_ptr<Cluster> TrainAndCheck(TrainingConfig::Mode mode,
+  std::unique_ptr<LocalCluster> TrainAndCheck(TrainingConfig::Mode mode,
                                          double max_gap) {
     JobConfig config = *config_;
     config.mutable_training()->set_mode(mode);
     Customize(&config);
-    auto cluster = RunCluster(config);
+    auto cluster = RunLocalCluster(config);
+    EXPECT_TRUE(cluster->servers_stopped);
     if (cluster->results.empty()) return cluster;
     int64_t examples = 0;
     for (const auto& r : cluster->results) {

@@ -1,7 +1,9 @@
 // OptimizerRule (SGD, Adagrad): updates against hand-computed values over
 // several steps, state sizes, clipping, the batched UpdateRows against a
-// scalar reference (bit for bit, at awkward sizes), and Create's errors; and
-// PsHandler::Create naming the table whose optimizer is refused.
+// scalar reference (bit for bit, at awkward sizes); Create's errors for every
+// rule (SGD, Adagrad, Adam, FTRL); and PsHandler::Create naming the table
+// whose optimizer is refused. Adam and FTRL's math, l1/l2 and every rule
+// against a double reference: tests/common/optimizer_reference_test.cc.
 #include "server/optimizer.h"
 
 #include <algorithm>
@@ -266,6 +268,95 @@ TEST(OptimizerTest, CreateAcceptsBoundaryValuesAndIgnoresUnusedFields) {
   sgd.set_epsilon(0.0f);
   sgd.set_initial_accumulator(-1.0f);
   EXPECT_NE(MustCreate(sgd), nullptr);
+}
+
+OptimizerConfig Adam(float beta1, float beta2, float epsilon = kEps) {
+  OptimizerConfig c;
+  c.set_type(OptimizerConfig::ADAM);
+  c.set_learning_rate(0.01f);
+  c.set_beta1(beta1);
+  c.set_beta2(beta2);
+  c.set_epsilon(epsilon);
+  return c;
+}
+
+OptimizerConfig Ftrl(float beta, float l1, float l2 = 0.0f) {
+  OptimizerConfig c;
+  c.set_type(OptimizerConfig::FTRL);
+  c.set_learning_rate(0.1f);
+  c.set_ftrl_beta(beta);
+  c.set_l1(l1);
+  c.set_l2(l2);
+  return c;
+}
+
+OptimizerConfig WithL2(OptimizerConfig c, float l2) {
+  c.set_l2(l2);
+  return c;
+}
+
+TEST(OptimizerTest, CreateRefusesBadAdamFtrlAndL2HyperParameters) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  struct Case {
+    OptimizerConfig config;
+    const char* message;
+  };
+  const Case cases[] = {
+      {Adam(1.0f, 0.999f), "adam beta1 must be in [0, 1), got 1"},
+      {Adam(-0.1f, 0.999f), "adam beta1 must be in [0, 1), got -0.1"},
+      {Adam(nan, 0.999f), "adam beta1 must be in [0, 1), got nan"},
+      {Adam(0.9f, 1.0f), "adam beta2 must be in [0, 1), got 1"},
+      {Adam(0.9f, inf), "adam beta2 must be in [0, 1), got inf"},
+      {Adam(0.9f, -inf), "adam beta2 must be in [0, 1), got -inf"},
+      {Adam(0.9f, 0.999f, 0.0f), "adam epsilon must be positive, got 0"},
+      {Adam(0.9f, 0.999f, nan), "adam epsilon must be positive, got nan"},
+      {Ftrl(-1.0f, 0.0f), "ftrl ftrl_beta must be finite and >= 0, got -1"},
+      {Ftrl(inf, 0.0f), "ftrl ftrl_beta must be finite and >= 0, got inf"},
+      {Ftrl(1.0f, -0.5f), "ftrl l1 must be finite and >= 0, got -0.5"},
+      {Ftrl(1.0f, nan), "ftrl l1 must be finite and >= 0, got nan"},
+      {Ftrl(1.0f, 0.0f, -2.0f), "optimizer l2 must be finite and >= 0, got -2"},
+      {WithL2(Sgd(0.1f), -0.5f),
+       "optimizer l2 must be finite and >= 0, got -0.5"},
+      {WithL2(Adagrad(0.1f, 0.0f, kEps), inf),
+       "optimizer l2 must be finite and >= 0, got inf"},
+      {WithL2(Adam(0.9f, 0.999f), nan),
+       "optimizer l2 must be finite and >= 0, got nan"},
+  };
+  for (const Case& c : cases) {
+    auto rule = OptimizerRule::Create(c.config);
+    ASSERT_FALSE(rule.ok()) << c.message;
+    EXPECT_EQ(rule.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(rule.status().message(), c.message);
+  }
+}
+
+TEST(OptimizerTest, CreateAcceptsAdamAndFtrlBoundaryValues) {
+  EXPECT_NE(MustCreate(Adam(0.0f, 0.0f)), nullptr);
+  EXPECT_NE(MustCreate(Adam(0.99999994f, 0.99999994f)), nullptr);
+  EXPECT_NE(MustCreate(Ftrl(0.0f, 0.0f, 0.0f)), nullptr);
+  EXPECT_NE(MustCreate(Ftrl(1e30f, 1e30f, 1e30f)), nullptr);
+  // The defaults of the new fields are valid for every rule.
+  OptimizerConfig c;
+  for (auto type : {OptimizerConfig::SGD, OptimizerConfig::ADAGRAD,
+                    OptimizerConfig::ADAM, OptimizerConfig::FTRL}) {
+    c.set_type(type);
+    EXPECT_NE(MustCreate(c), nullptr) << OptimizerConfig::Type_Name(type);
+  }
+  // Fields a rule does not use are not checked: SGD ignores beta1 and l1,
+  // Adam ignores ftrl_beta and l1, FTRL ignores beta1 and epsilon.
+  OptimizerConfig sgd = Sgd(0.1f);
+  sgd.set_beta1(2.0f);
+  sgd.set_l1(-1.0f);
+  EXPECT_NE(MustCreate(sgd), nullptr);
+  OptimizerConfig adam = Adam(0.9f, 0.999f);
+  adam.set_ftrl_beta(-1.0f);
+  adam.set_l1(-1.0f);
+  EXPECT_NE(MustCreate(adam), nullptr);
+  OptimizerConfig ftrl = Ftrl(1.0f, 0.0f);
+  ftrl.set_beta1(1.0f);
+  ftrl.set_epsilon(0.0f);
+  EXPECT_NE(MustCreate(ftrl), nullptr);
 }
 
 // The documented formulas, one float at a time, as a reference for the

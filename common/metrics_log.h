@@ -1,8 +1,8 @@
 // A JSON-lines metrics file of one process: one object per line, written
 // whole and flushed, so a plot script (scripts/plot_metrics.sh) can read it
 // while the job runs. Thread-safe.
-#ifndef PS_WORKER_METRICS_LOG_H_
-#define PS_WORKER_METRICS_LOG_H_
+#ifndef PS_COMMON_METRICS_LOG_H_
+#define PS_COMMON_METRICS_LOG_H_
 
 #include <cstdio>
 #include <memory>
@@ -35,4 +35,4 @@ class MetricsLog {
 
 }  // namespace ps
 
-#endif  // PS_WORKER_METRICS_LOG_H_
+#endif  // PS_COMMON_METRICS_LOG_H_

@@ -1,4 +1,4 @@
-#include "worker/metrics_log.h"
+#include "common/metrics_log.h"
 
 #include <sys/stat.h>
 

@@ -1,0 +1,119 @@
+// KvStore: the thin key-value interface under TieredStorage, so the disk
+// tier can be RocksDB in production and a fault-injecting wrapper in tests.
+//
+//   OpenRocksDbKv   RocksDB in a directory, opened (created if missing),
+//                   never wiped. Every rocksdb::Status is checked and turned
+//                   into an absl::Status naming the directory.
+//   FaultyKvStore   wraps another KvStore and fails chosen reads or writes.
+//
+// Thread-safety: every method of every implementation may be called
+// concurrently.
+#ifndef PS_SERVER_KV_STORAGE_H_
+#define PS_SERVER_KV_STORAGE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
+#include "proto/config.pb.h"
+
+namespace ps {
+
+class KvStore {
+ public:
+  virtual ~KvStore() = default;
+
+  // What the store is, for messages: "rocksdb dir /x/y".
+  virtual const std::string& description() const = 0;
+
+  // For each keys[i]: (*found)[i] and, when found, (*values)[i]. An error
+  // (with values unspecified) when any read fails. Faster with the keys in
+  // order.
+  [[nodiscard]] virtual absl::Status MultiGet(
+      absl::Span<const std::string> keys, std::vector<std::string>* values,
+      std::vector<bool>* found) = 0;
+
+  // Writes every (key, value) atomically (one batch); all or nothing.
+  // Faster with the keys in order.
+  [[nodiscard]] virtual absl::Status Write(
+      absl::Span<const std::pair<std::string, std::string>> puts) = 0;
+
+  // Keys stored (an estimate).
+  virtual int64_t EstimateNumKeys() const = 0;
+};
+
+// RocksDB in `dir` (created with its parents if missing). Default for each
+// unset field of `config`: see RocksDbConfig in proto/config.proto.
+// InvalidArgument for a compression this RocksDB lacks or a negative size;
+// Unavailable/Internal (naming the directory) when RocksDB cannot open it.
+absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKv(
+    const std::string& dir, const RocksDbConfig& config);
+
+// The compressions this build of RocksDB supports, e.g. "NONE, LZ4, ZSTD".
+std::string SupportedCompressions();
+
+// For tests: forwards to `base` but fails, with Unavailable("injected ...")
+// naming the base store, every read (MultiGet) or write once the number of
+// reads or writes done reaches a threshold set by FailReadsFrom /
+// FailWritesFrom, until Heal().
+class FaultyKvStore final : public KvStore {
+ public:
+  explicit FaultyKvStore(std::unique_ptr<KvStore> base)
+      : base_(std::move(base)) {}
+
+  // Calls numbered from 0; call n and later fail. -1: never.
+  void FailReadsFrom(int64_t n) { fail_reads_from_ = n; }
+  void FailWritesFrom(int64_t n) { fail_writes_from_ = n; }
+  void Heal() {
+    fail_reads_from_ = -1;
+    fail_writes_from_ = -1;
+  }
+  int64_t reads() const { return reads_; }
+  int64_t writes() const { return writes_; }
+
+  const std::string& description() const override {
+    return base_->description();
+  }
+  absl::Status MultiGet(absl::Span<const std::string> keys,
+                        std::vector<std::string>* values,
+                        std::vector<bool>* found) override {
+    const int64_t n = reads_++;
+    const int64_t from = fail_reads_from_;
+    if (from >= 0 && n >= from) {
+      return absl::UnavailableError(absl::StrCat(
+          base_->description(), ": injected read failure (", keys.size(),
+          " keys)"));
+    }
+    return base_->MultiGet(keys, values, found);
+  }
+  absl::Status Write(
+      absl::Span<const std::pair<std::string, std::string>> puts) override {
+    const int64_t n = writes_++;
+    const int64_t from = fail_writes_from_;
+    if (from >= 0 && n >= from) {
+      return absl::UnavailableError(absl::StrCat(
+          base_->description(), ": injected write failure (", puts.size(),
+          " rows)"));
+    }
+    return base_->Write(puts);
+  }
+  int64_t EstimateNumKeys() const override { return base_->EstimateNumKeys(); }
+
+ private:
+  const std::unique_ptr<KvStore> base_;
+  std::atomic<int64_t> fail_reads_from_{-1};
+  std::atomic<int64_t> fail_writes_from_{-1};
+  std::atomic<int64_t> reads_{0};
+  std::atomic<int64_t> writes_{0};
+};
+
+}  // namespace ps
+
+#endif  // PS_SERVER_KV_STORAGE_H_

@@ -1,0 +1,200 @@
+// OpenRocksDbKv: KvStore over RocksDB (see kv_storage.h).
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/convenience.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+#include "server/kv_storage.h"
+
+namespace ps {
+namespace {
+
+// The canonical code closest to a RocksDB status.
+absl::StatusCode CodeOf(const rocksdb::Status& s) {
+  if (s.IsCorruption()) return absl::StatusCode::kDataLoss;
+  if (s.IsIOError() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) {
+    return absl::StatusCode::kUnavailable;
+  }
+  if (s.IsInvalidArgument()) return absl::StatusCode::kInvalidArgument;
+  if (s.IsNotSupported()) return absl::StatusCode::kUnimplemented;
+  if (s.IsIncomplete() || s.IsAborted()) return absl::StatusCode::kAborted;
+  return absl::StatusCode::kInternal;
+}
+
+absl::Status FromRocks(const rocksdb::Status& s, const std::string& what,
+                       absl::string_view op) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(CodeOf(s), absl::StrCat(what, ": ", op, ": ",
+                                              s.ToString()));
+}
+
+struct CompressionName {
+  RocksDbConfig::Compression config;
+  rocksdb::CompressionType type;
+  const char* name;
+};
+constexpr CompressionName kCompressions[] = {
+    {RocksDbConfig::NONE, rocksdb::kNoCompression, "NONE"},
+    {RocksDbConfig::LZ4, rocksdb::kLZ4Compression, "LZ4"},
+    {RocksDbConfig::ZSTD, rocksdb::kZSTD, "ZSTD"},
+};
+
+class RocksDbKv final : public KvStore {
+ public:
+  RocksDbKv(std::unique_ptr<rocksdb::DB> db, std::string description)
+      : db_(std::move(db)), description_(std::move(description)) {}
+
+  ~RocksDbKv() override {
+    // Close reports only an unreleased snapshot, which we never take.
+    rocksdb::Status s = db_->Close();
+    static_cast<void>(s);
+  }
+
+  const std::string& description() const override { return description_; }
+
+  absl::Status MultiGet(absl::Span<const std::string> keys,
+                        std::vector<std::string>* values,
+                        std::vector<bool>* found) override {
+    const size_t n = keys.size();
+    std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+    std::vector<rocksdb::PinnableSlice> pinned(n);
+    std::vector<rocksdb::Status> statuses(n);
+    db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), n,
+                  slices.data(), pinned.data(), statuses.data(),
+                  std::is_sorted(keys.begin(), keys.end()));
+    values->resize(n);
+    found->assign(n, false);
+    for (size_t i = 0; i < n; ++i) {
+      if (statuses[i].IsNotFound()) continue;
+      if (!statuses[i].ok()) {
+        return FromRocks(statuses[i], description_,
+                         absl::StrCat("read of ", n, " keys"));
+      }
+      (*found)[i] = true;
+      (*values)[i].assign(pinned[i].data(), pinned[i].size());
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Write(
+      absl::Span<const std::pair<std::string, std::string>> puts) override {
+    rocksdb::WriteBatch batch;
+    for (const auto& [key, value] : puts) {
+      rocksdb::Status s = batch.Put(key, value);
+      if (!s.ok()) {
+        return FromRocks(s, description_, "batching a write");
+      }
+    }
+    return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), description_,
+                     absl::StrCat("write of ", puts.size(), " rows"));
+  }
+
+  int64_t EstimateNumKeys() const override {
+    uint64_t n = 0;
+    if (!db_->GetIntProperty("rocksdb.estimate-num-keys", &n)) return 0;
+    return static_cast<int64_t>(n);
+  }
+
+ private:
+  const std::unique_ptr<rocksdb::DB> db_;
+  const std::string description_;
+};
+
+}  // namespace
+
+std::string SupportedCompressions() {
+  std::vector<std::string> names;
+  const std::vector<rocksdb::CompressionType> supported =
+      rocksdb::GetSupportedCompressions();
+  for (const CompressionName& c : kCompressions) {
+    if (c.type == rocksdb::kNoCompression ||
+        std::find(supported.begin(), supported.end(), c.type) !=
+            supported.end()) {
+      names.push_back(c.name);
+    }
+  }
+  return absl::StrJoin(names, ", ");
+}
+
+absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKv(
+    const std::string& dir, const RocksDbConfig& config) {
+  const std::string what = absl::StrCat("rocksdb dir ", dir);
+  const int64_t cache_bytes =
+      config.has_block_cache_bytes() ? config.block_cache_bytes() : 64 << 20;
+  const int64_t buffer_bytes =
+      config.has_write_buffer_bytes() ? config.write_buffer_bytes() : 64 << 20;
+  const int bloom_bits =
+      config.has_bloom_bits_per_key() ? config.bloom_bits_per_key() : 10;
+  const int jobs =
+      config.has_max_background_jobs() ? config.max_background_jobs() : 2;
+  if (cache_bytes < 0 || buffer_bytes < (1 << 16) || bloom_bits < 0 ||
+      jobs < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": need block_cache_bytes >= 0 (got ", cache_bytes,
+        "), write_buffer_bytes >= 65536 (got ", buffer_bytes,
+        "), bloom_bits_per_key >= 0 (got ", bloom_bits,
+        "), max_background_jobs >= 1 (got ", jobs, ")"));
+  }
+  const RocksDbConfig::Compression wanted =
+      config.compression() == RocksDbConfig::COMPRESSION_UNSPECIFIED
+          ? RocksDbConfig::NONE
+          : config.compression();
+  const CompressionName* compression = nullptr;
+  for (const CompressionName& c : kCompressions) {
+    if (c.config == wanted) compression = &c;
+  }
+  const std::vector<rocksdb::CompressionType> supported =
+      rocksdb::GetSupportedCompressions();
+  if (compression == nullptr ||
+      (compression->type != rocksdb::kNoCompression &&
+       std::find(supported.begin(), supported.end(), compression->type) ==
+           supported.end())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": compression ", RocksDbConfig::Compression_Name(wanted),
+        " is not supported by this RocksDB (has ", SupportedCompressions(),
+        ")"));
+  }
+
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat(what, ": cannot create the directory: ", ec.message()));
+  }
+
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.compression = compression->type;
+  options.write_buffer_size = static_cast<size_t>(buffer_bytes);
+  options.max_background_jobs = jobs;
+  rocksdb::BlockBasedTableOptions table;
+  if (cache_bytes > 0) {
+    table.block_cache = rocksdb::NewLRUCache(static_cast<size_t>(cache_bytes));
+  } else {
+    table.no_block_cache = true;
+  }
+  if (bloom_bits > 0) {
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(bloom_bits));
+  }
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
+  if (!s.ok()) return FromRocks(s, what, "open");
+  return std::unique_ptr<KvStore>(
+      std::make_unique<RocksDbKv>(std::unique_ptr<rocksdb::DB>(raw), what));
+}
+
+}  // namespace ps

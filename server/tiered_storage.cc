@@ -1,0 +1,448 @@
+#include "server/tiered_storage.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+#include "server/storage_row_chunks.h"
+#include "server/storage_row_index.h"
+
+namespace ps {
+
+std::string EncodeRowKey(uint64_t key) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) {
+    out[i] = static_cast<char>((key >> (56 - 8 * i)) & 0xFF);
+  }
+  return out;
+}
+
+namespace {
+
+const std::string& MetaKey() {
+  static const std::string* key = new std::string("\0meta", 5);
+  return *key;
+}
+
+// Rows written per batch by Flush.
+constexpr size_t kFlushBatchRows = 4096;
+// Keys whose index slots are prefetched ahead of the lookup.
+constexpr size_t kPrefetchKeys = 8;
+
+// Slot flags.
+constexpr uint8_t kUsed = 1;
+constexpr uint8_t kRef = 2;     // touched since the clock hand last passed
+constexpr uint8_t kDirty = 4;   // differs from the disk tier
+constexpr uint8_t kPinned = 8;  // in use by the running group: not evictable
+
+// The owner record stored under MetaKey().
+struct Meta {
+  std::string table;
+  int dim = 0;
+  std::string rule;
+  int state = 0;
+  int num_servers = 0;
+  int rank = 0;
+
+  std::string Encode() const {
+    return absl::StrCat("table=", table, "\ndim=", dim, "\nrule=", rule,
+                        "\nstate=", state, "\nnum_servers=", num_servers,
+                        "\nrank=", rank);
+  }
+  static bool Decode(absl::string_view text, Meta* m) {
+    int fields = 0;
+    for (absl::string_view line : absl::StrSplit(text, '\n')) {
+      std::pair<absl::string_view, absl::string_view> kv =
+          absl::StrSplit(line, absl::MaxSplits('=', 1));
+      const auto& [k, v] = kv;
+      bool ok = true;
+      if (k == "table") {
+        m->table = std::string(v);
+      } else if (k == "rule") {
+        m->rule = std::string(v);
+      } else if (k == "dim") {
+        ok = absl::SimpleAtoi(v, &m->dim);
+      } else if (k == "state") {
+        ok = absl::SimpleAtoi(v, &m->state);
+      } else if (k == "num_servers") {
+        ok = absl::SimpleAtoi(v, &m->num_servers);
+      } else if (k == "rank") {
+        ok = absl::SimpleAtoi(v, &m->rank);
+      } else {
+        continue;
+      }
+      if (!ok) return false;
+      ++fields;
+    }
+    return fields == 6;
+  }
+  bool operator==(const Meta& o) const {
+    return table == o.table && dim == o.dim && rule == o.rule &&
+           state == o.state && num_servers == o.num_servers && rank == o.rank;
+  }
+  std::string Describe() const {
+    return absl::StrCat("table '", table, "' dim ", dim, " ", rule,
+                        " (state ", state, ", server ", rank, " of ",
+                        num_servers, ")");
+  }
+};
+
+class TieredStorage final : public SparseStorage {
+ public:
+  TieredStorage(const TieredStorageOptions& options,
+                std::unique_ptr<KvStore> kv)
+      : options_(options),
+        stride_(options.stride),
+        row_bytes_(static_cast<size_t>(options.stride) * sizeof(float)),
+        kv_(std::move(kv)) {
+    // Memory per resident row: the row, its key and flags, a free-list entry
+    // and its index slots at 3/4 load.
+    const int64_t per_row = static_cast<int64_t>(row_bytes_) + 8 + 1 + 4 +
+                            RowIndex::kSlotBytes * 4 / 3;
+    const int64_t per_shard =
+        options.memory_budget_bytes / options.shard_num / per_row;
+    const uint32_t capacity =
+        static_cast<uint32_t>(std::clamp<int64_t>(per_shard, 16, 1 << 30));
+    const uint32_t chunk_rows = std::min<uint32_t>(capacity, 1024);
+    shards_.reserve(options.shard_num);
+    for (int s = 0; s < options.shard_num; ++s) {
+      shards_.push_back(
+          std::make_unique<Shard>(stride_, capacity, chunk_rows));
+    }
+  }
+
+  ~TieredStorage() override {
+    absl::Status s = Flush();
+    if (!s.ok()) {
+      LOG(ERROR) << "table '" << options_.table_name
+                 << "': dirty rows lost at close: " << s;
+    }
+  }
+
+  int stride() const override { return stride_; }
+
+  absl::Status ForEachShardGroup(absl::Span<const uint64_t> keys, bool modify,
+                                 InitRow init, GroupFn fn) override {
+    std::vector<uint32_t> order, begin;
+    GroupBySubShard(keys, static_cast<int>(shards_.size()), &order, &begin);
+    std::vector<float*> rows(keys.size());
+    for (size_t s = 0; s < shards_.size(); ++s) {
+      const uint32_t size = begin[s + 1] - begin[s];
+      if (size == 0) continue;
+      const absl::Span<const uint32_t> idx(order.data() + begin[s], size);
+      const absl::Span<float*> group_rows(rows.data() + begin[s], size);
+      Shard& shard = *shards_[s];
+      absl::MutexLock lock(&shard.mu);
+      RETURN_IF_ERROR(
+          DoGroup(shard, keys.data(), idx, group_rows, modify, init, fn));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Flush() override {
+    for (auto& shard : shards_) {
+      absl::MutexLock lock(&shard->mu);
+      std::vector<uint32_t> dirty;
+      for (uint32_t s = 0; s < shard->num_slots; ++s) {
+        if (shard->flags[s] & kDirty) dirty.push_back(s);
+      }
+      for (size_t b = 0; b < dirty.size(); b += kFlushBatchRows) {
+        const absl::Span<const uint32_t> batch(
+            dirty.data() + b, std::min(kFlushBatchRows, dirty.size() - b));
+        RETURN_IF_ERROR(WriteBack(*shard, batch));
+        for (uint32_t s : batch) shard->flags[s] &= ~kDirty;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  int64_t size() const override {
+    const StorageStats s = stats();
+    return s.rows_in_memory + s.rows_on_disk;
+  }
+
+  int64_t memory_bytes() const override {
+    int64_t bytes = 0;
+    for (const auto& s : shards_) {
+      absl::MutexLock lock(&s->mu);
+      bytes += s->rows.bytes() +
+               static_cast<int64_t>(s->index.capacity()) *
+                   RowIndex::kSlotBytes +
+               static_cast<int64_t>(s->keys.capacity()) * 8 +
+               static_cast<int64_t>(s->flags.capacity()) +
+               static_cast<int64_t>(s->free.capacity()) * 4;
+    }
+    return bytes;
+  }
+
+  StorageStats stats() const override {
+    StorageStats stats;
+    for (const auto& s : shards_) {
+      absl::MutexLock lock(&s->mu);
+      stats.rows_in_memory += s->resident;
+      stats.hits += s->hits;
+      stats.misses += s->misses;
+      stats.evictions += s->evictions;
+      stats.write_backs += s->write_backs;
+    }
+    stats.rows_on_disk = kv_->EstimateNumKeys();
+    stats.memory_bytes = memory_bytes();
+    return stats;
+  }
+
+  // Reads or writes the owner record.
+  absl::Status CheckMeta() {
+    Meta want{options_.table_name, options_.dim, options_.rule_name,
+              options_.stride - options_.dim, options_.num_servers,
+              options_.rank};
+    std::vector<std::string> values;
+    std::vector<bool> found;
+    RETURN_IF_ERROR(Annotate(kv_->MultiGet({MetaKey()}, &values, &found)));
+    if (!found[0]) {
+      return Annotate(kv_->Write({{MetaKey(), want.Encode()}}));
+    }
+    Meta have;
+    if (!Meta::Decode(values[0], &have)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          kv_->description(), " has a malformed metadata record ('",
+          values[0], "'), config wants ", want.Describe()));
+    }
+    if (!(have == want)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(kv_->description(), " holds ", have.Describe(),
+                       ", config wants ", want.Describe()));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  struct Shard {
+    Shard(int stride, uint32_t capacity, uint32_t chunk_rows)
+        : capacity(capacity), rows(stride, chunk_rows) {
+      index.Reserve(capacity);
+      keys.reserve(capacity);
+      flags.reserve(capacity);
+    }
+
+    mutable absl::Mutex mu;
+    const uint32_t capacity;  // resident rows within the budget
+    RowIndex index ABSL_GUARDED_BY(mu);
+    RowChunks rows ABSL_GUARDED_BY(mu);
+    std::vector<uint64_t> keys ABSL_GUARDED_BY(mu);  // per slot
+    std::vector<uint8_t> flags ABSL_GUARDED_BY(mu);  // per slot
+    std::vector<uint32_t> free ABSL_GUARDED_BY(mu);  // unused slots
+    uint32_t num_slots ABSL_GUARDED_BY(mu) = 0;      // slots ever used
+    uint32_t resident ABSL_GUARDED_BY(mu) = 0;
+    uint32_t hand ABSL_GUARDED_BY(mu) = 0;
+    int64_t hits ABSL_GUARDED_BY(mu) = 0;
+    int64_t misses ABSL_GUARDED_BY(mu) = 0;
+    int64_t evictions ABSL_GUARDED_BY(mu) = 0;
+    int64_t write_backs ABSL_GUARDED_BY(mu) = 0;
+
+    uint32_t AllocSlot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      if (!free.empty()) {
+        const uint32_t s = free.back();
+        free.pop_back();
+        return s;
+      }
+      rows.Reserve(num_slots);
+      keys.push_back(0);
+      flags.push_back(0);
+      return num_slots++;
+    }
+  };
+
+  absl::Status Annotate(const absl::Status& s) const {
+    if (s.ok()) return s;
+    return absl::Status(s.code(), absl::StrCat("table '", options_.table_name,
+                                               "': ", s.message()));
+  }
+
+  // Writes the rows of `slots` to the disk tier in one batch.
+  absl::Status WriteBack(const Shard& shard, absl::Span<const uint32_t> slots)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu) {
+    if (slots.empty()) return absl::OkStatus();
+    std::vector<std::pair<std::string, std::string>> puts;
+    puts.reserve(slots.size());
+    for (uint32_t s : slots) {
+      puts.emplace_back(
+          EncodeRowKey(shard.keys[s]),
+          std::string(reinterpret_cast<const char*>(shard.rows.Row(s)),
+                      row_bytes_));
+    }
+    // In key order: RocksDB's memtable inserts a sorted batch faster.
+    std::sort(puts.begin(), puts.end());
+    return Annotate(kv_->Write(puts));
+  }
+
+  // Evicts cold, unpinned rows until `need` more fit within the capacity
+  // (plus a little slack so evictions come in batches). Dirty victims are
+  // written back first; on a write error nothing is evicted.
+  absl::Status MakeRoom(Shard& sh, size_t need)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(sh.mu) {
+    if (sh.resident + need <= sh.capacity) return absl::OkStatus();
+    const size_t excess = sh.resident + need - sh.capacity;
+    const size_t target =
+        std::min<size_t>(excess + sh.capacity / 32, sh.resident);
+    std::vector<uint32_t> victims, dirty;
+    // Two turns of the clock: the first may only clear reference bits.
+    for (uint64_t steps = 0;
+         victims.size() < target && steps < 2ull * sh.num_slots; ++steps) {
+      const uint32_t s = sh.hand;
+      sh.hand = sh.hand + 1 >= sh.num_slots ? 0 : sh.hand + 1;
+      uint8_t& f = sh.flags[s];
+      if (!(f & kUsed) || (f & kPinned)) continue;
+      if (f & kRef) {
+        f &= ~kRef;
+        continue;
+      }
+      f |= kPinned;
+      victims.push_back(s);
+      if (f & kDirty) dirty.push_back(s);
+    }
+    absl::Status written = WriteBack(sh, dirty);
+    for (uint32_t s : victims) {
+      if (!written.ok()) {
+        sh.flags[s] &= ~kPinned;
+        continue;
+      }
+      sh.index.Erase(sh.keys[s]);
+      sh.flags[s] = 0;
+      sh.free.push_back(s);
+    }
+    if (!written.ok()) return written;
+    sh.resident -= static_cast<uint32_t>(victims.size());
+    sh.evictions += static_cast<int64_t>(victims.size());
+    sh.write_backs += static_cast<int64_t>(dirty.size());
+    return absl::OkStatus();
+  }
+
+  absl::Status DoGroup(Shard& sh, const uint64_t* keys,
+                       absl::Span<const uint32_t> idx, absl::Span<float*> out,
+                       bool modify, InitRow init, GroupFn fn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(sh.mu) {
+    const size_t n = idx.size();
+    const uint32_t* in = idx.data();
+    std::vector<uint32_t> slot(n, RowIndex::kNone);
+    // (key, j) of the keys missing from the memory tier.
+    std::vector<std::pair<uint64_t, uint32_t>> missing;
+    for (size_t j = 0; j < std::min(n, kPrefetchKeys); ++j) {
+      sh.index.Prefetch(keys[in[j]]);
+    }
+    for (size_t j = 0; j < n; ++j) {
+      if (j + kPrefetchKeys < n) sh.index.Prefetch(keys[in[j + kPrefetchKeys]]);
+      const uint64_t key = keys[in[j]];
+      const uint32_t s = sh.index.Find(key);
+      if (s == RowIndex::kNone) {
+        missing.emplace_back(key, static_cast<uint32_t>(j));
+      } else {
+        slot[j] = s;
+        sh.flags[s] |= kRef | kPinned;
+      }
+    }
+    sh.hits += static_cast<int64_t>(n - missing.size());
+    auto unpin = [&] {
+      for (uint32_t s : slot) {
+        if (s != RowIndex::kNone) sh.flags[s] &= ~kPinned;
+      }
+    };
+    if (!missing.empty()) {
+      std::sort(missing.begin(), missing.end());
+      std::vector<std::string> disk_keys;
+      disk_keys.reserve(missing.size());
+      for (size_t m = 0; m < missing.size(); ++m) {
+        if (m == 0 || missing[m].first != missing[m - 1].first) {
+          disk_keys.push_back(EncodeRowKey(missing[m].first));
+        }
+      }
+      sh.misses += static_cast<int64_t>(disk_keys.size());
+      std::vector<std::string> values;
+      std::vector<bool> found;
+      absl::Status read = Annotate(kv_->MultiGet(disk_keys, &values, &found));
+      for (size_t u = 0; read.ok() && u < disk_keys.size(); ++u) {
+        if (found[u] && values[u].size() != row_bytes_) {
+          read = absl::DataLossError(absl::StrCat(
+              "table '", options_.table_name, "': ", kv_->description(),
+              " holds a row of ", values[u].size(), " bytes, expected ",
+              row_bytes_));
+        }
+      }
+      if (read.ok()) read = MakeRoom(sh, disk_keys.size());
+      if (!read.ok()) {
+        unpin();
+        return read;
+      }
+      size_t u = 0;
+      uint32_t s = RowIndex::kNone;
+      for (size_t m = 0; m < missing.size(); ++m) {
+        const uint64_t key = missing[m].first;
+        if (m == 0 || key != missing[m - 1].first) {
+          s = sh.AllocSlot();
+          sh.index.FindOrInsert(key, s);
+          sh.keys[s] = key;
+          sh.flags[s] = kUsed | kRef | kPinned;
+          float* row = sh.rows.Row(s);
+          if (found[u]) {
+            std::memcpy(row, values[u].data(), row_bytes_);
+          } else {
+            init(key, row);
+          }
+          ++sh.resident;
+          ++u;
+        }
+        slot[missing[m].second] = s;
+      }
+    }
+    for (size_t j = 0; j < n; ++j) out.data()[j] = sh.rows.Row(slot[j]);
+    fn(idx, absl::Span<float* const>(out));
+    const uint8_t set = modify ? kDirty : 0;
+    for (uint32_t s : slot) {
+      sh.flags[s] = (sh.flags[s] & ~kPinned) | set;
+    }
+    return absl::OkStatus();
+  }
+
+  const TieredStorageOptions options_;
+  const int stride_;
+  const size_t row_bytes_;
+  const std::unique_ptr<KvStore> kv_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SparseStorage>> OpenTieredStorage(
+    const TieredStorageOptions& options, std::unique_ptr<KvStore> kv) {
+  const std::string who = absl::StrCat("table '", options.table_name, "'");
+  if (options.dim < 1 || options.stride < options.dim) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, ": tiered storage needs 1 <= dim <= stride, got dim ",
+                     options.dim, ", stride ", options.stride));
+  }
+  if (options.shard_num < 1 || options.shard_num > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, ": shard_num must be in [1, 65535], got ",
+                     options.shard_num));
+  }
+  if (options.memory_budget_bytes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, ": memory_budget_bytes must be >= 0, got ",
+                     options.memory_budget_bytes));
+  }
+  if (kv == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(who, ": no key-value store"));
+  }
+  auto storage = std::make_unique<TieredStorage>(options, std::move(kv));
+  RETURN_IF_ERROR(storage->CheckMeta());
+  return std::unique_ptr<SparseStorage>(std::move(storage));
+}
+
+}  // namespace ps

@@ -1,0 +1,43 @@
+#include "common/metrics_log.h"
+
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace ps {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+TEST(MetricsLogTest, WritesOneJsonObjectPerLineAndCreatesTheFolder) {
+  std::string path = ::testing::TempDir() + "/metrics_log_test/a/b/w.jsonl";
+  std::remove(path.c_str());
+  {
+    auto log = MetricsLog::Open(path);
+    ASSERT_TRUE(log.ok()) << log.status();
+    (*log)->Write("train", {{"step", 100}, {"auc", 0.75}});
+    (*log)->Write("eval", {{"loss", std::numeric_limits<double>::quiet_NaN()}});
+  }
+  std::ifstream in(path);
+  std::string first, second, third;
+  ASSERT_TRUE(std::getline(in, first));
+  ASSERT_TRUE(std::getline(in, second));
+  EXPECT_FALSE(std::getline(in, third));
+  EXPECT_THAT(first, StartsWith("{\"type\": \"train\", \"time\": "));
+  EXPECT_THAT(first, HasSubstr("\"step\": 100, \"auc\": 0.75}"));
+  // JSON has no NaN.
+  EXPECT_THAT(second, HasSubstr("\"loss\": null}"));
+}
+
+TEST(MetricsLogTest, UnwritablePathIsAnErrorNamingIt) {
+  auto log = MetricsLog::Open("/proc/no/such/metrics.jsonl");
+  ASSERT_FALSE(log.ok());
+  EXPECT_THAT(log.status().message(), HasSubstr("/proc/no"));
+}
+
+}  // namespace
+}  // namespace ps

@@ -1,0 +1,413 @@
+// TieredStorage (server/tiered_storage.h) under a SparseTable: rows match an
+// in-memory table bit for bit with the table 100x over its memory budget and
+// across a restart; a directory of another table is refused; injected read
+// and write-back failures reach the caller naming the table and lose
+// nothing; concurrent pushes conserve every gradient. Also RowIndex::Erase.
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/kv_storage.h"
+#include "server/sparse_table.h"
+#include "server/storage_row_index.h"
+#include "server/tiered_storage.h"
+
+namespace ps {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A fresh directory under the test's temp dir, removed at destruction.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TEST_TMPDIR");
+    path_ = absl::StrCat(base != nullptr ? base : "/tmp", "/tiered_test_",
+                         getpid(), "_", counter_++);
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  static inline std::atomic<int> counter_{0};
+  std::string path_;
+};
+
+SparseTableOptions Options(OptimizerConfig::Type opt, int dim,
+                           InitializerConfig::Type init, int shard_num = 16) {
+  SparseTableOptions o;
+  o.name = "emb";
+  o.dim = dim;
+  o.shard_num = shard_num;
+  o.optimizer.set_type(opt);
+  o.optimizer.set_learning_rate(opt == OptimizerConfig::SGD ? 1.0f : 0.05f);
+  o.initializer.set_type(init);
+  o.initializer.set_scale(0.01f);
+  o.init_seed = 3;
+  return o;
+}
+
+SparseTableOptions Tiered(SparseTableOptions o, const std::string& dir,
+                          int64_t budget) {
+  o.storage.set_type(SparseStorageConfig::TIERED);
+  o.storage.set_dir(dir);
+  o.storage.set_memory_budget_bytes(budget);
+  return o;
+}
+
+std::unique_ptr<SparseTable> MustCreate(const SparseTableOptions& o) {
+  auto table = SparseTable::Create(o);
+  EXPECT_TRUE(table.ok()) << table.status();
+  return table.ok() ? std::move(table).value() : nullptr;
+}
+
+std::vector<float> MustPull(SparseTable& table,
+                            const std::vector<uint64_t>& keys) {
+  std::vector<float> values(keys.size() * table.dim(), -999.0f);
+  absl::Status s = table.Pull(keys, absl::MakeSpan(values));
+  EXPECT_TRUE(s.ok()) << s;
+  return values;
+}
+
+// Whether two tables hold bit-identical weights for `keys`.
+void ExpectSameRows(SparseTable& got, SparseTable& want,
+                    const std::vector<uint64_t>& keys) {
+  constexpr size_t kBatch = 8192;
+  for (size_t b = 0; b < keys.size(); b += kBatch) {
+    std::vector<uint64_t> batch(keys.begin() + b,
+                                keys.begin() + std::min(keys.size(), b + kBatch));
+    std::vector<float> g = MustPull(got, batch);
+    std::vector<float> w = MustPull(want, batch);
+    ASSERT_EQ(std::memcmp(g.data(), w.data(), g.size() * sizeof(float)), 0)
+        << "rows differ in the batch starting at key index " << b;
+  }
+}
+
+// Gradients in [-0.01, 0.01] derived from (key, round, i).
+void Grads(const std::vector<uint64_t>& keys, int dim, int round,
+           std::vector<float>* grads) {
+  grads->resize(keys.size() * dim);
+  for (size_t j = 0; j < keys.size(); ++j) {
+    for (int i = 0; i < dim; ++i) {
+      (*grads)[j * dim + i] =
+          1e-3f * static_cast<float>(
+                      static_cast<int>((keys[j] + 7 * round + 3 * i) % 21) - 10);
+    }
+  }
+}
+
+TEST(RowIndexTest, EraseKeepsEveryOtherKey) {
+  RowIndex index;
+  std::map<uint64_t, uint32_t> want;
+  std::mt19937_64 rng(5);
+  for (int step = 0; step < 200000; ++step) {
+    const uint64_t key = rng() % 5000;
+    if (rng() % 3 == 0) {
+      EXPECT_EQ(index.Erase(key), want.erase(key) == 1);
+    } else {
+      const auto [row, inserted] = index.FindOrInsert(key, step);
+      auto [it, fresh] = want.emplace(key, step);
+      ASSERT_EQ(inserted, fresh);
+      ASSERT_EQ(row, it->second);
+    }
+  }
+  ASSERT_EQ(index.size(), want.size());
+  for (uint64_t key = 0; key < 5000; ++key) {
+    auto it = want.find(key);
+    EXPECT_EQ(index.Find(key), it == want.end() ? RowIndex::kNone : it->second);
+  }
+}
+
+TEST(TieredStorageTest, EncodesKeysBigEndian) {
+  EXPECT_EQ(EncodeRowKey(0x0102030405060708ULL),
+            std::string("\x01\x02\x03\x04\x05\x06\x07\x08", 8));
+}
+
+TEST(TieredStorageTest, MillionKeysOverOneMiBMatchMemoryAcrossRestart) {
+  constexpr int kDim = 8;
+  constexpr int kKeys = 1 << 20;
+  constexpr int kBatch = 8192;
+  TempDir dir;
+  const SparseTableOptions memory_options =
+      Options(OptimizerConfig::ADAGRAD, kDim, InitializerConfig::UNIFORM);
+  SparseTableOptions tiered_options =
+      Tiered(memory_options, dir.path(), 1 << 20);
+  // Small memtables: lookups go to SST files and their bloom filters.
+  tiered_options.storage.mutable_rocksdb()->set_write_buffer_bytes(4 << 20);
+  auto memory = MustCreate(memory_options);
+  ASSERT_NE(memory, nullptr);
+  std::vector<uint64_t> keys(kKeys);
+  for (int k = 0; k < kKeys; ++k) keys[k] = 0x9E3779B97F4A7C15ULL * (k + 1);
+  std::vector<float> grads;
+  {
+    auto tiered = MustCreate(tiered_options);
+    ASSERT_NE(tiered, nullptr);
+    // Every key once, then a hot twentieth of them once more.
+    for (int round = 0; round < 2; ++round) {
+      const int n = round == 0 ? kKeys : kKeys / 20;
+      for (int b = 0; b < n; b += kBatch) {
+        std::vector<uint64_t> batch(keys.begin() + b,
+                                    keys.begin() + std::min(n, b + kBatch));
+        Grads(batch, kDim, round, &grads);
+        ASSERT_TRUE(memory->Push(batch, grads).ok());
+        absl::Status s = tiered->Push(batch, grads);
+        ASSERT_TRUE(s.ok()) << s;
+      }
+    }
+    const StorageStats stats = tiered->stats();
+    EXPECT_LE(tiered->memory_bytes(), (1 << 20) + (1 << 18));
+    EXPECT_LT(stats.rows_in_memory, kKeys / 50);
+    EXPECT_GT(stats.evictions, kKeys);
+    EXPECT_GT(stats.write_backs, kKeys);
+    EXPECT_GT(stats.misses, kKeys);
+    EXPECT_GT(stats.rows_on_disk, kKeys / 2);
+    // Destroyed here: a clean shutdown flushes the memory tier.
+  }
+  // A new object on the same directory: a restarted server.
+  auto reopened = MustCreate(tiered_options);
+  ASSERT_NE(reopened, nullptr);
+  ExpectSameRows(*reopened, *memory, keys);
+  // The optimizer state survived too: one more Adagrad step agrees.
+  std::vector<uint64_t> some(keys.begin(), keys.begin() + 20000);
+  Grads(some, kDim, 9, &grads);
+  ASSERT_TRUE(memory->Push(some, grads).ok());
+  ASSERT_TRUE(reopened->Push(some, grads).ok());
+  ExpectSameRows(*reopened, *memory, some);
+}
+
+TEST(TieredStorageTest, DirectoryOfAnotherTableIsRefused) {
+  TempDir dir;
+  SparseTableOptions a = Tiered(
+      Options(OptimizerConfig::ADAGRAD, 8, InitializerConfig::ZEROS),
+      dir.path(), 1 << 20);
+  a.name = "a";
+  {
+    auto table = MustCreate(a);
+    ASSERT_NE(table, nullptr);
+  }
+  const std::string a_dir = SparseTable::StorageDir(a);
+  EXPECT_EQ(a_dir, dir.path() + "/a/server-0");
+
+  SparseTableOptions b = Tiered(
+      Options(OptimizerConfig::SGD, 16, InitializerConfig::ZEROS), dir.path(),
+      1 << 20);
+  b.name = "b";
+  auto kv = OpenRocksDbKv(a_dir, RocksDbConfig());
+  ASSERT_TRUE(kv.ok()) << kv.status();
+  auto refused = SparseTable::CreateTiered(b, std::move(kv).value());
+  EXPECT_EQ(refused.status(),
+            absl::FailedPreconditionError(absl::StrCat(
+                "rocksdb dir ", a_dir,
+                " holds table 'a' dim 8 adagrad (state 8, server 0 of 1), "
+                "config wants table 'b' dim 16 sgd (state 0, server 0 of 1)")));
+
+  // Same table, another server count.
+  SparseTableOptions a2 = a;
+  a2.num_servers = 2;
+  auto refused2 = SparseTable::Create(a2);
+  EXPECT_EQ(refused2.status(),
+            absl::FailedPreconditionError(absl::StrCat(
+                "rocksdb dir ", a_dir,
+                " holds table 'a' dim 8 adagrad (state 8, server 0 of 1), "
+                "config wants table 'a' dim 8 adagrad (state 8, server 0 of "
+                "2)")));
+  // The original owner still opens it.
+  EXPECT_NE(MustCreate(a), nullptr);
+}
+
+TEST(TieredStorageTest, TieredWithoutDirectoryIsRefused) {
+  SparseTableOptions o = Tiered(
+      Options(OptimizerConfig::SGD, 4, InitializerConfig::ZEROS), "", 1 << 20);
+  EXPECT_EQ(SparseTable::Create(o).status(),
+            absl::InvalidArgumentError(
+                "table 'emb': TIERED storage needs storage.dir (or the "
+                "server's --storage_dir)"));
+}
+
+// A tiered table over a FaultyKvStore with one sub-shard (so a push is one
+// group: all or nothing) and room for few rows, next to a memory table.
+struct FaultyPair {
+  std::unique_ptr<SparseTable> memory;
+  std::unique_ptr<SparseTable> tiered;
+  FaultyKvStore* faulty = nullptr;
+};
+
+FaultyPair MakeFaultyPair(const std::string& dir) {
+  FaultyPair p;
+  SparseTableOptions o =
+      Options(OptimizerConfig::ADAGRAD, 8, InitializerConfig::UNIFORM,
+              /*shard_num=*/1);
+  p.memory = MustCreate(o);
+  o = Tiered(o, dir, 32 << 10);
+  auto kv = OpenRocksDbKv(SparseTable::StorageDir(o), RocksDbConfig());
+  EXPECT_TRUE(kv.ok()) << kv.status();
+  auto faulty = std::make_unique<FaultyKvStore>(std::move(kv).value());
+  p.faulty = faulty.get();
+  auto table = SparseTable::CreateTiered(o, std::move(faulty));
+  EXPECT_TRUE(table.ok()) << table.status();
+  p.tiered = std::move(table).value();
+  return p;
+}
+
+std::vector<uint64_t> RoundKeys(int round) {
+  std::vector<uint64_t> keys;
+  for (int j = 0; j < 256; ++j) keys.push_back((round * 97 + j * 13) % 3000);
+  return keys;
+}
+
+TEST(TieredStorageTest, WriteBackFailureReachesThePusherAndLosesNothing) {
+  TempDir dir;
+  FaultyPair p = MakeFaultyPair(dir.path());
+  ASSERT_NE(p.tiered, nullptr);
+  std::vector<float> grads;
+  int failures = 0;
+  for (int round = 0; round < 60; ++round) {
+    const std::vector<uint64_t> keys = RoundKeys(round);
+    Grads(keys, 8, round, &grads);
+    if (round == 20) p.faulty->FailWritesFrom(p.faulty->writes());
+    if (round == 30) p.faulty->Heal();
+    absl::Status s = p.tiered->Push(keys, grads);
+    if (!s.ok()) {
+      ++failures;
+      EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+      EXPECT_THAT(std::string(s.message()),
+                  HasSubstr("table 'emb': rocksdb dir "));
+      EXPECT_THAT(std::string(s.message()),
+                  HasSubstr("injected write failure"));
+      continue;  // not applied: the reference does not get it either
+    }
+    ASSERT_TRUE(p.memory->Push(keys, grads).ok());
+  }
+  EXPECT_GT(failures, 5);
+  std::vector<uint64_t> all;
+  for (uint64_t k = 0; k < 3000; ++k) all.push_back(k);
+  ExpectSameRows(*p.tiered, *p.memory, all);
+}
+
+TEST(TieredStorageTest, ReadFailureReachesTheCallerAndLosesNothing) {
+  TempDir dir;
+  FaultyPair p = MakeFaultyPair(dir.path());
+  ASSERT_NE(p.tiered, nullptr);
+  std::vector<float> grads;
+  int failures = 0;
+  for (int round = 0; round < 60; ++round) {
+    const std::vector<uint64_t> keys = RoundKeys(round);
+    Grads(keys, 8, round, &grads);
+    if (round == 20) p.faulty->FailReadsFrom(p.faulty->reads());
+    if (round == 30) p.faulty->Heal();
+    if (round >= 20 && round < 30) {
+      std::vector<float> values(keys.size() * 8);
+      absl::Status pulled = p.tiered->Pull(keys, absl::MakeSpan(values));
+      EXPECT_EQ(pulled.code(), absl::StatusCode::kUnavailable);
+      EXPECT_THAT(std::string(pulled.message()),
+                  HasSubstr("table 'emb': rocksdb dir "));
+    }
+    absl::Status s = p.tiered->Push(keys, grads);
+    if (!s.ok()) {
+      ++failures;
+      EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+      EXPECT_THAT(std::string(s.message()),
+                  HasSubstr("injected read failure"));
+      continue;
+    }
+    ASSERT_TRUE(p.memory->Push(keys, grads).ok());
+  }
+  EXPECT_EQ(failures, 10);
+  std::vector<uint64_t> all;
+  for (uint64_t k = 0; k < 3000; ++k) all.push_back(k);
+  ExpectSameRows(*p.tiered, *p.memory, all);
+}
+
+TEST(TieredStorageTest, ConcurrentPushersAndPullersConserveGradients) {
+  // SGD with lr 1 from zero rows and small integer gradients: every float sum
+  // is exact. 2000 keys over 4 sub-shards of 16+ slots: rows go to disk and
+  // back all the time.
+  constexpr int kThreads = 4;
+  constexpr int kPushes = 400;
+  constexpr int kKeys = 2000;
+  constexpr int kDim = 4;
+  TempDir dir;
+  auto table = MustCreate(Tiered(
+      Options(OptimizerConfig::SGD, kDim, InitializerConfig::ZEROS, 4),
+      dir.path(), 8 << 10));
+  ASSERT_NE(table, nullptr);
+  std::vector<std::vector<int64_t>> sums(kThreads,
+                                         std::vector<int64_t>(kKeys * kDim));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int p = 0; p < kPushes; ++p) {
+        std::vector<uint64_t> keys;
+        std::vector<float> grads;
+        for (int j = 0; j < 32; ++j) {
+          const int k = static_cast<int>(rng() % kKeys);
+          keys.push_back(5000 + k);
+          for (int i = 0; i < kDim; ++i) {
+            const int g = static_cast<int>(rng() % 7) - 3;
+            grads.push_back(static_cast<float>(g));
+            sums[t][k * kDim + i] += g;
+          }
+        }
+        absl::Status s = table->Push(keys, grads);
+        ASSERT_TRUE(s.ok()) << s;
+        if (p % 10 == 0) {
+          std::vector<float> v(keys.size() * kDim);
+          ASSERT_TRUE(table->Pull(keys, absl::MakeSpan(v)).ok());
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  const StorageStats stats = table->stats();
+  EXPECT_GT(stats.hits, 0);
+  EXPECT_GT(stats.misses, 0);
+  EXPECT_GT(stats.evictions, 0);
+  // Groups of at most 32 keys over sub-shards of 16 slots may overshoot a
+  // little while a group is in use.
+  EXPECT_LE(stats.rows_in_memory, 4 * (16 + 32));
+  std::vector<uint64_t> keys;
+  for (int k = 0; k < kKeys; ++k) keys.push_back(5000 + k);
+  std::vector<float> v = MustPull(*table, keys);
+  for (int k = 0; k < kKeys; ++k) {
+    for (int i = 0; i < kDim; ++i) {
+      int64_t total = 0;
+      for (int t = 0; t < kThreads; ++t) total += sums[t][k * kDim + i];
+      ASSERT_EQ(v[k * kDim + i], static_cast<float>(-total))
+          << "key " << k << " i " << i;
+    }
+  }
+}
+
+TEST(TieredStorageTest, UnsupportedCompressionIsRefusedOrOpens) {
+  TempDir dir;
+  for (auto c : {RocksDbConfig::NONE, RocksDbConfig::LZ4, RocksDbConfig::ZSTD}) {
+    RocksDbConfig config;
+    config.set_compression(c);
+    const std::string name = RocksDbConfig::Compression_Name(c);
+    auto kv = OpenRocksDbKv(absl::StrCat(dir.path(), "/", name), config);
+    if (SupportedCompressions().find(name) != std::string::npos) {
+      EXPECT_TRUE(kv.ok()) << kv.status();
+    } else {
+      EXPECT_EQ(kv.status().code(), absl::StatusCode::kInvalidArgument);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ps
