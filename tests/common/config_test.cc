@@ -1,5 +1,7 @@
 #include "common/config.h"
 
+#include <glob.h>
+
 #include <string>
 #include <utility>
 
@@ -249,13 +251,20 @@ TEST(ConfigTest, BadOptimizerFieldsNameFieldAndValue) {
 TEST(ConfigTest, EveryShippedConfigLoads) {
   const char* src = std::getenv("PS_SOURCE_DIR");
   if (src == nullptr) GTEST_SKIP() << "PS_SOURCE_DIR not set";
-  for (const char* name : {"criteo_dnn.pbtxt", "generated_dnn.pbtxt"}) {
+  glob_t found;
+  ASSERT_EQ(glob((std::string(src) + "/configs/*.pbtxt").c_str(), 0, nullptr,
+                 &found),
+            0);
+  // Every model on generated data, Criteo and MovieLens.
+  EXPECT_GE(found.gl_pathc, 18u);
+  for (size_t i = 0; i < found.gl_pathc; ++i) {
     ConfigOverrides o;
     o.servers = {"127.0.0.1:1"};
     o.data_dir = "/tmp/ps_config_test";
-    auto c = LoadJobConfig(std::string(src) + "/configs/" + name, o);
-    EXPECT_TRUE(c.ok()) << name << ": " << c.status();
+    auto c = LoadJobConfig(found.gl_pathv[i], o);
+    EXPECT_TRUE(c.ok()) << found.gl_pathv[i] << ": " << c.status();
   }
+  globfree(&found);
 }
 
 // Data formats (issue 6): SLOT, MOVIELENS, shuffling.
