@@ -13,6 +13,7 @@
 
 #include "common/optimizer.h"
 #include "gtest/gtest.h"
+#include "tests/common/optimizer_test_util.h"
 
 namespace ps {
 namespace {
@@ -46,25 +47,6 @@ OptimizerConfig With(OptimizerConfig c, float l2, float bound) {
   return c;
 }
 
-std::unique_ptr<OptimizerRule> MustCreate(const OptimizerConfig& c) {
-  auto rule = OptimizerRule::Create(c);
-  EXPECT_TRUE(rule.ok()) << rule.status();
-  return rule.ok() ? std::move(rule).value() : nullptr;
-}
-
-// A row of weights and its state, initialized by the rule.
-struct Row {
-  Row(const OptimizerRule& rule, std::vector<float> w)
-      : weights(std::move(w)),
-        state(rule.StateSize(static_cast<int>(weights.size()))) {
-    rule.InitState(absl::MakeSpan(state));
-  }
-  RowView view() {
-    return RowView{absl::MakeSpan(weights), absl::MakeSpan(state)};
-  }
-  std::vector<float> weights;
-  std::vector<float> state;
-};
 
 // The documented formulas (proto/config.proto) in double precision, one
 // weight at a time, with the row state kept per row as the rules keep it.

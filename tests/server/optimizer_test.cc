@@ -4,7 +4,7 @@
 // rule (SGD, Adagrad, Adam, FTRL); and PsHandler::Create naming the table
 // whose optimizer is refused. Adam and FTRL's math, l1/l2 and every rule
 // against a double reference: tests/common/optimizer_reference_test.cc.
-#include "server/optimizer.h"
+#include "common/optimizer.h"
 
 #include <algorithm>
 #include <cmath>
@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
+#include "tests/common/optimizer_test_util.h"
 #include "server/ps_handler.h"
 
 namespace ps {
@@ -46,25 +47,6 @@ OptimizerConfig Adagrad(float lr, float initial_accumulator, float epsilon,
 constexpr float kEps = 1e-6f;
 constexpr float kTol = 1e-6f;
 
-std::unique_ptr<OptimizerRule> MustCreate(const OptimizerConfig& c) {
-  auto rule = OptimizerRule::Create(c);
-  EXPECT_TRUE(rule.ok()) << rule.status();
-  return rule.ok() ? std::move(rule).value() : nullptr;
-}
-
-// A row of weights and its state, initialized by the rule.
-struct Row {
-  Row(const OptimizerRule& rule, std::vector<float> w)
-      : weights(std::move(w)),
-        state(rule.StateSize(static_cast<int>(weights.size()))) {
-    rule.InitState(absl::MakeSpan(state));
-  }
-  RowView view() {
-    return RowView{absl::MakeSpan(weights), absl::MakeSpan(state)};
-  }
-  std::vector<float> weights;
-  std::vector<float> state;
-};
 
 TEST(OptimizerTest, NamesAndStateSizes) {
   auto sgd = MustCreate(Sgd(0.1f));

@@ -15,6 +15,7 @@
 #include "common/status_macros.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/worker/reader_test_util.h"
 
 namespace ps {
 namespace {
@@ -89,23 +90,8 @@ absl::Status ReadAll(const ReaderOptions& options, std::vector<Example>* out,
   return absl::OkStatus();
 }
 
-class DataReaderTest : public ::testing::Test {
+class DataReaderTest : public testing_util::TempDirTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = ::testing::TempDir();
-    if (!tmpl.empty() && tmpl.back() == '/') tmpl.pop_back();
-    tmpl += "/ps_reader_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::string Write(const std::string& name, const std::string& content) {
-    const std::string path = dir_ + "/" + name;
-    std::ofstream(path, std::ios::binary) << content;
-    return path;
-  }
-
   // Reads with every rank of `workers` and returns all examples, sorted.
   std::vector<Example> ReadAllRanks(ReaderOptions options, int workers) {
     std::vector<Example> all;
@@ -119,7 +105,6 @@ class DataReaderTest : public ::testing::Test {
     return all;
   }
 
-  std::string dir_;
 };
 
 TEST_F(DataReaderTest, EveryLineReadOnceAcrossWorkersAndThreads) {
