@@ -177,4 +177,43 @@ PushCounts PsHandler::PushCountsOf(int rank) const {
   return it == push_counts_.end() ? PushCounts() : it->second;
 }
 
+std::map<int, PushCounts> PsHandler::AllPushCounts() const {
+  absl::MutexLock lock(&counts_mu_);
+  return push_counts_;
+}
+
+void PsHandler::Stats(StatsResponse* response) const {
+  response->Clear();
+  response->set_server_rank(rank_);
+  for (size_t t = 0; t < sparse_.size(); ++t) {
+    const SparseTable& table = *sparse_[t];
+    const StorageStats s = table.stats();
+    SparseTableStats* out = response->add_sparse_tables();
+    out->set_table_id(static_cast<uint32_t>(t));
+    out->set_name(table.name());
+    out->set_dim(static_cast<uint32_t>(table.dim()));
+    out->set_rows_in_memory(s.rows_in_memory);
+    out->set_rows_on_disk(s.rows_on_disk);
+    out->set_memory_bytes(table.memory_bytes());
+    out->set_hits(s.hits);
+    out->set_misses(s.misses);
+    out->set_evictions(s.evictions);
+    out->set_write_backs(s.write_backs);
+  }
+  for (size_t t = 0; t < dense_.size(); ++t) {
+    DenseTableStats* out = response->add_dense_tables();
+    out->set_table_id(static_cast<uint32_t>(t));
+    out->set_name(dense_[t]->name());
+    out->set_floats_held(dense_[t]->local_size());
+  }
+  for (const auto& [worker, c] : AllPushCounts()) {
+    WorkerPushStats* out = response->add_pushes();
+    out->set_worker_rank(worker);
+    out->set_sparse_gradients(c.sparse_gradients);
+    out->set_sparse_deltas(c.sparse_deltas);
+    out->set_dense_gradients(c.dense_gradients);
+    out->set_dense_deltas(c.dense_deltas);
+  }
+}
+
 }  // namespace ps

@@ -51,6 +51,13 @@ class PsHandler {
   std::vector<int64_t> SparseRows() const;
   // The accepted push requests of worker `rank` (zeros when none).
   PushCounts PushCountsOf(int rank) const;
+  // The accepted push requests of every worker that pushed, by rank.
+  std::map<int, PushCounts> AllPushCounts() const;
+
+  // Fills `response` (cleared first) with a snapshot of every table's
+  // counters and the push counts. Takes the tables' locks briefly; never
+  // reads the disk beyond RocksDB's key estimate.
+  void Stats(StatsResponse* response) const;
 
  private:
   PsHandler(int rank, int num_servers) : rank_(rank), num_servers_(num_servers) {}

@@ -52,4 +52,11 @@ grpc::ServerUnaryReactor* PsServiceImpl::Shutdown(
   return Done(context, absl::OkStatus());
 }
 
+grpc::ServerUnaryReactor* PsServiceImpl::Stats(
+    grpc::CallbackServerContext* context, const StatsRequest*,
+    StatsResponse* response) {
+  handler_->Stats(response);
+  return Done(context, absl::OkStatus());
+}
+
 }  // namespace ps

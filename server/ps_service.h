@@ -35,6 +35,9 @@ class PsServiceImpl final : public PsService::CallbackService {
   grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* context,
                                      const ShutdownRequest* request,
                                      ShutdownResponse* response) override;
+  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
+                                  const StatsRequest* request,
+                                  StatsResponse* response) override;
 
  private:
   PsHandler* const handler_;

@@ -12,6 +12,7 @@
 #include "common/metrics_log.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
+#include "server/admin_client.h"
 #include "server/ps_handler.h"
 #include "server/ps_server.h"
 
@@ -31,6 +32,9 @@ DEFINE_string(storage_dir, "",
               "table keeps <dir>/<table>/server-<rank>)");
 DEFINE_int32(metrics_every_sec, 10,
              "seconds between two lines of the server's metrics file");
+DEFINE_int32(stats_log_every_sec, 30,
+             "seconds between two stats summary lines in the log (0: only "
+             "at shutdown)");
 
 namespace {
 
@@ -118,7 +122,14 @@ int main(int argc, char** argv) {
     }
     metrics->Write("server", fields);
   };
+  auto log_stats = [&] {
+    ps::StatsResponse stats;
+    (*server)->handler()->Stats(&stats);
+    LOG(INFO) << ps::FormatStatsLine(stats);
+  };
   absl::Time next_metrics = absl::Now();
+  absl::Time next_stats =
+      absl::Now() + absl::Seconds(FLAGS_stats_log_every_sec);
   while (!(*server)->WaitForShutdownRequest(absl::Milliseconds(100))) {
     if (g_signal != 0) {
       (*server)->RequestShutdown(absl::StrCat("signal ", g_signal));
@@ -127,9 +138,14 @@ int main(int argc, char** argv) {
       write_metrics();
       next_metrics = absl::Now() + absl::Seconds(FLAGS_metrics_every_sec);
     }
+    if (FLAGS_stats_log_every_sec > 0 && absl::Now() >= next_stats) {
+      log_stats();
+      next_stats = absl::Now() + absl::Seconds(FLAGS_stats_log_every_sec);
+    }
   }
   (*server)->Shutdown();
   write_metrics();
+  log_stats();
   std::vector<int64_t> rows = (*server)->handler()->SparseRows();
   for (size_t t = 0; t < rows.size(); ++t) {
     LOG(INFO) << "server " << rank << ": table "

@@ -1,0 +1,241 @@
+#include "server/admin_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/grpc_status.h"
+#include "google/protobuf/util/json_util.h"
+#include "proto/ps.grpc.pb.h"
+
+namespace ps {
+
+namespace {
+
+std::string ServerName(const AdminOptions& options, size_t i) {
+  return absl::StrCat("server ", i, " (", options.servers[i], ")");
+}
+
+std::unique_ptr<PsService::Stub> StubFor(const std::string& endpoint) {
+  return PsService::NewStub(
+      grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials()));
+}
+
+void SetDeadline(const AdminOptions& options, grpc::ClientContext* context) {
+  context->set_deadline(std::chrono::system_clock::now() +
+                        absl::ToChronoMilliseconds(options.rpc_timeout));
+}
+
+// The first error's code with every error's message, or OK.
+absl::Status Combined(const std::vector<absl::Status>& errors) {
+  if (errors.empty()) return absl::OkStatus();
+  std::vector<std::string> messages;
+  for (const absl::Status& e : errors) messages.emplace_back(e.message());
+  return absl::Status(errors[0].code(), absl::StrJoin(messages, "; "));
+}
+
+std::string Bytes(int64_t bytes) {
+  if (bytes < 1024) return absl::StrCat(bytes, "B");
+  if (bytes < (int64_t{1} << 20)) {
+    return absl::StrFormat("%.1fKiB", bytes / 1024.0);
+  }
+  if (bytes < (int64_t{1} << 30)) {
+    return absl::StrFormat("%.1fMiB", bytes / (1024.0 * 1024.0));
+  }
+  return absl::StrFormat("%.2fGiB", bytes / (1024.0 * 1024.0 * 1024.0));
+}
+
+// `text` as a JSON string literal.
+std::string JsonQuote(absl::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppendFormat(&out, "\\u%04x", static_cast<int>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// Push counts summed over workers.
+WorkerPushStats SumPushes(const StatsResponse& stats) {
+  WorkerPushStats sum;
+  for (const WorkerPushStats& p : stats.pushes()) {
+    sum.set_sparse_gradients(sum.sparse_gradients() + p.sparse_gradients());
+    sum.set_sparse_deltas(sum.sparse_deltas() + p.sparse_deltas());
+    sum.set_dense_gradients(sum.dense_gradients() + p.dense_gradients());
+    sum.set_dense_deltas(sum.dense_deltas() + p.dense_deltas());
+  }
+  return sum;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<ServerStats>> CollectStats(
+    const AdminOptions& options) {
+  std::vector<ServerStats> result;
+  std::vector<absl::Status> errors;
+  for (size_t i = 0; i < options.servers.size(); ++i) {
+    ServerStats one;
+    one.endpoint = options.servers[i];
+    grpc::ClientContext context;
+    SetDeadline(options, &context);
+    grpc::Status status =
+        StubFor(one.endpoint)->Stats(&context, StatsRequest(), &one.stats);
+    if (!status.ok()) {
+      errors.push_back(FromGrpcStatus(status, ServerName(options, i), "Stats"));
+      continue;
+    }
+    result.push_back(std::move(one));
+  }
+  if (!errors.empty()) return Combined(errors);
+  return result;
+}
+
+absl::Status StopServers(const AdminOptions& options) {
+  std::vector<absl::Status> errors;
+  for (size_t i = 0; i < options.servers.size(); ++i) {
+    grpc::ClientContext context;
+    SetDeadline(options, &context);
+    ShutdownRequest request;
+    request.set_reason(options.stop_reason);
+    ShutdownResponse response;
+    grpc::Status status =
+        StubFor(options.servers[i])->Shutdown(&context, request, &response);
+    if (!status.ok()) {
+      errors.push_back(
+          FromGrpcStatus(status, ServerName(options, i), "Shutdown"));
+    }
+  }
+  return Combined(errors);
+}
+
+std::string FormatStatsTable(const std::vector<ServerStats>& servers) {
+  std::string out;
+  for (const ServerStats& s : servers) {
+    const StatsResponse& st = s.stats;
+    absl::StrAppend(&out, "server ", st.server_rank(), " (", s.endpoint,
+                    ")\n");
+    absl::StrAppendFormat(&out,
+                          "  %-4s %-16s %5s %12s %12s %10s %12s %12s %10s "
+                          "%10s\n",
+                          "id", "sparse table", "dim", "rows in mem",
+                          "rows on disk", "memory", "hits", "misses",
+                          "evictions", "writebacks");
+    for (const SparseTableStats& t : st.sparse_tables()) {
+      absl::StrAppendFormat(
+          &out, "  %-4d %-16s %5d %12d %12d %10s %12d %12d %10d %10d\n",
+          t.table_id(), t.name(), t.dim(), t.rows_in_memory(),
+          t.rows_on_disk(), Bytes(t.memory_bytes()), t.hits(), t.misses(),
+          t.evictions(), t.write_backs());
+    }
+    absl::StrAppendFormat(&out, "  %-4s %-16s %12s\n", "id", "dense table",
+                          "floats held");
+    for (const DenseTableStats& t : st.dense_tables()) {
+      absl::StrAppendFormat(&out, "  %-4d %-16s %12d\n", t.table_id(),
+                            t.name(), t.floats_held());
+    }
+    absl::StrAppendFormat(&out, "  %-8s %12s %12s %12s %12s\n", "worker",
+                          "sparse grads", "sparse delta", "dense grads",
+                          "dense delta");
+    for (const WorkerPushStats& p : st.pushes()) {
+      absl::StrAppendFormat(&out, "  %-8d %12d %12d %12d %12d\n",
+                            p.worker_rank(), p.sparse_gradients(),
+                            p.sparse_deltas(), p.dense_gradients(),
+                            p.dense_deltas());
+    }
+    const WorkerPushStats sum = SumPushes(st);
+    absl::StrAppendFormat(&out, "  %-8s %12d %12d %12d %12d\n", "total",
+                          sum.sparse_gradients(), sum.sparse_deltas(),
+                          sum.dense_gradients(), sum.dense_deltas());
+  }
+  return out;
+}
+
+std::string FormatStatsJson(const std::vector<ServerStats>& servers) {
+  google::protobuf::util::JsonPrintOptions json;
+  json.always_print_primitive_fields = true;
+  json.preserve_proto_field_names = true;
+  std::vector<std::string> items;
+  for (const ServerStats& s : servers) {
+    std::string stats;
+    // Printing a message we built cannot fail; an error would be our bug.
+    if (!google::protobuf::util::MessageToJsonString(s.stats, &stats, json)
+             .ok()) {
+      stats = "null";
+    }
+    items.push_back(
+        absl::StrCat("{\"endpoint\":", JsonQuote(s.endpoint),
+                     ",\"stats\":", stats, "}"));
+  }
+  return absl::StrCat("[", absl::StrJoin(items, ",\n "), "]\n");
+}
+
+std::string FormatStatsLine(const StatsResponse& stats) {
+  std::vector<std::string> parts;
+  for (const SparseTableStats& t : stats.sparse_tables()) {
+    parts.push_back(absl::StrCat(
+        t.name(), " rows=", t.rows_in_memory() + t.rows_on_disk(), " (mem ",
+        t.rows_in_memory(), ", disk ", t.rows_on_disk(),
+        ") mem=", Bytes(t.memory_bytes()), " hit=", t.hits(),
+        " miss=", t.misses(), " evict=", t.evictions(),
+        " wb=", t.write_backs()));
+  }
+  for (const DenseTableStats& t : stats.dense_tables()) {
+    parts.push_back(
+        absl::StrCat("dense ", t.name(), " ", t.floats_held(), " floats"));
+  }
+  const WorkerPushStats sum = SumPushes(stats);
+  parts.push_back(absl::StrCat(
+      "pushes sparse=", sum.sparse_gradients() + sum.sparse_deltas(),
+      " dense=", sum.dense_gradients() + sum.dense_deltas(),
+      " workers=", stats.pushes_size()));
+  return absl::StrCat("server ", stats.server_rank(), ": ",
+                      absl::StrJoin(parts, "; "));
+}
+
+std::string CtlUsage() {
+  return "usage: ps_ctl --servers host:port[,host:port...] [--json] "
+         "[--timeout_ms N] [--reason TEXT] COMMAND\n"
+         "commands:\n"
+         "  stats   print every server's tables and push counts\n"
+         "  stop    send Shutdown (with --reason) to every server\n";
+}
+
+int RunCtlCommand(const AdminOptions& options, const std::string& command,
+                  std::ostream& out, std::ostream& err) {
+  if (command != "stats" && command != "stop") {
+    err << "ps_ctl: unknown command '" << command << "'\n" << CtlUsage();
+    return 2;
+  }
+  if (options.servers.empty()) {
+    err << "ps_ctl: --servers is required\n" << CtlUsage();
+    return 2;
+  }
+  if (command == "stop") {
+    absl::Status stopped = StopServers(options);
+    if (!stopped.ok()) {
+      err << "ps_ctl: " << stopped.message() << "\n";
+      return 1;
+    }
+    out << "sent Shutdown to " << options.servers.size() << " server(s)\n";
+    return 0;
+  }
+  auto stats = CollectStats(options);
+  if (!stats.ok()) {
+    err << "ps_ctl: " << stats.status().message() << "\n";
+    return 1;
+  }
+  out << (options.json ? FormatStatsJson(*stats) : FormatStatsTable(*stats));
+  return 0;
+}
+
+}  // namespace ps

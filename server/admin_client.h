@@ -1,0 +1,69 @@
+// The logic of ps_ctl, the operator CLI (server/ps_ctl_main.cc): asks every
+// parameter server for its Stats or sends it Shutdown, and formats stats as a
+// readable table, as JSON, or as the one-line summary servers log.
+//
+// Servers are named in errors as "server i (host:port)", i being the
+// position in the list. Calls block (one RPC per server, in turn, each with
+// its own deadline); the functions keep no state and are thread-safe.
+#ifndef PS_SERVER_ADMIN_CLIENT_H_
+#define PS_SERVER_ADMIN_CLIENT_H_
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "proto/ps.pb.h"
+
+namespace ps {
+
+struct AdminOptions {
+  // host:port of every server, in rank order.
+  std::vector<std::string> servers;
+  // Deadline of each RPC. Default: 5 s.
+  absl::Duration rpc_timeout = absl::Seconds(5);
+  // `stats`: print JSON instead of a table. Default: false.
+  bool json = false;
+  // `stop`: the reason the servers log. Default: "ps_ctl stop".
+  std::string stop_reason = "ps_ctl stop";
+};
+
+// The answer of one server.
+struct ServerStats {
+  std::string endpoint;
+  StatsResponse stats;
+};
+
+// Stats of every server, in list order. When any server does not answer,
+// the error of the first that failed (code as gRPC gave it), naming every
+// failed server: "Stats to server 1 (127.0.0.1:1): ...".
+absl::StatusOr<std::vector<ServerStats>> CollectStats(
+    const AdminOptions& options);
+
+// Sends Shutdown with options.stop_reason to every server, even after one
+// failed; the error names every server that did not take it.
+absl::Status StopServers(const AdminOptions& options);
+
+// A readable multi-line table per server.
+std::string FormatStatsTable(const std::vector<ServerStats>& servers);
+// A JSON array with one object {"endpoint": ..., "stats": {...}} per server
+// (the proto's JSON mapping, every field printed).
+std::string FormatStatsJson(const std::vector<ServerStats>& servers);
+// One line, e.g. "server 0: emb rows=5 (mem 5, disk 0) mem=1.2KiB hit=..,
+// miss=.. evict=.. wb=..; dense model 66 floats; pushes sparse=3 dense=3".
+std::string FormatStatsLine(const StatsResponse& stats);
+
+// Runs ps_ctl's `command` ("stats" or "stop"), printing results to `out` and
+// errors to `err`. Returns the exit code: 0 on success, 1 when a server
+// failed, 2 for an unknown command or no servers (usage printed to `err`).
+int RunCtlCommand(const AdminOptions& options, const std::string& command,
+                  std::ostream& out, std::ostream& err);
+
+// ps_ctl's usage text.
+std::string CtlUsage();
+
+}  // namespace ps
+
+#endif  // PS_SERVER_ADMIN_CLIENT_H_

@@ -1,0 +1,39 @@
+// ps_ctl --servers host:port,... [--json] stats|stop: the operator CLI.
+// `stats` prints every server's tables and push counts (a table, or JSON
+// with --json); `stop` sends Shutdown with --reason to every server. Exit
+// code: 0 ok, 1 a server failed (the error names it), 2 bad usage. The logic
+// is in server/admin_client.h.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "gflags/gflags.h"
+#include "server/admin_client.h"
+
+DEFINE_string(servers, "", "comma-separated host:port of the servers");
+DEFINE_bool(json, false, "stats: print JSON instead of a table");
+DEFINE_int32(timeout_ms, 5000, "deadline of each RPC");
+DEFINE_string(reason, "ps_ctl stop", "stop: the reason the servers log");
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage(ps::CtlUsage());
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  if (argc != 2) {
+    std::cerr << "ps_ctl: expected one command, got " << argc - 1 << "\n"
+              << ps::CtlUsage();
+    return 2;
+  }
+  if (FLAGS_timeout_ms <= 0) {
+    std::cerr << "ps_ctl: --timeout_ms must be positive, got "
+              << FLAGS_timeout_ms << "\n";
+    return 2;
+  }
+  ps::AdminOptions options;
+  options.servers = absl::StrSplit(FLAGS_servers, ',', absl::SkipWhitespace());
+  options.rpc_timeout = absl::Milliseconds(FLAGS_timeout_ms);
+  options.json = FLAGS_json;
+  options.stop_reason = FLAGS_reason;
+  return ps::RunCtlCommand(options, argv[1], std::cout, std::cerr);
+}

@@ -1,0 +1,253 @@
+// The Stats RPC on a real PsServer (port 0, loopback) after pushes from two
+// workers, and ps_ctl's logic (server/admin_client.h): collecting stats from
+// several servers, the table / JSON / one-line formats, stop, the error that
+// names an unreachable server, and the exit codes.
+#include "server/admin_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/packing.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/ps.grpc.pb.h"
+#include "server/ps_handler.h"
+#include "server/ps_server.h"
+
+namespace ps {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr int kDim = 2;
+constexpr int kDenseFloats = 66;  // 26 slots x 2 + 13 dense inputs + 1 bias
+
+// As tests/server/ps_service_test.cc: sparse table "emb" (dim 2) and a DNN
+// with no hidden layer (66 dense floats, blocks of 8).
+JobConfig MakeConfig(int num_servers) {
+  JobConfig c;
+  ClusterConfig* cluster = c.mutable_cluster();
+  for (int s = 0; s < num_servers; ++s) {
+    cluster->add_servers(absl::StrCat("127.0.0.1:", s + 1));
+  }
+  cluster->set_num_workers(2);
+  cluster->set_shard_num(4);
+  cluster->set_dense_block_size(8);
+  cluster->set_max_message_bytes(16 << 20);
+  SparseTableConfig* table = c.add_sparse_tables();
+  table->set_name("emb");
+  table->set_dim(kDim);
+  table->mutable_optimizer()->set_type(OptimizerConfig::SGD);
+  table->mutable_optimizer()->set_learning_rate(0.5f);
+  table->mutable_initializer()->set_type(InitializerConfig::ZEROS);
+  ModelConfig* model = c.mutable_model();
+  model->set_type(ModelConfig::DNN);
+  model->set_sparse_table("emb");
+  model->mutable_dense_optimizer()->set_type(OptimizerConfig::SGD);
+  model->mutable_dense_optimizer()->set_learning_rate(0.25f);
+  c.mutable_data()->add_train_files("/data/train.tsv");
+  c.mutable_data()->set_int_features(DataConfig::NORMALIZE);
+  return c;
+}
+
+std::unique_ptr<PsServer> StartServer(const JobConfig& config, int rank) {
+  PsServerOptions options;
+  options.config = config;
+  options.rank = rank;
+  options.listen_address = "127.0.0.1:0";
+  auto server = PsServer::Start(options);
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? std::move(server).value() : nullptr;
+}
+
+std::string Endpoint(const PsServer& server) {
+  return absl::StrCat("127.0.0.1:", server.port());
+}
+
+std::unique_ptr<PsService::Stub> Stub(const PsServer& server) {
+  return PsService::NewStub(grpc::CreateChannel(
+      Endpoint(server), grpc::InsecureChannelCredentials()));
+}
+
+void PushSparse(PsService::Stub& stub, int worker,
+                const std::vector<uint64_t>& keys, bool is_delta) {
+  grpc::ClientContext context;
+  PushSparseRequest request;
+  request.set_worker_rank(worker);
+  request.set_is_delta(is_delta);
+  request.set_keys(Pack(absl::Span<const uint64_t>(keys)));
+  request.set_grads(Pack(absl::Span<const float>(
+      std::vector<float>(keys.size() * kDim, 1.0f))));
+  PushResponse response;
+  grpc::Status s = stub.PushSparse(&context, request, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+}
+
+void PushDense(PsService::Stub& stub, int worker, int floats) {
+  grpc::ClientContext context;
+  PushDenseRequest request;
+  request.set_worker_rank(worker);
+  request.set_grads(Pack(absl::Span<const float>(
+      std::vector<float>(floats, 1.0f))));
+  PushResponse response;
+  grpc::Status s = stub.PushDense(&context, request, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+}
+
+AdminOptions Options(std::vector<std::string> servers) {
+  AdminOptions o;
+  o.servers = std::move(servers);
+  o.rpc_timeout = absl::Seconds(5);
+  return o;
+}
+
+TEST(PsCtlTest, StatsRpcCountsRowsAndPushesPerWorker) {
+  auto server = StartServer(MakeConfig(1), 0);
+  ASSERT_NE(server, nullptr);
+  auto stub = Stub(*server);
+  PushSparse(*stub, 0, {1, 2, 3}, false);
+  PushSparse(*stub, 0, {3, 4}, false);
+  PushSparse(*stub, 1, {9}, true);
+  PushDense(*stub, 0, kDenseFloats);
+
+  grpc::ClientContext context;
+  StatsResponse stats;
+  grpc::Status s = stub->Stats(&context, StatsRequest(), &stats);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(stats.server_rank(), 0);
+  ASSERT_EQ(stats.sparse_tables_size(), 1);
+  const SparseTableStats& emb = stats.sparse_tables(0);
+  EXPECT_EQ(emb.table_id(), 0u);
+  EXPECT_EQ(emb.name(), "emb");
+  EXPECT_EQ(emb.dim(), static_cast<uint32_t>(kDim));
+  EXPECT_EQ(emb.rows_in_memory(), 5);  // keys 1, 2, 3, 4, 9
+  EXPECT_EQ(emb.rows_on_disk(), 0);
+  EXPECT_GT(emb.memory_bytes(), 0);
+  EXPECT_EQ(emb.evictions(), 0);
+  EXPECT_EQ(emb.write_backs(), 0);
+  ASSERT_EQ(stats.dense_tables_size(), 1);
+  EXPECT_EQ(stats.dense_tables(0).name(), "model");
+  EXPECT_EQ(stats.dense_tables(0).floats_held(), kDenseFloats);
+  ASSERT_EQ(stats.pushes_size(), 2);
+  EXPECT_EQ(stats.pushes(0).worker_rank(), 0);
+  EXPECT_EQ(stats.pushes(0).sparse_gradients(), 2);
+  EXPECT_EQ(stats.pushes(0).sparse_deltas(), 0);
+  EXPECT_EQ(stats.pushes(0).dense_gradients(), 1);
+  EXPECT_EQ(stats.pushes(1).worker_rank(), 1);
+  EXPECT_EQ(stats.pushes(1).sparse_deltas(), 1);
+  EXPECT_EQ(stats.pushes(1).dense_gradients(), 0);
+
+  // The summary line the server logs every 30 s.
+  const std::string line = FormatStatsLine(stats);
+  EXPECT_THAT(line, StartsWith("server 0: emb rows=5 (mem 5, disk 0) mem="));
+  EXPECT_THAT(line, HasSubstr(" evict=0 wb=0; dense model 66 floats; "
+                              "pushes sparse=3 dense=1 workers=2"));
+}
+
+TEST(PsCtlTest, CollectsStatsFromEveryServerAndFormatsThem) {
+  const JobConfig config = MakeConfig(2);
+  auto s0 = StartServer(config, 0);
+  auto s1 = StartServer(config, 1);
+  ASSERT_NE(s0, nullptr);
+  ASSERT_NE(s1, nullptr);
+  StatsResponse direct;
+  s0->handler()->Stats(&direct);
+  PushDense(*Stub(*s0), 1,
+            static_cast<int>(direct.dense_tables(0).floats_held()));
+
+  auto stats = CollectStats(Options({Endpoint(*s0), Endpoint(*s1)}));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_EQ(stats->size(), 2u);
+  EXPECT_EQ((*stats)[0].endpoint, Endpoint(*s0));
+  EXPECT_EQ((*stats)[0].stats.server_rank(), 0);
+  EXPECT_EQ((*stats)[1].stats.server_rank(), 1);
+  // The dense blocks are split between the servers.
+  EXPECT_EQ((*stats)[0].stats.dense_tables(0).floats_held() +
+                (*stats)[1].stats.dense_tables(0).floats_held(),
+            kDenseFloats);
+
+  const std::string table = FormatStatsTable(*stats);
+  EXPECT_THAT(table, HasSubstr("server 0 (" + Endpoint(*s0) + ")\n"));
+  EXPECT_THAT(table, HasSubstr("server 1 (" + Endpoint(*s1) + ")\n"));
+  EXPECT_THAT(table, HasSubstr("rows in mem"));
+  EXPECT_THAT(table, HasSubstr(" emb "));
+
+  const std::string json = FormatStatsJson(*stats);
+  EXPECT_THAT(json, StartsWith("[{\"endpoint\":\"" + Endpoint(*s0) + "\""));
+  EXPECT_THAT(json, HasSubstr("\"server_rank\":1"));
+  EXPECT_THAT(json, HasSubstr("\"rows_in_memory\":\"0\""));
+  EXPECT_THAT(json, HasSubstr("\"dense_gradients\":\"1\""));
+
+  std::ostringstream out, err;
+  AdminOptions options = Options({Endpoint(*s0), Endpoint(*s1)});
+  options.json = true;
+  EXPECT_EQ(RunCtlCommand(options, "stats", out, err), 0) << err.str();
+  EXPECT_EQ(out.str(), json);
+  EXPECT_EQ(err.str(), "");
+}
+
+TEST(PsCtlTest, UnreachableServerIsNamedAndExitsOne) {
+  auto server = StartServer(MakeConfig(1), 0);
+  ASSERT_NE(server, nullptr);
+  // Nothing listens on port 1.
+  AdminOptions options = Options({Endpoint(*server), "127.0.0.1:1"});
+  options.rpc_timeout = absl::Milliseconds(500);
+  auto stats = CollectStats(options);
+  ASSERT_FALSE(stats.ok());
+  EXPECT_TRUE(stats.status().code() == absl::StatusCode::kUnavailable ||
+              stats.status().code() == absl::StatusCode::kDeadlineExceeded)
+      << stats.status();
+  EXPECT_THAT(std::string(stats.status().message()),
+              StartsWith("Stats to server 1 (127.0.0.1:1): "));
+
+  std::ostringstream out, err;
+  EXPECT_EQ(RunCtlCommand(options, "stats", out, err), 1);
+  EXPECT_EQ(out.str(), "");
+  EXPECT_THAT(err.str(),
+              StartsWith("ps_ctl: Stats to server 1 (127.0.0.1:1): "));
+
+  std::ostringstream out2, err2;
+  EXPECT_EQ(RunCtlCommand(options, "stop", out2, err2), 1);
+  EXPECT_THAT(err2.str(),
+              StartsWith("ps_ctl: Shutdown to server 1 (127.0.0.1:1): "));
+  // The reachable server was still stopped.
+  EXPECT_TRUE(server->WaitForShutdownRequest(absl::Seconds(5)));
+}
+
+TEST(PsCtlTest, StopSendsShutdownToEveryServer) {
+  const JobConfig config = MakeConfig(2);
+  auto s0 = StartServer(config, 0);
+  auto s1 = StartServer(config, 1);
+  ASSERT_NE(s0, nullptr);
+  ASSERT_NE(s1, nullptr);
+  std::ostringstream out, err;
+  AdminOptions options = Options({Endpoint(*s0), Endpoint(*s1)});
+  options.stop_reason = "maintenance";
+  EXPECT_EQ(RunCtlCommand(options, "stop", out, err), 0) << err.str();
+  EXPECT_EQ(out.str(), "sent Shutdown to 2 server(s)\n");
+  EXPECT_TRUE(s0->WaitForShutdownRequest(absl::Seconds(5)));
+  EXPECT_TRUE(s1->WaitForShutdownRequest(absl::Seconds(5)));
+}
+
+TEST(PsCtlTest, UnknownCommandOrNoServersIsUsageError) {
+  std::ostringstream out, err;
+  EXPECT_EQ(RunCtlCommand(Options({"127.0.0.1:1"}), "shrink", out, err), 2);
+  EXPECT_EQ(out.str(), "");
+  EXPECT_THAT(err.str(), StartsWith("ps_ctl: unknown command 'shrink'\n"
+                                    "usage: ps_ctl --servers"));
+  std::ostringstream out2, err2;
+  EXPECT_EQ(RunCtlCommand(Options({}), "stats", out2, err2), 2);
+  EXPECT_THAT(err2.str(), StartsWith("ps_ctl: --servers is required\n"));
+}
+
+}  // namespace
+}  // namespace ps
