@@ -18,6 +18,7 @@
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "proto/ps.grpc.pb.h"
+#include "worker/key_chunks.h"
 
 namespace ps {
 
@@ -53,87 +54,6 @@ struct Call {
 struct PushGroup {
   int remaining = 0;
 };
-
-// A large pull or push is sent to a server as several RPCs, all in flight
-// at once, of at most kMaxChunkKeys keys and kMaxChunkBytes of values each:
-// the server looks up one chunk while another is on the wire, and the
-// worker copies rows out of one while others arrive. The chunks of a push
-// may be applied in any order, which is fine as its keys are distinct.
-constexpr size_t kMaxChunkKeys = 8192;
-constexpr size_t kMaxChunkBytes = 2 << 20;
-
-size_t ChunkKeys(int dim) {
-  return std::clamp<size_t>(kMaxChunkBytes / (dim * sizeof(float)), 1,
-                            kMaxChunkKeys);
-}
-
-// The keys of one RPC: positions in the caller's keys, increasing, all
-// owned by `server`.
-struct KeyChunk {
-  size_t server = 0;
-  absl::Span<const uint32_t> pos;
-};
-
-// Splits every server's positions into chunks of at most max_keys.
-std::vector<KeyChunk> Chunk(const std::vector<std::vector<uint32_t>>& pos,
-                            size_t max_keys) {
-  std::vector<KeyChunk> chunks;
-  for (size_t s = 0; s < pos.size(); ++s) {
-    const absl::Span<const uint32_t> all(pos[s]);
-    for (size_t begin = 0; begin < all.size(); begin += max_keys) {
-      chunks.push_back({s, all.subspan(begin, max_keys)});
-    }
-  }
-  return chunks;
-}
-
-// Whether pos (increasing) is a run of consecutive positions.
-bool IsRun(absl::Span<const uint32_t> pos) {
-  return !pos.empty() && pos.back() - pos.front() + 1 == pos.size();
-}
-
-// out = keys[pos[0]], keys[pos[1]], ... packed.
-void PackKeys(absl::Span<const uint64_t> keys, absl::Span<const uint32_t> pos,
-              std::string* out) {
-  if (IsRun(pos)) {
-    out->assign(reinterpret_cast<const char*>(keys.data() + pos.front()),
-                pos.size() * sizeof(uint64_t));
-    return;
-  }
-  out->resize(pos.size() * sizeof(uint64_t));
-  uint64_t* k = reinterpret_cast<uint64_t*>(out->data());
-  for (size_t j = 0; j < pos.size(); ++j) k[j] = keys.data()[pos[j]];
-}
-
-// Row j of dst (dim floats) = row pos[j] of src.
-void GatherRows(const float* src, absl::Span<const uint32_t> pos, int dim,
-                float* dst) {
-  const size_t row_bytes = dim * sizeof(float);
-  if (IsRun(pos)) {
-    std::memcpy(dst, src + static_cast<size_t>(pos.front()) * dim,
-                pos.size() * row_bytes);
-    return;
-  }
-  for (size_t j = 0; j < pos.size(); ++j) {
-    std::memcpy(dst + j * dim, src + static_cast<size_t>(pos[j]) * dim,
-                row_bytes);
-  }
-}
-
-// Row pos[j] of dst = row j of src.
-void ScatterRows(const float* src, absl::Span<const uint32_t> pos, int dim,
-                 float* dst) {
-  const size_t row_bytes = dim * sizeof(float);
-  if (IsRun(pos)) {
-    std::memcpy(dst + static_cast<size_t>(pos.front()) * dim, src,
-                pos.size() * row_bytes);
-    return;
-  }
-  for (size_t j = 0; j < pos.size(); ++j) {
-    std::memcpy(dst + static_cast<size_t>(pos[j]) * dim, src + j * dim,
-                row_bytes);
-  }
-}
 
 // One PullSparse RPC of a chunk and its outcome.
 struct PullCall {
