@@ -1,0 +1,429 @@
+#include "common/config_validate.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/input_shape.h"
+#include "common/status_macros.h"
+
+namespace ps {
+
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::TextFormat;
+
+// Turns a field path ("sparse_tables[1].dim") into "file:line:col" using the
+// parser's location tree. A field absent from the file resolves to its
+// nearest present ancestor, and to the bare file name at worst.
+class Locator {
+ public:
+  Locator(absl::string_view file, const TextFormat::ParseInfoTree* root)
+      : file_(file), root_(root) {}
+
+  std::string Where(absl::string_view path) const {
+    const Descriptor* desc = JobConfig::descriptor();
+    const TextFormat::ParseInfoTree* tree = root_;
+    std::string where(file_);
+    for (absl::string_view segment : absl::StrSplit(path, '.')) {
+      if (tree == nullptr || desc == nullptr) break;
+      int index = -1;
+      size_t bracket = segment.find('[');
+      absl::string_view name = segment.substr(0, bracket);
+      if (bracket != absl::string_view::npos) {
+        absl::string_view num =
+            segment.substr(bracket + 1, segment.size() - bracket - 2);
+        if (!absl::SimpleAtoi(num, &index)) break;
+      }
+      const FieldDescriptor* field = desc->FindFieldByName(std::string(name));
+      if (field == nullptr) break;
+      if (field->is_repeated() && index < 0) index = 0;
+      auto loc = tree->GetLocation(field, index);
+      if (loc.line < 0) break;
+      where = absl::StrCat(file_, ":", loc.line + 1, ":", loc.column + 1);
+      if (field->type() != FieldDescriptor::TYPE_MESSAGE) break;
+      tree = tree->GetTreeForNested(field, index);
+      desc = field->message_type();
+    }
+    return where;
+  }
+
+ private:
+  std::string file_;
+  const TextFormat::ParseInfoTree* root_;
+};
+
+class Validator {
+ public:
+  explicit Validator(const Locator& locator) : locator_(locator) {}
+
+  absl::Status Error(absl::string_view path, absl::string_view reason) const {
+    return absl::InvalidArgumentError(
+        absl::StrCat(locator_.Where(path), ": ", path, ": ", reason));
+  }
+
+  template <typename T>
+  absl::Status Range(absl::string_view path, T value, T lo, T hi) const {
+    if (!(value >= lo && value <= hi)) {
+      return Error(path, absl::StrCat("must be in [", lo, ", ", hi, "], got ",
+                                      value));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const Locator& locator_;
+};
+
+absl::Status CheckOptimizer(const Validator& v, const std::string& path,
+                            const OptimizerConfig& opt) {
+  if (opt.type() == OptimizerConfig::TYPE_UNSPECIFIED) {
+    return v.Error(path + ".type", "must be SGD, ADAGRAD, ADAM or FTRL");
+  }
+  if (!std::isfinite(opt.learning_rate()) || opt.learning_rate() <= 0) {
+    return v.Error(path + ".learning_rate",
+                   absl::StrCat("must be a positive number, got ",
+                                opt.learning_rate()));
+  }
+  if (!std::isfinite(opt.epsilon()) || opt.epsilon() <= 0) {
+    return v.Error(path + ".epsilon",
+                   absl::StrCat("must be positive, got ", opt.epsilon()));
+  }
+  if (!std::isfinite(opt.initial_accumulator()) ||
+      opt.initial_accumulator() < 0) {
+    return v.Error(path + ".initial_accumulator",
+                   absl::StrCat("must be >= 0, got ", opt.initial_accumulator()));
+  }
+  if (!std::isfinite(opt.weight_bound()) || opt.weight_bound() < 0) {
+    return v.Error(path + ".weight_bound",
+                   absl::StrCat("must be >= 0, got ", opt.weight_bound()));
+  }
+  // Adam's decay rates, in [0, 1) (NaN fails both comparisons).
+  for (const auto& [field, value] :
+       {std::pair<const char*, float>{"beta1", opt.beta1()},
+        std::pair<const char*, float>{"beta2", opt.beta2()}}) {
+    if (!(value >= 0 && value < 1)) {
+      return v.Error(path + "." + field,
+                     absl::StrCat("must be in [0, 1), got ", value));
+    }
+  }
+  for (const auto& [field, value] :
+       {std::pair<const char*, float>{"ftrl_beta", opt.ftrl_beta()},
+        std::pair<const char*, float>{"l1", opt.l1()},
+        std::pair<const char*, float>{"l2", opt.l2()}}) {
+    if (!std::isfinite(value) || value < 0) {
+      return v.Error(path + "." + field,
+                     absl::StrCat("must be >= 0, got ", value));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckEndpoint(const Validator& v, const std::string& path,
+                           const std::string& endpoint) {
+  size_t colon = endpoint.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(endpoint.substr(colon + 1), &port) || port < 1 ||
+      port > 65535) {
+    return v.Error(path, absl::StrCat("'", endpoint,
+                                      "' is not host:port with a port in "
+                                      "[1, 65535]"));
+  }
+  return absl::OkStatus();
+}
+
+// model.wide_slots / model.deep_slots (`field`): every entry names a slot of
+// the data, at most once.
+absl::Status CheckModelSlotList(
+    const Validator& v, const std::string& field,
+    const google::protobuf::RepeatedField<int32_t>& slots, int num_slots) {
+  for (int i = 0; i < slots.size(); ++i) {
+    const std::string path = absl::StrCat("model.", field, "[", i, "]");
+    if (slots[i] < 0 || slots[i] >= num_slots) {
+      return v.Error(path, absl::StrCat("slot ", slots[i],
+                                        " does not exist: the data has ",
+                                        num_slots, " sparse slots (0..",
+                                        num_slots - 1, ")"));
+    }
+    for (int j = 0; j < i; ++j) {
+      if (slots[j] == slots[i]) {
+        return v.Error(path, absl::StrCat("slot ", slots[i],
+                                          " is listed twice (also ", field,
+                                          "[", j, "])"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The model's slot lists against the data's slot count.
+// REQUIRES: c.data() passed validation (its shape is known).
+absl::Status CheckModelSlots(const Validator& v, const JobConfig& c) {
+  const int num_slots = InputShapeOf(c.data()).num_slots;
+  RETURN_IF_ERROR(
+      CheckModelSlotList(v, "wide_slots", c.model().wide_slots(), num_slots));
+  return CheckModelSlotList(v, "deep_slots", c.model().deep_slots(),
+                            num_slots);
+}
+
+absl::Status Validate(const Validator& v, const JobConfig& c) {
+  const ClusterConfig& cl = c.cluster();
+  if (cl.servers().empty()) {
+    return v.Error("cluster.servers",
+                   "no servers given (set cluster.servers in the file, "
+                   "--servers, or PS_SERVERS)");
+  }
+  for (int i = 0; i < cl.servers_size(); ++i) {
+    RETURN_IF_ERROR(CheckEndpoint(v, absl::StrCat("cluster.servers[", i, "]"),
+                                  cl.servers(i)));
+  }
+  RETURN_IF_ERROR(v.Range("cluster.num_workers", cl.num_workers(), 1, 100000));
+  RETURN_IF_ERROR(v.Range("cluster.shard_num", cl.shard_num(), 1, 4096));
+  RETURN_IF_ERROR(v.Range<int64_t>("cluster.max_message_bytes",
+                                   cl.max_message_bytes(), 1 << 20,
+                                   (int64_t{1} << 31) - 1));
+  RETURN_IF_ERROR(
+      v.Range("cluster.rpc_timeout_ms", cl.rpc_timeout_ms(), 1, 86400000));
+  RETURN_IF_ERROR(
+      v.Range("cluster.connect_timeout_sec", cl.connect_timeout_sec(), 1, 86400));
+  RETURN_IF_ERROR(v.Range("cluster.dense_block_size", cl.dense_block_size(), 1,
+                          1 << 26));
+
+  if (c.sparse_tables().empty()) {
+    return v.Error("sparse_tables", "at least one sparse table is required");
+  }
+  for (int t = 0; t < c.sparse_tables_size(); ++t) {
+    const SparseTableConfig& table = c.sparse_tables(t);
+    std::string path = absl::StrCat("sparse_tables[", t, "]");
+    if (table.name().empty()) return v.Error(path + ".name", "is required");
+    for (int u = 0; u < t; ++u) {
+      if (c.sparse_tables(u).name() == table.name()) {
+        return v.Error(path + ".name",
+                       absl::StrCat("'", table.name(),
+                                    "' is already the name of sparse_tables[",
+                                    u, "]"));
+      }
+    }
+    if (!table.has_dim()) return v.Error(path + ".dim", "is required");
+    RETURN_IF_ERROR(v.Range(path + ".dim", table.dim(), 1, 4096));
+    RETURN_IF_ERROR(CheckOptimizer(v, path + ".optimizer", table.optimizer()));
+    const InitializerConfig& init = table.initializer();
+    if (init.type() == InitializerConfig::TYPE_UNSPECIFIED) {
+      return v.Error(path + ".initializer.type",
+                     "must be ZEROS, UNIFORM or NORMAL");
+    }
+    if (!std::isfinite(init.scale()) || init.scale() < 0) {
+      return v.Error(path + ".initializer.scale",
+                     absl::StrCat("must be >= 0, got ", init.scale()));
+    }
+    const SparseStorageConfig& storage = table.storage();
+    if (storage.has_memory_budget_bytes() &&
+        storage.memory_budget_bytes() < 0) {
+      return v.Error(path + ".storage.memory_budget_bytes",
+                     absl::StrCat("must be >= 0, got ",
+                                  storage.memory_budget_bytes()));
+    }
+  }
+
+  if (!c.has_model()) return v.Error("model", "is required");
+  const ModelConfig& m = c.model();
+  if (m.type() == ModelConfig::TYPE_UNSPECIFIED) {
+    return v.Error("model.type",
+                   "must be LR, DNN, FM, WIDE_DEEP, DEEPFM or DCN");
+  }
+  const std::string& model_type = ModelConfig::Type_Name(m.type());
+  if (m.sparse_table().empty()) {
+    return v.Error("model.sparse_table", "is required");
+  }
+  const SparseTableConfig* table = nullptr;
+  std::vector<std::string> names;
+  for (const auto& t : c.sparse_tables()) {
+    names.push_back(t.name());
+    if (t.name() == m.sparse_table()) table = &t;
+  }
+  if (table == nullptr) {
+    return v.Error("model.sparse_table",
+                   absl::StrCat("no sparse table named '", m.sparse_table(),
+                                "' (tables: ", absl::StrJoin(names, ", "), ")"));
+  }
+  if (m.type() == ModelConfig::LR) {
+    if (table->dim() != 1) {
+      return v.Error("model.type",
+                     absl::StrCat("LR needs sparse table '", table->name(),
+                                  "' to have dim 1, it has ", table->dim()));
+    }
+    if (!m.hidden_units().empty()) {
+      return v.Error("model.hidden_units", "must be empty for LR");
+    }
+  }
+  // FM, WIDE_DEEP and DEEPFM rows are [linear weight | embedding].
+  if ((m.type() == ModelConfig::FM || m.type() == ModelConfig::WIDE_DEEP ||
+       m.type() == ModelConfig::DEEPFM) &&
+      table->dim() < 2) {
+    return v.Error("model.type",
+                   absl::StrCat(model_type, " needs sparse table '",
+                                table->name(),
+                                "' to have dim >= 2 (1 linear weight + "
+                                "embedding), it has ",
+                                table->dim()));
+  }
+  if (m.type() == ModelConfig::FM && !m.hidden_units().empty()) {
+    return v.Error("model.hidden_units", "must be empty for FM");
+  }
+  if (m.type() != ModelConfig::WIDE_DEEP) {
+    if (!m.wide_slots().empty()) {
+      return v.Error("model.wide_slots",
+                     absl::StrCat("only applies to model type WIDE_DEEP, "
+                                  "this model is ",
+                                  model_type));
+    }
+    if (!m.deep_slots().empty()) {
+      return v.Error("model.deep_slots",
+                     absl::StrCat("only applies to model type WIDE_DEEP, "
+                                  "this model is ",
+                                  model_type));
+    }
+  }
+  if (m.has_cross_layers() && m.type() != ModelConfig::DCN) {
+    return v.Error("model.cross_layers",
+                   absl::StrCat("only applies to model type DCN, this model "
+                                "is ",
+                                model_type));
+  }
+  RETURN_IF_ERROR(v.Range("model.cross_layers", m.cross_layers(), 0, 64));
+  for (int i = 0; i < m.hidden_units_size(); ++i) {
+    RETURN_IF_ERROR(v.Range(absl::StrCat("model.hidden_units[", i, "]"),
+                            m.hidden_units(i), 1, 65536));
+  }
+  if (m.pooling() == ModelConfig::POOLING_UNSPECIFIED) {
+    return v.Error("model.pooling", "must be SUM or MEAN");
+  }
+  if (m.activation() == ModelConfig::ACTIVATION_UNSPECIFIED) {
+    return v.Error("model.activation", "must be RELU, TANH or SIGMOID");
+  }
+  RETURN_IF_ERROR(
+      CheckOptimizer(v, "model.dense_optimizer", m.dense_optimizer()));
+
+  if (!c.has_data()) return v.Error("data", "is required");
+  const DataConfig& d = c.data();
+  if (d.format() == DataConfig::FORMAT_UNSPECIFIED) {
+    return v.Error("data.format", "must be CRITEO, SLOT or MOVIELENS");
+  }
+  if (d.int_features() == DataConfig::INT_FEATURES_UNSPECIFIED) {
+    return v.Error("data.int_features", "must be LOG_BUCKET or NORMALIZE");
+  }
+  if (d.format() == DataConfig::SLOT) {
+    if (!d.has_num_slots()) {
+      return v.Error("data.num_slots", "is required for format SLOT");
+    }
+    RETURN_IF_ERROR(v.Range("data.num_slots", d.num_slots(), 1, 100000));
+    RETURN_IF_ERROR(v.Range("data.num_dense", d.num_dense(), 0, 100000));
+  } else if (d.has_num_slots()) {
+    return v.Error("data.num_slots", "only applies to format SLOT");
+  } else if (d.has_num_dense()) {
+    return v.Error("data.num_dense", "only applies to format SLOT");
+  }
+  if (d.format() != DataConfig::MOVIELENS) {
+    if (d.has_movielens_user_file()) {
+      return v.Error("data.movielens_user_file",
+                     "only applies to format MOVIELENS");
+    }
+    if (d.has_movielens_item_file()) {
+      return v.Error("data.movielens_item_file",
+                     "only applies to format MOVIELENS");
+    }
+  } else {
+    if (d.has_movielens_user_file() && d.movielens_user_file().empty()) {
+      return v.Error("data.movielens_user_file", "must not be empty");
+    }
+    if (d.has_movielens_item_file() && d.movielens_item_file().empty()) {
+      return v.Error("data.movielens_item_file", "must not be empty");
+    }
+  }
+  RETURN_IF_ERROR(
+      v.Range("data.shuffle_buffer", d.shuffle_buffer(), 0, 10000000));
+  if (d.has_generate() && d.format() != DataConfig::CRITEO) {
+    return v.Error("data.generate",
+                   "generates CRITEO data, so data.format must be CRITEO");
+  }
+  if (d.has_generate()) {
+    if (!d.train_files().empty() || !d.eval_files().empty()) {
+      return v.Error("data.generate",
+                     "cannot be combined with data.train_files or "
+                     "data.eval_files (generated data names its own files)");
+    }
+    const GeneratorConfig& g = d.generate();
+    if (g.output_dir().empty()) {
+      return v.Error("data.generate.output_dir",
+                     "is required (or pass --data_dir)");
+    }
+    RETURN_IF_ERROR(v.Range<int64_t>("data.generate.train_rows", g.train_rows(),
+                                     1, int64_t{1} << 40));
+    RETURN_IF_ERROR(v.Range<int64_t>("data.generate.eval_rows", g.eval_rows(),
+                                     1, int64_t{1} << 40));
+    RETURN_IF_ERROR(
+        v.Range("data.generate.vocab_size", g.vocab_size(), 1, 1 << 30));
+    RETURN_IF_ERROR(
+        v.Range("data.generate.zipf_exponent", g.zipf_exponent(), 0.0, 10.0));
+    RETURN_IF_ERROR(
+        v.Range("data.generate.weight_stddev", g.weight_stddev(), 0.0, 10.0));
+    RETURN_IF_ERROR(v.Range("data.generate.num_interactions",
+                            g.num_interactions(), 0, 325));
+    RETURN_IF_ERROR(v.Range("data.generate.bias", g.bias(), -20.0, 20.0));
+  } else if (d.train_files().empty()) {
+    return v.Error("data.train_files",
+                   "at least one training file is required (or set "
+                   "data.generate)");
+  }
+  RETURN_IF_ERROR(v.Range("data.batch_size", d.batch_size(), 1, 1000000));
+  RETURN_IF_ERROR(v.Range("data.reader_threads", d.reader_threads(), 1, 64));
+  RETURN_IF_ERROR(
+      v.Range("data.max_bad_line_ratio", d.max_bad_line_ratio(), 0.0, 1.0));
+  RETURN_IF_ERROR(CheckModelSlots(v, c));  // needs the data's shape
+
+  const TrainingConfig& tr = c.training();
+  if (tr.mode() == TrainingConfig::MODE_UNSPECIFIED) {
+    return v.Error("training.mode", "must be ASYNC, SYNC, BOUNDED or GEO");
+  }
+  RETURN_IF_ERROR(v.Range("training.epochs", tr.epochs(), 1, 100000));
+  RETURN_IF_ERROR(
+      v.Range("training.log_every_steps", tr.log_every_steps(), 1, 1 << 30));
+  RETURN_IF_ERROR(
+      v.Range("training.pull_dense_every", tr.pull_dense_every(), 1, 1 << 30));
+  RETURN_IF_ERROR(v.Range("training.max_inflight_pushes",
+                          tr.max_inflight_pushes(), 1, 64));
+  RETURN_IF_ERROR(v.Range<int64_t>("training.max_steps", tr.max_steps(), 0,
+                                   int64_t{1} << 50));
+  RETURN_IF_ERROR(v.Range("training.staleness", tr.staleness(), 0, 1 << 20));
+  RETURN_IF_ERROR(v.Range("training.geo_every", tr.geo_every(), 1, 1 << 20));
+  RETURN_IF_ERROR(
+      v.Range("training.max_merged_steps", tr.max_merged_steps(), 0, 1024));
+  if (tr.calibration_slot() >= 0) {
+    const int slots = InputShapeOf(d).num_slots;
+    if (tr.calibration_slot() >= slots) {
+      return v.Error("training.calibration_slot",
+                     absl::StrCat("must be -1 or a slot in [0, ", slots - 1,
+                                  "], got ", tr.calibration_slot()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateJobConfig(const JobConfig& config,
+                               absl::string_view filename,
+                               const TextFormat::ParseInfoTree* tree) {
+  Locator locator(filename, tree);
+  Validator validator(locator);
+  return Validate(validator, config);
+}
+
+}  // namespace ps
