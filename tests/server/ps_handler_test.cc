@@ -16,6 +16,7 @@
 #include "common/packing.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "tests/server/server_test_util.h"
 
 namespace ps {
 namespace {
@@ -26,26 +27,8 @@ constexpr int kDim = 4;
 // no hidden layer over 26 slots x 4 + 13 dense inputs: 118 dense floats in
 // blocks of 4, 60 on server 0 and 58 on server 1. Dense SGD lr 0.25.
 JobConfig MakeConfig() {
-  JobConfig c;
-  ClusterConfig* cluster = c.mutable_cluster();
-  cluster->add_servers("127.0.0.1:5000");
-  cluster->add_servers("127.0.0.1:5001");
-  cluster->set_shard_num(4);
-  cluster->set_dense_block_size(4);
-  SparseTableConfig* table = c.add_sparse_tables();
-  table->set_name("emb");
-  table->set_dim(kDim);
-  table->mutable_optimizer()->set_type(OptimizerConfig::SGD);
-  table->mutable_optimizer()->set_learning_rate(0.5f);
-  table->mutable_initializer()->set_type(InitializerConfig::ZEROS);
-  ModelConfig* model = c.mutable_model();
-  model->set_type(ModelConfig::DNN);
-  model->set_sparse_table("emb");
-  model->mutable_dense_optimizer()->set_type(OptimizerConfig::SGD);
-  model->mutable_dense_optimizer()->set_learning_rate(0.25f);
-  c.mutable_data()->add_train_files("/data/train.tsv");
-  c.mutable_data()->set_int_features(DataConfig::NORMALIZE);
-  return c;
+  return SmallJobConfig(/*num_servers=*/2, /*num_workers=*/1, kDim,
+                        /*dense_block_size=*/4);
 }
 
 // `n` keys that server `rank` of `num_servers` owns.

@@ -21,6 +21,7 @@
 #include "common/packing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/server/server_test_util.h"
 #include "proto/ps.grpc.pb.h"
 #include "server/ps_handler.h"
 #include "server/ps_server.h"
@@ -38,44 +39,10 @@ constexpr int kBlock = 8;
 // sparse table "emb" (dim 2, SGD lr 0.5, zero rows); a DNN with no hidden
 // layer over 26 slots x 2 + 13 dense inputs: 66 dense floats, SGD lr 0.25.
 JobConfig MakeConfig(int num_servers, int num_workers) {
-  JobConfig c;
-  ClusterConfig* cluster = c.mutable_cluster();
-  for (int s = 0; s < num_servers; ++s) {
-    cluster->add_servers(absl::StrCat("127.0.0.1:", s + 1));
-  }
-  cluster->set_num_workers(num_workers);
-  cluster->set_shard_num(4);
-  cluster->set_dense_block_size(kBlock);
-  cluster->set_max_message_bytes(16 << 20);
-  SparseTableConfig* table = c.add_sparse_tables();
-  table->set_name("emb");
-  table->set_dim(kDim);
-  table->mutable_optimizer()->set_type(OptimizerConfig::SGD);
-  table->mutable_optimizer()->set_learning_rate(0.5f);
-  table->mutable_initializer()->set_type(InitializerConfig::ZEROS);
-  ModelConfig* model = c.mutable_model();
-  model->set_type(ModelConfig::DNN);
-  model->set_sparse_table("emb");
-  model->mutable_dense_optimizer()->set_type(OptimizerConfig::SGD);
-  model->mutable_dense_optimizer()->set_learning_rate(0.25f);
-  c.mutable_data()->add_train_files("/data/train.tsv");
-  c.mutable_data()->set_int_features(DataConfig::NORMALIZE);
-  return c;
+  return SmallJobConfig(num_servers, num_workers, kDim, kBlock);
 }
 
-std::unique_ptr<PsServer> StartServer(const JobConfig& config, int rank) {
-  PsServerOptions options;
-  options.config = config;
-  options.rank = rank;
-  options.listen_address = "127.0.0.1:0";
-  auto server = PsServer::Start(options);
-  EXPECT_TRUE(server.ok()) << server.status();
-  return server.ok() ? std::move(server).value() : nullptr;
-}
 
-std::string Endpoint(const PsServer& server) {
-  return absl::StrCat("127.0.0.1:", server.port());
-}
 
 PsClientOptions ClientOptions(std::vector<std::string> servers,
                               int worker_rank = 0, int num_workers = 1) {
