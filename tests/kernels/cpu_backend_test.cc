@@ -11,25 +11,12 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/kernels/kernel_test_util.h"
 
 namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::vector<float> RandomVector(int64_t size, std::mt19937* rng,
-                                float lo = -1.0f, float hi = 1.0f) {
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(size);
-  for (float& x : v) x = dist(*rng);
-  return v;
-}
-
-std::unique_ptr<Backend> MakeBackend() {
-  auto backend = Backend::CreateCpu(BackendOptions{});
-  EXPECT_TRUE(backend.ok()) << backend.status();
-  return std::move(backend).value();
-}
 
 TEST(CpuBackendTest, CreateRejectsZeroThreads) {
   BackendOptions options;

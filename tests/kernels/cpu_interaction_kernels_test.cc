@@ -10,24 +10,11 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/kernels/kernel_test_util.h"
 #include "kernels/cpu/cpu_backend.h"
 
 namespace ps {
 namespace {
-
-std::vector<float> RandomVector(int64_t size, std::mt19937* rng,
-                                float lo = -1.0f, float hi = 1.0f) {
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(size);
-  for (float& x : v) x = dist(*rng);
-  return v;
-}
-
-std::unique_ptr<Backend> MakeBackend() {
-  auto backend = Backend::CreateCpu(BackendOptions{});
-  EXPECT_TRUE(backend.ok()) << backend.status();
-  return std::move(backend).value();
-}
 
 TEST(CpuInteractionKernelsTest, CopyBlocksCopiesOrAddsAndKeepsOtherFloats) {
   auto backend = MakeBackend();

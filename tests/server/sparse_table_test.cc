@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
+#include "tests/server/sparse_table_test_util.h"
 
 namespace ps {
 namespace {
@@ -38,20 +39,6 @@ SparseTableOptions Options(OptimizerConfig::Type opt, float lr,
   o.initializer.set_scale(0.5f);
   o.init_seed = 7;
   return o;
-}
-
-std::unique_ptr<SparseTable> MustCreate(const SparseTableOptions& o) {
-  auto table = SparseTable::Create(o);
-  EXPECT_TRUE(table.ok()) << table.status();
-  return table.ok() ? std::move(table).value() : nullptr;
-}
-
-std::vector<float> MustPull(SparseTable& table,
-                            const std::vector<uint64_t>& keys) {
-  std::vector<float> values(keys.size() * table.dim(), -999.0f);
-  absl::Status s = table.Pull(keys, absl::MakeSpan(values));
-  EXPECT_TRUE(s.ok()) << s;
-  return values;
 }
 
 TEST(SparseTableTest, CreateReportsNameAndDim) {

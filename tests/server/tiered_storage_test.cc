@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/server/sparse_table_test_util.h"
 #include "server/kv_storage.h"
 #include "server/sparse_table.h"
 #include "server/storage_row_index.h"
@@ -68,20 +69,6 @@ SparseTableOptions Tiered(SparseTableOptions o, const std::string& dir,
   o.storage.set_dir(dir);
   o.storage.set_memory_budget_bytes(budget);
   return o;
-}
-
-std::unique_ptr<SparseTable> MustCreate(const SparseTableOptions& o) {
-  auto table = SparseTable::Create(o);
-  EXPECT_TRUE(table.ok()) << table.status();
-  return table.ok() ? std::move(table).value() : nullptr;
-}
-
-std::vector<float> MustPull(SparseTable& table,
-                            const std::vector<uint64_t>& keys) {
-  std::vector<float> values(keys.size() * table.dim(), -999.0f);
-  absl::Status s = table.Pull(keys, absl::MakeSpan(values));
-  EXPECT_TRUE(s.ok()) << s;
-  return values;
 }
 
 // Whether two tables hold bit-identical weights for `keys`.
