@@ -14,7 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "common/model_spec.h"
-#include "server/optimizer.h"
+#include "common/optimizer.h"
 
 namespace ps {
 

@@ -16,7 +16,7 @@
 #include "common/status_macros.h"
 #include "server/kv_storage.h"
 #include "server/memory_storage.h"
-#include "server/optimizer.h"
+#include "common/optimizer.h"
 #include "server/sparse_table.h"
 #include "server/tiered_storage.h"
 

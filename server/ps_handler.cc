@@ -6,7 +6,7 @@
 #include "common/model_spec.h"
 #include "common/packing.h"
 #include "common/status_macros.h"
-#include "server/optimizer.h"
+#include "common/optimizer.h"
 
 namespace ps {
 

@@ -196,9 +196,8 @@ absl::Status Trainer::TrainEpoch(int epoch) {
   auto train_one = [&](Prepared& p) -> absl::Status {
     if (mode == TrainingConfig::GEO) return TrainStepGeo(p);
     if (mode == TrainingConfig::BOUNDED) {
-      ASSIGN_OR_RETURN(int64_t slowest,
-                       client_->StepGate(stats_.steps, false, tr.staleness()));
-      (void)slowest;
+      RETURN_IF_ERROR(
+          client_->StepGate(stats_.steps, false, tr.staleness()).status());
     }
     if (mode == TrainingConfig::SYNC ||
         stats_.steps % tr.pull_dense_every() == 0) {
