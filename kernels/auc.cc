@@ -3,39 +3,44 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
+#include "kernels/math.h"
+
 namespace ps {
-
-namespace {
-
-constexpr double kMinProb = 1e-7;
-
-// NaN compares false everywhere; it lands in bucket 0 rather than indexing
-// out of range.
-float ClampProb(float prob) {
-  if (!(prob > 0.0f)) return 0.0f;
-  return std::min(prob, 1.0f);
-}
-
-}  // namespace
 
 AucAccumulator::AucAccumulator() : pos_(kBuckets, 0), neg_(kBuckets, 0) {}
 
+// NaN lands in bucket 0 rather than indexing out of range (AucBucket).
 void AucAccumulator::Add(float prob, float label) {
-  prob = ClampProb(prob);
-  const int bucket = std::min(static_cast<int>(prob * kBuckets), kBuckets - 1);
-  const bool positive = label >= 0.5f;
-  if (positive) {
+  const int bucket = AucBucket(prob, kBuckets);
+  if (label >= 0.5f) {
     ++pos_[bucket];
     ++positives_;
   } else {
     ++neg_[bucket];
     ++negatives_;
   }
-  const double p =
-      std::clamp(static_cast<double>(prob), kMinProb, 1.0 - kMinProb);
-  const double y = positive ? 1.0 : 0.0;
-  loss_sum_ -= y * std::log(p) + (1.0 - y) * std::log(1.0 - p);
-  prob_sum_ += prob;
+  loss_sum_ += ClippedLogLoss(prob, label);
+  prob_sum_ += ClampProb(prob);
+}
+
+absl::Status AucAccumulator::AddHistogram(absl::Span<const uint64_t> counts,
+                                          double loss_sum, double prob_sum) {
+  if (counts.size() != 2 * static_cast<size_t>(kBuckets)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "AUC histogram has ", counts.size(), " counts, expected ",
+        2 * kBuckets, " (", kBuckets, " buckets of positives, then of "
+        "negatives)"));
+  }
+  for (int b = 0; b < kBuckets; ++b) {
+    pos_[b] += static_cast<int64_t>(counts[b]);
+    neg_[b] += static_cast<int64_t>(counts[kBuckets + b]);
+    positives_ += static_cast<int64_t>(counts[b]);
+    negatives_ += static_cast<int64_t>(counts[kBuckets + b]);
+  }
+  loss_sum_ += loss_sum;
+  prob_sum_ += prob_sum;
+  return absl::OkStatus();
 }
 
 void AucAccumulator::Merge(const AucAccumulator& other) {

@@ -11,6 +11,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+
 namespace ps {
 
 class AucAccumulator {
@@ -21,6 +24,13 @@ class AucAccumulator {
 
   // Adds one prediction (clamped to [0, 1]) with its 0/1 label.
   void Add(float prob, float label);
+  // Adds the statistics of predictions accumulated elsewhere (e.g. on a GPU
+  // by Backend::AccumulateMetrics): counts holds kBuckets positive counts,
+  // then kBuckets negative counts; loss_sum the summed ClippedLogLoss,
+  // prob_sum the summed clamped probabilities. InvalidArgument when counts
+  // has another size.
+  [[nodiscard]] absl::Status AddHistogram(absl::Span<const uint64_t> counts,
+                                          double loss_sum, double prob_sum);
   void Merge(const AucAccumulator& other);
   void Reset();
 

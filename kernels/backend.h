@@ -7,13 +7,23 @@
 // passed to a backend's kernels must come from that backend's Allocate (for
 // the CPU backend: any host memory). A Backend object is used by one thread
 // at a time; separate objects are independent.
+//
+// Kernel calls return nothing: a backend may queue them (the CUDA backend
+// runs them asynchronously on its stream). Errors are sticky: the first one
+// (naming the failed call) is kept and returned by the next Synchronize(),
+// which also waits for the queued work. Results in backend memory are valid
+// for later kernels at once, and for the host after CopyToHost +
+// Synchronize(). The CPU backend runs everything inline and never fails.
 #ifndef PS_KERNELS_BACKEND_H_
 #define PS_KERNELS_BACKEND_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace ps {
@@ -38,11 +48,64 @@ struct PoolArgs {
   PoolMode mode = PoolMode::kSum;
   const uint32_t* offsets = nullptr;  // batch * num_slots + 1
   const uint32_t* index = nullptr;    // offsets[batch * num_slots] entries
+  // offsets[batch * num_slots] when the caller knows it, else -1. Lets the
+  // CUDA backend's PoolBackward skip a device-to-host read (and the wait for
+  // it). Default: -1.
+  int64_t num_keys = -1;
 };
 
 struct BackendOptions {
-  // BLAS threads. Default: 1 (workers share cores with servers).
+  // BLAS threads of the CPU backend. Default: 1 (workers share cores with
+  // servers).
   int threads = 1;
+  // The GPU the CUDA backend runs on (an index of ListGpus(), device.h).
+  // Default: 0.
+  int device = 0;
+};
+
+// Memory from Backend::Allocate or AllocateHost. Frees itself through the
+// backend that allocated it, which must outlive it. Move-only; an empty
+// buffer (default-constructed or moved from) holds nothing.
+class BackendBuffer {
+ public:
+  BackendBuffer() = default;
+  // `release` frees `data`; called once, from the destructor.
+  BackendBuffer(void* data, int64_t bytes, std::function<void(void*)> release)
+      : data_(data), bytes_(bytes), release_(std::move(release)) {}
+  ~BackendBuffer() { Reset(); }
+  BackendBuffer(BackendBuffer&& other) noexcept { *this = std::move(other); }
+  BackendBuffer& operator=(BackendBuffer&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      data_ = other.data_;
+      bytes_ = other.bytes_;
+      release_ = std::move(other.release_);
+      other.data_ = nullptr;
+      other.bytes_ = 0;
+      other.release_ = nullptr;
+    }
+    return *this;
+  }
+  BackendBuffer(const BackendBuffer&) = delete;
+  BackendBuffer& operator=(const BackendBuffer&) = delete;
+
+  void* data() const { return data_; }
+  int64_t bytes() const { return bytes_; }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
+  void Reset() {
+    if (data_ != nullptr && release_) release_(data_);
+    data_ = nullptr;
+    bytes_ = 0;
+    release_ = nullptr;
+  }
+
+ private:
+  void* data_ = nullptr;
+  int64_t bytes_ = 0;
+  std::function<void(void*)> release_;
 };
 
 class Backend {
@@ -53,7 +116,56 @@ class Backend {
   static absl::StatusOr<std::unique_ptr<Backend>> CreateCpu(
       const BackendOptions& options);
 
+  // The CUDA backend on GPU options.device. Unavailable when the binary was
+  // built without CUDA; FailedPrecondition when there is no usable GPU with
+  // that index (the message says what the CUDA runtime reported); Internal
+  // for other CUDA/cuBLAS failures, naming the call.
+  static absl::StatusOr<std::unique_ptr<Backend>> CreateCuda(
+      const BackendOptions& options);
+
+  // A backend over host memory that runs `device`'s kernels: every call
+  // copies its operands into `device`'s memory, runs there and copies the
+  // outputs back (kernels/staging_backend.h). For callers that keep their
+  // buffers in host memory.
+  static std::unique_ptr<Backend> CreateStaging(
+      std::unique_ptr<Backend> device);
+
   virtual std::string Name() const = 0;
+
+  // True when the kernels take host pointers (Allocate returns host
+  // memory): the CPU and staging backends.
+  virtual bool UsesHostMemory() const = 0;
+
+  // --- Memory ---------------------------------------------------------------
+
+  // `bytes` of backend memory for kernel operands (device memory for CUDA),
+  // uninitialized, aligned for any element type. ResourceExhausted when the
+  // backend is out of memory; InvalidArgument when bytes < 0. Zero bytes
+  // gives an empty buffer.
+  virtual absl::StatusOr<BackendBuffer> Allocate(int64_t bytes) = 0;
+  // Host memory the backend copies to and from fastest (pinned, page-locked
+  // memory for CUDA: copies from it are truly asynchronous). Same errors.
+  virtual absl::StatusOr<BackendBuffer> AllocateHost(int64_t bytes) = 0;
+
+  // Copies `bytes` from host memory to backend memory `dst`. Ordered before
+  // every kernel queued after it. The host memory must stay unchanged until
+  // the next Synchronize(). CUDA: runs on a transfer stream, so with pinned
+  // `host` memory it overlaps kernels queued before it; `dst` must then not
+  // be in use by such kernels (alternate two buffers, or Synchronize first).
+  virtual void CopyToBackend(const void* host, int64_t bytes, void* dst) = 0;
+  // Copies `bytes` of backend memory `src` to host memory after every kernel
+  // queued before it; `host` holds them after the next Synchronize(). CUDA:
+  // runs on the transfer stream, overlapping kernels queued after it; those
+  // must not write `src` (alternate two buffers).
+  virtual void CopyToHost(const void* src, int64_t bytes, void* host) = 0;
+  // Sets `bytes` of backend memory to zero (ordered like a kernel).
+  virtual void SetZero(int64_t bytes, void* dst) = 0;
+
+  // Waits for every queued kernel and copy; returns the first error since
+  // the last Synchronize (then forgets it).
+  [[nodiscard]] virtual absl::Status Synchronize() = 0;
+
+  // --- Kernels --------------------------------------------------------------
 
   // c[m x n] = alpha * op(a) * op(b) + beta * c, where op(a) is m x k and
   // op(b) is k x n. trans_a means `a` is stored k x m.
@@ -139,6 +251,15 @@ class Backend {
                                    const float* labels, float grad_scale,
                                    float* probs, float* d_logits,
                                    double* loss_sum) = 0;
+
+  // Streaming AUC/logloss statistics (kernels/auc.h) for n predictions:
+  // counts[b] += positives and counts[num_buckets + b] += negatives whose
+  // prob falls in bucket b = AucBucket(prob, num_buckets) (kernels/math.h);
+  // sums[0] += the clipped log losses (ClippedLogLoss), sums[1] += the
+  // probabilities. AucAccumulator::AddHistogram merges the result.
+  virtual void AccumulateMetrics(int n, const float* probs,
+                                 const float* labels, int num_buckets,
+                                 uint64_t* counts, double* sums) = 0;
 };
 
 }  // namespace ps

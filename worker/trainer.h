@@ -111,6 +111,7 @@ class Trainer {
   const JobConfig config_;
   const int rank_;
   PsClient* const client_;
+  Backend* const backend_;
   MetricsLog* const metrics_;
   const ModelSpec spec_;
   const DenseBlocks blocks_;

@@ -4,13 +4,24 @@
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "kernels/backend.h"
-#include "kernels/device.h"
+#include "kernels/backend_select.h"
 #include "common/metrics_log.h"
 #include "worker/ps_client.h"
 
 namespace ps {
 
 namespace {
+
+BackendKind ToBackendKind(TrainingConfig::Backend backend) {
+  switch (backend) {
+    case TrainingConfig::CPU:
+      return BackendKind::kCpu;
+    case TrainingConfig::CUDA:
+      return BackendKind::kCuda;
+    default:
+      return BackendKind::kAuto;
+  }
+}
 
 void LogEval(int rank, int epoch, const EvalStats& eval, MetricsLog* metrics) {
   LOG(INFO) << "eval after epoch " << epoch << ": auc " << eval.auc
@@ -36,9 +47,17 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
                                              const WorkerJobOptions& options) {
   BackendOptions backend_options;
   backend_options.threads = options.blas_threads;
-  ASSIGN_OR_RETURN(auto backend, Backend::CreateCpu(backend_options));
-  LOG(INFO) << "worker " << rank << ": backend " << backend->Name() << "; "
-            << DescribeAccelerators();
+  ASSIGN_OR_RETURN(SelectedBackend selected,
+                   SelectBackend(ToBackendKind(config.training().backend()),
+                                 backend_options));
+  std::unique_ptr<Backend> backend = std::move(selected.backend);
+  // The model keeps its buffers in host memory (worker/model.h): a device
+  // backend runs behind a staging layer that copies each call's operands.
+  if (!backend->UsesHostMemory()) {
+    backend = Backend::CreateStaging(std::move(backend));
+  }
+  LOG(INFO) << "worker " << rank << ": " << selected.description
+            << "; model runs on " << backend->Name();
   std::unique_ptr<MetricsLog> metrics;
   if (!config.training().metrics_dir().empty()) {
     ASSIGN_OR_RETURN(metrics,

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/status/status.h"
@@ -27,6 +28,39 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(
   }
   openblas_set_num_threads(options.threads);
   return std::unique_ptr<CpuBackend>(new CpuBackend());
+}
+
+absl::StatusOr<BackendBuffer> CpuBackend::Allocate(int64_t bytes) {
+  constexpr int64_t kAlign = 64;
+  if (bytes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("CPU backend: cannot allocate ", bytes, " bytes"));
+  }
+  if (bytes == 0) return BackendBuffer();
+  const int64_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
+  void* data = std::aligned_alloc(kAlign, static_cast<size_t>(rounded));
+  if (data == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("CPU backend: out of memory allocating ", bytes,
+                     " bytes"));
+  }
+  return BackendBuffer(data, bytes, [](void* p) { std::free(p); });
+}
+
+absl::StatusOr<BackendBuffer> CpuBackend::AllocateHost(int64_t bytes) {
+  return Allocate(bytes);
+}
+
+void CpuBackend::CopyToBackend(const void* host, int64_t bytes, void* dst) {
+  if (bytes > 0) std::memcpy(dst, host, static_cast<size_t>(bytes));
+}
+
+void CpuBackend::CopyToHost(const void* src, int64_t bytes, void* host) {
+  if (bytes > 0) std::memcpy(host, src, static_cast<size_t>(bytes));
+}
+
+void CpuBackend::SetZero(int64_t bytes, void* dst) {
+  if (bytes > 0) std::memset(dst, 0, static_cast<size_t>(bytes));
 }
 
 void CpuBackend::Gemm(bool trans_a, bool trans_b, int m, int n, int k,
@@ -62,7 +96,7 @@ void CpuBackend::BiasActivation(int m, int n, const float* bias, Activation act,
         for (int j = 0; j < n; ++j) row[j] = Relu(row[j] + bias[j]);
         break;
       case Activation::kTanh:
-        for (int j = 0; j < n; ++j) row[j] = std::tanh(row[j] + bias[j]);
+        for (int j = 0; j < n; ++j) row[j] = Tanh(row[j] + bias[j]);
         break;
       case Activation::kSigmoid:
         for (int j = 0; j < n; ++j) row[j] = Sigmoid(row[j] + bias[j]);
@@ -242,6 +276,21 @@ void CpuBackend::SigmoidCrossEntropy(int n, const float* logits,
     total += SigmoidCrossEntropyLoss(logits[i], labels[i]);
   }
   *loss_sum = total;
+}
+
+void CpuBackend::AccumulateMetrics(int n, const float* probs,
+                                   const float* labels, int num_buckets,
+                                   uint64_t* counts, double* sums) {
+  double loss = 0.0;
+  double prob = 0.0;
+  for (int i = 0; i < n; ++i) {
+    const int b = AucBucket(probs[i], num_buckets);
+    ++counts[labels[i] >= 0.5f ? b : num_buckets + b];
+    loss += ClippedLogLoss(probs[i], labels[i]);
+    prob += ClampProb(probs[i]);
+  }
+  sums[0] += loss;
+  sums[1] += prob;
 }
 
 }  // namespace ps

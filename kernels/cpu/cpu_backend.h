@@ -25,6 +25,16 @@ class CpuBackend final : public Backend {
       const BackendOptions& options);
 
   std::string Name() const override { return "cpu"; }
+  bool UsesHostMemory() const override { return true; }
+
+  // Plain host memory (64-byte aligned); copies are memcpy, done at once.
+  absl::StatusOr<BackendBuffer> Allocate(int64_t bytes) override;
+  absl::StatusOr<BackendBuffer> AllocateHost(int64_t bytes) override;
+  void CopyToBackend(const void* host, int64_t bytes, void* dst) override;
+  void CopyToHost(const void* src, int64_t bytes, void* host) override;
+  void SetZero(int64_t bytes, void* dst) override;
+  // Always OK: the CPU kernels run inline and cannot fail.
+  absl::Status Synchronize() override { return absl::OkStatus(); }
 
   void Gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
             const float* a, const float* b, float beta, float* c) override;
@@ -56,6 +66,9 @@ class CpuBackend final : public Backend {
   void SigmoidCrossEntropy(int n, const float* logits, const float* labels,
                            float grad_scale, float* probs, float* d_logits,
                            double* loss_sum) override;
+  void AccumulateMetrics(int n, const float* probs, const float* labels,
+                         int num_buckets, uint64_t* counts,
+                         double* sums) override;
 
  private:
   CpuBackend() = default;
