@@ -115,6 +115,10 @@ absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view text,
           Resolve(base_dir, table.storage().dir()));
     }
   }
+  if (config.has_checkpoint()) {
+    config.mutable_checkpoint()->set_dir(
+        Resolve(base_dir, config.checkpoint().dir()));
+  }
   DataConfig* data = config.mutable_data();
   for (auto& f : *data->mutable_train_files()) f = Resolve(base_dir, f);
   for (auto& f : *data->mutable_eval_files()) f = Resolve(base_dir, f);

@@ -2,6 +2,13 @@
 // DenseBlocks::RangesOf(rank) of it, concatenated in block order, with the
 // rule's state. Pull and Push are thread-safe (one mutex: dense tables are
 // small and every push touches all of a server's blocks).
+//
+// Save/Load write and read the values and the rule's state as a checksummed
+// file (common/checksummed_file.h, magic "PSDENSE1", version 1) whose
+// payload is, little-endian:
+//   name (u64 length + bytes), global size, block size, num_servers, rank,
+//   local size, state size (u64 each), values (local size floats), state
+//   (state size floats).
 #ifndef PS_SERVER_DENSE_TABLE_H_
 #define PS_SERVER_DENSE_TABLE_H_
 
@@ -13,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "common/checksummed_file.h"
 #include "common/model_spec.h"
 #include "common/optimizer.h"
 
@@ -38,11 +46,27 @@ class DenseTable {
   // GEO: adds `deltas` to the values (no rule). Same errors as Push.
   absl::Status AddDeltas(absl::Span<const float> deltas);
 
+  // Writes this server's values and optimizer state to `path` (created or
+  // replaced; durable when it returns OK) and returns the file's digest for
+  // a checkpoint manifest. A consistent snapshot: pushes wait meanwhile
+  // only for the copy, not for the write. Errors name the file.
+  absl::StatusOr<FileDigest> Save(const std::string& path) const;
+
+  // Replaces the values and state with those of a file Save wrote for the
+  // same table on the same server layout. Nothing changes unless it
+  // succeeds. FailedPrecondition naming the file and both values when the
+  // file is of another table, layout (global size, block size, servers,
+  // rank) or optimizer (state size); DataLoss for a truncated or corrupt
+  // file; NotFound for a missing one.
+  absl::Status Load(const std::string& path);
+
  private:
-  DenseTable(std::string name, int64_t local_size, int64_t global_size,
-             std::unique_ptr<OptimizerRule> rule);
+  DenseTable(std::string name, const DenseBlocks& blocks, int rank,
+             int64_t local_size, std::unique_ptr<OptimizerRule> rule);
 
   const std::string name_;
+  const DenseBlocks blocks_;
+  const int rank_;
   const int64_t local_size_;
   const int64_t global_size_;
   const std::unique_ptr<OptimizerRule> rule_;

@@ -4,6 +4,7 @@
 #include <glob.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <deque>
 #include <thread>
 #include <utility>
@@ -25,12 +26,27 @@ namespace {
 constexpr int64_t kMinLinesForRatioCheck = 1000;
 constexpr int kFlushEveryLines = 256;
 
-// Lines starting in [begin, end) of one plain file, or a whole .gz file.
+// Lines starting in [begin, end) of one plain file, or a whole .gz file
+// whose first skip_lines lines are dropped.
 struct Task {
   int file = 0;
   bool gzip = false;
   int64_t begin = 0;  // plain files only
   int64_t end = 0;
+  int64_t skip_lines = 0;  // .gz files only
+};
+
+// Where the line after a batch's last one is: a file index (files.size()
+// past the end) and a byte offset (plain) or lines consumed (.gz).
+struct Cursor {
+  int file = 0;
+  int64_t offset = 0;
+};
+
+// A queued batch and the cursor just past it.
+struct Queued {
+  Batch batch;
+  Cursor end;
 };
 
 int64_t RangePoint(int64_t size, int64_t part, int64_t parts) {
@@ -41,11 +57,14 @@ int64_t RangePoint(int64_t size, int64_t part, int64_t parts) {
 class FileReader final : public DataReader {
  public:
   FileReader(const ReaderOptions& options,
-             std::unique_ptr<const LineParser> parser, std::vector<Task> tasks)
+             std::unique_ptr<const LineParser> parser, std::vector<Task> tasks,
+             Cursor start, int64_t examples_done)
       : options_(options),
         parser_(std::move(parser)),
         tasks_(std::move(tasks)),
-        queue_capacity_(2 * options.threads + 2) {}
+        queue_capacity_(2 * options.threads + 2),
+        cursor_(start),
+        examples_done_(examples_done) {}
 
   ~FileReader() override {
     {
@@ -69,15 +88,37 @@ class FileReader final : public DataReader {
     if (!error_.ok()) return error_;
     if (queue_.empty()) {
       *batch = NewBatch();
+      cursor_ = Cursor{static_cast<int>(options_.files.size()), 0};
       return false;
     }
-    *batch = std::move(queue_.front());
+    *batch = std::move(queue_.front().batch);
+    cursor_ = queue_.front().end;
+    examples_done_ += batch->size();
     queue_.pop_front();
     return true;
   }
 
   int64_t lines_read() const override { return lines_read_.load(); }
   int64_t bad_lines() const override { return bad_lines_.load(); }
+
+  absl::StatusOr<DataPosition> Position() const override {
+    if (options_.threads != 1) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data reader: positions are exact only with one reader thread, "
+          "this reader has ", options_.threads));
+    }
+    absl::MutexLock lock(&mu_);
+    DataPosition p;
+    p.set_worker_rank(options_.worker_rank);
+    p.set_epoch(options_.epoch);
+    p.set_file_index(cursor_.file);
+    if (cursor_.file < static_cast<int>(options_.files.size())) {
+      p.set_file(options_.files[cursor_.file]);
+    }
+    p.set_offset(cursor_.offset);
+    p.set_examples_done(examples_done_);
+    return p;
+  }
 
  private:
   // Counts not yet added to the shared ones.
@@ -117,7 +158,10 @@ class FileReader final : public DataReader {
       if (t >= tasks_.size()) break;
       status = RunTask(tasks_[t], &buffer, &batch, &pending);
     }
-    if (status.ok() && batch.size() > 0) status = Push(&batch, &pending);
+    if (status.ok() && batch.size() > 0) {
+      status = Push(&batch, &pending,
+                    Cursor{static_cast<int>(options_.files.size()), 0});
+    }
     Flush(&pending);
 
     absl::MutexLock lock(&mu_);
@@ -136,15 +180,27 @@ class FileReader final : public DataReader {
     if (task.gzip) {
       ASSIGN_OR_RETURN(std::unique_ptr<GzipLineSource> lines,
                        GzipLineSource::Open(path, buffer));
-      return ParseLines(lines.get(), path, batch, pending);
+      absl::string_view line;
+      for (int64_t i = 0; i < task.skip_lines; ++i) {
+        ASSIGN_OR_RETURN(bool more, lines->Next(&line));
+        if (!more) break;
+      }
+      GzipLineSource* source = lines.get();
+      return ParseLines(source, path, batch, pending, [&]() -> Cursor {
+        return Cursor{task.file, *source->LineNumber()};
+      });
     }
     ASSIGN_OR_RETURN(InputFile file, InputFile::Open(path));
     LineSource lines(&file, task.begin, task.end, buffer);
-    return ParseLines(&lines, path, batch, pending);
+    return ParseLines(&lines, path, batch, pending, [&]() -> Cursor {
+      return Cursor{task.file, lines.next_offset()};
+    });
   }
 
+  // `cursor()` is where the line after the one `lines` last returned is.
+  template <typename CursorFn>
   absl::Status ParseLines(LineStream* lines, const std::string& path,
-                          Batch* batch, Pending* pending) {
+                          Batch* batch, Pending* pending, CursorFn cursor) {
     absl::string_view line;
     while (true) {
       ASSIGN_OR_RETURN(bool more, lines->Next(&line));
@@ -156,7 +212,7 @@ class FileReader final : public DataReader {
         RETURN_IF_ERROR(OnBadLine(lines, path, parsed.message()));
       }
       if (batch->size() >= options_.batch_size) {
-        RETURN_IF_ERROR(Push(batch, pending));
+        RETURN_IF_ERROR(Push(batch, pending, cursor()));
       } else if (pending->lines >= kFlushEveryLines) {
         Flush(pending);
         if (StopRequested()) return absl::CancelledError("reader stopped");
@@ -186,13 +242,14 @@ class FileReader final : public DataReader {
     return absl::OkStatus();
   }
 
-  // Queues a full batch and starts a new one; Cancelled when stopping.
-  absl::Status Push(Batch* batch, Pending* pending) {
+  // Queues a full batch, ending before `end`, and starts a new one;
+  // Cancelled when stopping.
+  absl::Status Push(Batch* batch, Pending* pending, Cursor end) {
     Flush(pending);
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(this, &FileReader::CanPush));
     if (stop_) return absl::CancelledError("reader stopped");
-    queue_.push_back(std::move(*batch));
+    queue_.push_back(Queued{std::move(*batch), end});
     *batch = NewBatch(/*reserve=*/true);
     return absl::OkStatus();
   }
@@ -245,13 +302,57 @@ class FileReader final : public DataReader {
   std::atomic<int64_t> bad_seen_{0};  // bad lines met, flushed or not
   std::atomic<bool> first_bad_recorded_{false};
 
-  absl::Mutex mu_;
-  std::deque<Batch> queue_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Mutex mu_;
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  // Past the last example Next returned, and the epoch's examples so far.
+  Cursor cursor_ ABSL_GUARDED_BY(mu_);
+  int64_t examples_done_ ABSL_GUARDED_BY(mu_);
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   std::string first_bad_ ABSL_GUARDED_BY(mu_);
 };
+
+// A start position must belong to this worker, epoch and file list.
+absl::Status CheckStart(const ReaderOptions& options) {
+  if (!options.start.has_value()) return absl::OkStatus();
+  const DataPosition& p = *options.start;
+  if (p.worker_rank() != options.worker_rank || p.epoch() != options.epoch) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data reader: start position is of worker ", p.worker_rank(),
+        " epoch ", p.epoch(), ", this reader is worker ", options.worker_rank,
+        " epoch ", options.epoch));
+  }
+  if (p.examples_done() < 0 || p.offset() < 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data reader: start position has a negative offset (", p.offset(),
+        ") or examples_done (", p.examples_done(), ")"));
+  }
+  const int num_files = static_cast<int>(options.files.size());
+  if (p.file_index() < -1 || p.file_index() > num_files) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data reader: start position names file ", p.file_index(),
+        ", the reader has ", num_files, " files"));
+  }
+  if (p.file_index() >= 0 && p.file_index() < num_files &&
+      p.file() != options.files[p.file_index()]) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data reader: start position names '", p.file(), "' as file ",
+        p.file_index(), ", the reader's file ", p.file_index(), " is '",
+        options.files[p.file_index()], "'"));
+  }
+  if (p.file_index() == -1 && options.shuffle_buffer == 0) {
+    return absl::FailedPreconditionError(
+        "data reader: start position counts examples of a shuffled epoch "
+        "(file_index -1), but this reader does not shuffle");
+  }
+  if (p.file_index() >= 0 && options.shuffle_buffer > 0) {
+    return absl::FailedPreconditionError(
+        "data reader: start position is a file offset, but this reader "
+        "shuffles (it resumes by example count)");
+  }
+  return absl::OkStatus();
+}
 
 bool HasGlobChars(const std::string& s) {
   return s.find_first_of("*?[\\") != std::string::npos;
@@ -324,6 +425,16 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
                      options.shuffle_buffer));
   }
 
+  RETURN_IF_ERROR(CheckStart(options));
+  // Without shuffling, a start position is entered by file and offset; with
+  // it, the epoch is replayed and examples_done examples dropped.
+  const bool by_offset = options.start.has_value() &&
+                         options.start->file_index() >= 0 &&
+                         options.shuffle_buffer == 0;
+  const Cursor start =
+      by_offset ? Cursor{options.start->file_index(), options.start->offset()}
+                : Cursor{0, 0};
+
   // Worker range of each plain file, cut into one sub-range per thread, and
   // the worker's .gz files whole; threads take tasks in order as they finish
   // the previous one.
@@ -332,17 +443,28 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
   for (size_t f = 0; f < options.files.size(); ++f) {
     ASSIGN_OR_RETURN(InputFile file, InputFile::Open(options.files[f]));
     ASSIGN_OR_RETURN(const int64_t size, file.Size());
+    const bool at_start = static_cast<int>(f) == start.file;
     if (IsGzipPath(options.files[f])) {
-      if (gzip_index++ % options.num_workers == options.worker_rank) {
+      if (gzip_index++ % options.num_workers == options.worker_rank &&
+          static_cast<int>(f) >= start.file) {
         Task task;
         task.file = static_cast<int>(f);
         task.gzip = true;
+        task.skip_lines = at_start ? start.offset : 0;
         tasks.push_back(task);
       }
       continue;
     }
-    const int64_t begin =
-        RangePoint(size, options.worker_rank, options.num_workers);
+    if (static_cast<int>(f) < start.file) continue;
+    if (at_start && start.offset > size) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data reader: start position offset ", start.offset,
+          " is past the end of '", options.files[f], "' (", size,
+          " bytes): the file changed since the position was taken"));
+    }
+    const int64_t begin = std::max(
+        at_start ? start.offset : 0,
+        RangePoint(size, options.worker_rank, options.num_workers));
     const int64_t end =
         RangePoint(size, options.worker_rank + 1, options.num_workers);
     for (int t = 0; t < options.threads; ++t) {
@@ -355,15 +477,18 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
   }
   ASSIGN_OR_RETURN(std::unique_ptr<LineParser> parser,
                    LineParser::Create(options.data));
-  auto reader = std::make_unique<FileReader>(options, std::move(parser),
-                                             std::move(tasks));
+  const int64_t examples_done =
+      by_offset ? options.start->examples_done() : 0;
+  auto reader = std::make_unique<FileReader>(
+      options, std::move(parser), std::move(tasks), start, examples_done);
   reader->Start();
   if (options.shuffle_buffer == 0) {
     return std::unique_ptr<DataReader>(std::move(reader));
   }
   return NewShufflingReader(
       std::move(reader), options.batch_size, options.shuffle_buffer,
-      ShuffleSeed(options.shuffle_seed, options.worker_rank));
+      ShuffleSeed(options.shuffle_seed, options.worker_rank),
+      options.start.has_value() ? options.start->examples_done() : 0);
 }
 
 }  // namespace ps

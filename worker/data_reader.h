@@ -26,17 +26,37 @@
 // (worker/reader_shuffler.h) seeded with ShuffleSeed(shuffle_seed,
 // worker_rank): the same files, options and threads == 1 give the same order.
 //
-// Next() is called from one thread at a time.
+// Positions (for checkpoints; proto/checkpoint.proto DataPosition). After
+// each Next, Position() says where the next example not yet returned is:
+//  - without shuffling: (file_index, file, offset) with offset the byte
+//    offset of the next unread line of a plain file, or the count of lines
+//    of a .gz file already consumed; file_index == files.size() once the
+//    worker's share is exhausted;
+//  - with shuffle_buffer > 0: file_index -1 and examples_done only.
+// A reader opened with the same files, worker_rank, num_workers, epoch and
+// shuffle settings and `start` = that position returns exactly the examples
+// the first one had not returned yet, in the same order: a plain file is
+// entered at the offset, a .gz file is decompressed and its first `offset`
+// lines skipped, a shuffled epoch is replayed from its start and its first
+// examples_done examples dropped. examples_done counts the examples of the
+// epoch returned so far, continuing from the start position's. Exact only
+// with threads == 1 (threads interleave nondeterministically): Position()
+// is FailedPrecondition otherwise.
+//
+// Next() is called from one thread at a time; Position() may be called from
+// any thread.
 #ifndef PS_WORKER_DATA_READER_H_
 #define PS_WORKER_DATA_READER_H_
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "proto/checkpoint.pb.h"
 #include "proto/config.pb.h"
 #include "worker/batch.h"
 
@@ -59,6 +79,13 @@ struct ReaderOptions {
   int shuffle_buffer = 0;
   // Seed of the shuffle, combined with worker_rank. Default: 0.
   uint64_t shuffle_seed = 0;
+  // The pass over the files this reader makes; recorded in positions.
+  // Default: 0.
+  int epoch = 0;
+  // Where to start: a position a reader of the same files, worker, epoch and
+  // shuffle settings gave (see above). Default: none, the start of the
+  // worker's share.
+  std::optional<DataPosition> start;
 };
 
 // Expands globs in order; a pattern matching nothing is a NotFound error
@@ -70,7 +97,9 @@ class DataReader {
  public:
   // Opens the files (NotFound naming a missing one), creates the parser
   // (loading its side files; their errors name file and line) and starts
-  // the threads.
+  // the threads. A `start` position that does not fit the options (other
+  // epoch or worker, a file index out of range, another file at that index,
+  // an offset past the file's end) is FailedPrecondition naming both sides.
   static absl::StatusOr<std::unique_ptr<DataReader>> Open(
       const ReaderOptions& options);
   virtual ~DataReader() = default;
@@ -82,6 +111,10 @@ class DataReader {
 
   virtual int64_t lines_read() const = 0;  // good + bad so far
   virtual int64_t bad_lines() const = 0;
+
+  // Where the next example not yet returned by Next is (see above).
+  // FailedPrecondition when the reader has several threads.
+  virtual absl::StatusOr<DataPosition> Position() const = 0;
 };
 
 }  // namespace ps

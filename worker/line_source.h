@@ -86,6 +86,10 @@ class LineBuffer {
   absl::StatusOr<bool> Next(Read&& read, absl::string_view* line,
                             int64_t* start);
 
+  // Stream offset just past the last line returned (its '\n' included):
+  // where the next line starts.
+  int64_t consumed() const { return base_ + static_cast<int64_t>(pos_); }
+
  private:
   // Keeps the partial line at pos_, making room after it; returns where to
   // read into and how much fits.
@@ -124,6 +128,10 @@ class LineSource final : public LineStream {
 
   absl::StatusOr<bool> Next(absl::string_view* line) override;
   absl::StatusOr<int64_t> LineNumber() override;
+
+  // File offset where the line after the last one returned starts (the
+  // file's size after its last line). REQUIRES: Next has returned true.
+  int64_t next_offset() const { return lines_.consumed(); }
 
  private:
   // Next without the range: the next line of the file and its offset.

@@ -1,5 +1,7 @@
 #include "worker/reader_shuffler.h"
 
+#include <algorithm>
+#include <atomic>
 #include <utility>
 
 #include "common/hash.h"
@@ -62,19 +64,50 @@ namespace {
 class ShufflingReader final : public DataReader {
  public:
   ShufflingReader(std::unique_ptr<DataReader> inner, int batch_size,
-                  int capacity, uint64_t seed)
+                  int capacity, uint64_t seed, int64_t skip)
       : inner_(std::move(inner)),
         batch_size_(batch_size),
-        shuffler_(capacity, seed) {
+        shuffler_(capacity, seed),
+        skip_left_(skip),
+        examples_done_(skip) {
     CHECK_GE(batch_size, 1);
+    CHECK_GE(skip, 0);
   }
 
   absl::StatusOr<bool> Next(Batch* batch) override {
+    while (skip_left_ > 0) {
+      ASSIGN_OR_RETURN(bool more,
+                       Fill(batch, static_cast<int>(std::min<int64_t>(
+                                       skip_left_, batch_size_))));
+      if (!more) break;
+      skip_left_ -= batch->size();
+    }
+    skip_left_ = 0;
+    ASSIGN_OR_RETURN(bool more, Fill(batch, batch_size_));
+    examples_done_.fetch_add(batch->size());
+    return more;
+  }
+
+  int64_t lines_read() const override { return inner_->lines_read(); }
+  int64_t bad_lines() const override { return inner_->bad_lines(); }
+
+  absl::StatusOr<DataPosition> Position() const override {
+    ASSIGN_OR_RETURN(DataPosition position, inner_->Position());
+    position.set_file_index(-1);
+    position.clear_file();
+    position.clear_offset();
+    position.set_examples_done(examples_done_.load());
+    return position;
+  }
+
+ private:
+  // Replaces `batch` with up to n examples; false when none is left.
+  absl::StatusOr<bool> Fill(Batch* batch, int n) {
     RETURN_IF_ERROR(error_);
     Batch out;
     out.num_slots = in_.num_slots;
     out.num_dense = in_.num_dense;
-    while (out.size() < batch_size_) {
+    while (out.size() < n) {
       if (in_row_ < in_.size()) {
         if (shuffler_.full()) shuffler_.TakeRandom(&out);
         shuffler_.Put(in_, in_row_++);
@@ -98,10 +131,6 @@ class ShufflingReader final : public DataReader {
     return batch->size() > 0;
   }
 
-  int64_t lines_read() const override { return inner_->lines_read(); }
-  int64_t bad_lines() const override { return inner_->bad_lines(); }
-
- private:
   const std::unique_ptr<DataReader> inner_;
   const int batch_size_;
   ExampleShuffler shuffler_;
@@ -109,15 +138,17 @@ class ShufflingReader final : public DataReader {
   int in_row_ = 0;  // next example of in_ to buffer
   bool input_done_ = false;
   absl::Status error_;
+  int64_t skip_left_;  // examples still to drop before the first return
+  std::atomic<int64_t> examples_done_;  // skipped + returned
 };
 
 }  // namespace
 
 std::unique_ptr<DataReader> NewShufflingReader(
     std::unique_ptr<DataReader> inner, int batch_size, int capacity,
-    uint64_t seed) {
+    uint64_t seed, int64_t skip) {
   return std::make_unique<ShufflingReader>(std::move(inner), batch_size,
-                                           capacity, seed);
+                                           capacity, seed, skip);
 }
 
 }  // namespace ps

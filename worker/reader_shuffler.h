@@ -67,11 +67,15 @@ uint64_t ShuffleSeed(uint64_t seed, int rank);
 // A DataReader returning the examples of `inner`, in batches of up to
 // `batch_size`, through an ExampleShuffler of `capacity` examples seeded with
 // `seed`. Errors of `inner` are passed on (and stick); lines_read and
-// bad_lines are the inner reader's.
-// REQUIRES: batch_size >= 1, capacity >= 1.
+// bad_lines are the inner reader's. The first `skip` examples it would
+// return are dropped (resuming: the order does not depend on how the
+// examples are cut into batches). Its Position() is the inner reader's epoch
+// and worker with file_index -1 and examples_done = skip + examples
+// returned.
+// REQUIRES: batch_size >= 1, capacity >= 1, skip >= 0.
 std::unique_ptr<DataReader> NewShufflingReader(
     std::unique_ptr<DataReader> inner, int batch_size, int capacity,
-    uint64_t seed);
+    uint64_t seed, int64_t skip = 0);
 
 }  // namespace ps
 

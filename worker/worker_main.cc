@@ -1,6 +1,10 @@
 // ps_worker --config JOB --rank j: trains on this worker's share of the data,
 // pushing gradients to the servers; worker 0 then evaluates the eval files.
 // Writes --result_file (JSON) with its figures.
+//
+// ps_worker --predict --export_dir D --data F --output P: scores data file F
+// with the exported model in D (worker/export_model.h) and writes one
+// probability per line of F to P; needs no servers and no --config.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -12,6 +16,7 @@
 #include "common/status_macros.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
+#include "worker/export_model.h"
 #include "worker/worker_job.h"
 
 DEFINE_string(config, "", "job config file (.pbtxt)");
@@ -24,6 +29,12 @@ DEFINE_string(data_dir, "", "overrides data.generate.output_dir");
 DEFINE_string(metrics_dir, "", "overrides training.metrics_dir");
 DEFINE_string(result_file, "", "where to write this worker's results (JSON)");
 DEFINE_int32(blas_threads, 1, "BLAS threads of the CPU backend");
+DEFINE_bool(predict, false, "score --data with the export in --export_dir "
+                            "into --output instead of training");
+DEFINE_string(export_dir, "", "--predict: folder of the exported model");
+DEFINE_string(data, "", "--predict: data file to score (the model's format)");
+DEFINE_string(output, "", "--predict: where to write one probability per "
+                          "line");
 
 namespace {
 
@@ -46,6 +57,36 @@ std::string ToJson(int rank, const ps::WorkerJobResult& r) {
   return json + "}\n";
 }
 
+// --predict mode; returns the exit code.
+int Predict() {
+  if (FLAGS_export_dir.empty() || FLAGS_data.empty() || FLAGS_output.empty()) {
+    LOG(ERROR) << "--predict needs --export_dir, --data and --output";
+    return 2;
+  }
+  auto model = ps::ExportedModel::LoadDir(FLAGS_export_dir);
+  if (!model.ok()) {
+    LOG(ERROR) << "cannot load the export: " << model.status().message();
+    return 1;
+  }
+  ps::BackendOptions backend_options;
+  backend_options.threads = FLAGS_blas_threads;
+  auto backend = ps::Backend::CreateCpu(backend_options);
+  if (!backend.ok()) {
+    LOG(ERROR) << backend.status().message();
+    return 1;
+  }
+  auto lines = ps::PredictFile(**model, FLAGS_data, FLAGS_output,
+                               backend->get());
+  if (!lines.ok()) {
+    LOG(ERROR) << "predict failed: " << lines.status().message();
+    return 1;
+  }
+  LOG(INFO) << "scored " << *lines << " lines of " << FLAGS_data
+            << " with the export of step " << (*model)->step() << " into "
+            << FLAGS_output;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -53,6 +94,7 @@ int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
+  if (FLAGS_predict) return Predict();
 
   ps::ConfigOverrides overrides;
   overrides.data_dir = FLAGS_data_dir;

@@ -1,0 +1,182 @@
+// Checksummed files (common/checksummed_file.h): round trips, and every way
+// a file can be damaged is refused with a message naming it.
+#include "common/checksummed_file.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace ps {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kMagic[] = "PSTEST01";
+
+class ChecksummedFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/checksummed_" + std::to_string(getpid()) +
+           "_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+
+  static std::string ReadAll(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  static void WriteAll(const std::string& path, const std::string& data) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << data;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(ChecksummedFileTest, RoundTripOfStreamedPayload) {
+  const std::string path = Path("data.bin");
+  auto writer = ChecksummedWriter::Create(path, kMagic, 2);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  std::vector<float> floats(300000);
+  for (size_t i = 0; i < floats.size(); ++i) floats[i] = i * 0.5f - 7;
+  ASSERT_TRUE((*writer)->AppendU64(floats.size()).ok());
+  ASSERT_TRUE((*writer)->AppendFloats(floats).ok());  // > the 1 MiB buffer
+  ASSERT_TRUE(AppendString(writer->get(), "name").ok());
+  // An empty append (a null data pointer) leaves the checksum alone.
+  ASSERT_TRUE((*writer)->AppendFloats(std::vector<float>()).ok());
+  auto digest = (*writer)->Close();
+  ASSERT_TRUE(digest.ok()) << digest.status();
+
+  // The digest is the whole file's, as DigestFile computes it.
+  auto again = DigestFile(path);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(digest->size, again->size);
+  EXPECT_EQ(digest->crc32, again->crc32);
+  EXPECT_EQ(digest->size,
+            static_cast<int64_t>(16 + 8 + 4 * floats.size() + 8 + 4 + 16));
+
+  auto reader = ChecksummedReader::Open(path, kMagic, 2);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ((*reader)->version(), 2u);
+  auto n = (*reader)->ReadU64();
+  ASSERT_TRUE(n.ok());
+  ASSERT_EQ(*n, floats.size());
+  std::vector<float> back(*n);
+  ASSERT_TRUE((*reader)->ReadFloats(absl::MakeSpan(back)).ok());
+  auto name = (*reader)->ReadString(100);
+  ASSERT_TRUE(name.ok()) << name.status();
+  EXPECT_EQ(*name, "name");
+  EXPECT_TRUE((*reader)->Finish().ok());
+  EXPECT_EQ(back, floats);
+}
+
+TEST_F(ChecksummedFileTest, DigestIsZlibCrc32) {
+  WriteAll(Path("check"), "123456789");
+  auto digest = DigestFile(Path("check"));
+  ASSERT_TRUE(digest.ok());
+  EXPECT_EQ(digest->size, 9);
+  EXPECT_EQ(digest->crc32, 0xCBF43926u);  // the CRC-32 check value
+}
+
+TEST_F(ChecksummedFileTest, TruncatedFileIsDataLossNamingIt) {
+  const std::string path = Path("t.bin");
+  ASSERT_TRUE(
+      WriteChecksummedFile(path, kMagic, 1, std::string(1000, 'x')).ok());
+  std::string data = ReadAll(path);
+  for (size_t keep :
+       {data.size() - 1, data.size() - 20, size_t{20}, size_t{3}}) {
+    WriteAll(path, data.substr(0, keep));
+    auto read = ReadChecksummedFile(path, kMagic, 1);
+    ASSERT_FALSE(read.ok()) << keep;
+    EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss) << keep;
+    EXPECT_THAT(read.status().message(), HasSubstr(path));
+    EXPECT_THAT(read.status().message(), HasSubstr("truncated"));
+  }
+}
+
+TEST_F(ChecksummedFileTest, FlippedPayloadByteIsChecksumMismatch) {
+  const std::string path = Path("c.bin");
+  ASSERT_TRUE(
+      WriteChecksummedFile(path, kMagic, 1, std::string(1000, 'x')).ok());
+  std::string data = ReadAll(path);
+  data[500] ^= 1;
+  WriteAll(path, data);
+  auto read = ReadChecksummedFile(path, kMagic, 1);
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(read.status().message(), HasSubstr(path));
+  EXPECT_THAT(read.status().message(), HasSubstr("checksum mismatch"));
+}
+
+TEST_F(ChecksummedFileTest, OtherKindAndNewerVersionAreRefused) {
+  const std::string path = Path("k.bin");
+  ASSERT_TRUE(WriteChecksummedFile(path, "PSOTHER1", 1, "abc").ok());
+  auto other = ReadChecksummedFile(path, kMagic, 1);
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(other.status().message(), HasSubstr("PSOTHER1"));
+
+  ASSERT_TRUE(WriteChecksummedFile(path, kMagic, 3, "abc").ok());
+  auto newer = ReadChecksummedFile(path, kMagic, 2);
+  EXPECT_EQ(newer.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(newer.status().message(), HasSubstr("format version 3"));
+
+  EXPECT_EQ(ReadChecksummedFile(Path("none"), kMagic, 1).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ChecksummedWriter::Create(path, "short", 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ChecksummedFileTest, ReadingPastThePayloadIsDataLoss) {
+  const std::string path = Path("s.bin");
+  ASSERT_TRUE(WriteChecksummedFile(path, kMagic, 1, "abc").ok());
+  auto reader = ChecksummedReader::Open(path, kMagic, 1);
+  ASSERT_TRUE(reader.ok());
+  char buf[8];
+  absl::Status s = (*reader)->Read(buf, 4);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(s.message(), HasSubstr("only 3 left"));
+  // A length field larger than the payload is refused, not allocated.
+  ASSERT_TRUE(
+      WriteChecksummedFile(path, kMagic, 1, std::string(8, '\xff')).ok());
+  reader = ChecksummedReader::Open(path, kMagic, 1);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ((*reader)->ReadString(1 << 20).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST_F(ChecksummedFileTest, UnreadPayloadFailsFinish) {
+  const std::string path = Path("u.bin");
+  ASSERT_TRUE(WriteChecksummedFile(path, kMagic, 1, "abcdef").ok());
+  auto reader = ChecksummedReader::Open(path, kMagic, 1);
+  ASSERT_TRUE(reader.ok());
+  char buf[3];
+  ASSERT_TRUE((*reader)->Read(buf, 3).ok());
+  absl::Status s = (*reader)->Finish();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(s.message(), HasSubstr("3 unexpected trailing"));
+}
+
+TEST_F(ChecksummedFileTest, WriteFileAtomicallyReplacesContents) {
+  const std::string path = Path("LATEST");
+  ASSERT_TRUE(WriteFileAtomically(path, "one\n").ok());
+  ASSERT_TRUE(WriteFileAtomically(path, "two\n").ok());
+  EXPECT_EQ(ReadAll(path), "two\n");
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_EQ(WriteFileAtomically(Path("no/such/dir/x"), "a").code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace ps
