@@ -125,6 +125,42 @@ absl::Status CheckOptimizer(const Validator& v, const std::string& path,
   return absl::OkStatus();
 }
 
+absl::Status CheckAccessor(const Validator& v, const std::string& path,
+                          const AccessorConfig& a) {
+  if (a.min_count() < 1) {
+    return v.Error(path + ".min_count",
+                   absl::StrCat("must be >= 1, got ", a.min_count()));
+  }
+  if (a.max_pending_keys() < 1) {
+    return v.Error(path + ".max_pending_keys",
+                   absl::StrCat("must be >= 1, got ", a.max_pending_keys()));
+  }
+  if (a.max_unseen_steps() < 0) {
+    return v.Error(path + ".max_unseen_steps",
+                   absl::StrCat("must be >= 0, got ", a.max_unseen_steps()));
+  }
+  if (a.shrink_every_steps() < 0) {
+    return v.Error(path + ".shrink_every_steps",
+                   absl::StrCat("must be >= 0, got ", a.shrink_every_steps()));
+  }
+  if (!std::isfinite(a.score_half_life_steps()) ||
+      a.score_half_life_steps() < 0) {
+    return v.Error(path + ".score_half_life_steps",
+                   absl::StrCat("must be >= 0, got ",
+                                a.score_half_life_steps()));
+  }
+  for (const auto& [name, value] :
+       {std::make_pair("min_score", a.min_score()),
+        std::make_pair("nonclick_weight", a.nonclick_weight()),
+        std::make_pair("click_weight", a.click_weight())}) {
+    if (!std::isfinite(value)) {
+      return v.Error(path + "." + name,
+                     absl::StrCat("must be finite, got ", value));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckEndpoint(const Validator& v, const std::string& path,
                            const std::string& endpoint) {
   size_t colon = endpoint.rfind(':');
@@ -171,6 +207,21 @@ absl::Status CheckModelSlots(const Validator& v, const JobConfig& c) {
       CheckModelSlotList(v, "wide_slots", c.model().wide_slots(), num_slots));
   return CheckModelSlotList(v, "deep_slots", c.model().deep_slots(),
                             num_slots);
+}
+
+// checkpoint: a directory when present, non-negative periods, keep >= 1.
+absl::Status CheckCheckpoint(const Validator& v, const JobConfig& c) {
+  if (!c.has_checkpoint()) return absl::OkStatus();
+  const CheckpointConfig& ck = c.checkpoint();
+  if (ck.dir().empty()) {
+    return v.Error("checkpoint.dir",
+                   "is required when a checkpoint section is present");
+  }
+  RETURN_IF_ERROR(v.Range<int64_t>("checkpoint.every_steps", ck.every_steps(),
+                                   0, int64_t{1} << 50));
+  RETURN_IF_ERROR(v.Range("checkpoint.every_minutes", ck.every_minutes(), 0,
+                          525600));
+  return v.Range("checkpoint.keep", ck.keep(), 1, 1000);
 }
 
 absl::Status Validate(const Validator& v, const JobConfig& c) {
@@ -229,6 +280,9 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
       return v.Error(path + ".storage.memory_budget_bytes",
                      absl::StrCat("must be >= 0, got ",
                                   storage.memory_budget_bytes()));
+    }
+    if (table.has_accessor()) {
+      RETURN_IF_ERROR(CheckAccessor(v, path + ".accessor", table.accessor()));
     }
   }
 
@@ -413,6 +467,7 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
                                   "], got ", tr.calibration_slot()));
     }
   }
+  RETURN_IF_ERROR(CheckCheckpoint(v, c));
   return absl::OkStatus();
 }
 

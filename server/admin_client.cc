@@ -118,6 +118,28 @@ absl::Status StopServers(const AdminOptions& options) {
   return Combined(errors);
 }
 
+absl::StatusOr<std::vector<ShrinkResponse>> ShrinkServers(
+    const AdminOptions& options) {
+  std::vector<ShrinkResponse> result;
+  std::vector<absl::Status> errors;
+  ShrinkRequest request;
+  for (const std::string& t : options.tables) request.add_tables(t);
+  for (size_t i = 0; i < options.servers.size(); ++i) {
+    grpc::ClientContext context;
+    SetDeadline(options, &context);
+    ShrinkResponse response;
+    grpc::Status status =
+        StubFor(options.servers[i])->Shrink(&context, request, &response);
+    if (!status.ok()) {
+      errors.push_back(FromGrpcStatus(status, ServerName(options, i), "Shrink"));
+      continue;
+    }
+    result.push_back(std::move(response));
+  }
+  if (!errors.empty()) return Combined(errors);
+  return result;
+}
+
 std::string FormatStatsTable(const std::vector<ServerStats>& servers) {
   std::string out;
   for (const ServerStats& s : servers) {
@@ -126,16 +148,20 @@ std::string FormatStatsTable(const std::vector<ServerStats>& servers) {
                     ")\n");
     absl::StrAppendFormat(&out,
                           "  %-4s %-16s %5s %12s %12s %10s %12s %12s %10s "
-                          "%10s\n",
+                          "%10s %10s %10s %10s %10s %10s\n",
                           "id", "sparse table", "dim", "rows in mem",
                           "rows on disk", "memory", "hits", "misses",
-                          "evictions", "writebacks");
+                          "evictions", "writebacks", "step", "pending",
+                          "admitted", "dropped", "shrunk");
     for (const SparseTableStats& t : st.sparse_tables()) {
       absl::StrAppendFormat(
-          &out, "  %-4d %-16s %5d %12d %12d %10s %12d %12d %10d %10d\n",
+          &out,
+          "  %-4d %-16s %5d %12d %12d %10s %12d %12d %10d %10d %10d %10d "
+          "%10d %10d %10d\n",
           t.table_id(), t.name(), t.dim(), t.rows_in_memory(),
           t.rows_on_disk(), Bytes(t.memory_bytes()), t.hits(), t.misses(),
-          t.evictions(), t.write_backs());
+          t.evictions(), t.write_backs(), t.step(), t.pending_admissions(),
+          t.admitted(), t.dropped_pushes(), t.shrunk());
     }
     absl::StrAppendFormat(&out, "  %-4s %-16s %12s\n", "id", "dense table",
                           "floats held");
@@ -187,7 +213,8 @@ std::string FormatStatsLine(const StatsResponse& stats) {
         t.rows_in_memory(), ", disk ", t.rows_on_disk(),
         ") mem=", Bytes(t.memory_bytes()), " hit=", t.hits(),
         " miss=", t.misses(), " evict=", t.evictions(),
-        " wb=", t.write_backs()));
+        " wb=", t.write_backs(), " pending=", t.pending_admissions(),
+        " shrunk=", t.shrunk()));
   }
   for (const DenseTableStats& t : stats.dense_tables()) {
     parts.push_back(
@@ -207,12 +234,14 @@ std::string CtlUsage() {
          "[--timeout_ms N] [--reason TEXT] COMMAND\n"
          "commands:\n"
          "  stats   print every server's tables and push counts\n"
+         "  shrink  delete old and low-score rows now (--tables a,b; "
+         "default every table)\n"
          "  stop    send Shutdown (with --reason) to every server\n";
 }
 
 int RunCtlCommand(const AdminOptions& options, const std::string& command,
                   std::ostream& out, std::ostream& err) {
-  if (command != "stats" && command != "stop") {
+  if (command != "stats" && command != "stop" && command != "shrink") {
     err << "ps_ctl: unknown command '" << command << "'\n" << CtlUsage();
     return 2;
   }
@@ -227,6 +256,26 @@ int RunCtlCommand(const AdminOptions& options, const std::string& command,
       return 1;
     }
     out << "sent Shutdown to " << options.servers.size() << " server(s)\n";
+    return 0;
+  }
+  if (command == "shrink") {
+    auto shrunk = ShrinkServers(options);
+    if (!shrunk.ok()) {
+      err << "ps_ctl: " << shrunk.status().message() << "\n";
+      return 1;
+    }
+    int64_t removed = 0, left = 0;
+    for (const ShrinkResponse& r : *shrunk) {
+      for (const ShrinkResult& t : r.tables()) {
+        out << "server " << r.server_rank() << " table '" << t.table()
+            << "' at step " << t.step() << ": removed " << t.removed()
+            << " rows, " << t.rows_left() << " left\n";
+        removed += t.removed();
+        left += t.rows_left();
+      }
+    }
+    out << "shrink: removed " << removed << " rows in all, " << left
+        << " left\n";
     return 0;
   }
   auto stats = CollectStats(options);

@@ -28,6 +28,8 @@ struct AdminOptions {
   bool json = false;
   // `stop`: the reason the servers log. Default: "ps_ctl stop".
   std::string stop_reason = "ps_ctl stop";
+  // `shrink`: tables to shrink by name; empty: every table.
+  std::vector<std::string> tables;
 };
 
 // The answer of one server.
@@ -46,6 +48,12 @@ absl::StatusOr<std::vector<ServerStats>> CollectStats(
 // failed; the error names every server that did not take it.
 absl::Status StopServers(const AdminOptions& options);
 
+// Sends Shrink (options.tables) to every server, even after one failed.
+// Returns each server's answer in list order; the error names every server
+// that failed (e.g. an unknown table).
+absl::StatusOr<std::vector<ShrinkResponse>> ShrinkServers(
+    const AdminOptions& options);
+
 // A readable multi-line table per server.
 std::string FormatStatsTable(const std::vector<ServerStats>& servers);
 // A JSON array with one object {"endpoint": ..., "stats": {...}} per server
@@ -55,7 +63,7 @@ std::string FormatStatsJson(const std::vector<ServerStats>& servers);
 // miss=.. evict=.. wb=..; dense model 66 floats; pushes sparse=3 dense=3".
 std::string FormatStatsLine(const StatsResponse& stats);
 
-// Runs ps_ctl's `command` ("stats" or "stop"), printing results to `out` and
+// Runs ps_ctl's `command` ("stats", "shrink" or "stop"), printing results to `out` and
 // errors to `err`. Returns the exit code: 0 on success, 1 when a server
 // failed, 2 for an unknown command or no servers (usage printed to `err`).
 int RunCtlCommand(const AdminOptions& options, const std::string& command,

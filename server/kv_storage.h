@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -45,6 +46,17 @@ class KvStore {
   [[nodiscard]] virtual absl::Status Write(
       absl::Span<const std::pair<std::string, std::string>> puts) = 0;
 
+  // Deletes every key (one batch); all or nothing. Absent keys are fine.
+  [[nodiscard]] virtual absl::Status Delete(
+      absl::Span<const std::string> keys) = 0;
+
+  // Calls visit(key, value) for every stored pair in key order, over a
+  // consistent snapshot, until visit returns false. The views are valid
+  // only during the call.
+  [[nodiscard]] virtual absl::Status Scan(
+      absl::FunctionRef<bool(absl::string_view key, absl::string_view value)>
+          visit) = 0;
+
   // Keys stored (an estimate).
   virtual int64_t EstimateNumKeys() const = 0;
 };
@@ -60,9 +72,9 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKv(
 std::string SupportedCompressions();
 
 // For tests: forwards to `base` but fails, with Unavailable("injected ...")
-// naming the base store, every read (MultiGet) or write once the number of
-// reads or writes done reaches a threshold set by FailReadsFrom /
-// FailWritesFrom, until Heal().
+// naming the base store, every read (MultiGet, Scan) or write (Write,
+// Delete) once the number of reads or writes done reaches a threshold set by
+// FailReadsFrom / FailWritesFrom, until Heal().
 class FaultyKvStore final : public KvStore {
  public:
   explicit FaultyKvStore(std::unique_ptr<KvStore> base)
@@ -104,9 +116,28 @@ class FaultyKvStore final : public KvStore {
     }
     return base_->Write(puts);
   }
+  absl::Status Delete(absl::Span<const std::string> keys) override {
+    if (Fails(writes_++, fail_writes_from_)) {
+      return absl::UnavailableError(absl::StrCat(
+          base_->description(), ": injected delete failure (", keys.size(),
+          " keys)"));
+    }
+    return base_->Delete(keys);
+  }
+  absl::Status Scan(
+      absl::FunctionRef<bool(absl::string_view, absl::string_view)> visit)
+      override {
+    if (Fails(reads_++, fail_reads_from_)) {
+      return absl::UnavailableError(
+          absl::StrCat(base_->description(), ": injected scan failure"));
+    }
+    return base_->Scan(visit);
+  }
   int64_t EstimateNumKeys() const override { return base_->EstimateNumKeys(); }
 
  private:
+  static bool Fails(int64_t n, int64_t from) { return from >= 0 && n >= from; }
+
   const std::unique_ptr<KvStore> base_;
   std::atomic<int64_t> fail_reads_from_{-1};
   std::atomic<int64_t> fail_writes_from_{-1};

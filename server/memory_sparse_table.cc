@@ -3,13 +3,16 @@
 // under its lock; the table then copies or updates them, prefetching rows a
 // few ahead, so the cache misses of neighbouring keys overlap.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <memory>
 #include <new>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/hash.h"
@@ -81,6 +84,77 @@ absl::Status CheckFinite(absl::Span<const float> values,
 
 namespace {
 
+// Admission counters of the keys not admitted yet, per sub-shard, each with
+// its own lock (taken inside the storage's sub-shard lock, never the other
+// way round). Bounded: a full sub-shard decrements every counter and drops
+// those at zero (Misra-Gries), so frequent keys keep their counts.
+class AdmissionCounters {
+ public:
+  AdmissionCounters(int shard_num, int min_count, int64_t max_keys)
+      : min_count_(static_cast<uint32_t>(min_count)),
+        cap_(std::max<size_t>(1, static_cast<size_t>(max_keys) / shard_num)),
+        shards_(shard_num) {}
+
+  // Counts a push of `key`; true (and forgets the key) at its min_count-th.
+  bool CountAndAdmit(uint64_t key) {
+    Shard& sh = shards_[SubShardForKey(key, static_cast<int>(shards_.size()))];
+    absl::MutexLock lock(&sh.mu);
+    auto it = sh.counts.find(key);
+    const uint32_t count = (it == sh.counts.end() ? 0 : it->second) + 1;
+    if (count >= min_count_) {
+      if (it != sh.counts.end()) sh.counts.erase(it);
+      return true;
+    }
+    if (it != sh.counts.end()) {
+      it->second = count;
+      return false;
+    }
+    while (sh.counts.size() >= cap_) {
+      for (auto c = sh.counts.begin(); c != sh.counts.end();) {
+        if (--c->second == 0) {
+          sh.counts.erase(c++);
+        } else {
+          ++c;
+        }
+      }
+    }
+    sh.counts.emplace(key, count);
+    return false;
+  }
+
+  int64_t pending() const {
+    int64_t n = 0;
+    for (const Shard& sh : shards_) {
+      absl::MutexLock lock(&sh.mu);
+      n += static_cast<int64_t>(sh.counts.size());
+    }
+    return n;
+  }
+
+ private:
+  struct Shard {
+    mutable absl::Mutex mu;
+    absl::flat_hash_map<uint64_t, uint32_t> counts ABSL_GUARDED_BY(mu);
+  };
+  const uint32_t min_count_;
+  const size_t cap_;
+  std::vector<Shard> shards_;
+};
+
+// Accessor floats at the end of a row.
+constexpr int kAccessorFloats = 3;  // show, click, last-seen step (bits)
+
+uint32_t LoadStep(const float* f) {
+  uint32_t v;
+  std::memcpy(&v, f, sizeof(v));
+  return v;
+}
+void StoreStep(float* f, int64_t step) {
+  const uint32_t v = static_cast<uint32_t>(
+      std::clamp<int64_t>(step, 0, std::numeric_limits<uint32_t>::max()));
+  std::memcpy(f, &v, sizeof(v));
+}
+
 class RuleSparseTable final : public SparseTable {
  public:
   RuleSparseTable(const SparseTableOptions& options,
@@ -90,10 +164,25 @@ class RuleSparseTable final : public SparseTable {
         rule_(std::move(rule)),
         storage_(std::move(storage)),
         dim_(options.dim),
-        stride_(storage_->stride()) {}
+        stride_(storage_->stride()),
+        acc_(options.has_accessor ? stride_ - kAccessorFloats : -1) {
+    if (options.has_accessor && options.accessor.min_count() > 1) {
+      admission_ = std::make_unique<AdmissionCounters>(
+          options.shard_num, options.accessor.min_count(),
+          options.accessor.max_pending_keys());
+    }
+  }
+
+  using SparseTable::AddDeltas;
+  using SparseTable::Push;
 
   const std::string& name() const override { return options_.name; }
   int dim() const override { return dim_; }
+  int stride() const override { return stride_; }
+  int64_t step() const override { return step_.load(); }
+  void SetThreadPool(ThreadPool* pool) override {
+    storage_->SetThreadPool(pool);
+  }
 
   absl::Status Pull(absl::Span<const uint64_t> keys,
                     absl::Span<float> values) override {
@@ -103,73 +192,199 @@ class RuleSparseTable final : public SparseTable {
     float* out = values.data();
     const size_t row_bytes = dim_ * sizeof(float);
     const size_t ahead = PrefetchDistance(row_bytes);
+    // With admission, pulls never make rows: only pushes count.
+    const bool create = admission_ == nullptr;
     return storage_->ForEachShardGroup(
-        keys, /*modify=*/false, [this](uint64_t key, float* row) { InitRow(key, row); },
+        keys, /*modify=*/false, [create](uint64_t) { return create; },
+        [this](uint64_t key, float* row) { InitRow(key, row); },
         [&](absl::Span<const uint32_t> idx, absl::Span<float* const> rows) {
           const size_t n = idx.size();
           for (size_t j = 0; j < std::min(n, ahead); ++j) {
-            PrefetchBytes</*kForWrite=*/false>(rows.data()[j], row_bytes);
+            if (rows[j] != nullptr) {
+              PrefetchBytes</*kForWrite=*/false>(rows[j], row_bytes);
+            }
           }
           for (size_t j = 0; j < n; ++j) {
-            if (j + ahead < n) {
-              PrefetchBytes</*kForWrite=*/false>(rows.data()[j + ahead],
-                                                 row_bytes);
+            if (j + ahead < n && rows[j + ahead] != nullptr) {
+              PrefetchBytes</*kForWrite=*/false>(rows[j + ahead], row_bytes);
             }
-            std::memcpy(out + static_cast<size_t>(idx.data()[j]) * dim_,
-                        rows.data()[j], row_bytes);
+            float* dst = out + static_cast<size_t>(idx[j]) * dim_;
+            if (rows[j] == nullptr) {
+              InitWeights(keys[idx[j]], dst);
+            } else {
+              std::memcpy(dst, rows[j], row_bytes);
+            }
           }
         });
   }
 
   absl::Status Push(absl::Span<const uint64_t> keys,
-                    absl::Span<const float> grads) override {
+                    absl::Span<const float> grads,
+                    const PushInfo& info) override {
     if (grads.size() != keys.size() * dim_) {
       return SizeError("push", keys.size(), grads.size());
     }
     RETURN_IF_ERROR(CheckFinite(
         grads, absl::StrCat("table '", options_.name, "' push gradient")));
-    std::vector<const float*> row_grads;
+    RETURN_IF_ERROR(CheckCounts(keys.size(), info));
+    const int64_t now = AdvanceStep(info.step);
     return storage_->ForEachShardGroup(
-        keys, /*modify=*/true, [this](uint64_t key, float* row) { InitRow(key, row); },
+        keys, /*modify=*/true, [this](uint64_t key) { return Admit(key); },
+        [this](uint64_t key, float* row) { InitRow(key, row); },
         [&](absl::Span<const uint32_t> idx, absl::Span<float* const> rows) {
-          row_grads.resize(idx.size());
+          std::vector<float*> live;
+          std::vector<const float*> row_grads;
+          live.reserve(idx.size());
+          row_grads.reserve(idx.size());
+          int64_t dropped = 0;
           for (size_t j = 0; j < idx.size(); ++j) {
-            row_grads[j] =
-                grads.data() + static_cast<size_t>(idx.data()[j]) * dim_;
+            if (rows[j] == nullptr) {
+              ++dropped;
+              continue;
+            }
+            live.push_back(rows[j]);
+            row_grads.push_back(grads.data() +
+                                static_cast<size_t>(idx[j]) * dim_);
+            if (acc_ >= 0) {
+              Count(rows[j], info.shows.empty() ? 1.0f : info.shows[idx[j]],
+                    info.clicks.empty() ? 0.0f : info.clicks[idx[j]], now);
+            }
           }
-          rule_->UpdateRows(dim_, rows, row_grads);
+          if (dropped > 0) dropped_pushes_.fetch_add(dropped);
+          rule_->UpdateRows(dim_, live, row_grads);
         });
   }
 
   absl::Status AddDeltas(absl::Span<const uint64_t> keys,
-                         absl::Span<const float> deltas) override {
+                         absl::Span<const float> deltas,
+                         const PushInfo& info) override {
     if (deltas.size() != keys.size() * dim_) {
       return SizeError("delta push", keys.size(), deltas.size());
     }
     RETURN_IF_ERROR(CheckFinite(
         deltas, absl::StrCat("table '", options_.name, "' push delta")));
+    const int64_t now = AdvanceStep(info.step);
     return storage_->ForEachShardGroup(
-        keys, /*modify=*/true, [this](uint64_t key, float* row) { InitRow(key, row); },
+        keys, /*modify=*/true, [this](uint64_t key) { return Admit(key); },
+        [this](uint64_t key, float* row) { InitRow(key, row); },
         [&](absl::Span<const uint32_t> idx, absl::Span<float* const> rows) {
+          int64_t dropped = 0;
           for (size_t j = 0; j < idx.size(); ++j) {
+            if (rows[j] == nullptr) {
+              ++dropped;
+              continue;
+            }
             const float* d = deltas.data() + static_cast<size_t>(idx[j]) * dim_;
             for (int i = 0; i < dim_; ++i) rows[j][i] += d[i];
+            if (acc_ >= 0) Count(rows[j], 1.0f, 0.0f, now);
           }
+          if (dropped > 0) dropped_pushes_.fetch_add(dropped);
         });
+  }
+
+  absl::StatusOr<int64_t> Shrink() override {
+    if (acc_ < 0) return 0;
+    const AccessorConfig& a = options_.accessor;
+    const bool by_age = a.max_unseen_steps() > 0;
+    const bool by_score = a.has_min_score();
+    if (!by_age && !by_score) return 0;
+    const int64_t now = step_.load();
+    ASSIGN_OR_RETURN(const int64_t removed,
+                     storage_->EraseIf([&](uint64_t, const float* row) {
+                       const int64_t unseen = now - LoadStep(row + acc_ + 2);
+                       if (by_age && unseen > a.max_unseen_steps()) return true;
+                       return by_score && Score(row, now) < a.min_score();
+                     }));
+    shrunk_.fetch_add(removed);
+    return removed;
+  }
+
+  absl::Status ForEachRow(
+      absl::FunctionRef<void(uint64_t, const float*)> visit) override {
+    return storage_->ForEachRow(visit);
   }
 
   absl::Status Flush() override { return storage_->Flush(); }
   int64_t size() const override { return storage_->size(); }
   int64_t memory_bytes() const override { return storage_->memory_bytes(); }
-  StorageStats stats() const override { return storage_->stats(); }
+  StorageStats stats() const override {
+    StorageStats stats = storage_->stats();
+    if (admission_ != nullptr) stats.pending_admissions = admission_->pending();
+    stats.admitted = admitted_.load();
+    stats.dropped_pushes = dropped_pushes_.load();
+    stats.shrunk = shrunk_.load();
+    return stats;
+  }
 
  private:
-  // Fills a new row: the key's initial weights, then the rule's state.
-  void InitRow(uint64_t key, float* row) const {
+  void InitWeights(uint64_t key, float* w) const {
     for (int i = 0; i < dim_; ++i) {
-      row[i] = InitialWeight(options_.initializer, options_.init_seed, key, i);
+      w[i] = InitialWeight(options_.initializer, options_.init_seed, key, i);
     }
-    rule_->InitState(absl::MakeSpan(row + dim_, stride_ - dim_));
+  }
+
+  // Fills a new row: the key's initial weights, the rule's state, and with
+  // an accessor no shows or clicks, seen now.
+  void InitRow(uint64_t key, float* row) const {
+    InitWeights(key, row);
+    const int state_end = acc_ >= 0 ? acc_ : stride_;
+    rule_->InitState(absl::MakeSpan(row + dim_, state_end - dim_));
+    if (acc_ >= 0) {
+      row[acc_] = 0.0f;
+      row[acc_ + 1] = 0.0f;
+      StoreStep(row + acc_ + 2, step_.load());
+    }
+  }
+
+  bool Admit(uint64_t key) {
+    if (admission_ != nullptr && !admission_->CountAndAdmit(key)) return false;
+    admitted_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+
+  // Factor by which counts decay over `steps` steps.
+  double Decay(int64_t steps) const {
+    const double half_life = options_.accessor.score_half_life_steps();
+    if (half_life <= 0 || steps <= 0) return 1.0;
+    return std::exp2(-static_cast<double>(steps) / half_life);
+  }
+
+  // Decays the row's counts to `now`, adds a push's, stamps `now`.
+  void Count(float* row, float show, float click, int64_t now) const {
+    const double f = Decay(now - LoadStep(row + acc_ + 2));
+    row[acc_] = static_cast<float>(row[acc_] * f + show);
+    row[acc_ + 1] = static_cast<float>(row[acc_ + 1] * f + click);
+    StoreStep(row + acc_ + 2, now);
+  }
+
+  double Score(const float* row, int64_t now) const {
+    const AccessorConfig& a = options_.accessor;
+    const double f = Decay(now - LoadStep(row + acc_ + 2));
+    const double show = row[acc_] * f;
+    const double click = row[acc_ + 1] * f;
+    return a.nonclick_weight() * (show - click) + a.click_weight() * click;
+  }
+
+  int64_t AdvanceStep(int64_t step) {
+    int64_t seen = step_.load();
+    while (step > seen && !step_.compare_exchange_weak(seen, step)) {
+    }
+    return std::max(seen, step);
+  }
+
+  absl::Status CheckCounts(size_t keys, const PushInfo& info) const {
+    for (const auto& [what, v] : {std::make_pair("shows", info.shows),
+                                  std::make_pair("clicks", info.clicks)}) {
+      if (!v.empty() && v.size() != keys) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("table '", options_.name, "' push: ", v.size(), " ",
+                         what, " for ", keys, " keys"));
+      }
+      RETURN_IF_ERROR(
+          CheckFinite(v, absl::StrCat("table '", options_.name, "' push ",
+                                      what)));
+    }
+    return absl::OkStatus();
   }
 
   absl::Status SizeError(absl::string_view op, size_t keys,
@@ -183,8 +398,19 @@ class RuleSparseTable final : public SparseTable {
   const std::unique_ptr<OptimizerRule> rule_;
   const std::unique_ptr<SparseStorage> storage_;
   const int dim_;
-  const int stride_;  // dim + state floats per row
+  const int stride_;  // dim + state (+ accessor) floats per row
+  const int acc_;     // first accessor float, or -1 without an accessor
+  std::unique_ptr<AdmissionCounters> admission_;
+  std::atomic<int64_t> step_{0};
+  std::atomic<int64_t> admitted_{0};
+  std::atomic<int64_t> dropped_pushes_{0};
+  std::atomic<int64_t> shrunk_{0};
 };
+
+int RowStride(const SparseTableOptions& options, const OptimizerRule& rule) {
+  return options.dim + rule.StateSize(options.dim) +
+         (options.has_accessor ? kAccessorFloats : 0);
+}
 
 absl::Status CheckOptions(const SparseTableOptions& options) {
   if (options.dim < 1 || options.dim > 4096) {
@@ -223,7 +449,7 @@ absl::StatusOr<std::unique_ptr<SparseTable>> SparseTable::Create(
   }
   ASSIGN_OR_RETURN(auto rule, OptimizerRule::Create(options.optimizer));
   MemoryStorageOptions storage;
-  storage.stride = options.dim + rule->StateSize(options.dim);
+  storage.stride = RowStride(options, *rule);
   storage.shard_num = options.shard_num;
   ASSIGN_OR_RETURN(auto memory, CreateMemoryStorage(storage));
   return std::unique_ptr<SparseTable>(std::make_unique<RuleSparseTable>(
@@ -237,8 +463,9 @@ absl::StatusOr<std::unique_ptr<SparseTable>> SparseTable::CreateTiered(
   TieredStorageOptions storage;
   storage.table_name = options.name;
   storage.dim = options.dim;
-  storage.rule_name = rule->Name();
-  storage.stride = options.dim + rule->StateSize(options.dim);
+  storage.rule_name =
+      absl::StrCat(rule->Name(), options.has_accessor ? "+accessor" : "");
+  storage.stride = RowStride(options, *rule);
   storage.num_servers = options.num_servers;
   storage.rank = options.rank;
   storage.shard_num = options.shard_num;

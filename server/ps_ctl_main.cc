@@ -1,4 +1,6 @@
-// ps_ctl --servers host:port,... [--json] stats|stop: the operator CLI.
+// ps_ctl --servers host:port,... [--json] stats|shrink|stop: the operator
+// CLI. `shrink` deletes old and low-score rows (--tables, default all) and
+// prints how many each server removed.
 // `stats` prints every server's tables and push counts (a table, or JSON
 // with --json); `stop` sends Shutdown with --reason to every server. Exit
 // code: 0 ok, 1 a server failed (the error names it), 2 bad usage. The logic
@@ -16,6 +18,7 @@ DEFINE_string(servers, "", "comma-separated host:port of the servers");
 DEFINE_bool(json, false, "stats: print JSON instead of a table");
 DEFINE_int32(timeout_ms, 5000, "deadline of each RPC");
 DEFINE_string(reason, "ps_ctl stop", "stop: the reason the servers log");
+DEFINE_string(tables, "", "shrink: comma-separated table names (default all)");
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(ps::CtlUsage());
@@ -35,5 +38,6 @@ int main(int argc, char** argv) {
   options.rpc_timeout = absl::Milliseconds(FLAGS_timeout_ms);
   options.json = FLAGS_json;
   options.stop_reason = FLAGS_reason;
+  options.tables = absl::StrSplit(FLAGS_tables, ',', absl::SkipWhitespace());
   return ps::RunCtlCommand(options, argv[1], std::cout, std::cerr);
 }

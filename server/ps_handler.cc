@@ -1,5 +1,8 @@
 #include "server/ps_handler.h"
 
+#include <algorithm>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/hash.h"
@@ -7,6 +10,7 @@
 #include "common/packing.h"
 #include "common/status_macros.h"
 #include "common/optimizer.h"
+#include "glog/logging.h"
 
 namespace ps {
 
@@ -28,6 +32,10 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
                      num_servers, " servers"));
   }
   std::unique_ptr<PsHandler> handler(new PsHandler(rank, num_servers));
+  // Large pushes and pulls split their sub-shard groups over the cores; the
+  // calling (gRPC) thread takes part.
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  handler->pool_ = std::make_unique<ThreadPool>(std::max(0, cores - 1));
   for (int t = 0; t < config.sparse_tables_size(); ++t) {
     const SparseTableConfig& tc = config.sparse_tables(t);
     SparseTableOptions options;
@@ -41,6 +49,8 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
     options.storage = tc.storage();
     options.rank = rank;
     options.num_servers = num_servers;
+    options.has_accessor = tc.has_accessor();
+    options.accessor = tc.accessor();
     // SparseTable::Create names the table in its own errors but passes the
     // rule's through as they are: check the rule here to name the table.
     absl::Status rule = OptimizerRule::Create(options.optimizer).status();
@@ -48,7 +58,13 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
       return Prefixed(absl::StrCat("table '", tc.name(), "': "), rule);
     }
     ASSIGN_OR_RETURN(auto table, SparseTable::Create(options));
+    table->SetThreadPool(handler->pool_.get());
     handler->sparse_.push_back(std::move(table));
+    const int64_t every =
+        tc.has_accessor() ? tc.accessor().shrink_every_steps() : 0;
+    handler->shrink_every_.push_back(every);
+    handler->next_shrink_.push_back(
+        std::make_unique<std::atomic<int64_t>>(every));
   }
   const ModelSpec spec = MakeModelSpec(config);
   DenseBlocks blocks{spec.dense_size, config.cluster().dense_block_size(),
@@ -125,15 +141,87 @@ absl::Status PsHandler::PushSparse(const PushSparseRequest& request) {
                    ViewPacked<uint64_t>(request.keys(), what + " keys"));
   ASSIGN_OR_RETURN(auto grads,
                    ViewPacked<float>(request.grads(), what + " gradients"));
+  ASSIGN_OR_RETURN(auto shows,
+                   ViewPacked<float>(request.shows(), what + " shows"));
+  ASSIGN_OR_RETURN(auto clicks,
+                   ViewPacked<float>(request.clicks(), what + " clicks"));
   RETURN_IF_ERROR(CheckKeysOwned(*table, keys));
+  PushInfo info;
+  info.step = request.step();
+  info.shows = shows;
+  info.clicks = clicks;
   if (request.is_delta()) {
-    RETURN_IF_ERROR(table->AddDeltas(keys, grads));
+    RETURN_IF_ERROR(table->AddDeltas(keys, grads, info));
   } else {
-    RETURN_IF_ERROR(table->Push(keys, grads));
+    RETURN_IF_ERROR(table->Push(keys, grads, info));
   }
-  absl::MutexLock lock(&counts_mu_);
-  PushCounts& c = push_counts_[request.worker_rank()];
-  ++(request.is_delta() ? c.sparse_deltas : c.sparse_gradients);
+  {
+    absl::MutexLock lock(&counts_mu_);
+    PushCounts& c = push_counts_[request.worker_rank()];
+    ++(request.is_delta() ? c.sparse_deltas : c.sparse_gradients);
+  }
+  MaybeShrink(request.table_id(), table->step());
+  return absl::OkStatus();
+}
+
+void PsHandler::MaybeShrink(size_t table_id, int64_t step) {
+  std::atomic<int64_t>& next = *next_shrink_[table_id];
+  int64_t due = next.load();
+  if (due <= 0 || step < due) return;
+  SparseTable& table = *sparse_[table_id];
+  const int64_t every = shrink_every_[table_id];
+  const int64_t following = (step / every + 1) * every;
+  // Claim this shrink; a concurrent caller that lost the race goes on.
+  if (!next.compare_exchange_strong(due, following)) return;
+  absl::StatusOr<int64_t> removed = table.Shrink();
+  if (!removed.ok()) {
+    LOG(ERROR) << "server " << rank_ << " table '" << table.name()
+               << "': scheduled shrink at step " << step
+               << " failed: " << removed.status();
+    return;
+  }
+  LOG(INFO) << "server " << rank_ << " table '" << table.name()
+            << "': scheduled shrink at step " << step << " removed "
+            << *removed << " rows, " << table.size() << " left";
+}
+
+absl::Status PsHandler::Shrink(const ShrinkRequest& request,
+                               ShrinkResponse* response) {
+  response->Clear();
+  response->set_server_rank(rank_);
+  std::vector<SparseTable*> tables;
+  for (const std::string& name : request.tables()) {
+    SparseTable* found = nullptr;
+    for (const auto& t : sparse_) {
+      if (t->name() == name) found = t.get();
+    }
+    if (found == nullptr) {
+      std::vector<std::string> have;
+      for (const auto& t : sparse_) have.push_back(t->name());
+      return absl::NotFoundError(absl::StrCat(
+          "shrink: no sparse table '", name, "' on server ", rank_,
+          " (has ", absl::StrJoin(have, ", "), ")"));
+    }
+    tables.push_back(found);
+  }
+  if (request.tables().empty()) {
+    for (const auto& t : sparse_) tables.push_back(t.get());
+  }
+  for (SparseTable* table : tables) {
+    absl::StatusOr<int64_t> removed = table->Shrink();
+    if (!removed.ok()) {
+      return Prefixed(absl::StrCat("shrink of table '", table->name(), "': "),
+                      removed.status());
+    }
+    ShrinkResult* out = response->add_tables();
+    out->set_table(table->name());
+    out->set_removed(*removed);
+    out->set_rows_left(table->size());
+    out->set_step(table->step());
+    LOG(INFO) << "server " << rank_ << " table '" << table->name()
+              << "': shrink at step " << table->step() << " removed "
+              << *removed << " rows, " << out->rows_left() << " left";
+  }
   return absl::OkStatus();
 }
 
@@ -199,6 +287,11 @@ void PsHandler::Stats(StatsResponse* response) const {
     out->set_misses(s.misses);
     out->set_evictions(s.evictions);
     out->set_write_backs(s.write_backs);
+    out->set_pending_admissions(s.pending_admissions);
+    out->set_admitted(s.admitted);
+    out->set_dropped_pushes(s.dropped_pushes);
+    out->set_shrunk(s.shrunk);
+    out->set_step(table.step());
   }
   for (size_t t = 0; t < dense_.size(); ++t) {
     DenseTableStats* out = response->add_dense_tables();

@@ -10,6 +10,7 @@
 #ifndef PS_SERVER_PS_HANDLER_H_
 #define PS_SERVER_PS_HANDLER_H_
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/config.pb.h"
+#include "common/thread_pool.h"
 #include "proto/ps.pb.h"
 #include "server/dense_table.h"
 #include "server/sparse_table.h"
@@ -47,6 +49,10 @@ class PsHandler {
                          PullDenseResponse* response);
   absl::Status PushDense(const PushDenseRequest& request);
 
+  // Shrinks the named tables (every table when none is named), logging what
+  // each removed. NotFound naming an unknown table (nothing shrunk then).
+  absl::Status Shrink(const ShrinkRequest& request, ShrinkResponse* response);
+
   // Rows stored per sparse table, for logs and tests.
   std::vector<int64_t> SparseRows() const;
   // The accepted push requests of worker `rank` (zeros when none).
@@ -67,8 +73,17 @@ class PsHandler {
   absl::Status CheckKeysOwned(const SparseTable& table,
                               absl::Span<const uint64_t> keys) const;
 
+  // Runs a table's scheduled shrink when `step` passed its next multiple of
+  // accessor.shrink_every_steps (one caller runs it, the others go on).
+  void MaybeShrink(size_t table_id, int64_t step);
+
   const int rank_;
   const int num_servers_;
+  // Per sparse table: accessor.shrink_every_steps, and the step of its next
+  // scheduled shrink (0: none).
+  std::vector<int64_t> shrink_every_;
+  std::vector<std::unique_ptr<std::atomic<int64_t>>> next_shrink_;
+  std::unique_ptr<ThreadPool> pool_;
   std::vector<std::unique_ptr<SparseTable>> sparse_;
   std::vector<std::unique_ptr<DenseTable>> dense_;
   mutable absl::Mutex counts_mu_;

@@ -59,4 +59,10 @@ grpc::ServerUnaryReactor* PsServiceImpl::Stats(
   return Done(context, absl::OkStatus());
 }
 
+grpc::ServerUnaryReactor* PsServiceImpl::Shrink(
+    grpc::CallbackServerContext* context, const ShrinkRequest* request,
+    ShrinkResponse* response) {
+  return Done(context, handler_->Shrink(*request, response));
+}
+
 }  // namespace ps

@@ -38,6 +38,9 @@ class PsServiceImpl final : public PsService::CallbackService {
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
                                   const StatsRequest* request,
                                   StatsResponse* response) override;
+  grpc::ServerUnaryReactor* Shrink(grpc::CallbackServerContext* context,
+                                   const ShrinkRequest* request,
+                                   ShrinkResponse* response) override;
 
  private:
   PsHandler* const handler_;

@@ -101,6 +101,31 @@ class RocksDbKv final : public KvStore {
                      absl::StrCat("write of ", puts.size(), " rows"));
   }
 
+  absl::Status Delete(absl::Span<const std::string> keys) override {
+    rocksdb::WriteBatch batch;
+    for (const std::string& key : keys) {
+      rocksdb::Status s = batch.Delete(key);
+      if (!s.ok()) return FromRocks(s, description_, "batching a delete");
+    }
+    return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), description_,
+                     absl::StrCat("delete of ", keys.size(), " rows"));
+  }
+
+  absl::Status Scan(
+      absl::FunctionRef<bool(absl::string_view, absl::string_view)> visit)
+      override {
+    rocksdb::ReadOptions options;
+    options.fill_cache = false;  // a scan would evict the hot blocks
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (!visit(absl::string_view(it->key().data(), it->key().size()),
+                 absl::string_view(it->value().data(), it->value().size()))) {
+        break;
+      }
+    }
+    return FromRocks(it->status(), description_, "scan");
+  }
+
   int64_t EstimateNumKeys() const override {
     uint64_t n = 0;
     if (!db_->GetIntProperty("rocksdb.estimate-num-keys", &n)) return 0;

@@ -12,7 +12,8 @@
 //
 // Thread-safety: every method may be called concurrently. Keys are split
 // into sub-shards (common/hash.h SubShardForKey), each with its own lock;
-// ForEachShardGroup holds one sub-shard lock at a time.
+// ForEachShardGroup holds one sub-shard lock at a time per thread, and with
+// a thread pool works on several groups at once (see ForEachShardGroup).
 #ifndef PS_SERVER_SPARSE_STORAGE_H_
 #define PS_SERVER_SPARSE_STORAGE_H_
 
@@ -21,6 +22,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 
 namespace ps {
@@ -38,33 +40,67 @@ struct StorageStats {
   int64_t evictions = 0;
   int64_t write_backs = 0;
   int64_t memory_bytes = 0;
+  // Accessor counters, filled by the table (sparse_table.h), not the
+  // storage: keys counted but not yet admitted, rows admitted, pushes of
+  // not-admitted keys dropped, rows deleted by shrink.
+  int64_t pending_admissions = 0;
+  int64_t admitted = 0;
+  int64_t dropped_pushes = 0;
+  int64_t shrunk = 0;
 };
+
+class ThreadPool;
 
 class SparseStorage {
  public:
+  // Whether a key without a row gets one now (admission).
+  using AdmitFn = absl::FunctionRef<bool(uint64_t key)>;
   // Fills a new row (stride floats) of `key`.
   using InitRow = absl::FunctionRef<void(uint64_t key, float* row)>;
   // Works on one sub-shard group: rows[j] is the row of keys[idx[j]], idx in
-  // increasing order; duplicate keys share one row.
+  // increasing order; duplicate keys share one row; nullptr for a key
+  // without a row that admit refused.
   using GroupFn = absl::FunctionRef<void(absl::Span<const uint32_t> idx,
                                          absl::Span<float* const> rows)>;
+  // A row to delete? (key, row of stride floats).
+  using RowPredicate = absl::FunctionRef<bool(uint64_t key, const float* row)>;
+  using RowVisitor = absl::FunctionRef<void(uint64_t key, const float* row)>;
 
   virtual ~SparseStorage() = default;
 
   // Floats per row.
   virtual int stride() const = 0;
 
-  // Groups `keys` by sub-shard. For each group in turn, with its sub-shard
-  // locked: finds every row of the group, creating missing ones with `init`,
-  // then calls fn(idx, rows). `modify` says whether fn writes the rows (a
-  // tiered storage then marks them dirty). The rows are valid only inside
-  // fn.
+  // Groups `keys` by sub-shard. For each group, with its sub-shard locked:
+  // finds every row of the group; a key without a row (in any tier) gets a
+  // new one filled by `init` when admit(key) says so; then calls
+  // fn(idx, rows). `modify` says whether fn writes the rows (a tiered
+  // storage then marks them dirty). The rows are valid only inside fn.
+  // With a thread pool set (SetThreadPool) and enough keys, groups run in
+  // parallel on the pool and the calling thread, so admit, init and fn must
+  // be safe to call concurrently for different sub-shards.
   // Errors (tiered storage only: a disk read or write-back failed, or a
-  // stored row is malformed) leave the failing group and the ones after it
-  // untouched (fn not called for them); the groups before it were done.
+  // stored row is malformed) leave the failing group untouched (fn not
+  // called for it) and the first error is returned; other groups may have
+  // been done (sequentially: exactly the groups before the failing one).
   [[nodiscard]] virtual absl::Status ForEachShardGroup(
-      absl::Span<const uint64_t> keys, bool modify, InitRow init,
-      GroupFn fn) = 0;
+      absl::Span<const uint64_t> keys, bool modify, AdmitFn admit,
+      InitRow init, GroupFn fn) = 0;
+
+  // Deletes, from every tier, each row for which pred(key, row) is true;
+  // returns how many it deleted. Takes one sub-shard lock at a time, so
+  // pulls and pushes go on meanwhile. Tiered: a disk scan or delete error,
+  // after which the rows deleted so far stay deleted.
+  [[nodiscard]] virtual absl::StatusOr<int64_t> EraseIf(RowPredicate pred) = 0;
+
+  // Calls visit(key, row) once for every stored row, e.g. to dump or export
+  // a table. Rows changed concurrently may be seen before or after the
+  // change. Tiered: writes dirty rows back first, then scans the disk tier.
+  [[nodiscard]] virtual absl::Status ForEachRow(RowVisitor visit) = 0;
+
+  // Runs sub-shard groups of large calls on `pool` (not owned; nullptr:
+  // sequentially on the caller's thread, the default). Call before use.
+  void SetThreadPool(ThreadPool* pool) { pool_ = pool; }
 
   // Makes every row durable (tiered: writes dirty rows back). Memory: no-op.
   [[nodiscard]] virtual absl::Status Flush() = 0;
@@ -74,7 +110,16 @@ class SparseStorage {
   // Bytes used in memory by rows and index (approximate).
   virtual int64_t memory_bytes() const = 0;
   virtual StorageStats stats() const = 0;
+
+ protected:
+  ThreadPool* pool() const { return pool_; }
+
+ private:
+  ThreadPool* pool_ = nullptr;
 };
+
+// Keys per call from which ForEachShardGroup runs groups on the pool.
+inline constexpr size_t kParallelGroupKeys = 2048;
 
 // Positions of `keys` sorted by sub-shard: for sub-shard s, the positions
 // order[begin[s] .. begin[s + 1]) in increasing order. begin has
@@ -82,6 +127,13 @@ class SparseStorage {
 void GroupBySubShard(absl::Span<const uint64_t> keys, int shard_num,
                      std::vector<uint32_t>* order,
                      std::vector<uint32_t>* begin);
+
+// Calls group(s) for every sub-shard s with keys (begin[s] < begin[s + 1]):
+// in turn, stopping at the first error, or, with a pool and at least
+// kParallelGroupKeys keys, in parallel on the pool. Returns the first error
+// (in sub-shard order).
+absl::Status RunShardGroups(ThreadPool* pool, absl::Span<const uint32_t> begin,
+                            absl::FunctionRef<absl::Status(size_t s)> group);
 
 }  // namespace ps
 

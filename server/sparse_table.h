@@ -11,6 +11,13 @@
 // key. Pull and Push are thread-safe; keys are split into sub-shards
 // (common/hash.h SubShardForKey), each with its own lock, so calls touching
 // different sub-shards never contend.
+//
+// With an accessor (options.accessor, see AccessorConfig in
+// proto/config.proto) a row is [weights (dim) | rule state | show | click |
+// last-seen step]: pushes add their shows and clicks (decayed to the current
+// step) and stamp the step; admission (min_count > 1) gives a key a row only
+// at its min_count-th push, counting it meanwhile in bounded per-sub-shard
+// counters; Shrink deletes old and low-score rows.
 #ifndef PS_SERVER_SPARSE_TABLE_H_
 #define PS_SERVER_SPARSE_TABLE_H_
 
@@ -18,6 +25,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "proto/config.pb.h"
@@ -38,6 +46,9 @@ struct SparseTableOptions {
   // Where rows live (type, memory budget, root dir, RocksDB settings).
   // Default: MEMORY.
   SparseStorageConfig storage;
+  // Counts, admission and shrink (see the file comment). Default: none.
+  bool has_accessor = false;
+  AccessorConfig accessor;
   // This server and the server count, recorded in a TIERED table's
   // metadata. Default: server 0 of 1.
   int rank = 0;
@@ -45,6 +56,16 @@ struct SparseTableOptions {
 };
 
 class KvStore;
+class ThreadPool;
+
+// What a push carries besides gradients. shows / clicks: per key, empty for
+// 1 show and 0 clicks each (used only with an accessor).
+struct PushInfo {
+  // The pusher's training step; the table's step is the largest seen.
+  int64_t step = 0;
+  absl::Span<const float> shows;
+  absl::Span<const float> clicks;
+};
 
 class SparseTable {
  public:
@@ -67,9 +88,10 @@ class SparseTable {
   virtual int dim() const = 0;
 
   // values[i * dim .. (i + 1) * dim) = weights of keys[i], creating missing
-  // rows. InvalidArgument when values.size() != keys.size() * dim. TIERED:
-  // a disk read or write-back error (naming the table) with values
-  // partly filled.
+  // rows (with admission: the initializer's values of a key not admitted
+  // yet, storing nothing). InvalidArgument when values.size() !=
+  // keys.size() * dim. TIERED: a disk read or write-back error (naming the
+  // table) with values partly filled.
   virtual absl::Status Pull(absl::Span<const uint64_t> keys,
                             absl::Span<float> values) = 0;
 
@@ -79,14 +101,49 @@ class SparseTable {
   // gradient is not finite. TIERED: a disk read or write-back error
   // (naming the table); the keys of the sub-shards before the failing one
   // were applied, the others not (see SparseStorage::ForEachShardGroup).
+  // With admission, the gradients of keys not admitted (yet) are dropped.
+  // InvalidArgument too when info's shows or clicks are neither empty nor
+  // one per key, or not finite.
   virtual absl::Status Push(absl::Span<const uint64_t> keys,
-                            absl::Span<const float> grads) = 0;
+                            absl::Span<const float> grads,
+                            const PushInfo& info) = 0;
+  absl::Status Push(absl::Span<const uint64_t> keys,
+                    absl::Span<const float> grads) {
+    return Push(keys, grads, PushInfo());
+  }
 
   // GEO: adds deltas[i * dim .. (i + 1) * dim) to the weights of keys[i]
   // (creating missing rows first); the rule is not applied. Same errors as
   // Push, and nothing is applied on an error.
+  // Counts one show per key, stamps info.step.
   virtual absl::Status AddDeltas(absl::Span<const uint64_t> keys,
-                                 absl::Span<const float> deltas) = 0;
+                                 absl::Span<const float> deltas,
+                                 const PushInfo& info) = 0;
+  absl::Status AddDeltas(absl::Span<const uint64_t> keys,
+                         absl::Span<const float> deltas) {
+    return AddDeltas(keys, deltas, PushInfo());
+  }
+
+  // Deletes, from every tier, the rows unseen for more than
+  // accessor.max_unseen_steps or scoring below accessor.min_score at the
+  // table's current step; returns how many. Without an accessor (or with
+  // neither limit set) deletes nothing. Concurrent pulls and pushes go on.
+  // TIERED: a disk error, rows deleted so far staying deleted.
+  virtual absl::StatusOr<int64_t> Shrink() = 0;
+
+  // The largest step seen in a push (0 before any).
+  virtual int64_t step() const = 0;
+
+  // Calls visit(key, row) for every stored row; row has stride() floats
+  // (weights first). See SparseStorage::ForEachRow.
+  [[nodiscard]] virtual absl::Status ForEachRow(
+      absl::FunctionRef<void(uint64_t key, const float* row)> visit) = 0;
+  // Floats per stored row: dim, the rule's state, 3 with an accessor.
+  virtual int stride() const = 0;
+
+  // Runs large calls' sub-shard groups on `pool` (not owned). Call before
+  // use. Default: none (on the calling thread).
+  virtual void SetThreadPool(ThreadPool* pool) = 0;
 
   // Writes every row the storage holds only in memory to disk (TIERED; a
   // no-op for MEMORY). The destructor does it too, logging a failure.

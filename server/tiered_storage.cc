@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
+#include "common/thread_pool.h"
 #include "glog/logging.h"
 #include "server/storage_row_chunks.h"
 #include "server/storage_row_index.h"
@@ -25,7 +26,21 @@ std::string EncodeRowKey(uint64_t key) {
   return out;
 }
 
+bool DecodeRowKey(absl::string_view bytes, uint64_t* key) {
+  if (bytes.size() != 8) return false;
+  uint64_t k = 0;
+  for (char c : bytes) k = (k << 8) | static_cast<uint8_t>(c);
+  *key = k;
+  return true;
+}
+
 namespace {
+
+uint64_t DecodeKnownKey(absl::string_view bytes) {
+  uint64_t key = 0;
+  DecodeRowKey(bytes, &key);
+  return key;
+}
 
 const std::string& MetaKey() {
   static const std::string* key = new std::string("\0meta", 5);
@@ -130,21 +145,82 @@ class TieredStorage final : public SparseStorage {
   int stride() const override { return stride_; }
 
   absl::Status ForEachShardGroup(absl::Span<const uint64_t> keys, bool modify,
-                                 InitRow init, GroupFn fn) override {
+                                 AdmitFn admit, InitRow init,
+                                 GroupFn fn) override {
     std::vector<uint32_t> order, begin;
     GroupBySubShard(keys, static_cast<int>(shards_.size()), &order, &begin);
     std::vector<float*> rows(keys.size());
-    for (size_t s = 0; s < shards_.size(); ++s) {
+    return RunShardGroups(pool(), begin, [&](size_t s) {
       const uint32_t size = begin[s + 1] - begin[s];
-      if (size == 0) continue;
       const absl::Span<const uint32_t> idx(order.data() + begin[s], size);
       const absl::Span<float*> group_rows(rows.data() + begin[s], size);
       Shard& shard = *shards_[s];
       absl::MutexLock lock(&shard.mu);
-      RETURN_IF_ERROR(
-          DoGroup(shard, keys.data(), idx, group_rows, modify, init, fn));
+      return DoGroup(shard, keys.data(), idx, group_rows, modify, admit, init,
+                     fn);
+    });
+  }
+
+  // Memory tier first: a row in memory is the newest copy; its disk copy is
+  // deleted before it leaves memory, so a failed delete loses nothing. Then
+  // the disk tier: rows found by a scan are read again and re-checked under
+  // their sub-shard's lock (and skipped when in memory), so a row changed
+  // since the scan is judged by its current value.
+  absl::StatusOr<int64_t> EraseIf(RowPredicate pred) override {
+    int64_t erased = 0;
+    for (auto& shard : shards_) {
+      Shard& sh = *shard;
+      absl::MutexLock lock(&sh.mu);
+      std::vector<uint32_t> victims;
+      std::vector<std::string> disk_keys;
+      for (uint32_t s = 0; s < sh.num_slots; ++s) {
+        if ((sh.flags[s] & kUsed) && pred(sh.keys[s], sh.rows.Row(s))) {
+          victims.push_back(s);
+          disk_keys.push_back(EncodeRowKey(sh.keys[s]));
+        }
+      }
+      RETURN_IF_ERROR(Annotate(kv_->Delete(disk_keys)));
+      for (uint32_t s : victims) DropSlot(sh, s);
+      erased += static_cast<int64_t>(victims.size());
     }
-    return absl::OkStatus();
+    std::vector<uint64_t> candidates;
+    auto sweep = [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(int64_t n, EraseOnDisk(candidates, pred));
+      erased += n;
+      candidates.clear();
+      return absl::OkStatus();
+    };
+    absl::Status status;
+    RETURN_IF_ERROR(Annotate(kv_->Scan(
+        [&](absl::string_view key, absl::string_view value) {
+          uint64_t k;
+          if (!DecodeRowKey(key, &k) || value.size() != row_bytes_) {
+            return true;  // the metadata record
+          }
+          std::vector<float> row(stride_);
+          std::memcpy(row.data(), value.data(), row_bytes_);
+          if (!pred(k, row.data())) return true;
+          candidates.push_back(k);
+          if (candidates.size() < kFlushBatchRows) return true;
+          status = sweep();
+          return status.ok();
+        })));
+    RETURN_IF_ERROR(status);
+    RETURN_IF_ERROR(sweep());
+    return erased;
+  }
+
+  absl::Status ForEachRow(RowVisitor visit) override {
+    RETURN_IF_ERROR(Flush());
+    std::vector<float> row(stride_);
+    return Annotate(kv_->Scan([&](absl::string_view key,
+                                  absl::string_view value) {
+      uint64_t k;
+      if (!DecodeRowKey(key, &k) || value.size() != row_bytes_) return true;
+      std::memcpy(row.data(), value.data(), row_bytes_);
+      visit(k, row.data());
+      return true;
+    }));
   }
 
   absl::Status Flush() override {
@@ -260,6 +336,58 @@ class TieredStorage final : public SparseStorage {
     }
   };
 
+  static uint64_t KeyOfSlot(const Shard& sh, uint32_t s)
+      ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return sh.keys[s];
+  }
+
+  // Removes slot s's row from memory (its disk copy, if any, stays).
+  void DropSlot(Shard& sh, uint32_t s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sh.mu) {
+    sh.index.Erase(sh.keys[s], [&sh](uint32_t t) { return KeyOfSlot(sh, t); });
+    sh.flags[s] = 0;
+    sh.free.push_back(s);
+    --sh.resident;
+  }
+
+  // Deletes the disk rows of `keys` (sorted by the scan) that are not in
+  // memory and still satisfy pred, one sub-shard at a time under its lock.
+  absl::StatusOr<int64_t> EraseOnDisk(absl::Span<const uint64_t> keys,
+                                      RowPredicate pred) {
+    std::vector<uint32_t> order, begin;
+    GroupBySubShard(keys, static_cast<int>(shards_.size()), &order, &begin);
+    int64_t erased = 0;
+    for (size_t s = 0; s + 1 < begin.size(); ++s) {
+      if (begin[s + 1] == begin[s]) continue;
+      Shard& sh = *shards_[s];
+      absl::MutexLock lock(&sh.mu);
+      std::vector<std::string> disk_keys;
+      for (uint32_t o = begin[s]; o < begin[s + 1]; ++o) {
+        const uint64_t key = keys[order[o]];
+        if (sh.index.Find(key, [&sh](uint32_t t) { return KeyOfSlot(sh, t); }) ==
+            RowIndex::kNone) {
+          disk_keys.push_back(EncodeRowKey(key));
+        }
+      }
+      std::vector<std::string> values;
+      std::vector<bool> found;
+      RETURN_IF_ERROR(Annotate(kv_->MultiGet(disk_keys, &values, &found)));
+      std::vector<std::string> deletes;
+      std::vector<float> row(stride_);
+      for (size_t u = 0; u < disk_keys.size(); ++u) {
+        uint64_t key;
+        if (!found[u] || values[u].size() != row_bytes_ ||
+            !DecodeRowKey(disk_keys[u], &key)) {
+          continue;
+        }
+        std::memcpy(row.data(), values[u].data(), row_bytes_);
+        if (pred(key, row.data())) deletes.push_back(std::move(disk_keys[u]));
+      }
+      RETURN_IF_ERROR(Annotate(kv_->Delete(deletes)));
+      erased += static_cast<int64_t>(deletes.size());
+    }
+    return erased;
+  }
+
   absl::Status Annotate(const absl::Status& s) const {
     if (s.ok()) return s;
     return absl::Status(s.code(), absl::StrCat("table '", options_.table_name,
@@ -314,12 +442,9 @@ class TieredStorage final : public SparseStorage {
         sh.flags[s] &= ~kPinned;
         continue;
       }
-      sh.index.Erase(sh.keys[s]);
-      sh.flags[s] = 0;
-      sh.free.push_back(s);
+      DropSlot(sh, s);
     }
     if (!written.ok()) return written;
-    sh.resident -= static_cast<uint32_t>(victims.size());
     sh.evictions += static_cast<int64_t>(victims.size());
     sh.write_backs += static_cast<int64_t>(dirty.size());
     return absl::OkStatus();
@@ -327,10 +452,11 @@ class TieredStorage final : public SparseStorage {
 
   absl::Status DoGroup(Shard& sh, const uint64_t* keys,
                        absl::Span<const uint32_t> idx, absl::Span<float*> out,
-                       bool modify, InitRow init, GroupFn fn)
+                       bool modify, AdmitFn admit, InitRow init, GroupFn fn)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(sh.mu) {
     const size_t n = idx.size();
     const uint32_t* in = idx.data();
+    const auto key_of = [&sh](uint32_t t) { return KeyOfSlot(sh, t); };
     std::vector<uint32_t> slot(n, RowIndex::kNone);
     // (key, j) of the keys missing from the memory tier.
     std::vector<std::pair<uint64_t, uint32_t>> missing;
@@ -340,7 +466,7 @@ class TieredStorage final : public SparseStorage {
     for (size_t j = 0; j < n; ++j) {
       if (j + kPrefetchKeys < n) sh.index.Prefetch(keys[in[j + kPrefetchKeys]]);
       const uint64_t key = keys[in[j]];
-      const uint32_t s = sh.index.Find(key);
+      const uint32_t s = sh.index.Find(key, key_of);
       if (s == RowIndex::kNone) {
         missing.emplace_back(key, static_cast<uint32_t>(j));
       } else {
@@ -375,7 +501,14 @@ class TieredStorage final : public SparseStorage {
               row_bytes_));
         }
       }
-      if (read.ok()) read = MakeRoom(sh, disk_keys.size());
+      // Rows to make: those on disk and the admitted new ones.
+      std::vector<bool> admitted(disk_keys.size());
+      size_t making = 0;
+      for (size_t u = 0; read.ok() && u < disk_keys.size(); ++u) {
+        admitted[u] = found[u] || admit(DecodeKnownKey(disk_keys[u]));
+        making += admitted[u];
+      }
+      if (read.ok()) read = MakeRoom(sh, making);
       if (!read.ok()) {
         unpin();
         return read;
@@ -385,27 +518,35 @@ class TieredStorage final : public SparseStorage {
       for (size_t m = 0; m < missing.size(); ++m) {
         const uint64_t key = missing[m].first;
         if (m == 0 || key != missing[m - 1].first) {
-          s = sh.AllocSlot();
-          sh.index.FindOrInsert(key, s);
-          sh.keys[s] = key;
-          sh.flags[s] = kUsed | kRef | kPinned;
-          float* row = sh.rows.Row(s);
-          if (found[u]) {
-            std::memcpy(row, values[u].data(), row_bytes_);
+          if (!admitted[u]) {
+            s = RowIndex::kNone;
           } else {
-            init(key, row);
+            s = sh.AllocSlot();
+            sh.keys[s] = key;
+            sh.index.FindOrInsert(key, s, key_of);
+            // A new row is dirty: every row is then in memory dirty or on
+            // disk, which Flush, ForEachRow and size() rely on.
+            sh.flags[s] = kUsed | kRef | kPinned | (found[u] ? 0 : kDirty);
+            float* row = sh.rows.Row(s);
+            if (found[u]) {
+              std::memcpy(row, values[u].data(), row_bytes_);
+            } else {
+              init(key, row);
+            }
+            ++sh.resident;
           }
-          ++sh.resident;
           ++u;
         }
         slot[missing[m].second] = s;
       }
     }
-    for (size_t j = 0; j < n; ++j) out.data()[j] = sh.rows.Row(slot[j]);
+    for (size_t j = 0; j < n; ++j) {
+      out.data()[j] = slot[j] == RowIndex::kNone ? nullptr : sh.rows.Row(slot[j]);
+    }
     fn(idx, absl::Span<float* const>(out));
     const uint8_t set = modify ? kDirty : 0;
     for (uint32_t s : slot) {
-      sh.flags[s] = (sh.flags[s] & ~kPinned) | set;
+      if (s != RowIndex::kNone) sh.flags[s] = (sh.flags[s] & ~kPinned) | set;
     }
     return absl::OkStatus();
   }

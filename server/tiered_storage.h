@@ -8,8 +8,8 @@
 // dirty bit per slot. ForEachShardGroup, per sub-shard group under its lock:
 //   1. looks the keys up in the memory tier (hits get their reference bit);
 //   2. reads every missing key with one KvStore::MultiGet; a key absent from
-//      the disk tier too gets a new row from the initializer (clean: it can
-//      be dropped and made again identically);
+//      the disk tier too gets a new row from the initializer when admitted
+//      (dirty, so every row is either dirty in memory or on disk);
 //   3. makes room: evicts cold rows (never the group's own), writing the
 //      dirty ones back in one batch; clean rows are just dropped;
 //   4. calls fn on the rows, then marks them dirty when `modify`.
@@ -64,6 +64,8 @@ absl::StatusOr<std::unique_ptr<SparseStorage>> OpenTieredStorage(
 
 // The disk key of a row: `key` big-endian.
 std::string EncodeRowKey(uint64_t key);
+// The key of a disk key; false for anything but 8 bytes (e.g. metadata).
+bool DecodeRowKey(absl::string_view bytes, uint64_t* key);
 
 }  // namespace ps
 

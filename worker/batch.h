@@ -30,10 +30,14 @@ struct Batch {
 };
 
 // The distinct keys of a batch and, for every key occurrence, the index of
-// its row among them: batch.keys[i] == unique_keys[key_index[i]].
+// its row among them: batch.keys[i] == unique_keys[key_index[i]]. Per
+// distinct key: shows = its occurrences, clicks = those in positive examples
+// (the sum of their labels), which servers with an accessor keep per row.
 struct UniqueKeys {
   std::vector<uint64_t> unique_keys;
   std::vector<uint32_t> key_index;
+  std::vector<float> shows;
+  std::vector<float> clicks;
 };
 
 // Deduplicates batch.keys (first occurrence order).

@@ -134,12 +134,15 @@ class GrpcPsClient final : public PsClient {
     return absl::OkStatus();
   }
 
+  using PsClient::PushAsync;
   void PushAsync(uint32_t sparse_table, int dim,
                  absl::Span<const uint64_t> keys, absl::Span<const float> grads,
                  uint32_t dense_table, const DenseBlocks& blocks,
-                 absl::Span<const float> dense_grad, int64_t step) override {
+                 absl::Span<const float> dense_grad, int64_t step,
+                 absl::Span<const float> shows,
+                 absl::Span<const float> clicks) override {
     Push(sparse_table, dim, keys, grads, dense_table, blocks, dense_grad, step,
-         /*is_delta=*/false);
+         /*is_delta=*/false, shows, clicks);
   }
 
   void PushDeltasAsync(uint32_t sparse_table, int dim,
@@ -149,7 +152,7 @@ class GrpcPsClient final : public PsClient {
                        absl::Span<const float> dense_delta,
                        int64_t step) override {
     Push(sparse_table, dim, keys, deltas, dense_table, blocks, dense_delta,
-         step, /*is_delta=*/true);
+         step, /*is_delta=*/true, {}, {});
   }
 
   int InFlightPushes() override {
@@ -177,7 +180,8 @@ class GrpcPsClient final : public PsClient {
   void Push(uint32_t sparse_table, int dim, absl::Span<const uint64_t> keys,
             absl::Span<const float> grads, uint32_t dense_table,
             const DenseBlocks& blocks, absl::Span<const float> dense_grad,
-            int64_t step, bool is_delta) {
+            int64_t step, bool is_delta, absl::Span<const float> shows,
+            absl::Span<const float> clicks) {
     auto group = std::make_shared<PushGroup>();
     std::vector<std::function<void()>> sends;
     const std::vector<std::vector<uint32_t>> pos = SplitByServer(keys);
@@ -192,6 +196,14 @@ class GrpcPsClient final : public PsClient {
       g->resize(chunk.pos.size() * dim * sizeof(float));
       GatherRows(grads.data(), chunk.pos, dim,
                  reinterpret_cast<float*>(g->data()));
+      for (const auto& [counts, out] :
+           {std::make_pair(shows, call->request.mutable_shows()),
+            std::make_pair(clicks, call->request.mutable_clicks())}) {
+        if (counts.size() != keys.size()) continue;  // empty: not sent
+        out->resize(chunk.pos.size() * sizeof(float));
+        GatherRows(counts.data(), chunk.pos, 1,
+                   reinterpret_cast<float*>(out->data()));
+      }
       call->context.set_deadline(RpcDeadline());
       const size_t s = chunk.server;
       sends.push_back([this, s, call, group] {

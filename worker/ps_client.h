@@ -52,12 +52,23 @@ class PsClient {
 
   // Sends gradients of distinct `keys` (keys.size() * dim floats) and of the
   // dense table (`dense_grad`, the whole vector laid out by `blocks`; empty
-  // to skip) as one asynchronous push. The spans are copied.
+  // to skip) as one asynchronous push. shows / clicks: per key, the
+  // examples holding it and the positive ones among them (empty: the
+  // servers count 1 show, 0 clicks). The spans are copied.
   virtual void PushAsync(uint32_t sparse_table, int dim,
                          absl::Span<const uint64_t> keys,
                          absl::Span<const float> grads, uint32_t dense_table,
                          const DenseBlocks& blocks,
-                         absl::Span<const float> dense_grad, int64_t step) = 0;
+                         absl::Span<const float> dense_grad, int64_t step,
+                         absl::Span<const float> shows,
+                         absl::Span<const float> clicks) = 0;
+  void PushAsync(uint32_t sparse_table, int dim,
+                 absl::Span<const uint64_t> keys, absl::Span<const float> grads,
+                 uint32_t dense_table, const DenseBlocks& blocks,
+                 absl::Span<const float> dense_grad, int64_t step) {
+    PushAsync(sparse_table, dim, keys, grads, dense_table, blocks, dense_grad,
+              step, {}, {});
+  }
   // As PushAsync, for GEO: the values are parameter deltas that the servers
   // add to the rows and to the dense table as they are.
   virtual void PushDeltasAsync(uint32_t sparse_table, int dim,

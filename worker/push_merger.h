@@ -19,14 +19,25 @@ class PushMerger {
   PushMerger(int dim, int64_t dense_size) : dim_(dim), dense_(dense_size, 0) {}
 
   // Adds one step: grads has keys.size() * dim floats, dense_grad is empty
-  // or dense_size floats.
+  // or dense_size floats; shows and clicks one per key (summed per key like
+  // the gradients), or empty.
   void Add(absl::Span<const uint64_t> keys, absl::Span<const float> grads,
-           absl::Span<const float> dense_grad);
+           absl::Span<const float> dense_grad,
+           absl::Span<const float> shows = {},
+           absl::Span<const float> clicks = {});
 
   int steps() const { return steps_; }
   bool empty() const { return steps_ == 0; }
   const std::vector<uint64_t>& keys() const { return keys_; }
   const std::vector<float>& grads() const { return grads_; }
+  // Per key: summed shows and clicks; empty unless every step had them.
+  absl::Span<const float> shows() const {
+    return counted_ ? absl::Span<const float>(shows_) : absl::Span<const float>();
+  }
+  absl::Span<const float> clicks() const {
+    return counted_ ? absl::Span<const float>(clicks_)
+                    : absl::Span<const float>();
+  }
   // Empty when no step carried a dense gradient.
   absl::Span<const float> dense() const {
     return has_dense_ ? absl::Span<const float>(dense_)
@@ -43,6 +54,9 @@ class PushMerger {
   absl::flat_hash_map<uint64_t, uint32_t> index_;
   std::vector<uint64_t> keys_;
   std::vector<float> grads_;
+  bool counted_ = false;  // every step so far had shows and clicks
+  std::vector<float> shows_;
+  std::vector<float> clicks_;
   std::vector<float> dense_;
 };
 

@@ -50,6 +50,7 @@ Trainer::Trainer(const JobConfig& config, int rank, PsClient* client,
     : config_(config),
       rank_(rank),
       client_(client),
+      backend_(backend),
       metrics_(metrics),
       spec_(MakeModelSpec(config)),
       blocks_{spec_.dense_size, config.cluster().dense_block_size(),
@@ -104,6 +105,8 @@ absl::Status Trainer::Compute(const Prepared& p, absl::Span<const float> rows) {
   RETURN_IF_ERROR(model_.TrainStep(p.batch, p.unique.key_index,
                                    p.unique.unique_keys.size(), rows,
                                    dense_params_, &result_));
+  // Kernel errors of a device backend surface here (backend.h).
+  RETURN_IF_ERROR(backend_->Synchronize());
   for (int i = 0; i < p.batch.size(); ++i) {
     total_.Add(result_.probs[i], p.batch.labels[i]);
     window_.Add(result_.probs[i], p.batch.labels[i]);
@@ -144,7 +147,7 @@ absl::Status Trainer::FlushPushes(int max_in_flight) {
   if (merger_.empty()) return absl::OkStatus();
   client_->PushAsync(spec_.sparse_table_id, spec_.emb_dim, merger_.keys(),
                      merger_.grads(), 0, blocks_, merger_.dense(),
-                     stats_.steps);
+                     stats_.steps, merger_.shows(), merger_.clicks());
   ++stats_.pushes;
   stats_.merged_steps += merger_.steps() - 1;
   merger_.Clear();
@@ -154,7 +157,8 @@ absl::Status Trainer::FlushPushes(int max_in_flight) {
 absl::Status Trainer::Push(const Prepared& p) {
   const TrainingConfig& tr = config_.training();
   absl::Time start = absl::Now();
-  merger_.Add(p.unique.unique_keys, result_.row_grad, result_.dense_grad);
+  merger_.Add(p.unique.unique_keys, result_.row_grad, result_.dense_grad,
+              p.unique.shows, p.unique.clicks);
   absl::Status status;
   if (tr.mode() == TrainingConfig::SYNC) {
     status = FlushPushes(0);
@@ -332,6 +336,7 @@ absl::StatusOr<EvalStats> Trainer::Evaluate(
     RETURN_IF_ERROR(model_.Predict(p.batch, p.unique.key_index,
                                    p.unique.unique_keys.size(), p.rows,
                                    dense_params_, &result));
+    RETURN_IF_ERROR(backend_->Synchronize());
     const Batch& b = p.batch;
     for (int i = 0; i < b.size(); ++i) {
       acc.Add(result.probs[i], b.labels[i]);

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/hash.h"
 #include "common/packing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -47,10 +48,12 @@ std::unique_ptr<PsService::Stub> Stub(const PsServer& server) {
 }
 
 void PushSparse(PsService::Stub& stub, int worker,
-                const std::vector<uint64_t>& keys, bool is_delta) {
+                const std::vector<uint64_t>& keys, bool is_delta,
+                int64_t step = 0) {
   grpc::ClientContext context;
   PushSparseRequest request;
   request.set_worker_rank(worker);
+  request.set_step(step);
   request.set_is_delta(is_delta);
   request.set_keys(Pack(absl::Span<const uint64_t>(keys)));
   request.set_grads(Pack(absl::Span<const float>(
@@ -117,7 +120,7 @@ TEST(PsCtlTest, StatsRpcCountsRowsAndPushesPerWorker) {
   // The summary line the server logs every 30 s.
   const std::string line = FormatStatsLine(stats);
   EXPECT_THAT(line, StartsWith("server 0: emb rows=5 (mem 5, disk 0) mem="));
-  EXPECT_THAT(line, HasSubstr(" evict=0 wb=0; dense model 66 floats; "
+  EXPECT_THAT(line, HasSubstr(" evict=0 wb=0 pending=0 shrunk=0; dense model 66 floats; "
                               "pushes sparse=3 dense=1 workers=2"));
 }
 
@@ -206,11 +209,45 @@ TEST(PsCtlTest, StopSendsShutdownToEveryServer) {
   EXPECT_TRUE(s1->WaitForShutdownRequest(absl::Seconds(5)));
 }
 
+TEST(PsCtlTest, ShrinkRemovesOldRowsOnEveryServerAndReportsCounts) {
+  JobConfig config = MakeConfig(2);
+  config.mutable_sparse_tables(0)->mutable_accessor()->set_max_unseen_steps(5);
+  auto s0 = StartServer(config, 0);
+  auto s1 = StartServer(config, 1);
+  ASSERT_NE(s0, nullptr);
+  ASSERT_NE(s1, nullptr);
+  // Keys routed to their servers: old ones pushed at step 1, new at 20.
+  std::vector<uint64_t> old_keys[2], new_keys[2];
+  for (uint64_t k = 0; k < 200; ++k) {
+    (k < 100 ? old_keys : new_keys)[ServerForKey(k, 2)].push_back(k);
+  }
+  for (int s = 0; s < 2; ++s) {
+    auto stub = Stub(s == 0 ? *s0 : *s1);
+    PushSparse(*stub, 0, old_keys[s], false, /*step=*/1);
+    PushSparse(*stub, 0, new_keys[s], false, /*step=*/20);
+  }
+  std::ostringstream out, err;
+  AdminOptions options = Options({Endpoint(*s0), Endpoint(*s1)});
+  EXPECT_EQ(RunCtlCommand(options, "shrink", out, err), 0) << err.str();
+  EXPECT_THAT(out.str(),
+              HasSubstr(absl::StrCat("server 0 table 'emb' at step 20: removed ",
+                                     old_keys[0].size(), " rows, ",
+                                     new_keys[0].size(), " left\n")));
+  EXPECT_THAT(out.str(),
+              HasSubstr("shrink: removed 100 rows in all, 100 left\n"));
+
+  options.tables = {"clicks"};
+  std::ostringstream out2, err2;
+  EXPECT_EQ(RunCtlCommand(options, "shrink", out2, err2), 1);
+  EXPECT_THAT(err2.str(), HasSubstr("Shrink to server 0"));
+  EXPECT_THAT(err2.str(), HasSubstr("no sparse table 'clicks' on server 0"));
+}
+
 TEST(PsCtlTest, UnknownCommandOrNoServersIsUsageError) {
   std::ostringstream out, err;
-  EXPECT_EQ(RunCtlCommand(Options({"127.0.0.1:1"}), "shrink", out, err), 2);
+  EXPECT_EQ(RunCtlCommand(Options({"127.0.0.1:1"}), "compact", out, err), 2);
   EXPECT_EQ(out.str(), "");
-  EXPECT_THAT(err.str(), StartsWith("ps_ctl: unknown command 'shrink'\n"
+  EXPECT_THAT(err.str(), StartsWith("ps_ctl: unknown command 'compact'\n"
                                     "usage: ps_ctl --servers"));
   std::ostringstream out2, err2;
   EXPECT_EQ(RunCtlCommand(Options({}), "stats", out2, err2), 2);

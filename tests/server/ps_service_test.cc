@@ -113,6 +113,39 @@ TEST(PsServiceTest, OneServerRoundTrip) {
   EXPECT_EQ(server->handler()->SparseRows(), std::vector<int64_t>{5});
 }
 
+// Shows and clicks travel with the gradients, split over servers like the
+// keys: a score-based shrink then keeps exactly the keys that scored.
+TEST(PsServiceTest, ShowsAndClicksReachTheAccessor) {
+  JobConfig config = MakeConfig(2, 1);
+  AccessorConfig* a = config.mutable_sparse_tables(0)->mutable_accessor();
+  a->set_min_score(0.5f);  // score = 0.1 (show - click) + click
+  auto s0 = StartServer(config, 0);
+  auto s1 = StartServer(config, 1);
+  ASSERT_NE(s0, nullptr);
+  ASSERT_NE(s1, nullptr);
+  auto client = MustConnect(ClientOptions({Endpoint(*s0), Endpoint(*s1)}));
+  ASSERT_NE(client, nullptr);
+  std::vector<uint64_t> keys;
+  std::vector<float> shows, clicks;
+  for (uint64_t k = 0; k < 100; ++k) {
+    keys.push_back(k);
+    shows.push_back(k % 2 == 0 ? 10.0f : 1.0f);  // even: 0.9 + 1 = 1.9
+    clicks.push_back(k % 2 == 0 ? 1.0f : 0.0f);  // odd: 0.1
+  }
+  client->PushAsync(0, kDim, keys, std::vector<float>(100 * kDim, 0.5f), 0,
+                    Blocks(config), {}, 1, shows, clicks);
+  ASSERT_TRUE(client->WaitPushes(0).ok());
+  int64_t removed = 0;
+  for (PsServer* server : {s0.get(), s1.get()}) {
+    ShrinkResponse response;
+    ASSERT_TRUE(server->handler()->Shrink(ShrinkRequest(), &response).ok());
+    removed += response.tables(0).removed();
+  }
+  EXPECT_EQ(removed, 50);
+  EXPECT_EQ(s0->handler()->SparseRows()[0] + s1->handler()->SparseRows()[0],
+            50);
+}
+
 TEST(PsServiceTest, TwoServersSplitKeysAndDenseBlocks) {
   const JobConfig config = MakeConfig(2, 1);
   auto s0 = StartServer(config, 0);

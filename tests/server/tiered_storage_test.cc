@@ -31,46 +31,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// A fresh directory under the test's temp dir, removed at destruction.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TEST_TMPDIR");
-    path_ = absl::StrCat(base != nullptr ? base : "/tmp", "/tiered_test_",
-                         getpid(), "_", counter_++);
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  static inline std::atomic<int> counter_{0};
-  std::string path_;
-};
-
-SparseTableOptions Options(OptimizerConfig::Type opt, int dim,
-                           InitializerConfig::Type init, int shard_num = 16) {
-  SparseTableOptions o;
-  o.name = "emb";
-  o.dim = dim;
-  o.shard_num = shard_num;
-  o.optimizer.set_type(opt);
-  o.optimizer.set_learning_rate(opt == OptimizerConfig::SGD ? 1.0f : 0.05f);
-  o.initializer.set_type(init);
-  o.initializer.set_scale(0.01f);
-  o.init_seed = 3;
-  return o;
-}
-
-SparseTableOptions Tiered(SparseTableOptions o, const std::string& dir,
-                          int64_t budget) {
-  o.storage.set_type(SparseStorageConfig::TIERED);
-  o.storage.set_dir(dir);
-  o.storage.set_memory_budget_bytes(budget);
-  return o;
-}
-
 // Whether two tables hold bit-identical weights for `keys`.
 void ExpectSameRows(SparseTable& got, SparseTable& want,
                     const std::vector<uint64_t>& keys) {
@@ -101,13 +61,20 @@ void Grads(const std::vector<uint64_t>& keys, int dim, int round,
 TEST(RowIndexTest, EraseKeepsEveryOtherKey) {
   RowIndex index;
   std::map<uint64_t, uint32_t> want;
+  // The index keeps hash bits, not keys: the "storage" here is row -> key.
+  std::map<uint32_t, uint64_t> key_of_row;
+  const auto key_of = [&](uint32_t row) { return key_of_row.at(row); };
   std::mt19937_64 rng(5);
-  for (int step = 0; step < 200000; ++step) {
+  for (uint32_t step = 0; step < 200000; ++step) {
     const uint64_t key = rng() % 5000;
     if (rng() % 3 == 0) {
-      EXPECT_EQ(index.Erase(key), want.erase(key) == 1);
+      auto it = want.find(key);
+      EXPECT_EQ(index.Erase(key, key_of),
+                it == want.end() ? RowIndex::kNone : it->second);
+      if (it != want.end()) want.erase(it);
     } else {
-      const auto [row, inserted] = index.FindOrInsert(key, step);
+      key_of_row[step] = key;
+      const auto [row, inserted] = index.FindOrInsert(key, step, key_of);
       auto [it, fresh] = want.emplace(key, step);
       ASSERT_EQ(inserted, fresh);
       ASSERT_EQ(row, it->second);
@@ -116,7 +83,8 @@ TEST(RowIndexTest, EraseKeepsEveryOtherKey) {
   ASSERT_EQ(index.size(), want.size());
   for (uint64_t key = 0; key < 5000; ++key) {
     auto it = want.find(key);
-    EXPECT_EQ(index.Find(key), it == want.end() ? RowIndex::kNone : it->second);
+    EXPECT_EQ(index.Find(key, key_of),
+              it == want.end() ? RowIndex::kNone : it->second);
   }
 }
 
@@ -131,7 +99,7 @@ TEST(TieredStorageTest, MillionKeysOverOneMiBMatchMemoryAcrossRestart) {
   constexpr int kBatch = 8192;
   TempDir dir;
   const SparseTableOptions memory_options =
-      Options(OptimizerConfig::ADAGRAD, kDim, InitializerConfig::UNIFORM);
+      TableOptions(OptimizerConfig::ADAGRAD, kDim, InitializerConfig::UNIFORM);
   SparseTableOptions tiered_options =
       Tiered(memory_options, dir.path(), 1 << 20);
   // Small memtables: lookups go to SST files and their bloom filters.
@@ -180,7 +148,7 @@ TEST(TieredStorageTest, MillionKeysOverOneMiBMatchMemoryAcrossRestart) {
 TEST(TieredStorageTest, DirectoryOfAnotherTableIsRefused) {
   TempDir dir;
   SparseTableOptions a = Tiered(
-      Options(OptimizerConfig::ADAGRAD, 8, InitializerConfig::ZEROS),
+      TableOptions(OptimizerConfig::ADAGRAD, 8, InitializerConfig::ZEROS),
       dir.path(), 1 << 20);
   a.name = "a";
   {
@@ -191,7 +159,7 @@ TEST(TieredStorageTest, DirectoryOfAnotherTableIsRefused) {
   EXPECT_EQ(a_dir, dir.path() + "/a/server-0");
 
   SparseTableOptions b = Tiered(
-      Options(OptimizerConfig::SGD, 16, InitializerConfig::ZEROS), dir.path(),
+      TableOptions(OptimizerConfig::SGD, 16, InitializerConfig::ZEROS), dir.path(),
       1 << 20);
   b.name = "b";
   auto kv = OpenRocksDbKv(a_dir, RocksDbConfig());
@@ -219,7 +187,7 @@ TEST(TieredStorageTest, DirectoryOfAnotherTableIsRefused) {
 
 TEST(TieredStorageTest, TieredWithoutDirectoryIsRefused) {
   SparseTableOptions o = Tiered(
-      Options(OptimizerConfig::SGD, 4, InitializerConfig::ZEROS), "", 1 << 20);
+      TableOptions(OptimizerConfig::SGD, 4, InitializerConfig::ZEROS), "", 1 << 20);
   EXPECT_EQ(SparseTable::Create(o).status(),
             absl::InvalidArgumentError(
                 "table 'emb': TIERED storage needs storage.dir (or the "
@@ -237,7 +205,7 @@ struct FaultyPair {
 FaultyPair MakeFaultyPair(const std::string& dir) {
   FaultyPair p;
   SparseTableOptions o =
-      Options(OptimizerConfig::ADAGRAD, 8, InitializerConfig::UNIFORM,
+      TableOptions(OptimizerConfig::ADAGRAD, 8, InitializerConfig::UNIFORM,
               /*shard_num=*/1);
   p.memory = MustCreate(o);
   o = Tiered(o, dir, 32 << 10);
@@ -330,8 +298,8 @@ TEST(TieredStorageTest, ConcurrentPushersAndPullersConserveGradients) {
   constexpr int kDim = 4;
   TempDir dir;
   auto table = MustCreate(Tiered(
-      Options(OptimizerConfig::SGD, kDim, InitializerConfig::ZEROS, 4),
-      dir.path(), 8 << 10));
+      TableOptions(OptimizerConfig::SGD, kDim, InitializerConfig::ZEROS, 4),
+      dir.path(), 1 << 10));  // so small that each sub-shard keeps 16 rows
   ASSERT_NE(table, nullptr);
   std::vector<std::vector<int64_t>> sums(kThreads,
                                          std::vector<int64_t>(kKeys * kDim));

@@ -1,0 +1,50 @@
+// ThreadPool: a fixed set of threads that run the iterations of ParallelFor,
+// for splitting one request's work (e.g. a sparse table's sub-shard groups)
+// over cores. The calling thread takes part, so a pool of 0 threads runs
+// everything inline and a busy pool never deadlocks a caller.
+//
+// Thread-safe: several threads may call ParallelFor at once; their
+// iterations share the pool's threads.
+#ifndef PS_COMMON_THREAD_POOL_H_
+#define PS_COMMON_THREAD_POOL_H_
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/synchronization/mutex.h"
+
+namespace ps {
+
+class ThreadPool {
+ public:
+  // `threads` >= 0 worker threads.
+  explicit ThreadPool(int threads);
+  // Waits for the queued work, then joins the threads.
+  ~ThreadPool();
+
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int threads() const { return static_cast<int>(threads_.size()); }
+
+  // Calls fn(i) for every i in [0, n), on the pool's threads and the
+  // calling one, and returns when all calls have returned. fn must be safe
+  // to call concurrently for different i.
+  void ParallelFor(size_t n, absl::FunctionRef<void(size_t)> fn);
+
+ private:
+  void Loop();
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace ps
+
+#endif  // PS_COMMON_THREAD_POOL_H_
