@@ -2,11 +2,11 @@
 //
 // Every kernel call copies the host operands it reads into buffers of the
 // device backend, runs the device kernel, copies the outputs back, and
-// synchronizes: callers that keep their buffers in host memory (the worker's
-// Model does, worker/model.h) can use the CUDA backend unchanged, and get
-// its numbers. The price is a round trip per call (the operands of every
-// GEMM, the dense weights included, cross the bus each step); a
-// device-resident caller should use the device backend directly. Staging
+// synchronizes: callers that keep their buffers in host memory can use the
+// CUDA backend unchanged, and get its numbers. The price is a round trip per
+// call (the operands of every GEMM, the dense weights included, cross the
+// bus each step); a device-resident caller (the worker's Model,
+// worker/model.h) uses the device backend directly. Staging
 // buffers are kept between calls and grow as needed.
 //
 // Extents: the floats a call touches are derived from its arguments (e.g.

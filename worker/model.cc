@@ -1,5 +1,6 @@
 #include "worker/model.h"
 
+#include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -40,11 +41,10 @@ absl::Status ValidateRowWidth(const ModelSpec& spec) {
   return absl::OkStatus();
 }
 
-// Checks that the batch and the parameters handed to a step fit the spec.
+// Checks that the batch and the rows handed to a step fit the spec.
 absl::Status ValidateStep(const ModelSpec& spec, const Batch& batch,
                           absl::Span<const uint32_t> key_index,
-                          int64_t num_unique, absl::Span<const float> rows,
-                          absl::Span<const float> dense_params) {
+                          int64_t num_unique, absl::Span<const float> rows) {
   const std::string model = TypeName(spec.type);
   RETURN_IF_ERROR(ValidateRowWidth(spec));
   if (batch.num_slots != spec.num_slots) {
@@ -101,12 +101,27 @@ absl::Status ValidateStep(const ModelSpec& spec, const Batch& batch,
                      " unique rows of dim ", spec.emb_dim, " need ",
                      num_unique * spec.emb_dim));
   }
-  if (static_cast<int64_t>(dense_params.size()) != spec.dense_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dense_params has ", dense_params.size(), " floats but ",
-                     model, " model has ", spec.dense_size));
-  }
   return absl::OkStatus();
+}
+
+// The parts of a step's upload start at multiples of 64 bytes.
+constexpr int64_t kAlignWords = 16;
+
+int64_t AlignWords(int64_t words) {
+  return (words + kAlignWords - 1) / kAlignWords * kAlignWords;
+}
+
+// Copies `count` 4-byte values to words + at.
+template <typename T>
+void Pack(const T* values, int64_t count, uint32_t* words, int64_t at) {
+  static_assert(sizeof(T) == sizeof(uint32_t));
+  if (count > 0) std::memcpy(words + at, values, count * sizeof(T));
+}
+
+// A download of `count` T into host memory; none for zero.
+template <typename T>
+void Download(Backend* backend, const T* src, int64_t count, T* host) {
+  if (count > 0) backend->CopyToHost(src, count * sizeof(T), host);
 }
 
 }  // namespace
@@ -133,54 +148,167 @@ Model::Model(const ModelSpec& spec, PoolMode pooling, Backend* backend)
 
 Model::~Model() = default;
 
+absl::Status Model::SetDenseParams(absl::Span<const float> dense_params) {
+  if (static_cast<int64_t>(dense_params.size()) != spec_.dense_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dense_params has ", dense_params.size(), " floats but ",
+        TypeName(spec_.type), " model has ", spec_.dense_size));
+  }
+  has_params_ = false;
+  RETURN_IF_ERROR(params_.Reserve(backend_, spec_.dense_size));
+  backend_->CopyToBackend(dense_params.data(),
+                          spec_.dense_size * sizeof(float), params_.data());
+  // The caller's span may change once we return: wait for the copy.
+  RETURN_IF_ERROR(backend_->Synchronize());
+  has_params_ = true;
+  return absl::OkStatus();
+}
+
+Model::InputLayout Model::LayoutInputs(const Batch& batch,
+                                       int64_t num_unique) const {
+  const int64_t n = batch.size();
+  InputLayout layout;
+  layout.offsets = 0;
+  layout.index = AlignWords(layout.offsets + n * spec_.num_slots + 1);
+  layout.labels =
+      AlignWords(layout.index + static_cast<int64_t>(batch.keys.size()));
+  layout.dense = AlignWords(layout.labels + n);
+  layout.rows = AlignWords(layout.dense + n * spec_.num_dense);
+  layout.words = layout.rows + num_unique * spec_.emb_dim;
+  return layout;
+}
+
+absl::Status Model::Reserve(int n, int64_t num_unique, bool train,
+                            const InputLayout& layout) {
+  const int64_t pooled = static_cast<int64_t>(n) * spec_.num_slots *
+                         spec_.emb_dim;
+  RETURN_IF_ERROR(staged_.Reserve(backend_, layout.words));
+  RETURN_IF_ERROR(inputs_.Reserve(backend_, layout.words));
+  RETURN_IF_ERROR(pooled_.Reserve(backend_, pooled));
+  RETURN_IF_ERROR(logits_.Reserve(backend_, n));
+  RETURN_IF_ERROR(d_logits_.Reserve(backend_, n));
+  RETURN_IF_ERROR(probs_.Reserve(backend_, n));
+  RETURN_IF_ERROR(loss_sum_.Reserve(backend_, 1));
+  if (train) {
+    RETURN_IF_ERROR(d_pooled_.Reserve(backend_, pooled));
+    RETURN_IF_ERROR(dense_grad_.Reserve(backend_, spec_.dense_size));
+    RETURN_IF_ERROR(row_grad_.Reserve(backend_, num_unique * spec_.emb_dim));
+  }
+  for (const auto& term : terms_) RETURN_IF_ERROR(term->Reserve(n));
+  return absl::OkStatus();
+}
+
+void Model::UploadInputs(const Batch& batch,
+                         absl::Span<const uint32_t> key_index,
+                         absl::Span<const float> rows,
+                         const InputLayout& layout) {
+  uint32_t* words = staged_.data();
+  Pack(batch.offsets.data(), batch.offsets.size(), words, layout.offsets);
+  Pack(key_index.data(), key_index.size(), words, layout.index);
+  Pack(batch.labels.data(), batch.labels.size(), words, layout.labels);
+  Pack(batch.dense.data(), batch.dense.size(), words, layout.dense);
+  Pack(rows.data(), rows.size(), words, layout.rows);
+  // staged_ stays unchanged until the Synchronize that ends the step.
+  backend_->CopyToBackend(words, layout.words * sizeof(uint32_t),
+                          inputs_.data());
+}
+
+const float* Model::InputFloats(int64_t at) const {
+  return reinterpret_cast<const float*>(inputs_.data() + at);
+}
+
 PoolArgs Model::MakePoolArgs(const Batch& batch,
-                             absl::Span<const uint32_t> key_index) const {
+                             const InputLayout& layout) const {
   PoolArgs pool;
   pool.batch = batch.size();
   pool.num_slots = spec_.num_slots;
   pool.dim = spec_.emb_dim;
   pool.mode = pooling_;
-  pool.offsets = batch.offsets.data();
-  pool.index = key_index.data();
+  pool.offsets = inputs_.data() + layout.offsets;
+  pool.index = inputs_.data() + layout.index;
+  pool.num_keys = static_cast<int64_t>(batch.keys.size());
   return pool;
 }
 
-absl::Status Model::Forward(const Batch& batch,
-                            absl::Span<const uint32_t> key_index,
-                            int64_t num_unique, absl::Span<const float> rows,
-                            absl::Span<const float> dense_params,
-                            StepResult* result) {
-  CHECK(result != nullptr);
-  RETURN_IF_ERROR(
-      ValidateStep(spec_, batch, key_index, num_unique, rows, dense_params));
+absl::Status Model::Run(const Batch& batch,
+                        absl::Span<const uint32_t> key_index,
+                        int64_t num_unique, absl::Span<const float> rows,
+                        bool train, StepResult* result) {
   const int n = batch.size();
-  result->probs.assign(n, 0.0f);
+  result->probs.resize(n);
   result->loss_sum = 0;
   result->dense_grad.clear();
   result->row_grad.clear();
-  if (n == 0) return absl::OkStatus();
+  if (n == 0) {
+    if (train) {
+      result->dense_grad.assign(spec_.dense_size, 0.0f);
+      result->row_grad.assign(num_unique * spec_.emb_dim, 0.0f);
+    }
+    return absl::OkStatus();
+  }
+  if (!has_params_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(TypeName(spec_.type),
+                     " model has no dense parameters: call SetDenseParams "
+                     "before the first step"));
+  }
+  const InputLayout layout = LayoutInputs(batch, num_unique);
+  RETURN_IF_ERROR(Reserve(n, num_unique, train, layout));
+  UploadInputs(batch, key_index, rows, layout);
 
+  // Forward.
   const int pooled_width = spec_.num_slots * spec_.emb_dim;
-  pooled_.resize(static_cast<size_t>(n) * pooled_width);
-  backend_->PoolForward(MakePoolArgs(batch, key_index), rows.data(),
-                        pooled_.data(), pooled_width);
-  const TermInputs in{n, pooled_.data(), batch.dense.data(),
-                      dense_params.data()};
-  logits_.assign(n, 0.0f);
+  const PoolArgs pool = MakePoolArgs(batch, layout);
+  backend_->PoolForward(pool, InputFloats(layout.rows), pooled_.data(),
+                        pooled_width);
+  const TermInputs in{n, pooled_.data(), InputFloats(layout.dense),
+                      params_.data()};
+  backend_->SetZero(n * sizeof(float), logits_.data());
   for (const auto& term : terms_) term->Forward(in, logits_.data());
-  d_logits_.resize(n);
-  backend_->SigmoidCrossEntropy(
-      n, logits_.data(), batch.labels.data(), 1.0f / static_cast<float>(n),
-      result->probs.data(), d_logits_.data(), &result->loss_sum);
-  return absl::OkStatus();
+  backend_->SigmoidCrossEntropy(n, logits_.data(), InputFloats(layout.labels),
+                                1.0f / static_cast<float>(n), probs_.data(),
+                                d_logits_.data(), loss_sum_.data());
+  Download(backend_, probs_.data(), n, result->probs.data());
+  Download(backend_, loss_sum_.data(), 1, &result->loss_sum);
+
+  if (train) {
+    // Backward.
+    result->dense_grad.resize(spec_.dense_size);
+    result->row_grad.resize(num_unique * spec_.emb_dim);
+    backend_->SetZero(spec_.dense_size * sizeof(float), dense_grad_.data());
+    backend_->SetZero(static_cast<int64_t>(n) * pooled_width * sizeof(float),
+                      d_pooled_.data());
+    for (const auto& term : terms_) {
+      term->Backward(in, d_logits_.data(), d_pooled_.data(),
+                     dense_grad_.data());
+    }
+    backend_->PoolBackward(pool, d_pooled_.data(), pooled_width, num_unique,
+                           row_grad_.data());
+    Download(backend_, dense_grad_.data(), spec_.dense_size,
+             result->dense_grad.data());
+    Download(backend_, row_grad_.data(), num_unique * spec_.emb_dim,
+             result->row_grad.data());
+  }
+  // The downloads are complete, and the kernels' errors known, after this.
+  return backend_->Synchronize();
+}
+
+absl::Status Model::TrainStep(const Batch& batch,
+                              absl::Span<const uint32_t> key_index,
+                              int64_t num_unique, absl::Span<const float> rows,
+                              StepResult* result) {
+  CHECK(result != nullptr);
+  RETURN_IF_ERROR(ValidateStep(spec_, batch, key_index, num_unique, rows));
+  return Run(batch, key_index, num_unique, rows, /*train=*/true, result);
 }
 
 absl::Status Model::Predict(const Batch& batch,
                             absl::Span<const uint32_t> key_index,
                             int64_t num_unique, absl::Span<const float> rows,
-                            absl::Span<const float> dense_params,
                             StepResult* result) {
-  return Forward(batch, key_index, num_unique, rows, dense_params, result);
+  CHECK(result != nullptr);
+  RETURN_IF_ERROR(ValidateStep(spec_, batch, key_index, num_unique, rows));
+  return Run(batch, key_index, num_unique, rows, /*train=*/false, result);
 }
 
 absl::Status Model::TrainStep(const Batch& batch,
@@ -188,24 +316,21 @@ absl::Status Model::TrainStep(const Batch& batch,
                               int64_t num_unique, absl::Span<const float> rows,
                               absl::Span<const float> dense_params,
                               StepResult* result) {
-  RETURN_IF_ERROR(
-      Forward(batch, key_index, num_unique, rows, dense_params, result));
-  result->dense_grad.assign(spec_.dense_size, 0.0f);
-  result->row_grad.assign(num_unique * spec_.emb_dim, 0.0f);
-  const int n = batch.size();
-  if (n == 0) return absl::OkStatus();
+  CHECK(result != nullptr);
+  RETURN_IF_ERROR(ValidateStep(spec_, batch, key_index, num_unique, rows));
+  RETURN_IF_ERROR(SetDenseParams(dense_params));
+  return Run(batch, key_index, num_unique, rows, /*train=*/true, result);
+}
 
-  const int pooled_width = spec_.num_slots * spec_.emb_dim;
-  d_pooled_.assign(static_cast<size_t>(n) * pooled_width, 0.0f);
-  const TermInputs in{n, pooled_.data(), batch.dense.data(),
-                      dense_params.data()};
-  for (const auto& term : terms_) {
-    term->Backward(in, d_logits_.data(), d_pooled_.data(),
-                   result->dense_grad.data());
-  }
-  backend_->PoolBackward(MakePoolArgs(batch, key_index), d_pooled_.data(),
-                         pooled_width, num_unique, result->row_grad.data());
-  return absl::OkStatus();
+absl::Status Model::Predict(const Batch& batch,
+                            absl::Span<const uint32_t> key_index,
+                            int64_t num_unique, absl::Span<const float> rows,
+                            absl::Span<const float> dense_params,
+                            StepResult* result) {
+  CHECK(result != nullptr);
+  RETURN_IF_ERROR(ValidateStep(spec_, batch, key_index, num_unique, rows));
+  RETURN_IF_ERROR(SetDenseParams(dense_params));
+  return Run(batch, key_index, num_unique, rows, /*train=*/false, result);
 }
 
 }  // namespace ps

@@ -6,8 +6,25 @@
 // FM second order, deep) each read the pooled rows and the dense features and
 // add to the logit. Loss: sigmoid cross-entropy, averaged over the batch.
 // Backward gives the gradient of that mean loss for the dense parameter
-// vector and for every unique sparse row of the batch (merged per key). A
-// Model owns scratch buffers and is used by one thread.
+// vector and for every unique sparse row of the batch (merged per key).
+//
+// Memory: the model is device-resident. Its parameters, activations and
+// gradients live in backend memory (Backend::Allocate, device memory on a
+// GPU; worker/model_buffer.h) and are touched only by the backend's kernels,
+// so a device backend is used directly, with no staging layer. Host and
+// backend memory meet only at these boundaries:
+//  - SetDenseParams: the dense parameters, one copy, kept for later steps
+//    (call it after every dense pull);
+//  - each step: the batch's offsets, key index, labels and dense features
+//    and the pulled rows, packed into one pinned host buffer
+//    (Backend::AllocateHost) and uploaded in one copy;
+//  - each step: the probabilities and the loss sum, and (TrainStep) the
+//    dense gradient and the row gradients, downloaded once each into the
+//    StepResult; then one Backend::Synchronize.
+// Backend buffers grow with the batch and are kept between steps. On the CPU
+// backend every copy is a memcpy, and the numbers are those of host buffers.
+//
+// A Model is used by one thread.
 #ifndef PS_WORKER_MODEL_H_
 #define PS_WORKER_MODEL_H_
 
@@ -20,10 +37,12 @@
 #include "common/model_spec.h"
 #include "kernels/backend.h"
 #include "worker/batch.h"
+#include "worker/model_buffer.h"
 #include "worker/model_term.h"
 
 namespace ps {
 
+// What a step returns, in host memory.
 struct StepResult {
   std::vector<float> probs;       // one per example
   double loss_sum = 0;            // sum (not mean) of per-example losses
@@ -42,41 +61,92 @@ class Model {
 
   const ModelSpec& spec() const { return spec_; }
 
-  // One forward and backward pass. `key_index` maps batch.keys to rows of
-  // `rows` (num_unique x emb_dim, laid out as spec describes); `dense_params`
-  // has spec.dense_size floats. InvalidArgument when the batch does not match
-  // the spec (slot count, dense feature count, index out of range) or the
-  // spec's row width does not suit its model.
+  // Copies `dense_params` (spec.dense_size floats) into backend memory, where
+  // the steps below read them until the next call. The span may change or go
+  // away once this returns (the copy is complete then). InvalidArgument when
+  // the size does not match the spec; the backend's errors (allocation, or a
+  // failed copy on a device backend).
+  absl::Status SetDenseParams(absl::Span<const float> dense_params);
+
+  // One forward and backward pass with the dense parameters of the last
+  // SetDenseParams. `key_index` maps batch.keys to rows of `rows`
+  // (num_unique x emb_dim, laid out as spec describes). On return (also on
+  // a device backend) `result` holds the step's probabilities, loss sum and
+  // gradients, and the backend has been synchronized. InvalidArgument when
+  // the batch does not match the spec (slot count, dense feature count,
+  // index out of range) or the spec's row width does not suit its model;
+  // FailedPrecondition when no dense parameters were set (unless the batch
+  // is empty); the backend's errors (allocation, or the first failed kernel
+  // or copy of the step).
+  absl::Status TrainStep(const Batch& batch,
+                         absl::Span<const uint32_t> key_index,
+                         int64_t num_unique, absl::Span<const float> rows,
+                         StepResult* result);
+
+  // Forward only: result->probs and result->loss_sum; grads left empty.
+  // Errors as TrainStep.
+  absl::Status Predict(const Batch& batch, absl::Span<const uint32_t> key_index,
+                       int64_t num_unique, absl::Span<const float> rows,
+                       StepResult* result);
+
+  // As above, after SetDenseParams(dense_params) (when the batch is valid):
+  // for callers that hand over the dense parameters with every step, at the
+  // price of one more upload per step. `dense_params` has spec.dense_size
+  // floats.
   absl::Status TrainStep(const Batch& batch,
                          absl::Span<const uint32_t> key_index,
                          int64_t num_unique, absl::Span<const float> rows,
                          absl::Span<const float> dense_params,
                          StepResult* result);
-
-  // Forward only: result->probs and result->loss_sum; grads left empty.
   absl::Status Predict(const Batch& batch, absl::Span<const uint32_t> key_index,
                        int64_t num_unique, absl::Span<const float> rows,
                        absl::Span<const float> dense_params,
                        StepResult* result);
 
  private:
-  absl::Status Forward(const Batch& batch, absl::Span<const uint32_t> key_index,
-                       int64_t num_unique, absl::Span<const float> rows,
-                       absl::Span<const float> dense_params,
-                       StepResult* result);
+  // Where the parts of a batch's upload lie in inputs_ (in 4-byte words).
+  struct InputLayout {
+    int64_t offsets = 0;  // uint32: batch * num_slots + 1
+    int64_t index = 0;    // uint32: the batch's key count
+    int64_t labels = 0;   // float: batch
+    int64_t dense = 0;    // float: batch * num_dense
+    int64_t rows = 0;     // float: num_unique * emb_dim
+    int64_t words = 0;    // the total
+  };
 
-  PoolArgs MakePoolArgs(const Batch& batch,
-                        absl::Span<const uint32_t> key_index) const;
+  // A validated step: forward, and backward when `train`.
+  absl::Status Run(const Batch& batch, absl::Span<const uint32_t> key_index,
+                   int64_t num_unique, absl::Span<const float> rows,
+                   bool train, StepResult* result);
+  // Grows the backend buffers for a batch of `n` examples (the gradients'
+  // only when `train`).
+  absl::Status Reserve(int n, int64_t num_unique, bool train,
+                       const InputLayout& layout);
+  InputLayout LayoutInputs(const Batch& batch, int64_t num_unique) const;
+  // Packs the step's host inputs into staged_ and uploads them to inputs_.
+  void UploadInputs(const Batch& batch, absl::Span<const uint32_t> key_index,
+                    absl::Span<const float> rows, const InputLayout& layout);
+  PoolArgs MakePoolArgs(const Batch& batch, const InputLayout& layout) const;
+  const float* InputFloats(int64_t at) const;
 
   const ModelSpec spec_;
   const PoolMode pooling_;
   Backend* const backend_;
   const std::vector<std::unique_ptr<ModelTerm>> terms_;
-  // Scratch, reused across steps.
-  std::vector<float> pooled_;    // batch x (num_slots * emb_dim)
-  std::vector<float> d_pooled_;  // its gradient
-  std::vector<float> logits_;
-  std::vector<float> d_logits_;
+
+  // Backend memory, kept between steps (model_buffer.h).
+  BackendArray<float> params_;   // spec.dense_size, from SetDenseParams
+  bool has_params_ = false;
+  BackendArray<uint32_t> staged_{BackendArray<uint32_t>::Memory::kHost};
+  BackendArray<uint32_t> inputs_;  // the uploaded staged_ (InputLayout)
+  BackendArray<float> pooled_;     // batch x (num_slots * emb_dim)
+  BackendArray<float> d_pooled_;   // its gradient
+  BackendArray<float> logits_;
+  BackendArray<float> d_logits_;
+  BackendArray<float> probs_;
+  BackendArray<double> loss_sum_;  // one
+  BackendArray<float> dense_grad_;  // spec.dense_size
+  BackendArray<float> row_grad_;    // num_unique * emb_dim
 };
 
 }  // namespace ps

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "common/status_macros.h"
 #include "glog/logging.h"
 
 namespace ps {
@@ -15,13 +16,22 @@ CrossNet::CrossNet(std::vector<CrossLayerSpec> layers, Backend* backend)
   for (const CrossLayerSpec& layer : layers_) CHECK_EQ(layer.width, width_);
 }
 
+absl::Status CrossNet::Reserve(int batch) {
+  if (layers_.empty()) return absl::OkStatus();
+  const int64_t size = static_cast<int64_t>(batch) * width_;
+  for (int l = 0; l < num_layers(); ++l) {
+    RETURN_IF_ERROR(xs_[l].Reserve(backend_, size));
+    RETURN_IF_ERROR(xw_[l].Reserve(backend_, batch));
+  }
+  RETURN_IF_ERROR(d_a_.Reserve(backend_, size));
+  return d_b_.Reserve(backend_, size);
+}
+
 const float* CrossNet::Forward(int batch, const float* x0,
                                const float* params) {
   const float* x = x0;
   for (int l = 0; l < num_layers(); ++l) {
     const CrossLayerSpec& layer = layers_[l];
-    xs_[l].resize(static_cast<size_t>(batch) * width_);
-    xw_[l].resize(batch);
     backend_->CrossForward(batch, width_, x0, x, params + layer.weight_offset,
                            params + layer.bias_offset, xw_[l].data(),
                            xs_[l].data());
@@ -32,9 +42,6 @@ const float* CrossNet::Forward(int batch, const float* x0,
 
 void CrossNet::Backward(int batch, const float* x0, const float* params,
                         const float* d_out, float* d_x0, float* dense_grad) {
-  const size_t size = static_cast<size_t>(batch) * width_;
-  d_a_.resize(size);
-  d_b_.resize(size);
   const float* d_next = d_out;  // the gradient by x_{l+1}
   for (int l = num_layers() - 1; l >= 0; --l) {
     const CrossLayerSpec& layer = layers_[l];

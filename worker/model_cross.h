@@ -2,14 +2,18 @@
 // Predictions", 2017) over x0 (batch x width, row-major): for each layer l of
 // spec.cross, x_{l+1} = x0 * (x_l . w_l) + b_l + x_l, with w_l and b_l read
 // from the flat dense parameter vector. Keeps every x_l for the backward
-// pass; used by one thread at a time.
+// pass, in backend memory (every pointer it takes or returns is backend
+// memory, used only through the backend's kernels); used by one thread at a
+// time.
 #ifndef PS_WORKER_MODEL_CROSS_H_
 #define PS_WORKER_MODEL_CROSS_H_
 
 #include <vector>
 
+#include "absl/status/status.h"
 #include "common/model_spec.h"
 #include "kernels/backend.h"
+#include "worker/model_buffer.h"
 
 namespace ps {
 
@@ -19,6 +23,11 @@ class CrossNet {
   CrossNet(std::vector<CrossLayerSpec> layers, Backend* backend);
 
   int num_layers() const { return static_cast<int>(layers_.size()); }
+
+  // Makes room for batches of up to `batch` examples; errors of
+  // Backend::Allocate. REQUIRES: before every Forward, with at least its
+  // batch size.
+  [[nodiscard]] absl::Status Reserve(int batch);
 
   // Runs the layers over x0 and returns x_L (batch x width), which stays
   // valid until the next Forward; x0 itself when there are no layers.
@@ -35,9 +44,9 @@ class CrossNet {
   const std::vector<CrossLayerSpec> layers_;
   const int width_;
   Backend* const backend_;
-  std::vector<std::vector<float>> xs_;  // x_1 .. x_L
-  std::vector<std::vector<float>> xw_;  // x_l . w_l per example, per layer
-  std::vector<float> d_a_, d_b_;        // gradients by x_l, ping-pong
+  std::vector<BackendArray<float>> xs_;  // x_1 .. x_L
+  std::vector<BackendArray<float>> xw_;  // x_l . w_l per example, per layer
+  BackendArray<float> d_a_, d_b_;        // gradients by x_l, ping-pong
 };
 
 }  // namespace ps

@@ -1,5 +1,6 @@
 #include "worker/model_deep.h"
 
+#include "common/status_macros.h"
 #include "glog/logging.h"
 
 namespace ps {
@@ -39,11 +40,24 @@ DeepTerm::DeepTerm(const ModelSpec& spec, Backend* backend)
   }
 }
 
+absl::Status DeepTerm::Reserve(int batch) {
+  const int64_t n = batch;
+  RETURN_IF_ERROR(x0_.Reserve(backend_, n * spec_.input_width));
+  RETURN_IF_ERROR(d_x0_.Reserve(backend_, n * spec_.input_width));
+  for (size_t l = 0; l < spec_.layers.size(); ++l) {
+    RETURN_IF_ERROR(acts_[l].Reserve(backend_, n * spec_.layers[l].out));
+    RETURN_IF_ERROR(grads_[l].Reserve(backend_, n * spec_.layers[l].out));
+  }
+  if (cross_.num_layers() > 0) {
+    RETURN_IF_ERROR(d_cross_.Reserve(backend_, n * spec_.input_width));
+  }
+  return cross_.Reserve(batch);
+}
+
 void DeepTerm::GatherInput(const TermInputs& in) {
   const int n = in.batch;
   const int width = spec_.input_width;
   const int k = spec_.factor_dim;
-  x0_.resize(static_cast<size_t>(n) * width);
   const BlockLayout pooled{spec_.num_slots * spec_.emb_dim, spec_.emb_dim};
   const BlockLayout x0{width, k};
   for (const SlotRun& run : runs_) {
@@ -99,7 +113,6 @@ void DeepTerm::Forward(const TermInputs& in, float* logits) {
   const float* x = x0_.data();
   for (size_t l = 0; l < spec_.layers.size(); ++l) {
     const LayerSpec& layer = spec_.layers[l];
-    acts_[l].resize(static_cast<size_t>(n) * layer.out);
     backend_->Gemm(false, false, n, layer.out, layer.in, 1.0f, x,
                    in.params + layer.weight_offset, 0.0f, acts_[l].data());
     backend_->BiasActivation(n, layer.out, in.params + layer.bias_offset,
@@ -119,7 +132,8 @@ void DeepTerm::Backward(const TermInputs& in, const float* d_logits,
   const int n = in.batch;
   const int width = spec_.input_width;
   const int num_layers = static_cast<int>(spec_.layers.size());
-  d_x0_.assign(static_cast<size_t>(n) * width, 0.0f);
+  backend_->SetZero(static_cast<int64_t>(n) * width * sizeof(float),
+                    d_x0_.data());
   backend_->BiasGrad(n, 1, d_logits, dense_grad + spec_.output.bias_offset);
   for (const OutputInput& input : OutputInputs()) {
     // dW = x^T (width x n) * d_logits (n x 1); dx = d_logits * W^T.
@@ -128,11 +142,9 @@ void DeepTerm::Backward(const TermInputs& in, const float* d_logits,
     float* d_x = nullptr;
     switch (input.source) {
       case OutputInput::Source::kCross:
-        d_cross_.resize(static_cast<size_t>(n) * width);
         d_x = d_cross_.data();
         break;
       case OutputInput::Source::kHidden:
-        grads_.back().resize(static_cast<size_t>(n) * input.width);
         d_x = grads_.back().data();
         break;
       case OutputInput::Source::kX0:
@@ -157,7 +169,6 @@ void DeepTerm::Backward(const TermInputs& in, const float* d_logits,
     if (l == 0) {
       d_x = d_x0_.data();
     } else {
-      grads_[l - 1].resize(static_cast<size_t>(n) * layer.in);
       d_x = grads_[l - 1].data();
     }
     backend_->Gemm(false, true, n, layer.in, layer.out, 1.0f, d_out,

@@ -11,8 +11,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "common/model_spec.h"
 #include "kernels/backend.h"
+#include "worker/model_buffer.h"
 #include "worker/model_cross.h"
 #include "worker/model_term.h"
 
@@ -24,6 +26,7 @@ class DeepTerm final : public ModelTerm {
   // not owned.
   DeepTerm(const ModelSpec& spec, Backend* backend);
 
+  absl::Status Reserve(int batch) override;
   void Forward(const TermInputs& in, float* logits) override;
   void Backward(const TermInputs& in, const float* d_logits, float* d_pooled,
                 float* dense_grad) override;
@@ -57,13 +60,13 @@ class DeepTerm final : public ModelTerm {
   const Activation activation_;
   std::vector<SlotRun> runs_;
   CrossNet cross_;
-  // Scratch of the last Forward / Backward.
-  std::vector<float> x0_;                  // batch x input_width
-  const float* cross_out_ = nullptr;       // x_L, owned by cross_
-  std::vector<std::vector<float>> acts_;   // hidden layer outputs
-  std::vector<std::vector<float>> grads_;  // gradients by acts_
-  std::vector<float> d_x0_;                // gradient by x0
-  std::vector<float> d_cross_;             // gradient by x_L
+  // Scratch of the last Forward / Backward, in backend memory.
+  BackendArray<float> x0_;                  // batch x input_width
+  const float* cross_out_ = nullptr;        // x_L, owned by cross_
+  std::vector<BackendArray<float>> acts_;   // hidden layer outputs
+  std::vector<BackendArray<float>> grads_;  // gradients by acts_
+  BackendArray<float> d_x0_;                // gradient by x0
+  BackendArray<float> d_cross_;             // gradient by x_L
 };
 
 }  // namespace ps

@@ -1,18 +1,37 @@
 #include "worker/model_linear.h"
 
+#include "common/status_macros.h"
 #include "glog/logging.h"
 
 namespace ps {
 
-LinearTerm::LinearTerm(const ModelSpec& spec, Backend* backend)
-    : spec_(spec),
-      backend_(backend),
-      selector_(static_cast<size_t>(spec.num_slots) * spec.emb_dim, 0.0f) {
-  CHECK(spec_.has_linear && spec_.linear_dim == 1);
-  for (int slot : spec_.wide_slots) {
-    CHECK(slot >= 0 && slot < spec_.num_slots) << "wide slot " << slot;
-    selector_[static_cast<size_t>(slot) * spec_.emb_dim] = 1.0f;
+namespace {
+
+std::vector<float> MakeSelector(const ModelSpec& spec) {
+  CHECK(spec.has_linear && spec.linear_dim == 1);
+  std::vector<float> selector(static_cast<size_t>(spec.num_slots) *
+                                  spec.emb_dim,
+                              0.0f);
+  for (int slot : spec.wide_slots) {
+    CHECK(slot >= 0 && slot < spec.num_slots) << "wide slot " << slot;
+    selector[static_cast<size_t>(slot) * spec.emb_dim] = 1.0f;
   }
+  return selector;
+}
+
+}  // namespace
+
+LinearTerm::LinearTerm(const ModelSpec& spec, Backend* backend)
+    : spec_(spec), backend_(backend), host_selector_(MakeSelector(spec)) {}
+
+absl::Status LinearTerm::Reserve(int /*batch*/) {
+  if (uploaded_) return absl::OkStatus();
+  const int64_t size = static_cast<int64_t>(host_selector_.size());
+  RETURN_IF_ERROR(selector_.Reserve(backend_, size));
+  backend_->CopyToBackend(host_selector_.data(), size * sizeof(float),
+                          selector_.data());
+  uploaded_ = true;
+  return absl::OkStatus();
 }
 
 void LinearTerm::Forward(const TermInputs& in, float* logits) {
@@ -46,6 +65,10 @@ FmTerm::FmTerm(const ModelSpec& spec, Backend* backend)
   CHECK(spec_.has_fm);
 }
 
+absl::Status FmTerm::Reserve(int batch) {
+  return sum_.Reserve(backend_, static_cast<int64_t>(batch) * spec_.factor_dim);
+}
+
 // The embeddings inside the pooled rows: one block per slot, after the
 // slot's linear weight.
 BlockLayout FmTerm::Layout() const {
@@ -53,7 +76,6 @@ BlockLayout FmTerm::Layout() const {
 }
 
 void FmTerm::Forward(const TermInputs& in, float* logits) {
-  sum_.resize(static_cast<size_t>(in.batch) * spec_.factor_dim);
   backend_->FmForward(in.batch, spec_.num_slots, spec_.factor_dim,
                       in.pooled + spec_.linear_dim, Layout(), sum_.data(),
                       logits);

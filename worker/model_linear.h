@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "common/model_spec.h"
+#include "absl/status/status.h"
 #include "kernels/backend.h"
+#include "worker/model_buffer.h"
 #include "worker/model_term.h"
 
 namespace ps {
@@ -23,6 +25,8 @@ class LinearTerm final : public ModelTerm {
   // spec.num_slots. `backend` is not owned.
   LinearTerm(const ModelSpec& spec, Backend* backend);
 
+  // The first call uploads the selector (one copy per model).
+  absl::Status Reserve(int batch) override;
   void Forward(const TermInputs& in, float* logits) override;
   void Backward(const TermInputs& in, const float* d_logits, float* d_pooled,
                 float* dense_grad) override;
@@ -32,7 +36,11 @@ class LinearTerm final : public ModelTerm {
   Backend* const backend_;
   // num_slots * emb_dim: 1 at the linear weight of every wide slot, else 0,
   // so pooled (batch x slots*dim) times it sums the wide slots' weights.
-  std::vector<float> selector_;
+  // Built on the host (and kept: the upload reads it until the backend's
+  // next Synchronize), copied to the backend once.
+  const std::vector<float> host_selector_;
+  BackendArray<float> selector_;
+  bool uploaded_ = false;
 };
 
 class FmTerm final : public ModelTerm {
@@ -40,6 +48,7 @@ class FmTerm final : public ModelTerm {
   // REQUIRES: spec.has_fm. `backend` is not owned.
   FmTerm(const ModelSpec& spec, Backend* backend);
 
+  absl::Status Reserve(int batch) override;
   void Forward(const TermInputs& in, float* logits) override;
   void Backward(const TermInputs& in, const float* d_logits, float* d_pooled,
                 float* dense_grad) override;
@@ -49,7 +58,7 @@ class FmTerm final : public ModelTerm {
 
   const ModelSpec spec_;
   Backend* const backend_;
-  std::vector<float> sum_;  // batch x factor_dim: the slots' embedding sums
+  BackendArray<float> sum_;  // batch x factor_dim: the slots' embedding sums
 };
 
 }  // namespace ps

@@ -5,18 +5,25 @@
 // of the terms. A term reads the dense parameters it owns from the flat dense
 // vector and keeps scratch buffers between Forward and Backward, so, like its
 // Model, it is used by one thread at a time.
+//
+// Memory: every pointer a term is given or keeps is backend memory (from
+// Backend::Allocate; device memory on a GPU), and a term touches it only
+// through its backend's kernels, never on the host. Its scratch buffers are
+// BackendArrays (model_buffer.h), sized by Reserve.
 #ifndef PS_WORKER_MODEL_TERM_H_
 #define PS_WORKER_MODEL_TERM_H_
 
 #include <memory>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "common/model_spec.h"
 #include "kernels/backend.h"
 
 namespace ps {
 
-// What every term of one step reads. Not owned; valid during the call.
+// What every term of one step reads: backend memory, not owned, valid during
+// the call.
 struct TermInputs {
   int batch = 0;
   // batch x (num_slots * emb_dim), row-major: float e of slot s's pooled row
@@ -29,6 +36,12 @@ struct TermInputs {
 class ModelTerm {
  public:
   virtual ~ModelTerm() = default;
+
+  // Makes room in the term's backend buffers for batches of up to `batch`
+  // examples (and uploads its constants the first time). Errors are those of
+  // Backend::Allocate. REQUIRES: before every Forward, with at least its
+  // batch size.
+  [[nodiscard]] virtual absl::Status Reserve(int batch) = 0;
 
   // Adds the term's value for every example to logits[0 .. in.batch) and
   // keeps what Backward needs.

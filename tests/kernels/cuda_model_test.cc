@@ -1,11 +1,18 @@
-// The worker's Model (worker/model.h) on a device backend behind the staging
-// layer (kernels/staging_backend.h) against the same Model on the CPU
-// backend: one full training step of every model type (loss, probabilities,
-// dense and sparse gradients), and a short training run on planted data
-// (the AUC reached). The suite runs for "staging_cuda", skipped with a
-// message without CUDA or without a usable GPU, and for "staging_cpu",
-// which runs everywhere and checks the staging layer's operand extents on
-// the real model code.
+// The worker's Model (worker/model.h) on a device backend against the same
+// Model on the CPU backend: one full training step of every model type
+// (loss, probabilities, dense and sparse gradients), and a short training
+// run on planted data (the AUC reached). The suite runs for
+//  - "cuda": the CUDA backend used directly, as workers do (the model is
+//    device-resident);
+//  - "staging_cuda": the CUDA backend behind the staging layer
+//    (kernels/staging_backend.h), which host-memory callers use;
+// both skipped with a message without CUDA or without a usable GPU; and
+// everywhere for
+//  - "checking_cpu": the CPU kernels on memory that behaves like device
+//    memory (tests/worker/checking_backend.h), failing on any operand that
+//    is not backend memory;
+//  - "staging_cpu", which checks the staging layer's operand extents on the
+//    real model code.
 //
 // Tolerances (ExpectClose): every
 // value within 2e-4 * (the largest magnitude of its vector) + 1e-6 of the
@@ -25,6 +32,7 @@
 #include "kernels/backend.h"
 #include "kernels/device.h"
 #include "tests/kernels/kernel_test_util.h"
+#include "tests/worker/checking_backend.h"
 #include "tests/worker/model_test_util.h"
 #include "worker/batch.h"
 #include "worker/model.h"
@@ -62,6 +70,13 @@ class CudaModelTest : public ::testing::TestWithParam<std::string> {
       device_ = Backend::CreateStaging(testing_util::MakeBackend());
       return;
     }
+    if (GetParam() == "checking_cpu") {
+      auto checking = std::make_unique<testing_util::CheckingBackend>(
+          testing_util::MakeBackend());
+      checking_ = checking.get();
+      device_ = std::move(checking);
+      return;
+    }
     if (!BuiltWithCuda()) {
       GTEST_SKIP() << "CUDA model tests skipped: built without CUDA";
     }
@@ -73,11 +88,20 @@ class CudaModelTest : public ::testing::TestWithParam<std::string> {
     }
     auto cuda = Backend::CreateCuda(BackendOptions{});
     ASSERT_TRUE(cuda.ok()) << cuda.status();
-    device_ = Backend::CreateStaging(std::move(cuda).value());
+    device_ = std::move(cuda).value();
+    if (GetParam() == "staging_cuda") {
+      device_ = Backend::CreateStaging(std::move(device_));
+    }
+  }
+
+  void TearDown() override {
+    if (checking_ == nullptr) return;
+    for (const std::string& v : checking_->violations()) ADD_FAILURE() << v;
   }
 
   std::unique_ptr<Backend> cpu_;
   std::unique_ptr<Backend> device_;
+  testing_util::CheckingBackend* checking_ = nullptr;  // in device_, if so
 };
 
 void ExpectClose(const std::vector<float>& got, const std::vector<float>& want,
@@ -226,7 +250,8 @@ TEST_P(CudaModelTest, ShortTrainingRunReachesTheCpuAuc) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, CudaModelTest,
-                         ::testing::Values("staging_cpu", "staging_cuda"),
+                         ::testing::Values("staging_cpu", "checking_cpu",
+                                           "staging_cuda", "cuda"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace
