@@ -140,6 +140,23 @@ absl::StatusOr<std::vector<ShrinkResponse>> ShrinkServers(
   return result;
 }
 
+absl::StatusOr<RequestCheckpointResponse> RequestCheckpoint(
+    const AdminOptions& options) {
+  auto stub = Coordinator::NewStub(grpc::CreateChannel(
+      options.servers[0], grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       absl::ToChronoMilliseconds(options.checkpoint_timeout));
+  RequestCheckpointRequest request;
+  request.set_reason("ps_ctl checkpoint");
+  RequestCheckpointResponse response;
+  grpc::Status status = stub->RequestCheckpoint(&context, request, &response);
+  if (!status.ok()) {
+    return FromGrpcStatus(status, ServerName(options, 0), "RequestCheckpoint");
+  }
+  return response;
+}
+
 std::string FormatStatsTable(const std::vector<ServerStats>& servers) {
   std::string out;
   for (const ServerStats& s : servers) {
@@ -236,12 +253,15 @@ std::string CtlUsage() {
          "  stats   print every server's tables and push counts\n"
          "  shrink  delete old and low-score rows now (--tables a,b; "
          "default every table)\n"
+         "  checkpoint  take a checkpoint of the whole job now (asks server "
+         "0's coordinator; waits until it is complete)\n"
          "  stop    send Shutdown (with --reason) to every server\n";
 }
 
 int RunCtlCommand(const AdminOptions& options, const std::string& command,
                   std::ostream& out, std::ostream& err) {
-  if (command != "stats" && command != "stop" && command != "shrink") {
+  if (command != "stats" && command != "stop" && command != "shrink" &&
+      command != "checkpoint") {
     err << "ps_ctl: unknown command '" << command << "'\n" << CtlUsage();
     return 2;
   }
@@ -256,6 +276,16 @@ int RunCtlCommand(const AdminOptions& options, const std::string& command,
       return 1;
     }
     out << "sent Shutdown to " << options.servers.size() << " server(s)\n";
+    return 0;
+  }
+  if (command == "checkpoint") {
+    auto done = RequestCheckpoint(options);
+    if (!done.ok()) {
+      err << "ps_ctl: " << done.status().message() << "\n";
+      return 1;
+    }
+    out << "checkpoint " << done->dir() << " at step " << done->global_step()
+        << "\n";
     return 0;
   }
   if (command == "shrink") {

@@ -30,6 +30,9 @@ struct AdminOptions {
   std::string stop_reason = "ps_ctl stop";
   // `shrink`: tables to shrink by name; empty: every table.
   std::vector<std::string> tables;
+  // `checkpoint`: how long to wait for the workers to reach the cut and the
+  // servers to write. Default: 10 min.
+  absl::Duration checkpoint_timeout = absl::Minutes(10);
 };
 
 // The answer of one server.
@@ -54,6 +57,12 @@ absl::Status StopServers(const AdminOptions& options);
 absl::StatusOr<std::vector<ShrinkResponse>> ShrinkServers(
     const AdminOptions& options);
 
+// Asks the coordinator (server 0) for a checkpoint now and waits until it
+// is complete (up to options.checkpoint_timeout). Returns the response (the
+// checkpoint folder and its global step).
+absl::StatusOr<RequestCheckpointResponse> RequestCheckpoint(
+    const AdminOptions& options);
+
 // A readable multi-line table per server.
 std::string FormatStatsTable(const std::vector<ServerStats>& servers);
 // A JSON array with one object {"endpoint": ..., "stats": {...}} per server
@@ -63,7 +72,7 @@ std::string FormatStatsJson(const std::vector<ServerStats>& servers);
 // miss=.. evict=.. wb=..; dense model 66 floats; pushes sparse=3 dense=3".
 std::string FormatStatsLine(const StatsResponse& stats);
 
-// Runs ps_ctl's `command` ("stats", "shrink" or "stop"), printing results to `out` and
+// Runs ps_ctl's `command` ("stats", "shrink", "checkpoint" or "stop"), printing results to `out` and
 // errors to `err`. Returns the exit code: 0 on success, 1 when a server
 // failed, 2 for an unknown command or no servers (usage printed to `err`).
 int RunCtlCommand(const AdminOptions& options, const std::string& command,

@@ -96,6 +96,90 @@ absl::StatusOr<FileDigest> DenseTable::Save(const std::string& path) const {
   return writer->Close();
 }
 
+absl::Status DenseTable::LoadResharded(const std::vector<std::string>& paths) {
+  const int per_weight = rule_->StateSize(1) - rule_->StateSize(0);
+  const int per_table = rule_->StateSize(0);
+  std::vector<float> values(global_size_);
+  std::vector<float> state(static_cast<size_t>(per_weight) * global_size_);
+  std::vector<float> table_state(per_table);
+  std::vector<bool> seen(global_size_, false);
+  for (size_t r = 0; r < paths.size(); ++r) {
+    const std::string& path = paths[r];
+    ASSIGN_OR_RETURN(auto reader,
+                     ChecksummedReader::Open(path, kDenseMagic, kDenseVersion));
+    ASSIGN_OR_RETURN(std::string name, reader->ReadString(kMaxNameBytes));
+    if (name != name_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "'", path, "' holds dense table '", name, "', not '", name_, "'"));
+    }
+    uint64_t f[6];
+    for (uint64_t& field : f) {
+      ASSIGN_OR_RETURN(field, reader->ReadU64());
+    }
+    const int64_t global = static_cast<int64_t>(f[0]);
+    const DenseBlocks old{global, static_cast<int64_t>(f[1]),
+                          static_cast<int>(f[2])};
+    const int old_rank = static_cast<int>(f[3]);
+    const int64_t local = static_cast<int64_t>(f[4]);
+    const int64_t state_size = static_cast<int64_t>(f[5]);
+    if (global != global_size_ || old.block_size < 1 ||
+        old.num_servers != static_cast<int>(paths.size()) ||
+        old_rank != static_cast<int>(r) || local != old.SizeOn(old_rank) ||
+        state_size != per_weight * local + per_table) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "'", path, "': dense table '", name_, "' of ", global,
+          " floats, server ", old_rank, " of ", old.num_servers, " holding ",
+          local, " with ", state_size, " state floats; expected ",
+          global_size_, " floats, server ", r, " of ", paths.size(),
+          " and this optimizer's state"));
+    }
+    std::vector<float> v(local), st(state_size);
+    RETURN_IF_ERROR(reader->ReadFloats(absl::MakeSpan(v)));
+    RETURN_IF_ERROR(reader->ReadFloats(absl::MakeSpan(st)));
+    RETURN_IF_ERROR(reader->Finish());
+    int64_t at = 0;
+    for (const auto& [begin, end] : old.RangesOf(old_rank)) {
+      for (int64_t g = begin; g < end; ++g, ++at) {
+        values[g] = v[at];
+        seen[g] = true;
+        for (int k = 0; k < per_weight; ++k) {
+          state[k * global_size_ + g] = st[k * local + at];
+        }
+      }
+    }
+    if (r == 0) {
+      for (int j = 0; j < per_table; ++j) {
+        table_state[j] = st[per_weight * local + j];
+      }
+    }
+  }
+  for (int64_t g = 0; g < global_size_; ++g) {
+    if (!seen[g]) {
+      return absl::DataLossError(absl::StrCat(
+          "dense table '", name_, "': float ", g, " is in none of ",
+          paths.size(), " files"));
+    }
+  }
+  std::vector<float> my_values(local_size_);
+  std::vector<float> my_state(rule_->StateSize(static_cast<int>(local_size_)));
+  int64_t at = 0;
+  for (const auto& [begin, end] : blocks_.RangesOf(rank_)) {
+    for (int64_t g = begin; g < end; ++g, ++at) {
+      my_values[at] = values[g];
+      for (int k = 0; k < per_weight; ++k) {
+        my_state[k * local_size_ + at] = state[k * global_size_ + g];
+      }
+    }
+  }
+  for (int j = 0; j < per_table; ++j) {
+    my_state[per_weight * local_size_ + j] = table_state[j];
+  }
+  absl::MutexLock lock(&mu_);
+  values_ = std::move(my_values);
+  state_ = std::move(my_state);
+  return absl::OkStatus();
+}
+
 absl::Status DenseTable::Load(const std::string& path) {
   ASSIGN_OR_RETURN(auto reader,
                    ChecksummedReader::Open(path, kDenseMagic, kDenseVersion));

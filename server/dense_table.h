@@ -60,6 +60,13 @@ class DenseTable {
   // file; NotFound for a missing one.
   absl::Status Load(const std::string& path);
 
+  // As Load, from the files Save wrote on every server of another layout
+  // (paths[r] = server r's file, every server of that job listed): rebuilds
+  // the whole vector and takes this server's blocks of it (resharding).
+  // Per-weight optimizer state moves with its weight; per-table state (Adam's
+  // step counts) comes from paths[0]. Errors as Load, naming the file.
+  absl::Status LoadResharded(const std::vector<std::string>& paths);
+
  private:
   DenseTable(std::string name, const DenseBlocks& blocks, int rank,
              int64_t local_size, std::unique_ptr<OptimizerRule> rule);

@@ -59,6 +59,14 @@ class KvStore {
 
   // Keys stored (an estimate).
   virtual int64_t EstimateNumKeys() const = 0;
+
+  // A consistent copy of the store in `dir` (which must not exist), sharing
+  // immutable files by hard links where it can (RocksDB Checkpoint: the
+  // memtable is flushed first). Unimplemented for stores without it.
+  [[nodiscard]] virtual absl::Status Checkpoint(const std::string& dir) {
+    return absl::UnimplementedError(
+        absl::StrCat(description(), ": no checkpoint support (", dir, ")"));
+  }
 };
 
 // RocksDB in `dir` (created with its parents if missing). Default for each
@@ -67,6 +75,12 @@ class KvStore {
 // Unavailable/Internal (naming the directory) when RocksDB cannot open it.
 absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKv(
     const std::string& dir, const RocksDbConfig& config);
+
+// RocksDB in `dir`, opened read-only (e.g. a checkpoint being restored):
+// nothing in the directory changes. Write, Delete and Checkpoint fail.
+// NotFound when `dir` holds no database.
+absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvReadOnly(
+    const std::string& dir);
 
 // The compressions this build of RocksDB supports, e.g. "NONE, LZ4, ZSTD".
 std::string SupportedCompressions();

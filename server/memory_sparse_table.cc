@@ -304,6 +304,38 @@ class RuleSparseTable final : public SparseTable {
     return storage_->ForEachRow(visit);
   }
 
+  std::string row_format() const override {
+    return absl::StrCat(rule_->Name(), acc_ >= 0 ? "+accessor" : "");
+  }
+
+  absl::Status PutRows(absl::Span<const uint64_t> keys,
+                       absl::Span<const float> rows) override {
+    if (rows.size() != keys.size() * stride_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "table '", options_.name, "' restore: ", keys.size(),
+          " keys x stride ", stride_, " needs ", keys.size() * stride_,
+          " floats, got ", rows.size()));
+    }
+    RETURN_IF_ERROR(CheckFinite(
+        rows, absl::StrCat("table '", options_.name, "' restored rows")));
+    const size_t row_bytes = stride_ * sizeof(float);
+    return storage_->ForEachShardGroup(
+        keys, /*modify=*/true, [](uint64_t) { return true; },
+        [](uint64_t, float*) {},
+        [&](absl::Span<const uint32_t> idx, absl::Span<float* const> out) {
+          for (size_t j = 0; j < idx.size(); ++j) {
+            std::memcpy(out[j], rows.data() + static_cast<size_t>(idx[j]) * stride_,
+                        row_bytes);
+          }
+        });
+  }
+
+  void RaiseStep(int64_t step) override { AdvanceStep(step); }
+
+  absl::Status CheckpointDisk(const std::string& dir) override {
+    return storage_->CheckpointDisk(dir);
+  }
+
   absl::Status Flush() override { return storage_->Flush(); }
   int64_t size() const override { return storage_->size(); }
   int64_t memory_bytes() const override { return storage_->memory_bytes(); }

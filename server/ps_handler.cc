@@ -1,6 +1,8 @@
 #include "server/ps_handler.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <system_error>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -9,7 +11,9 @@
 #include "common/model_spec.h"
 #include "common/packing.h"
 #include "common/status_macros.h"
+#include "common/checkpoint.h"
 #include "common/optimizer.h"
+#include "server/table_snapshot.h"
 #include "glog/logging.h"
 
 namespace ps {
@@ -23,8 +27,53 @@ absl::Status Prefixed(absl::string_view prefix, const absl::Status& status) {
 
 }  // namespace
 
+namespace {
+
+// Replaces the RocksDB directory of TIERED table `options` for a restore:
+// wiped, then, when the checkpoint has this table's rows of this very server
+// (same server count) as a RocksDB checkpoint, filled with its files (SST
+// files hard-linked, the small others copied, so the checkpoint is never
+// changed). Returns whether the files restored the table.
+absl::StatusOr<bool> PrepareTieredRestore(const SparseTableOptions& options,
+                                          const RestoreFrom& restore) {
+  const std::string live = SparseTable::StorageDir(options);
+  std::error_code ec;
+  std::filesystem::remove_all(live, ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat(
+        "table '", options.name, "': cannot clear '", live,
+        "' for the restore: ", ec.message()));
+  }
+  const std::string source =
+      absl::StrCat(restore.dir, "/", SparseSnapshotDir(options.rank, options.name),
+                   "/rocksdb");
+  if (restore.manifest.num_servers() != options.num_servers ||
+      !std::filesystem::exists(source, ec)) {
+    return false;
+  }
+  std::filesystem::create_directories(live, ec);
+  for (const auto& entry : std::filesystem::directory_iterator(source, ec)) {
+    const std::filesystem::path to = std::filesystem::path(live) / entry.path().filename();
+    if (entry.path().extension() == ".sst") {
+      std::filesystem::create_hard_link(entry.path(), to, ec);
+      if (!ec) continue;
+      ec.clear();  // another file system: copy instead
+    }
+    std::filesystem::copy_file(entry.path(), to, ec);
+    if (ec) break;
+  }
+  if (ec) {
+    return absl::InternalError(absl::StrCat(
+        "table '", options.name, "': cannot restore '", source, "' into '",
+        live, "': ", ec.message()));
+  }
+  return true;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
-    const JobConfig& config, int rank) {
+    const JobConfig& config, int rank, const RestoreFrom* restore) {
   const int num_servers = config.cluster().servers_size();
   if (rank < 0 || rank >= num_servers) {
     return absl::InvalidArgumentError(
@@ -57,8 +106,15 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
     if (!rule.ok()) {
       return Prefixed(absl::StrCat("table '", tc.name(), "': "), rule);
     }
+    bool restored_by_files = false;
+    if (restore != nullptr &&
+        tc.storage().type() == SparseStorageConfig::TIERED) {
+      ASSIGN_OR_RETURN(restored_by_files,
+                       PrepareTieredRestore(options, *restore));
+    }
     ASSIGN_OR_RETURN(auto table, SparseTable::Create(options));
     table->SetThreadPool(handler->pool_.get());
+    handler->restored_by_files_.push_back(restored_by_files);
     handler->sparse_.push_back(std::move(table));
     const int64_t every =
         tc.has_accessor() ? tc.accessor().shrink_every_steps() : 0;
@@ -75,7 +131,99 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
       [&](int64_t i) { return DenseInitValue(spec, seed, i); });
   if (!dense.ok()) return Prefixed("dense table 'model': ", dense.status());
   handler->dense_.push_back(std::move(dense).value());
+  if (restore != nullptr) RETURN_IF_ERROR(handler->Restore(config, *restore));
   return handler;
+}
+
+absl::Status PsHandler::Restore(const JobConfig& config,
+                                const RestoreFrom& restore) {
+  RETURN_IF_ERROR(
+      CheckCheckpointCompatible(restore.manifest, restore.dir, config));
+  const int old_servers = restore.manifest.num_servers();
+  const bool same = old_servers == num_servers_;
+  for (size_t t = 0; t < sparse_.size(); ++t) {
+    SparseTable& table = *sparse_[t];
+    table.RaiseStep(restore.manifest.global_step());
+    if (restored_by_files_[t]) {
+      LOG(INFO) << "server " << rank_ << " table '" << table.name()
+                << "': restored from " << restore.dir << " by hard links, "
+                << table.size() << " rows";
+      continue;
+    }
+    int64_t rows = 0;
+    for (int s = 0; s < old_servers; ++s) {
+      if (same && s != rank_) continue;
+      const std::string dir =
+          absl::StrCat(restore.dir, "/", SparseSnapshotDir(s, table.name()));
+      RETURN_IF_ERROR(ReadTableSnapshot(
+          dir, table,
+          [&](uint64_t key) {
+            return same || ServerForKey(key, num_servers_) == rank_;
+          },
+          [&](absl::Span<const uint64_t> keys, absl::Span<const float> values) {
+            rows += static_cast<int64_t>(keys.size());
+            return table.PutRows(keys, values);
+          }));
+    }
+    LOG(INFO) << "server " << rank_ << " table '" << table.name()
+              << "': restored " << rows << " rows from " << restore.dir
+              << (same ? "" : absl::StrCat(" (resharded from ", old_servers,
+                                           " servers to ", num_servers_, ")"));
+  }
+  for (const auto& dense : dense_) {
+    if (same) {
+      RETURN_IF_ERROR(dense->Load(absl::StrCat(
+          restore.dir, "/", DenseSnapshotFile(rank_, dense->name()))));
+    } else {
+      std::vector<std::string> paths;
+      for (int s = 0; s < old_servers; ++s) {
+        paths.push_back(absl::StrCat(restore.dir, "/",
+                                     DenseSnapshotFile(s, dense->name())));
+      }
+      RETURN_IF_ERROR(dense->LoadResharded(paths));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> PsHandler::ExactRows(size_t table) const {
+  ASSIGN_OR_RETURN(SparseTable * t, FindSparse(static_cast<uint32_t>(table)));
+  int64_t rows = 0;
+  RETURN_IF_ERROR(t->ForEachRow([&](uint64_t, const float*) { ++rows; }));
+  return rows;
+}
+
+absl::Status PsHandler::SaveCheckpoint(const SaveCheckpointRequest& request,
+                                       SaveCheckpointResponse* response) {
+  response->Clear();
+  if (request.dir().empty()) {
+    return absl::InvalidArgumentError("SaveCheckpoint: no checkpoint folder");
+  }
+  absl::WriterMutexLock hold(&apply_mu_);
+  const absl::Time start = absl::Now();
+  std::vector<std::string> files;
+  for (const auto& table : sparse_) {
+    ASSIGN_OR_RETURN(
+        std::vector<std::string> written,
+        SaveTableSnapshot(*table, absl::StrCat(request.dir(), "/",
+                                               SparseSnapshotDir(rank_, table->name()))));
+    files.insert(files.end(), written.begin(), written.end());
+  }
+  for (const auto& dense : dense_) {
+    const std::string rel = DenseSnapshotFile(rank_, dense->name());
+    RETURN_IF_ERROR(dense->Save(absl::StrCat(request.dir(), "/", rel)).status());
+    files.push_back(rel);
+  }
+  for (const std::string& rel : files) {
+    ASSIGN_OR_RETURN(CheckpointFile file,
+                     DescribeCheckpointFile(request.dir(), rel));
+    *response->add_files() = std::move(file);
+  }
+  LOG(INFO) << "server " << rank_ << ": saved " << files.size()
+            << " checkpoint files into " << request.dir() << " at step "
+            << request.step() << " in "
+            << absl::ToDoubleSeconds(absl::Now() - start) << " s";
+  return absl::OkStatus();
 }
 
 absl::StatusOr<SparseTable*> PsHandler::FindSparse(uint32_t table_id) const {
@@ -117,6 +265,7 @@ absl::Status PsHandler::CheckKeysOwned(const SparseTable& table,
 
 absl::Status PsHandler::PullSparse(const PullSparseRequest& request,
                                    PullSparseResponse* response) {
+  absl::ReaderMutexLock hold(&apply_mu_);
   ASSIGN_OR_RETURN(SparseTable * table, FindSparse(request.table_id()));
   ASSIGN_OR_RETURN(auto keys,
                    ViewPacked<uint64_t>(request.keys(),
@@ -135,6 +284,7 @@ absl::Status PsHandler::PullSparse(const PullSparseRequest& request,
 }
 
 absl::Status PsHandler::PushSparse(const PushSparseRequest& request) {
+  absl::ReaderMutexLock hold(&apply_mu_);
   ASSIGN_OR_RETURN(SparseTable * table, FindSparse(request.table_id()));
   const std::string what = absl::StrCat("table '", table->name(), "' push");
   ASSIGN_OR_RETURN(auto keys,
@@ -227,6 +377,7 @@ absl::Status PsHandler::Shrink(const ShrinkRequest& request,
 
 absl::Status PsHandler::PullDense(const PullDenseRequest& request,
                                   PullDenseResponse* response) {
+  absl::ReaderMutexLock hold(&apply_mu_);
   ASSIGN_OR_RETURN(DenseTable * table, FindDense(request.table_id()));
   std::vector<float> values;
   table->Pull(&values);
@@ -236,6 +387,7 @@ absl::Status PsHandler::PullDense(const PullDenseRequest& request,
 }
 
 absl::Status PsHandler::PushDense(const PushDenseRequest& request) {
+  absl::ReaderMutexLock hold(&apply_mu_);
   ASSIGN_OR_RETURN(DenseTable * table, FindDense(request.table_id()));
   ASSIGN_OR_RETURN(
       auto grads,

@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "proto/checkpoint.pb.h"
 #include "proto/config.pb.h"
 #include "common/thread_pool.h"
 #include "proto/ps.pb.h"
@@ -33,11 +34,22 @@ struct PushCounts {
   int64_t dense_deltas = 0;
 };
 
+// A verified checkpoint to restore the tables from (common/checkpoint.h).
+struct RestoreFrom {
+  std::string dir;
+  Manifest manifest;
+};
+
 class PsHandler {
  public:
   // REQUIRES: config validated. InvalidArgument when rank is out of range.
+  // With `restore`, every table starts as the checkpoint holds it: sparse
+  // rows (resharded when the checkpoint has another server count: each
+  // server keeps the rows ServerForKey routes to it), dense values and all
+  // optimizer state; a TIERED table's RocksDB directory is replaced. Errors
+  // name the checkpoint file and the problem.
   static absl::StatusOr<std::unique_ptr<PsHandler>> Create(
-      const JobConfig& config, int rank);
+      const JobConfig& config, int rank, const RestoreFrom* restore = nullptr);
 
   int rank() const { return rank_; }
   int num_servers() const { return num_servers_; }
@@ -53,8 +65,16 @@ class PsHandler {
   // each removed. NotFound naming an unknown table (nothing shrunk then).
   absl::Status Shrink(const ShrinkRequest& request, ShrinkResponse* response);
 
-  // Rows stored per sparse table, for logs and tests.
+  // Writes this server's tables into checkpoint folder request.dir (under
+  // server-<rank>/) and lists the files with sizes and checksums. Pulls and
+  // pushes wait meanwhile, so the files are one consistent state.
+  absl::Status SaveCheckpoint(const SaveCheckpointRequest& request,
+                              SaveCheckpointResponse* response);
+
+  // Rows stored per sparse table, for logs and tests (TIERED: approximate).
   std::vector<int64_t> SparseRows() const;
+  // The exact number of rows of sparse table `table` (a scan of every tier).
+  absl::StatusOr<int64_t> ExactRows(size_t table) const;
   // The accepted push requests of worker `rank` (zeros when none).
   PushCounts PushCountsOf(int rank) const;
   // The accepted push requests of every worker that pushed, by rank.
@@ -77,12 +97,19 @@ class PsHandler {
   // accessor.shrink_every_steps (one caller runs it, the others go on).
   void MaybeShrink(size_t table_id, int64_t step);
 
+  // Loads every table from `restore` (see Create).
+  absl::Status Restore(const JobConfig& config, const RestoreFrom& restore);
+
   const int rank_;
   const int num_servers_;
+  // Held shared by data requests, exclusively by SaveCheckpoint.
+  mutable absl::Mutex apply_mu_;
   // Per sparse table: accessor.shrink_every_steps, and the step of its next
   // scheduled shrink (0: none).
   std::vector<int64_t> shrink_every_;
   std::vector<std::unique_ptr<std::atomic<int64_t>>> next_shrink_;
+  // Per sparse table: whether Create restored it by RocksDB files.
+  std::vector<bool> restored_by_files_;
   std::unique_ptr<ThreadPool> pool_;
   std::vector<std::unique_ptr<SparseTable>> sparse_;
   std::vector<std::unique_ptr<DenseTable>> dense_;

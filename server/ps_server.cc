@@ -4,7 +4,12 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <optional>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
+#include "common/checkpoint.h"
+#include "common/grpc_status.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "server/coordinator.h"
@@ -23,7 +28,33 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
     absl::MutexLock lock(&s->mu_);
     s->endpoints_.assign(cluster.servers().begin(), cluster.servers().end());
   }
-  ASSIGN_OR_RETURN(s->handler_, PsHandler::Create(options.config, options.rank));
+  std::optional<RestoreFrom> restore;
+  if (options.resume || !options.resume_from.empty()) {
+    if (!options.config.has_checkpoint()) {
+      return absl::FailedPreconditionError(
+          "--resume: the job config has no checkpoint section");
+    }
+    absl::StatusOr<OpenedCheckpoint> opened =
+        options.resume_from.empty()
+            ? OpenLatest(options.config.checkpoint().dir())
+            : OpenCheckpoint(options.resume_from);
+    if (opened.ok()) {
+      restore = RestoreFrom{opened->dir, opened->manifest};
+      LOG(INFO) << "server " << options.rank << ": resuming from "
+                << opened->dir << " (step " << opened->manifest.global_step()
+                << ", " << opened->manifest.num_servers() << " servers)";
+    } else if (opened.status().code() == absl::StatusCode::kNotFound &&
+               options.resume_from.empty()) {
+      LOG(WARNING) << "server " << options.rank
+                   << ": --resume but no checkpoint yet ("
+                   << opened.status().message() << "); starting fresh";
+    } else {
+      return opened.status();
+    }
+  }
+  ASSIGN_OR_RETURN(s->handler_,
+                   PsHandler::Create(options.config, options.rank,
+                                     restore.has_value() ? &*restore : nullptr));
   PsServer* self = s.get();
   s->service_ = std::make_unique<PsServiceImpl>(
       s->handler_.get(),
@@ -39,9 +70,21 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
   builder.SetMaxSendMessageSize(static_cast<int>(s->max_message_bytes_));
   builder.RegisterService(s->service_.get());
   if (options.rank == 0) {
-    s->coordinator_ = std::make_unique<CoordinatorImpl>(
-        cluster.num_workers(), cluster.servers_size(),
-        [self] { self->OnAllWorkersFinished(); });
+    CoordinatorOptions co;
+    co.num_workers = cluster.num_workers();
+    co.num_servers = cluster.servers_size();
+    co.config = options.config;
+    co.on_all_finished = [self] { self->OnAllWorkersFinished(); };
+    if (options.config.has_checkpoint()) {
+      co.save = [self](const std::string& dir, int64_t step) {
+        return self->SaveAllServers(dir, step);
+      };
+    }
+    if (restore.has_value()) {
+      co.resumed = restore->manifest;
+      co.resumed_dir = restore->dir;
+    }
+    s->coordinator_ = std::make_unique<CoordinatorImpl>(std::move(co));
     builder.RegisterService(s->coordinator_.get());
   }
   s->server_ = builder.BuildAndStart();
@@ -84,6 +127,43 @@ void PsServer::Shutdown() {
     server_->Wait();
     server_.reset();
   }
+}
+
+absl::StatusOr<std::vector<CheckpointFile>> PsServer::SaveAllServers(
+    const std::string& dir, int64_t step) {
+  std::vector<std::string> peers;
+  {
+    absl::MutexLock lock(&mu_);
+    peers = endpoints_;
+  }
+  SaveCheckpointRequest request;
+  request.set_dir(dir);
+  request.set_step(step);
+  // Every server writes at once; this one through its handler.
+  std::vector<SaveCheckpointResponse> responses(peers.size());
+  std::vector<absl::Status> statuses(peers.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < peers.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto stub = PsService::NewStub(grpc::CreateChannel(
+          peers[i], grpc::InsecureChannelCredentials()));
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::hours(1));
+      statuses[i] = FromGrpcStatus(
+          stub->SaveCheckpoint(&context, request, &responses[i]),
+          absl::StrCat("server ", i, " (", peers[i], ")"), "SaveCheckpoint");
+    });
+  }
+  statuses[0] = handler_->SaveCheckpoint(request, &responses[0]);
+  for (std::thread& t : threads) t.join();
+  std::vector<CheckpointFile> files;
+  for (size_t i = 0; i < peers.size(); ++i) {
+    RETURN_IF_ERROR(statuses[i]);
+    files.insert(files.end(), responses[i].files().begin(),
+                 responses[i].files().end());
+  }
+  return files;
 }
 
 void PsServer::OnAllWorkersFinished() {

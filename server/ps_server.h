@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "proto/checkpoint.pb.h"
 #include "proto/config.pb.h"
 
 namespace grpc {
@@ -33,6 +34,14 @@ struct PsServerOptions {
   int rank = 0;
   // Address to bind, e.g. "0.0.0.0:5000" or "127.0.0.1:0" (any free port).
   std::string listen_address;
+  // Start from the checkpoint LATEST names under config.checkpoint.dir: the
+  // tables restored (resharded if it had another server count) and, on
+  // server 0, the workers' positions. No checkpoint at all: a warning and a
+  // fresh start. A broken LATEST: an error naming the previous complete
+  // checkpoint, to pass as resume_from.
+  bool resume = false;
+  // Start from this checkpoint folder instead (implies resume).
+  std::string resume_from;
 };
 
 class PsServer {
@@ -60,6 +69,10 @@ class PsServer {
  private:
   PsServer() = default;
   void OnAllWorkersFinished();
+  // Every server's part of a checkpoint (this one's and, by RPC, the
+  // others'), for the coordinator.
+  absl::StatusOr<std::vector<CheckpointFile>> SaveAllServers(
+      const std::string& dir, int64_t step);
 
   int rank_ = 0;
   int port_ = 0;

@@ -59,6 +59,19 @@ grpc::ServerUnaryReactor* PsServiceImpl::Stats(
   return Done(context, absl::OkStatus());
 }
 
+grpc::ServerUnaryReactor* PsServiceImpl::SaveCheckpoint(
+    grpc::CallbackServerContext* context, const SaveCheckpointRequest* request,
+    SaveCheckpointResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  PsHandler* handler = handler_;
+  absl::MutexLock lock(&threads_mu_);
+  threads_.emplace_back([handler, reactor, request, response] {
+    reactor->Finish(
+        ToGrpcStatus(handler->SaveCheckpoint(*request, response)));
+  });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* PsServiceImpl::Shrink(
     grpc::CallbackServerContext* context, const ShrinkRequest* request,
     ShrinkResponse* response) {

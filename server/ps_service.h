@@ -6,6 +6,10 @@
 
 #include <functional>
 #include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
 
 #include "proto/ps.grpc.pb.h"
 #include "server/ps_handler.h"
@@ -19,6 +23,11 @@ class PsServiceImpl final : public PsService::CallbackService {
   PsServiceImpl(PsHandler* handler,
                 std::function<void(const std::string&)> on_shutdown)
       : handler_(handler), on_shutdown_(std::move(on_shutdown)) {}
+  // Joins the threads of SaveCheckpoint calls.
+  ~PsServiceImpl() override {
+    absl::MutexLock lock(&threads_mu_);
+    for (std::thread& t : threads_) t.join();
+  }
 
   grpc::ServerUnaryReactor* PullSparse(grpc::CallbackServerContext* context,
                                        const PullSparseRequest* request,
@@ -41,9 +50,16 @@ class PsServiceImpl final : public PsService::CallbackService {
   grpc::ServerUnaryReactor* Shrink(grpc::CallbackServerContext* context,
                                    const ShrinkRequest* request,
                                    ShrinkResponse* response) override;
+  // Writes the tables on a thread of its own (not gRPC's): it takes seconds.
+  grpc::ServerUnaryReactor* SaveCheckpoint(
+      grpc::CallbackServerContext* context,
+      const SaveCheckpointRequest* request,
+      SaveCheckpointResponse* response) override;
 
  private:
   PsHandler* const handler_;
+  absl::Mutex threads_mu_;
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(threads_mu_);
   const std::function<void(const std::string&)> on_shutdown_;
 };
 

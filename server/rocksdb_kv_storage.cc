@@ -9,12 +9,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 #include "server/kv_storage.h"
 
@@ -126,6 +128,17 @@ class RocksDbKv final : public KvStore {
     return FromRocks(it->status(), description_, "scan");
   }
 
+  absl::Status Checkpoint(const std::string& dir) override {
+    rocksdb::Checkpoint* raw = nullptr;
+    RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw),
+                              description_, "checkpoint"));
+    std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+    // log_size_for_flush 0: always flush the memtable, so the copy is SST
+    // files (hard links) and no write-ahead log.
+    return FromRocks(checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0),
+                     description_, absl::StrCat("checkpoint into ", dir));
+  }
+
   int64_t EstimateNumKeys() const override {
     uint64_t n = 0;
     if (!db_->GetIntProperty("rocksdb.estimate-num-keys", &n)) return 0;
@@ -138,6 +151,21 @@ class RocksDbKv final : public KvStore {
 };
 
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvReadOnly(
+    const std::string& dir) {
+  const std::string what = absl::StrCat("rocksdb dir ", dir);
+  std::error_code ec;
+  if (!std::filesystem::exists(dir + "/CURRENT", ec)) {
+    return absl::NotFoundError(absl::StrCat(what, ": no database (no CURRENT file)"));
+  }
+  rocksdb::Options options;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::OpenForReadOnly(options, dir, &raw);
+  if (!s.ok()) return FromRocks(s, what, "open read-only");
+  return std::unique_ptr<KvStore>(
+      std::make_unique<RocksDbKv>(std::unique_ptr<rocksdb::DB>(raw), what));
+}
 
 std::string SupportedCompressions() {
   std::vector<std::string> names;

@@ -1,6 +1,9 @@
-// ps_server --config JOB --rank i: serves shard i of every table; server 0
-// also serves the Coordinator. Stops on SIGTERM/SIGINT or when the
-// coordinator ends the job.
+// ps_server --config JOB --rank i [--resume | --resume_from DIR]: serves
+// shard i of every table; server 0 also serves the Coordinator. With
+// --resume the tables (and, on server 0, the workers' positions) start from
+// the checkpoint LATEST names in checkpoint.dir. Stops on SIGTERM/SIGINT or
+// when the coordinator ends the job. Exit code 2: bad flags or config; 1: it
+// could not start (e.g. a broken checkpoint, named in the log).
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -27,6 +30,12 @@ DEFINE_string(listen, "",
               "address to bind (default: this rank's endpoint; its port on "
               "0.0.0.0 when the host is not a loopback address)");
 DEFINE_string(metrics_dir, "", "overrides training.metrics_dir");
+DEFINE_bool(resume, false,
+            "start from the checkpoint LATEST names in checkpoint.dir");
+DEFINE_string(resume_from, "",
+              "start from this checkpoint folder (e.g. the previous one when "
+              "LATEST is broken)");
+DEFINE_string(checkpoint_dir, "", "overrides checkpoint.dir");
 DEFINE_string(storage_dir, "",
               "overrides storage.dir of every TIERED sparse table (each "
               "table keeps <dir>/<table>/server-<rank>)");
@@ -82,6 +91,9 @@ int main(int argc, char** argv) {
       table.mutable_storage()->set_dir(FLAGS_storage_dir);
     }
   }
+  if (!FLAGS_checkpoint_dir.empty()) {
+    config->mutable_checkpoint()->set_dir(FLAGS_checkpoint_dir);
+  }
   if (rank < 0 || rank >= config->cluster().servers_size()) {
     LOG(ERROR) << "--rank " << rank << " is out of range: the job has "
                << config->cluster().servers_size() << " servers";
@@ -94,6 +106,8 @@ int main(int argc, char** argv) {
   options.listen_address = FLAGS_listen.empty()
                                ? DefaultListen(config->cluster().servers(rank))
                                : FLAGS_listen;
+  options.resume = FLAGS_resume;
+  options.resume_from = FLAGS_resume_from;
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
   auto server = ps::PsServer::Start(options);

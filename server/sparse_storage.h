@@ -18,6 +18,7 @@
 #define PS_SERVER_SPARSE_STORAGE_H_
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -97,6 +98,13 @@ class SparseStorage {
   // a table. Rows changed concurrently may be seen before or after the
   // change. Tiered: writes dirty rows back first, then scans the disk tier.
   [[nodiscard]] virtual absl::Status ForEachRow(RowVisitor visit) = 0;
+
+  // Tiered: writes dirty rows back, then a consistent copy of the disk tier
+  // into `dir` (a KvStore checkpoint: hard links). Memory storage:
+  // Unimplemented (the table dumps its rows with ForEachRow instead).
+  [[nodiscard]] virtual absl::Status CheckpointDisk(const std::string& dir) {
+    return absl::UnimplementedError("storage without a disk tier: " + dir);
+  }
 
   // Runs sub-shard groups of large calls on `pool` (not owned; nullptr:
   // sequentially on the caller's thread, the default). Call before use.

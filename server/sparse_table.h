@@ -140,6 +140,20 @@ class SparseTable {
       absl::FunctionRef<void(uint64_t key, const float* row)> visit) = 0;
   // Floats per stored row: dim, the rule's state, 3 with an accessor.
   virtual int stride() const = 0;
+  // The rule's name, "+accessor" appended with an accessor: with dim and
+  // stride, what a stored row means.
+  virtual std::string row_format() const = 0;
+
+  // Stores whole rows (stride floats each, as ForEachRow gives them),
+  // replacing any the table has: a restore, no rule, no admission.
+  // InvalidArgument when rows.size() != keys.size() * stride or a value is
+  // not finite. TIERED: disk errors.
+  [[nodiscard]] virtual absl::Status PutRows(absl::Span<const uint64_t> keys,
+                                             absl::Span<const float> rows) = 0;
+  // Raises the table's step to at least `step` (a restore).
+  virtual void RaiseStep(int64_t step) = 0;
+  // TIERED: SparseStorage::CheckpointDisk. MEMORY: Unimplemented.
+  [[nodiscard]] virtual absl::Status CheckpointDisk(const std::string& dir) = 0;
 
   // Runs large calls' sub-shard groups on `pool` (not owned). Call before
   // use. Default: none (on the calling thread).

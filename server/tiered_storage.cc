@@ -210,6 +210,11 @@ class TieredStorage final : public SparseStorage {
     return erased;
   }
 
+  absl::Status CheckpointDisk(const std::string& dir) override {
+    RETURN_IF_ERROR(Flush());
+    return Annotate(kv_->Checkpoint(dir));
+  }
+
   absl::Status ForEachRow(RowVisitor visit) override {
     RETURN_IF_ERROR(Flush());
     std::vector<float> row(stride_);
