@@ -5,25 +5,41 @@
 # summary. Every process's log and DIR/summary.json stay in the run folder.
 #
 #   scripts/run_local.sh [--config FILE] [--run-dir DIR] [--servers N]
-#                        [--workers M]
+#                        [--workers M] [--resume]
+#
+# --resume: continue a job from the newest complete checkpoint of the
+# config's checkpoint.dir (every ps_server and ps_worker gets --resume), in
+# DIR (default: the newest folder under runs/), reusing its generated data
+# (positions name the data files) and appending to its logs.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CONFIG="$ROOT/configs/generated_dnn.pbtxt"
 RUN_DIR=""
 NUM_SERVERS=2
 NUM_WORKERS=2
+RESUME=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) CONFIG="$2"; shift 2 ;;
     --run-dir) RUN_DIR="$2"; shift 2 ;;
     --servers) NUM_SERVERS="$2"; shift 2 ;;
     --workers) NUM_WORKERS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --resume) RESUME=1; shift ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "run_local: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 [ -f "$CONFIG" ] || { echo "run_local: no config file '$CONFIG'" >&2; exit 2; }
 CONFIG="$(cd "$(dirname "$CONFIG")" && pwd)/$(basename "$CONFIG")"
+if [ "$RESUME" = 1 ]; then
+  if [ -z "$RUN_DIR" ]; then
+    RUN_DIR="$(ls -1d "$ROOT"/runs/*/ 2>/dev/null | sort | tail -n 1)"
+    [ -n "$RUN_DIR" ] || { echo "run_local: --resume: no run folder under $ROOT/runs (name one with --run-dir)" >&2; exit 2; }
+  fi
+  [ -d "$RUN_DIR" ] || { echo "run_local: --resume: no run folder '$RUN_DIR'" >&2; exit 2; }
+  grep -Eq '^[[:space:]]*checkpoint[[:space:]]*\{' "$CONFIG" ||
+    echo "run_local: warning: --resume, but $CONFIG has no checkpoint section" >&2
+fi
 [ -n "$RUN_DIR" ] || RUN_DIR="$ROOT/runs/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$RUN_DIR"
 RUN_DIR="$(cd "$RUN_DIR" && pwd)"
@@ -47,6 +63,10 @@ trap 'echo "run_local: interrupted, stopping the cluster"; cleanup; exit 130' IN
 
 DATA_DIR="$RUN_DIR/data"
 if grep -Eq '^[[:space:]]*generate[[:space:]]*\{' "$CONFIG"; then
+  # Generated once per run folder; a resumed job must read the same files.
+  if [ "$RESUME" = 1 ] && [ ! -f "$DATA_DIR/oracle.json" ]; then
+    echo "run_local: --resume: $RUN_DIR has no generated data ($DATA_DIR/oracle.json); generating it again" >&2
+  fi
   if [ ! -f "$DATA_DIR/oracle.json" ]; then
     echo "run_local: generating data into $DATA_DIR"
     "$BUILD/worker/ps_datagen" --config "$CONFIG" --data_dir "$DATA_DIR" \
@@ -66,24 +86,38 @@ PY
 )
 echo "run_local: $NUM_SERVERS servers ($PORTS), $NUM_WORKERS workers, logs in $RUN_DIR"
 COMMON=(--config "$CONFIG" --servers "$PORTS" --num_workers "$NUM_WORKERS")
+[ "$RESUME" = 1 ] && COMMON+=(--resume)
+# A fresh run truncates the logs and metrics; a resumed one appends to them.
+start_log() {
+  if [ "$RESUME" = 1 ]; then
+    echo "== run_local: resumed $(date) ==" >>"$1"
+  else
+    : >"$1"
+  fi
+}
 START=$(date +%s.%N)
 for ((i = 0; i < NUM_SERVERS; i++)); do
-  rm -f "$RUN_DIR/metrics/server_$i.jsonl"
+  [ "$RESUME" = 1 ] || rm -f "$RUN_DIR/metrics/server_$i.jsonl"
+  start_log "$RUN_DIR/server_$i.log"
   "$BUILD/server/ps_server" "${COMMON[@]}" --rank "$i" \
-    --metrics_dir "$RUN_DIR/metrics" >"$RUN_DIR/server_$i.log" 2>&1 &
+    --metrics_dir "$RUN_DIR/metrics" >>"$RUN_DIR/server_$i.log" 2>&1 &
   PIDS+=($!)
 done
 WORKER_PIDS=()
 for ((j = 0; j < NUM_WORKERS; j++)); do
-  rm -f "$RUN_DIR/worker_$j.json" "$RUN_DIR/metrics/worker_$j.jsonl"
+  rm -f "$RUN_DIR/worker_$j.json"
+  [ "$RESUME" = 1 ] || rm -f "$RUN_DIR/metrics/worker_$j.jsonl"
+  start_log "$RUN_DIR/worker_$j.log"
+  # Progress shows this run's lines only.
+  [ "$j" != 0 ] || W0_FROM=$(( $(wc -l <"$RUN_DIR/worker_0.log") + 1 ))
   "$BUILD/worker/ps_worker" "${COMMON[@]}" --rank "$j" --data_dir "$DATA_DIR" \
     --result_file "$RUN_DIR/worker_$j.json" --metrics_dir "$RUN_DIR/metrics" \
-    >"$RUN_DIR/worker_$j.log" 2>&1 &
+    >>"$RUN_DIR/worker_$j.log" 2>&1 &
   PIDS+=($!)
   WORKER_PIDS+=($!)
 done
 # Progress: worker 0's log lines (tail ends with worker 0).
-tail --pid="${WORKER_PIDS[0]}" -n +1 -F "$RUN_DIR/worker_0.log" 2>/dev/null |
+tail --pid="${WORKER_PIDS[0]}" -n "+$W0_FROM" -F "$RUN_DIR/worker_0.log" 2>/dev/null |
   grep --line-buffered -E "step|eval:|failed|rror" | sed -u 's/^[^]]*] /  /' &
 TAIL_PID=$!
 

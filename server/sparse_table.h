@@ -28,6 +28,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "common/initializer.h"
 #include "proto/config.pb.h"
 #include "server/sparse_storage.h"
 
@@ -171,10 +172,6 @@ class SparseTable {
   virtual StorageStats stats() const = 0;
 };
 
-// The value a row of `key` starts with at position i (shared by every
-// storage so restarts and reshards agree).
-float InitialWeight(const InitializerConfig& init, uint64_t seed, uint64_t key,
-                    int i);
 
 // InvalidArgument naming the first non-finite value, or OK.
 absl::Status CheckFinite(absl::Span<const float> values,

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/config_validate.h"
+#include "common/initializer.h"
 #include "common/model_spec.h"
 #include "common/status_macros.h"
 #include "google/protobuf/text_format.h"
@@ -434,12 +435,14 @@ const float* ExportedModel::Row(int table, uint64_t key) const {
 int64_t ExportedModel::Lookup(int table, absl::Span<const uint64_t> keys,
                               absl::Span<float> out) const {
   const int dim = tables_[table].dim;
+  const InitializerConfig& init = config_.sparse_tables(table).initializer();
+  const uint64_t seed = config_.model().init_seed();
   int64_t found = 0;
   for (size_t i = 0; i < keys.size(); ++i) {
     const float* row = Row(table, keys[i]);
     float* dst = out.data() + i * dim;
     if (row == nullptr) {
-      std::fill(dst, dst + dim, 0.0f);
+      for (int d = 0; d < dim; ++d) dst[d] = InitialWeight(init, seed, keys[i], d);
     } else {
       std::memcpy(dst, row, dim * sizeof(float));
       ++found;

@@ -151,8 +151,10 @@ class ExportedModel {
   std::vector<uint64_t> Keys(int table) const;
   // The row of `key` (dim floats) or null when the export lacks it.
   const float* Row(int table, uint64_t key) const;
-  // Copies the rows of `keys` into out (keys.size() * dim floats), zeros
-  // for keys the export lacks; returns how many were found.
+  // Copies the rows of `keys` into out (keys.size() * dim floats); a key
+  // the export lacks gets the table's initializer values (as the servers
+  // would have served it: a row nothing trained, or one left out by
+  // min_score). Returns how many were found.
   // REQUIRES: 0 <= table < number of tables, out has the size.
   int64_t Lookup(int table, absl::Span<const uint64_t> keys,
                  absl::Span<float> out) const;

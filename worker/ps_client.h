@@ -6,18 +6,28 @@
 // sent; WaitPushes(n) blocks until at most n pushes are in flight and returns
 // the first error any finished push had. Errors name the server and its
 // endpoint. Pull/Push calls come from one thread; the coordinator calls may
-// come from another.
+// come from others (the heartbeat thread, say).
+//
+// A server that does not answer (UNAVAILABLE: gone, refusing connections)
+// is retried with backoff (worker/retry.h: 100 ms doubling up to 5 s) for up
+// to server_retry_sec, with a WARNING naming the server, by pulls, pushes
+// (the failed RPC is re-sent; the push still counts once) and coordinator
+// calls except Heartbeat; after that the call fails with UNAVAILABLE naming
+// the server. Other errors are not retried. A push a server applied but
+// could not acknowledge before it died is applied again by the re-send.
 #ifndef PS_WORKER_PS_CLIENT_H_
 #define PS_WORKER_PS_CLIENT_H_
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "common/model_spec.h"
+#include "proto/checkpoint.pb.h"
 #include "proto/config.pb.h"
 
 namespace ps {
@@ -30,8 +40,27 @@ struct PsClientOptions {
   int rpc_timeout_ms = 60000;
   // How long Connect waits for every server to accept connections.
   int connect_timeout_sec = 60;
+  // How long a call keeps retrying a server that does not answer, from its
+  // first failure; 0: no retries. Default: 300.
+  int server_retry_sec = 300;
 
   static PsClientOptions FromConfig(const JobConfig& config, int worker_rank);
+};
+
+// What the coordinator answers a registering worker.
+struct ResumeInfo {
+  // Where to continue (the job resumed from a checkpoint, or this worker
+  // rejoins after a restart); unset: from the beginning.
+  std::optional<DataPosition> position;
+  int64_t step = 0;          // the step counter to continue from
+  std::string resumed_from;  // the checkpoint folder; "" when none
+};
+
+struct StepGateResult {
+  int64_t slowest_step = 0;
+  // > 0: a checkpoint round is open; arrive with this id at the next step
+  // boundary.
+  int64_t checkpoint_pending = 0;
 };
 
 class PsClient {
@@ -90,17 +119,44 @@ class PsClient {
                                  absl::Span<float> out, int64_t step) = 0;
 
   // Coordinator (server 0).
-  virtual absl::Status Register() = 0;
-  // Blocks until every worker reached barrier `name`; returns whether all
-  // workers arrived with has_more == false.
-  virtual absl::StatusOr<bool> Barrier(const std::string& name,
-                                       bool has_more) = 0;
-  virtual absl::Status Finish(int64_t examples, const std::string& status) = 0;
-  // BOUNDED mode: blocks until `step` is at most `staleness` steps ahead of
-  // every worker that still has data; returns the slowest one's step.
-  // done = true: this worker has no more data and holds nobody back.
-  virtual absl::StatusOr<int64_t> StepGate(int64_t step, bool done,
-                                           int staleness) = 0;
+  // Registers this worker; FailedPrecondition when the coordinator's server
+  // count differs from the config's. Waits up to connect_timeout_sec for
+  // server 0.
+  virtual absl::StatusOr<ResumeInfo> Register() = 0;
+  // Tells the coordinator this worker is alive at `step` (one attempt, no
+  // retries: the caller beats again). Returns the open checkpoint round's
+  // id, 0 when none.
+  virtual absl::StatusOr<int64_t> Heartbeat(int64_t step) = 0;
+  // This worker is at a checkpoint cut: `step` steps done, every push of
+  // them acknowledged, `position` where its next example is. checkpoint_id:
+  // the pending id from Heartbeat / StepGate, or 0 for a checkpoint that
+  // checkpoint.every_steps schedules at `step`. Blocks (up to an hour) until
+  // the checkpoint is complete; returns its folder.
+  virtual absl::StatusOr<std::string> CheckpointArrive(
+      int64_t step, const DataPosition& position, int64_t checkpoint_id) = 0;
+  // Blocks (up to an hour) until every worker reached barrier `name`;
+  // returns whether all workers arrived with has_more == false. `step` and
+  // `position`: where this worker stands (its pushes all acknowledged), for
+  // a checkpoint taken while it waits.
+  virtual absl::StatusOr<bool> Barrier(const std::string& name, bool has_more,
+                                       int64_t step,
+                                       const DataPosition& position) = 0;
+  absl::StatusOr<bool> Barrier(const std::string& name, bool has_more) {
+    return Barrier(name, has_more, 0, DataPosition());
+  }
+  // This worker is done: `status` "ok" or the error that ended it; `step`
+  // and `position` where it ended.
+  virtual absl::Status Finish(int64_t examples, const std::string& status,
+                              int64_t step, const DataPosition& position) = 0;
+  absl::Status Finish(int64_t examples, const std::string& status) {
+    return Finish(examples, status, 0, DataPosition());
+  }
+  // BOUNDED mode: blocks (up to an hour) until `step` is at most `staleness`
+  // steps ahead of every worker that still has data (or a checkpoint round
+  // is open). done = true: this worker has no more data and holds nobody
+  // back.
+  virtual absl::StatusOr<StepGateResult> StepGate(int64_t step, bool done,
+                                                  int staleness) = 0;
 };
 
 }  // namespace ps

@@ -34,6 +34,18 @@ ReaderOptions MakeReaderOptions(const JobConfig& config,
 
 double NowSeconds() { return absl::ToUnixMicros(absl::Now()) / 1e6; }
 
+// The start of the epoch a reader of `options` reads: the position resumed
+// from when its reader cannot give exact ones (several threads).
+DataPosition EpochStart(const ReaderOptions& options) {
+  DataPosition p;
+  p.set_worker_rank(options.worker_rank);
+  p.set_epoch(options.epoch);
+  if (options.shuffle_buffer > 0 || options.files.empty()) return p;
+  p.set_file_index(0);
+  p.set_file(options.files[0]);
+  return p;
+}
+
 }  // namespace
 
 // A batch with its distinct keys and their pulled rows.
@@ -43,6 +55,9 @@ struct Trainer::Prepared {
   std::vector<float> rows;
   bool has_data = false;
   double pull_ms = 0;
+  // With checkpoints: where the reader stood right after reading `batch`
+  // (the next example not in it).
+  DataPosition position;
 };
 
 Trainer::Trainer(const JobConfig& config, int rank, PsClient* client,
@@ -50,7 +65,6 @@ Trainer::Trainer(const JobConfig& config, int rank, PsClient* client,
     : config_(config),
       rank_(rank),
       client_(client),
-      backend_(backend),
       metrics_(metrics),
       spec_(MakeModelSpec(config)),
       blocks_{spec_.dense_size, config.cluster().dense_block_size(),
@@ -68,9 +82,63 @@ Trainer::Trainer(const JobConfig& config, int rank, PsClient* client,
             .optimizer(),
         config.model().dense_optimizer(), spec_.dense_size);
   }
+  if (config.has_checkpoint()) {
+    trigger_ =
+        std::make_unique<CheckpointTrigger>(config.checkpoint().every_steps());
+    if (config.data().reader_threads() > 1) {
+      LOG(WARNING) << "worker " << rank
+                   << ": data.reader_threads is "
+                   << config.data().reader_threads()
+                   << ", so data positions are not exact: a checkpoint "
+                      "records the start of the current epoch, and a resume "
+                      "trains that epoch again (use reader_threads 1)";
+    }
+  }
 }
 
 Trainer::~Trainer() = default;
+
+void Trainer::ResumeFrom(int64_t step, const DataPosition& position) {
+  stats_.steps = step;
+  step_.store(step, std::memory_order_relaxed);
+  position_ = position;
+  resume_ = position;
+}
+
+void Trainer::SetCheckpointPending(int64_t id, absl::Time asked_at) {
+  if (trigger_ != nullptr) trigger_->SetPending(id, asked_at);
+}
+
+absl::Status Trainer::SettlePushes() {
+  if (geo_ != nullptr) RETURN_IF_ERROR(GeoSync());
+  RETURN_IF_ERROR(FlushPushes(0));
+  return client_->WaitPushes(0);
+}
+
+absl::Status Trainer::AfterStep(const Prepared& p) {
+  step_.store(stats_.steps, std::memory_order_relaxed);
+  if (trigger_ == nullptr) return absl::OkStatus();
+  position_ = p.position;
+  std::optional<int64_t> id = trigger_->Due(stats_.steps);
+  if (!id.has_value()) return absl::OkStatus();
+  RETURN_IF_ERROR(SettlePushes());
+  ASSIGN_OR_RETURN(std::string dir,
+                   client_->CheckpointArrive(stats_.steps, position_, *id));
+  trigger_->Arrived(*id, absl::Now());
+  LOG(INFO) << "worker " << rank_ << ": checkpoint " << dir << " at step "
+            << stats_.steps;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Trainer::Barrier(const std::string& name, bool has_more) {
+  RETURN_IF_ERROR(SettlePushes());
+  ASSIGN_OR_RETURN(bool all_done,
+                   client_->Barrier(name, has_more, stats_.steps, position_));
+  // A round opened while this worker was parked at the barrier counted it
+  // as arrived, and the barrier let it go once the round was complete.
+  if (trigger_ != nullptr) trigger_->Arrived(0, absl::Now());
+  return all_done;
+}
 
 TrainStats Trainer::stats() const {
   TrainStats s = stats_;
@@ -85,7 +153,8 @@ absl::Status Trainer::PullDense(int64_t step) {
   RETURN_IF_ERROR(
       client_->PullDense(0, blocks_, absl::MakeSpan(dense_params_), step));
   pull_ms_ += absl::ToDoubleMilliseconds(absl::Now() - start);
-  return absl::OkStatus();
+  // The model keeps them in backend memory until the next pull.
+  return model_.SetDenseParams(dense_params_);
 }
 
 absl::Status Trainer::Prepare(Prepared* p, int64_t step) {
@@ -102,11 +171,10 @@ absl::Status Trainer::Prepare(Prepared* p, int64_t step) {
 
 absl::Status Trainer::Compute(const Prepared& p, absl::Span<const float> rows) {
   pull_ms_ += p.pull_ms;
+  // Kernel errors of a device backend surface here: the model synchronizes.
   RETURN_IF_ERROR(model_.TrainStep(p.batch, p.unique.key_index,
                                    p.unique.unique_keys.size(), rows,
-                                   dense_params_, &result_));
-  // Kernel errors of a device backend surface here (backend.h).
-  RETURN_IF_ERROR(backend_->Synchronize());
+                                   &result_));
   for (int i = 0; i < p.batch.size(); ++i) {
     total_.Add(result_.probs[i], p.batch.labels[i]);
     window_.Add(result_.probs[i], p.batch.labels[i]);
@@ -182,10 +250,28 @@ absl::Status Trainer::TrainEpoch(int epoch) {
       MakeReaderOptions(config_, files, rank_, config_.cluster().num_workers());
   // A different shuffle every epoch, the same for every run.
   options.shuffle_seed += static_cast<uint64_t>(epoch) * 0x9E3779B97F4A7C15ULL;
+  options.epoch = epoch;
+  int64_t epoch_steps = 0;
+  if (resume_.has_value() && resume_->epoch() == epoch) {
+    options.start = *resume_;
+    resume_.reset();
+    // Steps this epoch had (max_steps counts them); exact with full batches.
+    const int64_t batch = std::max(1, config_.data().batch_size());
+    epoch_steps = (options.start->examples_done() + batch - 1) / batch;
+  }
   ASSIGN_OR_RETURN(auto reader, DataReader::Open(options));
+  const bool exact_positions = options.threads == 1;
+  // With checkpoints: where the reader stands (right after a Next; the
+  // trainer reads one batch ahead, so each batch keeps its own).
+  auto position = [&]() -> absl::StatusOr<DataPosition> {
+    if (!exact_positions) return EpochStart(options);
+    return reader->Position();
+  };
+  if (trigger_ != nullptr) {
+    ASSIGN_OR_RETURN(position_, position());
+  }
   const double epoch_start = NowSeconds();
   if (window_start_ == 0) window_start_ = epoch_start;
-  int64_t epoch_steps = 0;
   auto read = [&](Prepared* p, int64_t at_step) -> absl::Status {
     p->has_data = false;
     if (tr.max_steps() > 0 && epoch_steps >= tr.max_steps()) {
@@ -193,6 +279,9 @@ absl::Status Trainer::TrainEpoch(int epoch) {
     }
     ASSIGN_OR_RETURN(bool more, reader->Next(&p->batch));
     if (!more) return absl::OkStatus();
+    if (trigger_ != nullptr) {
+      ASSIGN_OR_RETURN(p->position, position());
+    }
     ++epoch_steps;
     p->has_data = true;
     return Prepare(p, at_step);
@@ -200,8 +289,11 @@ absl::Status Trainer::TrainEpoch(int epoch) {
   auto train_one = [&](Prepared& p) -> absl::Status {
     if (mode == TrainingConfig::GEO) return TrainStepGeo(p);
     if (mode == TrainingConfig::BOUNDED) {
-      RETURN_IF_ERROR(
-          client_->StepGate(stats_.steps, false, tr.staleness()).status());
+      const absl::Time asked_at = absl::Now();
+      ASSIGN_OR_RETURN(StepGateResult gate,
+                       client_->StepGate(stats_.steps, false, tr.staleness()));
+      // An open round: arrive after this step.
+      SetCheckpointPending(gate.checkpoint_pending, asked_at);
     }
     if (mode == TrainingConfig::SYNC ||
         stats_.steps % tr.pull_dense_every() == 0) {
@@ -221,11 +313,12 @@ absl::Status Trainer::TrainEpoch(int epoch) {
         if (!exhausted) {
           RETURN_IF_ERROR(train_one(cur));
           LogProgress();
+          RETURN_IF_ERROR(AfterStep(cur));
         }
       }
       ASSIGN_OR_RETURN(bool all_done,
-                       client_->Barrier(absl::StrCat("epoch-", epoch, "-step-", k),
-                                        !exhausted));
+                       Barrier(absl::StrCat("epoch-", epoch, "-step-", k),
+                               !exhausted));
       if (all_done) break;
     }
   } else {
@@ -240,6 +333,7 @@ absl::Status Trainer::TrainEpoch(int epoch) {
       RETURN_IF_ERROR(status);
       RETURN_IF_ERROR(fetched);
       LogProgress();
+      RETURN_IF_ERROR(AfterStep(cur));
       std::swap(cur, next);
     }
   }
@@ -256,15 +350,17 @@ absl::Status Trainer::FinishTraining() {
   RETURN_IF_ERROR(FlushPushes(0));
   RETURN_IF_ERROR(client_->WaitPushes(0));
   if (config_.training().mode() == TrainingConfig::BOUNDED) {
+    // A round still open records where this worker finished (Finish).
     RETURN_IF_ERROR(client_->StepGate(stats_.steps, true, 0).status());
   }
   return absl::OkStatus();
 }
 
 absl::Status Trainer::TrainStepGeo(Prepared& p) {
-  if (stats_.steps == 0) {
-    RETURN_IF_ERROR(PullDense(0));
+  if (!geo_dense_pulled_) {  // the first step (of this run, maybe resumed)
+    RETURN_IF_ERROR(PullDense(stats_.steps));
     geo_->SetDenseBase(dense_params_);
+    geo_dense_pulled_ = true;
   }
   // Rows this round has not seen yet come from the servers.
   std::vector<uint64_t> missing = geo_->Missing(p.unique.unique_keys);
@@ -282,6 +378,7 @@ absl::Status Trainer::TrainStepGeo(Prepared& p) {
   RETURN_IF_ERROR(Compute(p, p.rows));
   geo_->ApplySparse(p.unique.unique_keys, result_.row_grad);
   geo_->ApplyDense(absl::MakeSpan(dense_params_), result_.dense_grad);
+  RETURN_IF_ERROR(model_.SetDenseParams(dense_params_));
   if (stats_.steps % config_.training().geo_every() == 0) {
     RETURN_IF_ERROR(GeoSync());
   }
@@ -289,6 +386,8 @@ absl::Status Trainer::TrainStepGeo(Prepared& p) {
 }
 
 absl::Status Trainer::GeoSync() {
+  // Nothing trained in this run yet (a resumed job may start at step > 0).
+  if (!geo_dense_pulled_) return absl::OkStatus();
   absl::Time start = absl::Now();
   std::vector<uint64_t> keys;
   std::vector<float> deltas;
@@ -335,8 +434,7 @@ absl::StatusOr<EvalStats> Trainer::Evaluate(
                                         absl::MakeSpan(p.rows), -1));
     RETURN_IF_ERROR(model_.Predict(p.batch, p.unique.key_index,
                                    p.unique.unique_keys.size(), p.rows,
-                                   dense_params_, &result));
-    RETURN_IF_ERROR(backend_->Synchronize());
+                                   &result));
     const Batch& b = p.batch;
     for (int i = 0; i < b.size(); ++i) {
       acc.Add(result.probs[i], b.labels[i]);

@@ -17,21 +17,37 @@
 //
 // Progress (loss, AUC, examples/s, pull/push latency) is logged every
 // log_every_steps steps and written to the metrics log when there is one.
-// A Trainer is used by one thread.
+//
+// Checkpoints (only with a `checkpoint` config section): each batch keeps
+// the reader position taken right after it was read; after a step that
+// checkpoint.every_steps schedules, or once the coordinator reported a new
+// round (heartbeat, StepGate), the trainer sends what is pending, waits for
+// every push and arrives at the cut (PsClient::CheckpointArrive) with the
+// position of the next untrained example (worker/checkpoint_trigger.h).
+// Barriers carry the same step and position. Positions are exact only with
+// data.reader_threads 1; with more, they name the start of the epoch.
+//
+// A Trainer is used by one thread, except step() and SetCheckpointPending,
+// which any thread may call.
 #ifndef PS_WORKER_TRAINER_H_
 #define PS_WORKER_TRAINER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/model_spec.h"
 #include "kernels/auc.h"
 #include "kernels/backend.h"
 #include "proto/config.pb.h"
+#include "proto/checkpoint.pb.h"
 #include "worker/batch.h"
+#include "worker/checkpoint_trigger.h"
 #include "common/metrics_log.h"
 #include "worker/model.h"
 #include "worker/ps_client.h"
@@ -43,7 +59,7 @@ class GeoCache;
 
 struct TrainStats {
   int64_t examples = 0;
-  int64_t steps = 0;
+  int64_t steps = 0;  // counting from the resume step (Trainer::ResumeFrom)
   int64_t bad_lines = 0;
   double seconds = 0;
   // Progressive validation: predictions made before each batch's update.
@@ -81,14 +97,32 @@ class Trainer {
           Backend* backend, MetricsLog* metrics);
   ~Trainer();
 
-  // One pass over this worker's share of data.train_files; statistics
-  // accumulate over epochs.
+  // Continue a resumed job: the step counter starts at `step` and
+  // TrainEpoch(position.epoch) starts reading at `position` (worker/
+  // data_reader.h). REQUIRES: before the first TrainEpoch.
+  void ResumeFrom(int64_t step, const DataPosition& position);
+
+  // One pass over this worker's share of data.train_files (epoch is
+  // 0-based); statistics accumulate over epochs.
   absl::Status TrainEpoch(int epoch);
+  // Sends what is pending, waits for every push, then meets the other
+  // workers at barrier `name` (PsClient::Barrier) with step() and
+  // position().
+  absl::StatusOr<bool> Barrier(const std::string& name, bool has_more);
   // Sends what is pending and waits for every push; BOUNDED: tells the
   // coordinator this worker no longer holds others back. Call once after the
   // last epoch.
   absl::Status FinishTraining();
   TrainStats stats() const;
+  // Steps finished (from the resume step on). Thread-safe.
+  int64_t step() const { return step_.load(std::memory_order_relaxed); }
+  // Where the next example this worker has not trained on is; empty without
+  // a checkpoint section.
+  const DataPosition& position() const { return position_; }
+  // The coordinator's answer to a heartbeat sent at `asked_at`: the open
+  // checkpoint round (0: none). Ignored without a checkpoint section.
+  // Thread-safe.
+  void SetCheckpointPending(int64_t id, absl::Time asked_at);
 
   // Scores `files` (shard `shard` of `num_shards`) with the parameters on
   // the servers; no updates.
@@ -107,11 +141,16 @@ class Trainer {
   absl::Status TrainStepGeo(Prepared& p);
   absl::Status GeoSync();
   void LogProgress();
+  // GEO: syncs the deltas; then sends merged gradients and waits for every
+  // push.
+  absl::Status SettlePushes();
+  // After a step trained the batch `p`: records its position, then arrives
+  // at a checkpoint if one is due.
+  absl::Status AfterStep(const Prepared& p);
 
   const JobConfig config_;
   const int rank_;
   PsClient* const client_;
-  Backend* const backend_;
   MetricsLog* const metrics_;
   const ModelSpec spec_;
   const DenseBlocks blocks_;
@@ -119,7 +158,14 @@ class Trainer {
   std::vector<float> dense_params_;
   PushMerger merger_;
   std::unique_ptr<GeoCache> geo_;
+  bool geo_dense_pulled_ = false;
   StepResult result_;
+
+  // Checkpoints; trigger_ is null without a checkpoint section.
+  std::unique_ptr<CheckpointTrigger> trigger_;
+  std::atomic<int64_t> step_{0};  // stats_.steps, for other threads
+  DataPosition position_;         // of the next untrained example
+  std::optional<DataPosition> resume_;  // until its epoch starts
 
   // Statistics.
   TrainStats stats_;

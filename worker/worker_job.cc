@@ -1,11 +1,15 @@
 #include "worker/worker_job.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "kernels/backend.h"
 #include "kernels/backend_select.h"
 #include "common/metrics_log.h"
+#include "worker/heartbeat.h"
 #include "worker/ps_client.h"
 
 namespace ps {
@@ -50,12 +54,9 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
   ASSIGN_OR_RETURN(SelectedBackend selected,
                    SelectBackend(ToBackendKind(config.training().backend()),
                                  backend_options));
+  // The model is device-resident (worker/model.h): it uses a device backend
+  // directly, copying only a step's inputs and results.
   std::unique_ptr<Backend> backend = std::move(selected.backend);
-  // The model keeps its buffers in host memory (worker/model.h): a device
-  // backend runs behind a staging layer that copies each call's operands.
-  if (!backend->UsesHostMemory()) {
-    backend = Backend::CreateStaging(std::move(backend));
-  }
   LOG(INFO) << "worker " << rank << ": " << selected.description
             << "; model runs on " << backend->Name();
   std::unique_ptr<MetricsLog> metrics;
@@ -67,31 +68,52 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
   }
   ASSIGN_OR_RETURN(auto client,
                    PsClient::Connect(PsClientOptions::FromConfig(config, rank)));
-  RETURN_IF_ERROR(client->Register());
+  ASSIGN_OR_RETURN(ResumeInfo resume, client->Register());
 
   WorkerJobResult result;
   Trainer trainer(config, rank, client.get(), backend.get(), metrics.get());
+  int first_epoch = 1;
+  if (resume.position.has_value()) {
+    const DataPosition& p = *resume.position;
+    LOG(INFO) << "worker " << rank << ": resuming from " << resume.resumed_from
+              << " at step " << resume.step << ", epoch " << p.epoch() + 1
+              << ", file " << (p.file_index() < 0 ? "(shuffled)" : p.file())
+              << " offset " << p.offset() << " (" << p.examples_done()
+              << " examples of the epoch done)";
+    trainer.ResumeFrom(resume.step, p);
+    first_epoch = p.epoch() + 1;
+  } else if (options.expect_resume) {
+    LOG(WARNING) << "worker " << rank << ": --resume was given, but the "
+                 << "coordinator has no checkpoint to resume from: training "
+                    "starts from the beginning";
+  }
+  HeartbeatThread heartbeat(
+      client.get(),
+      absl::Milliseconds(std::max(1, config.cluster().heartbeat_ms())),
+      [&trainer] { return trainer.step(); },
+      [&trainer](int64_t pending, absl::Time asked_at) {
+        trainer.SetCheckpointPending(pending, asked_at);
+      });
   auto fail = [&](const absl::Status& status) {
+    heartbeat.Stop();
     PS_IGNORE_STATUS(client->Finish(trainer.stats().examples,
-                                    std::string(status.message())));
+                                    std::string(status.message()),
+                                    trainer.step(), trainer.position()));
     return status;
   };
   const int epochs = config.training().epochs();
   const bool has_eval = config.data().eval_files_size() > 0;
-  for (int epoch = 1; epoch <= epochs; ++epoch) {
+  for (int epoch = first_epoch; epoch <= epochs; ++epoch) {
     absl::Status status = trainer.TrainEpoch(epoch - 1);
     if (status.ok() && epoch == epochs) status = trainer.FinishTraining();
     if (!status.ok()) return fail(status);
     if (!has_eval || (epoch < epochs && !config.training().eval_every_epoch())) {
       continue;
     }
-    // Every worker's pushes are applied before the model is evaluated, and
-    // nobody trains on while worker 0 evaluates.
-    if (epoch < epochs) {
-      status = client->WaitPushes(0);
-      if (!status.ok()) return fail(status);
-    }
-    auto barrier = client->Barrier(absl::StrCat("epoch-", epoch, "-done"), false);
+    // Every worker's pushes are applied before the model is evaluated (the
+    // trainer's barriers wait for them), and nobody trains on while worker 0
+    // evaluates.
+    auto barrier = trainer.Barrier(absl::StrCat("epoch-", epoch, "-done"), false);
     if (!barrier.ok()) return fail(barrier.status());
     if (rank == 0) {
       auto eval = trainer.Evaluate({config.data().eval_files().begin(),
@@ -102,7 +124,7 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
       result.eval = *eval;
     }
     if (epoch < epochs) {
-      barrier = client->Barrier(absl::StrCat("epoch-", epoch, "-evaluated"),
+      barrier = trainer.Barrier(absl::StrCat("epoch-", epoch, "-evaluated"),
                                 false);
       if (!barrier.ok()) return fail(barrier.status());
     }
@@ -119,7 +141,9 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
                                   {"auc", result.train.auc},
                                   {"logloss", result.train.logloss}});
   }
-  RETURN_IF_ERROR(client->Finish(result.train.examples, "ok"));
+  heartbeat.Stop();
+  RETURN_IF_ERROR(client->Finish(result.train.examples, "ok", trainer.step(),
+                                 trainer.position()));
   return result;
 }
 

@@ -3,6 +3,13 @@
 // evaluate (worker 0 scores all eval files with the final parameters) and
 // tell the coordinator it finished. ps_worker's main and the integration
 // tests both run this. Thread-compatible: one call per worker.
+//
+// While it runs, a heartbeat thread (worker/heartbeat.h) tells the
+// coordinator every cluster.heartbeat_ms that the worker lives and at which
+// step, and hands the trainer the checkpoint round the answer names. When
+// the coordinator answers Register with a position (the job resumed from a
+// checkpoint, or this worker rejoins after a restart), training continues
+// there: at that epoch, step and place in the data.
 #ifndef PS_WORKER_WORKER_JOB_H_
 #define PS_WORKER_WORKER_JOB_H_
 
@@ -17,6 +24,10 @@ namespace ps {
 struct WorkerJobOptions {
   // BLAS threads of the CPU backend. Default: 1.
   int blas_threads = 1;
+  // The worker was started to resume (ps_worker --resume). The coordinator
+  // decides whether and from where it resumes; this only makes a start from
+  // scratch log a WARNING. Default: false.
+  bool expect_resume = false;
 };
 
 struct WorkerJobResult {

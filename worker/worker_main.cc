@@ -2,6 +2,13 @@
 // pushing gradients to the servers; worker 0 then evaluates the eval files.
 // Writes --result_file (JSON) with its figures.
 //
+// Resuming: the coordinator (server 0) decides. When the job was resumed
+// from a checkpoint (ps_server --resume) or this worker is restarted after
+// it died, Register answers with the worker's position and step, and the
+// worker continues there, with or without --resume. --resume only states
+// the intent: a worker given it that the coordinator starts from scratch
+// logs a warning.
+//
 // ps_worker --predict --export_dir D --data F --output P: scores data file F
 // with the exported model in D (worker/export_model.h) and writes one
 // probability per line of F to P; needs no servers and no --config.
@@ -29,6 +36,8 @@ DEFINE_string(data_dir, "", "overrides data.generate.output_dir");
 DEFINE_string(metrics_dir, "", "overrides training.metrics_dir");
 DEFINE_string(result_file, "", "where to write this worker's results (JSON)");
 DEFINE_int32(blas_threads, 1, "BLAS threads of the CPU backend");
+DEFINE_bool(resume, false, "expect to continue from the coordinator's "
+                           "checkpoint (it decides; warns when it has none)");
 DEFINE_bool(predict, false, "score --data with the export in --export_dir "
                             "into --output instead of training");
 DEFINE_string(export_dir, "", "--predict: folder of the exported model");
@@ -123,6 +132,7 @@ int main(int argc, char** argv) {
   }
   ps::WorkerJobOptions options;
   options.blas_threads = FLAGS_blas_threads;
+  options.expect_resume = FLAGS_resume;
   auto result = ps::RunWorkerJob(*config, rank, options);
   if (!result.ok()) {
     LOG(ERROR) << "worker " << rank << " failed: " << result.status();

@@ -53,6 +53,7 @@ PsClientOptions ClientOptions(std::vector<std::string> servers,
   o.max_message_bytes = 16 << 20;
   o.rpc_timeout_ms = 2000;
   o.connect_timeout_sec = 5;
+  o.server_retry_sec = 1;  // a server that is gone fails a call after 1 s
   return o;
 }
 
@@ -273,7 +274,7 @@ TEST(PsServiceTest, TwoWorkersRegisterBarrierFinishAndStopBothServers) {
       errors[rank] = client.status();
       return;
     }
-    absl::Status s = (*client)->Register();
+    absl::Status s = (*client)->Register().status();
     if (!s.ok()) {
       errors[rank] = s;
       return;
@@ -331,7 +332,7 @@ TEST(PsServiceTest, CoordinatorRefusesBadWorkers) {
   EXPECT_EQ(done.status().message(),
             "Barrier 'b' to " + name +
                 ": worker rank 3 is out of range: the job has 1 workers");
-  absl::Status s = stranger->Register();
+  absl::Status s = stranger->Register().status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(), "Register to " + name +
                              ": worker rank 3 is out of range: the job has 1 "
@@ -339,7 +340,7 @@ TEST(PsServiceTest, CoordinatorRefusesBadWorkers) {
 
   auto misconfigured = MustConnect(ClientOptions({Endpoint(*server)}, 0, 3));
   ASSERT_NE(misconfigured, nullptr);
-  s = misconfigured->Register();
+  s = misconfigured->Register().status();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(s.message(), "Register to " + name +
                              ": worker 0 was configured for 3 workers, the "

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
 #include "common/hash.h"
+#include "common/initializer.h"
 #include "common/model_spec.h"
 #include "common/status_macros.h"
 #include "gmock/gmock.h"
@@ -156,10 +157,16 @@ class ExportModelTest : public testing_util::TempDirTest {
       UniqueKeys u = Deduplicate(b);
       std::vector<float> rows;
       for (uint64_t key : u.unique_keys) {
+        // A key the export lacks scores with its initial row, as the
+        // servers would have served it.
         auto it = t.rows.find(key);
-        std::vector<float> row = it == t.rows.end()
-                                     ? std::vector<float>(t.spec.emb_dim, 0.0f)
-                                     : it->second;
+        std::vector<float> row(t.spec.emb_dim);
+        for (int d = 0; d < t.spec.emb_dim; ++d) {
+          row[d] = it != t.rows.end()
+                       ? it->second[d]
+                       : InitialWeight(t.config.sparse_tables(0).initializer(),
+                                       t.config.model().init_seed(), key, d);
+        }
         rows.insert(rows.end(), row.begin(), row.end());
       }
       EXPECT_TRUE(
