@@ -7,7 +7,9 @@
 # rpc_bench.json (Google Benchmark JSON) and summary.json (the medians of
 # $PS_BENCH_REPS repetitions, default 3, run in random interleaved order).
 # --quick runs each benchmark once, briefly: a smoke run, not figures to
-# quote. The build directory is $PS_BUILD_DIR (default build/); only the
+# quote. --checkpoint also runs table_checkpoint_bench (checkpoint and
+# restore of a 10 M-row table, memory and tiered; a few minutes) into
+# OUT_DIR/table_checkpoint.json. The build directory is $PS_BUILD_DIR (default build/); only the
 # benchmark targets are built, with $PS_JOBS jobs (default: nproc).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -17,10 +19,12 @@ JOBS="${PS_JOBS:-$(nproc)}"
 REPS="${PS_BENCH_REPS:-3}"
 MIN_TIME=""
 OUT=""
+CHECKPOINT=0
 for arg in "$@"; do
   case "$arg" in
     --quick) MIN_TIME="--benchmark_min_time=0.05"; REPS=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --checkpoint) CHECKPOINT=1 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     -*) echo "bench: unknown option $arg" >&2; exit 2 ;;
     *) OUT="$arg" ;;
   esac
@@ -38,6 +42,7 @@ if [ ! -f "$BUILD/CMakeCache.txt" ]; then
 fi
 echo "bench: building in $BUILD with $JOBS jobs" >&2
 if ! cmake --build "$BUILD" -j "$JOBS" --target sparse_table_bench rpc_bench \
+    table_checkpoint_bench \
     >"$BUILD/bench-build.log" 2>&1; then
   grep -E "error|Error" -A5 "$BUILD/bench-build.log" | head -80 >&2 || true
   echo "bench: build FAILED (full log: $BUILD/bench-build.log)" >&2
@@ -54,6 +59,12 @@ for bench in sparse_table_bench rpc_bench; do
     --benchmark_display_aggregates_only=true \
     --benchmark_out="$OUT/$bench.json" --benchmark_out_format=json >&2
 done
+
+if [ "$CHECKPOINT" = 1 ]; then
+  echo "bench: running table_checkpoint_bench (10 M rows)" >&2
+  GLOG_minloglevel=1 "$BUILD/tests/table_checkpoint_bench" \
+    --dir "$OUT/table_checkpoint_tmp" | tee "$OUT/table_checkpoint.json" >&2
+fi
 
 python3 - "$OUT" <<'EOF' | tee "$OUT/summary.json"
 import json, re, sys
@@ -117,6 +128,32 @@ for name, b in local.items():
                                 if d in raw_inline else None),
     })
 
+# Storage tiers: memory, tiered with the table in its budget, tiered 10x
+# over its budget; each against memory storage and the raw baseline.
+STORAGE = {0: "memory", 1: "tiered_in_budget", 2: "tiered_10x_over_budget"}
+storage_rows = {}
+for name, b in local.items():
+    op = {"BM_StoragePull": "pull", "BM_StoragePushAdagrad": "push_adagrad"}.get(
+        name.split("/")[0])
+    if op is None:
+        continue
+    a = args(name)
+    storage_rows[(op, a["dim"], dist(a["zipf"]), a["storage"])] = b
+storage = []
+for (op, dim, d, st), b in storage_rows.items():
+    rows = b["items_per_second"]
+    mem = storage_rows.get((op, dim, d, 0))
+    e = {"op": op, "dim": dim, "keys": d, "storage": STORAGE[st],
+         "rows_per_s": round(rows),
+         "ratio_to_memory": round(rows / mem["items_per_second"], 3) if mem else None,
+         "ratio_to_raw": round(rows / raw[d], 3) if d in raw else None}
+    if "hit_rate" in b:
+        e["hit_rate"] = round(b["hit_rate"], 3)
+    if "overhead_B_per_row" in b:
+        e["overhead_B_per_row"] = round(b["overhead_B_per_row"], 1)
+    storage.append(e)
+storage.sort(key=lambda e: (OPS[e["op"]], e["dim"], e["keys"], e["storage"]))
+
 grpc_raw = rpc.get("BM_GrpcRawBytes")
 raw_mib = grpc_raw["bytes_per_second"] / MiB if grpc_raw else None
 grpc = []
@@ -143,6 +180,7 @@ summary = {
     "raw_flat_hash_map_rows_per_s": {k: round(v) for k, v in sorted(raw.items())},
     "raw_inline_copy_rows_per_s": {k: round(v) for k, v in sorted(raw_inline.items())},
     "in_process": in_process,
+    "storage": storage,
     "grpc_raw_4MiB_MiB_per_s": round(raw_mib, 1) if raw_mib else None,
     "grpc": grpc,
 }

@@ -11,6 +11,7 @@
 #include "common/grpc_status.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/ps.grpc.pb.h"
+#include "server/checkpoint_export.h"
 
 namespace ps {
 
@@ -255,15 +256,54 @@ std::string CtlUsage() {
          "default every table)\n"
          "  checkpoint  take a checkpoint of the whole job now (asks server "
          "0's coordinator; waits until it is complete)\n"
+         "  export  write the model for serving (ps_worker --predict) into "
+         "--export_dir, from --checkpoint DIR or a checkpoint taken now; "
+         "--delta: only rows changed since the exports there; --min_score\n"
          "  stop    send Shutdown (with --reason) to every server\n";
 }
 
 int RunCtlCommand(const AdminOptions& options, const std::string& command,
                   std::ostream& out, std::ostream& err) {
   if (command != "stats" && command != "stop" && command != "shrink" &&
-      command != "checkpoint") {
+      command != "checkpoint" && command != "export") {
     err << "ps_ctl: unknown command '" << command << "'\n" << CtlUsage();
     return 2;
+  }
+  if (command == "export") {
+    if (options.export_dir.empty()) {
+      err << "ps_ctl: export needs --export_dir\n" << CtlUsage();
+      return 2;
+    }
+    CheckpointExportOptions e;
+    e.checkpoint_dir = options.export_checkpoint;
+    e.out_dir = options.export_dir;
+    e.min_score = options.export_min_score;
+    if (options.export_delta) e.base_dir = options.export_dir;
+    if (e.checkpoint_dir.empty()) {
+      if (options.servers.empty()) {
+        err << "ps_ctl: export needs --checkpoint or --servers\n" << CtlUsage();
+        return 2;
+      }
+      auto taken = RequestCheckpoint(options);
+      if (!taken.ok()) {
+        err << "ps_ctl: " << taken.status().message() << "\n";
+        return 1;
+      }
+      e.checkpoint_dir = taken->dir();
+    }
+    auto exported = ExportCheckpoint(e);
+    if (!exported.ok()) {
+      err << "ps_ctl: export: " << exported.status().message() << "\n";
+      return 1;
+    }
+    out << "exported " << exported->path << " (step " << exported->step
+        << ", " << exported->rows_written << " rows"
+        << (options.export_delta
+                ? absl::StrCat(", ", exported->rows_deleted, " deleted")
+                : "")
+        << ", " << exported->bytes << " bytes) from " << e.checkpoint_dir
+        << "\n";
+    return 0;
   }
   if (options.servers.empty()) {
     err << "ps_ctl: --servers is required\n" << CtlUsage();

@@ -8,6 +8,7 @@
 #ifndef PS_SERVER_ADMIN_CLIENT_H_
 #define PS_SERVER_ADMIN_CLIENT_H_
 
+#include <limits>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -33,6 +34,14 @@ struct AdminOptions {
   // `checkpoint`: how long to wait for the workers to reach the cut and the
   // servers to write. Default: 10 min.
   absl::Duration checkpoint_timeout = absl::Minutes(10);
+  // `export`: the checkpoint folder to export; empty: take one now (needs
+  // servers). The export goes to export_dir (required); export_delta makes
+  // a DELTA against the exports already there; rows scoring below
+  // export_min_score are left out.
+  std::string export_checkpoint;
+  std::string export_dir;
+  bool export_delta = false;
+  float export_min_score = -std::numeric_limits<float>::infinity();
 };
 
 // The answer of one server.
@@ -72,7 +81,8 @@ std::string FormatStatsJson(const std::vector<ServerStats>& servers);
 // miss=.. evict=.. wb=..; dense model 66 floats; pushes sparse=3 dense=3".
 std::string FormatStatsLine(const StatsResponse& stats);
 
-// Runs ps_ctl's `command` ("stats", "shrink", "checkpoint" or "stop"), printing results to `out` and
+// Runs ps_ctl's `command` ("stats", "shrink", "checkpoint", "export" or
+// "stop"), printing results to `out` and
 // errors to `err`. Returns the exit code: 0 on success, 1 when a server
 // failed, 2 for an unknown command or no servers (usage printed to `err`).
 int RunCtlCommand(const AdminOptions& options, const std::string& command,

@@ -46,6 +46,22 @@ class KvStore {
   [[nodiscard]] virtual absl::Status Write(
       absl::Span<const std::pair<std::string, std::string>> puts) = 0;
 
+  // Writes n (key, value) pairs given in strictly increasing key order, as
+  // item(i) returns them, all or nothing: for bulk writes (a flush of many
+  // rows) RocksDB builds one table file and ingests it, bypassing the
+  // memtable and the log, many times faster than Write. Default: Write.
+  using SortedItem = absl::FunctionRef<std::pair<absl::string_view,
+                                                 absl::string_view>(size_t i)>;
+  [[nodiscard]] virtual absl::Status WriteSorted(size_t n, SortedItem item) {
+    std::vector<std::pair<std::string, std::string>> puts;
+    puts.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      auto [k, v] = item(i);
+      puts.emplace_back(std::string(k), std::string(v));
+    }
+    return Write(puts);
+  }
+
   // Deletes every key (one batch); all or nothing. Absent keys are fine.
   [[nodiscard]] virtual absl::Status Delete(
       absl::Span<const std::string> keys) = 0;
@@ -129,6 +145,13 @@ class FaultyKvStore final : public KvStore {
           " rows)"));
     }
     return base_->Write(puts);
+  }
+  absl::Status WriteSorted(size_t n, SortedItem item) override {
+    if (Fails(writes_++, fail_writes_from_)) {
+      return absl::UnavailableError(absl::StrCat(
+          base_->description(), ": injected write failure (", n, " rows)"));
+    }
+    return base_->WriteSorted(n, item);
   }
   absl::Status Delete(absl::Span<const std::string> keys) override {
     if (Fails(writes_++, fail_writes_from_)) {

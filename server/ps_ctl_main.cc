@@ -1,6 +1,8 @@
-// ps_ctl --servers host:port,... [--json] stats|shrink|stop: the operator
-// CLI. `shrink` deletes old and low-score rows (--tables, default all) and
-// prints how many each server removed.
+// ps_ctl --servers host:port,... [--json] stats|shrink|checkpoint|export|stop:
+// the operator CLI. `shrink` deletes old and low-score rows (--tables,
+// default all) and prints how many each server removed; `checkpoint` takes a
+// checkpoint of the whole job now; `export --export_dir D [--checkpoint C]
+// [--delta] [--min_score S]` writes the model for serving.
 // `stats` prints every server's tables and push counts (a table, or JSON
 // with --json); `stop` sends Shutdown with --reason to every server. Exit
 // code: 0 ok, 1 a server failed (the error names it), 2 bad usage. The logic
@@ -19,6 +21,10 @@ DEFINE_bool(json, false, "stats: print JSON instead of a table");
 DEFINE_int32(timeout_ms, 5000, "deadline of each RPC");
 DEFINE_string(reason, "ps_ctl stop", "stop: the reason the servers log");
 DEFINE_string(tables, "", "shrink: comma-separated table names (default all)");
+DEFINE_string(checkpoint, "", "export: the checkpoint folder (default: take one)");
+DEFINE_string(export_dir, "", "export: where the export files go");
+DEFINE_bool(delta, false, "export: only rows changed since the exports there");
+DEFINE_double(min_score, -1e30, "export: leave out rows scoring below this");
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(ps::CtlUsage());
@@ -39,5 +45,9 @@ int main(int argc, char** argv) {
   options.json = FLAGS_json;
   options.stop_reason = FLAGS_reason;
   options.tables = absl::StrSplit(FLAGS_tables, ',', absl::SkipWhitespace());
+  options.export_checkpoint = FLAGS_checkpoint;
+  options.export_dir = FLAGS_export_dir;
+  options.export_delta = FLAGS_delta;
+  options.export_min_score = static_cast<float>(FLAGS_min_score);
   return ps::RunCtlCommand(options, argv[1], std::cout, std::cerr);
 }

@@ -1,5 +1,7 @@
 // OpenRocksDbKv: KvStore over RocksDB (see kv_storage.h).
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -16,6 +18,7 @@
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
+#include "rocksdb/sst_file_writer.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 #include "server/kv_storage.h"
@@ -55,8 +58,12 @@ constexpr CompressionName kCompressions[] = {
 
 class RocksDbKv final : public KvStore {
  public:
-  RocksDbKv(std::unique_ptr<rocksdb::DB> db, std::string description)
-      : db_(std::move(db)), description_(std::move(description)) {}
+  RocksDbKv(std::unique_ptr<rocksdb::DB> db, std::string description,
+            std::string dir, rocksdb::Options options)
+      : db_(std::move(db)),
+        description_(std::move(description)),
+        dir_(std::move(dir)),
+        options_(std::move(options)) {}
 
   ~RocksDbKv() override {
     // Close reports only an unreleased snapshot, which we never take.
@@ -101,6 +108,34 @@ class RocksDbKv final : public KvStore {
     }
     return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), description_,
                      absl::StrCat("write of ", puts.size(), " rows"));
+  }
+
+  absl::Status WriteSorted(size_t n, SortedItem item) override {
+    if (n == 0) return absl::OkStatus();
+    const std::string file = absl::StrCat(
+        dir_, "/bulk-", bulk_files_.fetch_add(1), ".sst.tmp");
+    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), options_);
+    RETURN_IF_ERROR(FromRocks(writer.Open(file), description_,
+                              absl::StrCat("open ", file)));
+    for (size_t i = 0; i < n; ++i) {
+      auto [k, v] = item(i);
+      rocksdb::Status s = writer.Put(rocksdb::Slice(k.data(), k.size()),
+                                     rocksdb::Slice(v.data(), v.size()));
+      if (!s.ok()) {
+        std::remove(file.c_str());
+        return FromRocks(s, description_, absl::StrCat("bulk write of ", n,
+                                                       " rows into ", file));
+      }
+    }
+    rocksdb::Status s = writer.Finish();
+    if (s.ok()) {
+      rocksdb::IngestExternalFileOptions ingest;
+      ingest.move_files = true;  // a rename (hard link), no copy
+      s = db_->IngestExternalFile({file}, ingest);
+    }
+    std::remove(file.c_str());  // gone already when moved
+    return FromRocks(s, description_,
+                     absl::StrCat("bulk write of ", n, " rows"));
   }
 
   absl::Status Delete(absl::Span<const std::string> keys) override {
@@ -148,6 +183,9 @@ class RocksDbKv final : public KvStore {
  private:
   const std::unique_ptr<rocksdb::DB> db_;
   const std::string description_;
+  const std::string dir_;
+  const rocksdb::Options options_;
+  std::atomic<int64_t> bulk_files_{0};
 };
 
 }  // namespace
@@ -163,8 +201,8 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvReadOnly(
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::OpenForReadOnly(options, dir, &raw);
   if (!s.ok()) return FromRocks(s, what, "open read-only");
-  return std::unique_ptr<KvStore>(
-      std::make_unique<RocksDbKv>(std::unique_ptr<rocksdb::DB>(raw), what));
+  return std::unique_ptr<KvStore>(std::make_unique<RocksDbKv>(
+      std::unique_ptr<rocksdb::DB>(raw), what, dir, options));
 }
 
 std::string SupportedCompressions() {
@@ -246,8 +284,8 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKv(
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok()) return FromRocks(s, what, "open");
-  return std::unique_ptr<KvStore>(
-      std::make_unique<RocksDbKv>(std::unique_ptr<rocksdb::DB>(raw), what));
+  return std::unique_ptr<KvStore>(std::make_unique<RocksDbKv>(
+      std::unique_ptr<rocksdb::DB>(raw), what, dir, options));
 }
 
 }  // namespace ps

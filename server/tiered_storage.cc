@@ -49,6 +49,8 @@ const std::string& MetaKey() {
 
 // Rows written per batch by Flush.
 constexpr size_t kFlushBatchRows = 4096;
+// From this many dirty rows Flush writes them in one sorted bulk write.
+constexpr size_t kBulkRows = 16384;
 // Keys whose index slots are prefetched ahead of the lookup.
 constexpr size_t kPrefetchKeys = 8;
 
@@ -228,7 +230,46 @@ class TieredStorage final : public SparseStorage {
     }));
   }
 
+  // Many dirty rows (a checkpoint, a close) go to disk as one sorted bulk
+  // write (KvStore::WriteSorted: RocksDB ingests a table file) with every
+  // sub-shard locked; a few go through the ordinary batched writes.
   absl::Status Flush() override {
+    std::vector<std::unique_ptr<absl::MutexLock>> locks;
+    for (auto& shard : shards_) {
+      locks.push_back(std::make_unique<absl::MutexLock>(&shard->mu));
+    }
+    struct Dirty {
+      uint64_t key;
+      uint32_t shard;
+      uint32_t slot;
+    };
+    std::vector<Dirty> dirty;
+    for (uint32_t i = 0; i < shards_.size(); ++i) {
+      const Shard& sh = *shards_[i];
+      for (uint32_t s = 0; s < SlotsOf(sh); ++s) {
+        if (FlagsOf(sh, s) & kDirty) dirty.push_back({KeyOfSlot(sh, s), i, s});
+      }
+    }
+    if (dirty.size() < kBulkRows) {
+      locks.clear();
+      return FlushInBatches();
+    }
+    std::sort(dirty.begin(), dirty.end(),
+              [](const Dirty& a, const Dirty& b) { return a.key < b.key; });
+    std::string key;
+    RETURN_IF_ERROR(Annotate(kv_->WriteSorted(dirty.size(), [&](size_t i) {
+      key = EncodeRowKey(dirty[i].key);
+      const Shard& sh = *shards_[dirty[i].shard];
+      return std::make_pair(
+          absl::string_view(key),
+          absl::string_view(reinterpret_cast<const char*>(RowOf(sh, dirty[i].slot)),
+                            row_bytes_));
+    })));
+    for (const Dirty& d : dirty) ClearDirty(*shards_[d.shard], d.slot);
+    return absl::OkStatus();
+  }
+
+  absl::Status FlushInBatches() {
     for (auto& shard : shards_) {
       absl::MutexLock lock(&shard->mu);
       std::vector<uint32_t> dirty;
@@ -344,6 +385,22 @@ class TieredStorage final : public SparseStorage {
   static uint64_t KeyOfSlot(const Shard& sh, uint32_t s)
       ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return sh.keys[s];
+  }
+  // For Flush, which holds every lock through MutexLock objects the
+  // analysis cannot follow.
+  static uint32_t SlotsOf(const Shard& sh) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return sh.num_slots;
+  }
+  static uint8_t FlagsOf(const Shard& sh, uint32_t s)
+      ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return sh.flags[s];
+  }
+  static const float* RowOf(const Shard& sh, uint32_t s)
+      ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return sh.rows.Row(s);
+  }
+  static void ClearDirty(Shard& sh, uint32_t s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    sh.flags[s] &= ~kDirty;
   }
 
   // Removes slot s's row from memory (its disk copy, if any, stays).
