@@ -7,10 +7,12 @@
 #   scripts/run_local.sh [--config FILE] [--run-dir DIR] [--servers N]
 #                        [--workers M] [--resume]
 #
-# --resume: continue a job from the newest complete checkpoint of the
-# config's checkpoint.dir (every ps_server and ps_worker gets --resume), in
-# DIR (default: the newest folder under runs/), reusing its generated data
-# (positions name the data files) and appending to its logs.
+# Checkpoints go to DIR/ckpt (at the end of training, on `ps_ctl checkpoint`,
+# and every checkpoint.every_steps / every_minutes of the config).
+# --resume: continue a job from the newest complete checkpoint in DIR/ckpt
+# (every ps_server and ps_worker gets --resume), in DIR (default: the newest
+# folder under runs/), reusing its generated data (positions name the data
+# files) and appending to its logs.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CONFIG="$ROOT/configs/generated_dnn.pbtxt"
@@ -25,7 +27,7 @@ while [ $# -gt 0 ]; do
     --servers) NUM_SERVERS="$2"; shift 2 ;;
     --workers) NUM_WORKERS="$2"; shift 2 ;;
     --resume) RESUME=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "run_local: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -37,8 +39,6 @@ if [ "$RESUME" = 1 ]; then
     [ -n "$RUN_DIR" ] || { echo "run_local: --resume: no run folder under $ROOT/runs (name one with --run-dir)" >&2; exit 2; }
   fi
   [ -d "$RUN_DIR" ] || { echo "run_local: --resume: no run folder '$RUN_DIR'" >&2; exit 2; }
-  grep -Eq '^[[:space:]]*checkpoint[[:space:]]*\{' "$CONFIG" ||
-    echo "run_local: warning: --resume, but $CONFIG has no checkpoint section" >&2
 fi
 [ -n "$RUN_DIR" ] || RUN_DIR="$ROOT/runs/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$RUN_DIR"
@@ -85,7 +85,10 @@ print(",".join("127.0.0.1:%d" % s.getsockname()[1] for s in socks))
 PY
 )
 echo "run_local: $NUM_SERVERS servers ($PORTS), $NUM_WORKERS workers, logs in $RUN_DIR"
-COMMON=(--config "$CONFIG" --servers "$PORTS" --num_workers "$NUM_WORKERS")
+# Checkpoints go to the run folder: at the end of training, on `ps_ctl
+# checkpoint`, and as often as the config's checkpoint section asks.
+COMMON=(--config "$CONFIG" --servers "$PORTS" --num_workers "$NUM_WORKERS"
+        --checkpoint_dir "$RUN_DIR/ckpt")
 [ "$RESUME" = 1 ] && COMMON+=(--resume)
 # A fresh run truncates the logs and metrics; a resumed one appends to them.
 start_log() {

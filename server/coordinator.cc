@@ -541,7 +541,14 @@ void CoordinatorImpl::RunSave(std::map<int, Stand> stands) {
   manifest.set_global_step(step);
   manifest.set_num_servers(num_servers_);
   manifest.set_hash_seed(options_.config.data().hash_seed());
-  google::protobuf::TextFormat::PrintToString(options_.config,
+  // The config as the job runs it: generated data's files are named in
+  // train_files / eval_files, so the generator settings go (a config with
+  // both does not validate).
+  JobConfig recorded = options_.config;
+  if (!recorded.data().train_files().empty()) {
+    recorded.mutable_data()->clear_generate();
+  }
+  google::protobuf::TextFormat::PrintToString(recorded,
                                               manifest.mutable_job_config());
   absl::Status status;
   std::string dir;

@@ -35,7 +35,10 @@ DEFINE_bool(resume, false,
 DEFINE_string(resume_from, "",
               "start from this checkpoint folder (e.g. the previous one when "
               "LATEST is broken)");
-DEFINE_string(checkpoint_dir, "", "overrides checkpoint.dir");
+DEFINE_string(checkpoint_dir, "",
+              "overrides checkpoint.dir (and turns checkpoints on with the "
+              "section's defaults when the config has none; give the workers "
+              "the same)");
 DEFINE_string(storage_dir, "",
               "overrides storage.dir of every TIERED sparse table (each "
               "table keeps <dir>/<table>/server-<rank>)");

@@ -34,6 +34,10 @@ DEFINE_int32(num_workers, 0, "overrides cluster.num_workers (default: "
                              "$PS_NUM_WORKERS)");
 DEFINE_string(data_dir, "", "overrides data.generate.output_dir");
 DEFINE_string(metrics_dir, "", "overrides training.metrics_dir");
+DEFINE_string(checkpoint_dir, "",
+              "overrides checkpoint.dir (and turns checkpoints on with the "
+              "section's defaults when the config has none; give the servers "
+              "the same)");
 DEFINE_string(result_file, "", "where to write this worker's results (JSON)");
 DEFINE_int32(blas_threads, 1, "BLAS threads of the CPU backend");
 DEFINE_bool(resume, false, "expect to continue from the coordinator's "
@@ -124,6 +128,9 @@ int main(int argc, char** argv) {
   if (!config.ok()) {
     LOG(ERROR) << "bad config: " << config.status().message();
     return 2;
+  }
+  if (!FLAGS_checkpoint_dir.empty()) {
+    config->mutable_checkpoint()->set_dir(FLAGS_checkpoint_dir);
   }
   if (rank < 0 || rank >= config->cluster().num_workers()) {
     LOG(ERROR) << "--rank " << rank << " is out of range: the job has "

@@ -26,8 +26,10 @@ struct LocalCluster {
 };
 
 // Runs the job of `config` (its cluster.servers are replaced by the real
-// endpoints) to the end.
-inline std::unique_ptr<LocalCluster> RunLocalCluster(JobConfig config) {
+// endpoints) to the end; with `resume`, the servers start from the
+// checkpoint LATEST names (PsServerOptions::resume).
+inline std::unique_ptr<LocalCluster> RunLocalCluster(JobConfig config,
+                                                     bool resume = false) {
   auto cluster = std::make_unique<LocalCluster>();
   std::vector<std::string> endpoints;
   for (int i = 0; i < config.cluster().servers_size(); ++i) {
@@ -35,6 +37,7 @@ inline std::unique_ptr<LocalCluster> RunLocalCluster(JobConfig config) {
     options.config = config;
     options.rank = i;
     options.listen_address = "127.0.0.1:0";
+    options.resume = resume;
     auto server = PsServer::Start(options);
     EXPECT_TRUE(server.ok()) << server.status();
     if (!server.ok()) return cluster;

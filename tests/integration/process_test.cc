@@ -1,6 +1,7 @@
 // The real binaries as separate processes on loopback: ps_datagen,
 // ps_server x2 and ps_worker x2 from one config file, as the local launcher
-// runs them; plus how they fail on a bad config and on bad data.
+// runs them; how they fail on a bad config and on bad data; and a job whose
+// worker, then server, is killed with SIGKILL and restarted with --resume.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -228,6 +229,158 @@ data { train_files: "train.tsv" max_bad_line_ratio: 0.05 }
   EXPECT_THAT(log, HasSubstr("0.05"));
   // The worker told the coordinator, which stopped the server.
   EXPECT_EQ(servers_exit_[0], 0) << ReadFile(dir_ + "/server_0.log");
+}
+
+// Occurrences of `what` in the file at `path`.
+int CountIn(const std::string& path, const std::string& what) {
+  const std::string text = ReadFile(path);
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos;
+       at = text.find(what, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+// Blocks until `path` holds `what` at least `times` times; false after
+// `timeout`.
+bool WaitFor(const std::string& path, const std::string& what, int times,
+             absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (CountIn(path, what) >= times) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
+constexpr char kCheckpointedJob[] = R"pb(
+cluster {
+  num_workers: 2
+  heartbeat_ms: 200
+  worker_timeout_ms: 1500
+  server_retry_sec: 60
+}
+sparse_tables { name: "emb" dim: 8 }
+model { type: DNN sparse_table: "emb" hidden_units: 32 }
+data {
+  batch_size: 256
+  generate {
+    output_dir: "data"
+    seed: 3
+    train_rows: 160000
+    eval_rows: 20000
+    vocab_size: 400
+    num_interactions: 0
+  }
+}
+training { log_every_steps: 50 }
+checkpoint { dir: "ckpt" every_steps: 40 keep: 3 }
+)pb";
+
+// A job's servers and workers as processes; one of each can be killed and
+// started again.
+struct Job {
+  std::vector<std::string> endpoints;
+  std::vector<pid_t> servers, workers;
+};
+
+TEST_F(ProcessTest, KilledWorkerAndServerResumeAndTheJobReachesTheSameAuc) {
+  const std::string config = dir_ + "/job.pbtxt";
+  WriteFile(config, kCheckpointedJob);
+  pid_t gen = Spawn({Bin("ps_datagen"), "--config", config},
+                    dir_ + "/datagen.log");
+  ASSERT_EQ(WaitExit(gen, absl::Minutes(1)), 0) << ReadFile(dir_ + "/datagen.log");
+
+  auto log = [&](const std::string& run, const std::string& who) {
+    return absl::StrCat(dir_, "/", run, "_", who, ".log");
+  };
+  auto start_server = [&](Job& job, const std::string& run, int i,
+                          bool resume) {
+    std::vector<std::string> argv = {
+        Bin("ps_server"), "--config", config, "--rank", absl::StrCat(i),
+        "--servers", absl::StrJoin(job.endpoints, ","), "--checkpoint_dir",
+        absl::StrCat(dir_, "/ckpt-", run)};
+    if (resume) argv.push_back("--resume");
+    // A restarted server appends to its own log.
+    return Spawn(argv, log(run, absl::StrCat("server_", i, resume ? "_again" : "")));
+  };
+  auto start_worker = [&](Job& job, const std::string& run, int j,
+                          bool resume) {
+    std::vector<std::string> argv = {
+        Bin("ps_worker"), "--config", config, "--rank", absl::StrCat(j),
+        "--servers", absl::StrJoin(job.endpoints, ","), "--result_file",
+        absl::StrCat(dir_, "/", run, "_worker_", j, ".json")};
+    if (resume) argv.push_back("--resume");
+    return Spawn(argv, log(run, absl::StrCat("worker_", j, resume ? "_again" : "")));
+  };
+  auto start = [&](const std::string& run) {
+    Job job;
+    for (int i = 0; i < 2; ++i) {
+      job.endpoints.push_back(absl::StrCat("127.0.0.1:", FreePort()));
+    }
+    for (int i = 0; i < 2; ++i) job.servers.push_back(start_server(job, run, i, false));
+    for (int j = 0; j < 2; ++j) job.workers.push_back(start_worker(job, run, j, false));
+    return job;
+  };
+  auto finish = [&](Job& job, const std::string& run) {
+    for (int j = 0; j < 2; ++j) {
+      EXPECT_EQ(WaitExit(job.workers[j], absl::Minutes(3)), 0)
+          << run << " worker " << j;
+    }
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_EQ(WaitExit(job.servers[i], absl::Seconds(30)), 0)
+          << run << " server " << i;
+    }
+    const std::string result =
+        ReadFile(absl::StrCat(dir_, "/", run, "_worker_0.json"));
+    const size_t at = result.find("\"eval_auc\": ");
+    EXPECT_NE(at, std::string::npos) << result;
+    return at == std::string::npos ? 0.0
+                                   : std::strtod(result.c_str() + at + 12, nullptr);
+  };
+
+  Job base = start("whole");
+  const double whole_auc = finish(base, "whole");
+  ASSERT_GT(whole_auc, 0.7);
+
+  // Worker 1 killed after a checkpoint and started again: it continues from
+  // its checkpointed position while worker 0 trains on.
+  Job w = start("worker_kill");
+  ASSERT_TRUE(WaitFor(log("worker_kill", "server_0"), "checkpoint round", 2,
+                      absl::Minutes(1)))
+      << ReadFile(log("worker_kill", "server_0"));
+  ASSERT_TRUE(WaitFor(log("worker_kill", "server_0"), " complete: ", 1,
+                      absl::Minutes(1)));
+  kill(w.workers[1], SIGKILL);
+  waitpid(w.workers[1], nullptr, 0);
+  absl::SleepFor(absl::Seconds(2));  // the coordinator notices it is gone
+  w.workers[1] = start_worker(w, "worker_kill", 1, true);
+  const double worker_kill_auc = finish(w, "worker_kill");
+  EXPECT_THAT(ReadFile(log("worker_kill", "worker_1_again")),
+              HasSubstr("resuming from"));
+  EXPECT_THAT(ReadFile(log("worker_kill", "server_0")),
+              HasSubstr("registered again (restarted)"));
+  EXPECT_NEAR(worker_kill_auc, whole_auc, 0.005);
+
+  // Server 1 killed after a checkpoint: workers retry it, naming it, until
+  // it is back from the checkpoint, and the job finishes.
+  Job s = start("server_kill");
+  ASSERT_TRUE(WaitFor(log("server_kill", "server_0"), " complete: ", 1,
+                      absl::Minutes(1)))
+      << ReadFile(log("server_kill", "server_0"));
+  kill(s.servers[1], SIGKILL);
+  waitpid(s.servers[1], nullptr, 0);
+  absl::SleepFor(absl::Seconds(1));
+  s.servers[1] = start_server(s, "server_kill", 1, true);
+  const double server_kill_auc = finish(s, "server_kill");
+  EXPECT_THAT(ReadFile(log("server_kill", "server_1_again")),
+              HasSubstr("resuming from"));
+  const std::string w0 = ReadFile(log("server_kill", "worker_0")) +
+                         ReadFile(log("server_kill", "worker_1"));
+  EXPECT_THAT(w0, HasSubstr("is gone"));
+  EXPECT_THAT(w0, HasSubstr(s.endpoints[1]));
+  EXPECT_NEAR(server_kill_auc, whole_auc, 0.005);
 }
 
 }  // namespace

@@ -1,0 +1,246 @@
+// Checkpoint, resume and export on a real loopback cluster (2 servers, gRPC,
+// workers in threads): a SYNC job stopped after some steps and resumed from
+// its checkpoint ends with parameters bit-identical to an uninterrupted run;
+// the final checkpoint exported for serving predicts exactly what the
+// servers' rows and the model's forward pass give.
+//
+// One worker: with several, a SYNC server applies the workers' concurrent
+// pushes in arrival order, so even two uninterrupted runs differ in the
+// last bits.
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/checkpoint.h"
+#include "common/config.h"
+#include "common/hash.h"
+#include "common/model_spec.h"
+#include "gtest/gtest.h"
+#include "kernels/backend.h"
+#include "server/checkpoint_export.h"
+#include "server/ps_handler.h"
+#include "tests/integration/local_cluster.h"
+#include "worker/batch.h"
+#include "worker/data_reader.h"
+#include "worker/datagen.h"
+#include "worker/export_model.h"
+#include "worker/model.h"
+
+namespace ps {
+namespace {
+
+constexpr char kJob[] = R"pb(
+cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 1 }
+sparse_tables {
+  name: "emb"
+  dim: 8
+  optimizer { type: ADAGRAD learning_rate: 0.05 }
+  accessor { }
+}
+model {
+  type: DNN
+  sparse_table: "emb"
+  hidden_units: 32
+  dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
+}
+data {
+  batch_size: 256
+  generate {
+    output_dir: "unused"
+    seed: 9
+    train_rows: 30000
+    eval_rows: 3000
+    vocab_size: 300
+    num_interactions: 0
+  }
+}
+training { mode: SYNC log_every_steps: 50 }
+checkpoint { dir: "set-by-the-test" every_steps: 25 keep: 10 }
+)pb";
+
+class ResumeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = absl::StrCat(::testing::TempDir(), "/resume_test_",
+                        ::testing::UnitTest::GetInstance()
+                            ->current_test_info()
+                            ->name());
+    std::filesystem::remove_all(dir_);
+    ConfigOverrides overrides;
+    overrides.data_dir = dir_;
+    auto config = ParseJobConfig(kJob, "resume_test", "", overrides);
+    ASSERT_TRUE(config.ok()) << config.status();
+    config_ = *config;
+    auto report = GenerateCriteoData(config_.data().generate());
+    ASSERT_TRUE(report.ok()) << report.status();
+  }
+
+  JobConfig WithCheckpointDir(const std::string& name) const {
+    JobConfig c = config_;
+    c.mutable_checkpoint()->set_dir(absl::StrCat(dir_, "/", name));
+    return c;
+  }
+
+  // The final export of the job whose checkpoints are under `config`.
+  std::unique_ptr<ExportedModel> FinalExport(const JobConfig& config,
+                                             const std::string& name) {
+    auto latest = OpenLatest(config.checkpoint().dir());
+    EXPECT_TRUE(latest.ok()) << latest.status();
+    if (!latest.ok()) return nullptr;
+    CheckpointExportOptions e;
+    e.checkpoint_dir = latest->dir;
+    e.out_dir = absl::StrCat(dir_, "/export-", name);
+    auto exported = ExportCheckpoint(e);
+    EXPECT_TRUE(exported.ok()) << exported.status();
+    if (!exported.ok()) return nullptr;
+    auto model = ExportedModel::LoadFile(exported->path);
+    EXPECT_TRUE(model.ok()) << model.status();
+    return model.ok() ? std::move(model).value() : nullptr;
+  }
+
+  std::string dir_;
+  JobConfig config_;
+};
+
+void ExpectOk(const LocalCluster& run) {
+  ASSERT_FALSE(run.results.empty());
+  for (const auto& r : run.results) ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(run.servers_stopped);
+}
+
+TEST_F(ResumeTest, SyncResumeIsBitIdenticalToAnUninterruptedRun) {
+  const JobConfig whole = WithCheckpointDir("whole");
+  auto full = RunLocalCluster(whole);
+  ExpectOk(*full);
+  const int64_t steps = full->results[0]->train.steps;
+  ASSERT_GT(steps, 100);
+
+  // The same job stopped at step 60 (its final checkpoint records where the
+  // worker stood), then resumed to the end.
+  JobConfig first = WithCheckpointDir("split");
+  first.mutable_training()->set_max_steps(60);
+  auto part = RunLocalCluster(first);
+  ExpectOk(*part);
+  EXPECT_EQ(part->results[0]->train.steps, 60);
+  auto cut = OpenLatest(first.checkpoint().dir());
+  ASSERT_TRUE(cut.ok()) << cut.status();
+  EXPECT_EQ(cut->manifest.global_step(), 60);
+  ASSERT_EQ(cut->manifest.worker_positions_size(), 1);
+  EXPECT_GT(cut->manifest.worker_positions(0).offset(), 0);
+
+  const JobConfig second = WithCheckpointDir("split");
+  auto rest = RunLocalCluster(second, /*resume=*/true);
+  ExpectOk(*rest);
+  // No example skipped, none trained twice.
+  EXPECT_EQ(part->results[0]->train.examples +
+                rest->results[0]->train.examples,
+            full->results[0]->train.examples);
+
+  auto a = FinalExport(whole, "whole");
+  auto b = FinalExport(second, "split");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(a->step(), steps);
+  EXPECT_EQ(b->step(), steps);
+  EXPECT_EQ(a->dense(), b->dense());
+  const int t = a->TableIndex("emb");
+  const std::vector<uint64_t> keys = a->Keys(t);
+  ASSERT_EQ(keys, b->Keys(b->TableIndex("emb")));
+  ASSERT_GT(keys.size(), 1000u);
+  for (uint64_t key : keys) {
+    const float* ra = a->Row(t, key);
+    const float* rb = b->Row(t, key);
+    ASSERT_EQ(std::vector<float>(ra, ra + 8), std::vector<float>(rb, rb + 8))
+        << "key " << key;
+  }
+  // Both final evaluations agree too.
+  ASSERT_TRUE(full->results[0]->eval.has_value());
+  ASSERT_TRUE(rest->results[0]->eval.has_value());
+  EXPECT_EQ(full->results[0]->eval->auc, rest->results[0]->eval->auc);
+}
+
+TEST_F(ResumeTest, ExportPredictsWhatTheServersRowsGive) {
+  const JobConfig job = WithCheckpointDir("ckpt");
+  auto run = RunLocalCluster(job);
+  ExpectOk(*run);
+  auto exported = FinalExport(job, "final");
+  ASSERT_NE(exported, nullptr);
+
+  auto backend = Backend::CreateCpu(BackendOptions());
+  ASSERT_TRUE(backend.ok());
+  const std::string eval_file = job.data().eval_files(0);
+  const std::string out = dir_ + "/probs.txt";
+  auto lines = PredictFile(*exported, eval_file, out, backend->get());
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  EXPECT_EQ(*lines, 3000);
+
+  // The reference: servers restored from the same checkpoint serve the
+  // rows (unseen keys get their initial rows) and the model's own forward
+  // pass scores them.
+  auto latest = OpenLatest(job.checkpoint().dir());
+  ASSERT_TRUE(latest.ok());
+  RestoreFrom restore{latest->dir, latest->manifest};
+  std::vector<std::unique_ptr<PsHandler>> servers;
+  for (int r = 0; r < 2; ++r) {
+    auto h = PsHandler::Create(job, r, &restore);
+    ASSERT_TRUE(h.ok()) << h.status();
+    servers.push_back(std::move(h).value());
+  }
+  const ModelSpec spec = MakeModelSpec(job);
+  const DenseBlocks blocks{spec.dense_size, job.cluster().dense_block_size(), 2};
+  std::vector<float> dense(spec.dense_size);
+  for (int r = 0; r < 2; ++r) {
+    PullDenseResponse resp;
+    ASSERT_TRUE(servers[r]->PullDense(PullDenseRequest(), &resp).ok());
+    const float* v = reinterpret_cast<const float*>(resp.values().data());
+    for (const auto& [begin, end] : blocks.RangesOf(r)) {
+      std::copy(v, v + (end - begin), dense.begin() + begin);
+      v += end - begin;
+    }
+  }
+  Model model(spec, PoolMode::kSum, backend->get());
+  ReaderOptions o;
+  o.files = {eval_file};
+  o.batch_size = 500;
+  o.data = job.data();
+  auto reader = DataReader::Open(o);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  std::vector<float> want;
+  Batch batch;
+  StepResult result;
+  while (*(*reader)->Next(&batch)) {
+    UniqueKeys u = Deduplicate(batch);
+    std::vector<float> rows(u.unique_keys.size() * spec.emb_dim);
+    for (size_t i = 0; i < u.unique_keys.size(); ++i) {
+      const uint64_t key = u.unique_keys[i];
+      PullSparseRequest pull;
+      pull.set_keys(std::string(reinterpret_cast<const char*>(&key), 8));
+      PullSparseResponse resp;
+      ASSERT_TRUE(servers[ServerForKey(key, 2)]->PullSparse(pull, &resp).ok());
+      std::memcpy(rows.data() + i * spec.emb_dim, resp.values().data(),
+                  spec.emb_dim * sizeof(float));
+    }
+    ASSERT_TRUE(model
+                    .Predict(batch, u.key_index, u.unique_keys.size(), rows,
+                             dense, &result)
+                    .ok());
+    want.insert(want.end(), result.probs.begin(), result.probs.end());
+  }
+  std::ifstream in(out);
+  std::vector<float> got;
+  for (std::string line; std::getline(in, line);) {
+    got.push_back(std::strtof(line.c_str(), nullptr));
+  }
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i], want[i]) << "line " << i + 1;
+  }
+}
+
+}  // namespace
+}  // namespace ps
