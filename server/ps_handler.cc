@@ -201,25 +201,24 @@ absl::Status PsHandler::SaveCheckpoint(const SaveCheckpointRequest& request,
   }
   absl::WriterMutexLock hold(&apply_mu_);
   const absl::Time start = absl::Now();
-  std::vector<std::string> files;
   for (const auto& table : sparse_) {
     ASSIGN_OR_RETURN(
-        std::vector<std::string> written,
-        SaveTableSnapshot(*table, absl::StrCat(request.dir(), "/",
-                                               SparseSnapshotDir(rank_, table->name()))));
-    files.insert(files.end(), written.begin(), written.end());
+        std::vector<CheckpointFile> written,
+        SaveTableSnapshot(*table, request.dir(),
+                          absl::StrCat(request.dir(), "/",
+                                       SparseSnapshotDir(rank_, table->name()))));
+    for (CheckpointFile& f : written) *response->add_files() = std::move(f);
   }
   for (const auto& dense : dense_) {
     const std::string rel = DenseSnapshotFile(rank_, dense->name());
-    RETURN_IF_ERROR(dense->Save(absl::StrCat(request.dir(), "/", rel)).status());
-    files.push_back(rel);
+    ASSIGN_OR_RETURN(FileDigest digest,
+                     dense->Save(absl::StrCat(request.dir(), "/", rel)));
+    CheckpointFile* f = response->add_files();
+    f->set_path(rel);
+    f->set_size(digest.size);
+    f->set_crc32(digest.crc32);
   }
-  for (const std::string& rel : files) {
-    ASSIGN_OR_RETURN(CheckpointFile file,
-                     DescribeCheckpointFile(request.dir(), rel));
-    *response->add_files() = std::move(file);
-  }
-  LOG(INFO) << "server " << rank_ << ": saved " << files.size()
+  LOG(INFO) << "server " << rank_ << ": saved " << response->files_size()
             << " checkpoint files into " << request.dir() << " at step "
             << request.step() << " in "
             << absl::ToDoubleSeconds(absl::Now() - start) << " s";

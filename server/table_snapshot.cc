@@ -1,12 +1,16 @@
 #include "server/table_snapshot.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <thread>
 #include <filesystem>
 #include <memory>
 #include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/checkpoint.h"
 #include "common/checksummed_file.h"
 #include "common/status_macros.h"
 #include "server/kv_storage.h"
@@ -84,21 +88,43 @@ std::string DenseSnapshotFile(int rank, const std::string& table) {
   return absl::StrCat("server-", rank, "/dense-", table, ".bin");
 }
 
-absl::StatusOr<std::vector<std::string>> SaveTableSnapshot(
-    SparseTable& table, const std::string& dir) {
+absl::StatusOr<std::vector<CheckpointFile>> SaveTableSnapshot(
+    SparseTable& table, const std::string& checkpoint_dir,
+    const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
     return absl::InternalError(absl::StrCat(
         "table '", table.name(), "': cannot create '", dir, "': ", ec.message()));
   }
-  const std::string base = std::filesystem::path(dir).parent_path().parent_path();
-  std::vector<std::string> files;
+  const std::string& base = checkpoint_dir;
+  std::vector<CheckpointFile> described;
   const std::string disk = dir + "/rocksdb";
   absl::Status on_disk = table.CheckpointDisk(disk);
   if (on_disk.ok()) {
+    std::vector<std::string> files;
     RETURN_IF_ERROR(ListFiles(base, disk, &files));
-    return files;
+    // Checksumming the hard-linked files reads them all: spread the files
+    // over the cores.
+    std::vector<absl::StatusOr<CheckpointFile>> digests(
+        files.size(), absl::UnknownError("not described"));
+    const size_t threads = std::max<size_t>(
+        1, std::min<size_t>(files.size(), std::thread::hardware_concurrency()));
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> pool;
+    for (size_t t = 0; t < threads; ++t) {
+      pool.emplace_back([&] {
+        for (size_t i; (i = next.fetch_add(1)) < files.size();) {
+          digests[i] = DescribeCheckpointFile(base, files[i]);
+        }
+      });
+    }
+    for (std::thread& t : pool) t.join();
+    for (auto& d : digests) {
+      if (!d.ok()) return d.status();
+      described.push_back(std::move(d).value());
+    }
+    return described;
   }
   if (on_disk.code() != absl::StatusCode::kUnimplemented) return on_disk;
 
@@ -116,9 +142,13 @@ absl::StatusOr<std::vector<std::string>> SaveTableSnapshot(
     }
   }));
   RETURN_IF_ERROR(written);
-  RETURN_IF_ERROR(writer->Close().status());
-  files.push_back(std::filesystem::relative(path, base).string());
-  return files;
+  ASSIGN_OR_RETURN(FileDigest digest, writer->Close());
+  CheckpointFile f;
+  f.set_path(std::filesystem::relative(path, base).string());
+  f.set_size(digest.size);
+  f.set_crc32(digest.crc32);
+  described.push_back(std::move(f));
+  return described;
 }
 
 absl::Status ReadTableSnapshot(

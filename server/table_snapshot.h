@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "proto/checkpoint.pb.h"
 #include "server/sparse_table.h"
 
 namespace ps {
@@ -35,11 +36,14 @@ std::string SparseSnapshotDir(int rank, const std::string& table);
 // "server-<rank>/dense-<table>.bin".
 std::string DenseSnapshotFile(int rank, const std::string& table);
 
-// Writes `table` into `dir` (created; must not hold a snapshot already) and
-// returns the paths of every file written, relative to `dir`. Errors name
-// the table and the file.
-absl::StatusOr<std::vector<std::string>> SaveTableSnapshot(
-    SparseTable& table, const std::string& dir);
+// Writes `table` into `dir` (created; must not hold a snapshot already),
+// which lies two levels under the checkpoint folder `checkpoint_dir`, and
+// describes every file written (path relative to `checkpoint_dir`, size,
+// crc32; rows.bin's digest comes from writing it, not from reading it
+// back). Errors name the table and the file.
+absl::StatusOr<std::vector<CheckpointFile>> SaveTableSnapshot(
+    SparseTable& table, const std::string& checkpoint_dir,
+    const std::string& dir);
 
 // Reads the snapshot in `dir` and calls sink(keys, rows) with batches of
 // whole rows (stride floats each) whose key satisfies keep(key). Refuses,

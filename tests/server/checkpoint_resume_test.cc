@@ -27,6 +27,7 @@
 #include "server/ps_server.h"
 #include "tests/server/server_test_util.h"
 #include "tests/server/sparse_table_test_util.h"
+#include "worker/export_model.h"
 
 namespace ps {
 namespace {
@@ -355,6 +356,102 @@ TEST(CheckpointResumeTest, PsCtlCheckpointThenServersResume) {
   ASSERT_TRUE((*resumed)->handler()->PullSparse(pull, &resp).ok());
   const float* v = reinterpret_cast<const float*>(resp.values().data());
   EXPECT_EQ(std::vector<float>(v, v + mine.size() * kDim), before);
+}
+
+// A server asked to resume from a LATEST whose files are damaged refuses
+// to start, names the damage and offers the previous complete checkpoint;
+// --resume_from that one works.
+TEST(CheckpointResumeTest, BrokenLatestOffersThePreviousCheckpoint) {
+  TempDir dir;
+  const JobConfig c = Config(1, dir.path(), false);
+  auto hs = Handlers(c, nullptr);
+  Train(hs, c, 0);
+  Save(hs, c, 1);
+  Train(hs, c, 1);
+  Save(hs, c, 2);
+  const std::string latest = c.checkpoint().dir() + "/" + CheckpointDirName(2);
+  std::filesystem::resize_file(latest + "/server-0/dense-model.bin", 10);
+
+  PsServerOptions options;
+  options.config = c;
+  options.rank = 0;
+  options.listen_address = "127.0.0.1:0";
+  options.resume = true;
+  auto refused = PsServer::Start(options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("dense-model.bin"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("truncated"));
+  EXPECT_THAT(refused.status().message(), HasSubstr(CheckpointDirName(1)));
+
+  options.resume_from = c.checkpoint().dir() + "/" + CheckpointDirName(1);
+  auto started = PsServer::Start(options);
+  ASSERT_TRUE(started.ok()) << started.status();
+  EXPECT_EQ((*started)->handler()->ExactRows(0).value_or(-1), kKeys);
+}
+
+// ps_ctl export writes the serving format from a checkpoint of any server
+// count: every row's weights once, and a delta lists only what changed.
+TEST(CheckpointResumeTest, PsCtlExportFromACheckpoint) {
+  TempDir dir;
+  const JobConfig c = Config(2, dir.path(), false);
+  auto hs = Handlers(c, nullptr);
+  Train(hs, c, 0);
+  Save(hs, c, 1);
+  const Snapshot saved = Read(hs, c);
+  AdminOptions options;
+  options.export_checkpoint = c.checkpoint().dir() + "/" + CheckpointDirName(1);
+  options.export_dir = dir.path() + "/serving";
+  std::ostringstream out, err;
+  ASSERT_EQ(RunCtlCommand(options, "export", out, err), 0) << err.str();
+  EXPECT_THAT(out.str(), HasSubstr("exported " + options.export_dir +
+                                   "/export-0000000001.psx (step 1, 3000 rows"));
+  auto model = ExportedModel::LoadDir(options.export_dir);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const int t = (*model)->TableIndex("emb");
+  ASSERT_EQ((*model)->num_rows(t), kKeys);
+  for (uint64_t k = 0; k < kKeys; ++k) {
+    const float* row = (*model)->Row(t, k);
+    ASSERT_NE(row, nullptr);
+    EXPECT_EQ(std::vector<float>(row, row + kDim),
+              std::vector<float>(saved.rows.begin() + k * kDim,
+                                 saved.rows.begin() + (k + 1) * kDim));
+  }
+  EXPECT_EQ((*model)->dense(), saved.dense);
+
+  // Only keys 0..99 change; the delta holds those.
+  for (auto& h : hs) {
+    std::vector<uint64_t> keys;
+    for (uint64_t k = 0; k < 100; ++k) {
+      if (ServerForKey(k, 2) == (h.get() == hs[0].get() ? 0 : 1)) {
+        keys.push_back(k);
+      }
+    }
+    std::vector<float> grads(keys.size() * kDim, 0.3f);
+    PushSparseRequest r;
+    r.set_keys(std::string(reinterpret_cast<const char*>(keys.data()),
+                           keys.size() * 8));
+    r.set_grads(std::string(reinterpret_cast<const char*>(grads.data()),
+                            grads.size() * 4));
+    ASSERT_TRUE(h->PushSparse(r).ok());
+  }
+  Save(hs, c, 2);
+  options.export_checkpoint = c.checkpoint().dir() + "/" + CheckpointDirName(2);
+  options.export_delta = true;
+  std::ostringstream out2, err2;
+  ASSERT_EQ(RunCtlCommand(options, "export", out2, err2), 0) << err2.str();
+  EXPECT_THAT(out2.str(), HasSubstr("(step 2, 100 rows, 0 deleted"));
+  auto updated = ExportedModel::LoadDir(options.export_dir);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ((*updated)->step(), 2);
+  const Snapshot now = Read(hs, c);
+  const float* row5 = (*updated)->Row(t, 5);
+  ASSERT_NE(row5, nullptr);
+  EXPECT_EQ(std::vector<float>(row5, row5 + kDim),
+            std::vector<float>(now.rows.begin() + 5 * kDim,
+                               now.rows.begin() + 6 * kDim));
+  EXPECT_NE(std::vector<float>(row5, row5 + kDim),
+            std::vector<float>(saved.rows.begin() + 5 * kDim,
+                               saved.rows.begin() + 6 * kDim));
 }
 
 TEST(CheckpointResumeTest, CheckpointWithoutConfigSectionIsRefused) {
