@@ -62,6 +62,16 @@ namespace {
 constexpr size_t kPrefetchKeys = 8;
 // Floats before each row that hold its key.
 constexpr int kKeyFloats = 2;
+// Bytes per row chunk: the last, partly used chunk of a sub-shard wastes at
+// most this, so large rows get fewer rows per chunk (dim 64 with Adagrad:
+// 126) and the waste stays a few bytes per row.
+constexpr size_t kChunkBytes = 64 << 10;
+
+uint32_t ChunkRows(int floats) {
+  return static_cast<uint32_t>(std::clamp<size_t>(
+      kChunkBytes / (static_cast<size_t>(floats) * sizeof(float)), 16,
+      RowChunks::kChunkRows));
+}
 
 class MemoryStorage final : public SparseStorage {
  public:
@@ -145,7 +155,9 @@ class MemoryStorage final : public SparseStorage {
   // below num_rows is live unless it is on the free list (its key slot then
   // holds kFreeMark, no key's index entry points to it).
   struct Shard {
-    explicit Shard(int stride) : stride(stride), rows(kKeyFloats + stride) {}
+    explicit Shard(int stride)
+        : stride(stride),
+          rows(kKeyFloats + stride, ChunkRows(kKeyFloats + stride)) {}
 
     const int stride;
     mutable absl::Mutex mu;

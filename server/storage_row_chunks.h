@@ -1,7 +1,6 @@
 // RowChunks: rows of `stride` floats numbered 0, 1, ... in chunks of
-// `chunk_rows` rows (default kChunkRows), each chunk aligned to a cache line, so a row of 16 floats
-// (dim 8 with Adagrad) is one line and a row of 2^k lines is never split
-// over 2^k + 1. No allocation per row; a row's address is stable while the
+// `chunk_rows` rows (default kChunkRows), each chunk aligned to a cache
+// line. No allocation per row; a row's address is stable while the
 // RowChunks lives. Not thread-safe: the sub-shard's lock guards it.
 #ifndef PS_SERVER_STORAGE_ROW_CHUNKS_H_
 #define PS_SERVER_STORAGE_ROW_CHUNKS_H_
