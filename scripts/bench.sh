@@ -130,7 +130,8 @@ for name, b in local.items():
 
 # Storage tiers: memory, tiered with the table in its budget, tiered 10x
 # over its budget; each against memory storage and the raw baseline.
-STORAGE = {0: "memory", 1: "tiered_in_budget", 2: "tiered_10x_over_budget"}
+STORAGE = {0: "memory", 1: "tiered_in_budget", 2: "tiered_10x_over_budget",
+           3: "tiered_plain_10x_over_budget"}
 storage_rows = {}
 for name, b in local.items():
     op = {"BM_StoragePull": "pull", "BM_StoragePushAdagrad": "push_adagrad"}.get(

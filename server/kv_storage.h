@@ -47,9 +47,10 @@ class KvStore {
       absl::Span<const std::pair<std::string, std::string>> puts) = 0;
 
   // Writes n (key, value) pairs given in strictly increasing key order, as
-  // item(i) returns them, all or nothing: for bulk writes (a flush of many
-  // rows) RocksDB builds one table file and ingests it, bypassing the
-  // memtable and the log, many times faster than Write. Default: Write.
+  // item(i) returns them: for bulk writes (a flush of many rows) RocksDB
+  // with block-based tables builds one table file and ingests it, bypassing
+  // the memtable and the log, many times faster than Write (all or
+  // nothing); with plain tables it writes batches. Default: Write.
   using SortedItem = absl::FunctionRef<std::pair<absl::string_view,
                                                  absl::string_view>(size_t i)>;
   [[nodiscard]] virtual absl::Status WriteSorted(size_t n, SortedItem item) {

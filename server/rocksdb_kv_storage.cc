@@ -20,6 +20,8 @@
 #include "rocksdb/table.h"
 #include "rocksdb/sst_file_writer.h"
 #include "rocksdb/utilities/checkpoint.h"
+#include "rocksdb/memtablerep.h"
+#include "rocksdb/slice_transform.h"
 #include "rocksdb/write_batch.h"
 #include "server/kv_storage.h"
 
@@ -63,7 +65,8 @@ class RocksDbKv final : public KvStore {
       : db_(std::move(db)),
         description_(std::move(description)),
         dir_(std::move(dir)),
-        options_(std::move(options)) {}
+        options_(std::move(options)),
+        bulk_ingest_(options_.prefix_extractor == nullptr) {}
 
   ~RocksDbKv() override {
     // Close reports only an unreleased snapshot, which we never take.
@@ -112,6 +115,25 @@ class RocksDbKv final : public KvStore {
 
   absl::Status WriteSorted(size_t n, SortedItem item) override {
     if (n == 0) return absl::OkStatus();
+    if (!bulk_ingest_) {
+      // Plain tables cannot be ingested (RocksDB needs SeekToLast on the
+      // file): write batches through the (hash) memtable instead, which is
+      // all or nothing per batch only.
+      constexpr size_t kBatch = 65536;
+      for (size_t b = 0; b < n; b += kBatch) {
+        rocksdb::WriteBatch batch;
+        for (size_t i = b; i < std::min(n, b + kBatch); ++i) {
+          auto [k, v] = item(i);
+          rocksdb::Status s = batch.Put(rocksdb::Slice(k.data(), k.size()),
+                                        rocksdb::Slice(v.data(), v.size()));
+          if (!s.ok()) return FromRocks(s, description_, "batching a write");
+        }
+        RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &batch),
+                                  description_,
+                                  absl::StrCat("write of ", n, " rows")));
+      }
+      return absl::OkStatus();
+    }
     const std::string file = absl::StrCat(
         dir_, "/bulk-", bulk_files_.fetch_add(1), ".sst.tmp");
     rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), options_);
@@ -153,6 +175,7 @@ class RocksDbKv final : public KvStore {
       override {
     rocksdb::ReadOptions options;
     options.fill_cache = false;  // a scan would evict the hot blocks
+    options.total_order_seek = true;  // every key, whatever the prefix index
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       if (!visit(absl::string_view(it->key().data(), it->key().size()),
@@ -185,6 +208,8 @@ class RocksDbKv final : public KvStore {
   const std::string description_;
   const std::string dir_;
   const rocksdb::Options options_;
+  // Block-based tables: bulk writes build and ingest a table file.
+  const bool bulk_ingest_;
   std::atomic<int64_t> bulk_files_{0};
 };
 
@@ -197,7 +222,15 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvReadOnly(
   if (!std::filesystem::exists(dir + "/CURRENT", ec)) {
     return absl::NotFoundError(absl::StrCat(what, ": no database (no CURRENT file)"));
   }
+  // Either table format (a checkpoint of a PLAIN or a BLOCK_BASED table);
+  // plain tables are read by full scans, which is all a restore does.
   rocksdb::Options options;
+  rocksdb::PlainTableOptions plain;
+  plain.full_scan_mode = true;
+  options.table_factory.reset(rocksdb::NewAdaptiveTableFactory(
+      nullptr, nullptr, std::shared_ptr<rocksdb::TableFactory>(
+                            rocksdb::NewPlainTableFactory(plain))));
+  options.allow_mmap_reads = true;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::OpenForReadOnly(options, dir, &raw);
   if (!s.ok()) return FromRocks(s, what, "open read-only");
@@ -280,6 +313,25 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKv(
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(bloom_bits));
   }
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  if (config.table_format() == RocksDbConfig::PLAIN) {
+    if (compression->type != rocksdb::kNoCompression) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": table_format PLAIN cannot compress (compression ",
+          compression->name, "); use NONE or BLOCK_BASED"));
+    }
+    // Row keys are 8 bytes; the 5-byte metadata key is its own prefix.
+    options.prefix_extractor.reset(rocksdb::NewCappedPrefixTransform(8));
+    rocksdb::PlainTableOptions plain;
+    plain.bloom_bits_per_key = bloom_bits;
+    plain.hash_table_ratio = 0.75;
+    options.table_factory.reset(rocksdb::NewPlainTableFactory(plain));
+    options.allow_mmap_reads = true;
+    // Buckets (8 bytes each, allocated with the memtable) a small part of
+    // the write buffer: a memtable must not start out full.
+    options.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(
+        static_cast<size_t>(std::max<int64_t>(1024, buffer_bytes / 256))));
+    options.allow_concurrent_memtable_write = false;
+  }
 
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);

@@ -15,7 +15,7 @@
 //                                  S: 0 memory, 1 tiered with the whole
 //                                  table in its memory budget, 2 tiered with
 //                                  the table 10x its budget (RocksDB in a
-//                                  temp dir). Counters: hit_rate (tiered),
+//                                  temp dir), 3 the same with PLAIN tables. Counters: hit_rate (tiered),
 //                                  overhead_B_per_row (memory bytes per row
 //                                  beyond the row's floats).
 //
@@ -103,6 +103,10 @@ class BenchInputs {
       options.storage.set_dir(dir_);
       options.storage.set_memory_budget_bytes(
           storage == 1 ? 2 * table_bytes : table_bytes / 10);
+      if (storage == 3) {
+        options.storage.mutable_rocksdb()->set_table_format(
+            RocksDbConfig::PLAIN);
+      }
     }
     auto created = SparseTable::Create(options);
     CHECK(created.ok()) << created.status();
@@ -330,11 +334,11 @@ void StorageOp(benchmark::State& state, BenchInputs* inputs) {
 void RegisterAll(BenchInputs* inputs) {
   benchmark::RegisterBenchmark("BM_StoragePull", StorageOp<false>, inputs)
       ->ArgNames({"storage", "dim", "zipf"})
-      ->ArgsProduct({{0, 1, 2}, {16, 64}, {0, 1}});
+      ->ArgsProduct({{0, 1, 2, 3}, {16, 64}, {0, 1}});
   benchmark::RegisterBenchmark("BM_StoragePushAdagrad", StorageOp<true>,
                                inputs)
       ->ArgNames({"storage", "dim", "zipf"})
-      ->ArgsProduct({{0, 1, 2}, {16, 64}, {0, 1}});
+      ->ArgsProduct({{0, 1, 2, 3}, {16, 64}, {0, 1}});
   benchmark::RegisterBenchmark("BM_RawFlatHashMap", RawLookups<false>, inputs)
       ->ArgName("zipf")
       ->DenseRange(0, 1);

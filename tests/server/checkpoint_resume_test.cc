@@ -37,9 +37,13 @@ using ::testing::HasSubstr;
 constexpr int kDim = 4;
 constexpr int kKeys = 3000;
 
+enum Storage { kMemory = 0, kTiered = 1, kTieredPlain = 2 };
+
 // SmallJobConfig with Adagrad rows (so optimizer state must move too), a
-// checkpoint dir and, when tiered, RocksDB storage with a small budget.
-JobConfig Config(int num_servers, const std::string& root, bool tiered) {
+// checkpoint dir and, when tiered, RocksDB storage with a small budget
+// (block-based or plain tables).
+JobConfig Config(int num_servers, const std::string& root, int storage) {
+  const bool tiered = storage != kMemory;
   JobConfig c = SmallJobConfig(num_servers, 1, kDim, /*dense_block_size=*/8);
   SparseTableConfig* t = c.mutable_sparse_tables(0);
   t->mutable_optimizer()->set_type(OptimizerConfig::ADAGRAD);
@@ -50,6 +54,10 @@ JobConfig Config(int num_servers, const std::string& root, bool tiered) {
     t->mutable_storage()->set_type(SparseStorageConfig::TIERED);
     t->mutable_storage()->set_dir(root + "/live-" + std::to_string(num_servers));
     t->mutable_storage()->set_memory_budget_bytes(32 << 10);
+    if (storage == kTieredPlain) {
+      t->mutable_storage()->mutable_rocksdb()->set_table_format(
+          RocksDbConfig::PLAIN);
+    }
   }
   c.mutable_model()->mutable_dense_optimizer()->set_type(
       OptimizerConfig::ADAGRAD);
@@ -179,7 +187,7 @@ void Save(std::vector<std::unique_ptr<PsHandler>>& hs, const JobConfig& c,
   ASSERT_TRUE(CommitCheckpoint(c.checkpoint().dir(), m).ok());
 }
 
-class CheckpointResumeTest : public ::testing::TestWithParam<bool> {
+class CheckpointResumeTest : public ::testing::TestWithParam<int> {
  protected:
   TempDir dir_;
 };
@@ -199,7 +207,7 @@ TEST_P(CheckpointResumeTest, ResumedServersMatchAndTrainOnIdentically) {
   // The tiered original keeps running: the restored copy needs its own
   // storage directory.
   JobConfig c2 = c;
-  if (GetParam()) {
+  if (GetParam() != kMemory) {
     c2.mutable_sparse_tables(0)->mutable_storage()->set_dir(dir_.path() +
                                                             "/live-copy");
   }
@@ -249,14 +257,17 @@ TEST_P(CheckpointResumeTest, ReshardingTwoServersToThreeKeepsEveryRow) {
   EXPECT_EQ(Read(three, c3).dense, Read(hs, c).dense);
 }
 
-INSTANTIATE_TEST_SUITE_P(Storages, CheckpointResumeTest, ::testing::Bool(),
+INSTANTIATE_TEST_SUITE_P(Storages, CheckpointResumeTest,
+                         ::testing::Values(kMemory, kTiered, kTieredPlain),
                          [](const auto& info) {
-                           return info.param ? "tiered" : "memory";
+                           return std::string(info.param == kMemory   ? "memory"
+                                              : info.param == kTiered ? "tiered"
+                                                                      : "tiered_plain");
                          });
 
 TEST(CheckpointResumeTest, OtherDimIsRefusedNamingTheTable) {
   TempDir dir;
-  const JobConfig c = Config(1, dir.path(), false);
+  const JobConfig c = Config(1, dir.path(), kMemory);
   auto hs = Handlers(c, nullptr);
   Train(hs, c, 0);
   Save(hs, c, 1);
@@ -276,7 +287,7 @@ TEST(CheckpointResumeTest, OtherDimIsRefusedNamingTheTable) {
 
 TEST(CheckpointResumeTest, CorruptRowsFileIsRefusedNamingIt) {
   TempDir dir;
-  const JobConfig c = Config(1, dir.path(), false);
+  const JobConfig c = Config(1, dir.path(), kMemory);
   auto hs = Handlers(c, nullptr);
   Train(hs, c, 0);
   Save(hs, c, 1);
@@ -297,7 +308,7 @@ TEST(CheckpointResumeTest, CorruptRowsFileIsRefusedNamingIt) {
 // complete checkpoint at once; servers started with resume serve it.
 TEST(CheckpointResumeTest, PsCtlCheckpointThenServersResume) {
   TempDir dir;
-  const JobConfig c = Config(2, dir.path(), false);
+  const JobConfig c = Config(2, dir.path(), kMemory);
   std::vector<uint64_t> keys;
   std::vector<float> before;
   {
@@ -363,7 +374,7 @@ TEST(CheckpointResumeTest, PsCtlCheckpointThenServersResume) {
 // --resume_from that one works.
 TEST(CheckpointResumeTest, BrokenLatestOffersThePreviousCheckpoint) {
   TempDir dir;
-  const JobConfig c = Config(1, dir.path(), false);
+  const JobConfig c = Config(1, dir.path(), kMemory);
   auto hs = Handlers(c, nullptr);
   Train(hs, c, 0);
   Save(hs, c, 1);
@@ -393,7 +404,7 @@ TEST(CheckpointResumeTest, BrokenLatestOffersThePreviousCheckpoint) {
 // count: every row's weights once, and a delta lists only what changed.
 TEST(CheckpointResumeTest, PsCtlExportFromACheckpoint) {
   TempDir dir;
-  const JobConfig c = Config(2, dir.path(), false);
+  const JobConfig c = Config(2, dir.path(), kMemory);
   auto hs = Handlers(c, nullptr);
   Train(hs, c, 0);
   Save(hs, c, 1);
