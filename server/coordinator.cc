@@ -373,20 +373,27 @@ int64_t CoordinatorImpl::OpenRound(const std::string& reason) {
   return round_->id;
 }
 
+void CoordinatorImpl::RerunAfterSave(std::function<void()> locked) {
+  deferred_.push_back([this, locked] {
+    std::vector<std::function<void()>> now;
+    {
+      absl::MutexLock lock(&mu_);
+      locked();
+      now = std::move(deferred_now_);
+    }
+    for (auto& f : now) f();
+  });
+}
+
 void CoordinatorImpl::Arrive(int rank, int64_t step,
                              const DataPosition& position, int64_t id,
                              RoundDone done) {
   if (round_.has_value() && round_->saving) {
     // A cut is being written: this arrival belongs to the next round.
-    deferred_.push_back([this, rank, step, position, id, done] {
-      std::vector<std::function<void()>> now;
-      {
-        absl::MutexLock lock(&mu_);
-        Arrive(rank, step, position, id, done);
-        now = std::move(deferred_now_);
-      }
-      for (auto& f : now) f();
-    });
+    RerunAfterSave([this, rank, step, position, id, done]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                         Arrive(rank, step, position, id, done);
+                       });
     return;
   }
   if (id > 0 && (!round_.has_value() || round_->id != id)) {
@@ -411,14 +418,8 @@ void CoordinatorImpl::Arrive(int rank, int64_t step,
 
 void CoordinatorImpl::Request(const std::string& reason, RoundDone done) {
   if (round_.has_value() && round_->saving) {
-    deferred_.push_back([this, reason, done] {
-      std::vector<std::function<void()>> now;
-      {
-        absl::MutexLock lock(&mu_);
-        Request(reason, done);
-        now = std::move(deferred_now_);
-      }
-      for (auto& f : now) f();
+    RerunAfterSave([this, reason, done]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      Request(reason, done);
     });
     return;
   }

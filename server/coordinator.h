@@ -153,6 +153,10 @@ class CoordinatorImpl final : public Coordinator::CallbackService {
               RoundDone done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Request(const std::string& reason, RoundDone done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After the save in progress: takes the lock, runs `locked` and then what
+  // it left in deferred_now_.
+  void RerunAfterSave(std::function<void()> locked)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs `release` now, or after the save in progress.
   void ReleaseOrDefer(std::function<void()> release)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -9,8 +9,18 @@ namespace {
 
 grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context,
                                const absl::Status& status) {
-  if (!status.ok()) {
-    LOG_EVERY_N(WARNING, 100) << "refused request: " << status;
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      break;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kFailedPrecondition:
+      // The caller's mistake, answered with the reason.
+      LOG_EVERY_N(WARNING, 100) << "refused request: " << status;
+      break;
+    default:
+      // This server failed (e.g. a disk tier read or write): always logged.
+      LOG(ERROR) << "request failed: " << status;
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));

@@ -6,28 +6,13 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/kernels.cuh"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/math.h"
 
 namespace ps {
 namespace cuda {
 
 namespace {
-
-constexpr int kThreads = 256;
-// Grid-stride loops cap the grid; plenty to fill any current GPU.
-constexpr int64_t kMaxBlocks = 1 << 16;
-
-int Blocks(int64_t count) {
-  return static_cast<int>(
-      std::min<int64_t>((count + kThreads - 1) / kThreads, kMaxBlocks));
-}
-
-__device__ inline int64_t GlobalThread() {
-  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ inline int64_t GridThreads() {
-  return static_cast<int64_t>(gridDim.x) * blockDim.x;
-}
 
 template <Activation kAct>
 __device__ inline float Activate(float x) {
