@@ -8,7 +8,8 @@
 #                        [--workers M] [--resume]
 #
 # Checkpoints go to DIR/ckpt (at the end of training, on `ps_ctl checkpoint`,
-# and every checkpoint.every_steps / every_minutes of the config).
+# and every checkpoint.every_steps / every_minutes of the config), TIERED
+# tables' RocksDB directories to DIR/tables.
 # --resume: continue a job from the newest complete checkpoint in DIR/ckpt
 # (every ps_server and ps_worker gets --resume), in DIR (default: the newest
 # folder under runs/), reusing its generated data (positions name the data
@@ -103,7 +104,7 @@ for ((i = 0; i < NUM_SERVERS; i++)); do
   [ "$RESUME" = 1 ] || rm -f "$RUN_DIR/metrics/server_$i.jsonl"
   start_log "$RUN_DIR/server_$i.log"
   "$BUILD/server/ps_server" "${COMMON[@]}" --rank "$i" \
-    --metrics_dir "$RUN_DIR/metrics" >>"$RUN_DIR/server_$i.log" 2>&1 &
+    --metrics_dir "$RUN_DIR/metrics" --storage_dir "$RUN_DIR/tables" >>"$RUN_DIR/server_$i.log" 2>&1 &
   PIDS+=($!)
 done
 WORKER_PIDS=()

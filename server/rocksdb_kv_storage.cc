@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <limits>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -231,6 +232,8 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvReadOnly(
       nullptr, nullptr, std::shared_ptr<rocksdb::TableFactory>(
                             rocksdb::NewPlainTableFactory(plain))));
   options.allow_mmap_reads = true;
+  options.max_sequential_skip_in_iterations =
+      std::numeric_limits<uint64_t>::max();  // as for PLAIN tables above
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::OpenForReadOnly(options, dir, &raw);
   if (!s.ok()) return FromRocks(s, what, "open read-only");
@@ -326,6 +329,11 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKv(
     plain.hash_table_ratio = 0.75;
     options.table_factory.reset(rocksdb::NewPlainTableFactory(plain));
     options.allow_mmap_reads = true;
+    // A hash-indexed plain table supports SeekToFirst and Next in key order
+    // but no Seek, which an iterator does after skipping this many hidden
+    // entries (deleted or overwritten rows): never, so scans work.
+    options.max_sequential_skip_in_iterations =
+        std::numeric_limits<uint64_t>::max();
     // Buckets (8 bytes each, allocated with the memtable) a small part of
     // the write buffer: a memtable must not start out full.
     options.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(
