@@ -81,4 +81,25 @@ void ThreadPool::ParallelFor(size_t n, absl::FunctionRef<void(size_t)> fn) {
       &wait));
 }
 
+BackgroundTasks::BackgroundTasks() : state_(std::make_shared<State>()) {}
+
+void BackgroundTasks::Run(std::function<void()> task) {
+  {
+    absl::MutexLock lock(&state_->mu);
+    ++state_->running;
+  }
+  std::thread([state = state_, task = std::move(task)] {
+    task();
+    absl::MutexLock lock(&state->mu);
+    --state->running;
+  }).detach();
+}
+
+void BackgroundTasks::WaitAll() {
+  absl::MutexLock lock(&state_->mu);
+  state_->mu.Await(absl::Condition(
+      +[](State* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return s->running == 0; },
+      state_.get()));
+}
+
 }  // namespace ps

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -43,6 +44,31 @@ class ThreadPool {
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
+};
+
+// Runs long, rare tasks (a checkpoint save) each on a detached thread of its
+// own, so the caller does not wait and finished threads do not pile up
+// unjoined; the destructor (or WaitAll) waits until every task has
+// returned. Thread-safe.
+class BackgroundTasks {
+ public:
+  BackgroundTasks();
+  ~BackgroundTasks() { WaitAll(); }
+
+  BackgroundTasks(const BackgroundTasks&) = delete;
+  BackgroundTasks& operator=(const BackgroundTasks&) = delete;
+
+  void Run(std::function<void()> task);
+  // Returns when no task is running.
+  void WaitAll();
+
+ private:
+  struct State {
+    absl::Mutex mu;
+    int running ABSL_GUARDED_BY(mu) = 0;
+  };
+  // Shared with the threads, so it outlives the last one's final unlock.
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace ps

@@ -51,17 +51,12 @@ CoordinatorImpl::CoordinatorImpl(CoordinatorOptions options)
 }
 
 CoordinatorImpl::~CoordinatorImpl() {
-  std::vector<std::thread> threads;
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
   }
   timer_.join();
-  {
-    absl::MutexLock lock(&mu_);
-    threads = std::move(threads_);
-  }
-  for (std::thread& t : threads) t.join();
+  tasks_.WaitAll();
 }
 
 absl::Status CoordinatorImpl::CheckRank(int rank) const {
@@ -298,7 +293,7 @@ grpc::ServerUnaryReactor* CoordinatorImpl::Finish(
   grpc::ServerUnaryReactor* reactor = Done(context, absl::OkStatus());
   if (all) {
     absl::MutexLock lock(&mu_);
-    threads_.emplace_back([this] { FinishJob(); });
+    tasks_.Run([this] { FinishJob(); });
   }
   return reactor;
 }
@@ -504,7 +499,7 @@ void CoordinatorImpl::MaybeStartSave() {
                    << round_->id << " records its last known position";
     }
   }
-  threads_.emplace_back([this, stands] { RunSave(stands); });
+  tasks_.Run([this, stands] { RunSave(stands); });
 }
 
 void CoordinatorImpl::RunSave(std::map<int, Stand> stands) {

@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/thread_pool.h"
 #include "proto/checkpoint.pb.h"
 #include "proto/config.pb.h"
 #include "proto/ps.grpc.pb.h"
@@ -197,7 +198,8 @@ class CoordinatorImpl final : public Coordinator::CallbackService {
   absl::Time last_checkpoint_time_ ABSL_GUARDED_BY(mu_);
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
+  // Saves and the end of the job, off the gRPC threads.
+  BackgroundTasks tasks_;
   std::thread timer_;
 };
 

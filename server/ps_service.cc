@@ -74,8 +74,7 @@ grpc::ServerUnaryReactor* PsServiceImpl::SaveCheckpoint(
     SaveCheckpointResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   PsHandler* handler = handler_;
-  absl::MutexLock lock(&threads_mu_);
-  threads_.emplace_back([handler, reactor, request, response] {
+  saves_.Run([handler, reactor, request, response] {
     reactor->Finish(
         ToGrpcStatus(handler->SaveCheckpoint(*request, response)));
   });

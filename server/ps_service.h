@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "common/thread_pool.h"
 
 #include "proto/ps.grpc.pb.h"
 #include "server/ps_handler.h"
@@ -23,11 +23,6 @@ class PsServiceImpl final : public PsService::CallbackService {
   PsServiceImpl(PsHandler* handler,
                 std::function<void(const std::string&)> on_shutdown)
       : handler_(handler), on_shutdown_(std::move(on_shutdown)) {}
-  // Joins the threads of SaveCheckpoint calls.
-  ~PsServiceImpl() override {
-    absl::MutexLock lock(&threads_mu_);
-    for (std::thread& t : threads_) t.join();
-  }
 
   grpc::ServerUnaryReactor* PullSparse(grpc::CallbackServerContext* context,
                                        const PullSparseRequest* request,
@@ -58,8 +53,8 @@ class PsServiceImpl final : public PsService::CallbackService {
 
  private:
   PsHandler* const handler_;
-  absl::Mutex threads_mu_;
-  std::vector<std::thread> threads_ ABSL_GUARDED_BY(threads_mu_);
+  // SaveCheckpoint calls (waited for at destruction).
+  BackgroundTasks saves_;
   const std::function<void(const std::string&)> on_shutdown_;
 };
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/clock.h"
 #include "common/thread_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -289,6 +290,26 @@ TEST(ThreadPoolTest, ParallelForRunsEveryIndexOnce) {
   }
   for (auto& t : callers) t.join();
   EXPECT_EQ(sum.load(), 4 * 50 * 190);
+}
+
+TEST(ThreadPoolTest, BackgroundTasksAreAllWaitedFor) {
+  std::atomic<int> done{0};
+  {
+    BackgroundTasks tasks;
+    for (int i = 0; i < 8; ++i) {
+      tasks.Run([&done] {
+        absl::SleepFor(absl::Milliseconds(20));
+        done.fetch_add(1);
+      });
+    }
+    tasks.WaitAll();
+    EXPECT_EQ(done.load(), 8);
+    tasks.Run([&done] {
+      absl::SleepFor(absl::Milliseconds(50));
+      done.fetch_add(1);
+    });
+  }  // the destructor waits for the last one
+  EXPECT_EQ(done.load(), 9);
 }
 
 // PsHandler: a table's shrink runs when the pushed step passes each multiple
