@@ -338,6 +338,13 @@ grpc::ServerUnaryReactor* CoordinatorImpl::Heartbeat(
                    << " is back after missing its heartbeats";
     }
     last_heartbeat_[rank] = absl::Now();
+    // A worker that registered with an earlier coordinator (server 0 was
+    // restarted) is alive and training: checkpoint rounds must wait for it.
+    if (registered_.insert(rank).second) {
+      LOG(WARNING) << "coordinator: worker " << rank
+                   << " sends heartbeats without having registered here "
+                      "(coordinator restarted?); counting it as registered";
+    }
     if (round_.has_value() && !round_->saving &&
         round_->arrived.count(rank) == 0) {
       response->set_checkpoint_pending(round_->id);
