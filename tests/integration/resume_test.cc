@@ -13,6 +13,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -22,6 +23,7 @@
 #include "common/model_spec.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
+#include "server/admin_client.h"
 #include "server/checkpoint_export.h"
 #include "server/ps_handler.h"
 #include "tests/integration/local_cluster.h"
@@ -240,6 +242,68 @@ TEST_F(ResumeTest, ExportPredictsWhatTheServersRowsGive) {
   for (size_t i = 0; i < got.size(); ++i) {
     ASSERT_EQ(got[i], want[i]) << "line " << i + 1;
   }
+}
+
+// `ps_ctl checkpoint` while workers train: they learn of the round from
+// their heartbeats, stop at a step boundary, and the checkpoint records
+// positions in the middle of their data; the job then finishes normally.
+TEST_F(ResumeTest, OnDemandCheckpointDuringTraining) {
+  JobConfig job = WithCheckpointDir("ondemand");
+  job.mutable_checkpoint()->clear_every_steps();
+  job.mutable_training()->set_mode(TrainingConfig::ASYNC);
+  job.mutable_cluster()->set_num_workers(2);
+  job.mutable_cluster()->set_heartbeat_ms(50);
+  job.mutable_data()->set_batch_size(32);  // ~470 steps per worker, a few seconds
+  std::vector<std::unique_ptr<PsServer>> servers;
+  std::vector<std::string> endpoints;
+  for (int i = 0; i < 2; ++i) {
+    PsServerOptions options;
+    options.config = job;
+    options.rank = i;
+    options.listen_address = "127.0.0.1:0";
+    auto server = PsServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    endpoints.push_back(absl::StrCat("127.0.0.1:", (*server)->port()));
+    servers.push_back(std::move(server).value());
+  }
+  servers[0]->SetServerEndpoints(endpoints);
+  job.mutable_cluster()->clear_servers();
+  for (const auto& e : endpoints) job.mutable_cluster()->add_servers(e);
+  std::vector<absl::StatusOr<WorkerJobResult>> results(
+      2, absl::UnknownError("not run"));
+  std::vector<std::thread> workers;
+  for (int j = 0; j < 2; ++j) {
+    workers.emplace_back(
+        [&, j] { results[j] = RunWorkerJob(job, j, WorkerJobOptions()); });
+  }
+  // Once both workers are under way, ask for a checkpoint.
+  absl::SleepFor(absl::Milliseconds(300));
+  AdminOptions admin;
+  admin.servers = endpoints;
+  auto taken = RequestCheckpoint(admin);
+  for (auto& t : workers) t.join();
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status();
+
+  auto opened = OpenCheckpoint(taken->dir());
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  const Manifest& m = opened->manifest;
+  const int64_t total = results[0]->train.steps;
+  EXPECT_GT(m.global_step(), 0);
+  EXPECT_LT(m.global_step(), total) << "the checkpoint came after training";
+  ASSERT_EQ(m.worker_positions_size(), 2);
+  for (int j = 0; j < 2; ++j) {
+    EXPECT_EQ(m.worker_positions(j).worker_rank(), j);
+    EXPECT_GT(m.worker_steps(j), 0);
+  }
+  // The end of training wrote the final checkpoint after it (before the
+  // coordinator stopped the servers).
+  for (auto& s : servers) {
+    EXPECT_TRUE(s->WaitForShutdownRequest(absl::Seconds(10)));
+  }
+  auto latest = OpenLatest(job.checkpoint().dir());
+  ASSERT_TRUE(latest.ok());
+  EXPECT_GT(latest->manifest.global_step(), m.global_step());
 }
 
 }  // namespace
