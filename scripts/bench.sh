@@ -103,10 +103,13 @@ ctx, local = load("sparse_table_bench")
 _, rpc = load("rpc_bench")
 MiB = 1 << 20
 
-raw, raw_inline = {}, {}
+raw, raw_inline, raw_adagrad = {}, {}, {}
 for name, b in local.items():
     base = name.split("/")[0]
-    if base == "BM_RawFlatHashMap":
+    if base == "BM_RawFlatHashMapAdagrad":
+        a = args(name)
+        raw_adagrad[(a["dim"], dist(a["zipf"]))] = b["items_per_second"]
+    elif base == "BM_RawFlatHashMap":
         raw[dist(args(name)["zipf"])] = b["items_per_second"]
     elif base == "BM_RawFlatHashMapInlineCopy":
         raw_inline[dist(args(name)["zipf"])] = b["items_per_second"]
@@ -127,6 +130,10 @@ for name, b in local.items():
         "ratio_to_raw_inline": (round(rows / raw_inline[d], 3)
                                 if d in raw_inline else None),
     })
+    if op == "push_adagrad" and (a["dim"], d) in raw_adagrad:
+        # The like-for-like yardstick: a raw map doing the same update.
+        in_process[-1]["ratio_to_raw_adagrad"] = round(
+            rows / raw_adagrad[(a["dim"], d)], 3)
 
 # Storage tiers: memory, tiered with the table in its budget, tiered 10x
 # over its budget; each against memory storage and the raw baseline.

@@ -4,6 +4,10 @@
 //                                  row index> over a contiguous arena of
 //                                  64-float (256 B) rows; each key's row is
 //                                  looked up and copied out (libc memmove).
+//   BM_RawFlatHashMapAdagrad/dim:D/zipf:Z
+//                                  the push yardstick: the same map over
+//                                  rows of [weights | Adagrad state], each
+//                                  updated in place.
 //   BM_RawFlatHashMapInlineCopy/zipf:Z
 //                                  the same with an inlined constant-size
 //                                  copy (the ~6 M rows/s in BUILD_NOTES.md).
@@ -25,6 +29,7 @@
 // counts the rows' weights (dim floats each). Run by scripts/bench.sh.
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -136,6 +141,25 @@ class BenchInputs {
     return *raw_;
   }
 
+  // Every key of the universe with a row of [weights | Adagrad state] of
+  // `dim` floats each (RawAdagrad's table).
+  RawTable& RawRows(int dim) {
+    auto& raw = raw_rows_[dim];
+    if (raw == nullptr) {
+      raw = std::make_unique<RawTable>();
+      raw->index.reserve(kUniverse);
+      raw->arena.resize(static_cast<size_t>(kUniverse) * 2 * dim);
+      for (int64_t r = 0; r < kUniverse; ++r) {
+        raw->index.emplace(bench::UniverseKey(r), static_cast<uint32_t>(r));
+        for (int i = 0; i < dim; ++i) {
+          raw->arena[(r * 2) * dim + i] = 0.01f;
+          raw->arena[(r * 2 + 1) * dim + i] = 0.1f;
+        }
+      }
+    }
+    return *raw;
+  }
+
   // An Adagrad table of `dim` holding every key of the universe.
   SparseTable& Table(int dim) {
     auto& table = tables_[dim];
@@ -165,6 +189,7 @@ class BenchInputs {
  private:
   std::unique_ptr<KeyBatches> batches_[2][2];  // [universe][dist]
   std::unique_ptr<RawTable> raw_;
+  std::map<int, std::unique_ptr<RawTable>> raw_rows_;
   std::string dir_;  // RocksDB directories of tiered tables
   std::map<std::pair<int, int>, std::unique_ptr<SparseTable>> storage_tables_;
   std::map<int, std::unique_ptr<SparseTable>> tables_;
@@ -220,6 +245,50 @@ void RawLookups(benchmark::State& state, BenchInputs* inputs) {
     if (++b == batches.size()) b = 0;
   }
   ReportRows(state, rows, kRawDim, dist);
+}
+
+// The push baseline: a raw absl::flat_hash_map over an arena of rows
+// [weights | Adagrad accumulators] of `dim` floats each, for every key of the
+// universe; each key of a batch is looked up and its row updated in place
+// (g2 += g^2; w -= lr * g / (sqrt(g2) + eps)), the loop g++ vectorizes.
+void RawAdagrad(benchmark::State& state, BenchInputs* inputs) {
+  const int dim = static_cast<int>(state.range(0));
+  const KeyDist dist = DistArg(state, 1);
+  const KeyBatches& batches = inputs->Batches(dist);
+  RawTable& raw = inputs->RawRows(dim);
+  const auto& index = raw.index;
+  std::vector<float>& arena = raw.arena;
+  std::vector<float> grads(static_cast<size_t>(kBatch) * dim);
+  for (size_t i = 0; i < grads.size(); ++i) {
+    grads[i] = 1e-3f * static_cast<float>(static_cast<int>(i % 17) - 8);
+  }
+  constexpr float kLr = 0.05f;
+  constexpr float kEps = 1e-8f;
+  size_t b = 0;
+  int64_t rows = 0;
+  for (auto _ : state) {
+    const std::vector<uint64_t>& keys = batches[b];
+    const float* g = grads.data();
+    for (uint64_t key : keys) {
+      auto it = index.find(key);
+      if (it == index.end()) {
+        state.SkipWithError("raw baseline: key missing");
+        return;
+      }
+      float* w = arena.data() + static_cast<size_t>(it->second) * 2 * dim;
+      float* g2 = w + dim;
+      for (int i = 0; i < dim; ++i) {
+        g2[i] += g[i] * g[i];
+        w[i] -= kLr * g[i] / (std::sqrt(g2[i]) + kEps);
+      }
+      g += dim;
+    }
+    benchmark::DoNotOptimize(arena.data());
+    benchmark::ClobberMemory();
+    rows += static_cast<int64_t>(keys.size());
+    if (++b == batches.size()) b = 0;
+  }
+  ReportRows(state, rows, dim, dist);
 }
 
 // Fails the benchmark when the timed loop created rows (a key outside the
@@ -346,6 +415,9 @@ void RegisterAll(BenchInputs* inputs) {
                                inputs)
       ->ArgName("zipf")
       ->DenseRange(0, 1);
+  benchmark::RegisterBenchmark("BM_RawFlatHashMapAdagrad", RawAdagrad, inputs)
+      ->ArgNames({"dim", "zipf"})
+      ->ArgsProduct({{8, 16, 64}, {0, 1}});
   for (auto [name, fn] :
        {std::make_pair("BM_SparsePull", &BM_SparsePull),
         std::make_pair("BM_SparsePushAdagrad", &BM_SparsePushAdagrad)}) {
