@@ -1,6 +1,7 @@
 // MemoryStorage: every row of a table's shard in memory (see
 // sparse_storage.h). Per sub-shard, a RowIndex from key to row number and
-// rows in cache-line aligned chunks; rows are never removed.
+// rows, each preceded by its key, in 64 KiB chunks; rows EraseIf deletes
+// leave their numbers on a free list for the next new rows.
 //
 // ForEachShardGroup works in two phases per sub-shard group, under its lock:
 // find (or create) every row, prefetching index slots a few keys ahead, then

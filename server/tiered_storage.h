@@ -21,10 +21,14 @@
 // On disk: row keys are 8 bytes big-endian, values the row's stride floats
 // (host order); key "\0meta" holds the owner (table, dim, rule, state size,
 // server count and rank), checked at open. Flush() and the destructor write
-// every dirty row back, so rows survive a clean restart.
+// every dirty row back, so rows survive a clean restart; many dirty rows go
+// as one sorted bulk write (KvStore::WriteSorted) with every sub-shard
+// locked. EraseIf deletes from memory and disk (disk rows re-checked under
+// their lock); ForEachRow flushes, then scans the disk tier;
+// CheckpointDisk flushes, then makes a KvStore checkpoint.
 //
 // Thread-safe; the KvStore is called under a sub-shard lock (one sub-shard's
-// I/O never blocks another's).
+// I/O never blocks another's), except Flush's bulk write, which holds all.
 #ifndef PS_SERVER_TIERED_STORAGE_H_
 #define PS_SERVER_TIERED_STORAGE_H_
 
