@@ -122,10 +122,18 @@ absl::Status Trainer::AfterStep(const Prepared& p) {
   std::optional<int64_t> id = trigger_->Due(stats_.steps);
   if (!id.has_value()) return absl::OkStatus();
   RETURN_IF_ERROR(SettlePushes());
-  ASSIGN_OR_RETURN(std::string dir,
-                   client_->CheckpointArrive(stats_.steps, position_, *id));
+  absl::StatusOr<std::string> dir =
+      client_->CheckpointArrive(stats_.steps, position_, *id);
   trigger_->Arrived(*id, absl::Now());
-  LOG(INFO) << "worker " << rank_ << ": checkpoint " << dir << " at step "
+  if (!dir.ok()) {
+    // A checkpoint that could not be written (say, a full disk on a server)
+    // does not stop training: the previous one stays the latest, and the
+    // coordinator logged why.
+    LOG(ERROR) << "worker " << rank_ << ": checkpoint at step " << stats_.steps
+               << " failed, training goes on: " << dir.status();
+    return absl::OkStatus();
+  }
+  LOG(INFO) << "worker " << rank_ << ": checkpoint " << *dir << " at step "
             << stats_.steps;
   return absl::OkStatus();
 }

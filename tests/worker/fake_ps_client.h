@@ -98,6 +98,7 @@ class FakePsClient final : public PsClient {
                                                int64_t id) override {
     absl::MutexLock lock(&mu);
     arrivals.push_back({step, position, id, unacked_});
+    if (!checkpoint_error.ok()) return checkpoint_error;
     return absl::StrCat("/ckpt/ckpt-", step);
   }
   using PsClient::Barrier;
@@ -130,6 +131,8 @@ class FakePsClient final : public PsClient {
   absl::Mutex mu;
   ResumeInfo resume;
   int64_t heartbeat_pending = 0;
+  // What CheckpointArrive answers (after recording the arrival) when set.
+  absl::Status checkpoint_error;
   // StepGate(step): the round it reports open.
   std::function<int64_t(int64_t)> gate_pending;
   // Runs at every PullSparse with its step (outside the lock).

@@ -107,6 +107,18 @@ TEST_F(TrainerCheckpointTest, ArrivesEveryStepsWithThePositionOfTheNextExample) 
   }
 }
 
+TEST_F(TrainerCheckpointTest, AFailedCheckpointDoesNotStopTraining) {
+  FakePsClient client;
+  client.checkpoint_error =
+      absl::UnavailableError("server 1: cannot write rows.bin: disk full");
+  Trainer trainer(Config(TrainingConfig::ASYNC, 3), 0, &client,
+                  backend_.get(), nullptr);
+  ASSERT_TRUE(trainer.TrainEpoch(0).ok());
+  EXPECT_EQ(client.arrivals.size(), 3u);  // it kept arriving, and training
+  EXPECT_EQ(trainer.step(), kSteps);
+  ExpectPositionAfter(trainer.position(), kLines);
+}
+
 TEST_F(TrainerCheckpointTest, RoundFromAHeartbeatIsJoinedOnceAtTheNextStep) {
   FakePsClient client;
   Trainer trainer(Config(TrainingConfig::ASYNC, 0), 0, &client, backend_.get(),
