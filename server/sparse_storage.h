@@ -31,7 +31,8 @@ namespace ps {
 // Counters of a storage; memory storage reports only rows_in_memory.
 struct StorageStats {
   int64_t rows_in_memory = 0;
-  // Rows in the disk tier (RocksDB's estimate; approximate).
+  // Rows in the disk tier: RocksDB's estimate, counting versions not yet
+  // compacted (an overcount, large with PLAIN tables); ExactRows scans.
   int64_t rows_on_disk = 0;
   // Row lookups answered by the memory tier / that went to the disk tier.
   int64_t hits = 0;
