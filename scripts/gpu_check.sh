@@ -3,7 +3,10 @@
 #
 #   scripts/gpu_check.sh OUT_DIR
 #
-# 1. builds with CUDA (Release) in $PS_GPU_BUILD_DIR (default build-gpu/);
+# 1. builds with CUDA (Release) in $PS_GPU_BUILD_DIR (default build-gpu/),
+#    or, when .gpu/bundle.tar.xz exists ($PS_GPU_BUNDLE; made here by
+#    scripts/gpu_bundle.sh), runs the bundle's binaries instead: the GPU
+#    machines lent to this project cannot build it (no gRPC, RocksDB...);
 # 2. runs the CUDA tests (device_test, cuda_backend_test, cuda_model_test):
 #    gtest JSON in OUT_DIR/<test>.json; a CUDA test that skipped (no GPU)
 #    counts as a failure here;
@@ -19,7 +22,7 @@
 # Exit status: 0 when every step passed. Budget: under 8 minutes on an H100
 # host with 16 cores (each step has its own timeout).
 set -uo pipefail
-[ $# -eq 1 ] || { sed -n '2,20p' "$0"; exit 2; }
+[ $# -eq 1 ] || { sed -n '2,23p' "$0"; exit 2; }
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 mkdir -p "$1"
 OUT="$(cd "$1" && pwd)"
@@ -31,18 +34,40 @@ step() { echo "gpu_check: $*"; }
 
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || step "nvidia-smi failed (see $OUT/nvidia-smi.txt)"
 
-step "building in $BUILD (log: $OUT/build.log)"
-if ! { timeout 300 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
-         -DPS_ENABLE_CUDA=ON &&
-       timeout 300 cmake --build "$BUILD" -j"$JOBS" --target device_test \
-         cuda_backend_test cuda_model_test cuda_bench ps_server ps_worker \
-         ps_datagen; } >"$OUT/build.log" 2>&1; then
-  tail -20 "$OUT/build.log"
-  echo "gpu_check: build failed" >&2
-  exit 1
+BUNDLE="${PS_GPU_BUNDLE:-$ROOT/.gpu/bundle.tar.xz}"
+if [ -f "$BUNDLE" ]; then
+  # Binaries built elsewhere (scripts/gpu_bundle.sh): run each through the
+  # bundle's own loader and libraries, with this machine's CUDA libraries.
+  UNPACK="$(mktemp -d)"
+  tar -C "$UNPACK" -xJf "$BUNDLE"
+  B="$UNPACK/bundle"
+  CUDA_LIBS="$(find / -xdev \( -name 'libcublas.so.13*' -o -name 'libcudart.so.13*' \
+                 -o -name 'libcuda.so.1' \) 2>/dev/null | xargs -r -n1 dirname |
+               sort -u | paste -sd: -)"
+  step "using the bundle $BUNDLE (CUDA libraries from ${CUDA_LIBS:-nowhere})"
+  BUILD="$UNPACK/build"
+  for p in tests/device_test tests/cuda_backend_test tests/cuda_model_test \
+           tests/cuda_bench server/ps_server worker/ps_worker worker/ps_datagen; do
+    mkdir -p "$BUILD/$(dirname "$p")"
+    printf '#!/bin/sh\nexec "%s/lib/ld-linux-x86-64.so.2" --library-path "%s/lib:%s" "%s/bin/%s" "$@"\n' \
+      "$B" "$B" "$CUDA_LIBS" "$B" "$(basename "$p")" >"$BUILD/$p"
+    chmod +x "$BUILD/$p"
+  done
+else
+  step "building in $BUILD (log: $OUT/build.log)"
+  if ! { timeout 300 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
+           -DPS_ENABLE_CUDA=ON &&
+         timeout 300 cmake --build "$BUILD" -j"$JOBS" --target device_test \
+           cuda_backend_test cuda_model_test cuda_bench ps_server ps_worker \
+           ps_datagen; } >"$OUT/build.log" 2>&1; then
+    tail -20 "$OUT/build.log"
+    echo "gpu_check: build failed (a machine without this project's libraries" \
+         "needs a bundle: scripts/gpu_bundle.sh)" >&2
+    exit 1
+  fi
+  grep -q "PS CUDA backend: ON" "$OUT/build.log" ||
+    { echo "gpu_check: configure found no nvcc (PS CUDA backend is OFF)" >&2; exit 1; }
 fi
-grep -q "PS CUDA backend: ON" "$OUT/build.log" ||
-  { echo "gpu_check: configure found no nvcc (PS CUDA backend is OFF)" >&2; exit 1; }
 
 for t in device_test cuda_backend_test cuda_model_test; do
   step "running $t"
@@ -91,15 +116,24 @@ grep -h "model runs on" "$OUT"/run_*/worker_0.log 2>/dev/null |
 python3 - "$OUT" "${FAILED[@]+"${FAILED[@]}"}" <<'PY'
 import json, os, sys
 out, failed = sys.argv[1], sys.argv[2:]
-summary = {"failed": failed, "tests": {}, "bench": {}, "worker": {}}
+summary = {"failed": failed, "tests": {}, "bench": {}, "worker": {},
+           "unreadable": []}
+
+def load(path):
+    """The JSON in path, or None (noted) when a failed step left it cut."""
+    if not os.path.exists(path):
+        return None
+    try:
+        return json.load(open(path))
+    except ValueError:
+        summary["unreadable"].append(os.path.basename(path))
+        return None
 for t in ("device_test", "cuda_backend_test", "cuda_model_test"):
-    path = os.path.join(out, t + ".json")
-    if os.path.exists(path):
-        j = json.load(open(path))
+    j = load(os.path.join(out, t + ".json"))
+    if j is not None:
         summary["tests"][t] = {k: j.get(k) for k in ("tests", "failures", "disabled", "errors")}
-path = os.path.join(out, "cuda_bench.json")
-if os.path.exists(path):
-    j = json.load(open(path))
+j = load(os.path.join(out, "cuda_bench.json"))
+if j is not None:
     summary["gpu"] = j.get("context", {}).get("host_name")
     rates = {}
     for b in j.get("benchmarks", []):
@@ -118,9 +152,8 @@ if os.path.exists(path):
                 e["fraction_of_cublas"] = e["TFLOP/s"] / ref["TFLOP/s"]
     summary["bench"] = rates
 for b in ("cpu", "cuda"):
-    path = os.path.join(out, "worker_%s.json" % b)
-    if os.path.exists(path):
-        j = json.load(open(path))
+    j = load(os.path.join(out, "worker_%s.json" % b))
+    if j is not None:
         summary["worker"][b] = {k: j.get(k) for k in ("examples_per_sec", "auc", "logloss", "elapsed_sec")}
 json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
 print(json.dumps(summary, indent=2))
