@@ -619,7 +619,7 @@ void CoordinatorImpl::TimerLoop() {
       if (checkpoints_enabled() && every_minutes > 0 && !finishing_ &&
           !registered_.empty() && !round_.has_value() &&
           absl::Now() - last_checkpoint_time_ >=
-              absl::Minutes(every_minutes)) {
+              options_.minute * every_minutes) {
         OpenRound(absl::StrCat("every ", every_minutes, " minutes"));
       }
       // A worker that died may have been what a gate or a round waited for.

@@ -54,6 +54,9 @@ struct CoordinatorOptions {
   // The checkpoint the servers restored at start (workers resume from it).
   std::optional<Manifest> resumed;
   std::string resumed_dir;
+  // What checkpoint.every_minutes counts in. Default: a minute (tests
+  // shorten it).
+  absl::Duration minute = absl::Minutes(1);
 };
 
 class CoordinatorImpl final : public Coordinator::CallbackService {

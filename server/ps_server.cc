@@ -75,6 +75,7 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
     co.num_servers = cluster.servers_size();
     co.config = options.config;
     co.on_all_finished = [self] { self->OnAllWorkersFinished(); };
+    co.minute = options.checkpoint_minute;
     if (options.config.has_checkpoint()) {
       co.save = [self](const std::string& dir, int64_t step) {
         return self->SaveAllServers(dir, step);

@@ -42,6 +42,8 @@ struct PsServerOptions {
   bool resume = false;
   // Start from this checkpoint folder instead (implies resume).
   std::string resume_from;
+  // Server 0: what checkpoint.every_minutes counts in (tests shorten it).
+  absl::Duration checkpoint_minute = absl::Minutes(1);
 };
 
 class PsServer {

@@ -27,9 +27,11 @@ struct LocalCluster {
 
 // Runs the job of `config` (its cluster.servers are replaced by the real
 // endpoints) to the end; with `resume`, the servers start from the
-// checkpoint LATEST names (PsServerOptions::resume).
-inline std::unique_ptr<LocalCluster> RunLocalCluster(JobConfig config,
-                                                     bool resume = false) {
+// checkpoint LATEST names (PsServerOptions::resume). checkpoint.every_minutes
+// counts in `checkpoint_minute`.
+inline std::unique_ptr<LocalCluster> RunLocalCluster(
+    JobConfig config, bool resume = false,
+    absl::Duration checkpoint_minute = absl::Minutes(1)) {
   auto cluster = std::make_unique<LocalCluster>();
   std::vector<std::string> endpoints;
   for (int i = 0; i < config.cluster().servers_size(); ++i) {
@@ -38,6 +40,7 @@ inline std::unique_ptr<LocalCluster> RunLocalCluster(JobConfig config,
     options.rank = i;
     options.listen_address = "127.0.0.1:0";
     options.resume = resume;
+    options.checkpoint_minute = checkpoint_minute;
     auto server = PsServer::Start(options);
     EXPECT_TRUE(server.ok()) << server.status();
     if (!server.ok()) return cluster;

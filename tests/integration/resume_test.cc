@@ -306,5 +306,26 @@ TEST_F(ResumeTest, OnDemandCheckpointDuringTraining) {
   EXPECT_GT(latest->manifest.global_step(), m.global_step());
 }
 
+// checkpoint.every_minutes: the coordinator's timer opens rounds on its
+// own (here a "minute" is 150 ms) while the workers train.
+TEST_F(ResumeTest, TimedCheckpointsWhileTraining) {
+  JobConfig job = WithCheckpointDir("timed");
+  job.mutable_checkpoint()->clear_every_steps();
+  job.mutable_checkpoint()->set_every_minutes(1);
+  job.mutable_training()->set_mode(TrainingConfig::ASYNC);
+  job.mutable_cluster()->set_heartbeat_ms(20);
+  job.mutable_data()->set_batch_size(16);  // ~1900 steps, a few seconds
+  auto run = RunLocalCluster(job, /*resume=*/false, absl::Milliseconds(150));
+  ExpectOk(*run);
+  auto all = ListCheckpoints(job.checkpoint().dir());
+  ASSERT_TRUE(all.ok()) << all.status();
+  int timed = 0;
+  const int64_t last = run->results[0]->train.steps;
+  for (const CheckpointInfo& c : *all) {
+    if (c.complete && c.step > 0 && c.step < last) ++timed;
+  }
+  EXPECT_GE(timed, 2) << "rounds the timer opened during training";
+}
+
 }  // namespace
 }  // namespace ps
