@@ -31,8 +31,16 @@ void GroupBySubShard(absl::Span<const uint64_t> keys, int shard_num,
   }
 }
 
-absl::Status RunShardGroups(ThreadPool* pool, absl::Span<const uint32_t> begin,
-                            absl::FunctionRef<absl::Status(size_t s)> group) {
+absl::Status RunShardGroups(ThreadPool* pool, absl::Span<const uint64_t> keys,
+                            int shard_num, ShardGroupFn group_fn) {
+  std::vector<uint32_t> order, begin;
+  GroupBySubShard(keys, shard_num, &order, &begin);
+  std::vector<float*> rows(keys.size());
+  auto group = [&](size_t s) {
+    const uint32_t size = begin[s + 1] - begin[s];
+    return group_fn(s, absl::Span<const uint32_t>(order.data() + begin[s], size),
+                    absl::Span<float*>(rows.data() + begin[s], size));
+  };
   const size_t shards = begin.size() - 1;
   if (pool == nullptr || pool->threads() == 0 ||
       begin[shards] < kParallelGroupKeys) {
@@ -88,19 +96,16 @@ class MemoryStorage final : public SparseStorage {
   absl::Status ForEachShardGroup(absl::Span<const uint64_t> keys,
                                  bool /*modify*/, AdmitFn admit, InitRow init,
                                  GroupFn fn) override {
-    std::vector<uint32_t> order, begin;
-    GroupBySubShard(keys, static_cast<int>(shards_.size()), &order, &begin);
-    std::vector<float*> rows(keys.size());
-    return RunShardGroups(pool(), begin, [&](size_t s) {
-      const uint32_t size = begin[s + 1] - begin[s];
-      const absl::Span<const uint32_t> idx(order.data() + begin[s], size);
-      const absl::Span<float*> group_rows(rows.data() + begin[s], size);
-      Shard& shard = *shards_[s];
-      absl::MutexLock lock(&shard.mu);
-      shard.FindOrCreateAll(keys.data(), idx, group_rows, admit, init);
-      fn(idx, absl::Span<float* const>(group_rows));
-      return absl::OkStatus();
-    });
+    return RunShardGroups(
+        pool(), keys, static_cast<int>(shards_.size()),
+        [&](size_t s, absl::Span<const uint32_t> idx,
+            absl::Span<float*> group_rows) {
+          Shard& shard = *shards_[s];
+          absl::MutexLock lock(&shard.mu);
+          shard.FindOrCreateAll(keys.data(), idx, group_rows, admit, init);
+          fn(idx, absl::Span<float* const>(group_rows));
+          return absl::OkStatus();
+        });
   }
 
   absl::StatusOr<int64_t> EraseIf(RowPredicate pred) override {

@@ -137,12 +137,16 @@ void GroupBySubShard(absl::Span<const uint64_t> keys, int shard_num,
                      std::vector<uint32_t>* order,
                      std::vector<uint32_t>* begin);
 
-// Calls group(s) for every sub-shard s with keys (begin[s] < begin[s + 1]):
-// in turn, stopping at the first error, or, with a pool and at least
-// kParallelGroupKeys keys, in parallel on the pool. Returns the first error
-// (in sub-shard order).
-absl::Status RunShardGroups(ThreadPool* pool, absl::Span<const uint32_t> begin,
-                            absl::FunctionRef<absl::Status(size_t s)> group);
+// The body of every ForEachShardGroup: groups `keys` by sub-shard
+// (GroupBySubShard) and calls group(s, idx, rows) for every sub-shard s with
+// keys, idx being its key positions and rows a span of idx.size() slots for
+// the group's row pointers. In turn, stopping at the first error, or, with a
+// pool and at least kParallelGroupKeys keys, in parallel on the pool.
+// Returns the first error (in sub-shard order).
+using ShardGroupFn = absl::FunctionRef<absl::Status(
+    size_t s, absl::Span<const uint32_t> idx, absl::Span<float*> rows)>;
+absl::Status RunShardGroups(ThreadPool* pool, absl::Span<const uint64_t> keys,
+                            int shard_num, ShardGroupFn group);
 
 }  // namespace ps
 

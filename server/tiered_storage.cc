@@ -149,18 +149,15 @@ class TieredStorage final : public SparseStorage {
   absl::Status ForEachShardGroup(absl::Span<const uint64_t> keys, bool modify,
                                  AdmitFn admit, InitRow init,
                                  GroupFn fn) override {
-    std::vector<uint32_t> order, begin;
-    GroupBySubShard(keys, static_cast<int>(shards_.size()), &order, &begin);
-    std::vector<float*> rows(keys.size());
-    return RunShardGroups(pool(), begin, [&](size_t s) {
-      const uint32_t size = begin[s + 1] - begin[s];
-      const absl::Span<const uint32_t> idx(order.data() + begin[s], size);
-      const absl::Span<float*> group_rows(rows.data() + begin[s], size);
-      Shard& shard = *shards_[s];
-      absl::MutexLock lock(&shard.mu);
-      return DoGroup(shard, keys.data(), idx, group_rows, modify, admit, init,
-                     fn);
-    });
+    return RunShardGroups(
+        pool(), keys, static_cast<int>(shards_.size()),
+        [&](size_t s, absl::Span<const uint32_t> idx,
+            absl::Span<float*> group_rows) {
+          Shard& shard = *shards_[s];
+          absl::MutexLock lock(&shard.mu);
+          return DoGroup(shard, keys.data(), idx, group_rows, modify, admit,
+                         init, fn);
+        });
   }
 
   // Memory tier first: a row in memory is the newest copy; its disk copy is
