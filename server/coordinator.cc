@@ -21,6 +21,19 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// Finishes a parked CheckpointArrive or RequestCheckpoint call with the
+// round's outcome (both responses carry the folder and the step).
+template <typename Response>
+std::function<void(const absl::Status&, const std::string&, int64_t)>
+FinishRound(grpc::ServerUnaryReactor* reactor, Response* response) {
+  return [reactor, response](const absl::Status& s, const std::string& dir,
+                             int64_t step) {
+    response->set_dir(dir);
+    response->set_global_step(step);
+    reactor->Finish(ToGrpcStatus(s));
+  };
+}
+
 CoordinatorOptions PlainOptions(int num_workers, int num_servers,
                                 std::function<void()> on_all_finished) {
   CoordinatorOptions o;
@@ -448,12 +461,7 @@ grpc::ServerUnaryReactor* CoordinatorImpl::CheckpointArrive(
     DataPosition position = request->position();
     position.set_worker_rank(rank);
     Arrive(rank, request->step(), position, request->checkpoint_id(),
-           [reactor, response](const absl::Status& s, const std::string& dir,
-                               int64_t step) {
-             response->set_dir(dir);
-             response->set_global_step(step);
-             reactor->Finish(ToGrpcStatus(s));
-           });
+           FinishRound(reactor, response));
     now = std::move(deferred_now_);
   }
   for (auto& f : now) f();
@@ -475,12 +483,7 @@ grpc::ServerUnaryReactor* CoordinatorImpl::RequestCheckpoint(
   {
     absl::MutexLock lock(&mu_);
     Request(request->reason().empty() ? "requested" : request->reason(),
-            [reactor, response](const absl::Status& s, const std::string& dir,
-                                int64_t step) {
-              response->set_dir(dir);
-              response->set_global_step(step);
-              reactor->Finish(ToGrpcStatus(s));
-            });
+            FinishRound(reactor, response));
     now = std::move(deferred_now_);
   }
   for (auto& f : now) f();
