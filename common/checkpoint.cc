@@ -476,14 +476,7 @@ absl::Status CheckCheckpointCompatible(const Manifest& manifest,
         " in the job config, ", ModelConfig::Type_Name(saved.model().type()),
         " in ", where));
   }
-  // A running job's config has its generated data's file names filled in,
-  // which the validator refuses next to data.generate: check it without.
-  JobConfig check = saved;
-  if (check.data().has_generate()) {
-    check.mutable_data()->clear_train_files();
-    check.mutable_data()->clear_eval_files();
-  }
-  absl::Status valid = ValidateJobConfig(check, where, nullptr);
+  absl::Status valid = ValidateJobConfig(saved, where, nullptr);
   if (!valid.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
         where, ": its job config does not validate: ", valid.message()));
