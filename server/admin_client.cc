@@ -165,18 +165,18 @@ std::string FormatStatsTable(const std::vector<ServerStats>& servers) {
     absl::StrAppend(&out, "server ", st.server_rank(), " (", s.endpoint,
                     ")\n");
     absl::StrAppendFormat(&out,
-                          "  %-4s %-16s %5s %12s %12s %10s %12s %12s %10s "
-                          "%10s %10s %10s %10s %10s %10s\n",
-                          "id", "sparse table", "dim", "rows in mem",
+                          "  %-4s %-16s %5s %12s %12s %12s %10s %12s %12s "
+                          "%10s %10s %10s %10s %10s %10s %10s\n",
+                          "id", "sparse table", "dim", "rows", "rows in mem",
                           "rows on disk", "memory", "hits", "misses",
                           "evictions", "writebacks", "step", "pending",
                           "admitted", "dropped", "shrunk");
     for (const SparseTableStats& t : st.sparse_tables()) {
       absl::StrAppendFormat(
           &out,
-          "  %-4d %-16s %5d %12d %12d %10s %12d %12d %10d %10d %10d %10d "
-          "%10d %10d %10d\n",
-          t.table_id(), t.name(), t.dim(), t.rows_in_memory(),
+          "  %-4d %-16s %5d %12d %12d %12d %10s %12d %12d %10d %10d %10d "
+          "%10d %10d %10d %10d\n",
+          t.table_id(), t.name(), t.dim(), t.rows(), t.rows_in_memory(),
           t.rows_on_disk(), Bytes(t.memory_bytes()), t.hits(), t.misses(),
           t.evictions(), t.write_backs(), t.step(), t.pending_admissions(),
           t.admitted(), t.dropped_pushes(), t.shrunk());
@@ -227,7 +227,7 @@ std::string FormatStatsLine(const StatsResponse& stats) {
   std::vector<std::string> parts;
   for (const SparseTableStats& t : stats.sparse_tables()) {
     parts.push_back(absl::StrCat(
-        t.name(), " rows=", t.rows_in_memory() + t.rows_on_disk(), " (mem ",
+        t.name(), " rows=", t.rows(), " (mem ",
         t.rows_in_memory(), ", disk ", t.rows_on_disk(),
         ") mem=", Bytes(t.memory_bytes()), " hit=", t.hits(),
         " miss=", t.misses(), " evict=", t.evictions(),

@@ -67,6 +67,12 @@ class KvStore {
   [[nodiscard]] virtual absl::Status Delete(
       absl::Span<const std::string> keys) = 0;
 
+  // Deletes `deletes` and writes `puts` in one batch (all or nothing); a
+  // key in both ends up written.
+  [[nodiscard]] virtual absl::Status Update(
+      absl::Span<const std::pair<std::string, std::string>> puts,
+      absl::Span<const std::string> deletes) = 0;
+
   // Calls visit(key, value) for every stored pair in key order, over a
   // consistent snapshot, until visit returns false. The views are valid
   // only during the call.
@@ -161,6 +167,16 @@ class FaultyKvStore final : public KvStore {
           " keys)"));
     }
     return base_->Delete(keys);
+  }
+  absl::Status Update(
+      absl::Span<const std::pair<std::string, std::string>> puts,
+      absl::Span<const std::string> deletes) override {
+    if (Fails(writes_++, fail_writes_from_)) {
+      return absl::UnavailableError(absl::StrCat(
+          base_->description(), ": injected update failure (", puts.size(),
+          " writes, ", deletes.size(), " deletes)"));
+    }
+    return base_->Update(puts, deletes);
   }
   absl::Status Scan(
       absl::FunctionRef<bool(absl::string_view, absl::string_view)> visit)

@@ -433,6 +433,7 @@ void PsHandler::Stats(StatsResponse* response) const {
     out->set_dim(static_cast<uint32_t>(table.dim()));
     out->set_rows_in_memory(s.rows_in_memory);
     out->set_rows_on_disk(s.rows_on_disk);
+    out->set_rows(table.size());
     out->set_memory_bytes(table.memory_bytes());
     out->set_hits(s.hits);
     out->set_misses(s.misses);

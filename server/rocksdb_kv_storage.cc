@@ -171,6 +171,23 @@ class RocksDbKv final : public KvStore {
                      absl::StrCat("delete of ", keys.size(), " rows"));
   }
 
+  absl::Status Update(
+      absl::Span<const std::pair<std::string, std::string>> puts,
+      absl::Span<const std::string> deletes) override {
+    rocksdb::WriteBatch batch;
+    for (const std::string& key : deletes) {
+      rocksdb::Status s = batch.Delete(key);
+      if (!s.ok()) return FromRocks(s, description_, "batching a delete");
+    }
+    for (const auto& [key, value] : puts) {
+      rocksdb::Status s = batch.Put(key, value);
+      if (!s.ok()) return FromRocks(s, description_, "batching a write");
+    }
+    return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), description_,
+                     absl::StrCat("update (", puts.size(), " writes, ",
+                                  deletes.size(), " deletes)"));
+  }
+
   absl::Status Scan(
       absl::FunctionRef<bool(absl::string_view, absl::string_view)> visit)
       override {

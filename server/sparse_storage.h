@@ -31,8 +31,9 @@ namespace ps {
 // Counters of a storage; memory storage reports only rows_in_memory.
 struct StorageStats {
   int64_t rows_in_memory = 0;
-  // Rows in the disk tier: RocksDB's estimate, counting versions not yet
-  // compacted (an overcount, large with PLAIN tables); ExactRows scans.
+  // Rows in the disk tier, exact (kept in count records written with the
+  // rows); a row may be there and, newer, in memory too. The table holds
+  // size() rows, not rows_in_memory + rows_on_disk.
   int64_t rows_on_disk = 0;
   // Row lookups answered by the memory tier / that went to the disk tier.
   int64_t hits = 0;

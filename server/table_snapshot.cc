@@ -200,7 +200,9 @@ absl::Status ReadTableSnapshot(
   RETURN_IF_ERROR(kv->Scan([&](absl::string_view k, absl::string_view v) {
     uint64_t key;
     if (!DecodeRowKey(k, &key)) {
-      // The metadata record: the row format must match.
+      // Bookkeeping: the row counts (skipped) and the metadata record, whose
+      // row format must match.
+      if (k != absl::string_view("\0meta", 5)) return true;
       if (v.find(absl::StrCat("table=", table.name(), "\n")) != 0 ||
           v.find(absl::StrCat("\ndim=", table.dim(), "\n")) ==
               absl::string_view::npos) {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "common/hash.h"
 #include "common/status_macros.h"
 #include "common/thread_pool.h"
 #include "glog/logging.h"
@@ -59,6 +60,15 @@ constexpr uint8_t kUsed = 1;
 constexpr uint8_t kRef = 2;     // touched since the clock hand last passed
 constexpr uint8_t kDirty = 4;   // differs from the disk tier
 constexpr uint8_t kPinned = 8;  // in use by the running group: not evictable
+constexpr uint8_t kOnDisk = 16; // the disk tier holds the key (maybe older)
+
+// The count record of sub-shard s of n: how many row keys of that sub-shard
+// the disk tier holds, in decimal. Written in the same batch as every write
+// or delete that changes it, so it is exact across restarts; longer than a
+// row key, so scans skip it.
+std::string CountKey(int n, int s) {
+  return absl::StrCat(absl::string_view("\0meta/rows/", 11), n, "/", s);
+}
 
 // The owner record stored under MetaKey().
 struct Meta {
@@ -132,7 +142,7 @@ class TieredStorage final : public SparseStorage {
     shards_.reserve(options.shard_num);
     for (int s = 0; s < options.shard_num; ++s) {
       shards_.push_back(
-          std::make_unique<Shard>(stride_, capacity, chunk_rows));
+          std::make_unique<Shard>(s, stride_, capacity, chunk_rows));
     }
   }
 
@@ -175,10 +185,12 @@ class TieredStorage final : public SparseStorage {
       for (uint32_t s = 0; s < sh.num_slots; ++s) {
         if ((sh.flags[s] & kUsed) && pred(sh.keys[s], sh.rows.Row(s))) {
           victims.push_back(s);
-          disk_keys.push_back(EncodeRowKey(sh.keys[s]));
+          if (sh.flags[s] & kOnDisk) {
+            disk_keys.push_back(EncodeRowKey(sh.keys[s]));
+          }
         }
       }
-      RETURN_IF_ERROR(Annotate(kv_->Delete(disk_keys)));
+      RETURN_IF_ERROR(DeleteOnDisk(sh, disk_keys));
       for (uint32_t s : victims) DropSlot(sh, s);
       erased += static_cast<int64_t>(victims.size());
     }
@@ -253,6 +265,15 @@ class TieredStorage final : public SparseStorage {
     }
     std::sort(dirty.begin(), dirty.end(),
               [](const Dirty& a, const Dirty& b) { return a.key < b.key; });
+    // A bulk write cannot carry the count records: they are deleted first
+    // and written after it, so a crash in between leaves none, and the next
+    // open counts the rows (LoadCounts).
+    std::vector<std::string> count_keys;
+    for (size_t i = 0; i < shards_.size(); ++i) {
+      count_keys.push_back(CountKey(static_cast<int>(shards_.size()),
+                                    static_cast<int>(i)));
+    }
+    RETURN_IF_ERROR(Annotate(kv_->Update({}, count_keys)));
     std::string key;
     RETURN_IF_ERROR(Annotate(kv_->WriteSorted(dirty.size(), [&](size_t i) {
       key = EncodeRowKey(dirty[i].key);
@@ -262,8 +283,8 @@ class TieredStorage final : public SparseStorage {
           absl::string_view(reinterpret_cast<const char*>(RowOf(sh, dirty[i].slot)),
                             row_bytes_));
     })));
-    for (const Dirty& d : dirty) ClearDirty(*shards_[d.shard], d.slot);
-    return absl::OkStatus();
+    for (const Dirty& d : dirty) MarkWritten(*shards_[d.shard], d.slot);
+    return Annotate(kv_->Write(CountRecords()));
   }
 
   absl::Status FlushInBatches() {
@@ -283,9 +304,14 @@ class TieredStorage final : public SparseStorage {
     return absl::OkStatus();
   }
 
+  // Exact: rows on disk (maybe also in memory) and rows only in memory.
   int64_t size() const override {
-    const StorageStats s = stats();
-    return s.rows_in_memory + s.rows_on_disk;
+    int64_t rows = 0;
+    for (const auto& s : shards_) {
+      absl::MutexLock lock(&s->mu);
+      rows += s->on_disk + s->memory_only;
+    }
+    return rows;
   }
 
   int64_t memory_bytes() const override {
@@ -311,13 +337,56 @@ class TieredStorage final : public SparseStorage {
       stats.misses += s->misses;
       stats.evictions += s->evictions;
       stats.write_backs += s->write_backs;
+      stats.rows_on_disk += s->on_disk;
     }
-    stats.rows_on_disk = kv_->EstimateNumKeys();
     stats.memory_bytes = memory_bytes();
     return stats;
   }
 
   // Reads or writes the owner record.
+  // Reads every sub-shard's count record; without all of them (a store
+  // written before they existed, another shard_num, or a crash during a
+  // bulk write) counts the rows by a scan and writes the records.
+  absl::Status LoadCounts() {
+    const int n = static_cast<int>(shards_.size());
+    std::vector<std::string> keys;
+    for (int i = 0; i < n; ++i) keys.push_back(CountKey(n, i));
+    std::vector<std::string> values;
+    std::vector<bool> found;
+    RETURN_IF_ERROR(Annotate(kv_->MultiGet(keys, &values, &found)));
+    std::vector<int64_t> counts(n, 0);
+    bool complete = true;
+    for (int i = 0; i < n && complete; ++i) {
+      complete = found[i] && absl::SimpleAtoi(values[i], &counts[i]) &&
+                 counts[i] >= 0;
+    }
+    if (!complete) counts.assign(n, 0);
+    // A new store (CheckMeta wrote its owner record) holds no rows.
+    if (!complete && !fresh_) {
+      RETURN_IF_ERROR(Annotate(kv_->Scan(
+          [&](absl::string_view key, absl::string_view value) {
+            uint64_t k;
+            if (DecodeRowKey(key, &k) && value.size() == row_bytes_) {
+              ++counts[SubShardForKey(k, n)];
+            }
+            return true;
+          })));
+      int64_t total = 0;
+      for (int64_t c : counts) total += c;
+      LOG(INFO) << "table '" << options_.table_name << "': counted " << total
+                << " rows in " << kv_->description()
+                << " (no complete count records)";
+    }
+    for (int i = 0; i < n; ++i) {
+      absl::MutexLock lock(&shards_[i]->mu);
+      shards_[i]->on_disk = counts[i];
+    }
+    if (complete) return absl::OkStatus();
+    std::vector<std::pair<std::string, std::string>> puts;
+    for (int i = 0; i < n; ++i) puts.emplace_back(keys[i], absl::StrCat(counts[i]));
+    return Annotate(kv_->Write(puts));
+  }
+
   absl::Status CheckMeta() {
     Meta want{options_.table_name, options_.dim, options_.rule_name,
               options_.stride - options_.dim, options_.num_servers,
@@ -326,6 +395,7 @@ class TieredStorage final : public SparseStorage {
     std::vector<bool> found;
     RETURN_IF_ERROR(Annotate(kv_->MultiGet({MetaKey()}, &values, &found)));
     if (!found[0]) {
+      fresh_ = true;
       return Annotate(kv_->Write({{MetaKey(), want.Encode()}}));
     }
     Meta have;
@@ -344,14 +414,15 @@ class TieredStorage final : public SparseStorage {
 
  private:
   struct Shard {
-    Shard(int stride, uint32_t capacity, uint32_t chunk_rows)
-        : capacity(capacity), rows(stride, chunk_rows) {
+    Shard(int id, int stride, uint32_t capacity, uint32_t chunk_rows)
+        : id(id), capacity(capacity), rows(stride, chunk_rows) {
       index.Reserve(capacity);
       keys.reserve(capacity);
       flags.reserve(capacity);
     }
 
     mutable absl::Mutex mu;
+    const int id;             // sub-shard number
     const uint32_t capacity;  // resident rows within the budget
     RowIndex index ABSL_GUARDED_BY(mu);
     RowChunks rows ABSL_GUARDED_BY(mu);
@@ -365,6 +436,10 @@ class TieredStorage final : public SparseStorage {
     int64_t misses ABSL_GUARDED_BY(mu) = 0;
     int64_t evictions ABSL_GUARDED_BY(mu) = 0;
     int64_t write_backs ABSL_GUARDED_BY(mu) = 0;
+    // Row keys of this sub-shard on disk (as its count record says), and
+    // resident rows not on disk (new ones): size() is their sum.
+    int64_t on_disk ABSL_GUARDED_BY(mu) = 0;
+    int64_t memory_only ABSL_GUARDED_BY(mu) = 0;
 
     uint32_t AllocSlot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
       if (!free.empty()) {
@@ -396,13 +471,29 @@ class TieredStorage final : public SparseStorage {
       ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return sh.rows.Row(s);
   }
-  static void ClearDirty(Shard& sh, uint32_t s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    sh.flags[s] &= ~kDirty;
+  // After a bulk write of slot s.
+  static void MarkWritten(Shard& sh, uint32_t s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (!(sh.flags[s] & kOnDisk)) {
+      ++sh.on_disk;
+      --sh.memory_only;
+    }
+    sh.flags[s] = (sh.flags[s] & ~kDirty) | kOnDisk;
+  }
+  // Every sub-shard's count record (callers hold every lock).
+  std::vector<std::pair<std::string, std::string>> CountRecords() const
+      ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    std::vector<std::pair<std::string, std::string>> puts;
+    for (const auto& sh : shards_) {
+      puts.emplace_back(CountKey(static_cast<int>(shards_.size()), sh->id),
+                        absl::StrCat(sh->on_disk));
+    }
+    return puts;
   }
 
   // Removes slot s's row from memory (its disk copy, if any, stays).
   void DropSlot(Shard& sh, uint32_t s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sh.mu) {
     sh.index.Erase(sh.keys[s], [&sh](uint32_t t) { return KeyOfSlot(sh, t); });
+    if (!(sh.flags[s] & kOnDisk)) --sh.memory_only;
     sh.flags[s] = 0;
     sh.free.push_back(s);
     --sh.resident;
@@ -441,7 +532,7 @@ class TieredStorage final : public SparseStorage {
         std::memcpy(row.data(), values[u].data(), row_bytes_);
         if (pred(key, row.data())) deletes.push_back(std::move(disk_keys[u]));
       }
-      RETURN_IF_ERROR(Annotate(kv_->Delete(deletes)));
+      RETURN_IF_ERROR(DeleteOnDisk(sh, deletes));
       erased += static_cast<int64_t>(deletes.size());
     }
     return erased;
@@ -453,13 +544,16 @@ class TieredStorage final : public SparseStorage {
                                                "': ", s.message()));
   }
 
-  // Writes the rows of `slots` to the disk tier in one batch.
-  absl::Status WriteBack(const Shard& shard, absl::Span<const uint32_t> slots)
+  // Writes the rows of `slots` of `shard` to the disk tier in one
+  // batch, with the sub-shard's new count record.
+  absl::Status WriteBack(Shard& shard, absl::Span<const uint32_t> slots)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu) {
     if (slots.empty()) return absl::OkStatus();
     std::vector<std::pair<std::string, std::string>> puts;
-    puts.reserve(slots.size());
+    puts.reserve(slots.size() + 1);
+    int64_t added = 0;
     for (uint32_t s : slots) {
+      added += (shard.flags[s] & kOnDisk) ? 0 : 1;
       puts.emplace_back(
           EncodeRowKey(shard.keys[s]),
           std::string(reinterpret_cast<const char*>(shard.rows.Row(s)),
@@ -467,7 +561,28 @@ class TieredStorage final : public SparseStorage {
     }
     // In key order: RocksDB's memtable inserts a sorted batch faster.
     std::sort(puts.begin(), puts.end());
-    return Annotate(kv_->Write(puts));
+    if (added > 0) {
+      puts.emplace_back(CountKey(static_cast<int>(shards_.size()), shard.id),
+                        absl::StrCat(shard.on_disk + added));
+    }
+    RETURN_IF_ERROR(Annotate(kv_->Write(puts)));
+    shard.on_disk += added;
+    shard.memory_only -= added;
+    for (uint32_t s : slots) shard.flags[s] |= kOnDisk;
+    return absl::OkStatus();
+  }
+
+  // Deletes the disk rows of `keys` (all on disk) of `shard` in one
+  // batch with its new count record.
+  absl::Status DeleteOnDisk(Shard& shard, absl::Span<const std::string> keys)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu) {
+    if (keys.empty()) return absl::OkStatus();
+    const int64_t left = shard.on_disk - static_cast<int64_t>(keys.size());
+    RETURN_IF_ERROR(Annotate(kv_->Update(
+        {{CountKey(static_cast<int>(shards_.size()), shard.id), absl::StrCat(left)}},
+        keys)));
+    shard.on_disk = left;
+    return absl::OkStatus();
   }
 
   // Evicts cold, unpinned rows until `need` more fit within the capacity
@@ -585,7 +700,8 @@ class TieredStorage final : public SparseStorage {
             sh.index.FindOrInsert(key, s, key_of);
             // A new row is dirty: every row is then in memory dirty or on
             // disk, which Flush, ForEachRow and size() rely on.
-            sh.flags[s] = kUsed | kRef | kPinned | (found[u] ? 0 : kDirty);
+            sh.flags[s] = kUsed | kRef | kPinned | (found[u] ? kOnDisk : kDirty);
+            sh.memory_only += found[u] ? 0 : 1;
             float* row = sh.rows.Row(s);
             if (found[u]) {
               std::memcpy(row, values[u].data(), row_bytes_);
@@ -615,6 +731,7 @@ class TieredStorage final : public SparseStorage {
   const size_t row_bytes_;
   const std::unique_ptr<KvStore> kv_;
   std::vector<std::unique_ptr<Shard>> shards_;
+  bool fresh_ = false;  // CheckMeta found no owner record
 };
 
 }  // namespace
@@ -642,6 +759,7 @@ absl::StatusOr<std::unique_ptr<SparseStorage>> OpenTieredStorage(
   }
   auto storage = std::make_unique<TieredStorage>(options, std::move(kv));
   RETURN_IF_ERROR(storage->CheckMeta());
+  RETURN_IF_ERROR(storage->LoadCounts());
   return std::unique_ptr<SparseStorage>(std::move(storage));
 }
 

@@ -102,6 +102,7 @@ TEST(PsCtlTest, StatsRpcCountsRowsAndPushesPerWorker) {
   EXPECT_EQ(emb.dim(), static_cast<uint32_t>(kDim));
   EXPECT_EQ(emb.rows_in_memory(), 5);  // keys 1, 2, 3, 4, 9
   EXPECT_EQ(emb.rows_on_disk(), 0);
+  EXPECT_EQ(emb.rows(), 5);
   EXPECT_GT(emb.memory_bytes(), 0);
   EXPECT_EQ(emb.evictions(), 0);
   EXPECT_EQ(emb.write_backs(), 0);

@@ -14,9 +14,11 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -134,11 +136,15 @@ void MatchesMemoryAcrossRestart(const int kKeys, RocksDbConfig::TableFormat form
     EXPECT_GT(stats.write_backs, kKeys);
     EXPECT_GT(stats.misses, kKeys);
     EXPECT_GT(stats.rows_on_disk, kKeys / 2);
+    EXPECT_LE(stats.rows_on_disk, kKeys);
+    EXPECT_EQ(tiered->size(), kKeys);
     // Destroyed here: a clean shutdown flushes the memory tier.
   }
   // A new object on the same directory: a restarted server.
   auto reopened = MustCreate(tiered_options);
   ASSERT_NE(reopened, nullptr);
+  EXPECT_EQ(reopened->size(), kKeys);
+  EXPECT_EQ(reopened->stats().rows_on_disk, kKeys);  // all flushed at close
   ExpectSameRows(*reopened, *memory, keys);
   // A scan of every tier (shrink, export, checkpoints of memory copies)
   // sees each row once, from memory and from table files alike.
@@ -205,6 +211,109 @@ TEST(TieredStorageTest, PlainTablesShrinkAndScanAfterDeletes) {
     EXPECT_EQ(*removed, 0);
   }
 }
+
+// size() and rows_on_disk are exact, whatever RocksDB holds: through
+// rewrites (several versions of each row), a shrink, a restart, and a store
+// whose count records are gone (one written before they existed, or a crash
+// during a bulk flush), which is counted by a scan when opened.
+// Budgets: 64 KiB (rows go to disk by eviction write-backs) and 16 MiB
+// (every row stays in memory; the close writes them in one bulk write).
+class TieredCountTest
+    : public ::testing::TestWithParam<
+          std::tuple<RocksDbConfig::TableFormat, int64_t>> {};
+
+TEST_P(TieredCountTest, RowCountsStayExact) {
+  constexpr int kKeys = 30000;
+  TempDir dir;
+  SparseTableOptions o = Tiered(
+      TableOptions(OptimizerConfig::SGD, 4, InitializerConfig::ZEROS, 4),
+      dir.path(), std::get<1>(GetParam()));
+  o.storage.mutable_rocksdb()->set_table_format(std::get<0>(GetParam()));
+  o.storage.mutable_rocksdb()->set_write_buffer_bytes(1 << 20);
+  o.has_accessor = true;
+  o.accessor.set_max_unseen_steps(10);
+  std::vector<uint64_t> all, kept;
+  for (uint64_t k = 0; k < kKeys; ++k) {
+    all.push_back(k * 0x9E3779B97F4A7C15ULL);
+    if (k % 4 == 0) kept.push_back(all.back());
+  }
+  const int64_t n_kept = static_cast<int64_t>(kept.size());
+  {
+    auto table = MustCreate(o);
+    ASSERT_NE(table, nullptr);
+    std::vector<float> grads(all.size() * 4, 1.0f);
+    PushInfo info;
+    info.step = 1;
+    for (int round = 0; round < 3; ++round) {
+      ASSERT_TRUE(table->Push(all, grads, info).ok());
+      EXPECT_EQ(table->size(), kKeys) << "round " << round;
+      const StorageStats st = table->stats();
+      EXPECT_LE(st.rows_on_disk, kKeys);
+      EXPECT_GE(st.rows_on_disk + st.rows_in_memory, kKeys);
+    }
+    // A flush (here by a scan) writes all dirty rows: with 16 MiB, all
+    // 30000 in one bulk write.
+    ASSERT_TRUE(table->ForEachRow([](uint64_t, const float*) {}).ok());
+    EXPECT_EQ(table->stats().rows_on_disk, kKeys);
+    EXPECT_EQ(table->size(), kKeys);
+    info.step = 100;
+    ASSERT_TRUE(table
+                    ->Push(kept,
+                           absl::MakeConstSpan(grads.data(), kept.size() * 4),
+                           info)
+                    .ok());
+    absl::StatusOr<int64_t> removed = table->Shrink();
+    ASSERT_TRUE(removed.ok()) << removed.status();
+    EXPECT_EQ(*removed, kKeys - n_kept);
+    EXPECT_EQ(table->size(), n_kept);
+    // A scan flushes the memory tier: then every row is on disk.
+    ASSERT_TRUE(table->ForEachRow([](uint64_t, const float*) {}).ok());
+    EXPECT_EQ(table->stats().rows_on_disk, n_kept);
+  }
+  {
+    auto reopened = MustCreate(o);
+    ASSERT_NE(reopened, nullptr);
+    EXPECT_EQ(reopened->size(), n_kept);
+    EXPECT_EQ(reopened->stats().rows_on_disk, n_kept);
+  }
+  {
+    // Remove the count records behind the table's back.
+    auto kv = OpenRocksDbKv(SparseTable::StorageDir(o), o.storage.rocksdb());
+    ASSERT_TRUE(kv.ok()) << kv.status();
+    std::vector<std::string> records;
+    ASSERT_TRUE((*kv)
+                    ->Scan([&](absl::string_view k, absl::string_view) {
+                      if (absl::StartsWith(k, absl::string_view("\0meta/", 6))) {
+                        records.emplace_back(k);
+                      }
+                      return true;
+                    })
+                    .ok());
+    EXPECT_EQ(records.size(), 4u);  // one per sub-shard
+    ASSERT_TRUE((*kv)->Update({}, records).ok());
+  }
+  auto recounted = MustCreate(o);
+  ASSERT_NE(recounted, nullptr);
+  EXPECT_EQ(recounted->size(), n_kept);
+  EXPECT_EQ(recounted->stats().rows_on_disk, n_kept);
+  int64_t scanned = 0;
+  ASSERT_TRUE(
+      recounted->ForEachRow([&](uint64_t, const float*) { ++scanned; }).ok());
+  EXPECT_EQ(scanned, n_kept);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Formats, TieredCountTest,
+    ::testing::Combine(::testing::Values(RocksDbConfig::BLOCK_BASED,
+                                         RocksDbConfig::PLAIN),
+                       ::testing::Values(int64_t{64} << 10,
+                                         int64_t{16} << 20)),
+    [](const auto& info) {
+      return absl::StrCat(std::get<0>(info.param) == RocksDbConfig::PLAIN
+                              ? "plain"
+                              : "block_based",
+                          "_", std::get<1>(info.param) >> 10, "KiB");
+    });
 
 TEST(TieredStorageTest, PlainTablesCannotCompress) {
   TempDir dir;
@@ -322,6 +431,8 @@ TEST(TieredStorageTest, WriteBackFailureReachesThePusherAndLosesNothing) {
     ASSERT_TRUE(p.memory->Push(keys, grads).ok());
   }
   EXPECT_GT(failures, 5);
+  // Failed write-backs changed no count.
+  EXPECT_EQ(p.tiered->size(), p.memory->size());
   std::vector<uint64_t> all;
   for (uint64_t k = 0; k < 3000; ++k) all.push_back(k);
   ExpectSameRows(*p.tiered, *p.memory, all);
