@@ -147,6 +147,12 @@ for name, b in local.items():
         continue
     a = args(name)
     storage_rows[(op, a["dim"], dist(a["zipf"]), a["storage"])] = b
+# The floor of a miss: a MultiGet from a compacted store (BM_KvMultiGet),
+# BLOCK_BASED for storage 2, PLAIN for storage 3.
+kv_floor_ns = {}
+for name, b in local.items():
+    if name.split("/")[0] == "BM_KvMultiGet":
+        kv_floor_ns[args(name)["format"]] = b["ns_per_key"] * 1e9
 storage = []
 for (op, dim, d, st), b in storage_rows.items():
     rows = b["items_per_second"]
@@ -157,6 +163,15 @@ for (op, dim, d, st), b in storage_rows.items():
          "ratio_to_raw": round(rows / raw[d], 3) if d in raw else None}
     if "hit_rate" in b:
         e["hit_rate"] = round(b["hit_rate"], 3)
+        floor = kv_floor_ns.get({2: 0, 3: 1}.get(st))
+        if floor and mem:
+            # The best ratio to memory this hit rate allows: hits at memory
+            # speed, each miss costing only the floor read (of a 128-byte
+            # row; rows of dim 64 are larger, so their bound is optimistic).
+            mem_ns = 1e9 / mem["items_per_second"]
+            h = b["hit_rate"]
+            e["bound_by_miss_floor"] = round(
+                mem_ns / (h * mem_ns + (1 - h) * floor), 3)
     if "overhead_B_per_row" in b:
         e["overhead_B_per_row"] = round(b["overhead_B_per_row"], 1)
     storage.append(e)
@@ -189,6 +204,9 @@ summary = {
     "raw_inline_copy_rows_per_s": {k: round(v) for k, v in sorted(raw_inline.items())},
     "in_process": in_process,
     "storage": storage,
+    "kv_multiget_floor_ns_per_key": {
+        ("plain" if f else "block_based"): round(v) for f, v in
+        sorted(kv_floor_ns.items())},
     "grpc_raw_4MiB_MiB_per_s": round(raw_mib, 1) if raw_mib else None,
     "grpc": grpc,
 }

@@ -22,6 +22,15 @@
 //                                  temp dir), 3 the same with PLAIN tables. Counters: hit_rate (tiered),
 //                                  overhead_B_per_row (memory bytes per row
 //                                  beyond the row's floats).
+//   BM_KvMultiGet/format:F         the floor of a tiered miss: KvStore::
+//                                  MultiGet (server/kv_storage.h) of 1700
+//                                  sorted random keys (a Zipf batch's misses
+//                                  at 10x over budget) from a 256K-row
+//                                  RocksDB of 128-byte rows (dim 16 Adagrad),
+//                                  reopened so the rows sit in one table
+//                                  file and the memtable is empty: the
+//                                  cheapest state a tiered table's disk tier
+//                                  can be in. F: 0 BLOCK_BASED, 1 PLAIN.
 //
 // Every table holds 1M keys before timing; batches are 4096 distinct keys
 // (tests/bench/bench_keys.h), uniform (zipf:0) or Zipf(1.1) (zipf:1), built
@@ -34,6 +43,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -42,7 +52,9 @@
 #include "absl/types/span.h"
 #include "benchmark/benchmark.h"
 #include "glog/logging.h"
+#include "server/kv_storage.h"
 #include "server/sparse_table.h"
+#include "server/tiered_storage.h"
 #include "tests/bench/bench_keys.h"
 
 namespace ps {
@@ -400,7 +412,65 @@ void StorageOp(benchmark::State& state, BenchInputs* inputs) {
   }
 }
 
+void BM_KvMultiGet(benchmark::State& state) {
+  constexpr int kRowBytes = 2 * 16 * sizeof(float);
+  constexpr size_t kKeysPerCall = 1700;
+  const bool plain = state.range(0) != 0;
+  const std::string dir =
+      absl::StrCat(std::filesystem::temp_directory_path().string(),
+                   "/kv_multiget_bench_", getpid());
+  std::filesystem::remove_all(dir);
+  RocksDbConfig config;
+  if (plain) config.set_table_format(RocksDbConfig::PLAIN);
+  {
+    auto kv = OpenRocksDbKv(dir, config);
+    CHECK(kv.ok()) << kv.status();
+    const std::string value(kRowBytes, 'v');
+    std::vector<std::pair<std::string, std::string>> puts;
+    for (int64_t r = 0; r < kStorageUniverse; ++r) {
+      puts.emplace_back(EncodeRowKey(bench::UniverseKey(r)), value);
+      if (puts.size() == 4096) {
+        std::sort(puts.begin(), puts.end());
+        CHECK((*kv)->Write(puts).ok());
+        puts.clear();
+      }
+    }
+  }  // closed: reopening writes the memtable to a table file
+  auto kv = OpenRocksDbKv(dir, config);
+  CHECK(kv.ok()) << kv.status();
+  std::mt19937_64 rng(7);
+  std::vector<std::vector<std::string>> calls(64);
+  for (auto& keys : calls) {
+    for (size_t i = 0; i < kKeysPerCall; ++i) {
+      keys.push_back(EncodeRowKey(bench::UniverseKey(rng() % kStorageUniverse)));
+    }
+    std::sort(keys.begin(), keys.end());
+  }
+  std::vector<std::string> values;
+  std::vector<bool> found;
+  size_t c = 0;
+  int64_t keys_read = 0;
+  for (auto _ : state) {
+    absl::Status s = (*kv)->MultiGet(calls[c], &values, &found);
+    if (!s.ok() || !found[0]) {
+      state.SkipWithError(s.ok() ? "key not found" : s.ToString().c_str());
+      break;
+    }
+    keys_read += static_cast<int64_t>(calls[c].size());
+    if (++c == calls.size()) c = 0;
+  }
+  state.SetItemsProcessed(keys_read);
+  state.counters["ns_per_key"] = benchmark::Counter(
+      static_cast<double>(keys_read),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  kv->reset();
+  std::filesystem::remove_all(dir);
+}
+
 void RegisterAll(BenchInputs* inputs) {
+  benchmark::RegisterBenchmark("BM_KvMultiGet", BM_KvMultiGet)
+      ->ArgName("format")
+      ->DenseRange(0, 1);
   benchmark::RegisterBenchmark("BM_StoragePull", StorageOp<false>, inputs)
       ->ArgNames({"storage", "dim", "zipf"})
       ->ArgsProduct({{0, 1, 2, 3}, {16, 64}, {0, 1}});
