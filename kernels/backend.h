@@ -149,14 +149,16 @@ class Backend {
 
   // Copies `bytes` from host memory to backend memory `dst`. Ordered before
   // every kernel queued after it. The host memory must stay unchanged until
-  // the next Synchronize(). CUDA: runs on a transfer stream, so with pinned
-  // `host` memory it overlaps kernels queued before it; `dst` must then not
-  // be in use by such kernels (alternate two buffers, or Synchronize first).
+  // the next Synchronize(). CUDA: runs on an upload stream, so with pinned
+  // `host` memory it overlaps kernels (and downloads) queued before it;
+  // `dst` must then not be in use by such kernels (alternate two buffers, or
+  // Synchronize first).
   virtual void CopyToBackend(const void* host, int64_t bytes, void* dst) = 0;
   // Copies `bytes` of backend memory `src` to host memory after every kernel
   // queued before it; `host` holds them after the next Synchronize(). CUDA:
-  // runs on the transfer stream, overlapping kernels queued after it; those
-  // must not write `src` (alternate two buffers).
+  // runs on a download stream, overlapping kernels queued after it; those
+  // must not write `src` (alternate two buffers). Into pageable (not
+  // AllocateHost) memory the copy blocks the host until it is done.
   virtual void CopyToHost(const void* src, int64_t bytes, void* host) = 0;
   // Sets `bytes` of backend memory to zero (ordered like a kernel).
   virtual void SetZero(int64_t bytes, void* dst) = 0;

@@ -1,5 +1,6 @@
 #include "worker/model.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -154,12 +155,20 @@ absl::Status Model::SetDenseParams(absl::Span<const float> dense_params) {
         "dense_params has ", dense_params.size(), " floats but ",
         TypeName(spec_.type), " model has ", spec_.dense_size));
   }
+  if (launched_) {
+    return absl::FailedPreconditionError(
+        "SetDenseParams while a launched step is not finished");
+  }
   has_params_ = false;
   RETURN_IF_ERROR(params_.Reserve(backend_, spec_.dense_size));
   backend_->CopyToBackend(dense_params.data(),
                           spec_.dense_size * sizeof(float), params_.data());
   // The caller's span may change once we return: wait for the copy.
-  RETURN_IF_ERROR(backend_->Synchronize());
+  absl::Status status = backend_->Synchronize();
+  if (!status.ok()) {
+    staged_batch_.reset();  // its upload may have failed too
+    return status;
+  }
   has_params_ = true;
   return absl::OkStatus();
 }
@@ -178,12 +187,9 @@ Model::InputLayout Model::LayoutInputs(const Batch& batch,
   return layout;
 }
 
-absl::Status Model::Reserve(int n, int64_t num_unique, bool train,
-                            const InputLayout& layout) {
+absl::Status Model::Reserve(int n, int64_t num_unique, bool train) {
   const int64_t pooled = static_cast<int64_t>(n) * spec_.num_slots *
                          spec_.emb_dim;
-  RETURN_IF_ERROR(staged_.Reserve(backend_, layout.words));
-  RETURN_IF_ERROR(inputs_.Reserve(backend_, layout.words));
   RETURN_IF_ERROR(pooled_.Reserve(backend_, pooled));
   RETURN_IF_ERROR(logits_.Reserve(backend_, n));
   RETURN_IF_ERROR(d_logits_.Reserve(backend_, n));
@@ -194,87 +200,142 @@ absl::Status Model::Reserve(int n, int64_t num_unique, bool train,
     RETURN_IF_ERROR(dense_grad_.Reserve(backend_, spec_.dense_size));
     RETURN_IF_ERROR(row_grad_.Reserve(backend_, num_unique * spec_.emb_dim));
   }
+  if (!backend_->UsesHostMemory()) {
+    RETURN_IF_ERROR(host_probs_.Reserve(backend_, n));
+    RETURN_IF_ERROR(host_loss_.Reserve(backend_, 1));
+    if (train) {
+      RETURN_IF_ERROR(host_dense_grad_.Reserve(backend_, spec_.dense_size));
+      RETURN_IF_ERROR(
+          host_row_grad_.Reserve(backend_, num_unique * spec_.emb_dim));
+    }
+  }
+  if (backend_metrics_ && !metrics_zeroed_) {
+    RETURN_IF_ERROR(
+        metric_counts_.Reserve(backend_, 2 * AucAccumulator::kBuckets));
+    RETURN_IF_ERROR(metric_sums_.Reserve(backend_, 2));
+    backend_->SetZero(2 * AucAccumulator::kBuckets * sizeof(uint64_t),
+                      metric_counts_.data());
+    backend_->SetZero(2 * sizeof(double), metric_sums_.data());
+    metrics_zeroed_ = true;
+  }
   for (const auto& term : terms_) RETURN_IF_ERROR(term->Reserve(n));
   return absl::OkStatus();
 }
 
-void Model::UploadInputs(const Batch& batch,
-                         absl::Span<const uint32_t> key_index,
-                         absl::Span<const float> rows,
-                         const InputLayout& layout) {
-  uint32_t* words = staged_.data();
+absl::Status Model::Stage(const Batch& batch,
+                          absl::Span<const uint32_t> key_index,
+                          int64_t num_unique, absl::Span<const float> rows) {
+  RETURN_IF_ERROR(ValidateStep(spec_, batch, key_index, num_unique, rows));
+  if (staged_batch_.has_value()) {
+    return absl::FailedPreconditionError(
+        "Stage: the batch staged before was not launched yet");
+  }
+  Staged s;
+  s.layout = LayoutInputs(batch, num_unique);
+  s.n = batch.size();
+  s.num_unique = num_unique;
+  s.num_keys = static_cast<int64_t>(batch.keys.size());
+  // Not the buffers of the launched step, whose kernels may still read
+  // them; with none launched, those of the last step (all work is done).
+  s.buffer = launched_ ? 1 - running_.buffer : running_.buffer;
+  const InputLayout& layout = s.layout;
+  RETURN_IF_ERROR(staged_[s.buffer].Reserve(backend_, layout.words));
+  RETURN_IF_ERROR(inputs_[s.buffer].Reserve(backend_, layout.words));
+  uint32_t* words = staged_[s.buffer].data();
   Pack(batch.offsets.data(), batch.offsets.size(), words, layout.offsets);
   Pack(key_index.data(), key_index.size(), words, layout.index);
   Pack(batch.labels.data(), batch.labels.size(), words, layout.labels);
   Pack(batch.dense.data(), batch.dense.size(), words, layout.dense);
   Pack(rows.data(), rows.size(), words, layout.rows);
-  // staged_ stays unchanged until the Synchronize that ends the step.
+  // staged_[buffer] stays unchanged until the Synchronize that ends the
+  // step using it: the next Stage while that step runs takes the other.
   backend_->CopyToBackend(words, layout.words * sizeof(uint32_t),
-                          inputs_.data());
+                          inputs_[s.buffer].data());
+  staged_batch_ = s;
+  return absl::OkStatus();
 }
 
-const float* Model::InputFloats(int64_t at) const {
-  return reinterpret_cast<const float*>(inputs_.data() + at);
+const float* Model::InputFloats(const Staged& s, int64_t at) const {
+  return reinterpret_cast<const float*>(inputs_[s.buffer].data() + at);
 }
 
-PoolArgs Model::MakePoolArgs(const Batch& batch,
-                             const InputLayout& layout) const {
+PoolArgs Model::MakePoolArgs(const Staged& s) const {
   PoolArgs pool;
-  pool.batch = batch.size();
+  pool.batch = s.n;
   pool.num_slots = spec_.num_slots;
   pool.dim = spec_.emb_dim;
   pool.mode = pooling_;
-  pool.offsets = inputs_.data() + layout.offsets;
-  pool.index = inputs_.data() + layout.index;
-  pool.num_keys = static_cast<int64_t>(batch.keys.size());
+  pool.offsets = inputs_[s.buffer].data() + s.layout.offsets;
+  pool.index = inputs_[s.buffer].data() + s.layout.index;
+  pool.num_keys = s.num_keys;
   return pool;
 }
 
-absl::Status Model::Run(const Batch& batch,
-                        absl::Span<const uint32_t> key_index,
-                        int64_t num_unique, absl::Span<const float> rows,
-                        bool train, StepResult* result) {
-  const int n = batch.size();
-  result->probs.resize(n);
-  result->loss_sum = 0;
-  result->dense_grad.clear();
-  result->row_grad.clear();
-  if (n == 0) {
-    if (train) {
-      result->dense_grad.assign(spec_.dense_size, 0.0f);
-      result->row_grad.assign(num_unique * spec_.emb_dim, 0.0f);
-    }
-    return absl::OkStatus();
+absl::Status Model::Launch(bool train, StepResult* result) {
+  CHECK(result != nullptr);
+  if (launched_) {
+    return absl::FailedPreconditionError(
+        "Launch: the launched step was not finished");
   }
-  if (!has_params_) {
+  if (!staged_batch_.has_value()) {
+    return absl::FailedPreconditionError("Launch: no batch is staged");
+  }
+  const Staged s = *staged_batch_;
+  const int n = s.n;
+  if (n > 0 && !has_params_) {
     return absl::FailedPreconditionError(
         absl::StrCat(TypeName(spec_.type),
                      " model has no dense parameters: call SetDenseParams "
                      "before the first step"));
   }
-  const InputLayout layout = LayoutInputs(batch, num_unique);
-  RETURN_IF_ERROR(Reserve(n, num_unique, train, layout));
-  UploadInputs(batch, key_index, rows, layout);
+  result->probs.resize(backend_metrics_ ? 0 : n);
+  result->loss_sum = 0;
+  result->dense_grad.clear();
+  result->row_grad.clear();
+  if (train) {
+    result->dense_grad.resize(spec_.dense_size);
+    result->row_grad.resize(s.num_unique * spec_.emb_dim);
+  }
+  if (n > 0) RETURN_IF_ERROR(Reserve(n, s.num_unique, train));
+  staged_batch_.reset();
+  running_ = s;
+  launched_ = true;
+  launched_train_ = train;
+  launched_result_ = result;
+  if (n == 0) {
+    std::fill(result->dense_grad.begin(), result->dense_grad.end(), 0.0f);
+    std::fill(result->row_grad.begin(), result->row_grad.end(), 0.0f);
+    return absl::OkStatus();
+  }
+  const InputLayout& layout = s.layout;
 
   // Forward.
   const int pooled_width = spec_.num_slots * spec_.emb_dim;
-  const PoolArgs pool = MakePoolArgs(batch, layout);
-  backend_->PoolForward(pool, InputFloats(layout.rows), pooled_.data(),
+  const PoolArgs pool = MakePoolArgs(s);
+  backend_->PoolForward(pool, InputFloats(s, layout.rows), pooled_.data(),
                         pooled_width);
-  const TermInputs in{n, pooled_.data(), InputFloats(layout.dense),
+  const TermInputs in{n, pooled_.data(), InputFloats(s, layout.dense),
                       params_.data()};
   backend_->SetZero(n * sizeof(float), logits_.data());
   for (const auto& term : terms_) term->Forward(in, logits_.data());
-  backend_->SigmoidCrossEntropy(n, logits_.data(), InputFloats(layout.labels),
+  const float* labels = InputFloats(s, layout.labels);
+  backend_->SigmoidCrossEntropy(n, logits_.data(), labels,
                                 1.0f / static_cast<float>(n), probs_.data(),
                                 d_logits_.data(), loss_sum_.data());
-  Download(backend_, probs_.data(), n, result->probs.data());
-  Download(backend_, loss_sum_.data(), 1, &result->loss_sum);
-
+  if (backend_metrics_) {
+    backend_->AccumulateMetrics(n, probs_.data(), labels,
+                                AucAccumulator::kBuckets,
+                                metric_counts_.data(), metric_sums_.data());
+  }
+  const bool direct = backend_->UsesHostMemory();  // Finish copies
+  if (!direct) {
+    if (!backend_metrics_) {
+      Download(backend_, probs_.data(), n, host_probs_.data());
+    }
+    Download(backend_, loss_sum_.data(), 1, host_loss_.data());
+  }
   if (train) {
     // Backward.
-    result->dense_grad.resize(spec_.dense_size);
-    result->row_grad.resize(num_unique * spec_.emb_dim);
     backend_->SetZero(spec_.dense_size * sizeof(float), dense_grad_.data());
     backend_->SetZero(static_cast<int64_t>(n) * pooled_width * sizeof(float),
                       d_pooled_.data());
@@ -282,33 +343,106 @@ absl::Status Model::Run(const Batch& batch,
       term->Backward(in, d_logits_.data(), d_pooled_.data(),
                      dense_grad_.data());
     }
-    backend_->PoolBackward(pool, d_pooled_.data(), pooled_width, num_unique,
-                           row_grad_.data());
-    Download(backend_, dense_grad_.data(), spec_.dense_size,
-             result->dense_grad.data());
-    Download(backend_, row_grad_.data(), num_unique * spec_.emb_dim,
-             result->row_grad.data());
+    backend_->PoolBackward(pool, d_pooled_.data(), pooled_width,
+                           s.num_unique, row_grad_.data());
+    if (!direct) {
+      Download(backend_, dense_grad_.data(), spec_.dense_size,
+               host_dense_grad_.data());
+      Download(backend_, row_grad_.data(), s.num_unique * spec_.emb_dim,
+               host_row_grad_.data());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Model::Finish() {
+  if (!launched_) {
+    return absl::FailedPreconditionError("Finish: no step was launched");
+  }
+  launched_ = false;
+  StepResult* result = launched_result_;
+  launched_result_ = nullptr;
+  const Staged& s = running_;
+  if (s.n == 0) return absl::OkStatus();
+  const bool direct = backend_->UsesHostMemory();
+  if (direct) {
+    // Host memory: copies are immediate, straight into the result.
+    if (!backend_metrics_) {
+      Download(backend_, probs_.data(), s.n, result->probs.data());
+    }
+    Download(backend_, loss_sum_.data(), 1, &result->loss_sum);
+    if (launched_train_) {
+      Download(backend_, dense_grad_.data(), spec_.dense_size,
+               result->dense_grad.data());
+      Download(backend_, row_grad_.data(), s.num_unique * spec_.emb_dim,
+               result->row_grad.data());
+    }
   }
   // The downloads are complete, and the kernels' errors known, after this.
-  return backend_->Synchronize();
+  RETURN_IF_ERROR(backend_->Synchronize());
+  if (!direct) {
+    auto copy = [](const auto* from, auto& to) {
+      if (!to.empty()) std::memcpy(to.data(), from, to.size() * sizeof(to[0]));
+    };
+    copy(host_probs_.data(), result->probs);
+    result->loss_sum = *host_loss_.data();
+    if (launched_train_) {
+      copy(host_dense_grad_.data(), result->dense_grad);
+      copy(host_row_grad_.data(), result->row_grad);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Model::TakeMetrics(AucAccumulator* acc) {
+  CHECK(acc != nullptr);
+  if (launched_) {
+    return absl::FailedPreconditionError(
+        "TakeMetrics while a launched step is not finished");
+  }
+  if (!metrics_zeroed_) return absl::OkStatus();  // nothing gathered yet
+  std::vector<uint64_t> counts(2 * AucAccumulator::kBuckets);
+  double sums[2] = {0, 0};
+  Download(backend_, metric_counts_.data(),
+           static_cast<int64_t>(counts.size()), counts.data());
+  Download(backend_, metric_sums_.data(), 2, sums);
+  RETURN_IF_ERROR(backend_->Synchronize());
+  backend_->SetZero(static_cast<int64_t>(counts.size()) * sizeof(uint64_t),
+                    metric_counts_.data());
+  backend_->SetZero(2 * sizeof(double), metric_sums_.data());
+  return acc->AddHistogram(counts, sums[0], sums[1]);
+}
+
+absl::Status Model::RunNow(const Batch& batch,
+                           absl::Span<const uint32_t> key_index,
+                           int64_t num_unique, absl::Span<const float> rows,
+                           bool train, StepResult* result) {
+  CHECK(result != nullptr);
+  if (launched_ || staged_batch_.has_value()) {
+    return absl::FailedPreconditionError(
+        "a step cannot run while another is staged or launched");
+  }
+  RETURN_IF_ERROR(Stage(batch, key_index, num_unique, rows));
+  absl::Status status = Launch(train, result);
+  if (!status.ok()) {
+    staged_batch_.reset();
+    return status;
+  }
+  return Finish();
 }
 
 absl::Status Model::TrainStep(const Batch& batch,
                               absl::Span<const uint32_t> key_index,
                               int64_t num_unique, absl::Span<const float> rows,
                               StepResult* result) {
-  CHECK(result != nullptr);
-  RETURN_IF_ERROR(ValidateStep(spec_, batch, key_index, num_unique, rows));
-  return Run(batch, key_index, num_unique, rows, /*train=*/true, result);
+  return RunNow(batch, key_index, num_unique, rows, /*train=*/true, result);
 }
 
 absl::Status Model::Predict(const Batch& batch,
                             absl::Span<const uint32_t> key_index,
                             int64_t num_unique, absl::Span<const float> rows,
                             StepResult* result) {
-  CHECK(result != nullptr);
-  RETURN_IF_ERROR(ValidateStep(spec_, batch, key_index, num_unique, rows));
-  return Run(batch, key_index, num_unique, rows, /*train=*/false, result);
+  return RunNow(batch, key_index, num_unique, rows, /*train=*/false, result);
 }
 
 absl::Status Model::TrainStep(const Batch& batch,
@@ -319,7 +453,7 @@ absl::Status Model::TrainStep(const Batch& batch,
   CHECK(result != nullptr);
   RETURN_IF_ERROR(ValidateStep(spec_, batch, key_index, num_unique, rows));
   RETURN_IF_ERROR(SetDenseParams(dense_params));
-  return Run(batch, key_index, num_unique, rows, /*train=*/true, result);
+  return RunNow(batch, key_index, num_unique, rows, /*train=*/true, result);
 }
 
 absl::Status Model::Predict(const Batch& batch,
@@ -330,7 +464,7 @@ absl::Status Model::Predict(const Batch& batch,
   CHECK(result != nullptr);
   RETURN_IF_ERROR(ValidateStep(spec_, batch, key_index, num_unique, rows));
   RETURN_IF_ERROR(SetDenseParams(dense_params));
-  return Run(batch, key_index, num_unique, rows, /*train=*/false, result);
+  return RunNow(batch, key_index, num_unique, rows, /*train=*/false, result);
 }
 
 }  // namespace ps

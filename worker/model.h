@@ -18,9 +18,21 @@
 //  - each step: the batch's offsets, key index, labels and dense features
 //    and the pulled rows, packed into one pinned host buffer
 //    (Backend::AllocateHost) and uploaded in one copy;
-//  - each step: the probabilities and the loss sum, and (TrainStep) the
-//    dense gradient and the row gradients, downloaded once each into the
-//    StepResult; then one Backend::Synchronize.
+//  - each step: the probabilities (unless metrics stay on the backend,
+//    SetBackendMetrics) and the loss sum, and (TrainStep) the dense gradient
+//    and the row gradients, downloaded once each into pinned host buffers
+//    and copied into the StepResult; then one Backend::Synchronize.
+//
+// Overlap: a step can be split into Stage, Launch and Finish, so that the
+// next batch is staged (its upload queued) while this one's kernels run:
+//
+//   Stage(b1); Launch(true, &r1);
+//   ...pull the rows of b2 (RPCs)...; Stage(b2); Finish();   // r1 is ready
+//   Launch(true, &r2); ...; Stage(b3); Finish(); ...
+//
+// Two sets of staging and input buffers alternate. On a GPU, Launch and
+// Stage return at once (kernels, the upload and the downloads are queued on
+// their streams; see kernels/cuda/cuda_backend.h); only Finish waits.
 // Backend buffers grow with the batch and are kept between steps. On the CPU
 // backend every copy is a memcpy, and the numbers are those of host buffers.
 //
@@ -30,11 +42,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "common/model_spec.h"
+#include "kernels/auc.h"
 #include "kernels/backend.h"
 #include "worker/batch.h"
 #include "worker/model_buffer.h"
@@ -44,7 +58,8 @@ namespace ps {
 
 // What a step returns, in host memory.
 struct StepResult {
-  std::vector<float> probs;       // one per example
+  std::vector<float> probs;       // one per example (none with metrics on
+                                  // the backend)
   double loss_sum = 0;            // sum (not mean) of per-example losses
   std::vector<float> dense_grad;  // spec.dense_size
   std::vector<float> row_grad;    // num_unique * emb_dim
@@ -103,6 +118,36 @@ class Model {
                        absl::Span<const float> dense_params,
                        StepResult* result);
 
+  // --- A step in three calls (see the top of this file) -------------------
+  // Validates a batch (errors as TrainStep), packs its inputs into the
+  // staging buffer not in use and queues their upload. The batch's memory
+  // may change once this returns. FailedPrecondition when a staged batch
+  // waits for its Launch.
+  absl::Status Stage(const Batch& batch, absl::Span<const uint32_t> key_index,
+                     int64_t num_unique, absl::Span<const float> rows);
+  // Queues the forward pass of the staged batch (and the backward pass when
+  // `train`) and the downloads of its results for `result`, which must stay
+  // untouched until Finish. FailedPrecondition when nothing is staged, a
+  // launched step is not finished, or no dense parameters were set; the
+  // backend's allocation errors.
+  absl::Status Launch(bool train, StepResult* result);
+  // Waits for the launched step; then its StepResult is filled in as
+  // TrainStep (or Predict) would. FailedPrecondition when nothing was
+  // launched; the backend's errors (the first failed kernel or copy).
+  absl::Status Finish();
+  // True between Launch and Finish.
+  bool launched() const { return launched_; }
+
+  // Metrics on the backend. With `on`, each later step adds its
+  // predictions to AUC/logloss statistics kept in backend memory
+  // (Backend::AccumulateMetrics; device memory on a GPU) instead of
+  // downloading them, and StepResult::probs stays empty. Default: off.
+  void SetBackendMetrics(bool on) { backend_metrics_ = on; }
+  // Adds the statistics gathered since the last call to `acc` and clears
+  // them (one download). FailedPrecondition while a step is launched; the
+  // backend's errors.
+  absl::Status TakeMetrics(AucAccumulator* acc);
+
  private:
   // Where the parts of a batch's upload lie in inputs_ (in 4-byte words).
   struct InputLayout {
@@ -118,16 +163,25 @@ class Model {
   absl::Status Run(const Batch& batch, absl::Span<const uint32_t> key_index,
                    int64_t num_unique, absl::Span<const float> rows,
                    bool train, StepResult* result);
+  // A staged batch: what Launch needs to know of it.
+  struct Staged {
+    InputLayout layout;
+    int n = 0;
+    int64_t num_unique = 0;
+    int64_t num_keys = 0;
+    int buffer = 0;  // of staged_ / inputs_
+  };
+
   // Grows the backend buffers for a batch of `n` examples (the gradients'
   // only when `train`).
-  absl::Status Reserve(int n, int64_t num_unique, bool train,
-                       const InputLayout& layout);
+  absl::Status Reserve(int n, int64_t num_unique, bool train);
   InputLayout LayoutInputs(const Batch& batch, int64_t num_unique) const;
-  // Packs the step's host inputs into staged_ and uploads them to inputs_.
-  void UploadInputs(const Batch& batch, absl::Span<const uint32_t> key_index,
-                    absl::Span<const float> rows, const InputLayout& layout);
-  PoolArgs MakePoolArgs(const Batch& batch, const InputLayout& layout) const;
-  const float* InputFloats(int64_t at) const;
+  PoolArgs MakePoolArgs(const Staged& s) const;
+  const float* InputFloats(const Staged& s, int64_t at) const;
+  // Stage + Launch + Finish (or the n == 0 shortcut).
+  absl::Status RunNow(const Batch& batch, absl::Span<const uint32_t> key_index,
+                      int64_t num_unique, absl::Span<const float> rows,
+                      bool train, StepResult* result);
 
   const ModelSpec spec_;
   const PoolMode pooling_;
@@ -137,8 +191,27 @@ class Model {
   // Backend memory, kept between steps (model_buffer.h).
   BackendArray<float> params_;   // spec.dense_size, from SetDenseParams
   bool has_params_ = false;
-  BackendArray<uint32_t> staged_{BackendArray<uint32_t>::Memory::kHost};
-  BackendArray<uint32_t> inputs_;  // the uploaded staged_ (InputLayout)
+  // Two sets: Stage fills the one the launched step does not use.
+  BackendArray<uint32_t> staged_[2] = {
+      BackendArray<uint32_t>(BackendArray<uint32_t>::Memory::kHost),
+      BackendArray<uint32_t>(BackendArray<uint32_t>::Memory::kHost)};
+  BackendArray<uint32_t> inputs_[2];  // the uploaded staged_ (InputLayout)
+  std::optional<Staged> staged_batch_;  // staged, not launched
+  Staged running_;                      // launched (or last launched)
+  bool launched_ = false;
+  bool launched_train_ = false;
+  StepResult* launched_result_ = nullptr;
+  // Pinned host buffers the results are downloaded into (device backends;
+  // host-memory backends copy straight into the StepResult in Finish).
+  BackendArray<float> host_probs_{BackendArray<float>::Memory::kHost};
+  BackendArray<double> host_loss_{BackendArray<double>::Memory::kHost};
+  BackendArray<float> host_dense_grad_{BackendArray<float>::Memory::kHost};
+  BackendArray<float> host_row_grad_{BackendArray<float>::Memory::kHost};
+  // Backend metrics (SetBackendMetrics).
+  bool backend_metrics_ = false;
+  bool metrics_zeroed_ = false;
+  BackendArray<uint64_t> metric_counts_;  // 2 * AucAccumulator::kBuckets
+  BackendArray<double> metric_sums_;      // loss sum, probability sum
   BackendArray<float> pooled_;     // batch x (num_slots * emb_dim)
   BackendArray<float> d_pooled_;   // its gradient
   BackendArray<float> logits_;

@@ -37,7 +37,9 @@ absl::Status CudaBackend::Init() {
   PS_CUDA_RETURN_IF_ERROR(
       cudaStreamCreateWithFlags(&compute_, cudaStreamNonBlocking));
   PS_CUDA_RETURN_IF_ERROR(
-      cudaStreamCreateWithFlags(&transfer_, cudaStreamNonBlocking));
+      cudaStreamCreateWithFlags(&upload_, cudaStreamNonBlocking));
+  PS_CUDA_RETURN_IF_ERROR(
+      cudaStreamCreateWithFlags(&download_, cudaStreamNonBlocking));
   PS_CUDA_RETURN_IF_ERROR(
       cudaEventCreateWithFlags(&uploaded_, cudaEventDisableTiming));
   PS_CUDA_RETURN_IF_ERROR(
@@ -62,13 +64,14 @@ CudaBackend::~CudaBackend() {
   // Nothing to report to from a destructor: failures are ignored on purpose.
   static_cast<void>(cudaSetDevice(device_));
   if (compute_ != nullptr) static_cast<void>(cudaStreamSynchronize(compute_));
-  if (transfer_ != nullptr) {
-    static_cast<void>(cudaStreamSynchronize(transfer_));
+  for (cudaStream_t s : {upload_, download_}) {
+    if (s != nullptr) static_cast<void>(cudaStreamSynchronize(s));
   }
   if (cublas_ != nullptr) static_cast<void>(cublasDestroy(cublas_));
   if (uploaded_ != nullptr) static_cast<void>(cudaEventDestroy(uploaded_));
   if (computed_ != nullptr) static_cast<void>(cudaEventDestroy(computed_));
-  if (transfer_ != nullptr) static_cast<void>(cudaStreamDestroy(transfer_));
+  if (upload_ != nullptr) static_cast<void>(cudaStreamDestroy(upload_));
+  if (download_ != nullptr) static_cast<void>(cudaStreamDestroy(download_));
   if (compute_ != nullptr) static_cast<void>(cudaStreamDestroy(compute_));
 }
 
@@ -156,8 +159,8 @@ void CudaBackend::CopyToBackend(const void* host, int64_t bytes, void* dst) {
     PS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
     PS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, host,
                                             static_cast<size_t>(bytes),
-                                            cudaMemcpyHostToDevice, transfer_));
-    PS_CUDA_RETURN_IF_ERROR(cudaEventRecord(uploaded_, transfer_));
+                                            cudaMemcpyHostToDevice, upload_));
+    PS_CUDA_RETURN_IF_ERROR(cudaEventRecord(uploaded_, upload_));
     uploads_pending_ = true;
     return absl::OkStatus();
   }());
@@ -168,10 +171,10 @@ void CudaBackend::CopyToHost(const void* src, int64_t bytes, void* host) {
   Record([&]() -> absl::Status {
     PS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
     PS_CUDA_RETURN_IF_ERROR(cudaEventRecord(computed_, compute_));
-    PS_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(transfer_, computed_, 0));
+    PS_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(download_, computed_, 0));
     PS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host, src,
                                             static_cast<size_t>(bytes),
-                                            cudaMemcpyDeviceToHost, transfer_));
+                                            cudaMemcpyDeviceToHost, download_));
     return absl::OkStatus();
   }());
 }
@@ -187,7 +190,8 @@ absl::Status CudaBackend::Synchronize() {
   absl::Status status = [this]() -> absl::Status {
     PS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
     PS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(compute_));
-    PS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(transfer_));
+    PS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(upload_));
+    PS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(download_));
     return absl::OkStatus();
   }();
   Record(std::move(status));

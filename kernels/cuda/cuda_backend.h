@@ -5,10 +5,12 @@
 // others use Backend::CreateCuda.
 //
 // Streams and overlap. Kernels (and SetZero) run in order on a compute
-// stream; CopyToBackend and CopyToHost run on a separate transfer stream:
+// stream; CopyToBackend runs on an upload stream and CopyToHost on a
+// download stream (the GPU's two copy engines):
 //  - an upload is ordered before every kernel queued after it (the compute
-//    stream waits for an event of the transfer stream), and with pinned host
-//    memory (AllocateHost) it overlaps the kernels queued before it;
+//    stream waits for an event of the upload stream), and with pinned host
+//    memory (AllocateHost) it overlaps the kernels queued before it, and the
+//    downloads waiting for them;
 //  - a download waits for the kernels queued before it (an event of the
 //    compute stream) and overlaps the kernels queued after it.
 // So a caller that alternates two sets of device buffers can upload batch
@@ -112,8 +114,9 @@ class CudaBackend final : public Backend {
   // Constant after Init.
   const int device_;
   cudaStream_t compute_ = nullptr;
-  cudaStream_t transfer_ = nullptr;
-  cudaEvent_t uploaded_ = nullptr;  // recorded on transfer_ after uploads
+  cudaStream_t upload_ = nullptr;
+  cudaStream_t download_ = nullptr;
+  cudaEvent_t uploaded_ = nullptr;  // recorded on upload_ after uploads
   cudaEvent_t computed_ = nullptr;  // recorded on compute_ before downloads
   cublasHandle_t cublas_ = nullptr;
 

@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -69,6 +70,13 @@ class CheckingBackend final : public Backend {
   // Allocate returns ResourceExhausted when the bytes allocated would exceed
   // `bytes`. Default: no limit (-1).
   void set_allocation_limit(int64_t bytes) { allocation_limit_ = bytes; }
+  // Deferred mode stands in for a GPU's streams at their most adversarial:
+  // kernels, SetZero and CopyToHost run in order only at the next
+  // Synchronize, while CopyToBackend runs at once, ahead of the kernels
+  // queued before it (an idle upload stream). A caller that uploads into
+  // memory a queued kernel still reads, or reads a download before
+  // Synchronize, gets wrong numbers. Default: off (every call runs at once).
+  void set_deferred(bool on) { deferred_ = on; }
   void FailNextSynchronize(absl::Status status) {
     sync_error_ = std::move(status);
   }
@@ -121,17 +129,23 @@ class CheckingBackend final : public Backend {
     counts_.bytes_to_host += bytes;
     CheckDevice(src, bytes, "CopyToHost src");
     CheckHost(host, bytes, "CopyToHost host");
-    Open opened(this);
-    cpu_->CopyToHost(src, bytes, host);
+    Run([=, this] {
+      Open opened(this);
+      cpu_->CopyToHost(src, bytes, host);
+    });
   }
   void SetZero(int64_t bytes, void* dst) override {
     ++counts_.set_zero;
     CheckDevice(dst, bytes, "SetZero dst");
-    Open opened(this);
-    cpu_->SetZero(bytes, dst);
+    Run([=, this] {
+      Open opened(this);
+      cpu_->SetZero(bytes, dst);
+    });
   }
   absl::Status Synchronize() override {
     ++counts_.synchronizes;
+    for (auto& work : queue_) work();
+    queue_.clear();
     absl::Status status = std::move(sync_error_);
     sync_error_ = absl::OkStatus();
     if (!status.ok()) return status;
@@ -144,55 +158,74 @@ class CheckingBackend final : public Backend {
     CheckFloats(a, int64_t{m} * k, "Gemm a");
     CheckFloats(b, int64_t{k} * n, "Gemm b");
     CheckFloats(c, int64_t{m} * n, "Gemm c");
-    Open opened(this);
-    cpu_->Gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+    Run([=, this] {
+      Open opened(this);
+      cpu_->Gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+    });
   }
   void BiasActivation(int m, int n, const float* bias, Activation act,
                       float* y) override {
     Kernel();
     CheckFloats(bias, n, "BiasActivation bias");
     CheckFloats(y, int64_t{m} * n, "BiasActivation y");
-    Open opened(this);
-    cpu_->BiasActivation(m, n, bias, act, y);
+    Run([=, this] {
+      Open opened(this);
+      cpu_->BiasActivation(m, n, bias, act, y);
+    });
   }
   void ActivationBackward(int64_t count, Activation act, const float* y,
                           float* dy) override {
     Kernel();
     CheckFloats(y, count, "ActivationBackward y");
     CheckFloats(dy, count, "ActivationBackward dy");
-    Open opened(this);
-    cpu_->ActivationBackward(count, act, y, dy);
+    Run([=, this] {
+      Open opened(this);
+      cpu_->ActivationBackward(count, act, y, dy);
+    });
   }
   void BiasGrad(int m, int n, const float* dy, float* db) override {
     Kernel();
     CheckFloats(dy, int64_t{m} * n, "BiasGrad dy");
     CheckFloats(db, n, "BiasGrad db");
-    Open opened(this);
-    cpu_->BiasGrad(m, n, dy, db);
+    Run([=, this] {
+      Open opened(this);
+      cpu_->BiasGrad(m, n, dy, db);
+    });
   }
   void PoolForward(const PoolArgs& args, const float* rows, float* out,
                    int ld_out) override {
     Kernel();
-    Open opened(this);
-    const int64_t num_rows = CheckPoolArgs(args, "PoolForward");
-    CheckFloats(rows, num_rows * args.dim, "PoolForward rows");
-    CheckFloats(out, Extent(args.batch, 1, args.num_slots * args.dim, ld_out, 0),
-                "PoolForward out");
-    cpu_->PoolForward(args, rows, out, ld_out);
+    {
+      Open opened(this);  // the checks read the offsets and index
+      const int64_t num_rows = CheckPoolArgs(args, "PoolForward");
+      CheckFloats(rows, num_rows * args.dim, "PoolForward rows");
+      CheckFloats(out,
+                  Extent(args.batch, 1, args.num_slots * args.dim, ld_out, 0),
+                  "PoolForward out");
+    }
+    Run([=, this] {
+      Open opened(this);
+      cpu_->PoolForward(args, rows, out, ld_out);
+    });
   }
   void PoolBackward(const PoolArgs& args, const float* d_out, int ld_out,
                     int64_t num_rows, float* grad_rows) override {
     Kernel();
-    Open opened(this);
-    const int64_t used_rows = CheckPoolArgs(args, "PoolBackward");
-    if (used_rows > num_rows) {
-      Violation("PoolBackward: index entry beyond num_rows");
+    {
+      Open opened(this);  // the checks read the offsets and index
+      const int64_t used_rows = CheckPoolArgs(args, "PoolBackward");
+      if (used_rows > num_rows) {
+        Violation("PoolBackward: index entry beyond num_rows");
+      }
+      CheckFloats(d_out,
+                  Extent(args.batch, 1, args.num_slots * args.dim, ld_out, 0),
+                  "PoolBackward d_out");
+      CheckFloats(grad_rows, num_rows * args.dim, "PoolBackward grad_rows");
     }
-    CheckFloats(d_out,
-                Extent(args.batch, 1, args.num_slots * args.dim, ld_out, 0),
-                "PoolBackward d_out");
-    CheckFloats(grad_rows, num_rows * args.dim, "PoolBackward grad_rows");
-    cpu_->PoolBackward(args, d_out, ld_out, num_rows, grad_rows);
+    Run([=, this] {
+      Open opened(this);
+      cpu_->PoolBackward(args, d_out, ld_out, num_rows, grad_rows);
+    });
   }
   void CopyBlocks(int rows, int blocks, int width, const float* src,
                   BlockLayout src_layout, float* dst, BlockLayout dst_layout,
@@ -200,9 +233,11 @@ class CheckingBackend final : public Backend {
     Kernel();
     CheckFloats(src, Extent(rows, blocks, width, src_layout), "CopyBlocks src");
     CheckFloats(dst, Extent(rows, blocks, width, dst_layout), "CopyBlocks dst");
-    Open opened(this);
-    cpu_->CopyBlocks(rows, blocks, width, src, src_layout, dst, dst_layout,
-                     accumulate);
+    Run([=, this] {
+      Open opened(this);
+      cpu_->CopyBlocks(rows, blocks, width, src, src_layout, dst, dst_layout,
+                       accumulate);
+    });
   }
   void FmForward(int batch, int num_fields, int dim, const float* x,
                  BlockLayout layout, float* sum, float* out) override {
@@ -210,8 +245,10 @@ class CheckingBackend final : public Backend {
     CheckFloats(x, Extent(batch, num_fields, dim, layout), "FmForward x");
     CheckFloats(sum, int64_t{batch} * dim, "FmForward sum");
     CheckFloats(out, batch, "FmForward out");
-    Open opened(this);
-    cpu_->FmForward(batch, num_fields, dim, x, layout, sum, out);
+    Run([=, this] {
+      Open opened(this);
+      cpu_->FmForward(batch, num_fields, dim, x, layout, sum, out);
+    });
   }
   void FmBackward(int batch, int num_fields, int dim, const float* x,
                   BlockLayout layout, const float* sum, const float* d_out,
@@ -221,8 +258,10 @@ class CheckingBackend final : public Backend {
     CheckFloats(sum, int64_t{batch} * dim, "FmBackward sum");
     CheckFloats(d_out, batch, "FmBackward d_out");
     CheckFloats(dx, Extent(batch, num_fields, dim, layout), "FmBackward dx");
-    Open opened(this);
-    cpu_->FmBackward(batch, num_fields, dim, x, layout, sum, d_out, dx);
+    Run([=, this] {
+      Open opened(this);
+      cpu_->FmBackward(batch, num_fields, dim, x, layout, sum, d_out, dx);
+    });
   }
   void CrossForward(int batch, int width, const float* x0, const float* x,
                     const float* w, const float* b, float* xw,
@@ -235,8 +274,10 @@ class CheckingBackend final : public Backend {
     CheckFloats(b, width, "CrossForward b");
     CheckFloats(xw, batch, "CrossForward xw");
     CheckFloats(out, size, "CrossForward out");
-    Open opened(this);
-    cpu_->CrossForward(batch, width, x0, x, w, b, xw, out);
+    Run([=, this] {
+      Open opened(this);
+      cpu_->CrossForward(batch, width, x0, x, w, b, xw, out);
+    });
   }
   void CrossBackward(int batch, int width, const float* x0, const float* x,
                      const float* w, const float* xw, const float* d_out,
@@ -253,9 +294,11 @@ class CheckingBackend final : public Backend {
     CheckFloats(d_x, size, "CrossBackward d_x");
     CheckFloats(d_w, width, "CrossBackward d_w");
     CheckFloats(d_b, width, "CrossBackward d_b");
-    Open opened(this);
-    cpu_->CrossBackward(batch, width, x0, x, w, xw, d_out, d_x0, d_x, d_w,
-                        d_b);
+    Run([=, this] {
+      Open opened(this);
+      cpu_->CrossBackward(batch, width, x0, x, w, xw, d_out, d_x0, d_x, d_w,
+                          d_b);
+    });
   }
   void SigmoidCrossEntropy(int n, const float* logits, const float* labels,
                            float grad_scale, float* probs, float* d_logits,
@@ -266,9 +309,11 @@ class CheckingBackend final : public Backend {
     CheckFloats(probs, n, "SigmoidCrossEntropy probs");
     CheckFloats(d_logits, n, "SigmoidCrossEntropy d_logits");
     CheckDevice(loss_sum, sizeof(double), "SigmoidCrossEntropy loss_sum");
-    Open opened(this);
-    cpu_->SigmoidCrossEntropy(n, logits, labels, grad_scale, probs, d_logits,
-                              loss_sum);
+    Run([=, this] {
+      Open opened(this);
+      cpu_->SigmoidCrossEntropy(n, logits, labels, grad_scale, probs, d_logits,
+                                loss_sum);
+    });
   }
   void AccumulateMetrics(int n, const float* probs, const float* labels,
                          int num_buckets, uint64_t* counts,
@@ -279,8 +324,10 @@ class CheckingBackend final : public Backend {
     CheckDevice(counts, 2 * int64_t{num_buckets} * sizeof(uint64_t),
                 "AccumulateMetrics counts");
     CheckDevice(sums, 2 * sizeof(double), "AccumulateMetrics sums");
-    Open opened(this);
-    cpu_->AccumulateMetrics(n, probs, labels, num_buckets, counts, sums);
+    Run([=, this] {
+      Open opened(this);
+      cpu_->AccumulateMetrics(n, probs, labels, num_buckets, counts, sums);
+    });
   }
 
  private:
@@ -305,6 +352,15 @@ class CheckingBackend final : public Backend {
   }
 
   void Kernel() { ++counts_.kernels; }
+
+  // Runs `work` now, or (set_deferred) at the next Synchronize.
+  void Run(std::function<void()> work) {
+    if (deferred_) {
+      queue_.push_back(std::move(work));
+    } else {
+      work();
+    }
+  }
 
   static int64_t Extent(int rows, int blocks, int width, BlockLayout layout) {
     if (rows <= 0 || blocks <= 0 || width <= 0) return 0;
@@ -384,6 +440,8 @@ class CheckingBackend final : public Backend {
   std::vector<std::string> violations_;
   int64_t allocation_limit_ = -1;
   absl::Status sync_error_;
+  bool deferred_ = false;
+  std::vector<std::function<void()>> queue_;  // deferred work
 };
 
 }  // namespace testing_util

@@ -369,5 +369,144 @@ TEST(ModelDeviceDeathTest, HostAccessToBackendMemoryFaults) {
   EXPECT_DEATH({ volatile float x = data[0]; (void)x; }, "");
 }
 
+// The test backend's deferred mode really reorders: an upload queued after
+// a kernel runs before it, so the overlap test below can fail.
+TEST(ModelDeviceTest, DeferredBackendRunsUploadsAheadOfQueuedKernels) {
+  for (bool deferred : {false, true}) {
+    auto backend = MakeChecking();
+    backend->set_deferred(deferred);
+    auto x = backend->Allocate(4 * sizeof(float));
+    auto y = backend->Allocate(4 * sizeof(float));
+    ASSERT_TRUE(x.ok() && y.ok());
+    const float a[4] = {1, 2, 3, 4};
+    const float b[4] = {5, 6, 7, 8};
+    backend->CopyToBackend(a, sizeof(a), x->data());
+    ASSERT_TRUE(backend->Synchronize().ok());
+    backend->CopyBlocks(1, 1, 4, x->as<float>(), {4, 0}, y->as<float>(),
+                        {4, 0}, /*accumulate=*/false);
+    backend->CopyToBackend(b, sizeof(b), x->data());
+    float out[4] = {0, 0, 0, 0};
+    backend->CopyToHost(y->data(), sizeof(out), out);
+    ASSERT_TRUE(backend->Synchronize().ok());
+    EXPECT_EQ(out[0], deferred ? 5.0f : 1.0f);
+  }
+}
+
+// Steps split into Stage / Launch / Finish, each batch staged while the one
+// before is launched, on a backend that runs uploads ahead of queued
+// kernels: every step's result is the CPU backend's, bit for bit, and the
+// steady state allocates nothing.
+TEST(ModelDeviceTest, OverlappedStepsMatchTheCpuStepByStep) {
+  for (const ModelCase& c : Cases()) {
+    const ModelSpec spec = MakeSpec(c);
+    auto backend = MakeChecking();
+    backend->set_deferred(true);
+    Model model(spec, PoolMode::kMean, backend.get());
+    std::vector<StepInputs> ins;
+    const int sizes[] = {33, 65, 7, 65, 33, 65};
+    for (int t = 0; t < 6; ++t) ins.push_back(Inputs(spec, sizes[t], 300 + t));
+    for (StepInputs& in : ins) in.dense_params = ins[0].dense_params;
+    ASSERT_TRUE(model.SetDenseParams(ins[0].dense_params).ok());
+    auto stage = [&](const StepInputs& in) {
+      return model.Stage(in.batch, in.unique.key_index,
+                         in.unique.unique_keys.size(), in.rows);
+    };
+    ASSERT_TRUE(stage(ins[0]).ok()) << c.name;
+    std::vector<StepResult> results(ins.size());
+    for (size_t t = 0; t < ins.size(); ++t) {
+      const std::string at = c.name + " step " + std::to_string(t);
+      if (t == 4) backend->ResetCounts();
+      ASSERT_TRUE(model.Launch(/*train=*/t % 3 != 2, &results[t]).ok()) << at;
+      EXPECT_TRUE(model.launched());
+      if (t + 1 < ins.size()) ASSERT_TRUE(stage(ins[t + 1]).ok()) << at;
+      const absl::Status done = model.Finish();
+      ASSERT_TRUE(done.ok()) << at << ": " << done;
+      ExpectSameResult(results[t],
+                       CpuStep(spec, PoolMode::kMean, ins[t], t % 3 != 2), at);
+    }
+    EXPECT_EQ(backend->counts().allocations, 0) << c.name;
+    ExpectNoViolations(*backend, c.name);
+  }
+}
+
+TEST(ModelDeviceTest, SplitStepCallsOutOfOrderAreRefused) {
+  const ModelSpec spec = MakeSpec({"dnn", ModelConfig::DNN, 8, {16}});
+  auto backend = MakeChecking();
+  Model model(spec, PoolMode::kSum, backend.get());
+  const StepInputs in = Inputs(spec, 9, 13);
+  const int64_t num_unique = in.unique.unique_keys.size();
+  StepResult result;
+  AucAccumulator acc;
+  EXPECT_EQ(model.Finish().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(model.Launch(true, &result).message(),
+            "Launch: no batch is staged");
+  ASSERT_TRUE(model.SetDenseParams(in.dense_params).ok());
+  ASSERT_TRUE(model.Stage(in.batch, in.unique.key_index, num_unique, in.rows)
+                  .ok());
+  EXPECT_EQ(
+      model.Stage(in.batch, in.unique.key_index, num_unique, in.rows).message(),
+      "Stage: the batch staged before was not launched yet");
+  EXPECT_EQ(model.TrainStep(in.batch, in.unique.key_index, num_unique, in.rows,
+                            &result)
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(model.Launch(true, &result).ok());
+  EXPECT_EQ(model.Launch(true, &result).message(),
+            "Launch: the launched step was not finished");
+  EXPECT_EQ(model.SetDenseParams(in.dense_params).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(model.TakeMetrics(&acc).code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(model.Finish().ok());
+  ExpectSameResult(result, CpuStep(spec, PoolMode::kSum, in, true), "dnn");
+  // A batch that does not fit the spec is refused at Stage.
+  StepInputs bad = in;
+  bad.batch.num_slots += 1;
+  EXPECT_EQ(model.Stage(bad.batch, bad.unique.key_index, num_unique, bad.rows)
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// Metrics kept on the backend equal those of the downloaded probabilities,
+// and the probabilities are not downloaded.
+TEST(ModelDeviceTest, BackendMetricsMatchHostMetrics) {
+  const ModelSpec spec = MakeSpec({"deepfm", ModelConfig::DEEPFM, 9, {65, 1}});
+  auto backend = MakeChecking();
+  backend->set_deferred(true);
+  Model model(spec, PoolMode::kSum, backend.get());
+  model.SetBackendMetrics(true);
+  AucAccumulator want;
+  int64_t examples = 0;
+  for (int step = 0; step < 4; ++step) {
+    const StepInputs in = Inputs(spec, 65 + step, 500 + step);
+    ASSERT_TRUE(model.SetDenseParams(in.dense_params).ok());
+    StepResult result;
+    backend->ResetCounts();
+    ASSERT_TRUE(model
+                    .TrainStep(in.batch, in.unique.key_index,
+                               in.unique.unique_keys.size(), in.rows, &result)
+                    .ok());
+    EXPECT_TRUE(result.probs.empty());
+    EXPECT_EQ(backend->counts().copies_to_host, 3);  // loss, 2 gradients
+    const StepResult cpu = CpuStep(spec, PoolMode::kSum, in, true);
+    EXPECT_EQ(result.row_grad, cpu.row_grad);
+    for (size_t i = 0; i < cpu.probs.size(); ++i) {
+      want.Add(cpu.probs[i], in.batch.labels[i]);
+    }
+    examples += in.batch.size();
+  }
+  AucAccumulator got;
+  ASSERT_TRUE(model.TakeMetrics(&got).ok());
+  EXPECT_EQ(got.count(), examples);
+  EXPECT_EQ(got.Auc(), want.Auc());
+  EXPECT_NEAR(got.LogLoss(), want.LogLoss(), 1e-12);
+  EXPECT_NEAR(got.Calibration(), want.Calibration(), 1e-12);
+  // Taken: the next call adds nothing.
+  AucAccumulator again;
+  ASSERT_TRUE(model.TakeMetrics(&again).ok());
+  EXPECT_EQ(again.count(), 0);
+  ExpectNoViolations(*backend, "deepfm");
+}
+
 }  // namespace
 }  // namespace ps
