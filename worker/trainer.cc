@@ -54,6 +54,7 @@ struct Trainer::Prepared {
   UniqueKeys unique;
   std::vector<float> rows;
   bool has_data = false;
+  bool staged = false;  // handed to Model::Stage (ASYNC and BOUNDED)
   double pull_ms = 0;
   // With checkpoints: where the reader stood right after reading `batch`
   // (the next example not in it).
@@ -75,6 +76,9 @@ Trainer::Trainer(const JobConfig& config, int rank, PsClient* client,
              backend),
       dense_params_(spec_.dense_size),
       merger_(spec_.emb_dim, spec_.dense_size) {
+  // Training AUC and logloss are gathered where the model runs (on a GPU:
+  // in device memory) and fetched at each log line.
+  model_.SetBackendMetrics(true);
   if (config.training().mode() == TrainingConfig::GEO) {
     geo_ = std::make_unique<GeoCache>(
         spec_.emb_dim,
@@ -178,24 +182,36 @@ absl::Status Trainer::Prepare(Prepared* p, int64_t step) {
 }
 
 absl::Status Trainer::Compute(const Prepared& p, absl::Span<const float> rows) {
-  pull_ms_ += p.pull_ms;
   // Kernel errors of a device backend surface here: the model synchronizes.
   RETURN_IF_ERROR(model_.TrainStep(p.batch, p.unique.key_index,
                                    p.unique.unique_keys.size(), rows,
                                    &result_));
-  for (int i = 0; i < p.batch.size(); ++i) {
-    total_.Add(result_.probs[i], p.batch.labels[i]);
-    window_.Add(result_.probs[i], p.batch.labels[i]);
-  }
-  ++stats_.steps;
-  stats_.examples += p.batch.size();
-  window_examples_ += p.batch.size();
+  CountStep(p);
   return absl::OkStatus();
 }
 
-void Trainer::LogProgress() {
+void Trainer::CountStep(const Prepared& p) {
+  pull_ms_ += p.pull_ms;
+  ++stats_.steps;
+  stats_.examples += p.batch.size();
+  window_examples_ += p.batch.size();
+}
+
+absl::Status Trainer::DrainMetrics() {
+  if (metrics_part_ == nullptr) {
+    metrics_part_ = std::make_unique<AucAccumulator>();
+  }
+  metrics_part_->Reset();
+  RETURN_IF_ERROR(model_.TakeMetrics(metrics_part_.get()));
+  window_.Merge(*metrics_part_);
+  total_.Merge(*metrics_part_);
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::LogProgress() {
   const int every = config_.training().log_every_steps();
-  if (stats_.steps % every != 0) return;
+  if (stats_.steps % every != 0) return absl::OkStatus();
+  RETURN_IF_ERROR(DrainMetrics());
   double now = NowSeconds();
   double rate = window_examples_ / std::max(now - window_start_, 1e-9);
   LOG(INFO) << "worker " << rank_ << " step " << stats_.steps << " examples "
@@ -216,6 +232,7 @@ void Trainer::LogProgress() {
   window_examples_ = 0;
   pull_ms_ = push_wait_ms_ = 0;
   window_start_ = now;
+  return absl::OkStatus();
 }
 
 absl::Status Trainer::FlushPushes(int max_in_flight) {
@@ -246,6 +263,33 @@ absl::Status Trainer::Push(const Prepared& p) {
   }
   push_wait_ms_ += absl::ToDoubleMilliseconds(absl::Now() - start);
   return status;
+}
+
+absl::Status Trainer::LaunchStep(Prepared& p) {
+  const TrainingConfig& tr = config_.training();
+  if (tr.mode() == TrainingConfig::BOUNDED) {
+    const absl::Time asked_at = absl::Now();
+    ASSIGN_OR_RETURN(StepGateResult gate,
+                     client_->StepGate(stats_.steps, false, tr.staleness()));
+    // An open round: arrive after this step.
+    SetCheckpointPending(gate.checkpoint_pending, asked_at);
+  }
+  if (stats_.steps % tr.pull_dense_every() == 0) {
+    RETURN_IF_ERROR(PullDense(stats_.steps));
+  }
+  if (!p.staged) {
+    RETURN_IF_ERROR(model_.Stage(p.batch, p.unique.key_index,
+                                 p.unique.unique_keys.size(), p.rows));
+  }
+  p.staged = false;
+  return model_.Launch(/*train=*/true, &result_);
+}
+
+absl::Status Trainer::FinishStep(const Prepared& p) {
+  // Kernel errors of a device backend surface here.
+  RETURN_IF_ERROR(model_.Finish());
+  CountStep(p);
+  return Push(p);
 }
 
 absl::Status Trainer::TrainEpoch(int epoch) {
@@ -285,6 +329,7 @@ absl::Status Trainer::TrainEpoch(int epoch) {
     if (tr.max_steps() > 0 && epoch_steps >= tr.max_steps()) {
       return absl::OkStatus();
     }
+    p->staged = false;
     ASSIGN_OR_RETURN(bool more, reader->Next(&p->batch));
     if (!more) return absl::OkStatus();
     if (trigger_ != nullptr) {
@@ -294,19 +339,10 @@ absl::Status Trainer::TrainEpoch(int epoch) {
     p->has_data = true;
     return Prepare(p, at_step);
   };
+  // SYNC and GEO (ASYNC and BOUNDED: LaunchStep, FinishStep).
   auto train_one = [&](Prepared& p) -> absl::Status {
     if (mode == TrainingConfig::GEO) return TrainStepGeo(p);
-    if (mode == TrainingConfig::BOUNDED) {
-      const absl::Time asked_at = absl::Now();
-      ASSIGN_OR_RETURN(StepGateResult gate,
-                       client_->StepGate(stats_.steps, false, tr.staleness()));
-      // An open round: arrive after this step.
-      SetCheckpointPending(gate.checkpoint_pending, asked_at);
-    }
-    if (mode == TrainingConfig::SYNC ||
-        stats_.steps % tr.pull_dense_every() == 0) {
-      RETURN_IF_ERROR(PullDense(stats_.steps));
-    }
+    RETURN_IF_ERROR(PullDense(stats_.steps));
     RETURN_IF_ERROR(Compute(p, p.rows));
     return Push(p);
   };
@@ -320,7 +356,7 @@ absl::Status Trainer::TrainEpoch(int epoch) {
         exhausted = !cur.has_data;
         if (!exhausted) {
           RETURN_IF_ERROR(train_one(cur));
-          LogProgress();
+          RETURN_IF_ERROR(LogProgress());
           RETURN_IF_ERROR(AfterStep(cur));
         }
       }
@@ -329,22 +365,46 @@ absl::Status Trainer::TrainEpoch(int epoch) {
                                !exhausted));
       if (all_done) break;
     }
-  } else {
+  } else if (mode == TrainingConfig::GEO) {
     RETURN_IF_ERROR(read(&cur, stats_.steps));
     while (cur.has_data) {
-      // Read and pull the next batch while this one computes (GEO: read
-      // only; its pulls go through the local cache).
+      // Read the next batch while this one computes (its pulls go through
+      // the local cache when it trains).
       std::future<absl::Status> prefetch =
           std::async(std::launch::async, read, &next, stats_.steps + 1);
       absl::Status status = train_one(cur);
       absl::Status fetched = prefetch.get();
       RETURN_IF_ERROR(status);
       RETURN_IF_ERROR(fetched);
-      LogProgress();
+      RETURN_IF_ERROR(LogProgress());
+      RETURN_IF_ERROR(AfterStep(cur));
+      std::swap(cur, next);
+    }
+  } else {
+    // ASYNC, BOUNDED: while batch t computes (on a GPU: its kernels run),
+    // batch t+1 is read and pulled on another thread, then staged (its
+    // upload queued, overlapping the kernels); then t's results are
+    // fetched and pushed.
+    RETURN_IF_ERROR(read(&cur, stats_.steps));
+    while (cur.has_data) {
+      std::future<absl::Status> prefetch =
+          std::async(std::launch::async, read, &next, stats_.steps + 1);
+      absl::Status status = LaunchStep(cur);
+      absl::Status fetched = prefetch.get();
+      if (status.ok() && fetched.ok() && next.has_data) {
+        fetched = model_.Stage(next.batch, next.unique.key_index,
+                               next.unique.unique_keys.size(), next.rows);
+        next.staged = fetched.ok();
+      }
+      if (status.ok()) status = FinishStep(cur);
+      RETURN_IF_ERROR(status);
+      RETURN_IF_ERROR(fetched);
+      RETURN_IF_ERROR(LogProgress());
       RETURN_IF_ERROR(AfterStep(cur));
       std::swap(cur, next);
     }
   }
+  RETURN_IF_ERROR(DrainMetrics());
   stats_.bad_lines += reader->bad_lines();
   train_seconds_ += NowSeconds() - epoch_start;
   LOG(INFO) << "worker " << rank_ << " finished epoch " << epoch + 1 << "/"
@@ -421,8 +481,16 @@ absl::StatusOr<EvalStats> Trainer::Evaluate(
   options.shuffle_buffer = 0;  // order does not matter for metrics
   ASSIGN_OR_RETURN(auto reader, DataReader::Open(options));
   absl::Time start = absl::Now();
-  RETURN_IF_ERROR(PullDense(-1));
+  // Training's metrics are counted; evaluation's stay on the backend too,
+  // unless per-value calibration needs each prediction.
+  RETURN_IF_ERROR(DrainMetrics());
   const int cal_slot = config_.training().calibration_slot();
+  model_.SetBackendMetrics(cal_slot < 0);
+  struct RestoreMetrics {
+    Model* model;
+    ~RestoreMetrics() { model->SetBackendMetrics(true); }
+  } restore{&model_};
+  RETURN_IF_ERROR(PullDense(-1));
   struct ValueSums {
     int64_t n = 0;
     double prob = 0;
@@ -444,9 +512,9 @@ absl::StatusOr<EvalStats> Trainer::Evaluate(
                                    p.unique.unique_keys.size(), p.rows,
                                    &result));
     const Batch& b = p.batch;
-    for (int i = 0; i < b.size(); ++i) {
+    for (int i = 0; cal_slot >= 0 && i < b.size(); ++i) {
       acc.Add(result.probs[i], b.labels[i]);
-      if (cal_slot >= 0) {
+      {
         uint32_t begin = b.offsets[i * b.num_slots + cal_slot];
         uint32_t end = b.offsets[i * b.num_slots + cal_slot + 1];
         for (uint32_t k = begin; k < end; ++k) {
@@ -458,6 +526,7 @@ absl::StatusOr<EvalStats> Trainer::Evaluate(
       }
     }
   }
+  if (cal_slot < 0) RETURN_IF_ERROR(model_.TakeMetrics(&acc));
   EvalStats stats;
   stats.examples = acc.count();
   stats.bad_lines = reader->bad_lines();

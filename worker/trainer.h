@@ -2,7 +2,9 @@
 // rows each batch needs, runs the model on the backend and pushes gradients,
 // in the mode the config names (training.mode):
 //
-// ASYNC:   the sparse rows of batch t+1 are pulled while batch t computes;
+// ASYNC:   the sparse rows of batch t+1 are pulled (on another thread)
+//          while batch t computes, then staged (Model::Stage: on a GPU its
+//          upload overlaps t's kernels) before t's results are fetched;
 //          pushes are asynchronous with at most max_inflight_pushes in
 //          flight; when the queue is full, up to max_merged_steps further
 //          steps are merged per key into one pending push (PushMerger); the
@@ -17,6 +19,10 @@
 //
 // Progress (loss, AUC, examples/s, pull/push latency) is logged every
 // log_every_steps steps and written to the metrics log when there is one.
+// Training AUC and logloss are gathered by the backend (on a GPU, in device
+// memory: Model::SetBackendMetrics) and fetched at each log line and at the
+// end of an epoch; so is Evaluate's, unless training.calibration_slot asks
+// for each prediction.
 //
 // Checkpoints (only with a `checkpoint` config section): each batch keeps
 // the reader position taken right after it was read; after a step that
@@ -137,10 +143,18 @@ class Trainer {
   // Forward/backward of one prepared batch, metrics and logging.
   absl::Status Compute(const Prepared& p, absl::Span<const float> rows);
   absl::Status Push(const Prepared& p);
+  // ASYNC and BOUNDED: gate, dense pull, Stage (unless staged) and Launch of
+  // batch p; FinishStep waits for it, counts it and pushes.
+  absl::Status LaunchStep(Prepared& p);
+  absl::Status FinishStep(const Prepared& p);
+  void CountStep(const Prepared& p);
+  // Adds the metrics the model gathered since the last call to window_ and
+  // total_.
+  absl::Status DrainMetrics();
   absl::Status FlushPushes(int max_in_flight);
   absl::Status TrainStepGeo(Prepared& p);
   absl::Status GeoSync();
-  void LogProgress();
+  absl::Status LogProgress();
   // GEO: syncs the deltas; then sends merged gradients and waits for every
   // push.
   absl::Status SettlePushes();
@@ -171,6 +185,7 @@ class Trainer {
   TrainStats stats_;
   AucAccumulator total_;
   AucAccumulator window_;
+  std::unique_ptr<AucAccumulator> metrics_part_;  // DrainMetrics' scratch
   int64_t window_examples_ = 0;
   double window_start_ = 0;  // seconds
   double train_seconds_ = 0;

@@ -41,9 +41,14 @@ class FakePsClient final : public PsClient {
 
   int num_servers() const override { return 1; }
 
-  absl::Status PullSparse(uint32_t, int, absl::Span<const uint64_t>,
+  absl::Status PullSparse(uint32_t, int dim, absl::Span<const uint64_t> keys,
                           absl::Span<float> values, int64_t step) override {
     std::fill(values.begin(), values.end(), 0.0f);
+    if (row_value) {
+      for (size_t j = 0; j < keys.size(); ++j) {
+        for (int i = 0; i < dim; ++i) values[j * dim + i] = row_value(keys[j], i);
+      }
+    }
     std::function<void(int64_t)> hook;
     {
       absl::MutexLock lock(&mu);
@@ -55,12 +60,14 @@ class FakePsClient final : public PsClient {
 
   using PsClient::PushAsync;
   void PushAsync(uint32_t, int, absl::Span<const uint64_t>,
-                 absl::Span<const float>, uint32_t, const DenseBlocks&,
-                 absl::Span<const float>, int64_t, absl::Span<const float>,
-                 absl::Span<const float>) override {
+                 absl::Span<const float> grads, uint32_t, const DenseBlocks&,
+                 absl::Span<const float> dense_grads, int64_t,
+                 absl::Span<const float>, absl::Span<const float>) override {
     absl::MutexLock lock(&mu);
     ++unacked_;
     ++pushes;
+    for (float g : grads) pushed_sparse_sum += g;
+    for (float g : dense_grads) pushed_dense_sum += g;
   }
   void PushDeltasAsync(uint32_t, int, absl::Span<const uint64_t>,
                        absl::Span<const float>, uint32_t, const DenseBlocks&,
@@ -137,6 +144,12 @@ class FakePsClient final : public PsClient {
   std::function<int64_t(int64_t)> gate_pending;
   // Runs at every PullSparse with its step (outside the lock).
   std::function<void(int64_t)> on_pull_sparse;
+  // When set, PullSparse returns row_value(key, i) for float i of key's row
+  // (else zeros). Set before training starts.
+  std::function<float(uint64_t, int)> row_value;
+  // Sums of every gradient pushed (PushAsync).
+  double pushed_sparse_sum = 0;
+  double pushed_dense_sum = 0;
   int unacked_ = 0;
   int pushes = 0;
   std::vector<int64_t> heartbeat_steps;

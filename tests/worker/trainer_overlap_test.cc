@@ -1,0 +1,121 @@
+// The trainer's overlapped steps (worker/trainer.h: in ASYNC and BOUNDED the
+// next batch is staged while this one is launched) on a backend that runs
+// uploads ahead of queued kernels (CheckingBackend's deferred mode, a GPU's
+// streams at their most adversarial) train exactly as on the CPU backend:
+// the same examples, the same metrics (gathered on the backend), the same
+// gradients pushed. The fake client serves fixed rows, so a batch computed
+// with another batch's inputs would show.
+#include <cmath>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "kernels/backend.h"
+#include "tests/worker/checking_backend.h"
+#include "tests/worker/fake_ps_client.h"
+#include "tests/worker/model_test_util.h"
+#include "tests/worker/reader_test_util.h"
+#include "worker/trainer.h"
+
+namespace ps {
+namespace {
+
+using testing_util::CheckingBackend;
+using testing_util::FakePsClient;
+
+constexpr int kLines = 203;  // 12 full batches of 16 and one of 11
+
+class TrainerOverlapTest : public testing_util::TempDirTest {
+ protected:
+  void SetUp() override {
+    TempDirTest::SetUp();
+    // SLOT lines "label 0:a 1:b 1:c 2:d": a label that depends on the keys,
+    // slot 1 with two keys.
+    std::string content;
+    for (int i = 0; i < kLines; ++i) {
+      const int a = i % 7, b = (i * 3) % 11, c = (i * 5) % 13, d = i % 4;
+      absl::StrAppend(&content, (a + d) % 3 == 0 ? 1 : 0, " 0:", a, " 1:",
+                      100 + b, " 1:", 200 + c, " 2:", 300 + d, "\n");
+    }
+    file_ = Write("train.txt", content);
+  }
+
+  JobConfig Config(TrainingConfig::Mode mode) {
+    JobConfig c;
+    c.mutable_cluster()->add_servers("127.0.0.1:1");
+    c.mutable_cluster()->set_dense_block_size(64);
+    SparseTableConfig* table = c.add_sparse_tables();
+    table->set_name("emb");
+    table->set_dim(4);
+    table->mutable_optimizer()->set_type(OptimizerConfig::SGD);
+    ModelConfig* model = c.mutable_model();
+    model->set_type(ModelConfig::DEEPFM);
+    model->set_sparse_table("emb");
+    model->add_hidden_units(8);
+    model->mutable_dense_optimizer()->set_type(OptimizerConfig::SGD);
+    DataConfig* data = c.mutable_data();
+    data->set_format(DataConfig::SLOT);
+    data->set_num_slots(3);
+    data->set_batch_size(16);
+    data->add_train_files(file_);
+    c.mutable_training()->set_mode(mode);
+    c.mutable_training()->set_log_every_steps(5);
+    return c;
+  }
+
+  struct Run {
+    TrainStats stats;
+    double sparse_sum = 0;
+    double dense_sum = 0;
+  };
+
+  Run Train(TrainingConfig::Mode mode, Backend* backend) {
+    FakePsClient client;
+    client.row_value = [](uint64_t key, int i) {
+      return 0.05f * static_cast<float>((key * 7 + i * 3) % 11) - 0.25f;
+    };
+    Trainer trainer(Config(mode), 0, &client, backend, nullptr);
+    for (int epoch = 0; epoch < 2; ++epoch) {
+      absl::Status s = trainer.TrainEpoch(epoch);
+      EXPECT_TRUE(s.ok()) << s;
+    }
+    EXPECT_TRUE(trainer.FinishTraining().ok());
+    absl::MutexLock lock(&client.mu);
+    return {trainer.stats(), client.pushed_sparse_sum, client.pushed_dense_sum};
+  }
+
+  std::string file_;
+};
+
+TEST_F(TrainerOverlapTest, OverlappedStepsTrainAsOnTheCpu) {
+  for (auto mode : {TrainingConfig::ASYNC, TrainingConfig::BOUNDED}) {
+    const std::string what = TrainingConfig::Mode_Name(mode);
+    auto cpu = testing_util::MakeBackend();
+    const Run want = Train(mode, cpu.get());
+    auto checking =
+        std::make_unique<CheckingBackend>(testing_util::MakeBackend());
+    checking->set_deferred(true);
+    const Run got = Train(mode, checking.get());
+    for (const std::string& v : checking->violations()) {
+      ADD_FAILURE() << what << ": " << v;
+    }
+    EXPECT_EQ(want.stats.examples, 2 * kLines) << what;
+    EXPECT_EQ(got.stats.examples, want.stats.examples) << what;
+    EXPECT_EQ(got.stats.steps, want.stats.steps) << what;
+    // Not a degenerate model: the rows make the predictions differ.
+    EXPECT_NE(want.stats.auc, 0.5) << what;
+    EXPECT_EQ(got.stats.auc, want.stats.auc) << what;
+    EXPECT_NEAR(got.stats.logloss, want.stats.logloss, 1e-12) << what;
+    EXPECT_NE(want.sparse_sum, 0.0) << what;
+    EXPECT_NEAR(got.sparse_sum, want.sparse_sum,
+                1e-9 + 1e-6 * std::abs(want.sparse_sum))
+        << what;
+    EXPECT_NEAR(got.dense_sum, want.dense_sum,
+                1e-9 + 1e-6 * std::abs(want.dense_sum))
+        << what;
+  }
+}
+
+}  // namespace
+}  // namespace ps
