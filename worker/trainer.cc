@@ -365,38 +365,25 @@ absl::Status Trainer::TrainEpoch(int epoch) {
                                !exhausted));
       if (all_done) break;
     }
-  } else if (mode == TrainingConfig::GEO) {
-    RETURN_IF_ERROR(read(&cur, stats_.steps));
-    while (cur.has_data) {
-      // Read the next batch while this one computes (its pulls go through
-      // the local cache when it trains).
-      std::future<absl::Status> prefetch =
-          std::async(std::launch::async, read, &next, stats_.steps + 1);
-      absl::Status status = train_one(cur);
-      absl::Status fetched = prefetch.get();
-      RETURN_IF_ERROR(status);
-      RETURN_IF_ERROR(fetched);
-      RETURN_IF_ERROR(LogProgress());
-      RETURN_IF_ERROR(AfterStep(cur));
-      std::swap(cur, next);
-    }
   } else {
-    // ASYNC, BOUNDED: while batch t computes (on a GPU: its kernels run),
-    // batch t+1 is read and pulled on another thread, then staged (its
-    // upload queued, overlapping the kernels); then t's results are
-    // fetched and pushed.
+    // The next batch is read (and, but for GEO, whose pulls go through the
+    // local cache when it trains, pulled) on another thread while this one
+    // computes. ASYNC, BOUNDED: then it is staged (its upload queued,
+    // overlapping this batch's kernels on a GPU) before this batch's
+    // results are fetched and pushed.
+    const bool overlap = mode != TrainingConfig::GEO;
     RETURN_IF_ERROR(read(&cur, stats_.steps));
     while (cur.has_data) {
       std::future<absl::Status> prefetch =
           std::async(std::launch::async, read, &next, stats_.steps + 1);
-      absl::Status status = LaunchStep(cur);
+      absl::Status status = overlap ? LaunchStep(cur) : train_one(cur);
       absl::Status fetched = prefetch.get();
-      if (status.ok() && fetched.ok() && next.has_data) {
+      if (overlap && status.ok() && fetched.ok() && next.has_data) {
         fetched = model_.Stage(next.batch, next.unique.key_index,
                                next.unique.unique_keys.size(), next.rows);
         next.staged = fetched.ok();
       }
-      if (status.ok()) status = FinishStep(cur);
+      if (overlap && status.ok()) status = FinishStep(cur);
       RETURN_IF_ERROR(status);
       RETURN_IF_ERROR(fetched);
       RETURN_IF_ERROR(LogProgress());
