@@ -269,10 +269,7 @@ class TieredStorage final : public SparseStorage {
     // and written after it, so a crash in between leaves none, and the next
     // open counts the rows (LoadCounts).
     std::vector<std::string> count_keys;
-    for (size_t i = 0; i < shards_.size(); ++i) {
-      count_keys.push_back(CountKey(static_cast<int>(shards_.size()),
-                                    static_cast<int>(i)));
-    }
+    for (const auto& sh : shards_) count_keys.push_back(CountKeyOf(sh->id));
     RETURN_IF_ERROR(Annotate(kv_->Update({}, count_keys)));
     std::string key;
     RETURN_IF_ERROR(Annotate(kv_->WriteSorted(dirty.size(), [&](size_t i) {
@@ -347,10 +344,11 @@ class TieredStorage final : public SparseStorage {
   // Reads every sub-shard's count record; without all of them (a store
   // written before they existed, another shard_num, or a crash during a
   // bulk write) counts the rows by a scan and writes the records.
-  absl::Status LoadCounts() {
+  // `fresh`: CheckMeta just created the store, which holds no rows.
+  absl::Status LoadCounts(bool fresh) {
     const int n = static_cast<int>(shards_.size());
     std::vector<std::string> keys;
-    for (int i = 0; i < n; ++i) keys.push_back(CountKey(n, i));
+    for (int i = 0; i < n; ++i) keys.push_back(CountKeyOf(i));
     std::vector<std::string> values;
     std::vector<bool> found;
     RETURN_IF_ERROR(Annotate(kv_->MultiGet(keys, &values, &found)));
@@ -361,8 +359,7 @@ class TieredStorage final : public SparseStorage {
                  counts[i] >= 0;
     }
     if (!complete) counts.assign(n, 0);
-    // A new store (CheckMeta wrote its owner record) holds no rows.
-    if (!complete && !fresh_) {
+    if (!complete && !fresh) {
       RETURN_IF_ERROR(Annotate(kv_->Scan(
           [&](absl::string_view key, absl::string_view value) {
             uint64_t k;
@@ -387,7 +384,8 @@ class TieredStorage final : public SparseStorage {
     return Annotate(kv_->Write(puts));
   }
 
-  absl::Status CheckMeta() {
+  // True when the store had no owner record (new): CheckMeta wrote it.
+  absl::StatusOr<bool> CheckMeta() {
     Meta want{options_.table_name, options_.dim, options_.rule_name,
               options_.stride - options_.dim, options_.num_servers,
               options_.rank};
@@ -395,8 +393,8 @@ class TieredStorage final : public SparseStorage {
     std::vector<bool> found;
     RETURN_IF_ERROR(Annotate(kv_->MultiGet({MetaKey()}, &values, &found)));
     if (!found[0]) {
-      fresh_ = true;
-      return Annotate(kv_->Write({{MetaKey(), want.Encode()}}));
+      RETURN_IF_ERROR(Annotate(kv_->Write({{MetaKey(), want.Encode()}})));
+      return true;
     }
     Meta have;
     if (!Meta::Decode(values[0], &have)) {
@@ -409,7 +407,7 @@ class TieredStorage final : public SparseStorage {
           absl::StrCat(kv_->description(), " holds ", have.Describe(),
                        ", config wants ", want.Describe()));
     }
-    return absl::OkStatus();
+    return false;
   }
 
  private:
@@ -454,6 +452,10 @@ class TieredStorage final : public SparseStorage {
     }
   };
 
+  std::string CountKeyOf(int s) const {
+    return CountKey(static_cast<int>(shards_.size()), s);
+  }
+
   static uint64_t KeyOfSlot(const Shard& sh, uint32_t s)
       ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return sh.keys[s];
@@ -484,7 +486,7 @@ class TieredStorage final : public SparseStorage {
       ABSL_NO_THREAD_SAFETY_ANALYSIS {
     std::vector<std::pair<std::string, std::string>> puts;
     for (const auto& sh : shards_) {
-      puts.emplace_back(CountKey(static_cast<int>(shards_.size()), sh->id),
+      puts.emplace_back(CountKeyOf(sh->id),
                         absl::StrCat(sh->on_disk));
     }
     return puts;
@@ -562,7 +564,7 @@ class TieredStorage final : public SparseStorage {
     // In key order: RocksDB's memtable inserts a sorted batch faster.
     std::sort(puts.begin(), puts.end());
     if (added > 0) {
-      puts.emplace_back(CountKey(static_cast<int>(shards_.size()), shard.id),
+      puts.emplace_back(CountKeyOf(shard.id),
                         absl::StrCat(shard.on_disk + added));
     }
     RETURN_IF_ERROR(Annotate(kv_->Write(puts)));
@@ -579,7 +581,7 @@ class TieredStorage final : public SparseStorage {
     if (keys.empty()) return absl::OkStatus();
     const int64_t left = shard.on_disk - static_cast<int64_t>(keys.size());
     RETURN_IF_ERROR(Annotate(kv_->Update(
-        {{CountKey(static_cast<int>(shards_.size()), shard.id), absl::StrCat(left)}},
+        {{CountKeyOf(shard.id), absl::StrCat(left)}},
         keys)));
     shard.on_disk = left;
     return absl::OkStatus();
@@ -731,7 +733,6 @@ class TieredStorage final : public SparseStorage {
   const size_t row_bytes_;
   const std::unique_ptr<KvStore> kv_;
   std::vector<std::unique_ptr<Shard>> shards_;
-  bool fresh_ = false;  // CheckMeta found no owner record
 };
 
 }  // namespace
@@ -758,8 +759,8 @@ absl::StatusOr<std::unique_ptr<SparseStorage>> OpenTieredStorage(
     return absl::InvalidArgumentError(absl::StrCat(who, ": no key-value store"));
   }
   auto storage = std::make_unique<TieredStorage>(options, std::move(kv));
-  RETURN_IF_ERROR(storage->CheckMeta());
-  RETURN_IF_ERROR(storage->LoadCounts());
+  ASSIGN_OR_RETURN(const bool fresh, storage->CheckMeta());
+  RETURN_IF_ERROR(storage->LoadCounts(fresh));
   return std::unique_ptr<SparseStorage>(std::move(storage));
 }
 
