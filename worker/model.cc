@@ -416,14 +416,19 @@ absl::Status Model::TakeMetrics(AucAccumulator* acc) {
 absl::Status Model::RunNow(const Batch& batch,
                            absl::Span<const uint32_t> key_index,
                            int64_t num_unique, absl::Span<const float> rows,
+                           const absl::Span<const float>* dense_params,
                            bool train, StepResult* result) {
   CHECK(result != nullptr);
   if (launched_ || staged_batch_.has_value()) {
     return absl::FailedPreconditionError(
         "a step cannot run while another is staged or launched");
   }
+  // Stage validates the batch, before any dense parameters are uploaded.
   RETURN_IF_ERROR(Stage(batch, key_index, num_unique, rows));
-  absl::Status status = Launch(train, result);
+  absl::Status status = dense_params == nullptr
+                            ? absl::OkStatus()
+                            : SetDenseParams(*dense_params);
+  if (status.ok()) status = Launch(train, result);
   if (!status.ok()) {
     staged_batch_.reset();
     return status;
@@ -435,14 +440,16 @@ absl::Status Model::TrainStep(const Batch& batch,
                               absl::Span<const uint32_t> key_index,
                               int64_t num_unique, absl::Span<const float> rows,
                               StepResult* result) {
-  return RunNow(batch, key_index, num_unique, rows, /*train=*/true, result);
+  return RunNow(batch, key_index, num_unique, rows, nullptr, /*train=*/true,
+                result);
 }
 
 absl::Status Model::Predict(const Batch& batch,
                             absl::Span<const uint32_t> key_index,
                             int64_t num_unique, absl::Span<const float> rows,
                             StepResult* result) {
-  return RunNow(batch, key_index, num_unique, rows, /*train=*/false, result);
+  return RunNow(batch, key_index, num_unique, rows, nullptr, /*train=*/false,
+                result);
 }
 
 absl::Status Model::TrainStep(const Batch& batch,
@@ -450,10 +457,8 @@ absl::Status Model::TrainStep(const Batch& batch,
                               int64_t num_unique, absl::Span<const float> rows,
                               absl::Span<const float> dense_params,
                               StepResult* result) {
-  CHECK(result != nullptr);
-  RETURN_IF_ERROR(ValidateStep(spec_, batch, key_index, num_unique, rows));
-  RETURN_IF_ERROR(SetDenseParams(dense_params));
-  return RunNow(batch, key_index, num_unique, rows, /*train=*/true, result);
+  return RunNow(batch, key_index, num_unique, rows, &dense_params,
+                /*train=*/true, result);
 }
 
 absl::Status Model::Predict(const Batch& batch,
@@ -461,10 +466,8 @@ absl::Status Model::Predict(const Batch& batch,
                             int64_t num_unique, absl::Span<const float> rows,
                             absl::Span<const float> dense_params,
                             StepResult* result) {
-  CHECK(result != nullptr);
-  RETURN_IF_ERROR(ValidateStep(spec_, batch, key_index, num_unique, rows));
-  RETURN_IF_ERROR(SetDenseParams(dense_params));
-  return RunNow(batch, key_index, num_unique, rows, /*train=*/false, result);
+  return RunNow(batch, key_index, num_unique, rows, &dense_params,
+                /*train=*/false, result);
 }
 
 }  // namespace ps

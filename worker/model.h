@@ -178,10 +178,11 @@ class Model {
   InputLayout LayoutInputs(const Batch& batch, int64_t num_unique) const;
   PoolArgs MakePoolArgs(const Staged& s) const;
   const float* InputFloats(const Staged& s, int64_t at) const;
-  // Stage + Launch + Finish (or the n == 0 shortcut).
+  // Stage, SetDenseParams(*dense_params) unless null, Launch, Finish.
   absl::Status RunNow(const Batch& batch, absl::Span<const uint32_t> key_index,
                       int64_t num_unique, absl::Span<const float> rows,
-                      bool train, StepResult* result);
+                      const absl::Span<const float>* dense_params, bool train,
+                      StepResult* result);
 
   const ModelSpec spec_;
   const PoolMode pooling_;

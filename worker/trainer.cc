@@ -198,13 +198,10 @@ void Trainer::CountStep(const Prepared& p) {
 }
 
 absl::Status Trainer::DrainMetrics() {
-  if (metrics_part_ == nullptr) {
-    metrics_part_ = std::make_unique<AucAccumulator>();
-  }
-  metrics_part_->Reset();
-  RETURN_IF_ERROR(model_.TakeMetrics(metrics_part_.get()));
-  window_.Merge(*metrics_part_);
-  total_.Merge(*metrics_part_);
+  metrics_part_.Reset();
+  RETURN_IF_ERROR(model_.TakeMetrics(&metrics_part_));
+  window_.Merge(metrics_part_);
+  total_.Merge(metrics_part_);
   return absl::OkStatus();
 }
 
@@ -499,17 +496,17 @@ absl::StatusOr<EvalStats> Trainer::Evaluate(
                                    p.unique.unique_keys.size(), p.rows,
                                    &result));
     const Batch& b = p.batch;
+    // With calibration the predictions came to the host (else the
+    // metrics stayed on the backend).
     for (int i = 0; cal_slot >= 0 && i < b.size(); ++i) {
       acc.Add(result.probs[i], b.labels[i]);
-      {
-        uint32_t begin = b.offsets[i * b.num_slots + cal_slot];
-        uint32_t end = b.offsets[i * b.num_slots + cal_slot + 1];
-        for (uint32_t k = begin; k < end; ++k) {
-          ValueSums& v = per_value[b.keys[k]];
-          ++v.n;
-          v.prob += result.probs[i];
-          v.clicks += b.labels[i];
-        }
+      uint32_t begin = b.offsets[i * b.num_slots + cal_slot];
+      uint32_t end = b.offsets[i * b.num_slots + cal_slot + 1];
+      for (uint32_t k = begin; k < end; ++k) {
+        ValueSums& v = per_value[b.keys[k]];
+        ++v.n;
+        v.prob += result.probs[i];
+        v.clicks += b.labels[i];
       }
     }
   }

@@ -185,7 +185,7 @@ class Trainer {
   TrainStats stats_;
   AucAccumulator total_;
   AucAccumulator window_;
-  std::unique_ptr<AucAccumulator> metrics_part_;  // DrainMetrics' scratch
+  AucAccumulator metrics_part_;  // DrainMetrics' scratch
   int64_t window_examples_ = 0;
   double window_start_ = 0;  // seconds
   double train_seconds_ = 0;

@@ -418,7 +418,9 @@ TEST(ModelDeviceTest, OverlappedStepsMatchTheCpuStepByStep) {
       if (t == 4) backend->ResetCounts();
       ASSERT_TRUE(model.Launch(/*train=*/t % 3 != 2, &results[t]).ok()) << at;
       EXPECT_TRUE(model.launched());
-      if (t + 1 < ins.size()) ASSERT_TRUE(stage(ins[t + 1]).ok()) << at;
+      if (t + 1 < ins.size()) {
+        ASSERT_TRUE(stage(ins[t + 1]).ok()) << at;
+      }
       const absl::Status done = model.Finish();
       ASSERT_TRUE(done.ok()) << at << ": " << done;
       ExpectSameResult(results[t],
