@@ -1,7 +1,8 @@
 // Server-side optimizer rules, applied to rows on push.
 //
 // The update path is written once (optimizer.cc): it loads a row's weights,
-// state and gradient a few lanes at a time, hands them to the rule's math and
+// state and gradient a few lanes at a time, hands them to the rule's math
+// (common/optimizer_math.h, shared with the workers' backends) and
 // stores the results; UpdateRows also prefetches rows ahead so that their
 // cache misses overlap. Each rule supplies only its math (a few lines valid
 // for a float or a vector of floats), its name, how many floats of state it
@@ -32,6 +33,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "common/optimizer_math.h"
 #include "proto/config.pb.h"
 
 namespace ps {
@@ -72,6 +74,12 @@ class OptimizerRule {
   virtual void UpdateRows(int dim, absl::Span<float* const> rows,
                           absl::Span<const float* const> grads) const = 0;
 };
+
+// The rule of `config` as plain values (common/optimizer_math.h), for code
+// that runs the rule's math itself, such as a backend's DenseOptimizerStep.
+// Errors as OptimizerRule::Create.
+absl::StatusOr<optimizer_math::Hyper> OptimizerHyper(
+    const OptimizerConfig& config);
 
 // Memory hints shared by UpdateRows and SparseTable's row loops.
 

@@ -10,11 +10,7 @@
 
 #include <cmath>
 
-#ifdef __CUDACC__
-#define PS_HOST_DEVICE __host__ __device__
-#else
-#define PS_HOST_DEVICE
-#endif
+#include "common/host_device.h"
 
 namespace ps {
 
