@@ -25,6 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/optimizer_math.h"
 
 namespace ps {
 
@@ -262,6 +263,17 @@ class Backend {
   virtual void AccumulateMetrics(int n, const float* probs,
                                  const float* labels, int num_buckets,
                                  uint64_t* counts, double* sums) = 0;
+
+  // One update of a dense vector of n weights by an optimizer rule
+  // (common/optimizer_math.h), the servers' arithmetic: weight w[i] and its
+  // states state[k * n + i] (k < StatesPerWeight(update.hyper.kind)) from
+  // grad[i], for every i. `update` holds the rule and the row scalars of
+  // this update (DenseRowState::Begin, on the host). Every backend gives
+  // bit-identical results (the CUDA kernel is built without FMA
+  // contraction).
+  virtual void DenseOptimizerStep(const optimizer_math::DenseUpdate& update,
+                                  int64_t n, const float* grad, float* w,
+                                  float* state) = 0;
 };
 
 }  // namespace ps

@@ -338,4 +338,18 @@ void StagingBackend::AccumulateMetrics(int n, const float* probs,
   call.Finish();
 }
 
+void StagingBackend::DenseOptimizerStep(
+    const optimizer_math::DenseUpdate& update, int64_t n, const float* grad,
+    float* w, float* state) {
+  if (n <= 0) return;
+  Call call(this);
+  const float* d_grad = call.In(grad, n);
+  float* d_w = call.InOut(w, n);
+  float* d_state =
+      call.InOut(state, n * optimizer_math::StatesPerWeight(update.hyper.kind));
+  if (!call.ok()) return;
+  device_->DenseOptimizerStep(update, n, d_grad, d_w, d_state);
+  call.Finish();
+}
+
 }  // namespace ps

@@ -84,6 +84,8 @@ class StagingBackend final : public Backend {
   void AccumulateMetrics(int n, const float* probs, const float* labels,
                          int num_buckets, uint64_t* counts,
                          double* sums) override;
+  void DenseOptimizerStep(const optimizer_math::DenseUpdate& update, int64_t n,
+                          const float* grad, float* w, float* state) override;
 
  private:
   class Call;

@@ -16,15 +16,11 @@ std::unique_ptr<OptimizerRule> MustCreate(const OptimizerConfig& config) {
 }  // namespace
 
 GeoCache::GeoCache(int dim, const OptimizerConfig& sparse_optimizer,
-                   const OptimizerConfig& dense_optimizer, int64_t dense_size)
+                   int64_t dense_size)
     : dim_(dim),
       sparse_rule_(MustCreate(sparse_optimizer)),
-      dense_rule_(MustCreate(dense_optimizer)),
       state_(sparse_rule_->StateSize(dim)),
-      dense_base_(dense_size, 0.0f),
-      dense_state_(dense_rule_->StateSize(static_cast<int>(dense_size))) {
-  dense_rule_->InitState(absl::MakeSpan(dense_state_));
-}
+      dense_base_(dense_size, 0.0f) {}
 
 std::vector<uint64_t> GeoCache::Missing(absl::Span<const uint64_t> keys) const {
   std::vector<uint64_t> missing;
@@ -74,11 +70,6 @@ void GeoCache::ApplySparse(absl::Span<const uint64_t> keys,
                     state_)},
         grads.subspan(i * dim_, dim_));
   }
-}
-
-void GeoCache::ApplyDense(absl::Span<float> params,
-                          absl::Span<const float> grads) {
-  dense_rule_->Update(RowView{params, absl::MakeSpan(dense_state_)}, grads);
 }
 
 void GeoCache::SparseDeltas(std::vector<uint64_t>* keys,

@@ -1,6 +1,7 @@
 // GEO mode's local copy of the parameters (Paddle's geo-SGD): the sparse rows
 // a worker touched since its last sync, each with its value at pull time
-// (the base), and a base of the dense parameters. The local optimizer state
+// (the base), and a base of the dense parameters (whose local copy, and its
+// optimizer, live with the model: Model::SetDenseOptimizer). The local optimizer state
 // of a key (e.g. its Adagrad accumulators) outlives the round, so the local
 // step size decays as on the servers instead of restarting every round.
 // The worker trains on the copy with the tables' own optimizer rules; every
@@ -23,9 +24,9 @@ namespace ps {
 
 class GeoCache {
  public:
-  // REQUIRES: both optimizer configs valid (config validation ran).
+  // REQUIRES: the optimizer config valid (config validation ran).
   GeoCache(int dim, const OptimizerConfig& sparse_optimizer,
-           const OptimizerConfig& dense_optimizer, int64_t dense_size);
+           int64_t dense_size);
 
   // The keys of `keys` not in the cache.
   std::vector<uint64_t> Missing(absl::Span<const uint64_t> keys) const;
@@ -36,8 +37,6 @@ class GeoCache {
   // Applies the sparse rule to the local rows of `keys`.
   void ApplySparse(absl::Span<const uint64_t> keys,
                    absl::Span<const float> grads);
-  // Applies the dense rule to `params` (the worker's dense copy).
-  void ApplyDense(absl::Span<float> params, absl::Span<const float> grads);
 
   // value - base of every cached row, in insertion order.
   void SparseDeltas(std::vector<uint64_t>* keys,
@@ -53,7 +52,6 @@ class GeoCache {
  private:
   const int dim_;
   std::unique_ptr<OptimizerRule> sparse_rule_;
-  std::unique_ptr<OptimizerRule> dense_rule_;
   const int state_;  // sparse state floats per row
   absl::flat_hash_map<uint64_t, uint32_t> index_;
   std::vector<uint64_t> keys_;
@@ -64,7 +62,6 @@ class GeoCache {
   absl::flat_hash_map<uint64_t, uint32_t> state_index_;
   std::vector<float> states_;
   std::vector<float> dense_base_;
-  std::vector<float> dense_state_;
   int64_t synced_step_ = 0;
 };
 

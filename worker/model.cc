@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/optimizer.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "worker/model_deep.h"
@@ -173,6 +174,51 @@ absl::Status Model::SetDenseParams(absl::Span<const float> dense_params) {
   return absl::OkStatus();
 }
 
+absl::Status Model::SetDenseOptimizer(const OptimizerConfig& config) {
+  ASSIGN_OR_RETURN(const optimizer_math::Hyper hyper, OptimizerHyper(config));
+  if (launched_) {
+    return absl::FailedPreconditionError(
+        "SetDenseOptimizer while a launched step is not finished");
+  }
+  if (dense_rule_.has_value()) {
+    return absl::FailedPreconditionError(
+        "SetDenseOptimizer: the model has a dense optimizer already");
+  }
+  const int states = optimizer_math::StatesPerWeight(hyper.kind);
+  const int64_t n = spec_.dense_size;
+  RETURN_IF_ERROR(dense_state_.Reserve(backend_, states * n));
+  // The state of a fresh row (OptimizerRule::InitState), uploaded once.
+  std::vector<float> init(states * n);
+  for (int k = 0; k < states; ++k) {
+    std::fill_n(init.begin() + k * n, n,
+                optimizer_math::InitialWeightState(hyper, k));
+  }
+  backend_->CopyToBackend(init.data(),
+                          static_cast<int64_t>(init.size()) * sizeof(float),
+                          dense_state_.data());
+  RETURN_IF_ERROR(backend_->Synchronize());  // `init` goes away
+  dense_rule_.emplace(hyper);
+  return absl::OkStatus();
+}
+
+absl::Status Model::GetDenseParams(absl::Span<float> out) {
+  if (static_cast<int64_t>(out.size()) != spec_.dense_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "GetDenseParams: ", out.size(), " floats asked for but ",
+        TypeName(spec_.type), " model has ", spec_.dense_size));
+  }
+  if (launched_) {
+    return absl::FailedPreconditionError(
+        "GetDenseParams while a launched step is not finished");
+  }
+  if (!has_params_) {
+    return absl::FailedPreconditionError(
+        "GetDenseParams: no dense parameters were set");
+  }
+  Download(backend_, params_.data(), spec_.dense_size, out.data());
+  return backend_->Synchronize();
+}
+
 Model::InputLayout Model::LayoutInputs(const Batch& batch,
                                        int64_t num_unique) const {
   const int64_t n = batch.size();
@@ -204,7 +250,9 @@ absl::Status Model::Reserve(int n, int64_t num_unique, bool train) {
     RETURN_IF_ERROR(host_probs_.Reserve(backend_, n));
     RETURN_IF_ERROR(host_loss_.Reserve(backend_, 1));
     if (train) {
-      RETURN_IF_ERROR(host_dense_grad_.Reserve(backend_, spec_.dense_size));
+      if (!dense_rule_.has_value()) {
+        RETURN_IF_ERROR(host_dense_grad_.Reserve(backend_, spec_.dense_size));
+      }
       RETURN_IF_ERROR(
           host_row_grad_.Reserve(backend_, num_unique * spec_.emb_dim));
     }
@@ -292,8 +340,11 @@ absl::Status Model::Launch(bool train, StepResult* result) {
   result->loss_sum = 0;
   result->dense_grad.clear();
   result->row_grad.clear();
+  // The gradients the host gets (the dense one stays on the backend when
+  // the dense optimizer runs there).
+  const bool dense_grad_out = train && !dense_rule_.has_value();
   if (train) {
-    result->dense_grad.resize(spec_.dense_size);
+    if (dense_grad_out) result->dense_grad.resize(spec_.dense_size);
     result->row_grad.resize(s.num_unique * spec_.emb_dim);
   }
   if (n > 0) RETURN_IF_ERROR(Reserve(n, s.num_unique, train));
@@ -345,9 +396,17 @@ absl::Status Model::Launch(bool train, StepResult* result) {
     }
     backend_->PoolBackward(pool, d_pooled_.data(), pooled_width,
                            s.num_unique, row_grad_.data());
+    if (!dense_grad_out) {
+      // After every kernel that reads the parameters (in stream order).
+      backend_->DenseOptimizerStep(dense_rule_->Begin(), spec_.dense_size,
+                                   dense_grad_.data(), params_.data(),
+                                   dense_state_.data());
+    }
     if (!direct) {
-      Download(backend_, dense_grad_.data(), spec_.dense_size,
-               host_dense_grad_.data());
+      if (dense_grad_out) {
+        Download(backend_, dense_grad_.data(), spec_.dense_size,
+                 host_dense_grad_.data());
+      }
       Download(backend_, row_grad_.data(), s.num_unique * spec_.emb_dim,
                host_row_grad_.data());
     }
@@ -372,8 +431,10 @@ absl::Status Model::Finish() {
     }
     Download(backend_, loss_sum_.data(), 1, &result->loss_sum);
     if (launched_train_) {
-      Download(backend_, dense_grad_.data(), spec_.dense_size,
-               result->dense_grad.data());
+      if (!result->dense_grad.empty()) {
+        Download(backend_, dense_grad_.data(), spec_.dense_size,
+                 result->dense_grad.data());
+      }
       Download(backend_, row_grad_.data(), s.num_unique * spec_.emb_dim,
                result->row_grad.data());
     }

@@ -14,13 +14,15 @@
 // so a device backend is used directly, with no staging layer. Host and
 // backend memory meet only at these boundaries:
 //  - SetDenseParams: the dense parameters, one copy, kept for later steps
-//    (call it after every dense pull);
+//    (call it after every dense pull); with a dense optimizer on the
+//    backend (SetDenseOptimizer, GEO's local training) the steps update
+//    them there, and GetDenseParams downloads them when the host needs them;
 //  - each step: the batch's offsets, key index, labels and dense features
 //    and the pulled rows, packed into one pinned host buffer
 //    (Backend::AllocateHost) and uploaded in one copy;
 //  - each step: the probabilities (unless metrics stay on the backend,
 //    SetBackendMetrics) and the loss sum, and (TrainStep) the dense gradient
-//    and the row gradients, downloaded once each into pinned host buffers
+//    (unless the dense optimizer runs on the backend) and the row gradients, downloaded once each into pinned host buffers
 //    and copied into the StepResult; then one Backend::Synchronize.
 //
 // Overlap: a step can be split into Stage, Launch and Finish, so that the
@@ -48,6 +50,7 @@
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "common/model_spec.h"
+#include "common/optimizer_math.h"
 #include "kernels/auc.h"
 #include "kernels/backend.h"
 #include "worker/batch.h"
@@ -61,7 +64,8 @@ struct StepResult {
   std::vector<float> probs;       // one per example (none with metrics on
                                   // the backend)
   double loss_sum = 0;            // sum (not mean) of per-example losses
-  std::vector<float> dense_grad;  // spec.dense_size
+  std::vector<float> dense_grad;  // spec.dense_size (none with the dense
+                                  // optimizer on the backend)
   std::vector<float> row_grad;    // num_unique * emb_dim
 };
 
@@ -117,6 +121,24 @@ class Model {
                        int64_t num_unique, absl::Span<const float> rows,
                        absl::Span<const float> dense_params,
                        StepResult* result);
+
+  // The dense optimizer on the backend, for GEO mode's local training: from
+  // now on every training step with examples applies `config`'s rule to
+  // the dense parameters in backend memory right after its backward pass
+  // (Backend::DenseOptimizerStep: the servers' arithmetic, bit for bit), and
+  // its StepResult::dense_grad stays empty, so neither the gradient nor the
+  // parameters cross to the host. The rule's state lives in backend memory
+  // too, starts as a fresh row's (the rule's InitState) and is kept across
+  // SetDenseParams. InvalidArgument for a bad rule (as
+  // OptimizerRule::Create); FailedPrecondition while a step is launched or
+  // when a dense optimizer is already set; the backend's errors.
+  absl::Status SetDenseOptimizer(const OptimizerConfig& config);
+  bool has_dense_optimizer() const { return dense_rule_.has_value(); }
+  // Downloads the dense parameters as the last finished step left them
+  // into `out` (spec.dense_size floats). InvalidArgument for another size;
+  // FailedPrecondition while a step is launched or before SetDenseParams;
+  // the backend's errors.
+  absl::Status GetDenseParams(absl::Span<float> out);
 
   // --- A step in three calls (see the top of this file) -------------------
   // Validates a batch (errors as TrainStep), packs its inputs into the
@@ -192,6 +214,10 @@ class Model {
   // Backend memory, kept between steps (model_buffer.h).
   BackendArray<float> params_;   // spec.dense_size, from SetDenseParams
   bool has_params_ = false;
+  // The dense optimizer on the backend (SetDenseOptimizer): the host keeps
+  // the rule and its per-row state, the backend the per-weight state.
+  std::optional<optimizer_math::DenseRowState> dense_rule_;
+  BackendArray<float> dense_state_;  // StatesPerWeight * spec.dense_size
   // Two sets: Stage fills the one the launched step does not use.
   BackendArray<uint32_t> staged_[2] = {
       BackendArray<uint32_t>(BackendArray<uint32_t>::Memory::kHost),

@@ -84,7 +84,7 @@ Trainer::Trainer(const JobConfig& config, int rank, PsClient* client,
         spec_.emb_dim,
         config.sparse_tables(static_cast<int>(spec_.sparse_table_id))
             .optimizer(),
-        config.model().dense_optimizer(), spec_.dense_size);
+        spec_.dense_size);
   }
   if (config.has_checkpoint()) {
     trigger_ =
@@ -410,6 +410,12 @@ absl::Status Trainer::FinishTraining() {
 
 absl::Status Trainer::TrainStepGeo(Prepared& p) {
   if (!geo_dense_pulled_) {  // the first step (of this run, maybe resumed)
+    // The dense vector trains where the model runs (on a GPU: in device
+    // memory); the host sees it at each sync.
+    if (!model_.has_dense_optimizer()) {
+      RETURN_IF_ERROR(
+          model_.SetDenseOptimizer(config_.model().dense_optimizer()));
+    }
     RETURN_IF_ERROR(PullDense(stats_.steps));
     geo_->SetDenseBase(dense_params_);
     geo_dense_pulled_ = true;
@@ -429,8 +435,6 @@ absl::Status Trainer::TrainStepGeo(Prepared& p) {
   geo_->Gather(p.unique.unique_keys, absl::MakeSpan(p.rows));
   RETURN_IF_ERROR(Compute(p, p.rows));
   geo_->ApplySparse(p.unique.unique_keys, result_.row_grad);
-  geo_->ApplyDense(absl::MakeSpan(dense_params_), result_.dense_grad);
-  RETURN_IF_ERROR(model_.SetDenseParams(dense_params_));
   if (stats_.steps % config_.training().geo_every() == 0) {
     RETURN_IF_ERROR(GeoSync());
   }
@@ -440,12 +444,14 @@ absl::Status Trainer::TrainStepGeo(Prepared& p) {
 absl::Status Trainer::GeoSync() {
   // Nothing trained in this run yet (a resumed job may start at step > 0).
   if (!geo_dense_pulled_) return absl::OkStatus();
+  if (stats_.steps == geo_->synced_step()) return absl::OkStatus();
   absl::Time start = absl::Now();
   std::vector<uint64_t> keys;
   std::vector<float> deltas;
   geo_->SparseDeltas(&keys, &deltas);
+  // The model's dense vector, as its local steps left it.
+  RETURN_IF_ERROR(model_.GetDenseParams(absl::MakeSpan(dense_params_)));
   std::vector<float> dense_delta = geo_->DenseDelta(dense_params_);
-  if (stats_.steps == geo_->synced_step()) return absl::OkStatus();
   client_->PushDeltasAsync(spec_.sparse_table_id, spec_.emb_dim, keys, deltas,
                            0, blocks_, dense_delta, stats_.steps);
   ++stats_.pushes;

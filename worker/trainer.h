@@ -15,7 +15,9 @@
 //          at a barrier, then pulls (no prefetch), so every step sees all
 //          pushes of the previous one.
 // GEO:     see worker/geo_cache.h: local training, deltas every geo_every
-//          steps.
+//          steps. The dense vector trains where the model runs (its
+//          optimizer on the backend: Model::SetDenseOptimizer) and comes to
+//          the host only at a sync.
 //
 // Progress (loss, AUC, examples/s, pull/push latency) is logged every
 // log_every_steps steps and written to the metrics log when there is one.

@@ -293,4 +293,12 @@ void CpuBackend::AccumulateMetrics(int n, const float* probs,
   sums[1] += prob;
 }
 
+void CpuBackend::DenseOptimizerStep(const optimizer_math::DenseUpdate& update,
+                                    int64_t n, const float* grad, float* w,
+                                    float* state) {
+  for (int64_t i = 0; i < n; ++i) {
+    optimizer_math::UpdateDenseWeight(update, n, i, grad, w, state);
+  }
+}
+
 }  // namespace ps

@@ -351,4 +351,11 @@ void CudaBackend::AccumulateMetrics(int n, const float* probs,
   }());
 }
 
+void CudaBackend::DenseOptimizerStep(const optimizer_math::DenseUpdate& update,
+                                     int64_t n, const float* grad, float* w,
+                                     float* state) {
+  if (!Begin()) return;
+  Record(cuda::DenseOptimizerStep(update, n, grad, w, state, compute_));
+}
+
 }  // namespace ps

@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/optimizer_math.h"
 #include "kernels/backend.h"
 
 namespace ps {
@@ -100,6 +101,11 @@ absl::Status PoolBackward(const PoolArgs& args, int64_t num_keys,
                           const float* d_out, int ld_out, int64_t num_rows,
                           float* grad_rows, void* workspace,
                           int64_t workspace_bytes, cudaStream_t stream);
+
+// One optimizer update of n dense weights (Backend::DenseOptimizerStep).
+absl::Status DenseOptimizerStep(const optimizer_math::DenseUpdate& update,
+                                int64_t n, const float* grad, float* w,
+                                float* state, cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace ps

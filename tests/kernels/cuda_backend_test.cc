@@ -17,7 +17,9 @@
 //  - element-wise (activations, probabilities, copies): 2e-6 * |want| +
 //    1e-6 (expf/tanhf differ by a few ulp between host and device);
 //  - cross-network outputs (warp-tree dot products): 1e-4 * (1 + |want|);
-//  - loss and metric sums (double): 1e-9 relative; histogram counts exact.
+//  - loss and metric sums (double): 1e-9 relative; histogram counts exact;
+//  - the dense optimizer step: bit-identical to the servers' rule
+//    (OptimizerRule; the kernel is built without FMA contraction).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -29,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/optimizer.h"
 #include "gtest/gtest.h"
 #include "kernels/auc.h"
 #include "kernels/backend.h"
@@ -472,6 +475,54 @@ TEST_P(CudaBackendTest, CopiesRoundTripThroughPinnedAndPageableMemory) {
                                pinned->as<float>() + data.size()),
             std::vector<float>(data.size(), 0.0f));
   EXPECT_FALSE(device_->Allocate(-1).ok());
+}
+
+// Three updates of vectors of awkward sizes by every rule, with weight
+// decay, clipping and FTRL's l1 on, give exactly what the servers' rule
+// gives on the host; Adam's per-row state advances on the host
+// (DenseRowState) between them.
+TEST_P(CudaBackendTest, DenseOptimizerStepIsTheServersRule) {
+  std::mt19937 rng(23);
+  for (auto type : {OptimizerConfig::SGD, OptimizerConfig::ADAGRAD,
+                    OptimizerConfig::ADAM, OptimizerConfig::FTRL}) {
+    OptimizerConfig config;
+    config.set_type(type);
+    config.set_learning_rate(0.2f);
+    config.set_weight_bound(0.9f);
+    config.set_l2(0.01f);
+    config.set_l1(0.05f);
+    config.set_initial_accumulator(0.1f);
+    auto rule = OptimizerRule::Create(config);
+    ASSERT_TRUE(rule.ok()) << rule.status();
+    auto hyper = OptimizerHyper(config);
+    ASSERT_TRUE(hyper.ok()) << hyper.status();
+    for (int64_t n : {1, 7, 65, 1000, 100003}) {
+      const std::string what =
+          OptimizerConfig::Type_Name(type) + " n=" + std::to_string(n);
+      std::vector<float> want = RandomVector(n, &rng);
+      std::vector<float> state((*rule)->StateSize(static_cast<int>(n)));
+      (*rule)->InitState(absl::MakeSpan(state));
+      const int per_weight = optimizer_math::StatesPerWeight(hyper->kind);
+      ASSERT_EQ(static_cast<int64_t>(state.size()),
+                per_weight * n + optimizer_math::RowStates(hyper->kind));
+      float* w = Up(want);
+      float* s = Up(std::vector<float>(state.begin(),
+                                       state.begin() + per_weight * n));
+      optimizer_math::DenseRowState row(*hyper);
+      for (int step = 0; step < 3; ++step) {
+        const auto grad = RandomVector(n, &rng, -2.0f, 2.0f);
+        (*rule)->Update(RowView{absl::MakeSpan(want), absl::MakeSpan(state)},
+                        grad);
+        device_->DenseOptimizerStep(row.Begin(), n, Up(grad), w, s);
+      }
+      const std::vector<float> got = Down(w, n);
+      ASSERT_EQ(got, want) << what;
+      const std::vector<float> got_state = Down(s, per_weight * n);
+      ASSERT_EQ(got_state, std::vector<float>(state.begin(),
+                                              state.begin() + per_weight * n))
+          << what;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, CudaBackendTest,

@@ -330,6 +330,19 @@ class CheckingBackend final : public Backend {
     });
   }
 
+  void DenseOptimizerStep(const optimizer_math::DenseUpdate& update, int64_t n,
+                          const float* grad, float* w, float* state) override {
+    Kernel();
+    CheckFloats(grad, n, "DenseOptimizerStep grad");
+    CheckFloats(w, n, "DenseOptimizerStep w");
+    CheckFloats(state, n * optimizer_math::StatesPerWeight(update.hyper.kind),
+                "DenseOptimizerStep state");
+    Run([=, this] {
+      Open opened(this);
+      cpu_->DenseOptimizerStep(update, n, grad, w, state);
+    });
+  }
+
  private:
   // Opens every Allocate'd region for the lifetime of one call.
   class Open {

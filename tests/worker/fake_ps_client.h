@@ -70,11 +70,14 @@ class FakePsClient final : public PsClient {
     for (float g : dense_grads) pushed_dense_sum += g;
   }
   void PushDeltasAsync(uint32_t, int, absl::Span<const uint64_t>,
-                       absl::Span<const float>, uint32_t, const DenseBlocks&,
-                       absl::Span<const float>, int64_t) override {
+                       absl::Span<const float> deltas, uint32_t,
+                       const DenseBlocks&, absl::Span<const float> dense_deltas,
+                       int64_t) override {
     absl::MutexLock lock(&mu);
     ++unacked_;
     ++pushes;
+    for (float d : deltas) pushed_sparse_delta_sum += d;
+    pushed_dense_deltas.emplace_back(dense_deltas.begin(), dense_deltas.end());
   }
   absl::Status WaitPushes(int max_in_flight) override {
     absl::MutexLock lock(&mu);
@@ -150,6 +153,10 @@ class FakePsClient final : public PsClient {
   // Sums of every gradient pushed (PushAsync).
   double pushed_sparse_sum = 0;
   double pushed_dense_sum = 0;
+  // GEO (PushDeltasAsync): the sum of the sparse deltas, and each dense
+  // delta vector.
+  double pushed_sparse_delta_sum = 0;
+  std::vector<std::vector<float>> pushed_dense_deltas;
   int unacked_ = 0;
   int pushes = 0;
   std::vector<int64_t> heartbeat_steps;

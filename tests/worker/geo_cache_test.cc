@@ -16,7 +16,7 @@ OptimizerConfig Sgd(float lr) {
 }
 
 TEST(GeoCacheTest, DeltasAreLocalUpdatesSinceThePull) {
-  GeoCache cache(/*dim=*/2, Sgd(0.5), Sgd(1.0), /*dense_size=*/2);
+  GeoCache cache(/*dim=*/2, Sgd(0.5), /*dense_size=*/2);
   std::vector<uint64_t> keys = {3, 4};
   EXPECT_EQ(cache.Missing(keys), keys);
   cache.Insert(keys, std::vector<float>{1, 1, 2, 2});
@@ -34,11 +34,10 @@ TEST(GeoCacheTest, DeltasAreLocalUpdatesSinceThePull) {
 }
 
 TEST(GeoCacheTest, DenseDeltaIsAgainstTheBase) {
-  GeoCache cache(1, Sgd(0.1), Sgd(1.0), 2);
-  std::vector<float> params = {1, 2};
-  cache.SetDenseBase(params);
-  cache.ApplyDense(absl::MakeSpan(params), std::vector<float>{0.5, -1});
-  EXPECT_EQ(params, (std::vector<float>{0.5, 3}));
+  GeoCache cache(1, Sgd(0.1), 2);
+  cache.SetDenseBase(std::vector<float>{1, 2});
+  // The local steps (on the model's backend) moved the vector to this.
+  std::vector<float> params = {0.5, 3};
   EXPECT_EQ(cache.DenseDelta(params), (std::vector<float>{-0.5, 1}));
 }
 
@@ -47,7 +46,7 @@ TEST(GeoCacheTest, ClearForgetsRowsButKeepsOptimizerState) {
   adagrad.set_type(OptimizerConfig::ADAGRAD);
   adagrad.set_learning_rate(1.0);
   adagrad.set_epsilon(1e-6);
-  GeoCache cache(1, adagrad, Sgd(1.0), 0);
+  GeoCache cache(1, adagrad, 0);
   cache.Insert(std::vector<uint64_t>{8}, std::vector<float>{0});
   cache.ApplySparse(std::vector<uint64_t>{8}, std::vector<float>{3});
   cache.Clear(/*step=*/10);

@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "common/model_spec.h"
+#include "common/optimizer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
@@ -508,6 +509,113 @@ TEST(ModelDeviceTest, BackendMetricsMatchHostMetrics) {
   ASSERT_TRUE(model.TakeMetrics(&again).ok());
   EXPECT_EQ(again.count(), 0);
   ExpectNoViolations(*backend, "deepfm");
+}
+
+OptimizerConfig DenseRule(OptimizerConfig::Type type) {
+  OptimizerConfig c;
+  c.set_type(type);
+  c.set_learning_rate(0.3f);
+  c.set_weight_bound(0.5f);  // clips now and then
+  c.set_l2(0.01f);
+  c.set_l1(0.001f);
+  return c;
+}
+
+// GEO's local training: the dense optimizer runs on the backend. After every
+// step the parameters equal, bit for bit, those of the servers' rule
+// (OptimizerRule, on the host) applied to the CPU backend's gradient, and
+// neither the gradient nor the parameters cross to the host.
+TEST(ModelDeviceTest, DenseOptimizerOnTheBackendIsTheServersRule) {
+  const ModelSpec spec = MakeSpec({"deepfm", ModelConfig::DEEPFM, 9, {65, 1}});
+  for (auto type : {OptimizerConfig::SGD, OptimizerConfig::ADAGRAD,
+                    OptimizerConfig::ADAM, OptimizerConfig::FTRL}) {
+    const std::string what = OptimizerConfig::Type_Name(type);
+    const OptimizerConfig config = DenseRule(type);
+    auto backend = MakeChecking();
+    backend->set_deferred(true);
+    Model model(spec, PoolMode::kSum, backend.get());
+    ASSERT_TRUE(model.SetDenseOptimizer(config).ok()) << what;
+    EXPECT_TRUE(model.has_dense_optimizer());
+    // The reference: the host rule on a host copy of the vector.
+    auto rule = OptimizerRule::Create(config);
+    ASSERT_TRUE(rule.ok()) << rule.status();
+    std::vector<float> want = Inputs(spec, 1, 600).dense_params;
+    std::vector<float> state(
+        (*rule)->StateSize(static_cast<int>(spec.dense_size)));
+    (*rule)->InitState(absl::MakeSpan(state));
+    ASSERT_TRUE(model.SetDenseParams(want).ok());
+    for (int step = 0; step < 5; ++step) {
+      StepInputs in = Inputs(spec, 33 + step * 16, 610 + step);
+      in.dense_params = want;
+      const StepResult cpu = CpuStep(spec, PoolMode::kSum, in, true);
+      (*rule)->Update(RowView{absl::MakeSpan(want), absl::MakeSpan(state)},
+                      cpu.dense_grad);
+      StepResult result;
+      backend->ResetCounts();
+      ASSERT_TRUE(model
+                      .TrainStep(in.batch, in.unique.key_index,
+                                 in.unique.unique_keys.size(), in.rows,
+                                 &result)
+                      .ok())
+          << what;
+      EXPECT_TRUE(result.dense_grad.empty()) << what;
+      EXPECT_EQ(result.row_grad, cpu.row_grad) << what << " step " << step;
+      // Past the first step (which sets up the terms' constants): the batch
+      // up; probabilities, loss and row gradients down.
+      if (step > 0) {
+        EXPECT_EQ(backend->counts().copies_to_backend, 1) << what;
+        EXPECT_EQ(backend->counts().copies_to_host, 3) << what;
+      }
+      std::vector<float> got(spec.dense_size);
+      ASSERT_TRUE(model.GetDenseParams(absl::MakeSpan(got)).ok());
+      ASSERT_EQ(got, want) << what << " step " << step;
+    }
+    // Not a no-op: the vector moved, and clipping bit.
+    EXPECT_NE(want, Inputs(spec, 1, 600).dense_params) << what;
+    // A new pull keeps the rule's state: the next step continues it.
+    const std::vector<float> pulled = Inputs(spec, 1, 700).dense_params;
+    ASSERT_TRUE(model.SetDenseParams(pulled).ok());
+    want = pulled;
+    StepInputs in = Inputs(spec, 40, 701);
+    in.dense_params = want;
+    const StepResult cpu = CpuStep(spec, PoolMode::kSum, in, true);
+    (*rule)->Update(RowView{absl::MakeSpan(want), absl::MakeSpan(state)},
+                    cpu.dense_grad);
+    StepResult result;
+    ASSERT_TRUE(model
+                    .TrainStep(in.batch, in.unique.key_index,
+                               in.unique.unique_keys.size(), in.rows, &result)
+                    .ok());
+    std::vector<float> got(spec.dense_size);
+    ASSERT_TRUE(model.GetDenseParams(absl::MakeSpan(got)).ok());
+    EXPECT_EQ(got, want) << what << " after a pull";
+    ExpectNoViolations(*backend, what);
+  }
+}
+
+TEST(ModelDeviceTest, DenseOptimizerErrorsNameTheProblem) {
+  const ModelSpec spec = MakeSpec({"dnn", ModelConfig::DNN, 8, {64, 32}});
+  auto backend = MakeChecking();
+  Model model(spec, PoolMode::kSum, backend.get());
+  OptimizerConfig bad = DenseRule(OptimizerConfig::ADAM);
+  bad.set_beta1(1.5f);
+  absl::Status status = model.SetDenseOptimizer(bad);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("adam beta1"));
+  EXPECT_FALSE(model.has_dense_optimizer());
+  std::vector<float> out(spec.dense_size);
+  status = model.GetDenseParams(absl::MakeSpan(out));
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(), HasSubstr("no dense parameters"));
+  ASSERT_TRUE(model.SetDenseOptimizer(DenseRule(OptimizerConfig::SGD)).ok());
+  status = model.SetDenseOptimizer(DenseRule(OptimizerConfig::SGD));
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(model.SetDenseParams(out).ok());
+  std::vector<float> short_out(spec.dense_size - 1);
+  status = model.GetDenseParams(absl::MakeSpan(short_out));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("floats asked for"));
+  ExpectNoViolations(*backend, "dnn");
 }
 
 }  // namespace

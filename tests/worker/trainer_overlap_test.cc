@@ -68,6 +68,8 @@ class TrainerOverlapTest : public testing_util::TempDirTest {
     TrainStats stats;
     double sparse_sum = 0;
     double dense_sum = 0;
+    double sparse_delta_sum = 0;                    // GEO
+    std::vector<std::vector<float>> dense_deltas;  // GEO
   };
 
   Run Train(TrainingConfig::Mode mode, Backend* backend) {
@@ -82,7 +84,8 @@ class TrainerOverlapTest : public testing_util::TempDirTest {
     }
     EXPECT_TRUE(trainer.FinishTraining().ok());
     absl::MutexLock lock(&client.mu);
-    return {trainer.stats(), client.pushed_sparse_sum, client.pushed_dense_sum};
+    return {trainer.stats(), client.pushed_sparse_sum, client.pushed_dense_sum,
+            client.pushed_sparse_delta_sum, client.pushed_dense_deltas};
   }
 
   std::string file_;
@@ -115,6 +118,38 @@ TEST_F(TrainerOverlapTest, OverlappedStepsTrainAsOnTheCpu) {
                 1e-9 + 1e-6 * std::abs(want.dense_sum))
         << what;
   }
+}
+
+// GEO trains the dense vector where the model runs (Model::SetDenseOptimizer):
+// on a device-like backend it is uploaded only at pulls, never per step, and
+// the deltas pushed are the CPU backend's, bit for bit.
+TEST_F(TrainerOverlapTest, GeoTrainsTheDenseVectorOnTheBackend) {
+  auto cpu = testing_util::MakeBackend();
+  const Run want = Train(TrainingConfig::GEO, cpu.get());
+  auto checking =
+      std::make_unique<CheckingBackend>(testing_util::MakeBackend());
+  checking->set_deferred(true);
+  const Run got = Train(TrainingConfig::GEO, checking.get());
+  for (const std::string& v : checking->violations()) ADD_FAILURE() << v;
+  EXPECT_EQ(got.stats.examples, 2 * kLines);
+  EXPECT_EQ(got.stats.steps, want.stats.steps);
+  EXPECT_EQ(got.stats.auc, want.stats.auc);
+  // A delta per sync (every geo_every = 10 steps, and at the end).
+  ASSERT_EQ(got.dense_deltas.size(), want.dense_deltas.size());
+  EXPECT_EQ(got.stats.pushes, static_cast<int64_t>(got.dense_deltas.size()));
+  bool moved = false;
+  for (size_t i = 0; i < want.dense_deltas.size(); ++i) {
+    ASSERT_EQ(got.dense_deltas[i], want.dense_deltas[i]) << "sync " << i;
+    for (float d : want.dense_deltas[i]) moved = moved || d != 0.0f;
+  }
+  EXPECT_TRUE(moved) << "the dense vector never moved";
+  EXPECT_NE(want.sparse_delta_sum, 0.0);
+  EXPECT_EQ(got.sparse_delta_sum, want.sparse_delta_sum);
+  // Uploads: the optimizer's initial state, the first pull and the model
+  // terms' constants once, one batch per step, one dense pull after each
+  // sync. The dense vector does not go up with the steps.
+  EXPECT_EQ(checking->counts().copies_to_backend,
+            3 + got.stats.steps + got.stats.pushes);
 }
 
 }  // namespace
