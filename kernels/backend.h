@@ -152,11 +152,12 @@ class Backend {
   // every kernel queued after it. The host memory must stay unchanged until
   // the next Synchronize(). CUDA: runs on an upload stream, so with pinned
   // `host` memory it overlaps kernels (and downloads) queued before it;
-  // `dst` must then not be in use by such kernels (alternate two buffers, or
-  // Synchronize first).
+  // `dst` must then not be in use by such kernels or downloads (alternate
+  // two buffers, or Synchronize first).
   virtual void CopyToBackend(const void* host, int64_t bytes, void* dst) = 0;
   // Copies `bytes` of backend memory `src` to host memory after every kernel
-  // queued before it; `host` holds them after the next Synchronize(). CUDA:
+  // and upload queued before it; `host` holds them after the next
+  // Synchronize(). CUDA:
   // runs on a download stream, overlapping kernels queued after it; those
   // must not write `src` (alternate two buffers). Into pageable (not
   // AllocateHost) memory the copy blocks the host until it is done.

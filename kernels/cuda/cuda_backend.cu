@@ -52,6 +52,11 @@ absl::Status CudaBackend::Init() {
   // Per-call scratch comes from the device's stream-ordered pool; keep
   // freed memory there instead of returning it at every synchronization.
   // (The default pool is per device, so this applies process-wide.)
+  int pools = 0;
+  PS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(
+      &pools, cudaDevAttrMemoryPoolsSupported, device_));
+  memory_pools_ = pools != 0;
+  if (!memory_pools_) return absl::OkStatus();
   cudaMemPool_t pool;
   PS_CUDA_RETURN_IF_ERROR(cudaDeviceGetDefaultMemPool(&pool, device_));
   uint64_t threshold = UINT64_MAX;
@@ -68,6 +73,7 @@ CudaBackend::~CudaBackend() {
     if (s != nullptr) static_cast<void>(cudaStreamSynchronize(s));
   }
   if (cublas_ != nullptr) static_cast<void>(cublasDestroy(cublas_));
+  if (scratch_ != nullptr) static_cast<void>(cudaFree(scratch_));
   if (uploaded_ != nullptr) static_cast<void>(cudaEventDestroy(uploaded_));
   if (computed_ != nullptr) static_cast<void>(cudaEventDestroy(computed_));
   if (upload_ != nullptr) static_cast<void>(cudaStreamDestroy(upload_));
@@ -96,13 +102,26 @@ bool CudaBackend::Begin() {
 absl::StatusOr<void*> CudaBackend::Scratch(int64_t bytes) {
   void* p = nullptr;
   if (bytes <= 0) return p;
-  PS_CUDA_RETURN_IF_ERROR(
-      cudaMallocAsync(&p, static_cast<size_t>(bytes), compute_));
-  return p;
+  if (memory_pools_) {
+    PS_CUDA_RETURN_IF_ERROR(
+        cudaMallocAsync(&p, static_cast<size_t>(bytes), compute_));
+    return p;
+  }
+  if (bytes > scratch_bytes_) {
+    // Kernels queued before may still use the old buffer.
+    PS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(compute_));
+    if (scratch_ != nullptr) PS_CUDA_RETURN_IF_ERROR(cudaFree(scratch_));
+    scratch_ = nullptr;
+    scratch_bytes_ = 0;
+    const int64_t grown = bytes + bytes / 2;
+    PS_CUDA_RETURN_IF_ERROR(cudaMalloc(&scratch_, static_cast<size_t>(grown)));
+    scratch_bytes_ = grown;
+  }
+  return scratch_;
 }
 
 void CudaBackend::FreeScratch(void* p) {
-  if (p != nullptr) {
+  if (p != nullptr && memory_pools_) {
     const cudaError_t err = cudaFreeAsync(p, compute_);
     if (err != cudaSuccess) Record(cuda::CudaError("cudaFreeAsync", err));
   }
@@ -167,9 +186,11 @@ void CudaBackend::CopyToBackend(const void* host, int64_t bytes, void* dst) {
 }
 
 void CudaBackend::CopyToHost(const void* src, int64_t bytes, void* host) {
-  if (bytes <= 0 || !error_.ok()) return;
+  // Begin: the compute stream waits for the uploads queued so far, so the
+  // download, which waits for the compute stream, follows them too (an
+  // upload straight followed by a download of the same memory).
+  if (bytes <= 0 || !Begin()) return;
   Record([&]() -> absl::Status {
-    PS_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
     PS_CUDA_RETURN_IF_ERROR(cudaEventRecord(computed_, compute_));
     PS_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(download_, computed_, 0));
     PS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host, src,
@@ -195,6 +216,10 @@ absl::Status CudaBackend::Synchronize() {
     return absl::OkStatus();
   }();
   Record(std::move(status));
+  // A failed launch or a non-sticky kernel error stays readable by
+  // cudaGetLastError: clear it, or the next launch check would report it
+  // again.
+  if (!error_.ok()) static_cast<void>(cudaGetLastError());
   uploads_pending_ = false;  // both streams are idle now
   absl::Status result;
   swap(result, error_);  // error_ is OK now

@@ -109,7 +109,9 @@ class CudaBackend final : public Backend {
   // Keeps the first error.
   void Record(absl::Status status);
   // Stream-ordered scratch for one call: allocated on the compute stream,
-  // freed there after the call's kernels (cudaMallocAsync pool).
+  // freed there after the call's kernels (cudaMallocAsync pool). On a GPU
+  // without memory pools (some virtualized ones), one grow-only buffer that
+  // the calls take in turn (they all run on the compute stream).
   absl::StatusOr<void*> Scratch(int64_t bytes);
   void FreeScratch(void* p);
 
@@ -121,7 +123,10 @@ class CudaBackend final : public Backend {
   cudaEvent_t uploaded_ = nullptr;  // recorded on upload_ after uploads
   cudaEvent_t computed_ = nullptr;  // recorded on compute_ before downloads
   cublasHandle_t cublas_ = nullptr;
+  bool memory_pools_ = false;  // cudaMallocAsync works on this device
 
+  void* scratch_ = nullptr;  // without memory pools
+  int64_t scratch_bytes_ = 0;
   bool uploads_pending_ = false;
   absl::Status error_;
 };

@@ -477,6 +477,29 @@ TEST_P(CudaBackendTest, CopiesRoundTripThroughPinnedAndPageableMemory) {
   EXPECT_FALSE(device_->Allocate(-1).ok());
 }
 
+// A download queued right after an upload of the same memory, with no
+// kernel between them (the two run on separate streams on a GPU), reads
+// what was uploaded. 4 MB: long enough for a race to show.
+TEST_P(CudaBackendTest, DownloadRightAfterAnUploadSeesIt) {
+  std::mt19937 rng(22);
+  const auto data = RandomVector(1 << 20, &rng);
+  const int64_t bytes = data.size() * sizeof(float);
+  auto up = device_->AllocateHost(bytes);
+  auto down = device_->AllocateHost(bytes);
+  auto buffer = device_->Allocate(bytes);
+  ASSERT_TRUE(up.ok() && down.ok() && buffer.ok());
+  for (int round = 0; round < 3; ++round) {
+    for (size_t i = 0; i < data.size(); ++i) {
+      up->as<float>()[i] = data[i] + static_cast<float>(round);
+    }
+    device_->CopyToBackend(up->data(), bytes, buffer->data());
+    device_->CopyToHost(buffer->data(), bytes, down->data());
+    ASSERT_TRUE(device_->Synchronize().ok());
+    ASSERT_EQ(0, std::memcmp(up->data(), down->data(), bytes))
+        << "round " << round;
+  }
+}
+
 // Three updates of vectors of awkward sizes by every rule, with weight
 // decay, clipping and FTRL's l1 on, give exactly what the servers' rule
 // gives on the host; Adam's per-row state advances on the host
