@@ -1,7 +1,9 @@
 // The worker's Model (worker/model.h) on a device backend against the same
 // Model on the CPU backend: one full training step of every model type
-// (loss, probabilities, dense and sparse gradients), and a short training
-// run on planted data (the AUC reached). The suite runs for
+// (loss, probabilities, dense and sparse gradients), a short training run
+// on planted data (the AUC reached), and that run again with the dense
+// optimizer on the backend (GEO's way; the same AUC exactly). The suite
+// runs for
 //  - "cuda": the CUDA backend used directly, as workers do (the model is
 //    device-resident);
 //  - "staging_cuda": the CUDA backend behind the staging layer
@@ -192,12 +194,23 @@ Batch PlantedBatch(const ModelSpec& spec, int size, std::mt19937* rng) {
 }
 
 // Progressive-validation AUC of `steps` SGD steps of a DNN on planted data.
-double TrainAuc(Backend* backend, int steps) {
+// The dense vector is updated on the host and handed over with every step,
+// or, with `dense_on_backend`, by the model's dense optimizer (GEO's way).
+double TrainAuc(Backend* backend, int steps, bool dense_on_backend = false) {
   const ModelSpec spec = MakeSpec({"dnn", ModelConfig::DNN, 8, {32, 16}});
   Model model(spec, PoolMode::kSum, backend);
   std::vector<float> dense(spec.dense_size);
   for (int64_t j = 0; j < spec.dense_size; ++j) {
     dense[j] = DenseInitValue(spec, 1, j);
+  }
+  if (dense_on_backend) {
+    OptimizerConfig sgd;
+    sgd.set_type(OptimizerConfig::SGD);
+    sgd.set_learning_rate(0.2f);
+    absl::Status status = model.SetDenseOptimizer(sgd);
+    if (status.ok()) status = model.SetDenseParams(dense);
+    EXPECT_TRUE(status.ok()) << status;
+    if (!status.ok()) return 0;
   }
   std::unordered_map<uint64_t, std::vector<float>> table;
   std::mt19937 rng(5);
@@ -216,8 +229,11 @@ double TrainAuc(Backend* backend, int steps) {
       rows.insert(rows.end(), it->second.begin(), it->second.end());
     }
     absl::Status status =
-        model.TrainStep(batch, unique.key_index, unique.unique_keys.size(),
-                        rows, dense, &result);
+        dense_on_backend
+            ? model.TrainStep(batch, unique.key_index,
+                              unique.unique_keys.size(), rows, &result)
+            : model.TrainStep(batch, unique.key_index,
+                              unique.unique_keys.size(), rows, dense, &result);
     if (status.ok()) status = backend->Synchronize();
     EXPECT_TRUE(status.ok()) << status;
     if (!status.ok()) return 0;
@@ -226,7 +242,7 @@ double TrainAuc(Backend* backend, int steps) {
         auc.Add(result.probs[i], batch.labels[i]);
       }
     }
-    for (int64_t j = 0; j < spec.dense_size; ++j) {
+    for (int64_t j = 0; j < spec.dense_size && !dense_on_backend; ++j) {
       dense[j] -= 0.2f * result.dense_grad[j];
     }
     for (size_t u = 0; u < unique.unique_keys.size(); ++u) {
@@ -247,6 +263,17 @@ TEST_P(CudaModelTest, ShortTrainingRunReachesTheCpuAuc) {
   RecordProperty("device_auc", std::to_string(device_auc));
   EXPECT_GT(cpu_auc, 0.8) << "the DNN did not learn the planted model";
   EXPECT_NEAR(device_auc, cpu_auc, 0.005);
+}
+
+// The same run with the dense optimizer on the backend (its SGD rounds as
+// the host's w -= 0.2f * g: the device kernel has no FMA contraction) gives
+// the same predictions, so the same AUC.
+TEST_P(CudaModelTest, DenseOptimizerOnTheBackendTrainsAsOnTheHost) {
+  constexpr int kSteps = 40;
+  const double host_dense = TrainAuc(device_.get(), kSteps);
+  const double backend_dense = TrainAuc(device_.get(), kSteps, true);
+  EXPECT_GT(host_dense, 0.6);
+  EXPECT_EQ(backend_dense, host_dense);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, CudaModelTest,
