@@ -10,8 +10,10 @@
 # cudart, cuBLAS: the GPU machine's own are used), and this machine's dynamic
 # loader, so they run there whatever its glibc:
 #   lib/ld-linux-x86-64.so.2 --library-path lib:<cuda libs> bin/<program>
-# Written to OUT/bundle.tar.xz (and listed in OUT/bundle.txt). gpu_check.sh
-# uses OUT/bundle.tar.xz instead of building when it finds one. The build
+# Written to OUT/bundle.tar.xz (and listed in OUT/bundle.txt), with the
+# checksums of the sources it was built from. gpu_check.sh uses
+# OUT/bundle.tar.xz instead of building when it finds one, and refuses it
+# when the sources have changed since. The build
 # folder is $PS_BUNDLE_BUILD_DIR (default build-bundle/).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -24,6 +26,14 @@ PROGRAMS=(tests/device_test tests/cuda_backend_test tests/cuda_model_test
 command -v nvcc >/dev/null || { echo "gpu_bundle: nvcc not found" >&2; exit 1; }
 echo "gpu_bundle: building in $BUILD"
 mkdir -p "$BUILD"
+# What it is built from, taken before the build: gpu_check.sh refuses a
+# bundle whose sources differ from the tree it runs in.
+sources() {
+  ( cd "$ROOT" &&
+    git ls-files -co --exclude-standard CMakeLists.txt common kernels proto \
+      server worker tests | xargs sha256sum )
+}
+sources >"$BUILD/SOURCES.sha256"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CUDA_ARCHITECTURES=90 >"$BUILD/configure.log" 2>&1 ||
   { cat "$BUILD/configure.log"; exit 1; }
@@ -31,6 +41,9 @@ targets=()
 for p in "${PROGRAMS[@]}"; do targets+=("$(basename "$p")"); done
 cmake --build "$BUILD" -j "$JOBS" --target "${targets[@]}" >"$BUILD/build.log" 2>&1 ||
   { grep -E "error" -A5 "$BUILD/build.log" | head -40; exit 1; }
+
+sources | cmp -s - "$BUILD/SOURCES.sha256" ||
+  { echo "gpu_bundle: sources changed during the build: run it again" >&2; exit 1; }
 
 STAGE="$(mktemp -d)"
 trap 'rm -rf "$STAGE"' EXIT
@@ -45,7 +58,11 @@ for p in "${PROGRAMS[@]}"; do ldd "$BUILD/$p"; done |
   grep -Ev '/(libcuda|libcudart|libcublas|libcublasLt|libnvidia)[^/]*$' |
   while read -r lib; do cp -L "$lib" "$STAGE/bundle/lib/"; done
 cp -L /lib64/ld-linux-x86-64.so.2 "$STAGE/bundle/lib/"
-( cd "$STAGE" && ls -l bundle/bin bundle/lib ) >"$OUT/bundle.txt"
+cp "$BUILD/SOURCES.sha256" "$STAGE/bundle/"
+echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+     "$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo '(with uncommitted changes)')" \
+     "built $(date -u +%FT%TZ)" >"$STAGE/bundle/VERSION"
+( cd "$STAGE" && cat bundle/VERSION && ls -l bundle/bin bundle/lib ) >"$OUT/bundle.txt"
 tar -C "$STAGE" -cJf "$OUT/bundle.tar.xz" bundle
 echo "gpu_bundle: $OUT/bundle.tar.xz ($(du -h "$OUT/bundle.tar.xz" | cut -f1))," \
      "$(ls "$STAGE/bundle/lib" | wc -l) libraries"

@@ -6,46 +6,89 @@
 # 1. builds with CUDA (Release) in $PS_GPU_BUILD_DIR (default build-gpu/),
 #    or, when .gpu/bundle.tar.xz exists ($PS_GPU_BUNDLE; made here by
 #    scripts/gpu_bundle.sh), runs the bundle's binaries instead: the GPU
-#    machines lent to this project cannot build it (no gRPC, RocksDB...);
-# 2. runs the CUDA tests (device_test, cuda_backend_test, cuda_model_test):
-#    gtest JSON in OUT_DIR/<test>.json; a CUDA test that skipped (no GPU)
-#    counts as a failure here;
-# 3. runs the GPU benchmarks (tests/bench/cuda_bench.cu): Google Benchmark
-#    JSON in OUT_DIR/cuda_bench.json -- pooling fwd+bwd GB/s against the
-#    card's theoretical bandwidth, MLP step TFLOP/s against the same GEMMs
-#    issued straight to cuBLAS;
+#    machines lent to this project cannot build it (no gRPC, RocksDB...).
+#    A bundle built from other sources than this tree's is refused;
+# 2. runs the CUDA tests (device_test, cuda_backend_test, cuda_model_test);
+#    a CUDA test that skipped (no GPU) counts as a failure here, and with no
+#    usable GPU the script stops after the first test;
+# 3. runs the GPU benchmarks (tests/bench/cuda_bench.cu): pooling fwd+bwd
+#    GB/s against the card's theoretical bandwidth, MLP step TFLOP/s
+#    against the same GEMMs issued straight to cuBLAS;
 # 4. trains the default DNN (configs/generated_dnn.pbtxt, train rows cut to
-#    $PS_GPU_CHECK_ROWS, default 500000) with scripts/run_local.sh, once
-#    with training.backend CPU and once CUDA, servers on the same host:
-#    OUT_DIR/worker_{cpu,cuda}.json (run summaries), logs in OUT_DIR/run_*;
-# 5. writes OUT_DIR/summary.json and prints it.
-# Exit status: 0 when every step passed. Budget: under 8 minutes on an H100
-# host with 16 cores (each step has its own timeout).
+#    $PS_GPU_CHECK_ROWS, default 300000) with scripts/run_local.sh, once
+#    with training.backend CPU and once CUDA, servers on the same host;
+# 5. writes to OUT_DIR three files -- summary.json (also printed),
+#    gpu_check.log (this script's output) and results.tgz (every log, the
+#    gtest and Google Benchmark JSON, the run summaries; no data) -- so that
+#    a tool bringing back few files gets it all. The work folder is
+#    $PS_GPU_WORK (default: a new folder under /tmp).
+# Exit status: 0 when every step passed. The whole check stops at
+# $PS_GPU_CHECK_BUDGET seconds (default 470; each step also has its own
+# timeout), so it ends inside a 10-minute command limit.
 set -uo pipefail
-[ $# -eq 1 ] || { sed -n '2,23p' "$0"; exit 2; }
+[ $# -eq 1 ] || { sed -n '2,27p' "$0"; exit 2; }
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 mkdir -p "$1"
 OUT="$(cd "$1" && pwd)"
+WORK="${PS_GPU_WORK:-$(mktemp -d /tmp/gpu_check.XXXXXX)}"
+mkdir -p "$WORK"
 BUILD="${PS_GPU_BUILD_DIR:-$ROOT/build-gpu}"
 JOBS="${JOBS:-$(nproc)}"
-ROWS="${PS_GPU_CHECK_ROWS:-500000}"
+ROWS="${PS_GPU_CHECK_ROWS:-300000}"
+DEADLINE=$((SECONDS + ${PS_GPU_CHECK_BUDGET:-470}))
 FAILED=()
-step() { echo "gpu_check: $*"; }
+exec > >(tee "$OUT/gpu_check.log") 2>&1
+step() { echo "gpu_check: [$SECONDS s] $*"; }
+# The smaller of a step's own timeout and the time left (at least 1 s).
+limit() {
+  local left=$((DEADLINE - SECONDS))
+  [ "$left" -lt 1 ] && left=1
+  [ "$1" -lt "$left" ] && echo "$1" || echo "$left"
+}
 
-nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || step "nvidia-smi failed (see $OUT/nvidia-smi.txt)"
+# Packs what came out of the work folder into OUT (called on every exit).
+finish() {
+  tar -C "$WORK" --exclude='data' --exclude='ckpt' --exclude='tables' \
+      --exclude='bundle' --exclude='build' -czf "$OUT/results.tgz" . \
+      2>/dev/null || true
+}
+trap finish EXIT
+
+nvidia-smi >"$WORK/nvidia-smi.txt" 2>&1 || step "nvidia-smi failed (see nvidia-smi.txt)"
+grep -E "Driver Version|Compute M|MiB" "$WORK/nvidia-smi.txt" | head -5
 
 BUNDLE="${PS_GPU_BUNDLE:-$ROOT/.gpu/bundle.tar.xz}"
 if [ -f "$BUNDLE" ]; then
   # Binaries built elsewhere (scripts/gpu_bundle.sh): run each through the
   # bundle's own loader and libraries, with this machine's CUDA libraries.
-  UNPACK="$(mktemp -d)"
-  tar -C "$UNPACK" -xJf "$BUNDLE"
-  B="$UNPACK/bundle"
-  CUDA_LIBS="$(find / -xdev \( -name 'libcublas.so.13*' -o -name 'libcudart.so.13*' \
-                 -o -name 'libcuda.so.1' \) 2>/dev/null | xargs -r -n1 dirname |
-               sort -u | paste -sd: -)"
-  step "using the bundle $BUNDLE (CUDA libraries from ${CUDA_LIBS:-nowhere})"
-  BUILD="$UNPACK/build"
+  tar -C "$WORK" -xJf "$BUNDLE"
+  B="$WORK/bundle"
+  step "using the bundle $BUNDLE: $(cat "$B/VERSION" 2>/dev/null)"
+  # The bundle holds the checksums of the sources it was built from.
+  if [ -f "$B/SOURCES.sha256" ] &&
+     ! (cd "$ROOT" && sha256sum --quiet -c "$B/SOURCES.sha256" >"$WORK/stale.txt" 2>&1); then
+    head -5 "$WORK/stale.txt"
+    echo "gpu_check: the bundle was built from other sources than this tree:" \
+         "rebuild it with scripts/gpu_bundle.sh" >&2
+    exit 1
+  fi
+  # The CUDA runtime, cuBLAS and the driver of this machine: the toolkit's
+  # folders first, the driver's, LD_LIBRARY_PATH (the loader is run with
+  # --library-path, which replaces it), then wherever else they are.
+  cuda_dirs=()
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+           /usr/local/cuda-13*/lib64 /usr/local/cuda-13*/targets/x86_64-linux/lib \
+           /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
+    [ -d "$d" ] && cuda_dirs+=("$d")
+  done
+  found="$(timeout 20 find /usr /opt /lib /lib64 \( -name 'libcublas.so.13*' \
+             -o -name 'libcudart.so.13*' -o -name 'libcuda.so.1' \) 2>/dev/null |
+           xargs -r -n1 dirname | awk '!seen[$0]++' | paste -sd: -)"
+  CUDA_LIBS="$(IFS=:; echo "${cuda_dirs[*]:-}"):${LD_LIBRARY_PATH:-}:$found"
+  ldconfig -p 2>/dev/null | grep -E "libcuda\.so\.1|libcublas\.so\.13|libcudart\.so\.13" |
+    head -3
+  step "CUDA libraries searched in: $CUDA_LIBS"
+  BUILD="$WORK/build"
   for p in tests/device_test tests/cuda_backend_test tests/cuda_model_test \
            tests/cuda_bench server/ps_server worker/ps_worker worker/ps_datagen; do
     mkdir -p "$BUILD/$(dirname "$p")"
@@ -54,68 +97,78 @@ if [ -f "$BUNDLE" ]; then
     chmod +x "$BUILD/$p"
   done
 else
-  step "building in $BUILD (log: $OUT/build.log)"
-  if ! { timeout 300 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
-           -DPS_ENABLE_CUDA=ON &&
-         timeout 300 cmake --build "$BUILD" -j"$JOBS" --target device_test \
-           cuda_backend_test cuda_model_test cuda_bench ps_server ps_worker \
-           ps_datagen; } >"$OUT/build.log" 2>&1; then
-    tail -20 "$OUT/build.log"
+  step "building in $BUILD (log: build.log)"
+  if ! { timeout "$(limit 300)" cmake -S "$ROOT" -B "$BUILD" \
+           -DCMAKE_BUILD_TYPE=Release -DPS_ENABLE_CUDA=ON &&
+         timeout "$(limit 300)" cmake --build "$BUILD" -j"$JOBS" --target \
+           device_test cuda_backend_test cuda_model_test cuda_bench ps_server \
+           ps_worker ps_datagen; } >"$WORK/build.log" 2>&1; then
+    tail -20 "$WORK/build.log"
     echo "gpu_check: build failed (a machine without this project's libraries" \
          "needs a bundle: scripts/gpu_bundle.sh)" >&2
     exit 1
   fi
-  grep -q "PS CUDA backend: ON" "$OUT/build.log" ||
+  grep -q "PS CUDA backend: ON" "$WORK/build.log" ||
     { echo "gpu_check: configure found no nvcc (PS CUDA backend is OFF)" >&2; exit 1; }
 fi
 
-for t in device_test cuda_backend_test cuda_model_test; do
-  step "running $t"
-  if ! timeout 120 "$BUILD/tests/$t" --gtest_output="json:$OUT/$t.json" \
-      >"$OUT/$t.log" 2>&1; then
-    FAILED+=("$t")
-    tail -20 "$OUT/$t.log"
-  elif grep -q "\[  SKIPPED \]" "$OUT/$t.log"; then
-    FAILED+=("$t (skipped: $(grep -m1 -A1 'Skipped' "$OUT/$t.log" | tail -1))")
+no_gpu=0
+for t in device_test:20 cuda_backend_test:60 cuda_model_test:90; do
+  name="${t%%:*}"
+  step "running $name"
+  if ! timeout "$(limit "${t##*:}")" "$BUILD/tests/$name" \
+      --gtest_output="json:$WORK/$name.json" >"$WORK/$name.log" 2>&1; then
+    FAILED+=("$name")
+    grep -E "Failure|FAILED|error" -A3 "$WORK/$name.log" | head -30
+  elif grep -q "\[  SKIPPED \]" "$WORK/$name.log"; then
+    FAILED+=("$name (skipped: $(grep -m1 -A1 'Skipped' "$WORK/$name.log" | tail -1))")
+    if grep -q "no usable GPU\|built without CUDA" "$WORK/$name.log"; then
+      no_gpu=1
+      grep -m1 "no usable GPU\|built without CUDA" "$WORK/$name.log"
+      break
+    fi
   fi
+  grep -E "^\[  (PASSED|FAILED) +\]" "$WORK/$name.log" | head -3
 done
 
-step "running cuda_bench"
-if ! timeout 180 "$BUILD/tests/cuda_bench" --benchmark_min_time=0.2 \
-    --benchmark_out="$OUT/cuda_bench.json" --benchmark_out_format=json \
-    >"$OUT/cuda_bench.log" 2>&1; then
-  FAILED+=("cuda_bench")
-  tail -20 "$OUT/cuda_bench.log"
+if [ "$no_gpu" = 0 ]; then
+  step "running cuda_bench"
+  if ! timeout "$(limit 90)" "$BUILD/tests/cuda_bench" --benchmark_min_time=0.2 \
+      --benchmark_out="$WORK/cuda_bench.json" --benchmark_out_format=json \
+      >"$WORK/cuda_bench.log" 2>&1; then
+    FAILED+=("cuda_bench")
+    tail -20 "$WORK/cuda_bench.log"
+  fi
+
+  # The default DNN with each backend; the CUDA run reuses the CPU run's data.
+  for backend in CPU CUDA; do
+    lower=$(echo "$backend" | tr A-Z a-z)
+    run="$WORK/run_$lower"
+    mkdir -p "$run"
+    config="$WORK/generated_dnn_$lower.pbtxt"
+    sed -e "s/^\([[:space:]]*train_rows:\).*/\1 $ROWS/" \
+        -e "s/^training {/training {\n  backend: $backend/" \
+        "$ROOT/configs/generated_dnn.pbtxt" >"$config"
+    if [ "$backend" = CUDA ] && [ -d "$WORK/run_cpu/data" ]; then
+      ln -sfn "$WORK/run_cpu/data" "$run/data"
+    fi
+    step "training the default DNN with backend $backend ($ROWS rows)"
+    if PS_SKIP_BUILD=1 PS_BUILD_DIR="$BUILD" timeout "$(limit 90)" \
+        "$ROOT/scripts/run_local.sh" --config "$config" --run-dir "$run" \
+        >"$run/run_local.log" 2>&1; then
+      cp "$run/summary.json" "$WORK/worker_$lower.json"
+    else
+      FAILED+=("run_local $backend")
+      tail -10 "$run/run_local.log"
+    fi
+  done
+  grep -h "model runs on" "$WORK"/run_*/worker_0.log 2>/dev/null |
+    sed 's/^[^]]*] /gpu_check: /'
 fi
 
-# The default DNN with each backend; the CUDA run reuses the CPU run's data.
-for backend in CPU CUDA; do
-  lower=$(echo "$backend" | tr A-Z a-z)
-  run="$OUT/run_$lower"
-  mkdir -p "$run"
-  config="$OUT/generated_dnn_$lower.pbtxt"
-  sed -e "s/^\([[:space:]]*train_rows:\).*/\1 $ROWS/" \
-      -e "s/^training {/training {\n  backend: $backend/" \
-      "$ROOT/configs/generated_dnn.pbtxt" >"$config"
-  if [ "$backend" = CUDA ] && [ -d "$OUT/run_cpu/data" ]; then
-    ln -sfn "$OUT/run_cpu/data" "$run/data"
-  fi
-  step "training the default DNN with backend $backend ($ROWS rows)"
-  if PS_SKIP_BUILD=1 PS_BUILD_DIR="$BUILD" timeout 150 \
-      "$ROOT/scripts/run_local.sh" --config "$config" --run-dir "$run" \
-      >"$run/run_local.log" 2>&1; then
-    cp "$run/summary.json" "$OUT/worker_$lower.json"
-  else
-    FAILED+=("run_local $backend")
-    tail -10 "$run/run_local.log"
-  fi
-done
-grep -h "model runs on" "$OUT"/run_*/worker_0.log 2>/dev/null |
-  sed 's/^[^]]*] /gpu_check: /'
-
-python3 - "$OUT" "${FAILED[@]+"${FAILED[@]}"}" <<'PY'
+python3 - "$WORK" "$OUT" "${FAILED[@]+"${FAILED[@]}"}" <<'PY'
 import json, os, sys
-out, failed = sys.argv[1], sys.argv[2:]
+work, out, failed = sys.argv[1], sys.argv[2], sys.argv[3:]
 summary = {"failed": failed, "tests": {}, "bench": {}, "worker": {},
            "unreadable": []}
 
@@ -129,10 +182,10 @@ def load(path):
         summary["unreadable"].append(os.path.basename(path))
         return None
 for t in ("device_test", "cuda_backend_test", "cuda_model_test"):
-    j = load(os.path.join(out, t + ".json"))
+    j = load(os.path.join(work, t + ".json"))
     if j is not None:
         summary["tests"][t] = {k: j.get(k) for k in ("tests", "failures", "disabled", "errors")}
-j = load(os.path.join(out, "cuda_bench.json"))
+j = load(os.path.join(work, "cuda_bench.json"))
 if j is not None:
     summary["gpu"] = j.get("context", {}).get("host_name")
     rates = {}
@@ -152,14 +205,15 @@ if j is not None:
                 e["fraction_of_cublas"] = e["TFLOP/s"] / ref["TFLOP/s"]
     summary["bench"] = rates
 for b in ("cpu", "cuda"):
-    j = load(os.path.join(out, "worker_%s.json" % b))
+    j = load(os.path.join(work, "worker_%s.json" % b))
     if j is not None:
         summary["worker"][b] = {k: j.get(k) for k in ("examples_per_sec", "auc", "logloss", "elapsed_sec")}
-json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
+for d in (work, out):
+    json.dump(summary, open(os.path.join(d, "summary.json"), "w"), indent=2)
 print(json.dumps(summary, indent=2))
 PY
 if [ ${#FAILED[@]} -gt 0 ]; then
   echo "gpu_check: FAILED: ${FAILED[*]}" >&2
   exit 1
 fi
-echo "gpu_check: all passed; results in $OUT"
+step "all passed; results in $OUT"
