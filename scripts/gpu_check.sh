@@ -38,6 +38,7 @@ ROWS="${PS_GPU_CHECK_ROWS:-300000}"
 DEADLINE=$((SECONDS + ${PS_GPU_CHECK_BUDGET:-470}))
 FAILED=()
 exec > >(tee "$OUT/gpu_check.log") 2>&1
+TEE_PID=$!
 step() { echo "gpu_check: [$SECONDS s] $*"; }
 # The smaller of a step's own timeout and the time left (at least 1 s).
 limit() {
@@ -51,6 +52,9 @@ finish() {
   tar -C "$WORK" --exclude='data' --exclude='ckpt' --exclude='tables' \
       --exclude='bundle' --exclude='build' -czf "$OUT/results.tgz" . \
       2>/dev/null || true
+  # Let tee write the log's end before the command returns.
+  exec >&- 2>&-
+  wait "$TEE_PID" 2>/dev/null || true
 }
 trap finish EXIT
 
