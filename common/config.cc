@@ -120,6 +120,15 @@ absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view text,
         Resolve(base_dir, config.checkpoint().dir()));
   }
   DataConfig* data = config.mutable_data();
+  if (config.cluster().has_security()) {
+    SecurityConfig* security = config.mutable_cluster()->mutable_security();
+    for (std::string* f : {security->mutable_tls_cert_file(),
+                           security->mutable_tls_key_file(),
+                           security->mutable_tls_ca_file(),
+                           security->mutable_auth_token_file()}) {
+      if (!f->empty()) *f = Resolve(base_dir, *f);
+    }
+  }
   for (auto& f : *data->mutable_train_files()) f = Resolve(base_dir, f);
   for (auto& f : *data->mutable_eval_files()) f = Resolve(base_dir, f);
   if (data->has_movielens_user_file()) {

@@ -246,6 +246,18 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
       v.Range("cluster.connect_timeout_sec", cl.connect_timeout_sec(), 1, 86400));
   RETURN_IF_ERROR(v.Range("cluster.dense_block_size", cl.dense_block_size(), 1,
                           1 << 26));
+  const SecurityConfig& sec = cl.security();
+  if (sec.tls_cert_file().empty() != sec.tls_key_file().empty()) {
+    return v.Error(sec.tls_cert_file().empty() ? "cluster.security.tls_cert_file"
+                                               : "cluster.security.tls_key_file",
+                   "is required with the other (TLS needs both the "
+                   "certificate and its key)");
+  }
+  if (!sec.tls_cert_file().empty() && sec.tls_ca_file().empty()) {
+    return v.Error("cluster.security.tls_ca_file",
+                   "is required with TLS (clients check the servers' "
+                   "certificates against it)");
+  }
 
   if (c.sparse_tables().empty()) {
     return v.Error("sparse_tables", "at least one sparse table is required");

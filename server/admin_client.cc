@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "common/grpc_status.h"
 #include "google/protobuf/util/json_util.h"
+#include "proto/health.grpc.pb.h"
 #include "proto/ps.grpc.pb.h"
 #include "server/checkpoint_export.h"
 
@@ -21,9 +22,9 @@ std::string ServerName(const AdminOptions& options, size_t i) {
   return absl::StrCat("server ", i, " (", options.servers[i], ")");
 }
 
-std::unique_ptr<PsService::Stub> StubFor(const std::string& endpoint) {
-  return PsService::NewStub(
-      grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials()));
+std::unique_ptr<PsService::Stub> StubFor(const AdminOptions& options,
+                                         const std::string& endpoint) {
+  return PsService::NewStub(options.security->Channel(endpoint));
 }
 
 void SetDeadline(const AdminOptions& options, grpc::ClientContext* context) {
@@ -90,7 +91,7 @@ absl::StatusOr<std::vector<ServerStats>> CollectStats(
     grpc::ClientContext context;
     SetDeadline(options, &context);
     grpc::Status status =
-        StubFor(one.endpoint)->Stats(&context, StatsRequest(), &one.stats);
+        StubFor(options, one.endpoint)->Stats(&context, StatsRequest(), &one.stats);
     if (!status.ok()) {
       errors.push_back(FromGrpcStatus(status, ServerName(options, i), "Stats"));
       continue;
@@ -99,6 +100,22 @@ absl::StatusOr<std::vector<ServerStats>> CollectStats(
   }
   if (!errors.empty()) return Combined(errors);
   return result;
+}
+
+absl::StatusOr<std::string> CheckHealth(const AdminOptions& options,
+                                        size_t server) {
+  auto stub = grpc::health::v1::Health::NewStub(
+      options.security->Channel(options.servers[server]));
+  grpc::ClientContext context;
+  SetDeadline(options, &context);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = stub->Check(
+      &context, grpc::health::v1::HealthCheckRequest(), &response);
+  if (!status.ok()) {
+    return FromGrpcStatus(status, ServerName(options, server), "Health.Check");
+  }
+  return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+      response.status());
 }
 
 absl::Status StopServers(const AdminOptions& options) {
@@ -110,7 +127,7 @@ absl::Status StopServers(const AdminOptions& options) {
     request.set_reason(options.stop_reason);
     ShutdownResponse response;
     grpc::Status status =
-        StubFor(options.servers[i])->Shutdown(&context, request, &response);
+        StubFor(options, options.servers[i])->Shutdown(&context, request, &response);
     if (!status.ok()) {
       errors.push_back(
           FromGrpcStatus(status, ServerName(options, i), "Shutdown"));
@@ -130,7 +147,7 @@ absl::StatusOr<std::vector<ShrinkResponse>> ShrinkServers(
     SetDeadline(options, &context);
     ShrinkResponse response;
     grpc::Status status =
-        StubFor(options.servers[i])->Shrink(&context, request, &response);
+        StubFor(options, options.servers[i])->Shrink(&context, request, &response);
     if (!status.ok()) {
       errors.push_back(FromGrpcStatus(status, ServerName(options, i), "Shrink"));
       continue;
@@ -143,8 +160,8 @@ absl::StatusOr<std::vector<ShrinkResponse>> ShrinkServers(
 
 absl::StatusOr<RequestCheckpointResponse> RequestCheckpoint(
     const AdminOptions& options) {
-  auto stub = Coordinator::NewStub(grpc::CreateChannel(
-      options.servers[0], grpc::InsecureChannelCredentials()));
+  auto stub =
+      Coordinator::NewStub(options.security->Channel(options.servers[0]));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        absl::ToChronoMilliseconds(options.checkpoint_timeout));
@@ -249,9 +266,14 @@ std::string FormatStatsLine(const StatsResponse& stats) {
 
 std::string CtlUsage() {
   return "usage: ps_ctl --servers host:port[,host:port...] [--json] "
-         "[--timeout_ms N] [--reason TEXT] COMMAND\n"
+         "[--timeout_ms N] [--reason TEXT] [--tls_ca_file PEM] "
+         "[--auth_token_file F] COMMAND\n"
+         "(a job with cluster.security: --tls_ca_file for TLS, the token "
+         "from --auth_token_file or PS_AUTH_TOKEN)\n"
          "commands:\n"
          "  stats   print every server's tables and push counts\n"
+         "  health  the standard gRPC health check of every server (exit 0 "
+         "when all are SERVING)\n"
          "  shrink  delete old and low-score rows now (--tables a,b; "
          "default every table)\n"
          "  checkpoint  take a checkpoint of the whole job now (asks server "
@@ -264,8 +286,8 @@ std::string CtlUsage() {
 
 int RunCtlCommand(const AdminOptions& options, const std::string& command,
                   std::ostream& out, std::ostream& err) {
-  if (command != "stats" && command != "stop" && command != "shrink" &&
-      command != "checkpoint" && command != "export") {
+  if (command != "stats" && command != "health" && command != "stop" &&
+      command != "shrink" && command != "checkpoint" && command != "export") {
     err << "ps_ctl: unknown command '" << command << "'\n" << CtlUsage();
     return 2;
   }
@@ -308,6 +330,19 @@ int RunCtlCommand(const AdminOptions& options, const std::string& command,
   if (options.servers.empty()) {
     err << "ps_ctl: --servers is required\n" << CtlUsage();
     return 2;
+  }
+  if (command == "health") {
+    int failed = 0;
+    for (size_t i = 0; i < options.servers.size(); ++i) {
+      auto health = CheckHealth(options, i);
+      const bool serving = health.ok() && *health == "SERVING";
+      failed += serving ? 0 : 1;
+      (serving ? out : err)
+          << "server " << i << " (" << options.servers[i] << "): "
+          << (health.ok() ? *health : std::string(health.status().message()))
+          << "\n";
+    }
+    return failed == 0 ? 0 : 1;
   }
   if (command == "stop") {
     absl::Status stopped = StopServers(options);

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/rpc_security.h"
 #include "proto/ps.pb.h"
 
 namespace ps {
@@ -42,6 +43,9 @@ struct AdminOptions {
   std::string export_dir;
   bool export_delta = false;
   float export_min_score = -std::numeric_limits<float>::infinity();
+  // TLS and the auth token of the job (RpcSecurity, loaded as a client).
+  // Default: plaintext, no token.
+  std::shared_ptr<const RpcSecurity> security = RpcSecurity::None();
 };
 
 // The answer of one server.
@@ -72,6 +76,12 @@ absl::StatusOr<std::vector<ShrinkResponse>> ShrinkServers(
 absl::StatusOr<RequestCheckpointResponse> RequestCheckpoint(
     const AdminOptions& options);
 
+// The standard health check (grpc.health.v1.Health/Check) of one server:
+// "SERVING", "NOT_SERVING", ..., or the error of a server that does not
+// answer.
+absl::StatusOr<std::string> CheckHealth(const AdminOptions& options,
+                                        size_t server);
+
 // A readable multi-line table per server.
 std::string FormatStatsTable(const std::vector<ServerStats>& servers);
 // A JSON array with one object {"endpoint": ..., "stats": {...}} per server
@@ -81,10 +91,11 @@ std::string FormatStatsJson(const std::vector<ServerStats>& servers);
 // miss=.. evict=.. wb=..; dense model 66 floats; pushes sparse=3 dense=3".
 std::string FormatStatsLine(const StatsResponse& stats);
 
-// Runs ps_ctl's `command` ("stats", "shrink", "checkpoint", "export" or
-// "stop"), printing results to `out` and
-// errors to `err`. Returns the exit code: 0 on success, 1 when a server
-// failed, 2 for an unknown command or no servers (usage printed to `err`).
+// Runs ps_ctl's `command` ("stats", "health", "shrink", "checkpoint",
+// "export" or "stop"), printing results to `out` and errors to `err`.
+// Returns the exit code: 0 on success, 1 when a server failed (health: did
+// not answer SERVING), 2 for an unknown command or no servers (usage printed
+// to `err`).
 int RunCtlCommand(const AdminOptions& options, const std::string& command,
                   std::ostream& out, std::ostream& err);
 

@@ -92,6 +92,7 @@ bool CoordinatorImpl::Dead(int rank) const {
 grpc::ServerUnaryReactor* CoordinatorImpl::Register(
     grpc::CallbackServerContext* context, const RegisterRequest* request,
     RegisterResponse* response) {
+  if (auto* refused = options_.security->Refuse(context)) return refused;
   const int rank = request->worker_rank();
   absl::Status status = CheckRank(rank);
   if (status.ok() && request->num_workers() != num_workers_) {
@@ -146,6 +147,7 @@ void CoordinatorImpl::ReleaseOrDefer(std::function<void()> release) {
 grpc::ServerUnaryReactor* CoordinatorImpl::Barrier(
     grpc::CallbackServerContext* context, const BarrierRequest* request,
     BarrierResponse* response) {
+  if (auto* refused = options_.security->Refuse(context)) return refused;
   const int rank = request->worker_rank();
   absl::Status status = CheckRank(rank);
   if (!status.ok()) return Done(context, status);
@@ -226,6 +228,7 @@ void CoordinatorImpl::CollectReleasable(std::vector<GateWaiter>* release) {
 grpc::ServerUnaryReactor* CoordinatorImpl::StepGate(
     grpc::CallbackServerContext* context, const StepGateRequest* request,
     StepGateResponse* response) {
+  if (auto* refused = options_.security->Refuse(context)) return refused;
   const int rank = request->worker_rank();
   absl::Status status = CheckRank(rank);
   if (status.ok() && request->staleness() < 0) {
@@ -271,6 +274,7 @@ int CoordinatorImpl::checkpoints_taken() const {
 grpc::ServerUnaryReactor* CoordinatorImpl::Finish(
     grpc::CallbackServerContext* context, const FinishRequest* request,
     FinishResponse*) {
+  if (auto* refused = options_.security->Refuse(context)) return refused;
   const int rank = request->worker_rank();
   absl::Status status = CheckRank(rank);
   if (!status.ok()) return Done(context, status);
@@ -337,6 +341,7 @@ void CoordinatorImpl::FinishJob() {
 grpc::ServerUnaryReactor* CoordinatorImpl::Heartbeat(
     grpc::CallbackServerContext* context, const HeartbeatRequest* request,
     HeartbeatResponse* response) {
+  if (auto* refused = options_.security->Refuse(context)) return refused;
   const int rank = request->worker_rank();
   absl::Status status = CheckRank(rank);
   if (!status.ok()) return Done(context, status);
@@ -447,6 +452,7 @@ grpc::ServerUnaryReactor* CoordinatorImpl::CheckpointArrive(
     grpc::CallbackServerContext* context,
     const CheckpointArriveRequest* request,
     CheckpointArriveResponse* response) {
+  if (auto* refused = options_.security->Refuse(context)) return refused;
   const int rank = request->worker_rank();
   absl::Status status = CheckRank(rank);
   if (status.ok() && !checkpoints_enabled()) {
@@ -472,6 +478,7 @@ grpc::ServerUnaryReactor* CoordinatorImpl::RequestCheckpoint(
     grpc::CallbackServerContext* context,
     const RequestCheckpointRequest* request,
     RequestCheckpointResponse* response) {
+  if (auto* refused = options_.security->Refuse(context)) return refused;
   if (!checkpoints_enabled()) {
     return Done(context,
                 absl::FailedPreconditionError(

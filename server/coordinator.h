@@ -36,6 +36,7 @@
 #include "common/thread_pool.h"
 #include "proto/checkpoint.pb.h"
 #include "proto/config.pb.h"
+#include "common/rpc_security.h"
 #include "proto/ps.grpc.pb.h"
 
 namespace ps {
@@ -57,6 +58,8 @@ struct CoordinatorOptions {
   // What checkpoint.every_minutes counts in. Default: a minute (tests
   // shorten it).
   absl::Duration minute = absl::Minutes(1);
+  // Every call is checked against it (its token) first. Default: none.
+  std::shared_ptr<const RpcSecurity> security = RpcSecurity::None();
 };
 
 class CoordinatorImpl final : public Coordinator::CallbackService {

@@ -1,10 +1,14 @@
-// ps_ctl --servers host:port,... [--json] stats|shrink|checkpoint|export|stop:
+// ps_ctl --servers host:port,... [--json] stats|health|shrink|checkpoint|
+// export|stop:
 // the operator CLI. `shrink` deletes old and low-score rows (--tables,
 // default all) and prints how many each server removed; `checkpoint` takes a
 // checkpoint of the whole job now; `export --export_dir D [--checkpoint C]
 // [--delta] [--min_score S]` writes the model for serving.
 // `stats` prints every server's tables and push counts (a table, or JSON
-// with --json); `stop` sends Shutdown with --reason to every server. Exit
+// with --json); `health` runs gRPC's standard health check on every server;
+// `stop` sends Shutdown with --reason to every server. A job with
+// cluster.security needs --tls_ca_file (TLS) and the token
+// (--auth_token_file or PS_AUTH_TOKEN). Exit
 // code: 0 ok, 1 a server failed (the error names it), 2 bad usage. The logic
 // is in server/admin_client.h.
 #include <iostream>
@@ -25,6 +29,12 @@ DEFINE_string(checkpoint, "", "export: the checkpoint folder (default: take one)
 DEFINE_string(export_dir, "", "export: where the export files go");
 DEFINE_bool(delta, false, "export: only rows changed since the exports there");
 DEFINE_double(min_score, -1e30, "export: leave out rows scoring below this");
+DEFINE_string(tls_ca_file, "",
+              "TLS: the CA certificate (PEM) the servers' certificates are "
+              "checked against (cluster.security.tls_ca_file)");
+DEFINE_string(auth_token_file, "",
+              "the job's auth token, first line of this file "
+              "(cluster.security.auth_token_file; else PS_AUTH_TOKEN)");
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(ps::CtlUsage());
@@ -49,5 +59,15 @@ int main(int argc, char** argv) {
   options.export_dir = FLAGS_export_dir;
   options.export_delta = FLAGS_delta;
   options.export_min_score = static_cast<float>(FLAGS_min_score);
+  ps::SecurityConfig security;
+  security.set_tls_ca_file(FLAGS_tls_ca_file);
+  security.set_auth_token_file(FLAGS_auth_token_file);
+  auto loaded =
+      ps::RpcSecurity::Load(security, ps::RpcSecurity::Role::kClient);
+  if (!loaded.ok()) {
+    std::cerr << "ps_ctl: " << loaded.status().message() << "\n";
+    return 2;
+  }
+  options.security = *loaded;
   return ps::RunCtlCommand(options, argv[1], std::cout, std::cerr);
 }

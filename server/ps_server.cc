@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 
 #include <optional>
 #include <thread>
@@ -24,6 +25,8 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
   s->rank_ = options.rank;
   const ClusterConfig& cluster = options.config.cluster();
   s->max_message_bytes_ = cluster.max_message_bytes();
+  ASSIGN_OR_RETURN(s->security_, RpcSecurity::Load(cluster.security(),
+                                                   RpcSecurity::Role::kServer));
   {
     absl::MutexLock lock(&s->mu_);
     s->endpoints_.assign(cluster.servers().begin(), cluster.servers().end());
@@ -58,11 +61,15 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
   PsServer* self = s.get();
   s->service_ = std::make_unique<PsServiceImpl>(
       s->handler_.get(),
-      [self](const std::string& reason) { self->RequestShutdown(reason); });
+      [self](const std::string& reason) { self->RequestShutdown(reason); },
+      s->security_);
 
+  // The standard grpc.health.v1.Health service, for probes (answers without
+  // a token): SERVING from the start until Shutdown.
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address,
-                           grpc::InsecureServerCredentials(), &s->port_);
+                           s->security_->ServerCredentials(), &s->port_);
   // Without this gRPC sets SO_REUSEPORT and a second server on a taken port
   // would start silently instead of failing.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -76,6 +83,7 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
     co.config = options.config;
     co.on_all_finished = [self] { self->OnAllWorkersFinished(); };
     co.minute = options.checkpoint_minute;
+    co.security = s->security_;
     if (options.config.has_checkpoint()) {
       co.save = [self](const std::string& dir, int64_t step) {
         return self->SaveAllServers(dir, step);
@@ -94,8 +102,10 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
         "server ", options.rank, ": cannot listen on ", options.listen_address,
         " (address in use or not local?)"));
   }
+  s->server_->GetHealthCheckService()->SetServingStatus(true);
   LOG(INFO) << "server " << options.rank << " listening on port " << s->port_
-            << (options.rank == 0 ? " (with coordinator)" : "");
+            << (options.rank == 0 ? " (with coordinator)" : "") << ", "
+            << s->security_->Describe();
   return s;
 }
 
@@ -123,6 +133,7 @@ void PsServer::RequestShutdown(const std::string& reason) {
 
 void PsServer::Shutdown() {
   if (server_ != nullptr) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::seconds(5));
     server_->Wait();
@@ -146,8 +157,7 @@ absl::StatusOr<std::vector<CheckpointFile>> PsServer::SaveAllServers(
   std::vector<std::thread> threads;
   for (size_t i = 1; i < peers.size(); ++i) {
     threads.emplace_back([&, i] {
-      auto stub = PsService::NewStub(grpc::CreateChannel(
-          peers[i], grpc::InsecureChannelCredentials()));
+      auto stub = PsService::NewStub(security_->Channel(peers[i]));
       grpc::ClientContext context;
       context.set_deadline(std::chrono::system_clock::now() +
                            std::chrono::hours(1));
@@ -178,10 +188,7 @@ void PsServer::OnAllWorkersFinished() {
   // Not on the gRPC thread: the Shutdown calls below block.
   finisher_ = std::thread([this, peers] {
     for (size_t i = 1; i < peers.size(); ++i) {
-      grpc::ChannelArguments args;
-      auto channel = grpc::CreateCustomChannel(
-          peers[i], grpc::InsecureChannelCredentials(), args);
-      auto stub = PsService::NewStub(channel);
+      auto stub = PsService::NewStub(security_->Channel(peers[i]));
       grpc::ClientContext context;
       context.set_deadline(std::chrono::system_clock::now() +
                            std::chrono::seconds(5));

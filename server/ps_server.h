@@ -17,6 +17,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "proto/checkpoint.pb.h"
+#include "common/rpc_security.h"
 #include "proto/config.pb.h"
 
 namespace grpc {
@@ -82,6 +83,7 @@ class PsServer {
   std::unique_ptr<PsServiceImpl> service_;
   std::unique_ptr<CoordinatorImpl> coordinator_;
   std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<const RpcSecurity> security_;
   int64_t max_message_bytes_ = 0;
   absl::Notification shutdown_requested_;
   absl::Mutex mu_;

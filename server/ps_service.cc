@@ -32,30 +32,35 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* PsServiceImpl::PullSparse(
     grpc::CallbackServerContext* context, const PullSparseRequest* request,
     PullSparseResponse* response) {
+  if (auto* refused = security_->Refuse(context)) return refused;
   return Done(context, handler_->PullSparse(*request, response));
 }
 
 grpc::ServerUnaryReactor* PsServiceImpl::PushSparse(
     grpc::CallbackServerContext* context, const PushSparseRequest* request,
     PushResponse*) {
+  if (auto* refused = security_->Refuse(context)) return refused;
   return Done(context, handler_->PushSparse(*request));
 }
 
 grpc::ServerUnaryReactor* PsServiceImpl::PullDense(
     grpc::CallbackServerContext* context, const PullDenseRequest* request,
     PullDenseResponse* response) {
+  if (auto* refused = security_->Refuse(context)) return refused;
   return Done(context, handler_->PullDense(*request, response));
 }
 
 grpc::ServerUnaryReactor* PsServiceImpl::PushDense(
     grpc::CallbackServerContext* context, const PushDenseRequest* request,
     PushResponse*) {
+  if (auto* refused = security_->Refuse(context)) return refused;
   return Done(context, handler_->PushDense(*request));
 }
 
 grpc::ServerUnaryReactor* PsServiceImpl::Shutdown(
     grpc::CallbackServerContext* context, const ShutdownRequest* request,
     ShutdownResponse*) {
+  if (auto* refused = security_->Refuse(context)) return refused;
   LOG(INFO) << "server " << handler_->rank()
             << ": shutdown requested: " << request->reason();
   on_shutdown_(request->reason());
@@ -65,6 +70,7 @@ grpc::ServerUnaryReactor* PsServiceImpl::Shutdown(
 grpc::ServerUnaryReactor* PsServiceImpl::Stats(
     grpc::CallbackServerContext* context, const StatsRequest*,
     StatsResponse* response) {
+  if (auto* refused = security_->Refuse(context)) return refused;
   handler_->Stats(response);
   return Done(context, absl::OkStatus());
 }
@@ -72,6 +78,7 @@ grpc::ServerUnaryReactor* PsServiceImpl::Stats(
 grpc::ServerUnaryReactor* PsServiceImpl::SaveCheckpoint(
     grpc::CallbackServerContext* context, const SaveCheckpointRequest* request,
     SaveCheckpointResponse* response) {
+  if (auto* refused = security_->Refuse(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   PsHandler* handler = handler_;
   saves_.Run([handler, reactor, request, response] {
@@ -84,6 +91,7 @@ grpc::ServerUnaryReactor* PsServiceImpl::SaveCheckpoint(
 grpc::ServerUnaryReactor* PsServiceImpl::Shrink(
     grpc::CallbackServerContext* context, const ShrinkRequest* request,
     ShrinkResponse* response) {
+  if (auto* refused = security_->Refuse(context)) return refused;
   return Done(context, handler_->Shrink(*request, response));
 }
 

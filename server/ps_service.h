@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/rpc_security.h"
 #include "common/thread_pool.h"
 
 #include "proto/ps.grpc.pb.h"
@@ -19,10 +20,15 @@ namespace ps {
 class PsServiceImpl final : public PsService::CallbackService {
  public:
   // `handler` is not owned. `on_shutdown` is called (from a gRPC thread) when
-  // a Shutdown request arrives; it must not block.
+  // a Shutdown request arrives; it must not block. Every call is checked
+  // against `security` (its token) first.
   PsServiceImpl(PsHandler* handler,
-                std::function<void(const std::string&)> on_shutdown)
-      : handler_(handler), on_shutdown_(std::move(on_shutdown)) {}
+                std::function<void(const std::string&)> on_shutdown,
+                std::shared_ptr<const RpcSecurity> security =
+                    RpcSecurity::None())
+      : handler_(handler),
+        on_shutdown_(std::move(on_shutdown)),
+        security_(std::move(security)) {}
 
   grpc::ServerUnaryReactor* PullSparse(grpc::CallbackServerContext* context,
                                        const PullSparseRequest* request,
@@ -56,6 +62,7 @@ class PsServiceImpl final : public PsService::CallbackService {
   // SaveCheckpoint calls (waited for at destruction).
   BackgroundTasks saves_;
   const std::function<void(const std::string&)> on_shutdown_;
+  const std::shared_ptr<const RpcSecurity> security_;
 };
 
 }  // namespace ps

@@ -17,6 +17,7 @@
 #include "common/grpc_status.h"
 #include "common/hash.h"
 #include "common/packing.h"
+#include "common/rpc_security.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "proto/ps.grpc.pb.h"
@@ -36,6 +37,7 @@ PsClientOptions PsClientOptions::FromConfig(const JobConfig& config,
   o.rpc_timeout_ms = c.rpc_timeout_ms();
   o.connect_timeout_sec = c.connect_timeout_sec();
   o.server_retry_sec = c.server_retry_sec();
+  o.security = c.security();
   return o;
 }
 
@@ -81,7 +83,8 @@ struct PushGroup {
 
 class GrpcPsClient final : public PsClient {
  public:
-  explicit GrpcPsClient(const PsClientOptions& options)
+  GrpcPsClient(const PsClientOptions& options,
+               std::shared_ptr<const RpcSecurity> security)
       : options_(options), last_warning_(options.servers.size()) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
@@ -93,8 +96,7 @@ class GrpcPsClient final : public PsClient {
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
                 static_cast<int>(absl::ToInt64Milliseconds(RetryBackoff::kMaxWait)));
     for (const std::string& endpoint : options.servers) {
-      auto channel = grpc::CreateCustomChannel(
-          endpoint, grpc::InsecureChannelCredentials(), args);
+      auto channel = security->Channel(endpoint, args);
       channels_.push_back(channel);
       stubs_.push_back(PsService::NewStub(channel));
     }
@@ -647,7 +649,10 @@ absl::StatusOr<std::unique_ptr<PsClient>> PsClient::Connect(
   if (options.servers.empty()) {
     return absl::InvalidArgumentError("PsClient: no servers");
   }
-  auto client = std::make_unique<GrpcPsClient>(options);
+  ASSIGN_OR_RETURN(std::shared_ptr<const RpcSecurity> security,
+                   RpcSecurity::Load(options.security,
+                                     RpcSecurity::Role::kClient));
+  auto client = std::make_unique<GrpcPsClient>(options, std::move(security));
   absl::Status status = client->WaitConnected();
   if (!status.ok()) return status;
   return std::unique_ptr<PsClient>(std::move(client));

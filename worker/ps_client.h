@@ -43,6 +43,9 @@ struct PsClientOptions {
   // How long a call keeps retrying a server that does not answer, from its
   // first failure; 0: no retries. Default: 300.
   int server_retry_sec = 300;
+  // TLS and the auth token (loaded by Connect as a client: its errors are
+  // Connect's). Default: none.
+  SecurityConfig security;
 
   static PsClientOptions FromConfig(const JobConfig& config, int worker_rank);
 };
