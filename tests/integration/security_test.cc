@@ -1,0 +1,351 @@
+// Security of the job's RPCs (common/rpc_security.h, cluster.security): on
+// real servers on loopback,
+//  - with an auth token, every method of PsService and Coordinator refuses
+//    a call without it, or with another one, as UNAUTHENTICATED, naming the
+//    problem but never the token; the health service answers without it;
+//  - with TLS, clients that trust the job's CA work, a plaintext client and
+//    one trusting another CA do not get through;
+//  - a whole job (2 servers, 2 workers) trains with TLS and a token;
+//  - bad security settings are refused with the field and the file named.
+// The TLS material is test-only (tests/data/tls/README.md).
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/config.h"
+#include "common/rpc_security.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/descriptor.h"
+#include "gtest/gtest.h"
+#include "proto/health.grpc.pb.h"
+#include "proto/ps.grpc.pb.h"
+#include "server/admin_client.h"
+#include "tests/integration/local_cluster.h"
+#include "tests/server/server_test_util.h"
+#include "worker/datagen.h"
+#include "worker/ps_client.h"
+
+namespace ps {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kToken[] = "s3cret-token-for-tests";
+
+std::string TlsFile(const std::string& name) {
+  return absl::StrCat(PS_TEST_SOURCE_DIR, "/tests/data/tls/", name);
+}
+
+class SecurityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = absl::StrCat(::testing::TempDir(), "/security_test_", getpid(), "_",
+                        ::testing::UnitTest::GetInstance()
+                            ->current_test_info()
+                            ->name());
+    ASSERT_EQ(std::system(("mkdir -p " + dir_).c_str()), 0);
+  }
+
+  std::string Write(const std::string& name, const std::string& content) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path) << content;
+    return path;
+  }
+
+  SecurityConfig Token(const std::string& token) {
+    SecurityConfig s;
+    s.set_auth_token_file(Write("token_" + std::to_string(files_++), token));
+    return s;
+  }
+
+  static SecurityConfig Tls(const std::string& ca = "ca.pem") {
+    SecurityConfig s;
+    s.set_tls_cert_file(TlsFile("server.pem"));
+    s.set_tls_key_file(TlsFile("server.key"));
+    s.set_tls_ca_file(TlsFile(ca));
+    return s;
+  }
+
+  static std::shared_ptr<const RpcSecurity> Client(const SecurityConfig& s) {
+    auto loaded = RpcSecurity::Load(s, RpcSecurity::Role::kClient);
+    EXPECT_TRUE(loaded.ok()) << loaded.status();
+    return loaded.ok() ? *loaded : RpcSecurity::None();
+  }
+
+  static std::unique_ptr<PsServer> Server(const SecurityConfig& security) {
+    JobConfig config = SmallJobConfig(1, 1, 2, 8);
+    *config.mutable_cluster()->mutable_security() = security;
+    return StartServer(config, 0);
+  }
+
+  static AdminOptions Admin(const PsServer& server,
+                            std::shared_ptr<const RpcSecurity> security,
+                            const std::string& host = "127.0.0.1") {
+    AdminOptions o;
+    o.servers = {absl::StrCat(host, ":", server.port())};
+    o.rpc_timeout = absl::Seconds(5);
+    o.security = std::move(security);
+    return o;
+  }
+
+  std::string dir_;
+  int files_ = 0;
+};
+
+// Calls `method` ("/ps.PsService/Stats") with an empty request.
+grpc::Status CallRaw(const std::shared_ptr<grpc::Channel>& channel,
+                     const std::string& method) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(5));
+  grpc::Slice empty("", 0);  // zero bytes: a valid encoding of every message
+  grpc::ByteBuffer request(&empty, 1);
+  grpc::ByteBuffer response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &response,
+                 [&done](grpc::Status s) { done.set_value(std::move(s)); });
+  return done.get_future().get();
+}
+
+TEST_F(SecurityTest, EveryMethodRefusesACallWithoutTheToken) {
+  auto server = Server(Token(kToken));
+  ASSERT_NE(server, nullptr);
+  const std::string endpoint = absl::StrCat("127.0.0.1:", server->port());
+  const auto none = RpcSecurity::None()->Channel(endpoint);
+  const auto wrong = Client(Token("another-token"))->Channel(endpoint);
+  int methods = 0;
+  for (const char* name : {"ps.PsService", "ps.Coordinator"}) {
+    const google::protobuf::ServiceDescriptor* service =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+            name);
+    ASSERT_NE(service, nullptr) << name;
+    for (int m = 0; m < service->method_count(); ++m) {
+      const std::string method =
+          absl::StrCat("/", name, "/", service->method(m)->name());
+      grpc::Status status = CallRaw(none, method);
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << method << ": " << status.error_message();
+      EXPECT_THAT(status.error_message(), HasSubstr("no auth token"))
+          << method;
+      status = CallRaw(wrong, method);
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << method;
+      EXPECT_THAT(status.error_message(), HasSubstr("wrong auth token"));
+      EXPECT_THAT(status.error_message(), Not(HasSubstr(kToken)));
+      EXPECT_THAT(status.error_message(), Not(HasSubstr("another-token")));
+      ++methods;
+    }
+  }
+  EXPECT_EQ(methods, 15);
+  // Still serving, and the right token gets through.
+  std::ostringstream out, err;
+  EXPECT_EQ(RunCtlCommand(Admin(*server, Client(Token(kToken))), "stats", out,
+                          err),
+            0)
+      << err.str();
+  EXPECT_THAT(out.str(), HasSubstr("emb"));
+}
+
+TEST_F(SecurityTest, ClientsWithTheTokenWorkAndOthersAreToldWhy) {
+  auto server = Server(Token(kToken));
+  ASSERT_NE(server, nullptr);
+  JobConfig config = SmallJobConfig(1, 1, 2, 8);
+  config.mutable_cluster()->set_servers(0, Endpoint(*server));
+  config.mutable_cluster()->set_connect_timeout_sec(5);
+  config.mutable_cluster()->set_server_retry_sec(0);
+  PsClientOptions options = PsClientOptions::FromConfig(config, 0);
+  options.security = Token(std::string("  ") + kToken + " \nsecond line\n");
+  auto client = PsClient::Connect(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  std::vector<float> values(2 * 3, -1.0f);
+  absl::Status pulled = (*client)->PullSparse(
+      0, 2, std::vector<uint64_t>{1, 2, 3}, absl::MakeSpan(values), 0);
+  ASSERT_TRUE(pulled.ok()) << pulled;
+  EXPECT_EQ(values, std::vector<float>(6, 0.0f));  // zero-initialized rows
+
+  options.security = SecurityConfig();  // no token
+  auto plain = PsClient::Connect(options);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  pulled = (*plain)->PullSparse(0, 2, std::vector<uint64_t>{1},
+                                absl::MakeSpan(values).subspan(0, 2), 0);
+  EXPECT_EQ(pulled.code(), absl::StatusCode::kUnauthenticated) << pulled;
+  EXPECT_THAT(pulled.message(), HasSubstr("no auth token"));
+  EXPECT_THAT(pulled.message(), HasSubstr("server 0"));
+}
+
+TEST_F(SecurityTest, HealthAnswersWithoutTokenAndGoesNotServingAtShutdown) {
+  auto server = Server(Token(kToken));
+  ASSERT_NE(server, nullptr);
+  const AdminOptions admin = Admin(*server, RpcSecurity::None());
+  auto health = CheckHealth(admin, 0);
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, "SERVING");
+  std::ostringstream out, err;
+  EXPECT_EQ(RunCtlCommand(admin, "health", out, err), 0) << err.str();
+  EXPECT_THAT(out.str(), HasSubstr("SERVING"));
+  server->Shutdown();
+  out.str("");
+  err.str("");
+  EXPECT_EQ(RunCtlCommand(admin, "health", out, err), 1);
+  EXPECT_THAT(err.str(), HasSubstr("server 0 (127.0.0.1:"));
+}
+
+TEST_F(SecurityTest, TlsLetsInOnlyClientsThatTrustTheJobsCa) {
+  auto server = Server(Tls());
+  ASSERT_NE(server, nullptr);
+  SecurityConfig trusting;
+  trusting.set_tls_ca_file(TlsFile("ca.pem"));
+  // The certificate names 127.0.0.1 and localhost.
+  for (const std::string host : {"127.0.0.1", "localhost"}) {
+    auto health = CheckHealth(Admin(*server, Client(trusting), host), 0);
+    ASSERT_TRUE(health.ok()) << host << ": " << health.status();
+    EXPECT_EQ(*health, "SERVING");
+    auto stats = CollectStats(Admin(*server, Client(trusting), host));
+    EXPECT_TRUE(stats.ok()) << host << ": " << stats.status();
+  }
+  auto plain = CollectStats(Admin(*server, RpcSecurity::None()));
+  EXPECT_FALSE(plain.ok());
+  EXPECT_EQ(plain.status().code(), absl::StatusCode::kUnavailable)
+      << plain.status();
+  SecurityConfig other;
+  other.set_tls_ca_file(TlsFile("other_ca.pem"));
+  auto untrusted = CollectStats(Admin(*server, Client(other)));
+  EXPECT_FALSE(untrusted.ok());
+  EXPECT_EQ(untrusted.status().code(), absl::StatusCode::kUnavailable)
+      << untrusted.status();
+}
+
+constexpr char kJob[] = R"pb(
+cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 2 }
+sparse_tables {
+  name: "embedding"
+  dim: 4
+  optimizer { type: ADAGRAD learning_rate: 0.05 }
+}
+model {
+  type: DNN
+  sparse_table: "embedding"
+  hidden_units: 8
+  dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
+}
+data {
+  batch_size: 256
+  generate {
+    output_dir: "unused"
+    seed: 5
+    train_rows: 20000
+    eval_rows: 2000
+    vocab_size: 50
+    num_interactions: 0
+  }
+}
+training { log_every_steps: 50 }
+)pb";
+
+// Workers, the coordinator and the servers' calls to each other (the
+// checkpoint writes, the final Shutdown) all go through TLS with the token.
+TEST_F(SecurityTest, AJobTrainsWithTlsAndAToken) {
+  ConfigOverrides overrides;
+  overrides.data_dir = dir_ + "/data";
+  auto config = ParseJobConfig(kJob, "security_test", "", overrides);
+  ASSERT_TRUE(config.ok()) << config.status();
+  SecurityConfig security = Tls();
+  security.set_auth_token_file(Token(kToken).auth_token_file());
+  *config->mutable_cluster()->mutable_security() = security;
+  config->mutable_checkpoint()->set_dir(dir_ + "/ckpt");
+  config->mutable_checkpoint()->set_every_steps(20);
+  auto report = GenerateCriteoData(config->data().generate());
+  ASSERT_TRUE(report.ok()) << report.status();
+  auto cluster = RunLocalCluster(*config);
+  ASSERT_EQ(cluster->results.size(), 2u);
+  int64_t examples = 0;
+  for (const auto& r : cluster->results) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    examples += r->train.examples;
+  }
+  EXPECT_EQ(examples, report->train_rows);
+  EXPECT_TRUE(cluster->servers_stopped);  // the coordinator's Shutdown calls
+  ASSERT_TRUE(cluster->results[0]->eval.has_value());
+  EXPECT_GT(cluster->results[0]->eval->auc, 0.6);
+  std::ifstream latest(dir_ + "/ckpt/LATEST");
+  EXPECT_TRUE(latest.good()) << "no checkpoint was completed";
+}
+
+TEST_F(SecurityTest, BadSettingsNameTheFieldAndTheFile) {
+  SecurityConfig missing_ca = Tls();
+  missing_ca.set_tls_ca_file(dir_ + "/no_such_ca.pem");
+  auto loaded = RpcSecurity::Load(missing_ca, RpcSecurity::Role::kClient);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(loaded.status().message(), HasSubstr("tls_ca_file"));
+  EXPECT_THAT(loaded.status().message(), HasSubstr("no_such_ca.pem"));
+
+  SecurityConfig empty_key = Tls();
+  empty_key.set_tls_key_file(Write("empty.key", ""));
+  loaded = RpcSecurity::Load(empty_key, RpcSecurity::Role::kServer);
+  EXPECT_THAT(loaded.status().message(), HasSubstr("tls_key_file"));
+  EXPECT_THAT(loaded.status().message(), HasSubstr("is empty"));
+  // A client does not read the server's key.
+  EXPECT_TRUE(RpcSecurity::Load(empty_key, RpcSecurity::Role::kClient).ok());
+
+  loaded = RpcSecurity::Load(Token("   \n"), RpcSecurity::Role::kClient);
+  EXPECT_THAT(loaded.status().message(), HasSubstr("blank"));
+  loaded = RpcSecurity::Load(Token("tab\tinside"), RpcSecurity::Role::kClient);
+  EXPECT_THAT(loaded.status().message(), HasSubstr("printable ASCII"));
+  EXPECT_THAT(loaded.status().message(), Not(HasSubstr("inside")));
+
+  // A server with a broken setting does not start, and says why.
+  JobConfig config = SmallJobConfig(1, 1, 2, 8);
+  *config.mutable_cluster()->mutable_security() = missing_ca;
+  PsServerOptions options;
+  options.config = config;
+  options.listen_address = "127.0.0.1:0";
+  auto server = PsServer::Start(options);
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+
+  // Config validation: TLS needs both halves and a CA.
+  auto with_security = [](const std::string& security) {
+    std::string job = kJob;
+    const std::string cluster_end = "num_workers: 2 }";
+    job.replace(job.find(cluster_end), cluster_end.size(),
+                "num_workers: 2 security { " + security + " } }");
+    return ParseJobConfig(job, "bad.pbtxt", "", ConfigOverrides());
+  };
+  auto parsed = with_security("tls_cert_file: \"a.pem\"");
+  EXPECT_THAT(parsed.status().message(),
+              HasSubstr("cluster.security.tls_key_file"));
+  parsed = with_security("tls_cert_file: \"a.pem\" tls_key_file: \"a.key\"");
+  EXPECT_THAT(parsed.status().message(),
+              HasSubstr("cluster.security.tls_ca_file"));
+}
+
+TEST_F(SecurityTest, TheTokenCanComeFromTheEnvironment) {
+  ASSERT_EQ(setenv("PS_AUTH_TOKEN", kToken, 1), 0);
+  auto from_env = RpcSecurity::Load(SecurityConfig(), RpcSecurity::Role::kServer);
+  unsetenv("PS_AUTH_TOKEN");
+  ASSERT_TRUE(from_env.ok()) << from_env.status();
+  EXPECT_TRUE((*from_env)->has_token());
+  // The file, when named, wins over the environment.
+  ASSERT_EQ(setenv("PS_AUTH_TOKEN", "ignored", 1), 0);
+  auto from_file = RpcSecurity::Load(Token(kToken), RpcSecurity::Role::kClient);
+  unsetenv("PS_AUTH_TOKEN");
+  ASSERT_TRUE(from_file.ok());
+  auto server = Server(Token(kToken));
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(CollectStats(Admin(*server, *from_env)).ok());
+  EXPECT_TRUE(CollectStats(Admin(*server, *from_file)).ok());
+  EXPECT_FALSE(RpcSecurity::None()->has_token());
+}
+
+}  // namespace
+}  // namespace ps
