@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -36,7 +37,19 @@ absl::StatusOr<std::unique_ptr<MetricsLog>> MetricsLog::Open(
   return std::unique_ptr<MetricsLog>(new MetricsLog(file));
 }
 
-MetricsLog::~MetricsLog() { std::fclose(file_); }
+std::unique_ptr<MetricsLog> MetricsLog::InMemory() {
+  return std::unique_ptr<MetricsLog>(new MetricsLog(nullptr));
+}
+
+MetricsLog::~MetricsLog() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+std::vector<std::pair<std::string, MetricsLog::Fields>> MetricsLog::Latest()
+    const {
+  absl::MutexLock lock(&mu_);
+  return latest_;
+}
 
 void MetricsLog::Write(
     const std::string& type,
@@ -53,6 +66,14 @@ void MetricsLog::Write(
   }
   line += "}\n";
   absl::MutexLock lock(&mu_);
+  auto it = std::find_if(latest_.begin(), latest_.end(),
+                         [&](const auto& t) { return t.first == type; });
+  if (it == latest_.end()) {
+    latest_.emplace_back(type, fields);
+  } else {
+    it->second = fields;
+  }
+  if (file_ == nullptr) return;
   std::fputs(line.c_str(), file_);
   std::fflush(file_);
 }

@@ -1,6 +1,8 @@
 // A JSON-lines metrics file of one process: one object per line, written
 // whole and flushed, so a plot script (scripts/plot_metrics.sh) can read it
-// while the job runs. Thread-safe.
+// while the job runs. It also keeps the latest fields of each type, for a
+// Prometheus scrape (common/metrics_http.h); InMemory() keeps only those.
+// Thread-safe.
 #ifndef PS_COMMON_METRICS_LOG_H_
 #define PS_COMMON_METRICS_LOG_H_
 
@@ -20,17 +22,25 @@ class MetricsLog {
   // Opens (appends to) `path`, creating its folder. An error names the path.
   static absl::StatusOr<std::unique_ptr<MetricsLog>> Open(
       const std::string& path);
+  // No file: Write only updates Latest.
+  static std::unique_ptr<MetricsLog> InMemory();
   ~MetricsLog();
 
   // Writes {"type": type, "time": unix seconds, name: value, ...}.
   void Write(const std::string& type,
              const std::vector<std::pair<std::string, double>>& fields);
 
+  // The fields of the last Write of each type, by type in the order types
+  // were first written.
+  using Fields = std::vector<std::pair<std::string, double>>;
+  std::vector<std::pair<std::string, Fields>> Latest() const;
+
  private:
   explicit MetricsLog(std::FILE* file) : file_(file) {}
 
-  absl::Mutex mu_;
-  std::FILE* const file_ ABSL_PT_GUARDED_BY(mu_);
+  mutable absl::Mutex mu_;
+  std::FILE* const file_ ABSL_PT_GUARDED_BY(mu_);  // null: in memory only
+  std::vector<std::pair<std::string, Fields>> latest_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ps

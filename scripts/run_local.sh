@@ -5,7 +5,7 @@
 # summary. Every process's log and DIR/summary.json stay in the run folder.
 #
 #   scripts/run_local.sh [--config FILE] [--run-dir DIR] [--servers N]
-#                        [--workers M] [--resume]
+#                        [--workers M] [--resume] [--metrics-port P]
 #
 # Checkpoints go to DIR/ckpt (at the end of training, on `ps_ctl checkpoint`,
 # and every checkpoint.every_steps / every_minutes of the config), TIERED
@@ -14,6 +14,8 @@
 # (every ps_server and ps_worker gets --resume), in DIR (default: the newest
 # folder under runs/), reusing its generated data (positions name the data
 # files) and appending to its logs.
+# --metrics-port P: Prometheus metrics at http://127.0.0.1:P+i/metrics for
+# server i and P+N+j for worker j (N servers).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CONFIG="$ROOT/configs/generated_dnn.pbtxt"
@@ -21,6 +23,7 @@ RUN_DIR=""
 NUM_SERVERS=2
 NUM_WORKERS=2
 RESUME=0
+METRICS_PORT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) CONFIG="$2"; shift 2 ;;
@@ -28,7 +31,8 @@ while [ $# -gt 0 ]; do
     --servers) NUM_SERVERS="$2"; shift 2 ;;
     --workers) NUM_WORKERS="$2"; shift 2 ;;
     --resume) RESUME=1; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --metrics-port) METRICS_PORT="$2"; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "run_local: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -103,7 +107,9 @@ START=$(date +%s.%N)
 for ((i = 0; i < NUM_SERVERS; i++)); do
   [ "$RESUME" = 1 ] || rm -f "$RUN_DIR/metrics/server_$i.jsonl"
   start_log "$RUN_DIR/server_$i.log"
-  "$BUILD/server/ps_server" "${COMMON[@]}" --rank "$i" \
+  METRICS=()
+  [ -z "$METRICS_PORT" ] || METRICS=(--metrics_address "127.0.0.1:$((METRICS_PORT + i))")
+  "$BUILD/server/ps_server" "${COMMON[@]}" --rank "$i" "${METRICS[@]}" \
     --metrics_dir "$RUN_DIR/metrics" --storage_dir "$RUN_DIR/tables" >>"$RUN_DIR/server_$i.log" 2>&1 &
   PIDS+=($!)
 done
@@ -114,7 +120,10 @@ for ((j = 0; j < NUM_WORKERS; j++)); do
   start_log "$RUN_DIR/worker_$j.log"
   # Progress shows this run's lines only.
   [ "$j" != 0 ] || W0_FROM=$(( $(wc -l <"$RUN_DIR/worker_0.log") + 1 ))
-  "$BUILD/worker/ps_worker" "${COMMON[@]}" --rank "$j" --data_dir "$DATA_DIR" \
+  METRICS=()
+  [ -z "$METRICS_PORT" ] ||
+    METRICS=(--metrics_address "127.0.0.1:$((METRICS_PORT + NUM_SERVERS + j))")
+  "$BUILD/worker/ps_worker" "${COMMON[@]}" --rank "$j" --data_dir "$DATA_DIR" "${METRICS[@]}" \
     --result_file "$RUN_DIR/worker_$j.json" --metrics_dir "$RUN_DIR/metrics" \
     >>"$RUN_DIR/worker_$j.log" 2>&1 &
   PIDS+=($!)

@@ -4,11 +4,13 @@
 
 #include <chrono>
 #include <memory>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/grpc_status.h"
+#include "common/metrics_http.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/health.grpc.pb.h"
 #include "proto/ps.grpc.pb.h"
@@ -262,6 +264,62 @@ std::string FormatStatsLine(const StatsResponse& stats) {
       " workers=", stats.pushes_size()));
   return absl::StrCat("server ", stats.server_rank(), ": ",
                       absl::StrJoin(parts, "; "));
+}
+
+std::string FormatStatsPrometheus(const StatsResponse& stats) {
+  static const std::set<std::string>* const kCounters =
+      new std::set<std::string>{"hits",    "misses",         "evictions",
+                                "write_backs", "admitted",   "dropped_pushes",
+                                "shrunk"};
+  PrometheusText text;
+  const std::string server = absl::StrCat(stats.server_rank());
+  for (const SparseTableStats& t : stats.sparse_tables()) {
+    const google::protobuf::Descriptor* d = t.GetDescriptor();
+    const google::protobuf::Reflection* r = t.GetReflection();
+    for (int f = 0; f < d->field_count(); ++f) {
+      const google::protobuf::FieldDescriptor* field = d->field(f);
+      double value = 0;
+      switch (field->cpp_type()) {
+        case google::protobuf::FieldDescriptor::CPPTYPE_INT64:
+          value = static_cast<double>(r->GetInt64(t, field));
+          break;
+        case google::protobuf::FieldDescriptor::CPPTYPE_UINT32:
+          value = r->GetUInt32(t, field);
+          break;
+        default:
+          continue;  // the name
+      }
+      if (field->name() == "table_id") continue;
+      const bool counter = kCounters->count(field->name()) > 0;
+      text.Add(absl::StrCat("ps_sparse_", field->name(),
+                            counter ? "_total" : ""),
+               counter ? "counter" : "gauge",
+               absl::StrCat("SparseTableStats.", field->name(),
+                            " of this server's shard"),
+               {{"server", server}, {"table", t.name()}}, value);
+    }
+  }
+  for (const DenseTableStats& t : stats.dense_tables()) {
+    text.Add("ps_dense_floats_held", "gauge",
+             "floats of the dense table this server holds",
+             {{"server", server}, {"table", t.name()}},
+             static_cast<double>(t.floats_held()));
+  }
+  for (const WorkerPushStats& p : stats.pushes()) {
+    const std::string worker = absl::StrCat(p.worker_rank());
+    const std::pair<const char*, int64_t> kinds[] = {
+        {"sparse_gradients", p.sparse_gradients()},
+        {"sparse_deltas", p.sparse_deltas()},
+        {"dense_gradients", p.dense_gradients()},
+        {"dense_deltas", p.dense_deltas()}};
+    for (const auto& [kind, count] : kinds) {
+      text.Add("ps_pushes_total", "counter",
+               "push requests this server accepted, by worker and kind",
+               {{"server", server}, {"worker", worker}, {"kind", kind}},
+               static_cast<double>(count));
+    }
+  }
+  return text.text();
 }
 
 std::string CtlUsage() {

@@ -82,6 +82,14 @@ absl::StatusOr<RequestCheckpointResponse> RequestCheckpoint(
 absl::StatusOr<std::string> CheckHealth(const AdminOptions& options,
                                         size_t server);
 
+// A server's stats in the Prometheus text format (for its /metrics):
+// ps_sparse_<field>{server,table} for every numeric field of
+// SparseTableStats (hits, misses, evictions, write_backs, admitted,
+// dropped_pushes, shrunk as counters named ..._total; the others gauges),
+// ps_dense_floats_held{server,table} and
+// ps_pushes_total{server,worker,kind}.
+std::string FormatStatsPrometheus(const StatsResponse& stats);
+
 // A readable multi-line table per server.
 std::string FormatStatsTable(const std::vector<ServerStats>& servers);
 // A JSON array with one object {"endpoint": ..., "stats": {...}} per server

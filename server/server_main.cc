@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/cluster_env.h"
 #include "common/config.h"
+#include "common/metrics_http.h"
 #include "common/metrics_log.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
@@ -44,6 +45,10 @@ DEFINE_string(storage_dir, "",
               "table keeps <dir>/<table>/server-<rank>)");
 DEFINE_int32(metrics_every_sec, 10,
              "seconds between two lines of the server's metrics file");
+DEFINE_string(metrics_address, "",
+              "serve Prometheus metrics (the stats of every table) at "
+              "http://ADDRESS/metrics (host:port or :port; default: "
+              "$PS_METRICS_ADDRESS, else none)");
 DEFINE_int32(stats_log_every_sec, 30,
              "seconds between two stats summary lines in the log (0: only "
              "at shutdown)");
@@ -127,6 +132,27 @@ int main(int argc, char** argv) {
       return 1;
     }
     metrics = std::move(*log);
+  }
+  std::string metrics_address = FLAGS_metrics_address;
+  if (const char* env = std::getenv("PS_METRICS_ADDRESS");
+      metrics_address.empty() && env != nullptr) {
+    metrics_address = env;
+  }
+  std::unique_ptr<ps::MetricsHttpServer> metrics_http;
+  if (!metrics_address.empty()) {
+    ps::PsHandler* handler = (*server)->handler();
+    auto http = ps::MetricsHttpServer::Start(metrics_address, [handler] {
+      ps::StatsResponse stats;
+      handler->Stats(&stats);
+      return ps::FormatStatsPrometheus(stats);
+    });
+    if (!http.ok()) {
+      LOG(ERROR) << http.status().message();
+      return 1;
+    }
+    metrics_http = std::move(*http);
+    LOG(INFO) << "server " << rank << ": metrics at http://" << metrics_address
+              << "/metrics (port " << metrics_http->port() << ")";
   }
   auto write_metrics = [&] {
     if (metrics == nullptr) return;

@@ -8,6 +8,7 @@
 #include "glog/logging.h"
 #include "kernels/backend.h"
 #include "kernels/backend_select.h"
+#include "common/metrics_http.h"
 #include "common/metrics_log.h"
 #include "worker/heartbeat.h"
 #include "worker/ps_client.h"
@@ -65,6 +66,20 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
                      MetricsLog::Open(absl::StrCat(
                          config.training().metrics_dir(), "/worker_", rank,
                          ".jsonl")));
+  }
+  std::unique_ptr<MetricsHttpServer> metrics_http;
+  if (!options.metrics_address.empty()) {
+    if (metrics == nullptr) metrics = MetricsLog::InMemory();
+    MetricsLog* log = metrics.get();
+    ASSIGN_OR_RETURN(
+        metrics_http,
+        MetricsHttpServer::Start(options.metrics_address, [log, rank] {
+          return LatestAsPrometheus("ps_worker", log->Latest(),
+                                    {{"worker", absl::StrCat(rank)}});
+        }));
+    LOG(INFO) << "worker " << rank << ": metrics at http://"
+              << options.metrics_address << "/metrics (port "
+              << metrics_http->port() << ")";
   }
   ASSIGN_OR_RETURN(auto client,
                    PsClient::Connect(PsClientOptions::FromConfig(config, rank)));

@@ -28,6 +28,10 @@ struct WorkerJobOptions {
   // decides whether and from where it resumes; this only makes a start from
   // scratch log a WARNING. Default: false.
   bool expect_resume = false;
+  // Serve Prometheus metrics (the training progress of each log line, the
+  // evaluation: ps_worker_<type>_<field>{worker}) at http://ADDRESS/metrics
+  // while the job runs; "" for none. Default: none.
+  std::string metrics_address;
 };
 
 struct WorkerJobResult {

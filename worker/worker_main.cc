@@ -40,6 +40,9 @@ DEFINE_string(checkpoint_dir, "",
               "the same)");
 DEFINE_string(result_file, "", "where to write this worker's results (JSON)");
 DEFINE_int32(blas_threads, 1, "BLAS threads of the CPU backend");
+DEFINE_string(metrics_address, "",
+              "serve Prometheus metrics at http://ADDRESS/metrics (host:port "
+              "or :port; default: $PS_METRICS_ADDRESS, else none)");
 DEFINE_bool(resume, false, "expect to continue from the coordinator's "
                            "checkpoint (it decides; warns when it has none)");
 DEFINE_bool(predict, false, "score --data with the export in --export_dir "
@@ -140,6 +143,11 @@ int main(int argc, char** argv) {
   ps::WorkerJobOptions options;
   options.blas_threads = FLAGS_blas_threads;
   options.expect_resume = FLAGS_resume;
+  options.metrics_address = FLAGS_metrics_address;
+  if (const char* env = std::getenv("PS_METRICS_ADDRESS");
+      options.metrics_address.empty() && env != nullptr) {
+    options.metrics_address = env;
+  }
   auto result = ps::RunWorkerJob(*config, rank, options);
   if (!result.ok()) {
     LOG(ERROR) << "worker " << rank << " failed: " << result.status();

@@ -28,6 +28,7 @@ namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 constexpr int kDim = 2;
@@ -123,6 +124,20 @@ TEST(PsCtlTest, StatsRpcCountsRowsAndPushesPerWorker) {
   EXPECT_THAT(line, StartsWith("server 0: emb rows=5 (mem 5, disk 0) mem="));
   EXPECT_THAT(line, HasSubstr(" evict=0 wb=0 pending=0 shrunk=0; dense model 66 floats; "
                               "pushes sparse=3 dense=1 workers=2"));
+
+  // What the server's /metrics serves (ps_server --metrics_address).
+  const std::string metrics = FormatStatsPrometheus(stats);
+  EXPECT_THAT(metrics, HasSubstr("# TYPE ps_sparse_rows gauge\n"
+                                 "ps_sparse_rows{server=\"0\",table=\"emb\"} 5\n"));
+  EXPECT_THAT(metrics, HasSubstr("ps_sparse_rows_in_memory{server=\"0\",table=\"emb\"} 5\n"));
+  EXPECT_THAT(metrics, HasSubstr("# TYPE ps_sparse_evictions_total counter\n"));
+  EXPECT_THAT(metrics,
+              HasSubstr("ps_dense_floats_held{server=\"0\",table=\"model\"} 66\n"));
+  EXPECT_THAT(metrics, HasSubstr("ps_pushes_total{server=\"0\",worker=\"0\","
+                                 "kind=\"sparse_gradients\"} 2\n"));
+  EXPECT_THAT(metrics, HasSubstr("ps_pushes_total{server=\"0\",worker=\"1\","
+                                 "kind=\"sparse_deltas\"} 1\n"));
+  EXPECT_THAT(metrics, Not(HasSubstr("table_id")));
 }
 
 TEST(PsCtlTest, CollectsStatsFromEveryServerAndFormatsThem) {
