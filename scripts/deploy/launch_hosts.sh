@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Runs one job on a list of hosts: the servers first, then (once every
+# server answers its health check) the workers; waits for the workers,
+# then for the servers (the coordinator stops them when the job is done),
+# and prints each worker's result.
+#
+#   scripts/deploy/launch_hosts.sh --config JOB --hosts FILE [--run-dir DIR]
+#       [--remote 'ssh -o BatchMode=yes {host}'] [--bin-dir DIR]
+#       [--server-args '...'] [--worker-args '...'] [--ctl-args '...']
+#
+# FILE has one process per line (blank lines and # comments skipped):
+#   server WHERE [HOST:PORT]   # HOST:PORT defaults to WHERE:5000
+#   worker WHERE
+# Servers get ranks 0, 1, ... and workers 0, 1, ... in file order. WHERE is
+# what --remote runs a command on: `{host}` in the template is replaced by
+# it (default: ssh). `ip netns exec {host}` runs on network namespaces of
+# this machine (tests/deploy/launch_hosts_test.sh), `env` on this machine.
+# Every process gets the same config path, the endpoint list (PS_SERVERS),
+# the worker count (PS_NUM_WORKERS) and its rank (PS_RANK); the binaries
+# (--bin-dir, default this checkout's build/) and the config must be at
+# those paths on every host. A server listens on 0.0.0.0:PORT unless its
+# host is a loopback address. Logs come back to DIR/server_<i>.log and
+# DIR/worker_<j>.log through the remote command's output; worker results to
+# DIR/worker_<j>.json when the run folder is shared, else in the logs.
+# Extra arguments: --server-args and --worker-args go to every ps_server and
+# ps_worker; --ctl-args to the health checks (e.g. --tls_ca_file for a job
+# with TLS; the token comes from PS_AUTH_TOKEN or the config's file).
+#
+# Ctrl-C (or SIGTERM) stops every process it started. Exit status: 0 when
+# every worker and server finished cleanly; 1 otherwise (the failed ones are
+# named); 2 for bad usage.
+set -uo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+CONFIG=""
+HOSTS=""
+RUN_DIR=""
+REMOTE='ssh -o BatchMode=yes {host}'
+BIN_DIR="$ROOT/build"
+SERVER_ARGS=""
+WORKER_ARGS=""
+CTL_ARGS=""
+HEALTH_TIMEOUT="${PS_HEALTH_TIMEOUT:-60}"
+usage() { sed -n '2,33p' "$0"; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --config) CONFIG="$2"; shift 2 ;;
+    --hosts) HOSTS="$2"; shift 2 ;;
+    --run-dir) RUN_DIR="$2"; shift 2 ;;
+    --remote) REMOTE="$2"; shift 2 ;;
+    --bin-dir) BIN_DIR="$2"; shift 2 ;;
+    --server-args) SERVER_ARGS="$2"; shift 2 ;;
+    --worker-args) WORKER_ARGS="$2"; shift 2 ;;
+    --ctl-args) CTL_ARGS="$2"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "launch_hosts: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+fail_usage() { echo "launch_hosts: $*" >&2; exit 2; }
+[ -n "$CONFIG" ] || fail_usage "--config is required"
+[ -n "$HOSTS" ] || fail_usage "--hosts is required"
+[ -f "$CONFIG" ] || fail_usage "no config file '$CONFIG'"
+[ -f "$HOSTS" ] || fail_usage "no hosts file '$HOSTS'"
+CONFIG="$(cd "$(dirname "$CONFIG")" && pwd)/$(basename "$CONFIG")"
+for b in ps_server ps_worker ps_ctl; do
+  p="$BIN_DIR/server/$b"
+  [ "$b" = ps_worker ] && p="$BIN_DIR/worker/$b"
+  [ -x "$p" ] || fail_usage "no $p (build first, or pass --bin-dir)"
+done
+[ -n "$RUN_DIR" ] || RUN_DIR="$ROOT/runs/hosts-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$RUN_DIR"
+
+SERVER_WHERE=() ENDPOINTS=() WORKER_WHERE=()
+line_no=0
+while IFS= read -r line || [ -n "$line" ]; do
+  line_no=$((line_no + 1))
+  line="${line%%#*}"
+  read -r role where endpoint extra <<<"$line"
+  [ -n "${role:-}" ] || continue
+  [ -z "${extra:-}" ] || fail_usage "$HOSTS:$line_no: too many fields in '$line'"
+  [ -n "${where:-}" ] || fail_usage "$HOSTS:$line_no: '$role' needs a host"
+  case "$role" in
+    server)
+      endpoint="${endpoint:-$where:5000}"
+      [[ "$endpoint" == *:[0-9]* ]] ||
+        fail_usage "$HOSTS:$line_no: endpoint '$endpoint' is not HOST:PORT"
+      for e in "${ENDPOINTS[@]}"; do
+        [ "$e" != "$endpoint" ] ||
+          fail_usage "$HOSTS:$line_no: endpoint '$endpoint' is listed twice"
+      done
+      SERVER_WHERE+=("$where"); ENDPOINTS+=("$endpoint") ;;
+    worker)
+      [ -z "${endpoint:-}" ] || fail_usage "$HOSTS:$line_no: a worker takes no endpoint"
+      WORKER_WHERE+=("$where") ;;
+    *) fail_usage "$HOSTS:$line_no: unknown role '$role' (server or worker)" ;;
+  esac
+done <"$HOSTS"
+[ ${#ENDPOINTS[@]} -gt 0 ] || fail_usage "$HOSTS: no server line"
+[ ${#WORKER_WHERE[@]} -gt 0 ] || fail_usage "$HOSTS: no worker line"
+SERVERS_LIST="$(IFS=,; echo "${ENDPOINTS[*]}")"
+NUM_WORKERS=${#WORKER_WHERE[@]}
+echo "launch_hosts: ${#ENDPOINTS[@]} server(s) $SERVERS_LIST, $NUM_WORKERS worker(s); logs in $RUN_DIR"
+
+# The remote command for WHERE, as words.
+remote() { local t="${REMOTE//\{host\}/$1}"; echo "$t"; }
+PIDS=()
+stop_all() {
+  trap - INT TERM
+  echo "launch_hosts: stopping every process" >&2
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  exit 1
+}
+trap stop_all INT TERM
+
+SERVER_PIDS=()
+for i in "${!ENDPOINTS[@]}"; do
+  # shellcheck disable=SC2046,SC2086
+  $(remote "${SERVER_WHERE[$i]}") env PS_SERVERS="$SERVERS_LIST" \
+    PS_NUM_WORKERS="$NUM_WORKERS" PS_RANK="$i" \
+    "$BIN_DIR/server/ps_server" --config "$CONFIG" $SERVER_ARGS \
+    >"$RUN_DIR/server_$i.log" 2>&1 &
+  PIDS+=($!) SERVER_PIDS+=($!)
+done
+
+# Every server healthy before any worker starts (workers would wait too,
+# but a server that cannot start should be named now).
+deadline=$((SECONDS + HEALTH_TIMEOUT))
+for i in "${!ENDPOINTS[@]}"; do
+  until $(remote "${SERVER_WHERE[$i]}") "$BIN_DIR/server/ps_ctl" \
+          --servers "${ENDPOINTS[$i]}" $CTL_ARGS health >/dev/null 2>&1; do
+    if ! kill -0 "${SERVER_PIDS[$i]}" 2>/dev/null; then
+      echo "launch_hosts: server $i (${ENDPOINTS[$i]} on ${SERVER_WHERE[$i]}) exited; its log:" >&2
+      tail -5 "$RUN_DIR/server_$i.log" >&2
+      stop_all
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      echo "launch_hosts: server $i (${ENDPOINTS[$i]}) not SERVING after ${HEALTH_TIMEOUT}s" >&2
+      stop_all
+    fi
+    sleep 0.2
+  done
+done
+echo "launch_hosts: every server is SERVING"
+
+WORKER_PIDS=()
+for j in "${!WORKER_WHERE[@]}"; do
+  # shellcheck disable=SC2046,SC2086
+  $(remote "${WORKER_WHERE[$j]}") env PS_SERVERS="$SERVERS_LIST" \
+    PS_NUM_WORKERS="$NUM_WORKERS" PS_RANK="$j" \
+    "$BIN_DIR/worker/ps_worker" --config "$CONFIG" \
+    --result_file "$RUN_DIR/worker_$j.json" $WORKER_ARGS \
+    >"$RUN_DIR/worker_$j.log" 2>&1 &
+  PIDS+=($!) WORKER_PIDS+=($!)
+done
+
+FAILED=()
+for j in "${!WORKER_PIDS[@]}"; do
+  wait "${WORKER_PIDS[$j]}" || FAILED+=("worker $j (${WORKER_WHERE[$j]})")
+done
+for i in "${!SERVER_PIDS[@]}"; do
+  wait "${SERVER_PIDS[$i]}" || FAILED+=("server $i (${ENDPOINTS[$i]})")
+done
+for j in "${!WORKER_WHERE[@]}"; do
+  if [ -f "$RUN_DIR/worker_$j.json" ]; then
+    echo "worker $j: $(tr -d '\n' <"$RUN_DIR/worker_$j.json" | cut -c1-300)"
+  fi
+done
+if [ ${#FAILED[@]} -gt 0 ]; then
+  echo "launch_hosts: FAILED: ${FAILED[*]} (logs in $RUN_DIR)" >&2
+  exit 1
+fi
+echo "launch_hosts: job done; logs in $RUN_DIR"

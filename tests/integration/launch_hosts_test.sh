@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# scripts/deploy/launch_hosts.sh on two "hosts" that are network namespaces
+# of this machine joined by a veth pair (each with its own address and port
+# space, so both servers listen on port 5000): a 2-server, 2-worker job runs
+# to the end across them; a server that cannot start is named and the
+# launch stops; a malformed hosts file is refused with file:line.
+#
+#   tests/integration/launch_hosts_test.sh BUILD_DIR SOURCE_DIR
+#
+# Needs root and iproute2 (`ip netns`); exits 77 (skipped) without them.
+set -uo pipefail
+BUILD="$1"
+ROOT="$2"
+LAUNCH="$ROOT/scripts/deploy/launch_hosts.sh"
+A="pslhA$$"
+B="pslhB$$"
+NET="10.231.$(($$ % 250))"
+TMP="$(mktemp -d)"
+cleanup() {
+  ip netns del "$A" 2>/dev/null
+  ip netns del "$B" 2>/dev/null
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+if ! ip netns add "$A" 2>/dev/null; then
+  echo "SKIP: cannot create network namespaces (needs root and iproute2)"
+  exit 77
+fi
+ip netns add "$B" || fail "ip netns add $B"
+ip link add "vA$$" type veth peer name "vB$$" || fail "ip link add veth"
+ip link set "vA$$" netns "$A" && ip link set "vB$$" netns "$B" || fail "veth to namespaces"
+ip -n "$A" addr add "$NET.1/24" dev "vA$$" && ip -n "$B" addr add "$NET.2/24" dev "vB$$" ||
+  fail "addresses"
+for ns in "$A" "$B"; do
+  ip -n "$ns" link set lo up
+done
+ip -n "$A" link set "vA$$" up && ip -n "$B" link set "vB$$" up || fail "links up"
+
+cat >"$TMP/job.pbtxt" <<'EOF'
+cluster { servers: "unused:1" }
+sparse_tables { name: "emb" dim: 4 optimizer { type: ADAGRAD learning_rate: 0.05 } }
+model { type: DNN sparse_table: "emb" hidden_units: 8
+        dense_optimizer { type: ADAGRAD learning_rate: 0.01 } }
+data {
+  batch_size: 256
+  generate { output_dir: "unused" seed: 3 train_rows: 20000 eval_rows: 2000
+             vocab_size: 50 num_interactions: 0 }
+}
+training { log_every_steps: 20 }
+EOF
+"$BUILD/worker/ps_datagen" --config "$TMP/job.pbtxt" --data_dir "$TMP/data" \
+  >"$TMP/datagen.log" 2>&1 || { cat "$TMP/datagen.log"; fail "ps_datagen"; }
+
+# 1. The job across the two namespaces.
+cat >"$TMP/hosts" <<EOF
+# role where endpoint
+server $A $NET.1:5000
+server $B $NET.2:5000
+worker $A
+worker $B   # the second worker
+EOF
+timeout 120 "$LAUNCH" --config "$TMP/job.pbtxt" --hosts "$TMP/hosts" \
+  --run-dir "$TMP/run" --remote "ip netns exec {host}" --bin-dir "$BUILD" \
+  --worker-args "--data_dir $TMP/data" >"$TMP/launch.log" 2>&1
+rc=$?
+cat "$TMP/launch.log"
+[ $rc -eq 0 ] || { tail -5 "$TMP"/run/*.log; fail "the job exited $rc"; }
+grep -q "every server is SERVING" "$TMP/launch.log" || fail "no health wait"
+grep -q "listening on port 5000" "$TMP/run/server_1.log" || fail "server 1 did not listen on 5000"
+python3 - "$TMP/run" <<'PY' || fail "worker results"
+import json, sys
+run = sys.argv[1]
+examples = 0
+for j in (0, 1):
+    r = json.load(open("%s/worker_%d.json" % (run, j)))
+    examples += r["examples"]
+eval_auc = json.load(open(run + "/worker_0.json"))["eval_auc"]
+assert examples == 20000, examples
+assert eval_auc > 0.6, eval_auc
+print("workers trained %d examples, eval auc %.4f" % (examples, eval_auc))
+PY
+
+# 2. Server 1's port is taken by another program: it cannot listen; the
+# launch names it, shows why, and stops everything it started.
+ip netns exec "$B" python3 -c '
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 5000)); s.listen(1); time.sleep(60)' &
+SQUATTER=$!
+sleep 0.5
+cat >"$TMP/hosts_clash" <<EOF
+server $A $NET.1:5000
+server $B $NET.2:5000
+worker $A
+EOF
+PS_HEALTH_TIMEOUT=20 timeout 60 "$LAUNCH" --config "$TMP/job.pbtxt" --hosts "$TMP/hosts_clash" \
+  --run-dir "$TMP/run_clash" --remote "ip netns exec {host}" --bin-dir "$BUILD" \
+  >"$TMP/clash.log" 2>&1
+rc=$?
+cat "$TMP/clash.log"
+[ $rc -eq 1 ] || fail "a server that cannot start: exit $rc, expected 1"
+grep -q "exited; its log" "$TMP/clash.log" || fail "the failed server is not named"
+grep -q "cannot listen" "$TMP/clash.log" || fail "its reason is not shown"
+kill "$SQUATTER" 2>/dev/null
+wait "$SQUATTER" 2>/dev/null
+sleep 0.2
+ip netns pids "$A" | grep -q . && fail "processes left running in $A"
+
+# 3. Malformed hosts files.
+printf 'server %s %s.1:5000\nserver %s %s.1:5000\nworker %s\n' "$A" "$NET" "$A" \
+  "$NET" "$A" >"$TMP/hosts_twice"
+"$LAUNCH" --config "$TMP/job.pbtxt" --hosts "$TMP/hosts_twice" \
+  --remote "ip netns exec {host}" --bin-dir "$BUILD" >"$TMP/twice.log" 2>&1
+[ $? -eq 2 ] && grep -q "hosts_twice:2: endpoint '$NET.1:5000' is listed twice" \
+  "$TMP/twice.log" || { cat "$TMP/twice.log"; fail "an endpoint listed twice"; }
+printf 'server %s %s.1:5000\nclient %s\n' "$A" "$NET" "$A" >"$TMP/hosts_bad"
+"$LAUNCH" --config "$TMP/job.pbtxt" --hosts "$TMP/hosts_bad" \
+  --remote "ip netns exec {host}" --bin-dir "$BUILD" >"$TMP/bad.log" 2>&1
+rc=$?
+[ $rc -eq 2 ] || fail "a malformed hosts file: exit $rc, expected 2"
+grep -q "hosts_bad:2: unknown role 'client'" "$TMP/bad.log" || { cat "$TMP/bad.log"; fail "no file:line"; }
+echo "PASS"
