@@ -255,8 +255,13 @@ TEST(ConfigTest, EveryShippedConfigLoads) {
   ASSERT_EQ(glob((std::string(src) + "/configs/*.pbtxt").c_str(), 0, nullptr,
                  &found),
             0);
-  // Every model on generated data, Criteo and MovieLens.
+  // Every model on generated data, Criteo and MovieLens; the Kubernetes
+  // example's job.
   EXPECT_GE(found.gl_pathc, 18u);
+  ASSERT_EQ(glob((std::string(src) + "/scripts/deploy/k8s/*.pbtxt").c_str(),
+                 GLOB_APPEND, nullptr, &found),
+            0);
+  EXPECT_GE(found.gl_pathc, 19u);
   for (size_t i = 0; i < found.gl_pathc; ++i) {
     ConfigOverrides o;
     o.servers = {"127.0.0.1:1"};
