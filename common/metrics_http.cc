@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -218,7 +219,14 @@ void MetricsHttpServer::Loop() {
     if (fds[1].revents != 0) return;
     if ((fds[0].revents & POLLIN) == 0) continue;
     const int client = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (client < 0) continue;
+    if (client < 0) {
+      // Out of descriptors, say: do not spin on a listen socket that stays
+      // readable.
+      if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      continue;
+    }
     Serve(client);
     close(client);
   }
@@ -228,9 +236,13 @@ void MetricsHttpServer::Serve(int client) {
   timeval timeout{kIoTimeoutSec, 0};
   setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+  // A whole request within 2 * kIoTimeoutSec, however slowly it trickles.
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::seconds(2 * kIoTimeoutSec);
   std::string request;
   char buffer[4096];
-  while (request.find("\r\n\r\n") == std::string::npos &&
+  while (std::chrono::steady_clock::now() < deadline &&
+         request.find("\r\n\r\n") == std::string::npos &&
          request.find("\n\n") == std::string::npos &&
          request.size() < kMaxRequestBytes) {
     const ssize_t n = recv(client, buffer, sizeof(buffer), 0);
