@@ -481,6 +481,10 @@ absl::StatusOr<EvalStats> Trainer::Evaluate(
     ~RestoreMetrics() { model->SetBackendMetrics(true); }
   } restore{&model_};
   RETURN_IF_ERROR(PullDense(-1));
+  // GEO: the model now holds the servers' vector, which may include other
+  // workers' deltas pushed after this worker's last sync; measure the next
+  // delta from it, or they would be pushed again.
+  if (geo_ != nullptr) geo_->SetDenseBase(dense_params_);
   struct ValueSums {
     int64_t n = 0;
     double prob = 0;

@@ -133,7 +133,9 @@ class Trainer {
   void SetCheckpointPending(int64_t id, absl::Time asked_at);
 
   // Scores `files` (shard `shard` of `num_shards`) with the parameters on
-  // the servers; no updates.
+  // the servers; no updates. GEO: call it right after a Barrier (synced),
+  // as the worker job does; training then continues from the servers'
+  // dense vector.
   absl::StatusOr<EvalStats> Evaluate(const std::vector<std::string>& files,
                                      int shard, int num_shards);
 

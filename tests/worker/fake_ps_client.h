@@ -90,7 +90,8 @@ class FakePsClient final : public PsClient {
   }
   absl::Status PullDense(uint32_t, const DenseBlocks&, absl::Span<float> out,
                          int64_t) override {
-    std::fill(out.begin(), out.end(), 0.01f);
+    absl::MutexLock lock(&mu);
+    std::fill(out.begin(), out.end(), dense_value);
     return absl::OkStatus();
   }
 
@@ -150,6 +151,8 @@ class FakePsClient final : public PsClient {
   // When set, PullSparse returns row_value(key, i) for float i of key's row
   // (else zeros). Set before training starts.
   std::function<float(uint64_t, int)> row_value;
+  // What PullDense returns in every float.
+  float dense_value = 0.01f;
   // Sums of every gradient pushed (PushAsync).
   double pushed_sparse_sum = 0;
   double pushed_dense_sum = 0;

@@ -5,6 +5,7 @@
 // the same examples, the same metrics (gathered on the backend), the same
 // gradients pushed. The fake client serves fixed rows, so a batch computed
 // with another batch's inputs would show.
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -150,6 +151,39 @@ TEST_F(TrainerOverlapTest, GeoTrainsTheDenseVectorOnTheBackend) {
   // sync. The dense vector does not go up with the steps.
   EXPECT_EQ(checking->counts().copies_to_backend,
             3 + got.stats.steps + got.stats.pushes);
+}
+
+// GEO with an evaluation between epochs (worker 0 in a job with
+// eval_every_epoch): the evaluation pulls the servers' dense vector, which
+// by then holds another worker's delta; the next delta this worker pushes
+// must not carry that delta again.
+TEST_F(TrainerOverlapTest, GeoEvaluationBetweenEpochsDoesNotPushOthersDeltas) {
+  FakePsClient client;
+  client.row_value = [](uint64_t key, int i) {
+    return 0.05f * static_cast<float>((key * 7 + i * 3) % 11) - 0.25f;
+  };
+  JobConfig config = Config(TrainingConfig::GEO);
+  config.mutable_training()->set_geo_every(1000);  // syncs at barriers only
+  auto cpu = testing_util::MakeBackend();
+  Trainer trainer(config, 0, &client, cpu.get(), nullptr);
+  ASSERT_TRUE(trainer.TrainEpoch(0).ok());
+  ASSERT_TRUE(trainer.Barrier("epoch-1-done", false).ok());  // syncs
+  {
+    absl::MutexLock lock(&client.mu);
+    client.dense_value += 1.0f;  // another worker's delta reached the servers
+  }
+  auto eval = trainer.Evaluate({file_}, 0, 1);
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  ASSERT_TRUE(trainer.TrainEpoch(1).ok());
+  ASSERT_TRUE(trainer.FinishTraining().ok());
+  absl::MutexLock lock(&client.mu);
+  ASSERT_EQ(client.pushed_dense_deltas.size(), 2u);
+  float largest = 0;
+  for (float d : client.pushed_dense_deltas.back()) {
+    largest = std::max(largest, std::abs(d));
+  }
+  EXPECT_GT(largest, 0.0f);  // it trained
+  EXPECT_LT(largest, 0.5f) << "the other worker's +1 was pushed again";
 }
 
 }  // namespace
