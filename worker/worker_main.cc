@@ -154,6 +154,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string json = ToJson(rank, *result);
+  // In the log too, for launchers that collect logs but not files.
+  LOG(INFO) << "worker " << rank << " result: "
+            << json.substr(0, json.find_last_not_of('\n') + 1);
   if (!FLAGS_result_file.empty()) {
     std::ofstream out(FLAGS_result_file);
     out << json;

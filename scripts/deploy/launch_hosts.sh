@@ -5,26 +5,31 @@
 # and prints each worker's result.
 #
 #   scripts/deploy/launch_hosts.sh --config JOB --hosts FILE [--run-dir DIR]
-#       [--remote 'ssh -o BatchMode=yes {host}'] [--bin-dir DIR]
-#       [--server-args '...'] [--worker-args '...'] [--ctl-args '...']
+#       [--shared-run-dir] [--remote 'ssh -tt -o BatchMode=yes {host}']
+#       [--bin-dir DIR] [--server-args '...'] [--worker-args '...']
+#       [--ctl-args '...']
 #
 # FILE has one process per line (blank lines and # comments skipped):
 #   server WHERE [HOST:PORT]   # HOST:PORT defaults to WHERE:5000
 #   worker WHERE
 # Servers get ranks 0, 1, ... and workers 0, 1, ... in file order. WHERE is
 # what --remote runs a command on: `{host}` in the template is replaced by
-# it (default: ssh). `ip netns exec {host}` runs on network namespaces of
-# this machine (tests/deploy/launch_hosts_test.sh), `env` on this machine.
+# it (default: ssh with a terminal, so that stopping the local ssh hangs up
+# the remote process). `ip netns exec {host}` runs on network namespaces of
+# this machine (tests/integration/launch_hosts_test.sh), `env` on this one.
 # Every process gets the same config path, the endpoint list (PS_SERVERS),
 # the worker count (PS_NUM_WORKERS) and its rank (PS_RANK); the binaries
 # (--bin-dir, default this checkout's build/) and the config must be at
 # those paths on every host. A server listens on 0.0.0.0:PORT unless its
 # host is a loopback address. Logs come back to DIR/server_<i>.log and
-# DIR/worker_<j>.log through the remote command's output; worker results to
-# DIR/worker_<j>.json when the run folder is shared, else in the logs.
+# DIR/worker_<j>.log through the remote command's output; each worker's
+# result is its log's "result:" line, and also DIR/worker_<j>.json with
+# --shared-run-dir (DIR is the same folder on every host).
 # Extra arguments: --server-args and --worker-args go to every ps_server and
 # ps_worker; --ctl-args to the health checks (e.g. --tls_ca_file for a job
-# with TLS; the token comes from PS_AUTH_TOKEN or the config's file).
+# with TLS; health checks need no token). The environment does not travel
+# over ssh: give a remote job its token with cluster.security's
+# auth_token_file, not PS_AUTH_TOKEN.
 #
 # Ctrl-C (or SIGTERM) stops every process it started. Exit status: 0 when
 # every worker and server finished cleanly; 1 otherwise (the failed ones are
@@ -34,18 +39,20 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 CONFIG=""
 HOSTS=""
 RUN_DIR=""
-REMOTE='ssh -o BatchMode=yes {host}'
+REMOTE='ssh -tt -o BatchMode=yes {host}'
 BIN_DIR="$ROOT/build"
 SERVER_ARGS=""
 WORKER_ARGS=""
 CTL_ARGS=""
+SHARED=0
 HEALTH_TIMEOUT="${PS_HEALTH_TIMEOUT:-60}"
-usage() { sed -n '2,33p' "$0"; }
+usage() { sed -n '2,35p' "$0"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) CONFIG="$2"; shift 2 ;;
     --hosts) HOSTS="$2"; shift 2 ;;
     --run-dir) RUN_DIR="$2"; shift 2 ;;
+    --shared-run-dir) SHARED=1; shift ;;
     --remote) REMOTE="$2"; shift 2 ;;
     --bin-dir) BIN_DIR="$2"; shift 2 ;;
     --server-args) SERVER_ARGS="$2"; shift 2 ;;
@@ -144,11 +151,12 @@ echo "launch_hosts: every server is SERVING"
 
 WORKER_PIDS=()
 for j in "${!WORKER_WHERE[@]}"; do
+  RESULT=()
+  [ "$SHARED" = 0 ] || RESULT=(--result_file "$RUN_DIR/worker_$j.json")
   # shellcheck disable=SC2046,SC2086
   $(remote "${WORKER_WHERE[$j]}") env PS_SERVERS="$SERVERS_LIST" \
     PS_NUM_WORKERS="$NUM_WORKERS" PS_RANK="$j" \
-    "$BIN_DIR/worker/ps_worker" --config "$CONFIG" \
-    --result_file "$RUN_DIR/worker_$j.json" $WORKER_ARGS \
+    "$BIN_DIR/worker/ps_worker" --config "$CONFIG" "${RESULT[@]}" $WORKER_ARGS \
     >"$RUN_DIR/worker_$j.log" 2>&1 &
   PIDS+=($!) WORKER_PIDS+=($!)
 done
@@ -161,9 +169,8 @@ for i in "${!SERVER_PIDS[@]}"; do
   wait "${SERVER_PIDS[$i]}" || FAILED+=("server $i (${ENDPOINTS[$i]})")
 done
 for j in "${!WORKER_WHERE[@]}"; do
-  if [ -f "$RUN_DIR/worker_$j.json" ]; then
-    echo "worker $j: $(tr -d '\n' <"$RUN_DIR/worker_$j.json" | cut -c1-300)"
-  fi
+  result="$(grep -a -m1 -o 'result: {.*}' "$RUN_DIR/worker_$j.log" | cut -c9-)"
+  [ -z "$result" ] || echo "worker $j: $result"
 done
 if [ ${#FAILED[@]} -gt 0 ]; then
   echo "launch_hosts: FAILED: ${FAILED[*]} (logs in $RUN_DIR)" >&2

@@ -62,12 +62,14 @@ worker $A
 worker $B   # the second worker
 EOF
 timeout 120 "$LAUNCH" --config "$TMP/job.pbtxt" --hosts "$TMP/hosts" \
-  --run-dir "$TMP/run" --remote "ip netns exec {host}" --bin-dir "$BUILD" \
-  --worker-args "--data_dir $TMP/data" >"$TMP/launch.log" 2>&1
+  --run-dir "$TMP/run" --shared-run-dir --remote "ip netns exec {host}" \
+  --bin-dir "$BUILD" --worker-args "--data_dir $TMP/data" >"$TMP/launch.log" 2>&1
 rc=$?
 cat "$TMP/launch.log"
 [ $rc -eq 0 ] || { tail -5 "$TMP"/run/*.log; fail "the job exited $rc"; }
 grep -q "every server is SERVING" "$TMP/launch.log" || fail "no health wait"
+grep -q '^worker 1: {"rank": 1, "examples": ' "$TMP/launch.log" ||
+  fail "worker 1's result line (from its log) is not printed"
 grep -q "listening on port 5000" "$TMP/run/server_1.log" || fail "server 1 did not listen on 5000"
 python3 - "$TMP/run" <<'PY' || fail "worker results"
 import json, sys
