@@ -143,34 +143,50 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
         "metrics address '", address,
         "': expected host:port, :port or port (0 picks a free port)"));
   }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* found = nullptr;
-  const int gai = getaddrinfo(host.empty() ? nullptr : host.c_str(),
-                              port_text.c_str(), &hints, &found);
-  if (gai != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "metrics address '", address, "': ", gai_strerror(gai)));
-  }
+  // No host: every interface, IPv6 first (dual-stack, so IPv4 scrapers get
+  // in too), then IPv4 where the machine has no IPv6.
+  const std::vector<int> families =
+      host.empty() ? std::vector<int>{AF_INET6, AF_INET}
+                   : std::vector<int>{AF_UNSPEC};
   int fd = -1;
   std::string error = "no address";
-  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
-    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) {
-      error = strerror(errno);
+  for (int family : families) {
+    addrinfo hints{};
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    addrinfo* found = nullptr;
+    const int gai = getaddrinfo(host.empty() ? nullptr : host.c_str(),
+                                port_text.c_str(), &hints, &found);
+    if (gai != 0) {
+      error = gai_strerror(gai);
+      if (!host.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("metrics address '", address, "': ", error));
+      }
       continue;
     }
-    const int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, 16) != 0) {
-      error = strerror(errno);
-      close(fd);
-      fd = -1;
+    for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
+      fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd < 0) {
+        error = strerror(errno);
+        continue;
+      }
+      const int one = 1;
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      if (a->ai_family == AF_INET6 && host.empty()) {
+        const int zero = 0;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+      }
+      if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, 16) != 0) {
+        error = strerror(errno);
+        close(fd);
+        fd = -1;
+      }
     }
+    freeaddrinfo(found);
+    if (fd >= 0) break;
   }
-  freeaddrinfo(found);
   if (fd < 0) {
     return absl::UnavailableError(absl::StrCat(
         "cannot serve metrics on '", address, "': ", error));
@@ -241,10 +257,16 @@ void MetricsHttpServer::Serve(int client) {
                         std::chrono::seconds(2 * kIoTimeoutSec);
   std::string request;
   char buffer[4096];
-  while (std::chrono::steady_clock::now() < deadline &&
-         request.find("\r\n\r\n") == std::string::npos &&
+  while (request.find("\r\n\r\n") == std::string::npos &&
          request.find("\n\n") == std::string::npos &&
          request.size() < kMaxRequestBytes) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd readable{client, POLLIN, 0};
+    const int ready = poll(&readable, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) break;
     const ssize_t n = recv(client, buffer, sizeof(buffer), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;

@@ -273,24 +273,24 @@ std::string FormatStatsPrometheus(const StatsResponse& stats) {
                                 "shrunk"};
   PrometheusText text;
   const std::string server = absl::StrCat(stats.server_rank());
-  for (const SparseTableStats& t : stats.sparse_tables()) {
-    const google::protobuf::Descriptor* d = t.GetDescriptor();
-    const google::protobuf::Reflection* r = t.GetReflection();
-    for (int f = 0; f < d->field_count(); ++f) {
-      const google::protobuf::FieldDescriptor* field = d->field(f);
-      double value = 0;
-      switch (field->cpp_type()) {
-        case google::protobuf::FieldDescriptor::CPPTYPE_INT64:
-          value = static_cast<double>(r->GetInt64(t, field));
-          break;
-        case google::protobuf::FieldDescriptor::CPPTYPE_UINT32:
-          value = r->GetUInt32(t, field);
-          break;
-        default:
-          continue;  // the name
-      }
-      if (field->name() == "table_id") continue;
-      const bool counter = kCounters->count(field->name()) > 0;
+  // One group per metric (the text format wants every line of a metric
+  // together): fields outside, tables inside.
+  const google::protobuf::Descriptor* d = SparseTableStats::descriptor();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = d->field(i);
+    const auto type = field->cpp_type();
+    if (field->name() == "table_id" ||
+        (type != google::protobuf::FieldDescriptor::CPPTYPE_INT64 &&
+         type != google::protobuf::FieldDescriptor::CPPTYPE_UINT32)) {
+      continue;  // the id and the name are labels
+    }
+    const bool counter = kCounters->count(field->name()) > 0;
+    for (const SparseTableStats& t : stats.sparse_tables()) {
+      const google::protobuf::Reflection* r = t.GetReflection();
+      const double value =
+          type == google::protobuf::FieldDescriptor::CPPTYPE_INT64
+              ? static_cast<double>(r->GetInt64(t, field))
+              : r->GetUInt32(t, field);
       text.Add(absl::StrCat("ps_sparse_", field->name(),
                             counter ? "_total" : ""),
                counter ? "counter" : "gauge",
@@ -305,18 +305,19 @@ std::string FormatStatsPrometheus(const StatsResponse& stats) {
              {{"server", server}, {"table", t.name()}},
              static_cast<double>(t.floats_held()));
   }
-  for (const WorkerPushStats& p : stats.pushes()) {
-    const std::string worker = absl::StrCat(p.worker_rank());
-    const std::pair<const char*, int64_t> kinds[] = {
-        {"sparse_gradients", p.sparse_gradients()},
-        {"sparse_deltas", p.sparse_deltas()},
-        {"dense_gradients", p.dense_gradients()},
-        {"dense_deltas", p.dense_deltas()}};
-    for (const auto& [kind, count] : kinds) {
+  const std::pair<const char*, int64_t (WorkerPushStats::*)() const> kinds[] =
+      {{"sparse_gradients", &WorkerPushStats::sparse_gradients},
+       {"sparse_deltas", &WorkerPushStats::sparse_deltas},
+       {"dense_gradients", &WorkerPushStats::dense_gradients},
+       {"dense_deltas", &WorkerPushStats::dense_deltas}};
+  for (const auto& [kind, count] : kinds) {
+    for (const WorkerPushStats& p : stats.pushes()) {
       text.Add("ps_pushes_total", "counter",
                "push requests this server accepted, by worker and kind",
-               {{"server", server}, {"worker", worker}, {"kind", kind}},
-               static_cast<double>(count));
+               {{"server", server},
+                {"worker", absl::StrCat(p.worker_rank())},
+                {"kind", kind}},
+               static_cast<double>((p.*count)()));
     }
   }
   return text.text();

@@ -6,6 +6,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <sstream>
@@ -14,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/hash.h"
 #include "common/packing.h"
@@ -138,6 +140,37 @@ TEST(PsCtlTest, StatsRpcCountsRowsAndPushesPerWorker) {
   EXPECT_THAT(metrics, HasSubstr("ps_pushes_total{server=\"0\",worker=\"1\","
                                  "kind=\"sparse_deltas\"} 1\n"));
   EXPECT_THAT(metrics, Not(HasSubstr("table_id")));
+}
+
+// Prometheus' text format keeps every line of a metric in one group, under
+// one HELP and TYPE, however many tables and workers there are.
+TEST(PsCtlTest, PrometheusGroupsEachMetricsLines) {
+  StatsResponse stats;
+  stats.set_server_rank(1);
+  for (const char* name : {"a", "b"}) {
+    SparseTableStats* t = stats.add_sparse_tables();
+    t->set_name(name);
+    t->set_rows(name[0] == 'a' ? 3 : 4);
+    t->set_hits(7);
+  }
+  for (int w = 0; w < 2; ++w) stats.add_pushes()->set_worker_rank(w);
+  const std::string text = FormatStatsPrometheus(stats);
+  EXPECT_THAT(text, HasSubstr("# TYPE ps_sparse_rows gauge\n"
+                              "ps_sparse_rows{server=\"1\",table=\"a\"} 3\n"
+                              "ps_sparse_rows{server=\"1\",table=\"b\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("ps_sparse_hits_total{server=\"1\",table=\"a\"} 7\n"
+                              "ps_sparse_hits_total{server=\"1\",table=\"b\"} 7\n"));
+  // Each metric's name starts one run of lines: no name comes back later.
+  std::vector<std::string> runs;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    if (line[0] == '#') continue;
+    std::string name(line.substr(0, line.find('{')));
+    if (runs.empty() || runs.back() != name) runs.push_back(name);
+  }
+  std::vector<std::string> sorted = runs;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(std::unique(sorted.begin(), sorted.end()), sorted.end())
+      << "a metric's lines are split: " << text;
 }
 
 TEST(PsCtlTest, CollectsStatsFromEveryServerAndFormatsThem) {
