@@ -8,8 +8,9 @@
 // Header-only, with no dependency beyond the C++ library, and every function
 // PS_HOST_DEVICE, so nvcc compiles the same source for the device. The CUDA
 // backend builds its optimizer kernel without FMA contraction (-fmad=false)
-// and with IEEE division and square root, so the device gives bit-identical
-// results to the host.
+// and with IEEE division and square root, and the host libraries that use
+// this header (ps_common, ps_kernels) build with -ffp-contract=off, so the
+// device gives bit-identical results to the host on any target.
 //
 // Each rule's math declares
 //   kStates: floats of state per weight, InitialState() their start values;
