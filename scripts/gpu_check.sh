@@ -69,8 +69,12 @@ if [ -f "$BUNDLE" ]; then
   B="$WORK/bundle"
   step "using the bundle $BUNDLE: $(cat "$B/VERSION" 2>/dev/null)"
   # The bundle holds the checksums of the sources it was built from.
-  if [ -f "$B/SOURCES.sha256" ] &&
-     ! (cd "$ROOT" && sha256sum --quiet -c "$B/SOURCES.sha256" >"$WORK/stale.txt" 2>&1); then
+  if [ ! -f "$B/SOURCES.sha256" ]; then
+    echo "gpu_check: the bundle records no sources (made by an older" \
+         "gpu_bundle.sh): rebuild it with scripts/gpu_bundle.sh" >&2
+    exit 1
+  fi
+  if ! (cd "$ROOT" && sha256sum --quiet -c "$B/SOURCES.sha256" >"$WORK/stale.txt" 2>&1); then
     head -5 "$WORK/stale.txt"
     echo "gpu_check: the bundle was built from other sources than this tree:" \
          "rebuild it with scripts/gpu_bundle.sh" >&2

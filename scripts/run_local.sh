@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
     --workers) NUM_WORKERS="$2"; shift 2 ;;
     --resume) RESUME=1; shift ;;
     --metrics-port) METRICS_PORT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "run_local: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
