@@ -34,6 +34,7 @@ struct Task {
   int64_t begin = 0;  // plain files only
   int64_t end = 0;
   int64_t skip_lines = 0;  // .gz files only
+  int64_t bytes = 0;       // what it counts for in progress()
 };
 
 // Where the line after a batch's last one is: a file index (files.size()
@@ -64,7 +65,9 @@ class FileReader final : public DataReader {
         tasks_(std::move(tasks)),
         queue_capacity_(2 * options.threads + 2),
         cursor_(start),
-        examples_done_(examples_done) {}
+        examples_done_(examples_done) {
+    for (const Task& t : tasks_) total_bytes_ += t.bytes;
+  }
 
   ~FileReader() override {
     {
@@ -99,6 +102,12 @@ class FileReader final : public DataReader {
   }
 
   int64_t lines_read() const override { return lines_read_.load(); }
+
+  double progress() const override {
+    if (total_bytes_ == 0) return -1;
+    return std::min(1.0, static_cast<double>(done_bytes_.load()) /
+                             static_cast<double>(total_bytes_));
+  }
   int64_t bad_lines() const override { return bad_lines_.load(); }
 
   absl::StatusOr<DataPosition> Position() const override {
@@ -186,15 +195,25 @@ class FileReader final : public DataReader {
         if (!more) break;
       }
       GzipLineSource* source = lines.get();
-      return ParseLines(source, path, batch, pending, [&]() -> Cursor {
+      RETURN_IF_ERROR(ParseLines(source, path, batch, pending, [&]() -> Cursor {
         return Cursor{task.file, *source->LineNumber()};
-      });
+      }));
+      done_bytes_.fetch_add(task.bytes);
+      return absl::OkStatus();
     }
     ASSIGN_OR_RETURN(InputFile file, InputFile::Open(path));
     LineSource lines(&file, task.begin, task.end, buffer);
-    return ParseLines(&lines, path, batch, pending, [&]() -> Cursor {
+    // Progress moves at each full batch (when the cursor is taken) by the
+    // bytes of the range read since; the rest of the range at its end.
+    int64_t counted = task.begin;
+    RETURN_IF_ERROR(ParseLines(&lines, path, batch, pending, [&]() -> Cursor {
+      const int64_t at = std::min(lines.next_offset(), task.end);
+      done_bytes_.fetch_add(at - counted);
+      counted = at;
       return Cursor{task.file, lines.next_offset()};
-    });
+    }));
+    done_bytes_.fetch_add(task.end - counted);
+    return absl::OkStatus();
   }
 
   // `cursor()` is where the line after the one `lines` last returned is.
@@ -297,6 +316,8 @@ class FileReader final : public DataReader {
   std::vector<std::thread> threads_;  // started in Start(), joined in ~
 
   std::atomic<size_t> next_task_{0};
+  int64_t total_bytes_ = 0;  // of every task; constant after construction
+  std::atomic<int64_t> done_bytes_{0};
   std::atomic<int64_t> lines_read_{0};
   std::atomic<int64_t> bad_lines_{0};
   std::atomic<int64_t> bad_seen_{0};  // bad lines met, flushed or not
@@ -451,6 +472,7 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
         task.file = static_cast<int>(f);
         task.gzip = true;
         task.skip_lines = at_start ? start.offset : 0;
+        task.bytes = size;
         tasks.push_back(task);
       }
       continue;
@@ -472,6 +494,7 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
       task.file = static_cast<int>(f);
       task.begin = begin + RangePoint(end - begin, t, options.threads);
       task.end = begin + RangePoint(end - begin, t + 1, options.threads);
+      task.bytes = task.end - task.begin;
       if (task.begin < task.end) tasks.push_back(task);
     }
   }

@@ -115,6 +115,13 @@ class DataReader {
   // Where the next example not yet returned by Next is (see above).
   // FailedPrecondition when the reader has several threads.
   virtual absl::StatusOr<DataPosition> Position() const = 0;
+
+  // The fraction of this reader's input read so far, in [0, 1], by bytes:
+  // the byte ranges of plain files as batches are filled, a .gz file once
+  // read whole. Counts what the reading threads have parsed, which runs a
+  // few batches ahead of Next. -1 when the reader has no input. For
+  // progress lines and their ETA; thread-safe.
+  virtual double progress() const = 0;
 };
 
 }  // namespace ps

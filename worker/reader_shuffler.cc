@@ -90,6 +90,7 @@ class ShufflingReader final : public DataReader {
 
   int64_t lines_read() const override { return inner_->lines_read(); }
   int64_t bad_lines() const override { return inner_->bad_lines(); }
+  double progress() const override { return inner_->progress(); }
 
   absl::StatusOr<DataPosition> Position() const override {
     ASSIGN_OR_RETURN(DataPosition position, inner_->Position());

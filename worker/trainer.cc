@@ -1,11 +1,13 @@
 #include "worker/trainer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <future>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
@@ -205,17 +207,45 @@ absl::Status Trainer::DrainMetrics() {
   return absl::OkStatus();
 }
 
+std::optional<double> EtaSeconds(double fraction, double elapsed,
+                                 int epochs_after) {
+  if (!(fraction > 0)) return std::nullopt;
+  const double epoch = elapsed / std::min(fraction, 1.0);
+  return std::max(0.0, epoch - elapsed) + std::max(epochs_after, 0) * epoch;
+}
+
+std::string FormatDuration(double seconds) {
+  const int64_t s = static_cast<int64_t>(std::llround(std::max(seconds, 0.0)));
+  if (s < 60) return absl::StrCat(s, "s");
+  if (s < 3600) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
+  return absl::StrFormat("%dh%02dm", s / 3600, (s % 3600) / 60);
+}
+
 absl::Status Trainer::LogProgress() {
   const int every = config_.training().log_every_steps();
   if (stats_.steps % every != 0) return absl::OkStatus();
   RETURN_IF_ERROR(DrainMetrics());
   double now = NowSeconds();
   double rate = window_examples_ / std::max(now - window_start_, 1e-9);
+  // The epoch's progress and the job's ETA, when the input's size is known.
+  std::string eta;
+  double fraction = -1;
+  std::optional<double> left;
+  if (epoch_fraction_) {
+    fraction = epoch_fraction_();
+    left = EtaSeconds(fraction, now - epoch_clock_start_,
+                      config_.training().epochs() - epoch_ - 1);
+    if (left.has_value()) {
+      eta = absl::StrFormat(" epoch %d/%d %.0f%% eta %s", epoch_ + 1,
+                            config_.training().epochs(), 100 * fraction,
+                            FormatDuration(*left));
+    }
+  }
   LOG(INFO) << "worker " << rank_ << " step " << stats_.steps << " examples "
             << stats_.examples << " loss " << window_.LogLoss() << " auc "
             << window_.Auc() << " ex/s " << static_cast<int64_t>(rate)
             << " pull_ms/step " << pull_ms_ / every << " push_wait_ms/step "
-            << push_wait_ms_ / every;
+            << push_wait_ms_ / every << eta;
   if (metrics_ != nullptr) {
     metrics_->Write("train", {{"step", stats_.steps},
                               {"examples", stats_.examples},
@@ -223,7 +253,9 @@ absl::Status Trainer::LogProgress() {
                               {"auc", window_.Auc()},
                               {"examples_per_sec", rate},
                               {"pull_ms_per_step", pull_ms_ / every},
-                              {"push_wait_ms_per_step", push_wait_ms_ / every}});
+                              {"push_wait_ms_per_step", push_wait_ms_ / every},
+                              {"epoch_fraction", fraction},
+                              {"eta_sec", left.value_or(-1)}});
   }
   window_.Reset();
   window_examples_ = 0;
@@ -321,6 +353,20 @@ absl::Status Trainer::TrainEpoch(int epoch) {
   }
   const double epoch_start = NowSeconds();
   if (window_start_ == 0) window_start_ = epoch_start;
+  epoch_ = epoch;
+  epoch_clock_start_ = epoch_start;
+  const DataReader* progress_reader = reader.get();
+  epoch_fraction_ = [progress_reader, &epoch_steps, &tr]() {
+    double f = progress_reader->progress();
+    if (tr.max_steps() > 0) {
+      f = std::max(f, static_cast<double>(epoch_steps) / tr.max_steps());
+    }
+    return f;
+  };
+  struct ForgetFraction {
+    std::function<double()>* fn;
+    ~ForgetFraction() { *fn = nullptr; }  // the reader goes with the epoch
+  } forget{&epoch_fraction_};
   auto read = [&](Prepared* p, int64_t at_step) -> absl::Status {
     p->has_data = false;
     if (tr.max_steps() > 0 && epoch_steps >= tr.max_steps()) {

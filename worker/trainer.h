@@ -42,6 +42,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -96,6 +97,14 @@ struct EvalStats {
   // The most frequent values of training.calibration_slot (if set).
   std::vector<SlotValueCalibration> per_value;
 };
+
+// The seconds left of a job whose current epoch is `fraction` done after
+// `elapsed` seconds, with `epochs_after` more epochs of the same length to
+// go; nullopt while fraction is unknown (< 0) or 0.
+std::optional<double> EtaSeconds(double fraction, double elapsed,
+                                 int epochs_after);
+// "45s", "3m07s", "2h05m".
+std::string FormatDuration(double seconds);
 
 class Trainer {
  public:
@@ -192,6 +201,12 @@ class Trainer {
   AucAccumulator metrics_part_;  // DrainMetrics' scratch
   int64_t window_examples_ = 0;
   double window_start_ = 0;  // seconds
+  // While TrainEpoch runs: the fraction of the epoch done (the reader's
+  // bytes, or the steps of max_steps, whichever is further), when and at
+  // which epoch it started; for the ETA of the progress lines.
+  std::function<double()> epoch_fraction_;
+  double epoch_clock_start_ = 0;
+  int epoch_ = 0;
   double train_seconds_ = 0;
   double pull_ms_ = 0;  // summed since the last log line
   double push_wait_ms_ = 0;

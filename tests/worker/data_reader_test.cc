@@ -125,6 +125,39 @@ TEST_F(DataReaderTest, EveryLineReadOnceAcrossWorkersAndThreads) {
   }
 }
 
+// progress() (for the ETA of progress lines) rises from near 0 to exactly 1
+// over a plain file, with one thread and with several, and counts a .gz
+// file once it is read; a reader with no input says -1.
+TEST_F(DataReaderTest, ProgressRisesToOneByBytes) {
+  for (int threads : {1, 2}) {
+    ReaderOptions options;
+    options.files = {Write("a.tsv", Lines(0, 400)),
+                     WriteGzip("b.tsv.gz", Lines(1000, 40))};
+    options.batch_size = 16;
+    options.threads = threads;
+    auto reader = DataReader::Open(options);
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    Batch batch;
+    std::vector<double> seen;
+    while (true) {
+      auto more = (*reader)->Next(&batch);
+      ASSERT_TRUE(more.ok());
+      if (!*more) break;
+      seen.push_back((*reader)->progress());
+    }
+    ASSERT_GT(seen.size(), 10u);
+    // The reading threads run a few batches ahead of Next, no more.
+    EXPECT_LT(seen.front(), 0.5) << threads << " threads";
+    EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+    EXPECT_EQ((*reader)->progress(), 1.0) << threads << " threads";
+  }
+  ReaderOptions empty;
+  empty.files = {Write("empty.tsv", "")};
+  auto reader = DataReader::Open(empty);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ((*reader)->progress(), -1);
+}
+
 TEST_F(DataReaderTest, MoreWorkersThanLines) {
   ReaderOptions options;
   options.files = {Write("a.tsv", Lines(0, 20))};

@@ -7,10 +7,12 @@
 // with another batch's inputs would show.
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/metrics_log.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
 #include "tests/worker/checking_backend.h"
@@ -184,6 +186,46 @@ TEST_F(TrainerOverlapTest, GeoEvaluationBetweenEpochsDoesNotPushOthersDeltas) {
   }
   EXPECT_GT(largest, 0.0f);  // it trained
   EXPECT_LT(largest, 0.5f) << "the other worker's +1 was pushed again";
+}
+
+TEST(TrainerEtaTest, EtaAndDurations) {
+  EXPECT_EQ(EtaSeconds(0.25, 10, 0), 30.0);
+  EXPECT_EQ(EtaSeconds(0.25, 10, 2), 110.0);  // and two more 40 s epochs
+  EXPECT_EQ(EtaSeconds(1.0, 10, 0), 0.0);
+  EXPECT_FALSE(EtaSeconds(0, 10, 1).has_value());
+  EXPECT_FALSE(EtaSeconds(-1, 10, 1).has_value());
+  EXPECT_EQ(FormatDuration(45), "45s");
+  EXPECT_EQ(FormatDuration(187), "3m07s");
+  EXPECT_EQ(FormatDuration(7500), "2h05m");
+}
+
+// The progress fields of each log line (also in the metrics file and on
+// /metrics): the epoch's fraction climbs to 1 and the ETA to 0.
+TEST_F(TrainerOverlapTest, ProgressLinesCarryTheEpochFractionAndEta) {
+  FakePsClient client;
+  auto cpu = testing_util::MakeBackend();
+  auto metrics = MetricsLog::InMemory();
+  JobConfig config = Config(TrainingConfig::ASYNC);
+  config.mutable_training()->set_epochs(2);
+  Trainer trainer(config, 0, &client, cpu.get(), metrics.get());
+  auto fields = [&metrics] {
+    std::map<std::string, double> out;
+    for (const auto& [type, f] : metrics->Latest()) {
+      if (type != "train") continue;
+      for (const auto& [name, value] : f) out[name] = value;
+    }
+    return out;
+  };
+  ASSERT_TRUE(trainer.TrainEpoch(0).ok());
+  auto first = fields();
+  // 13 steps, logged every 5: the last line at step 10 of 13.
+  EXPECT_GT(first["epoch_fraction"], 0.5);
+  EXPECT_LE(first["epoch_fraction"], 1.0);
+  EXPECT_GT(first["eta_sec"], 0);  // the second epoch is still to come
+  ASSERT_TRUE(trainer.TrainEpoch(1).ok());
+  auto second = fields();
+  EXPECT_LT(second["eta_sec"], first["eta_sec"]);
+  EXPECT_GE(second["eta_sec"], 0);
 }
 
 }  // namespace
