@@ -130,7 +130,6 @@ class CheckingBackend final : public Backend {
     CheckDevice(src, bytes, "CopyToHost src");
     CheckHost(host, bytes, "CopyToHost host");
     Run([=, this] {
-      Open opened(this);
       cpu_->CopyToHost(src, bytes, host);
     });
   }
@@ -138,13 +137,15 @@ class CheckingBackend final : public Backend {
     ++counts_.set_zero;
     CheckDevice(dst, bytes, "SetZero dst");
     Run([=, this] {
-      Open opened(this);
       cpu_->SetZero(bytes, dst);
     });
   }
   absl::Status Synchronize() override {
     ++counts_.synchronizes;
-    for (auto& work : queue_) work();
+    {
+      Open opened(this);
+      for (auto& work : queue_) work();
+    }
     queue_.clear();
     absl::Status status = std::move(sync_error_);
     sync_error_ = absl::OkStatus();
@@ -159,7 +160,6 @@ class CheckingBackend final : public Backend {
     CheckFloats(b, int64_t{k} * n, "Gemm b");
     CheckFloats(c, int64_t{m} * n, "Gemm c");
     Run([=, this] {
-      Open opened(this);
       cpu_->Gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
     });
   }
@@ -169,7 +169,6 @@ class CheckingBackend final : public Backend {
     CheckFloats(bias, n, "BiasActivation bias");
     CheckFloats(y, int64_t{m} * n, "BiasActivation y");
     Run([=, this] {
-      Open opened(this);
       cpu_->BiasActivation(m, n, bias, act, y);
     });
   }
@@ -179,7 +178,6 @@ class CheckingBackend final : public Backend {
     CheckFloats(y, count, "ActivationBackward y");
     CheckFloats(dy, count, "ActivationBackward dy");
     Run([=, this] {
-      Open opened(this);
       cpu_->ActivationBackward(count, act, y, dy);
     });
   }
@@ -188,7 +186,6 @@ class CheckingBackend final : public Backend {
     CheckFloats(dy, int64_t{m} * n, "BiasGrad dy");
     CheckFloats(db, n, "BiasGrad db");
     Run([=, this] {
-      Open opened(this);
       cpu_->BiasGrad(m, n, dy, db);
     });
   }
@@ -204,7 +201,6 @@ class CheckingBackend final : public Backend {
                   "PoolForward out");
     }
     Run([=, this] {
-      Open opened(this);
       cpu_->PoolForward(args, rows, out, ld_out);
     });
   }
@@ -223,7 +219,6 @@ class CheckingBackend final : public Backend {
       CheckFloats(grad_rows, num_rows * args.dim, "PoolBackward grad_rows");
     }
     Run([=, this] {
-      Open opened(this);
       cpu_->PoolBackward(args, d_out, ld_out, num_rows, grad_rows);
     });
   }
@@ -234,7 +229,6 @@ class CheckingBackend final : public Backend {
     CheckFloats(src, Extent(rows, blocks, width, src_layout), "CopyBlocks src");
     CheckFloats(dst, Extent(rows, blocks, width, dst_layout), "CopyBlocks dst");
     Run([=, this] {
-      Open opened(this);
       cpu_->CopyBlocks(rows, blocks, width, src, src_layout, dst, dst_layout,
                        accumulate);
     });
@@ -246,7 +240,6 @@ class CheckingBackend final : public Backend {
     CheckFloats(sum, int64_t{batch} * dim, "FmForward sum");
     CheckFloats(out, batch, "FmForward out");
     Run([=, this] {
-      Open opened(this);
       cpu_->FmForward(batch, num_fields, dim, x, layout, sum, out);
     });
   }
@@ -259,7 +252,6 @@ class CheckingBackend final : public Backend {
     CheckFloats(d_out, batch, "FmBackward d_out");
     CheckFloats(dx, Extent(batch, num_fields, dim, layout), "FmBackward dx");
     Run([=, this] {
-      Open opened(this);
       cpu_->FmBackward(batch, num_fields, dim, x, layout, sum, d_out, dx);
     });
   }
@@ -275,7 +267,6 @@ class CheckingBackend final : public Backend {
     CheckFloats(xw, batch, "CrossForward xw");
     CheckFloats(out, size, "CrossForward out");
     Run([=, this] {
-      Open opened(this);
       cpu_->CrossForward(batch, width, x0, x, w, b, xw, out);
     });
   }
@@ -295,7 +286,6 @@ class CheckingBackend final : public Backend {
     CheckFloats(d_w, width, "CrossBackward d_w");
     CheckFloats(d_b, width, "CrossBackward d_b");
     Run([=, this] {
-      Open opened(this);
       cpu_->CrossBackward(batch, width, x0, x, w, xw, d_out, d_x0, d_x, d_w,
                           d_b);
     });
@@ -310,7 +300,6 @@ class CheckingBackend final : public Backend {
     CheckFloats(d_logits, n, "SigmoidCrossEntropy d_logits");
     CheckDevice(loss_sum, sizeof(double), "SigmoidCrossEntropy loss_sum");
     Run([=, this] {
-      Open opened(this);
       cpu_->SigmoidCrossEntropy(n, logits, labels, grad_scale, probs, d_logits,
                                 loss_sum);
     });
@@ -325,7 +314,6 @@ class CheckingBackend final : public Backend {
                 "AccumulateMetrics counts");
     CheckDevice(sums, 2 * sizeof(double), "AccumulateMetrics sums");
     Run([=, this] {
-      Open opened(this);
       cpu_->AccumulateMetrics(n, probs, labels, num_buckets, counts, sums);
     });
   }
@@ -338,7 +326,6 @@ class CheckingBackend final : public Backend {
     CheckFloats(state, n * optimizer_math::StatesPerWeight(update.hyper.kind),
                 "DenseOptimizerStep state");
     Run([=, this] {
-      Open opened(this);
       cpu_->DenseOptimizerStep(update, n, grad, w, state);
     });
   }
@@ -367,10 +354,13 @@ class CheckingBackend final : public Backend {
   void Kernel() { ++counts_.kernels; }
 
   // Runs `work` now, or (set_deferred) at the next Synchronize.
+  // Runs `work` (a call of the CPU backend) with backend memory open: now,
+  // or at the next Synchronize in deferred mode.
   void Run(std::function<void()> work) {
     if (deferred_) {
       queue_.push_back(std::move(work));
     } else {
+      Open opened(this);
       work();
     }
   }
