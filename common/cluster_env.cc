@@ -20,15 +20,19 @@ absl::Status IntFromEnv(const std::function<const char*(const char*)>& getenv,
 
 }  // namespace
 
+std::string FlagOrEnv(const std::string& flag, const char* name,
+                      const std::function<const char*(const char*)>& getenv) {
+  if (!flag.empty()) return flag;
+  const char* v = getenv(name);
+  return v == nullptr ? "" : v;
+}
+
 absl::Status ResolveClusterFlags(
     const ClusterFlags& flags,
     const std::function<const char*(const char*)>& getenv,
     ConfigOverrides* overrides, int* rank) {
-  std::string servers = flags.servers;
-  if (servers.empty() && getenv("PS_SERVERS") != nullptr) {
-    servers = getenv("PS_SERVERS");
-  }
-  overrides->servers = SplitEndpoints(servers);
+  overrides->servers =
+      SplitEndpoints(FlagOrEnv(flags.servers, "PS_SERVERS", getenv));
   overrides->num_workers = flags.num_workers;
   if (overrides->num_workers == 0) {
     absl::Status s = IntFromEnv(getenv, "PS_NUM_WORKERS", &overrides->num_workers);

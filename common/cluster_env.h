@@ -20,6 +20,11 @@ struct ClusterFlags {
   int rank = -1;        // < 0: PS_RANK
 };
 
+// `flag` when not empty, else the environment variable `name` when set, else
+// "".
+std::string FlagOrEnv(const std::string& flag, const char* name,
+                      const std::function<const char*(const char*)>& getenv);
+
 // Fills overrides->servers / num_workers and *rank. InvalidArgument naming
 // the variable and its value when a number does not parse.
 absl::Status ResolveClusterFlags(

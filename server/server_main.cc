@@ -133,11 +133,8 @@ int main(int argc, char** argv) {
     }
     metrics = std::move(*log);
   }
-  std::string metrics_address = FLAGS_metrics_address;
-  if (const char* env = std::getenv("PS_METRICS_ADDRESS");
-      metrics_address.empty() && env != nullptr) {
-    metrics_address = env;
-  }
+  const std::string metrics_address =
+      ps::FlagOrEnv(FLAGS_metrics_address, "PS_METRICS_ADDRESS", std::getenv);
   std::unique_ptr<ps::MetricsHttpServer> metrics_http;
   if (!metrics_address.empty()) {
     ps::PsHandler* handler = (*server)->handler();

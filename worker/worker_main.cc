@@ -143,11 +143,8 @@ int main(int argc, char** argv) {
   ps::WorkerJobOptions options;
   options.blas_threads = FLAGS_blas_threads;
   options.expect_resume = FLAGS_resume;
-  options.metrics_address = FLAGS_metrics_address;
-  if (const char* env = std::getenv("PS_METRICS_ADDRESS");
-      options.metrics_address.empty() && env != nullptr) {
-    options.metrics_address = env;
-  }
+  options.metrics_address =
+      ps::FlagOrEnv(FLAGS_metrics_address, "PS_METRICS_ADDRESS", std::getenv);
   auto result = ps::RunWorkerJob(*config, rank, options);
   if (!result.ok()) {
     LOG(ERROR) << "worker " << rank << " failed: " << result.status();
