@@ -221,7 +221,8 @@ std::string FormatDuration(double seconds) {
   return absl::StrFormat("%dh%02dm", s / 3600, (s % 3600) / 60);
 }
 
-absl::Status Trainer::LogProgress() {
+absl::Status Trainer::LogProgress(int epoch, double epoch_start,
+                                  absl::FunctionRef<double()> epoch_fraction) {
   const int every = config_.training().log_every_steps();
   if (stats_.steps % every != 0) return absl::OkStatus();
   RETURN_IF_ERROR(DrainMetrics());
@@ -229,17 +230,13 @@ absl::Status Trainer::LogProgress() {
   double rate = window_examples_ / std::max(now - window_start_, 1e-9);
   // The epoch's progress and the job's ETA, when the input's size is known.
   std::string eta;
-  double fraction = -1;
-  std::optional<double> left;
-  if (epoch_fraction_) {
-    fraction = epoch_fraction_();
-    left = EtaSeconds(fraction, now - epoch_clock_start_,
-                      config_.training().epochs() - epoch_ - 1);
-    if (left.has_value()) {
-      eta = absl::StrFormat(" epoch %d/%d %.0f%% eta %s", epoch_ + 1,
-                            config_.training().epochs(), 100 * fraction,
-                            FormatDuration(*left));
-    }
+  const double fraction = epoch_fraction();
+  const std::optional<double> left = EtaSeconds(
+      fraction, now - epoch_start, config_.training().epochs() - epoch - 1);
+  if (left.has_value()) {
+    eta = absl::StrFormat(" epoch %d/%d %.0f%% eta %s", epoch + 1,
+                          config_.training().epochs(), 100 * fraction,
+                          FormatDuration(*left));
   }
   LOG(INFO) << "worker " << rank_ << " step " << stats_.steps << " examples "
             << stats_.examples << " loss " << window_.LogLoss() << " auc "
@@ -353,20 +350,19 @@ absl::Status Trainer::TrainEpoch(int epoch) {
   }
   const double epoch_start = NowSeconds();
   if (window_start_ == 0) window_start_ = epoch_start;
-  epoch_ = epoch;
-  epoch_clock_start_ = epoch_start;
-  const DataReader* progress_reader = reader.get();
-  epoch_fraction_ = [progress_reader, &epoch_steps, &tr]() {
-    double f = progress_reader->progress();
+  // The epoch's progress for the log lines: the reader's bytes, or the
+  // steps of max_steps, whichever is further.
+  auto epoch_fraction = [&]() {
+    double fraction = reader->progress();
     if (tr.max_steps() > 0) {
-      f = std::max(f, static_cast<double>(epoch_steps) / tr.max_steps());
+      fraction = std::max(fraction,
+                          static_cast<double>(epoch_steps) / tr.max_steps());
     }
-    return f;
+    return fraction;
   };
-  struct ForgetFraction {
-    std::function<double()>* fn;
-    ~ForgetFraction() { *fn = nullptr; }  // the reader goes with the epoch
-  } forget{&epoch_fraction_};
+  auto log_progress = [&]() {
+    return LogProgress(epoch, epoch_start, epoch_fraction);
+  };
   auto read = [&](Prepared* p, int64_t at_step) -> absl::Status {
     p->has_data = false;
     if (tr.max_steps() > 0 && epoch_steps >= tr.max_steps()) {
@@ -399,7 +395,7 @@ absl::Status Trainer::TrainEpoch(int epoch) {
         exhausted = !cur.has_data;
         if (!exhausted) {
           RETURN_IF_ERROR(train_one(cur));
-          RETURN_IF_ERROR(LogProgress());
+          RETURN_IF_ERROR(log_progress());
           RETURN_IF_ERROR(AfterStep(cur));
         }
       }
@@ -429,7 +425,7 @@ absl::Status Trainer::TrainEpoch(int epoch) {
       if (overlap && status.ok()) status = FinishStep(cur);
       RETURN_IF_ERROR(status);
       RETURN_IF_ERROR(fetched);
-      RETURN_IF_ERROR(LogProgress());
+      RETURN_IF_ERROR(log_progress());
       RETURN_IF_ERROR(AfterStep(cur));
       std::swap(cur, next);
     }

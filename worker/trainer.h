@@ -42,12 +42,12 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/model_spec.h"
@@ -167,7 +167,10 @@ class Trainer {
   absl::Status FlushPushes(int max_in_flight);
   absl::Status TrainStepGeo(Prepared& p);
   absl::Status GeoSync();
-  absl::Status LogProgress();
+  // A progress line every log_every_steps steps, with the ETA from the
+  // fraction of epoch `epoch` (0-based, started at `epoch_start`) done.
+  absl::Status LogProgress(int epoch, double epoch_start,
+                           absl::FunctionRef<double()> epoch_fraction);
   // GEO: syncs the deltas; then sends merged gradients and waits for every
   // push.
   absl::Status SettlePushes();
@@ -201,12 +204,6 @@ class Trainer {
   AucAccumulator metrics_part_;  // DrainMetrics' scratch
   int64_t window_examples_ = 0;
   double window_start_ = 0;  // seconds
-  // While TrainEpoch runs: the fraction of the epoch done (the reader's
-  // bytes, or the steps of max_steps, whichever is further), when and at
-  // which epoch it started; for the ETA of the progress lines.
-  std::function<double()> epoch_fraction_;
-  double epoch_clock_start_ = 0;
-  int epoch_ = 0;
   double train_seconds_ = 0;
   double pull_ms_ = 0;  // summed since the last log line
   double push_wait_ms_ = 0;
