@@ -372,7 +372,6 @@ class DenseRowState {
     }
     return u;
   }
-  const Hyper& hyper() const { return hyper_; }
 
  private:
   Hyper hyper_;

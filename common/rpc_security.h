@@ -44,7 +44,6 @@ class RpcSecurity {
   // Plaintext, no token.
   static std::shared_ptr<const RpcSecurity> None();
 
-  bool tls() const { return tls_; }
   bool has_token() const { return !token_.empty(); }
   // "TLS and token", "plaintext, no token", ... (for logs).
   std::string Describe() const;
