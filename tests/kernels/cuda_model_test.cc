@@ -51,17 +51,11 @@ struct ModelCase {
 };
 
 ModelSpec MakeSpec(const ModelCase& c) {
-  JobConfig config;
-  auto* table = config.add_sparse_tables();
-  table->set_name("emb");
-  table->set_dim(c.dim);
-  ModelConfig* model = config.mutable_model();
-  model->set_type(c.type);
-  model->set_sparse_table("emb");
-  for (int units : c.hidden) model->add_hidden_units(units);
-  if (c.cross_layers >= 0) model->set_cross_layers(c.cross_layers);
-  config.mutable_data()->set_int_features(DataConfig::NORMALIZE);
-  return MakeModelSpec(config);
+  ModelConfig model;
+  model.set_type(c.type);
+  for (int units : c.hidden) model.add_hidden_units(units);
+  if (c.cross_layers >= 0) model.set_cross_layers(c.cross_layers);
+  return testing_util::SpecOf(model, c.dim);
 }
 
 class CudaModelTest : public ::testing::TestWithParam<std::string> {

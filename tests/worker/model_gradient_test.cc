@@ -43,20 +43,14 @@ struct ModelCase {
 
 // NORMALIZE data: 26 slots and 13 dense features.
 ModelSpec MakeSpec(const ModelCase& c) {
-  JobConfig config;
-  auto* table = config.add_sparse_tables();
-  table->set_name("emb");
-  table->set_dim(c.dim);
-  ModelConfig* model = config.mutable_model();
-  model->set_type(c.type);
-  model->set_sparse_table("emb");
-  model->set_activation(c.activation);
-  for (int units : c.hidden) model->add_hidden_units(units);
-  for (int slot : c.wide_slots) model->add_wide_slots(slot);
-  for (int slot : c.deep_slots) model->add_deep_slots(slot);
-  if (c.cross_layers >= 0) model->set_cross_layers(c.cross_layers);
-  config.mutable_data()->set_int_features(DataConfig::NORMALIZE);
-  return MakeModelSpec(config);
+  ModelConfig model;
+  model.set_type(c.type);
+  model.set_activation(c.activation);
+  for (int units : c.hidden) model.add_hidden_units(units);
+  for (int slot : c.wide_slots) model.add_wide_slots(slot);
+  for (int slot : c.deep_slots) model.add_deep_slots(slot);
+  if (c.cross_layers >= 0) model.set_cross_layers(c.cross_layers);
+  return testing_util::SpecOf(model, c.dim);
 }
 
 std::vector<ModelCase> Cases() {

@@ -28,18 +28,13 @@ using testing_util::MakeInputs;
 using testing_util::StepInputs;
 
 ModelSpec MakeSpec(ModelConfig::Type type, DataConfig::IntFeatures ints) {
-  JobConfig config;
-  auto* table = config.add_sparse_tables();
-  table->set_name("emb");
-  table->set_dim(type == ModelConfig::LR ? 1 : 4);
-  config.mutable_model()->set_type(type);
-  config.mutable_model()->set_sparse_table("emb");
+  ModelConfig model;
+  model.set_type(type);
   if (type == ModelConfig::DNN) {
-    config.mutable_model()->add_hidden_units(5);
-    config.mutable_model()->add_hidden_units(3);
+    model.add_hidden_units(5);
+    model.add_hidden_units(3);
   }
-  config.mutable_data()->set_int_features(ints);
-  return MakeModelSpec(config);
+  return testing_util::SpecOf(model, type == ModelConfig::LR ? 1 : 4, ints);
 }
 
 TEST(ModelTest, LrWithoutDenseFeaturesHandValues) {

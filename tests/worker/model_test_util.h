@@ -10,6 +10,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -21,6 +22,21 @@
 
 namespace ps {
 namespace testing_util {
+
+// The spec of `model` (its type and layers; the sparse table is set here)
+// over sparse table "emb" of `dim` floats, on Criteo-shaped data with
+// integer features `ints`.
+inline ModelSpec SpecOf(ModelConfig model, int dim,
+                        DataConfig::IntFeatures ints = DataConfig::NORMALIZE) {
+  JobConfig config;
+  SparseTableConfig* table = config.add_sparse_tables();
+  table->set_name("emb");
+  table->set_dim(dim);
+  model.set_sparse_table("emb");
+  *config.mutable_model() = std::move(model);
+  config.mutable_data()->set_int_features(ints);
+  return MakeModelSpec(config);
+}
 
 inline std::unique_ptr<Backend> MakeBackend() {
   auto backend = Backend::CreateCpu(BackendOptions{});
