@@ -157,10 +157,22 @@ print("static: %d server(s), %d worker(s), %d runtime packages checked"
 probe = "psk8sprobe%d" % os.getpid()
 if FAILURES:
     sys.exit(1)
-if subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode != 0:
-    print("live part skipped: cannot create network namespaces (root and iproute2)")
+# Namespaces, veth pairs and bridges, or no live part (a container without
+# the privileges, a kernel without the modules).
+made = subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode == 0
+probe_link = "pkp%d" % (os.getpid() % 1000000)  # interface names: 15 chars
+veth = made and subprocess.run(
+    ["ip", "link", "add", probe_link + "a", "type", "veth", "peer", "name",
+     probe_link + "b"], capture_output=True).returncode == 0
+bridge = veth and subprocess.run(
+    ["ip", "-n", probe, "link", "add", "br0", "type", "bridge"],
+    capture_output=True).returncode == 0
+subprocess.run(["ip", "link", "del", probe_link + "a"], capture_output=True)
+subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+if not bridge:
+    print("live part skipped: cannot make network namespaces, veth pairs and "
+          "bridges here (needs root, iproute2 and the kernel's modules)")
     sys.exit(0)
-subprocess.run(["ip", "netns", "del", probe])
 
 tag = os.getpid() % 10000
 net = "10.232.%d" % (os.getpid() % 250)
