@@ -263,7 +263,14 @@ void CudaBackend::ActivationBackward(int64_t count, Activation act,
 
 void CudaBackend::BiasGrad(int m, int n, const float* dy, float* db) {
   if (!Begin()) return;
-  Record(cuda::ColumnSums(m, n, dy, nullptr, db, compute_));
+  Record([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(void* workspace,
+                     Scratch(cuda::ColumnSumsWorkspaceBytes(m, n)));
+    absl::Status status = cuda::ColumnSums(
+        m, n, dy, nullptr, db, static_cast<float*>(workspace), compute_);
+    FreeScratch(workspace);
+    return status;
+  }());
 }
 
 void CudaBackend::PoolForward(const PoolArgs& args, const float* rows,
@@ -336,12 +343,12 @@ void CudaBackend::CrossBackward(int batch, int width, const float* x0,
                                 float* d_b) {
   if (!Begin()) return;
   Record([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(void* g,
-                     Scratch(static_cast<int64_t>(batch) * sizeof(float)));
-    absl::Status status =
-        cuda::CrossBackward(batch, width, x0, x, w, xw, d_out, d_x0, d_x, d_w,
-                            d_b, static_cast<float*>(g), compute_);
-    FreeScratch(g);
+    ASSIGN_OR_RETURN(void* workspace,
+                     Scratch(cuda::CrossBackwardWorkspaceBytes(batch, width)));
+    absl::Status status = cuda::CrossBackward(
+        batch, width, x0, x, w, xw, d_out, d_x0, d_x, d_w, d_b,
+        static_cast<float*>(workspace), compute_);
+    FreeScratch(workspace);
     return status;
   }());
 }

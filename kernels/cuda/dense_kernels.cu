@@ -52,27 +52,46 @@ __global__ void ActivationBackwardKernel(int64_t count, const float* y,
   }
 }
 
-// Block (32, kRowsPerBlock): column blockIdx.x * 32 + threadIdx.x; thread
-// row ty sums rows ty, ty + kRowsPerBlock, ...; the partial sums are then
-// added in ty order.
-constexpr int kRowsPerBlock = 8;
-__global__ void ColumnSumKernel(int m, int n, const float* mat,
+// Column sums in two passes, so that tall, narrow matrices (a bias gradient
+// over a batch) use many blocks. Pass 1: block (32, kRowsPerBlock) of grid
+// (column groups, chunks) sums kChunkRows rows of 32 columns -- thread row
+// ty sums rows ty, ty + kRowsPerBlock, ... of the chunk, and the partial
+// sums are added in ty order -- into out[chunk * n + j]. Pass 2
+// (SumChunksKernel) adds a column's chunks in a fixed order. With one chunk
+// pass 1 writes the result itself.
+constexpr int kRowsPerBlock = 32;
+constexpr int kChunkRows = kRowsPerBlock * 16;
+
+// n floats rounded up to a multiple of 64 (256 bytes), so what follows
+// them in a workspace stays aligned.
+int64_t AlignFloats(int64_t n) { return (n + 63) / 64 * 64; }
+
+int ColumnSumChunks(int m) {
+  return std::max(1, (m + kChunkRows - 1) / kChunkRows);
+}
+
+__global__ void ColumnSumKernel(int m, int n, int chunks, const float* mat,
                                 const float* coef, float* out) {
   __shared__ float partial[kRowsPerBlock][33];
   const int j = blockIdx.x * 32 + threadIdx.x;
-  float acc = 0.0f;
-  if (j < n) {
-    for (int i = threadIdx.y; i < m; i += kRowsPerBlock) {
-      const float v = mat[static_cast<int64_t>(i) * n + j];
-      acc += coef == nullptr ? v : coef[i] * v;
+  for (int chunk = blockIdx.y; chunk < chunks; chunk += gridDim.y) {
+    const int last = min(m, (chunk + 1) * kChunkRows);
+    float acc = 0.0f;
+    if (j < n) {
+      for (int i = chunk * kChunkRows + threadIdx.y; i < last;
+           i += kRowsPerBlock) {
+        const float v = mat[static_cast<int64_t>(i) * n + j];
+        acc += coef == nullptr ? v : coef[i] * v;
+      }
     }
-  }
-  partial[threadIdx.y][threadIdx.x] = acc;
-  __syncthreads();
-  if (threadIdx.y == 0 && j < n) {
-    float sum = partial[0][threadIdx.x];
-    for (int r = 1; r < kRowsPerBlock; ++r) sum += partial[r][threadIdx.x];
-    out[j] = sum;
+    partial[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && j < n) {
+      float sum = partial[0][threadIdx.x];
+      for (int r = 1; r < kRowsPerBlock; ++r) sum += partial[r][threadIdx.x];
+      out[static_cast<int64_t>(chunk) * n + j] = sum;
+    }
+    __syncthreads();
   }
 }
 
@@ -138,6 +157,22 @@ __device__ inline float WarpSum(float v) {
 }
 
 constexpr int kWarpsPerBlock = kThreads / 32;
+
+// Pass 2 of ColumnSums: a warp per column; lane l adds chunks l, l + 32, ...
+// in order, then the lanes' sums are added in WarpSum's fixed order.
+__global__ void SumChunksKernel(int chunks, int n, const float* partial,
+                                float* out) {
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = GridThreads() / 32;
+  for (int64_t j = GlobalThread() / 32; j < n; j += warps) {
+    float acc = 0.0f;
+    for (int c = lane; c < chunks; c += 32) {
+      acc += partial[static_cast<int64_t>(c) * n + j];
+    }
+    acc = WarpSum(acc);
+    if (lane == 0) out[j] = acc;
+  }
+}
 
 // One warp per example.
 __global__ void CrossForwardKernel(int batch, int width, const float* x0,
@@ -305,13 +340,26 @@ absl::Status ActivationBackward(int64_t count, Activation act, const float* y,
   return absl::OkStatus();
 }
 
+int64_t ColumnSumsWorkspaceBytes(int m, int n) {
+  const int chunks = ColumnSumChunks(std::max(m, 0));
+  return chunks > 1 ? int64_t{chunks} * std::max(n, 0) * sizeof(float) : 0;
+}
+
 absl::Status ColumnSums(int m, int n, const float* mat, const float* coef,
-                        float* out, cudaStream_t stream) {
+                        float* out, float* workspace, cudaStream_t stream) {
   if (n <= 0) return absl::OkStatus();
+  const int chunks = ColumnSumChunks(std::max(m, 0));
   const dim3 block(32, kRowsPerBlock);
-  ColumnSumKernel<<<(n + 31) / 32, block, 0, stream>>>(std::max(m, 0), n, mat,
-                                                       coef, out);
+  const dim3 grid((n + 31) / 32, std::min(chunks, 65535));
+  ColumnSumKernel<<<grid, block, 0, stream>>>(std::max(m, 0), n, chunks, mat,
+                                              coef,
+                                              chunks > 1 ? workspace : out);
   PS_CUDA_CHECK_LAUNCH("ColumnSumKernel", stream);
+  if (chunks > 1) {
+    SumChunksKernel<<<Blocks(int64_t{n} * 32), kThreads, 0, stream>>>(
+        chunks, n, workspace, out);
+    PS_CUDA_CHECK_LAUNCH("SumChunksKernel", stream);
+  }
   return absl::OkStatus();
 }
 
@@ -358,21 +406,28 @@ absl::Status CrossForward(int batch, int width, const float* x0,
   return absl::OkStatus();
 }
 
+int64_t CrossBackwardWorkspaceBytes(int batch, int width) {
+  return AlignFloats(std::max(batch, 0)) * int64_t{sizeof(float)} +
+         ColumnSumsWorkspaceBytes(batch, width);
+}
+
 absl::Status CrossBackward(int batch, int width, const float* x0,
                            const float* x, const float* w, const float* xw,
                            const float* d_out, float* d_x0, float* d_x,
                            float* d_w, float* d_b, float* workspace,
                            cudaStream_t stream) {
   if (width <= 0) return absl::OkStatus();
+  float* g = workspace;
+  float* sums = workspace + AlignFloats(std::max(batch, 0));
   if (batch > 0) {
     CrossBackwardRowsKernel<<<Blocks(int64_t{batch} * 32), kThreads, 0,
                               stream>>>(batch, width, x0, w, xw, d_out, d_x0,
-                                        d_x, workspace);
+                                        d_x, g);
     PS_CUDA_CHECK_LAUNCH("CrossBackwardRowsKernel", stream);
   }
-  absl::Status status = ColumnSums(batch, width, x, workspace, d_w, stream);
+  absl::Status status = ColumnSums(batch, width, x, g, d_w, sums, stream);
   if (!status.ok()) return status;
-  return ColumnSums(batch, width, d_out, nullptr, d_b, stream);
+  return ColumnSums(batch, width, d_out, nullptr, d_b, sums, stream);
 }
 
 int64_t LossWorkspaceBytes(int n) {

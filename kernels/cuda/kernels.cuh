@@ -38,10 +38,14 @@ absl::Status BiasActivation(int m, int n, const float* bias, Activation act,
 absl::Status ActivationBackward(int64_t count, Activation act, const float* y,
                                 float* dy, cudaStream_t stream);
 
+// The workspace ColumnSums needs for an m x n matrix (0 for m <= 512).
+int64_t ColumnSumsWorkspaceBytes(int m, int n);
+
 // out[j] = sum over i of coef[i] * mat[i][j] (coef null: 1) for an m x n
-// mat; rows are summed in a fixed order.
+// mat; rows are summed in a fixed order (chunks of 512 rows, then the
+// chunks), so results repeat exactly.
 absl::Status ColumnSums(int m, int n, const float* mat, const float* coef,
-                        float* out, cudaStream_t stream);
+                        float* out, float* workspace, cudaStream_t stream);
 
 absl::Status CopyBlocks(int rows, int blocks, int width, const float* src,
                         BlockLayout src_layout, float* dst,
@@ -60,7 +64,10 @@ absl::Status CrossForward(int batch, int width, const float* x0,
                           const float* x, const float* w, const float* b,
                           float* xw, float* out, cudaStream_t stream);
 
-// workspace: batch floats (the per-example g of Backend::CrossBackward).
+// The workspace of CrossBackward: the per-example g of
+// Backend::CrossBackward, then ColumnSums' workspace.
+int64_t CrossBackwardWorkspaceBytes(int batch, int width);
+
 absl::Status CrossBackward(int batch, int width, const float* x0,
                            const float* x, const float* w, const float* xw,
                            const float* d_out, float* d_x0, float* d_x,
@@ -93,9 +100,9 @@ absl::Status PoolForward(const PoolArgs& args, const float* rows, float* out,
 absl::StatusOr<int64_t> PoolBackwardWorkspaceBytes(int64_t num_keys,
                                                    int64_t num_rows);
 
-// Backend::PoolBackward, deterministically: the keys' (row, position)
-// pairs are sorted by row with a stable radix sort (CUB), then one thread
-// per (row, d) sums its row's gradients in key order -- the CPU backend's
+// Backend::PoolBackward, deterministically: the keys' (row, example-slot)
+// pairs are sorted by row with a stable radix sort (CUB), then a group of
+// lanes per row sums its row's gradients in key order -- the CPU backend's
 // order -- and writes every row, zeros for rows no key pooled.
 absl::Status PoolBackward(const PoolArgs& args, int64_t num_keys,
                           const float* d_out, int ld_out, int64_t num_rows,

@@ -186,8 +186,11 @@ TEST_P(CudaBackendTest, BiasActivationAndBackward) {
 
 TEST_P(CudaBackendTest, BiasGrad) {
   std::mt19937 rng(13);
+  // Above 512 rows the CUDA backend sums in chunks of 512, then the chunks
+  // (40 chunks for 20000 rows: more than a warp's lanes).
   for (auto [m, n] : {std::pair{1, 1}, {7, 65}, {65, 1}, {1000, 7},
-                      {0, 5}, {33, 1000}}) {
+                      {0, 5}, {33, 1000}, {512, 3}, {513, 3}, {8192, 1},
+                      {20000, 64}}) {
     const auto dy = RandomVector(int64_t{m} * n, &rng);
     std::vector<float> want(n), abs_sum(n);
     cpu_->BiasGrad(m, n, dy.data(), want.data());
@@ -222,19 +225,29 @@ PoolInput MakePoolInput(int batch, int num_slots, int max_keys, int num_rows,
 
 TEST_P(CudaBackendTest, PoolForwardAndBackward) {
   std::mt19937 rng(14);
+  // pad: extra output columns (odd pads make the CUDA backend read and write
+  // single floats; pads of 0 and 4 with widths divisible by 4 or 2, float4
+  // or float2). shift: the output starts one float past an allocation, so
+  // vectors would be misaligned.
   struct Case {
-    int batch, num_slots, dim, max_keys, num_rows;
+    int batch, num_slots, dim, max_keys, num_rows, pad;
+    bool shift;
   };
-  const Case cases[] = {{1, 1, 1, 1, 1},     {7, 3, 7, 2, 5},
-                        {65, 26, 8, 3, 1000}, {1000, 7, 9, 4, 65},
-                        {33, 2, 65, 0, 3},    {100, 5, 16, 50, 7}};
+  const Case cases[] = {
+      {1, 1, 1, 1, 1, 3, false},       {7, 3, 7, 2, 5, 3, false},
+      {65, 26, 8, 3, 1000, 3, false},  {1000, 7, 9, 4, 65, 3, false},
+      {33, 2, 65, 0, 3, 3, false},     {100, 5, 16, 50, 7, 3, false},
+      {65, 26, 8, 3, 1000, 0, false},  {100, 5, 16, 50, 7, 0, false},
+      {33, 3, 6, 5, 40, 0, false},     {9, 2, 260, 6, 11, 4, false},
+      {17, 4, 64, 9, 200, 4, false},   {65, 26, 8, 3, 1000, 0, true}};
   for (const Case& c : cases) {
     for (PoolMode mode : {PoolMode::kSum, PoolMode::kMean}) {
       const PoolInput in =
           MakePoolInput(c.batch, c.num_slots, c.max_keys, c.num_rows, &rng);
       const auto rows = RandomVector(int64_t{c.num_rows} * c.dim, &rng);
       // A wider output: the extra columns must stay untouched.
-      const int ld_out = c.num_slots * c.dim + 3;
+      const int ld_out = c.num_slots * c.dim + c.pad;
+      const int shift = c.shift ? 1 : 0;
       const auto out0 = RandomVector(int64_t{c.batch} * ld_out, &rng);
       PoolArgs args{c.batch, c.num_slots, c.dim, mode, in.offsets.data(),
                     in.index.data()};
@@ -244,12 +257,15 @@ TEST_P(CudaBackendTest, PoolForwardAndBackward) {
       PoolArgs dargs = args;
       dargs.offsets = Up(in.offsets);
       dargs.index = Up(in.index);
-      float* dout = Up(out0);
+      std::vector<float> shifted_out0(shift, 0.0f);
+      shifted_out0.insert(shifted_out0.end(), out0.begin(), out0.end());
+      float* dout = Up(shifted_out0) + shift;
       device_->PoolForward(dargs, Up(rows), dout, ld_out);
       const std::string what =
           std::string(mode == PoolMode::kSum ? "sum" : "mean") +
           " pooling batch " + std::to_string(c.batch) + " slots " +
-          std::to_string(c.num_slots) + " dim " + std::to_string(c.dim);
+          std::to_string(c.num_slots) + " dim " + std::to_string(c.dim) +
+          " pad " + std::to_string(c.pad) + (c.shift ? " shifted" : "");
       ExpectSumsNear(Down(dout, out0.size()), want, abs_sum, what);
 
       const auto d_out = RandomVector(int64_t{c.batch} * ld_out, &rng);
@@ -260,11 +276,15 @@ TEST_P(CudaBackendTest, PoolForwardAndBackward) {
       cpu_->PoolBackward(args, Abs(d_out).data(), ld_out, c.num_rows,
                          abs_grad.data());
       // Garbage in: PoolBackward must overwrite every row.
-      float* dgrad = Up(RandomVector(want_grad.size(), &rng));
+      std::vector<float> garbage = RandomVector(shift + want_grad.size(), &rng);
+      float* dgrad = Up(garbage) + shift;
+      std::vector<float> shifted_d_out(shift, 0.0f);
+      shifted_d_out.insert(shifted_d_out.end(), d_out.begin(), d_out.end());
+      const float* dd_out = Up(shifted_d_out) + shift;
       for (int64_t num_keys : {int64_t{-1}, static_cast<int64_t>(
                                                 in.index.size())}) {
         dargs.num_keys = num_keys;
-        device_->PoolBackward(dargs, Up(d_out), ld_out, c.num_rows, dgrad);
+        device_->PoolBackward(dargs, dd_out, ld_out, c.num_rows, dgrad);
         ExpectSumsNear(Down(dgrad, want_grad.size()), want_grad, abs_grad,
                        "backward of " + what);
       }
