@@ -14,9 +14,10 @@
 # 3. runs the GPU benchmarks (tests/bench/cuda_bench.cu): pooling fwd+bwd
 #    GB/s against the card's theoretical bandwidth, MLP step TFLOP/s
 #    against the same GEMMs issued straight to cuBLAS;
-# 4. trains the default DNN (configs/generated_dnn.pbtxt, train rows cut to
-#    $PS_GPU_CHECK_ROWS, default 300000) with scripts/run_local.sh, once
-#    with training.backend CPU and once CUDA, servers on the same host;
+# 4. trains the default DNN (configs/generated_dnn.pbtxt, train rows set to
+#    $PS_GPU_CHECK_ROWS, default its own 2000000) with scripts/run_local.sh
+#    with training.backend CPU and CUDA, servers on the same host, at the
+#    config's batch (512) and at 4096;
 # 5. writes to OUT_DIR three files -- summary.json (also printed),
 #    gpu_check.log (this script's output) and results.tgz (every log, the
 #    gtest and Google Benchmark JSON, the run summaries; no data) -- so that
@@ -26,7 +27,7 @@
 # $PS_GPU_CHECK_BUDGET seconds (default 470; each step also has its own
 # timeout), so it ends inside a 10-minute command limit.
 set -uo pipefail
-[ $# -eq 1 ] || { sed -n '2,27p' "$0"; exit 2; }
+[ $# -eq 1 ] || { sed -n '2,28p' "$0"; exit 2; }
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 mkdir -p "$1"
 OUT="$(cd "$1" && pwd)"
@@ -34,7 +35,7 @@ WORK="${PS_GPU_WORK:-$(mktemp -d /tmp/gpu_check.XXXXXX)}"
 mkdir -p "$WORK"
 BUILD="${PS_GPU_BUILD_DIR:-$ROOT/build-gpu}"
 JOBS="${JOBS:-$(nproc)}"
-ROWS="${PS_GPU_CHECK_ROWS:-300000}"
+ROWS="${PS_GPU_CHECK_ROWS:-2000000}"
 DEADLINE=$((SECONDS + ${PS_GPU_CHECK_BUDGET:-470}))
 FAILED=()
 exec > >(tee "$OUT/gpu_check.log") 2>&1
@@ -148,25 +149,30 @@ if [ "$no_gpu" = 0 ]; then
     tail -20 "$WORK/cuda_bench.log"
   fi
 
-  # The default DNN with each backend; the CUDA run reuses the CPU run's data.
-  for backend in CPU CUDA; do
-    lower=$(echo "$backend" | tr A-Z a-z)
-    run="$WORK/run_$lower"
+  # The default DNN with each backend, at its batch and at a GPU-sized one;
+  # later runs reuse the first run's data.
+  for run_name in cpu cuda cpu_b4096 cuda_b4096; do
+    lower="${run_name%%_*}"
+    backend=$(echo "$lower" | tr a-z A-Z)
+    batch=512
+    [ "$run_name" != "$lower" ] && batch="${run_name#*_b}"
+    run="$WORK/run_$run_name"
     mkdir -p "$run"
-    config="$WORK/generated_dnn_$lower.pbtxt"
+    config="$WORK/generated_dnn_$run_name.pbtxt"
     sed -e "s/^\([[:space:]]*train_rows:\).*/\1 $ROWS/" \
+        -e "s/^\([[:space:]]*batch_size:\).*/\1 $batch/" \
         -e "s/^training {/training {\n  backend: $backend/" \
         "$ROOT/configs/generated_dnn.pbtxt" >"$config"
-    if [ "$backend" = CUDA ] && [ -d "$WORK/run_cpu/data" ]; then
+    if [ "$run_name" != cpu ] && [ -d "$WORK/run_cpu/data" ]; then
       ln -sfn "$WORK/run_cpu/data" "$run/data"
     fi
-    step "training the default DNN with backend $backend ($ROWS rows)"
+    step "training the default DNN with backend $backend, batch $batch ($ROWS rows)"
     if PS_SKIP_BUILD=1 PS_BUILD_DIR="$BUILD" timeout "$(limit 90)" \
         "$ROOT/scripts/run_local.sh" --config "$config" --run-dir "$run" \
         >"$run/run_local.log" 2>&1; then
-      cp "$run/summary.json" "$WORK/worker_$lower.json"
+      cp "$run/summary.json" "$WORK/worker_$run_name.json"
     else
-      FAILED+=("run_local $backend")
+      FAILED+=("run_local $run_name")
       tail -10 "$run/run_local.log"
     fi
   done
@@ -212,7 +218,7 @@ if j is not None:
             if ref and ref.get("TFLOP/s"):
                 e["fraction_of_cublas"] = e["TFLOP/s"] / ref["TFLOP/s"]
     summary["bench"] = rates
-for b in ("cpu", "cuda"):
+for b in ("cpu", "cuda", "cpu_b4096", "cuda_b4096"):
     j = load(os.path.join(work, "worker_%s.json" % b))
     if j is not None:
         summary["worker"][b] = {k: j.get(k) for k in ("examples_per_sec", "auc", "logloss", "elapsed_sec")}

@@ -1,7 +1,8 @@
 // GPU benchmarks of the CUDA backend (scripts/gpu_check.sh runs them):
 //
 //  BM_PoolForwardBackward  embedding pooling forward + backward (sort-based
-//                          merge per row) on a CTR-shaped batch; counters:
+//                          merge per row) on a CTR-shaped batch, or the
+//                          forward alone (last argument 0); counters:
 //                          GB/s of useful traffic (gathered rows, pooled
 //                          outputs, gathered gradients, written row
 //                          gradients, index) and that as a fraction of the
@@ -98,11 +99,12 @@ void TimeIterations(benchmark::State& state, Backend* backend, Body body) {
 }
 
 // Args: batch, slots, dim, mean keys per slot (1..2 * mean - 1 uniform),
-// distinct rows.
+// distinct rows, and 1 for forward + backward or 0 for the forward alone.
 void BM_PoolForwardBackward(benchmark::State& state) {
   const int batch = state.range(0), slots = state.range(1),
             dim = state.range(2), mean_keys = state.range(3);
   const int64_t num_rows = state.range(4);
+  const bool backward = state.range(5) != 0;
   auto backend = Cuda();
   std::mt19937 rng(1);
   std::uniform_int_distribution<int> keys(1, 2 * mean_keys - 1);
@@ -128,15 +130,18 @@ void BM_PoolForwardBackward(benchmark::State& state) {
                 d_offsets.as<uint32_t>(), d_index.as<uint32_t>(), num_keys};
   TimeIterations(state, backend.get(), [&] {
     backend->PoolForward(args, rows.as<float>(), pooled.as<float>(), ld);
-    backend->PoolBackward(args, d_pooled.as<float>(), ld, num_rows,
-                          grads.as<float>());
+    if (backward) {
+      backend->PoolBackward(args, d_pooled.as<float>(), ld, num_rows,
+                            grads.as<float>());
+    }
   });
   // Useful bytes: forward gathers a row per key and writes the pooled
-  // output; backward gathers a gradient per key, writes every row's
-  // gradient; both read the index and offsets.
+  // output; backward reads the pooled gradients, gathers one per key and
+  // writes every row's gradient; both read the index and offsets.
+  const double forward_bytes = num_keys * dim * 4.0 + batch * ld * 4.0 +
+                               num_keys * 4.0 + offsets.size() * 4.0;
   const double bytes =
-      2.0 * num_keys * dim * 4 + 2.0 * batch * ld * 4 + num_rows * dim * 4.0 +
-      2.0 * (num_keys * 4.0 + offsets.size() * 4.0);
+      backward ? 2.0 * forward_bytes + num_rows * dim * 4.0 : forward_bytes;
   const double peak = PeakBandwidthGBs();
   state.counters["GB/s"] =
       benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
@@ -145,9 +150,11 @@ void BM_PoolForwardBackward(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(bytes) * state.iterations());
 }
 BENCHMARK(BM_PoolForwardBackward)
-    ->Args({4096, 26, 8, 2, 200000})
-    ->Args({4096, 26, 16, 2, 200000})
-    ->Args({8192, 100, 64, 4, 1000000})
+    ->Args({4096, 26, 8, 2, 200000, 1})
+    ->Args({4096, 26, 16, 2, 200000, 1})
+    ->Args({65536, 26, 16, 2, 2000000, 1})
+    ->Args({8192, 100, 64, 4, 1000000, 1})
+    ->Args({8192, 100, 64, 4, 1000000, 0})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
