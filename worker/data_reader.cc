@@ -25,6 +25,14 @@ namespace {
 
 constexpr int64_t kMinLinesForRatioCheck = 1000;
 constexpr int kFlushEveryLines = 256;
+// Plain files are cut into tasks of range / (8 * lookahead) bytes, within
+// these bounds: small enough that the threads' tasks fit the lookahead (so
+// they parse in parallel, not each waiting for the one before), large
+// enough that opening a task costs nothing next to parsing it.
+constexpr int64_t kMinTaskBytes = 256;
+constexpr int64_t kMaxTaskBytes = int64_t{256} << 10;
+// Chunks a .gz task (a whole file) may queue before Next reaches it.
+constexpr size_t kGzipQueuedChunks = 4;
 
 // Lines starting in [begin, end) of one plain file, or a whole .gz file
 // whose first skip_lines lines are dropped.
@@ -37,17 +45,24 @@ struct Task {
   int64_t bytes = 0;       // what it counts for in progress()
 };
 
-// Where the line after a batch's last one is: a file index (files.size()
-// past the end) and a byte offset (plain) or lines consumed (.gz).
+// Where the line after an example is: a file index (files.size() past the
+// end) and a byte offset (plain) or lines consumed (.gz).
 struct Cursor {
   int file = 0;
   int64_t offset = 0;
 };
 
-// A queued batch and the cursor just past it.
-struct Queued {
-  Batch batch;
-  Cursor end;
+// Examples of one task in line order, and where the line after each is in
+// the task's file (a byte offset, or lines consumed for .gz).
+struct Chunk {
+  Batch examples;
+  std::vector<int64_t> after;
+};
+
+// What the threads have parsed of one task and not yet handed to Next.
+struct TaskOutput {
+  std::deque<Chunk> chunks;
+  bool done = false;
 };
 
 int64_t RangePoint(int64_t size, int64_t part, int64_t parts) {
@@ -55,6 +70,33 @@ int64_t RangePoint(int64_t size, int64_t part, int64_t parts) {
                               parts);
 }
 
+// Appends examples [from, from + count) of `src` to `dst`.
+void AppendExamples(const Batch& src, int from, int count, Batch* dst) {
+  const int64_t ns = src.num_slots, nd = src.num_dense;
+  dst->labels.insert(dst->labels.end(), src.labels.begin() + from,
+                     src.labels.begin() + from + count);
+  dst->dense.insert(dst->dense.end(), src.dense.begin() + from * nd,
+                    src.dense.begin() + (from + count) * nd);
+  const uint32_t key_begin = src.offsets[from * ns];
+  const uint32_t key_end = src.offsets[(from + count) * ns];
+  // Each offset moves by the same amount (uint32 arithmetic wraps alike).
+  const uint32_t shift = static_cast<uint32_t>(dst->keys.size()) - key_begin;
+  dst->keys.insert(dst->keys.end(), src.keys.begin() + key_begin,
+                   src.keys.begin() + key_end);
+  const size_t at = dst->offsets.size();
+  const int64_t pairs = count * ns;
+  dst->offsets.resize(at + pairs);
+  uint32_t* to = dst->offsets.data() + at;
+  const uint32_t* from_offsets = src.offsets.data() + from * ns + 1;
+  for (int64_t p = 0; p < pairs; ++p) to[p] = from_offsets[p] + shift;
+}
+
+// Threads take tasks in order and parse each into chunks; Next hands the
+// examples out in task order, cut into batches of batch_size, so the
+// batches, their order and the positions are the same for any number of
+// threads. A thread waits before a task more than `lookahead_` tasks past
+// the one Next reads (and a .gz task after kGzipQueuedChunks chunks), so
+// memory stays bounded and progress() runs only a little ahead of Next.
 class FileReader final : public DataReader {
  public:
   FileReader(const ReaderOptions& options,
@@ -63,7 +105,8 @@ class FileReader final : public DataReader {
       : options_(options),
         parser_(std::move(parser)),
         tasks_(std::move(tasks)),
-        queue_capacity_(2 * options.threads + 2),
+        lookahead_(2 * options.threads + 2),
+        outputs_(tasks_.size()),
         cursor_(start),
         examples_done_(examples_done) {
     for (const Task& t : tasks_) total_bytes_ += t.bytes;
@@ -86,18 +129,31 @@ class FileReader final : public DataReader {
   }
 
   absl::StatusOr<bool> Next(Batch* batch) override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!error_.ok()) return error_;  // an error sticks
+    }
+    *batch = NewBatch(/*reserve=*/true);
+    Cursor last;
+    while (batch->size() < options_.batch_size) {
+      if (taking_pos_ == taking_.examples.size()) {
+        absl::MutexLock lock(&mu_);
+        ASSIGN_OR_RETURN(bool more, TakeChunk());
+        if (!more) break;
+      }
+      const int n = std::min(options_.batch_size - batch->size(),
+                             taking_.examples.size() - taking_pos_);
+      AppendExamples(taking_.examples, taking_pos_, n, batch);
+      taking_pos_ += n;
+      last = Cursor{taking_file_, taking_.after[taking_pos_ - 1]};
+    }
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &FileReader::CanPop));
-    if (!error_.ok()) return error_;
-    if (queue_.empty()) {
-      *batch = NewBatch();
+    if (batch->size() == 0) {
       cursor_ = Cursor{static_cast<int>(options_.files.size()), 0};
       return false;
     }
-    *batch = std::move(queue_.front().batch);
-    cursor_ = queue_.front().end;
+    cursor_ = last;
     examples_done_ += batch->size();
-    queue_.pop_front();
     return true;
   }
 
@@ -111,11 +167,6 @@ class FileReader final : public DataReader {
   int64_t bad_lines() const override { return bad_lines_.load(); }
 
   absl::StatusOr<DataPosition> Position() const override {
-    if (options_.threads != 1) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "data reader: positions are exact only with one reader thread, "
-          "this reader has ", options_.threads));
-    }
     absl::MutexLock lock(&mu_);
     DataPosition p;
     p.set_worker_rank(options_.worker_rank);
@@ -136,11 +187,33 @@ class FileReader final : public DataReader {
     int64_t bad = 0;
   };
 
-  bool CanPop() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !queue_.empty() || !error_.ok() || running_ == 0;
+  // Next may go on: an error, the current task's next chunk or its end, or
+  // (past the last task) every thread finished, so that the final ratio
+  // check has run.
+  bool CanTake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!error_.ok()) return true;
+    if (current_task_ >= tasks_.size()) return running_ == 0;
+    const TaskOutput& out = outputs_[current_task_];
+    return !out.chunks.empty() || out.done;
   }
-  bool CanPush() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stop_ || queue_.size() < queue_capacity_;
+
+  // Moves the current task's next chunk into taking_, passing tasks that
+  // are done; false once every task is. The reader's error, if any.
+  absl::StatusOr<bool> TakeChunk() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    while (true) {
+      mu_.Await(absl::Condition(this, &FileReader::CanTake));
+      if (!error_.ok()) return error_;
+      if (current_task_ >= tasks_.size()) return false;
+      TaskOutput& out = outputs_[current_task_];
+      if (!out.chunks.empty()) {
+        taking_ = std::move(out.chunks.front());
+        out.chunks.pop_front();
+        taking_pos_ = 0;
+        taking_file_ = tasks_[current_task_].file;
+        return true;
+      }
+      ++current_task_;  // done: lets a thread waiting on the lookahead go
+    }
   }
 
   Batch NewBatch(bool reserve = false) const {
@@ -159,17 +232,28 @@ class FileReader final : public DataReader {
 
   void ThreadMain() {
     std::vector<char> buffer;  // shared by the thread's line sources
-    Batch batch = NewBatch(/*reserve=*/true);
     Pending pending;
     absl::Status status;
     while (status.ok()) {
-      size_t t = next_task_.fetch_add(1);
-      if (t >= tasks_.size()) break;
-      status = RunTask(tasks_[t], &buffer, &batch, &pending);
-    }
-    if (status.ok() && batch.size() > 0) {
-      status = Push(&batch, &pending,
-                    Cursor{static_cast<int>(options_.files.size()), 0});
+      size_t t;
+      {
+        absl::MutexLock lock(&mu_);
+        t = next_task_++;
+        if (t >= tasks_.size()) break;
+        auto may_start = [this, t]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stop_ || t < current_task_ + lookahead_;
+        };
+        mu_.Await(absl::Condition(&may_start));
+        if (stop_) {
+          status = absl::CancelledError("reader stopped");
+          break;
+        }
+      }
+      status = RunTask(t, &buffer, &pending);
+      if (status.ok()) {
+        absl::MutexLock lock(&mu_);
+        outputs_[t].done = true;
+      }
     }
     Flush(&pending);
 
@@ -183,9 +267,11 @@ class FileReader final : public DataReader {
     }
   }
 
-  absl::Status RunTask(const Task& task, std::vector<char>* buffer,
-                       Batch* batch, Pending* pending) {
+  absl::Status RunTask(size_t t, std::vector<char>* buffer,
+                       Pending* pending) {
+    const Task& task = tasks_[t];
     const std::string& path = options_.files[task.file];
+    Chunk chunk{NewBatch(/*reserve=*/true), {}};
     if (task.gzip) {
       ASSIGN_OR_RETURN(std::unique_ptr<GzipLineSource> lines,
                        GzipLineSource::Open(path, buffer));
@@ -195,44 +281,49 @@ class FileReader final : public DataReader {
         if (!more) break;
       }
       GzipLineSource* source = lines.get();
-      RETURN_IF_ERROR(ParseLines(source, path, batch, pending, [&]() -> Cursor {
-        return Cursor{task.file, *source->LineNumber()};
-      }));
+      // A .gz file is queued a batch at a time: it may be large.
+      RETURN_IF_ERROR(ParseLines(
+          source, path, &chunk, pending,
+          [&] { return *source->LineNumber(); },
+          [&]() -> absl::Status {
+            return Queue(t, &chunk, pending, kGzipQueuedChunks);
+          }));
       done_bytes_.fetch_add(task.bytes);
-      return absl::OkStatus();
+      return Queue(t, &chunk, pending, kGzipQueuedChunks);
     }
     ASSIGN_OR_RETURN(InputFile file, InputFile::Open(path));
     LineSource lines(&file, task.begin, task.end, buffer);
-    // Progress moves at each full batch (when the cursor is taken) by the
-    // bytes of the range read since; the rest of the range at its end.
-    int64_t counted = task.begin;
-    RETURN_IF_ERROR(ParseLines(&lines, path, batch, pending, [&]() -> Cursor {
-      const int64_t at = std::min(lines.next_offset(), task.end);
-      done_bytes_.fetch_add(at - counted);
-      counted = at;
-      return Cursor{task.file, lines.next_offset()};
-    }));
-    done_bytes_.fetch_add(task.end - counted);
-    return absl::OkStatus();
+    // A plain task is small (kMaxTaskBytes): one chunk.
+    RETURN_IF_ERROR(ParseLines(
+        &lines, path, &chunk, pending, [&] { return lines.next_offset(); },
+        [] { return absl::OkStatus(); }));
+    done_bytes_.fetch_add(task.bytes);
+    return Queue(t, &chunk, pending, /*max_queued=*/0);
   }
 
-  // `cursor()` is where the line after the one `lines` last returned is.
-  template <typename CursorFn>
+  // Parses every line of `lines` into `chunk`; after(), where the line after
+  // the one `lines` last returned is; full(), called when the chunk holds
+  // batch_size examples.
+  template <typename AfterFn, typename FullFn>
   absl::Status ParseLines(LineStream* lines, const std::string& path,
-                          Batch* batch, Pending* pending, CursorFn cursor) {
+                          Chunk* chunk, Pending* pending, AfterFn after,
+                          FullFn full) {
     absl::string_view line;
     while (true) {
       ASSIGN_OR_RETURN(bool more, lines->Next(&line));
       if (!more) break;
-      absl::Status parsed = parser_->Append(line, batch);
+      absl::Status parsed = parser_->Append(line, &chunk->examples);
       ++pending->lines;
-      if (!parsed.ok()) {
+      if (parsed.ok()) {
+        chunk->after.push_back(after());
+      } else {
         ++pending->bad;
         RETURN_IF_ERROR(OnBadLine(lines, path, parsed.message()));
       }
-      if (batch->size() >= options_.batch_size) {
-        RETURN_IF_ERROR(Push(batch, pending, cursor()));
-      } else if (pending->lines >= kFlushEveryLines) {
+      if (chunk->examples.size() >= options_.batch_size) {
+        RETURN_IF_ERROR(full());
+      }
+      if (pending->lines >= kFlushEveryLines) {
         Flush(pending);
         if (StopRequested()) return absl::CancelledError("reader stopped");
       }
@@ -261,15 +352,23 @@ class FileReader final : public DataReader {
     return absl::OkStatus();
   }
 
-  // Queues a full batch, ending before `end`, and starts a new one;
-  // Cancelled when stopping.
-  absl::Status Push(Batch* batch, Pending* pending, Cursor end) {
+  // Hands `chunk` (if it holds examples) to task t's output and starts a
+  // new one, first waiting while that output holds max_queued chunks (0: no
+  // limit); Cancelled when stopping.
+  absl::Status Queue(size_t t, Chunk* chunk, Pending* pending,
+                     size_t max_queued) {
     Flush(pending);
+    if (chunk->examples.size() == 0) return absl::OkStatus();
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &FileReader::CanPush));
+    auto has_room = [this, t, max_queued]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                        mu_) {
+      return stop_ || max_queued == 0 ||
+             outputs_[t].chunks.size() < max_queued;
+    };
+    mu_.Await(absl::Condition(&has_room));
     if (stop_) return absl::CancelledError("reader stopped");
-    queue_.push_back(Queued{std::move(*batch), end});
-    *batch = NewBatch(/*reserve=*/true);
+    outputs_[t].chunks.push_back(std::move(*chunk));
+    *chunk = Chunk{NewBatch(/*reserve=*/true), {}};
     return absl::OkStatus();
   }
 
@@ -312,10 +411,9 @@ class FileReader final : public DataReader {
   const ReaderOptions options_;
   const std::unique_ptr<const LineParser> parser_;
   const std::vector<Task> tasks_;
-  const size_t queue_capacity_;
+  const size_t lookahead_;
   std::vector<std::thread> threads_;  // started in Start(), joined in ~
 
-  std::atomic<size_t> next_task_{0};
   int64_t total_bytes_ = 0;  // of every task; constant after construction
   std::atomic<int64_t> done_bytes_{0};
   std::atomic<int64_t> lines_read_{0};
@@ -323,8 +421,15 @@ class FileReader final : public DataReader {
   std::atomic<int64_t> bad_seen_{0};  // bad lines met, flushed or not
   std::atomic<bool> first_bad_recorded_{false};
 
+  // The chunk Next takes examples from (Next's thread only).
+  Chunk taking_;
+  int taking_pos_ = 0;
+  int taking_file_ = 0;
+
   mutable absl::Mutex mu_;
-  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  size_t next_task_ ABSL_GUARDED_BY(mu_) = 0;     // the next one to parse
+  size_t current_task_ ABSL_GUARDED_BY(mu_) = 0;  // the one Next reads
+  std::vector<TaskOutput> outputs_ ABSL_GUARDED_BY(mu_);
   // Past the last example Next returned, and the epoch's examples so far.
   Cursor cursor_ ABSL_GUARDED_BY(mu_);
   int64_t examples_done_ ABSL_GUARDED_BY(mu_);
@@ -456,9 +561,9 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
       by_offset ? Cursor{options.start->file_index(), options.start->offset()}
                 : Cursor{0, 0};
 
-  // Worker range of each plain file, cut into one sub-range per thread, and
-  // the worker's .gz files whole; threads take tasks in order as they finish
-  // the previous one.
+  // Worker range of each plain file, cut into small tasks, and the worker's
+  // .gz files whole; threads take tasks in order as they finish the
+  // previous one.
   std::vector<Task> tasks;
   int gzip_index = 0;
   for (size_t f = 0; f < options.files.size(); ++f) {
@@ -489,13 +594,16 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
         RangePoint(size, options.worker_rank, options.num_workers));
     const int64_t end =
         RangePoint(size, options.worker_rank + 1, options.num_workers);
-    for (int t = 0; t < options.threads; ++t) {
+    const int64_t task_bytes =
+        std::clamp((end - begin) / (8 * (2 * options.threads + 2)),
+                   kMinTaskBytes, kMaxTaskBytes);
+    for (int64_t at = begin; at < end; at += task_bytes) {
       Task task;
       task.file = static_cast<int>(f);
-      task.begin = begin + RangePoint(end - begin, t, options.threads);
-      task.end = begin + RangePoint(end - begin, t + 1, options.threads);
+      task.begin = at;
+      task.end = std::min(end, at + task_bytes);
       task.bytes = task.end - task.begin;
-      if (task.begin < task.end) tasks.push_back(task);
+      tasks.push_back(task);
     }
   }
   ASSIGN_OR_RETURN(std::unique_ptr<LineParser> parser,

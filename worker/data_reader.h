@@ -9,10 +9,12 @@
 //    by one worker: the k-th .gz file of `files` (k = 0, 1, ... counting .gz
 //    files only, in list order) goes to worker k % num_workers. With fewer
 //    .gz files than workers, some workers get none of them.
-// Inside a worker, `threads` parser threads each take a task (a sub-range of
-// the worker's range of a plain file, or a whole .gz file) in order as they
-// finish the previous one; batches come out of a bounded queue (order
-// across threads is not fixed when threads > 1).
+// Inside a worker, `threads` parser threads each take a task (a small piece
+// of the worker's range of a plain file, or a whole .gz file) in order as
+// they finish the previous one, a bounded number of tasks ahead of Next.
+// Next hands the examples out in file and line order, in batches of
+// batch_size (the last one of the share may be smaller): the batches are
+// the same whatever `threads` is.
 //
 // Lines are parsed by the LineParser of `data` (worker/line_parser.h), so the
 // reader does not know the format. Malformed lines are skipped and counted;
@@ -24,7 +26,7 @@
 //
 // With shuffle_buffer > 0, Next draws its examples from a buffer of that many
 // (worker/reader_shuffler.h) seeded with ShuffleSeed(shuffle_seed,
-// worker_rank): the same files, options and threads == 1 give the same order.
+// worker_rank): the same files and options give the same order.
 //
 // Positions (for checkpoints; proto/checkpoint.proto DataPosition). After
 // each Next, Position() says where the next example not yet returned is:
@@ -35,13 +37,12 @@
 //  - with shuffle_buffer > 0: file_index -1 and examples_done only.
 // A reader opened with the same files, worker_rank, num_workers, epoch and
 // shuffle settings and `start` = that position returns exactly the examples
-// the first one had not returned yet, in the same order: a plain file is
-// entered at the offset, a .gz file is decompressed and its first `offset`
-// lines skipped, a shuffled epoch is replayed from its start and its first
-// examples_done examples dropped. examples_done counts the examples of the
-// epoch returned so far, continuing from the start position's. Exact only
-// with threads == 1 (threads interleave nondeterministically): Position()
-// is FailedPrecondition otherwise.
+// the first one had not returned yet, in the same order and batches, with
+// any number of threads: a plain file is entered at the offset, a .gz file
+// is decompressed and its first `offset` lines skipped, a shuffled epoch is
+// replayed from its start and its first examples_done examples dropped.
+// examples_done counts the examples of the epoch returned so far,
+// continuing from the start position's.
 //
 // Next() is called from one thread at a time; Position() may be called from
 // any thread.
@@ -113,7 +114,6 @@ class DataReader {
   virtual int64_t bad_lines() const = 0;
 
   // Where the next example not yet returned by Next is (see above).
-  // FailedPrecondition when the reader has several threads.
   virtual absl::StatusOr<DataPosition> Position() const = 0;
 
   // The fraction of this reader's input read so far, in [0, 1], by bytes:

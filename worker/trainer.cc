@@ -36,18 +36,6 @@ ReaderOptions MakeReaderOptions(const JobConfig& config,
 
 double NowSeconds() { return absl::ToUnixMicros(absl::Now()) / 1e6; }
 
-// The start of the epoch a reader of `options` reads: the position resumed
-// from when its reader cannot give exact ones (several threads).
-DataPosition EpochStart(const ReaderOptions& options) {
-  DataPosition p;
-  p.set_worker_rank(options.worker_rank);
-  p.set_epoch(options.epoch);
-  if (options.shuffle_buffer > 0 || options.files.empty()) return p;
-  p.set_file_index(0);
-  p.set_file(options.files[0]);
-  return p;
-}
-
 }  // namespace
 
 // A batch with its distinct keys and their pulled rows.
@@ -91,14 +79,6 @@ Trainer::Trainer(const JobConfig& config, int rank, PsClient* client,
   if (config.has_checkpoint()) {
     trigger_ =
         std::make_unique<CheckpointTrigger>(config.checkpoint().every_steps());
-    if (config.data().reader_threads() > 1) {
-      LOG(WARNING) << "worker " << rank
-                   << ": data.reader_threads is "
-                   << config.data().reader_threads()
-                   << ", so data positions are not exact: a checkpoint "
-                      "records the start of the current epoch, and a resume "
-                      "trains that epoch again (use reader_threads 1)";
-    }
   }
 }
 
@@ -338,15 +318,10 @@ absl::Status Trainer::TrainEpoch(int epoch) {
     epoch_steps = (options.start->examples_done() + batch - 1) / batch;
   }
   ASSIGN_OR_RETURN(auto reader, DataReader::Open(options));
-  const bool exact_positions = options.threads == 1;
   // With checkpoints: where the reader stands (right after a Next; the
   // trainer reads one batch ahead, so each batch keeps its own).
-  auto position = [&]() -> absl::StatusOr<DataPosition> {
-    if (!exact_positions) return EpochStart(options);
-    return reader->Position();
-  };
   if (trigger_ != nullptr) {
-    ASSIGN_OR_RETURN(position_, position());
+    ASSIGN_OR_RETURN(position_, reader->Position());
   }
   const double epoch_start = NowSeconds();
   if (window_start_ == 0) window_start_ = epoch_start;
@@ -372,7 +347,7 @@ absl::Status Trainer::TrainEpoch(int epoch) {
     ASSIGN_OR_RETURN(bool more, reader->Next(&p->batch));
     if (!more) return absl::OkStatus();
     if (trigger_ != nullptr) {
-      ASSIGN_OR_RETURN(p->position, position());
+      ASSIGN_OR_RETURN(p->position, reader->Position());
     }
     ++epoch_steps;
     p->has_data = true;

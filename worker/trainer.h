@@ -32,8 +32,8 @@
 // round (heartbeat, StepGate), the trainer sends what is pending, waits for
 // every push and arrives at the cut (PsClient::CheckpointArrive) with the
 // position of the next untrained example (worker/checkpoint_trigger.h).
-// Barriers carry the same step and position. Positions are exact only with
-// data.reader_threads 1; with more, they name the start of the epoch.
+// Barriers carry the same step and position, exact with any number of
+// reader threads.
 //
 // A Trainer is used by one thread, except step() and SetCheckpointPending,
 // which any thread may call.

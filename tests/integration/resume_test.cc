@@ -1,6 +1,7 @@
 // Checkpoint, resume and export on a real loopback cluster (2 servers, gRPC,
 // workers in threads): a SYNC job stopped after some steps and resumed from
-// its checkpoint ends with parameters bit-identical to an uninterrupted run;
+// its checkpoint ends with parameters bit-identical to an uninterrupted run
+// (also with other numbers of parser threads before and after the cut);
 // the final checkpoint exported for serving predicts exactly what the
 // servers' rows and the model's forward pass give.
 //
@@ -123,9 +124,11 @@ TEST_F(ResumeTest, SyncResumeIsBitIdenticalToAnUninterruptedRun) {
   ASSERT_GT(steps, 100);
 
   // The same job stopped at step 60 (its final checkpoint records where the
-  // worker stood), then resumed to the end.
+  // worker stood), then resumed to the end; each part with another number
+  // of parser threads, which changes neither batches nor positions.
   JobConfig first = WithCheckpointDir("split");
   first.mutable_training()->set_max_steps(60);
+  first.mutable_data()->set_reader_threads(3);
   auto part = RunLocalCluster(first);
   ExpectOk(*part);
   EXPECT_EQ(part->results[0]->train.steps, 60);
@@ -135,7 +138,8 @@ TEST_F(ResumeTest, SyncResumeIsBitIdenticalToAnUninterruptedRun) {
   ASSERT_EQ(cut->manifest.worker_positions_size(), 1);
   EXPECT_GT(cut->manifest.worker_positions(0).offset(), 0);
 
-  const JobConfig second = WithCheckpointDir("split");
+  JobConfig second = WithCheckpointDir("split");
+  second.mutable_data()->set_reader_threads(2);
   auto rest = RunLocalCluster(second, /*resume=*/true);
   ExpectOk(*rest);
   // No example skipped, none trained twice.
