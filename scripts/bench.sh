@@ -3,9 +3,10 @@
 #
 #   scripts/bench.sh [--quick] [OUT_DIR]
 #
-# OUT_DIR (default runs/bench-<date>) receives sparse_table_bench.json and
-# rpc_bench.json (Google Benchmark JSON) and summary.json (the medians of
-# $PS_BENCH_REPS repetitions, default 3, run in random interleaved order).
+# OUT_DIR (default runs/bench-<date>) receives sparse_table_bench.json,
+# rpc_bench.json and reader_bench.json (Google Benchmark JSON) and
+# summary.json (the medians of $PS_BENCH_REPS repetitions, default 3, run in
+# random interleaved order).
 # --quick runs each benchmark once, briefly: a smoke run, not figures to
 # quote. --checkpoint also runs table_checkpoint_bench (checkpoint and
 # restore of a 10 M-row table, memory and tiered; a few minutes) into
@@ -24,7 +25,7 @@ for arg in "$@"; do
   case "$arg" in
     --quick) MIN_TIME="--benchmark_min_time=0.05"; REPS=1 ;;
     --checkpoint) CHECKPOINT=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     -*) echo "bench: unknown option $arg" >&2; exit 2 ;;
     *) OUT="$arg" ;;
   esac
@@ -42,14 +43,14 @@ if [ ! -f "$BUILD/CMakeCache.txt" ]; then
 fi
 echo "bench: building in $BUILD with $JOBS jobs" >&2
 if ! cmake --build "$BUILD" -j "$JOBS" --target sparse_table_bench rpc_bench \
-    table_checkpoint_bench \
+    reader_bench table_checkpoint_bench \
     >"$BUILD/bench-build.log" 2>&1; then
   grep -E "error|Error" -A5 "$BUILD/bench-build.log" | head -80 >&2 || true
   echo "bench: build FAILED (full log: $BUILD/bench-build.log)" >&2
   exit 1
 fi
 
-for bench in sparse_table_bench rpc_bench; do
+for bench in sparse_table_bench rpc_bench reader_bench; do
   echo "bench: running $bench" >&2
   # Console output to stderr so stdout is the summary alone.
   # Repetitions run interleaved in random order, so a burst of load from
@@ -195,6 +196,13 @@ for name, b in rpc.items():
         "ratio_to_raw_4MiB": round(mib / raw_mib, 3) if raw_mib else None,
     })
 
+_, reader = load("reader_bench")
+reader_rates = dict(sorted(
+    ((str(args(n.replace("BM_ReadCriteo/", "threads:"))["threads"]),
+      round(b["examples/s"]))
+     for n, b in reader.items() if n.startswith("BM_ReadCriteo/")),
+    key=lambda kv: int(kv[0])))
+
 in_process.sort(key=order)
 grpc.sort(key=order)
 summary = {
@@ -209,6 +217,7 @@ summary = {
         sorted(kv_floor_ns.items())},
     "grpc_raw_4MiB_MiB_per_s": round(raw_mib, 1) if raw_mib else None,
     "grpc": grpc,
+    "reader_criteo_examples_per_s_by_threads": reader_rates,
 }
 # One line per measurement, so the summary reads as a table.
 lines = []
