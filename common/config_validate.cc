@@ -380,7 +380,7 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
   if (!c.has_data()) return v.Error("data", "is required");
   const DataConfig& d = c.data();
   if (d.format() == DataConfig::FORMAT_UNSPECIFIED) {
-    return v.Error("data.format", "must be CRITEO, SLOT or MOVIELENS");
+    return v.Error("data.format", "must be CRITEO, SLOT, MOVIELENS or AVAZU");
   }
   if (d.int_features() == DataConfig::INT_FEATURES_UNSPECIFIED) {
     return v.Error("data.int_features", "must be LOG_BUCKET or NORMALIZE");
@@ -415,6 +415,14 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
   }
   RETURN_IF_ERROR(
       v.Range("data.shuffle_buffer", d.shuffle_buffer(), 0, 10000000));
+  RETURN_IF_ERROR(v.Range("data.eval_holdout_fraction",
+                          d.eval_holdout_fraction(), 0.0, 0.5));
+  if (d.eval_holdout_fraction() > 0 &&
+      (!d.eval_files().empty() || d.has_generate())) {
+    return v.Error("data.eval_holdout_fraction",
+                   "holds out train_files lines for evaluation, so it cannot "
+                   "be combined with data.eval_files or data.generate");
+  }
   if (d.has_generate() && d.format() != DataConfig::CRITEO) {
     return v.Error("data.generate",
                    "generates CRITEO data, so data.format must be CRITEO");

@@ -18,6 +18,9 @@ InputShape InputShapeOf(const DataConfig& data) {
         shape.num_slots += kMovieLensItemSlots;
       }
       break;
+    case DataConfig::AVAZU:
+      shape.num_slots = kAvazuSlots;
+      break;
     default:
       // Criteo: 26 categorical slots, plus 13 integer slots when bucketized,
       // or 13 dense features when normalized.

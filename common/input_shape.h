@@ -21,6 +21,10 @@ inline constexpr int kMovieLensIdSlots = 2;    // user id, item id
 inline constexpr int kMovieLensUserSlots = 4;  // age, gender, occupation, zip
 inline constexpr int kMovieLensItemSlots = 2;  // genres, release year
 
+// AVAZU: hour of day, day of the week and 21 categorical fields
+// (worker/avazu_parser.h).
+inline constexpr int kAvazuSlots = 23;
+
 // CRITEO: 39 slots (LOG_BUCKET) or 26 slots + 13 dense (NORMALIZE).
 // SLOT: data.num_slots and data.num_dense.
 // MOVIELENS: 2 slots, + 4 with a user file, + 2 with an item file; no dense.

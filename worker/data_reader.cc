@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 #include <deque>
 #include <thread>
 #include <utility>
@@ -13,11 +14,13 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/hash.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "worker/gzip_reader.h"
 #include "worker/line_parser.h"
 #include "worker/line_source.h"
+#include "worker/parser_util.h"
 #include "worker/reader_shuffler.h"
 
 namespace ps {
@@ -106,6 +109,8 @@ class FileReader final : public DataReader {
         parser_(std::move(parser)),
         tasks_(std::move(tasks)),
         lookahead_(2 * options.threads + 2),
+        holdout_threshold_(static_cast<uint64_t>(
+            std::ldexp(options.holdout_fraction, 64))),
         outputs_(tasks_.size()),
         cursor_(start),
         examples_done_(examples_done) {
@@ -312,7 +317,12 @@ class FileReader final : public DataReader {
     while (true) {
       ASSIGN_OR_RETURN(bool more, lines->Next(&line));
       if (!more) break;
+      if (holdout_threshold_ > 0 &&
+          (HoldoutHash(line) < holdout_threshold_) != options_.held_out) {
+        continue;  // on the other side of the split
+      }
       absl::Status parsed = parser_->Append(line, &chunk->examples);
+      if (!parsed.ok() && parser_->IsHeader(line)) continue;  // not data
       ++pending->lines;
       if (parsed.ok()) {
         chunk->after.push_back(after());
@@ -412,6 +422,8 @@ class FileReader final : public DataReader {
   const std::unique_ptr<const LineParser> parser_;
   const std::vector<Task> tasks_;
   const size_t lookahead_;
+  // Lines whose HoldoutHash is below are held out (0: no split).
+  const uint64_t holdout_threshold_;
   std::vector<std::thread> threads_;  // started in Start(), joined in ~
 
   int64_t total_bytes_ = 0;  // of every task; constant after construction
@@ -486,6 +498,10 @@ bool HasGlobChars(const std::string& s) {
 
 }  // namespace
 
+uint64_t HoldoutHash(absl::string_view line) {
+  return Mix64(StringFeatureValue(StripCarriageReturn(line)));
+}
+
 absl::StatusOr<std::vector<std::string>> ExpandFiles(
     const std::vector<std::string>& patterns) {
   std::vector<std::string> files;
@@ -545,6 +561,11 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
                      options.max_bad_line_ratio));
   }
 
+  if (!(options.holdout_fraction >= 0 && options.holdout_fraction <= 0.5)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data reader: holdout_fraction must be in [0, 0.5], got ",
+                     options.holdout_fraction));
+  }
   if (options.shuffle_buffer < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("data reader: shuffle_buffer must be >= 0, got ",

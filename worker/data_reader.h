@@ -17,7 +17,9 @@
 // the same whatever `threads` is.
 //
 // Lines are parsed by the LineParser of `data` (worker/line_parser.h), so the
-// reader does not know the format. Malformed lines are skipped and counted;
+// reader does not know the format. A line the parser calls a header (a
+// CSV's column names) is skipped and not counted. Malformed lines are
+// skipped and counted;
 // the first `log_bad_lines` are logged as "file:line: reason", with exact
 // line numbers in plain and .gz files alike. When more than
 // max_bad_line_ratio of the lines read so far are bad (checked after 1000
@@ -57,6 +59,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "proto/checkpoint.pb.h"
 #include "proto/config.pb.h"
 #include "worker/batch.h"
@@ -83,11 +86,22 @@ struct ReaderOptions {
   // The pass over the files this reader makes; recorded in positions.
   // Default: 0.
   int epoch = 0;
+  // Lines held out for evaluation (data.eval_holdout_fraction): a line is
+  // held out when HoldoutHash(line) / 2^64 < holdout_fraction. With a
+  // fraction > 0 the reader skips held-out lines, or, with held_out, reads
+  // only them; skipped lines are not counted as read. Default: 0, none.
+  double holdout_fraction = 0;
+  bool held_out = false;
   // Where to start: a position a reader of the same files, worker, epoch and
   // shuffle settings gave (see above). Default: none, the start of the
   // worker's share.
   std::optional<DataPosition> start;
 };
+
+// The hash that places a line on the training or the held-out side (see
+// ReaderOptions::holdout_fraction): of its text without a trailing '\r'.
+// Part of the data split: do not change.
+uint64_t HoldoutHash(absl::string_view line);
 
 // Expands globs in order; a pattern matching nothing is a NotFound error
 // naming it. Plain paths must exist.

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/avazu_parser.h"
 #include "worker/criteo_parser.h"
 #include "worker/movielens_parser.h"
 #include "worker/slot_parser.h"
@@ -57,6 +58,8 @@ absl::StatusOr<std::unique_ptr<LineParser>> LineParser::Create(
                        MovieLensParser::Create(options));
       return std::unique_ptr<LineParser>(std::move(parser));
     }
+    case DataConfig::AVAZU:
+      return std::make_unique<AvazuParser>(data.hash_seed());
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("no parser for data format ",

@@ -4,7 +4,8 @@
 // config, so a new format is a new LineParser and nothing else.
 //
 // Implementations: CriteoParser (worker/criteo_parser.h), SlotParser
-// (worker/slot_parser.h), MovieLensParser (worker/movielens_parser.h).
+// (worker/slot_parser.h), MovieLensParser (worker/movielens_parser.h),
+// AvazuParser (worker/avazu_parser.h).
 //
 // Thread-safety: a parser is immutable after creation; Append is const and
 // may be called from any number of threads at once.
@@ -44,6 +45,10 @@ class LineParser {
   // `batch` unchanged.
   // REQUIRES: batch->num_slots == num_slots(), batch->num_dense == num_dense().
   virtual absl::Status Append(absl::string_view line, Batch* batch) const = 0;
+
+  // Whether `line`, which Append refused, is the format's header line
+  // (a CSV's column names), which readers skip without counting it bad.
+  virtual bool IsHeader(absl::string_view line) const { return false; }
 };
 
 }  // namespace ps

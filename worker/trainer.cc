@@ -18,9 +18,11 @@ namespace ps {
 
 namespace {
 
+// held_out: evaluation's reader, of the lines data.eval_holdout_fraction
+// holds out (when it is set).
 ReaderOptions MakeReaderOptions(const JobConfig& config,
                                 std::vector<std::string> files, int shard,
-                                int num_shards) {
+                                int num_shards, bool held_out) {
   ReaderOptions o;
   o.files = std::move(files);
   o.worker_rank = shard;
@@ -31,6 +33,8 @@ ReaderOptions MakeReaderOptions(const JobConfig& config,
   o.data = config.data();
   o.shuffle_buffer = config.data().shuffle_buffer();
   o.shuffle_seed = config.data().shuffle_seed();
+  o.holdout_fraction = config.data().eval_holdout_fraction();
+  o.held_out = held_out;
   return o;
 }
 
@@ -305,7 +309,8 @@ absl::Status Trainer::TrainEpoch(int epoch) {
                    ExpandFiles({config_.data().train_files().begin(),
                                 config_.data().train_files().end()}));
   ReaderOptions options =
-      MakeReaderOptions(config_, files, rank_, config_.cluster().num_workers());
+      MakeReaderOptions(config_, files, rank_, config_.cluster().num_workers(),
+                        /*held_out=*/false);
   // A different shuffle every epoch, the same for every run.
   options.shuffle_seed += static_cast<uint64_t>(epoch) * 0x9E3779B97F4A7C15ULL;
   options.epoch = epoch;
@@ -484,7 +489,8 @@ absl::Status Trainer::GeoSync() {
 absl::StatusOr<EvalStats> Trainer::Evaluate(
     const std::vector<std::string>& patterns, int shard, int num_shards) {
   ASSIGN_OR_RETURN(std::vector<std::string> files, ExpandFiles(patterns));
-  ReaderOptions options = MakeReaderOptions(config_, files, shard, num_shards);
+  ReaderOptions options =
+      MakeReaderOptions(config_, files, shard, num_shards, /*held_out=*/true);
   options.shuffle_buffer = 0;  // order does not matter for metrics
   ASSIGN_OR_RETURN(auto reader, DataReader::Open(options));
   absl::Time start = absl::Now();

@@ -142,7 +142,8 @@ class Trainer {
   void SetCheckpointPending(int64_t id, absl::Time asked_at);
 
   // Scores `files` (shard `shard` of `num_shards`) with the parameters on
-  // the servers; no updates. GEO: call it right after a Barrier (synced),
+  // the servers; no updates. With data.eval_holdout_fraction, only the
+  // lines of `files` it holds out. GEO: call it right after a Barrier (synced),
   // as the worker job does; training then continues from the servers'
   // dense vector.
   absl::StatusOr<EvalStats> Evaluate(const std::vector<std::string>& files,

@@ -117,7 +117,12 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
     return status;
   };
   const int epochs = config.training().epochs();
-  const bool has_eval = config.data().eval_files_size() > 0;
+  // Evaluation reads the eval files, or the lines of the train files that
+  // data.eval_holdout_fraction holds out.
+  const bool holdout = config.data().eval_holdout_fraction() > 0;
+  const auto& eval_files =
+      holdout ? config.data().train_files() : config.data().eval_files();
+  const bool has_eval = !eval_files.empty();
   for (int epoch = first_epoch; epoch <= epochs; ++epoch) {
     absl::Status status = trainer.TrainEpoch(epoch - 1);
     if (status.ok() && epoch == epochs) status = trainer.FinishTraining();
@@ -131,9 +136,8 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
     auto barrier = trainer.Barrier(absl::StrCat("epoch-", epoch, "-done"), false);
     if (!barrier.ok()) return fail(barrier.status());
     if (rank == 0) {
-      auto eval = trainer.Evaluate({config.data().eval_files().begin(),
-                                    config.data().eval_files().end()},
-                                   0, 1);
+      auto eval =
+          trainer.Evaluate({eval_files.begin(), eval_files.end()}, 0, 1);
       if (!eval.ok()) return fail(eval.status());
       LogEval(rank, epoch, *eval, metrics.get());
       result.eval = *eval;

@@ -332,6 +332,26 @@ TEST(ConfigTest, ShuffleBufferRange) {
   EXPECT_EQ(c->data().shuffle_seed(), 5u);
 }
 
+TEST(ConfigTest, EvalHoldoutReplacesEvalFiles) {
+  EXPECT_EQ(Error(WithData("  eval_holdout_fraction: 0.1")),
+            "job.pbtxt:20:3: data.eval_holdout_fraction: holds out "
+            "train_files lines for evaluation, so it cannot be combined with "
+            "data.eval_files or data.generate");
+  const std::string one_file =
+      Replace(kGood, "  eval_files: \"/abs/eval.tsv\"\n", "");
+  EXPECT_EQ(Error(Replace(one_file, "batch_size: 256",
+                          "batch_size: 256\n  eval_holdout_fraction: 0.7")),
+            "job.pbtxt:19:3: data.eval_holdout_fraction: must be in [0, 0.5], "
+            "got 0.7");
+  auto c = Parse(Replace(one_file, "batch_size: 256",
+                         "batch_size: 256\n  format: AVAZU\n"
+                         "  eval_holdout_fraction: 0.1"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data().eval_holdout_fraction(), 0.1);
+  EXPECT_EQ(InputShapeOf(c->data()).num_slots, 23);
+  EXPECT_EQ(InputShapeOf(c->data()).num_dense, 0);
+}
+
 TEST(ConfigTest, GeneratedDataIsCriteoOnly) {
   std::string text = Replace(kGood, "  train_files: \"train.tsv\"\n", "");
   text = Replace(text, "  eval_files: \"/abs/eval.tsv\"\n",

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
+#include "common/config_validate.h"
 #include "gtest/gtest.h"
 #include "tests/integration/local_cluster.h"
 #include "worker/datagen.h"
@@ -114,6 +115,32 @@ TEST_F(ClusterTest, SyncTrainingWithUnequalSharesFinishes) {
   EXPECT_EQ(examples, data.train_rows);
   ASSERT_TRUE(run->results[0]->eval.has_value());
   EXPECT_GE(run->results[0]->eval->auc, data.oracle_auc - 0.05);
+  EXPECT_TRUE(run->servers_stopped);
+}
+
+// One data file, a fifth of its lines held out (data.eval_holdout_fraction):
+// the workers train on the rest, worker 0 evaluates on exactly those, and
+// the model learns.
+TEST_F(ClusterTest, HeldOutLinesAreEvaluatedAndNotTrained) {
+  config_.mutable_data()->mutable_generate()->set_train_rows(60000);
+  GeneratorReport data = Generate();
+  config_.mutable_data()->clear_generate();
+  config_.mutable_data()->clear_eval_files();
+  config_.mutable_data()->set_eval_holdout_fraction(0.2);
+  config_.mutable_data()->set_reader_threads(2);
+  ASSERT_TRUE(ValidateJobConfig(config_, "holdout", nullptr).ok());
+  auto run = RunLocalCluster(config_);
+  ASSERT_EQ(run->results.size(), 2u);
+  int64_t trained = 0;
+  for (const auto& r : run->results) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    trained += r->train.examples;
+  }
+  ASSERT_TRUE(run->results[0]->eval.has_value());
+  const EvalStats& eval = *run->results[0]->eval;
+  EXPECT_EQ(trained + eval.examples, data.train_rows);
+  EXPECT_NEAR(eval.examples, 0.2 * data.train_rows, 0.01 * data.train_rows);
+  EXPECT_GE(eval.auc, data.oracle_auc - 0.05);
   EXPECT_TRUE(run->servers_stopped);
 }
 

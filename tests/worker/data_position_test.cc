@@ -182,19 +182,14 @@ TEST_F(DataPositionTest, ThreadsChangeNeitherBatchesNorPositions) {
                          std::vector<std::string>* positions) {
         ReaderOptions t = o;
         t.threads = threads;
-        auto reader = DataReader::Open(t);
-        ASSERT_TRUE(reader.ok()) << reader.status();
-        Batch b;
-        while (true) {
-          auto more = (*reader)->Next(&b);
-          ASSERT_TRUE(more.ok()) << more.status();
-          if (!*more) break;
-          ids->emplace_back();
-          Append(b, &ids->back());
-          auto p = (*reader)->Position();
-          ASSERT_TRUE(p.ok()) << p.status();
-          positions->push_back(p->ShortDebugString());
-        }
+        testing_util::ReadEachBatch(
+            t, [&](const Batch& b, const DataReader& reader) {
+              ids->emplace_back();
+              Append(b, &ids->back());
+              auto p = reader.Position();
+              ASSERT_TRUE(p.ok()) << p.status();
+              positions->push_back(p->ShortDebugString());
+            });
       };
       std::vector<std::vector<int>> want_ids;
       std::vector<std::string> want_positions;

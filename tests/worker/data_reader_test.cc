@@ -158,6 +158,47 @@ TEST_F(DataReaderTest, ProgressRisesToOneByBytes) {
   EXPECT_EQ((*reader)->progress(), -1);
 }
 
+// eval_holdout_fraction: the held-out lines are exactly those whose
+// HoldoutHash is below the fraction; training readers get the others; the
+// split is the same for any number of workers and threads.
+TEST_F(DataReaderTest, HoldoutSplitsLinesByTheirText) {
+  ReaderOptions options;
+  options.files = {Write("a.tsv", Lines(0, 1500)),
+                   Write("b.tsv", Lines(1500, 500))};
+  options.batch_size = 16;
+  options.holdout_fraction = 0.25;
+  std::vector<int> held_ids, kept_ids;
+  for (int id = 0; id < 2000; ++id) {
+    const bool held =
+        HoldoutHash(GoodLine(id)) < (uint64_t{1} << 62);  // 0.25 * 2^64
+    (held ? held_ids : kept_ids).push_back(id);
+  }
+  EXPECT_NEAR(held_ids.size(), 500, 60);
+  for (int workers : {1, 3}) {
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(absl::StrCat(workers, " workers, ", threads, " threads"));
+      options.threads = threads;
+      options.held_out = false;
+      EXPECT_EQ(ReadAllRanks(options, workers), Expected(kept_ids));
+      options.held_out = true;
+      EXPECT_EQ(ReadAllRanks(options, workers), Expected(held_ids));
+    }
+  }
+  // Skipped lines are not counted as read; a '\r' does not move a line.
+  options.files = {Write("crlf.tsv", GoodLine(held_ids[0]) + "\r\n" +
+                                         GoodLine(kept_ids[0]) + "\r\n")};
+  options.num_workers = 1;
+  options.worker_rank = 0;
+  std::vector<Example> got;
+  int64_t lines = 0;
+  ASSERT_TRUE(ReadAll(options, &got, &lines).ok());
+  EXPECT_EQ(got, Expected({held_ids[0]}));
+  EXPECT_EQ(lines, 1);
+  options.holdout_fraction = 0.6;
+  EXPECT_THAT(DataReader::Open(options).status().message(),
+              HasSubstr("holdout_fraction must be in [0, 0.5], got 0.6"));
+}
+
 TEST_F(DataReaderTest, MoreWorkersThanLines) {
   ReaderOptions options;
   options.files = {Write("a.tsv", Lines(0, 20))};

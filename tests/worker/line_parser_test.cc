@@ -26,7 +26,7 @@ TEST_F(LineParserTest, ShapeMatchesInputShapeOf) {
     DataConfig data;
     std::string line;
   };
-  std::vector<Case> cases(6);
+  std::vector<Case> cases(7);
   std::string criteo = "1";
   for (int i = 0; i < 13; ++i) absl::StrAppend(&criteo, "\t", i);
   for (int i = 0; i < 26; ++i) absl::StrAppend(&criteo, "\tab12");
@@ -47,8 +47,12 @@ TEST_F(LineParserTest, ShapeMatchesInputShapeOf) {
   cases[5] = cases[4];
   cases[5].data.set_movielens_item_file(
       Write("u.item", "2|T||||0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|1\n"));
-  const std::vector<InputShape> want = {{39, 0}, {26, 13}, {5, 2},
-                                        {2, 0},  {6, 0},   {8, 0}};
+  cases[6].data.set_format(DataConfig::AVAZU);
+  cases[6].line =
+      "7,1,14102100,1005,0,1fbe01fe,f3845767,28905ebd,ecad2386,7801e8d9,"
+      "07d7df22,a99f214a,ddd2926e,44956a24,1,2,15706,320,50,1722,0,35,-1,79";
+  const std::vector<InputShape> want = {{39, 0}, {26, 13}, {5, 2}, {2, 0},
+                                        {6, 0},  {8, 0},   {23, 0}};
   for (size_t c = 0; c < cases.size(); ++c) {
     absl::StatusOr<std::unique_ptr<LineParser>> parser =
         LineParser::Create(cases[c].data);

@@ -1,5 +1,6 @@
 // Helpers shared by the reader and parser tests: a scratch folder removed at
-// the end of each test, a gzip writer, and a view of a Batch example.
+// the end of each test, a gzip writer, a view of a Batch example and a loop
+// over a reader's batches.
 #ifndef PS_TESTS_WORKER_READER_TEST_UTIL_H_
 #define PS_TESTS_WORKER_READER_TEST_UTIL_H_
 
@@ -8,11 +9,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "worker/batch.h"
+#include "worker/data_reader.h"
 
 namespace ps {
 namespace testing_util {
@@ -66,6 +70,25 @@ inline Batch EmptyBatch(int num_slots, int num_dense) {
   b.num_slots = num_slots;
   b.num_dense = num_dense;
   return b;
+}
+
+// Reads every batch of a reader of `options`, calling on_batch(batch,
+// reader) after each Next; failing to open or read fails the test. Returns
+// the reader (null when it could not open) for its counts and position.
+inline std::unique_ptr<DataReader> ReadEachBatch(
+    const ReaderOptions& options,
+    const std::function<void(const Batch&, const DataReader&)>& on_batch) {
+  auto reader = DataReader::Open(options);
+  EXPECT_TRUE(reader.ok()) << reader.status();
+  if (!reader.ok()) return nullptr;
+  Batch b;
+  while (true) {
+    auto more = (*reader)->Next(&b);
+    EXPECT_TRUE(more.ok()) << more.status();
+    if (!more.ok() || !*more) break;
+    on_batch(b, **reader);
+  }
+  return std::move(reader).value();
 }
 
 }  // namespace testing_util
