@@ -3,10 +3,10 @@
 # cluster (scripts/run_local.sh, 2 servers + 2 workers) and prints a
 # markdown table: model x mode -> eval AUC, logloss, examples/s.
 #
-#   scripts/compare.sh criteo|movielens|generated [OUT_DIR] [--models "dnn lr"] [--modes "ASYNC SYNC"]
+#   scripts/compare.sh criteo|movielens|avazu|generated [OUT_DIR] [--models "dnn lr"] [--modes "ASYNC SYNC"]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-DATASET="${1:?usage: compare.sh criteo|movielens|generated [OUT_DIR]}"
+DATASET="${1:?usage: compare.sh criteo|movielens|avazu|generated [OUT_DIR]}"
 shift
 OUT="runs/compare-$DATASET-$(date +%Y%m%d-%H%M%S)"
 if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then OUT="$1"; shift; fi
