@@ -34,8 +34,13 @@ constexpr int kFlushEveryLines = 256;
 // enough that opening a task costs nothing next to parsing it.
 constexpr int64_t kMinTaskBytes = 256;
 constexpr int64_t kMaxTaskBytes = int64_t{256} << 10;
-// Chunks a .gz task (a whole file) may queue before Next reaches it.
-constexpr size_t kGzipQueuedChunks = 4;
+// A .gz file is read by one thread (decompressing cannot be split) into
+// blocks of about this many bytes of text, which any thread parses.
+constexpr size_t kRawBlockBytes = size_t{128} << 10;
+// Blocks (parsed or not) the .gz tasks past the one Next reads may hold in
+// all: 16 MiB of text, so that their threads read ahead while Next is busy
+// with an earlier file.
+constexpr size_t kMaxQueuedGzipBlocks = 128;
 
 // Lines starting in [begin, end) of one plain file, or a whole .gz file
 // whose first skip_lines lines are dropped.
@@ -56,16 +61,46 @@ struct Cursor {
 };
 
 // Examples of one task in line order, and where the line after each is in
-// the task's file (a byte offset, or lines consumed for .gz).
+// the task's file (a byte offset, or lines consumed for .gz). A .gz task
+// queues its text first (kRaw: `raw`, whole lines each ending in '\n', after
+// `lines_before` lines of the file); a thread then parses it (kParsing)
+// into examples (kParsed). Only kParsed chunks go to Next.
 struct Chunk {
+  enum State { kParsed, kRaw, kParsing };
+  State state = kParsed;
   Batch examples;
   std::vector<int64_t> after;
+  std::string raw;
+  int64_t lines_before = 0;
 };
 
-// What the threads have parsed of one task and not yet handed to Next.
+// What the threads have read of one task and not yet handed to Next.
 struct TaskOutput {
   std::deque<Chunk> chunks;
   bool done = false;
+};
+
+// The lines of a .gz block, numbered in its file.
+class BlockLines final : public LineStream {
+ public:
+  BlockLines(absl::string_view text, int64_t lines_before)
+      : text_(text), number_(lines_before) {}
+  absl::StatusOr<bool> Next(absl::string_view* line) override {
+    if (pos_ >= text_.size()) return false;
+    size_t newline = text_.find('\n', pos_);
+    if (newline == absl::string_view::npos) newline = text_.size();
+    *line = text_.substr(pos_, newline - pos_);
+    pos_ = newline + 1;
+    ++number_;
+    return true;
+  }
+  absl::StatusOr<int64_t> LineNumber() override { return number_; }
+  int64_t number() const { return number_; }
+
+ private:
+  const absl::string_view text_;
+  size_t pos_ = 0;
+  int64_t number_;  // of the line last returned: the lines consumed
 };
 
 int64_t RangePoint(int64_t size, int64_t part, int64_t parts) {
@@ -94,12 +129,15 @@ void AppendExamples(const Batch& src, int from, int count, Batch* dst) {
   for (int64_t p = 0; p < pairs; ++p) to[p] = from_offsets[p] + shift;
 }
 
-// Threads take tasks in order and parse each into chunks; Next hands the
-// examples out in task order, cut into batches of batch_size, so the
-// batches, their order and the positions are the same for any number of
-// threads. A thread waits before a task more than `lookahead_` tasks past
-// the one Next reads (and a .gz task after kGzipQueuedChunks chunks), so
-// memory stays bounded and progress() runs only a little ahead of Next.
+// Threads take tasks in order: a plain task is parsed into one chunk; a .gz
+// task is decompressed into blocks of text that any thread parses (threads
+// with nothing else to do, and a thread whose task has queued its share).
+// Next hands the examples out in task order, cut into batches of
+// batch_size, so the batches, their order and the positions are the same
+// for any number of threads. A thread starts no task more than `lookahead_`
+// tasks past the one Next reads; the .gz task Next reads queues at most
+// threads + 2 blocks, later ones kMaxQueuedGzipBlocks together. So memory
+// stays bounded and progress() runs only a little ahead of Next.
 class FileReader final : public DataReader {
  public:
   FileReader(const ReaderOptions& options,
@@ -109,9 +147,10 @@ class FileReader final : public DataReader {
         parser_(std::move(parser)),
         tasks_(std::move(tasks)),
         lookahead_(2 * options.threads + 2),
-        holdout_threshold_(static_cast<uint64_t>(
-            std::ldexp(options.holdout_fraction, 64))),
-        outputs_(tasks_.size()),
+        gzip_queued_blocks_(options.threads + 2),
+        holdout_(options.holdout_fraction > 0),
+        holdout_threshold_(HoldoutThreshold(options.holdout_fraction)),
+        outputs_(lookahead_),
         cursor_(start),
         examples_done_(examples_done) {
     for (const Task& t : tasks_) total_bytes_ += t.bytes;
@@ -192,32 +231,64 @@ class FileReader final : public DataReader {
     int64_t bad = 0;
   };
 
-  // Next may go on: an error, the current task's next chunk or its end, or
-  // (past the last task) every thread finished, so that the final ratio
-  // check has run.
+  // A .gz block a thread is parsing.
+  struct Claim {
+    size_t task = 0;
+    Chunk* chunk = nullptr;
+  };
+
+  // Lines whose HoldoutHash is below are held out: fraction * 2^64, at
+  // least 1 for any fraction > 0.
+  static uint64_t HoldoutThreshold(double fraction) {
+    if (!(fraction > 0)) return 0;
+    return std::max<uint64_t>(
+        1, static_cast<uint64_t>(std::ceil(std::ldexp(fraction, 64))));
+  }
+
+  // The output of task t (only tasks in [current_task_, current_task_ +
+  // lookahead_) have one, so a ring of lookahead_ serves them all).
+  TaskOutput& OutputOf(size_t t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return outputs_[t % lookahead_];
+  }
+  const TaskOutput& OutputOf(size_t t) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return outputs_[t % lookahead_];
+  }
+
+  // Next may go on: an error, the current task's next chunk parsed or its
+  // end, or (past the last task) every thread finished, so that the final
+  // ratio check has run.
   bool CanTake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!error_.ok()) return true;
     if (current_task_ >= tasks_.size()) return running_ == 0;
-    const TaskOutput& out = outputs_[current_task_];
-    return !out.chunks.empty() || out.done;
+    const TaskOutput& out = OutputOf(current_task_);
+    if (out.chunks.empty()) return out.done;
+    return out.chunks.front().state == Chunk::kParsed;
   }
 
-  // Moves the current task's next chunk into taking_, passing tasks that
-  // are done; false once every task is. The reader's error, if any.
+  // Moves the current task's next chunk with examples into taking_,
+  // passing tasks that are done; false once every task is. The reader's
+  // error, if any.
   absl::StatusOr<bool> TakeChunk() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     while (true) {
       mu_.Await(absl::Condition(this, &FileReader::CanTake));
       if (!error_.ok()) return error_;
       if (current_task_ >= tasks_.size()) return false;
-      TaskOutput& out = outputs_[current_task_];
+      TaskOutput& out = OutputOf(current_task_);
       if (!out.chunks.empty()) {
-        taking_ = std::move(out.chunks.front());
+        Chunk chunk = std::move(out.chunks.front());
         out.chunks.pop_front();
+        if (tasks_[current_task_].gzip) --gzip_queued_;
+        if (chunk.examples.size() == 0) continue;  // only bad lines
+        taking_ = std::move(chunk);
         taking_pos_ = 0;
         taking_file_ = tasks_[current_task_].file;
         return true;
       }
-      ++current_task_;  // done: lets a thread waiting on the lookahead go
+      // Done: its slot serves task current_task_ + lookahead_ next, which a
+      // thread may start now.
+      out.done = false;
+      ++current_task_;
     }
   }
 
@@ -235,29 +306,47 @@ class FileReader final : public DataReader {
     return b;
   }
 
+  // A thread may go on: stopping, a .gz block to parse, a task to start, or
+  // nothing left to do (every task read, no block waiting).
+  bool ThreadCanGo() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (stop_ || raw_blocks_ > 0) return true;
+    if (next_task_ < tasks_.size()) {
+      return next_task_ < current_task_ + lookahead_;
+    }
+    return tasks_finished_ == tasks_.size();
+  }
+
   void ThreadMain() {
     std::vector<char> buffer;  // shared by the thread's line sources
     Pending pending;
     absl::Status status;
     while (status.ok()) {
-      size_t t;
+      size_t t = 0;
+      Claim claim;
       {
         absl::MutexLock lock(&mu_);
-        t = next_task_++;
-        if (t >= tasks_.size()) break;
-        auto may_start = [this, t]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return stop_ || t < current_task_ + lookahead_;
-        };
-        mu_.Await(absl::Condition(&may_start));
+        mu_.Await(absl::Condition(this, &FileReader::ThreadCanGo));
         if (stop_) {
           status = absl::CancelledError("reader stopped");
           break;
         }
+        if (raw_blocks_ > 0) {
+          claim = ClaimBlock();
+        } else if (next_task_ < tasks_.size()) {
+          t = next_task_++;
+        } else {
+          break;  // nothing left
+        }
+      }
+      if (claim.chunk != nullptr) {
+        status = ParseBlock(claim, &pending);
+        continue;
       }
       status = RunTask(t, &buffer, &pending);
       if (status.ok()) {
         absl::MutexLock lock(&mu_);
-        outputs_[t].done = true;
+        OutputOf(t).done = true;
+        ++tasks_finished_;
       }
     }
     Flush(&pending);
@@ -276,48 +365,104 @@ class FileReader final : public DataReader {
                        Pending* pending) {
     const Task& task = tasks_[t];
     const std::string& path = options_.files[task.file];
-    Chunk chunk{NewBatch(/*reserve=*/true), {}};
     if (task.gzip) {
       ASSIGN_OR_RETURN(std::unique_ptr<GzipLineSource> lines,
                        GzipLineSource::Open(path, buffer));
       absl::string_view line;
-      for (int64_t i = 0; i < task.skip_lines; ++i) {
+      int64_t consumed = 0;
+      while (consumed < task.skip_lines) {
         ASSIGN_OR_RETURN(bool more, lines->Next(&line));
         if (!more) break;
+        ++consumed;
       }
-      GzipLineSource* source = lines.get();
-      // A .gz file is queued a batch at a time: it may be large.
-      RETURN_IF_ERROR(ParseLines(
-          source, path, &chunk, pending,
-          [&] { return *source->LineNumber(); },
-          [&]() -> absl::Status {
-            return Queue(t, &chunk, pending, kGzipQueuedChunks);
-          }));
+      // Whole lines in blocks; parsed by whichever thread is free.
+      Chunk block;
+      auto start_block = [&] {
+        block = Chunk();
+        block.state = Chunk::kRaw;
+        block.lines_before = consumed;
+        block.raw.reserve(kRawBlockBytes + 256);
+      };
+      start_block();
+      while (true) {
+        ASSIGN_OR_RETURN(bool more, lines->Next(&line));
+        if (!more) break;
+        block.raw.append(line.data(), line.size());
+        block.raw.push_back('\n');
+        ++consumed;
+        if (block.raw.size() >= kRawBlockBytes) {
+          RETURN_IF_ERROR(Queue(t, &block, pending));
+          start_block();
+        }
+      }
       done_bytes_.fetch_add(task.bytes);
-      return Queue(t, &chunk, pending, kGzipQueuedChunks);
+      return Queue(t, &block, pending);
     }
     ASSIGN_OR_RETURN(InputFile file, InputFile::Open(path));
     LineSource lines(&file, task.begin, task.end, buffer);
     // A plain task is small (kMaxTaskBytes): one chunk.
-    RETURN_IF_ERROR(ParseLines(
-        &lines, path, &chunk, pending, [&] { return lines.next_offset(); },
-        [] { return absl::OkStatus(); }));
+    Chunk chunk{Chunk::kParsed, NewBatch(/*reserve=*/true), {}, {}, 0};
+    RETURN_IF_ERROR(ParseLines(&lines, path, &chunk, pending,
+                               [&] { return lines.next_offset(); }));
     done_bytes_.fetch_add(task.bytes);
-    return Queue(t, &chunk, pending, /*max_queued=*/0);
+    return Queue(t, &chunk, pending);
+  }
+
+  // The first .gz block no thread parses yet, lowest task first, now
+  // claimed. REQUIRES: raw_blocks_ > 0.
+  Claim ClaimBlock() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (size_t t = current_task_; t < next_task_; ++t) {
+      for (Chunk& chunk : OutputOf(t).chunks) {
+        if (chunk.state == Chunk::kRaw) {
+          chunk.state = Chunk::kParsing;
+          --raw_blocks_;
+          return Claim{t, &chunk};
+        }
+      }
+    }
+    LOG(FATAL) << "data reader: " << raw_blocks_
+               << " blocks counted, none found";
+    return Claim();
+  }
+
+  // Parses a claimed block (its chunk stays in place: Next takes only
+  // parsed chunks, and a deque keeps its elements where they are).
+  absl::Status ParseBlock(const Claim& claim, Pending* pending) {
+    const std::string& path = options_.files[tasks_[claim.task].file];
+    BlockLines lines(claim.chunk->raw, claim.chunk->lines_before);
+    Chunk parsed{Chunk::kParsed, NewBatch(/*reserve=*/true), {}, {}, 0};
+    absl::Status status = ParseLines(&lines, path, &parsed, pending,
+                                     [&] { return lines.number(); });
+    Flush(pending);
+    absl::MutexLock lock(&mu_);
+    if (!status.ok() && !absl::IsCancelled(status) && error_.ok()) {
+      // Before the partial chunk is published, so Next never takes it.
+      error_ = status;
+      stop_ = true;
+    }
+    claim.chunk->examples = std::move(parsed.examples);
+    claim.chunk->after = std::move(parsed.after);
+    claim.chunk->raw = std::string();
+    claim.chunk->state = Chunk::kParsed;
+    return status;
   }
 
   // Parses every line of `lines` into `chunk`; after(), where the line after
-  // the one `lines` last returned is; full(), called when the chunk holds
-  // batch_size examples.
-  template <typename AfterFn, typename FullFn>
+  // the one `lines` last returned is.
+  template <typename AfterFn>
   absl::Status ParseLines(LineStream* lines, const std::string& path,
-                          Chunk* chunk, Pending* pending, AfterFn after,
-                          FullFn full) {
+                          Chunk* chunk, Pending* pending, AfterFn after) {
     absl::string_view line;
+    int since_check = 0;
     while (true) {
       ASSIGN_OR_RETURN(bool more, lines->Next(&line));
       if (!more) break;
-      if (holdout_threshold_ > 0 &&
+      if (++since_check >= kFlushEveryLines) {
+        since_check = 0;
+        Flush(pending);
+        if (StopRequested()) return absl::CancelledError("reader stopped");
+      }
+      if (holdout_ &&
           (HoldoutHash(line) < holdout_threshold_) != options_.held_out) {
         continue;  // on the other side of the split
       }
@@ -329,13 +474,6 @@ class FileReader final : public DataReader {
       } else {
         ++pending->bad;
         RETURN_IF_ERROR(OnBadLine(lines, path, parsed.message()));
-      }
-      if (chunk->examples.size() >= options_.batch_size) {
-        RETURN_IF_ERROR(full());
-      }
-      if (pending->lines >= kFlushEveryLines) {
-        Flush(pending);
-        if (StopRequested()) return absl::CancelledError("reader stopped");
       }
     }
     return absl::OkStatus();
@@ -362,24 +500,49 @@ class FileReader final : public DataReader {
     return absl::OkStatus();
   }
 
-  // Hands `chunk` (if it holds examples) to task t's output and starts a
-  // new one, first waiting while that output holds max_queued chunks (0: no
-  // limit); Cancelled when stopping.
-  absl::Status Queue(size_t t, Chunk* chunk, Pending* pending,
-                     size_t max_queued) {
+  // Whether task t may queue another chunk: a plain task always (one chunk
+  // per task); a .gz task while it holds fewer than threads + 2 when Next
+  // reads it, else while the later .gz tasks hold fewer than
+  // kMaxQueuedGzipBlocks together.
+  bool HasRoom(size_t t) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!tasks_[t].gzip) return true;
+    if (t == current_task_) {
+      return OutputOf(t).chunks.size() < gzip_queued_blocks_;
+    }
+    return gzip_queued_ - OutputOf(current_task_).chunks.size() *
+                              tasks_[current_task_].gzip <
+           kMaxQueuedGzipBlocks;
+  }
+
+  // Hands `chunk` (parsed examples, or a .gz block) to task t's output.
+  // While it has no room (HasRoom), parses waiting blocks (of any task),
+  // else waits; Cancelled when stopping.
+  absl::Status Queue(size_t t, Chunk* chunk, Pending* pending) {
     Flush(pending);
-    if (chunk->examples.size() == 0) return absl::OkStatus();
-    absl::MutexLock lock(&mu_);
-    auto has_room = [this, t, max_queued]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
-                        mu_) {
-      return stop_ || max_queued == 0 ||
-             outputs_[t].chunks.size() < max_queued;
-    };
-    mu_.Await(absl::Condition(&has_room));
-    if (stop_) return absl::CancelledError("reader stopped");
-    outputs_[t].chunks.push_back(std::move(*chunk));
-    *chunk = Chunk{NewBatch(/*reserve=*/true), {}};
-    return absl::OkStatus();
+    if (chunk->state == Chunk::kRaw ? chunk->raw.empty()
+                                    : chunk->examples.size() == 0) {
+      return absl::OkStatus();
+    }
+    while (true) {
+      Claim claim;
+      {
+        absl::MutexLock lock(&mu_);
+        auto may_go = [this, t]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stop_ || HasRoom(t) || raw_blocks_ > 0;
+        };
+        mu_.Await(absl::Condition(&may_go));
+        if (stop_) return absl::CancelledError("reader stopped");
+        if (HasRoom(t)) {
+          if (chunk->state == Chunk::kRaw) ++raw_blocks_;
+          if (tasks_[t].gzip) ++gzip_queued_;
+          OutputOf(t).chunks.push_back(std::move(*chunk));
+          *chunk = Chunk();
+          return absl::OkStatus();
+        }
+        claim = ClaimBlock();  // no room: parse meanwhile
+      }
+      RETURN_IF_ERROR(ParseBlock(claim, pending));
+    }
   }
 
   // Adds pending counts to the shared ones and checks the bad-line ratio.
@@ -422,7 +585,8 @@ class FileReader final : public DataReader {
   const std::unique_ptr<const LineParser> parser_;
   const std::vector<Task> tasks_;
   const size_t lookahead_;
-  // Lines whose HoldoutHash is below are held out (0: no split).
+  const size_t gzip_queued_blocks_;
+  const bool holdout_;  // a split: skip one side
   const uint64_t holdout_threshold_;
   std::vector<std::thread> threads_;  // started in Start(), joined in ~
 
@@ -439,9 +603,12 @@ class FileReader final : public DataReader {
   int taking_file_ = 0;
 
   mutable absl::Mutex mu_;
-  size_t next_task_ ABSL_GUARDED_BY(mu_) = 0;     // the next one to parse
-  size_t current_task_ ABSL_GUARDED_BY(mu_) = 0;  // the one Next reads
-  std::vector<TaskOutput> outputs_ ABSL_GUARDED_BY(mu_);
+  size_t next_task_ ABSL_GUARDED_BY(mu_) = 0;      // the next one to start
+  size_t current_task_ ABSL_GUARDED_BY(mu_) = 0;   // the one Next reads
+  size_t tasks_finished_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t raw_blocks_ ABSL_GUARDED_BY(mu_) = 0;    // .gz blocks unclaimed
+  size_t gzip_queued_ ABSL_GUARDED_BY(mu_) = 0;    // chunks of .gz tasks
+  std::vector<TaskOutput> outputs_ ABSL_GUARDED_BY(mu_);  // see OutputOf
   // Past the last example Next returned, and the epoch's examples so far.
   Cursor cursor_ ABSL_GUARDED_BY(mu_);
   int64_t examples_done_ ABSL_GUARDED_BY(mu_);

@@ -11,7 +11,9 @@
 //    .gz files than workers, some workers get none of them.
 // Inside a worker, `threads` parser threads each take a task (a small piece
 // of the worker's range of a plain file, or a whole .gz file) in order as
-// they finish the previous one, a bounded number of tasks ahead of Next.
+// they finish the previous one, a bounded number of tasks ahead of Next; a
+// .gz file is decompressed by one thread into blocks of lines that any
+// thread parses.
 // Next hands the examples out in file and line order, in batches of
 // batch_size (the last one of the share may be smaller): the batches are
 // the same whatever `threads` is.
@@ -33,9 +35,10 @@
 // Positions (for checkpoints; proto/checkpoint.proto DataPosition). After
 // each Next, Position() says where the next example not yet returned is:
 //  - without shuffling: (file_index, file, offset) with offset the byte
-//    offset of the next unread line of a plain file, or the count of lines
-//    of a .gz file already consumed; file_index == files.size() once the
-//    worker's share is exhausted;
+//    offset of the line after the last example returned in a plain file,
+//    or the count of lines of a .gz file up to that example; file_index ==
+//    files.size() once the worker's share is exhausted. (Bad, header or
+//    held-out lines right after that example are read again on a resume.)
 //  - with shuffle_buffer > 0: file_index -1 and examples_done only.
 // A reader opened with the same files, worker_rank, num_workers, epoch and
 // shuffle settings and `start` = that position returns exactly the examples
@@ -131,10 +134,10 @@ class DataReader {
   virtual absl::StatusOr<DataPosition> Position() const = 0;
 
   // The fraction of this reader's input read so far, in [0, 1], by bytes:
-  // the byte ranges of plain files as batches are filled, a .gz file once
-  // read whole. Counts what the reading threads have parsed, which runs a
-  // few batches ahead of Next. -1 when the reader has no input. For
-  // progress lines and their ETA; thread-safe.
+  // each piece of a plain file once parsed, a .gz file once read whole.
+  // Counts what the reading threads have read, which runs a little ahead of
+  // Next. -1 when the reader has no input. For progress lines and their
+  // ETA; thread-safe.
   virtual double progress() const = 0;
 };
 

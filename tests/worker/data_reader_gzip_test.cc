@@ -2,6 +2,7 @@
 // same examples as the plain file, exact line numbers. Lines are in the SLOT
 // format, "label 0:id 1:id*3", so an example's slot-0 key names its line.
 #include <algorithm>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -166,6 +167,44 @@ TEST_F(DataReaderGzipTest, BadLineInGzipNamesItsExactLine) {
                                      "not a decimal integer in [0, 2^64)")));
   options.worker_rank = 0;
   EXPECT_TRUE(ReadBatches(options).ok());
+}
+
+// .gz files larger than a block of text (128 KiB) are parsed a block at a
+// time by whichever thread is free: batches stay those of the same text in
+// plain files, in file order, for any number of threads, and a bad line deep
+// in a later block is named by its exact line.
+TEST_F(DataReaderGzipTest, LargeGzipFilesGiveThePlainFilesBatches) {
+  ReaderOptions plain = SlotOptions();
+  ReaderOptions gzip = SlotOptions();
+  for (int f = 0; f < 3; ++f) {
+    std::string text = Lines(f * 40000, 40000);
+    if (f == 1) text += "1 0:x\n" + Lines(200000, 5);
+    plain.files.push_back(Write(absl::StrCat("p", f, ".txt"), text));
+    gzip.files.push_back(WriteGzip(absl::StrCat("g", f, ".gz"), text));
+  }
+  ASSERT_GT(std::filesystem::file_size(plain.files[0]), 3u * (128 << 10));
+  plain.batch_size = gzip.batch_size = 500;
+  plain.max_bad_line_ratio = gzip.max_bad_line_ratio = 0.01;
+  absl::StatusOr<std::vector<Batch>> want = ReadBatches(plain);
+  ASSERT_TRUE(want.ok()) << want.status();
+  ASSERT_EQ(want->size(), 241u);  // 120005 examples, 500 a batch
+  for (int threads : {1, 2, 4}) {
+    SCOPED_TRACE(absl::StrCat(threads, " threads"));
+    gzip.threads = threads;
+    absl::StatusOr<std::vector<Batch>> got = ReadBatches(gzip);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(got->size(), want->size());
+    for (size_t i = 0; i < got->size(); ++i) {
+      ASSERT_EQ((*got)[i].keys, (*want)[i].keys) << i;
+      ASSERT_EQ((*got)[i].labels, (*want)[i].labels) << i;
+    }
+  }
+  gzip.max_bad_line_ratio = 0;
+  gzip.threads = 3;
+  absl::StatusOr<std::vector<Batch>> bad = ReadBatches(gzip);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr(absl::StrCat("first bad line: ", dir_, "/g1.gz:40001: ")));
 }
 
 TEST_F(DataReaderGzipTest, MissingGzipFileFailsOnEveryWorker) {
