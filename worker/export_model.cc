@@ -466,7 +466,7 @@ absl::StatusOr<int64_t> PredictFile(const ExportedModel& model,
   ReaderOptions options;
   options.files = {data_file};
   options.batch_size = batch_size;
-  options.threads = 1;             // file order
+  options.threads = 1;
   options.max_bad_line_ratio = 0;  // every line gets its probability
   options.data = config.data();
   ASSIGN_OR_RETURN(auto reader, DataReader::Open(options));

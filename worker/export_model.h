@@ -179,8 +179,10 @@ class ExportedModel {
 // Scores every line of `data_file` (in the export's data format) with
 // `model` on `backend` and writes one probability per line ("%.9g", which
 // reads back as the exact float) to `output_file`, replaced atomically when
-// all lines were scored. A malformed line is an error naming file and line
-// (a skipped line would misalign the output). Returns the number of lines.
+// all lines were scored. A header line (AVAZU) gets none. A malformed line
+// is an error naming file and line (a skipped line would misalign the
+// output). Every line is scored, also those the training config's
+// data.eval_holdout_fraction held out. Returns the number of lines scored.
 absl::StatusOr<int64_t> PredictFile(const ExportedModel& model,
                                     const std::string& data_file,
                                     const std::string& output_file,

@@ -181,6 +181,8 @@ class ExportModelTest : public testing_util::TempDirTest {
 TEST_F(ExportModelTest, PredictionsEqualTheModelsForwardPass) {
   for (const char* text : {kDnn, kFm}) {
     Trained t = MakeTrained(text, 3);
+    // Lines held out of training are scored too.
+    t.config.mutable_data()->set_eval_holdout_fraction(0.3);
     const std::string dir = dir_ + "/export";
     std::filesystem::create_directories(dir);
     ASSERT_TRUE(Export(t, ExportPath(dir, 100), 100).ok());
