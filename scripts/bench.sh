@@ -197,11 +197,15 @@ for name, b in rpc.items():
     })
 
 _, reader = load("reader_bench")
-reader_rates = dict(sorted(
-    ((str(args(n.replace("BM_ReadCriteo/", "threads:"))["threads"]),
-      round(b["examples/s"]))
-     for n, b in reader.items() if n.startswith("BM_ReadCriteo/")),
-    key=lambda kv: int(kv[0])))
+READER = {"BM_ReadCriteo": "plain", "BM_ReadCriteoGzip": "gzip_4_files",
+          "BM_ReadCriteoOneGzip": "gzip_1_file"}
+reader_rates = {}
+for name, b in reader.items():
+    base, threads = name.split("/")[:2]
+    if base in READER:
+        reader_rates.setdefault(READER[base], {})[threads] = round(b["examples/s"])
+reader_rates = {k: dict(sorted(v.items(), key=lambda kv: int(kv[0])))
+                for k, v in sorted(reader_rates.items())}
 
 in_process.sort(key=order)
 grpc.sort(key=order)
