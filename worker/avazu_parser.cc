@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "common/hash.h"
@@ -76,6 +77,7 @@ absl::Status ParseHour(absl::string_view s, int* hour, int* weekday) {
 int AvazuParser::num_slots() const { return kAvazuSlots; }
 
 bool AvazuParser::IsHeader(absl::string_view line) const {
+  absl::ConsumePrefix(&line, "\xEF\xBB\xBF");  // a UTF-8 byte order mark
   return absl::StartsWith(line, "id,click,hour");
 }
 

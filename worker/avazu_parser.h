@@ -6,8 +6,9 @@
 //   device_type, device_conn_type, C14, C15, C16, C17, C18, C19, C20, C21
 // click is 0 or 1 (the label); hour is YYMMDDHH (20YY, a real date, hour
 // 0..23); id is checked to be present, not used (it is unique per row). A
-// trailing '\r' is ignored. The header line (starting "id,click,hour") is
-// recognized by IsHeader, so readers skip it instead of counting a bad line.
+// trailing '\r' is ignored. The header line (starting "id,click,hour",
+// after a UTF-8 byte order mark if any) is recognized by IsHeader, so
+// readers skip it instead of counting a bad line.
 //
 // Slots (see common/input_shape.h), 23 in this order, one key each:
 //   0 hour of day (0..23), 1 day of the week (0 = Sunday .. 6), then

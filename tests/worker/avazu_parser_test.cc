@@ -108,6 +108,7 @@ TEST(AvazuParserTest, MalformedLinesNameTheFieldAndLeaveTheBatch) {
   }
   EXPECT_TRUE(parser.IsHeader(kHeader));
   EXPECT_TRUE(parser.IsHeader(std::string(kHeader) + "\r"));
+  EXPECT_TRUE(parser.IsHeader("\xEF\xBB\xBF" + std::string(kHeader)));
   EXPECT_FALSE(parser.IsHeader(kRow));
   EXPECT_FALSE(parser.IsHeader(WithField(1, "x")));
 }
