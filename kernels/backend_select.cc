@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cpu/blas_core.h"
 #include "kernels/device.h"
 
 namespace ps {
@@ -14,7 +15,10 @@ absl::StatusOr<SelectedBackend> Cpu(const BackendOptions& options,
                                     std::string why) {
   auto backend = Backend::CreateCpu(options);
   if (!backend.ok()) return backend.status();
-  return SelectedBackend{std::move(backend).value(), std::move(why)};
+  // Which kernels OpenBLAS runs (kernels/cpu/blas_core.h) matters 4-6x.
+  return SelectedBackend{
+      std::move(backend).value(),
+      absl::StrCat(why, "; OpenBLAS ", BlasCoreName(), " kernels")};
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "common/config.h"
 #include "common/status_macros.h"
 #include "gflags/gflags.h"
+#include "kernels/cpu/blas_core.h"
 #include "glog/logging.h"
 #include "worker/export_model.h"
 #include "worker/worker_job.h"
@@ -106,6 +107,9 @@ int Predict() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before flags are parsed (they edit argv): may start this program again
+  // with faster OpenBLAS kernels (kernels/cpu/blas_core.h).
+  ps::RestartWithBetterBlasCore(argv);
   gflags::SetUsageMessage("ps_worker --config JOB --rank J");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   google::InitGoogleLogging(argv[0]);
