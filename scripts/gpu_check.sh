@@ -97,6 +97,18 @@ if [ -f "$BUNDLE" ]; then
   ldconfig -p 2>/dev/null | grep -E "libcuda\.so\.1|libcublas\.so\.13|libcudart\.so\.13" |
     head -3
   step "CUDA libraries searched in: $CUDA_LIBS"
+  # Run through the loader, ps_worker cannot start itself again with faster
+  # OpenBLAS kernels (kernels/cpu/blas_core.h): name them here, as it would.
+  if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+    flags="$(grep -m1 '^flags' /proc/cpuinfo)"
+    has() { for f in "$@"; do case " $flags " in *" $f "*) ;; *) return 1 ;; esac; done; }
+    if has avx512f avx512cd avx512bw avx512dq avx512vl; then
+      export OPENBLAS_CORETYPE=SkylakeX
+    elif has avx2 fma; then
+      export OPENBLAS_CORETYPE=Haswell
+    fi
+    step "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset, OpenBLAS chooses}"
+  fi
   BUILD="$WORK/build"
   for p in tests/device_test tests/cuda_backend_test tests/cuda_model_test \
            tests/cuda_bench server/ps_server worker/ps_worker worker/ps_datagen; do
