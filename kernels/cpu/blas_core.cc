@@ -18,7 +18,7 @@ namespace {
 constexpr const char* kPreAvxCores[] = {
     "Katmai",  "Coppermine", "Northwood", "Prescott",      "Banias",
     "Core2",   "Penryn",     "Dunnington", "Nehalem",      "Atom",
-    "Athlon",  "Opteron",    "Opteron(SSE3)", "Barcelona", "Bobcat",
+    "Athlon",  "Opteron",    "Opteron_SSE3", "Barcelona", "Bobcat",
     "Nano"};
 
 bool IsPreAvx(absl::string_view core) {
@@ -36,14 +36,18 @@ std::string BlasCoreName() {
 }
 
 CpuVectorSupport DetectCpuVectorSupport() {
-  __builtin_cpu_init();
   CpuVectorSupport s;
-  s.avx512 = __builtin_cpu_supports("avx512f") &&
+#if defined(__x86_64__) || defined(__i386__)
+  // libgcc also checks that the OS enabled the registers (XGETBV).
+  __builtin_cpu_init();
+  s.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // OpenBLAS's SkylakeX kernels use AVX2 and FMA too.
+  s.avx512 = s.avx2_fma && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512cd") &&
              __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq") &&
              __builtin_cpu_supports("avx512vl");
-  s.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
   return s;
 }
 
@@ -90,7 +94,8 @@ void RestartWithBetterBlasCore(char** argv) {
                "choose)\n",
                program, chosen, has, core.c_str());
   std::fflush(stderr);
-  setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+  // Without the variable set, the new program would start again in turn.
+  if (setenv("OPENBLAS_CORETYPE", core.c_str(), 1) != 0) return;
   execv(exe, argv);
   const int err = errno;
   unsetenv("OPENBLAS_CORETYPE");

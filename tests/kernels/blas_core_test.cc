@@ -37,7 +37,7 @@ std::string RunProbe(const char* env) {
   } else {
     command = std::string("env OPENBLAS_CORETYPE=") + env + " ";
   }
-  command += std::string(PS_BLAS_CORE_PROBE) + " one two 2>&1";
+  command += std::string("'") + PS_BLAS_CORE_PROBE + "' one two 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   EXPECT_NE(pipe, nullptr) << command;
   if (pipe == nullptr) return "";
@@ -49,13 +49,22 @@ std::string RunProbe(const char* env) {
 }
 
 TEST(BlasCoreTest, AProgramStartsAgainWithTheBetterCore) {
-  // What OpenBLAS picks by itself here, and what this CPU supports.
-  const std::string chosen_line = RunProbe("Prescott");
-  EXPECT_NE(chosen_line.find("core=Prescott env=Prescott args=3"),
+  // A set OPENBLAS_CORETYPE is left alone (and obeyed, by an OpenBLAS that
+  // chooses its kernels when it loads; one built for one CPU ignores it).
+  const std::string forced = RunProbe("Prescott");
+  if (forced.find("core=Prescott ") == std::string::npos) {
+    GTEST_SKIP() << "this OpenBLAS does not choose its kernels at load time: "
+                 << forced;
+  }
+  EXPECT_NE(forced.find("core=Prescott env=Prescott args=3"),
             std::string::npos)
-      << "a set OPENBLAS_CORETYPE is left alone: " << chosen_line;
+      << forced;
+  EXPECT_EQ(forced.find("starting again"), std::string::npos) << forced;
   const std::string out = RunProbe(nullptr);
   const CpuVectorSupport cpu = DetectCpuVectorSupport();
+  if (out.find("set OPENBLAS_CORETYPE=") != std::string::npos) {
+    GTEST_SKIP() << "the restart was refused here (no /proc?): " << out;
+  }
   if (out.find("starting again") == std::string::npos) {
     // No restart: OpenBLAS's own choice must then stand.
     const size_t at = out.find("core=");
