@@ -306,6 +306,12 @@ class FileReader final : public DataReader {
     return b;
   }
 
+  Chunk EmptyParsedChunk() const {
+    Chunk chunk;  // kParsed
+    chunk.examples = NewBatch(/*reserve=*/true);
+    return chunk;
+  }
+
   // A thread may go on: stopping, a .gz block to parse, a task to start, or
   // nothing left to do (every task read, no block waiting).
   bool ThreadCanGo() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -401,7 +407,7 @@ class FileReader final : public DataReader {
     ASSIGN_OR_RETURN(InputFile file, InputFile::Open(path));
     LineSource lines(&file, task.begin, task.end, buffer);
     // A plain task is small (kMaxTaskBytes): one chunk.
-    Chunk chunk{Chunk::kParsed, NewBatch(/*reserve=*/true), {}, {}, 0};
+    Chunk chunk = EmptyParsedChunk();
     RETURN_IF_ERROR(ParseLines(&lines, path, &chunk, pending,
                                [&] { return lines.next_offset(); }));
     done_bytes_.fetch_add(task.bytes);
@@ -430,7 +436,7 @@ class FileReader final : public DataReader {
   absl::Status ParseBlock(const Claim& claim, Pending* pending) {
     const std::string& path = options_.files[tasks_[claim.task].file];
     BlockLines lines(claim.chunk->raw, claim.chunk->lines_before);
-    Chunk parsed{Chunk::kParsed, NewBatch(/*reserve=*/true), {}, {}, 0};
+    Chunk parsed = EmptyParsedChunk();
     absl::Status status = ParseLines(&lines, path, &parsed, pending,
                                      [&] { return lines.number(); });
     Flush(pending);
@@ -509,9 +515,11 @@ class FileReader final : public DataReader {
     if (t == current_task_) {
       return OutputOf(t).chunks.size() < gzip_queued_blocks_;
     }
-    return gzip_queued_ - OutputOf(current_task_).chunks.size() *
-                              tasks_[current_task_].gzip <
-           kMaxQueuedGzipBlocks;
+    // gzip_queued_ counts the current task's chunks too, if it is a .gz one.
+    const size_t current = tasks_[current_task_].gzip
+                               ? OutputOf(current_task_).chunks.size()
+                               : 0;
+    return gzip_queued_ - current < kMaxQueuedGzipBlocks;
   }
 
   // Hands `chunk` (parsed examples, or a .gz block) to task t's output.
