@@ -154,24 +154,17 @@ print("static: %d server(s), %d worker(s), %d runtime packages checked"
       % (replicas, num_workers, len(needed)))
 
 # --- 2. Live, on network namespaces -----------------------------------------
-probe = "psk8sprobe%d" % os.getpid()
 if FAILURES:
     sys.exit(1)
-# Namespaces, veth pairs and bridges, or no live part (a container without
-# the privileges, a kernel without the modules).
-made = subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode == 0
-probe_link = "pkp%d" % (os.getpid() % 1000000)  # interface names: 15 chars
-veth = made and subprocess.run(
-    ["ip", "link", "add", probe_link + "a", "type", "veth", "peer", "name",
-     probe_link + "b"], capture_output=True).returncode == 0
-bridge = veth and subprocess.run(
-    ["ip", "-n", probe, "link", "add", "br0", "type", "bridge"],
-    capture_output=True).returncode == 0
-subprocess.run(["ip", "link", "del", probe_link + "a"], capture_output=True)
-subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-if not bridge:
-    print("live part skipped: cannot make network namespaces, veth pairs and "
-          "bridges here (needs root, iproute2 and the kernel's modules)")
+# Namespaces, veth pairs, bridges and `ip netns exec`, or no live part (a
+# container or chroot without the privileges, a kernel without the modules):
+# tests/testing/netns_probe.sh tries them all and says what failed.
+probe_run = subprocess.run(
+    ["bash", os.path.join(ROOT, "tests/testing/netns_probe.sh"), "--bridge"],
+    capture_output=True, text=True)
+if probe_run.returncode != 0:
+    print("live part skipped: " + (probe_run.stdout.strip() or
+                                   probe_run.stderr.strip()))
     sys.exit(0)
 
 tag = os.getpid() % 10000

@@ -7,7 +7,8 @@
 #
 #   tests/integration/launch_hosts_test.sh BUILD_DIR SOURCE_DIR
 #
-# Needs root and iproute2 (`ip netns`); exits 77 (skipped) without them.
+# Needs root, iproute2 and a sandbox that allows namespaces (checked first by
+# tests/testing/netns_probe.sh); exits 77 (skipped), saying why, without them.
 set -uo pipefail
 BUILD="$1"
 ROOT="$2"
@@ -24,15 +25,12 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-if ! ip netns add "$A" 2>/dev/null; then
-  echo "SKIP: cannot create network namespaces (needs root and iproute2)"
-  exit 77
-fi
+# Skip, naming what is missing, where namespaces, veth pairs or `ip netns
+# exec` do not work (no root, a container or chroot, no kernel module).
+probe="$("$ROOT/tests/testing/netns_probe.sh")" || { echo "$probe"; exit 77; }
+ip netns add "$A" || fail "ip netns add $A"
 ip netns add "$B" || fail "ip netns add $B"
-if ! ip link add "vA$$" type veth peer name "vB$$" 2>/dev/null; then
-  echo "SKIP: cannot create veth pairs (the kernel's veth module)"
-  exit 77
-fi
+ip link add "vA$$" type veth peer name "vB$$" || fail "ip link add veth"
 ip link set "vA$$" netns "$A" && ip link set "vB$$" netns "$B" || fail "veth to namespaces"
 ip -n "$A" addr add "$NET.1/24" dev "vA$$" && ip -n "$B" addr add "$NET.2/24" dev "vB$$" ||
   fail "addresses"
