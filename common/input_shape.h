@@ -22,7 +22,7 @@ inline constexpr int kMovieLensUserSlots = 4;  // age, gender, occupation, zip
 inline constexpr int kMovieLensItemSlots = 2;  // genres, release year
 
 // AVAZU: hour of day, day of the week and 21 categorical fields
-// (worker/avazu_parser.h).
+// (worker/data/avazu_parser.h).
 inline constexpr int kAvazuSlots = 23;
 
 // CRITEO: 39 slots (LOG_BUCKET) or 26 slots + 13 dense (NORMALIZE).

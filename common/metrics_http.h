@@ -1,4 +1,4 @@
-// Prometheus metrics over HTTP (DESIGN.md, Observability): a minimal
+// Prometheus metrics over HTTP (docs/architecture.md, Observability): a minimal
 // HTTP/1.1 server that answers GET /metrics with the text exposition format
 // (version 0.0.4) of whatever its render function returns, and the helpers
 // that write that format. For scrapes: one request at a time on its own

@@ -124,17 +124,10 @@ class Backend {
   static absl::StatusOr<std::unique_ptr<Backend>> CreateCuda(
       const BackendOptions& options);
 
-  // A backend over host memory that runs `device`'s kernels: every call
-  // copies its operands into `device`'s memory, runs there and copies the
-  // outputs back (kernels/staging_backend.h). For callers that keep their
-  // buffers in host memory.
-  static std::unique_ptr<Backend> CreateStaging(
-      std::unique_ptr<Backend> device);
-
   virtual std::string Name() const = 0;
 
   // True when the kernels take host pointers (Allocate returns host
-  // memory): the CPU and staging backends.
+  // memory): the CPU backend (and the tests' staging backend).
   virtual bool UsesHostMemory() const = 0;
 
   // --- Memory ---------------------------------------------------------------

@@ -21,7 +21,7 @@ OUT="${1:-$ROOT/.gpu}"
 BUILD="${PS_BUNDLE_BUILD_DIR:-$ROOT/build-bundle}"
 JOBS="${PS_JOBS:-$(nproc)}"
 PROGRAMS=(tests/device_test tests/cuda_backend_test tests/cuda_model_test
-          tests/cuda_bench server/ps_server worker/ps_worker worker/ps_datagen)
+          tests/cuda_bench server/ps_server worker/ps_worker tools/ps_datagen)
 
 command -v nvcc >/dev/null || { echo "gpu_bundle: nvcc not found" >&2; exit 1; }
 echo "gpu_bundle: building in $BUILD"
@@ -31,7 +31,7 @@ mkdir -p "$BUILD"
 sources() {
   ( cd "$ROOT" &&
     git ls-files -co --exclude-standard CMakeLists.txt common kernels proto \
-      server worker tests | xargs sha256sum )
+      server worker tools tests | xargs sha256sum )
 }
 sources >"$BUILD/SOURCES.sha256"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \

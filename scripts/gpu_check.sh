@@ -111,7 +111,7 @@ if [ -f "$BUNDLE" ]; then
   fi
   BUILD="$WORK/build"
   for p in tests/device_test tests/cuda_backend_test tests/cuda_model_test \
-           tests/cuda_bench server/ps_server worker/ps_worker worker/ps_datagen; do
+           tests/cuda_bench server/ps_server worker/ps_worker tools/ps_datagen; do
     mkdir -p "$BUILD/$(dirname "$p")"
     printf '#!/bin/sh\nexec "%s/lib/ld-linux-x86-64.so.2" --library-path "%s/lib:%s" "%s/bin/%s" "$@"\n' \
       "$B" "$B" "$CUDA_LIBS" "$B" "$(basename "$p")" >"$BUILD/$p"

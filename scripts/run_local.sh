@@ -74,7 +74,7 @@ if grep -Eq '^[[:space:]]*generate[[:space:]]*\{' "$CONFIG"; then
   fi
   if [ ! -f "$DATA_DIR/oracle.json" ]; then
     echo "run_local: generating data into $DATA_DIR"
-    "$BUILD/worker/ps_datagen" --config "$CONFIG" --data_dir "$DATA_DIR" \
+    "$BUILD/tools/ps_datagen" --config "$CONFIG" --data_dir "$DATA_DIR" \
       >"$RUN_DIR/datagen.log" 2>&1 || { cat "$RUN_DIR/datagen.log"; exit 1; }
   fi
 fi

@@ -71,6 +71,7 @@ CONFIG="$(cd "$(dirname "$CONFIG")" && pwd)/$(basename "$CONFIG")"
 for b in ps_server ps_worker ps_ctl; do
   p="$BIN_DIR/server/$b"
   [ "$b" = ps_worker ] && p="$BIN_DIR/worker/$b"
+  [ "$b" = ps_ctl ] && p="$BIN_DIR/tools/$b"
   [ -x "$p" ] || fail_usage "no $p (build first, or pass --bin-dir)"
 done
 [ -n "$RUN_DIR" ] || RUN_DIR="$ROOT/runs/hosts-$(date +%Y%m%d-%H%M%S)"
@@ -133,7 +134,7 @@ done
 # but a server that cannot start should be named now).
 deadline=$((SECONDS + HEALTH_TIMEOUT))
 for i in "${!ENDPOINTS[@]}"; do
-  until $(remote "${SERVER_WHERE[$i]}") "$BIN_DIR/server/ps_ctl" \
+  until $(remote "${SERVER_WHERE[$i]}") "$BIN_DIR/tools/ps_ctl" \
           --servers "${ENDPOINTS[$i]}" $CTL_ARGS health >/dev/null 2>&1; do
     if ! kill -0 "${SERVER_PIDS[$i]}" 2>/dev/null; then
       echo "launch_hosts: server $i (${ENDPOINTS[$i]} on ${SERVER_WHERE[$i]}) exited; its log:" >&2

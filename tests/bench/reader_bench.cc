@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "worker/data_reader.h"
-#include "worker/datagen.h"
+#include "worker/data/data_reader.h"
+#include "tools/datagen/datagen.h"
 
 namespace ps {
 namespace {

@@ -1,6 +1,6 @@
 // Parameter-server benchmarks over gRPC on loopback (Google Benchmark): one
-// real PsServer (server/ps_server.h) on 127.0.0.1 and one PsClient
-// (worker/ps_client.h) in the same process, wall-clock time.
+// real PsServer (server/service/ps_server.h) on 127.0.0.1 and one PsClient
+// (worker/client/ps_client.h) in the same process, wall-clock time.
 //
 //   BM_GrpcRawBytes                 the yardstick: PullDense of the model's
 //                                   dense table, one ~4 MiB message per call.
@@ -28,10 +28,10 @@
 #include "common/config.h"
 #include "common/model_spec.h"
 #include "glog/logging.h"
-#include "server/ps_handler.h"
-#include "server/ps_server.h"
+#include "server/service/ps_handler.h"
+#include "server/service/ps_server.h"
 #include "tests/bench/bench_keys.h"
-#include "worker/ps_client.h"
+#include "worker/client/ps_client.h"
 
 namespace ps {
 namespace {

@@ -25,7 +25,7 @@
 #include "common/checkpoint.h"
 #include "glog/logging.h"
 #include "google/protobuf/text_format.h"
-#include "server/ps_handler.h"
+#include "server/service/ps_handler.h"
 
 namespace ps {
 namespace {

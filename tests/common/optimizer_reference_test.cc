@@ -13,7 +13,7 @@
 
 #include "common/optimizer.h"
 #include "gtest/gtest.h"
-#include "tests/common/optimizer_test_util.h"
+#include "tests/testing/optimizer_test_util.h"
 
 namespace ps {
 namespace {

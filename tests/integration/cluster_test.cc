@@ -10,9 +10,9 @@
 #include "common/config.h"
 #include "common/config_validate.h"
 #include "gtest/gtest.h"
-#include "tests/integration/local_cluster.h"
-#include "worker/datagen.h"
-#include "worker/worker_job.h"
+#include "tests/testing/local_cluster.h"
+#include "tools/datagen/datagen.h"
+#include "worker/train/worker_job.h"
 
 namespace ps {
 namespace {

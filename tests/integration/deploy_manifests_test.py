@@ -202,7 +202,7 @@ def local(text, pod):
     """A manifest command with this build's binaries and local folders."""
     text = text.replace("/opt/ps/bin/ps_server", BUILD + "/server/ps_server")
     text = text.replace("/opt/ps/bin/ps_worker", BUILD + "/worker/ps_worker")
-    text = text.replace("/opt/ps/bin/ps_datagen", BUILD + "/worker/ps_datagen")
+    text = text.replace("/opt/ps/bin/ps_datagen", BUILD + "/tools/ps_datagen")
     text = text.replace("/etc/ps/job.pbtxt", os.path.join(K8S, "job.pbtxt"))
     text = text.replace("/var/lib/ps", os.path.join(tmp, pod, "var"))
     return text.replace("/data", os.path.join(tmp, pod, "data"))
@@ -239,7 +239,7 @@ try:
         deadline = time.time() + 30
         while True:
             r = subprocess.run(["ip", "netns", "exec", ns[pod],
-                                BUILD + "/server/ps_ctl", "--servers",
+                                BUILD + "/tools/ps_ctl", "--servers",
                                 "%s:%d" % (ip_of[pod], grpc_port), "health"],
                                capture_output=True, text=True)
             if r.returncode == 0:

@@ -51,7 +51,7 @@ data {
 }
 training { log_every_steps: 20 }
 EOF
-"$BUILD/worker/ps_datagen" --config "$TMP/job.pbtxt" --data_dir "$TMP/data" \
+"$BUILD/tools/ps_datagen" --config "$TMP/job.pbtxt" --data_dir "$TMP/data" \
   >"$TMP/datagen.log" 2>&1 || { cat "$TMP/datagen.log"; fail "ps_datagen"; }
 
 # 1. The job across the two namespaces.

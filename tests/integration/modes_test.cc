@@ -11,11 +11,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
 #include "gtest/gtest.h"
-#include "server/coordinator.h"
-#include "server/ps_handler.h"
-#include "tests/integration/local_cluster.h"
-#include "worker/datagen.h"
-#include "worker/worker_job.h"
+#include "server/coordinator/coordinator.h"
+#include "server/service/ps_handler.h"
+#include "tests/testing/local_cluster.h"
+#include "tools/datagen/datagen.h"
+#include "worker/train/worker_job.h"
 
 namespace ps {
 namespace {

@@ -112,7 +112,7 @@ class ProcessTest : public ::testing::Test {
   }
 
   std::string Bin(const std::string& name) const {
-    return BinDir() + (name == "ps_server" ? "/server/" : "/worker/") + name;
+    return BinDir() + (name == "ps_server" ? "/server/" : name == "ps_worker" ? "/worker/" : "/tools/") + name;
   }
 
   // Servers and workers of `config_path`; returns the workers' exit codes

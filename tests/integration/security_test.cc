@@ -28,11 +28,11 @@
 #include "gtest/gtest.h"
 #include "proto/health.grpc.pb.h"
 #include "proto/ps.grpc.pb.h"
-#include "server/admin_client.h"
-#include "tests/integration/local_cluster.h"
-#include "tests/server/server_test_util.h"
-#include "worker/datagen.h"
-#include "worker/ps_client.h"
+#include "tools/ctl/admin_client.h"
+#include "tests/testing/local_cluster.h"
+#include "tests/testing/server_test_util.h"
+#include "tools/datagen/datagen.h"
+#include "worker/client/ps_client.h"
 
 namespace ps {
 namespace {

@@ -11,7 +11,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/kernels/kernel_test_util.h"
+#include "tests/testing/kernel_test_util.h"
 
 namespace ps {
 namespace {

@@ -10,7 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/kernels/kernel_test_util.h"
+#include "tests/testing/kernel_test_util.h"
 #include "kernels/cpu/cpu_backend.h"
 
 namespace ps {

@@ -37,7 +37,7 @@
 #include "kernels/backend.h"
 #include "kernels/backend_select.h"
 #include "kernels/device.h"
-#include "tests/kernels/kernel_test_util.h"
+#include "tests/testing/kernel_test_util.h"
 
 namespace ps {
 namespace {

@@ -1,0 +1,122 @@
+// The data-plane logic of one parameter server, free of gRPC: owns this
+// server's shard of every sparse table and its blocks of every dense table,
+// and validates and applies requests. Sparse table t is config.sparse_tables(t);
+// dense table 0 holds the model's dense parameters (common/model_spec.h).
+//
+// Every request is checked before anything is applied: an unknown table, a
+// payload whose size does not match, a key that belongs to another server or
+// a non-finite gradient gives InvalidArgument naming the table and the sizes.
+// All methods are thread-safe.
+#ifndef PS_SERVER_SERVICE_PS_HANDLER_H_
+#define PS_SERVER_SERVICE_PS_HANDLER_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "proto/checkpoint.pb.h"
+#include "proto/config.pb.h"
+#include "common/thread_pool.h"
+#include "proto/ps.pb.h"
+#include "server/table/dense_table.h"
+#include "server/table/sparse_table.h"
+
+namespace ps {
+
+// Push requests a server received from one worker, by kind.
+struct PushCounts {
+  int64_t sparse_gradients = 0;
+  int64_t sparse_deltas = 0;
+  int64_t dense_gradients = 0;
+  int64_t dense_deltas = 0;
+};
+
+// A verified checkpoint to restore the tables from (common/checkpoint.h).
+struct RestoreFrom {
+  std::string dir;
+  Manifest manifest;
+};
+
+class PsHandler {
+ public:
+  // REQUIRES: config validated. InvalidArgument when rank is out of range.
+  // With `restore`, every table starts as the checkpoint holds it: sparse
+  // rows (resharded when the checkpoint has another server count: each
+  // server keeps the rows ServerForKey routes to it), dense values and all
+  // optimizer state; a TIERED table's RocksDB directory is replaced. Errors
+  // name the checkpoint file and the problem.
+  static absl::StatusOr<std::unique_ptr<PsHandler>> Create(
+      const JobConfig& config, int rank, const RestoreFrom* restore = nullptr);
+
+  int rank() const { return rank_; }
+  int num_servers() const { return num_servers_; }
+
+  absl::Status PullSparse(const PullSparseRequest& request,
+                          PullSparseResponse* response);
+  absl::Status PushSparse(const PushSparseRequest& request);
+  absl::Status PullDense(const PullDenseRequest& request,
+                         PullDenseResponse* response);
+  absl::Status PushDense(const PushDenseRequest& request);
+
+  // Shrinks the named tables (every table when none is named), logging what
+  // each removed. NotFound naming an unknown table (nothing shrunk then).
+  absl::Status Shrink(const ShrinkRequest& request, ShrinkResponse* response);
+
+  // Writes this server's tables into checkpoint folder request.dir (under
+  // server-<rank>/) and lists the files with sizes and checksums. Pulls and
+  // pushes wait meanwhile, so the files are one consistent state.
+  absl::Status SaveCheckpoint(const SaveCheckpointRequest& request,
+                              SaveCheckpointResponse* response);
+
+  // Rows stored per sparse table, for logs and tests (TIERED: approximate).
+  std::vector<int64_t> SparseRows() const;
+  // The exact number of rows of sparse table `table` (a scan of every tier).
+  absl::StatusOr<int64_t> ExactRows(size_t table) const;
+  // The accepted push requests of worker `rank` (zeros when none).
+  PushCounts PushCountsOf(int rank) const;
+  // The accepted push requests of every worker that pushed, by rank.
+  std::map<int, PushCounts> AllPushCounts() const;
+
+  // Fills `response` (cleared first) with a snapshot of every table's
+  // counters and the push counts. Takes the tables' locks briefly; never
+  // reads the disk beyond RocksDB's key estimate.
+  void Stats(StatsResponse* response) const;
+
+ private:
+  PsHandler(int rank, int num_servers) : rank_(rank), num_servers_(num_servers) {}
+
+  absl::StatusOr<SparseTable*> FindSparse(uint32_t table_id) const;
+  absl::StatusOr<DenseTable*> FindDense(uint32_t table_id) const;
+  absl::Status CheckKeysOwned(const SparseTable& table,
+                              absl::Span<const uint64_t> keys) const;
+
+  // Runs a table's scheduled shrink when `step` passed its next multiple of
+  // accessor.shrink_every_steps (one caller runs it, the others go on).
+  void MaybeShrink(size_t table_id, int64_t step);
+
+  // Loads every table from `restore` (see Create).
+  absl::Status Restore(const JobConfig& config, const RestoreFrom& restore);
+
+  const int rank_;
+  const int num_servers_;
+  // Held shared by data requests, exclusively by SaveCheckpoint.
+  mutable absl::Mutex apply_mu_;
+  // Per sparse table: accessor.shrink_every_steps, and the step of its next
+  // scheduled shrink (0: none).
+  std::vector<int64_t> shrink_every_;
+  std::vector<std::unique_ptr<std::atomic<int64_t>>> next_shrink_;
+  // Per sparse table: whether Create restored it by RocksDB files.
+  std::vector<bool> restored_by_files_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::vector<std::unique_ptr<SparseTable>> sparse_;
+  std::vector<std::unique_ptr<DenseTable>> dense_;
+  mutable absl::Mutex counts_mu_;
+  std::map<int, PushCounts> push_counts_ ABSL_GUARDED_BY(counts_mu_);
+};
+
+}  // namespace ps
+
+#endif  // PS_SERVER_SERVICE_PS_HANDLER_H_

@@ -1,0 +1,208 @@
+#include "server/service/ps_server.h"
+
+#include <chrono>
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <optional>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/checkpoint.h"
+#include "common/grpc_status.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+#include "server/coordinator/coordinator.h"
+#include "server/service/ps_handler.h"
+#include "server/service/ps_service.h"
+
+namespace ps {
+
+absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
+    const PsServerOptions& options) {
+  std::unique_ptr<PsServer> s(new PsServer());
+  s->rank_ = options.rank;
+  const ClusterConfig& cluster = options.config.cluster();
+  s->max_message_bytes_ = cluster.max_message_bytes();
+  ASSIGN_OR_RETURN(s->security_, RpcSecurity::Load(cluster.security(),
+                                                   RpcSecurity::Role::kServer));
+  {
+    absl::MutexLock lock(&s->mu_);
+    s->endpoints_.assign(cluster.servers().begin(), cluster.servers().end());
+  }
+  std::optional<RestoreFrom> restore;
+  if (options.resume || !options.resume_from.empty()) {
+    if (!options.config.has_checkpoint()) {
+      return absl::FailedPreconditionError(
+          "--resume: the job config has no checkpoint section");
+    }
+    absl::StatusOr<OpenedCheckpoint> opened =
+        options.resume_from.empty()
+            ? OpenLatest(options.config.checkpoint().dir())
+            : OpenCheckpoint(options.resume_from);
+    if (opened.ok()) {
+      restore = RestoreFrom{opened->dir, opened->manifest};
+      LOG(INFO) << "server " << options.rank << ": resuming from "
+                << opened->dir << " (step " << opened->manifest.global_step()
+                << ", " << opened->manifest.num_servers() << " servers)";
+    } else if (opened.status().code() == absl::StatusCode::kNotFound &&
+               options.resume_from.empty()) {
+      LOG(WARNING) << "server " << options.rank
+                   << ": --resume but no checkpoint yet ("
+                   << opened.status().message() << "); starting fresh";
+    } else {
+      return opened.status();
+    }
+  }
+  ASSIGN_OR_RETURN(s->handler_,
+                   PsHandler::Create(options.config, options.rank,
+                                     restore.has_value() ? &*restore : nullptr));
+  PsServer* self = s.get();
+  s->service_ = std::make_unique<PsServiceImpl>(
+      s->handler_.get(),
+      [self](const std::string& reason) { self->RequestShutdown(reason); },
+      s->security_);
+
+  // The standard grpc.health.v1.Health service, for probes (answers without
+  // a token): SERVING from the start until Shutdown.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen_address,
+                           s->security_->ServerCredentials(), &s->port_);
+  // Without this gRPC sets SO_REUSEPORT and a second server on a taken port
+  // would start silently instead of failing.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(s->max_message_bytes_));
+  builder.SetMaxSendMessageSize(static_cast<int>(s->max_message_bytes_));
+  builder.RegisterService(s->service_.get());
+  if (options.rank == 0) {
+    CoordinatorOptions co;
+    co.num_workers = cluster.num_workers();
+    co.num_servers = cluster.servers_size();
+    co.config = options.config;
+    co.on_all_finished = [self] { self->OnAllWorkersFinished(); };
+    co.minute = options.checkpoint_minute;
+    co.security = s->security_;
+    if (options.config.has_checkpoint()) {
+      co.save = [self](const std::string& dir, int64_t step) {
+        return self->SaveAllServers(dir, step);
+      };
+    }
+    if (restore.has_value()) {
+      co.resumed = restore->manifest;
+      co.resumed_dir = restore->dir;
+    }
+    s->coordinator_ = std::make_unique<CoordinatorImpl>(std::move(co));
+    builder.RegisterService(s->coordinator_.get());
+  }
+  s->server_ = builder.BuildAndStart();
+  if (s->server_ == nullptr || s->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "server ", options.rank, ": cannot listen on ", options.listen_address,
+        " (address in use or not local?)"));
+  }
+  s->server_->GetHealthCheckService()->SetServingStatus(true);
+  LOG(INFO) << "server " << options.rank << " listening on port " << s->port_
+            << (options.rank == 0 ? " (with coordinator)" : "") << ", "
+            << s->security_->Describe();
+  return s;
+}
+
+PsServer::~PsServer() {
+  Shutdown();
+  if (finisher_.joinable()) finisher_.join();
+}
+
+void PsServer::SetServerEndpoints(std::vector<std::string> endpoints) {
+  absl::MutexLock lock(&mu_);
+  endpoints_ = std::move(endpoints);
+}
+
+bool PsServer::WaitForShutdownRequest(absl::Duration timeout) {
+  return shutdown_requested_.WaitForNotificationWithTimeout(timeout);
+}
+
+void PsServer::RequestShutdown(const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  if (!shutdown_requested_.HasBeenNotified()) {
+    LOG(INFO) << "server " << rank_ << ": shutting down: " << reason;
+    shutdown_requested_.Notify();
+  }
+}
+
+void PsServer::Shutdown() {
+  if (server_ != nullptr) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::seconds(5));
+    server_->Wait();
+    server_.reset();
+  }
+}
+
+absl::StatusOr<std::vector<CheckpointFile>> PsServer::SaveAllServers(
+    const std::string& dir, int64_t step) {
+  std::vector<std::string> peers;
+  {
+    absl::MutexLock lock(&mu_);
+    peers = endpoints_;
+  }
+  SaveCheckpointRequest request;
+  request.set_dir(dir);
+  request.set_step(step);
+  // Every server writes at once; this one through its handler.
+  std::vector<SaveCheckpointResponse> responses(peers.size());
+  std::vector<absl::Status> statuses(peers.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < peers.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto stub = PsService::NewStub(security_->Channel(peers[i]));
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::hours(1));
+      statuses[i] = FromGrpcStatus(
+          stub->SaveCheckpoint(&context, request, &responses[i]),
+          absl::StrCat("server ", i, " (", peers[i], ")"), "SaveCheckpoint");
+    });
+  }
+  statuses[0] = handler_->SaveCheckpoint(request, &responses[0]);
+  for (std::thread& t : threads) t.join();
+  std::vector<CheckpointFile> files;
+  for (size_t i = 0; i < peers.size(); ++i) {
+    RETURN_IF_ERROR(statuses[i]);
+    files.insert(files.end(), responses[i].files().begin(),
+                 responses[i].files().end());
+  }
+  return files;
+}
+
+void PsServer::OnAllWorkersFinished() {
+  std::vector<std::string> peers;
+  {
+    absl::MutexLock lock(&mu_);
+    if (finishing_) return;
+    finishing_ = true;
+    peers = endpoints_;
+  }
+  // Not on the gRPC thread: the Shutdown calls below block.
+  finisher_ = std::thread([this, peers] {
+    for (size_t i = 1; i < peers.size(); ++i) {
+      auto stub = PsService::NewStub(security_->Channel(peers[i]));
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::seconds(5));
+      ShutdownRequest request;
+      request.set_reason("all workers finished");
+      ShutdownResponse response;
+      grpc::Status status = stub->Shutdown(&context, request, &response);
+      if (!status.ok()) {
+        LOG(WARNING) << "coordinator: could not stop server " << i << " at "
+                     << peers[i] << ": " << status.error_message();
+      }
+    }
+    RequestShutdown("all workers finished");
+  });
+}
+
+}  // namespace ps

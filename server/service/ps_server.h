@@ -1,0 +1,97 @@
+// One parameter-server process: the gRPC server with PsService over this
+// rank's PsHandler and, on rank 0, the Coordinator. Server 0 shuts the other
+// servers down (Shutdown RPC) once every worker has finished.
+//
+// Lifecycle: Start() -> WaitForShutdownRequest() (until RequestShutdown, a
+// Shutdown RPC or the job's end) -> Shutdown(). Thread-safe.
+#ifndef PS_SERVER_SERVICE_PS_SERVER_H_
+#define PS_SERVER_SERVICE_PS_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "proto/checkpoint.pb.h"
+#include "common/rpc_security.h"
+#include "proto/config.pb.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace ps {
+
+class PsHandler;
+class PsServiceImpl;
+class CoordinatorImpl;
+
+struct PsServerOptions {
+  JobConfig config;  // validated
+  int rank = 0;
+  // Address to bind, e.g. "0.0.0.0:5000" or "127.0.0.1:0" (any free port).
+  std::string listen_address;
+  // Start from the checkpoint LATEST names under config.checkpoint.dir: the
+  // tables restored (resharded if it had another server count) and, on
+  // server 0, the workers' positions. No checkpoint at all: a warning and a
+  // fresh start. A broken LATEST: an error naming the previous complete
+  // checkpoint, to pass as resume_from.
+  bool resume = false;
+  // Start from this checkpoint folder instead (implies resume).
+  std::string resume_from;
+  // Server 0: what checkpoint.every_minutes counts in (tests shorten it).
+  absl::Duration checkpoint_minute = absl::Minutes(1);
+};
+
+class PsServer {
+ public:
+  // Binds and starts serving. Unavailable when the address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<PsServer>> Start(
+      const PsServerOptions& options);
+  ~PsServer();
+
+  int port() const { return port_; }
+  PsHandler* handler() const { return handler_.get(); }
+  // The coordinator (rank 0 only; null elsewhere).
+  CoordinatorImpl* coordinator() const { return coordinator_.get(); }
+
+  // Server 0: the endpoints it sends Shutdown to at the job's end (default:
+  // config.cluster.servers). For tests that bind port 0.
+  void SetServerEndpoints(std::vector<std::string> endpoints);
+
+  // Returns true once a shutdown was requested, false on timeout.
+  bool WaitForShutdownRequest(absl::Duration timeout);
+  void RequestShutdown(const std::string& reason);
+  // Stops accepting calls, finishes or cancels in-flight ones (5 s grace).
+  void Shutdown();
+
+ private:
+  PsServer() = default;
+  void OnAllWorkersFinished();
+  // Every server's part of a checkpoint (this one's and, by RPC, the
+  // others'), for the coordinator.
+  absl::StatusOr<std::vector<CheckpointFile>> SaveAllServers(
+      const std::string& dir, int64_t step);
+
+  int rank_ = 0;
+  int port_ = 0;
+  std::unique_ptr<PsHandler> handler_;
+  std::unique_ptr<PsServiceImpl> service_;
+  std::unique_ptr<CoordinatorImpl> coordinator_;
+  std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<const RpcSecurity> security_;
+  int64_t max_message_bytes_ = 0;
+  absl::Notification shutdown_requested_;
+  absl::Mutex mu_;
+  std::vector<std::string> endpoints_ ABSL_GUARDED_BY(mu_);
+  bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread finisher_;
+};
+
+}  // namespace ps
+
+#endif  // PS_SERVER_SERVICE_PS_SERVER_H_

@@ -1,0 +1,98 @@
+#include "server/service/ps_service.h"
+
+#include "common/grpc_status.h"
+#include "glog/logging.h"
+
+namespace ps {
+
+namespace {
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context,
+                               const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      break;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kFailedPrecondition:
+      // The caller's mistake, answered with the reason.
+      LOG_EVERY_N(WARNING, 100) << "refused request: " << status;
+      break;
+    default:
+      // This server failed (e.g. a disk tier read or write): always logged.
+      LOG(ERROR) << "request failed: " << status;
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* PsServiceImpl::PullSparse(
+    grpc::CallbackServerContext* context, const PullSparseRequest* request,
+    PullSparseResponse* response) {
+  if (auto* refused = security_->Refuse(context)) return refused;
+  return Done(context, handler_->PullSparse(*request, response));
+}
+
+grpc::ServerUnaryReactor* PsServiceImpl::PushSparse(
+    grpc::CallbackServerContext* context, const PushSparseRequest* request,
+    PushResponse*) {
+  if (auto* refused = security_->Refuse(context)) return refused;
+  return Done(context, handler_->PushSparse(*request));
+}
+
+grpc::ServerUnaryReactor* PsServiceImpl::PullDense(
+    grpc::CallbackServerContext* context, const PullDenseRequest* request,
+    PullDenseResponse* response) {
+  if (auto* refused = security_->Refuse(context)) return refused;
+  return Done(context, handler_->PullDense(*request, response));
+}
+
+grpc::ServerUnaryReactor* PsServiceImpl::PushDense(
+    grpc::CallbackServerContext* context, const PushDenseRequest* request,
+    PushResponse*) {
+  if (auto* refused = security_->Refuse(context)) return refused;
+  return Done(context, handler_->PushDense(*request));
+}
+
+grpc::ServerUnaryReactor* PsServiceImpl::Shutdown(
+    grpc::CallbackServerContext* context, const ShutdownRequest* request,
+    ShutdownResponse*) {
+  if (auto* refused = security_->Refuse(context)) return refused;
+  LOG(INFO) << "server " << handler_->rank()
+            << ": shutdown requested: " << request->reason();
+  on_shutdown_(request->reason());
+  return Done(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* PsServiceImpl::Stats(
+    grpc::CallbackServerContext* context, const StatsRequest*,
+    StatsResponse* response) {
+  if (auto* refused = security_->Refuse(context)) return refused;
+  handler_->Stats(response);
+  return Done(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* PsServiceImpl::SaveCheckpoint(
+    grpc::CallbackServerContext* context, const SaveCheckpointRequest* request,
+    SaveCheckpointResponse* response) {
+  if (auto* refused = security_->Refuse(context)) return refused;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  PsHandler* handler = handler_;
+  saves_.Run([handler, reactor, request, response] {
+    reactor->Finish(
+        ToGrpcStatus(handler->SaveCheckpoint(*request, response)));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* PsServiceImpl::Shrink(
+    grpc::CallbackServerContext* context, const ShrinkRequest* request,
+    ShrinkResponse* response) {
+  if (auto* refused = security_->Refuse(context)) return refused;
+  return Done(context, handler_->Shrink(*request, response));
+}
+
+}  // namespace ps

@@ -1,0 +1,70 @@
+// gRPC PsService over a PsHandler (callback API). Handlers run the
+// in-memory work inline and finish through the default reactor; all error
+// mapping goes through common/grpc_status.h. Thread-safe.
+#ifndef PS_SERVER_SERVICE_PS_SERVICE_H_
+#define PS_SERVER_SERVICE_PS_SERVICE_H_
+
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/rpc_security.h"
+#include "common/thread_pool.h"
+
+#include "proto/ps.grpc.pb.h"
+#include "server/service/ps_handler.h"
+
+namespace ps {
+
+class PsServiceImpl final : public PsService::CallbackService {
+ public:
+  // `handler` is not owned. `on_shutdown` is called (from a gRPC thread) when
+  // a Shutdown request arrives; it must not block. Every call is checked
+  // against `security` (its token) first.
+  PsServiceImpl(PsHandler* handler,
+                std::function<void(const std::string&)> on_shutdown,
+                std::shared_ptr<const RpcSecurity> security =
+                    RpcSecurity::None())
+      : handler_(handler),
+        on_shutdown_(std::move(on_shutdown)),
+        security_(std::move(security)) {}
+
+  grpc::ServerUnaryReactor* PullSparse(grpc::CallbackServerContext* context,
+                                       const PullSparseRequest* request,
+                                       PullSparseResponse* response) override;
+  grpc::ServerUnaryReactor* PushSparse(grpc::CallbackServerContext* context,
+                                       const PushSparseRequest* request,
+                                       PushResponse* response) override;
+  grpc::ServerUnaryReactor* PullDense(grpc::CallbackServerContext* context,
+                                      const PullDenseRequest* request,
+                                      PullDenseResponse* response) override;
+  grpc::ServerUnaryReactor* PushDense(grpc::CallbackServerContext* context,
+                                      const PushDenseRequest* request,
+                                      PushResponse* response) override;
+  grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* context,
+                                     const ShutdownRequest* request,
+                                     ShutdownResponse* response) override;
+  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
+                                  const StatsRequest* request,
+                                  StatsResponse* response) override;
+  grpc::ServerUnaryReactor* Shrink(grpc::CallbackServerContext* context,
+                                   const ShrinkRequest* request,
+                                   ShrinkResponse* response) override;
+  // Writes the tables on a thread of its own (not gRPC's): it takes seconds.
+  grpc::ServerUnaryReactor* SaveCheckpoint(
+      grpc::CallbackServerContext* context,
+      const SaveCheckpointRequest* request,
+      SaveCheckpointResponse* response) override;
+
+ private:
+  PsHandler* const handler_;
+  // SaveCheckpoint calls (waited for at destruction).
+  BackgroundTasks saves_;
+  const std::function<void(const std::string&)> on_shutdown_;
+  const std::shared_ptr<const RpcSecurity> security_;
+};
+
+}  // namespace ps
+
+#endif  // PS_SERVER_SERVICE_PS_SERVICE_H_

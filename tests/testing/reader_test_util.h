@@ -1,0 +1,97 @@
+// Helpers shared by the reader and parser tests: a scratch folder removed at
+// the end of each test, a gzip writer, a view of a Batch example and a loop
+// over a reader's batches.
+#ifndef PS_TESTS_TESTING_READER_TEST_UTIL_H_
+#define PS_TESTS_TESTING_READER_TEST_UTIL_H_
+
+#include <stdlib.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "worker/data/batch.h"
+#include "worker/data/data_reader.h"
+
+namespace ps {
+namespace testing_util {
+
+// A fresh folder under the test temp dir, deleted when the fixture ends.
+class TempDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir();
+    if (!tmpl.empty() && tmpl.back() == '/') tmpl.pop_back();
+    tmpl += "/ps_reader_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Writes `content` to dir_/name and returns the path.
+  std::string Write(const std::string& name, const std::string& content) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path, std::ios::binary) << content;
+    return path;
+  }
+
+  // Writes `content` gzip-compressed to dir_/name (zlib's gzwrite) and
+  // returns the path.
+  std::string WriteGzip(const std::string& name, const std::string& content) {
+    const std::string path = dir_ + "/" + name;
+    gzFile f = gzopen(path.c_str(), "wb");
+    EXPECT_NE(f, nullptr) << path;
+    if (f == nullptr) return path;
+    if (!content.empty()) {
+      EXPECT_EQ(gzwrite(f, content.data(), static_cast<unsigned>(content.size())),
+                static_cast<int>(content.size()));
+    }
+    EXPECT_EQ(gzclose(f), Z_OK);
+    return path;
+  }
+
+  std::string dir_;
+};
+
+// The keys of slot `slot` of example `i`.
+inline std::vector<uint64_t> SlotKeys(const Batch& b, int i, int slot) {
+  const size_t at = static_cast<size_t>(i) * b.num_slots + slot;
+  return std::vector<uint64_t>(b.keys.begin() + b.offsets[at],
+                               b.keys.begin() + b.offsets[at + 1]);
+}
+
+inline Batch EmptyBatch(int num_slots, int num_dense) {
+  Batch b;
+  b.num_slots = num_slots;
+  b.num_dense = num_dense;
+  return b;
+}
+
+// Reads every batch of a reader of `options`, calling on_batch(batch,
+// reader) after each Next; failing to open or read fails the test. Returns
+// the reader (null when it could not open) for its counts and position.
+inline std::unique_ptr<DataReader> ReadEachBatch(
+    const ReaderOptions& options,
+    const std::function<void(const Batch&, const DataReader&)>& on_batch) {
+  auto reader = DataReader::Open(options);
+  EXPECT_TRUE(reader.ok()) << reader.status();
+  if (!reader.ok()) return nullptr;
+  Batch b;
+  while (true) {
+    auto more = (*reader)->Next(&b);
+    EXPECT_TRUE(more.ok()) << more.status();
+    if (!more.ok() || !*more) break;
+    on_batch(b, **reader);
+  }
+  return std::move(reader).value();
+}
+
+}  // namespace testing_util
+}  // namespace ps
+
+#endif  // PS_TESTS_TESTING_READER_TEST_UTIL_H_

@@ -1,0 +1,54 @@
+// How a worker cuts the keys of one pull or push into RPCs, and the packing
+// of keys and rows into and out of them.
+//
+// A large pull or push is sent to a server as several RPCs, all in flight
+// at once, of at most kMaxChunkKeys keys and kMaxChunkBytes of values each:
+// the server looks up one chunk while another is on the wire, and the
+// worker copies rows out of one while others arrive. The chunks of a push
+// may be applied in any order, which is fine as its keys are distinct.
+// Pure functions; thread-safe.
+#ifndef PS_WORKER_CLIENT_KEY_CHUNKS_H_
+#define PS_WORKER_CLIENT_KEY_CHUNKS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/types/span.h"
+
+namespace ps {
+
+inline constexpr size_t kMaxChunkKeys = 8192;
+inline constexpr size_t kMaxChunkBytes = 2 << 20;
+
+// Keys per chunk for rows of `dim` floats.
+size_t ChunkKeys(int dim);
+
+// The keys of one RPC: positions in the caller's keys, increasing, all
+// owned by `server`.
+struct KeyChunk {
+  size_t server = 0;
+  absl::Span<const uint32_t> pos;
+};
+
+// Splits every server's positions (pos[s]) into chunks of at most max_keys.
+// The chunks point into `pos`, which must outlive them.
+std::vector<KeyChunk> Chunk(const std::vector<std::vector<uint32_t>>& pos,
+                            size_t max_keys);
+
+// out = keys[pos[0]], keys[pos[1]], ... packed little-endian.
+void PackKeys(absl::Span<const uint64_t> keys, absl::Span<const uint32_t> pos,
+              std::string* out);
+
+// Row j of dst (dim floats) = row pos[j] of src.
+void GatherRows(const float* src, absl::Span<const uint32_t> pos, int dim,
+                float* dst);
+
+// Row pos[j] of dst = row j of src.
+void ScatterRows(const float* src, absl::Span<const uint32_t> pos, int dim,
+                 float* dst);
+
+}  // namespace ps
+
+#endif  // PS_WORKER_CLIENT_KEY_CHUNKS_H_

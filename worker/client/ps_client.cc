@@ -1,0 +1,661 @@
+#include "worker/client/ps_client.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <numeric>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "common/grpc_status.h"
+#include "common/hash.h"
+#include "common/packing.h"
+#include "common/rpc_security.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+#include "proto/ps.grpc.pb.h"
+#include "worker/client/key_chunks.h"
+#include "worker/client/retry.h"
+
+namespace ps {
+
+PsClientOptions PsClientOptions::FromConfig(const JobConfig& config,
+                                            int worker_rank) {
+  PsClientOptions o;
+  const ClusterConfig& c = config.cluster();
+  o.servers.assign(c.servers().begin(), c.servers().end());
+  o.worker_rank = worker_rank;
+  o.num_workers = c.num_workers();
+  o.max_message_bytes = c.max_message_bytes();
+  o.rpc_timeout_ms = c.rpc_timeout_ms();
+  o.connect_timeout_sec = c.connect_timeout_sec();
+  o.server_retry_sec = c.server_retry_sec();
+  o.security = c.security();
+  return o;
+}
+
+namespace {
+
+std::chrono::system_clock::time_point DeadlineIn(std::chrono::milliseconds d) {
+  return std::chrono::system_clock::now() + d;
+}
+
+// Coordinator calls that wait for other workers get an hour, as barriers do.
+constexpr std::chrono::hours kWaitForWorkers(1);
+
+bool IsGone(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE;
+}
+
+// One RPC of a pull; `context` is fresh for every attempt.
+template <typename Request, typename Response>
+struct PullCall {
+  size_t server = 0;
+  KeyChunk chunk;  // PullSparse
+  std::unique_ptr<grpc::ClientContext> context;
+  Request request;
+  Response response;
+  grpc::Status rpc_status;
+  absl::Status status;  // of the attempt, with the response checked
+};
+
+// One RPC of a push; owned by its completion callback (or, between
+// attempts, by its re-send waiting in the DelayedRunner).
+template <typename Request>
+struct PushCall {
+  std::unique_ptr<grpc::ClientContext> context;
+  Request request;
+  PushResponse response;
+  std::optional<RetryBackoff> backoff;  // from the first failure on
+};
+
+// One PushAsync: its RPCs count down `remaining`.
+struct PushGroup {
+  int remaining = 0;
+};
+
+class GrpcPsClient final : public PsClient {
+ public:
+  GrpcPsClient(const PsClientOptions& options,
+               std::shared_ptr<const RpcSecurity> security)
+      : options_(options), last_warning_(options.servers.size()) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+    args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
+    // Reconnect to a server that comes back as often as calls retry it
+    // (gRPC's own default backs off to 2 minutes).
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+                static_cast<int>(absl::ToInt64Milliseconds(RetryBackoff::kMaxWait)));
+    for (const std::string& endpoint : options.servers) {
+      auto channel = security->Channel(endpoint, args);
+      channels_.push_back(channel);
+      stubs_.push_back(PsService::NewStub(channel));
+    }
+    coordinator_ = Coordinator::NewStub(channels_[0]);
+  }
+
+  // Pushes still retrying keep it up to server_retry_sec.
+  ~GrpcPsClient() override { PS_IGNORE_STATUS(WaitPushes(0)); }
+
+  absl::Status WaitConnected() {
+    auto deadline = DeadlineIn(std::chrono::seconds(options_.connect_timeout_sec));
+    std::vector<std::string> down;
+    for (size_t s = 0; s < channels_.size(); ++s) {
+      if (!channels_[s]->WaitForConnected(deadline)) down.push_back(Name(s));
+    }
+    if (!down.empty()) {
+      return absl::UnavailableError(absl::StrCat(
+          "worker ", options_.worker_rank, ": no answer within ",
+          options_.connect_timeout_sec, " s from ", absl::StrJoin(down, ", ")));
+    }
+    return absl::OkStatus();
+  }
+
+  int num_servers() const override { return static_cast<int>(stubs_.size()); }
+
+  absl::Status PullSparse(uint32_t table, int dim,
+                          absl::Span<const uint64_t> keys,
+                          absl::Span<float> values, int64_t step) override {
+    if (values.size() != keys.size() * dim) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "PullSparse: ", keys.size(), " keys x dim ", dim, " != ",
+          values.size(), " floats"));
+    }
+    using SparseCall = PullCall<PullSparseRequest, PullSparseResponse>;
+    const std::vector<std::vector<uint32_t>> pos = SplitByServer(keys);
+    const std::vector<KeyChunk> chunks = Chunk(pos, ChunkKeys(dim));
+    std::vector<std::unique_ptr<SparseCall>> calls;
+    calls.reserve(chunks.size());
+    for (const KeyChunk& chunk : chunks) {
+      calls.push_back(std::make_unique<SparseCall>());
+      SparseCall* call = calls.back().get();
+      call->server = chunk.server;
+      call->chunk = chunk;
+      call->request.set_table_id(table);
+      call->request.set_worker_rank(options_.worker_rank);
+      call->request.set_step(step);
+      PackKeys(keys, chunk.pos, call->request.mutable_keys());
+    }
+    // Rows are copied out as each chunk arrives, on gRPC's thread; chunks
+    // write disjoint rows of `values`, which outlives the calls.
+    return PullWithRetry<SparseCall>(
+        "PullSparse", calls, [this, dim, values](SparseCall* call,
+                                                 std::function<void()> done) {
+          stubs_[call->server]->async()->PullSparse(
+              call->context.get(), &call->request, &call->response,
+              [this, call, dim, values, done](grpc::Status status) {
+                call->rpc_status = status;
+                call->status = ReceiveRows(*call, status, dim, values);
+                call->response.Clear();
+                done();
+              });
+        });
+  }
+
+  using PsClient::PushAsync;
+  void PushAsync(uint32_t sparse_table, int dim,
+                 absl::Span<const uint64_t> keys, absl::Span<const float> grads,
+                 uint32_t dense_table, const DenseBlocks& blocks,
+                 absl::Span<const float> dense_grad, int64_t step,
+                 absl::Span<const float> shows,
+                 absl::Span<const float> clicks) override {
+    Push(sparse_table, dim, keys, grads, dense_table, blocks, dense_grad, step,
+         /*is_delta=*/false, shows, clicks);
+  }
+
+  void PushDeltasAsync(uint32_t sparse_table, int dim,
+                       absl::Span<const uint64_t> keys,
+                       absl::Span<const float> deltas, uint32_t dense_table,
+                       const DenseBlocks& blocks,
+                       absl::Span<const float> dense_delta,
+                       int64_t step) override {
+    Push(sparse_table, dim, keys, deltas, dense_table, blocks, dense_delta,
+         step, /*is_delta=*/true, {}, {});
+  }
+
+  int InFlightPushes() override {
+    absl::MutexLock lock(&mu_);
+    return in_flight_;
+  }
+
+  absl::Status WaitPushes(int max_in_flight) override {
+    absl::MutexLock lock(&mu_);
+    while (in_flight_ > max_in_flight) push_done_.Wait(&mu_);
+    return push_error_;
+  }
+
+  absl::Status PullDense(uint32_t table, const DenseBlocks& blocks,
+                         absl::Span<float> out, int64_t step) override {
+    if (static_cast<int64_t>(out.size()) != blocks.size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "PullDense: buffer of ", out.size(), " floats for a table of ",
+          blocks.size));
+    }
+    using DenseCall = PullCall<PullDenseRequest, PullDenseResponse>;
+    std::vector<std::unique_ptr<DenseCall>> calls(stubs_.size());
+    for (size_t s = 0; s < stubs_.size(); ++s) {
+      calls[s] = std::make_unique<DenseCall>();
+      calls[s]->server = s;
+      calls[s]->request.set_table_id(table);
+      calls[s]->request.set_worker_rank(options_.worker_rank);
+      calls[s]->request.set_step(step);
+    }
+    RETURN_IF_ERROR(PullWithRetry<DenseCall>(
+        "PullDense", calls,
+        [this](DenseCall* call, std::function<void()> done) {
+          stubs_[call->server]->async()->PullDense(
+              call->context.get(), &call->request, &call->response,
+              [call, done](grpc::Status status) {
+                call->rpc_status = status;
+                done();
+              });
+        }));
+    for (size_t s = 0; s < stubs_.size(); ++s) {
+      const DenseCall& call = *calls[s];
+      const std::string& bytes = call.response.values();
+      if (static_cast<int64_t>(call.response.table_size()) != blocks.size ||
+          static_cast<int64_t>(bytes.size()) !=
+              blocks.SizeOn(static_cast<int>(s)) *
+                  static_cast<int64_t>(sizeof(float))) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "PullDense from ", Name(s), ": server has a table of ",
+            call.response.table_size(), " floats (", bytes.size() / 4,
+            " here), this worker expects ", blocks.size,
+            " (do all processes use the same config?)"));
+      }
+      const float* src = reinterpret_cast<const float*>(bytes.data());
+      for (const auto& [begin, end] : blocks.RangesOf(static_cast<int>(s))) {
+        std::copy(src, src + (end - begin), out.begin() + begin);
+        src += end - begin;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<ResumeInfo> Register() override {
+    RegisterRequest request;
+    request.set_worker_rank(options_.worker_rank);
+    request.set_num_workers(options_.num_workers);
+    RegisterResponse response;
+    RETURN_IF_ERROR(CallWithRetry(0, "Register", [&] {
+      grpc::ClientContext context;
+      context.set_wait_for_ready(true);
+      context.set_deadline(
+          DeadlineIn(std::chrono::seconds(options_.connect_timeout_sec)));
+      return coordinator_->Register(&context, request, &response);
+    }));
+    if (response.num_servers() != num_servers()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "coordinator says the job has ", response.num_servers(),
+          " servers, this worker's config lists ", num_servers()));
+    }
+    ResumeInfo info;
+    if (response.has_resume_position()) info.position = response.resume_position();
+    info.step = response.resume_step();
+    info.resumed_from = response.resumed_from();
+    return info;
+  }
+
+  absl::StatusOr<int64_t> Heartbeat(int64_t step) override {
+    grpc::ClientContext context;
+    context.set_deadline(RpcDeadline());
+    HeartbeatRequest request;
+    request.set_worker_rank(options_.worker_rank);
+    request.set_step(step);
+    HeartbeatResponse response;
+    grpc::Status status = coordinator_->Heartbeat(&context, request, &response);
+    if (!status.ok()) return FromGrpcStatus(status, Name(0), "Heartbeat");
+    return response.checkpoint_pending();
+  }
+
+  absl::StatusOr<std::string> CheckpointArrive(int64_t step,
+                                               const DataPosition& position,
+                                               int64_t checkpoint_id) override {
+    CheckpointArriveRequest request;
+    request.set_worker_rank(options_.worker_rank);
+    request.set_step(step);
+    *request.mutable_position() = position;
+    request.set_checkpoint_id(checkpoint_id);
+    CheckpointArriveResponse response;
+    RETURN_IF_ERROR(CallWithRetry(0, "CheckpointArrive", [&] {
+      grpc::ClientContext context;
+      context.set_deadline(DeadlineIn(kWaitForWorkers));
+      return coordinator_->CheckpointArrive(&context, request, &response);
+    }));
+    return response.dir();
+  }
+
+  using PsClient::Barrier;
+  absl::StatusOr<bool> Barrier(const std::string& name, bool has_more,
+                               int64_t step,
+                               const DataPosition& position) override {
+    BarrierRequest request;
+    request.set_worker_rank(options_.worker_rank);
+    request.set_name(name);
+    request.set_has_more(has_more);
+    request.set_step(step);
+    *request.mutable_position() = position;
+    BarrierResponse response;
+    RETURN_IF_ERROR(
+        CallWithRetry(0, absl::StrCat("Barrier '", name, "'"), [&] {
+          grpc::ClientContext context;
+          context.set_deadline(DeadlineIn(kWaitForWorkers));
+          return coordinator_->Barrier(&context, request, &response);
+        }));
+    return response.all_done();
+  }
+
+  using PsClient::Finish;
+  absl::Status Finish(int64_t examples, const std::string& result,
+                      int64_t step, const DataPosition& position) override {
+    FinishRequest request;
+    request.set_worker_rank(options_.worker_rank);
+    request.set_examples(examples);
+    request.set_status(result);
+    request.set_step(step);
+    *request.mutable_position() = position;
+    FinishResponse response;
+    return CallWithRetry(0, "Finish", [&] {
+      grpc::ClientContext context;
+      context.set_deadline(RpcDeadline());
+      return coordinator_->Finish(&context, request, &response);
+    });
+  }
+
+  absl::StatusOr<StepGateResult> StepGate(int64_t step, bool done,
+                                          int staleness) override {
+    StepGateRequest request;
+    request.set_worker_rank(options_.worker_rank);
+    request.set_step(step);
+    request.set_done(done);
+    request.set_staleness(staleness);
+    StepGateResponse response;
+    RETURN_IF_ERROR(CallWithRetry(0, "StepGate", [&] {
+      grpc::ClientContext context;
+      // Waits for the slowest worker.
+      context.set_deadline(DeadlineIn(kWaitForWorkers));
+      return coordinator_->StepGate(&context, request, &response);
+    }));
+    return StepGateResult{response.slowest_step(),
+                          response.checkpoint_pending()};
+  }
+
+ private:
+  std::string Name(size_t s) const {
+    return absl::StrCat("server ", s, " (", options_.servers[s], ")");
+  }
+
+  std::chrono::system_clock::time_point RpcDeadline() const {
+    return DeadlineIn(std::chrono::milliseconds(options_.rpc_timeout_ms));
+  }
+
+  // After a failed attempt of `method` to server `s` at `now`: starts
+  // `*backoff` at the first failure and returns the wait before the next
+  // attempt, logging it; nullopt when the retry budget is spent.
+  std::optional<absl::Duration> NextRetry(size_t s, absl::string_view method,
+                                          const grpc::Status& status,
+                                          std::optional<RetryBackoff>* backoff,
+                                          absl::Time now) {
+    if (!backoff->has_value()) {
+      backoff->emplace(absl::Seconds(options_.server_retry_sec), now);
+    }
+    std::optional<absl::Duration> wait = (*backoff)->Next(now);
+    if (!wait.has_value()) return std::nullopt;
+    {
+      // At most one line per server per second.
+      absl::MutexLock lock(&warn_mu_);
+      if (now - last_warning_[s] < absl::Seconds(1)) return wait;
+      last_warning_[s] = now;
+    }
+    LOG(WARNING) << absl::StrFormat(
+        "worker %d: %s is gone: %s: %s; retrying in %.1f s, %.0f s of %d",
+        options_.worker_rank, Name(s), method, status.error_message(),
+        absl::ToDoubleSeconds(*wait),
+        absl::ToDoubleSeconds((*backoff)->Elapsed(now)),
+        options_.server_retry_sec);
+    return wait;
+  }
+
+  // The error of `method` to server `s` that failed with `status`;
+  // `backoff` is set when it was retried.
+  absl::Status CallError(size_t s, absl::string_view method,
+                         const grpc::Status& status,
+                         const std::optional<RetryBackoff>& backoff) const {
+    if (!IsGone(status)) return FromGrpcStatus(status, Name(s), method);
+    const double waited =
+        backoff.has_value()
+            ? absl::ToDoubleSeconds(backoff->Elapsed(absl::Now()))
+            : 0.0;
+    return absl::UnavailableError(absl::StrFormat(
+        "%s to %s: server is gone, no answer for %.1f s "
+        "(cluster.server_retry_sec %d): %s",
+        method, Name(s), waited, options_.server_retry_sec,
+        status.error_message()));
+  }
+
+  // Runs `attempt` (one blocking RPC to server `s` with its own context)
+  // until it succeeds, fails other than UNAVAILABLE, or the retry budget is
+  // spent.
+  absl::Status CallWithRetry(size_t s, absl::string_view method,
+                             const std::function<grpc::Status()>& attempt) {
+    std::optional<RetryBackoff> backoff;
+    while (true) {
+      grpc::Status status = attempt();
+      if (!IsGone(status)) return FromGrpcStatus(status, Name(s), method);
+      std::optional<absl::Duration> wait =
+          NextRetry(s, method, status, &backoff, absl::Now());
+      if (!wait.has_value()) return CallError(s, method, status, backoff);
+      absl::SleepFor(*wait);
+    }
+  }
+
+  // Sends every call of `calls` (start(call, done) issues one asynchronous
+  // RPC on call->context and runs done() when call->rpc_status and
+  // call->status are set), waits, and re-sends those that failed with
+  // UNAVAILABLE after a backoff. Returns the first other error, or the
+  // UNAVAILABLE error once the retry budget is spent.
+  template <typename C>
+  absl::Status PullWithRetry(
+      absl::string_view method, const std::vector<std::unique_ptr<C>>& calls,
+      const std::function<void(C*, std::function<void()>)>& start) {
+    std::vector<C*> pending;
+    for (const auto& call : calls) pending.push_back(call.get());
+    std::optional<RetryBackoff> backoff;
+    while (true) {
+      absl::BlockingCounter done(static_cast<int>(pending.size()));
+      for (C* call : pending) {
+        call->context = std::make_unique<grpc::ClientContext>();
+        call->context->set_deadline(RpcDeadline());
+        call->status = absl::OkStatus();
+        start(call, [&done] { done.DecrementCount(); });
+      }
+      done.Wait();
+      std::vector<C*> gone;
+      for (C* call : pending) {
+        if (IsGone(call->rpc_status)) {
+          gone.push_back(call);
+        } else if (!call->rpc_status.ok()) {
+          return FromGrpcStatus(call->rpc_status, Name(call->server), method);
+        } else if (!call->status.ok()) {
+          return call->status;
+        }
+      }
+      if (gone.empty()) return absl::OkStatus();
+      const absl::Time now = absl::Now();
+      std::optional<absl::Duration> wait;
+      for (C* call : gone) {
+        // One backoff for the pull; every gone server is named.
+        std::optional<absl::Duration> w =
+            NextRetry(call->server, method, call->rpc_status, &backoff, now);
+        if (!w.has_value()) {
+          return CallError(call->server, method, call->rpc_status, backoff);
+        }
+        if (!wait.has_value()) wait = w;
+      }
+      absl::SleepFor(*wait);
+      pending = std::move(gone);
+    }
+  }
+
+  void Push(uint32_t sparse_table, int dim, absl::Span<const uint64_t> keys,
+            absl::Span<const float> grads, uint32_t dense_table,
+            const DenseBlocks& blocks, absl::Span<const float> dense_grad,
+            int64_t step, bool is_delta, absl::Span<const float> shows,
+            absl::Span<const float> clicks) {
+    auto group = std::make_shared<PushGroup>();
+    std::vector<std::function<void()>> sends;
+    const std::vector<std::vector<uint32_t>> pos = SplitByServer(keys);
+    for (const KeyChunk& chunk : Chunk(pos, ChunkKeys(dim))) {
+      auto call = std::make_shared<PushCall<PushSparseRequest>>();
+      call->request.set_table_id(sparse_table);
+      call->request.set_worker_rank(options_.worker_rank);
+      call->request.set_step(step);
+      call->request.set_is_delta(is_delta);
+      PackKeys(keys, chunk.pos, call->request.mutable_keys());
+      std::string* g = call->request.mutable_grads();
+      g->resize(chunk.pos.size() * dim * sizeof(float));
+      GatherRows(grads.data(), chunk.pos, dim,
+                 reinterpret_cast<float*>(g->data()));
+      for (const auto& [counts, out] :
+           {std::make_pair(shows, call->request.mutable_shows()),
+            std::make_pair(clicks, call->request.mutable_clicks())}) {
+        if (counts.size() != keys.size()) continue;  // empty: not sent
+        out->resize(chunk.pos.size() * sizeof(float));
+        GatherRows(counts.data(), chunk.pos, 1,
+                   reinterpret_cast<float*>(out->data()));
+      }
+      const size_t s = chunk.server;
+      sends.push_back([this, s, call, group] { SendPush(s, call, group); });
+    }
+    if (!dense_grad.empty()) {
+      for (int s = 0; s < num_servers(); ++s) {
+        auto ranges = blocks.RangesOf(s);
+        if (ranges.empty()) continue;
+        auto call = std::make_shared<PushCall<PushDenseRequest>>();
+        call->request.set_table_id(dense_table);
+        call->request.set_worker_rank(options_.worker_rank);
+        call->request.set_step(step);
+        call->request.set_is_delta(is_delta);
+        std::string* g = call->request.mutable_grads();
+        g->reserve(blocks.SizeOn(s) * sizeof(float));
+        for (const auto& [begin, end] : ranges) {
+          g->append(reinterpret_cast<const char*>(dense_grad.data() + begin),
+                    (end - begin) * sizeof(float));
+        }
+        sends.push_back([this, s, call, group] {
+          SendPush(static_cast<size_t>(s), call, group);
+        });
+      }
+    }
+    if (sends.empty()) return;
+    {
+      absl::MutexLock lock(&mu_);
+      group->remaining = static_cast<int>(sends.size());
+      ++in_flight_;
+    }
+    for (auto& send : sends) send();
+  }
+
+  void StartPush(size_t s, PushCall<PushSparseRequest>* call,
+                 std::function<void(grpc::Status)> done) {
+    stubs_[s]->async()->PushSparse(call->context.get(), &call->request,
+                                   &call->response, std::move(done));
+  }
+  void StartPush(size_t s, PushCall<PushDenseRequest>* call,
+                 std::function<void(grpc::Status)> done) {
+    stubs_[s]->async()->PushDense(call->context.get(), &call->request,
+                                  &call->response, std::move(done));
+  }
+  static const char* PushMethod(const PushCall<PushSparseRequest>*) {
+    return "PushSparse";
+  }
+  static const char* PushMethod(const PushCall<PushDenseRequest>*) {
+    return "PushDense";
+  }
+
+  // Sends one RPC of a push (again, after a failure); an UNAVAILABLE answer
+  // re-sends it from the DelayedRunner after a backoff.
+  template <typename Request>
+  void SendPush(size_t s, std::shared_ptr<PushCall<Request>> call,
+                std::shared_ptr<PushGroup> group) {
+    PushCall<Request>* c = call.get();
+    c->context = std::make_unique<grpc::ClientContext>();
+    c->context->set_deadline(RpcDeadline());
+    StartPush(s, c, [this, s, call = std::move(call),
+                     group = std::move(group)](grpc::Status status) mutable {
+      const char* method = PushMethod(call.get());
+      if (IsGone(status)) {
+        const absl::Time now = absl::Now();
+        std::optional<absl::Duration> wait =
+            NextRetry(s, method, status, &call->backoff, now);
+        if (wait.has_value()) {
+          runner_.RunAt(now + *wait, [this, s, call, group] {
+            SendPush(s, call, group);
+          });
+          return;
+        }
+      }
+      absl::Status error = status.ok() ? absl::OkStatus()
+                                       : CallError(s, method, status,
+                                                   call->backoff);
+      // The call (and its ClientContext) is gone before the push counts as
+      // done, so nothing of it outlives WaitPushes(0).
+      call.reset();
+      OnPushDone(error, group.get());
+    });
+  }
+
+  void OnPushDone(const absl::Status& status, PushGroup* group) {
+    absl::MutexLock lock(&mu_);
+    if (!status.ok() && push_error_.ok()) {
+      push_error_ = status;
+      LOG(ERROR) << "worker " << options_.worker_rank << ": " << push_error_;
+    }
+    if (--group->remaining == 0) {
+      --in_flight_;
+      push_done_.SignalAll();
+    }
+  }
+
+  // Checks the rows `call` received and copies them into their places in
+  // `values`; the error names the server.
+  absl::Status ReceiveRows(
+      const PullCall<PullSparseRequest, PullSparseResponse>& call,
+      const grpc::Status& status, int dim, absl::Span<float> values) const {
+    const size_t s = call.chunk.server;
+    if (!status.ok()) return FromGrpcStatus(status, Name(s), "PullSparse");
+    const std::string& bytes = call.response.values();
+    const size_t rows = call.chunk.pos.size();
+    if (call.response.dim() != static_cast<uint32_t>(dim) ||
+        bytes.size() != rows * dim * sizeof(float)) {
+      return absl::InternalError(absl::StrCat(
+          "PullSparse from ", Name(s), ": expected ", rows, " rows of dim ",
+          dim, ", got ", bytes.size(), " bytes of dim ", call.response.dim()));
+    }
+    ScatterRows(reinterpret_cast<const float*>(bytes.data()), call.chunk.pos,
+                dim, values.data());
+    return absl::OkStatus();
+  }
+
+  // The positions in `keys` of the keys of every server, increasing.
+  std::vector<std::vector<uint32_t>> SplitByServer(
+      absl::Span<const uint64_t> keys) const {
+    std::vector<std::vector<uint32_t>> pos(stubs_.size());
+    const int n = num_servers();
+    if (n == 1) {
+      pos[0].resize(keys.size());
+      std::iota(pos[0].begin(), pos[0].end(), 0u);
+      return pos;
+    }
+    for (size_t i = 0; i < keys.size(); ++i) {
+      pos[ServerForKey(keys[i], n)].push_back(static_cast<uint32_t>(i));
+    }
+    return pos;
+  }
+
+  // Constant after construction.
+  const PsClientOptions options_;
+  std::vector<std::shared_ptr<grpc::Channel>> channels_;
+  std::vector<std::unique_ptr<PsService::Stub>> stubs_;
+  std::unique_ptr<Coordinator::Stub> coordinator_;
+
+  absl::Mutex mu_;
+  absl::CondVar push_done_;
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status push_error_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex warn_mu_;
+  // When each server's last retry warning was logged.
+  std::vector<absl::Time> last_warning_ ABSL_GUARDED_BY(warn_mu_);
+
+  // Re-sends pushes; destroyed first (before the members its closures use),
+  // after the destructor has waited for every push.
+  DelayedRunner runner_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PsClient>> PsClient::Connect(
+    const PsClientOptions& options) {
+  if (options.servers.empty()) {
+    return absl::InvalidArgumentError("PsClient: no servers");
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<const RpcSecurity> security,
+                   RpcSecurity::Load(options.security,
+                                     RpcSecurity::Role::kClient));
+  auto client = std::make_unique<GrpcPsClient>(options, std::move(security));
+  absl::Status status = client->WaitConnected();
+  if (!status.ok()) return status;
+  return std::unique_ptr<PsClient>(std::move(client));
+}
+
+}  // namespace ps

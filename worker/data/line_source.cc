@@ -1,0 +1,173 @@
+#include "worker/data/line_source.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace ps {
+namespace {
+
+constexpr size_t kReadChunk = size_t{1} << 20;
+
+std::string ErrnoText(int err) {
+  char buf[256];
+  return strerror_r(err, buf, sizeof(buf));  // GNU variant: returns the text
+}
+
+}  // namespace
+
+absl::Status InputFileError(int err, absl::string_view what,
+                            const std::string& path) {
+  std::string message = absl::StrCat("cannot ", what, " input file '", path,
+                                     "': ", ErrnoText(err));
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+      return absl::NotFoundError(message);
+    case EACCES:
+    case EPERM:
+      return absl::PermissionDeniedError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+absl::StatusOr<InputFile> InputFile::Open(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return InputFileError(errno, "open", path);
+  return InputFile(fd, path);
+}
+
+InputFile::InputFile(InputFile&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
+
+InputFile& InputFile::operator=(InputFile&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+    path_ = std::move(other.path_);
+  }
+  return *this;
+}
+
+InputFile::~InputFile() {
+  if (fd_ >= 0) close(fd_);
+}
+
+absl::StatusOr<int64_t> InputFile::Size() const {
+  struct stat st;
+  if (fstat(fd_, &st) != 0) return InputFileError(errno, "stat", path_);
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input file '", path_, "' is not a regular file"));
+  }
+  return static_cast<int64_t>(st.st_size);
+}
+
+absl::StatusOr<size_t> InputFile::ReadAt(int64_t offset, char* buf,
+                                         size_t n) const {
+  while (true) {
+    ssize_t got = pread(fd_, buf, n, offset);
+    if (got >= 0) return static_cast<size_t>(got);
+    if (errno != EINTR) return InputFileError(errno, "read", path_);
+  }
+}
+
+absl::StatusOr<int64_t> InputFile::CountNewlines(int64_t end) const {
+  std::unique_ptr<char[]> buf(new char[kReadChunk]);
+  int64_t count = 0;
+  for (int64_t pos = 0; pos < end;) {
+    size_t want = static_cast<size_t>(
+        std::min<int64_t>(static_cast<int64_t>(kReadChunk), end - pos));
+    ASSIGN_OR_RETURN(size_t got, ReadAt(pos, buf.get(), want));
+    if (got == 0) break;  // the file shrank
+    const char* p = buf.get();
+    const char* const stop = p + got;
+    while (const void* nl = std::memchr(p, '\n', stop - p)) {
+      ++count;
+      p = static_cast<const char*>(nl) + 1;
+    }
+    pos += static_cast<int64_t>(got);
+  }
+  return count;
+}
+
+LineBuffer::LineBuffer(std::vector<char>* buffer, int64_t base)
+    : buf_(*buffer), base_(base) {
+  if (buf_.size() < kReadChunk) buf_.resize(kReadChunk);
+}
+
+std::pair<char*, size_t> LineBuffer::Compact() {
+  if (pos_ > 0) {
+    std::memmove(buf_.data(), buf_.data() + pos_, filled_ - pos_);
+    base_ += static_cast<int64_t>(pos_);
+    filled_ -= pos_;
+    pos_ = 0;
+  }
+  scanned_ = filled_;
+  if (filled_ == buf_.size()) buf_.resize(buf_.size() * 2);
+  return {buf_.data() + filled_, buf_.size() - filled_};
+}
+
+// A line belongs to the range when it starts in [begin, end): scanning
+// starts at begin - 1 and skips the line containing that byte (it ends at
+// or after it).
+LineSource::LineSource(const InputFile* file, int64_t begin, int64_t end,
+                       std::vector<char>* buffer)
+    : file_(*file),
+      begin_(begin),
+      end_(end),
+      read_at_(begin > 0 ? begin - 1 : 0),
+      lines_(buffer, read_at_) {}
+
+absl::StatusOr<bool> LineSource::Next(absl::string_view* line) {
+  if (done_) return false;
+  int64_t start = 0;
+  if (!started_) {
+    started_ = true;
+    if (begin_ > 0) {
+      ASSIGN_OR_RETURN(bool more, Scan(line, &start));
+      if (!more) {
+        done_ = true;
+        return false;
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(bool more, Scan(line, &start));
+  if (!more || start >= end_) {
+    done_ = true;
+    return false;
+  }
+  if (first_start_ < 0) first_start_ = start;
+  ++index_;
+  return true;
+}
+
+absl::StatusOr<int64_t> LineSource::LineNumber() {
+  if (first_line_ < 0) {
+    ASSIGN_OR_RETURN(int64_t newlines, file_.CountNewlines(first_start_));
+    first_line_ = newlines + 1;
+  }
+  return first_line_ + index_;
+}
+
+absl::StatusOr<bool> LineSource::Scan(absl::string_view* line, int64_t* start) {
+  return lines_.Next(
+      [this](char* dst, size_t n) -> absl::StatusOr<size_t> {
+        ASSIGN_OR_RETURN(size_t got, file_.ReadAt(read_at_, dst, n));
+        read_at_ += static_cast<int64_t>(got);
+        return got;
+      },
+      line, start);
+}
+
+}  // namespace ps

@@ -1,0 +1,169 @@
+#include "worker/train/worker_job.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+#include "kernels/backend.h"
+#include "kernels/backend_select.h"
+#include "common/metrics_http.h"
+#include "common/metrics_log.h"
+#include "worker/client/heartbeat.h"
+#include "worker/client/ps_client.h"
+
+namespace ps {
+
+namespace {
+
+BackendKind ToBackendKind(TrainingConfig::Backend backend) {
+  switch (backend) {
+    case TrainingConfig::CPU:
+      return BackendKind::kCpu;
+    case TrainingConfig::CUDA:
+      return BackendKind::kCuda;
+    default:
+      return BackendKind::kAuto;
+  }
+}
+
+void LogEval(int rank, int epoch, const EvalStats& eval, MetricsLog* metrics) {
+  LOG(INFO) << "eval after epoch " << epoch << ": auc " << eval.auc
+            << " logloss " << eval.logloss << " calibration "
+            << eval.calibration << " on " << eval.examples << " examples";
+  for (const SlotValueCalibration& v : eval.per_value) {
+    LOG(INFO) << "eval calibration of slot value " << v.key << ": "
+              << v.examples << " examples, predicted ctr " << v.predicted_ctr
+              << ", observed ctr " << v.observed_ctr;
+  }
+  if (metrics != nullptr) {
+    metrics->Write("eval", {{"epoch", epoch},
+                            {"examples", eval.examples},
+                            {"auc", eval.auc},
+                            {"logloss", eval.logloss},
+                            {"calibration", eval.calibration}});
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
+                                             const WorkerJobOptions& options) {
+  BackendOptions backend_options;
+  backend_options.threads = options.blas_threads;
+  ASSIGN_OR_RETURN(SelectedBackend selected,
+                   SelectBackend(ToBackendKind(config.training().backend()),
+                                 backend_options));
+  // The model is device-resident (worker/model/model.h): it uses a device backend
+  // directly, copying only a step's inputs and results.
+  std::unique_ptr<Backend> backend = std::move(selected.backend);
+  LOG(INFO) << "worker " << rank << ": " << selected.description
+            << "; model runs on " << backend->Name();
+  std::unique_ptr<MetricsLog> metrics;
+  if (!config.training().metrics_dir().empty()) {
+    ASSIGN_OR_RETURN(metrics,
+                     MetricsLog::Open(absl::StrCat(
+                         config.training().metrics_dir(), "/worker_", rank,
+                         ".jsonl")));
+  }
+  std::unique_ptr<MetricsHttpServer> metrics_http;
+  if (!options.metrics_address.empty()) {
+    if (metrics == nullptr) metrics = MetricsLog::InMemory();
+    MetricsLog* log = metrics.get();
+    ASSIGN_OR_RETURN(
+        metrics_http,
+        MetricsHttpServer::Start(options.metrics_address, [log, rank] {
+          return LatestAsPrometheus("ps_worker", log->Latest(),
+                                    {{"worker", absl::StrCat(rank)}});
+        }));
+    LOG(INFO) << "worker " << rank << ": metrics at http://"
+              << options.metrics_address << "/metrics (port "
+              << metrics_http->port() << ")";
+  }
+  ASSIGN_OR_RETURN(auto client,
+                   PsClient::Connect(PsClientOptions::FromConfig(config, rank)));
+  ASSIGN_OR_RETURN(ResumeInfo resume, client->Register());
+
+  WorkerJobResult result;
+  Trainer trainer(config, rank, client.get(), backend.get(), metrics.get());
+  int first_epoch = 1;
+  if (resume.position.has_value()) {
+    const DataPosition& p = *resume.position;
+    LOG(INFO) << "worker " << rank << ": resuming from " << resume.resumed_from
+              << " at step " << resume.step << ", epoch " << p.epoch() + 1
+              << ", file " << (p.file_index() < 0 ? "(shuffled)" : p.file())
+              << " offset " << p.offset() << " (" << p.examples_done()
+              << " examples of the epoch done)";
+    trainer.ResumeFrom(resume.step, p);
+    first_epoch = p.epoch() + 1;
+  } else if (options.expect_resume) {
+    LOG(WARNING) << "worker " << rank << ": --resume was given, but the "
+                 << "coordinator has no checkpoint to resume from: training "
+                    "starts from the beginning";
+  }
+  HeartbeatThread heartbeat(
+      client.get(),
+      absl::Milliseconds(std::max(1, config.cluster().heartbeat_ms())),
+      [&trainer] { return trainer.step(); },
+      [&trainer](int64_t pending, absl::Time asked_at) {
+        trainer.SetCheckpointPending(pending, asked_at);
+      });
+  auto fail = [&](const absl::Status& status) {
+    heartbeat.Stop();
+    PS_IGNORE_STATUS(client->Finish(trainer.stats().examples,
+                                    std::string(status.message()),
+                                    trainer.step(), trainer.position()));
+    return status;
+  };
+  const int epochs = config.training().epochs();
+  // Evaluation reads the eval files, or the lines of the train files that
+  // data.eval_holdout_fraction holds out.
+  const bool holdout = config.data().eval_holdout_fraction() > 0;
+  const auto& eval_files =
+      holdout ? config.data().train_files() : config.data().eval_files();
+  const bool has_eval = !eval_files.empty();
+  for (int epoch = first_epoch; epoch <= epochs; ++epoch) {
+    absl::Status status = trainer.TrainEpoch(epoch - 1);
+    if (status.ok() && epoch == epochs) status = trainer.FinishTraining();
+    if (!status.ok()) return fail(status);
+    if (!has_eval || (epoch < epochs && !config.training().eval_every_epoch())) {
+      continue;
+    }
+    // Every worker's pushes are applied before the model is evaluated (the
+    // trainer's barriers wait for them), and nobody trains on while worker 0
+    // evaluates.
+    auto barrier = trainer.Barrier(absl::StrCat("epoch-", epoch, "-done"), false);
+    if (!barrier.ok()) return fail(barrier.status());
+    if (rank == 0) {
+      auto eval =
+          trainer.Evaluate({eval_files.begin(), eval_files.end()}, 0, 1);
+      if (!eval.ok()) return fail(eval.status());
+      LogEval(rank, epoch, *eval, metrics.get());
+      result.eval = *eval;
+    }
+    if (epoch < epochs) {
+      barrier = trainer.Barrier(absl::StrCat("epoch-", epoch, "-evaluated"),
+                                false);
+      if (!barrier.ok()) return fail(barrier.status());
+    }
+  }
+  result.train = trainer.stats();
+  LOG(INFO) << "worker " << rank << " trained " << result.train.examples
+            << " examples in " << result.train.seconds
+            << " s (progressive auc " << result.train.auc << ", logloss "
+            << result.train.logloss << "; " << result.train.pushes
+            << " pushes, " << result.train.merged_steps << " steps merged)";
+  if (metrics != nullptr) {
+    metrics->Write("train_done", {{"examples", result.train.examples},
+                                  {"seconds", result.train.seconds},
+                                  {"auc", result.train.auc},
+                                  {"logloss", result.train.logloss}});
+  }
+  heartbeat.Stop();
+  RETURN_IF_ERROR(client->Finish(result.train.examples, "ok", trainer.step(),
+                                 trainer.position()));
+  return result;
+}
+
+}  // namespace ps
