@@ -1,12 +1,16 @@
 // Started by blas_core_test: does what ps_worker does first, then prints the
-// OpenBLAS core it runs and OPENBLAS_CORETYPE.
+// OpenBLAS core it runs and OPENBLAS_CORETYPE. With --no-restart as its only
+// argument it skips the restart and prints OpenBLAS's own choice
+// (scripts/test.sh picks the second core type to test with from it).
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "kernels/cpu/blas_core.h"
 
 int main(int argc, char** argv) {
-  ps::RestartWithBetterBlasCore(argv);
+  const bool no_restart = argc == 2 && std::strcmp(argv[1], "--no-restart") == 0;
+  if (!no_restart) ps::RestartWithBetterBlasCore(argv);
   const char* env = std::getenv("OPENBLAS_CORETYPE");
   std::printf("core=%s env=%s args=%d\n", ps::BlasCoreName().c_str(),
               env != nullptr ? env : "(unset)", argc);
