@@ -6,6 +6,11 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${PS_BUILD_DIR:-$ROOT/build}"
 JOBS="${PS_JOBS:-$(nproc)}"
+# ccache: paths under the checkout are hashed relative to it and the build
+# folder's path is left out, so a fresh clone elsewhere (CI) reuses the
+# objects of an earlier build of the same sources.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$ROOT}"
+export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 mkdir -p "$BUILD"
 if [ ! -f "$BUILD/CMakeCache.txt" ] || [ $# -gt 0 ]; then
   if ! cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" \
