@@ -35,7 +35,8 @@ absl::Status ResolveClusterFlags(
       SplitEndpoints(FlagOrEnv(flags.servers, "PS_SERVERS", getenv));
   overrides->num_workers = flags.num_workers;
   if (overrides->num_workers == 0) {
-    absl::Status s = IntFromEnv(getenv, "PS_NUM_WORKERS", &overrides->num_workers);
+    absl::Status s =
+        IntFromEnv(getenv, "PS_NUM_WORKERS", &overrides->num_workers);
     if (!s.ok()) return s;
   }
   *rank = flags.rank;

@@ -4,11 +4,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/ascii.h"
 #include "common/config_validate.h"
 #include "common/status_macros.h"
 #include "google/protobuf/io/tokenizer.h"
@@ -122,10 +122,10 @@ absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view text,
   DataConfig* data = config.mutable_data();
   if (config.cluster().has_security()) {
     SecurityConfig* security = config.mutable_cluster()->mutable_security();
-    for (std::string* f : {security->mutable_tls_cert_file(),
-                           security->mutable_tls_key_file(),
-                           security->mutable_tls_ca_file(),
-                           security->mutable_auth_token_file()}) {
+    for (std::string* f :
+         {security->mutable_tls_cert_file(), security->mutable_tls_key_file(),
+          security->mutable_tls_ca_file(),
+          security->mutable_auth_token_file()}) {
       if (!f->empty()) *f = Resolve(base_dir, *f);
     }
   }
@@ -160,7 +160,8 @@ absl::StatusOr<JobConfig> LoadJobConfig(const std::string& path,
   std::stringstream buffer;
   buffer << in.rdbuf();
   size_t slash = path.rfind('/');
-  std::string base_dir = slash == std::string::npos ? "" : path.substr(0, slash);
+  std::string base_dir =
+      slash == std::string::npos ? "" : path.substr(0, slash);
   return ParseJobConfig(buffer.str(), path, base_dir, overrides);
 }
 

@@ -71,8 +71,8 @@ class Validator {
   template <typename T>
   absl::Status Range(absl::string_view path, T value, T lo, T hi) const {
     if (!(value >= lo && value <= hi)) {
-      return Error(path, absl::StrCat("must be in [", lo, ", ", hi, "], got ",
-                                      value));
+      return Error(
+          path, absl::StrCat("must be in [", lo, ", ", hi, "], got ", value));
     }
     return absl::OkStatus();
   }
@@ -87,9 +87,9 @@ absl::Status CheckOptimizer(const Validator& v, const std::string& path,
     return v.Error(path + ".type", "must be SGD, ADAGRAD, ADAM or FTRL");
   }
   if (!std::isfinite(opt.learning_rate()) || opt.learning_rate() <= 0) {
-    return v.Error(path + ".learning_rate",
-                   absl::StrCat("must be a positive number, got ",
-                                opt.learning_rate()));
+    return v.Error(
+        path + ".learning_rate",
+        absl::StrCat("must be a positive number, got ", opt.learning_rate()));
   }
   if (!std::isfinite(opt.epsilon()) || opt.epsilon() <= 0) {
     return v.Error(path + ".epsilon",
@@ -97,8 +97,9 @@ absl::Status CheckOptimizer(const Validator& v, const std::string& path,
   }
   if (!std::isfinite(opt.initial_accumulator()) ||
       opt.initial_accumulator() < 0) {
-    return v.Error(path + ".initial_accumulator",
-                   absl::StrCat("must be >= 0, got ", opt.initial_accumulator()));
+    return v.Error(
+        path + ".initial_accumulator",
+        absl::StrCat("must be >= 0, got ", opt.initial_accumulator()));
   }
   if (!std::isfinite(opt.weight_bound()) || opt.weight_bound() < 0) {
     return v.Error(path + ".weight_bound",
@@ -126,7 +127,7 @@ absl::Status CheckOptimizer(const Validator& v, const std::string& path,
 }
 
 absl::Status CheckAccessor(const Validator& v, const std::string& path,
-                          const AccessorConfig& a) {
+                           const AccessorConfig& a) {
   if (a.min_count() < 1) {
     return v.Error(path + ".min_count",
                    absl::StrCat("must be >= 1, got ", a.min_count()));
@@ -145,9 +146,9 @@ absl::Status CheckAccessor(const Validator& v, const std::string& path,
   }
   if (!std::isfinite(a.score_half_life_steps()) ||
       a.score_half_life_steps() < 0) {
-    return v.Error(path + ".score_half_life_steps",
-                   absl::StrCat("must be >= 0, got ",
-                                a.score_half_life_steps()));
+    return v.Error(
+        path + ".score_half_life_steps",
+        absl::StrCat("must be >= 0, got ", a.score_half_life_steps()));
   }
   for (const auto& [name, value] :
        {std::make_pair("min_score", a.min_score()),
@@ -183,16 +184,16 @@ absl::Status CheckModelSlotList(
   for (int i = 0; i < slots.size(); ++i) {
     const std::string path = absl::StrCat("model.", field, "[", i, "]");
     if (slots[i] < 0 || slots[i] >= num_slots) {
-      return v.Error(path, absl::StrCat("slot ", slots[i],
-                                        " does not exist: the data has ",
-                                        num_slots, " sparse slots (0..",
-                                        num_slots - 1, ")"));
+      return v.Error(
+          path,
+          absl::StrCat("slot ", slots[i], " does not exist: the data has ",
+                       num_slots, " sparse slots (0..", num_slots - 1, ")"));
     }
     for (int j = 0; j < i; ++j) {
       if (slots[j] == slots[i]) {
-        return v.Error(path, absl::StrCat("slot ", slots[i],
-                                          " is listed twice (also ", field,
-                                          "[", j, "])"));
+        return v.Error(
+            path, absl::StrCat("slot ", slots[i], " is listed twice (also ",
+                               field, "[", j, "])"));
       }
     }
   }
@@ -205,8 +206,7 @@ absl::Status CheckModelSlots(const Validator& v, const JobConfig& c) {
   const int num_slots = InputShapeOf(c.data()).num_slots;
   RETURN_IF_ERROR(
       CheckModelSlotList(v, "wide_slots", c.model().wide_slots(), num_slots));
-  return CheckModelSlotList(v, "deep_slots", c.model().deep_slots(),
-                            num_slots);
+  return CheckModelSlotList(v, "deep_slots", c.model().deep_slots(), num_slots);
 }
 
 // checkpoint: a directory when present, non-negative periods, keep >= 1.
@@ -219,8 +219,8 @@ absl::Status CheckCheckpoint(const Validator& v, const JobConfig& c) {
   }
   RETURN_IF_ERROR(v.Range<int64_t>("checkpoint.every_steps", ck.every_steps(),
                                    0, int64_t{1} << 50));
-  RETURN_IF_ERROR(v.Range("checkpoint.every_minutes", ck.every_minutes(), 0,
-                          525600));
+  RETURN_IF_ERROR(
+      v.Range("checkpoint.every_minutes", ck.every_minutes(), 0, 525600));
   return v.Range("checkpoint.keep", ck.keep(), 1, 1000);
 }
 
@@ -242,14 +242,15 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
                                    (int64_t{1} << 31) - 1));
   RETURN_IF_ERROR(
       v.Range("cluster.rpc_timeout_ms", cl.rpc_timeout_ms(), 1, 86400000));
+  RETURN_IF_ERROR(v.Range("cluster.connect_timeout_sec",
+                          cl.connect_timeout_sec(), 1, 86400));
   RETURN_IF_ERROR(
-      v.Range("cluster.connect_timeout_sec", cl.connect_timeout_sec(), 1, 86400));
-  RETURN_IF_ERROR(v.Range("cluster.dense_block_size", cl.dense_block_size(), 1,
-                          1 << 26));
+      v.Range("cluster.dense_block_size", cl.dense_block_size(), 1, 1 << 26));
   const SecurityConfig& sec = cl.security();
   if (sec.tls_cert_file().empty() != sec.tls_key_file().empty()) {
-    return v.Error(sec.tls_cert_file().empty() ? "cluster.security.tls_cert_file"
-                                               : "cluster.security.tls_key_file",
+    return v.Error(sec.tls_cert_file().empty()
+                       ? "cluster.security.tls_cert_file"
+                       : "cluster.security.tls_key_file",
                    "is required with the other (TLS needs both the "
                    "certificate and its key)");
   }
@@ -268,10 +269,10 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
     if (table.name().empty()) return v.Error(path + ".name", "is required");
     for (int u = 0; u < t; ++u) {
       if (c.sparse_tables(u).name() == table.name()) {
-        return v.Error(path + ".name",
-                       absl::StrCat("'", table.name(),
-                                    "' is already the name of sparse_tables[",
-                                    u, "]"));
+        return v.Error(
+            path + ".name",
+            absl::StrCat("'", table.name(),
+                         "' is already the name of sparse_tables[", u, "]"));
       }
     }
     if (!table.has_dim()) return v.Error(path + ".dim", "is required");
@@ -289,9 +290,9 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
     const SparseStorageConfig& storage = table.storage();
     if (storage.has_memory_budget_bytes() &&
         storage.memory_budget_bytes() < 0) {
-      return v.Error(path + ".storage.memory_budget_bytes",
-                     absl::StrCat("must be >= 0, got ",
-                                  storage.memory_budget_bytes()));
+      return v.Error(
+          path + ".storage.memory_budget_bytes",
+          absl::StrCat("must be >= 0, got ", storage.memory_budget_bytes()));
     }
     if (table.has_accessor()) {
       RETURN_IF_ERROR(CheckAccessor(v, path + ".accessor", table.accessor()));
@@ -315,9 +316,10 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
     if (t.name() == m.sparse_table()) table = &t;
   }
   if (table == nullptr) {
-    return v.Error("model.sparse_table",
-                   absl::StrCat("no sparse table named '", m.sparse_table(),
-                                "' (tables: ", absl::StrJoin(names, ", "), ")"));
+    return v.Error(
+        "model.sparse_table",
+        absl::StrCat("no sparse table named '", m.sparse_table(),
+                     "' (tables: ", absl::StrJoin(names, ", "), ")"));
   }
   if (m.type() == ModelConfig::LR) {
     if (table->dim() != 1) {
@@ -333,12 +335,12 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
   if ((m.type() == ModelConfig::FM || m.type() == ModelConfig::WIDE_DEEP ||
        m.type() == ModelConfig::DEEPFM) &&
       table->dim() < 2) {
-    return v.Error("model.type",
-                   absl::StrCat(model_type, " needs sparse table '",
-                                table->name(),
-                                "' to have dim >= 2 (1 linear weight + "
-                                "embedding), it has ",
-                                table->dim()));
+    return v.Error(
+        "model.type",
+        absl::StrCat(model_type, " needs sparse table '", table->name(),
+                     "' to have dim >= 2 (1 linear weight + "
+                     "embedding), it has ",
+                     table->dim()));
   }
   if (m.type() == ModelConfig::FM && !m.hidden_units().empty()) {
     return v.Error("model.hidden_units", "must be empty for FM");
@@ -471,8 +473,8 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
       v.Range("training.log_every_steps", tr.log_every_steps(), 1, 1 << 30));
   RETURN_IF_ERROR(
       v.Range("training.pull_dense_every", tr.pull_dense_every(), 1, 1 << 30));
-  RETURN_IF_ERROR(v.Range("training.max_inflight_pushes",
-                          tr.max_inflight_pushes(), 1, 64));
+  RETURN_IF_ERROR(
+      v.Range("training.max_inflight_pushes", tr.max_inflight_pushes(), 1, 64));
   RETURN_IF_ERROR(v.Range<int64_t>("training.max_steps", tr.max_steps(), 0,
                                    int64_t{1} << 50));
   RETURN_IF_ERROR(v.Range("training.staleness", tr.staleness(), 0, 1 << 20));

@@ -439,7 +439,8 @@ int64_t ExportedModel::Lookup(int table, absl::Span<const uint64_t> keys,
     const float* row = Row(table, keys[i]);
     float* dst = out.data() + i * dim;
     if (row == nullptr) {
-      for (int d = 0; d < dim; ++d) dst[d] = InitialWeight(init, seed, keys[i], d);
+      for (int d = 0; d < dim; ++d)
+        dst[d] = InitialWeight(init, seed, keys[i], d);
     } else {
       std::memcpy(dst, row, dim * sizeof(float));
       ++found;

@@ -1,6 +1,7 @@
 // The one place absl::Status and grpc::Status are converted. Used only by the
-// service layer (server/service/ps_service.cc, server/coordinator/coordinator.cc) and the RPC
-// client (worker/client/ps_client.cc). The canonical codes map 1:1.
+// service layer (server/service/ps_service.cc,
+// server/coordinator/coordinator.cc) and the RPC client
+// (worker/client/ps_client.cc). The canonical codes map 1:1.
 #ifndef PS_COMMON_GRPC_STATUS_H_
 #define PS_COMMON_GRPC_STATUS_H_
 

@@ -36,7 +36,8 @@ inline int ServerForKey(uint64_t key, int num_servers) {
 
 // REQUIRES: shard_num > 0.
 inline int SubShardForKey(uint64_t key, int shard_num) {
-  return static_cast<int>((Mix64(key) >> 32) % static_cast<uint64_t>(shard_num));
+  return static_cast<int>((Mix64(key) >> 32) %
+                          static_cast<uint64_t>(shard_num));
 }
 
 // A deterministic uniform float in [0, 1) for (seed, a, b): used by

@@ -110,17 +110,17 @@ void PrometheusText::Add(
 
 std::string LatestAsPrometheus(
     absl::string_view prefix,
-    const std::vector<std::pair<std::string,
-                                std::vector<std::pair<std::string, double>>>>&
+    const std::vector<
+        std::pair<std::string, std::vector<std::pair<std::string, double>>>>&
         latest,
     const std::vector<std::pair<std::string, std::string>>& labels) {
   PrometheusText text;
   for (const auto& [type, fields] : latest) {
     for (const auto& [field, value] : fields) {
-      text.Add(absl::StrCat(prefix, "_", type, "_", field), "gauge",
-               absl::StrCat("the last '", field, "' of the '", type,
-                            "' metrics"),
-               labels, value);
+      text.Add(
+          absl::StrCat(prefix, "_", type, "_", field), "gauge",
+          absl::StrCat("the last '", field, "' of the '", type, "' metrics"),
+          labels, value);
     }
   }
   return text.text();
@@ -145,9 +145,9 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   }
   // No host: every interface, IPv6 first (dual-stack, so IPv4 scrapers get
   // in too), then IPv4 where the machine has no IPv6.
-  const std::vector<int> families =
-      host.empty() ? std::vector<int>{AF_INET6, AF_INET}
-                   : std::vector<int>{AF_UNSPEC};
+  const std::vector<int> families = host.empty()
+                                        ? std::vector<int>{AF_INET6, AF_INET}
+                                        : std::vector<int>{AF_UNSPEC};
   int fd = -1;
   std::string error = "no address";
   for (int family : families) {
@@ -188,8 +188,8 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     if (fd >= 0) break;
   }
   if (fd < 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot serve metrics on '", address, "': ", error));
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on '", address, "': ", error));
   }
   sockaddr_storage bound{};
   socklen_t len = sizeof(bound);
@@ -273,8 +273,7 @@ void MetricsHttpServer::Serve(int client) {
     request.append(buffer, static_cast<size_t>(n));
   }
   const std::string line = request.substr(0, request.find_first_of("\r\n"));
-  std::vector<std::string> parts =
-      absl::StrSplit(line, ' ', absl::SkipEmpty());
+  std::vector<std::string> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
   if (parts.size() != 3 || !absl::StartsWith(parts[2], "HTTP/")) {
     SendAll(client, Response("400 Bad Request", "text/plain",
                              "expected: GET /metrics HTTP/1.1\n"));

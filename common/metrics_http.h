@@ -72,8 +72,8 @@ std::string PrometheusName(absl::string_view name);
 // "<prefix>_<type>_<field>{labels} value", e.g. ps_worker_train_auc.
 std::string LatestAsPrometheus(
     absl::string_view prefix,
-    const std::vector<std::pair<std::string,
-                                std::vector<std::pair<std::string, double>>>>&
+    const std::vector<
+        std::pair<std::string, std::vector<std::pair<std::string, double>>>>&
         latest,
     const std::vector<std::pair<std::string, std::string>>& labels);
 

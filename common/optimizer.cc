@@ -90,8 +90,8 @@ absl::StatusOr<Hyper> CheckedHyper(const OptimizerConfig& c) {
       RETURN_IF_ERROR(CheckNonNegative("ftrl l1", c.l1()));
       break;
     default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown optimizer type ", static_cast<int>(c.type())));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown optimizer type ", static_cast<int>(c.type())));
   }
   return h;
 }
@@ -183,14 +183,17 @@ absl::StatusOr<std::unique_ptr<OptimizerRule>> OptimizerRule::Create(
   ASSIGN_OR_RETURN(const Hyper hyper, CheckedHyper(config));
   switch (hyper.kind) {
     case optimizer_math::Kind::kSgd:
-      return std::unique_ptr<OptimizerRule>(std::make_unique<Rule<SgdMath>>(hyper));
+      return std::unique_ptr<OptimizerRule>(
+          std::make_unique<Rule<SgdMath>>(hyper));
     case optimizer_math::Kind::kAdagrad:
       return std::unique_ptr<OptimizerRule>(
           std::make_unique<Rule<AdagradMath>>(hyper));
     case optimizer_math::Kind::kAdam:
-      return std::unique_ptr<OptimizerRule>(std::make_unique<Rule<AdamMath>>(hyper));
+      return std::unique_ptr<OptimizerRule>(
+          std::make_unique<Rule<AdamMath>>(hyper));
     case optimizer_math::Kind::kFtrl:
-      return std::unique_ptr<OptimizerRule>(std::make_unique<Rule<FtrlMath>>(hyper));
+      return std::unique_ptr<OptimizerRule>(
+          std::make_unique<Rule<FtrlMath>>(hyper));
   }
   return absl::InternalError("unreachable optimizer kind");
 }

@@ -291,10 +291,14 @@ struct DenseUpdate {
 // Floats of state per weight and per row of a rule.
 PS_HOST_DEVICE inline int StatesPerWeight(Kind kind) {
   switch (kind) {
-    case Kind::kAdagrad: return AdagradMath::kStates;
-    case Kind::kAdam: return AdamMath::kStates;
-    case Kind::kFtrl: return FtrlMath::kStates;
-    default: return SgdMath::kStates;
+    case Kind::kAdagrad:
+      return AdagradMath::kStates;
+    case Kind::kAdam:
+      return AdamMath::kStates;
+    case Kind::kFtrl:
+      return FtrlMath::kStates;
+    default:
+      return SgdMath::kStates;
   }
 }
 PS_HOST_DEVICE inline int RowStates(Kind kind) {
@@ -304,9 +308,9 @@ PS_HOST_DEVICE inline int RowStates(Kind kind) {
 namespace internal {
 template <typename Math>
 PS_HOST_DEVICE inline void StepWeight(const Math& math,
-                                      const typename Math::Row& row,
-                                      int64_t n, int64_t i, const float* g,
-                                      float* w, float* s) {
+                                      const typename Math::Row& row, int64_t n,
+                                      int64_t i, const float* g, float* w,
+                                      float* s) {
   float wv = w[i];
   States<float, Math::kStates> sv;
   for (int k = 0; k < Math::kStates; ++k) sv[k] = s[k * n + i];
@@ -344,10 +348,14 @@ PS_HOST_DEVICE inline void UpdateDenseWeight(const DenseUpdate& update,
 // The initial per-weight state k of a rule.
 PS_HOST_DEVICE inline float InitialWeightState(const Hyper& h, int k) {
   switch (h.kind) {
-    case Kind::kAdagrad: return AdagradMath(h).InitialState()[k];
-    case Kind::kAdam: return AdamMath(h).InitialState()[k];
-    case Kind::kFtrl: return FtrlMath(h).InitialState()[k];
-    default: return 0.0f;
+    case Kind::kAdagrad:
+      return AdagradMath(h).InitialState()[k];
+    case Kind::kAdam:
+      return AdamMath(h).InitialState()[k];
+    case Kind::kFtrl:
+      return FtrlMath(h).InitialState()[k];
+    default:
+      return 0.0f;
   }
 }
 

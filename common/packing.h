@@ -41,9 +41,8 @@ template <typename T>
 absl::StatusOr<absl::Span<const T>> ViewPacked(const std::string& bytes,
                                                absl::string_view what) {
   if (bytes.size() % sizeof(T) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": ", bytes.size(), " bytes is not a multiple of ",
-                     sizeof(T)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": ", bytes.size(), " bytes is not a multiple of ", sizeof(T)));
   }
   // std::string storage is suitably aligned for 8-byte types (operator new).
   return absl::Span<const T>(reinterpret_cast<const T*>(bytes.data()),

@@ -28,8 +28,8 @@ absl::StatusOr<std::string> ReadPem(absl::string_view field,
                                     const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cluster.security.", field, ": cannot read '", path, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cluster.security.", field, ": cannot read '", path, "'"));
   }
   std::ostringstream text;
   text << in.rdbuf();
@@ -71,7 +71,8 @@ bool SameSecret(absl::string_view a, absl::string_view b) {
 class TokenInterceptor : public grpc::experimental::Interceptor {
  public:
   explicit TokenInterceptor(const std::string& header) : header_(header) {}
-  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+  void Intercept(
+      grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(
             grpc::experimental::InterceptionHookPoints::
                 PRE_SEND_INITIAL_METADATA)) {
@@ -136,9 +137,9 @@ absl::StatusOr<std::shared_ptr<const RpcSecurity>> RpcSecurity::Load(
     std::string line;
     std::getline(in, line);
     s->token_ = std::string(absl::StripAsciiWhitespace(line));
-    auto status = CheckToken(
-        s->token_, absl::StrCat("cluster.security.auth_token_file '",
-                                config.auth_token_file(), "'"));
+    auto status =
+        CheckToken(s->token_, absl::StrCat("cluster.security.auth_token_file '",
+                                           config.auth_token_file(), "'"));
     if (!status.ok()) return status;
   } else if (const char* env = std::getenv("PS_AUTH_TOKEN"); env != nullptr) {
     s->token_ = std::string(absl::StripAsciiWhitespace(env));

@@ -27,10 +27,11 @@ void AucAccumulator::Add(float prob, float label) {
 absl::Status AucAccumulator::AddHistogram(absl::Span<const uint64_t> counts,
                                           double loss_sum, double prob_sum) {
   if (counts.size() != 2 * static_cast<size_t>(kBuckets)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "AUC histogram has ", counts.size(), " counts, expected ",
-        2 * kBuckets, " (", kBuckets, " buckets of positives, then of "
-        "negatives)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("AUC histogram has ", counts.size(), " counts, expected ",
+                     2 * kBuckets, " (", kBuckets,
+                     " buckets of positives, then of "
+                     "negatives)"));
   }
   for (int b = 0; b < kBuckets; ++b) {
     pos_[b] += static_cast<int64_t>(counts[b]);

@@ -254,9 +254,9 @@ class Backend {
   // prob falls in bucket b = AucBucket(prob, num_buckets) (kernels/math.h);
   // sums[0] += the clipped log losses (ClippedLogLoss), sums[1] += the
   // probabilities. AucAccumulator::AddHistogram merges the result.
-  virtual void AccumulateMetrics(int n, const float* probs,
-                                 const float* labels, int num_buckets,
-                                 uint64_t* counts, double* sums) = 0;
+  virtual void AccumulateMetrics(int n, const float* probs, const float* labels,
+                                 int num_buckets, uint64_t* counts,
+                                 double* sums) = 0;
 
   // One update of a dense vector of n weights by an optimizer rule
   // (common/optimizer_math.h), the servers' arithmetic: weight w[i] and its

@@ -31,10 +31,9 @@ absl::StatusOr<SelectedBackend> SelectBackend(BackendKind kind,
     case BackendKind::kCuda: {
       auto backend = Backend::CreateCuda(options);
       if (!backend.ok()) {
-        return absl::Status(
-            backend.status().code(),
-            absl::StrCat("training.backend is CUDA: ",
-                         backend.status().message()));
+        return absl::Status(backend.status().code(),
+                            absl::StrCat("training.backend is CUDA: ",
+                                         backend.status().message()));
       }
       return SelectedBackend{
           std::move(backend).value(),

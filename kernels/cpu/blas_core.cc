@@ -16,10 +16,9 @@ namespace {
 
 // OpenBLAS x86 cores without AVX.
 constexpr const char* kPreAvxCores[] = {
-    "Katmai",  "Coppermine", "Northwood", "Prescott",      "Banias",
-    "Core2",   "Penryn",     "Dunnington", "Nehalem",      "Atom",
-    "Athlon",  "Opteron",    "Opteron_SSE3", "Barcelona", "Bobcat",
-    "Nano"};
+    "Katmai",       "Coppermine", "Northwood", "Prescott", "Banias", "Core2",
+    "Penryn",       "Dunnington", "Nehalem",   "Atom",     "Athlon", "Opteron",
+    "Opteron_SSE3", "Barcelona",  "Bobcat",    "Nano"};
 
 bool IsPreAvx(absl::string_view core) {
   for (const char* name : kPreAvxCores) {
@@ -99,8 +98,10 @@ void RestartWithBetterBlasCore(char** argv) {
   execv(exe, argv);
   const int err = errno;
   unsetenv("OPENBLAS_CORETYPE");
-  std::fprintf(stderr, "%s: could not start again (%s); going on with the %s "
-               "kernels\n", program, std::strerror(err), chosen);
+  std::fprintf(stderr,
+               "%s: could not start again (%s); going on with the %s "
+               "kernels\n",
+               program, std::strerror(err), chosen);
 }
 
 }  // namespace ps

@@ -40,9 +40,8 @@ absl::StatusOr<BackendBuffer> CpuBackend::Allocate(int64_t bytes) {
   const int64_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
   void* data = std::aligned_alloc(kAlign, static_cast<size_t>(rounded));
   if (data == nullptr) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("CPU backend: out of memory allocating ", bytes,
-                     " bytes"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "CPU backend: out of memory allocating ", bytes, " bytes"));
   }
   return BackendBuffer(data, bytes, [](void* p) { std::free(p); });
 }

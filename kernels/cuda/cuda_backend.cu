@@ -1,11 +1,10 @@
-#include "kernels/cuda/cuda_backend.h"
-
 #include <algorithm>
 #include <cstdint>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/kernels.cuh"
 #include "kernels/device.h"
@@ -23,9 +22,9 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(
     const BackendOptions& options) {
   ASSIGN_OR_RETURN(std::vector<GpuInfo> gpus, ListGpus());
   if (options.device < 0 || options.device >= static_cast<int>(gpus.size())) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "CUDA backend: no usable GPU with index ", options.device, " (",
-        DescribeAccelerators(), ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("CUDA backend: no usable GPU with index ", options.device,
+                     " (", DescribeAccelerators(), ")"));
   }
   std::unique_ptr<CudaBackend> backend(new CudaBackend(options.device));
   RETURN_IF_ERROR(backend->Init());
@@ -53,8 +52,8 @@ absl::Status CudaBackend::Init() {
   // freed memory there instead of returning it at every synchronization.
   // (The default pool is per device, so this applies process-wide.)
   int pools = 0;
-  PS_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(
-      &pools, cudaDevAttrMemoryPoolsSupported, device_));
+  PS_CUDA_RETURN_IF_ERROR(
+      cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device_));
   memory_pools_ = pools != 0;
   if (!memory_pools_) return absl::OkStatus();
   cudaMemPool_t pool;
@@ -163,9 +162,9 @@ absl::StatusOr<BackendBuffer> CudaBackend::AllocateHost(int64_t bytes) {
       cudaHostAlloc(&p, static_cast<size_t>(bytes), cudaHostAllocDefault);
   if (err != cudaSuccess) {
     absl::Status status = cuda::CudaError("cudaHostAlloc", err);
-    return absl::Status(status.code(), absl::StrCat(status.message(),
-                                                    " allocating ", bytes,
-                                                    " pinned host bytes"));
+    return absl::Status(status.code(),
+                        absl::StrCat(status.message(), " allocating ", bytes,
+                                     " pinned host bytes"));
   }
   return BackendBuffer(p, bytes, [](void* data) {
     static_cast<void>(cudaFreeHost(data));  // from a destructor
@@ -241,10 +240,10 @@ void CudaBackend::Gemm(bool trans_a, bool trans_b, int m, int n, int k,
   const int lda = trans_a ? m : k;
   const int ldb = trans_b ? k : n;
   Record([&]() -> absl::Status {
-    PS_CUBLAS_RETURN_IF_ERROR(cublasSgemm(
-        cublas_, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-        trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, a, lda,
-        &beta, c, n));
+    PS_CUBLAS_RETURN_IF_ERROR(
+        cublasSgemm(cublas_, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                    trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b,
+                    ldb, a, lda, &beta, c, n));
     return absl::OkStatus();
   }());
 }
@@ -280,8 +279,7 @@ void CudaBackend::PoolForward(const PoolArgs& args, const float* rows,
 }
 
 void CudaBackend::PoolBackward(const PoolArgs& args, const float* d_out,
-                               int ld_out, int64_t num_rows,
-                               float* grad_rows) {
+                               int ld_out, int64_t num_rows, float* grad_rows) {
   if (num_rows <= 0 || args.dim <= 0 || !Begin()) return;
   Record([&]() -> absl::Status {
     int64_t num_keys = args.num_keys;
@@ -289,9 +287,9 @@ void CudaBackend::PoolBackward(const PoolArgs& args, const float* d_out,
                           std::max(args.num_slots, 0);
     if (num_keys < 0) {
       uint32_t last = 0;
-      PS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(&last, args.offsets + pairs,
-                                              sizeof(last),
-                                              cudaMemcpyDeviceToHost, compute_));
+      PS_CUDA_RETURN_IF_ERROR(
+          cudaMemcpyAsync(&last, args.offsets + pairs, sizeof(last),
+                          cudaMemcpyDeviceToHost, compute_));
       PS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(compute_));
       num_keys = last;
     }
@@ -310,20 +308,20 @@ void CudaBackend::CopyBlocks(int rows, int blocks, int width, const float* src,
                              BlockLayout src_layout, float* dst,
                              BlockLayout dst_layout, bool accumulate) {
   if (!Begin()) return;
-  Record(cuda::CopyBlocks(rows, blocks, width, src, src_layout, dst,
-                          dst_layout, accumulate, compute_));
+  Record(cuda::CopyBlocks(rows, blocks, width, src, src_layout, dst, dst_layout,
+                          accumulate, compute_));
 }
 
 void CudaBackend::FmForward(int batch, int num_fields, int dim, const float* x,
                             BlockLayout layout, float* sum, float* out) {
   if (!Begin()) return;
-  Record(cuda::FmForward(batch, num_fields, dim, x, layout, sum, out,
-                         compute_));
+  Record(
+      cuda::FmForward(batch, num_fields, dim, x, layout, sum, out, compute_));
 }
 
-void CudaBackend::FmBackward(int batch, int num_fields, int dim,
-                             const float* x, BlockLayout layout,
-                             const float* sum, const float* d_out, float* dx) {
+void CudaBackend::FmBackward(int batch, int num_fields, int dim, const float* x,
+                             BlockLayout layout, const float* sum,
+                             const float* d_out, float* dx) {
   if (!Begin()) return;
   Record(cuda::FmBackward(batch, num_fields, dim, x, layout, sum, d_out, dx,
                           compute_));
@@ -337,17 +335,16 @@ void CudaBackend::CrossForward(int batch, int width, const float* x0,
 }
 
 void CudaBackend::CrossBackward(int batch, int width, const float* x0,
-                                const float* x, const float* w,
-                                const float* xw, const float* d_out,
-                                float* d_x0, float* d_x, float* d_w,
-                                float* d_b) {
+                                const float* x, const float* w, const float* xw,
+                                const float* d_out, float* d_x0, float* d_x,
+                                float* d_w, float* d_b) {
   if (!Begin()) return;
   Record([&]() -> absl::Status {
     ASSIGN_OR_RETURN(void* workspace,
                      Scratch(cuda::CrossBackwardWorkspaceBytes(batch, width)));
-    absl::Status status = cuda::CrossBackward(
-        batch, width, x0, x, w, xw, d_out, d_x0, d_x, d_w, d_b,
-        static_cast<float*>(workspace), compute_);
+    absl::Status status =
+        cuda::CrossBackward(batch, width, x0, x, w, xw, d_out, d_x0, d_x, d_w,
+                            d_b, static_cast<float*>(workspace), compute_);
     FreeScratch(workspace);
     return status;
   }());

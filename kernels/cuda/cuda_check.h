@@ -30,9 +30,8 @@ inline absl::Status CudaError(const char* call, cudaError_t err) {
 }
 
 inline absl::Status CublasError(const char* call, cublasStatus_t err) {
-  std::string message =
-      absl::StrCat(call, ": ", cublasGetStatusName(err), " (",
-                   cublasGetStatusString(err), ")");
+  std::string message = absl::StrCat(call, ": ", cublasGetStatusName(err), " (",
+                                     cublasGetStatusString(err), ")");
   if (err == CUBLAS_STATUS_ALLOC_FAILED) {
     return absl::ResourceExhaustedError(message);
   }
@@ -42,40 +41,40 @@ inline absl::Status CublasError(const char* call, cublasStatus_t err) {
 }  // namespace cuda
 }  // namespace ps
 
-#define PS_CUDA_RETURN_IF_ERROR(call)                          \
-  do {                                                         \
-    const cudaError_t ps_cuda_err_ = (call);                   \
-    if (ps_cuda_err_ != cudaSuccess) {                         \
-      return ::ps::cuda::CudaError(#call, ps_cuda_err_);       \
-    }                                                          \
+#define PS_CUDA_RETURN_IF_ERROR(call)                    \
+  do {                                                   \
+    const cudaError_t ps_cuda_err_ = (call);             \
+    if (ps_cuda_err_ != cudaSuccess) {                   \
+      return ::ps::cuda::CudaError(#call, ps_cuda_err_); \
+    }                                                    \
   } while (0)
 
-#define PS_CUBLAS_RETURN_IF_ERROR(call)                        \
-  do {                                                         \
-    const cublasStatus_t ps_cublas_err_ = (call);              \
-    if (ps_cublas_err_ != CUBLAS_STATUS_SUCCESS) {             \
-      return ::ps::cuda::CublasError(#call, ps_cublas_err_);   \
-    }                                                          \
+#define PS_CUBLAS_RETURN_IF_ERROR(call)                      \
+  do {                                                       \
+    const cublasStatus_t ps_cublas_err_ = (call);            \
+    if (ps_cublas_err_ != CUBLAS_STATUS_SUCCESS) {           \
+      return ::ps::cuda::CublasError(#call, ps_cublas_err_); \
+    }                                                        \
   } while (0)
 
 #ifdef NDEBUG
-#define PS_CUDA_CHECK_LAUNCH(name, stream)                                  \
-  do {                                                                      \
-    const cudaError_t ps_cuda_err_ = cudaGetLastError();                    \
-    if (ps_cuda_err_ != cudaSuccess) {                                      \
-      return ::ps::cuda::CudaError("launch of " name, ps_cuda_err_);        \
-    }                                                                       \
+#define PS_CUDA_CHECK_LAUNCH(name, stream)                           \
+  do {                                                               \
+    const cudaError_t ps_cuda_err_ = cudaGetLastError();             \
+    if (ps_cuda_err_ != cudaSuccess) {                               \
+      return ::ps::cuda::CudaError("launch of " name, ps_cuda_err_); \
+    }                                                                \
   } while (0)
 #else
-#define PS_CUDA_CHECK_LAUNCH(name, stream)                                  \
-  do {                                                                      \
-    cudaError_t ps_cuda_err_ = cudaGetLastError();                          \
-    if (ps_cuda_err_ == cudaSuccess) {                                      \
-      ps_cuda_err_ = cudaStreamSynchronize(stream);                         \
-    }                                                                       \
-    if (ps_cuda_err_ != cudaSuccess) {                                      \
-      return ::ps::cuda::CudaError(name, ps_cuda_err_);                     \
-    }                                                                       \
+#define PS_CUDA_CHECK_LAUNCH(name, stream)              \
+  do {                                                  \
+    cudaError_t ps_cuda_err_ = cudaGetLastError();      \
+    if (ps_cuda_err_ == cudaSuccess) {                  \
+      ps_cuda_err_ = cudaStreamSynchronize(stream);     \
+    }                                                   \
+    if (ps_cuda_err_ != cudaSuccess) {                  \
+      return ::ps::cuda::CudaError(name, ps_cuda_err_); \
+    }                                                   \
   } while (0)
 #endif
 

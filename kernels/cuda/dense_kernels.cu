@@ -1,7 +1,6 @@
 // Element-wise, column-sum, FM, cross-network, loss and metric kernels of
 // the CUDA backend (see kernels/cuda/kernels.cuh).
 #include <algorithm>
-
 #include <cub/block/block_reduce.cuh>
 
 #include "kernels/cuda/cuda_check.h"
@@ -256,9 +255,8 @@ __global__ void MetricsKernel(int n, const float* probs, const float* labels,
 }
 
 // One block: out[k] (+)= sum over b of partial[b * stride + k], k < stride.
-__global__ void SumPartialsKernel(int blocks, int stride,
-                                  const double* partial, bool add,
-                                  double* out) {
+__global__ void SumPartialsKernel(int blocks, int stride, const double* partial,
+                                  bool add, double* out) {
   __shared__ typename DoubleReduce::TempStorage storage;
   for (int k = 0; k < stride; ++k) {
     double v = 0.0;
@@ -351,9 +349,8 @@ absl::Status ColumnSums(int m, int n, const float* mat, const float* coef,
   const int chunks = ColumnSumChunks(std::max(m, 0));
   const dim3 block(32, kRowsPerBlock);
   const dim3 grid((n + 31) / 32, std::min(chunks, 65535));
-  ColumnSumKernel<<<grid, block, 0, stream>>>(std::max(m, 0), n, chunks, mat,
-                                              coef,
-                                              chunks > 1 ? workspace : out);
+  ColumnSumKernel<<<grid, block, 0, stream>>>(
+      std::max(m, 0), n, chunks, mat, coef, chunks > 1 ? workspace : out);
   PS_CUDA_CHECK_LAUNCH("ColumnSumKernel", stream);
   if (chunks > 1) {
     SumChunksKernel<<<Blocks(int64_t{n} * 32), kThreads, 0, stream>>>(
@@ -396,9 +393,9 @@ absl::Status FmBackward(int batch, int num_fields, int dim, const float* x,
   return absl::OkStatus();
 }
 
-absl::Status CrossForward(int batch, int width, const float* x0,
-                          const float* x, const float* w, const float* b,
-                          float* xw, float* out, cudaStream_t stream) {
+absl::Status CrossForward(int batch, int width, const float* x0, const float* x,
+                          const float* w, const float* b, float* xw, float* out,
+                          cudaStream_t stream) {
   if (batch <= 0) return absl::OkStatus();
   CrossForwardKernel<<<Blocks(int64_t{batch} * 32), kThreads, 0, stream>>>(
       batch, width, x0, x, w, b, xw, out);
@@ -452,9 +449,8 @@ absl::Status SigmoidCrossEntropy(int n, const float* logits,
 }
 
 absl::Status AccumulateMetrics(int n, const float* probs, const float* labels,
-                               int num_buckets, uint64_t* counts,
-                               double* sums, void* workspace,
-                               cudaStream_t stream) {
+                               int num_buckets, uint64_t* counts, double* sums,
+                               void* workspace, cudaStream_t stream) {
   if (n <= 0) return absl::OkStatus();
   static_assert(sizeof(unsigned long long) == sizeof(uint64_t));
   const int blocks = ReduceBlocks(n);
@@ -463,8 +459,7 @@ absl::Status AccumulateMetrics(int n, const float* probs, const float* labels,
       n, probs, labels, num_buckets,
       reinterpret_cast<unsigned long long*>(counts), partial);
   PS_CUDA_CHECK_LAUNCH("MetricsKernel", stream);
-  SumPartialsKernel<<<1, kThreads, 0, stream>>>(blocks, 2, partial, true,
-                                                sums);
+  SumPartialsKernel<<<1, kThreads, 0, stream>>>(blocks, 2, partial, true, sums);
   PS_CUDA_CHECK_LAUNCH("SumPartialsKernel", stream);
   return absl::OkStatus();
 }

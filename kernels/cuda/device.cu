@@ -15,9 +15,8 @@ namespace {
 __global__ void ProbeKernel(int* out) { *out = 42; }
 
 absl::Status CudaError(const char* call, cudaError_t err) {
-  return absl::InternalError(
-      absl::StrCat(call, ": ", cudaGetErrorName(err), " (",
-                   cudaGetErrorString(err), ")"));
+  return absl::InternalError(absl::StrCat(call, ": ", cudaGetErrorName(err),
+                                          " (", cudaGetErrorString(err), ")"));
 }
 
 absl::Status Probe(int device) {
@@ -87,8 +86,8 @@ std::string DescribeAccelerators() {
                                  g.compute_capability, ", ",
                                  g.memory_bytes >> 30, " GiB)"));
   }
-  return absl::StrCat("CUDA built, ", gpus->size(), " GPU(s): ",
-                      absl::StrJoin(parts, "; "));
+  return absl::StrCat("CUDA built, ", gpus->size(),
+                      " GPU(s): ", absl::StrJoin(parts, "; "));
 }
 
 }  // namespace ps

@@ -60,9 +60,9 @@ absl::Status FmBackward(int batch, int num_fields, int dim, const float* x,
                         BlockLayout layout, const float* sum,
                         const float* d_out, float* dx, cudaStream_t stream);
 
-absl::Status CrossForward(int batch, int width, const float* x0,
-                          const float* x, const float* w, const float* b,
-                          float* xw, float* out, cudaStream_t stream);
+absl::Status CrossForward(int batch, int width, const float* x0, const float* x,
+                          const float* w, const float* b, float* xw, float* out,
+                          cudaStream_t stream);
 
 // The workspace of CrossBackward: the per-example g of
 // Backend::CrossBackward, then ColumnSums' workspace.
@@ -85,9 +85,8 @@ absl::Status SigmoidCrossEntropy(int n, const float* logits,
                                  cudaStream_t stream);
 
 absl::Status AccumulateMetrics(int n, const float* probs, const float* labels,
-                               int num_buckets, uint64_t* counts,
-                               double* sums, void* workspace,
-                               cudaStream_t stream);
+                               int num_buckets, uint64_t* counts, double* sums,
+                               void* workspace, cudaStream_t stream);
 
 // REQUIRES (here and below): args.offsets and args.index in device memory,
 // every index entry < the number of rows.

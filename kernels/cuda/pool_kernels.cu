@@ -6,10 +6,9 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <cub/device/device_radix_sort.cuh>
 #include <initializer_list>
 #include <type_traits>
-
-#include <cub/device/device_radix_sort.cuh>
 
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/cuda_check.h"
@@ -23,10 +22,20 @@ namespace {
 
 // Rows are read and written as float4 (or float2) where the width, leading
 // dimensions and base pointers allow: Vec<V>::T is V floats.
-template <int V> struct Vec;
-template <> struct Vec<1> { using T = float; };
-template <> struct Vec<2> { using T = float2; };
-template <> struct Vec<4> { using T = float4; };
+template <int V>
+struct Vec;
+template <>
+struct Vec<1> {
+  using T = float;
+};
+template <>
+struct Vec<2> {
+  using T = float2;
+};
+template <>
+struct Vec<4> {
+  using T = float4;
+};
 
 __device__ inline float Zero(float) { return 0.0f; }
 __device__ inline float2 Zero(float2) { return make_float2(0.0f, 0.0f); }
@@ -210,8 +219,7 @@ void LaunchPoolForward(const PoolArgs& args, const float* rows, float* out,
   const int64_t pairs = static_cast<int64_t>(args.batch) * args.num_slots;
   PoolForwardKernel<T><<<Blocks(pairs * group), kThreads, 0, stream>>>(
       pairs, group, args.num_slots, vdim, args.mode, args.offsets, args.index,
-      reinterpret_cast<const T*>(rows), reinterpret_cast<T*>(out),
-      ld_out / V);
+      reinterpret_cast<const T*>(rows), reinterpret_cast<T*>(out), ld_out / V);
 }
 
 template <int V>
@@ -286,9 +294,9 @@ absl::Status PoolForward(const PoolArgs& args, const float* rows, float* out,
 absl::StatusOr<int64_t> PoolBackwardWorkspaceBytes(int64_t num_keys,
                                                    int64_t num_rows) {
   if (num_keys > INT_MAX) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "CUDA PoolBackward: ", num_keys,
-        " pooled keys exceed the sort's limit of ", INT_MAX));
+    return absl::InvalidArgumentError(
+        absl::StrCat("CUDA PoolBackward: ", num_keys,
+                     " pooled keys exceed the sort's limit of ", INT_MAX));
   }
   if (num_rows > UINT32_MAX) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -310,9 +318,8 @@ absl::Status PoolBackward(const PoolArgs& args, int64_t num_keys,
                           float* grad_rows, void* workspace,
                           int64_t workspace_bytes, cudaStream_t stream) {
   if (num_rows <= 0 || args.dim <= 0) return absl::OkStatus();
-  const int64_t num_slot_pairs =
-      static_cast<int64_t>(std::max(args.batch, 0)) *
-      std::max(args.num_slots, 0);
+  const int64_t num_slot_pairs = static_cast<int64_t>(std::max(args.batch, 0)) *
+                                 std::max(args.num_slots, 0);
   PoolWorkspace w = Carve(workspace, num_keys, num_rows);
   PS_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(
       w.row_begin, 0, 2 * AlignUp(num_rows * 4), stream));  // and row_end
@@ -323,8 +330,8 @@ absl::Status PoolBackward(const PoolArgs& args, int64_t num_keys,
     // Stable, so each row's keys keep their order, and key_slot rises with
     // the key: the values are the keys' (example, slot) in the CPU
     // backend's order.
-    size_t cub_bytes = static_cast<size_t>(
-        workspace_bytes - FixedBytes(num_keys, num_rows));
+    size_t cub_bytes =
+        static_cast<size_t>(workspace_bytes - FixedBytes(num_keys, num_rows));
     PS_CUDA_RETURN_IF_ERROR(cub::DeviceRadixSort::SortPairs(
         w.cub_temp, cub_bytes, args.index, w.sorted_rows, w.key_slot,
         w.sorted_slot, static_cast<int>(num_keys), 0, RowBits(num_rows),

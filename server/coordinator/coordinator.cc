@@ -129,8 +129,9 @@ grpc::ServerUnaryReactor* CoordinatorImpl::Register(
               << " (" << registered_.size() << "/" << num_workers_ << ")"
               << (response->resumed_from().empty()
                       ? ""
-                      : absl::StrCat(", resumes from ", response->resumed_from(),
-                                     " at step ", response->resume_step()));
+                      : absl::StrCat(", resumes from ",
+                                     response->resumed_from(), " at step ",
+                                     response->resume_step()));
   }
   return Done(context, status);
 }
@@ -320,18 +321,17 @@ void CoordinatorImpl::FinishJob() {
     absl::Notification saved;
     {
       absl::MutexLock lock(&mu_);
-      Request("end of training",
-              [&saved](const absl::Status& status, const std::string& dir,
-                       int64_t step) {
-                if (status.ok()) {
-                  LOG(INFO) << "coordinator: final checkpoint " << dir
-                            << " at step " << step;
-                } else {
-                  LOG(ERROR) << "coordinator: final checkpoint failed: "
-                             << status;
-                }
-                saved.Notify();
-              });
+      Request(
+          "end of training", [&saved](const absl::Status& status,
+                                      const std::string& dir, int64_t step) {
+            if (status.ok()) {
+              LOG(INFO) << "coordinator: final checkpoint " << dir
+                        << " at step " << step;
+            } else {
+              LOG(ERROR) << "coordinator: final checkpoint failed: " << status;
+            }
+            saved.Notify();
+          });
     }
     saved.WaitForNotification();
   }
@@ -500,9 +500,9 @@ grpc::ServerUnaryReactor* CoordinatorImpl::RequestCheckpoint(
 void CoordinatorImpl::MaybeStartSave() {
   if (!round_.has_value() || round_->saving || stop_) return;
   for (int r = 0; r < num_workers_; ++r) {
-    const bool still = round_->arrived.count(r) > 0 ||
-                       finished_.count(r) > 0 || in_barrier_.count(r) > 0 ||
-                       Dead(r) || registered_.empty();
+    const bool still = round_->arrived.count(r) > 0 || finished_.count(r) > 0 ||
+                       in_barrier_.count(r) > 0 || Dead(r) ||
+                       registered_.empty();
     if (!still) return;
   }
   round_->saving = true;
@@ -512,8 +512,8 @@ void CoordinatorImpl::MaybeStartSave() {
     if (it != stands_.end()) stands[r] = it->second;
     if (Dead(r)) {
       LOG(WARNING) << "coordinator: worker " << r
-                   << " is dead (no heartbeat); checkpoint round "
-                   << round_->id << " records its last known position";
+                   << " is dead (no heartbeat); checkpoint round " << round_->id
+                   << " records its last known position";
     }
   }
   tasks_.Run([this, stands] { RunSave(stands); });

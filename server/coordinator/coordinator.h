@@ -33,10 +33,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/rpc_security.h"
 #include "common/thread_pool.h"
 #include "proto/checkpoint.pb.h"
 #include "proto/config.pb.h"
-#include "common/rpc_security.h"
 #include "proto/ps.grpc.pb.h"
 
 namespace ps {
@@ -126,7 +126,7 @@ class CoordinatorImpl final : public Coordinator::CallbackService {
   // A checkpoint round: open (collecting arrivals) until every worker
   // stands still, then saving.
   using RoundDone = std::function<void(const absl::Status& status,
-                                        const std::string& dir, int64_t step)>;
+                                       const std::string& dir, int64_t step)>;
   struct Round {
     int64_t id = 0;
     std::string reason;

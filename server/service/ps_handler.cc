@@ -7,14 +7,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/checkpoint.h"
 #include "common/hash.h"
 #include "common/model_spec.h"
+#include "common/optimizer.h"
 #include "common/packing.h"
 #include "common/status_macros.h"
-#include "common/checkpoint.h"
-#include "common/optimizer.h"
-#include "server/table/table_snapshot.h"
 #include "glog/logging.h"
+#include "server/table/table_snapshot.h"
 
 namespace ps {
 
@@ -40,20 +40,21 @@ absl::StatusOr<bool> PrepareTieredRestore(const SparseTableOptions& options,
   std::error_code ec;
   std::filesystem::remove_all(live, ec);
   if (ec) {
-    return absl::InternalError(absl::StrCat(
-        "table '", options.name, "': cannot clear '", live,
-        "' for the restore: ", ec.message()));
+    return absl::InternalError(
+        absl::StrCat("table '", options.name, "': cannot clear '", live,
+                     "' for the restore: ", ec.message()));
   }
   const std::string source =
-      absl::StrCat(restore.dir, "/", SparseSnapshotDir(options.rank, options.name),
-                   "/rocksdb");
+      absl::StrCat(restore.dir, "/",
+                   SparseSnapshotDir(options.rank, options.name), "/rocksdb");
   if (restore.manifest.num_servers() != options.num_servers ||
       !std::filesystem::exists(source, ec)) {
     return false;
   }
   std::filesystem::create_directories(live, ec);
   for (const auto& entry : std::filesystem::directory_iterator(source, ec)) {
-    const std::filesystem::path to = std::filesystem::path(live) / entry.path().filename();
+    const std::filesystem::path to =
+        std::filesystem::path(live) / entry.path().filename();
     if (entry.path().extension() == ".sst") {
       std::filesystem::create_hard_link(entry.path(), to, ec);
       if (!ec) continue;
@@ -63,9 +64,9 @@ absl::StatusOr<bool> PrepareTieredRestore(const SparseTableOptions& options,
     if (ec) break;
   }
   if (ec) {
-    return absl::InternalError(absl::StrCat(
-        "table '", options.name, "': cannot restore '", source, "' into '",
-        live, "': ", ec.message()));
+    return absl::InternalError(
+        absl::StrCat("table '", options.name, "': cannot restore '", source,
+                     "' into '", live, "': ", ec.message()));
   }
   return true;
 }
@@ -167,8 +168,9 @@ absl::Status PsHandler::Restore(const JobConfig& config,
     }
     LOG(INFO) << "server " << rank_ << " table '" << table.name()
               << "': restored " << rows << " rows from " << restore.dir
-              << (same ? "" : absl::StrCat(" (resharded from ", old_servers,
-                                           " servers to ", num_servers_, ")"));
+              << (same ? ""
+                       : absl::StrCat(" (resharded from ", old_servers,
+                                      " servers to ", num_servers_, ")"));
   }
   for (const auto& dense : dense_) {
     if (same) {
@@ -204,9 +206,10 @@ absl::Status PsHandler::SaveCheckpoint(const SaveCheckpointRequest& request,
   for (const auto& table : sparse_) {
     ASSIGN_OR_RETURN(
         std::vector<CheckpointFile> written,
-        SaveTableSnapshot(*table, request.dir(),
-                          absl::StrCat(request.dir(), "/",
-                                       SparseSnapshotDir(rank_, table->name()))));
+        SaveTableSnapshot(
+            *table, request.dir(),
+            absl::StrCat(request.dir(), "/",
+                         SparseSnapshotDir(rank_, table->name()))));
     for (CheckpointFile& f : written) *response->add_files() = std::move(f);
   }
   for (const auto& dense : dense_) {
@@ -231,9 +234,9 @@ absl::StatusOr<SparseTable*> PsHandler::FindSparse(uint32_t table_id) const {
     for (size_t t = 0; t < sparse_.size(); ++t) {
       have.push_back(absl::StrCat(t, " '", sparse_[t]->name(), "'"));
     }
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sparse table ", table_id, " does not exist on server ", rank_,
-        " (has ", absl::StrJoin(have, ", "), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("sparse table ", table_id, " does not exist on server ",
+                     rank_, " (has ", absl::StrJoin(have, ", "), ")"));
   }
   return sparse_[table_id].get();
 }
@@ -253,10 +256,10 @@ absl::Status PsHandler::CheckKeysOwned(const SparseTable& table,
   for (uint64_t key : keys) {
     int owner = ServerForKey(key, num_servers_);
     if (owner != rank_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "table '", table.name(), "': key ", key, " belongs to server ",
-          owner, ", not to server ", rank_, " (workers disagree on the ",
-          "number of servers?)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("table '", table.name(), "': key ", key,
+                       " belongs to server ", owner, ", not to server ", rank_,
+                       " (workers disagree on the ", "number of servers?)"));
     }
   }
   return absl::OkStatus();
@@ -267,9 +270,9 @@ absl::Status PsHandler::PullSparse(const PullSparseRequest& request,
   absl::ReaderMutexLock hold(&apply_mu_);
   ASSIGN_OR_RETURN(SparseTable * table, FindSparse(request.table_id()));
   ASSIGN_OR_RETURN(auto keys,
-                   ViewPacked<uint64_t>(request.keys(),
-                                        absl::StrCat("table '", table->name(),
-                                                     "' pull keys")));
+                   ViewPacked<uint64_t>(
+                       request.keys(),
+                       absl::StrCat("table '", table->name(), "' pull keys")));
   RETURN_IF_ERROR(CheckKeysOwned(*table, keys));
   // resize() zero-fills, then Pull overwrites every byte. Measured: the fill
   // costs about 0.2 ms per 4 MiB. Abseil's STLStringResizeUninitialized is a
@@ -278,8 +281,9 @@ absl::Status PsHandler::PullSparse(const PullSparseRequest& request,
   std::string* values = response->mutable_values();
   values->resize(keys.size() * table->dim() * sizeof(float));
   response->set_dim(table->dim());
-  return table->Pull(keys, absl::MakeSpan(reinterpret_cast<float*>(values->data()),
-                                          keys.size() * table->dim()));
+  return table->Pull(keys,
+                     absl::MakeSpan(reinterpret_cast<float*>(values->data()),
+                                    keys.size() * table->dim()));
 }
 
 absl::Status PsHandler::PushSparse(const PushSparseRequest& request) {
@@ -330,8 +334,8 @@ void PsHandler::MaybeShrink(size_t table_id, int64_t step) {
     return;
   }
   LOG(INFO) << "server " << rank_ << " table '" << table.name()
-            << "': scheduled shrink at step " << step << " removed "
-            << *removed << " rows, " << table.size() << " left";
+            << "': scheduled shrink at step " << step << " removed " << *removed
+            << " rows, " << table.size() << " left";
 }
 
 absl::Status PsHandler::Shrink(const ShrinkRequest& request,
@@ -347,9 +351,9 @@ absl::Status PsHandler::Shrink(const ShrinkRequest& request,
     if (found == nullptr) {
       std::vector<std::string> have;
       for (const auto& t : sparse_) have.push_back(t->name());
-      return absl::NotFoundError(absl::StrCat(
-          "shrink: no sparse table '", name, "' on server ", rank_,
-          " (has ", absl::StrJoin(have, ", "), ")"));
+      return absl::NotFoundError(absl::StrCat("shrink: no sparse table '", name,
+                                              "' on server ", rank_, " (has ",
+                                              absl::StrJoin(have, ", "), ")"));
     }
     tables.push_back(found);
   }
@@ -389,10 +393,9 @@ absl::Status PsHandler::PushDense(const PushDenseRequest& request) {
   absl::ReaderMutexLock hold(&apply_mu_);
   ASSIGN_OR_RETURN(DenseTable * table, FindDense(request.table_id()));
   ASSIGN_OR_RETURN(
-      auto grads,
-      ViewPacked<float>(request.grads(), absl::StrCat("dense table '",
-                                                      table->name(),
-                                                      "' gradients")));
+      auto grads, ViewPacked<float>(request.grads(),
+                                    absl::StrCat("dense table '", table->name(),
+                                                 "' gradients")));
   if (request.is_delta()) {
     RETURN_IF_ERROR(table->AddDeltas(grads));
   } else {

@@ -1,7 +1,8 @@
 // The data-plane logic of one parameter server, free of gRPC: owns this
 // server's shard of every sparse table and its blocks of every dense table,
-// and validates and applies requests. Sparse table t is config.sparse_tables(t);
-// dense table 0 holds the model's dense parameters (common/model_spec.h).
+// and validates and applies requests. Sparse table t is
+// config.sparse_tables(t); dense table 0 holds the model's dense parameters
+// (common/model_spec.h).
 //
 // Every request is checked before anything is applied: an unknown table, a
 // payload whose size does not match, a key that belongs to another server or
@@ -17,9 +18,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/thread_pool.h"
 #include "proto/checkpoint.pb.h"
 #include "proto/config.pb.h"
-#include "common/thread_pool.h"
 #include "proto/ps.pb.h"
 #include "server/table/dense_table.h"
 #include "server/table/sparse_table.h"
@@ -86,7 +87,8 @@ class PsHandler {
   void Stats(StatsResponse* response) const;
 
  private:
-  PsHandler(int rank, int num_servers) : rank_(rank), num_servers_(num_servers) {}
+  PsHandler(int rank, int num_servers)
+      : rank_(rank), num_servers_(num_servers) {}
 
   absl::StatusOr<SparseTable*> FindSparse(uint32_t table_id) const;
   absl::StatusOr<DenseTable*> FindDense(uint32_t table_id) const;

@@ -1,10 +1,9 @@
 #include "server/service/ps_server.h"
 
-#include <chrono>
-
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <chrono>
 #include <optional>
 #include <thread>
 
@@ -55,9 +54,9 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
       return opened.status();
     }
   }
-  ASSIGN_OR_RETURN(s->handler_,
-                   PsHandler::Create(options.config, options.rank,
-                                     restore.has_value() ? &*restore : nullptr));
+  ASSIGN_OR_RETURN(s->handler_, PsHandler::Create(
+                                    options.config, options.rank,
+                                    restore.has_value() ? &*restore : nullptr));
   PsServer* self = s.get();
   s->service_ = std::make_unique<PsServiceImpl>(
       s->handler_.get(),

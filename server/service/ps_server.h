@@ -16,8 +16,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "proto/checkpoint.pb.h"
 #include "common/rpc_security.h"
+#include "proto/checkpoint.pb.h"
 #include "proto/config.pb.h"
 
 namespace grpc {

@@ -82,8 +82,7 @@ grpc::ServerUnaryReactor* PsServiceImpl::SaveCheckpoint(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   PsHandler* handler = handler_;
   saves_.Run([handler, reactor, request, response] {
-    reactor->Finish(
-        ToGrpcStatus(handler->SaveCheckpoint(*request, response)));
+    reactor->Finish(ToGrpcStatus(handler->SaveCheckpoint(*request, response)));
   });
   return reactor;
 }

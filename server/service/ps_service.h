@@ -11,7 +11,6 @@
 
 #include "common/rpc_security.h"
 #include "common/thread_pool.h"
-
 #include "proto/ps.grpc.pb.h"
 #include "server/service/ps_handler.h"
 
@@ -22,10 +21,9 @@ class PsServiceImpl final : public PsService::CallbackService {
   // `handler` is not owned. `on_shutdown` is called (from a gRPC thread) when
   // a Shutdown request arrives; it must not block. Every call is checked
   // against `security` (its token) first.
-  PsServiceImpl(PsHandler* handler,
-                std::function<void(const std::string&)> on_shutdown,
-                std::shared_ptr<const RpcSecurity> security =
-                    RpcSecurity::None())
+  PsServiceImpl(
+      PsHandler* handler, std::function<void(const std::string&)> on_shutdown,
+      std::shared_ptr<const RpcSecurity> security = RpcSecurity::None())
       : handler_(handler),
         on_shutdown_(std::move(on_shutdown)),
         security_(std::move(security)) {}

@@ -16,17 +16,18 @@
 #include "common/metrics_log.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
-#include "server/service/stats_format.h"
 #include "server/service/ps_handler.h"
 #include "server/service/ps_server.h"
+#include "server/service/stats_format.h"
 
 DEFINE_string(config, "", "job config file (.pbtxt)");
 DEFINE_int32(rank, -1, "this server's rank (default: $PS_RANK)");
 DEFINE_string(servers, "",
               "comma-separated host:port of all servers, overriding the "
               "config (default: $PS_SERVERS)");
-DEFINE_int32(num_workers, 0, "overrides cluster.num_workers (default: "
-                             "$PS_NUM_WORKERS)");
+DEFINE_int32(num_workers, 0,
+             "overrides cluster.num_workers (default: "
+             "$PS_NUM_WORKERS)");
 DEFINE_string(listen, "",
               "address to bind (default: this rank's endpoint; its port on "
               "0.0.0.0 when the host is not a loopback address)");
@@ -78,9 +79,9 @@ int main(int argc, char** argv) {
   ps::ConfigOverrides overrides;
   overrides.metrics_dir = FLAGS_metrics_dir;
   int rank = -1;
-  absl::Status env = ps::ResolveClusterFlags(
-      {FLAGS_servers, FLAGS_num_workers, FLAGS_rank}, std::getenv, &overrides,
-      &rank);
+  absl::Status env =
+      ps::ResolveClusterFlags({FLAGS_servers, FLAGS_num_workers, FLAGS_rank},
+                              std::getenv, &overrides, &rank);
   if (!env.ok()) {
     LOG(ERROR) << env.message();
     return 2;

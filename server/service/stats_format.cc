@@ -57,8 +57,7 @@ std::string FormatStatsTable(const std::vector<ServerStats>& servers) {
   std::string out;
   for (const ServerStats& s : servers) {
     const StatsResponse& st = s.stats;
-    absl::StrAppend(&out, "server ", st.server_rank(), " (", s.endpoint,
-                    ")\n");
+    absl::StrAppend(&out, "server ", st.server_rank(), " (", s.endpoint, ")\n");
     absl::StrAppendFormat(&out,
                           "  %-4s %-16s %5s %12s %12s %12s %10s %12s %12s "
                           "%10s %10s %10s %10s %10s %10s %10s\n",
@@ -79,8 +78,8 @@ std::string FormatStatsTable(const std::vector<ServerStats>& servers) {
     absl::StrAppendFormat(&out, "  %-4s %-16s %12s\n", "id", "dense table",
                           "floats held");
     for (const DenseTableStats& t : st.dense_tables()) {
-      absl::StrAppendFormat(&out, "  %-4d %-16s %12d\n", t.table_id(),
-                            t.name(), t.floats_held());
+      absl::StrAppendFormat(&out, "  %-4d %-16s %12d\n", t.table_id(), t.name(),
+                            t.floats_held());
     }
     absl::StrAppendFormat(&out, "  %-8s %12s %12s %12s %12s\n", "worker",
                           "sparse grads", "sparse delta", "dense grads",
@@ -111,9 +110,8 @@ std::string FormatStatsJson(const std::vector<ServerStats>& servers) {
              .ok()) {
       stats = "null";
     }
-    items.push_back(
-        absl::StrCat("{\"endpoint\":", JsonQuote(s.endpoint),
-                     ",\"stats\":", stats, "}"));
+    items.push_back(absl::StrCat("{\"endpoint\":", JsonQuote(s.endpoint),
+                                 ",\"stats\":", stats, "}"));
   }
   return absl::StrCat("[", absl::StrJoin(items, ",\n "), "]\n");
 }
@@ -122,12 +120,10 @@ std::string FormatStatsLine(const StatsResponse& stats) {
   std::vector<std::string> parts;
   for (const SparseTableStats& t : stats.sparse_tables()) {
     parts.push_back(absl::StrCat(
-        t.name(), " rows=", t.rows(), " (mem ",
-        t.rows_in_memory(), ", disk ", t.rows_on_disk(),
-        ") mem=", Bytes(t.memory_bytes()), " hit=", t.hits(),
-        " miss=", t.misses(), " evict=", t.evictions(),
-        " wb=", t.write_backs(), " pending=", t.pending_admissions(),
-        " shrunk=", t.shrunk()));
+        t.name(), " rows=", t.rows(), " (mem ", t.rows_in_memory(), ", disk ",
+        t.rows_on_disk(), ") mem=", Bytes(t.memory_bytes()), " hit=", t.hits(),
+        " miss=", t.misses(), " evict=", t.evictions(), " wb=", t.write_backs(),
+        " pending=", t.pending_admissions(), " shrunk=", t.shrunk()));
   }
   for (const DenseTableStats& t : stats.dense_tables()) {
     parts.push_back(
@@ -144,8 +140,8 @@ std::string FormatStatsLine(const StatsResponse& stats) {
 
 std::string FormatStatsPrometheus(const StatsResponse& stats) {
   static const std::set<std::string>* const kCounters =
-      new std::set<std::string>{"hits",    "misses",         "evictions",
-                                "write_backs", "admitted",   "dropped_pushes",
+      new std::set<std::string>{"hits",        "misses",   "evictions",
+                                "write_backs", "admitted", "dropped_pushes",
                                 "shrunk"};
   PrometheusText text;
   const std::string server = absl::StrCat(stats.server_rank());
@@ -167,12 +163,12 @@ std::string FormatStatsPrometheus(const StatsResponse& stats) {
           type == google::protobuf::FieldDescriptor::CPPTYPE_INT64
               ? static_cast<double>(r->GetInt64(t, field))
               : r->GetUInt32(t, field);
-      text.Add(absl::StrCat("ps_sparse_", field->name(),
-                            counter ? "_total" : ""),
-               counter ? "counter" : "gauge",
-               absl::StrCat("SparseTableStats.", field->name(),
-                            " of this server's shard"),
-               {{"server", server}, {"table", t.name()}}, value);
+      text.Add(
+          absl::StrCat("ps_sparse_", field->name(), counter ? "_total" : ""),
+          counter ? "counter" : "gauge",
+          absl::StrCat("SparseTableStats.", field->name(),
+                       " of this server's shard"),
+          {{"server", server}, {"table", t.name()}}, value);
     }
   }
   for (const DenseTableStats& t : stats.dense_tables()) {
@@ -181,11 +177,11 @@ std::string FormatStatsPrometheus(const StatsResponse& stats) {
              {{"server", server}, {"table", t.name()}},
              static_cast<double>(t.floats_held()));
   }
-  const std::pair<const char*, int64_t (WorkerPushStats::*)() const> kinds[] =
-      {{"sparse_gradients", &WorkerPushStats::sparse_gradients},
-       {"sparse_deltas", &WorkerPushStats::sparse_deltas},
-       {"dense_gradients", &WorkerPushStats::dense_gradients},
-       {"dense_deltas", &WorkerPushStats::dense_deltas}};
+  const std::pair<const char*, int64_t (WorkerPushStats::*)() const> kinds[] = {
+      {"sparse_gradients", &WorkerPushStats::sparse_gradients},
+      {"sparse_deltas", &WorkerPushStats::sparse_deltas},
+      {"dense_gradients", &WorkerPushStats::dense_gradients},
+      {"dense_deltas", &WorkerPushStats::dense_deltas}};
   for (const auto& [kind, count] : kinds) {
     for (const WorkerPushStats& p : stats.pushes()) {
       text.Add("ps_pushes_total", "counter",

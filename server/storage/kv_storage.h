@@ -51,8 +51,9 @@ class KvStore {
   // with block-based tables builds one table file and ingests it, bypassing
   // the memtable and the log, many times faster than Write (all or
   // nothing); with plain tables it writes batches. Default: Write.
-  using SortedItem = absl::FunctionRef<std::pair<absl::string_view,
-                                                 absl::string_view>(size_t i)>;
+  using SortedItem =
+      absl::FunctionRef<std::pair<absl::string_view, absl::string_view>(
+          size_t i)>;
   [[nodiscard]] virtual absl::Status WriteSorted(size_t n, SortedItem item) {
     std::vector<std::pair<std::string, std::string>> puts;
     puts.reserve(n);
@@ -136,9 +137,9 @@ class FaultyKvStore final : public KvStore {
     const int64_t n = reads_++;
     const int64_t from = fail_reads_from_;
     if (from >= 0 && n >= from) {
-      return absl::UnavailableError(absl::StrCat(
-          base_->description(), ": injected read failure (", keys.size(),
-          " keys)"));
+      return absl::UnavailableError(absl::StrCat(base_->description(),
+                                                 ": injected read failure (",
+                                                 keys.size(), " keys)"));
     }
     return base_->MultiGet(keys, values, found);
   }
@@ -147,9 +148,9 @@ class FaultyKvStore final : public KvStore {
     const int64_t n = writes_++;
     const int64_t from = fail_writes_from_;
     if (from >= 0 && n >= from) {
-      return absl::UnavailableError(absl::StrCat(
-          base_->description(), ": injected write failure (", puts.size(),
-          " rows)"));
+      return absl::UnavailableError(absl::StrCat(base_->description(),
+                                                 ": injected write failure (",
+                                                 puts.size(), " rows)"));
     }
     return base_->Write(puts);
   }
@@ -162,9 +163,9 @@ class FaultyKvStore final : public KvStore {
   }
   absl::Status Delete(absl::Span<const std::string> keys) override {
     if (Fails(writes_++, fail_writes_from_)) {
-      return absl::UnavailableError(absl::StrCat(
-          base_->description(), ": injected delete failure (", keys.size(),
-          " keys)"));
+      return absl::UnavailableError(absl::StrCat(base_->description(),
+                                                 ": injected delete failure (",
+                                                 keys.size(), " keys)"));
     }
     return base_->Delete(keys);
   }
@@ -172,9 +173,9 @@ class FaultyKvStore final : public KvStore {
       absl::Span<const std::pair<std::string, std::string>> puts,
       absl::Span<const std::string> deletes) override {
     if (Fails(writes_++, fail_writes_from_)) {
-      return absl::UnavailableError(absl::StrCat(
-          base_->description(), ": injected update failure (", puts.size(),
-          " writes, ", deletes.size(), " deletes)"));
+      return absl::UnavailableError(
+          absl::StrCat(base_->description(), ": injected update failure (",
+                       puts.size(), " writes, ", deletes.size(), " deletes)"));
     }
     return base_->Update(puts, deletes);
   }

@@ -38,7 +38,8 @@ absl::Status RunShardGroups(ThreadPool* pool, absl::Span<const uint64_t> keys,
   std::vector<float*> rows(keys.size());
   auto group = [&](size_t s) {
     const uint32_t size = begin[s + 1] - begin[s];
-    return group_fn(s, absl::Span<const uint32_t>(order.data() + begin[s], size),
+    return group_fn(s,
+                    absl::Span<const uint32_t>(order.data() + begin[s], size),
                     absl::Span<float*>(rows.data() + begin[s], size));
   };
   const size_t shards = begin.size() - 1;
@@ -96,16 +97,16 @@ class MemoryStorage final : public SparseStorage {
   absl::Status ForEachShardGroup(absl::Span<const uint64_t> keys,
                                  bool /*modify*/, AdmitFn admit, InitRow init,
                                  GroupFn fn) override {
-    return RunShardGroups(
-        pool(), keys, static_cast<int>(shards_.size()),
-        [&](size_t s, absl::Span<const uint32_t> idx,
-            absl::Span<float*> group_rows) {
-          Shard& shard = *shards_[s];
-          absl::MutexLock lock(&shard.mu);
-          shard.FindOrCreateAll(keys.data(), idx, group_rows, admit, init);
-          fn(idx, absl::Span<float* const>(group_rows));
-          return absl::OkStatus();
-        });
+    return RunShardGroups(pool(), keys, static_cast<int>(shards_.size()),
+                          [&](size_t s, absl::Span<const uint32_t> idx,
+                              absl::Span<float*> group_rows) {
+                            Shard& shard = *shards_[s];
+                            absl::MutexLock lock(&shard.mu);
+                            shard.FindOrCreateAll(keys.data(), idx, group_rows,
+                                                  admit, init);
+                            fn(idx, absl::Span<float* const>(group_rows));
+                            return absl::OkStatus();
+                          });
   }
 
   absl::StatusOr<int64_t> EraseIf(RowPredicate pred) override {
@@ -140,10 +141,10 @@ class MemoryStorage final : public SparseStorage {
     int64_t bytes = 0;
     for (const auto& s : shards_) {
       absl::MutexLock lock(&s->mu);
-      bytes += s->rows.bytes() +
-               static_cast<int64_t>(s->index.capacity()) *
-                   RowIndex::kSlotBytes +
-               static_cast<int64_t>(s->free.capacity()) * 4;
+      bytes +=
+          s->rows.bytes() +
+          static_cast<int64_t>(s->index.capacity()) * RowIndex::kSlotBytes +
+          static_cast<int64_t>(s->free.capacity()) * 4;
     }
     return bytes;
   }
@@ -203,8 +204,9 @@ class MemoryStorage final : public SparseStorage {
         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
       const size_t n = idx.size();
       const uint32_t* i = idx.data();
-      const auto key_of = [this](uint32_t r)
-                              ABSL_NO_THREAD_SAFETY_ANALYSIS { return KeyOf(r); };
+      const auto key_of = [this](uint32_t r) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return KeyOf(r);
+      };
       for (size_t j = 0; j < std::min(n, kPrefetchKeys); ++j) {
         index.Prefetch(keys[i[j]]);
       }
@@ -239,8 +241,9 @@ class MemoryStorage final : public SparseStorage {
 
     int64_t EraseIf(RowPredicate pred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
       if (dead.empty()) dead.assign(num_rows, false);
-      const auto key_of = [this](uint32_t r)
-                              ABSL_NO_THREAD_SAFETY_ANALYSIS { return KeyOf(r); };
+      const auto key_of = [this](uint32_t r) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return KeyOf(r);
+      };
       int64_t erased = 0;
       ForEachLive([&](uint32_t r) ABSL_NO_THREAD_SAFETY_ANALYSIS {
         const uint64_t key = KeyOf(r);
@@ -269,14 +272,13 @@ class MemoryStorage final : public SparseStorage {
 absl::StatusOr<std::unique_ptr<SparseStorage>> CreateMemoryStorage(
     const MemoryStorageOptions& options) {
   if (options.stride < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("memory storage: stride must be >= 1, got ",
-                     options.stride));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "memory storage: stride must be >= 1, got ", options.stride));
   }
   if (options.shard_num < 1 || options.shard_num > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "memory storage: shard_num must be in [1, 65535], got ",
-        options.shard_num));
+    return absl::InvalidArgumentError(
+        absl::StrCat("memory storage: shard_num must be in [1, 65535], got ",
+                     options.shard_num));
   }
   return std::unique_ptr<SparseStorage>(
       std::make_unique<MemoryStorage>(options));

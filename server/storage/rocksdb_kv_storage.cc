@@ -2,8 +2,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <limits>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -17,12 +17,12 @@
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
-#include "rocksdb/options.h"
-#include "rocksdb/table.h"
-#include "rocksdb/sst_file_writer.h"
-#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/memtablerep.h"
+#include "rocksdb/options.h"
 #include "rocksdb/slice_transform.h"
+#include "rocksdb/sst_file_writer.h"
+#include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 #include "server/storage/kv_storage.h"
 
@@ -44,8 +44,8 @@ absl::StatusCode CodeOf(const rocksdb::Status& s) {
 absl::Status FromRocks(const rocksdb::Status& s, const std::string& what,
                        absl::string_view op) {
   if (s.ok()) return absl::OkStatus();
-  return absl::Status(CodeOf(s), absl::StrCat(what, ": ", op, ": ",
-                                              s.ToString()));
+  return absl::Status(CodeOf(s),
+                      absl::StrCat(what, ": ", op, ": ", s.ToString()));
 }
 
 struct CompressionName {
@@ -135,8 +135,8 @@ class RocksDbKv final : public KvStore {
       }
       return absl::OkStatus();
     }
-    const std::string file = absl::StrCat(
-        dir_, "/bulk-", bulk_files_.fetch_add(1), ".sst.tmp");
+    const std::string file =
+        absl::StrCat(dir_, "/bulk-", bulk_files_.fetch_add(1), ".sst.tmp");
     rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), options_);
     RETURN_IF_ERROR(FromRocks(writer.Open(file), description_,
                               absl::StrCat("open ", file)));
@@ -146,8 +146,9 @@ class RocksDbKv final : public KvStore {
                                      rocksdb::Slice(v.data(), v.size()));
       if (!s.ok()) {
         std::remove(file.c_str());
-        return FromRocks(s, description_, absl::StrCat("bulk write of ", n,
-                                                       " rows into ", file));
+        return FromRocks(
+            s, description_,
+            absl::StrCat("bulk write of ", n, " rows into ", file));
       }
     }
     rocksdb::Status s = writer.Finish();
@@ -192,7 +193,7 @@ class RocksDbKv final : public KvStore {
       absl::FunctionRef<bool(absl::string_view, absl::string_view)> visit)
       override {
     rocksdb::ReadOptions options;
-    options.fill_cache = false;  // a scan would evict the hot blocks
+    options.fill_cache = false;       // a scan would evict the hot blocks
     options.total_order_seek = true;  // every key, whatever the prefix index
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -211,8 +212,9 @@ class RocksDbKv final : public KvStore {
     std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
     // log_size_for_flush 0: always flush the memtable, so the copy is SST
     // files (hard links) and no write-ahead log.
-    return FromRocks(checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0),
-                     description_, absl::StrCat("checkpoint into ", dir));
+    return FromRocks(
+        checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0),
+        description_, absl::StrCat("checkpoint into ", dir));
   }
 
   int64_t EstimateNumKeys() const override {
@@ -238,7 +240,8 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvReadOnly(
   const std::string what = absl::StrCat("rocksdb dir ", dir);
   std::error_code ec;
   if (!std::filesystem::exists(dir + "/CURRENT", ec)) {
-    return absl::NotFoundError(absl::StrCat(what, ": no database (no CURRENT file)"));
+    return absl::NotFoundError(
+        absl::StrCat(what, ": no database (no CURRENT file)"));
   }
   // Either table format (a checkpoint of a PLAIN or a BLOCK_BASED table);
   // plain tables are read by full scans, which is all a restore does.
@@ -246,8 +249,9 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKvReadOnly(
   rocksdb::PlainTableOptions plain;
   plain.full_scan_mode = true;
   options.table_factory.reset(rocksdb::NewAdaptiveTableFactory(
-      nullptr, nullptr, std::shared_ptr<rocksdb::TableFactory>(
-                            rocksdb::NewPlainTableFactory(plain))));
+      nullptr, nullptr,
+      std::shared_ptr<rocksdb::TableFactory>(
+          rocksdb::NewPlainTableFactory(plain))));
   options.allow_mmap_reads = true;
   options.max_sequential_skip_in_iterations =
       std::numeric_limits<uint64_t>::max();  // as for PLAIN tables above
@@ -285,11 +289,11 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksDbKv(
       config.has_max_background_jobs() ? config.max_background_jobs() : 2;
   if (cache_bytes < 0 || buffer_bytes < (1 << 16) || bloom_bits < 0 ||
       jobs < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": need block_cache_bytes >= 0 (got ", cache_bytes,
-        "), write_buffer_bytes >= 65536 (got ", buffer_bytes,
-        "), bloom_bits_per_key >= 0 (got ", bloom_bits,
-        "), max_background_jobs >= 1 (got ", jobs, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": need block_cache_bytes >= 0 (got ", cache_bytes,
+                     "), write_buffer_bytes >= 65536 (got ", buffer_bytes,
+                     "), bloom_bits_per_key >= 0 (got ", bloom_bits,
+                     "), max_background_jobs >= 1 (got ", jobs, ")"));
   }
   const RocksDbConfig::Compression wanted =
       config.compression() == RocksDbConfig::COMPRESSION_UNSPECIFIED

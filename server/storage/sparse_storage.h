@@ -1,7 +1,7 @@
 // Where a sparse table's rows live: the Storage of "Sparse table = Accessor +
-// Rule + Storage" (docs/architecture.md). A row is `stride` contiguous floats (weights,
-// then the rule's state); the table owns the rule and the initializer and
-// reaches its rows only through ForEachShardGroup.
+// Rule + Storage" (docs/architecture.md). A row is `stride` contiguous floats
+// (weights, then the rule's state); the table owns the rule and the initializer
+// and reaches its rows only through ForEachShardGroup.
 //
 // Implementations:
 //   MemoryStorage (memory_storage.cc): every row in memory, sub-sharded
@@ -87,8 +87,8 @@ class SparseStorage {
   // called for it) and the first error is returned; other groups may have
   // been done (sequentially: exactly the groups before the failing one).
   [[nodiscard]] virtual absl::Status ForEachShardGroup(
-      absl::Span<const uint64_t> keys, bool modify, AdmitFn admit,
-      InitRow init, GroupFn fn) = 0;
+      absl::Span<const uint64_t> keys, bool modify, AdmitFn admit, InitRow init,
+      GroupFn fn) = 0;
 
   // Deletes, from every tier, each row for which pred(key, row) is true;
   // returns how many it deleted. Takes one sub-shard lock at a time, so

@@ -57,10 +57,10 @@ constexpr size_t kPrefetchKeys = 8;
 
 // Slot flags.
 constexpr uint8_t kUsed = 1;
-constexpr uint8_t kRef = 2;     // touched since the clock hand last passed
-constexpr uint8_t kDirty = 4;   // differs from the disk tier
-constexpr uint8_t kPinned = 8;  // in use by the running group: not evictable
-constexpr uint8_t kOnDisk = 16; // the disk tier holds the key (maybe older)
+constexpr uint8_t kRef = 2;      // touched since the clock hand last passed
+constexpr uint8_t kDirty = 4;    // differs from the disk tier
+constexpr uint8_t kPinned = 8;   // in use by the running group: not evictable
+constexpr uint8_t kOnDisk = 16;  // the disk tier holds the key (maybe older)
 
 // The count record of sub-shard s of n: how many row keys of that sub-shard
 // the disk tier holds, in decimal. Written in the same batch as every write
@@ -116,9 +116,8 @@ struct Meta {
            state == o.state && num_servers == o.num_servers && rank == o.rank;
   }
   std::string Describe() const {
-    return absl::StrCat("table '", table, "' dim ", dim, " ", rule,
-                        " (state ", state, ", server ", rank, " of ",
-                        num_servers, ")");
+    return absl::StrCat("table '", table, "' dim ", dim, " ", rule, " (state ",
+                        state, ", server ", rank, " of ", num_servers, ")");
   }
 };
 
@@ -159,15 +158,14 @@ class TieredStorage final : public SparseStorage {
   absl::Status ForEachShardGroup(absl::Span<const uint64_t> keys, bool modify,
                                  AdmitFn admit, InitRow init,
                                  GroupFn fn) override {
-    return RunShardGroups(
-        pool(), keys, static_cast<int>(shards_.size()),
-        [&](size_t s, absl::Span<const uint32_t> idx,
-            absl::Span<float*> group_rows) {
-          Shard& shard = *shards_[s];
-          absl::MutexLock lock(&shard.mu);
-          return DoGroup(shard, keys.data(), idx, group_rows, modify, admit,
-                         init, fn);
-        });
+    return RunShardGroups(pool(), keys, static_cast<int>(shards_.size()),
+                          [&](size_t s, absl::Span<const uint32_t> idx,
+                              absl::Span<float*> group_rows) {
+                            Shard& shard = *shards_[s];
+                            absl::MutexLock lock(&shard.mu);
+                            return DoGroup(shard, keys.data(), idx, group_rows,
+                                           modify, admit, init, fn);
+                          });
   }
 
   // Memory tier first: a row in memory is the newest copy; its disk copy is
@@ -202,8 +200,8 @@ class TieredStorage final : public SparseStorage {
       return absl::OkStatus();
     };
     absl::Status status;
-    RETURN_IF_ERROR(Annotate(kv_->Scan(
-        [&](absl::string_view key, absl::string_view value) {
+    RETURN_IF_ERROR(
+        Annotate(kv_->Scan([&](absl::string_view key, absl::string_view value) {
           uint64_t k;
           if (!DecodeRowKey(key, &k) || value.size() != row_bytes_) {
             return true;  // the metadata record
@@ -229,14 +227,14 @@ class TieredStorage final : public SparseStorage {
   absl::Status ForEachRow(RowVisitor visit) override {
     RETURN_IF_ERROR(Flush());
     std::vector<float> row(stride_);
-    return Annotate(kv_->Scan([&](absl::string_view key,
-                                  absl::string_view value) {
-      uint64_t k;
-      if (!DecodeRowKey(key, &k) || value.size() != row_bytes_) return true;
-      std::memcpy(row.data(), value.data(), row_bytes_);
-      visit(k, row.data());
-      return true;
-    }));
+    return Annotate(
+        kv_->Scan([&](absl::string_view key, absl::string_view value) {
+          uint64_t k;
+          if (!DecodeRowKey(key, &k) || value.size() != row_bytes_) return true;
+          std::memcpy(row.data(), value.data(), row_bytes_);
+          visit(k, row.data());
+          return true;
+        }));
   }
 
   // Many dirty rows (a checkpoint, a close) go to disk as one sorted bulk
@@ -275,10 +273,10 @@ class TieredStorage final : public SparseStorage {
     RETURN_IF_ERROR(Annotate(kv_->WriteSorted(dirty.size(), [&](size_t i) {
       key = EncodeRowKey(dirty[i].key);
       const Shard& sh = *shards_[dirty[i].shard];
-      return std::make_pair(
-          absl::string_view(key),
-          absl::string_view(reinterpret_cast<const char*>(RowOf(sh, dirty[i].slot)),
-                            row_bytes_));
+      return std::make_pair(absl::string_view(key),
+                            absl::string_view(reinterpret_cast<const char*>(
+                                                  RowOf(sh, dirty[i].slot)),
+                                              row_bytes_));
     })));
     for (const Dirty& d : dirty) MarkWritten(*shards_[d.shard], d.slot);
     return Annotate(kv_->Write(CountRecords()));
@@ -315,12 +313,12 @@ class TieredStorage final : public SparseStorage {
     int64_t bytes = 0;
     for (const auto& s : shards_) {
       absl::MutexLock lock(&s->mu);
-      bytes += s->rows.bytes() +
-               static_cast<int64_t>(s->index.capacity()) *
-                   RowIndex::kSlotBytes +
-               static_cast<int64_t>(s->keys.capacity()) * 8 +
-               static_cast<int64_t>(s->flags.capacity()) +
-               static_cast<int64_t>(s->free.capacity()) * 4;
+      bytes +=
+          s->rows.bytes() +
+          static_cast<int64_t>(s->index.capacity()) * RowIndex::kSlotBytes +
+          static_cast<int64_t>(s->keys.capacity()) * 8 +
+          static_cast<int64_t>(s->flags.capacity()) +
+          static_cast<int64_t>(s->free.capacity()) * 4;
     }
     return bytes;
   }
@@ -355,13 +353,13 @@ class TieredStorage final : public SparseStorage {
     std::vector<int64_t> counts(n, 0);
     bool complete = true;
     for (int i = 0; i < n && complete; ++i) {
-      complete = found[i] && absl::SimpleAtoi(values[i], &counts[i]) &&
-                 counts[i] >= 0;
+      complete =
+          found[i] && absl::SimpleAtoi(values[i], &counts[i]) && counts[i] >= 0;
     }
     if (!complete) counts.assign(n, 0);
     if (!complete && !fresh) {
-      RETURN_IF_ERROR(Annotate(kv_->Scan(
-          [&](absl::string_view key, absl::string_view value) {
+      RETURN_IF_ERROR(Annotate(
+          kv_->Scan([&](absl::string_view key, absl::string_view value) {
             uint64_t k;
             if (DecodeRowKey(key, &k) && value.size() == row_bytes_) {
               ++counts[SubShardForKey(k, n)];
@@ -380,15 +378,16 @@ class TieredStorage final : public SparseStorage {
     }
     if (complete) return absl::OkStatus();
     std::vector<std::pair<std::string, std::string>> puts;
-    for (int i = 0; i < n; ++i) puts.emplace_back(keys[i], absl::StrCat(counts[i]));
+    for (int i = 0; i < n; ++i)
+      puts.emplace_back(keys[i], absl::StrCat(counts[i]));
     return Annotate(kv_->Write(puts));
   }
 
   // True when the store had no owner record (new): CheckMeta wrote it.
   absl::StatusOr<bool> CheckMeta() {
-    Meta want{options_.table_name, options_.dim, options_.rule_name,
-              options_.stride - options_.dim, options_.num_servers,
-              options_.rank};
+    Meta want{options_.table_name,  options_.dim,
+              options_.rule_name,   options_.stride - options_.dim,
+              options_.num_servers, options_.rank};
     std::vector<std::string> values;
     std::vector<bool> found;
     RETURN_IF_ERROR(Annotate(kv_->MultiGet({MetaKey()}, &values, &found)));
@@ -399,8 +398,8 @@ class TieredStorage final : public SparseStorage {
     Meta have;
     if (!Meta::Decode(values[0], &have)) {
       return absl::FailedPreconditionError(absl::StrCat(
-          kv_->description(), " has a malformed metadata record ('",
-          values[0], "'), config wants ", want.Describe()));
+          kv_->description(), " has a malformed metadata record ('", values[0],
+          "'), config wants ", want.Describe()));
     }
     if (!(have == want)) {
       return absl::FailedPreconditionError(
@@ -456,8 +455,8 @@ class TieredStorage final : public SparseStorage {
     return CountKey(static_cast<int>(shards_.size()), s);
   }
 
-  static uint64_t KeyOfSlot(const Shard& sh, uint32_t s)
-      ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  static uint64_t KeyOfSlot(const Shard& sh,
+                            uint32_t s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return sh.keys[s];
   }
   // For Flush, which holds every lock through MutexLock objects the
@@ -465,16 +464,17 @@ class TieredStorage final : public SparseStorage {
   static uint32_t SlotsOf(const Shard& sh) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return sh.num_slots;
   }
-  static uint8_t FlagsOf(const Shard& sh, uint32_t s)
-      ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  static uint8_t FlagsOf(const Shard& sh,
+                         uint32_t s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return sh.flags[s];
   }
-  static const float* RowOf(const Shard& sh, uint32_t s)
-      ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  static const float* RowOf(const Shard& sh,
+                            uint32_t s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return sh.rows.Row(s);
   }
   // After a bulk write of slot s.
-  static void MarkWritten(Shard& sh, uint32_t s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  static void MarkWritten(Shard& sh,
+                          uint32_t s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     if (!(sh.flags[s] & kOnDisk)) {
       ++sh.on_disk;
       --sh.memory_only;
@@ -486,8 +486,7 @@ class TieredStorage final : public SparseStorage {
       ABSL_NO_THREAD_SAFETY_ANALYSIS {
     std::vector<std::pair<std::string, std::string>> puts;
     for (const auto& sh : shards_) {
-      puts.emplace_back(CountKeyOf(sh->id),
-                        absl::StrCat(sh->on_disk));
+      puts.emplace_back(CountKeyOf(sh->id), absl::StrCat(sh->on_disk));
     }
     return puts;
   }
@@ -515,8 +514,9 @@ class TieredStorage final : public SparseStorage {
       std::vector<std::string> disk_keys;
       for (uint32_t o = begin[s]; o < begin[s + 1]; ++o) {
         const uint64_t key = keys[order[o]];
-        if (sh.index.Find(key, [&sh](uint32_t t) { return KeyOfSlot(sh, t); }) ==
-            RowIndex::kNone) {
+        if (sh.index.Find(key, [&sh](uint32_t t) {
+              return KeyOfSlot(sh, t);
+            }) == RowIndex::kNone) {
           disk_keys.push_back(EncodeRowKey(key));
         }
       }
@@ -580,9 +580,8 @@ class TieredStorage final : public SparseStorage {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu) {
     if (keys.empty()) return absl::OkStatus();
     const int64_t left = shard.on_disk - static_cast<int64_t>(keys.size());
-    RETURN_IF_ERROR(Annotate(kv_->Update(
-        {{CountKeyOf(shard.id), absl::StrCat(left)}},
-        keys)));
+    RETURN_IF_ERROR(Annotate(
+        kv_->Update({{CountKeyOf(shard.id), absl::StrCat(left)}}, keys)));
     shard.on_disk = left;
     return absl::OkStatus();
   }
@@ -671,10 +670,10 @@ class TieredStorage final : public SparseStorage {
       absl::Status read = Annotate(kv_->MultiGet(disk_keys, &values, &found));
       for (size_t u = 0; read.ok() && u < disk_keys.size(); ++u) {
         if (found[u] && values[u].size() != row_bytes_) {
-          read = absl::DataLossError(absl::StrCat(
-              "table '", options_.table_name, "': ", kv_->description(),
-              " holds a row of ", values[u].size(), " bytes, expected ",
-              row_bytes_));
+          read = absl::DataLossError(
+              absl::StrCat("table '", options_.table_name,
+                           "': ", kv_->description(), " holds a row of ",
+                           values[u].size(), " bytes, expected ", row_bytes_));
         }
       }
       // Rows to make: those on disk and the admitted new ones.
@@ -702,7 +701,8 @@ class TieredStorage final : public SparseStorage {
             sh.index.FindOrInsert(key, s, key_of);
             // A new row is dirty: every row is then in memory dirty or on
             // disk, which Flush, ForEachRow and size() rely on.
-            sh.flags[s] = kUsed | kRef | kPinned | (found[u] ? kOnDisk : kDirty);
+            sh.flags[s] =
+                kUsed | kRef | kPinned | (found[u] ? kOnDisk : kDirty);
             sh.memory_only += found[u] ? 0 : 1;
             float* row = sh.rows.Row(s);
             if (found[u]) {
@@ -718,7 +718,8 @@ class TieredStorage final : public SparseStorage {
       }
     }
     for (size_t j = 0; j < n; ++j) {
-      out.data()[j] = slot[j] == RowIndex::kNone ? nullptr : sh.rows.Row(slot[j]);
+      out.data()[j] =
+          slot[j] == RowIndex::kNone ? nullptr : sh.rows.Row(slot[j]);
     }
     fn(idx, absl::Span<float* const>(out));
     const uint8_t set = modify ? kDirty : 0;
@@ -746,9 +747,8 @@ absl::StatusOr<std::unique_ptr<SparseStorage>> OpenTieredStorage(
                      options.dim, ", stride ", options.stride));
   }
   if (options.shard_num < 1 || options.shard_num > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(who, ": shard_num must be in [1, 65535], got ",
-                     options.shard_num));
+    return absl::InvalidArgumentError(absl::StrCat(
+        who, ": shard_num must be in [1, 65535], got ", options.shard_num));
   }
   if (options.memory_budget_bytes < 0) {
     return absl::InvalidArgumentError(
@@ -756,7 +756,8 @@ absl::StatusOr<std::unique_ptr<SparseStorage>> OpenTieredStorage(
                      options.memory_budget_bytes));
   }
   if (kv == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(who, ": no key-value store"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, ": no key-value store"));
   }
   auto storage = std::make_unique<TieredStorage>(options, std::move(kv));
   ASSIGN_OR_RETURN(const bool fresh, storage->CheckMeta());

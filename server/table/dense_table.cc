@@ -85,10 +85,10 @@ absl::StatusOr<FileDigest> DenseTable::Save(const std::string& path) const {
   ASSIGN_OR_RETURN(auto writer,
                    ChecksummedWriter::Create(path, kDenseMagic, kDenseVersion));
   RETURN_IF_ERROR(AppendString(writer.get(), name_));
-  for (int64_t v : {global_size_, blocks_.block_size,
-                    static_cast<int64_t>(blocks_.num_servers),
-                    static_cast<int64_t>(rank_), local_size_,
-                    static_cast<int64_t>(state.size())}) {
+  for (int64_t v :
+       {global_size_, blocks_.block_size,
+        static_cast<int64_t>(blocks_.num_servers), static_cast<int64_t>(rank_),
+        local_size_, static_cast<int64_t>(state.size())}) {
     RETURN_IF_ERROR(writer->AppendU64(static_cast<uint64_t>(v)));
   }
   RETURN_IF_ERROR(writer->AppendFloats(values));
@@ -129,8 +129,8 @@ absl::Status DenseTable::LoadResharded(const std::vector<std::string>& paths) {
       return absl::FailedPreconditionError(absl::StrCat(
           "'", path, "': dense table '", name_, "' of ", global,
           " floats, server ", old_rank, " of ", old.num_servers, " holding ",
-          local, " with ", state_size, " state floats; expected ",
-          global_size_, " floats, server ", r, " of ", paths.size(),
+          local, " with ", state_size, " state floats; expected ", global_size_,
+          " floats, server ", r, " of ", paths.size(),
           " and this optimizer's state"));
     }
     std::vector<float> v(local), st(state_size);
@@ -155,9 +155,9 @@ absl::Status DenseTable::LoadResharded(const std::vector<std::string>& paths) {
   }
   for (int64_t g = 0; g < global_size_; ++g) {
     if (!seen[g]) {
-      return absl::DataLossError(absl::StrCat(
-          "dense table '", name_, "': float ", g, " is in none of ",
-          paths.size(), " files"));
+      return absl::DataLossError(absl::StrCat("dense table '", name_,
+                                              "': float ", g, " is in none of ",
+                                              paths.size(), " files"));
     }
   }
   std::vector<float> my_values(local_size_);
@@ -185,12 +185,10 @@ absl::Status DenseTable::Load(const std::string& path) {
                    ChecksummedReader::Open(path, kDenseMagic, kDenseVersion));
   ASSIGN_OR_RETURN(std::string name, reader->ReadString(kMaxNameBytes));
   if (name != name_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("'", path, "' holds dense table '", name,
-                     "', not '", name_, "'"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "'", path, "' holds dense table '", name, "', not '", name_, "'"));
   }
-  const int64_t state_size =
-      rule_->StateSize(static_cast<int>(local_size_));
+  const int64_t state_size = rule_->StateSize(static_cast<int>(local_size_));
   struct Field {
     const char* what;
     int64_t want;

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <limits>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <new>
 #include <utility>
@@ -16,12 +16,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/hash.h"
+#include "common/optimizer.h"
 #include "common/status_macros.h"
 #include "server/storage/kv_storage.h"
 #include "server/storage/memory_storage.h"
-#include "common/optimizer.h"
-#include "server/table/sparse_table.h"
 #include "server/storage/tiered_storage.h"
+#include "server/table/sparse_table.h"
 
 namespace ps {
 
@@ -293,10 +293,10 @@ class RuleSparseTable final : public SparseTable {
   absl::Status PutRows(absl::Span<const uint64_t> keys,
                        absl::Span<const float> rows) override {
     if (rows.size() != keys.size() * stride_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "table '", options_.name, "' restore: ", keys.size(),
-          " keys x stride ", stride_, " needs ", keys.size() * stride_,
-          " floats, got ", rows.size()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("table '", options_.name, "' restore: ", keys.size(),
+                       " keys x stride ", stride_, " needs ",
+                       keys.size() * stride_, " floats, got ", rows.size()));
     }
     RETURN_IF_ERROR(CheckFinite(
         rows, absl::StrCat("table '", options_.name, "' restored rows")));
@@ -306,7 +306,8 @@ class RuleSparseTable final : public SparseTable {
         [](uint64_t, float*) {},
         [&](absl::Span<const uint32_t> idx, absl::Span<float* const> out) {
           for (size_t j = 0; j < idx.size(); ++j) {
-            std::memcpy(out[j], rows.data() + static_cast<size_t>(idx[j]) * stride_,
+            std::memcpy(out[j],
+                        rows.data() + static_cast<size_t>(idx[j]) * stride_,
                         row_bytes);
           }
         });
@@ -394,9 +395,8 @@ class RuleSparseTable final : public SparseTable {
             absl::StrCat("table '", options_.name, "' push: ", v.size(), " ",
                          what, " for ", keys, " keys"));
       }
-      RETURN_IF_ERROR(
-          CheckFinite(v, absl::StrCat("table '", options_.name, "' push ",
-                                      what)));
+      RETURN_IF_ERROR(CheckFinite(
+          v, absl::StrCat("table '", options_.name, "' push ", what)));
     }
     return absl::OkStatus();
   }
@@ -428,9 +428,9 @@ int RowStride(const SparseTableOptions& options, const OptimizerRule& rule) {
 
 absl::Status CheckOptions(const SparseTableOptions& options) {
   if (options.dim < 1 || options.dim > 4096) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "table '", options.name, "': dim must be in [1, 4096], got ",
-        options.dim));
+    return absl::InvalidArgumentError(
+        absl::StrCat("table '", options.name,
+                     "': dim must be in [1, 4096], got ", options.dim));
   }
   if (options.shard_num < 1 || options.shard_num > 65535) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -452,13 +452,13 @@ absl::StatusOr<std::unique_ptr<SparseTable>> SparseTable::Create(
   RETURN_IF_ERROR(CheckOptions(options));
   if (options.storage.type() == SparseStorageConfig::TIERED) {
     if (options.storage.dir().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "table '", options.name,
-          "': TIERED storage needs storage.dir (or the server's "
-          "--storage_dir)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("table '", options.name,
+                       "': TIERED storage needs storage.dir (or the server's "
+                       "--storage_dir)"));
     }
-    ASSIGN_OR_RETURN(auto kv, OpenRocksDbKv(StorageDir(options),
-                                            options.storage.rocksdb()));
+    ASSIGN_OR_RETURN(
+        auto kv, OpenRocksDbKv(StorageDir(options), options.storage.rocksdb()));
     return CreateTiered(options, std::move(kv));
   }
   ASSIGN_OR_RETURN(auto rule, OptimizerRule::Create(options.optimizer));

@@ -172,7 +172,6 @@ class SparseTable {
   virtual StorageStats stats() const = 0;
 };
 
-
 // InvalidArgument naming the first non-finite value, or OK.
 absl::Status CheckFinite(absl::Span<const float> values,
                          absl::string_view what);

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <thread>
 #include <filesystem>
 #include <memory>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -94,8 +94,9 @@ absl::StatusOr<std::vector<CheckpointFile>> SaveTableSnapshot(
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
-    return absl::InternalError(absl::StrCat(
-        "table '", table.name(), "': cannot create '", dir, "': ", ec.message()));
+    return absl::InternalError(absl::StrCat("table '", table.name(),
+                                            "': cannot create '", dir,
+                                            "': ", ec.message()));
   }
   const std::string& base = checkpoint_dir;
   std::vector<CheckpointFile> described;
@@ -162,8 +163,8 @@ absl::Status ReadTableSnapshot(
   std::error_code ec;
   const std::string rows_path = dir + "/rows.bin";
   if (std::filesystem::exists(rows_path, ec)) {
-    ASSIGN_OR_RETURN(auto reader, ChecksummedReader::Open(
-                                      rows_path, kRowsMagic, kRowsVersion));
+    ASSIGN_OR_RETURN(auto reader, ChecksummedReader::Open(rows_path, kRowsMagic,
+                                                          kRowsVersion));
     ASSIGN_OR_RETURN(std::string format, reader->ReadString(kMaxFormatBytes));
     if (format != FormatOf(table)) {
       return absl::FailedPreconditionError(
@@ -189,9 +190,9 @@ absl::Status ReadTableSnapshot(
   }
   const std::string disk = dir + "/rocksdb";
   if (!std::filesystem::exists(disk, ec)) {
-    return absl::NotFoundError(absl::StrCat(
-        "'", dir, "' holds no snapshot of table '", table.name(),
-        "' (neither rows.bin nor rocksdb/)"));
+    return absl::NotFoundError(
+        absl::StrCat("'", dir, "' holds no snapshot of table '", table.name(),
+                     "' (neither rows.bin nor rocksdb/)"));
   }
   ASSIGN_OR_RETURN(auto kv, OpenRocksDbKvReadOnly(disk));
   std::vector<float> row(stride);

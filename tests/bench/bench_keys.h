@@ -65,9 +65,8 @@ using KeyBatches = std::vector<std::vector<uint64_t>>;
 
 // `num_batches` batches of `batch_size` distinct keys of the universe.
 // REQUIRES: batch_size <= universe / 4 (so distinct keys are found quickly).
-inline KeyBatches MakeKeyBatches(int64_t universe, KeyDist dist,
-                                 int batch_size, int num_batches,
-                                 uint64_t seed) {
+inline KeyBatches MakeKeyBatches(int64_t universe, KeyDist dist, int batch_size,
+                                 int num_batches, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::unique_ptr<ZipfSampler> zipf;
   if (dist == KeyDist::kZipf) {

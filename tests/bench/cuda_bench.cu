@@ -30,13 +30,13 @@
 namespace ps {
 namespace {
 
-#define BENCH_CHECK(cond)                                                   \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      std::fprintf(stderr, "cuda_bench: %s failed at %s:%d\n", #cond,       \
-                   __FILE__, __LINE__);                                     \
-      std::exit(1);                                                         \
-    }                                                                       \
+#define BENCH_CHECK(cond)                                             \
+  do {                                                                \
+    if (!(cond)) {                                                    \
+      std::fprintf(stderr, "cuda_bench: %s failed at %s:%d\n", #cond, \
+                   __FILE__, __LINE__);                               \
+      std::exit(1);                                                   \
+    }                                                                 \
   } while (0)
 
 double PeakBandwidthGBs() {
@@ -44,8 +44,7 @@ double PeakBandwidthGBs() {
   BENCH_CHECK(cudaGetDevice(&device) == cudaSuccess);
   BENCH_CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate,
                                      device) == cudaSuccess);
-  BENCH_CHECK(cudaDeviceGetAttribute(&bus_bits,
-                                     cudaDevAttrGlobalMemoryBusWidth,
+  BENCH_CHECK(cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth,
                                      device) == cudaSuccess);
   return 2.0 * clock_khz * 1e3 * (bus_bits / 8.0) / 1e9;  // double data rate
 }
@@ -64,8 +63,7 @@ template <typename T>
 BackendBuffer Upload(Backend* backend, const std::vector<T>& host) {
   auto buffer = backend->Allocate(host.size() * sizeof(T));
   BENCH_CHECK(buffer.ok());
-  backend->CopyToBackend(host.data(), host.size() * sizeof(T),
-                         buffer->data());
+  backend->CopyToBackend(host.data(), host.size() * sizeof(T), buffer->data());
   BENCH_CHECK(backend->Synchronize().ok());
   return std::move(buffer).value();
 }
@@ -126,8 +124,13 @@ void BM_PoolForwardBackward(benchmark::State& state) {
       Upload(backend.get(), Random(int64_t{batch} * ld, &rng));
   BackendBuffer grads =
       Upload(backend.get(), std::vector<float>(num_rows * dim));
-  PoolArgs args{batch, slots, dim, PoolMode::kSum,
-                d_offsets.as<uint32_t>(), d_index.as<uint32_t>(), num_keys};
+  PoolArgs args{batch,
+                slots,
+                dim,
+                PoolMode::kSum,
+                d_offsets.as<uint32_t>(),
+                d_index.as<uint32_t>(),
+                num_keys};
   TimeIterations(state, backend.get(), [&] {
     backend->PoolForward(args, rows.as<float>(), pooled.as<float>(), ld);
     if (backward) {
@@ -143,8 +146,8 @@ void BM_PoolForwardBackward(benchmark::State& state) {
   const double bytes =
       backward ? 2.0 * forward_bytes + num_rows * dim * 4.0 : forward_bytes;
   const double peak = PeakBandwidthGBs();
-  state.counters["GB/s"] =
-      benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] = benchmark::Counter(
+      bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["peak_GB/s"] = peak;
   state.counters["keys"] = num_keys;
   state.SetBytesProcessed(static_cast<int64_t>(bytes) * state.iterations());
@@ -190,8 +193,8 @@ MlpBuffers MakeMlpBuffers(Backend* backend, const Mlp& mlp) {
   std::mt19937 rng(2);
   MlpBuffers b;
   const int layers = mlp.widths.size() - 1;
-  b.acts.push_back(Upload(backend, Random(int64_t{mlp.batch} * mlp.widths[0],
-                                          &rng)));
+  b.acts.push_back(
+      Upload(backend, Random(int64_t{mlp.batch} * mlp.widths[0], &rng)));
   for (int l = 0; l < layers; ++l) {
     const int in = mlp.widths[l], out = mlp.widths[l + 1];
     b.weights.push_back(Upload(backend, Random(int64_t{in} * out, &rng)));
@@ -203,9 +206,9 @@ MlpBuffers MakeMlpBuffers(Backend* backend, const Mlp& mlp) {
         Upload(backend, std::vector<float>(int64_t{in} * out)));
     b.bias_grads.push_back(Upload(backend, std::vector<float>(out)));
   }
-  b.grads.insert(b.grads.begin(), Upload(backend, std::vector<float>(
-                                                      int64_t{mlp.batch} *
-                                                      mlp.widths[0])));
+  b.grads.insert(
+      b.grads.begin(),
+      Upload(backend, std::vector<float>(int64_t{mlp.batch} * mlp.widths[0])));
   return b;
 }
 
@@ -220,17 +223,16 @@ void BM_MlpStep(benchmark::State& state) {
       backend->Gemm(false, false, mlp.batch, out, in, 1.0f,
                     b.acts[l].as<float>(), b.weights[l].as<float>(), 0.0f,
                     b.acts[l + 1].as<float>());
-      backend->BiasActivation(mlp.batch, out, b.biases[l].as<float>(),
-                              l + 1 < layers ? Activation::kRelu
-                                             : Activation::kNone,
-                              b.acts[l + 1].as<float>());
+      backend->BiasActivation(
+          mlp.batch, out, b.biases[l].as<float>(),
+          l + 1 < layers ? Activation::kRelu : Activation::kNone,
+          b.acts[l + 1].as<float>());
     }
     for (int l = layers - 1; l >= 0; --l) {
       const int in = mlp.widths[l], out = mlp.widths[l + 1];
       float* d_out = b.grads[l + 1].as<float>();
       if (l + 1 < layers) {
-        backend->ActivationBackward(int64_t{mlp.batch} * out,
-                                    Activation::kRelu,
+        backend->ActivationBackward(int64_t{mlp.batch} * out, Activation::kRelu,
                                     b.acts[l + 1].as<float>(), d_out);
       }
       backend->Gemm(true, false, in, out, mlp.batch, 1.0f,
@@ -294,12 +296,12 @@ void BM_CublasGemms(benchmark::State& state) {
 
 // The default DNN (generated_dnn: 26 slots x 8 + 13 dense -> 64 -> 32 -> 1)
 // at its batch and a larger one, and a wide MLP where GEMMs dominate.
-#define MLP_SHAPES(bench)                                 \
-  BENCHMARK(bench)                                        \
-      ->Args({512, 221, 64, 32, 0})                       \
-      ->Args({8192, 221, 64, 32, 0})                      \
-      ->Args({8192, 1024, 1024, 512, 0})                  \
-      ->UseManualTime()                                   \
+#define MLP_SHAPES(bench)                \
+  BENCHMARK(bench)                       \
+      ->Args({512, 221, 64, 32, 0})      \
+      ->Args({8192, 221, 64, 32, 0})     \
+      ->Args({8192, 1024, 1024, 512, 0}) \
+      ->UseManualTime()                  \
       ->Unit(benchmark::kMicrosecond)
 MLP_SHAPES(BM_MlpStep);
 MLP_SHAPES(BM_CublasGemms);

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "worker/data/data_reader.h"
 #include "tools/datagen/datagen.h"
+#include "worker/data/data_reader.h"
 
 namespace ps {
 namespace {
@@ -59,8 +59,9 @@ const Data& GeneratedData() {
     // Parts 0..3 hold a quarter each; part 4, named whole.gz, all.
     for (int part = 0; part < 5; ++part) {
       const bool whole = part == 4;
-      std::string path = d.dir + (whole ? std::string("/whole.gz")
-                                        : "/part-" + std::to_string(part) + ".gz");
+      std::string path =
+          d.dir + (whole ? std::string("/whole.gz")
+                         : "/part-" + std::to_string(part) + ".gz");
       gzFile out = gzopen(path.c_str(), "wb1");
       if (out == nullptr) {
         std::fprintf(stderr, "reader_bench: cannot write %s\n", path.c_str());
@@ -112,28 +113,39 @@ void ReadAll(benchmark::State& state, const std::vector<std::string>& files) {
     state.SkipWithError("the reader lost or repeated examples");
     return;
   }
-  state.counters["examples/s"] =
-      benchmark::Counter(static_cast<double>(examples),
-                         benchmark::Counter::kIsRate);
+  state.counters["examples/s"] = benchmark::Counter(
+      static_cast<double>(examples), benchmark::Counter::kIsRate);
   state.SetBytesProcessed(data.bytes * state.iterations());
 }
 void BM_ReadCriteo(benchmark::State& state) {
   ReadAll(state, {GeneratedData().file});
 }
-BENCHMARK(BM_ReadCriteo)->Arg(1)->Arg(2)->Arg(4)->Unit(benchmark::kMillisecond)
+BENCHMARK(BM_ReadCriteo)
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(4)
+    ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
 void BM_ReadCriteoGzip(benchmark::State& state) {
   ReadAll(state, GeneratedData().gzip_files);
 }
-BENCHMARK(BM_ReadCriteoGzip)->Arg(1)->Arg(2)->Arg(4)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ReadCriteoGzip)
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(4)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void BM_ReadCriteoOneGzip(benchmark::State& state) {
   ReadAll(state, {GeneratedData().gzip_file});
 }
-BENCHMARK(BM_ReadCriteoOneGzip)->Arg(1)->Arg(2)->Arg(4)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ReadCriteoOneGzip)
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(4)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace ps

@@ -72,7 +72,10 @@ constexpr char kConfig[] = R"pb(
     hidden_units: 1680
     dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
   }
-  data { format: CRITEO generate { output_dir: "unused" } }
+  data {
+    format: CRITEO
+    generate { output_dir: "unused" }
+  }
   training { mode: ASYNC }
 )pb";
 
@@ -100,7 +103,8 @@ class Cluster {
   const KeyBatches& Batches(KeyDist dist, int batch_size) {
     auto& slot = batches_[{dist, batch_size}];
     if (slot == nullptr) {
-      const int n = static_cast<int>(std::max<int64_t>(1, kKeysPerInput / batch_size));
+      const int n =
+          static_cast<int>(std::max<int64_t>(1, kKeysPerInput / batch_size));
       slot = std::make_unique<KeyBatches>(
           bench::MakeKeyBatches(kUniverse, dist, batch_size, n, /*seed=*/7));
     }
@@ -149,8 +153,8 @@ class Cluster {
     client_ = std::move(client).value();
 
     const ModelSpec spec = MakeModelSpec(*config);
-    blocks_ = DenseBlocks{spec.dense_size, config->cluster().dense_block_size(),
-                          1};
+    blocks_ =
+        DenseBlocks{spec.dense_size, config->cluster().dense_block_size(), 1};
   }
 
   std::unique_ptr<PsServer> server_;

@@ -10,22 +10,24 @@
 //                                  updated in place.
 //   BM_RawFlatHashMapInlineCopy/zipf:Z
 //                                  the same with an inlined constant-size
-//                                  copy (measured at 5.5-7 M rows/s per thread on the 2-core machine).
-//   BM_SparsePull/dim:D/zipf:Z     SparseTable::Pull (server/table/sparse_table.h).
-//   BM_SparsePushAdagrad/dim:D/zipf:Z
+//                                  copy (measured at 5.5-7 M rows/s per thread
+//                                  on the 2-core machine).
+//   BM_SparsePull/dim:D/zipf:Z     SparseTable::Pull
+//   (server/table/sparse_table.h). BM_SparsePushAdagrad/dim:D/zipf:Z
 //                                  SparseTable::Push with the Adagrad rule.
 //   BM_StoragePull/storage:S/dim:D/zipf:Z, BM_StoragePushAdagrad/...
 //                                  the same over a 256K-key table on storage
 //                                  S: 0 memory, 1 tiered with the whole
 //                                  table in its memory budget, 2 tiered with
 //                                  the table 10x its budget (RocksDB in a
-//                                  temp dir), 3 the same with PLAIN tables. Counters: hit_rate (tiered),
+//                                  temp dir), 3 the same with PLAIN tables.
+//                                  Counters: hit_rate (tiered),
 //                                  overhead_B_per_row (memory bytes per row
 //                                  beyond the row's floats).
 //   BM_KvMultiGet/format:F         the floor of a tiered miss: KvStore::
-//                                  MultiGet (server/storage/kv_storage.h) of 1700
-//                                  sorted random keys (a Zipf batch's misses
-//                                  at 10x over budget) from a 256K-row
+//                                  MultiGet (server/storage/kv_storage.h) of
+//                                  1700 sorted random keys (a Zipf batch's
+//                                  misses at 10x over budget) from a 256K-row
 //                                  RocksDB of 128-byte rows (dim 16 Adagrad),
 //                                  reopened so the rows sit in one table
 //                                  file and the memtable is empty: the
@@ -53,8 +55,8 @@
 #include "benchmark/benchmark.h"
 #include "glog/logging.h"
 #include "server/storage/kv_storage.h"
-#include "server/table/sparse_table.h"
 #include "server/storage/tiered_storage.h"
+#include "server/table/sparse_table.h"
 #include "tests/bench/bench_keys.h"
 
 namespace ps {
@@ -86,8 +88,8 @@ class BenchInputs {
   }
 
   const KeyBatches& Batches(KeyDist dist, int64_t universe = kUniverse) {
-    auto& slot = batches_[universe == kUniverse ? 0 : 1]
-                         [dist == KeyDist::kZipf ? 1 : 0];
+    auto& slot =
+        batches_[universe == kUniverse ? 0 : 1][dist == KeyDist::kZipf ? 1 : 0];
     if (slot == nullptr) {
       slot = std::make_unique<KeyBatches>(bench::MakeKeyBatches(
           universe, dist, kBatch, kNumBatches, /*seed=*/42));
@@ -118,8 +120,8 @@ class BenchInputs {
       }
       options.storage.set_type(SparseStorageConfig::TIERED);
       options.storage.set_dir(dir_);
-      options.storage.set_memory_budget_bytes(
-          storage == 1 ? 2 * table_bytes : table_bytes / 10);
+      options.storage.set_memory_budget_bytes(storage == 1 ? 2 * table_bytes
+                                                           : table_bytes / 10);
       if (storage == 3) {
         options.storage.mutable_rocksdb()->set_table_format(
             RocksDbConfig::PLAIN);
@@ -189,7 +191,8 @@ class BenchInputs {
       std::vector<uint64_t> keys(kBatch);
       std::vector<float> values(static_cast<size_t>(kBatch) * dim);
       for (int64_t begin = 0; begin < kUniverse; begin += kBatch) {
-        for (int j = 0; j < kBatch; ++j) keys[j] = bench::UniverseKey(begin + j);
+        for (int j = 0; j < kBatch; ++j)
+          keys[j] = bench::UniverseKey(begin + j);
         absl::Status status = table->Pull(keys, absl::MakeSpan(values));
         CHECK(status.ok()) << status;
       }
@@ -353,8 +356,8 @@ void BM_SparsePushAdagrad(benchmark::State& state, BenchInputs* inputs) {
   int64_t rows = 0;
   for (auto _ : state) {
     const std::vector<uint64_t>& keys = batches[b];
-    absl::Status status = table.Push(
-        keys, absl::MakeConstSpan(grads.data(), keys.size() * dim));
+    absl::Status status =
+        table.Push(keys, absl::MakeConstSpan(grads.data(), keys.size() * dim));
     if (!status.ok()) {
       state.SkipWithError(status.ToString().c_str());
       return;
@@ -442,7 +445,8 @@ void BM_KvMultiGet(benchmark::State& state) {
   std::vector<std::vector<std::string>> calls(64);
   for (auto& keys : calls) {
     for (size_t i = 0; i < kKeysPerCall; ++i) {
-      keys.push_back(EncodeRowKey(bench::UniverseKey(rng() % kStorageUniverse)));
+      keys.push_back(
+          EncodeRowKey(bench::UniverseKey(rng() % kStorageUniverse)));
     }
     std::sort(keys.begin(), keys.end());
   }
@@ -474,8 +478,7 @@ void RegisterAll(BenchInputs* inputs) {
   benchmark::RegisterBenchmark("BM_StoragePull", StorageOp<false>, inputs)
       ->ArgNames({"storage", "dim", "zipf"})
       ->ArgsProduct({{0, 1, 2, 3}, {16, 64}, {0, 1}});
-  benchmark::RegisterBenchmark("BM_StoragePushAdagrad", StorageOp<true>,
-                               inputs)
+  benchmark::RegisterBenchmark("BM_StoragePushAdagrad", StorageOp<true>, inputs)
       ->ArgNames({"storage", "dim", "zipf"})
       ->ArgsProduct({{0, 1, 2, 3}, {16, 64}, {0, 1}});
   benchmark::RegisterBenchmark("BM_RawFlatHashMap", RawLookups<false>, inputs)

@@ -33,7 +33,8 @@ namespace {
 constexpr int kDim = 16;
 constexpr int64_t kBatch = 65536;
 
-JobConfig Config(const std::string& root, bool tiered, const std::string& live) {
+JobConfig Config(const std::string& root, bool tiered,
+                 const std::string& live) {
   JobConfig c;
   c.mutable_cluster()->add_servers("127.0.0.1:1");
   c.mutable_cluster()->set_num_workers(1);
@@ -80,8 +81,8 @@ int Run(const std::string& root, bool tiered, int64_t rows) {
     PushSparseRequest r;
     r.set_step(1);
     r.set_keys(std::string(reinterpret_cast<const char*>(keys.data()), n * 8));
-    r.set_grads(std::string(reinterpret_cast<const char*>(grads.data()),
-                            n * kDim * 4));
+    r.set_grads(
+        std::string(reinterpret_cast<const char*>(grads.data()), n * kDim * 4));
     absl::Status s = (*handler)->PushSparse(r);
     CHECK(s.ok()) << s;
   }
@@ -136,9 +137,9 @@ int Run(const std::string& root, bool tiered, int64_t rows) {
 int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   int64_t rows = 10'000'000;
-  std::string dir = absl::StrCat(
-      std::filesystem::temp_directory_path().string(), "/table_ckpt_bench_",
-      getpid());
+  std::string dir =
+      absl::StrCat(std::filesystem::temp_directory_path().string(),
+                   "/table_ckpt_bench_", getpid());
   std::string storage = "both";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -155,7 +156,8 @@ int main(int argc, char** argv) {
   }
   int rc = 0;
   for (bool tiered : {false, true}) {
-    if (storage != "both" && storage != (tiered ? "tiered" : "memory")) continue;
+    if (storage != "both" && storage != (tiered ? "tiered" : "memory"))
+      continue;
     const std::string root = dir + (tiered ? "/tiered" : "/memory");
     std::filesystem::remove_all(root);
     rc |= ps::Run(root, tiered, rows);

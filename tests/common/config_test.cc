@@ -15,25 +15,10 @@ namespace {
 using ::testing::HasSubstr;
 
 constexpr char kGood[] = R"pb(
-cluster {
-  servers: "127.0.0.1:5000"
-  servers: "127.0.0.1:5001"
-  num_workers: 2
-}
-sparse_tables {
-  name: "emb"
-  dim: 8
-}
-model {
-  type: DNN
-  sparse_table: "emb"
-  hidden_units: 32
-}
-data {
-  train_files: "train.tsv"
-  eval_files: "/abs/eval.tsv"
-  batch_size: 256
-}
+  cluster { servers: "127.0.0.1:5000" servers: "127.0.0.1:5001" num_workers: 2 }
+  sparse_tables { name: "emb" dim: 8 }
+  model { type: DNN sparse_table: "emb" hidden_units: 32 }
+  data { train_files: "train.tsv" eval_files: "/abs/eval.tsv" batch_size: 256 }
 )pb";
 
 absl::StatusOr<JobConfig> Parse(const std::string& text,
@@ -99,15 +84,15 @@ TEST(ConfigTest, MissingDimIsRequired) {
 }
 
 TEST(ConfigTest, ModelMustNameAnExistingTable) {
-  EXPECT_EQ(Error(Replace(kGood, "sparse_table: \"emb\"",
-                          "sparse_table: \"embs\"")),
-            "job.pbtxt:13:3: model.sparse_table: no sparse table named "
-            "'embs' (tables: emb)");
+  EXPECT_EQ(
+      Error(Replace(kGood, "sparse_table: \"emb\"", "sparse_table: \"embs\"")),
+      "job.pbtxt:13:3: model.sparse_table: no sparse table named "
+      "'embs' (tables: emb)");
 }
 
 TEST(ConfigTest, DuplicateTableName) {
-  std::string text =
-      Replace(kGood, "model {", "sparse_tables { name: \"emb\" dim: 4 }\nmodel {");
+  std::string text = Replace(kGood, "model {",
+                             "sparse_tables { name: \"emb\" dim: 4 }\nmodel {");
   EXPECT_EQ(Error(text),
             "job.pbtxt:11:17: sparse_tables[1].name: 'emb' is already the "
             "name of sparse_tables[0]");
@@ -172,8 +157,8 @@ TEST(ConfigTest, MissingFileIsNotFound) {
 }
 
 TEST(ConfigTest, NegativeLearningRate) {
-  std::string text = Replace(kGood, "dim: 8",
-                             "dim: 8\n  optimizer { learning_rate: -1 }");
+  std::string text =
+      Replace(kGood, "dim: 8", "dim: 8\n  optimizer { learning_rate: -1 }");
   EXPECT_EQ(Error(text),
             "job.pbtxt:10:15: sparse_tables[0].optimizer.learning_rate: must "
             "be a positive number, got -1");
@@ -241,9 +226,9 @@ TEST(ConfigTest, BadOptimizerFieldsNameFieldAndValue) {
        "ADAGRAD, ADAM or FTRL"},
   };
   for (const Case& c : cases) {
-    EXPECT_EQ(Error(Replace(kGood, "dim: 8",
-                            std::string("dim: 8\n  optimizer { ") +
-                                c.optimizer + " }")),
+    EXPECT_EQ(Error(Replace(
+                  kGood, "dim: 8",
+                  std::string("dim: 8\n  optimizer { ") + c.optimizer + " }")),
               c.message);
   }
 }
@@ -252,9 +237,9 @@ TEST(ConfigTest, EveryShippedConfigLoads) {
   const char* src = std::getenv("PS_SOURCE_DIR");
   if (src == nullptr) GTEST_SKIP() << "PS_SOURCE_DIR not set";
   glob_t found;
-  ASSERT_EQ(glob((std::string(src) + "/configs/*.pbtxt").c_str(), 0, nullptr,
-                 &found),
-            0);
+  ASSERT_EQ(
+      glob((std::string(src) + "/configs/*.pbtxt").c_str(), 0, nullptr, &found),
+      0);
   // Every model on generated data, Criteo and MovieLens; the Kubernetes
   // example's job.
   EXPECT_GE(found.gl_pathc, 18u);
@@ -282,9 +267,8 @@ TEST(ConfigTest, SlotFormatNeedsNumSlots) {
             "job.pbtxt:16:1: data.num_slots: is required for format SLOT");
   EXPECT_EQ(Error(WithData("  format: SLOT\n  num_slots: 0")),
             "job.pbtxt:21:3: data.num_slots: must be in [1, 100000], got 0");
-  EXPECT_EQ(
-      Error(WithData("  format: SLOT\n  num_slots: 3\n  num_dense: -1")),
-      "job.pbtxt:22:3: data.num_dense: must be in [0, 100000], got -1");
+  EXPECT_EQ(Error(WithData("  format: SLOT\n  num_slots: 3\n  num_dense: -1")),
+            "job.pbtxt:22:3: data.num_dense: must be in [0, 100000], got -1");
   auto c = Parse(WithData("  format: SLOT\n  num_slots: 3\n  num_dense: 2"));
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(InputShapeOf(c->data()).num_slots, 3);
@@ -308,9 +292,10 @@ TEST(ConfigTest, FormatFieldsOfOtherFormatsAreRefused) {
 }
 
 TEST(ConfigTest, MovieLensSideFilesResolvedLikeTrainFiles) {
-  auto c = Parse(WithData("  format: MOVIELENS\n"
-                          "  movielens_user_file: \"ml/u.user\"\n"
-                          "  movielens_item_file: \"/data/u.item\""));
+  auto c =
+      Parse(WithData("  format: MOVIELENS\n"
+                     "  movielens_user_file: \"ml/u.user\"\n"
+                     "  movielens_item_file: \"/data/u.item\""));
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->data().movielens_user_file(), "/cfg/ml/u.user");
   EXPECT_EQ(c->data().movielens_item_file(), "/data/u.item");
@@ -389,8 +374,8 @@ TEST(ConfigTest, NewModelTypesAndOptionsLoad) {
   ASSERT_TRUE(wd.ok()) << wd.status();
   EXPECT_EQ(wd->model().wide_slots_size(), 2);
   EXPECT_EQ(wd->model().activation(), ModelConfig::TANH);
-  auto dcn = Parse(WithModel(
-      "  type: DCN\n  sparse_table: \"emb\"\n  cross_layers: 0\n"));
+  auto dcn = Parse(
+      WithModel("  type: DCN\n  sparse_table: \"emb\"\n  cross_layers: 0\n"));
   ASSERT_TRUE(dcn.ok()) << dcn.status();
   EXPECT_EQ(dcn->model().cross_layers(), 0);
   auto fm = Parse(WithModel("  type: FM\n  sparse_table: \"emb\"\n"));

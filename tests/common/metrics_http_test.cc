@@ -107,8 +107,7 @@ TEST(PrometheusTextTest, NamesLabelsAndValuesAreValid) {
   text.Add("ps.rows-total", "gauge", "rows", {{"table", "a\"b\\c\nd"}}, 5);
   text.Add("ps.rows-total", "gauge", "rows", {{"table", "e"}}, 2.5);
   text.Add("1st", "counter", "first", {}, std::nan(""));
-  text.Add("inf", "gauge", "inf", {},
-           -std::numeric_limits<double>::infinity());
+  text.Add("inf", "gauge", "inf", {}, -std::numeric_limits<double>::infinity());
   EXPECT_EQ(text.text(),
             "# HELP ps_rows_total rows\n# TYPE ps_rows_total gauge\n"
             "ps_rows_total{table=\"a\\\"b\\\\c\\nd\"} 5\n"

@@ -47,7 +47,6 @@ OptimizerConfig With(OptimizerConfig c, float l2, float bound) {
   return c;
 }
 
-
 // The documented formulas (proto/config.proto) in double precision, one
 // weight at a time, with the row state kept per row as the rules keep it.
 class Reference {

@@ -21,30 +21,30 @@ namespace ps {
 namespace {
 
 constexpr char kJob[] = R"pb(
-cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 2 }
-sparse_tables {
-  name: "embedding"
-  dim: 8
-  optimizer { type: ADAGRAD learning_rate: 0.05 }
-}
-model {
-  type: DNN
-  sparse_table: "embedding"
-  hidden_units: 32
-  dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
-}
-data {
-  batch_size: 512
-  generate {
-    output_dir: "unused"
-    seed: 11
-    train_rows: 400000
-    eval_rows: 30000
-    vocab_size: 100
-    num_interactions: 0
+  cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 2 }
+  sparse_tables {
+    name: "embedding"
+    dim: 8
+    optimizer { type: ADAGRAD learning_rate: 0.05 }
   }
-}
-training { log_every_steps: 200 }
+  model {
+    type: DNN
+    sparse_table: "embedding"
+    hidden_units: 32
+    dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
+  }
+  data {
+    batch_size: 512
+    generate {
+      output_dir: "unused"
+      seed: 11
+      train_rows: 400000
+      eval_rows: 30000
+      vocab_size: 100
+      num_interactions: 0
+    }
+  }
+  training { log_every_steps: 200 }
 )pb";
 
 class ModesTest : public ::testing::Test {
@@ -70,7 +70,7 @@ class ModesTest : public ::testing::Test {
 
   // Trains in `mode` and checks the eval AUC against the oracle.
   std::unique_ptr<LocalCluster> TrainAndCheck(TrainingConfig::Mode mode,
-                                         double max_gap) {
+                                              double max_gap) {
     JobConfig config = *config_;
     config.mutable_training()->set_mode(mode);
     Customize(&config);
@@ -86,8 +86,7 @@ class ModesTest : public ::testing::Test {
     const auto& r0 = cluster->results[0];
     if (r0.ok() && r0->eval.has_value()) {
       std::cout << TrainingConfig::Mode_Name(mode) << ": eval auc "
-                << r0->eval->auc << " (oracle " << report_->oracle_auc
-                << ")\n";
+                << r0->eval->auc << " (oracle " << report_->oracle_auc << ")\n";
       EXPECT_GE(r0->eval->auc, report_->oracle_auc - max_gap);
     } else {
       ADD_FAILURE() << "worker 0 did not evaluate";
@@ -118,8 +117,7 @@ TEST_F(ModesTest, BoundedWithinPoint01OfOracleAndNeverTooFarAhead) {
   // The coordinator's own record of the leads it allowed.
   CoordinatorImpl* coordinator = cluster->servers[0]->coordinator();
   ASSERT_NE(coordinator, nullptr);
-  EXPECT_LE(coordinator->max_granted_lead(),
-            config_->training().staleness());
+  EXPECT_LE(coordinator->max_granted_lead(), config_->training().staleness());
 }
 
 class GeoTest : public ModesTest {

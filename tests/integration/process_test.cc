@@ -103,16 +103,19 @@ class ProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_EQ(access(Bin("ps_server").c_str(), X_OK), 0) << Bin("ps_server");
-    dir_ = absl::StrCat(::testing::TempDir(), "/process_test_",
-                        ::testing::UnitTest::GetInstance()
-                            ->current_test_info()
-                            ->name());
+    dir_ = absl::StrCat(
+        ::testing::TempDir(), "/process_test_",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::string cmd = "rm -rf '" + dir_ + "' && mkdir -p '" + dir_ + "'";
     ASSERT_EQ(std::system(cmd.c_str()), 0);
   }
 
   std::string Bin(const std::string& name) const {
-    return BinDir() + (name == "ps_server" ? "/server/" : name == "ps_worker" ? "/worker/" : "/tools/") + name;
+    return BinDir() +
+           (name == "ps_server"   ? "/server/"
+            : name == "ps_worker" ? "/worker/"
+                                  : "/tools/") +
+           name;
   }
 
   // Servers and workers of `config_path`; returns the workers' exit codes
@@ -126,23 +129,22 @@ class ProcessTest : public ::testing::Test {
     std::string list = absl::StrJoin(endpoints, ",");
     std::vector<pid_t> server_pids;
     for (int i = 0; i < servers; ++i) {
-      server_pids.push_back(
-          Spawn({Bin("ps_server"), "--config", config_path, "--rank",
-                 absl::StrCat(i), "--servers", list, "--num_workers",
-                 absl::StrCat(workers)},
-                absl::StrCat(dir_, "/server_", i, ".log")));
+      server_pids.push_back(Spawn(
+          {Bin("ps_server"), "--config", config_path, "--rank", absl::StrCat(i),
+           "--servers", list, "--num_workers", absl::StrCat(workers)},
+          absl::StrCat(dir_, "/server_", i, ".log")));
     }
     std::vector<pid_t> worker_pids;
     for (int j = 0; j < workers; ++j) {
       worker_pids.push_back(Spawn(
-          {Bin("ps_worker"), "--config", config_path, "--rank",
-           absl::StrCat(j), "--servers", list, "--num_workers",
-           absl::StrCat(workers), "--result_file",
-           absl::StrCat(dir_, "/worker_", j, ".json")},
+          {Bin("ps_worker"), "--config", config_path, "--rank", absl::StrCat(j),
+           "--servers", list, "--num_workers", absl::StrCat(workers),
+           "--result_file", absl::StrCat(dir_, "/worker_", j, ".json")},
           absl::StrCat(dir_, "/worker_", j, ".log")));
     }
     std::vector<int> codes;
-    for (pid_t pid : worker_pids) codes.push_back(WaitExit(pid, absl::Minutes(3)));
+    for (pid_t pid : worker_pids)
+      codes.push_back(WaitExit(pid, absl::Minutes(3)));
     servers_exit_.clear();
     for (pid_t pid : server_pids) {
       servers_exit_.push_back(WaitExit(pid, absl::Seconds(20)));
@@ -155,27 +157,29 @@ class ProcessTest : public ::testing::Test {
 };
 
 constexpr char kJob[] = R"pb(
-cluster { num_workers: 2 }
-sparse_tables { name: "emb" dim: 4 }
-model { type: DNN sparse_table: "emb" hidden_units: 16 }
-data {
-  batch_size: 256
-  generate { output_dir: "data" train_rows: 40000 eval_rows: 5000 }
-}
-training { log_every_steps: 50 }
+  cluster { num_workers: 2 }
+  sparse_tables { name: "emb" dim: 4 }
+  model { type: DNN sparse_table: "emb" hidden_units: 16 }
+  data {
+    batch_size: 256
+    generate { output_dir: "data" train_rows: 40000 eval_rows: 5000 }
+  }
+  training { log_every_steps: 50 }
 )pb";
 
 TEST_F(ProcessTest, GeneratesTrainsEvaluatesAndStopsCleanly) {
   const std::string config = dir_ + "/job.pbtxt";
   WriteFile(config, kJob);
-  pid_t gen = Spawn({Bin("ps_datagen"), "--config", config},
-                    dir_ + "/datagen.log");
-  ASSERT_EQ(WaitExit(gen, absl::Minutes(1)), 0) << ReadFile(dir_ + "/datagen.log");
+  pid_t gen =
+      Spawn({Bin("ps_datagen"), "--config", config}, dir_ + "/datagen.log");
+  ASSERT_EQ(WaitExit(gen, absl::Minutes(1)), 0)
+      << ReadFile(dir_ + "/datagen.log");
   EXPECT_THAT(ReadFile(dir_ + "/data/oracle.json"), HasSubstr("oracle_auc"));
 
   std::vector<int> codes = RunJob(config, 2, 2);
   for (int j = 0; j < 2; ++j) {
-    EXPECT_EQ(codes[j], 0) << ReadFile(absl::StrCat(dir_, "/worker_", j, ".log"));
+    EXPECT_EQ(codes[j], 0) << ReadFile(
+        absl::StrCat(dir_, "/worker_", j, ".log"));
   }
   // The coordinator stopped both servers once the workers finished.
   for (int i = 0; i < 2; ++i) {
@@ -217,11 +221,11 @@ TEST_F(ProcessTest, TooManyBadLinesStopTheWorkerAndTheJob) {
   WriteFile(dir_ + "/train.tsv", data);
   const std::string config = dir_ + "/job.pbtxt";
   WriteFile(config, R"pb(
-cluster { num_workers: 1 }
-sparse_tables { name: "emb" dim: 4 }
-model { type: DNN sparse_table: "emb" }
-data { train_files: "train.tsv" max_bad_line_ratio: 0.05 }
-)pb");
+    cluster { num_workers: 1 }
+    sparse_tables { name: "emb" dim: 4 }
+    model { type: DNN sparse_table: "emb" }
+    data { train_files: "train.tsv" max_bad_line_ratio: 0.05 }
+  )pb");
   std::vector<int> codes = RunJob(config, 1, 1);
   EXPECT_EQ(codes[0], 1);
   std::string log = ReadFile(dir_ + "/worker_0.log");
@@ -255,27 +259,27 @@ bool WaitFor(const std::string& path, const std::string& what, int times,
 }
 
 constexpr char kCheckpointedJob[] = R"pb(
-cluster {
-  num_workers: 2
-  heartbeat_ms: 200
-  worker_timeout_ms: 1500
-  server_retry_sec: 60
-}
-sparse_tables { name: "emb" dim: 8 }
-model { type: DNN sparse_table: "emb" hidden_units: 32 }
-data {
-  batch_size: 256
-  generate {
-    output_dir: "data"
-    seed: 3
-    train_rows: 160000
-    eval_rows: 20000
-    vocab_size: 400
-    num_interactions: 0
+  cluster {
+    num_workers: 2
+    heartbeat_ms: 200
+    worker_timeout_ms: 1500
+    server_retry_sec: 60
   }
-}
-training { log_every_steps: 50 }
-checkpoint { dir: "ckpt" every_steps: 40 keep: 3 }
+  sparse_tables { name: "emb" dim: 8 }
+  model { type: DNN sparse_table: "emb" hidden_units: 32 }
+  data {
+    batch_size: 256
+    generate {
+      output_dir: "data"
+      seed: 3
+      train_rows: 160000
+      eval_rows: 20000
+      vocab_size: 400
+      num_interactions: 0
+    }
+  }
+  training { log_every_steps: 50 }
+  checkpoint { dir: "ckpt" every_steps: 40 keep: 3 }
 )pb";
 
 // A job's servers and workers as processes; one of each can be killed and
@@ -288,39 +292,55 @@ struct Job {
 TEST_F(ProcessTest, KilledWorkerAndServerResumeAndTheJobReachesTheSameAuc) {
   const std::string config = dir_ + "/job.pbtxt";
   WriteFile(config, kCheckpointedJob);
-  pid_t gen = Spawn({Bin("ps_datagen"), "--config", config},
-                    dir_ + "/datagen.log");
-  ASSERT_EQ(WaitExit(gen, absl::Minutes(1)), 0) << ReadFile(dir_ + "/datagen.log");
+  pid_t gen =
+      Spawn({Bin("ps_datagen"), "--config", config}, dir_ + "/datagen.log");
+  ASSERT_EQ(WaitExit(gen, absl::Minutes(1)), 0)
+      << ReadFile(dir_ + "/datagen.log");
 
   auto log = [&](const std::string& run, const std::string& who) {
     return absl::StrCat(dir_, "/", run, "_", who, ".log");
   };
   auto start_server = [&](Job& job, const std::string& run, int i,
                           bool resume) {
-    std::vector<std::string> argv = {
-        Bin("ps_server"), "--config", config, "--rank", absl::StrCat(i),
-        "--servers", absl::StrJoin(job.endpoints, ","), "--checkpoint_dir",
-        absl::StrCat(dir_, "/ckpt-", run)};
+    std::vector<std::string> argv = {Bin("ps_server"),
+                                     "--config",
+                                     config,
+                                     "--rank",
+                                     absl::StrCat(i),
+                                     "--servers",
+                                     absl::StrJoin(job.endpoints, ","),
+                                     "--checkpoint_dir",
+                                     absl::StrCat(dir_, "/ckpt-", run)};
     if (resume) argv.push_back("--resume");
     // A restarted server appends to its own log.
-    return Spawn(argv, log(run, absl::StrCat("server_", i, resume ? "_again" : "")));
+    return Spawn(argv,
+                 log(run, absl::StrCat("server_", i, resume ? "_again" : "")));
   };
   auto start_worker = [&](Job& job, const std::string& run, int j,
                           bool resume) {
     std::vector<std::string> argv = {
-        Bin("ps_worker"), "--config", config, "--rank", absl::StrCat(j),
-        "--servers", absl::StrJoin(job.endpoints, ","), "--result_file",
+        Bin("ps_worker"),
+        "--config",
+        config,
+        "--rank",
+        absl::StrCat(j),
+        "--servers",
+        absl::StrJoin(job.endpoints, ","),
+        "--result_file",
         absl::StrCat(dir_, "/", run, "_worker_", j, ".json")};
     if (resume) argv.push_back("--resume");
-    return Spawn(argv, log(run, absl::StrCat("worker_", j, resume ? "_again" : "")));
+    return Spawn(argv,
+                 log(run, absl::StrCat("worker_", j, resume ? "_again" : "")));
   };
   auto start = [&](const std::string& run) {
     Job job;
     for (int i = 0; i < 2; ++i) {
       job.endpoints.push_back(absl::StrCat("127.0.0.1:", FreePort()));
     }
-    for (int i = 0; i < 2; ++i) job.servers.push_back(start_server(job, run, i, false));
-    for (int j = 0; j < 2; ++j) job.workers.push_back(start_worker(job, run, j, false));
+    for (int i = 0; i < 2; ++i)
+      job.servers.push_back(start_server(job, run, i, false));
+    for (int j = 0; j < 2; ++j)
+      job.workers.push_back(start_worker(job, run, j, false));
     return job;
   };
   auto finish = [&](Job& job, const std::string& run) {
@@ -336,8 +356,9 @@ TEST_F(ProcessTest, KilledWorkerAndServerResumeAndTheJobReachesTheSameAuc) {
         ReadFile(absl::StrCat(dir_, "/", run, "_worker_0.json"));
     const size_t at = result.find("\"eval_auc\": ");
     EXPECT_NE(at, std::string::npos) << result;
-    return at == std::string::npos ? 0.0
-                                   : std::strtod(result.c_str() + at + 12, nullptr);
+    return at == std::string::npos
+               ? 0.0
+               : std::strtod(result.c_str() + at + 12, nullptr);
   };
 
   Job base = start("whole");

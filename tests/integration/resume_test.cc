@@ -25,60 +25,59 @@
 #include "absl/strings/str_cat.h"
 #include "common/checkpoint.h"
 #include "common/config.h"
+#include "common/export_format.h"
 #include "common/hash.h"
 #include "common/model_spec.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
-#include "tools/ctl/admin_client.h"
-#include "tools/ctl/checkpoint_export.h"
 #include "server/service/ps_handler.h"
 #include "tests/testing/local_cluster.h"
+#include "tools/ctl/admin_client.h"
+#include "tools/ctl/checkpoint_export.h"
+#include "tools/datagen/datagen.h"
 #include "worker/data/batch.h"
 #include "worker/data/data_reader.h"
-#include "tools/datagen/datagen.h"
-#include "common/export_format.h"
-#include "worker/model/predict.h"
 #include "worker/model/model.h"
+#include "worker/model/predict.h"
 
 namespace ps {
 namespace {
 
 constexpr char kJob[] = R"pb(
-cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 1 }
-sparse_tables {
-  name: "emb"
-  dim: 8
-  optimizer { type: ADAGRAD learning_rate: 0.05 }
-  accessor { }
-}
-model {
-  type: DNN
-  sparse_table: "emb"
-  hidden_units: 32
-  dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
-}
-data {
-  batch_size: 256
-  generate {
-    output_dir: "unused"
-    seed: 9
-    train_rows: 30000
-    eval_rows: 3000
-    vocab_size: 300
-    num_interactions: 0
+  cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 1 }
+  sparse_tables {
+    name: "emb"
+    dim: 8
+    optimizer { type: ADAGRAD learning_rate: 0.05 }
+    accessor {}
   }
-}
-training { mode: SYNC log_every_steps: 50 }
-checkpoint { dir: "set-by-the-test" every_steps: 25 keep: 10 }
+  model {
+    type: DNN
+    sparse_table: "emb"
+    hidden_units: 32
+    dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
+  }
+  data {
+    batch_size: 256
+    generate {
+      output_dir: "unused"
+      seed: 9
+      train_rows: 30000
+      eval_rows: 3000
+      vocab_size: 300
+      num_interactions: 0
+    }
+  }
+  training { mode: SYNC log_every_steps: 50 }
+  checkpoint { dir: "set-by-the-test" every_steps: 25 keep: 10 }
 )pb";
 
 class ResumeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = absl::StrCat(::testing::TempDir(), "/resume_test_",
-                        ::testing::UnitTest::GetInstance()
-                            ->current_test_info()
-                            ->name());
+    dir_ = absl::StrCat(
+        ::testing::TempDir(), "/resume_test_",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     ConfigOverrides overrides;
     overrides.data_dir = dir_;
@@ -149,8 +148,7 @@ TEST_F(ResumeTest, SyncResumeIsBitIdenticalToAnUninterruptedRun) {
   auto rest = RunLocalCluster(second, /*resume=*/true);
   ExpectOk(*rest);
   // No example skipped, none trained twice.
-  EXPECT_EQ(part->results[0]->train.examples +
-                rest->results[0]->train.examples,
+  EXPECT_EQ(part->results[0]->train.examples + rest->results[0]->train.examples,
             full->results[0]->train.examples);
 
   auto a = FinalExport(whole, "whole");
@@ -204,7 +202,8 @@ TEST_F(ResumeTest, ExportPredictsWhatTheServersRowsGive) {
     servers.push_back(std::move(h).value());
   }
   const ModelSpec spec = MakeModelSpec(job);
-  const DenseBlocks blocks{spec.dense_size, job.cluster().dense_block_size(), 2};
+  const DenseBlocks blocks{spec.dense_size, job.cluster().dense_block_size(),
+                           2};
   std::vector<float> dense(spec.dense_size);
   for (int r = 0; r < 2; ++r) {
     PullDenseResponse resp;
@@ -270,7 +269,8 @@ TEST_F(ResumeTest, OnDemandCheckpointDuringTraining) {
   job.mutable_training()->set_mode(TrainingConfig::ASYNC);
   job.mutable_cluster()->set_num_workers(2);
   job.mutable_cluster()->set_heartbeat_ms(50);
-  job.mutable_data()->set_batch_size(32);  // ~470 steps per worker, a few seconds
+  job.mutable_data()->set_batch_size(
+      32);  // ~470 steps per worker, a few seconds
   std::vector<std::unique_ptr<PsServer>> servers;
   std::vector<std::string> endpoints;
   for (int i = 0; i < 2; ++i) {

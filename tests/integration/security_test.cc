@@ -28,9 +28,9 @@
 #include "gtest/gtest.h"
 #include "proto/health.grpc.pb.h"
 #include "proto/ps.grpc.pb.h"
-#include "tools/ctl/admin_client.h"
 #include "tests/testing/local_cluster.h"
 #include "tests/testing/server_test_util.h"
+#include "tools/ctl/admin_client.h"
 #include "tools/datagen/datagen.h"
 #include "worker/client/ps_client.h"
 
@@ -49,10 +49,9 @@ std::string TlsFile(const std::string& name) {
 class SecurityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = absl::StrCat(::testing::TempDir(), "/security_test_", getpid(), "_",
-                        ::testing::UnitTest::GetInstance()
-                            ->current_test_info()
-                            ->name());
+    dir_ = absl::StrCat(
+        ::testing::TempDir(), "/security_test_", getpid(), "_",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     ASSERT_EQ(std::system(("mkdir -p " + dir_).c_str()), 0);
   }
 
@@ -136,8 +135,7 @@ TEST_F(SecurityTest, EveryMethodRefusesACallWithoutTheToken) {
       grpc::Status status = CallRaw(none, method);
       EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
           << method << ": " << status.error_message();
-      EXPECT_THAT(status.error_message(), HasSubstr("no auth token"))
-          << method;
+      EXPECT_THAT(status.error_message(), HasSubstr("no auth token")) << method;
       status = CallRaw(wrong, method);
       EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
           << method;
@@ -150,9 +148,9 @@ TEST_F(SecurityTest, EveryMethodRefusesACallWithoutTheToken) {
   EXPECT_EQ(methods, 15);
   // Still serving, and the right token gets through.
   std::ostringstream out, err;
-  EXPECT_EQ(RunCtlCommand(Admin(*server, Client(Token(kToken))), "stats", out,
-                          err),
-            0)
+  EXPECT_EQ(
+      RunCtlCommand(Admin(*server, Client(Token(kToken))), "stats", out, err),
+      0)
       << err.str();
   EXPECT_THAT(out.str(), HasSubstr("emb"));
 }
@@ -227,30 +225,30 @@ TEST_F(SecurityTest, TlsLetsInOnlyClientsThatTrustTheJobsCa) {
 }
 
 constexpr char kJob[] = R"pb(
-cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 2 }
-sparse_tables {
-  name: "embedding"
-  dim: 4
-  optimizer { type: ADAGRAD learning_rate: 0.05 }
-}
-model {
-  type: DNN
-  sparse_table: "embedding"
-  hidden_units: 8
-  dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
-}
-data {
-  batch_size: 256
-  generate {
-    output_dir: "unused"
-    seed: 5
-    train_rows: 20000
-    eval_rows: 2000
-    vocab_size: 50
-    num_interactions: 0
+  cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 2 }
+  sparse_tables {
+    name: "embedding"
+    dim: 4
+    optimizer { type: ADAGRAD learning_rate: 0.05 }
   }
-}
-training { log_every_steps: 50 }
+  model {
+    type: DNN
+    sparse_table: "embedding"
+    hidden_units: 8
+    dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
+  }
+  data {
+    batch_size: 256
+    generate {
+      output_dir: "unused"
+      seed: 5
+      train_rows: 20000
+      eval_rows: 2000
+      vocab_size: 50
+      num_interactions: 0
+    }
+  }
+  training { log_every_steps: 50 }
 )pb";
 
 // Workers, the coordinator and the servers' calls to each other (the
@@ -331,7 +329,8 @@ TEST_F(SecurityTest, BadSettingsNameTheFieldAndTheFile) {
 
 TEST_F(SecurityTest, TheTokenCanComeFromTheEnvironment) {
   ASSERT_EQ(setenv("PS_AUTH_TOKEN", kToken, 1), 0);
-  auto from_env = RpcSecurity::Load(SecurityConfig(), RpcSecurity::Role::kServer);
+  auto from_env =
+      RpcSecurity::Load(SecurityConfig(), RpcSecurity::Role::kServer);
   unsetenv("PS_AUTH_TOKEN");
   ASSERT_TRUE(from_env.ok()) << from_env.status();
   EXPECT_TRUE((*from_env)->has_token());

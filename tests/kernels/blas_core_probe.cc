@@ -9,7 +9,8 @@
 #include "kernels/cpu/blas_core.h"
 
 int main(int argc, char** argv) {
-  const bool no_restart = argc == 2 && std::strcmp(argv[1], "--no-restart") == 0;
+  const bool no_restart =
+      argc == 2 && std::strcmp(argv[1], "--no-restart") == 0;
   if (!no_restart) ps::RestartWithBetterBlasCore(argv);
   const char* env = std::getenv("OPENBLAS_CORETYPE");
   std::printf("core=%s env=%s args=%d\n", ps::BlasCoreName().c_str(),

@@ -56,8 +56,7 @@ TEST(BlasCoreTest, AProgramStartsAgainWithTheBetterCore) {
     GTEST_SKIP() << "this OpenBLAS does not choose its kernels at load time: "
                  << forced;
   }
-  EXPECT_NE(forced.find("core=Prescott env=Prescott args=3"),
-            std::string::npos)
+  EXPECT_NE(forced.find("core=Prescott env=Prescott args=3"), std::string::npos)
       << forced;
   EXPECT_EQ(forced.find("starting again"), std::string::npos) << forced;
   const std::string out = RunProbe(nullptr);
@@ -69,8 +68,7 @@ TEST(BlasCoreTest, AProgramStartsAgainWithTheBetterCore) {
     // No restart: OpenBLAS's own choice must then stand.
     const size_t at = out.find("core=");
     ASSERT_NE(at, std::string::npos) << out;
-    const std::string core =
-        out.substr(at + 5, out.find(' ', at) - at - 5);
+    const std::string core = out.substr(at + 5, out.find(' ', at) - at - 5);
     EXPECT_EQ(BetterBlasCore(core, cpu.avx512, cpu.avx2_fma), "") << out;
     EXPECT_NE(out.find("env=(unset) args=3"), std::string::npos) << out;
     return;

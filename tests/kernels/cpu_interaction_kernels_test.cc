@@ -10,8 +10,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/kernel_test_util.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "tests/testing/kernel_test_util.h"
 
 namespace ps {
 namespace {

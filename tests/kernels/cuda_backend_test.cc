@@ -110,9 +110,8 @@ void ExpectSumsNear(const std::vector<float>& got,
 }
 
 void ExpectElementsNear(const std::vector<float>& got,
-                        const std::vector<float>& want,
-                        const std::string& what, double rel = 2e-6,
-                        double abs = 1e-6) {
+                        const std::vector<float>& want, const std::string& what,
+                        double rel = 2e-6, double abs = 1e-6) {
   ASSERT_EQ(got.size(), want.size()) << what;
   for (size_t i = 0; i < want.size(); ++i) {
     ASSERT_NEAR(got[i], want[i], rel * std::fabs(want[i]) + abs)
@@ -125,7 +124,7 @@ TEST_P(CudaBackendTest, Gemm) {
   struct Shape {
     int m, n, k;
   };
-  const Shape shapes[] = {{1, 1, 1},   {7, 65, 1},    {65, 7, 13},
+  const Shape shapes[] = {{1, 1, 1},    {7, 65, 1},    {65, 7, 13},
                           {1, 1000, 7}, {1000, 1, 65}, {33, 17, 1000},
                           {5, 3, 0}};
   for (const Shape& s : shapes) {
@@ -138,16 +137,15 @@ TEST_P(CudaBackendTest, Gemm) {
           std::vector<float> want = c, abs_sum = Abs(c);
           cpu_->Gemm(ta, tb, s.m, s.n, s.k, 0.75f, a.data(), b.data(), beta,
                      want.data());
-          cpu_->Gemm(ta, tb, s.m, s.n, s.k, 0.75f, Abs(a).data(),
-                     Abs(b).data(), std::fabs(beta), abs_sum.data());
+          cpu_->Gemm(ta, tb, s.m, s.n, s.k, 0.75f, Abs(a).data(), Abs(b).data(),
+                     std::fabs(beta), abs_sum.data());
           float* dc = Up(c);
           device_->Gemm(ta, tb, s.m, s.n, s.k, 0.75f, Up(a), Up(b), beta, dc);
-          ExpectSumsNear(Down(dc, c.size()), want, abs_sum,
-                         "gemm " + std::to_string(s.m) + "x" +
-                             std::to_string(s.n) + "x" + std::to_string(s.k) +
-                             " ta " + std::to_string(ta) + " tb " +
-                             std::to_string(tb) + " beta " +
-                             std::to_string(beta));
+          ExpectSumsNear(
+              Down(dc, c.size()), want, abs_sum,
+              "gemm " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
+                  std::to_string(s.k) + " ta " + std::to_string(ta) + " tb " +
+                  std::to_string(tb) + " beta " + std::to_string(beta));
         }
       }
     }
@@ -174,8 +172,7 @@ TEST_P(CudaBackendTest, BiasActivationAndBackward) {
       // Backward from the CPU's outputs, so both see the same y.
       const auto grad = RandomVector(want.size(), &rng);
       std::vector<float> want_grad = grad;
-      cpu_->ActivationBackward(want.size(), act, want.data(),
-                               want_grad.data());
+      cpu_->ActivationBackward(want.size(), act, want.data(), want_grad.data());
       float* dgrad = Up(grad);
       device_->ActivationBackward(want.size(), act, Up(want), dgrad);
       ExpectElementsNear(Down(dgrad, grad.size()), want_grad,
@@ -188,8 +185,15 @@ TEST_P(CudaBackendTest, BiasGrad) {
   std::mt19937 rng(13);
   // Above 512 rows the CUDA backend sums in chunks of 512, then the chunks
   // (40 chunks for 20000 rows: more than a warp's lanes).
-  for (auto [m, n] : {std::pair{1, 1}, {7, 65}, {65, 1}, {1000, 7},
-                      {0, 5}, {33, 1000}, {512, 3}, {513, 3}, {8192, 1},
+  for (auto [m, n] : {std::pair{1, 1},
+                      {7, 65},
+                      {65, 1},
+                      {1000, 7},
+                      {0, 5},
+                      {33, 1000},
+                      {512, 3},
+                      {513, 3},
+                      {8192, 1},
                       {20000, 64}}) {
     const auto dy = RandomVector(int64_t{m} * n, &rng);
     std::vector<float> want(n), abs_sum(n);
@@ -234,12 +238,12 @@ TEST_P(CudaBackendTest, PoolForwardAndBackward) {
     bool shift;
   };
   const Case cases[] = {
-      {1, 1, 1, 1, 1, 3, false},       {7, 3, 7, 2, 5, 3, false},
-      {65, 26, 8, 3, 1000, 3, false},  {1000, 7, 9, 4, 65, 3, false},
-      {33, 2, 65, 0, 3, 3, false},     {100, 5, 16, 50, 7, 3, false},
-      {65, 26, 8, 3, 1000, 0, false},  {100, 5, 16, 50, 7, 0, false},
-      {33, 3, 6, 5, 40, 0, false},     {9, 2, 260, 6, 11, 4, false},
-      {17, 4, 64, 9, 200, 4, false},   {65, 26, 8, 3, 1000, 0, true}};
+      {1, 1, 1, 1, 1, 3, false},      {7, 3, 7, 2, 5, 3, false},
+      {65, 26, 8, 3, 1000, 3, false}, {1000, 7, 9, 4, 65, 3, false},
+      {33, 2, 65, 0, 3, 3, false},    {100, 5, 16, 50, 7, 3, false},
+      {65, 26, 8, 3, 1000, 0, false}, {100, 5, 16, 50, 7, 0, false},
+      {33, 3, 6, 5, 40, 0, false},    {9, 2, 260, 6, 11, 4, false},
+      {17, 4, 64, 9, 200, 4, false},  {65, 26, 8, 3, 1000, 0, true}};
   for (const Case& c : cases) {
     for (PoolMode mode : {PoolMode::kSum, PoolMode::kMean}) {
       const PoolInput in =
@@ -249,8 +253,8 @@ TEST_P(CudaBackendTest, PoolForwardAndBackward) {
       const int ld_out = c.num_slots * c.dim + c.pad;
       const int shift = c.shift ? 1 : 0;
       const auto out0 = RandomVector(int64_t{c.batch} * ld_out, &rng);
-      PoolArgs args{c.batch, c.num_slots, c.dim, mode, in.offsets.data(),
-                    in.index.data()};
+      PoolArgs args{c.batch, c.num_slots,       c.dim,
+                    mode,    in.offsets.data(), in.index.data()};
       std::vector<float> want = out0, abs_sum = out0;
       cpu_->PoolForward(args, rows.data(), want.data(), ld_out);
       cpu_->PoolForward(args, Abs(rows).data(), abs_sum.data(), ld_out);
@@ -281,8 +285,8 @@ TEST_P(CudaBackendTest, PoolForwardAndBackward) {
       std::vector<float> shifted_d_out(shift, 0.0f);
       shifted_d_out.insert(shifted_d_out.end(), d_out.begin(), d_out.end());
       const float* dd_out = Up(shifted_d_out) + shift;
-      for (int64_t num_keys : {int64_t{-1}, static_cast<int64_t>(
-                                                in.index.size())}) {
+      for (int64_t num_keys :
+           {int64_t{-1}, static_cast<int64_t>(in.index.size())}) {
         dargs.num_keys = num_keys;
         device_->PoolBackward(dargs, dd_out, ld_out, c.num_rows, dgrad);
         ExpectSumsNear(Down(dgrad, want_grad.size()), want_grad, abs_grad,
@@ -297,8 +301,7 @@ TEST_P(CudaBackendTest, PoolBackwardIsDeterministic) {
   const PoolInput in = MakePoolInput(1000, 26, 3, 50, &rng);
   const int dim = 8, ld = 26 * 8;
   const auto d_out = RandomVector(1000 * ld, &rng);
-  PoolArgs args{1000, 26, dim, PoolMode::kMean, Up(in.offsets),
-                Up(in.index)};
+  PoolArgs args{1000, 26, dim, PoolMode::kMean, Up(in.offsets), Up(in.index)};
   float* first = Up(std::vector<float>(50 * dim));
   float* second = Up(std::vector<float>(50 * dim));
   const float* dd_out = Up(d_out);
@@ -319,8 +322,8 @@ TEST_P(CudaBackendTest, CopyBlocks) {
       const auto src = RandomVector(int64_t{rows} * src_layout.ld, &rng);
       const auto dst0 = RandomVector(int64_t{rows} * dst_layout.ld, &rng);
       std::vector<float> want = dst0;
-      cpu_->CopyBlocks(rows, blocks, width, src.data(), src_layout,
-                       want.data(), dst_layout, accumulate);
+      cpu_->CopyBlocks(rows, blocks, width, src.data(), src_layout, want.data(),
+                       dst_layout, accumulate);
       float* ddst = Up(dst0);
       device_->CopyBlocks(rows, blocks, width, Up(src), src_layout, ddst,
                           dst_layout, accumulate);
@@ -344,15 +347,15 @@ TEST_P(CudaBackendTest, FmForwardAndBackward) {
                     want_out.data());
     // Scale of the squares: the FM value of |x| bounds the cancellation.
     std::vector<float> abs_sum(want_sum.size()), abs_out(batch, 0.0f);
-    cpu_->FmForward(batch, fields, dim, Abs(x).data(), layout,
-                    abs_sum.data(), abs_out.data());
+    cpu_->FmForward(batch, fields, dim, Abs(x).data(), layout, abs_sum.data(),
+                    abs_out.data());
     for (int i = 0; i < batch; ++i) abs_out[i] += std::fabs(out0[i]) + 1.0f;
     const float* dx = Up(x);
     float* dsum = Up(std::vector<float>(want_sum.size()));
     float* dout = Up(out0);
     device_->FmForward(batch, fields, dim, dx, layout, dsum, dout);
-    const std::string what = "fm batch " + std::to_string(batch) +
-                             " fields " + std::to_string(fields);
+    const std::string what = "fm batch " + std::to_string(batch) + " fields " +
+                             std::to_string(fields);
     ExpectSumsNear(Down(dsum, want_sum.size()), want_sum, abs_sum, what);
     ExpectSumsNear(Down(dout, batch), want_out, abs_out, what);
 
@@ -362,8 +365,8 @@ TEST_P(CudaBackendTest, FmForwardAndBackward) {
     cpu_->FmBackward(batch, fields, dim, x.data(), layout, want_sum.data(),
                      d_out.data(), want_dx.data());
     float* ddx = Up(dx0);
-    device_->FmBackward(batch, fields, dim, dx, layout, Up(want_sum),
-                        Up(d_out), ddx);
+    device_->FmBackward(batch, fields, dim, dx, layout, Up(want_sum), Up(d_out),
+                        ddx);
     ExpectElementsNear(Down(ddx, dx0.size()), want_dx, "backward of " + what,
                        1e-5, 1e-5);
   }
@@ -407,8 +410,7 @@ TEST_P(CudaBackendTest, CrossForwardAndBackward) {
     const double dw_tol = 1e-4 * std::sqrt(static_cast<double>(width));
     ExpectElementsNear(Down(ddx0, size), want_dx0, "d_x0 of " + what, 1e-4,
                        1e-4);
-    ExpectElementsNear(Down(ddx, size), want_dx, "d_x of " + what, 1e-4,
-                       1e-4);
+    ExpectElementsNear(Down(ddx, size), want_dx, "d_x of " + what, 1e-4, 1e-4);
     ExpectElementsNear(Down(ddw, width), want_dw, "d_w of " + what, 1e-4,
                        dw_tol * batch);
     ExpectElementsNear(Down(ddb, width), want_db, "d_b of " + what, 1e-5,
@@ -434,8 +436,7 @@ TEST_P(CudaBackendTest, SigmoidCrossEntropy) {
     const std::string what = "loss n " + std::to_string(n);
     ExpectElementsNear(Down(dp, n), want_p, what);
     ExpectElementsNear(Down(dd, n), want_d, what);
-    EXPECT_NEAR(Down(dloss, 1)[0], want_loss, 1e-9 * want_loss + 1e-12)
-        << what;
+    EXPECT_NEAR(Down(dloss, 1)[0], want_loss, 1e-9 * want_loss + 1e-12) << what;
   }
 }
 
@@ -482,8 +483,8 @@ TEST_P(CudaBackendTest, CopiesRoundTripThroughPinnedAndPageableMemory) {
   auto b = device_->Allocate(bytes);
   ASSERT_TRUE(a.ok() && b.ok());
   device_->CopyToBackend(pinned->data(), bytes, a->data());
-  device_->CopyBlocks(1, 1, data.size(), a->as<float>(), {0, 0},
-                      b->as<float>(), {0, 0}, false);
+  device_->CopyBlocks(1, 1, data.size(), a->as<float>(), {0, 0}, b->as<float>(),
+                      {0, 0}, false);
   std::vector<float> back(data.size());
   device_->CopyToHost(b->data(), bytes, back.data());
   ASSERT_TRUE(device_->Synchronize().ok());
@@ -549,8 +550,8 @@ TEST_P(CudaBackendTest, DenseOptimizerStepIsTheServersRule) {
       ASSERT_EQ(static_cast<int64_t>(state.size()),
                 per_weight * n + optimizer_math::RowStates(hyper->kind));
       float* w = Up(want);
-      float* s = Up(std::vector<float>(state.begin(),
-                                       state.begin() + per_weight * n));
+      float* s =
+          Up(std::vector<float>(state.begin(), state.begin() + per_weight * n));
       optimizer_math::DenseRowState row(*hyper);
       for (int step = 0; step < 3; ++step) {
         const auto grad = RandomVector(n, &rng, -2.0f, 2.0f);
@@ -587,8 +588,7 @@ TEST(CudaBackendCreateTest, ErrorsNameTheProblem) {
   if (gpus->empty()) {
     ASSERT_FALSE(cuda.ok());
     EXPECT_EQ(cuda.status().code(), absl::StatusCode::kFailedPrecondition);
-    EXPECT_NE(cuda.status().message().find("no usable GPU"),
-              std::string::npos)
+    EXPECT_NE(cuda.status().message().find("no usable GPU"), std::string::npos)
         << cuda.status();
     return;
   }

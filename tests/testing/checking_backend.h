@@ -129,16 +129,12 @@ class CheckingBackend final : public Backend {
     counts_.bytes_to_host += bytes;
     CheckDevice(src, bytes, "CopyToHost src");
     CheckHost(host, bytes, "CopyToHost host");
-    Run([=, this] {
-      cpu_->CopyToHost(src, bytes, host);
-    });
+    Run([=, this] { cpu_->CopyToHost(src, bytes, host); });
   }
   void SetZero(int64_t bytes, void* dst) override {
     ++counts_.set_zero;
     CheckDevice(dst, bytes, "SetZero dst");
-    Run([=, this] {
-      cpu_->SetZero(bytes, dst);
-    });
+    Run([=, this] { cpu_->SetZero(bytes, dst); });
   }
   absl::Status Synchronize() override {
     ++counts_.synchronizes;
@@ -168,26 +164,20 @@ class CheckingBackend final : public Backend {
     Kernel();
     CheckFloats(bias, n, "BiasActivation bias");
     CheckFloats(y, int64_t{m} * n, "BiasActivation y");
-    Run([=, this] {
-      cpu_->BiasActivation(m, n, bias, act, y);
-    });
+    Run([=, this] { cpu_->BiasActivation(m, n, bias, act, y); });
   }
   void ActivationBackward(int64_t count, Activation act, const float* y,
                           float* dy) override {
     Kernel();
     CheckFloats(y, count, "ActivationBackward y");
     CheckFloats(dy, count, "ActivationBackward dy");
-    Run([=, this] {
-      cpu_->ActivationBackward(count, act, y, dy);
-    });
+    Run([=, this] { cpu_->ActivationBackward(count, act, y, dy); });
   }
   void BiasGrad(int m, int n, const float* dy, float* db) override {
     Kernel();
     CheckFloats(dy, int64_t{m} * n, "BiasGrad dy");
     CheckFloats(db, n, "BiasGrad db");
-    Run([=, this] {
-      cpu_->BiasGrad(m, n, dy, db);
-    });
+    Run([=, this] { cpu_->BiasGrad(m, n, dy, db); });
   }
   void PoolForward(const PoolArgs& args, const float* rows, float* out,
                    int ld_out) override {
@@ -200,9 +190,7 @@ class CheckingBackend final : public Backend {
                   Extent(args.batch, 1, args.num_slots * args.dim, ld_out, 0),
                   "PoolForward out");
     }
-    Run([=, this] {
-      cpu_->PoolForward(args, rows, out, ld_out);
-    });
+    Run([=, this] { cpu_->PoolForward(args, rows, out, ld_out); });
   }
   void PoolBackward(const PoolArgs& args, const float* d_out, int ld_out,
                     int64_t num_rows, float* grad_rows) override {
@@ -266,14 +254,11 @@ class CheckingBackend final : public Backend {
     CheckFloats(b, width, "CrossForward b");
     CheckFloats(xw, batch, "CrossForward xw");
     CheckFloats(out, size, "CrossForward out");
-    Run([=, this] {
-      cpu_->CrossForward(batch, width, x0, x, w, b, xw, out);
-    });
+    Run([=, this] { cpu_->CrossForward(batch, width, x0, x, w, b, xw, out); });
   }
   void CrossBackward(int batch, int width, const float* x0, const float* x,
                      const float* w, const float* xw, const float* d_out,
-                     float* d_x0, float* d_x, float* d_w,
-                     float* d_b) override {
+                     float* d_x0, float* d_x, float* d_w, float* d_b) override {
     Kernel();
     const int64_t size = int64_t{batch} * width;
     CheckFloats(x0, size, "CrossBackward x0");
@@ -325,9 +310,7 @@ class CheckingBackend final : public Backend {
     CheckFloats(w, n, "DenseOptimizerStep w");
     CheckFloats(state, n * optimizer_math::StatesPerWeight(update.hyper.kind),
                 "DenseOptimizerStep state");
-    Run([=, this] {
-      cpu_->DenseOptimizerStep(update, n, grad, w, state);
-    });
+    Run([=, this] { cpu_->DenseOptimizerStep(update, n, grad, w, state); });
   }
 
  private:

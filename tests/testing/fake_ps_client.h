@@ -46,7 +46,8 @@ class FakePsClient final : public PsClient {
     std::fill(values.begin(), values.end(), 0.0f);
     if (row_value) {
       for (size_t j = 0; j < keys.size(); ++j) {
-        for (int i = 0; i < dim; ++i) values[j * dim + i] = row_value(keys[j], i);
+        for (int i = 0; i < dim; ++i)
+          values[j * dim + i] = row_value(keys[j], i);
       }
     }
     std::function<void(int64_t)> hook;
@@ -121,8 +122,8 @@ class FakePsClient final : public PsClient {
     return !has_more;  // the only worker
   }
   using PsClient::Finish;
-  absl::Status Finish(int64_t examples, const std::string& status,
-                      int64_t step, const DataPosition& position) override {
+  absl::Status Finish(int64_t examples, const std::string& status, int64_t step,
+                      const DataPosition& position) override {
     absl::MutexLock lock(&mu);
     finishes.push_back({examples, status, step, position});
     return absl::OkStatus();

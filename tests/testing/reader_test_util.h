@@ -48,8 +48,9 @@ class TempDirTest : public ::testing::Test {
     EXPECT_NE(f, nullptr) << path;
     if (f == nullptr) return path;
     if (!content.empty()) {
-      EXPECT_EQ(gzwrite(f, content.data(), static_cast<unsigned>(content.size())),
-                static_cast<int>(content.size()));
+      EXPECT_EQ(
+          gzwrite(f, content.data(), static_cast<unsigned>(content.size())),
+          static_cast<int>(content.size()));
     }
     EXPECT_EQ(gzclose(f), Z_OK);
     return path;

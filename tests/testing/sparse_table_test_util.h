@@ -59,7 +59,6 @@ inline SparseTableOptions Tiered(SparseTableOptions o, const std::string& dir,
   return o;
 }
 
-
 inline std::unique_ptr<SparseTable> MustCreate(const SparseTableOptions& o) {
   auto table = SparseTable::Create(o);
   EXPECT_TRUE(table.ok()) << table.status();

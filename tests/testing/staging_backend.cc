@@ -102,8 +102,7 @@ absl::StatusOr<BackendBuffer> StagingBackend::AllocateHost(int64_t bytes) {
   return device_->AllocateHost(bytes);
 }
 
-void StagingBackend::CopyToBackend(const void* host, int64_t bytes,
-                                   void* dst) {
+void StagingBackend::CopyToBackend(const void* host, int64_t bytes, void* dst) {
   if (bytes > 0) std::memcpy(dst, host, static_cast<size_t>(bytes));
 }
 
@@ -222,12 +221,11 @@ void StagingBackend::CopyBlocks(int rows, int blocks, int width,
                                 bool accumulate) {
   if (rows <= 0 || blocks <= 0 || width <= 0) return;
   Call call(this);
-  const float* d_src =
-      call.In(src, Extent(rows, blocks, width, src_layout));
+  const float* d_src = call.In(src, Extent(rows, blocks, width, src_layout));
   float* d_dst = call.InOut(dst, Extent(rows, blocks, width, dst_layout));
   if (!call.ok()) return;
-  device_->CopyBlocks(rows, blocks, width, d_src, src_layout, d_dst,
-                      dst_layout, accumulate);
+  device_->CopyBlocks(rows, blocks, width, d_src, src_layout, d_dst, dst_layout,
+                      accumulate);
   call.Finish();
 }
 
@@ -256,8 +254,7 @@ void StagingBackend::FmBackward(int batch, int num_fields, int dim,
   const float* dd_out = call.In(d_out, batch);
   float* d_dx = call.InOut(dx, extent);
   if (!call.ok()) return;
-  device_->FmBackward(batch, num_fields, dim, d_x, layout, d_sum, dd_out,
-                      d_dx);
+  device_->FmBackward(batch, num_fields, dim, d_x, layout, d_sum, dd_out, d_dx);
   call.Finish();
 }
 
@@ -296,15 +293,15 @@ void StagingBackend::CrossBackward(int batch, int width, const float* x0,
   float* dev_d_w = call.Out(d_w, width);
   float* dev_d_b = call.Out(d_b, width);
   if (!call.ok()) return;
-  device_->CrossBackward(batch, width, dev_x0, dev_x, dev_w, dev_xw,
-                         dev_d_out, dev_d_x0, dev_d_x, dev_d_w, dev_d_b);
+  device_->CrossBackward(batch, width, dev_x0, dev_x, dev_w, dev_xw, dev_d_out,
+                         dev_d_x0, dev_d_x, dev_d_w, dev_d_b);
   call.Finish();
 }
 
 void StagingBackend::SigmoidCrossEntropy(int n, const float* logits,
-                                         const float* labels,
-                                         float grad_scale, float* probs,
-                                         float* d_logits, double* loss_sum) {
+                                         const float* labels, float grad_scale,
+                                         float* probs, float* d_logits,
+                                         double* loss_sum) {
   Call call(this);
   const int64_t count = std::max(n, 0);
   const float* d_logit_in = call.In(logits, count);

@@ -14,8 +14,8 @@
 #include "google/protobuf/util/json_util.h"
 #include "proto/health.grpc.pb.h"
 #include "proto/ps.grpc.pb.h"
-#include "tools/ctl/checkpoint_export.h"
 #include "server/service/stats_format.h"
+#include "tools/ctl/checkpoint_export.h"
 
 namespace ps {
 
@@ -54,8 +54,8 @@ absl::StatusOr<std::vector<ServerStats>> CollectStats(
     one.endpoint = options.servers[i];
     grpc::ClientContext context;
     SetDeadline(options, &context);
-    grpc::Status status =
-        StubFor(options, one.endpoint)->Stats(&context, StatsRequest(), &one.stats);
+    grpc::Status status = StubFor(options, one.endpoint)
+                              ->Stats(&context, StatsRequest(), &one.stats);
     if (!status.ok()) {
       errors.push_back(FromGrpcStatus(status, ServerName(options, i), "Stats"));
       continue;
@@ -73,8 +73,8 @@ absl::StatusOr<std::string> CheckHealth(const AdminOptions& options,
   grpc::ClientContext context;
   SetDeadline(options, &context);
   grpc::health::v1::HealthCheckResponse response;
-  grpc::Status status = stub->Check(
-      &context, grpc::health::v1::HealthCheckRequest(), &response);
+  grpc::Status status =
+      stub->Check(&context, grpc::health::v1::HealthCheckRequest(), &response);
   if (!status.ok()) {
     return FromGrpcStatus(status, ServerName(options, server), "Health.Check");
   }
@@ -90,8 +90,8 @@ absl::Status StopServers(const AdminOptions& options) {
     ShutdownRequest request;
     request.set_reason(options.stop_reason);
     ShutdownResponse response;
-    grpc::Status status =
-        StubFor(options, options.servers[i])->Shutdown(&context, request, &response);
+    grpc::Status status = StubFor(options, options.servers[i])
+                              ->Shutdown(&context, request, &response);
     if (!status.ok()) {
       errors.push_back(
           FromGrpcStatus(status, ServerName(options, i), "Shutdown"));
@@ -110,10 +110,11 @@ absl::StatusOr<std::vector<ShrinkResponse>> ShrinkServers(
     grpc::ClientContext context;
     SetDeadline(options, &context);
     ShrinkResponse response;
-    grpc::Status status =
-        StubFor(options, options.servers[i])->Shrink(&context, request, &response);
+    grpc::Status status = StubFor(options, options.servers[i])
+                              ->Shrink(&context, request, &response);
     if (!status.ok()) {
-      errors.push_back(FromGrpcStatus(status, ServerName(options, i), "Shrink"));
+      errors.push_back(
+          FromGrpcStatus(status, ServerName(options, i), "Shrink"));
       continue;
     }
     result.push_back(std::move(response));
@@ -138,7 +139,6 @@ absl::StatusOr<RequestCheckpointResponse> RequestCheckpoint(
   }
   return response;
 }
-
 
 std::string CtlUsage() {
   return "usage: ps_ctl --servers host:port[,host:port...] [--json] "
@@ -194,8 +194,8 @@ int RunCtlCommand(const AdminOptions& options, const std::string& command,
       err << "ps_ctl: export: " << exported.status().message() << "\n";
       return 1;
     }
-    out << "exported " << exported->path << " (step " << exported->step
-        << ", " << exported->rows_written << " rows"
+    out << "exported " << exported->path << " (step " << exported->step << ", "
+        << exported->rows_written << " rows"
         << (options.export_delta
                 ? absl::StrCat(", ", exported->rows_deleted, " deleted")
                 : "")

@@ -7,13 +7,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/checkpoint.h"
+#include "common/export_format.h"
 #include "common/model_spec.h"
 #include "common/status_macros.h"
 #include "google/protobuf/text_format.h"
 #include "server/table/dense_table.h"
 #include "server/table/sparse_table.h"
 #include "server/table/table_snapshot.h"
-#include "common/export_format.h"
 
 namespace ps {
 
@@ -30,8 +30,8 @@ absl::StatusOr<CheckpointExportResult> ExportCheckpoint(
   std::error_code ec;
   std::filesystem::create_directories(options.out_dir, ec);
   if (ec) {
-    return absl::InternalError(absl::StrCat("cannot create '", options.out_dir,
-                                            "': ", ec.message()));
+    return absl::InternalError(
+        absl::StrCat("cannot create '", options.out_dir, "': ", ec.message()));
   }
   std::unique_ptr<ExportedModel> base;
   ExportOptions export_options;
@@ -43,9 +43,9 @@ absl::StatusOr<CheckpointExportResult> ExportCheckpoint(
   CheckpointExportResult result;
   result.step = m.global_step();
   result.path = ExportPath(options.out_dir, m.global_step());
-  ASSIGN_OR_RETURN(auto writer, ExportWriter::Create(result.path, config,
-                                                     m.global_step(),
-                                                     export_options));
+  ASSIGN_OR_RETURN(auto writer,
+                   ExportWriter::Create(result.path, config, m.global_step(),
+                                        export_options));
   for (const SparseTableConfig& tc : config.sparse_tables()) {
     // An empty memory table of the checkpoint's layout tells the row format.
     SparseTableOptions shape;
@@ -74,7 +74,8 @@ absl::StatusOr<CheckpointExportResult> ExportCheckpoint(
               weights.insert(weights.end(), row, row + dim);
               if (acc >= 0) {
                 const AccessorConfig& a = tc.accessor();
-                scores.push_back(a.nonclick_weight() * (row[acc] - row[acc + 1]) +
+                scores.push_back(a.nonclick_weight() *
+                                     (row[acc] - row[acc + 1]) +
                                  a.click_weight() * row[acc + 1]);
               }
             }
@@ -87,10 +88,10 @@ absl::StatusOr<CheckpointExportResult> ExportCheckpoint(
   const ModelSpec spec = MakeModelSpec(config);
   const DenseBlocks whole{spec.dense_size, config.cluster().dense_block_size(),
                           1};
-  ASSIGN_OR_RETURN(auto dense,
-                   DenseTable::Create("model", whole, 0,
-                                      config.model().dense_optimizer(),
-                                      [](int64_t) { return 0.0f; }));
+  ASSIGN_OR_RETURN(
+      auto dense,
+      DenseTable::Create("model", whole, 0, config.model().dense_optimizer(),
+                         [](int64_t) { return 0.0f; }));
   std::vector<std::string> paths;
   for (int s = 0; s < m.num_servers(); ++s) {
     paths.push_back(

@@ -25,7 +25,8 @@ DEFINE_bool(json, false, "stats: print JSON instead of a table");
 DEFINE_int32(timeout_ms, 5000, "deadline of each RPC");
 DEFINE_string(reason, "ps_ctl stop", "stop: the reason the servers log");
 DEFINE_string(tables, "", "shrink: comma-separated table names (default all)");
-DEFINE_string(checkpoint, "", "export: the checkpoint folder (default: take one)");
+DEFINE_string(checkpoint, "",
+              "export: the checkpoint folder (default: take one)");
 DEFINE_string(export_dir, "", "export: where the export files go");
 DEFINE_bool(delta, false, "export: only rows changed since the exports there");
 DEFINE_double(min_score, -1e30, "export: leave out rows scoring below this");
@@ -62,8 +63,7 @@ int main(int argc, char** argv) {
   ps::SecurityConfig security;
   security.set_tls_ca_file(FLAGS_tls_ca_file);
   security.set_auth_token_file(FLAGS_auth_token_file);
-  auto loaded =
-      ps::RpcSecurity::Load(security, ps::RpcSecurity::Role::kClient);
+  auto loaded = ps::RpcSecurity::Load(security, ps::RpcSecurity::Role::kClient);
   if (!loaded.ok()) {
     std::cerr << "ps_ctl: " << loaded.status().message() << "\n";
     return 2;

@@ -2,9 +2,9 @@
 // a yardstick: the oracle AUC/logloss (of the true click probabilities on the
 // eval file) is the best any model can reach on that data.
 //
-// Planted model (tools/datagen/planted_model.h): each categorical slot draws a value
-// index from a Zipf distribution over vocab_size values (value hex = a hash
-// of seed, slot and index) and adds its value's hidden weight. Each slot's
+// Planted model (tools/datagen/planted_model.h): each categorical slot draws a
+// value index from a Zipf distribution over vocab_size values (value hex = a
+// hash of seed, slot and index) and adds its value's hidden weight. Each slot's
 // term is standardized over that distribution to mean 0 and a std-dev of
 // weight_stddev times a per-slot scale in [0.15, 1], with popular values
 // weighted more than rare ones (rare values stay near the slot average).

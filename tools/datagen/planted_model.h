@@ -1,5 +1,5 @@
-// The hidden model behind the synthetic Criteo data (tools/datagen/datagen.h), and
-// the row drawing from it: PlantedModel holds the value vocabularies, their
+// The hidden model behind the synthetic Criteo data (tools/datagen/datagen.h),
+// and the row drawing from it: PlantedModel holds the value vocabularies, their
 // Zipf samplers and all planted weights; RowDrawer draws labelled rows from
 // it as Criteo TSV lines, with their true click probabilities.
 //

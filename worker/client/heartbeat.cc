@@ -7,10 +7,9 @@
 
 namespace ps {
 
-HeartbeatThread::HeartbeatThread(PsClient* client, absl::Duration interval,
-                                 std::function<int64_t()> step,
-                                 std::function<void(int64_t, absl::Time)>
-                                     on_pending)
+HeartbeatThread::HeartbeatThread(
+    PsClient* client, absl::Duration interval, std::function<int64_t()> step,
+    std::function<void(int64_t, absl::Time)> on_pending)
     : client_(client),
       interval_(interval),
       step_(std::move(step)),

@@ -1,12 +1,12 @@
 #include "worker/client/ps_client.h"
 
+#include <grpcpp/grpcpp.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <functional>
 #include <numeric>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -93,8 +93,9 @@ class GrpcPsClient final : public PsClient {
     // (gRPC's own default backs off to 2 minutes).
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-                static_cast<int>(absl::ToInt64Milliseconds(RetryBackoff::kMaxWait)));
+    args.SetInt(
+        GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+        static_cast<int>(absl::ToInt64Milliseconds(RetryBackoff::kMaxWait)));
     for (const std::string& endpoint : options.servers) {
       auto channel = security->Channel(endpoint, args);
       channels_.push_back(channel);
@@ -107,7 +108,8 @@ class GrpcPsClient final : public PsClient {
   ~GrpcPsClient() override { PS_IGNORE_STATUS(WaitPushes(0)); }
 
   absl::Status WaitConnected() {
-    auto deadline = DeadlineIn(std::chrono::seconds(options_.connect_timeout_sec));
+    auto deadline =
+        DeadlineIn(std::chrono::seconds(options_.connect_timeout_sec));
     std::vector<std::string> down;
     for (size_t s = 0; s < channels_.size(); ++s) {
       if (!channels_[s]->WaitForConnected(deadline)) down.push_back(Name(s));
@@ -126,9 +128,9 @@ class GrpcPsClient final : public PsClient {
                           absl::Span<const uint64_t> keys,
                           absl::Span<float> values, int64_t step) override {
     if (values.size() != keys.size() * dim) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "PullSparse: ", keys.size(), " keys x dim ", dim, " != ",
-          values.size(), " floats"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("PullSparse: ", keys.size(), " keys x dim ", dim,
+                       " != ", values.size(), " floats"));
     }
     using SparseCall = PullCall<PullSparseRequest, PullSparseResponse>;
     const std::vector<std::vector<uint32_t>> pos = SplitByServer(keys);
@@ -148,8 +150,8 @@ class GrpcPsClient final : public PsClient {
     // Rows are copied out as each chunk arrives, on gRPC's thread; chunks
     // write disjoint rows of `values`, which outlives the calls.
     return PullWithRetry<SparseCall>(
-        "PullSparse", calls, [this, dim, values](SparseCall* call,
-                                                 std::function<void()> done) {
+        "PullSparse", calls,
+        [this, dim, values](SparseCall* call, std::function<void()> done) {
           stubs_[call->server]->async()->PullSparse(
               call->context.get(), &call->request, &call->response,
               [this, call, dim, values, done](grpc::Status status) {
@@ -196,9 +198,9 @@ class GrpcPsClient final : public PsClient {
   absl::Status PullDense(uint32_t table, const DenseBlocks& blocks,
                          absl::Span<float> out, int64_t step) override {
     if (static_cast<int64_t>(out.size()) != blocks.size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "PullDense: buffer of ", out.size(), " floats for a table of ",
-          blocks.size));
+      return absl::InvalidArgumentError(
+          absl::StrCat("PullDense: buffer of ", out.size(),
+                       " floats for a table of ", blocks.size));
     }
     using DenseCall = PullCall<PullDenseRequest, PullDenseResponse>;
     std::vector<std::unique_ptr<DenseCall>> calls(stubs_.size());
@@ -254,12 +256,13 @@ class GrpcPsClient final : public PsClient {
       return coordinator_->Register(&context, request, &response);
     }));
     if (response.num_servers() != num_servers()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "coordinator says the job has ", response.num_servers(),
-          " servers, this worker's config lists ", num_servers()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("coordinator says the job has ", response.num_servers(),
+                       " servers, this worker's config lists ", num_servers()));
     }
     ResumeInfo info;
-    if (response.has_resume_position()) info.position = response.resume_position();
+    if (response.has_resume_position())
+      info.position = response.resume_position();
     info.step = response.resume_step();
     info.resumed_from = response.resumed_from();
     return info;
@@ -305,18 +308,17 @@ class GrpcPsClient final : public PsClient {
     request.set_step(step);
     *request.mutable_position() = position;
     BarrierResponse response;
-    RETURN_IF_ERROR(
-        CallWithRetry(0, absl::StrCat("Barrier '", name, "'"), [&] {
-          grpc::ClientContext context;
-          context.set_deadline(DeadlineIn(kWaitForWorkers));
-          return coordinator_->Barrier(&context, request, &response);
-        }));
+    RETURN_IF_ERROR(CallWithRetry(0, absl::StrCat("Barrier '", name, "'"), [&] {
+      grpc::ClientContext context;
+      context.set_deadline(DeadlineIn(kWaitForWorkers));
+      return coordinator_->Barrier(&context, request, &response);
+    }));
     return response.all_done();
   }
 
   using PsClient::Finish;
-  absl::Status Finish(int64_t examples, const std::string& result,
-                      int64_t step, const DataPosition& position) override {
+  absl::Status Finish(int64_t examples, const std::string& result, int64_t step,
+                      const DataPosition& position) override {
     FinishRequest request;
     request.set_worker_rank(options_.worker_rank);
     request.set_examples(examples);
@@ -395,11 +397,11 @@ class GrpcPsClient final : public PsClient {
         backoff.has_value()
             ? absl::ToDoubleSeconds(backoff->Elapsed(absl::Now()))
             : 0.0;
-    return absl::UnavailableError(absl::StrFormat(
-        "%s to %s: server is gone, no answer for %.1f s "
-        "(cluster.server_retry_sec %d): %s",
-        method, Name(s), waited, options_.server_retry_sec,
-        status.error_message()));
+    return absl::UnavailableError(
+        absl::StrFormat("%s to %s: server is gone, no answer for %.1f s "
+                        "(cluster.server_retry_sec %d): %s",
+                        method, Name(s), waited, options_.server_retry_sec,
+                        status.error_message()));
   }
 
   // Runs `attempt` (one blocking RPC to server `s` with its own context)
@@ -550,28 +552,29 @@ class GrpcPsClient final : public PsClient {
     PushCall<Request>* c = call.get();
     c->context = std::make_unique<grpc::ClientContext>();
     c->context->set_deadline(RpcDeadline());
-    StartPush(s, c, [this, s, call = std::move(call),
-                     group = std::move(group)](grpc::Status status) mutable {
-      const char* method = PushMethod(call.get());
-      if (IsGone(status)) {
-        const absl::Time now = absl::Now();
-        std::optional<absl::Duration> wait =
-            NextRetry(s, method, status, &call->backoff, now);
-        if (wait.has_value()) {
-          runner_.RunAt(now + *wait, [this, s, call, group] {
-            SendPush(s, call, group);
-          });
-          return;
-        }
-      }
-      absl::Status error = status.ok() ? absl::OkStatus()
-                                       : CallError(s, method, status,
-                                                   call->backoff);
-      // The call (and its ClientContext) is gone before the push counts as
-      // done, so nothing of it outlives WaitPushes(0).
-      call.reset();
-      OnPushDone(error, group.get());
-    });
+    StartPush(s, c,
+              [this, s, call = std::move(call),
+               group = std::move(group)](grpc::Status status) mutable {
+                const char* method = PushMethod(call.get());
+                if (IsGone(status)) {
+                  const absl::Time now = absl::Now();
+                  std::optional<absl::Duration> wait =
+                      NextRetry(s, method, status, &call->backoff, now);
+                  if (wait.has_value()) {
+                    runner_.RunAt(now + *wait, [this, s, call, group] {
+                      SendPush(s, call, group);
+                    });
+                    return;
+                  }
+                }
+                absl::Status error =
+                    status.ok() ? absl::OkStatus()
+                                : CallError(s, method, status, call->backoff);
+                // The call (and its ClientContext) is gone before the push
+                // counts as done, so nothing of it outlives WaitPushes(0).
+                call.reset();
+                OnPushDone(error, group.get());
+              });
   }
 
   void OnPushDone(const absl::Status& status, PushGroup* group) {
@@ -649,9 +652,9 @@ absl::StatusOr<std::unique_ptr<PsClient>> PsClient::Connect(
   if (options.servers.empty()) {
     return absl::InvalidArgumentError("PsClient: no servers");
   }
-  ASSIGN_OR_RETURN(std::shared_ptr<const RpcSecurity> security,
-                   RpcSecurity::Load(options.security,
-                                     RpcSecurity::Role::kClient));
+  ASSIGN_OR_RETURN(
+      std::shared_ptr<const RpcSecurity> security,
+      RpcSecurity::Load(options.security, RpcSecurity::Role::kClient));
   auto client = std::make_unique<GrpcPsClient>(options, std::move(security));
   absl::Status status = client->WaitConnected();
   if (!status.ok()) return status;

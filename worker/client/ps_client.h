@@ -9,12 +9,13 @@
 // come from others (the heartbeat thread, say).
 //
 // A server that does not answer (UNAVAILABLE: gone, refusing connections)
-// is retried with backoff (worker/client/retry.h: 100 ms doubling up to 5 s) for up
-// to server_retry_sec, with a WARNING naming the server, by pulls, pushes
-// (the failed RPC is re-sent; the push still counts once) and coordinator
-// calls except Heartbeat; after that the call fails with UNAVAILABLE naming
-// the server. Other errors are not retried. A push a server applied but
-// could not acknowledge before it died is applied again by the re-send.
+// is retried with backoff (worker/client/retry.h: 100 ms doubling up to 5 s)
+// for up to server_retry_sec, with a WARNING naming the server, by pulls,
+// pushes (the failed RPC is re-sent; the push still counts once) and
+// coordinator calls except Heartbeat; after that the call fails with
+// UNAVAILABLE naming the server. Other errors are not retried. A push a server
+// applied but could not acknowledge before it died is applied again by the
+// re-send.
 #ifndef PS_WORKER_CLIENT_PS_CLIENT_H_
 #define PS_WORKER_CLIENT_PS_CLIENT_H_
 

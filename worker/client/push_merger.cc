@@ -11,7 +11,8 @@ void PushMerger::Add(absl::Span<const uint64_t> keys,
                      absl::Span<const float> clicks) {
   ++steps_;
   const bool counted = shows.size() == keys.size() &&
-                       clicks.size() == keys.size() && (steps_ == 1 || counted_);
+                       clicks.size() == keys.size() &&
+                       (steps_ == 1 || counted_);
   counted_ = counted;
   for (size_t i = 0; i < keys.size(); ++i) {
     auto [it, inserted] =

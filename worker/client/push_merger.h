@@ -32,7 +32,8 @@ class PushMerger {
   const std::vector<float>& grads() const { return grads_; }
   // Per key: summed shows and clicks; empty unless every step had them.
   absl::Span<const float> shows() const {
-    return counted_ ? absl::Span<const float>(shows_) : absl::Span<const float>();
+    return counted_ ? absl::Span<const float>(shows_)
+                    : absl::Span<const float>();
   }
   absl::Span<const float> clicks() const {
     return counted_ ? absl::Span<const float>(clicks_)

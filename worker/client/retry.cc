@@ -35,8 +35,8 @@ void DelayedRunner::Loop() {
   while (!stop_) {
     if (due_.empty() || due_.begin()->first > absl::Now()) {
       // Woken by RunAt (the new closure may be due sooner) and by stopping.
-      wake_.WaitWithDeadline(&mu_, due_.empty() ? absl::InfiniteFuture()
-                                                : due_.begin()->first);
+      wake_.WaitWithDeadline(
+          &mu_, due_.empty() ? absl::InfiniteFuture() : due_.begin()->first);
       continue;
     }
     std::function<void()> fn = std::move(due_.begin()->second);

@@ -3,8 +3,8 @@
 #include <string>
 
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/civil_time.h"
 #include "common/hash.h"
 #include "common/input_shape.h"
@@ -25,12 +25,12 @@ static_assert(kFirstCategoricalSlot + kNumFields - kFirstCategorical ==
               kAvazuSlots);
 
 constexpr const char* kFieldNames[kNumFields] = {
-    "id",           "click",        "hour",          "C1",
-    "banner_pos",   "site_id",      "site_domain",   "site_category",
-    "app_id",       "app_domain",   "app_category",  "device_id",
-    "device_ip",    "device_model", "device_type",   "device_conn_type",
-    "C14",          "C15",          "C16",           "C17",
-    "C18",          "C19",          "C20",           "C21"};
+    "id",         "click",        "hour",         "C1",
+    "banner_pos", "site_id",      "site_domain",  "site_category",
+    "app_id",     "app_domain",   "app_category", "device_id",
+    "device_ip",  "device_model", "device_type",  "device_conn_type",
+    "C14",        "C15",          "C16",          "C17",
+    "C18",        "C19",          "C20",          "C21"};
 
 absl::Status FieldError(int field, absl::string_view value,
                         absl::string_view problem) {
@@ -61,13 +61,27 @@ absl::Status ParseHour(absl::string_view s, int* hour, int* weekday) {
   }
   *hour = hh;
   switch (absl::GetWeekday(day)) {
-    case absl::Weekday::sunday: *weekday = 0; break;
-    case absl::Weekday::monday: *weekday = 1; break;
-    case absl::Weekday::tuesday: *weekday = 2; break;
-    case absl::Weekday::wednesday: *weekday = 3; break;
-    case absl::Weekday::thursday: *weekday = 4; break;
-    case absl::Weekday::friday: *weekday = 5; break;
-    case absl::Weekday::saturday: *weekday = 6; break;
+    case absl::Weekday::sunday:
+      *weekday = 0;
+      break;
+    case absl::Weekday::monday:
+      *weekday = 1;
+      break;
+    case absl::Weekday::tuesday:
+      *weekday = 2;
+      break;
+    case absl::Weekday::wednesday:
+      *weekday = 3;
+      break;
+    case absl::Weekday::thursday:
+      *weekday = 4;
+      break;
+    case absl::Weekday::friday:
+      *weekday = 5;
+      break;
+    case absl::Weekday::saturday:
+      *weekday = 6;
+      break;
   }
   return absl::OkStatus();
 }

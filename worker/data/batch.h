@@ -1,8 +1,8 @@
 // A batch of examples as readers produce it and models consume it.
 //
 // Sparse features are a CSR over (example, slot): the keys of slot s of
-// example i are keys[offsets[i * num_slots + s] .. offsets[i * num_slots + s + 1]).
-// A slot may have zero keys (pooling then gives zeros). A Batch is a plain
+// example i are keys[offsets[i * num_slots + s] .. offsets[i * num_slots + s +
+// 1]). A slot may have zero keys (pooling then gives zeros). A Batch is a plain
 // value type; not thread-safe.
 #ifndef PS_WORKER_DATA_BATCH_H_
 #define PS_WORKER_DATA_BATCH_H_
@@ -15,8 +15,8 @@ namespace ps {
 struct Batch {
   int num_slots = 0;
   int num_dense = 0;
-  std::vector<float> labels;       // one per example, 0 or 1
-  std::vector<float> dense;        // size() * num_dense, row-major
+  std::vector<float> labels;            // one per example, 0 or 1
+  std::vector<float> dense;             // size() * num_dense, row-major
   std::vector<uint32_t> offsets = {0};  // size() * num_slots + 1
   std::vector<uint64_t> keys;
 

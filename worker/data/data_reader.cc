@@ -367,8 +367,7 @@ class FileReader final : public DataReader {
     }
   }
 
-  absl::Status RunTask(size_t t, std::vector<char>* buffer,
-                       Pending* pending) {
+  absl::Status RunTask(size_t t, std::vector<char>* buffer, Pending* pending) {
     const Task& task = tasks_[t];
     const std::string& path = options_.files[task.file];
     if (task.gzip) {
@@ -516,9 +515,8 @@ class FileReader final : public DataReader {
       return OutputOf(t).chunks.size() < gzip_queued_blocks_;
     }
     // gzip_queued_ counts the current task's chunks too, if it is a .gz one.
-    const size_t current = tasks_[current_task_].gzip
-                               ? OutputOf(current_task_).chunks.size()
-                               : 0;
+    const size_t current =
+        tasks_[current_task_].gzip ? OutputOf(current_task_).chunks.size() : 0;
     return gzip_queued_ - current < kMaxQueuedGzipBlocks;
   }
 
@@ -611,11 +609,11 @@ class FileReader final : public DataReader {
   int taking_file_ = 0;
 
   mutable absl::Mutex mu_;
-  size_t next_task_ ABSL_GUARDED_BY(mu_) = 0;      // the next one to start
-  size_t current_task_ ABSL_GUARDED_BY(mu_) = 0;   // the one Next reads
+  size_t next_task_ ABSL_GUARDED_BY(mu_) = 0;     // the next one to start
+  size_t current_task_ ABSL_GUARDED_BY(mu_) = 0;  // the one Next reads
   size_t tasks_finished_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t raw_blocks_ ABSL_GUARDED_BY(mu_) = 0;    // .gz blocks unclaimed
-  size_t gzip_queued_ ABSL_GUARDED_BY(mu_) = 0;    // chunks of .gz tasks
+  int64_t raw_blocks_ ABSL_GUARDED_BY(mu_) = 0;  // .gz blocks unclaimed
+  size_t gzip_queued_ ABSL_GUARDED_BY(mu_) = 0;  // chunks of .gz tasks
   std::vector<TaskOutput> outputs_ ABSL_GUARDED_BY(mu_);  // see OutputOf
   // Past the last example Next returned, and the epoch's examples so far.
   Cursor cursor_ ABSL_GUARDED_BY(mu_);
@@ -632,9 +630,9 @@ absl::Status CheckStart(const ReaderOptions& options) {
   const DataPosition& p = *options.start;
   if (p.worker_rank() != options.worker_rank || p.epoch() != options.epoch) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "data reader: start position is of worker ", p.worker_rank(),
-        " epoch ", p.epoch(), ", this reader is worker ", options.worker_rank,
-        " epoch ", options.epoch));
+        "data reader: start position is of worker ", p.worker_rank(), " epoch ",
+        p.epoch(), ", this reader is worker ", options.worker_rank, " epoch ",
+        options.epoch));
   }
   if (p.examples_done() < 0 || p.offset() < 0) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -643,9 +641,9 @@ absl::Status CheckStart(const ReaderOptions& options) {
   }
   const int num_files = static_cast<int>(options.files.size());
   if (p.file_index() < -1 || p.file_index() > num_files) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data reader: start position names file ", p.file_index(),
-        ", the reader has ", num_files, " files"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("data reader: start position names file ", p.file_index(),
+                     ", the reader has ", num_files, " files"));
   }
   if (p.file_index() >= 0 && p.file_index() < num_files &&
       p.file() != options.files[p.file_index()]) {
@@ -785,9 +783,9 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
           " is past the end of '", options.files[f], "' (", size,
           " bytes): the file changed since the position was taken"));
     }
-    const int64_t begin = std::max(
-        at_start ? start.offset : 0,
-        RangePoint(size, options.worker_rank, options.num_workers));
+    const int64_t begin =
+        std::max(at_start ? start.offset : 0,
+                 RangePoint(size, options.worker_rank, options.num_workers));
     const int64_t end =
         RangePoint(size, options.worker_rank + 1, options.num_workers);
     const int64_t task_bytes =
@@ -804,8 +802,7 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
   }
   ASSIGN_OR_RETURN(std::unique_ptr<LineParser> parser,
                    LineParser::Create(options.data));
-  const int64_t examples_done =
-      by_offset ? options.start->examples_done() : 0;
+  const int64_t examples_done = by_offset ? options.start->examples_done() : 0;
   auto reader = std::make_unique<FileReader>(
       options, std::move(parser), std::move(tasks), start, examples_done);
   reader->Start();

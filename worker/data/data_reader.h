@@ -18,8 +18,8 @@
 // batch_size (the last one of the share may be smaller): the batches are
 // the same whatever `threads` is.
 //
-// Lines are parsed by the LineParser of `data` (worker/data/line_parser.h), so the
-// reader does not know the format. A line the parser calls a header (a
+// Lines are parsed by the LineParser of `data` (worker/data/line_parser.h), so
+// the reader does not know the format. A line the parser calls a header (a
 // CSV's column names) is skipped and not counted. Malformed lines are
 // skipped and counted;
 // the first `log_bad_lines` are logged as "file:line: reason", with exact

@@ -19,9 +19,7 @@ constexpr unsigned kZlibBuffer = 256 << 10;  // compressed-side buffer
 
 }  // namespace
 
-bool IsGzipPath(absl::string_view path) {
-  return absl::EndsWith(path, ".gz");
-}
+bool IsGzipPath(absl::string_view path) { return absl::EndsWith(path, ".gz"); }
 
 absl::StatusOr<std::unique_ptr<GzipLineSource>> GzipLineSource::Open(
     const std::string& path, std::vector<char>* buffer) {
@@ -55,13 +53,12 @@ absl::Status GzipLineSource::ZlibError() const {
   if (absl::StartsWith(reason, "<fd:") && prefix != absl::string_view::npos) {
     reason.remove_prefix(prefix + 3);
   }
-  return absl::InternalError(absl::StrCat("cannot decompress input file '",
-                                          path_, "': ", reason));
+  return absl::InternalError(
+      absl::StrCat("cannot decompress input file '", path_, "': ", reason));
 }
 
 absl::StatusOr<size_t> GzipLineSource::Read(char* dst, size_t n) {
-  const unsigned want =
-      static_cast<unsigned>(std::min<size_t>(n, INT_MAX));
+  const unsigned want = static_cast<unsigned>(std::min<size_t>(n, INT_MAX));
   const int got = gzread(file_, dst, want);
   if (got < 0) {
     RETURN_IF_ERROR(ZlibError());

@@ -2,9 +2,9 @@
 // through zlib.
 //
 // A gzip stream cannot be entered in the middle, so a .gz file is always
-// read whole by one reader thread of one worker (see worker/data/data_reader.h for
-// how files are assigned). Concatenated gzip members are read as one stream.
-// A truncated or corrupt file is an error naming the file; so is a file
+// read whole by one reader thread of one worker (see worker/data/data_reader.h
+// for how files are assigned). Concatenated gzip members are read as one
+// stream. A truncated or corrupt file is an error naming the file; so is a file
 // named .gz whose content is not gzip (zlib would pass it through as is).
 //
 // Thread-safety: a GzipLineSource is not thread-safe; distinct sources may

@@ -4,8 +4,8 @@
 // config, so a new format is a new LineParser and nothing else.
 //
 // Implementations: CriteoParser (worker/data/criteo_parser.h), SlotParser
-// (worker/data/slot_parser.h), MovieLensParser (worker/data/movielens_parser.h),
-// AvazuParser (worker/data/avazu_parser.h).
+// (worker/data/slot_parser.h), MovieLensParser
+// (worker/data/movielens_parser.h), AvazuParser (worker/data/avazu_parser.h).
 //
 // Thread-safety: a parser is immutable after creation; Append is const and
 // may be called from any number of threads at once.

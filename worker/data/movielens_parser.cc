@@ -178,21 +178,21 @@ absl::Status MovieLensParser::ParseItem(absl::string_view line, uint64_t* id,
 
 absl::Status MovieLensParser::LoadUsers() {
   absl::flat_hash_map<uint64_t, int64_t> first_line;
-  RETURN_IF_ERROR(ForEachLine(
-      options_.user_file,
-      [&](int64_t number, absl::string_view line) -> absl::Status {
-        uint64_t id = 0;
-        User user;
-        RETURN_IF_ERROR(ParseUser(line, &id, &user));
-        auto [it, added] = first_line.emplace(id, number);
-        if (!added) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "user ", id, " is listed again (first on line ", it->second,
-              ")"));
-        }
-        users_.emplace(id, user);
-        return absl::OkStatus();
-      }));
+  RETURN_IF_ERROR(
+      ForEachLine(options_.user_file,
+                  [&](int64_t number, absl::string_view line) -> absl::Status {
+                    uint64_t id = 0;
+                    User user;
+                    RETURN_IF_ERROR(ParseUser(line, &id, &user));
+                    auto [it, added] = first_line.emplace(id, number);
+                    if (!added) {
+                      return absl::InvalidArgumentError(absl::StrCat(
+                          "user ", id, " is listed again (first on line ",
+                          it->second, ")"));
+                    }
+                    users_.emplace(id, user);
+                    return absl::OkStatus();
+                  }));
   if (users_.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "movielens user file '", options_.user_file, "' has no lines"));
@@ -202,21 +202,21 @@ absl::Status MovieLensParser::LoadUsers() {
 
 absl::Status MovieLensParser::LoadItems() {
   absl::flat_hash_map<uint64_t, int64_t> first_line;
-  RETURN_IF_ERROR(ForEachLine(
-      options_.item_file,
-      [&](int64_t number, absl::string_view line) -> absl::Status {
-        uint64_t id = 0;
-        Item item;
-        RETURN_IF_ERROR(ParseItem(line, &id, &item));
-        auto [it, added] = first_line.emplace(id, number);
-        if (!added) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "item ", id, " is listed again (first on line ", it->second,
-              ")"));
-        }
-        items_.emplace(id, item);
-        return absl::OkStatus();
-      }));
+  RETURN_IF_ERROR(
+      ForEachLine(options_.item_file,
+                  [&](int64_t number, absl::string_view line) -> absl::Status {
+                    uint64_t id = 0;
+                    Item item;
+                    RETURN_IF_ERROR(ParseItem(line, &id, &item));
+                    auto [it, added] = first_line.emplace(id, number);
+                    if (!added) {
+                      return absl::InvalidArgumentError(absl::StrCat(
+                          "item ", id, " is listed again (first on line ",
+                          it->second, ")"));
+                    }
+                    items_.emplace(id, item);
+                    return absl::OkStatus();
+                  }));
   if (items_.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "movielens item file '", options_.item_file, "' has no lines"));

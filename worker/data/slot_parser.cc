@@ -73,15 +73,16 @@ absl::Status SlotParser::Append(absl::string_view line, Batch* batch) const {
     if (!left.empty() && left[0] == 'd') {
       uint64_t index = 0;
       if (!ParseDecimalUint64(left.substr(1), &index)) {
-        return TokenError(token, text,
-                          absl::StrCat("dense index ", QuoteField(left.substr(1)),
-                                       " is not a decimal integer"));
+        return TokenError(
+            token, text,
+            absl::StrCat("dense index ", QuoteField(left.substr(1)),
+                         " is not a decimal integer"));
       }
       if (index >= static_cast<uint64_t>(options_.num_dense)) {
-        return TokenError(token, text,
-                          absl::StrCat("dense index ", index,
-                                       " is not in [0, num_dense = ",
-                                       options_.num_dense, ")"));
+        return TokenError(
+            token, text,
+            absl::StrCat("dense index ", index, " is not in [0, num_dense = ",
+                         options_.num_dense, ")"));
       }
       float value = 0;
       if (!ParseFiniteFloat(right, &value)) {
@@ -94,21 +95,21 @@ absl::Status SlotParser::Append(absl::string_view line, Batch* batch) const {
     }
     uint64_t slot = 0;
     if (!ParseDecimalUint64(left, &slot)) {
-      return TokenError(token, text,
-                        absl::StrCat("slot ", QuoteField(left),
-                                     " is not a decimal integer"));
+      return TokenError(
+          token, text,
+          absl::StrCat("slot ", QuoteField(left), " is not a decimal integer"));
     }
     if (slot >= static_cast<uint64_t>(options_.num_slots)) {
-      return TokenError(token, text,
-                        absl::StrCat("slot ", slot, " is not in [0, num_slots = ",
-                                     options_.num_slots, ")"));
+      return TokenError(
+          token, text,
+          absl::StrCat("slot ", slot,
+                       " is not in [0, num_slots = ", options_.num_slots, ")"));
     }
     uint64_t key = 0;
     if (!ParseDecimalUint64(right, &key)) {
-      return TokenError(
-          token, text,
-          absl::StrCat("key ", QuoteField(right),
-                       " is not a decimal integer in [0, 2^64)"));
+      return TokenError(token, text,
+                        absl::StrCat("key ", QuoteField(right),
+                                     " is not a decimal integer in [0, 2^64)"));
     }
     scratch.features.emplace_back(static_cast<uint32_t>(slot), key);
   }
@@ -137,8 +138,7 @@ absl::Status SlotParser::Append(absl::string_view line, Batch* batch) const {
   };
   if (!std::is_sorted(scratch.features.begin(), scratch.features.end(),
                       by_slot)) {
-    std::stable_sort(scratch.features.begin(), scratch.features.end(),
-                     by_slot);
+    std::stable_sort(scratch.features.begin(), scratch.features.end(), by_slot);
   }
 
   batch->labels.push_back(label);

@@ -152,9 +152,9 @@ Model::~Model() = default;
 
 absl::Status Model::SetDenseParams(absl::Span<const float> dense_params) {
   if (static_cast<int64_t>(dense_params.size()) != spec_.dense_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dense_params has ", dense_params.size(), " floats but ",
-        TypeName(spec_.type), " model has ", spec_.dense_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dense_params has ", dense_params.size(), " floats but ",
+                     TypeName(spec_.type), " model has ", spec_.dense_size));
   }
   if (launched_) {
     return absl::FailedPreconditionError(
@@ -162,8 +162,8 @@ absl::Status Model::SetDenseParams(absl::Span<const float> dense_params) {
   }
   has_params_ = false;
   RETURN_IF_ERROR(params_.Reserve(backend_, spec_.dense_size));
-  backend_->CopyToBackend(dense_params.data(),
-                          spec_.dense_size * sizeof(float), params_.data());
+  backend_->CopyToBackend(dense_params.data(), spec_.dense_size * sizeof(float),
+                          params_.data());
   // The caller's span may change once we return: wait for the copy.
   absl::Status status = backend_->Synchronize();
   if (!status.ok()) {
@@ -203,9 +203,9 @@ absl::Status Model::SetDenseOptimizer(const OptimizerConfig& config) {
 
 absl::Status Model::GetDenseParams(absl::Span<float> out) {
   if (static_cast<int64_t>(out.size()) != spec_.dense_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "GetDenseParams: ", out.size(), " floats asked for but ",
-        TypeName(spec_.type), " model has ", spec_.dense_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("GetDenseParams: ", out.size(), " floats asked for but ",
+                     TypeName(spec_.type), " model has ", spec_.dense_size));
   }
   if (launched_) {
     return absl::FailedPreconditionError(
@@ -234,8 +234,8 @@ Model::InputLayout Model::LayoutInputs(const Batch& batch,
 }
 
 absl::Status Model::Reserve(int n, int64_t num_unique, bool train) {
-  const int64_t pooled = static_cast<int64_t>(n) * spec_.num_slots *
-                         spec_.emb_dim;
+  const int64_t pooled =
+      static_cast<int64_t>(n) * spec_.num_slots * spec_.emb_dim;
   RETURN_IF_ERROR(pooled_.Reserve(backend_, pooled));
   RETURN_IF_ERROR(logits_.Reserve(backend_, n));
   RETURN_IF_ERROR(d_logits_.Reserve(backend_, n));
@@ -375,8 +375,8 @@ absl::Status Model::Launch(bool train, StepResult* result) {
                                 d_logits_.data(), loss_sum_.data());
   if (backend_metrics_) {
     backend_->AccumulateMetrics(n, probs_.data(), labels,
-                                AucAccumulator::kBuckets,
-                                metric_counts_.data(), metric_sums_.data());
+                                AucAccumulator::kBuckets, metric_counts_.data(),
+                                metric_sums_.data());
   }
   const bool direct = backend_->UsesHostMemory();  // Finish copies
   if (!direct) {
@@ -394,8 +394,8 @@ absl::Status Model::Launch(bool train, StepResult* result) {
       term->Backward(in, d_logits_.data(), d_pooled_.data(),
                      dense_grad_.data());
     }
-    backend_->PoolBackward(pool, d_pooled_.data(), pooled_width,
-                           s.num_unique, row_grad_.data());
+    backend_->PoolBackward(pool, d_pooled_.data(), pooled_width, s.num_unique,
+                           row_grad_.data());
     if (!dense_grad_out) {
       // After every kernel that reads the parameters (in stream order).
       backend_->DenseOptimizerStep(dense_rule_->Begin(), spec_.dense_size,
@@ -464,8 +464,8 @@ absl::Status Model::TakeMetrics(AucAccumulator* acc) {
   if (!metrics_zeroed_) return absl::OkStatus();  // nothing gathered yet
   std::vector<uint64_t> counts(2 * AucAccumulator::kBuckets);
   double sums[2] = {0, 0};
-  Download(backend_, metric_counts_.data(),
-           static_cast<int64_t>(counts.size()), counts.data());
+  Download(backend_, metric_counts_.data(), static_cast<int64_t>(counts.size()),
+           counts.data());
   Download(backend_, metric_sums_.data(), 2, sums);
   RETURN_IF_ERROR(backend_->Synchronize());
   backend_->SetZero(static_cast<int64_t>(counts.size()) * sizeof(uint64_t),
@@ -486,9 +486,8 @@ absl::Status Model::RunNow(const Batch& batch,
   }
   // Stage validates the batch, before any dense parameters are uploaded.
   RETURN_IF_ERROR(Stage(batch, key_index, num_unique, rows));
-  absl::Status status = dense_params == nullptr
-                            ? absl::OkStatus()
-                            : SetDenseParams(*dense_params);
+  absl::Status status = dense_params == nullptr ? absl::OkStatus()
+                                                : SetDenseParams(*dense_params);
   if (status.ok()) status = Launch(train, result);
   if (!status.ok()) {
     staged_batch_.reset();

@@ -2,17 +2,17 @@
 // common/model_spec.h) computed with a Backend.
 //
 // Forward: every slot's rows are pooled (sum or mean) once into [slot 0 |
-// slot 1 | ...] per example; the model's terms (worker/model/model_term.h: linear,
-// FM second order, deep) each read the pooled rows and the dense features and
-// add to the logit. Loss: sigmoid cross-entropy, averaged over the batch.
-// Backward gives the gradient of that mean loss for the dense parameter
+// slot 1 | ...] per example; the model's terms (worker/model/model_term.h:
+// linear, FM second order, deep) each read the pooled rows and the dense
+// features and add to the logit. Loss: sigmoid cross-entropy, averaged over the
+// batch. Backward gives the gradient of that mean loss for the dense parameter
 // vector and for every unique sparse row of the batch (merged per key).
 //
 // Memory: the model is device-resident. Its parameters, activations and
 // gradients live in backend memory (Backend::Allocate, device memory on a
-// GPU; worker/model/model_buffer.h) and are touched only by the backend's kernels,
-// so a device backend is used directly, with no staging layer. Host and
-// backend memory meet only at these boundaries:
+// GPU; worker/model/model_buffer.h) and are touched only by the backend's
+// kernels, so a device backend is used directly, with no staging layer. Host
+// and backend memory meet only at these boundaries:
 //  - SetDenseParams: the dense parameters, one copy, kept for later steps
 //    (call it after every dense pull); with a dense optimizer on the
 //    backend (SetDenseOptimizer, GEO's local training) the steps update
@@ -22,8 +22,9 @@
 //    (Backend::AllocateHost) and uploaded in one copy;
 //  - each step: the probabilities (unless metrics stay on the backend,
 //    SetBackendMetrics) and the loss sum, and (TrainStep) the dense gradient
-//    (unless the dense optimizer runs on the backend) and the row gradients, downloaded once each into pinned host buffers
-//    and copied into the StepResult; then one Backend::Synchronize.
+//    (unless the dense optimizer runs on the backend) and the row gradients,
+//    downloaded once each into pinned host buffers and copied into the
+//    StepResult; then one Backend::Synchronize.
 //
 // Overlap: a step can be split into Stage, Launch and Finish, so that the
 // next batch is staged (its upload queued) while this one's kernels run:
@@ -183,8 +184,8 @@ class Model {
 
   // A validated step: forward, and backward when `train`.
   absl::Status Run(const Batch& batch, absl::Span<const uint32_t> key_index,
-                   int64_t num_unique, absl::Span<const float> rows,
-                   bool train, StepResult* result);
+                   int64_t num_unique, absl::Span<const float> rows, bool train,
+                   StepResult* result);
   // A staged batch: what Launch needs to know of it.
   struct Staged {
     InputLayout layout;
@@ -212,7 +213,7 @@ class Model {
   const std::vector<std::unique_ptr<ModelTerm>> terms_;
 
   // Backend memory, kept between steps (model_buffer.h).
-  BackendArray<float> params_;   // spec.dense_size, from SetDenseParams
+  BackendArray<float> params_;  // spec.dense_size, from SetDenseParams
   bool has_params_ = false;
   // The dense optimizer on the backend (SetDenseOptimizer): the host keeps
   // the rule and its per-row state, the backend the per-weight state.
@@ -222,7 +223,7 @@ class Model {
   BackendArray<uint32_t> staged_[2] = {
       BackendArray<uint32_t>(BackendArray<uint32_t>::Memory::kHost),
       BackendArray<uint32_t>(BackendArray<uint32_t>::Memory::kHost)};
-  BackendArray<uint32_t> inputs_[2];  // the uploaded staged_ (InputLayout)
+  BackendArray<uint32_t> inputs_[2];    // the uploaded staged_ (InputLayout)
   std::optional<Staged> staged_batch_;  // staged, not launched
   Staged running_;                      // launched (or last launched)
   bool launched_ = false;
@@ -239,12 +240,12 @@ class Model {
   bool metrics_zeroed_ = false;
   BackendArray<uint64_t> metric_counts_;  // 2 * AucAccumulator::kBuckets
   BackendArray<double> metric_sums_;      // loss sum, probability sum
-  BackendArray<float> pooled_;     // batch x (num_slots * emb_dim)
-  BackendArray<float> d_pooled_;   // its gradient
+  BackendArray<float> pooled_;            // batch x (num_slots * emb_dim)
+  BackendArray<float> d_pooled_;          // its gradient
   BackendArray<float> logits_;
   BackendArray<float> d_logits_;
   BackendArray<float> probs_;
-  BackendArray<double> loss_sum_;  // one
+  BackendArray<double> loss_sum_;   // one
   BackendArray<float> dense_grad_;  // spec.dense_size
   BackendArray<float> row_grad_;    // num_unique * emb_dim
 };

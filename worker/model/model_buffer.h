@@ -1,6 +1,6 @@
-// BackendArray<T>: an array of T that a Model (worker/model/model.h) or one of its
-// terms (worker/model/model_term.h) keeps between steps, in the memory of its
-// Backend (kernels/backend.h): Backend::Allocate memory (device memory on a
+// BackendArray<T>: an array of T that a Model (worker/model/model.h) or one of
+// its terms (worker/model/model_term.h) keeps between steps, in the memory of
+// its Backend (kernels/backend.h): Backend::Allocate memory (device memory on a
 // GPU), where every kernel operand lives, or Backend::AllocateHost memory
 // (pinned host memory on a GPU) for the copies at a step's boundaries.
 //
@@ -43,9 +43,9 @@ class BackendArray {
     if (count <= capacity_) return absl::OkStatus();
     const int64_t capacity = std::max(count, capacity_ + capacity_ / 2);
     const int64_t bytes = capacity * static_cast<int64_t>(sizeof(T));
-    absl::StatusOr<BackendBuffer> buffer =
-        memory_ == Memory::kBackend ? backend->Allocate(bytes)
-                                    : backend->AllocateHost(bytes);
+    absl::StatusOr<BackendBuffer> buffer = memory_ == Memory::kBackend
+                                               ? backend->Allocate(bytes)
+                                               : backend->AllocateHost(bytes);
     if (!buffer.ok()) return buffer.status();
     buffer_ = std::move(buffer).value();
     capacity_ = capacity;

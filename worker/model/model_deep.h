@@ -1,6 +1,6 @@
 // The deep part of DNN, WIDE_DEEP, DEEPFM and DCN (see common/model_spec.h
-// and worker/model/model_term.h): x0 = [pooled embeddings of spec.deep_slots, in
-// order | dense features]; optionally a cross network over x0 (DCN,
+// and worker/model/model_term.h): x0 = [pooled embeddings of spec.deep_slots,
+// in order | dense features]; optionally a cross network over x0 (DCN,
 // model_cross.h) and hidden layers over x0 (spec.layers, with the model's
 // activation); spec.output maps [x_L (with cross layers) | last hidden layer
 // (with hidden layers)] -- or x0 when there are neither -- to the term's

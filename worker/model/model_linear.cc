@@ -9,9 +9,8 @@ namespace {
 
 std::vector<float> MakeSelector(const ModelSpec& spec) {
   CHECK(spec.has_linear && spec.linear_dim == 1);
-  std::vector<float> selector(static_cast<size_t>(spec.num_slots) *
-                                  spec.emb_dim,
-                              0.0f);
+  std::vector<float> selector(
+      static_cast<size_t>(spec.num_slots) * spec.emb_dim, 0.0f);
   for (int slot : spec.wide_slots) {
     CHECK(slot >= 0 && slot < spec.num_slots) << "wide slot " << slot;
     selector[static_cast<size_t>(slot) * spec.emb_dim] = 1.0f;

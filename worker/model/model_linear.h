@@ -11,8 +11,8 @@
 
 #include <vector>
 
-#include "common/model_spec.h"
 #include "absl/status/status.h"
+#include "common/model_spec.h"
 #include "kernels/backend.h"
 #include "worker/model/model_buffer.h"
 #include "worker/model/model_term.h"

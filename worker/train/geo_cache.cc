@@ -54,7 +54,8 @@ void GeoCache::Insert(absl::Span<const uint64_t> keys,
 void GeoCache::Gather(absl::Span<const uint64_t> keys,
                       absl::Span<float> out) const {
   for (size_t i = 0; i < keys.size(); ++i) {
-    const float* v = values_.data() + static_cast<size_t>(index_.at(keys[i])) * dim_;
+    const float* v =
+        values_.data() + static_cast<size_t>(index_.at(keys[i])) * dim_;
     std::copy(v, v + dim_, out.begin() + i * dim_);
   }
 }
@@ -65,9 +66,9 @@ void GeoCache::ApplySparse(absl::Span<const uint64_t> keys,
     size_t r = index_.at(keys[i]);
     sparse_rule_->Update(
         RowView{absl::MakeSpan(values_.data() + r * dim_, dim_),
-                absl::MakeSpan(
-                    states_.data() + static_cast<size_t>(row_state_[r]) * state_,
-                    state_)},
+                absl::MakeSpan(states_.data() +
+                                   static_cast<size_t>(row_state_[r]) * state_,
+                               state_)},
         grads.subspan(i * dim_, dim_));
   }
 }
@@ -83,7 +84,8 @@ void GeoCache::SparseDeltas(std::vector<uint64_t>* keys,
 
 std::vector<float> GeoCache::DenseDelta(absl::Span<const float> params) const {
   std::vector<float> delta(params.size());
-  for (size_t i = 0; i < params.size(); ++i) delta[i] = params[i] - dense_base_[i];
+  for (size_t i = 0; i < params.size(); ++i)
+    delta[i] = params[i] - dense_base_[i];
   return delta;
 }
 

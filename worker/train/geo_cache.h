@@ -1,12 +1,12 @@
 // GEO mode's local copy of the parameters (Paddle's geo-SGD): the sparse rows
 // a worker touched since its last sync, each with its value at pull time
 // (the base), and a base of the dense parameters (whose local copy, and its
-// optimizer, live with the model: Model::SetDenseOptimizer). The local optimizer state
-// of a key (e.g. its Adagrad accumulators) outlives the round, so the local
-// step size decays as on the servers instead of restarting every round.
-// The worker trains on the copy with the tables' own optimizer rules; every
-// geo_every steps it pushes value - base for every touched row and for the
-// dense vector (servers add these deltas), then starts a new round with
+// optimizer, live with the model: Model::SetDenseOptimizer). The local
+// optimizer state of a key (e.g. its Adagrad accumulators) outlives the round,
+// so the local step size decays as on the servers instead of restarting every
+// round. The worker trains on the copy with the tables' own optimizer rules;
+// every geo_every steps it pushes value - base for every touched row and for
+// the dense vector (servers add these deltas), then starts a new round with
 // fresh values. Not thread-safe (the trainer thread owns it).
 #ifndef PS_WORKER_TRAIN_GEO_CACHE_H_
 #define PS_WORKER_TRAIN_GEO_CACHE_H_
@@ -55,8 +55,8 @@ class GeoCache {
   const int state_;  // sparse state floats per row
   absl::flat_hash_map<uint64_t, uint32_t> index_;
   std::vector<uint64_t> keys_;
-  std::vector<float> values_;  // dim per row
-  std::vector<float> base_;    // dim per row
+  std::vector<float> values_;        // dim per row
+  std::vector<float> base_;          // dim per row
   std::vector<uint32_t> row_state_;  // per row: its slot in states_
   // Persistent local optimizer state: key -> slot (state_ floats each).
   absl::flat_hash_map<uint64_t, uint32_t> state_index_;

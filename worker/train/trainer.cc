@@ -249,8 +249,8 @@ absl::Status Trainer::FlushPushes(int max_in_flight) {
   RETURN_IF_ERROR(client_->WaitPushes(max_in_flight));
   if (merger_.empty()) return absl::OkStatus();
   client_->PushAsync(spec_.sparse_table_id, spec_.emb_dim, merger_.keys(),
-                     merger_.grads(), 0, blocks_, merger_.dense(),
-                     stats_.steps, merger_.shows(), merger_.clicks());
+                     merger_.grads(), 0, blocks_, merger_.dense(), stats_.steps,
+                     merger_.shows(), merger_.clicks());
   ++stats_.pushes;
   stats_.merged_steps += merger_.steps() - 1;
   merger_.Clear();
@@ -335,8 +335,8 @@ absl::Status Trainer::TrainEpoch(int epoch) {
   auto epoch_fraction = [&]() {
     double fraction = reader->progress();
     if (tr.max_steps() > 0) {
-      fraction = std::max(fraction,
-                          static_cast<double>(epoch_steps) / tr.max_steps());
+      fraction =
+          std::max(fraction, static_cast<double>(epoch_steps) / tr.max_steps());
     }
     return fraction;
   };
@@ -379,9 +379,9 @@ absl::Status Trainer::TrainEpoch(int epoch) {
           RETURN_IF_ERROR(AfterStep(cur));
         }
       }
-      ASSIGN_OR_RETURN(bool all_done,
-                       Barrier(absl::StrCat("epoch-", epoch, "-step-", k),
-                               !exhausted));
+      ASSIGN_OR_RETURN(
+          bool all_done,
+          Barrier(absl::StrCat("epoch-", epoch, "-step-", k), !exhausted));
       if (all_done) break;
     }
   } else {

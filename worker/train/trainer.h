@@ -50,17 +50,17 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/metrics_log.h"
 #include "common/model_spec.h"
 #include "kernels/auc.h"
 #include "kernels/backend.h"
-#include "proto/config.pb.h"
 #include "proto/checkpoint.pb.h"
-#include "worker/data/batch.h"
-#include "worker/train/checkpoint_trigger.h"
-#include "common/metrics_log.h"
-#include "worker/model/model.h"
+#include "proto/config.pb.h"
 #include "worker/client/ps_client.h"
 #include "worker/client/push_merger.h"
+#include "worker/data/batch.h"
+#include "worker/model/model.h"
+#include "worker/train/checkpoint_trigger.h"
 
 namespace ps {
 
@@ -110,8 +110,8 @@ class Trainer {
  public:
   // `client`, `backend` and `metrics` (may be null) are not owned and must
   // outlive the trainer.
-  Trainer(const JobConfig& config, int rank, PsClient* client,
-          Backend* backend, MetricsLog* metrics);
+  Trainer(const JobConfig& config, int rank, PsClient* client, Backend* backend,
+          MetricsLog* metrics);
   ~Trainer();
 
   // Continue a resumed job: the step counter starts at `step` and
@@ -194,8 +194,8 @@ class Trainer {
 
   // Checkpoints; trigger_ is null without a checkpoint section.
   std::unique_ptr<CheckpointTrigger> trigger_;
-  std::atomic<int64_t> step_{0};  // stats_.steps, for other threads
-  DataPosition position_;         // of the next untrained example
+  std::atomic<int64_t> step_{0};        // stats_.steps, for other threads
+  DataPosition position_;               // of the next untrained example
   std::optional<DataPosition> resume_;  // until its epoch starts
 
   // Statistics.

@@ -4,12 +4,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/metrics_http.h"
+#include "common/metrics_log.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "kernels/backend.h"
 #include "kernels/backend_select.h"
-#include "common/metrics_http.h"
-#include "common/metrics_log.h"
 #include "worker/client/heartbeat.h"
 #include "worker/client/ps_client.h"
 
@@ -55,17 +55,16 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
   ASSIGN_OR_RETURN(SelectedBackend selected,
                    SelectBackend(ToBackendKind(config.training().backend()),
                                  backend_options));
-  // The model is device-resident (worker/model/model.h): it uses a device backend
-  // directly, copying only a step's inputs and results.
+  // The model is device-resident (worker/model/model.h): it uses a device
+  // backend directly, copying only a step's inputs and results.
   std::unique_ptr<Backend> backend = std::move(selected.backend);
   LOG(INFO) << "worker " << rank << ": " << selected.description
             << "; model runs on " << backend->Name();
   std::unique_ptr<MetricsLog> metrics;
   if (!config.training().metrics_dir().empty()) {
-    ASSIGN_OR_RETURN(metrics,
-                     MetricsLog::Open(absl::StrCat(
-                         config.training().metrics_dir(), "/worker_", rank,
-                         ".jsonl")));
+    ASSIGN_OR_RETURN(
+        metrics, MetricsLog::Open(absl::StrCat(config.training().metrics_dir(),
+                                               "/worker_", rank, ".jsonl")));
   }
   std::unique_ptr<MetricsHttpServer> metrics_http;
   if (!options.metrics_address.empty()) {
@@ -81,8 +80,8 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
               << options.metrics_address << "/metrics (port "
               << metrics_http->port() << ")";
   }
-  ASSIGN_OR_RETURN(auto client,
-                   PsClient::Connect(PsClientOptions::FromConfig(config, rank)));
+  ASSIGN_OR_RETURN(auto client, PsClient::Connect(
+                                    PsClientOptions::FromConfig(config, rank)));
   ASSIGN_OR_RETURN(ResumeInfo resume, client->Register());
 
   WorkerJobResult result;
@@ -127,13 +126,15 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
     absl::Status status = trainer.TrainEpoch(epoch - 1);
     if (status.ok() && epoch == epochs) status = trainer.FinishTraining();
     if (!status.ok()) return fail(status);
-    if (!has_eval || (epoch < epochs && !config.training().eval_every_epoch())) {
+    if (!has_eval ||
+        (epoch < epochs && !config.training().eval_every_epoch())) {
       continue;
     }
     // Every worker's pushes are applied before the model is evaluated (the
     // trainer's barriers wait for them), and nobody trains on while worker 0
     // evaluates.
-    auto barrier = trainer.Barrier(absl::StrCat("epoch-", epoch, "-done"), false);
+    auto barrier =
+        trainer.Barrier(absl::StrCat("epoch-", epoch, "-done"), false);
     if (!barrier.ok()) return fail(barrier.status());
     if (rank == 0) {
       auto eval =
@@ -143,17 +144,17 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
       result.eval = *eval;
     }
     if (epoch < epochs) {
-      barrier = trainer.Barrier(absl::StrCat("epoch-", epoch, "-evaluated"),
-                                false);
+      barrier =
+          trainer.Barrier(absl::StrCat("epoch-", epoch, "-evaluated"), false);
       if (!barrier.ok()) return fail(barrier.status());
     }
   }
   result.train = trainer.stats();
   LOG(INFO) << "worker " << rank << " trained " << result.train.examples
-            << " examples in " << result.train.seconds
-            << " s (progressive auc " << result.train.auc << ", logloss "
-            << result.train.logloss << "; " << result.train.pushes
-            << " pushes, " << result.train.merged_steps << " steps merged)";
+            << " examples in " << result.train.seconds << " s (progressive auc "
+            << result.train.auc << ", logloss " << result.train.logloss << "; "
+            << result.train.pushes << " pushes, " << result.train.merged_steps
+            << " steps merged)";
   if (metrics != nullptr) {
     metrics->Write("train_done", {{"examples", result.train.examples},
                                   {"seconds", result.train.seconds},

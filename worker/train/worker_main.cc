@@ -20,20 +20,22 @@
 #include "absl/strings/str_format.h"
 #include "common/cluster_env.h"
 #include "common/config.h"
+#include "common/export_format.h"
 #include "common/status_macros.h"
 #include "gflags/gflags.h"
-#include "kernels/cpu/blas_core.h"
 #include "glog/logging.h"
-#include "common/export_format.h"
+#include "kernels/cpu/blas_core.h"
 #include "worker/model/predict.h"
 #include "worker/train/worker_job.h"
 
 DEFINE_string(config, "", "job config file (.pbtxt)");
 DEFINE_int32(rank, -1, "this worker's rank (default: $PS_RANK)");
-DEFINE_string(servers, "", "comma-separated host:port of all servers, "
-                           "overriding the config (default: $PS_SERVERS)");
-DEFINE_int32(num_workers, 0, "overrides cluster.num_workers (default: "
-                             "$PS_NUM_WORKERS)");
+DEFINE_string(servers, "",
+              "comma-separated host:port of all servers, "
+              "overriding the config (default: $PS_SERVERS)");
+DEFINE_int32(num_workers, 0,
+             "overrides cluster.num_workers (default: "
+             "$PS_NUM_WORKERS)");
 DEFINE_string(data_dir, "", "overrides data.generate.output_dir");
 DEFINE_string(metrics_dir, "", "overrides training.metrics_dir");
 DEFINE_string(checkpoint_dir, "",
@@ -45,14 +47,17 @@ DEFINE_int32(blas_threads, 1, "BLAS threads of the CPU backend");
 DEFINE_string(metrics_address, "",
               "serve Prometheus metrics at http://ADDRESS/metrics (host:port "
               "or :port; default: $PS_METRICS_ADDRESS, else none)");
-DEFINE_bool(resume, false, "expect to continue from the coordinator's "
-                           "checkpoint (it decides; warns when it has none)");
-DEFINE_bool(predict, false, "score --data with the export in --export_dir "
-                            "into --output instead of training");
+DEFINE_bool(resume, false,
+            "expect to continue from the coordinator's "
+            "checkpoint (it decides; warns when it has none)");
+DEFINE_bool(predict, false,
+            "score --data with the export in --export_dir "
+            "into --output instead of training");
 DEFINE_string(export_dir, "", "--predict: folder of the exported model");
 DEFINE_string(data, "", "--predict: data file to score (the model's format)");
-DEFINE_string(output, "", "--predict: where to write one probability per "
-                          "line");
+DEFINE_string(output, "",
+              "--predict: where to write one probability per "
+              "line");
 
 namespace {
 
@@ -93,8 +98,8 @@ int Predict() {
     LOG(ERROR) << backend.status().message();
     return 1;
   }
-  auto lines = ps::PredictFile(**model, FLAGS_data, FLAGS_output,
-                               backend->get());
+  auto lines =
+      ps::PredictFile(**model, FLAGS_data, FLAGS_output, backend->get());
   if (!lines.ok()) {
     LOG(ERROR) << "predict failed: " << lines.status().message();
     return 1;
@@ -121,9 +126,9 @@ int main(int argc, char** argv) {
   overrides.data_dir = FLAGS_data_dir;
   overrides.metrics_dir = FLAGS_metrics_dir;
   int rank = -1;
-  absl::Status env = ps::ResolveClusterFlags(
-      {FLAGS_servers, FLAGS_num_workers, FLAGS_rank}, std::getenv, &overrides,
-      &rank);
+  absl::Status env =
+      ps::ResolveClusterFlags({FLAGS_servers, FLAGS_num_workers, FLAGS_rank},
+                              std::getenv, &overrides, &rank);
   if (!env.ok()) {
     LOG(ERROR) << env.message();
     return 2;
@@ -157,8 +162,8 @@ int main(int argc, char** argv) {
   }
   std::string json = ToJson(rank, *result);
   // In the log too, for launchers that collect logs but not files.
-  LOG(INFO) << "worker " << rank << " result: "
-            << json.substr(0, json.find_last_not_of('\n') + 1);
+  LOG(INFO) << "worker " << rank
+            << " result: " << json.substr(0, json.find_last_not_of('\n') + 1);
   if (!FLAGS_result_file.empty()) {
     std::ofstream out(FLAGS_result_file);
     out << json;

@@ -16,18 +16,18 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/checkpoint.h"
+#include "common/export_format.h"
 #include "common/hash.h"
 #include "common/model_spec.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
-#include "tools/ctl/admin_client.h"
 #include "server/coordinator/coordinator.h"
 #include "server/service/ps_handler.h"
 #include "server/service/ps_server.h"
 #include "tests/testing/server_test_util.h"
 #include "tests/testing/sparse_table_test_util.h"
-#include "common/export_format.h"
+#include "tools/ctl/admin_client.h"
 
 namespace ps {
 namespace {
@@ -52,7 +52,8 @@ JobConfig Config(int num_servers, const std::string& root, int storage) {
   t->mutable_initializer()->set_scale(0.1f);
   if (tiered) {
     t->mutable_storage()->set_type(SparseStorageConfig::TIERED);
-    t->mutable_storage()->set_dir(root + "/live-" + std::to_string(num_servers));
+    t->mutable_storage()->set_dir(root + "/live-" +
+                                  std::to_string(num_servers));
     t->mutable_storage()->set_memory_budget_bytes(32 << 10);
     if (storage == kTieredPlain) {
       t->mutable_storage()->mutable_rocksdb()->set_table_format(
@@ -260,9 +261,10 @@ TEST_P(CheckpointResumeTest, ReshardingTwoServersToThreeKeepsEveryRow) {
 INSTANTIATE_TEST_SUITE_P(Storages, CheckpointResumeTest,
                          ::testing::Values(kMemory, kTiered, kTieredPlain),
                          [](const auto& info) {
-                           return std::string(info.param == kMemory   ? "memory"
-                                              : info.param == kTiered ? "tiered"
-                                                                      : "tiered_plain");
+                           return std::string(info.param == kMemory ? "memory"
+                                              : info.param == kTiered
+                                                  ? "tiered"
+                                                  : "tiered_plain");
                          });
 
 TEST(CheckpointResumeTest, OtherDimIsRefusedNamingTheTable) {
@@ -361,8 +363,8 @@ TEST(CheckpointResumeTest, PsCtlCheckpointThenServersResume) {
             static_cast<int64_t>(KeysOf(1, 2).size()));
   PullSparseRequest pull;
   std::vector<uint64_t> mine = KeysOf(1, 2);
-  pull.set_keys(std::string(reinterpret_cast<const char*>(mine.data()),
-                            mine.size() * 8));
+  pull.set_keys(
+      std::string(reinterpret_cast<const char*>(mine.data()), mine.size() * 8));
   PullSparseResponse resp;
   ASSERT_TRUE((*resumed)->handler()->PullSparse(pull, &resp).ok());
   const float* v = reinterpret_cast<const float*>(resp.values().data());
@@ -414,8 +416,9 @@ TEST(CheckpointResumeTest, PsCtlExportFromACheckpoint) {
   options.export_dir = dir.path() + "/serving";
   std::ostringstream out, err;
   ASSERT_EQ(RunCtlCommand(options, "export", out, err), 0) << err.str();
-  EXPECT_THAT(out.str(), HasSubstr("exported " + options.export_dir +
-                                   "/export-0000000001.psx (step 1, 3000 rows"));
+  EXPECT_THAT(out.str(),
+              HasSubstr("exported " + options.export_dir +
+                        "/export-0000000001.psx (step 1, 3000 rows"));
   auto model = ExportedModel::LoadDir(options.export_dir);
   ASSERT_TRUE(model.ok()) << model.status();
   const int t = (*model)->TableIndex("emb");

@@ -21,10 +21,10 @@
 #include "common/packing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/server_test_util.h"
 #include "proto/ps.grpc.pb.h"
 #include "server/service/ps_handler.h"
 #include "server/service/ps_server.h"
+#include "tests/testing/server_test_util.h"
 #include "worker/client/ps_client.h"
 
 namespace ps {
@@ -41,8 +41,6 @@ constexpr int kBlock = 8;
 JobConfig MakeConfig(int num_servers, int num_workers) {
   return SmallJobConfig(num_servers, num_workers, kDim, kBlock);
 }
-
-
 
 PsClientOptions ClientOptions(std::vector<std::string> servers,
                               int worker_rank = 0, int num_workers = 1) {

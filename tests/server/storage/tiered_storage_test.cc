@@ -1,8 +1,11 @@
-// TieredStorage (server/storage/tiered_storage.h) under a SparseTable: rows match an
-// in-memory table bit for bit with the table 100x over its memory budget and
-// across a restart; a directory of another table is refused; injected read
-// and write-back failures reach the caller naming the table and lose
-// nothing; concurrent pushes conserve every gradient. Also RowIndex::Erase.
+// TieredStorage (server/storage/tiered_storage.h) under a SparseTable: rows
+// match an in-memory table bit for bit with the table 100x over its memory
+// budget and across a restart; a directory of another table is refused;
+// injected read and write-back failures reach the caller naming the table and
+// lose nothing; concurrent pushes conserve every gradient. Also
+// RowIndex::Erase.
+#include "server/storage/tiered_storage.h"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -22,11 +25,10 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/sparse_table_test_util.h"
 #include "server/storage/kv_storage.h"
-#include "server/table/sparse_table.h"
 #include "server/storage/storage_row_index.h"
-#include "server/storage/tiered_storage.h"
+#include "server/table/sparse_table.h"
+#include "tests/testing/sparse_table_test_util.h"
 
 namespace ps {
 namespace {
@@ -38,8 +40,8 @@ void ExpectSameRows(SparseTable& got, SparseTable& want,
                     const std::vector<uint64_t>& keys) {
   constexpr size_t kBatch = 8192;
   for (size_t b = 0; b < keys.size(); b += kBatch) {
-    std::vector<uint64_t> batch(keys.begin() + b,
-                                keys.begin() + std::min(keys.size(), b + kBatch));
+    std::vector<uint64_t> batch(
+        keys.begin() + b, keys.begin() + std::min(keys.size(), b + kBatch));
     std::vector<float> g = MustPull(got, batch);
     std::vector<float> w = MustPull(want, batch);
     ASSERT_EQ(std::memcmp(g.data(), w.data(), g.size() * sizeof(float)), 0)
@@ -54,8 +56,9 @@ void Grads(const std::vector<uint64_t>& keys, int dim, int round,
   for (size_t j = 0; j < keys.size(); ++j) {
     for (int i = 0; i < dim; ++i) {
       (*grads)[j * dim + i] =
-          1e-3f * static_cast<float>(
-                      static_cast<int>((keys[j] + 7 * round + 3 * i) % 21) - 10);
+          1e-3f *
+          static_cast<float>(
+              static_cast<int>((keys[j] + 7 * round + 3 * i) % 21) - 10);
     }
   }
 }
@@ -98,7 +101,8 @@ TEST(TieredStorageTest, EncodesKeysBigEndian) {
 // kKeys keys trained on a tiered table with a 1 MiB budget (in RocksDB
 // tables of `format`) match an in-memory table bit for bit, also after the
 // table is closed and opened again (a restarted server).
-void MatchesMemoryAcrossRestart(const int kKeys, RocksDbConfig::TableFormat format) {
+void MatchesMemoryAcrossRestart(const int kKeys,
+                                RocksDbConfig::TableFormat format) {
   constexpr int kDim = 8;
   constexpr int kBatch = 8192;
   TempDir dir;
@@ -174,9 +178,9 @@ TEST(TieredStorageTest, PlainTablesMatchMemoryAcrossRestart) {
 TEST(TieredStorageTest, PlainTablesShrinkAndScanAfterDeletes) {
   constexpr int kKeys = 60000;
   TempDir dir;
-  SparseTableOptions o = Tiered(
-      TableOptions(OptimizerConfig::SGD, 4, InitializerConfig::ZEROS, 4),
-      dir.path(), 64 << 10);
+  SparseTableOptions o =
+      Tiered(TableOptions(OptimizerConfig::SGD, 4, InitializerConfig::ZEROS, 4),
+             dir.path(), 64 << 10);
   o.storage.mutable_rocksdb()->set_table_format(RocksDbConfig::PLAIN);
   o.storage.mutable_rocksdb()->set_write_buffer_bytes(1 << 20);
   o.has_accessor = true;
@@ -195,8 +199,10 @@ TEST(TieredStorageTest, PlainTablesShrinkAndScanAfterDeletes) {
     ASSERT_TRUE(table->Push(all, grads, info).ok());
   }
   info.step = 100;
-  ASSERT_TRUE(table->Push(kept, absl::MakeConstSpan(grads.data(), kept.size() * 4),
-                          info).ok());
+  ASSERT_TRUE(
+      table
+          ->Push(kept, absl::MakeConstSpan(grads.data(), kept.size() * 4), info)
+          .ok());
   absl::StatusOr<int64_t> removed = table->Shrink();
   ASSERT_TRUE(removed.ok()) << removed.status();
   EXPECT_EQ(*removed, kKeys - static_cast<int64_t>(kept.size()));
@@ -218,16 +224,15 @@ TEST(TieredStorageTest, PlainTablesShrinkAndScanAfterDeletes) {
 // during a bulk flush), which is counted by a scan when opened.
 // Budgets: 64 KiB (rows go to disk by eviction write-backs) and 16 MiB
 // (every row stays in memory; the close writes them in one bulk write).
-class TieredCountTest
-    : public ::testing::TestWithParam<
-          std::tuple<RocksDbConfig::TableFormat, int64_t>> {};
+class TieredCountTest : public ::testing::TestWithParam<
+                            std::tuple<RocksDbConfig::TableFormat, int64_t>> {};
 
 TEST_P(TieredCountTest, RowCountsStayExact) {
   constexpr int kKeys = 30000;
   TempDir dir;
-  SparseTableOptions o = Tiered(
-      TableOptions(OptimizerConfig::SGD, 4, InitializerConfig::ZEROS, 4),
-      dir.path(), std::get<1>(GetParam()));
+  SparseTableOptions o =
+      Tiered(TableOptions(OptimizerConfig::SGD, 4, InitializerConfig::ZEROS, 4),
+             dir.path(), std::get<1>(GetParam()));
   o.storage.mutable_rocksdb()->set_table_format(std::get<0>(GetParam()));
   o.storage.mutable_rocksdb()->set_write_buffer_bytes(1 << 20);
   o.has_accessor = true;
@@ -281,14 +286,15 @@ TEST_P(TieredCountTest, RowCountsStayExact) {
     auto kv = OpenRocksDbKv(SparseTable::StorageDir(o), o.storage.rocksdb());
     ASSERT_TRUE(kv.ok()) << kv.status();
     std::vector<std::string> records;
-    ASSERT_TRUE((*kv)
-                    ->Scan([&](absl::string_view k, absl::string_view) {
-                      if (absl::StartsWith(k, absl::string_view("\0meta/", 6))) {
-                        records.emplace_back(k);
-                      }
-                      return true;
-                    })
-                    .ok());
+    ASSERT_TRUE(
+        (*kv)
+            ->Scan([&](absl::string_view k, absl::string_view) {
+              if (absl::StartsWith(k, absl::string_view("\0meta/", 6))) {
+                records.emplace_back(k);
+              }
+              return true;
+            })
+            .ok());
     EXPECT_EQ(records.size(), 4u);  // one per sub-shard
     ASSERT_TRUE((*kv)->Update({}, records).ok());
   }
@@ -306,8 +312,7 @@ INSTANTIATE_TEST_SUITE_P(
     Formats, TieredCountTest,
     ::testing::Combine(::testing::Values(RocksDbConfig::BLOCK_BASED,
                                          RocksDbConfig::PLAIN),
-                       ::testing::Values(int64_t{64} << 10,
-                                         int64_t{16} << 20)),
+                       ::testing::Values(int64_t{64} << 10, int64_t{16} << 20)),
     [](const auto& info) {
       return absl::StrCat(std::get<0>(info.param) == RocksDbConfig::PLAIN
                               ? "plain"
@@ -340,9 +345,9 @@ TEST(TieredStorageTest, DirectoryOfAnotherTableIsRefused) {
   const std::string a_dir = SparseTable::StorageDir(a);
   EXPECT_EQ(a_dir, dir.path() + "/a/server-0");
 
-  SparseTableOptions b = Tiered(
-      TableOptions(OptimizerConfig::SGD, 16, InitializerConfig::ZEROS), dir.path(),
-      1 << 20);
+  SparseTableOptions b =
+      Tiered(TableOptions(OptimizerConfig::SGD, 16, InitializerConfig::ZEROS),
+             dir.path(), 1 << 20);
   b.name = "b";
   auto kv = OpenRocksDbKv(a_dir, RocksDbConfig());
   ASSERT_TRUE(kv.ok()) << kv.status();
@@ -368,8 +373,9 @@ TEST(TieredStorageTest, DirectoryOfAnotherTableIsRefused) {
 }
 
 TEST(TieredStorageTest, TieredWithoutDirectoryIsRefused) {
-  SparseTableOptions o = Tiered(
-      TableOptions(OptimizerConfig::SGD, 4, InitializerConfig::ZEROS), "", 1 << 20);
+  SparseTableOptions o =
+      Tiered(TableOptions(OptimizerConfig::SGD, 4, InitializerConfig::ZEROS),
+             "", 1 << 20);
   EXPECT_EQ(SparseTable::Create(o).status(),
             absl::InvalidArgumentError(
                 "table 'emb': TIERED storage needs storage.dir (or the "
@@ -388,7 +394,7 @@ FaultyPair MakeFaultyPair(const std::string& dir) {
   FaultyPair p;
   SparseTableOptions o =
       TableOptions(OptimizerConfig::ADAGRAD, 8, InitializerConfig::UNIFORM,
-              /*shard_num=*/1);
+                   /*shard_num=*/1);
   p.memory = MustCreate(o);
   o = Tiered(o, dir, 32 << 10);
   auto kv = OpenRocksDbKv(SparseTable::StorageDir(o), RocksDbConfig());
@@ -460,8 +466,7 @@ TEST(TieredStorageTest, ReadFailureReachesTheCallerAndLosesNothing) {
     if (!s.ok()) {
       ++failures;
       EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
-      EXPECT_THAT(std::string(s.message()),
-                  HasSubstr("injected read failure"));
+      EXPECT_THAT(std::string(s.message()), HasSubstr("injected read failure"));
       continue;
     }
     ASSERT_TRUE(p.memory->Push(keys, grads).ok());
@@ -535,7 +540,8 @@ TEST(TieredStorageTest, ConcurrentPushersAndPullersConserveGradients) {
 
 TEST(TieredStorageTest, UnsupportedCompressionIsRefusedOrOpens) {
   TempDir dir;
-  for (auto c : {RocksDbConfig::NONE, RocksDbConfig::LZ4, RocksDbConfig::ZSTD}) {
+  for (auto c :
+       {RocksDbConfig::NONE, RocksDbConfig::LZ4, RocksDbConfig::ZSTD}) {
     RocksDbConfig config;
     config.set_compression(c);
     const std::string name = RocksDbConfig::Compression_Name(c);

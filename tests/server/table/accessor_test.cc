@@ -234,8 +234,8 @@ TEST_P(AccessorTest, ShrinkedKeyStartsOverAndReusesMemory) {
 
 TEST_P(AccessorTest, ThreadPoolGroupsConserveEveryGradient) {
   // SGD lr 1 on zero rows with integer gradients: sums are exact.
-  SparseTableOptions o = TableOptions(OptimizerConfig::SGD, kDim,
-                                      InitializerConfig::ZEROS, 16);
+  SparseTableOptions o =
+      TableOptions(OptimizerConfig::SGD, kDim, InitializerConfig::ZEROS, 16);
   if (GetParam()) o = Tiered(o, dir_.path(), 64 << 10);
   auto table = MustCreate(o);
   ASSERT_NE(table, nullptr);
@@ -315,8 +315,8 @@ TEST(ThreadPoolTest, BackgroundTasksAreAllWaitedFor) {
 // PsHandler: a table's shrink runs when the pushed step passes each multiple
 // of shrink_every_steps, and on demand through Shrink.
 TEST(AccessorHandlerTest, ScheduledAndOnDemandShrink) {
-  JobConfig config = SmallJobConfig(/*num_servers=*/1, /*num_workers=*/1,
-                                    kDim, /*dense_block_size=*/64);
+  JobConfig config = SmallJobConfig(/*num_servers=*/1, /*num_workers=*/1, kDim,
+                                    /*dense_block_size=*/64);
   AccessorConfig* a = config.mutable_sparse_tables(0)->mutable_accessor();
   a->set_max_unseen_steps(5);
   a->set_shrink_every_steps(100);

@@ -17,8 +17,8 @@
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
-#include "tests/testing/optimizer_test_util.h"
 #include "server/service/ps_handler.h"
+#include "tests/testing/optimizer_test_util.h"
 
 namespace ps {
 namespace {
@@ -46,7 +46,6 @@ OptimizerConfig Adagrad(float lr, float initial_accumulator, float epsilon,
 // values by less than kTol.
 constexpr float kEps = 1e-6f;
 constexpr float kTol = 1e-6f;
-
 
 TEST(OptimizerTest, NamesAndStateSizes) {
   auto sgd = MustCreate(Sgd(0.1f));
@@ -371,21 +370,22 @@ TEST(OptimizerTest, UpdateRowsMatchesScalarReferenceBitForBit) {
     auto rule = MustCreate(config);
     ASSERT_NE(rule, nullptr);
     for (int dim : {1, 3, 4, 5, 7, 8, 13, 64, 65}) {
-      SCOPED_TRACE(testing::Message() << rule->Name() << " bound "
-                                      << config.weight_bound() << " dim "
-                                      << dim);
+      SCOPED_TRACE(testing::Message()
+                   << rule->Name() << " bound " << config.weight_bound()
+                   << " dim " << dim);
       const int stride = dim + rule->StateSize(dim);
       constexpr int kRows = 11;
       // Packed rows: random weights, state from InitState.
       std::vector<float> packed(kRows * stride);
       for (int r = 0; r < kRows; ++r) {
         for (int i = 0; i < dim; ++i) packed[r * stride + i] = normal(rng);
-        rule->InitState(absl::MakeSpan(&packed[r * stride + dim], stride - dim));
+        rule->InitState(
+            absl::MakeSpan(&packed[r * stride + dim], stride - dim));
       }
       std::vector<float> reference = packed;
       std::vector<float> by_view = packed;
       // 23 updates; rows 2 and 5 appear several times.
-      const int order[] = {0, 2, 1, 2, 3, 4, 5, 5, 5, 6, 7, 8,
+      const int order[] = {0, 2,  1, 2, 3, 4, 5, 5, 5, 6,  7, 8,
                            9, 10, 2, 1, 0, 5, 3, 2, 9, 10, 4};
       constexpr int kUpdates = sizeof(order) / sizeof(order[0]);
       std::vector<float> grads(kUpdates * dim);

@@ -235,9 +235,9 @@ TEST(SparseTableTest, BatchedPushEqualsOneUpdateAtATime) {
     ASSERT_TRUE(batched->Push(keys, grads).ok());
     for (size_t i = 0; i < keys.size(); ++i) {
       ASSERT_TRUE(single
-                      ->Push({keys[i]}, std::vector<float>(
-                                            grads.begin() + i * dim,
-                                            grads.begin() + (i + 1) * dim))
+                      ->Push({keys[i]},
+                             std::vector<float>(grads.begin() + i * dim,
+                                                grads.begin() + (i + 1) * dim))
                       .ok());
     }
     EXPECT_EQ(batched->size(), single->size());

@@ -2,8 +2,6 @@
 // workers, and ps_ctl's logic (tools/ctl/admin_client.h): collecting stats from
 // several servers, the table / JSON / one-line formats, stop, the error that
 // names an unreachable server, and the exit codes.
-#include "tools/ctl/admin_client.h"
-
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -21,10 +19,11 @@
 #include "common/packing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/server_test_util.h"
 #include "proto/ps.grpc.pb.h"
 #include "server/service/ps_handler.h"
 #include "server/service/ps_server.h"
+#include "tests/testing/server_test_util.h"
+#include "tools/ctl/admin_client.h"
 
 namespace ps {
 namespace {
@@ -36,14 +35,12 @@ using ::testing::StartsWith;
 constexpr int kDim = 2;
 constexpr int kDenseFloats = 66;  // 26 slots x 2 + 13 dense inputs + 1 bias
 
-// As tests/server/service/ps_service_test.cc: sparse table "emb" (dim 2) and a DNN
-// with no hidden layer (66 dense floats, blocks of 8).
+// As tests/server/service/ps_service_test.cc: sparse table "emb" (dim 2) and a
+// DNN with no hidden layer (66 dense floats, blocks of 8).
 JobConfig MakeConfig(int num_servers) {
   return SmallJobConfig(num_servers, /*num_workers=*/2, kDim,
                         /*dense_block_size=*/8);
 }
-
-
 
 std::unique_ptr<PsService::Stub> Stub(const PsServer& server) {
   return PsService::NewStub(grpc::CreateChannel(
@@ -59,8 +56,8 @@ void PushSparse(PsService::Stub& stub, int worker,
   request.set_step(step);
   request.set_is_delta(is_delta);
   request.set_keys(Pack(absl::Span<const uint64_t>(keys)));
-  request.set_grads(Pack(absl::Span<const float>(
-      std::vector<float>(keys.size() * kDim, 1.0f))));
+  request.set_grads(Pack(
+      absl::Span<const float>(std::vector<float>(keys.size() * kDim, 1.0f))));
   PushResponse response;
   grpc::Status s = stub.PushSparse(&context, request, &response);
   ASSERT_TRUE(s.ok()) << s.error_message();
@@ -70,8 +67,8 @@ void PushDense(PsService::Stub& stub, int worker, int floats) {
   grpc::ClientContext context;
   PushDenseRequest request;
   request.set_worker_rank(worker);
-  request.set_grads(Pack(absl::Span<const float>(
-      std::vector<float>(floats, 1.0f))));
+  request.set_grads(
+      Pack(absl::Span<const float>(std::vector<float>(floats, 1.0f))));
   PushResponse response;
   grpc::Status s = stub.PushDense(&context, request, &response);
   ASSERT_TRUE(s.ok()) << s.error_message();
@@ -124,17 +121,23 @@ TEST(PsCtlTest, StatsRpcCountsRowsAndPushesPerWorker) {
   // The summary line the server logs every 30 s.
   const std::string line = FormatStatsLine(stats);
   EXPECT_THAT(line, StartsWith("server 0: emb rows=5 (mem 5, disk 0) mem="));
-  EXPECT_THAT(line, HasSubstr(" evict=0 wb=0 pending=0 shrunk=0; dense model 66 floats; "
-                              "pushes sparse=3 dense=1 workers=2"));
+  EXPECT_THAT(
+      line,
+      HasSubstr(" evict=0 wb=0 pending=0 shrunk=0; dense model 66 floats; "
+                "pushes sparse=3 dense=1 workers=2"));
 
   // What the server's /metrics serves (ps_server --metrics_address).
   const std::string metrics = FormatStatsPrometheus(stats);
-  EXPECT_THAT(metrics, HasSubstr("# TYPE ps_sparse_rows gauge\n"
-                                 "ps_sparse_rows{server=\"0\",table=\"emb\"} 5\n"));
-  EXPECT_THAT(metrics, HasSubstr("ps_sparse_rows_in_memory{server=\"0\",table=\"emb\"} 5\n"));
-  EXPECT_THAT(metrics, HasSubstr("# TYPE ps_sparse_evictions_total counter\n"));
   EXPECT_THAT(metrics,
-              HasSubstr("ps_dense_floats_held{server=\"0\",table=\"model\"} 66\n"));
+              HasSubstr("# TYPE ps_sparse_rows gauge\n"
+                        "ps_sparse_rows{server=\"0\",table=\"emb\"} 5\n"));
+  EXPECT_THAT(
+      metrics,
+      HasSubstr("ps_sparse_rows_in_memory{server=\"0\",table=\"emb\"} 5\n"));
+  EXPECT_THAT(metrics, HasSubstr("# TYPE ps_sparse_evictions_total counter\n"));
+  EXPECT_THAT(
+      metrics,
+      HasSubstr("ps_dense_floats_held{server=\"0\",table=\"model\"} 66\n"));
   EXPECT_THAT(metrics, HasSubstr("ps_pushes_total{server=\"0\",worker=\"0\","
                                  "kind=\"sparse_gradients\"} 2\n"));
   EXPECT_THAT(metrics, HasSubstr("ps_pushes_total{server=\"0\",worker=\"1\","
@@ -158,8 +161,9 @@ TEST(PsCtlTest, PrometheusGroupsEachMetricsLines) {
   EXPECT_THAT(text, HasSubstr("# TYPE ps_sparse_rows gauge\n"
                               "ps_sparse_rows{server=\"1\",table=\"a\"} 3\n"
                               "ps_sparse_rows{server=\"1\",table=\"b\"} 4\n"));
-  EXPECT_THAT(text, HasSubstr("ps_sparse_hits_total{server=\"1\",table=\"a\"} 7\n"
-                              "ps_sparse_hits_total{server=\"1\",table=\"b\"} 7\n"));
+  EXPECT_THAT(text,
+              HasSubstr("ps_sparse_hits_total{server=\"1\",table=\"a\"} 7\n"
+                        "ps_sparse_hits_total{server=\"1\",table=\"b\"} 7\n"));
   // Each metric's name starts one run of lines: no name comes back later.
   std::vector<std::string> runs;
   for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
@@ -278,10 +282,10 @@ TEST(PsCtlTest, ShrinkRemovesOldRowsOnEveryServerAndReportsCounts) {
   std::ostringstream out, err;
   AdminOptions options = Options({Endpoint(*s0), Endpoint(*s1)});
   EXPECT_EQ(RunCtlCommand(options, "shrink", out, err), 0) << err.str();
-  EXPECT_THAT(out.str(),
-              HasSubstr(absl::StrCat("server 0 table 'emb' at step 20: removed ",
-                                     old_keys[0].size(), " rows, ",
-                                     new_keys[0].size(), " left\n")));
+  EXPECT_THAT(out.str(), HasSubstr(absl::StrCat(
+                             "server 0 table 'emb' at step 20: removed ",
+                             old_keys[0].size(), " rows, ", new_keys[0].size(),
+                             " left\n")));
   EXPECT_THAT(out.str(),
               HasSubstr("shrink: removed 100 rows in all, 100 left\n"));
 

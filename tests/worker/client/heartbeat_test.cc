@@ -1,5 +1,5 @@
-// worker/client/heartbeat.h: beats with the current step every interval, hands on
-// the answers, and stops cleanly.
+// worker/client/heartbeat.h: beats with the current step every interval, hands
+// on the answers, and stops cleanly.
 #include "worker/client/heartbeat.h"
 
 #include <atomic>

@@ -38,7 +38,8 @@ TEST(KeyChunksTest, PackGatherAndScatterForRunsAndScatteredPositions) {
     ASSERT_EQ(packed.size(), pos.size() * 8);
     std::vector<uint64_t> unpacked(pos.size());
     std::memcpy(unpacked.data(), packed.data(), packed.size());
-    for (size_t j = 0; j < pos.size(); ++j) EXPECT_EQ(unpacked[j], keys[pos[j]]);
+    for (size_t j = 0; j < pos.size(); ++j)
+      EXPECT_EQ(unpacked[j], keys[pos[j]]);
 
     const int dim = 2;
     std::vector<float> rows = {0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5};

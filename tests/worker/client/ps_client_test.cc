@@ -1,5 +1,5 @@
-// PsClient against parameter servers that go away (worker/client/ps_client.h): a
-// call answered UNAVAILABLE is retried with backoff until the server is back
+// PsClient against parameter servers that go away (worker/client/ps_client.h):
+// a call answered UNAVAILABLE is retried with backoff until the server is back
 // on its port, or fails after server_retry_sec naming the server; a push is
 // re-sent and applied once; other errors are not retried.
 #include "worker/client/ps_client.h"

@@ -1,5 +1,5 @@
-// worker/client/retry.h: the backoff's waits and budget, and the DelayedRunner's
-// order and timing.
+// worker/client/retry.h: the backoff's waits and budget, and the
+// DelayedRunner's order and timing.
 #include "worker/client/retry.h"
 
 #include <atomic>
@@ -25,9 +25,10 @@ TEST(RetryBackoffTest, DoublesFrom100MsUpTo5Seconds) {
     now += *wait;
   }
   const std::vector<absl::Duration> expected = {
-      absl::Milliseconds(100), absl::Milliseconds(200), absl::Milliseconds(400),
-      absl::Milliseconds(800), absl::Milliseconds(1600),
-      absl::Milliseconds(3200), absl::Seconds(5), absl::Seconds(5),
+      absl::Milliseconds(100),  absl::Milliseconds(200),
+      absl::Milliseconds(400),  absl::Milliseconds(800),
+      absl::Milliseconds(1600), absl::Milliseconds(3200),
+      absl::Seconds(5),         absl::Seconds(5),
       absl::Seconds(5)};
   EXPECT_EQ(waits, expected);
   EXPECT_EQ(backoff.Elapsed(now), absl::Milliseconds(21300));

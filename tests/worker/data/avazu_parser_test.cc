@@ -54,7 +54,8 @@ TEST(AvazuParserTest, KeysAreTheHourFeaturesThenEachFieldsText) {
   EXPECT_EQ(b.keys[1], FeatureKey(5, 1, 2));  // Tuesday
   const std::vector<std::string> fields = absl::StrSplit(kRow, ',');
   for (int f = 3; f < 24; ++f) {
-    EXPECT_EQ(b.keys[f - 1], FeatureKey(5, f - 1, StringFeatureValue(fields[f])))
+    EXPECT_EQ(b.keys[f - 1],
+              FeatureKey(5, f - 1, StringFeatureValue(fields[f])))
         << "field " << f;
   }
   // '\r' is not part of the last field.
@@ -118,9 +119,9 @@ class AvazuReaderTest : public testing_util::TempDirTest {};
 // A reader skips each header (also one in the middle, as in files joined
 // together) without counting it, and counts a bad line.
 TEST_F(AvazuReaderTest, HeadersAreSkippedBadLinesCounted) {
-  std::string text = absl::StrCat(kHeader, "\n", kRow, "\n", WithField(1, "1"),
-                                   "\n", kHeader, "\r\n", WithField(1, "7"),
-                                   "\n", kRow, "\n");
+  std::string text =
+      absl::StrCat(kHeader, "\n", kRow, "\n", WithField(1, "1"), "\n", kHeader,
+                   "\r\n", WithField(1, "7"), "\n", kRow, "\n");
   ReaderOptions o;
   o.files = {Write("a.csv", text)};
   o.data.set_format(DataConfig::AVAZU);

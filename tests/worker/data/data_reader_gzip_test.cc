@@ -203,8 +203,9 @@ TEST_F(DataReaderGzipTest, LargeGzipFilesGiveThePlainFilesBatches) {
   gzip.threads = 3;
   absl::StatusOr<std::vector<Batch>> bad = ReadBatches(gzip);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(bad.status().message(),
-              HasSubstr(absl::StrCat("first bad line: ", dir_, "/g1.gz:40001: ")));
+  EXPECT_THAT(
+      bad.status().message(),
+      HasSubstr(absl::StrCat("first bad line: ", dir_, "/g1.gz:40001: ")));
 }
 
 TEST_F(DataReaderGzipTest, MissingGzipFileFailsOnEveryWorker) {

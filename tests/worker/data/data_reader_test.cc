@@ -104,7 +104,6 @@ class DataReaderTest : public testing_util::TempDirTest {
     std::sort(all.begin(), all.end());
     return all;
   }
-
 };
 
 TEST_F(DataReaderTest, EveryLineReadOnceAcrossWorkersAndThreads) {

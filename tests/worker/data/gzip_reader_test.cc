@@ -90,9 +90,9 @@ TEST_F(GzipLineSourceTest, CorruptFileIsAnError) {
   const std::string path = Write("bad.gz", bytes);
   absl::StatusOr<std::vector<std::string>> lines = ReadLines(path);
   EXPECT_EQ(lines.status().code(), absl::StatusCode::kInternal);
-  EXPECT_THAT(lines.status().message(),
-              HasSubstr(absl::StrCat("cannot decompress input file '", path,
-                                     "': ")));
+  EXPECT_THAT(
+      lines.status().message(),
+      HasSubstr(absl::StrCat("cannot decompress input file '", path, "': ")));
 }
 
 TEST_F(GzipLineSourceTest, PlainTextNamedGzIsRefused) {

@@ -112,8 +112,8 @@ TEST_F(LineParserTest, MovieLensThroughTheReader) {
   options.data.set_format(DataConfig::MOVIELENS);
   options.data.set_movielens_user_file(
       Write("u.user", "1|24|M|technician|85711\n2|53|F|other|94043\n"));
-  options.files = {Write("u.data",
-                         "1\t10\t5\t1\n2\t11\t1\t2\n3\t12\t4\t3\n2\t13\t4\t4\n")};
+  options.files = {
+      Write("u.data", "1\t10\t5\t1\n2\t11\t1\t2\n3\t12\t4\t3\n2\t13\t4\t4\n")};
   options.max_bad_line_ratio = 0.5;
   auto reader = DataReader::Open(options);
   ASSERT_TRUE(reader.ok()) << reader.status();

@@ -16,10 +16,10 @@
 namespace ps {
 namespace {
 
-using testing_util::EmptyBatch;
-using testing_util::SlotKeys;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+using testing_util::EmptyBatch;
+using testing_util::SlotKeys;
 
 constexpr char kUsers[] =
     "1|24|M|technician|85711\n"
@@ -92,9 +92,9 @@ TEST_F(MovieLensParserTest, SideFeatures) {
               ElementsAre(FeatureKey(0, 4, StringFeatureValue("technician"))));
   EXPECT_THAT(SlotKeys(b, 0, 5),
               ElementsAre(FeatureKey(0, 5, StringFeatureValue("857"))));
-  EXPECT_THAT(SlotKeys(b, 0, 6), ElementsAre(FeatureKey(0, 6, 3),
-                                             FeatureKey(0, 6, 4),
-                                             FeatureKey(0, 6, 5)));
+  EXPECT_THAT(SlotKeys(b, 0, 6),
+              ElementsAre(FeatureKey(0, 6, 3), FeatureKey(0, 6, 4),
+                          FeatureKey(0, 6, 5)));
   EXPECT_THAT(SlotKeys(b, 0, 7), ElementsAre(FeatureKey(0, 7, 1995)));
   // User 3: under 18, Canadian zip; item 267: genre 0 only, no date.
   EXPECT_THAT(SlotKeys(b, 1, 2), ElementsAre(FeatureKey(0, 2, 1)));
@@ -114,9 +114,9 @@ TEST_F(MovieLensParserTest, ItemFileAloneTakesSlotsTwoAndThree) {
   ASSERT_EQ((*parser)->num_slots(), 4);
   Batch b = EmptyBatch(4, 0);
   ASSERT_TRUE((*parser)->Append("9\t1\t2\t0", &b).ok());
-  EXPECT_THAT(SlotKeys(b, 0, 2), ElementsAre(FeatureKey(0, 2, 3),
-                                             FeatureKey(0, 2, 4),
-                                             FeatureKey(0, 2, 5)));
+  EXPECT_THAT(SlotKeys(b, 0, 2),
+              ElementsAre(FeatureKey(0, 2, 3), FeatureKey(0, 2, 4),
+                          FeatureKey(0, 2, 5)));
   EXPECT_THAT(SlotKeys(b, 0, 3), ElementsAre(FeatureKey(0, 3, 1995)));
 }
 
@@ -169,7 +169,8 @@ TEST_F(MovieLensParserTest, BadSideFileLinesNameFileAndLine) {
       {true, "1|24|M|technician|85711\n\n",
        "2: expected 5 '|'-separated fields (id|age|gender|occupation|zip), "
        "got 1"},
-      {true, "u1|24|M|x|1\n", "1: field 1 (user id): 'u1' is not a decimal integer"},
+      {true, "u1|24|M|x|1\n",
+       "1: field 1 (user id): 'u1' is not a decimal integer"},
       {true, "1|old|M|x|1\n",
        "1: field 2 (age): 'old' is not an integer in [0, 150]"},
       {true, "1|200|M|x|1\n",
@@ -212,16 +213,16 @@ TEST_F(MovieLensParserTest, MissingOrEmptySideFile) {
   options.user_file = Write("empty.user", "");
   parser = MovieLensParser::Create(options);
   EXPECT_EQ(parser.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(parser.status().message(),
-            absl::StrCat("movielens user file '", dir_,
-                         "/empty.user' has no lines"));
+  EXPECT_EQ(
+      parser.status().message(),
+      absl::StrCat("movielens user file '", dir_, "/empty.user' has no lines"));
 }
 
 // The real ml-100k files, when the shared data folder is there.
 TEST_F(MovieLensParserTest, RealMovieLens100k) {
   const char* src = std::getenv("PS_SOURCE_DIR");
-  const std::string root =
-      std::string(src != nullptr ? src : ".") + "/../shared/data/movielens/ml-100k";
+  const std::string root = std::string(src != nullptr ? src : ".") +
+                           "/../shared/data/movielens/ml-100k";
   struct stat st;
   if (stat((root + "/u1.base").c_str(), &st) != 0) {
     GTEST_SKIP() << "no " << root;
@@ -246,13 +247,13 @@ TEST_F(MovieLensParserTest, RealMovieLens100k) {
   EXPECT_THAT(SlotKeys(b, 0, 2), ElementsAre(FeatureKey(0, 2, 18)));
   EXPECT_THAT(SlotKeys(b, 0, 4),
               ElementsAre(FeatureKey(0, 4, StringFeatureValue("technician"))));
-  EXPECT_THAT(SlotKeys(b, 0, 6), ElementsAre(FeatureKey(0, 6, 3),
-                                             FeatureKey(0, 6, 4),
-                                             FeatureKey(0, 6, 5)));
+  EXPECT_THAT(SlotKeys(b, 0, 6),
+              ElementsAre(FeatureKey(0, 6, 3), FeatureKey(0, 6, 4),
+                          FeatureKey(0, 6, 5)));
   EXPECT_THAT(SlotKeys(b, 1, 1), ElementsAre(FeatureKey(0, 1, 2)));
-  EXPECT_THAT(SlotKeys(b, 1, 6), ElementsAre(FeatureKey(0, 6, 1),
-                                             FeatureKey(0, 6, 2),
-                                             FeatureKey(0, 6, 16)));
+  EXPECT_THAT(SlotKeys(b, 1, 6),
+              ElementsAre(FeatureKey(0, 6, 1), FeatureKey(0, 6, 2),
+                          FeatureKey(0, 6, 16)));
   EXPECT_THAT(SlotKeys(b, 1, 7), ElementsAre(FeatureKey(0, 7, 1995)));
   // Every rating of the split parses: all users and items are known.
   int lines = 3;

@@ -16,8 +16,8 @@ namespace ps {
 namespace {
 
 // An example as a comparable value: label, dense, keys per slot.
-using Example = std::tuple<float, std::vector<float>,
-                           std::vector<std::vector<uint64_t>>>;
+using Example =
+    std::tuple<float, std::vector<float>, std::vector<std::vector<uint64_t>>>;
 
 std::vector<Example> Examples(const Batch& b) {
   std::vector<Example> out;
@@ -26,10 +26,11 @@ std::vector<Example> Examples(const Batch& b) {
     for (int s = 0; s < b.num_slots; ++s) {
       slots.push_back(testing_util::SlotKeys(b, i, s));
     }
-    out.emplace_back(b.labels[i],
-                     std::vector<float>(b.dense.begin() + i * b.num_dense,
-                                        b.dense.begin() + (i + 1) * b.num_dense),
-                     slots);
+    out.emplace_back(
+        b.labels[i],
+        std::vector<float>(b.dense.begin() + i * b.num_dense,
+                           b.dense.begin() + (i + 1) * b.num_dense),
+        slots);
   }
   return out;
 }
@@ -119,7 +120,8 @@ TEST_F(ShuffleTest, ExamplesMoveAboutTheBufferSize) {
   const std::vector<Example> shuffled = Read(Options(10, 7));
   // The i-th output example was read among the first i + 10.
   for (size_t i = 0; i < shuffled.size(); ++i) {
-    auto at = std::find(plain.begin(), plain.end(), shuffled[i]) - plain.begin();
+    auto at =
+        std::find(plain.begin(), plain.end(), shuffled[i]) - plain.begin();
     EXPECT_LE(static_cast<size_t>(at), i + 10) << i;
   }
 }

@@ -11,10 +11,10 @@
 namespace ps {
 namespace {
 
-using testing_util::EmptyBatch;
-using testing_util::SlotKeys;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+using testing_util::EmptyBatch;
+using testing_util::SlotKeys;
 
 SlotParser Parser(int num_slots, int num_dense, uint64_t seed = 0) {
   SlotOptions options;
@@ -27,18 +27,18 @@ SlotParser Parser(int num_slots, int num_dense, uint64_t seed = 0) {
 TEST(SlotParserTest, KeysGroupedBySlotInTokenOrder) {
   const SlotParser parser = Parser(4, 2, /*seed=*/7);
   Batch b = EmptyBatch(4, 2);
-  ASSERT_TRUE(parser.Append("1 2:5 0:17\t2:9  d1:-0.25 2:5 0:18446744073709551615",
-                            &b)
-                  .ok());
+  ASSERT_TRUE(
+      parser.Append("1 2:5 0:17\t2:9  d1:-0.25 2:5 0:18446744073709551615", &b)
+          .ok());
   ASSERT_TRUE(parser.Append("0", &b).ok());
   ASSERT_EQ(b.size(), 2);
   EXPECT_EQ(b.labels, (std::vector<float>{1, 0}));
-  EXPECT_THAT(SlotKeys(b, 0, 0),
-              ElementsAre(FeatureKey(7, 0, 17), FeatureKey(7, 0, ~uint64_t{0})));
+  EXPECT_THAT(SlotKeys(b, 0, 0), ElementsAre(FeatureKey(7, 0, 17),
+                                             FeatureKey(7, 0, ~uint64_t{0})));
   EXPECT_THAT(SlotKeys(b, 0, 1), IsEmpty());
-  EXPECT_THAT(SlotKeys(b, 0, 2), ElementsAre(FeatureKey(7, 2, 5),
-                                             FeatureKey(7, 2, 9),
-                                             FeatureKey(7, 2, 5)));
+  EXPECT_THAT(SlotKeys(b, 0, 2),
+              ElementsAre(FeatureKey(7, 2, 5), FeatureKey(7, 2, 9),
+                          FeatureKey(7, 2, 5)));
   EXPECT_THAT(SlotKeys(b, 0, 3), IsEmpty());
   for (int s = 0; s < 4; ++s) EXPECT_THAT(SlotKeys(b, 1, s), IsEmpty());
   EXPECT_EQ(b.dense, (std::vector<float>{0, -0.25f, 0, 0}));
@@ -64,7 +64,8 @@ TEST(SlotParserTest, MalformedLinesNameTheTokenAndLeaveTheBatch) {
       {"1 -1:1", "token 2 '-1:1': slot '-1' is not a decimal integer"},
       {"1 :1", "token 2 ':1': slot '' is not a decimal integer"},
       {"1 1:", "token 2 '1:': key '' is not a decimal integer in [0, 2^64)"},
-      {"1 1:-5", "token 2 '1:-5': key '-5' is not a decimal integer in [0, 2^64)"},
+      {"1 1:-5",
+       "token 2 '1:-5': key '-5' is not a decimal integer in [0, 2^64)"},
       {"1 1:18446744073709551616",
        "token 2 '1:18446744073709551616': key '18446744073709551616' is not a "
        "decimal integer in [0, 2^64)"},

@@ -1,5 +1,5 @@
-// The worker's Model (worker/model/model.h) on a device backend against the same
-// Model on the CPU backend: one full training step of every model type
+// The worker's Model (worker/model/model.h) on a device backend against the
+// same Model on the CPU backend: one full training step of every model type
 // (loss, probabilities, dense and sparse gradients), a short training run
 // on planted data (the AUC reached), and that run again with the dense
 // optimizer on the backend (GEO's way; the same AUC exactly). The suite
@@ -33,10 +33,10 @@
 #include "kernels/auc.h"
 #include "kernels/backend.h"
 #include "kernels/device.h"
-#include "tests/testing/kernel_test_util.h"
 #include "tests/testing/checking_backend.h"
-#include "tests/testing/staging_backend.h"
+#include "tests/testing/kernel_test_util.h"
 #include "tests/testing/model_test_util.h"
+#include "tests/testing/staging_backend.h"
 #include "worker/data/batch.h"
 #include "worker/model/model.h"
 
@@ -183,7 +183,7 @@ Batch PlantedBatch(const ModelSpec& spec, int size, std::mt19937* rng) {
       b.dense.push_back(uniform(*rng));
     }
     b.labels.push_back(uniform(*rng) < 1.0 / (1.0 + std::exp(-logit)) ? 1.0f
-                                                                       : 0.0f);
+                                                                      : 0.0f);
   }
   return b;
 }

@@ -1,9 +1,6 @@
 // Exports for serving (common/export_format.h): predictions from an export
 // equal the model's own forward pass on the same rows; threshold and delta
 // exports; damaged files and wrong bases are refused naming the file.
-#include "common/export_format.h"
-#include "worker/model/predict.h"
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
+#include "common/export_format.h"
 #include "common/hash.h"
 #include "common/initializer.h"
 #include "common/model_spec.h"
@@ -23,6 +21,7 @@
 #include "tests/testing/reader_test_util.h"
 #include "worker/data/data_reader.h"
 #include "worker/model/model.h"
+#include "worker/model/predict.h"
 
 namespace ps {
 namespace {

@@ -1,6 +1,6 @@
-// The worker's Model (worker/model/model.h) is device-resident: run on a backend
-// whose Allocate memory behaves like device memory (CheckingBackend, which
-// faults on any host access to it outside a backend call and checks every
+// The worker's Model (worker/model/model.h) is device-resident: run on a
+// backend whose Allocate memory behaves like device memory (CheckingBackend,
+// which faults on any host access to it outside a backend call and checks every
 // kernel operand), a step
 //  - gives the CPU backend's results bit for bit (CheckingBackend runs the
 //    CPU kernels themselves on the same shapes: the same code path);
@@ -130,8 +130,7 @@ TEST(ModelDeviceTest, TrainStepCopiesOnlyAtTheBoundaries) {
           if (step == 0) {
             ASSERT_TRUE(model.SetDenseParams(in.dense_params).ok()) << at;
             EXPECT_EQ(backend->counts().copies_to_backend, 1) << at;
-            EXPECT_EQ(backend->counts().bytes_to_backend,
-                      spec.dense_size * 4)
+            EXPECT_EQ(backend->counts().bytes_to_backend, spec.dense_size * 4)
                 << at;
             EXPECT_EQ(backend->counts().copies_to_host, 0) << at;
             backend->ResetCounts();
@@ -157,8 +156,7 @@ TEST(ModelDeviceTest, TrainStepCopiesOnlyAtTheBoundaries) {
             copy.dense_params = Inputs(spec, sizes[0], 100).dense_params;
             return copy;
           }();
-          ExpectSameResult(result, CpuStep(spec, mode, with_params, true),
-                           at);
+          ExpectSameResult(result, CpuStep(spec, mode, with_params, true), at);
         }
       }
       EXPECT_EQ(backend->allocated_bytes(), 0) << what << ": leaked buffers";
@@ -169,8 +167,8 @@ TEST(ModelDeviceTest, TrainStepCopiesOnlyAtTheBoundaries) {
 TEST(ModelDeviceTest, CopiesDoNotGrowWithLayers) {
   std::vector<BackendCounts> counts;
   for (int layers : {1, 2, 8}) {
-    const ModelSpec spec = MakeSpec(
-        {"dnn", ModelConfig::DNN, 8, std::vector<int>(layers, 16)});
+    const ModelSpec spec =
+        MakeSpec({"dnn", ModelConfig::DNN, 8, std::vector<int>(layers, 16)});
     auto backend = MakeChecking();
     Model model(spec, PoolMode::kSum, backend.get());
     const StepInputs in = Inputs(spec, 40, 7);
@@ -180,8 +178,7 @@ TEST(ModelDeviceTest, CopiesDoNotGrowWithLayers) {
       backend->ResetCounts();
       ASSERT_TRUE(model
                       .TrainStep(in.batch, in.unique.key_index,
-                                 in.unique.unique_keys.size(), in.rows,
-                                 &result)
+                                 in.unique.unique_keys.size(), in.rows, &result)
                       .ok());
     }
     ExpectNoViolations(*backend, std::to_string(layers) + " layers");
@@ -237,8 +234,7 @@ TEST(ModelDeviceTest, PredictCopiesTheInputsInAndTheProbabilitiesOut) {
     EXPECT_EQ(backend->counts().copies_to_backend, 1) << c.name;
     EXPECT_EQ(backend->counts().copies_to_host, 2) << c.name;
     EXPECT_EQ(backend->counts().allocations, 0) << c.name;
-    ExpectSameResult(result, CpuStep(spec, PoolMode::kMean, in, false),
-                     c.name);
+    ExpectSameResult(result, CpuStep(spec, PoolMode::kMean, in, false), c.name);
     EXPECT_TRUE(result.dense_grad.empty());
     EXPECT_TRUE(result.row_grad.empty());
   }
@@ -302,8 +298,7 @@ TEST(ModelDeviceTest, SetDenseParamsChecksTheSize) {
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(status.message(),
             "dense_params has " + std::to_string(spec.dense_size - 1) +
-                " floats but DNN model has " +
-                std::to_string(spec.dense_size));
+                " floats but DNN model has " + std::to_string(spec.dense_size));
   EXPECT_EQ(backend->counts().copies(), 0);
 }
 
@@ -328,9 +323,9 @@ TEST(ModelDeviceTest, AllocationFailureIsTheStepsError) {
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
   // With the memory back, the model recovers.
   backend->set_allocation_limit(-1);
-  status = model.TrainStep(large.batch, large.unique.key_index,
-                           large.unique.unique_keys.size(), large.rows,
-                           &result);
+  status =
+      model.TrainStep(large.batch, large.unique.key_index,
+                      large.unique.unique_keys.size(), large.rows, &result);
   ASSERT_TRUE(status.ok()) << status;
   StepInputs want = large;
   want.dense_params = small.dense_params;
@@ -343,8 +338,8 @@ TEST(ModelDeviceTest, KernelErrorIsTheStepsError) {
   Model model(spec, PoolMode::kSum, backend.get());
   const StepInputs in = Inputs(spec, 5, 2);
   ASSERT_TRUE(model.SetDenseParams(in.dense_params).ok());
-  backend->FailNextSynchronize(
-      absl::InternalError("cublasSgemm failed: CUBLAS_STATUS_EXECUTION_FAILED"));
+  backend->FailNextSynchronize(absl::InternalError(
+      "cublasSgemm failed: CUBLAS_STATUS_EXECUTION_FAILED"));
   StepResult result;
   const absl::Status status =
       model.TrainStep(in.batch, in.unique.key_index,
@@ -362,7 +357,12 @@ TEST(ModelDeviceDeathTest, HostAccessToBackendMemoryFaults) {
   ASSERT_TRUE(buffer.ok());
   float* data = buffer->as<float>();
   backend->SetZero(64, data);  // fine: inside a backend call
-  EXPECT_DEATH({ volatile float x = data[0]; (void)x; }, "");
+  EXPECT_DEATH(
+      {
+        volatile float x = data[0];
+        (void)x;
+      },
+      "");
 }
 
 // The test backend's deferred mode really reorders: an upload queued after
@@ -378,8 +378,8 @@ TEST(ModelDeviceTest, DeferredBackendRunsUploadsAheadOfQueuedKernels) {
     const float b[4] = {5, 6, 7, 8};
     backend->CopyToBackend(a, sizeof(a), x->data());
     ASSERT_TRUE(backend->Synchronize().ok());
-    backend->CopyBlocks(1, 1, 4, x->as<float>(), {4, 0}, y->as<float>(),
-                        {4, 0}, /*accumulate=*/false);
+    backend->CopyBlocks(1, 1, 4, x->as<float>(), {4, 0}, y->as<float>(), {4, 0},
+                        /*accumulate=*/false);
     backend->CopyToBackend(b, sizeof(b), x->data());
     float out[4] = {0, 0, 0, 0};
     backend->CopyToHost(y->data(), sizeof(out), out);
@@ -439,13 +439,14 @@ TEST(ModelDeviceTest, SplitStepCallsOutOfOrderAreRefused) {
   EXPECT_EQ(model.Launch(true, &result).message(),
             "Launch: no batch is staged");
   ASSERT_TRUE(model.SetDenseParams(in.dense_params).ok());
-  ASSERT_TRUE(model.Stage(in.batch, in.unique.key_index, num_unique, in.rows)
-                  .ok());
+  ASSERT_TRUE(
+      model.Stage(in.batch, in.unique.key_index, num_unique, in.rows).ok());
   EXPECT_EQ(
       model.Stage(in.batch, in.unique.key_index, num_unique, in.rows).message(),
       "Stage: the batch staged before was not launched yet");
-  EXPECT_EQ(model.TrainStep(in.batch, in.unique.key_index, num_unique, in.rows,
-                            &result)
+  EXPECT_EQ(model
+                .TrainStep(in.batch, in.unique.key_index, num_unique, in.rows,
+                           &result)
                 .code(),
             absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(model.Launch(true, &result).ok());
@@ -460,9 +461,9 @@ TEST(ModelDeviceTest, SplitStepCallsOutOfOrderAreRefused) {
   // A batch that does not fit the spec is refused at Stage.
   StepInputs bad = in;
   bad.batch.num_slots += 1;
-  EXPECT_EQ(model.Stage(bad.batch, bad.unique.key_index, num_unique, bad.rows)
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      model.Stage(bad.batch, bad.unique.key_index, num_unique, bad.rows).code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 // Metrics kept on the backend equal those of the downloaded probabilities,
@@ -549,8 +550,7 @@ TEST(ModelDeviceTest, DenseOptimizerOnTheBackendIsTheServersRule) {
       backend->ResetCounts();
       ASSERT_TRUE(model
                       .TrainStep(in.batch, in.unique.key_index,
-                                 in.unique.unique_keys.size(), in.rows,
-                                 &result)
+                                 in.unique.unique_keys.size(), in.rows, &result)
                       .ok())
           << what;
       EXPECT_TRUE(result.dense_grad.empty()) << what;

@@ -1,5 +1,5 @@
-// worker/train/checkpoint_trigger.h: which step boundaries arrive at a checkpoint,
-// with which id.
+// worker/train/checkpoint_trigger.h: which step boundaries arrive at a
+// checkpoint, with which id.
 #include "worker/train/checkpoint_trigger.h"
 
 #include "absl/time/clock.h"

@@ -1,8 +1,8 @@
-// The trainer's side of coordinated checkpoints (worker/train/trainer.h) against a
-// fake client: when it arrives at a cut (every_steps, a round reported by a
-// heartbeat or by StepGate), that every push is acknowledged first, the
-// position it reports (the next untrained example, though the trainer reads
-// ahead), what barriers carry, and resuming from a position.
+// The trainer's side of coordinated checkpoints (worker/train/trainer.h)
+// against a fake client: when it arrives at a cut (every_steps, a round
+// reported by a heartbeat or by StepGate), that every push is acknowledged
+// first, the position it reports (the next untrained example, though the
+// trainer reads ahead), what barriers carry, and resuming from a position.
 #include <memory>
 #include <string>
 #include <vector>
@@ -86,7 +86,8 @@ class TrainerCheckpointTest : public testing_util::TempDirTest {
   std::unique_ptr<Backend> backend_;
 };
 
-TEST_F(TrainerCheckpointTest, ArrivesEveryStepsWithThePositionOfTheNextExample) {
+TEST_F(TrainerCheckpointTest,
+       ArrivesEveryStepsWithThePositionOfTheNextExample) {
   for (auto mode : {TrainingConfig::ASYNC, TrainingConfig::SYNC,
                     TrainingConfig::BOUNDED, TrainingConfig::GEO}) {
     SCOPED_TRACE(TrainingConfig::Mode_Name(mode));
@@ -111,8 +112,8 @@ TEST_F(TrainerCheckpointTest, AFailedCheckpointDoesNotStopTraining) {
   FakePsClient client;
   client.checkpoint_error =
       absl::UnavailableError("server 1: cannot write rows.bin: disk full");
-  Trainer trainer(Config(TrainingConfig::ASYNC, 3), 0, &client,
-                  backend_.get(), nullptr);
+  Trainer trainer(Config(TrainingConfig::ASYNC, 3), 0, &client, backend_.get(),
+                  nullptr);
   ASSERT_TRUE(trainer.TrainEpoch(0).ok());
   EXPECT_EQ(client.arrivals.size(), 3u);  // it kept arriving, and training
   EXPECT_EQ(trainer.step(), kSteps);

@@ -1,5 +1,5 @@
-// The trainer's overlapped steps (worker/train/trainer.h: in ASYNC and BOUNDED the
-// next batch is staged while this one is launched) on a backend that runs
+// The trainer's overlapped steps (worker/train/trainer.h: in ASYNC and BOUNDED
+// the next batch is staged while this one is launched) on a backend that runs
 // uploads ahead of queued kernels (CheckingBackend's deferred mode, a GPU's
 // streams at their most adversarial) train exactly as on the CPU backend:
 // the same examples, the same metrics (gathered on the backend), the same
@@ -40,8 +40,8 @@ class TrainerOverlapTest : public testing_util::TempDirTest {
     std::string content;
     for (int i = 0; i < kLines; ++i) {
       const int a = i % 7, b = (i * 3) % 11, c = (i * 5) % 13, d = i % 4;
-      absl::StrAppend(&content, (a + d) % 3 == 0 ? 1 : 0, " 0:", a, " 1:",
-                      100 + b, " 1:", 200 + c, " 2:", 300 + d, "\n");
+      absl::StrAppend(&content, (a + d) % 3 == 0 ? 1 : 0, " 0:", a,
+                      " 1:", 100 + b, " 1:", 200 + c, " 2:", 300 + d, "\n");
     }
     file_ = Write("train.txt", content);
   }
@@ -73,7 +73,7 @@ class TrainerOverlapTest : public testing_util::TempDirTest {
     TrainStats stats;
     double sparse_sum = 0;
     double dense_sum = 0;
-    double sparse_delta_sum = 0;                    // GEO
+    double sparse_delta_sum = 0;                   // GEO
     std::vector<std::vector<float>> dense_deltas;  // GEO
   };
 
