@@ -7,12 +7,17 @@
 # second core type, OPENBLAS_CORETYPE=Prescott (SSE3), or Haswell (AVX2)
 # where OpenBLAS already chose a core without AVX. Results must not depend on
 # which kernels ran (docs/architecture.md, "Numerics"). PS_TEST_SECOND_CORE
-# names another core type, or "none" to skip the second pass.
+# names another core type, or "none" to skip the second pass. Before the
+# tests, scripts/lint.sh checks the format and builds with Clang's
+# thread-safety analysis (PS_LINT=none skips it).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${PS_BUILD_DIR:-$ROOT/build}"
 "$ROOT/scripts/install_deps.sh"
 "$ROOT/scripts/build.sh"
+if [ "${PS_LINT:-all}" != none ]; then
+  "$ROOT/scripts/lint.sh"
+fi
 cd "$BUILD"
 JOBS="${PS_TEST_JOBS:-2}"
 ctest --output-on-failure -j "$JOBS" --timeout 600 "$@"
@@ -34,9 +39,9 @@ if [ -z "$second" ]; then
 fi
 if [ "$second" = none ]; then
   echo "test: no second OpenBLAS core type to test with on this CPU"
-  exit 0
+else
+  echo "test: the OpenBLAS-dependent tests again with OPENBLAS_CORETYPE=$second" \
+    "(OpenBLAS chose ${chosen:-a core})"
+  OPENBLAS_CORETYPE="$second" ctest --output-on-failure -j "$JOBS" \
+    --timeout 600 -L blas "$@"
 fi
-echo "test: the OpenBLAS-dependent tests again with OPENBLAS_CORETYPE=$second" \
-  "(OpenBLAS chose ${chosen:-a core})"
-OPENBLAS_CORETYPE="$second" ctest --output-on-failure -j "$JOBS" --timeout 600 \
-  -L blas "$@"

@@ -650,7 +650,9 @@ class TieredStorage final : public SparseStorage {
       }
     }
     sh.hits += static_cast<int64_t>(n - missing.size());
-    auto unpin = [&] {
+    // Called with sh.mu held, as the whole function (lambdas are checked
+    // apart from their enclosing function, so the requirement is restated).
+    auto unpin = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(sh.mu) {
       for (uint32_t s : slot) {
         if (s != RowIndex::kNone) sh.flags[s] &= ~kPinned;
       }

@@ -129,12 +129,12 @@ class CheckingBackend final : public Backend {
     counts_.bytes_to_host += bytes;
     CheckDevice(src, bytes, "CopyToHost src");
     CheckHost(host, bytes, "CopyToHost host");
-    Run([=, this] { cpu_->CopyToHost(src, bytes, host); });
+    Run([=] { cpu_->CopyToHost(src, bytes, host); });
   }
   void SetZero(int64_t bytes, void* dst) override {
     ++counts_.set_zero;
     CheckDevice(dst, bytes, "SetZero dst");
-    Run([=, this] { cpu_->SetZero(bytes, dst); });
+    Run([=] { cpu_->SetZero(bytes, dst); });
   }
   absl::Status Synchronize() override {
     ++counts_.synchronizes;
@@ -155,29 +155,27 @@ class CheckingBackend final : public Backend {
     CheckFloats(a, int64_t{m} * k, "Gemm a");
     CheckFloats(b, int64_t{k} * n, "Gemm b");
     CheckFloats(c, int64_t{m} * n, "Gemm c");
-    Run([=, this] {
-      cpu_->Gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
-    });
+    Run([=] { cpu_->Gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c); });
   }
   void BiasActivation(int m, int n, const float* bias, Activation act,
                       float* y) override {
     Kernel();
     CheckFloats(bias, n, "BiasActivation bias");
     CheckFloats(y, int64_t{m} * n, "BiasActivation y");
-    Run([=, this] { cpu_->BiasActivation(m, n, bias, act, y); });
+    Run([=] { cpu_->BiasActivation(m, n, bias, act, y); });
   }
   void ActivationBackward(int64_t count, Activation act, const float* y,
                           float* dy) override {
     Kernel();
     CheckFloats(y, count, "ActivationBackward y");
     CheckFloats(dy, count, "ActivationBackward dy");
-    Run([=, this] { cpu_->ActivationBackward(count, act, y, dy); });
+    Run([=] { cpu_->ActivationBackward(count, act, y, dy); });
   }
   void BiasGrad(int m, int n, const float* dy, float* db) override {
     Kernel();
     CheckFloats(dy, int64_t{m} * n, "BiasGrad dy");
     CheckFloats(db, n, "BiasGrad db");
-    Run([=, this] { cpu_->BiasGrad(m, n, dy, db); });
+    Run([=] { cpu_->BiasGrad(m, n, dy, db); });
   }
   void PoolForward(const PoolArgs& args, const float* rows, float* out,
                    int ld_out) override {
@@ -190,7 +188,7 @@ class CheckingBackend final : public Backend {
                   Extent(args.batch, 1, args.num_slots * args.dim, ld_out, 0),
                   "PoolForward out");
     }
-    Run([=, this] { cpu_->PoolForward(args, rows, out, ld_out); });
+    Run([=] { cpu_->PoolForward(args, rows, out, ld_out); });
   }
   void PoolBackward(const PoolArgs& args, const float* d_out, int ld_out,
                     int64_t num_rows, float* grad_rows) override {
@@ -206,9 +204,7 @@ class CheckingBackend final : public Backend {
                   "PoolBackward d_out");
       CheckFloats(grad_rows, num_rows * args.dim, "PoolBackward grad_rows");
     }
-    Run([=, this] {
-      cpu_->PoolBackward(args, d_out, ld_out, num_rows, grad_rows);
-    });
+    Run([=] { cpu_->PoolBackward(args, d_out, ld_out, num_rows, grad_rows); });
   }
   void CopyBlocks(int rows, int blocks, int width, const float* src,
                   BlockLayout src_layout, float* dst, BlockLayout dst_layout,
@@ -216,7 +212,7 @@ class CheckingBackend final : public Backend {
     Kernel();
     CheckFloats(src, Extent(rows, blocks, width, src_layout), "CopyBlocks src");
     CheckFloats(dst, Extent(rows, blocks, width, dst_layout), "CopyBlocks dst");
-    Run([=, this] {
+    Run([=] {
       cpu_->CopyBlocks(rows, blocks, width, src, src_layout, dst, dst_layout,
                        accumulate);
     });
@@ -227,9 +223,7 @@ class CheckingBackend final : public Backend {
     CheckFloats(x, Extent(batch, num_fields, dim, layout), "FmForward x");
     CheckFloats(sum, int64_t{batch} * dim, "FmForward sum");
     CheckFloats(out, batch, "FmForward out");
-    Run([=, this] {
-      cpu_->FmForward(batch, num_fields, dim, x, layout, sum, out);
-    });
+    Run([=] { cpu_->FmForward(batch, num_fields, dim, x, layout, sum, out); });
   }
   void FmBackward(int batch, int num_fields, int dim, const float* x,
                   BlockLayout layout, const float* sum, const float* d_out,
@@ -239,7 +233,7 @@ class CheckingBackend final : public Backend {
     CheckFloats(sum, int64_t{batch} * dim, "FmBackward sum");
     CheckFloats(d_out, batch, "FmBackward d_out");
     CheckFloats(dx, Extent(batch, num_fields, dim, layout), "FmBackward dx");
-    Run([=, this] {
+    Run([=] {
       cpu_->FmBackward(batch, num_fields, dim, x, layout, sum, d_out, dx);
     });
   }
@@ -254,7 +248,7 @@ class CheckingBackend final : public Backend {
     CheckFloats(b, width, "CrossForward b");
     CheckFloats(xw, batch, "CrossForward xw");
     CheckFloats(out, size, "CrossForward out");
-    Run([=, this] { cpu_->CrossForward(batch, width, x0, x, w, b, xw, out); });
+    Run([=] { cpu_->CrossForward(batch, width, x0, x, w, b, xw, out); });
   }
   void CrossBackward(int batch, int width, const float* x0, const float* x,
                      const float* w, const float* xw, const float* d_out,
@@ -270,7 +264,7 @@ class CheckingBackend final : public Backend {
     CheckFloats(d_x, size, "CrossBackward d_x");
     CheckFloats(d_w, width, "CrossBackward d_w");
     CheckFloats(d_b, width, "CrossBackward d_b");
-    Run([=, this] {
+    Run([=] {
       cpu_->CrossBackward(batch, width, x0, x, w, xw, d_out, d_x0, d_x, d_w,
                           d_b);
     });
@@ -284,7 +278,7 @@ class CheckingBackend final : public Backend {
     CheckFloats(probs, n, "SigmoidCrossEntropy probs");
     CheckFloats(d_logits, n, "SigmoidCrossEntropy d_logits");
     CheckDevice(loss_sum, sizeof(double), "SigmoidCrossEntropy loss_sum");
-    Run([=, this] {
+    Run([=] {
       cpu_->SigmoidCrossEntropy(n, logits, labels, grad_scale, probs, d_logits,
                                 loss_sum);
     });
@@ -298,7 +292,7 @@ class CheckingBackend final : public Backend {
     CheckDevice(counts, 2 * int64_t{num_buckets} * sizeof(uint64_t),
                 "AccumulateMetrics counts");
     CheckDevice(sums, 2 * sizeof(double), "AccumulateMetrics sums");
-    Run([=, this] {
+    Run([=] {
       cpu_->AccumulateMetrics(n, probs, labels, num_buckets, counts, sums);
     });
   }
@@ -310,7 +304,7 @@ class CheckingBackend final : public Backend {
     CheckFloats(w, n, "DenseOptimizerStep w");
     CheckFloats(state, n * optimizer_math::StatesPerWeight(update.hyper.kind),
                 "DenseOptimizerStep state");
-    Run([=, this] { cpu_->DenseOptimizerStep(update, n, grad, w, state); });
+    Run([=] { cpu_->DenseOptimizerStep(update, n, grad, w, state); });
   }
 
  private:
