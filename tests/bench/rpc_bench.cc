@@ -72,10 +72,7 @@ constexpr char kConfig[] = R"pb(
     hidden_units: 1680
     dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
   }
-  data {
-    format: CRITEO
-    generate { output_dir: "unused" }
-  }
+  data { format: CRITEO generate { output_dir: "unused" } }
   training { mode: ASYNC }
 )pb";
 

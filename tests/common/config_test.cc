@@ -15,10 +15,25 @@ namespace {
 using ::testing::HasSubstr;
 
 constexpr char kGood[] = R"pb(
-  cluster { servers: "127.0.0.1:5000" servers: "127.0.0.1:5001" num_workers: 2 }
-  sparse_tables { name: "emb" dim: 8 }
-  model { type: DNN sparse_table: "emb" hidden_units: 32 }
-  data { train_files: "train.tsv" eval_files: "/abs/eval.tsv" batch_size: 256 }
+cluster {
+  servers: "127.0.0.1:5000"
+  servers: "127.0.0.1:5001"
+  num_workers: 2
+}
+sparse_tables {
+  name: "emb"
+  dim: 8
+}
+model {
+  type: DNN
+  sparse_table: "emb"
+  hidden_units: 32
+}
+data {
+  train_files: "train.tsv"
+  eval_files: "/abs/eval.tsv"
+  batch_size: 256
+}
 )pb";
 
 absl::StatusOr<JobConfig> Parse(const std::string& text,

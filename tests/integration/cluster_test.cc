@@ -18,31 +18,31 @@ namespace ps {
 namespace {
 
 constexpr char kJob[] = R"pb(
-  cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 2 }
-  sparse_tables {
-    name: "embedding"
-    dim: 8
-    optimizer { type: ADAGRAD learning_rate: 0.05 }
+cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 2 }
+sparse_tables {
+  name: "embedding"
+  dim: 8
+  optimizer { type: ADAGRAD learning_rate: 0.05 }
+}
+model {
+  type: DNN
+  sparse_table: "embedding"
+  hidden_units: 64
+  hidden_units: 32
+  dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
+}
+data {
+  batch_size: 512
+  generate {
+    output_dir: "unused"
+    seed: 5
+    train_rows: 300000
+    eval_rows: 30000
+    vocab_size: 500
+    num_interactions: 0
   }
-  model {
-    type: DNN
-    sparse_table: "embedding"
-    hidden_units: 64
-    hidden_units: 32
-    dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
-  }
-  data {
-    batch_size: 512
-    generate {
-      output_dir: "unused"
-      seed: 5
-      train_rows: 300000
-      eval_rows: 30000
-      vocab_size: 500
-      num_interactions: 0
-    }
-  }
-  training { log_every_steps: 200 }
+}
+training { log_every_steps: 200 }
 )pb";
 
 class ClusterTest : public ::testing::Test {

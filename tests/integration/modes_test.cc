@@ -21,30 +21,30 @@ namespace ps {
 namespace {
 
 constexpr char kJob[] = R"pb(
-  cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 2 }
-  sparse_tables {
-    name: "embedding"
-    dim: 8
-    optimizer { type: ADAGRAD learning_rate: 0.05 }
+cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 2 }
+sparse_tables {
+  name: "embedding"
+  dim: 8
+  optimizer { type: ADAGRAD learning_rate: 0.05 }
+}
+model {
+  type: DNN
+  sparse_table: "embedding"
+  hidden_units: 32
+  dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
+}
+data {
+  batch_size: 512
+  generate {
+    output_dir: "unused"
+    seed: 11
+    train_rows: 400000
+    eval_rows: 30000
+    vocab_size: 100
+    num_interactions: 0
   }
-  model {
-    type: DNN
-    sparse_table: "embedding"
-    hidden_units: 32
-    dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
-  }
-  data {
-    batch_size: 512
-    generate {
-      output_dir: "unused"
-      seed: 11
-      train_rows: 400000
-      eval_rows: 30000
-      vocab_size: 100
-      num_interactions: 0
-    }
-  }
-  training { log_every_steps: 200 }
+}
+training { log_every_steps: 200 }
 )pb";
 
 class ModesTest : public ::testing::Test {

@@ -157,14 +157,14 @@ class ProcessTest : public ::testing::Test {
 };
 
 constexpr char kJob[] = R"pb(
-  cluster { num_workers: 2 }
-  sparse_tables { name: "emb" dim: 4 }
-  model { type: DNN sparse_table: "emb" hidden_units: 16 }
-  data {
-    batch_size: 256
-    generate { output_dir: "data" train_rows: 40000 eval_rows: 5000 }
-  }
-  training { log_every_steps: 50 }
+cluster { num_workers: 2 }
+sparse_tables { name: "emb" dim: 4 }
+model { type: DNN sparse_table: "emb" hidden_units: 16 }
+data {
+  batch_size: 256
+  generate { output_dir: "data" train_rows: 40000 eval_rows: 5000 }
+}
+training { log_every_steps: 50 }
 )pb";
 
 TEST_F(ProcessTest, GeneratesTrainsEvaluatesAndStopsCleanly) {
@@ -221,11 +221,11 @@ TEST_F(ProcessTest, TooManyBadLinesStopTheWorkerAndTheJob) {
   WriteFile(dir_ + "/train.tsv", data);
   const std::string config = dir_ + "/job.pbtxt";
   WriteFile(config, R"pb(
-    cluster { num_workers: 1 }
-    sparse_tables { name: "emb" dim: 4 }
-    model { type: DNN sparse_table: "emb" }
-    data { train_files: "train.tsv" max_bad_line_ratio: 0.05 }
-  )pb");
+cluster { num_workers: 1 }
+sparse_tables { name: "emb" dim: 4 }
+model { type: DNN sparse_table: "emb" }
+data { train_files: "train.tsv" max_bad_line_ratio: 0.05 }
+)pb");
   std::vector<int> codes = RunJob(config, 1, 1);
   EXPECT_EQ(codes[0], 1);
   std::string log = ReadFile(dir_ + "/worker_0.log");
@@ -259,27 +259,27 @@ bool WaitFor(const std::string& path, const std::string& what, int times,
 }
 
 constexpr char kCheckpointedJob[] = R"pb(
-  cluster {
-    num_workers: 2
-    heartbeat_ms: 200
-    worker_timeout_ms: 1500
-    server_retry_sec: 60
+cluster {
+  num_workers: 2
+  heartbeat_ms: 200
+  worker_timeout_ms: 1500
+  server_retry_sec: 60
+}
+sparse_tables { name: "emb" dim: 8 }
+model { type: DNN sparse_table: "emb" hidden_units: 32 }
+data {
+  batch_size: 256
+  generate {
+    output_dir: "data"
+    seed: 3
+    train_rows: 160000
+    eval_rows: 20000
+    vocab_size: 400
+    num_interactions: 0
   }
-  sparse_tables { name: "emb" dim: 8 }
-  model { type: DNN sparse_table: "emb" hidden_units: 32 }
-  data {
-    batch_size: 256
-    generate {
-      output_dir: "data"
-      seed: 3
-      train_rows: 160000
-      eval_rows: 20000
-      vocab_size: 400
-      num_interactions: 0
-    }
-  }
-  training { log_every_steps: 50 }
-  checkpoint { dir: "ckpt" every_steps: 40 keep: 3 }
+}
+training { log_every_steps: 50 }
+checkpoint { dir: "ckpt" every_steps: 40 keep: 3 }
 )pb";
 
 // A job's servers and workers as processes; one of each can be killed and

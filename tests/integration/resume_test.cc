@@ -44,32 +44,32 @@ namespace ps {
 namespace {
 
 constexpr char kJob[] = R"pb(
-  cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 1 }
-  sparse_tables {
-    name: "emb"
-    dim: 8
-    optimizer { type: ADAGRAD learning_rate: 0.05 }
-    accessor {}
+cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 1 }
+sparse_tables {
+  name: "emb"
+  dim: 8
+  optimizer { type: ADAGRAD learning_rate: 0.05 }
+  accessor { }
+}
+model {
+  type: DNN
+  sparse_table: "emb"
+  hidden_units: 32
+  dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
+}
+data {
+  batch_size: 256
+  generate {
+    output_dir: "unused"
+    seed: 9
+    train_rows: 30000
+    eval_rows: 3000
+    vocab_size: 300
+    num_interactions: 0
   }
-  model {
-    type: DNN
-    sparse_table: "emb"
-    hidden_units: 32
-    dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
-  }
-  data {
-    batch_size: 256
-    generate {
-      output_dir: "unused"
-      seed: 9
-      train_rows: 30000
-      eval_rows: 3000
-      vocab_size: 300
-      num_interactions: 0
-    }
-  }
-  training { mode: SYNC log_every_steps: 50 }
-  checkpoint { dir: "set-by-the-test" every_steps: 25 keep: 10 }
+}
+training { mode: SYNC log_every_steps: 50 }
+checkpoint { dir: "set-by-the-test" every_steps: 25 keep: 10 }
 )pb";
 
 class ResumeTest : public ::testing::Test {

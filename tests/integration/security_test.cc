@@ -225,30 +225,30 @@ TEST_F(SecurityTest, TlsLetsInOnlyClientsThatTrustTheJobsCa) {
 }
 
 constexpr char kJob[] = R"pb(
-  cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 2 }
-  sparse_tables {
-    name: "embedding"
-    dim: 4
-    optimizer { type: ADAGRAD learning_rate: 0.05 }
+cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 2 }
+sparse_tables {
+  name: "embedding"
+  dim: 4
+  optimizer { type: ADAGRAD learning_rate: 0.05 }
+}
+model {
+  type: DNN
+  sparse_table: "embedding"
+  hidden_units: 8
+  dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
+}
+data {
+  batch_size: 256
+  generate {
+    output_dir: "unused"
+    seed: 5
+    train_rows: 20000
+    eval_rows: 2000
+    vocab_size: 50
+    num_interactions: 0
   }
-  model {
-    type: DNN
-    sparse_table: "embedding"
-    hidden_units: 8
-    dense_optimizer { type: ADAGRAD learning_rate: 0.01 }
-  }
-  data {
-    batch_size: 256
-    generate {
-      output_dir: "unused"
-      seed: 5
-      train_rows: 20000
-      eval_rows: 2000
-      vocab_size: 50
-      num_interactions: 0
-    }
-  }
-  training { log_every_steps: 50 }
+}
+training { log_every_steps: 50 }
 )pb";
 
 // Workers, the coordinator and the servers' calls to each other (the
