@@ -224,7 +224,8 @@ absl::Status CheckCheckpoint(const Validator& v, const JobConfig& c) {
   return v.Range("checkpoint.keep", ck.keep(), 1, 1000);
 }
 
-absl::Status Validate(const Validator& v, const JobConfig& c) {
+// cluster: servers, sizes, timeouts and a consistent security section.
+absl::Status CheckCluster(const Validator& v, const JobConfig& c) {
   const ClusterConfig& cl = c.cluster();
   if (cl.servers().empty()) {
     return v.Error("cluster.servers",
@@ -259,46 +260,61 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
                    "is required with TLS (clients check the servers' "
                    "certificates against it)");
   }
+  return absl::OkStatus();
+}
 
+// sparse_tables[t]: a unique name, a dim, an optimizer, an initializer, a
+// storage budget and an accessor that make sense.
+absl::Status CheckSparseTable(const Validator& v, const JobConfig& c, int t) {
+  const SparseTableConfig& table = c.sparse_tables(t);
+  std::string path = absl::StrCat("sparse_tables[", t, "]");
+  if (table.name().empty()) return v.Error(path + ".name", "is required");
+  for (int u = 0; u < t; ++u) {
+    if (c.sparse_tables(u).name() == table.name()) {
+      return v.Error(
+          path + ".name",
+          absl::StrCat("'", table.name(),
+                       "' is already the name of sparse_tables[", u, "]"));
+    }
+  }
+  if (!table.has_dim()) return v.Error(path + ".dim", "is required");
+  RETURN_IF_ERROR(v.Range(path + ".dim", table.dim(), 1, 4096));
+  RETURN_IF_ERROR(CheckOptimizer(v, path + ".optimizer", table.optimizer()));
+  const InitializerConfig& init = table.initializer();
+  if (init.type() == InitializerConfig::TYPE_UNSPECIFIED) {
+    return v.Error(path + ".initializer.type",
+                   "must be ZEROS, UNIFORM or NORMAL");
+  }
+  if (!std::isfinite(init.scale()) || init.scale() < 0) {
+    return v.Error(path + ".initializer.scale",
+                   absl::StrCat("must be >= 0, got ", init.scale()));
+  }
+  const SparseStorageConfig& storage = table.storage();
+  if (storage.has_memory_budget_bytes() && storage.memory_budget_bytes() < 0) {
+    return v.Error(
+        path + ".storage.memory_budget_bytes",
+        absl::StrCat("must be >= 0, got ", storage.memory_budget_bytes()));
+  }
+  if (table.has_accessor()) {
+    RETURN_IF_ERROR(CheckAccessor(v, path + ".accessor", table.accessor()));
+  }
+  return absl::OkStatus();
+}
+
+// sparse_tables: at least one, each valid.
+absl::Status CheckSparseTables(const Validator& v, const JobConfig& c) {
   if (c.sparse_tables().empty()) {
     return v.Error("sparse_tables", "at least one sparse table is required");
   }
   for (int t = 0; t < c.sparse_tables_size(); ++t) {
-    const SparseTableConfig& table = c.sparse_tables(t);
-    std::string path = absl::StrCat("sparse_tables[", t, "]");
-    if (table.name().empty()) return v.Error(path + ".name", "is required");
-    for (int u = 0; u < t; ++u) {
-      if (c.sparse_tables(u).name() == table.name()) {
-        return v.Error(
-            path + ".name",
-            absl::StrCat("'", table.name(),
-                         "' is already the name of sparse_tables[", u, "]"));
-      }
-    }
-    if (!table.has_dim()) return v.Error(path + ".dim", "is required");
-    RETURN_IF_ERROR(v.Range(path + ".dim", table.dim(), 1, 4096));
-    RETURN_IF_ERROR(CheckOptimizer(v, path + ".optimizer", table.optimizer()));
-    const InitializerConfig& init = table.initializer();
-    if (init.type() == InitializerConfig::TYPE_UNSPECIFIED) {
-      return v.Error(path + ".initializer.type",
-                     "must be ZEROS, UNIFORM or NORMAL");
-    }
-    if (!std::isfinite(init.scale()) || init.scale() < 0) {
-      return v.Error(path + ".initializer.scale",
-                     absl::StrCat("must be >= 0, got ", init.scale()));
-    }
-    const SparseStorageConfig& storage = table.storage();
-    if (storage.has_memory_budget_bytes() &&
-        storage.memory_budget_bytes() < 0) {
-      return v.Error(
-          path + ".storage.memory_budget_bytes",
-          absl::StrCat("must be >= 0, got ", storage.memory_budget_bytes()));
-    }
-    if (table.has_accessor()) {
-      RETURN_IF_ERROR(CheckAccessor(v, path + ".accessor", table.accessor()));
-    }
+    RETURN_IF_ERROR(CheckSparseTable(v, c, t));
   }
+  return absl::OkStatus();
+}
 
+// model: a type, a sparse table of the dim the type needs, and the options
+// that apply to that type only.
+absl::Status CheckModel(const Validator& v, const JobConfig& c) {
   if (!c.has_model()) return v.Error("model", "is required");
   const ModelConfig& m = c.model();
   if (m.type() == ModelConfig::TYPE_UNSPECIFIED) {
@@ -378,7 +394,34 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
   }
   RETURN_IF_ERROR(
       CheckOptimizer(v, "model.dense_optimizer", m.dense_optimizer()));
+  return absl::OkStatus();
+}
 
+// data.generate: where the generated data goes and its shape.
+absl::Status CheckGenerator(const Validator& v, const GeneratorConfig& g) {
+  if (g.output_dir().empty()) {
+    return v.Error("data.generate.output_dir",
+                   "is required (or pass --data_dir)");
+  }
+  RETURN_IF_ERROR(v.Range<int64_t>("data.generate.train_rows", g.train_rows(),
+                                   1, int64_t{1} << 40));
+  RETURN_IF_ERROR(v.Range<int64_t>("data.generate.eval_rows", g.eval_rows(), 1,
+                                   int64_t{1} << 40));
+  RETURN_IF_ERROR(
+      v.Range("data.generate.vocab_size", g.vocab_size(), 1, 1 << 30));
+  RETURN_IF_ERROR(
+      v.Range("data.generate.zipf_exponent", g.zipf_exponent(), 0.0, 10.0));
+  RETURN_IF_ERROR(
+      v.Range("data.generate.weight_stddev", g.weight_stddev(), 0.0, 10.0));
+  RETURN_IF_ERROR(
+      v.Range("data.generate.num_interactions", g.num_interactions(), 0, 325));
+  RETURN_IF_ERROR(v.Range("data.generate.bias", g.bias(), -20.0, 20.0));
+  return absl::OkStatus();
+}
+
+// data: a format, its options, training (and eval) files or a generator,
+// the reader's sizes; then the model's slot lists against the data's slots.
+absl::Status CheckData(const Validator& v, const JobConfig& c) {
   if (!c.has_data()) return v.Error("data", "is required");
   const DataConfig& d = c.data();
   if (d.format() == DataConfig::FORMAT_UNSPECIFIED) {
@@ -435,24 +478,7 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
                      "cannot be combined with data.train_files or "
                      "data.eval_files (generated data names its own files)");
     }
-    const GeneratorConfig& g = d.generate();
-    if (g.output_dir().empty()) {
-      return v.Error("data.generate.output_dir",
-                     "is required (or pass --data_dir)");
-    }
-    RETURN_IF_ERROR(v.Range<int64_t>("data.generate.train_rows", g.train_rows(),
-                                     1, int64_t{1} << 40));
-    RETURN_IF_ERROR(v.Range<int64_t>("data.generate.eval_rows", g.eval_rows(),
-                                     1, int64_t{1} << 40));
-    RETURN_IF_ERROR(
-        v.Range("data.generate.vocab_size", g.vocab_size(), 1, 1 << 30));
-    RETURN_IF_ERROR(
-        v.Range("data.generate.zipf_exponent", g.zipf_exponent(), 0.0, 10.0));
-    RETURN_IF_ERROR(
-        v.Range("data.generate.weight_stddev", g.weight_stddev(), 0.0, 10.0));
-    RETURN_IF_ERROR(v.Range("data.generate.num_interactions",
-                            g.num_interactions(), 0, 325));
-    RETURN_IF_ERROR(v.Range("data.generate.bias", g.bias(), -20.0, 20.0));
+    RETURN_IF_ERROR(CheckGenerator(v, d.generate()));
   } else if (d.train_files().empty()) {
     return v.Error("data.train_files",
                    "at least one training file is required (or set "
@@ -462,8 +488,11 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
   RETURN_IF_ERROR(v.Range("data.reader_threads", d.reader_threads(), 1, 64));
   RETURN_IF_ERROR(
       v.Range("data.max_bad_line_ratio", d.max_bad_line_ratio(), 0.0, 1.0));
-  RETURN_IF_ERROR(CheckModelSlots(v, c));  // needs the data's shape
+  return CheckModelSlots(v, c);  // needs the data's shape
+}
 
+// training: a mode and its sizes; a calibration slot the data has.
+absl::Status CheckTraining(const Validator& v, const JobConfig& c) {
   const TrainingConfig& tr = c.training();
   if (tr.mode() == TrainingConfig::MODE_UNSPECIFIED) {
     return v.Error("training.mode", "must be ASYNC, SYNC, BOUNDED or GEO");
@@ -482,15 +511,23 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
   RETURN_IF_ERROR(
       v.Range("training.max_merged_steps", tr.max_merged_steps(), 0, 1024));
   if (tr.calibration_slot() >= 0) {
-    const int slots = InputShapeOf(d).num_slots;
+    const int slots = InputShapeOf(c.data()).num_slots;
     if (tr.calibration_slot() >= slots) {
       return v.Error("training.calibration_slot",
                      absl::StrCat("must be -1 or a slot in [0, ", slots - 1,
                                   "], got ", tr.calibration_slot()));
     }
   }
-  RETURN_IF_ERROR(CheckCheckpoint(v, c));
   return absl::OkStatus();
+}
+
+absl::Status Validate(const Validator& v, const JobConfig& c) {
+  RETURN_IF_ERROR(CheckCluster(v, c));
+  RETURN_IF_ERROR(CheckSparseTables(v, c));
+  RETURN_IF_ERROR(CheckModel(v, c));
+  RETURN_IF_ERROR(CheckData(v, c));
+  RETURN_IF_ERROR(CheckTraining(v, c));
+  return CheckCheckpoint(v, c);
 }
 
 }  // namespace
