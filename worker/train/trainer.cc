@@ -1,13 +1,11 @@
 #include "worker/train/trainer.h"
 
 #include <algorithm>
-#include <cmath>
 #include <future>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
@@ -38,7 +36,13 @@ ReaderOptions MakeReaderOptions(const JobConfig& config,
   return o;
 }
 
-double NowSeconds() { return absl::ToUnixMicros(absl::Now()) / 1e6; }
+ProgressOptions MakeProgressOptions(const JobConfig& config, int rank) {
+  ProgressOptions o;
+  o.rank = rank;
+  o.log_every_steps = config.training().log_every_steps();
+  o.epochs = config.training().epochs();
+  return o;
+}
 
 }  // namespace
 
@@ -60,7 +64,6 @@ Trainer::Trainer(const JobConfig& config, int rank, PsClient* client,
     : config_(config),
       rank_(rank),
       client_(client),
-      metrics_(metrics),
       spec_(MakeModelSpec(config)),
       blocks_{spec_.dense_size, config.cluster().dense_block_size(),
               config.cluster().servers_size()},
@@ -69,7 +72,8 @@ Trainer::Trainer(const JobConfig& config, int rank, PsClient* client,
                                                            : PoolMode::kSum,
              backend),
       dense_params_(spec_.dense_size),
-      merger_(spec_.emb_dim, spec_.dense_size) {
+      merger_(spec_.emb_dim, spec_.dense_size),
+      reporter_(MakeProgressOptions(config, rank), metrics) {
   // Training AUC and logloss are gathered where the model runs (on a GPU:
   // in device memory) and fetched at each log line.
   model_.SetBackendMetrics(true);
@@ -140,9 +144,9 @@ absl::StatusOr<bool> Trainer::Barrier(const std::string& name, bool has_more) {
 
 TrainStats Trainer::stats() const {
   TrainStats s = stats_;
-  s.seconds = train_seconds_;
-  s.auc = total_.Auc();
-  s.logloss = total_.LogLoss();
+  s.seconds = reporter_.seconds();
+  s.auc = reporter_.total().Auc();
+  s.logloss = reporter_.total().LogLoss();
   return s;
 }
 
@@ -150,7 +154,7 @@ absl::Status Trainer::PullDense(int64_t step) {
   absl::Time start = absl::Now();
   RETURN_IF_ERROR(
       client_->PullDense(0, blocks_, absl::MakeSpan(dense_params_), step));
-  pull_ms_ += absl::ToDoubleMilliseconds(absl::Now() - start);
+  reporter_.AddPullMs(absl::ToDoubleMilliseconds(absl::Now() - start));
   // The model keeps them in backend memory until the next pull.
   return model_.SetDenseParams(dense_params_);
 }
@@ -177,71 +181,22 @@ absl::Status Trainer::Compute(const Prepared& p, absl::Span<const float> rows) {
 }
 
 void Trainer::CountStep(const Prepared& p) {
-  pull_ms_ += p.pull_ms;
   ++stats_.steps;
   stats_.examples += p.batch.size();
-  window_examples_ += p.batch.size();
+  reporter_.CountStep(p.batch.size(), p.pull_ms);
 }
 
 absl::Status Trainer::DrainMetrics() {
   metrics_part_.Reset();
   RETURN_IF_ERROR(model_.TakeMetrics(&metrics_part_));
-  window_.Merge(metrics_part_);
-  total_.Merge(metrics_part_);
+  reporter_.AddMetrics(metrics_part_);
   return absl::OkStatus();
 }
 
-std::optional<double> EtaSeconds(double fraction, double elapsed,
-                                 int epochs_after) {
-  if (!(fraction > 0)) return std::nullopt;
-  const double epoch = elapsed / std::min(fraction, 1.0);
-  return std::max(0.0, epoch - elapsed) + std::max(epochs_after, 0) * epoch;
-}
-
-std::string FormatDuration(double seconds) {
-  const int64_t s = static_cast<int64_t>(std::llround(std::max(seconds, 0.0)));
-  if (s < 60) return absl::StrCat(s, "s");
-  if (s < 3600) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
-  return absl::StrFormat("%dh%02dm", s / 3600, (s % 3600) / 60);
-}
-
-absl::Status Trainer::LogProgress(int epoch, double epoch_start,
-                                  absl::FunctionRef<double()> epoch_fraction) {
-  const int every = config_.training().log_every_steps();
-  if (stats_.steps % every != 0) return absl::OkStatus();
+absl::Status Trainer::LogProgress(absl::FunctionRef<double()> epoch_fraction) {
+  if (!reporter_.Due(stats_.steps)) return absl::OkStatus();
   RETURN_IF_ERROR(DrainMetrics());
-  double now = NowSeconds();
-  double rate = window_examples_ / std::max(now - window_start_, 1e-9);
-  // The epoch's progress and the job's ETA, when the input's size is known.
-  std::string eta;
-  const double fraction = epoch_fraction();
-  const std::optional<double> left = EtaSeconds(
-      fraction, now - epoch_start, config_.training().epochs() - epoch - 1);
-  if (left.has_value()) {
-    eta = absl::StrFormat(" epoch %d/%d %.0f%% eta %s", epoch + 1,
-                          config_.training().epochs(), 100 * fraction,
-                          FormatDuration(*left));
-  }
-  LOG(INFO) << "worker " << rank_ << " step " << stats_.steps << " examples "
-            << stats_.examples << " loss " << window_.LogLoss() << " auc "
-            << window_.Auc() << " ex/s " << static_cast<int64_t>(rate)
-            << " pull_ms/step " << pull_ms_ / every << " push_wait_ms/step "
-            << push_wait_ms_ / every << eta;
-  if (metrics_ != nullptr) {
-    metrics_->Write("train", {{"step", stats_.steps},
-                              {"examples", stats_.examples},
-                              {"loss", window_.LogLoss()},
-                              {"auc", window_.Auc()},
-                              {"examples_per_sec", rate},
-                              {"pull_ms_per_step", pull_ms_ / every},
-                              {"push_wait_ms_per_step", push_wait_ms_ / every},
-                              {"epoch_fraction", fraction},
-                              {"eta_sec", left.value_or(-1)}});
-  }
-  window_.Reset();
-  window_examples_ = 0;
-  pull_ms_ = push_wait_ms_ = 0;
-  window_start_ = now;
+  reporter_.Report(stats_.steps, stats_.examples, epoch_fraction());
   return absl::OkStatus();
 }
 
@@ -271,7 +226,7 @@ absl::Status Trainer::Push(const Prepared& p) {
     // Room in the queue, or merged enough: send (waiting for room if needed).
     status = FlushPushes(tr.max_inflight_pushes() - 1);
   }
-  push_wait_ms_ += absl::ToDoubleMilliseconds(absl::Now() - start);
+  reporter_.AddPushWaitMs(absl::ToDoubleMilliseconds(absl::Now() - start));
   return status;
 }
 
@@ -328,8 +283,7 @@ absl::Status Trainer::TrainEpoch(int epoch) {
   if (trigger_ != nullptr) {
     ASSIGN_OR_RETURN(position_, reader->Position());
   }
-  const double epoch_start = NowSeconds();
-  if (window_start_ == 0) window_start_ = epoch_start;
+  reporter_.StartEpoch(epoch);
   // The epoch's progress for the log lines: the reader's bytes, or the
   // steps of max_steps, whichever is further.
   auto epoch_fraction = [&]() {
@@ -340,9 +294,7 @@ absl::Status Trainer::TrainEpoch(int epoch) {
     }
     return fraction;
   };
-  auto log_progress = [&]() {
-    return LogProgress(epoch, epoch_start, epoch_fraction);
-  };
+  auto log_progress = [&]() { return LogProgress(epoch_fraction); };
   auto read = [&](Prepared* p, int64_t at_step) -> absl::Status {
     p->has_data = false;
     if (tr.max_steps() > 0 && epoch_steps >= tr.max_steps()) {
@@ -412,10 +364,7 @@ absl::Status Trainer::TrainEpoch(int epoch) {
   }
   RETURN_IF_ERROR(DrainMetrics());
   stats_.bad_lines += reader->bad_lines();
-  train_seconds_ += NowSeconds() - epoch_start;
-  LOG(INFO) << "worker " << rank_ << " finished epoch " << epoch + 1 << "/"
-            << tr.epochs() << ": " << stats_.examples << " examples, "
-            << reader->bad_lines() << " bad lines skipped";
+  reporter_.EndEpoch(stats_.examples, reader->bad_lines());
   return absl::OkStatus();
 }
 
@@ -482,7 +431,7 @@ absl::Status Trainer::GeoSync() {
   // Fresh values: everyone's deltas so far.
   RETURN_IF_ERROR(PullDense(stats_.steps));
   geo_->SetDenseBase(dense_params_);
-  push_wait_ms_ += absl::ToDoubleMilliseconds(absl::Now() - start);
+  reporter_.AddPushWaitMs(absl::ToDoubleMilliseconds(absl::Now() - start));
   return absl::OkStatus();
 }
 

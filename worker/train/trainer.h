@@ -61,6 +61,7 @@
 #include "worker/data/batch.h"
 #include "worker/model/model.h"
 #include "worker/train/checkpoint_trigger.h"
+#include "worker/train/progress_reporter.h"
 
 namespace ps {
 
@@ -97,14 +98,6 @@ struct EvalStats {
   // The most frequent values of training.calibration_slot (if set).
   std::vector<SlotValueCalibration> per_value;
 };
-
-// The seconds left of a job whose current epoch is `fraction` done after
-// `elapsed` seconds, with `epochs_after` more epochs of the same length to
-// go; nullopt while fraction is unknown (< 0) or 0.
-std::optional<double> EtaSeconds(double fraction, double elapsed,
-                                 int epochs_after);
-// "45s", "3m07s", "2h05m".
-std::string FormatDuration(double seconds);
 
 class Trainer {
  public:
@@ -162,16 +155,14 @@ class Trainer {
   absl::Status LaunchStep(Prepared& p);
   absl::Status FinishStep(const Prepared& p);
   void CountStep(const Prepared& p);
-  // Adds the metrics the model gathered since the last call to window_ and
-  // total_.
+  // Adds the metrics the model gathered since the last call to reporter_.
   absl::Status DrainMetrics();
   absl::Status FlushPushes(int max_in_flight);
   absl::Status TrainStepGeo(Prepared& p);
   absl::Status GeoSync();
   // A progress line every log_every_steps steps, with the ETA from the
-  // fraction of epoch `epoch` (0-based, started at `epoch_start`) done.
-  absl::Status LogProgress(int epoch, double epoch_start,
-                           absl::FunctionRef<double()> epoch_fraction);
+  // fraction of the epoch done.
+  absl::Status LogProgress(absl::FunctionRef<double()> epoch_fraction);
   // GEO: syncs the deltas; then sends merged gradients and waits for every
   // push.
   absl::Status SettlePushes();
@@ -182,7 +173,6 @@ class Trainer {
   const JobConfig config_;
   const int rank_;
   PsClient* const client_;
-  MetricsLog* const metrics_;
   const ModelSpec spec_;
   const DenseBlocks blocks_;
   Model model_;
@@ -200,14 +190,8 @@ class Trainer {
 
   // Statistics.
   TrainStats stats_;
-  AucAccumulator total_;
-  AucAccumulator window_;
+  ProgressReporter reporter_;
   AucAccumulator metrics_part_;  // DrainMetrics' scratch
-  int64_t window_examples_ = 0;
-  double window_start_ = 0;  // seconds
-  double train_seconds_ = 0;
-  double pull_ms_ = 0;  // summed since the last log line
-  double push_wait_ms_ = 0;
 };
 
 }  // namespace ps

@@ -190,17 +190,6 @@ TEST_F(TrainerOverlapTest, GeoEvaluationBetweenEpochsDoesNotPushOthersDeltas) {
   EXPECT_LT(largest, 0.5f) << "the other worker's +1 was pushed again";
 }
 
-TEST(TrainerEtaTest, EtaAndDurations) {
-  EXPECT_EQ(EtaSeconds(0.25, 10, 0), 30.0);
-  EXPECT_EQ(EtaSeconds(0.25, 10, 2), 110.0);  // and two more 40 s epochs
-  EXPECT_EQ(EtaSeconds(1.0, 10, 0), 0.0);
-  EXPECT_FALSE(EtaSeconds(0, 10, 1).has_value());
-  EXPECT_FALSE(EtaSeconds(-1, 10, 1).has_value());
-  EXPECT_EQ(FormatDuration(45), "45s");
-  EXPECT_EQ(FormatDuration(187), "3m07s");
-  EXPECT_EQ(FormatDuration(7500), "2h05m");
-}
-
 // The progress fields of each log line (also in the metrics file and on
 // /metrics): the epoch's fraction climbs to 1 and the ETA to 0.
 TEST_F(TrainerOverlapTest, ProgressLinesCarryTheEpochFractionAndEta) {
