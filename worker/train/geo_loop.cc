@@ -1,0 +1,152 @@
+// GEO: local training on a GeoCache, deltas every geo_every steps
+// (train_loop.h, worker/train/geo_cache.h).
+#include <future>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "worker/train/geo_cache.h"
+#include "worker/train/train_loop.h"
+
+namespace ps {
+
+namespace {
+
+class GeoLoop final : public TrainLoop {
+ public:
+  explicit GeoLoop(StepPieces* pieces);
+
+  absl::Status RunEpoch(EpochBatches* batches) override;
+  // Pushes the deltas, then sends and waits as every loop does.
+  absl::Status Settle() override;
+  void DenseReloaded() override;
+
+ private:
+  // One local step on `p`.
+  absl::Status TrainStep(PreparedBatch* p);
+  // The first step of this run (maybe resumed): the dense optimizer on the
+  // backend and the servers' dense vector as the base.
+  absl::Status StartTraining();
+  // Pulls the rows of p's keys that this round has not seen yet into the
+  // cache.
+  absl::Status PullMissing(PreparedBatch* p);
+  // Pushes value - base of the touched rows and the dense vector, waits for
+  // it, and starts a new round from the servers' values.
+  absl::Status Sync();
+
+  GeoCache geo_;
+  bool dense_pulled_ = false;  // StartTraining ran
+};
+
+GeoLoop::GeoLoop(StepPieces* pieces)
+    : TrainLoop(pieces),
+      geo_(pieces->spec().emb_dim,
+           pieces->config()
+               .sparse_tables(static_cast<int>(pieces->spec().sparse_table_id))
+               .optimizer(),
+           pieces->spec().dense_size) {}
+
+absl::Status GeoLoop::RunEpoch(EpochBatches* batches) {
+  PreparedBatch cur, next;
+  RETURN_IF_ERROR(batches->Read(&cur));
+  while (cur.has_data) {
+    // The next batch is read on another thread; its rows come through the
+    // cache when it trains.
+    std::future<absl::Status> prefetch =
+        std::async(std::launch::async, &EpochBatches::Read, batches, &next);
+    absl::Status status = TrainStep(&cur);
+    absl::Status fetched = prefetch.get();
+    RETURN_IF_ERROR(status);
+    RETURN_IF_ERROR(fetched);
+    RETURN_IF_ERROR(AfterStep(*batches, cur));
+    std::swap(cur, next);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GeoLoop::TrainStep(PreparedBatch* p) {
+  if (!dense_pulled_) RETURN_IF_ERROR(StartTraining());
+  RETURN_IF_ERROR(PullMissing(p));
+  const std::vector<uint64_t>& keys = p->unique.unique_keys;
+  p->rows.resize(keys.size() * pieces_->spec().emb_dim);
+  geo_.Gather(keys, absl::MakeSpan(p->rows));
+  RETURN_IF_ERROR(pieces_->Compute(*p));
+  geo_.ApplySparse(keys, pieces_->result()->row_grad);
+  if (pieces_->steps() % pieces_->training().geo_every() == 0) {
+    RETURN_IF_ERROR(Sync());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GeoLoop::StartTraining() {
+  // The dense vector trains where the model runs (on a GPU: in device
+  // memory); the host sees it at each sync.
+  Model& model = pieces_->model();
+  if (!model.has_dense_optimizer()) {
+    RETURN_IF_ERROR(
+        model.SetDenseOptimizer(pieces_->config().model().dense_optimizer()));
+  }
+  RETURN_IF_ERROR(pieces_->PullDense(pieces_->steps()));
+  geo_.SetDenseBase(pieces_->dense_params());
+  dense_pulled_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status GeoLoop::PullMissing(PreparedBatch* p) {
+  std::vector<uint64_t> missing = geo_.Missing(p->unique.unique_keys);
+  if (missing.empty()) return absl::OkStatus();
+  const ModelSpec& spec = pieces_->spec();
+  std::vector<float> values(missing.size() * spec.emb_dim);
+  const absl::Time start = absl::Now();
+  RETURN_IF_ERROR(
+      pieces_->client()->PullSparse(spec.sparse_table_id, spec.emb_dim, missing,
+                                    absl::MakeSpan(values), pieces_->steps()));
+  p->pull_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+  geo_.Insert(missing, values);
+  return absl::OkStatus();
+}
+
+absl::Status GeoLoop::Sync() {
+  // Nothing trained in this run yet (a resumed job may start at step > 0).
+  if (!dense_pulled_) return absl::OkStatus();
+  const int64_t step = pieces_->steps();
+  if (step == geo_.synced_step()) return absl::OkStatus();
+  const absl::Time start = absl::Now();
+  std::vector<uint64_t> keys;
+  std::vector<float> deltas;
+  geo_.SparseDeltas(&keys, &deltas);
+  // The model's dense vector, as its local steps left it.
+  std::vector<float>& dense = pieces_->dense_params();
+  RETURN_IF_ERROR(pieces_->model().GetDenseParams(absl::MakeSpan(dense)));
+  pieces_->PushDeltas(keys, deltas, geo_.DenseDelta(dense));
+  RETURN_IF_ERROR(pieces_->client()->WaitPushes(0));
+  geo_.Clear(step);
+  // Fresh values: everyone's deltas so far.
+  RETURN_IF_ERROR(pieces_->PullDense(step));
+  geo_.SetDenseBase(dense);
+  pieces_->reporter().AddPushWaitMs(
+      absl::ToDoubleMilliseconds(absl::Now() - start));
+  return absl::OkStatus();
+}
+
+absl::Status GeoLoop::Settle() {
+  RETURN_IF_ERROR(Sync());
+  return TrainLoop::Settle();
+}
+
+void GeoLoop::DenseReloaded() {
+  // The model now holds the servers' vector, which may include other
+  // workers' deltas pushed after this worker's last sync; measure the next
+  // delta from it, or they would be pushed again.
+  geo_.SetDenseBase(pieces_->dense_params());
+}
+
+}  // namespace
+
+std::unique_ptr<TrainLoop> NewGeoLoop(StepPieces* pieces) {
+  return std::make_unique<GeoLoop>(pieces);
+}
+
+}  // namespace ps

@@ -1,0 +1,122 @@
+// ASYNC and BOUNDED: the next batch is read, pulled and staged while this
+// one computes; bounded in-flight pushes with merging (train_loop.h).
+#include <future>
+#include <memory>
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "worker/train/train_loop.h"
+
+namespace ps {
+
+namespace {
+
+class PipelinedLoop : public TrainLoop {
+ public:
+  explicit PipelinedLoop(StepPieces* pieces) : TrainLoop(pieces) {}
+
+  absl::Status RunEpoch(EpochBatches* batches) override;
+
+ protected:
+  // Before each step (BOUNDED: the coordinator's step gate).
+  virtual absl::Status Gate() { return absl::OkStatus(); }
+
+ private:
+  // Reads the next batch into `p` and pulls its rows for step `step`. Runs
+  // on the prefetch thread.
+  absl::Status Prefetch(EpochBatches* batches, PreparedBatch* p,
+                        int64_t step) const;
+  // Gate, dense pull (every pull_dense_every steps), Stage (unless staged)
+  // and Model::Launch of `p`.
+  absl::Status LaunchStep(PreparedBatch* p);
+  // Waits for the launched step of `p`, counts it and pushes.
+  absl::Status FinishStep(const PreparedBatch& p);
+};
+
+absl::Status PipelinedLoop::RunEpoch(EpochBatches* batches) {
+  PreparedBatch cur, next;
+  RETURN_IF_ERROR(Prefetch(batches, &cur, pieces_->steps()));
+  while (cur.has_data) {
+    std::future<absl::Status> prefetch =
+        std::async(std::launch::async, &PipelinedLoop::Prefetch, this, batches,
+                   &next, pieces_->steps() + 1);
+    absl::Status status = LaunchStep(&cur);
+    absl::Status fetched = prefetch.get();
+    // The next batch's upload is queued now: on a GPU it overlaps this
+    // batch's kernels.
+    if (status.ok() && fetched.ok() && next.has_data) {
+      fetched = pieces_->Stage(next);
+      next.staged = fetched.ok();
+    }
+    if (status.ok()) status = FinishStep(cur);
+    RETURN_IF_ERROR(status);
+    RETURN_IF_ERROR(fetched);
+    RETURN_IF_ERROR(AfterStep(*batches, cur));
+    std::swap(cur, next);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PipelinedLoop::Prefetch(EpochBatches* batches, PreparedBatch* p,
+                                     int64_t step) const {
+  RETURN_IF_ERROR(batches->Read(p));
+  if (!p->has_data) return absl::OkStatus();
+  return pieces_->PullRows(p, step);
+}
+
+absl::Status PipelinedLoop::LaunchStep(PreparedBatch* p) {
+  RETURN_IF_ERROR(Gate());
+  const int64_t step = pieces_->steps();
+  if (step % pieces_->training().pull_dense_every() == 0) {
+    RETURN_IF_ERROR(pieces_->PullDense(step));
+  }
+  if (!p->staged) RETURN_IF_ERROR(pieces_->Stage(*p));
+  p->staged = false;
+  return pieces_->model().Launch(/*train=*/true, pieces_->result());
+}
+
+absl::Status PipelinedLoop::FinishStep(const PreparedBatch& p) {
+  // Kernel errors of a device backend surface here.
+  RETURN_IF_ERROR(pieces_->model().Finish());
+  pieces_->CountStep(p);
+  return pieces_->PushBounded(p);
+}
+
+class BoundedLoop final : public PipelinedLoop {
+ public:
+  explicit BoundedLoop(StepPieces* pieces) : PipelinedLoop(pieces) {}
+
+  absl::Status Finish() override;
+
+ protected:
+  absl::Status Gate() override;
+};
+
+absl::Status BoundedLoop::Gate() {
+  const absl::Time asked_at = absl::Now();
+  ASSIGN_OR_RETURN(StepGateResult gate, pieces_->client()->StepGate(
+                                            pieces_->steps(), false,
+                                            pieces_->training().staleness()));
+  // An open round: arrive after this step.
+  pieces_->SetCheckpointPending(gate.checkpoint_pending, asked_at);
+  return absl::OkStatus();
+}
+
+absl::Status BoundedLoop::Finish() {
+  RETURN_IF_ERROR(Settle());
+  // A round still open records where this worker finished (Finish).
+  return pieces_->client()->StepGate(pieces_->steps(), true, 0).status();
+}
+
+}  // namespace
+
+std::unique_ptr<TrainLoop> NewAsyncLoop(StepPieces* pieces) {
+  return std::make_unique<PipelinedLoop>(pieces);
+}
+
+std::unique_ptr<TrainLoop> NewBoundedLoop(StepPieces* pieces) {
+  return std::make_unique<BoundedLoop>(pieces);
+}
+
+}  // namespace ps

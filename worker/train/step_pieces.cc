@@ -1,0 +1,258 @@
+#include "worker/train/step_pieces.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+
+namespace ps {
+
+namespace {
+
+double MillisecondsSince(absl::Time start) {
+  return absl::ToDoubleMilliseconds(absl::Now() - start);
+}
+
+ProgressOptions MakeProgressOptions(const JobConfig& config, int rank) {
+  ProgressOptions o;
+  o.rank = rank;
+  o.log_every_steps = config.training().log_every_steps();
+  o.epochs = config.training().epochs();
+  return o;
+}
+
+std::unique_ptr<CheckpointTrigger> MakeTrigger(const JobConfig& config) {
+  if (!config.has_checkpoint()) return nullptr;
+  return std::make_unique<CheckpointTrigger>(config.checkpoint().every_steps());
+}
+
+}  // namespace
+
+// --- EpochBatches
+// -------------------------------------------------------------
+
+EpochBatches::EpochBatches(int epoch, std::unique_ptr<DataReader> reader,
+                           int64_t max_steps, int64_t steps_done,
+                           bool positions)
+    : epoch_(epoch),
+      reader_(std::move(reader)),
+      max_steps_(max_steps),
+      positions_(positions),
+      steps_(steps_done) {}
+
+absl::Status EpochBatches::Read(PreparedBatch* p) {
+  p->has_data = false;
+  if (max_steps_ > 0 && steps_ >= max_steps_) return absl::OkStatus();
+  p->staged = false;
+  ASSIGN_OR_RETURN(bool more, reader_->Next(&p->batch));
+  if (!more) return absl::OkStatus();
+  if (positions_) {
+    ASSIGN_OR_RETURN(p->position, reader_->Position());
+  }
+  ++steps_;
+  p->has_data = true;
+  p->unique = Deduplicate(p->batch);
+  return absl::OkStatus();
+}
+
+double EpochBatches::fraction() const {
+  double fraction = reader_->progress();
+  if (max_steps_ > 0) {
+    fraction = std::max(fraction, static_cast<double>(steps_) / max_steps_);
+  }
+  return fraction;
+}
+
+// --- StepPieces: state
+// --------------------------------------------------------
+
+StepPieces::StepPieces(const JobConfig& config, int rank, PsClient* client,
+                       Backend* backend, MetricsLog* metrics)
+    : config_(config),
+      rank_(rank),
+      client_(client),
+      spec_(MakeModelSpec(config)),
+      blocks_{spec_.dense_size, config.cluster().dense_block_size(),
+              config.cluster().servers_size()},
+      trigger_(MakeTrigger(config)),
+      model_(spec_,
+             config.model().pooling() == ModelConfig::MEAN ? PoolMode::kMean
+                                                           : PoolMode::kSum,
+             backend),
+      dense_params_(spec_.dense_size),
+      merger_(spec_.emb_dim, spec_.dense_size),
+      reporter_(MakeProgressOptions(config, rank), metrics) {
+  // Training AUC and logloss are gathered where the model runs (on a GPU:
+  // in device memory) and fetched at each log line.
+  model_.SetBackendMetrics(true);
+}
+
+TrainStats StepPieces::stats() const {
+  TrainStats s = stats_;
+  s.seconds = reporter_.seconds();
+  s.auc = reporter_.total().Auc();
+  s.logloss = reporter_.total().LogLoss();
+  return s;
+}
+
+void StepPieces::ResumeFrom(int64_t step, const DataPosition& position) {
+  stats_.steps = step;
+  step_.store(step, std::memory_order_relaxed);
+  position_ = position;
+}
+
+void StepPieces::SetCheckpointPending(int64_t id, absl::Time asked_at) {
+  if (trigger_ != nullptr) trigger_->SetPending(id, asked_at);
+}
+
+// --- StepPieces: pull, compute, push
+// ------------------------------------------
+
+absl::Status StepPieces::PullRows(PreparedBatch* p, int64_t step) const {
+  p->rows.resize(p->unique.unique_keys.size() * spec_.emb_dim);
+  const absl::Time start = absl::Now();
+  RETURN_IF_ERROR(client_->PullSparse(spec_.sparse_table_id, spec_.emb_dim,
+                                      p->unique.unique_keys,
+                                      absl::MakeSpan(p->rows), step));
+  p->pull_ms = MillisecondsSince(start);
+  return absl::OkStatus();
+}
+
+absl::Status StepPieces::PullDense(int64_t step) {
+  const absl::Time start = absl::Now();
+  RETURN_IF_ERROR(
+      client_->PullDense(0, blocks_, absl::MakeSpan(dense_params_), step));
+  reporter_.AddPullMs(MillisecondsSince(start));
+  // The model keeps them in backend memory until the next pull.
+  return model_.SetDenseParams(dense_params_);
+}
+
+absl::Status StepPieces::Stage(const PreparedBatch& p) {
+  return model_.Stage(p.batch, p.unique.key_index, p.unique.unique_keys.size(),
+                      p.rows);
+}
+
+absl::Status StepPieces::Compute(const PreparedBatch& p) {
+  // Kernel errors of a device backend surface here: the model synchronizes.
+  RETURN_IF_ERROR(model_.TrainStep(p.batch, p.unique.key_index,
+                                   p.unique.unique_keys.size(), p.rows,
+                                   &result_));
+  CountStep(p);
+  return absl::OkStatus();
+}
+
+void StepPieces::CountStep(const PreparedBatch& p) {
+  ++stats_.steps;
+  stats_.examples += p.batch.size();
+  reporter_.CountStep(p.batch.size(), p.pull_ms);
+}
+
+absl::Status StepPieces::PushAndWait(const PreparedBatch& p) {
+  const absl::Time start = absl::Now();
+  merger_.Add(p.unique.unique_keys, result_.row_grad, result_.dense_grad,
+              p.unique.shows, p.unique.clicks);
+  absl::Status status = FlushAndWait();
+  reporter_.AddPushWaitMs(MillisecondsSince(start));
+  return status;
+}
+
+absl::Status StepPieces::PushBounded(const PreparedBatch& p) {
+  const TrainingConfig& tr = config_.training();
+  const absl::Time start = absl::Now();
+  merger_.Add(p.unique.unique_keys, result_.row_grad, result_.dense_grad,
+              p.unique.shows, p.unique.clicks);
+  absl::Status status;
+  if (client_->InFlightPushes() < tr.max_inflight_pushes() ||
+      merger_.steps() > tr.max_merged_steps()) {
+    // Room in the queue, or merged enough: send (waiting for room if needed).
+    status = FlushPushes(tr.max_inflight_pushes() - 1);
+  }
+  reporter_.AddPushWaitMs(MillisecondsSince(start));
+  return status;
+}
+
+absl::Status StepPieces::FlushAndWait() {
+  RETURN_IF_ERROR(FlushPushes(0));
+  return client_->WaitPushes(0);
+}
+
+absl::Status StepPieces::FlushPushes(int max_in_flight) {
+  RETURN_IF_ERROR(client_->WaitPushes(max_in_flight));
+  if (merger_.empty()) return absl::OkStatus();
+  client_->PushAsync(spec_.sparse_table_id, spec_.emb_dim, merger_.keys(),
+                     merger_.grads(), 0, blocks_, merger_.dense(), stats_.steps,
+                     merger_.shows(), merger_.clicks());
+  ++stats_.pushes;
+  stats_.merged_steps += merger_.steps() - 1;
+  merger_.Clear();
+  return absl::OkStatus();
+}
+
+void StepPieces::PushDeltas(absl::Span<const uint64_t> keys,
+                            absl::Span<const float> deltas,
+                            absl::Span<const float> dense_delta) {
+  client_->PushDeltasAsync(spec_.sparse_table_id, spec_.emb_dim, keys, deltas,
+                           0, blocks_, dense_delta, stats_.steps);
+  ++stats_.pushes;
+}
+
+// --- StepPieces: after a step
+// -------------------------------------------------
+
+absl::Status StepPieces::DrainMetrics() {
+  metrics_part_.Reset();
+  RETURN_IF_ERROR(model_.TakeMetrics(&metrics_part_));
+  reporter_.AddMetrics(metrics_part_);
+  return absl::OkStatus();
+}
+
+absl::Status StepPieces::LogProgress(const EpochBatches& batches) {
+  if (!reporter_.Due(stats_.steps)) return absl::OkStatus();
+  RETURN_IF_ERROR(DrainMetrics());
+  reporter_.Report(stats_.steps, stats_.examples, batches.fraction());
+  return absl::OkStatus();
+}
+
+std::optional<int64_t> StepPieces::RecordStep(const PreparedBatch& p) {
+  step_.store(stats_.steps, std::memory_order_relaxed);
+  if (trigger_ == nullptr) return std::nullopt;
+  position_ = p.position;
+  return trigger_->Due(stats_.steps);
+}
+
+void StepPieces::ArriveAtCheckpoint(int64_t id) {
+  absl::StatusOr<std::string> dir =
+      client_->CheckpointArrive(stats_.steps, position_, id);
+  trigger_->Arrived(id, absl::Now());
+  if (!dir.ok()) {
+    // A checkpoint that could not be written (say, a full disk on a server)
+    // does not stop training: the previous one stays the latest, and the
+    // coordinator logged why.
+    LOG(ERROR) << "worker " << rank_ << ": checkpoint at step " << stats_.steps
+               << " failed, training goes on: " << dir.status();
+    return;
+  }
+  LOG(INFO) << "worker " << rank_ << ": checkpoint " << *dir << " at step "
+            << stats_.steps;
+}
+
+absl::StatusOr<bool> StepPieces::MeetAtBarrier(const std::string& name,
+                                               bool has_more) {
+  ASSIGN_OR_RETURN(bool all_done,
+                   client_->Barrier(name, has_more, stats_.steps, position_));
+  // A round opened while this worker was parked at the barrier counted it
+  // as arrived, and the barrier let it go once the round was complete.
+  if (trigger_ != nullptr) trigger_->Arrived(0, absl::Now());
+  return all_done;
+}
+
+absl::Status StepPieces::EndEpoch(const EpochBatches& batches) {
+  RETURN_IF_ERROR(DrainMetrics());
+  stats_.bad_lines += batches.bad_lines();
+  reporter_.EndEpoch(stats_.examples, batches.bad_lines());
+  return absl::OkStatus();
+}
+
+}  // namespace ps
