@@ -36,6 +36,75 @@ ReaderOptions MakeReaderOptions(const JobConfig& config,
   return o;
 }
 
+// Evaluation's predictions per value of training.calibration_slot.
+class SlotCalibration {
+ public:
+  explicit SlotCalibration(int slot) : slot_(slot) {}
+
+  // Adds the predictions `probs` of `b`'s examples.
+  void Add(const Batch& b, absl::Span<const float> probs) {
+    for (int i = 0; i < b.size(); ++i) {
+      const uint32_t begin = b.offsets[i * b.num_slots + slot_];
+      const uint32_t end = b.offsets[i * b.num_slots + slot_ + 1];
+      for (uint32_t k = begin; k < end; ++k) {
+        Sums& v = sums_[b.keys[k]];
+        ++v.n;
+        v.prob += probs[i];
+        v.clicks += b.labels[i];
+      }
+    }
+  }
+
+  // The `n` values with the most examples (ties: the smaller key first).
+  std::vector<SlotValueCalibration> Top(size_t n) const {
+    std::vector<SlotValueCalibration> top;
+    for (const auto& [key, v] : sums_) {
+      top.push_back(
+          {key, v.n, v.prob / v.n, v.clicks / static_cast<double>(v.n)});
+    }
+    std::sort(top.begin(), top.end(),
+              [](const SlotValueCalibration& a, const SlotValueCalibration& b) {
+                return a.examples != b.examples ? a.examples > b.examples
+                                                : a.key < b.key;
+              });
+    if (top.size() > n) top.resize(n);
+    return top;
+  }
+
+ private:
+  struct Sums {
+    int64_t n = 0;
+    double prob = 0;
+    double clicks = 0;
+  };
+
+  const int slot_;
+  absl::flat_hash_map<uint64_t, Sums> sums_;
+};
+
+// Scores every batch of `reader` with the servers' rows. With
+// `calibration`, the predictions come to the host and are added to `acc`
+// and to it; without, they stay in the model's backend metrics.
+absl::Status ScoreBatches(StepPieces* pieces, DataReader* reader,
+                          SlotCalibration* calibration, AucAccumulator* acc) {
+  PreparedBatch p;
+  StepResult result;
+  while (true) {
+    ASSIGN_OR_RETURN(bool more, reader->Next(&p.batch));
+    if (!more) return absl::OkStatus();
+    p.unique = Deduplicate(p.batch);
+    RETURN_IF_ERROR(pieces->PullRows(&p, -1));
+    RETURN_IF_ERROR(pieces->model().Predict(p.batch, p.unique.key_index,
+                                            p.unique.unique_keys.size(), p.rows,
+                                            &result));
+    if (calibration == nullptr) continue;
+    for (int i = 0; i < p.batch.size(); ++i) {
+      acc->Add(result.probs[i], p.batch.labels[i]);
+    }
+    calibration->Add(p.batch, result.probs);
+  }
+}
+
 }  // namespace
 
 Trainer::Trainer(const JobConfig& config, int rank, PsClient* client,
@@ -108,16 +177,17 @@ absl::Status Trainer::TrainEpoch(int epoch) {
 
 absl::StatusOr<EvalStats> Trainer::Evaluate(
     const std::vector<std::string>& patterns, int shard, int num_shards) {
+  const JobConfig& config = pieces_->config();
   ASSIGN_OR_RETURN(std::vector<std::string> files, ExpandFiles(patterns));
-  ReaderOptions options = MakeReaderOptions(pieces_->config(), files, shard,
-                                            num_shards, /*held_out=*/true);
+  ReaderOptions options =
+      MakeReaderOptions(config, files, shard, num_shards, /*held_out=*/true);
   options.shuffle_buffer = 0;  // order does not matter for metrics
   ASSIGN_OR_RETURN(auto reader, DataReader::Open(options));
   absl::Time start = absl::Now();
   // Training's metrics are counted; evaluation's stay on the backend too,
   // unless per-value calibration needs each prediction.
   RETURN_IF_ERROR(pieces_->DrainMetrics());
-  const int cal_slot = pieces_->training().calibration_slot();
+  const int cal_slot = config.training().calibration_slot();
   Model& model = pieces_->model();
   model.SetBackendMetrics(cal_slot < 0);
   struct RestoreMetrics {
@@ -126,38 +196,10 @@ absl::StatusOr<EvalStats> Trainer::Evaluate(
   } restore{&model};
   RETURN_IF_ERROR(pieces_->PullDense(-1));
   loop_->DenseReloaded();
-  struct ValueSums {
-    int64_t n = 0;
-    double prob = 0;
-    double clicks = 0;
-  };
-  absl::flat_hash_map<uint64_t, ValueSums> per_value;
+  SlotCalibration calibration(cal_slot);
   AucAccumulator acc;
-  PreparedBatch p;
-  StepResult result;
-  while (true) {
-    ASSIGN_OR_RETURN(bool more, reader->Next(&p.batch));
-    if (!more) break;
-    p.unique = Deduplicate(p.batch);
-    RETURN_IF_ERROR(pieces_->PullRows(&p, -1));
-    RETURN_IF_ERROR(model.Predict(p.batch, p.unique.key_index,
-                                  p.unique.unique_keys.size(), p.rows,
-                                  &result));
-    const Batch& b = p.batch;
-    // With calibration the predictions came to the host (else the
-    // metrics stayed on the backend).
-    for (int i = 0; cal_slot >= 0 && i < b.size(); ++i) {
-      acc.Add(result.probs[i], b.labels[i]);
-      uint32_t begin = b.offsets[i * b.num_slots + cal_slot];
-      uint32_t end = b.offsets[i * b.num_slots + cal_slot + 1];
-      for (uint32_t k = begin; k < end; ++k) {
-        ValueSums& v = per_value[b.keys[k]];
-        ++v.n;
-        v.prob += result.probs[i];
-        v.clicks += b.labels[i];
-      }
-    }
-  }
+  RETURN_IF_ERROR(ScoreBatches(pieces_.get(), reader.get(),
+                               cal_slot >= 0 ? &calibration : nullptr, &acc));
   if (cal_slot < 0) RETURN_IF_ERROR(model.TakeMetrics(&acc));
   EvalStats stats;
   stats.examples = acc.count();
@@ -166,17 +208,8 @@ absl::StatusOr<EvalStats> Trainer::Evaluate(
   stats.logloss = acc.LogLoss();
   stats.calibration = acc.Calibration();
   stats.seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  for (const auto& [key, v] : per_value) {
-    stats.per_value.push_back(
-        {key, v.n, v.prob / v.n, v.clicks / static_cast<double>(v.n)});
-  }
   constexpr size_t kTopValues = 10;
-  std::sort(stats.per_value.begin(), stats.per_value.end(),
-            [](const SlotValueCalibration& a, const SlotValueCalibration& b) {
-              return a.examples != b.examples ? a.examples > b.examples
-                                              : a.key < b.key;
-            });
-  if (stats.per_value.size() > kTopValues) stats.per_value.resize(kTopValues);
+  stats.per_value = calibration.Top(kTopValues);
   return stats;
 }
 
