@@ -90,8 +90,9 @@ class FakePsClient final : public PsClient {
     return unacked_;
   }
   absl::Status PullDense(uint32_t, const DenseBlocks&, absl::Span<float> out,
-                         int64_t) override {
+                         int64_t step) override {
     absl::MutexLock lock(&mu);
+    dense_pull_steps.push_back(step);
     std::fill(out.begin(), out.end(), dense_value);
     return absl::OkStatus();
   }
@@ -152,8 +153,9 @@ class FakePsClient final : public PsClient {
   // When set, PullSparse returns row_value(key, i) for float i of key's row
   // (else zeros). Set before training starts.
   std::function<float(uint64_t, int)> row_value;
-  // What PullDense returns in every float.
+  // What PullDense returns in every float, and the step of each call.
   float dense_value = 0.01f;
+  std::vector<int64_t> dense_pull_steps;
   // Sums of every gradient pushed (PushAsync).
   double pushed_sparse_sum = 0;
   double pushed_dense_sum = 0;

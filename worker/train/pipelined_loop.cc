@@ -32,6 +32,8 @@ class PipelinedLoop : public TrainLoop {
   absl::Status LaunchStep(PreparedBatch* p);
   // Waits for the launched step of `p`, counts it and pushes.
   absl::Status FinishStep(const PreparedBatch& p);
+
+  bool dense_pulled_ = false;  // by this loop, since the trainer started
 };
 
 absl::Status PipelinedLoop::RunEpoch(EpochBatches* batches) {
@@ -68,8 +70,11 @@ absl::Status PipelinedLoop::Prefetch(EpochBatches* batches, PreparedBatch* p,
 absl::Status PipelinedLoop::LaunchStep(PreparedBatch* p) {
   RETURN_IF_ERROR(Gate());
   const int64_t step = pieces_->steps();
-  if (step % pieces_->training().pull_dense_every() == 0) {
+  // The first step also pulls: a job resumed at a step that is not a
+  // multiple of pull_dense_every has no dense vector yet.
+  if (!dense_pulled_ || step % pieces_->training().pull_dense_every() == 0) {
     RETURN_IF_ERROR(pieces_->PullDense(step));
+    dense_pulled_ = true;
   }
   if (!p->staged) RETURN_IF_ERROR(pieces_->Stage(*p));
   p->staged = false;

@@ -267,5 +267,33 @@ TEST_F(TrainerCheckpointTest, ResumeContinuesAtThePositionAndStep) {
   EXPECT_EQ(trainer.position().epoch(), 1);
 }
 
+// A pipelined job resumed at a step that is not a multiple of
+// pull_dense_every pulls the dense vector at its first step, then on the
+// schedule (it used to fail: "model has no dense parameters").
+TEST_F(TrainerCheckpointTest, ResumeBetweenDensePullsPullsAtTheFirstStep) {
+  for (auto mode : {TrainingConfig::ASYNC, TrainingConfig::BOUNDED}) {
+    SCOPED_TRACE(TrainingConfig::Mode_Name(mode));
+    DataPosition at;
+    {
+      FakePsClient client;
+      JobConfig config = Config(mode, 3);
+      config.mutable_training()->set_max_steps(3);
+      Trainer trainer(config, 0, &client, backend_.get(), nullptr);
+      ASSERT_TRUE(trainer.TrainEpoch(0).ok());
+      ASSERT_EQ(client.arrivals.size(), 1u);
+      at = client.arrivals[0].position;
+    }
+    FakePsClient client;
+    JobConfig config = Config(mode, 3);
+    config.mutable_training()->set_pull_dense_every(4);
+    Trainer trainer(config, 0, &client, backend_.get(), nullptr);
+    trainer.ResumeFrom(3, at);
+    absl::Status s = trainer.TrainEpoch(0);
+    ASSERT_TRUE(s.ok()) << s;
+    EXPECT_EQ(trainer.step(), kSteps);
+    EXPECT_THAT(client.dense_pull_steps, testing::ElementsAre(3, 4, 8));
+  }
+}
+
 }  // namespace
 }  // namespace ps
