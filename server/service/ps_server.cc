@@ -82,7 +82,6 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
     co.config = options.config;
     co.on_all_finished = [self] { self->OnAllWorkersFinished(); };
     co.minute = options.checkpoint_minute;
-    co.security = s->security_;
     if (options.config.has_checkpoint()) {
       co.save = [self](const std::string& dir, int64_t step) {
         return self->SaveAllServers(dir, step);
@@ -92,7 +91,8 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
       co.resumed = restore->manifest;
       co.resumed_dir = restore->dir;
     }
-    s->coordinator_ = std::make_unique<CoordinatorImpl>(std::move(co));
+    s->coordinator_ =
+        std::make_unique<CoordinatorImpl>(std::move(co), s->security_);
     builder.RegisterService(s->coordinator_.get());
   }
   s->server_ = builder.BuildAndStart();

@@ -1,0 +1,643 @@
+#include "server/coordinator/coordinator_core.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/checkpoint.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+#include "google/protobuf/text_format.h"
+
+namespace ps {
+
+// Completions collected under the lock and run, in order, after it is
+// released (the core never runs a caller's callback while holding it).
+class CoordinatorCore::Outbox {
+ public:
+  Outbox() = default;
+  Outbox(const Outbox&) = delete;
+  Outbox& operator=(const Outbox&) = delete;
+  ~Outbox() { DCHECK(tasks_.empty()) << "an Outbox was not run"; }
+
+  void Finish(Resume resume, absl::Status status) {
+    tasks_.push_back([resume = std::move(resume), status]() mutable {
+      std::move(resume)(status);
+    });
+  }
+  void FinishAll(std::vector<Resume> resumes, const absl::Status& status) {
+    for (Resume& r : resumes) Finish(std::move(r), status);
+  }
+  void Answer(RoundDone done, absl::Status status, std::string dir,
+              int64_t step) {
+    tasks_.push_back([done = std::move(done), status, dir = std::move(dir),
+                      step]() mutable { std::move(done)(status, dir, step); });
+  }
+  void Run() {
+    std::vector<absl::AnyInvocable<void()&&>> tasks = std::move(tasks_);
+    tasks_.clear();
+    for (auto& task : tasks) std::move(task)();
+  }
+
+ private:
+  std::vector<absl::AnyInvocable<void() &&>> tasks_;
+};
+
+namespace {
+
+absl::Status Stopping(absl::string_view waited_for) {
+  return absl::UnavailableError(absl::StrCat(
+      "coordinator stopping (server 0 shuts down) while the call waited for ",
+      waited_for));
+}
+
+// The record of worker `rank` in `manifest` (the last one if several);
+// false when it has none.
+bool FindWorker(const Manifest& manifest, int rank, WorkerStand* stand) {
+  bool found = false;
+  for (int i = 0; i < manifest.worker_positions_size(); ++i) {
+    if (manifest.worker_positions(i).worker_rank() != rank) continue;
+    stand->position = manifest.worker_positions(i);
+    stand->step =
+        i < manifest.worker_steps_size() ? manifest.worker_steps(i) : 0;
+    found = true;
+  }
+  return found;
+}
+
+// Answers a parked CheckpointArrive or RequestCheckpoint: both responses
+// carry the folder and the global step.
+template <typename Response>
+auto AnswerRound(Response* response, CoordinatorCore::Done done) {
+  return [response, done = std::move(done)](const absl::Status& status,
+                                            const std::string& dir,
+                                            int64_t step) mutable {
+    response->set_dir(dir);
+    response->set_global_step(step);
+    std::move(done)(status);
+  };
+}
+
+// The manifest of a cut, without its files: each worker's stand (else its
+// record in the previous checkpoint, else the start) and the largest step
+// as the global step.
+Manifest BuildManifest(const CoordinatorOptions& options,
+                       const std::map<int, WorkerStand>& stands,
+                       const std::optional<Manifest>& previous) {
+  Manifest manifest;
+  int64_t step = 0;
+  for (const auto& [rank, stand] : stands) step = std::max(step, stand.step);
+  for (int r = 0; r < options.num_workers; ++r) {
+    WorkerStand stand;
+    auto it = stands.find(r);
+    if (it != stands.end()) {
+      stand = it->second;
+    } else if (previous.has_value()) {
+      FindWorker(*previous, r, &stand);
+    }
+    stand.position.set_worker_rank(r);
+    *manifest.add_worker_positions() = stand.position;
+    manifest.add_worker_steps(stand.step);
+  }
+  manifest.set_global_step(step);
+  manifest.set_num_servers(options.num_servers);
+  manifest.set_hash_seed(options.config.data().hash_seed());
+  // The config as the job runs it: generated data's files are named in
+  // train_files / eval_files, so the generator settings go (a config with
+  // both does not validate).
+  JobConfig recorded = options.config;
+  if (!recorded.data().train_files().empty()) {
+    recorded.mutable_data()->clear_generate();
+  }
+  google::protobuf::TextFormat::PrintToString(recorded,
+                                              manifest.mutable_job_config());
+  return manifest;
+}
+
+// Prepares the folder of `manifest`'s step, has options.save write every
+// server's files into it and commits the manifest (with the files) as
+// LATEST. Returns the folder, or `previous_dir` when a complete checkpoint
+// of that step exists already (nothing trained since).
+absl::StatusOr<std::string> WriteCheckpoint(const CoordinatorOptions& options,
+                                            const std::string& previous_dir,
+                                            Manifest* manifest) {
+  const absl::Time start = absl::Now();
+  const CheckpointConfig& ck = options.config.checkpoint();
+  const int64_t step = manifest->global_step();
+  absl::StatusOr<std::string> dir = PrepareCheckpointDir(ck.dir(), step);
+  if (dir.status().code() == absl::StatusCode::kAlreadyExists) {
+    LOG(INFO) << "coordinator: checkpoint at step " << step
+              << " already complete: " << previous_dir;
+    return previous_dir;
+  }
+  RETURN_IF_ERROR(dir.status());
+  ASSIGN_OR_RETURN(std::vector<CheckpointFile> files, options.save(*dir, step));
+  int64_t bytes = 0;
+  for (const CheckpointFile& f : files) {
+    *manifest->add_files() = f;
+    bytes += f.size();
+  }
+  CommitOptions commit;
+  commit.keep = ck.keep();
+  RETURN_IF_ERROR(CommitCheckpoint(ck.dir(), *manifest, commit));
+  LOG(INFO) << "coordinator: checkpoint " << *dir << " at step " << step
+            << " complete: " << files.size() << " files, " << bytes / (1 << 20)
+            << " MiB in " << absl::ToDoubleSeconds(absl::Now() - start) << " s";
+  return dir;
+}
+
+}  // namespace
+
+CoordinatorCore::CoordinatorCore(CoordinatorOptions options)
+    : options_(std::move(options)),
+      num_workers_(options_.num_workers),
+      num_servers_(options_.num_servers),
+      members_(
+          num_workers_,
+          absl::Milliseconds(options_.config.cluster().worker_timeout_ms())),
+      barriers_(num_workers_),
+      gates_(num_workers_) {
+  CHECK(options_.clock) << "CoordinatorOptions::clock is unset";
+  absl::MutexLock lock(&mu_);
+  last_checkpoint_time_ = Now();
+  if (options_.resumed.has_value()) {
+    last_manifest_ = options_.resumed;
+    last_dir_ = options_.resumed_dir;
+  }
+  if (options_.tick_every > absl::ZeroDuration()) {
+    timer_ = std::thread([this] { TimerLoop(); });
+  }
+}
+
+CoordinatorCore::~CoordinatorCore() {
+  Stop();
+  tasks_.WaitAll();
+}
+
+absl::Status CoordinatorCore::CheckRank(int rank) const {
+  if (rank < 0 || rank >= num_workers_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("worker rank ", rank, " is out of range: the job has ",
+                     num_workers_, " workers"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CoordinatorCore::CheckRunning() const {
+  if (stop_) {
+    return absl::UnavailableError(
+        "coordinator stopping (server 0 shuts down): it takes no more calls");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CoordinatorCore::Register(const RegisterRequest& request,
+                                       RegisterResponse* response) {
+  const int rank = request.worker_rank();
+  RETURN_IF_ERROR(CheckRank(rank));
+  if (request.num_workers() != num_workers_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "worker ", rank, " was configured for ", request.num_workers(),
+        " workers, the coordinator for ", num_workers_));
+  }
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(CheckRunning());
+  const bool again = members_.Register(rank, Now());
+  gates_.SetDone(rank, false);
+  response->set_num_servers(num_servers_);
+  // A worker (re)starting continues from the newest checkpoint's record of
+  // it, if there is one.
+  WorkerStand stand;
+  if (last_manifest_.has_value() && FindWorker(*last_manifest_, rank, &stand)) {
+    *response->mutable_resume_position() = stand.position;
+    response->set_resume_step(stand.step);
+    response->set_resumed_from(last_dir_);
+    gates_.SetStep(rank, stand.step);
+    stands_[rank] = stand;
+  }
+  LOG(INFO) << "coordinator: worker " << rank
+            << (again ? " registered again (restarted)" : " registered") << " ("
+            << members_.num_registered() << "/" << num_workers_ << ")"
+            << (response->resumed_from().empty()
+                    ? ""
+                    : absl::StrCat(", resumes from ", response->resumed_from(),
+                                   " at step ", response->resume_step()));
+  return absl::OkStatus();
+}
+
+absl::Status CoordinatorCore::Heartbeat(const HeartbeatRequest& request,
+                                        HeartbeatResponse* response) {
+  const int rank = request.worker_rank();
+  RETURN_IF_ERROR(CheckRank(rank));
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(CheckRunning());
+  const Membership::HeartbeatNews news = members_.Heartbeat(rank, Now());
+  if (news.was_dead) {
+    LOG(WARNING) << "coordinator: worker " << rank
+                 << " is back after missing its heartbeats";
+  }
+  // A worker that registered with an earlier coordinator (server 0 was
+  // restarted) is alive and training: checkpoint rounds must wait for it.
+  if (news.was_unknown) {
+    LOG(WARNING) << "coordinator: worker " << rank
+                 << " sends heartbeats without having registered here "
+                    "(coordinator restarted?); counting it as registered";
+  }
+  if (round_.has_value() && !round_->saving &&
+      round_->arrived.count(rank) == 0) {
+    response->set_checkpoint_pending(round_->id);
+  }
+  MaybeStartSave();
+  return absl::OkStatus();
+}
+
+absl::Status CoordinatorCore::Finish(const FinishRequest& request) {
+  const int rank = request.worker_rank();
+  RETURN_IF_ERROR(CheckRank(rank));
+  Outbox out;
+  {
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(CheckRunning());
+    members_.Finish(rank);
+    gates_.SetDone(rank, true);
+    if (request.has_position()) {
+      SetStand(rank, request.step(), request.position());
+    }
+    ReleaseGates(&out);
+    LOG(INFO) << "coordinator: worker " << rank << " finished ("
+              << request.status() << ", " << request.examples()
+              << " examples); " << members_.num_finished() << "/"
+              << num_workers_ << " done";
+    if (members_.all_finished() && !finishing_) {
+      finishing_ = true;
+      EndJob(&out);
+    }
+    MaybeStartSave();
+  }
+  out.Run();
+  return absl::OkStatus();
+}
+
+void CoordinatorCore::Barrier(const BarrierRequest& request,
+                              BarrierResponse* response, Done done) {
+  Outbox out;
+  {
+    absl::MutexLock lock(&mu_);
+    ParkAtBarrier(request, response, std::move(done), &out);
+  }
+  out.Run();
+}
+
+void CoordinatorCore::ParkAtBarrier(const BarrierRequest& request,
+                                    BarrierResponse* response, Done done,
+                                    Outbox* out) {
+  const int rank = request.worker_rank();
+  absl::Status status = CheckRank(rank);
+  if (status.ok()) status = CheckRunning();
+  std::vector<Resume> released;
+  if (status.ok()) {
+    status = barriers_.Arrive(request.name(), rank, request.has_more(),
+                              response, &done, &released);
+  }
+  if (!status.ok()) {
+    out->Finish(std::move(done), status);
+    return;
+  }
+  if (request.has_position()) {
+    SetStand(rank, request.step(), request.position());
+  }
+  ReleaseOrDefer(std::move(released), out);
+  MaybeStartSave();
+}
+
+void CoordinatorCore::StepGate(const StepGateRequest& request,
+                               StepGateResponse* response, Done done) {
+  Outbox out;
+  {
+    absl::MutexLock lock(&mu_);
+    ParkAtGate(request, response, std::move(done), &out);
+  }
+  out.Run();
+}
+
+void CoordinatorCore::ParkAtGate(const StepGateRequest& request,
+                                 StepGateResponse* response, Done done,
+                                 Outbox* out) {
+  const int rank = request.worker_rank();
+  absl::Status status = CheckRank(rank);
+  if (status.ok() && request.staleness() < 0) {
+    status = absl::InvalidArgumentError(absl::StrCat(
+        "StepGate: staleness must be >= 0, got ", request.staleness()));
+  }
+  if (status.ok()) status = CheckRunning();
+  if (!status.ok()) {
+    out->Finish(std::move(done), status);
+    return;
+  }
+  if (request.done()) {
+    gates_.SetDone(rank, true);
+    out->Finish(std::move(done), absl::OkStatus());
+  } else {
+    gates_.SetStep(rank, request.step());
+    gates_.Park(rank, request.step(), request.staleness(), response,
+                std::move(done));
+  }
+  ReleaseGates(out);
+}
+
+void CoordinatorCore::CheckpointArrive(const CheckpointArriveRequest& request,
+                                       CheckpointArriveResponse* response,
+                                       Done done) {
+  const int rank = request.worker_rank();
+  absl::Status status = CheckRank(rank);
+  if (status.ok() && !checkpoints_enabled()) {
+    status = absl::FailedPreconditionError(
+        "CheckpointArrive: the job has no checkpoint section in its config");
+  }
+  Outbox out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (status.ok()) status = CheckRunning();
+    if (status.ok()) {
+      Arrival arrival{rank, request.step(), request.position(),
+                      request.checkpoint_id()};
+      arrival.position.set_worker_rank(rank);
+      Arrive(std::move(arrival), AnswerRound(response, std::move(done)), &out);
+    } else {
+      out.Finish(std::move(done), status);
+    }
+  }
+  out.Run();
+}
+
+void CoordinatorCore::RequestCheckpoint(const RequestCheckpointRequest& request,
+                                        RequestCheckpointResponse* response,
+                                        Done done) {
+  absl::Status status;
+  if (!checkpoints_enabled()) {
+    status = absl::FailedPreconditionError(
+        "checkpoint refused: the job has no checkpoint section in its config "
+        "(checkpoint { dir: ... })");
+  }
+  Outbox out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (status.ok()) status = CheckRunning();
+    if (status.ok()) {
+      Request(request.reason().empty() ? "requested" : request.reason(),
+              AnswerRound(response, std::move(done)), &out);
+    } else {
+      out.Finish(std::move(done), status);
+    }
+  }
+  out.Run();
+}
+
+void CoordinatorCore::Tick() {
+  Outbox out;
+  {
+    absl::MutexLock lock(&mu_);
+    TickLocked(&out);
+  }
+  out.Run();
+}
+
+void CoordinatorCore::TickLocked(Outbox* out) {
+  if (stop_) return;
+  const int every_minutes = options_.config.checkpoint().every_minutes();
+  if (checkpoints_enabled() && every_minutes > 0 && !finishing_ &&
+      members_.num_registered() > 0 && !round_.has_value() &&
+      Now() - last_checkpoint_time_ >= options_.minute * every_minutes) {
+    OpenRound(absl::StrCat("every ", every_minutes, " minutes"), out);
+  }
+  // A worker that died may have been what a gate or a round waited for.
+  ReleaseGates(out);
+  MaybeStartSave();
+}
+
+void CoordinatorCore::Stop() {
+  Outbox out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_) return;
+    stop_ = true;
+    int ended = 0;
+    for (ParkedCall& call : barriers_.TakeAll()) {
+      out.Finish(std::move(call.resume), Stopping(call.what));
+      ++ended;
+    }
+    for (ParkedCall& call : gates_.TakeAll()) {
+      out.Finish(std::move(call.resume), Stopping(call.what));
+      ++ended;
+    }
+    for (Resume& r : std::exchange(deferred_, {})) {
+      out.Finish(std::move(r), Stopping("a checkpoint being written"));
+      ++ended;
+    }
+    if (round_.has_value()) {
+      const std::string what = absl::StrCat("checkpoint round ", round_->id,
+                                            " (", round_->reason, ")");
+      for (RoundDone& d : round_->waiters) {
+        out.Answer(std::move(d), Stopping(what), "", 0);
+        ++ended;
+      }
+      round_.reset();
+    }
+    for (Queued& q : std::exchange(queued_, {})) {
+      out.Answer(std::move(q.done), Stopping("a checkpoint being written"), "",
+                 0);
+      ++ended;
+    }
+    LOG(INFO) << "coordinator: stopping; " << ended << " parked calls ended";
+  }
+  out.Run();
+  if (timer_.joinable()) timer_.join();
+}
+
+int64_t CoordinatorCore::max_granted_lead() const {
+  absl::MutexLock lock(&mu_);
+  return gates_.max_granted_lead();
+}
+
+int CoordinatorCore::checkpoints_taken() const {
+  absl::MutexLock lock(&mu_);
+  return checkpoints_taken_;
+}
+
+void CoordinatorCore::SetStand(int rank, int64_t step,
+                               const DataPosition& position) {
+  WorkerStand& stand = stands_[rank];
+  stand.step = step;
+  stand.position = position;
+}
+
+void CoordinatorCore::ReleaseOrDefer(std::vector<Resume> released,
+                                     Outbox* out) {
+  if (round_.has_value() && round_->saving) {
+    // Not past the cut while it is written: after the save.
+    for (Resume& r : released) deferred_.push_back(std::move(r));
+    return;
+  }
+  out->FinishAll(std::move(released), absl::OkStatus());
+}
+
+void CoordinatorCore::ReleaseGates(Outbox* out) {
+  const int64_t open_round =
+      round_.has_value() && !round_->saving ? round_->id : 0;
+  ReleaseOrDefer(gates_.Release(members_.DeadWorkers(Now()), open_round), out);
+}
+
+void CoordinatorCore::OpenRound(const std::string& reason, Outbox* out) {
+  if (round_.has_value()) return;
+  Round round;
+  round.id = next_round_id_++;
+  round.reason = reason;
+  round_ = std::move(round);
+  LOG(INFO) << "coordinator: checkpoint round " << round_->id << " opened ("
+            << reason << ")";
+  // Workers held at a gate go and arrive.
+  ReleaseGates(out);
+}
+
+void CoordinatorCore::Arrive(Arrival arrival, RoundDone done, Outbox* out) {
+  if (round_.has_value() && round_->saving) {
+    // A cut is being written: this arrival belongs to the next round.
+    queued_.push_back({std::move(arrival), "", std::move(done)});
+    return;
+  }
+  if (arrival.id > 0 && (!round_.has_value() || round_->id != arrival.id)) {
+    // Late for a round that is over: nothing to wait for.
+    out->Answer(std::move(done), absl::OkStatus(), last_dir_,
+                last_manifest_.has_value() ? last_manifest_->global_step() : 0);
+    return;
+  }
+  OpenRound(absl::StrCat("worker ", arrival.rank, " at step ", arrival.step),
+            out);
+  round_->arrived.insert(arrival.rank);
+  round_->waiters.push_back(std::move(done));
+  SetStand(arrival.rank, arrival.step, arrival.position);
+  gates_.SetStep(arrival.rank, arrival.step);
+  MaybeStartSave();
+}
+
+void CoordinatorCore::Request(const std::string& reason, RoundDone done,
+                              Outbox* out) {
+  if (round_.has_value() && round_->saving) {
+    queued_.push_back({std::nullopt, reason, std::move(done)});
+    return;
+  }
+  OpenRound(reason, out);
+  round_->waiters.push_back(std::move(done));
+  MaybeStartSave();
+}
+
+void CoordinatorCore::MaybeStartSave() {
+  if (!round_.has_value() || round_->saving || stop_) return;
+  const absl::Time now = Now();
+  // Before any worker registered nobody stands anywhere: nothing to wait for.
+  if (members_.num_registered() > 0) {
+    for (int r = 0; r < num_workers_; ++r) {
+      const bool counted = round_->arrived.count(r) > 0 ||
+                           members_.finished(r) || barriers_.Parked(r) ||
+                           members_.Dead(r, now);
+      if (!counted) return;
+    }
+  }
+  round_->saving = true;
+  Cut cut;
+  cut.round_id = round_->id;
+  for (int r = 0; r < num_workers_; ++r) {
+    auto it = stands_.find(r);
+    if (it != stands_.end()) cut.stands[r] = it->second;
+    if (members_.Dead(r, now)) {
+      LOG(WARNING) << "coordinator: worker " << r
+                   << " is dead (no heartbeat); checkpoint round " << round_->id
+                   << " records its last known position";
+    }
+  }
+  cut.previous = last_manifest_;
+  cut.previous_dir = last_dir_;
+  tasks_.Run([this, cut] { RunSave(cut); });
+}
+
+void CoordinatorCore::RunSave(const Cut& cut) {
+  Manifest manifest = BuildManifest(options_, cut.stands, cut.previous);
+  absl::StatusOr<std::string> dir =
+      WriteCheckpoint(options_, cut.previous_dir, &manifest);
+  if (!dir.ok()) {
+    LOG(ERROR) << "coordinator: checkpoint at step " << manifest.global_step()
+               << " failed: " << dir.status();
+  }
+  EndRound(cut, manifest, dir.status(), dir.ok() ? *dir : "");
+}
+
+void CoordinatorCore::EndRound(const Cut& cut, const Manifest& manifest,
+                               const absl::Status& status,
+                               const std::string& dir) {
+  Outbox out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (status.ok() && dir != cut.previous_dir) {
+      last_manifest_ = manifest;
+      last_dir_ = dir;
+      ++checkpoints_taken_;
+    }
+    last_checkpoint_time_ = Now();
+    // Else Stop() has answered the round's calls already.
+    if (round_.has_value() && round_->id == cut.round_id) {
+      for (RoundDone& d : round_->waiters) {
+        out.Answer(std::move(d), status, dir, manifest.global_step());
+      }
+      round_.reset();
+      out.FinishAll(std::exchange(deferred_, {}), absl::OkStatus());
+      for (Queued& q : std::exchange(queued_, {})) {
+        if (q.arrival.has_value()) {
+          Arrive(std::move(*q.arrival), std::move(q.done), &out);
+        } else {
+          Request(q.reason, std::move(q.done), &out);
+        }
+      }
+    }
+  }
+  out.Run();
+}
+
+void CoordinatorCore::EndJob(Outbox* out) {
+  if (!checkpoints_enabled()) {
+    tasks_.Run([this] { JobEnded(); });
+    return;
+  }
+  Request(
+      "end of training",
+      [this](const absl::Status& status, const std::string& dir, int64_t step) {
+        if (status.ok()) {
+          LOG(INFO) << "coordinator: final checkpoint " << dir << " at step "
+                    << step;
+        } else {
+          LOG(ERROR) << "coordinator: final checkpoint failed: " << status;
+        }
+        JobEnded();
+      },
+      out);
+}
+
+void CoordinatorCore::JobEnded() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_) return;
+  }
+  if (options_.on_all_finished) options_.on_all_finished();
+}
+
+void CoordinatorCore::TimerLoop() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&stop_), options_.tick_every);
+      if (stop_) return;
+    }
+    Tick();
+  }
+}
+
+}  // namespace ps

@@ -1,0 +1,297 @@
+// CoordinatorCore: the job coordinator's logic without gRPC. Worker
+// registration, liveness (heartbeats), barriers, BOUNDED step gates,
+// coordinated checkpoints and the end of the job. CoordinatorImpl
+// (coordinator.h) serves it as the gRPC Coordinator service on server 0;
+// tests drive it directly, with an injected clock and save function.
+//
+// Calls that wait (Barrier, StepGate, CheckpointArrive, RequestCheckpoint)
+// are parked: they take a `done` callback and return at once. The core calls
+// `done` exactly once, never while holding its lock: either before the call
+// returns (an error, or nothing to wait for) or later from whichever thread
+// lets the call go (another worker's call, the timer, the thread that wrote
+// a checkpoint, Stop). The call's `response` must stay valid until then; the
+// core fills it in before calling `done` with OK.
+//
+// Checkpoints (when options.save is set): a round opens on RequestCheckpoint,
+// every checkpoint.every_minutes (Tick), or when a worker arrives with id 0
+// (its trainer does so after a step that is a multiple of
+// checkpoint.every_steps). Workers learn of an open round from Heartbeat or
+// StepGate answers and arrive (CheckpointArrive) at their next step boundary
+// with every push acknowledged; a worker parked in a Barrier (which reports
+// its position), finished, or dead (no Register or Heartbeat within
+// cluster.worker_timeout_ms) counts as arrived. Once all have, the round's
+// cut is taken: options.save writes every server's tables on a background
+// thread, the manifest records each worker's position and step, and
+// CommitCheckpoint makes it LATEST. Barrier and gate releases that fall
+// while it writes wait until it is done, so no worker pushes past the cut;
+// arrivals and requests in that time belong to the next round. Then the
+// round's parked calls return with the folder (or the save's error; training
+// goes on either way).
+//
+// The end of the job: when every worker has called Finish, the final
+// checkpoint is taken (if the job has checkpoints; it is attempted once and
+// a failure is logged), then options.on_all_finished is called once, on a
+// background thread.
+//
+// Thread-safety: every method may be called from any thread.
+#ifndef PS_SERVER_COORDINATOR_COORDINATOR_CORE_H_
+#define PS_SERVER_COORDINATOR_COORDINATOR_CORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/thread_pool.h"
+#include "proto/checkpoint.pb.h"
+#include "proto/config.pb.h"
+#include "proto/ps.pb.h"
+#include "server/coordinator/coordinator_state.h"
+
+namespace ps {
+
+struct CoordinatorOptions {
+  // Workers 0 .. num_workers-1 take part. Default: 1.
+  int num_workers = 1;
+  // Servers of the job (told to workers, recorded in manifests). Default: 1.
+  int num_servers = 1;
+  // The job: cluster.worker_timeout_ms, the checkpoint section, the config
+  // recorded in manifests.
+  JobConfig config;
+  // Called once when the job is over (see the top comment), on a background
+  // thread; never after Stop() has begun. Default: none.
+  std::function<void()> on_all_finished;
+  // Writes every server's part of a checkpoint into folder `dir` at `step`
+  // and returns all files written. Called on a background thread without the
+  // core's lock, one call at a time. Unset: checkpoints are refused.
+  std::function<absl::StatusOr<std::vector<CheckpointFile>>(
+      const std::string& dir, int64_t step)>
+      save;
+  // The checkpoint the servers restored at start (workers resume from it).
+  // Default: none.
+  std::optional<Manifest> resumed;
+  std::string resumed_dir;
+  // What checkpoint.every_minutes counts in. Default: a minute (tests
+  // shorten it).
+  absl::Duration minute = absl::Minutes(1);
+  // The time that liveness (worker_timeout_ms) and every_minutes are
+  // measured in. Called with the core's lock held, so it must not call the
+  // core. Default: absl::Now.
+  std::function<absl::Time()> clock = absl::Now;
+  // How often a thread of the core calls Tick(). Zero: no such thread; the
+  // owner calls Tick() (tests, with a fake clock). Default: 250 ms.
+  absl::Duration tick_every = absl::Milliseconds(250);
+};
+
+class CoordinatorCore {
+ public:
+  // The end of a parked call (see the top comment).
+  using Done = absl::AnyInvocable<void(absl::Status) &&>;
+
+  explicit CoordinatorCore(CoordinatorOptions options);
+  // Stop(), then waits for a checkpoint being written and for
+  // on_all_finished to return.
+  ~CoordinatorCore();
+
+  CoordinatorCore(const CoordinatorCore&) = delete;
+  CoordinatorCore& operator=(const CoordinatorCore&) = delete;
+
+  // Every call below fails with InvalidArgument naming the rank when
+  // request.worker_rank is not in [0, num_workers), and with Unavailable
+  // once Stop() has begun.
+
+  // A worker (re)starts. FailedPrecondition when the worker's config has
+  // another worker count. Fills in the server count and, when the newest
+  // checkpoint records this worker, its position, step and folder.
+  absl::Status Register(const RegisterRequest& request,
+                        RegisterResponse* response) ABSL_LOCKS_EXCLUDED(mu_);
+  // The worker is alive. Tells it the open checkpoint round it has not
+  // arrived at (checkpoint_pending), if any.
+  absl::Status Heartbeat(const HeartbeatRequest& request,
+                         HeartbeatResponse* response) ABSL_LOCKS_EXCLUDED(mu_);
+  // The worker is done (request.position: where it ended); it no longer
+  // holds gates or checkpoint rounds back. The last one ends the job.
+  absl::Status Finish(const FinishRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Returns once every worker has arrived at request.name (all_done: none
+  // had more data). FailedPrecondition when this worker is already there.
+  void Barrier(const BarrierRequest& request, BarrierResponse* response,
+               Done done) ABSL_LOCKS_EXCLUDED(mu_);
+  // BOUNDED: returns once request.step is within request.staleness of the
+  // slowest worker that is neither done nor dead, or at once when a
+  // checkpoint round is open (checkpoint_pending), or at once for
+  // request.done. InvalidArgument for a negative staleness.
+  void StepGate(const StepGateRequest& request, StepGateResponse* response,
+                Done done) ABSL_LOCKS_EXCLUDED(mu_);
+  // The worker stands at a cut; returns when the round's checkpoint is
+  // written (its folder and global step) or failed. An id of a round that
+  // is over returns the newest checkpoint at once. FailedPrecondition when
+  // options.save is unset.
+  void CheckpointArrive(const CheckpointArriveRequest& request,
+                        CheckpointArriveResponse* response, Done done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Opens a round (or joins the open one; after the one being written) and
+  // returns when its checkpoint is written or failed. FailedPrecondition
+  // when options.save is unset.
+  void RequestCheckpoint(const RequestCheckpointRequest& request,
+                         RequestCheckpointResponse* response, Done done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Periodic work, done by the core's thread every options.tick_every:
+  // opens the every_minutes round when due, lets go gates that only a
+  // worker now dead held back, starts a round's save once dead workers were
+  // all it waited for.
+  void Tick() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Ends every parked call with Unavailable ("coordinator stopping: ...")
+  // and every later call at once; on_all_finished is not called after it.
+  // A checkpoint being written is finished (and recorded) but its callers
+  // were already answered. Returns without waiting for that save. Idempotent;
+  // the owner calls it before shutting the gRPC server down, so shutdown
+  // never waits for a parked call.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The largest lead (step - slowest active worker's step) with which
+  // StepGate let a worker go: at most its staleness. For tests and logs.
+  int64_t max_granted_lead() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Checkpoints written since start.
+  int checkpoints_taken() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  // Completions collected under the lock, run after it is released.
+  class Outbox;
+  // A parked CheckpointArrive or RequestCheckpoint (or the job's end): the
+  // round's outcome, its folder and global step.
+  using RoundDone =
+      absl::AnyInvocable<void(const absl::Status& status,
+                              const std::string& dir, int64_t step) &&>;
+  struct Arrival {
+    int rank = 0;
+    int64_t step = 0;
+    DataPosition position;
+    int64_t id = 0;  // the round arrived at; 0: any (opens one if none)
+  };
+  // A checkpoint round: open (collecting arrivals) until every worker counts
+  // as arrived, then saving until the checkpoint is written or failed.
+  struct Round {
+    int64_t id = 0;
+    std::string reason;
+    bool saving = false;
+    std::set<int> arrived;
+    std::vector<RoundDone> waiters;
+  };
+  // An arrival (or, without one, a request) that came while a round was
+  // saving: it belongs to the next round.
+  struct Queued {
+    std::optional<Arrival> arrival;
+    std::string reason;
+    RoundDone done;
+  };
+  // What a save works from, copied when the cut is taken.
+  struct Cut {
+    int64_t round_id = 0;
+    std::map<int, WorkerStand> stands;
+    std::optional<Manifest> previous;
+    std::string previous_dir;
+  };
+
+  absl::Time Now() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return options_.clock();
+  }
+  absl::Status CheckRank(int rank) const;
+  // Unavailable once Stop() has begun.
+  absl::Status CheckRunning() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool checkpoints_enabled() const { return static_cast<bool>(options_.save); }
+
+  // The bodies of the public calls, under the lock.
+  void ParkAtBarrier(const BarrierRequest& request, BarrierResponse* response,
+                     Done done, Outbox* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ParkAtGate(const StepGateRequest& request, StepGateResponse* response,
+                  Done done, Outbox* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TickLocked(Outbox* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  void SetStand(int rank, int64_t step, const DataPosition& position)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands `released` calls to `out` with OK, or holds them until the save in
+  // progress is done.
+  void ReleaseOrDefer(std::vector<Resume> released, Outbox* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Lets go the gate calls that may go now (StepGates::Release).
+  void ReleaseGates(Outbox* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Opens a round unless one is open (gates let their calls go so those
+  // workers arrive).
+  void OpenRound(const std::string& reason, Outbox* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Arrive(Arrival arrival, RoundDone done, Outbox* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Request(const std::string& reason, RoundDone done, Outbox* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // When every worker counts as arrived at the open round, marks it saving
+  // and starts RunSave on a background thread.
+  void MaybeStartSave() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes the cut's checkpoint, then EndRound. Without the lock.
+  void RunSave(const Cut& cut) ABSL_LOCKS_EXCLUDED(mu_);
+  // Records a written checkpoint, answers the round's calls, runs the
+  // releases held for it and the arrivals queued behind it.
+  void EndRound(const Cut& cut, const Manifest& manifest,
+                const absl::Status& status, const std::string& dir)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Every worker finished: the final checkpoint (if any), then JobEnded.
+  void EndJob(Outbox* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Calls on_all_finished unless stopping.
+  void JobEnded() ABSL_LOCKS_EXCLUDED(mu_);
+  void TimerLoop() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Constant after construction.
+  const CoordinatorOptions options_;
+  const int num_workers_;
+  const int num_servers_;
+
+  // Lock invariants, besides those of the pieces (coordinator_state.h):
+  //  - round_ is saving iff a RunSave for it is running; at most one is;
+  //  - while round_ is saving, every barrier or gate call let go waits in
+  //    deferred_ and every arrival or request in queued_; both are empty
+  //    otherwise;
+  //  - a parked call is in exactly one place (barriers_, gates_,
+  //    round_->waiters, deferred_, queued_) or in an Outbox being run;
+  //  - once stop_ is set everything above is empty and stays so (a save
+  //    already running still records its checkpoint).
+  mutable absl::Mutex mu_;
+  Membership members_ ABSL_GUARDED_BY(mu_);
+  BarrierTable barriers_ ABSL_GUARDED_BY(mu_);
+  StepGates gates_ ABSL_GUARDED_BY(mu_);
+  std::map<int, WorkerStand> stands_ ABSL_GUARDED_BY(mu_);
+  std::optional<Round> round_ ABSL_GUARDED_BY(mu_);
+  int64_t next_round_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::vector<Resume> deferred_ ABSL_GUARDED_BY(mu_);
+  std::vector<Queued> queued_ ABSL_GUARDED_BY(mu_);
+  // The newest complete checkpoint (the resumed one at start).
+  std::optional<Manifest> last_manifest_ ABSL_GUARDED_BY(mu_);
+  std::string last_dir_ ABSL_GUARDED_BY(mu_);
+  int checkpoints_taken_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_checkpoint_time_ ABSL_GUARDED_BY(mu_);
+  // Every worker finished once (the job's end has begun).
+  bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Saves and on_all_finished, off the callers' threads.
+  BackgroundTasks tasks_;
+  std::thread timer_;
+};
+
+}  // namespace ps
+
+#endif  // PS_SERVER_COORDINATOR_COORDINATOR_CORE_H_
