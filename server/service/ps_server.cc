@@ -132,6 +132,9 @@ void PsServer::RequestShutdown(const std::string& reason) {
 
 void PsServer::Shutdown() {
   if (server_ != nullptr) {
+    // gRPC's shutdown waits for every call to finish, grace or not: end the
+    // calls parked at the coordinator first.
+    if (coordinator_ != nullptr) coordinator_->Stop();
     server_->GetHealthCheckService()->SetServingStatus(false);
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::seconds(5));

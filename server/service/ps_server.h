@@ -66,7 +66,9 @@ class PsServer {
   // Returns true once a shutdown was requested, false on timeout.
   bool WaitForShutdownRequest(absl::Duration timeout);
   void RequestShutdown(const std::string& reason);
-  // Stops accepting calls, finishes or cancels in-flight ones (5 s grace).
+  // Ends the calls parked at the coordinator (Unavailable; CoordinatorImpl::
+  // Stop), stops accepting calls, finishes or cancels in-flight ones (5 s
+  // grace).
   void Shutdown();
 
  private:
