@@ -1,0 +1,924 @@
+// CoordinatorCore without gRPC: registration, liveness on a fake clock,
+// barriers, BOUNDED step gates, checkpoint rounds (saves into a temporary
+// folder through a fake save that can block or fail), the end of the job and
+// Stop. Every parked call is a Call that records the status it returned with
+// and fails the test if it returns twice.
+#include "server/coordinator/coordinator_core.h"
+
+#include <stdlib.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/checkpoint.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace ps {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr int kTimeoutMs = 1000;  // cluster.worker_timeout_ms
+
+// A clock the test moves by hand.
+class FakeClock {
+ public:
+  absl::Time Now() {
+    absl::MutexLock lock(&mu_);
+    return now_;
+  }
+  void Advance(absl::Duration d) {
+    absl::MutexLock lock(&mu_);
+    now_ += d;
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::Time now_ = absl::FromUnixSeconds(1700000000);
+};
+
+// One call to a waiting method: its response, and the status `done` was
+// called with (from whichever thread). Copies share the call; the core's
+// `done` keeps it alive, so a call still parked when a test ends is safe.
+template <typename Response>
+class Call {
+ public:
+  Response* response() { return &state_->response; }
+  CoordinatorCore::Done Done() {
+    return [state = state_](absl::Status status) {
+      absl::MutexLock lock(&state->mu);
+      if (++state->calls > 1) {
+        ADD_FAILURE() << "done called " << state->calls << " times";
+        return;
+      }
+      state->status = std::move(status);
+    };
+  }
+  bool Returned() {
+    absl::MutexLock lock(&state_->mu);
+    return state_->calls > 0;
+  }
+  // The status it returned with; DeadlineExceeded when it has not returned
+  // within 10 s.
+  absl::Status Wait() {
+    absl::MutexLock lock(&state_->mu);
+    state_->mu.AwaitWithTimeout(
+        absl::Condition(
+            +[](int* calls) { return *calls > 0; }, &state_->calls),
+        absl::Seconds(10));
+    if (state_->calls == 0) {
+      return absl::DeadlineExceededError("the call did not return");
+    }
+    return state_->status;
+  }
+
+ private:
+  struct State {
+    Response response;
+    absl::Mutex mu;
+    int calls = 0;
+    absl::Status status;
+  };
+  std::shared_ptr<State> state_ = std::make_shared<State>();
+};
+
+// options.save: writes one small file per checkpoint and records the steps
+// it was asked for. Can fail its next call, or block until Unblock.
+class FakeSave {
+ public:
+  absl::StatusOr<std::vector<CheckpointFile>> Save(const std::string& dir,
+                                                   int64_t step) {
+    absl::Status fail;
+    {
+      absl::MutexLock lock(&mu_);
+      steps_.push_back(step);
+      dirs_.push_back(dir);
+      mu_.Await(absl::Condition(
+          +[](bool* blocked) { return !*blocked; }, &blocked_));
+      fail = std::exchange(fail_next_, absl::OkStatus());
+    }
+    if (!fail.ok()) return fail;
+    std::filesystem::create_directories(dir + "/server-0");
+    std::ofstream(dir + "/server-0/part.bin") << "step " << step;
+    absl::StatusOr<CheckpointFile> file =
+        DescribeCheckpointFile(dir, "server-0/part.bin");
+    if (!file.ok()) return file.status();
+    return std::vector<CheckpointFile>{*file};
+  }
+
+  void FailNext(absl::Status status) {
+    absl::MutexLock lock(&mu_);
+    fail_next_ = std::move(status);
+  }
+  void Block() {
+    absl::MutexLock lock(&mu_);
+    blocked_ = true;
+  }
+  void Unblock() {
+    absl::MutexLock lock(&mu_);
+    blocked_ = false;
+  }
+  // Waits (up to 10 s) until `n` saves have begun; false if they have not.
+  bool WaitStarted(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto started = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return steps_.size() >= n;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&started), absl::Seconds(10));
+  }
+  std::vector<int64_t> steps() {
+    absl::MutexLock lock(&mu_);
+    return steps_;
+  }
+  std::vector<std::string> dirs() {
+    absl::MutexLock lock(&mu_);
+    return dirs_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<int64_t> steps_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> dirs_ ABSL_GUARDED_BY(mu_);
+  absl::Status fail_next_ ABSL_GUARDED_BY(mu_);
+  bool blocked_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+DataPosition Position(int64_t offset) {
+  DataPosition p;
+  p.set_file_index(0);
+  p.set_file("train.tsv");
+  p.set_offset(offset);
+  return p;
+}
+
+BarrierRequest AtBarrier(int rank, const std::string& name, bool has_more) {
+  BarrierRequest r;
+  r.set_worker_rank(rank);
+  r.set_name(name);
+  r.set_has_more(has_more);
+  return r;
+}
+
+StepGateRequest AtGate(int rank, int64_t step, int32_t staleness) {
+  StepGateRequest r;
+  r.set_worker_rank(rank);
+  r.set_step(step);
+  r.set_staleness(staleness);
+  return r;
+}
+
+CheckpointArriveRequest AtCut(int rank, int64_t step, int64_t offset,
+                              int64_t id) {
+  CheckpointArriveRequest r;
+  r.set_worker_rank(rank);
+  r.set_step(step);
+  *r.mutable_position() = Position(offset);
+  r.set_checkpoint_id(id);
+  return r;
+}
+
+FinishRequest Finished(int rank, int64_t step, int64_t offset) {
+  FinishRequest r;
+  r.set_worker_rank(rank);
+  r.set_status("ok");
+  r.set_step(step);
+  *r.mutable_position() = Position(offset);
+  return r;
+}
+
+class CoordinatorCoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir();
+    if (!tmpl.empty() && tmpl.back() == '/') tmpl.pop_back();
+    tmpl += "/ps_coordinator_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    root_ = tmpl + "/ckpt";
+  }
+  void TearDown() override {
+    save_.Unblock();
+    core_.reset();
+    std::filesystem::remove_all(std::filesystem::path(root_).parent_path());
+  }
+
+  // A core of `num_workers` on the fake clock, without a timer thread;
+  // checkpoints into root_ through save_ when `checkpoints`.
+  CoordinatorOptions Options(int num_workers, bool checkpoints) {
+    CoordinatorOptions o;
+    o.num_workers = num_workers;
+    o.num_servers = 2;
+    o.config.mutable_cluster()->set_worker_timeout_ms(kTimeoutMs);
+    o.clock = [this] { return clock_.Now(); };
+    o.tick_every = absl::ZeroDuration();
+    o.on_all_finished = [this] { all_finished_.fetch_add(1); };
+    if (checkpoints) {
+      o.config.mutable_checkpoint()->set_dir(root_);
+      o.save = [this](const std::string& dir, int64_t step) {
+        return save_.Save(dir, step);
+      };
+    }
+    return o;
+  }
+  void Start(int num_workers, bool checkpoints) {
+    core_ =
+        std::make_unique<CoordinatorCore>(Options(num_workers, checkpoints));
+  }
+
+  RegisterResponse Register(int rank, int num_workers) {
+    RegisterRequest request;
+    request.set_worker_rank(rank);
+    request.set_num_workers(num_workers);
+    RegisterResponse response;
+    EXPECT_TRUE(core_->Register(request, &response).ok()) << rank;
+    return response;
+  }
+  // The open round this worker is asked to arrive at (0: none).
+  int64_t Heartbeat(int rank) {
+    HeartbeatRequest request;
+    request.set_worker_rank(rank);
+    HeartbeatResponse response;
+    EXPECT_TRUE(core_->Heartbeat(request, &response).ok()) << rank;
+    return response.checkpoint_pending();
+  }
+  void Barrier(int rank, const std::string& name, bool has_more,
+               Call<BarrierResponse>* call) {
+    core_->Barrier(AtBarrier(rank, name, has_more), call->response(),
+                   call->Done());
+  }
+  void Gate(int rank, int64_t step, int32_t staleness,
+            Call<StepGateResponse>* call) {
+    core_->StepGate(AtGate(rank, step, staleness), call->response(),
+                    call->Done());
+  }
+  void Arrive(int rank, int64_t step, int64_t offset, int64_t id,
+              Call<CheckpointArriveResponse>* call) {
+    core_->CheckpointArrive(AtCut(rank, step, offset, id), call->response(),
+                            call->Done());
+  }
+  void Request(Call<RequestCheckpointResponse>* call) {
+    RequestCheckpointRequest request;
+    request.set_reason("test");
+    core_->RequestCheckpoint(request, call->response(), call->Done());
+  }
+  // Waits (up to 10 s) for on_all_finished to have been called `n` times.
+  bool WaitAllFinished(int n) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (all_finished_.load() < n && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return all_finished_.load() >= n;
+  }
+
+  FakeClock clock_;
+  FakeSave save_;
+  std::atomic<int> all_finished_{0};
+  std::string root_;
+  std::unique_ptr<CoordinatorCore> core_;
+};
+
+// ---------------------------------------------------------------------------
+// Registration
+
+TEST_F(CoordinatorCoreTest, RegisterRefusesAnUnknownRankOrWorkerCount) {
+  Start(2, false);
+  RegisterRequest request;
+  request.set_worker_rank(5);
+  request.set_num_workers(2);
+  RegisterResponse response;
+  absl::Status s = core_->Register(request, &response);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "worker rank 5 is out of range: the job has 2 workers");
+
+  request.set_worker_rank(-1);
+  EXPECT_EQ(core_->Register(request, &response).message(),
+            "worker rank -1 is out of range: the job has 2 workers");
+
+  request.set_worker_rank(1);
+  request.set_num_workers(3);
+  s = core_->Register(request, &response);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.message(),
+            "worker 1 was configured for 3 workers, the coordinator for 2");
+
+  // Waiting calls are refused at once, through `done`.
+  Call<BarrierResponse> barrier;
+  Barrier(2, "b", false, &barrier);
+  ASSERT_TRUE(barrier.Returned());
+  EXPECT_EQ(barrier.Wait().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(barrier.Wait().message(),
+            "worker rank 2 is out of range: the job has 2 workers");
+}
+
+TEST_F(CoordinatorCoreTest, RegisterTellsServersAndTheResumedPosition) {
+  CoordinatorOptions options = Options(2, true);
+  Manifest resumed;
+  resumed.set_global_step(40);
+  for (int r = 0; r < 2; ++r) {
+    DataPosition* p = resumed.add_worker_positions();
+    *p = Position(100 + r);
+    p->set_worker_rank(r);
+    resumed.add_worker_steps(40 - r);
+  }
+  options.resumed = resumed;
+  options.resumed_dir = "/ckpt/ckpt-0000000040";
+  core_ = std::make_unique<CoordinatorCore>(std::move(options));
+
+  RegisterResponse first = Register(1, 2);
+  EXPECT_EQ(first.num_servers(), 2);
+  EXPECT_EQ(first.resumed_from(), "/ckpt/ckpt-0000000040");
+  EXPECT_EQ(first.resume_step(), 39);
+  EXPECT_EQ(first.resume_position().offset(), 101);
+  EXPECT_EQ(first.resume_position().worker_rank(), 1);
+  // A restarted worker registers again and gets the same record.
+  RegisterResponse again = Register(1, 2);
+  EXPECT_EQ(again.resume_step(), 39);
+  EXPECT_EQ(again.resume_position().offset(), 101);
+}
+
+TEST_F(CoordinatorCoreTest, AWorkerRegisteringAgainAfterFinishingCountsAgain) {
+  Start(2, false);
+  Register(0, 2);
+  Register(1, 2);
+  ASSERT_TRUE(core_->Finish(Finished(1, 5, 0)).ok());
+  // Worker 1 restarts: it is training again, so the job is not over when
+  // worker 0 finishes.
+  Register(1, 2);
+  ASSERT_TRUE(core_->Finish(Finished(0, 5, 0)).ok());
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(all_finished_.load(), 0);
+  ASSERT_TRUE(core_->Finish(Finished(1, 9, 0)).ok());
+  EXPECT_TRUE(WaitAllFinished(1));
+}
+
+// ---------------------------------------------------------------------------
+// Liveness
+
+TEST_F(CoordinatorCoreTest, AWorkerSilentPastTheTimeoutNoLongerHoldsAGate) {
+  Start(2, false);
+  Register(0, 2);
+  Register(1, 2);
+  Call<StepGateResponse> held;
+  Gate(0, 5, 2, &held);  // worker 1 is at step 0
+  EXPECT_FALSE(held.Returned());
+
+  clock_.Advance(absl::Milliseconds(kTimeoutMs));
+  Heartbeat(0);
+  core_->Tick();
+  EXPECT_FALSE(held.Returned()) << "worker 1 is silent, but not for longer "
+                                   "than the timeout yet";
+
+  clock_.Advance(absl::Milliseconds(1));
+  core_->Tick();
+  ASSERT_TRUE(held.Returned());
+  EXPECT_TRUE(held.Wait().ok());
+  // Nobody else active: worker 0 is the slowest itself.
+  EXPECT_EQ(held.response()->slowest_step(), 5);
+
+  // A heartbeat brings worker 1 back: it holds gates again.
+  Heartbeat(1);
+  Call<StepGateResponse> again;
+  Gate(0, 6, 2, &again);
+  core_->Tick();
+  EXPECT_FALSE(again.Returned());
+  Call<StepGateResponse> slow;
+  Gate(1, 4, 2, &slow);
+  EXPECT_TRUE(slow.Wait().ok());
+  EXPECT_TRUE(again.Wait().ok());
+  EXPECT_EQ(again.response()->slowest_step(), 4);
+}
+
+TEST_F(CoordinatorCoreTest, ADeadWorkerCountsAsArrivedAtACheckpointRound) {
+  Start(2, true);
+  Register(0, 2);
+  Register(1, 2);
+  Call<BarrierResponse> b1;
+  BarrierRequest with_position = AtBarrier(1, "epoch 0", false);
+  with_position.set_step(7);
+  *with_position.mutable_position() = Position(70);
+  core_->Barrier(with_position, b1.response(), b1.Done());
+
+  // Worker 1 waits in the barrier and then goes silent; worker 0 arrives at
+  // a cut. Worker 1 counts as arrived either way (it is in a barrier); the
+  // save must not wait for it.
+  clock_.Advance(absl::Milliseconds(kTimeoutMs + 1));
+  Call<CheckpointArriveResponse> a0;
+  Arrive(0, 9, 90, 0, &a0);
+  ASSERT_TRUE(a0.Wait().ok()) << a0.Wait();
+  EXPECT_THAT(save_.steps(), ElementsAre(9));
+
+  // A round where worker 1 is only silent (not in a barrier).
+  Heartbeat(0);
+  Call<RequestCheckpointResponse> request;
+  Request(&request);
+  const int64_t id = Heartbeat(0);
+  ASSERT_GT(id, 0);
+  ASSERT_FALSE(b1.Returned());
+  Call<BarrierResponse> b0;
+  Barrier(0, "epoch 0", false, &b0);  // the barrier lets both go
+  EXPECT_TRUE(b0.Wait().ok());
+  EXPECT_TRUE(b1.Wait().ok());
+  EXPECT_FALSE(request.Returned()) << "worker 0 has not arrived";
+  Call<CheckpointArriveResponse> again;
+  Arrive(0, 12, 120, id, &again);
+  // Worker 1 has been silent since the first round: dead, so it is not
+  // waited for, and its last known position (from the barrier) is recorded.
+  ASSERT_TRUE(request.Wait().ok()) << request.Wait();
+  EXPECT_TRUE(again.Wait().ok());
+  absl::StatusOr<OpenedCheckpoint> latest = OpenLatest(root_);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->manifest.global_step(), 12);
+  EXPECT_THAT(latest->manifest.worker_steps(), ElementsAre(12, 7));
+  EXPECT_EQ(latest->manifest.worker_positions(1).offset(), 70);
+}
+
+// ---------------------------------------------------------------------------
+// Barriers
+
+TEST_F(CoordinatorCoreTest, ABarrierReleasesAllWhenAllArriveWithHasMoreOred) {
+  Start(3, false);
+  Call<BarrierResponse> b0, b1, b2;
+  Barrier(0, "epoch 0", false, &b0);
+  Barrier(1, "epoch 0", true, &b1);
+  EXPECT_FALSE(b0.Returned());
+  EXPECT_FALSE(b1.Returned());
+  Barrier(2, "epoch 0", false, &b2);
+  for (Call<BarrierResponse>* b : {&b0, &b1, &b2}) {
+    ASSERT_TRUE(b->Returned());
+    EXPECT_TRUE(b->Wait().ok());
+    EXPECT_FALSE(b->response()->all_done()) << "worker 1 had more data";
+  }
+  // The name can be used again; nobody has more data this time.
+  Call<BarrierResponse> c0, c1, c2;
+  Barrier(2, "epoch 0", false, &c2);
+  Barrier(0, "epoch 0", false, &c0);
+  EXPECT_FALSE(c0.Returned());
+  Barrier(1, "epoch 0", false, &c1);
+  for (Call<BarrierResponse>* c : {&c0, &c1, &c2}) {
+    EXPECT_TRUE(c->Wait().ok());
+    EXPECT_TRUE(c->response()->all_done());
+  }
+}
+
+TEST_F(CoordinatorCoreTest, AWorkerArrivingTwiceIsRefusedAndTheBarrierWaits) {
+  Start(2, false);
+  Call<BarrierResponse> first, twice, other;
+  Barrier(0, "epoch 1", false, &first);
+  Barrier(0, "epoch 1", true, &twice);
+  ASSERT_TRUE(twice.Returned());
+  EXPECT_EQ(twice.Wait().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(twice.Wait().message(),
+            "worker 0 arrived twice at barrier 'epoch 1'");
+  EXPECT_FALSE(first.Returned());
+  Barrier(1, "epoch 1", false, &other);
+  EXPECT_TRUE(first.Wait().ok());
+  EXPECT_TRUE(other.Wait().ok());
+  // The refused call's has_more did not count.
+  EXPECT_TRUE(first.response()->all_done());
+}
+
+TEST_F(CoordinatorCoreTest, ABarrierWaitsForADeadOrFinishedWorker) {
+  // Barriers need every worker (docs/architecture.md, section 8): neither a
+  // finished nor a dead worker lets one go.
+  Start(3, false);
+  Register(0, 3);
+  Register(1, 3);
+  Register(2, 3);
+  ASSERT_TRUE(core_->Finish(Finished(2, 3, 0)).ok());
+  Call<BarrierResponse> b0;
+  Barrier(0, "b", false, &b0);
+  clock_.Advance(absl::Milliseconds(kTimeoutMs + 1));  // worker 1 is dead
+  core_->Tick();
+  EXPECT_FALSE(b0.Returned());
+  // Worker 1 comes back and arrives; worker 2 restarts and arrives.
+  Call<BarrierResponse> b1, b2;
+  Heartbeat(1);
+  Barrier(1, "b", false, &b1);
+  EXPECT_FALSE(b0.Returned());
+  Register(2, 3);
+  Barrier(2, "b", false, &b2);
+  EXPECT_TRUE(b0.Wait().ok());
+  EXPECT_TRUE(b1.Wait().ok());
+  EXPECT_TRUE(b2.Wait().ok());
+}
+
+// ---------------------------------------------------------------------------
+// Step gates
+
+TEST_F(CoordinatorCoreTest, AGateHoldsAWorkerAheadUntilTheSlowestAdvances) {
+  Start(2, false);
+  Call<StepGateResponse> near;
+  Gate(0, 2, 2, &near);  // worker 1 at 0: a lead of 2 is allowed
+  ASSERT_TRUE(near.Returned());
+  EXPECT_EQ(near.response()->slowest_step(), 0);
+
+  Call<StepGateResponse> ahead;
+  Gate(0, 3, 2, &ahead);
+  EXPECT_FALSE(ahead.Returned());
+  Call<StepGateResponse> slow;
+  Gate(1, 1, 2, &slow);
+  EXPECT_TRUE(slow.Wait().ok());
+  EXPECT_EQ(slow.response()->slowest_step(), 1);
+  ASSERT_TRUE(ahead.Returned());
+  EXPECT_TRUE(ahead.Wait().ok());
+  EXPECT_EQ(ahead.response()->slowest_step(), 1);
+  EXPECT_EQ(ahead.response()->checkpoint_pending(), 0);
+  EXPECT_EQ(core_->max_granted_lead(), 2);
+
+  Call<StepGateResponse> negative;
+  Gate(1, 2, -1, &negative);
+  EXPECT_EQ(negative.Wait().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(negative.Wait().message(),
+            "StepGate: staleness must be >= 0, got -1");
+}
+
+TEST_F(CoordinatorCoreTest, FinishingOrRunningOutOfDataReleasesTheOthers) {
+  Start(3, false);
+  Call<StepGateResponse> ahead;
+  Gate(0, 10, 1, &ahead);
+  ASSERT_TRUE(core_->Finish(Finished(1, 4, 0)).ok());
+  EXPECT_FALSE(ahead.Returned()) << "worker 2 (at step 0) still holds it";
+  Call<StepGateResponse> out_of_data;
+  StepGateRequest done = AtGate(2, 0, 1);
+  done.set_done(true);
+  core_->StepGate(done, out_of_data.response(), out_of_data.Done());
+  EXPECT_TRUE(out_of_data.Wait().ok());
+  ASSERT_TRUE(ahead.Returned());
+  EXPECT_TRUE(ahead.Wait().ok());
+  EXPECT_EQ(ahead.response()->slowest_step(), 10);
+}
+
+// ---------------------------------------------------------------------------
+// Checkpoint rounds
+
+TEST_F(CoordinatorCoreTest, AnEveryStepsArrivalOpensARoundThatSavesOnce) {
+  Start(2, true);
+  Register(0, 2);
+  Register(1, 2);
+  EXPECT_EQ(Heartbeat(1), 0);
+  // Worker 1 is far ahead of worker 0 (which has reported no step yet) and
+  // is held at its gate.
+  Call<StepGateResponse> gate;
+  Gate(1, 98, 1, &gate);
+  EXPECT_FALSE(gate.Returned());
+  // Worker 0's trainer arrives after step 100 (a multiple of every_steps).
+  Call<CheckpointArriveResponse> a0;
+  Arrive(0, 100, 1000, 0, &a0);
+  EXPECT_FALSE(a0.Returned());
+  // Worker 1 learns of the round from its heartbeat, and its gate lets it go
+  // to arrive (worker 0 will not move before the round is over).
+  const int64_t id = Heartbeat(1);
+  EXPECT_GT(id, 0);
+  EXPECT_EQ(Heartbeat(0), 0) << "worker 0 has arrived already";
+  ASSERT_TRUE(gate.Returned());
+  EXPECT_TRUE(gate.Wait().ok());
+  EXPECT_EQ(gate.response()->checkpoint_pending(), id);
+  EXPECT_TRUE(save_.steps().empty());
+
+  Call<CheckpointArriveResponse> a1;
+  Arrive(1, 98, 980, id, &a1);
+  ASSERT_TRUE(a0.Wait().ok()) << a0.Wait();
+  ASSERT_TRUE(a1.Wait().ok()) << a1.Wait();
+  const std::string dir = root_ + "/" + CheckpointDirName(100);
+  EXPECT_THAT(save_.steps(), ElementsAre(100));
+  EXPECT_THAT(save_.dirs(), ElementsAre(dir));
+  EXPECT_EQ(a0.response()->dir(), dir);
+  EXPECT_EQ(a0.response()->global_step(), 100);
+  EXPECT_EQ(a1.response()->dir(), dir);
+  EXPECT_EQ(core_->checkpoints_taken(), 1);
+
+  absl::StatusOr<OpenedCheckpoint> latest = OpenLatest(root_);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  const Manifest& m = latest->manifest;
+  EXPECT_EQ(m.global_step(), 100);
+  EXPECT_EQ(m.num_servers(), 2);
+  EXPECT_THAT(m.worker_steps(), ElementsAre(100, 98));
+  ASSERT_EQ(m.worker_positions_size(), 2);
+  EXPECT_EQ(m.worker_positions(0).worker_rank(), 0);
+  EXPECT_EQ(m.worker_positions(0).offset(), 1000);
+  EXPECT_EQ(m.worker_positions(1).worker_rank(), 1);
+  EXPECT_EQ(m.worker_positions(1).offset(), 980);
+  ASSERT_EQ(m.files_size(), 1);
+  EXPECT_EQ(m.files(0).path(), "server-0/part.bin");
+
+  // The round is over: no longer pending; an arrival for it returns the
+  // checkpoint at once; a restarted worker resumes from it.
+  EXPECT_EQ(Heartbeat(1), 0);
+  Call<CheckpointArriveResponse> late;
+  Arrive(1, 101, 990, id, &late);
+  ASSERT_TRUE(late.Returned());
+  EXPECT_EQ(late.response()->dir(), dir);
+  EXPECT_THAT(save_.steps(), ElementsAre(100));
+  RegisterResponse resumed = Register(1, 2);
+  EXPECT_EQ(resumed.resumed_from(), dir);
+  EXPECT_EQ(resumed.resume_step(), 98);
+  EXPECT_EQ(resumed.resume_position().offset(), 980);
+}
+
+TEST_F(CoordinatorCoreTest, RequestCheckpointCountsWorkersParkedInABarrier) {
+  Start(2, true);
+  Register(0, 2);
+  Register(1, 2);
+  Call<BarrierResponse> b1;
+  BarrierRequest with_position = AtBarrier(1, "epoch 0", false);
+  with_position.set_step(30);
+  *with_position.mutable_position() = Position(300);
+  core_->Barrier(with_position, b1.response(), b1.Done());
+  Call<RequestCheckpointResponse> request;
+  Request(&request);
+  EXPECT_FALSE(request.Returned());
+  const int64_t id = Heartbeat(0);
+  ASSERT_GT(id, 0);
+  Call<CheckpointArriveResponse> a0;
+  Arrive(0, 31, 310, id, &a0);
+  ASSERT_TRUE(request.Wait().ok()) << request.Wait();
+  EXPECT_TRUE(a0.Wait().ok());
+  EXPECT_EQ(request.response()->global_step(), 31);
+  EXPECT_EQ(request.response()->dir(), root_ + "/" + CheckpointDirName(31));
+  EXPECT_FALSE(b1.Returned()) << "worker 0 has not reached the barrier";
+  absl::StatusOr<OpenedCheckpoint> latest = OpenLatest(root_);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_THAT(latest->manifest.worker_steps(), ElementsAre(31, 30));
+  EXPECT_EQ(latest->manifest.worker_positions(1).offset(), 300);
+}
+
+TEST_F(CoordinatorCoreTest, CheckpointCallsAreRefusedWithoutASaveFunction) {
+  Start(1, false);
+  Call<RequestCheckpointResponse> request;
+  Request(&request);
+  EXPECT_EQ(request.Wait().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(request.Wait().message(), HasSubstr("no checkpoint section"));
+  Call<CheckpointArriveResponse> arrive;
+  Arrive(0, 5, 0, 0, &arrive);
+  EXPECT_EQ(arrive.Wait().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(arrive.Wait().message(), HasSubstr("no checkpoint section"));
+}
+
+TEST_F(CoordinatorCoreTest, EveryMinutesOpensARoundWhenDue) {
+  CoordinatorOptions options = Options(1, true);
+  options.config.mutable_checkpoint()->set_every_minutes(2);
+  core_ = std::make_unique<CoordinatorCore>(std::move(options));
+  Register(0, 1);
+  clock_.Advance(absl::Minutes(2) - absl::Seconds(1));
+  Heartbeat(0);
+  core_->Tick();
+  EXPECT_EQ(Heartbeat(0), 0);
+  clock_.Advance(absl::Seconds(1));
+  Heartbeat(0);
+  core_->Tick();
+  const int64_t id = Heartbeat(0);
+  ASSERT_GT(id, 0);
+  Call<CheckpointArriveResponse> a0;
+  Arrive(0, 7, 70, id, &a0);
+  ASSERT_TRUE(a0.Wait().ok()) << a0.Wait();
+  EXPECT_THAT(save_.steps(), ElementsAre(7));
+  // The next one is due two minutes after this one ended.
+  clock_.Advance(absl::Minutes(1));
+  Heartbeat(0);
+  core_->Tick();
+  EXPECT_EQ(Heartbeat(0), 0);
+  clock_.Advance(absl::Minutes(1));
+  Heartbeat(0);
+  core_->Tick();
+  EXPECT_GT(Heartbeat(0), id);
+}
+
+TEST_F(CoordinatorCoreTest, ABarrierReleaseWaitsUntilTheSaveIsWritten) {
+  Start(2, true);
+  Register(0, 2);
+  Register(1, 2);
+  Call<BarrierResponse> b0;
+  BarrierRequest with_position = AtBarrier(0, "epoch 0", false);
+  with_position.set_step(20);
+  *with_position.mutable_position() = Position(200);
+  core_->Barrier(with_position, b0.response(), b0.Done());
+  // Worker 1 goes silent; a requested round counts it (dead) and worker 0
+  // (in the barrier) as arrived and starts writing at once.
+  clock_.Advance(absl::Milliseconds(kTimeoutMs + 1));
+  save_.Block();
+  Call<RequestCheckpointResponse> request;
+  Request(&request);
+  ASSERT_TRUE(save_.WaitStarted(1));
+  // Worker 1 is back and completes the barrier while the cut is written:
+  // nobody may go past the cut yet.
+  Heartbeat(1);
+  Call<BarrierResponse> b1;
+  Barrier(1, "epoch 0", false, &b1);
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(b0.Returned());
+  EXPECT_FALSE(b1.Returned());
+  EXPECT_FALSE(request.Returned());
+  save_.Unblock();
+  ASSERT_TRUE(request.Wait().ok()) << request.Wait();
+  EXPECT_TRUE(b0.Wait().ok());
+  EXPECT_TRUE(b1.Wait().ok());
+  EXPECT_EQ(request.response()->global_step(), 20);
+}
+
+TEST_F(CoordinatorCoreTest, AGateReleaseAndALateArrivalWaitForTheSave) {
+  Start(2, true);
+  Register(0, 2);
+  Register(1, 2);
+  clock_.Advance(absl::Milliseconds(kTimeoutMs + 1));
+  Heartbeat(1);
+  // Worker 0 is dead; worker 1 arrives at step 4 and the cut is taken.
+  save_.Block();
+  Call<CheckpointArriveResponse> a1;
+  Arrive(1, 4, 40, 0, &a1);
+  ASSERT_TRUE(save_.WaitStarted(1));
+  // Worker 0 comes back meanwhile, within staleness of worker 1, and also
+  // arrives for the round being written (it had heard of it).
+  Heartbeat(0);
+  Call<StepGateResponse> gate;
+  Gate(0, 6, 2, &gate);
+  Call<CheckpointArriveResponse> a0;
+  Arrive(0, 6, 60, 1, &a0);
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(gate.Returned());
+  EXPECT_FALSE(a0.Returned());
+  EXPECT_FALSE(a1.Returned());
+  save_.Unblock();
+  ASSERT_TRUE(a1.Wait().ok()) << a1.Wait();
+  EXPECT_TRUE(gate.Wait().ok());
+  EXPECT_EQ(gate.response()->slowest_step(), 4);
+  // The late arrival is answered with the checkpoint just written.
+  ASSERT_TRUE(a0.Wait().ok());
+  EXPECT_EQ(a0.response()->global_step(), 4);
+  EXPECT_EQ(a0.response()->dir(), a1.response()->dir());
+  EXPECT_THAT(save_.steps(), ElementsAre(4));
+}
+
+TEST_F(CoordinatorCoreTest, AFailedSaveReportsTheErrorAndTrainingGoesOn) {
+  Start(2, true);
+  Register(0, 2);
+  Register(1, 2);
+  save_.FailNext(absl::InternalError("server 1 (h:1): disk full"));
+  save_.Block();
+  Call<CheckpointArriveResponse> a0, a1;
+  Arrive(0, 10, 100, 0, &a0);
+  Arrive(1, 10, 101, 0, &a1);
+  ASSERT_TRUE(save_.WaitStarted(1));
+  // A release held for the save goes on after it even though it failed.
+  Call<StepGateResponse> gate;
+  Gate(0, 11, 1, &gate);
+  save_.Unblock();
+  for (Call<CheckpointArriveResponse>* a : {&a0, &a1}) {
+    absl::Status s = a->Wait();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+    EXPECT_EQ(s.message(), "server 1 (h:1): disk full");
+  }
+  EXPECT_TRUE(gate.Wait().ok());
+  EXPECT_EQ(core_->checkpoints_taken(), 0);
+  EXPECT_EQ(OpenLatest(root_).status().code(), absl::StatusCode::kNotFound);
+
+  // The next round writes.
+  Call<CheckpointArriveResponse> b0, b1;
+  Arrive(0, 20, 200, 0, &b0);
+  Arrive(1, 20, 201, 0, &b1);
+  ASSERT_TRUE(b0.Wait().ok()) << b0.Wait();
+  EXPECT_TRUE(b1.Wait().ok());
+  EXPECT_EQ(core_->checkpoints_taken(), 1);
+  EXPECT_THAT(save_.steps(), ElementsAre(10, 20));
+  absl::StatusOr<OpenedCheckpoint> latest = OpenLatest(root_);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->manifest.global_step(), 20);
+}
+
+// ---------------------------------------------------------------------------
+// The end of the job
+
+TEST_F(CoordinatorCoreTest, TheJobEndsOnceAfterEveryWorkerAndTheFinalSave) {
+  Start(2, true);
+  Register(0, 2);
+  Register(1, 2);
+  save_.Block();
+  ASSERT_TRUE(core_->Finish(Finished(0, 10, 100)).ok());
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(all_finished_.load(), 0);
+  EXPECT_TRUE(save_.steps().empty());
+  ASSERT_TRUE(core_->Finish(Finished(1, 12, 120)).ok());
+  ASSERT_TRUE(save_.WaitStarted(1));
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(all_finished_.load(), 0) << "before the final checkpoint";
+  save_.Unblock();
+  ASSERT_TRUE(WaitAllFinished(1));
+  absl::StatusOr<OpenedCheckpoint> latest = OpenLatest(root_);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->manifest.global_step(), 12);
+  EXPECT_THAT(latest->manifest.worker_steps(), ElementsAre(10, 12));
+  EXPECT_EQ(latest->manifest.worker_positions(1).offset(), 120);
+  // A repeated Finish (a retry) does not end the job twice. (Not announced
+  // after Stop, so give a second end time to show before the core goes.)
+  ASSERT_TRUE(core_->Finish(Finished(1, 12, 120)).ok());
+  absl::SleepFor(absl::Milliseconds(100));
+  core_.reset();  // waits for its background work
+  EXPECT_EQ(all_finished_.load(), 1);
+  EXPECT_THAT(save_.steps(), ElementsAre(12));
+}
+
+TEST_F(CoordinatorCoreTest, TheJobEndsEvenWhenTheFinalSaveFails) {
+  Start(1, true);
+  Register(0, 1);
+  save_.FailNext(absl::InternalError("disk full"));
+  ASSERT_TRUE(core_->Finish(Finished(0, 3, 30)).ok());
+  ASSERT_TRUE(WaitAllFinished(1));
+  core_.reset();
+  EXPECT_EQ(all_finished_.load(), 1);
+}
+
+TEST_F(CoordinatorCoreTest, WithoutCheckpointsTheJobEndsOnceWhenAllFinish) {
+  Start(2, false);
+  ASSERT_TRUE(core_->Finish(Finished(0, 1, 0)).ok());
+  ASSERT_TRUE(core_->Finish(Finished(1, 1, 0)).ok());
+  ASSERT_TRUE(WaitAllFinished(1));
+  ASSERT_TRUE(core_->Finish(Finished(1, 1, 0)).ok());
+  absl::SleepFor(absl::Milliseconds(100));
+  core_.reset();
+  EXPECT_EQ(all_finished_.load(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Stop
+
+TEST_F(CoordinatorCoreTest, StopEndsParkedCallsAndRefusesLaterOnes) {
+  Start(3, false);
+  Call<BarrierResponse> barrier;
+  Barrier(0, "epoch 2", false, &barrier);
+  Call<StepGateResponse> gate;
+  Gate(1, 9, 1, &gate);
+  ASSERT_FALSE(barrier.Returned());
+  ASSERT_FALSE(gate.Returned());
+  core_->Stop();
+  ASSERT_TRUE(barrier.Returned());
+  EXPECT_EQ(barrier.Wait().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(barrier.Wait().message(),
+              HasSubstr("barrier 'epoch 2' (1 of 3 workers arrived)"));
+  ASSERT_TRUE(gate.Returned());
+  EXPECT_EQ(gate.Wait().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(gate.Wait().message(),
+              HasSubstr("step gate of worker 1 at step 9"));
+
+  Call<BarrierResponse> later;
+  Barrier(1, "epoch 2", false, &later);
+  ASSERT_TRUE(later.Returned());
+  EXPECT_EQ(later.Wait().code(), absl::StatusCode::kUnavailable);
+  RegisterRequest request;
+  request.set_worker_rank(2);
+  request.set_num_workers(3);
+  RegisterResponse response;
+  EXPECT_EQ(core_->Register(request, &response).code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(core_->Finish(Finished(2, 0, 0)).code(),
+            absl::StatusCode::kUnavailable);
+  core_->Stop();  // again: nothing left
+}
+
+TEST_F(CoordinatorCoreTest, StopEndsCallsWaitingForACheckpoint) {
+  Start(2, true);
+  Register(0, 2);
+  Register(1, 2);
+  Call<CheckpointArriveResponse> arrived;
+  Arrive(0, 5, 50, 0, &arrived);  // waits for worker 1
+  Call<RequestCheckpointResponse> request;
+  Request(&request);
+  core_->Stop();
+  for (absl::Status s : {arrived.Wait(), request.Wait()}) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+    EXPECT_THAT(s.message(), HasSubstr("checkpoint round 1"));
+  }
+
+  // The job's end while its final checkpoint is written: Stop answers at
+  // once, and the job's end is not announced.
+  Start(1, true);
+  Register(0, 1);
+  save_.Block();
+  ASSERT_TRUE(core_->Finish(Finished(0, 8, 80)).ok());
+  ASSERT_TRUE(save_.WaitStarted(1));
+  Call<RequestCheckpointResponse> queued;
+  Request(&queued);  // after the one being written
+  core_->Stop();
+  ASSERT_TRUE(queued.Returned());
+  EXPECT_EQ(queued.Wait().code(), absl::StatusCode::kUnavailable);
+  save_.Unblock();
+  core_.reset();  // waits for the save
+  EXPECT_EQ(all_finished_.load(), 0);
+  // The checkpoint was written all the same.
+  absl::StatusOr<OpenedCheckpoint> latest = OpenLatest(root_);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->manifest.global_step(), 8);
+}
+
+}  // namespace
+}  // namespace ps
