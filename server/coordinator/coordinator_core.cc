@@ -79,14 +79,13 @@ auto AnswerRound(Response* response, CoordinatorCore::Done done) {
 }
 
 // The manifest of a cut, without its files: each worker's stand (else its
-// record in the previous checkpoint, else the start) and the largest step
-// as the global step.
+// record in the previous checkpoint, else the start) and the largest of
+// their steps as the global step.
 Manifest BuildManifest(const CoordinatorOptions& options,
                        const std::map<int, WorkerStand>& stands,
                        const std::optional<Manifest>& previous) {
   Manifest manifest;
   int64_t step = 0;
-  for (const auto& [rank, stand] : stands) step = std::max(step, stand.step);
   for (int r = 0; r < options.num_workers; ++r) {
     WorkerStand stand;
     auto it = stands.find(r);
@@ -98,6 +97,9 @@ Manifest BuildManifest(const CoordinatorOptions& options,
     stand.position.set_worker_rank(r);
     *manifest.add_worker_positions() = stand.position;
     manifest.add_worker_steps(stand.step);
+    // A worker known only from the previous checkpoint counts too: before
+    // any worker registers, a resumed job's cut is that checkpoint's step.
+    step = std::max(step, stand.step);
   }
   manifest.set_global_step(step);
   manifest.set_num_servers(options.num_servers);

@@ -654,6 +654,33 @@ TEST_F(CoordinatorCoreTest, RequestCheckpointCountsWorkersParkedInABarrier) {
   EXPECT_EQ(latest->manifest.worker_positions(1).offset(), 300);
 }
 
+// ps_ctl checkpoint (or export) on a resumed job before any worker has
+// registered: the cut is the resumed checkpoint's, not step 0.
+TEST_F(CoordinatorCoreTest, ACutBeforeAnyWorkerRegisteredKeepsTheResumedStep) {
+  CoordinatorOptions options = Options(2, true);
+  Manifest resumed;
+  resumed.set_global_step(40);
+  for (int r = 0; r < 2; ++r) {
+    DataPosition* p = resumed.add_worker_positions();
+    *p = Position(100 + r);
+    p->set_worker_rank(r);
+    resumed.add_worker_steps(40 - r);
+  }
+  options.resumed = resumed;
+  options.resumed_dir = "/elsewhere/ckpt-0000000040";
+  core_ = std::make_unique<CoordinatorCore>(std::move(options));
+  Call<RequestCheckpointResponse> request;
+  Request(&request);
+  ASSERT_TRUE(request.Wait().ok()) << request.Wait();
+  EXPECT_EQ(request.response()->global_step(), 40);
+  EXPECT_THAT(save_.steps(), ElementsAre(40));
+  absl::StatusOr<OpenedCheckpoint> latest = OpenLatest(root_);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->manifest.global_step(), 40);
+  EXPECT_THAT(latest->manifest.worker_steps(), ElementsAre(40, 39));
+  EXPECT_EQ(latest->manifest.worker_positions(1).offset(), 101);
+}
+
 TEST_F(CoordinatorCoreTest, CheckpointCallsAreRefusedWithoutASaveFunction) {
   Start(1, false);
   Call<RequestCheckpointResponse> request;
