@@ -5,11 +5,13 @@
 #include "common/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 constexpr char kJob[] = R"pb(
   cluster { servers: "127.0.0.1:5000" }
@@ -54,8 +56,9 @@ TEST(CheckpointConfigTest, BadValuesNameLineAndField) {
        }) {
     auto parsed = Parse(c.text);
     ASSERT_FALSE(parsed.ok()) << c.text;
-    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(parsed.status().message(), HasSubstr(c.want)) << c.text;
+    EXPECT_THAT(parsed,
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.want)))
+        << c.text;
   }
 }
 

@@ -15,9 +15,13 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
+
+using ::testing::AllOf;
+using testing_util::StatusIs;
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -98,7 +102,7 @@ TEST_F(CheckpointTest, FolderNames) {
 }
 
 TEST_F(CheckpointTest, CommitThenOpenLatestGivesTheNewest) {
-  EXPECT_EQ(OpenLatest(root_).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(OpenLatest(root_), StatusIs(absl::StatusCode::kNotFound));
   ASSERT_TRUE(Write(10).ok());
   ASSERT_TRUE(Write(20).ok());
   auto opened = OpenLatest(root_);
@@ -130,36 +134,34 @@ TEST_F(CheckpointTest, VerifyNamesMissingTruncatedAndCorruptFiles) {
     f.put('#');
   }
   auto v = VerifyCheckpoint(Dir(5));
-  EXPECT_EQ(v.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(v.status().message(), HasSubstr("'server-0/dense.bin'"));
-  EXPECT_THAT(v.status().message(), HasSubstr("checksum mismatch"));
+  EXPECT_THAT(v, StatusIs(absl::StatusCode::kDataLoss,
+                          AllOf(HasSubstr("'server-0/dense.bin'"),
+                                HasSubstr("checksum mismatch"))));
 
   fs::resize_file(file, size - 7);
   v = VerifyCheckpoint(Dir(5));
-  EXPECT_EQ(v.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(
-      v.status().message(),
-      HasSubstr("'server-0/dense.bin': truncated: size " +
-                std::to_string(size - 7) + " want " + std::to_string(size)));
+  EXPECT_THAT(v, StatusIs(absl::StatusCode::kDataLoss,
+                          HasSubstr("'server-0/dense.bin': truncated: size " +
+                                    std::to_string(size - 7) + " want " +
+                                    std::to_string(size))));
 
   fs::remove(file);
   v = VerifyCheckpoint(Dir(5));
-  EXPECT_EQ(v.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(v.status().message(), HasSubstr("'server-0/dense.bin': missing"));
-  EXPECT_THAT(v.status().message(), HasSubstr(Dir(5)));
+  EXPECT_THAT(v, StatusIs(absl::StatusCode::kDataLoss,
+                          AllOf(HasSubstr("'server-0/dense.bin': missing"),
+                                HasSubstr(Dir(5)))));
 
   fs::remove(Dir(5) + "/MANIFEST");
   v = VerifyCheckpoint(Dir(5));
-  EXPECT_EQ(v.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(v.status().message(), HasSubstr("incomplete: no MANIFEST"));
+  EXPECT_THAT(v, StatusIs(absl::StatusCode::kFailedPrecondition,
+                          HasSubstr("incomplete: no MANIFEST")));
 }
 
 TEST_F(CheckpointTest, CorruptManifestIsRefused) {
   ASSERT_TRUE(Write(5).ok());
   fs::resize_file(Dir(5) + "/MANIFEST", 40);
   auto v = VerifyCheckpoint(Dir(5));
-  EXPECT_EQ(v.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(v.status().message(), HasSubstr("MANIFEST"));
+  EXPECT_THAT(v, StatusIs(absl::StatusCode::kDataLoss, HasSubstr("MANIFEST")));
 }
 
 TEST_F(CheckpointTest, BrokenLatestCheckpointOffersThePreviousOne) {
@@ -167,11 +169,12 @@ TEST_F(CheckpointTest, BrokenLatestCheckpointOffersThePreviousOne) {
   ASSERT_TRUE(Write(20).ok());
   fs::remove(Dir(20) + "/sparse.sst");
   EXPECT_EQ(LatestStep(), -1);
-  EXPECT_EQ(last_error_.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(last_error_.message(), HasSubstr("'sparse.sst': missing"));
-  EXPECT_THAT(last_error_.message(),
-              HasSubstr("newest previous complete checkpoint is '" + Dir(10) +
-                        "' (step 10)"));
+  EXPECT_THAT(
+      last_error_,
+      StatusIs(absl::StatusCode::kFailedPrecondition,
+               AllOf(HasSubstr("'sparse.sst': missing"),
+                     HasSubstr("newest previous complete checkpoint is '" +
+                               Dir(10) + "' (step 10)"))));
   // The offered one opens.
   auto prev = OpenCheckpoint(Dir(10));
   ASSERT_TRUE(prev.ok()) << prev.status();
@@ -185,30 +188,31 @@ TEST_F(CheckpointTest, GarbledOrMissingLatestIsReportedNotIgnored) {
     out << "garbage";
   }
   EXPECT_EQ(LatestStep(), -1);
-  EXPECT_EQ(last_error_.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(last_error_.message(), HasSubstr("LATEST' is corrupt"));
-  EXPECT_THAT(last_error_.message(), HasSubstr("'" + Dir(10) + "' (step 10)"));
+  EXPECT_THAT(last_error_,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("LATEST' is corrupt"),
+                             HasSubstr("'" + Dir(10) + "' (step 10)"))));
 
   fs::remove(root_ + "/LATEST");
   EXPECT_EQ(LatestStep(), -1);
-  EXPECT_EQ(last_error_.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(last_error_.message(), HasSubstr("LATEST' is missing"));
-  EXPECT_THAT(last_error_.message(), HasSubstr("(step 10)"));
+  EXPECT_THAT(last_error_, StatusIs(absl::StatusCode::kFailedPrecondition,
+                                    AllOf(HasSubstr("LATEST' is missing"),
+                                          HasSubstr("(step 10)"))));
 }
 
 TEST_F(CheckpointTest, NothingVerifiesSaysSo) {
   ASSERT_TRUE(Write(10).ok());
   fs::remove(Dir(10) + "/sparse.sst");
   EXPECT_EQ(LatestStep(), -1);
-  EXPECT_EQ(last_error_.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(last_error_.message(), HasSubstr("no other checkpoint"));
+  EXPECT_THAT(last_error_, StatusIs(absl::StatusCode::kFailedPrecondition,
+                                    HasSubstr("no other checkpoint")));
 }
 
 TEST_F(CheckpointTest, OnlyAnIncompleteFolderIsNotFound) {
   ASSERT_TRUE(PrepareCheckpointDir(root_, 3).ok());
   EXPECT_EQ(LatestStep(), -1);
-  EXPECT_EQ(last_error_.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(last_error_.message(), HasSubstr("incomplete"));
+  EXPECT_THAT(last_error_,
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("incomplete")));
 }
 
 // A crash before each stage of the commit of step 20 leaves step 10 (or,
@@ -227,7 +231,7 @@ TEST_F(CheckpointTest, CrashAtEveryCommitStageLeavesALoadableCheckpoint) {
                         : absl::OkStatus();
     };
     absl::Status s = Write(20, crash);
-    ASSERT_EQ(s.code(), absl::StatusCode::kAborted);
+    ASSERT_THAT(s, StatusIs(absl::StatusCode::kAborted));
     const int64_t want = stage == CommitStage::kRetention ? 20 : 10;
     EXPECT_EQ(LatestStep(), want) << last_error_;
 
@@ -276,8 +280,8 @@ TEST_F(CheckpointTest, RetentionNeverDeletesWhatLatestNames) {
 
 TEST_F(CheckpointTest, PrepareRefusesToOverwriteTheCurrentCheckpoint) {
   ASSERT_TRUE(Write(10).ok());
-  EXPECT_EQ(PrepareCheckpointDir(root_, 10).status().code(),
-            absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(PrepareCheckpointDir(root_, 10),
+              StatusIs(absl::StatusCode::kAlreadyExists));
   EXPECT_EQ(LatestStep(), 10);
 }
 
@@ -289,13 +293,13 @@ TEST_F(CheckpointTest, CommitRefusesFilesThatAreNotThere) {
   f->set_path("nope.bin");
   f->set_size(3);
   absl::Status s = CommitCheckpoint(root_, m);
-  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(s.message(), HasSubstr("'nope.bin': missing"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kDataLoss,
+                          HasSubstr("'nope.bin': missing")));
   f->set_path("../escape");
-  EXPECT_EQ(CommitCheckpoint(root_, m).code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(DescribeCheckpointFile(root_, "/abs").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(CommitCheckpoint(root_, m),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(DescribeCheckpointFile(root_, "/abs"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 constexpr char kJob[] = R"pb(
@@ -333,10 +337,11 @@ TEST(CheckpointCompatTest, OtherDimNamesTableAndBothValues) {
   JobConfig job = MustParse(kJob);
   Manifest saved = ManifestOf(MustParse(Replace(kJob, "dim: 8", "dim: 16")));
   absl::Status s = CheckCheckpointCompatible(saved, "/c/ckpt-1", job);
-  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(s.message(),
-              HasSubstr("sparse table 'emb': dim 8 in the job config, 16 in "
-                        "checkpoint '/c/ckpt-1'"));
+  EXPECT_THAT(
+      s,
+      StatusIs(absl::StatusCode::kFailedPrecondition,
+               HasSubstr("sparse table 'emb': dim 8 in the job config, 16 in "
+                         "checkpoint '/c/ckpt-1'")));
 }
 
 TEST(CheckpointCompatTest, OtherTablesAndLayersAreRefused) {
@@ -346,20 +351,20 @@ TEST(CheckpointCompatTest, OtherTablesAndLayersAreRefused) {
               "sparse_table: \"emb\"", "sparse_table: \"e2\"");
   absl::Status s =
       CheckCheckpointCompatible(ManifestOf(MustParse(renamed)), "/c", job);
-  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(s.message(), HasSubstr("sparse table 'emb' of the job config is "
-                                     "not in checkpoint '/c' (it has: e2)"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition,
+                          HasSubstr("sparse table 'emb' of the job config is "
+                                    "not in checkpoint '/c' (it has: e2)")));
 
   Manifest wider = ManifestOf(
       MustParse(Replace(kJob, "hidden_units: 32", "hidden_units: 64")));
   s = CheckCheckpointCompatible(wider, "/c", job);
-  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(s.message(), HasSubstr("dense parameters"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition,
+                          HasSubstr("dense parameters")));
 
   Manifest garbage;
   garbage.set_job_config("not { a config");
-  EXPECT_EQ(CheckCheckpointCompatible(garbage, "/c", job).code(),
-            absl::StatusCode::kDataLoss);
+  EXPECT_THAT(CheckCheckpointCompatible(garbage, "/c", job),
+              StatusIs(absl::StatusCode::kDataLoss));
 }
 
 }  // namespace

@@ -12,11 +12,14 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 constexpr char kMagic[] = "PSTEST01";
 
@@ -100,9 +103,9 @@ TEST_F(ChecksummedFileTest, TruncatedFileIsDataLossNamingIt) {
     WriteAll(path, data.substr(0, keep));
     auto read = ReadChecksummedFile(path, kMagic, 1);
     ASSERT_FALSE(read.ok()) << keep;
-    EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss) << keep;
-    EXPECT_THAT(read.status().message(), HasSubstr(path));
-    EXPECT_THAT(read.status().message(), HasSubstr("truncated"));
+    EXPECT_THAT(read, StatusIs(absl::StatusCode::kDataLoss,
+                               AllOf(HasSubstr(path), HasSubstr("truncated"))))
+        << keep;
   }
 }
 
@@ -115,27 +118,27 @@ TEST_F(ChecksummedFileTest, FlippedPayloadByteIsChecksumMismatch) {
   WriteAll(path, data);
   auto read = ReadChecksummedFile(path, kMagic, 1);
   ASSERT_FALSE(read.ok());
-  EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(read.status().message(), HasSubstr(path));
-  EXPECT_THAT(read.status().message(), HasSubstr("checksum mismatch"));
+  EXPECT_THAT(read,
+              StatusIs(absl::StatusCode::kDataLoss,
+                       AllOf(HasSubstr(path), HasSubstr("checksum mismatch"))));
 }
 
 TEST_F(ChecksummedFileTest, OtherKindAndNewerVersionAreRefused) {
   const std::string path = Path("k.bin");
   ASSERT_TRUE(WriteChecksummedFile(path, "PSOTHER1", 1, "abc").ok());
   auto other = ReadChecksummedFile(path, kMagic, 1);
-  EXPECT_EQ(other.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(other.status().message(), HasSubstr("PSOTHER1"));
+  EXPECT_THAT(other, StatusIs(absl::StatusCode::kInvalidArgument,
+                              HasSubstr("PSOTHER1")));
 
   ASSERT_TRUE(WriteChecksummedFile(path, kMagic, 3, "abc").ok());
   auto newer = ReadChecksummedFile(path, kMagic, 2);
-  EXPECT_EQ(newer.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(newer.status().message(), HasSubstr("format version 3"));
+  EXPECT_THAT(newer, StatusIs(absl::StatusCode::kFailedPrecondition,
+                              HasSubstr("format version 3")));
 
-  EXPECT_EQ(ReadChecksummedFile(Path("none"), kMagic, 1).status().code(),
-            absl::StatusCode::kNotFound);
-  EXPECT_EQ(ChecksummedWriter::Create(path, "short", 1).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ReadChecksummedFile(Path("none"), kMagic, 1),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(ChecksummedWriter::Create(path, "short", 1),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST_F(ChecksummedFileTest, ReadingPastThePayloadIsDataLoss) {
@@ -145,15 +148,15 @@ TEST_F(ChecksummedFileTest, ReadingPastThePayloadIsDataLoss) {
   ASSERT_TRUE(reader.ok());
   char buf[8];
   absl::Status s = (*reader)->Read(buf, 4);
-  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(s.message(), HasSubstr("only 3 left"));
+  EXPECT_THAT(s,
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("only 3 left")));
   // A length field larger than the payload is refused, not allocated.
   ASSERT_TRUE(
       WriteChecksummedFile(path, kMagic, 1, std::string(8, '\xff')).ok());
   reader = ChecksummedReader::Open(path, kMagic, 1);
   ASSERT_TRUE(reader.ok());
-  EXPECT_EQ((*reader)->ReadString(1 << 20).status().code(),
-            absl::StatusCode::kDataLoss);
+  EXPECT_THAT((*reader)->ReadString(1 << 20),
+              StatusIs(absl::StatusCode::kDataLoss));
 }
 
 TEST_F(ChecksummedFileTest, UnreadPayloadFailsFinish) {
@@ -164,8 +167,8 @@ TEST_F(ChecksummedFileTest, UnreadPayloadFailsFinish) {
   char buf[3];
   ASSERT_TRUE((*reader)->Read(buf, 3).ok());
   absl::Status s = (*reader)->Finish();
-  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(s.message(), HasSubstr("3 unexpected trailing"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kDataLoss,
+                          HasSubstr("3 unexpected trailing")));
 }
 
 TEST_F(ChecksummedFileTest, WriteFileAtomicallyReplacesContents) {
@@ -174,8 +177,8 @@ TEST_F(ChecksummedFileTest, WriteFileAtomicallyReplacesContents) {
   ASSERT_TRUE(WriteFileAtomically(path, "two\n").ok());
   EXPECT_EQ(ReadAll(path), "two\n");
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
-  EXPECT_EQ(WriteFileAtomically(Path("no/such/dir/x"), "a").code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_THAT(WriteFileAtomically(Path("no/such/dir/x"), "a"),
+              StatusIs(absl::StatusCode::kNotFound));
 }
 
 }  // namespace

@@ -8,11 +8,13 @@
 #include "common/input_shape.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 constexpr char kGood[] = R"pb(
 cluster {
@@ -46,7 +48,7 @@ std::string Error(const std::string& text, const ConfigOverrides& o = {}) {
   auto c = Parse(text, o);
   EXPECT_FALSE(c.ok());
   if (c.ok()) return "";
-  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(c, StatusIs(absl::StatusCode::kInvalidArgument));
   return std::string(c.status().message());
 }
 
@@ -167,8 +169,8 @@ TEST(ConfigTest, OverridesReplaceClusterValues) {
 
 TEST(ConfigTest, MissingFileIsNotFound) {
   auto c = LoadJobConfig("/nonexistent/job.pbtxt");
-  EXPECT_EQ(c.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(c.status().message(), HasSubstr("/nonexistent/job.pbtxt"));
+  EXPECT_THAT(c, StatusIs(absl::StatusCode::kNotFound,
+                          HasSubstr("/nonexistent/job.pbtxt")));
 }
 
 TEST(ConfigTest, NegativeLearningRate) {

@@ -19,6 +19,7 @@
 #include "common/metrics_log.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
@@ -27,6 +28,7 @@ using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
+using testing_util::StatusIs;
 
 // Sends `request` to 127.0.0.1:port and returns the whole response.
 std::string Exchange(int port, const std::string& request) {
@@ -87,14 +89,14 @@ TEST(MetricsHttpTest, ServesTheRenderedTextAtSlashMetrics) {
 
 TEST(MetricsHttpTest, BadOrTakenAddressesAreNamed) {
   auto bad = MetricsHttpServer::Start("localhost:http-ish", [] { return ""; });
-  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(bad.status().message(), HasSubstr("localhost:http-ish"));
+  EXPECT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument,
+                            HasSubstr("localhost:http-ish")));
   auto first = MetricsHttpServer::Start("127.0.0.1:0", [] { return ""; });
   ASSERT_TRUE(first.ok());
   const std::string taken = absl::StrCat("127.0.0.1:", (*first)->port());
   auto second = MetricsHttpServer::Start(taken, [] { return ""; });
-  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(second.status().message(), HasSubstr(taken));
+  EXPECT_THAT(second,
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr(taken)));
   // ":port" listens on every interface.
   auto any = MetricsHttpServer::Start(":0", [] { return "x 1\n"; });
   ASSERT_TRUE(any.ok()) << any.status();

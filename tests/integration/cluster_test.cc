@@ -9,13 +9,18 @@
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
 #include "common/config_validate.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/local_cluster.h"
+#include "tests/testing/status_matchers.h"
 #include "tools/datagen/datagen.h"
 #include "worker/train/worker_job.h"
 
 namespace ps {
 namespace {
+
+using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 constexpr char kJob[] = R"pb(
 cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 2 }
@@ -151,10 +156,8 @@ TEST_F(ClusterTest, MissingTrainingFileFailsTheWorkerWithItsName) {
   auto run = RunLocalCluster(config_);
   ASSERT_EQ(run->results.size(), 1u);
   ASSERT_FALSE(run->results[0].ok());
-  EXPECT_EQ(run->results[0].status().code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(run->results[0].status().message().find("nope-*.tsv"),
-            std::string::npos)
-      << run->results[0].status();
+  EXPECT_THAT(run->results[0],
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("nope-*.tsv")));
   // The failed worker still told the coordinator, which ended the job.
   EXPECT_TRUE(run->servers_stopped);
 }

@@ -30,6 +30,7 @@
 #include "proto/ps.grpc.pb.h"
 #include "tests/testing/local_cluster.h"
 #include "tests/testing/server_test_util.h"
+#include "tests/testing/status_matchers.h"
 #include "tools/ctl/admin_client.h"
 #include "tools/datagen/datagen.h"
 #include "worker/client/ps_client.h"
@@ -37,8 +38,10 @@
 namespace ps {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing_util::StatusIs;
 
 constexpr char kToken[] = "s3cret-token-for-tests";
 
@@ -177,9 +180,9 @@ TEST_F(SecurityTest, ClientsWithTheTokenWorkAndOthersAreToldWhy) {
   ASSERT_TRUE(plain.ok()) << plain.status();
   pulled = (*plain)->PullSparse(0, 2, std::vector<uint64_t>{1},
                                 absl::MakeSpan(values).subspan(0, 2), 0);
-  EXPECT_EQ(pulled.code(), absl::StatusCode::kUnauthenticated) << pulled;
-  EXPECT_THAT(pulled.message(), HasSubstr("no auth token"));
-  EXPECT_THAT(pulled.message(), HasSubstr("server 0"));
+  EXPECT_THAT(pulled, StatusIs(absl::StatusCode::kUnauthenticated,
+                               AllOf(HasSubstr("no auth token"),
+                                     HasSubstr("server 0"))));
 }
 
 TEST_F(SecurityTest, HealthAnswersWithoutTokenAndGoesNotServingAtShutdown) {
@@ -214,14 +217,12 @@ TEST_F(SecurityTest, TlsLetsInOnlyClientsThatTrustTheJobsCa) {
   }
   auto plain = CollectStats(Admin(*server, RpcSecurity::None()));
   EXPECT_FALSE(plain.ok());
-  EXPECT_EQ(plain.status().code(), absl::StatusCode::kUnavailable)
-      << plain.status();
+  EXPECT_THAT(plain, StatusIs(absl::StatusCode::kUnavailable));
   SecurityConfig other;
   other.set_tls_ca_file(TlsFile("other_ca.pem"));
   auto untrusted = CollectStats(Admin(*server, Client(other)));
   EXPECT_FALSE(untrusted.ok());
-  EXPECT_EQ(untrusted.status().code(), absl::StatusCode::kUnavailable)
-      << untrusted.status();
+  EXPECT_THAT(untrusted, StatusIs(absl::StatusCode::kUnavailable));
 }
 
 constexpr char kJob[] = R"pb(
@@ -284,9 +285,9 @@ TEST_F(SecurityTest, BadSettingsNameTheFieldAndTheFile) {
   SecurityConfig missing_ca = Tls();
   missing_ca.set_tls_ca_file(dir_ + "/no_such_ca.pem");
   auto loaded = RpcSecurity::Load(missing_ca, RpcSecurity::Role::kClient);
-  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(loaded.status().message(), HasSubstr("tls_ca_file"));
-  EXPECT_THAT(loaded.status().message(), HasSubstr("no_such_ca.pem"));
+  EXPECT_THAT(loaded, StatusIs(absl::StatusCode::kInvalidArgument,
+                               AllOf(HasSubstr("tls_ca_file"),
+                                     HasSubstr("no_such_ca.pem"))));
 
   SecurityConfig empty_key = Tls();
   empty_key.set_tls_key_file(Write("empty.key", ""));
@@ -309,7 +310,7 @@ TEST_F(SecurityTest, BadSettingsNameTheFieldAndTheFile) {
   options.config = config;
   options.listen_address = "127.0.0.1:0";
   auto server = PsServer::Start(options);
-  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(server, StatusIs(absl::StatusCode::kInvalidArgument));
 
   // Config validation: TLS needs both halves and a CA.
   auto with_security = [](const std::string& security) {

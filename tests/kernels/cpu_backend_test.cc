@@ -12,20 +12,21 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/kernel_test_util.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 TEST(CpuBackendTest, CreateRejectsZeroThreads) {
   BackendOptions options;
   options.threads = 0;
   auto backend = Backend::CreateCpu(options);
   ASSERT_FALSE(backend.ok());
-  EXPECT_EQ(backend.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(backend.status().message(),
-              HasSubstr("threads must be >= 1, got 0"));
+  EXPECT_THAT(backend, StatusIs(absl::StatusCode::kInvalidArgument,
+                                HasSubstr("threads must be >= 1, got 0")));
 }
 
 TEST(CpuBackendTest, NameIsCpu) { EXPECT_EQ(MakeBackend()->Name(), "cpu"); }

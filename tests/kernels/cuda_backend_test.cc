@@ -32,15 +32,20 @@
 #include <vector>
 
 #include "common/optimizer.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernels/auc.h"
 #include "kernels/backend.h"
 #include "kernels/backend_select.h"
 #include "kernels/device.h"
 #include "tests/testing/kernel_test_util.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
+
+using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 std::vector<float> Abs(std::vector<float> v) {
   for (float& x : v) x = std::fabs(x);
@@ -577,19 +582,16 @@ TEST(CudaBackendCreateTest, ErrorsNameTheProblem) {
   auto cuda = Backend::CreateCuda(BackendOptions{});
   if (!BuiltWithCuda()) {
     ASSERT_FALSE(cuda.ok());
-    EXPECT_EQ(cuda.status().code(), absl::StatusCode::kUnavailable);
-    EXPECT_NE(cuda.status().message().find("built without CUDA"),
-              std::string::npos)
-        << cuda.status();
+    EXPECT_THAT(cuda, StatusIs(absl::StatusCode::kUnavailable,
+                               HasSubstr("built without CUDA")));
     return;
   }
   auto gpus = ListGpus();
   ASSERT_TRUE(gpus.ok());
   if (gpus->empty()) {
     ASSERT_FALSE(cuda.ok());
-    EXPECT_EQ(cuda.status().code(), absl::StatusCode::kFailedPrecondition);
-    EXPECT_NE(cuda.status().message().find("no usable GPU"), std::string::npos)
-        << cuda.status();
+    EXPECT_THAT(cuda, StatusIs(absl::StatusCode::kFailedPrecondition,
+                               HasSubstr("no usable GPU")));
     return;
   }
   ASSERT_TRUE(cuda.ok()) << cuda.status();
@@ -598,7 +600,7 @@ TEST(CudaBackendCreateTest, ErrorsNameTheProblem) {
   bad.device = static_cast<int>(gpus->size());
   auto missing = Backend::CreateCuda(bad);
   ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(missing, StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 TEST(SelectBackendTest, ChoosesAndExplains) {
@@ -619,12 +621,10 @@ TEST(SelectBackendTest, ChoosesAndExplains) {
     EXPECT_EQ(automatic->backend->Name(), "cuda") << automatic->description;
   } else {
     ASSERT_FALSE(cuda.ok());
-    EXPECT_EQ(cuda.status().code(), BuiltWithCuda()
-                                        ? absl::StatusCode::kFailedPrecondition
-                                        : absl::StatusCode::kUnavailable);
-    EXPECT_NE(cuda.status().message().find("training.backend is CUDA"),
-              std::string::npos)
-        << cuda.status();
+    EXPECT_THAT(cuda,
+                StatusIs(BuiltWithCuda() ? absl::StatusCode::kFailedPrecondition
+                                         : absl::StatusCode::kUnavailable,
+                         HasSubstr("training.backend is CUDA")));
     EXPECT_EQ(automatic->backend->Name(), "cpu") << automatic->description;
   }
 }

@@ -27,12 +27,15 @@
 #include "server/service/ps_server.h"
 #include "tests/testing/server_test_util.h"
 #include "tests/testing/sparse_table_test_util.h"
+#include "tests/testing/status_matchers.h"
 #include "tools/ctl/admin_client.h"
 
 namespace ps {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 constexpr int kDim = 4;
 constexpr int kKeys = 3000;
@@ -280,11 +283,9 @@ TEST(CheckpointResumeTest, OtherDimIsRefusedNamingTheTable) {
   other.mutable_sparse_tables(0)->set_dim(8);
   auto h = PsHandler::Create(other, 0, &restore);
   ASSERT_FALSE(h.ok());
-  EXPECT_EQ(h.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(h.status().message(), HasSubstr("sparse table 'emb'"));
-  EXPECT_THAT(h.status().message(), HasSubstr("8"));
-  EXPECT_THAT(h.status().message(), HasSubstr("4"));
-  EXPECT_THAT(h.status().message(), HasSubstr(opened->dir));
+  EXPECT_THAT(h, StatusIs(absl::StatusCode::kFailedPrecondition,
+                          AllOf(HasSubstr("sparse table 'emb'"), HasSubstr("8"),
+                                HasSubstr("4"), HasSubstr(opened->dir))));
 }
 
 TEST(CheckpointResumeTest, CorruptRowsFileIsRefusedNamingIt) {

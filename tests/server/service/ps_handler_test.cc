@@ -14,12 +14,16 @@
 #include "common/hash.h"
 #include "common/model_spec.h"
 #include "common/packing.h"
+#include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "tests/testing/server_test_util.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
+
+using testing_util::StatusIs;
 
 constexpr int kDim = 4;
 
@@ -127,14 +131,14 @@ TEST_F(PsHandlerTest, UnknownSparseTable) {
   pull.set_table_id(7);
   PullSparseResponse response;
   absl::Status s = handlers_[0]->PullSparse(pull, &response);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "sparse table 7 does not exist on server 0 (has 0 'emb')");
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kInvalidArgument,
+                  "sparse table 7 does not exist on server 0 (has 0 'emb')"));
 
   s = PushSparse(1, 1, KeysOf(1, 2, 1), std::vector<float>(kDim, 1.0f));
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "sparse table 1 does not exist on server 1 (has 0 'emb')");
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kInvalidArgument,
+                  "sparse table 1 does not exist on server 1 (has 0 'emb')"));
   EXPECT_EQ(handlers_[1]->SparseRows(), std::vector<int64_t>{0});
 }
 
@@ -144,36 +148,37 @@ TEST_F(PsHandlerTest, KeyBytesNotAMultipleOfEight) {
   pull.set_keys(std::string(12, '\0'));
   PullSparseResponse response;
   absl::Status s = handlers_[0]->PullSparse(pull, &response);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "table 'emb' pull keys: 12 bytes is not a multiple of 8");
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kInvalidArgument,
+                  "table 'emb' pull keys: 12 bytes is not a multiple of 8"));
 
   PushSparseRequest push;
   push.set_table_id(0);
   push.set_keys(std::string(12, '\0'));
   push.set_grads(Pack(absl::Span<const float>(std::vector<float>(kDim, 1.0f))));
   s = handlers_[0]->PushSparse(push);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "table 'emb' push keys: 12 bytes is not a multiple of 8");
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kInvalidArgument,
+                  "table 'emb' push keys: 12 bytes is not a multiple of 8"));
   EXPECT_EQ(handlers_[0]->SparseRows(), std::vector<int64_t>{0});
 }
 
 TEST_F(PsHandlerTest, GradientSizeMismatch) {
   const std::vector<uint64_t> keys = KeysOf(0, 2, 2);
   absl::Status s = PushSparse(0, 0, keys, std::vector<float>(7, 1.0f));
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "table 'emb' push: 2 keys x dim 4 needs 8 floats, got 7");
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kInvalidArgument,
+                  "table 'emb' push: 2 keys x dim 4 needs 8 floats, got 7"));
 
   PushSparseRequest push;
   push.set_table_id(0);
   push.set_keys(Pack(absl::Span<const uint64_t>(keys)));
   push.set_grads(std::string(30, '\0'));
   s = handlers_[0]->PushSparse(push);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "table 'emb' push gradients: 30 bytes is not a multiple of 4");
+  EXPECT_THAT(
+      s,
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "table 'emb' push gradients: 30 bytes is not a multiple of 4"));
   EXPECT_EQ(handlers_[0]->SparseRows(), std::vector<int64_t>{0});
 }
 
@@ -182,9 +187,9 @@ TEST_F(PsHandlerTest, NonFiniteGradientIsRefusedAndNothingApplied) {
   std::vector<float> grads(2 * kDim, 1.0f);
   grads[5] = std::numeric_limits<float>::quiet_NaN();
   absl::Status s = PushSparse(0, 0, keys, grads);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "table 'emb' push gradient: value 5 is nan (not finite)");
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kInvalidArgument,
+                  "table 'emb' push gradient: value 5 is nan (not finite)"));
   EXPECT_EQ(handlers_[0]->SparseRows(), std::vector<int64_t>{0});
   EXPECT_EQ(PullSparse(0, keys), std::vector<float>(2 * kDim, 0.0f));
 }
@@ -203,13 +208,11 @@ TEST_F(PsHandlerTest, KeyOfTheOtherServerIsRefused) {
   pull.set_keys(Pack(absl::Span<const uint64_t>(keys)));
   PullSparseResponse response;
   absl::Status s = handlers_[0]->PullSparse(pull, &response);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(), expected);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, expected));
   EXPECT_EQ(handlers_[0]->SparseRows(), std::vector<int64_t>{0});
 
   s = PushSparse(0, 0, keys, std::vector<float>(2 * kDim, 1.0f));
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(), expected);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, expected));
   // Not even the key that belongs here was updated.
   EXPECT_EQ(PullSparse(0, {mine}), std::vector<float>(kDim, 0.0f));
 }
@@ -259,23 +262,26 @@ TEST_F(PsHandlerTest, PushDenseWrongSizeOrNonFinite) {
   PushDenseRequest push;
   push.set_grads(Pack(absl::Span<const float>(std::vector<float>(58, 1.0f))));
   absl::Status s = handlers_[0]->PushDense(push);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "dense table 'model' push: this server holds 60 floats, got 58");
+  EXPECT_THAT(
+      s, StatusIs(
+             absl::StatusCode::kInvalidArgument,
+             "dense table 'model' push: this server holds 60 floats, got 58"));
 
   push.set_grads(std::string(6, '\0'));
   s = handlers_[0]->PushDense(push);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "dense table 'model' gradients: 6 bytes is not a multiple of 4");
+  EXPECT_THAT(
+      s, StatusIs(
+             absl::StatusCode::kInvalidArgument,
+             "dense table 'model' gradients: 6 bytes is not a multiple of 4"));
 
   std::vector<float> grads(60, 1.0f);
   grads[59] = std::numeric_limits<float>::infinity();
   push.set_grads(Pack(absl::Span<const float>(grads)));
   s = handlers_[0]->PushDense(push);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "dense table 'model' gradient: value 59 is inf (not finite)");
+  EXPECT_THAT(
+      s,
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "dense table 'model' gradient: value 59 is inf (not finite)"));
 
   // Nothing was applied.
   PullDenseRequest pull;
@@ -291,16 +297,18 @@ TEST_F(PsHandlerTest, UnknownDenseTable) {
   pull.set_table_id(1);
   PullDenseResponse response;
   absl::Status s = handlers_[0]->PullDense(pull, &response);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "dense table 1 does not exist on server 0 (has 1 dense tables)");
+  EXPECT_THAT(
+      s, StatusIs(
+             absl::StatusCode::kInvalidArgument,
+             "dense table 1 does not exist on server 0 (has 1 dense tables)"));
 
   PushDenseRequest push;
   push.set_table_id(3);
   s = handlers_[1]->PushDense(push);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "dense table 3 does not exist on server 1 (has 1 dense tables)");
+  EXPECT_THAT(
+      s, StatusIs(
+             absl::StatusCode::kInvalidArgument,
+             "dense table 3 does not exist on server 1 (has 1 dense tables)"));
 }
 
 TEST(PsHandlerCreateTest, RankOutOfRange) {
@@ -308,10 +316,9 @@ TEST(PsHandlerCreateTest, RankOutOfRange) {
   for (int rank : {2, -1}) {
     auto h = PsHandler::Create(config, rank);
     ASSERT_FALSE(h.ok());
-    EXPECT_EQ(h.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_EQ(h.status().message(),
-              "server rank " + std::to_string(rank) +
-                  " is out of range: the job has 2 servers");
+    EXPECT_THAT(h, StatusIs(absl::StatusCode::kInvalidArgument,
+                            "server rank " + std::to_string(rank) +
+                                " is out of range: the job has 2 servers"));
   }
 }
 
@@ -320,9 +327,8 @@ TEST(PsHandlerCreateTest, BadTableIsRefused) {
   config.mutable_sparse_tables(0)->set_dim(0);
   auto h = PsHandler::Create(config, 0);
   ASSERT_FALSE(h.ok());
-  EXPECT_EQ(h.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(h.status().message(),
-            "table 'emb': dim must be in [1, 4096], got 0");
+  EXPECT_THAT(h, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "table 'emb': dim must be in [1, 4096], got 0"));
 }
 
 TEST(PsHandlerCreateTest, TwoTablesAreListedInErrors) {

@@ -25,12 +25,14 @@
 #include "server/service/ps_handler.h"
 #include "server/service/ps_server.h"
 #include "tests/testing/server_test_util.h"
+#include "tests/testing/status_matchers.h"
 #include "worker/client/ps_client.h"
 
 namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 constexpr int kDim = 2;
 constexpr int kBlock = 8;
@@ -219,36 +221,37 @@ TEST(PsServiceTest, ClientErrorsNameTheServer) {
                               1.0f, 1.0f};
   client->PushAsync(0, kDim, keys, grads, 0, Blocks(config), {}, 1);
   absl::Status s = client->WaitPushes(0);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "PushSparse to " + name +
-                ": table 'emb' push gradient: value 1 is nan (not finite)");
+  EXPECT_THAT(
+      s,
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "PushSparse to " + name +
+                   ": table 'emb' push gradient: value 1 is nan (not finite)"));
   EXPECT_EQ(server->handler()->SparseRows(), std::vector<int64_t>{0});
 
   // A worker that believes the table has another dim.
   std::vector<float> values(keys.size() * 3);
   s = client->PullSparse(0, 3, keys, absl::MakeSpan(values), 1);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
-  EXPECT_EQ(s.message(),
-            "PullSparse from " + name +
-                ": expected 2 rows of dim 3, got 16 bytes of dim 2");
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kInternal,
+                  "PullSparse from " + name +
+                      ": expected 2 rows of dim 3, got 16 bytes of dim 2"));
 
   // A worker that believes the dense table has another size.
   DenseBlocks wrong{65, kBlock, 1};
   std::vector<float> dense(65);
   s = client->PullDense(0, wrong, absl::MakeSpan(dense), 1);
-  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(s.message(), "PullDense from " + name +
-                             ": server has a table of 66 floats (66 here), "
-                             "this worker expects 65 (do all processes use "
-                             "the same config?)");
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition,
+                          "PullDense from " + name +
+                              ": server has a table of 66 floats (66 here), "
+                              "this worker expects 65 (do all processes use "
+                              "the same config?)"));
 
   s = client->PullSparse(9, kDim, keys, absl::MakeSpan(values).subspan(0, 4),
                          1);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(), "PullSparse to " + name +
-                             ": sparse table 9 does not exist on server 0 "
-                             "(has 0 'emb')");
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "PullSparse to " + name +
+                              ": sparse table 9 does not exist on server 0 "
+                              "(has 0 'emb')"));
 }
 
 TEST(PsServiceTest, TwoWorkersRegisterBarrierFinishAndStopBothServers) {
@@ -326,23 +329,24 @@ TEST(PsServiceTest, CoordinatorRefusesBadWorkers) {
   ASSERT_NE(stranger, nullptr);
   auto done = stranger->Barrier("b", false);
   ASSERT_FALSE(done.ok());
-  EXPECT_EQ(done.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(done.status().message(),
-            "Barrier 'b' to " + name +
-                ": worker rank 3 is out of range: the job has 1 workers");
+  EXPECT_THAT(
+      done,
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "Barrier 'b' to " + name +
+                   ": worker rank 3 is out of range: the job has 1 workers"));
   absl::Status s = stranger->Register().status();
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(), "Register to " + name +
-                             ": worker rank 3 is out of range: the job has 1 "
-                             "workers");
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "Register to " + name +
+                              ": worker rank 3 is out of range: the job has 1 "
+                              "workers"));
 
   auto misconfigured = MustConnect(ClientOptions({Endpoint(*server)}, 0, 3));
   ASSERT_NE(misconfigured, nullptr);
   s = misconfigured->Register().status();
-  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(s.message(), "Register to " + name +
-                             ": worker 0 was configured for 3 workers, the "
-                             "coordinator for 1");
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition,
+                          "Register to " + name +
+                              ": worker 0 was configured for 3 workers, the "
+                              "coordinator for 1"));
   // Nobody finished, so the job goes on.
   EXPECT_FALSE(server->WaitForShutdownRequest(absl::ZeroDuration()));
 }
@@ -418,9 +422,9 @@ TEST(PsServiceTest, PushToAServerThatIsGone) {
   client->PushAsync(0, kDim, keys, std::vector<float>(kDim, 1.0f), 0,
                     Blocks(config), {}, 1);
   absl::Status s = client->WaitPushes(0);
-  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
-  EXPECT_THAT(std::string(s.message()),
-              HasSubstr("PushSparse to server 0 (" + endpoint + "): "));
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kUnavailable,
+                  HasSubstr("PushSparse to server 0 (" + endpoint + "): ")));
 }
 
 TEST(PsServiceTest, ConnectNamesTheServerThatDoesNotAnswer) {
@@ -431,9 +435,10 @@ TEST(PsServiceTest, ConnectNamesTheServerThatDoesNotAnswer) {
   options.connect_timeout_sec = 1;
   auto client = PsClient::Connect(options);
   ASSERT_FALSE(client.ok());
-  EXPECT_EQ(client.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(client.status().message(),
-            "worker 0: no answer within 1 s from server 1 (127.0.0.1:1)");
+  EXPECT_THAT(
+      client,
+      StatusIs(absl::StatusCode::kUnavailable,
+               "worker 0: no answer within 1 s from server 1 (127.0.0.1:1)"));
 }
 
 TEST(PsServiceTest, StartRefusesBadRankAndUnusableAddress) {
@@ -443,19 +448,20 @@ TEST(PsServiceTest, StartRefusesBadRankAndUnusableAddress) {
   options.listen_address = "127.0.0.1:0";
   auto server = PsServer::Start(options);
   ASSERT_FALSE(server.ok());
-  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(server.status().message(),
-            "server rank 1 is out of range: the job has 1 servers");
+  EXPECT_THAT(server,
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "server rank 1 is out of range: the job has 1 servers"));
 
   // 192.0.2.1 (TEST-NET-1) is no address of this machine.
   options.rank = 0;
   options.listen_address = "192.0.2.1:0";
   server = PsServer::Start(options);
   ASSERT_FALSE(server.ok());
-  EXPECT_EQ(server.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(server.status().message(),
-            "server 0: cannot listen on 192.0.2.1:0 (address in use or not "
-            "local?)");
+  EXPECT_THAT(
+      server,
+      StatusIs(absl::StatusCode::kUnavailable,
+               "server 0: cannot listen on 192.0.2.1:0 (address in use or not "
+               "local?)"));
 }
 
 }  // namespace

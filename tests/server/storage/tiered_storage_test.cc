@@ -29,11 +29,14 @@
 #include "server/storage/storage_row_index.h"
 #include "server/table/sparse_table.h"
 #include "tests/testing/sparse_table_test_util.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 // Whether two tables hold bit-identical weights for `keys`.
 void ExpectSameRows(SparseTable& got, SparseTable& want,
@@ -327,9 +330,8 @@ TEST(TieredStorageTest, PlainTablesCannotCompress) {
   config.set_compression(RocksDbConfig::ZSTD);
   auto kv = OpenRocksDbKv(dir.path() + "/plain", config);
   ASSERT_FALSE(kv.ok());
-  EXPECT_EQ(kv.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(kv.status().message(),
-              HasSubstr("table_format PLAIN cannot compress"));
+  EXPECT_THAT(kv, StatusIs(absl::StatusCode::kInvalidArgument,
+                           HasSubstr("table_format PLAIN cannot compress")));
 }
 
 TEST(TieredStorageTest, DirectoryOfAnotherTableIsRefused) {
@@ -427,11 +429,9 @@ TEST(TieredStorageTest, WriteBackFailureReachesThePusherAndLosesNothing) {
     absl::Status s = p.tiered->Push(keys, grads);
     if (!s.ok()) {
       ++failures;
-      EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
-      EXPECT_THAT(std::string(s.message()),
-                  HasSubstr("table 'emb': rocksdb dir "));
-      EXPECT_THAT(std::string(s.message()),
-                  HasSubstr("injected write failure"));
+      EXPECT_THAT(s, StatusIs(absl::StatusCode::kUnavailable,
+                              AllOf(HasSubstr("table 'emb': rocksdb dir "),
+                                    HasSubstr("injected write failure"))));
       continue;  // not applied: the reference does not get it either
     }
     ASSERT_TRUE(p.memory->Push(keys, grads).ok());
@@ -458,15 +458,14 @@ TEST(TieredStorageTest, ReadFailureReachesTheCallerAndLosesNothing) {
     if (round >= 20 && round < 30) {
       std::vector<float> values(keys.size() * 8);
       absl::Status pulled = p.tiered->Pull(keys, absl::MakeSpan(values));
-      EXPECT_EQ(pulled.code(), absl::StatusCode::kUnavailable);
-      EXPECT_THAT(std::string(pulled.message()),
-                  HasSubstr("table 'emb': rocksdb dir "));
+      EXPECT_THAT(pulled, StatusIs(absl::StatusCode::kUnavailable,
+                                   HasSubstr("table 'emb': rocksdb dir ")));
     }
     absl::Status s = p.tiered->Push(keys, grads);
     if (!s.ok()) {
       ++failures;
-      EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
-      EXPECT_THAT(std::string(s.message()), HasSubstr("injected read failure"));
+      EXPECT_THAT(s, StatusIs(absl::StatusCode::kUnavailable,
+                              HasSubstr("injected read failure")));
       continue;
     }
     ASSERT_TRUE(p.memory->Push(keys, grads).ok());
@@ -549,7 +548,7 @@ TEST(TieredStorageTest, UnsupportedCompressionIsRefusedOrOpens) {
     if (SupportedCompressions().find(name) != std::string::npos) {
       EXPECT_TRUE(kv.ok()) << kv.status();
     } else {
-      EXPECT_EQ(kv.status().code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_THAT(kv, StatusIs(absl::StatusCode::kInvalidArgument));
     }
   }
 }

@@ -24,11 +24,13 @@
 #include "server/table/sparse_table.h"
 #include "tests/testing/server_test_util.h"
 #include "tests/testing/sparse_table_test_util.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 constexpr int kDim = 2;
 
@@ -144,8 +146,8 @@ TEST_P(AccessorTest, BadShowCountsAreRefusedNamingTheTable) {
   auto table = Make(AccessorConfig());
   ASSERT_NE(table, nullptr);
   absl::Status s = PushAt(*table, {5, 6}, 1, {1});
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), HasSubstr("table 'emb' push: 1 shows for 2 keys"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          HasSubstr("table 'emb' push: 1 shows for 2 keys")));
   s = PushAt(*table, {5}, 1, {1}, {std::nanf("")});
   EXPECT_THAT(s.message(), HasSubstr("push clicks: value 0 is nan"));
   EXPECT_TRUE(Rows(*table).empty());
@@ -351,8 +353,8 @@ TEST(AccessorHandlerTest, ScheduledAndOnDemandShrink) {
 
   request.add_tables("nope");
   absl::Status s = (*handler)->Shrink(request, &response);
-  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(s.message(), HasSubstr("no sparse table 'nope' on server 0"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kNotFound,
+                          HasSubstr("no sparse table 'nope' on server 0")));
 
   StatsResponse stats;
   (*handler)->Stats(&stats);

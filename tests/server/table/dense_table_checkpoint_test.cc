@@ -12,11 +12,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/table/dense_table.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 OptimizerConfig Optimizer(OptimizerConfig::Type type) {
   OptimizerConfig c;
@@ -84,14 +87,15 @@ TEST_F(DenseTableCheckpointTest, OtherTableLayoutOrOptimizerIsRefused) {
 
   auto other_name = Make("wide", blocks, 0, OptimizerConfig::ADAGRAD);
   absl::Status s = other_name->Load(path_);
-  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(s.message(), HasSubstr(path_));
-  EXPECT_THAT(s.message(), HasSubstr("holds dense table 'model', not 'wide'"));
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kFailedPrecondition,
+                  AllOf(HasSubstr(path_),
+                        HasSubstr("holds dense table 'model', not 'wide'"))));
 
   auto other_rank = Make("model", blocks, 1, OptimizerConfig::ADAGRAD);
   s = other_rank->Load(path_);
-  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(s.message(), HasSubstr("server rank: 1 here, 0 in the file"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition,
+                          HasSubstr("server rank: 1 here, 0 in the file")));
 
   auto bigger =
       Make("model", DenseBlocks{12, 4, 2}, 0, OptimizerConfig::ADAGRAD);
@@ -101,8 +105,8 @@ TEST_F(DenseTableCheckpointTest, OtherTableLayoutOrOptimizerIsRefused) {
   auto sgd = Make("model", blocks, 0, OptimizerConfig::SGD);
   const std::vector<float> before = Pull(*sgd);
   s = sgd->Load(path_);
-  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(s.message(), HasSubstr("optimizer state floats"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition,
+                          HasSubstr("optimizer state floats")));
   EXPECT_EQ(Pull(*sgd), before);  // nothing changed
 }
 
@@ -123,20 +127,19 @@ TEST_F(DenseTableCheckpointTest, DamagedFileIsRefusedAndNothingChanges) {
   flipped[data.size() - 30] ^= 0x40;  // inside the state floats
   std::ofstream(path_, std::ios::binary | std::ios::trunc) << flipped;
   absl::Status s = b->Load(path_);
-  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(s.message(), HasSubstr("checksum mismatch"));
-  EXPECT_THAT(s.message(), HasSubstr(path_));
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kDataLoss,
+                  AllOf(HasSubstr("checksum mismatch"), HasSubstr(path_))));
   EXPECT_EQ(Pull(*b), fresh);
 
   std::ofstream(path_, std::ios::binary | std::ios::trunc)
       << data.substr(0, data.size() / 2);
   s = b->Load(path_);
-  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(s.message(), HasSubstr("truncated"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kDataLoss, HasSubstr("truncated")));
   EXPECT_EQ(Pull(*b), fresh);
 
   std::filesystem::remove(path_);
-  EXPECT_EQ(b->Load(path_).code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(b->Load(path_), StatusIs(absl::StatusCode::kNotFound));
 }
 
 }  // namespace

@@ -10,12 +10,15 @@
 
 #include "absl/status/status.h"
 #include "common/model_spec.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
 
 using Ranges = std::vector<std::pair<int64_t, int64_t>>;
+using testing_util::StatusIs;
 
 OptimizerConfig Sgd(float lr) {
   OptimizerConfig c;
@@ -153,9 +156,10 @@ TEST(DenseTableTest, WrongSizeIsRefused) {
   auto t = MustCreate(DenseBlocks{10, 4, 2}, 0, Sgd(0.5f));
   ASSERT_NE(t, nullptr);
   absl::Status s = t->Push(std::vector<float>(5, 1.0f));
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "dense table 'model' push: this server holds 6 floats, got 5");
+  EXPECT_THAT(
+      s,
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "dense table 'model' push: this server holds 6 floats, got 5"));
   s = t->Push(std::vector<float>(10, 1.0f));
   EXPECT_EQ(s.message(),
             "dense table 'model' push: this server holds 6 floats, got 10");
@@ -168,9 +172,9 @@ TEST(DenseTableTest, NonFiniteGradientIsRefusedAndNothingApplied) {
   std::vector<float> grads(6, 1.0f);
   grads[5] = std::numeric_limits<float>::quiet_NaN();
   absl::Status s = t->Push(grads);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "dense table 'model' gradient: value 5 is nan (not finite)");
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kInvalidArgument,
+                  "dense table 'model' gradient: value 5 is nan (not finite)"));
   grads[5] = 1.0f;
   grads[2] = std::numeric_limits<float>::infinity();
   s = t->Push(grads);
@@ -202,9 +206,8 @@ TEST(DenseTableTest, CreateRefusesBadOptimizer) {
   auto t = DenseTable::Create("model", DenseBlocks{10, 4, 2}, 0, Sgd(-1.0f),
                               [](int64_t) { return 0.0f; });
   ASSERT_FALSE(t.ok());
-  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(t.status().message(),
-            "optimizer learning_rate must be positive, got -1");
+  EXPECT_THAT(t, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "optimizer learning_rate must be positive, got -1"));
 }
 
 }  // namespace

@@ -16,12 +16,16 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/service/ps_handler.h"
 #include "tests/testing/optimizer_test_util.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
+
+using testing_util::StatusIs;
 
 OptimizerConfig Sgd(float lr, float bound = 0.0f) {
   OptimizerConfig c;
@@ -170,11 +174,12 @@ TEST(OptimizerTest, CreateRefusesNonPositiveLearningRate) {
   for (float lr : {0.0f, -0.5f}) {
     auto rule = OptimizerRule::Create(Sgd(lr));
     ASSERT_FALSE(rule.ok());
-    EXPECT_EQ(rule.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_EQ(rule.status().message(),
-              lr == 0.0f
-                  ? "optimizer learning_rate must be positive, got 0"
-                  : "optimizer learning_rate must be positive, got -0.5");
+    EXPECT_THAT(
+        rule,
+        StatusIs(absl::StatusCode::kInvalidArgument,
+                 lr == 0.0f
+                     ? "optimizer learning_rate must be positive, got 0"
+                     : "optimizer learning_rate must be positive, got -0.5"));
   }
 }
 
@@ -182,9 +187,9 @@ TEST(OptimizerTest, CreateRefusesNonFiniteLearningRate) {
   auto nan = OptimizerRule::Create(
       Adagrad(std::numeric_limits<float>::quiet_NaN(), 0.0f, 1e-6f));
   ASSERT_FALSE(nan.ok());
-  EXPECT_EQ(nan.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(nan.status().message(),
-            "optimizer learning_rate must be positive, got nan");
+  EXPECT_THAT(nan,
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "optimizer learning_rate must be positive, got nan"));
   auto inf = OptimizerRule::Create(Sgd(std::numeric_limits<float>::infinity()));
   ASSERT_FALSE(inf.ok());
   EXPECT_EQ(inf.status().message(),
@@ -196,8 +201,8 @@ TEST(OptimizerTest, CreateRefusesUnknownType) {
   c.set_type(OptimizerConfig::TYPE_UNSPECIFIED);
   auto rule = OptimizerRule::Create(c);
   ASSERT_FALSE(rule.ok());
-  EXPECT_EQ(rule.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(rule.status().message(), "unknown optimizer type 0");
+  EXPECT_THAT(rule, StatusIs(absl::StatusCode::kInvalidArgument,
+                             "unknown optimizer type 0"));
 }
 
 // Create refuses every hyper-parameter out of range with a message naming the
@@ -235,8 +240,7 @@ TEST(OptimizerTest, CreateRefusesBadHyperParameters) {
   for (const Case& c : cases) {
     auto rule = OptimizerRule::Create(c.config);
     ASSERT_FALSE(rule.ok()) << c.message;
-    EXPECT_EQ(rule.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_EQ(rule.status().message(), c.message);
+    EXPECT_THAT(rule, StatusIs(absl::StatusCode::kInvalidArgument, c.message));
   }
 }
 
@@ -307,8 +311,7 @@ TEST(OptimizerTest, CreateRefusesBadAdamFtrlAndL2HyperParameters) {
   for (const Case& c : cases) {
     auto rule = OptimizerRule::Create(c.config);
     ASSERT_FALSE(rule.ok()) << c.message;
-    EXPECT_EQ(rule.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_EQ(rule.status().message(), c.message);
+    EXPECT_THAT(rule, StatusIs(absl::StatusCode::kInvalidArgument, c.message));
   }
 }
 
@@ -444,18 +447,19 @@ TEST(OptimizerTest, PsHandlerCreateNamesTheTableOfABadOptimizer) {
   sparse.mutable_sparse_tables(0)->mutable_optimizer()->set_epsilon(0.0f);
   auto h = PsHandler::Create(sparse, 0);
   ASSERT_FALSE(h.ok());
-  EXPECT_EQ(h.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(h.status().message(),
-            "table 'emb': adagrad epsilon must be positive, got 0");
+  EXPECT_THAT(h,
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "table 'emb': adagrad epsilon must be positive, got 0"));
 
   JobConfig dense = OneServerJob();
   dense.mutable_model()->mutable_dense_optimizer()->set_weight_bound(-1.0f);
   h = PsHandler::Create(dense, 0);
   ASSERT_FALSE(h.ok());
-  EXPECT_EQ(h.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(h.status().message(),
-            "dense table 'model': optimizer weight_bound must be finite and "
-            ">= 0, got -1");
+  EXPECT_THAT(
+      h,
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "dense table 'model': optimizer weight_bound must be finite and "
+               ">= 0, got -1"));
 }
 
 }  // namespace

@@ -13,11 +13,15 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/sparse_table_test_util.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
+
+using testing_util::StatusIs;
 
 // Adagrad's epsilon: small enough that hand-computed values hold to kTol.
 constexpr float kEps = 1e-6f;
@@ -317,9 +321,9 @@ TEST(SparseTableTest, PullWithWrongSizeIsRefused) {
   ASSERT_NE(table, nullptr);
   std::vector<float> values(7);
   absl::Status s = table->Pull({1, 2}, absl::MakeSpan(values));
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "table 'emb' pull: 2 keys x dim 4 needs 8 floats, got 7");
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kInvalidArgument,
+                  "table 'emb' pull: 2 keys x dim 4 needs 8 floats, got 7"));
   EXPECT_EQ(table->size(), 0);
 }
 
@@ -328,9 +332,9 @@ TEST(SparseTableTest, PushWithWrongSizeIsRefused) {
       MustCreate(Options(OptimizerConfig::SGD, 0.1f, InitializerConfig::ZEROS));
   ASSERT_NE(table, nullptr);
   absl::Status s = table->Push({1, 2}, std::vector<float>(9, 1.0f));
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "table 'emb' push: 2 keys x dim 4 needs 8 floats, got 9");
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kInvalidArgument,
+                  "table 'emb' push: 2 keys x dim 4 needs 8 floats, got 9"));
   EXPECT_EQ(table->size(), 0);
 }
 
@@ -343,17 +347,17 @@ TEST(SparseTableTest, NonFiniteGradientIsRefusedAndNothingApplied) {
   std::vector<float> grads(12, 1.0f);
   grads[11] = std::numeric_limits<float>::quiet_NaN();
   absl::Status s = table->Push(keys, grads);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "table 'emb' push gradient: value 11 is nan (not finite)");
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kInvalidArgument,
+                  "table 'emb' push gradient: value 11 is nan (not finite)"));
   EXPECT_EQ(MustPull(*table, keys), before);
 
   grads[11] = 1.0f;
   grads[6] = -std::numeric_limits<float>::infinity();
   s = table->Push(keys, grads);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "table 'emb' push gradient: value 6 is -inf (not finite)");
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kInvalidArgument,
+                  "table 'emb' push gradient: value 6 is -inf (not finite)"));
   EXPECT_EQ(MustPull(*table, keys), before);
 
   // A refused push of new keys creates no rows.
@@ -466,8 +470,7 @@ TEST(SparseTableTest, CreateRefusesBadOptions) {
                 c.shard_num);
     auto table = SparseTable::Create(o);
     ASSERT_FALSE(table.ok()) << c.message;
-    EXPECT_EQ(table.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_EQ(table.status().message(), c.message);
+    EXPECT_THAT(table, StatusIs(absl::StatusCode::kInvalidArgument, c.message));
   }
   // The bounds themselves are accepted.
   EXPECT_TRUE(SparseTable::Create(Options(OptimizerConfig::SGD, 0.1f,

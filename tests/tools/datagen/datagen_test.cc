@@ -14,12 +14,14 @@
 #include "common/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
 #include "worker/data/criteo_parser.h"
 
 namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -170,20 +172,21 @@ TEST_F(DatagenTest, UnwritableOutputDirectory) {
   std::ofstream(dir_ + "/file") << "x";
   GeneratorConfig g = Small("file/sub");
   absl::StatusOr<GeneratorReport> r = GenerateCriteoData(g);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(
-      r.status().message(),
-      HasSubstr("cannot create output directory '" + dir_ + "/file/sub': "));
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kUnavailable,
+                          HasSubstr("cannot create output directory '" + dir_ +
+                                    "/file/sub': ")));
 }
 
 TEST_F(DatagenTest, RejectsEmptyOutputDir) {
   GeneratorConfig g = Small("a");
   g.clear_output_dir();
   absl::StatusOr<GeneratorReport> r = GenerateCriteoData(g);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(r.status().message(),
-            "generator: needs an output_dir and a vocab_size in [1, 16777216], "
-            "got '' and 50");
+  EXPECT_THAT(
+      r,
+      StatusIs(
+          absl::StatusCode::kInvalidArgument,
+          "generator: needs an output_dir and a vocab_size in [1, 16777216], "
+          "got '' and 50"));
 }
 
 }  // namespace

@@ -19,11 +19,13 @@
 #include "gtest/gtest.h"
 #include "server/service/ps_server.h"
 #include "tests/testing/server_test_util.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 constexpr int kDim = 2;
 
@@ -139,29 +141,28 @@ TEST_F(PsClientRetryTest, GivesUpAfterServerRetrySecNamingTheServer) {
   absl::Time start = absl::Now();
   absl::Status s = client->PullSparse(0, kDim, keys, absl::MakeSpan(values), 1);
   absl::Duration took = absl::Now() - start;
-  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
-  EXPECT_THAT(std::string(s.message()),
-              HasSubstr("PullSparse to " + name_ + ": server is gone"));
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kUnavailable,
+                  HasSubstr("PullSparse to " + name_ + ": server is gone")));
   EXPECT_GE(took, absl::Milliseconds(900));
   EXPECT_LT(took, absl::Seconds(4));
 
   client->PushAsync(0, kDim, keys, {1, 1}, 0, DenseBlocks{0, 8, 1}, {}, 1);
   s = client->WaitPushes(0);
-  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
-  EXPECT_THAT(std::string(s.message()),
-              HasSubstr("PushSparse to " + name_ + ": server is gone"));
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kUnavailable,
+                  HasSubstr("PushSparse to " + name_ + ": server is gone")));
 
   start = absl::Now();
   auto barrier = client->Barrier("b", false);
-  EXPECT_EQ(barrier.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(std::string(barrier.status().message()),
-              HasSubstr("Barrier 'b' to " + name_ + ": server is gone"));
+  EXPECT_THAT(barrier, StatusIs(absl::StatusCode::kUnavailable,
+                                HasSubstr("Barrier 'b' to " + name_ +
+                                          ": server is gone")));
   EXPECT_LT(absl::Now() - start, absl::Seconds(4));
 
   // Heartbeats are not retried: the caller beats again.
   start = absl::Now();
-  EXPECT_EQ(client->Heartbeat(3).status().code(),
-            absl::StatusCode::kUnavailable);
+  EXPECT_THAT(client->Heartbeat(3), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_LT(absl::Now() - start, absl::Milliseconds(500));
 }
 
@@ -188,8 +189,8 @@ TEST_F(PsClientRetryTest, OtherErrorsAreNotRetried) {
   const absl::Time start = absl::Now();
   absl::Status s =
       (*client)->PullSparse(7, kDim, keys, absl::MakeSpan(values), 1);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
-  EXPECT_THAT(std::string(s.message()), HasSubstr("PullSparse to " + name_));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          HasSubstr("PullSparse to " + name_)));
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
 }
 

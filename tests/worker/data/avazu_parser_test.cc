@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/reader_test_util.h"
+#include "tests/testing/status_matchers.h"
 #include "worker/data/data_reader.h"
 #include "worker/data/parser_util.h"
 
@@ -23,6 +24,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing_util::EmptyBatch;
+using testing_util::StatusIs;
 
 constexpr char kHeader[] =
     "id,click,hour,C1,banner_pos,site_id,site_domain,site_category,app_id,"
@@ -101,8 +103,9 @@ TEST(AvazuParserTest, MalformedLinesNameTheFieldAndLeaveTheBatch) {
     ASSERT_TRUE(parser.Append(kRow, &b).ok());
     const Batch before = b;
     absl::Status s = parser.Append(c.line, &b);
-    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.line;
-    EXPECT_THAT(s.message(), HasSubstr(c.message)) << c.line;
+    EXPECT_THAT(
+        s, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
+        << c.line;
     EXPECT_EQ(b.keys, before.keys);
     EXPECT_EQ(b.offsets, before.offsets);
     EXPECT_EQ(b.labels, before.labels);

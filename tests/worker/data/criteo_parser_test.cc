@@ -10,9 +10,12 @@
 #include "common/hash.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
+
+using testing_util::StatusIs;
 
 // The key encoding is part of the checkpoint format: these pin it.
 constexpr uint64_t kMissingCategorical = ~uint64_t{0};
@@ -162,7 +165,7 @@ std::string ErrorOf(const std::string& line) {
   EXPECT_TRUE(
       AppendCriteoExample(Line("1", Ints(), Cats()), options, &batch).ok());
   absl::Status status = AppendCriteoExample(line, options, &batch);
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_EQ(batch.size(), 1);
   EXPECT_EQ(batch.keys.size(), 39u);
   EXPECT_EQ(batch.offsets.size(), 40u);

@@ -13,12 +13,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/reader_test_util.h"
+#include "tests/testing/status_matchers.h"
 #include "worker/data/data_reader.h"
 
 namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 // SLOT lines "label 0:id"; every `bad_every`-th line (if > 0) is malformed.
 std::string Lines(int first, int count, int bad_every = 0) {
@@ -285,30 +287,31 @@ TEST_F(DataPositionTest, PositionsThatDoNotFitAreRefused) {
   DataPosition other_file = *p;
   other_file.set_file("/elsewhere/a.txt");
   absl::Status s = open_with(other_file, o);
-  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(s.message(), HasSubstr("names '/elsewhere/a.txt' as file 0"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition,
+                          HasSubstr("names '/elsewhere/a.txt' as file 0")));
 
   DataPosition past_end = *p;
   past_end.set_offset(100000);
   s = open_with(past_end, o);
-  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(s.message(), HasSubstr("past the end of '" + o.files[0] + "'"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition,
+                          HasSubstr("past the end of '" + o.files[0] + "'")));
 
   ReaderOptions epoch1 = o;
   epoch1.epoch = 1;
   s = open_with(*p, epoch1);
-  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(s.message(),
-              HasSubstr("epoch 0, this reader is worker 0 epoch 1"));
+  EXPECT_THAT(s,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("epoch 0, this reader is worker 0 epoch 1")));
 
   DataPosition far = *p;
   far.set_file_index(7);
-  EXPECT_EQ(open_with(far, o).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(open_with(far, o),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
 
   ReaderOptions shuffled = o;
   shuffled.shuffle_buffer = 4;
-  EXPECT_EQ(open_with(*p, shuffled).code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(open_with(*p, shuffled),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 }  // namespace

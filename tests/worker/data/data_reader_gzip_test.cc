@@ -12,12 +12,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/reader_test_util.h"
+#include "tests/testing/status_matchers.h"
 #include "worker/data/data_reader.h"
 
 namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 std::string Lines(int first, int count) {
   std::string out;
@@ -160,11 +162,12 @@ TEST_F(DataReaderGzipTest, BadLineInGzipNamesItsExactLine) {
   options.num_workers = 2;
   options.worker_rank = 1;
   absl::StatusOr<std::vector<Batch>> batches = ReadBatches(options);
-  EXPECT_EQ(batches.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(batches.status().message(),
-              HasSubstr(absl::StrCat("first bad line: ", dir_,
-                                     "/b.gz:2500: token 2 '0:x': key 'x' is "
-                                     "not a decimal integer in [0, 2^64)")));
+  EXPECT_THAT(
+      batches,
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr(absl::StrCat("first bad line: ", dir_,
+                                      "/b.gz:2500: token 2 '0:x': key 'x' is "
+                                      "not a decimal integer in [0, 2^64)"))));
   options.worker_rank = 0;
   EXPECT_TRUE(ReadBatches(options).ok());
 }
@@ -202,10 +205,9 @@ TEST_F(DataReaderGzipTest, LargeGzipFilesGiveThePlainFilesBatches) {
   gzip.max_bad_line_ratio = 0;
   gzip.threads = 3;
   absl::StatusOr<std::vector<Batch>> bad = ReadBatches(gzip);
-  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(
-      bad.status().message(),
-      HasSubstr(absl::StrCat("first bad line: ", dir_, "/g1.gz:40001: ")));
+  EXPECT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument,
+                            HasSubstr(absl::StrCat("first bad line: ", dir_,
+                                                   "/g1.gz:40001: "))));
 }
 
 TEST_F(DataReaderGzipTest, MissingGzipFileFailsOnEveryWorker) {
@@ -216,10 +218,10 @@ TEST_F(DataReaderGzipTest, MissingGzipFileFailsOnEveryWorker) {
     options.worker_rank = rank;
     absl::StatusOr<std::unique_ptr<DataReader>> reader =
         DataReader::Open(options);
-    EXPECT_EQ(reader.status().code(), absl::StatusCode::kNotFound);
-    EXPECT_EQ(reader.status().message(),
-              absl::StrCat("cannot open input file '", dir_,
-                           "/b.gz': No such file or directory"));
+    EXPECT_THAT(reader,
+                StatusIs(absl::StatusCode::kNotFound,
+                         absl::StrCat("cannot open input file '", dir_,
+                                      "/b.gz': No such file or directory")));
   }
 }
 
@@ -227,10 +229,12 @@ TEST_F(DataReaderGzipTest, CorruptGzipStopsTheReader) {
   ReaderOptions options = SlotOptions();
   options.files = {Write("plain.gz", Lines(0, 3))};
   absl::StatusOr<std::vector<Batch>> batches = ReadBatches(options);
-  EXPECT_EQ(batches.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(batches.status().message(),
-            absl::StrCat("input file '", dir_,
-                         "/plain.gz' ends in .gz but is not gzip-compressed"));
+  EXPECT_THAT(
+      batches,
+      StatusIs(
+          absl::StatusCode::kInvalidArgument,
+          absl::StrCat("input file '", dir_,
+                       "/plain.gz' ends in .gz but is not gzip-compressed")));
 }
 
 }  // namespace

@@ -16,11 +16,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/reader_test_util.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 // A valid line whose C1 is `id` (so its key names the line) and whose length
 // varies with `id`.
@@ -285,13 +287,15 @@ TEST_F(DataReaderTest, TooManyBadLinesAtTheEndNamesTheFirstOne) {
   options.files = {Write("a.tsv", content)};
   std::vector<Example> got;
   absl::Status status = ReadAll(options, &got);
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(status.message(),
-            absl::StrCat("too many malformed lines: 1 of 10 (ratio 0.1) exceed "
-                         "max_bad_line_ratio 0.01; first bad line: ",
-                         dir_,
-                         "/a.tsv:4: expected 40 TAB-separated fields, "
-                         "got 3"));
+  EXPECT_THAT(
+      status,
+      StatusIs(
+          absl::StatusCode::kInvalidArgument,
+          absl::StrCat("too many malformed lines: 1 of 10 (ratio 0.1) exceed "
+                       "max_bad_line_ratio 0.01; first bad line: ",
+                       dir_,
+                       "/a.tsv:4: expected 40 TAB-separated fields, "
+                       "got 3")));
 }
 
 TEST_F(DataReaderTest, LineNumbersAreExactInRangesNotStartingAtZero) {
@@ -359,10 +363,11 @@ TEST_F(DataReaderTest, MissingFile) {
   options.files = {Write("a.tsv", Lines(0, 1)), dir_ + "/missing.tsv"};
   absl::StatusOr<std::unique_ptr<DataReader>> reader =
       DataReader::Open(options);
-  EXPECT_EQ(reader.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(reader.status().message(),
-            absl::StrCat("cannot open input file '", dir_,
-                         "/missing.tsv': No such file or directory"));
+  EXPECT_THAT(
+      reader,
+      StatusIs(absl::StatusCode::kNotFound,
+               absl::StrCat("cannot open input file '", dir_,
+                            "/missing.tsv': No such file or directory")));
 }
 
 TEST_F(DataReaderTest, InvalidOptions) {
@@ -386,9 +391,9 @@ TEST_F(DataReaderTest, InvalidOptions) {
   options.data.set_format(DataConfig::CRITEO);
   options.files = {dir_};
   absl::Status status = DataReader::Open(options).status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(status.message(),
-            absl::StrCat("input file '", dir_, "' is not a regular file"));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument,
+                               absl::StrCat("input file '", dir_,
+                                            "' is not a regular file")));
 }
 
 TEST_F(DataReaderTest, ExpandFiles) {
@@ -401,16 +406,15 @@ TEST_F(DataReaderTest, ExpandFiles) {
   EXPECT_EQ(*files, (std::vector<std::string>{p0, p1, other}));
 
   files = ExpandFiles({dir_ + "/*.nothing"});
-  EXPECT_EQ(files.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(
-      files.status().message(),
-      absl::StrCat("input pattern '", dir_, "/*.nothing' matches no files"));
+  EXPECT_THAT(files, StatusIs(absl::StatusCode::kNotFound,
+                              absl::StrCat("input pattern '", dir_,
+                                           "/*.nothing' matches no files")));
 
   files = ExpandFiles({p0, dir_ + "/absent.tsv"});
-  EXPECT_EQ(files.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(files.status().message(),
-            absl::StrCat("cannot stat input file '", dir_,
-                         "/absent.tsv': No such file or directory"));
+  EXPECT_THAT(
+      files, StatusIs(absl::StatusCode::kNotFound,
+                      absl::StrCat("cannot stat input file '", dir_,
+                                   "/absent.tsv': No such file or directory")));
 }
 
 }  // namespace

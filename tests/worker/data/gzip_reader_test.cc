@@ -7,11 +7,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/reader_test_util.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 class GzipLineSourceTest : public testing_util::TempDirTest {
  protected:
@@ -76,10 +78,9 @@ TEST_F(GzipLineSourceTest, TruncatedFileIsAnError) {
   std::string bytes((std::istreambuf_iterator<char>(in)), {});
   const std::string path = Write("cut.gz", bytes.substr(0, bytes.size() / 2));
   absl::StatusOr<std::vector<std::string>> lines = ReadLines(path);
-  EXPECT_EQ(lines.status().code(), absl::StatusCode::kInternal);
-  EXPECT_EQ(lines.status().message(),
-            absl::StrCat("cannot decompress input file '", path,
-                         "': unexpected end of file"));
+  EXPECT_THAT(lines, StatusIs(absl::StatusCode::kInternal,
+                              absl::StrCat("cannot decompress input file '",
+                                           path, "': unexpected end of file")));
 }
 
 TEST_F(GzipLineSourceTest, CorruptFileIsAnError) {
@@ -89,28 +90,28 @@ TEST_F(GzipLineSourceTest, CorruptFileIsAnError) {
   bytes[12] ^= 0x55;  // inside the deflate data
   const std::string path = Write("bad.gz", bytes);
   absl::StatusOr<std::vector<std::string>> lines = ReadLines(path);
-  EXPECT_EQ(lines.status().code(), absl::StatusCode::kInternal);
-  EXPECT_THAT(
-      lines.status().message(),
-      HasSubstr(absl::StrCat("cannot decompress input file '", path, "': ")));
+  EXPECT_THAT(lines,
+              StatusIs(absl::StatusCode::kInternal,
+                       HasSubstr(absl::StrCat("cannot decompress input file '",
+                                              path, "': "))));
 }
 
 TEST_F(GzipLineSourceTest, PlainTextNamedGzIsRefused) {
   const std::string path = Write("plain.gz", "1\n2\n");
   absl::StatusOr<std::vector<std::string>> lines = ReadLines(path);
-  EXPECT_EQ(lines.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(lines.status().message(),
-            absl::StrCat("input file '", path,
-                         "' ends in .gz but is not gzip-compressed"));
+  EXPECT_THAT(lines, StatusIs(absl::StatusCode::kInvalidArgument,
+                              absl::StrCat(
+                                  "input file '", path,
+                                  "' ends in .gz but is not gzip-compressed")));
 }
 
 TEST_F(GzipLineSourceTest, MissingFile) {
   std::vector<char> buffer;
   auto source = GzipLineSource::Open(dir_ + "/none.gz", &buffer);
-  EXPECT_EQ(source.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(source.status().message(),
-            absl::StrCat("cannot open input file '", dir_,
-                         "/none.gz': No such file or directory"));
+  EXPECT_THAT(source,
+              StatusIs(absl::StatusCode::kNotFound,
+                       absl::StrCat("cannot open input file '", dir_,
+                                    "/none.gz': No such file or directory")));
 }
 
 }  // namespace

@@ -11,12 +11,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/reader_test_util.h"
+#include "tests/testing/status_matchers.h"
 #include "worker/data/data_reader.h"
 
 namespace ps {
 namespace {
 
 using testing_util::EmptyBatch;
+using testing_util::StatusIs;
 
 class LineParserTest : public testing_util::TempDirTest {};
 
@@ -97,12 +99,13 @@ TEST_F(LineParserTest, RefusedConfigs) {
   data.clear_movielens_user_file();
   data.set_movielens_item_file(Write("u.item", "1|x\n"));
   absl::Status status = LineParser::Create(data).status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(status.message(),
-            absl::StrCat(dir_,
-                         "/u.item:1: expected 24 '|'-separated fields "
-                         "(id|title|release date|video release date|IMDb "
-                         "URL|19 genre flags), got 2"));
+  EXPECT_THAT(
+      status,
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               absl::StrCat(dir_,
+                            "/u.item:1: expected 24 '|'-separated fields "
+                            "(id|title|release date|video release date|IMDb "
+                            "URL|19 genre flags), got 2")));
 }
 
 // The reader is format-agnostic: MovieLens through DataReader, bad lines

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/reader_test_util.h"
+#include "tests/testing/status_matchers.h"
 #include "worker/data/parser_util.h"
 
 namespace ps {
@@ -20,6 +21,7 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using testing_util::EmptyBatch;
 using testing_util::SlotKeys;
+using testing_util::StatusIs;
 
 constexpr char kUsers[] =
     "1|24|M|technician|85711\n"
@@ -145,8 +147,8 @@ TEST_F(MovieLensParserTest, MalformedRatingLines) {
   for (const auto& [line, message] : cases) {
     Batch b = EmptyBatch(8, 0);
     absl::Status status = (*parser)->Append(line, &b);
-    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << line;
-    EXPECT_EQ(status.message(), message) << line;
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument, message))
+        << line;
     EXPECT_EQ(b.size(), 0);
     EXPECT_TRUE(b.keys.empty() && b.offsets.size() == 1u);
   }
@@ -196,9 +198,9 @@ TEST_F(MovieLensParserTest, BadSideFileLinesNameFileAndLine) {
     const std::string path = Write(c.user ? "u.user" : "u.item", c.content);
     (c.user ? options.user_file : options.item_file) = path;
     auto parser = MovieLensParser::Create(options);
-    EXPECT_EQ(parser.status().code(), absl::StatusCode::kInvalidArgument)
+    EXPECT_THAT(parser, StatusIs(absl::StatusCode::kInvalidArgument,
+                                 absl::StrCat(path, ":", c.message)))
         << c.content;
-    EXPECT_EQ(parser.status().message(), absl::StrCat(path, ":", c.message));
   }
 }
 
@@ -206,16 +208,16 @@ TEST_F(MovieLensParserTest, MissingOrEmptySideFile) {
   MovieLensOptions options;
   options.user_file = dir_ + "/absent.user";
   auto parser = MovieLensParser::Create(options);
-  EXPECT_EQ(parser.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(parser.status().message(),
-            absl::StrCat("cannot open input file '", dir_,
-                         "/absent.user': No such file or directory"));
+  EXPECT_THAT(
+      parser,
+      StatusIs(absl::StatusCode::kNotFound,
+               absl::StrCat("cannot open input file '", dir_,
+                            "/absent.user': No such file or directory")));
   options.user_file = Write("empty.user", "");
   parser = MovieLensParser::Create(options);
-  EXPECT_EQ(parser.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(
-      parser.status().message(),
-      absl::StrCat("movielens user file '", dir_, "/empty.user' has no lines"));
+  EXPECT_THAT(parser, StatusIs(absl::StatusCode::kInvalidArgument,
+                               absl::StrCat("movielens user file '", dir_,
+                                            "/empty.user' has no lines")));
 }
 
 // The real ml-100k files, when the shared data folder is there.

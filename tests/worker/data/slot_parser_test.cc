@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/reader_test_util.h"
+#include "tests/testing/status_matchers.h"
 
 namespace ps {
 namespace {
@@ -15,6 +16,7 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using testing_util::EmptyBatch;
 using testing_util::SlotKeys;
+using testing_util::StatusIs;
 
 SlotParser Parser(int num_slots, int num_dense, uint64_t seed = 0) {
   SlotOptions options;
@@ -79,8 +81,8 @@ TEST(SlotParserTest, MalformedLinesNameTheTokenAndLeaveTheBatch) {
   for (const auto& [line, message] : cases) {
     Batch b = EmptyBatch(3, 2);
     absl::Status status = parser.Append(line, &b);
-    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << line;
-    EXPECT_EQ(status.message(), message) << line;
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument, message))
+        << line;
     EXPECT_EQ(b.size(), 0);
     EXPECT_TRUE(b.keys.empty() && b.dense.empty() && b.offsets.size() == 1u);
   }

@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/reader_test_util.h"
+#include "tests/testing/status_matchers.h"
 #include "worker/data/data_reader.h"
 #include "worker/model/model.h"
 #include "worker/model/predict.h"
@@ -27,6 +28,7 @@ namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 constexpr char kDnn[] = R"pb(
   cluster { servers: "127.0.0.1:5000" }
@@ -278,15 +280,15 @@ TEST_F(ExportModelTest, DeltaListsOnlyChangesAndRebuildsTheModel) {
 
   // The delta alone, or on another base, is refused.
   auto alone = ExportedModel::LoadFile(ExportPath(dir, 20));
-  EXPECT_EQ(alone.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(alone.status().message(), HasSubstr("is a DELTA"));
+  EXPECT_THAT(alone, StatusIs(absl::StatusCode::kFailedPrecondition,
+                              HasSubstr("is a DELTA")));
   auto other = ExportedModel::LoadFile(ExportPath(dir, 10));
   ASSERT_TRUE(other.ok());
   ASSERT_TRUE((*other)->ApplyDelta(ExportPath(dir, 20)).ok());
   absl::Status s = (*other)->ApplyDelta(ExportPath(dir, 20));
-  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(s.message(), HasSubstr("DELTA over step 10, but the model "
-                                     "loaded is of step 20"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition,
+                          HasSubstr("DELTA over step 10, but the model "
+                                    "loaded is of step 20")));
 }
 
 TEST_F(ExportModelTest, DamagedExportIsRefusedNamingTheFile) {
@@ -295,27 +297,25 @@ TEST_F(ExportModelTest, DamagedExportIsRefusedNamingTheFile) {
   ASSERT_TRUE(Export(t, path, 1).ok());
   std::filesystem::resize_file(path, std::filesystem::file_size(path) - 100);
   auto model = ExportedModel::LoadFile(path);
-  EXPECT_EQ(model.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(model.status().message(), HasSubstr(path));
-  EXPECT_EQ(ExportedModel::LoadDir(dir_ + "/none").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_THAT(model, StatusIs(absl::StatusCode::kDataLoss, HasSubstr(path)));
+  EXPECT_THAT(ExportedModel::LoadDir(dir_ + "/none"),
+              StatusIs(absl::StatusCode::kNotFound));
 }
 
 TEST_F(ExportModelTest, WriterRefusesWrongShapes) {
   Trained t = MakeTrained(kDnn, 7);
   auto w = ExportWriter::Create(dir_ + "/x.psx", t.config, 1);
   ASSERT_TRUE(w.ok());
-  EXPECT_EQ((*w)->BeginTable("nope").code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT((*w)->BeginTable("nope"), StatusIs(absl::StatusCode::kNotFound));
   ASSERT_TRUE((*w)->BeginTable("emb").ok());
-  EXPECT_EQ((*w)->AddRows({1, 2}, std::vector<float>(7)).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT((*w)->AddRows({1, 2}, std::vector<float>(7)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   ASSERT_TRUE((*w)->EndTable().ok());
-  EXPECT_EQ((*w)->BeginTable("emb").code(),
-            absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ((*w)->SetDense(std::vector<float>(3)).code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ((*w)->Close().status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT((*w)->BeginTable("emb"),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT((*w)->SetDense(std::vector<float>(3)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT((*w)->Close(), StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 TEST_F(ExportModelTest, MalformedDataLineFailsAndLeavesNoOutput) {

@@ -25,6 +25,7 @@
 #include "kernels/backend.h"
 #include "tests/testing/checking_backend.h"
 #include "tests/testing/model_test_util.h"
+#include "tests/testing/status_matchers.h"
 #include "worker/data/batch.h"
 #include "worker/model/model.h"
 
@@ -35,6 +36,7 @@ using ::testing::HasSubstr;
 using testing_util::BackendCounts;
 using testing_util::CheckingBackend;
 using testing_util::MakeInputs;
+using testing_util::StatusIs;
 using testing_util::StepInputs;
 
 struct ModelCase {
@@ -285,8 +287,8 @@ TEST(ModelDeviceTest, StepWithoutDenseParamsFails) {
   const absl::Status status =
       model.TrainStep(in.batch, in.unique.key_index,
                       in.unique.unique_keys.size(), in.rows, &result);
-  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
-  EXPECT_THAT(std::string(status.message()), HasSubstr("SetDenseParams"));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kFailedPrecondition,
+                               HasSubstr("SetDenseParams")));
 }
 
 TEST(ModelDeviceTest, SetDenseParamsChecksTheSize) {
@@ -295,10 +297,11 @@ TEST(ModelDeviceTest, SetDenseParamsChecksTheSize) {
   Model model(spec, PoolMode::kSum, backend.get());
   const std::vector<float> params(spec.dense_size - 1, 0.0f);
   const absl::Status status = model.SetDenseParams(params);
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(status.message(),
-            "dense_params has " + std::to_string(spec.dense_size - 1) +
-                " floats but DNN model has " + std::to_string(spec.dense_size));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument,
+                               "dense_params has " +
+                                   std::to_string(spec.dense_size - 1) +
+                                   " floats but DNN model has " +
+                                   std::to_string(spec.dense_size)));
   EXPECT_EQ(backend->counts().copies(), 0);
 }
 
@@ -320,7 +323,7 @@ TEST(ModelDeviceTest, AllocationFailureIsTheStepsError) {
   absl::Status status =
       model.TrainStep(large.batch, large.unique.key_index,
                       large.unique.unique_keys.size(), large.rows, &result);
-  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kResourceExhausted));
   // With the memory back, the model recovers.
   backend->set_allocation_limit(-1);
   status =
@@ -344,8 +347,8 @@ TEST(ModelDeviceTest, KernelErrorIsTheStepsError) {
   const absl::Status status =
       model.TrainStep(in.batch, in.unique.key_index,
                       in.unique.unique_keys.size(), in.rows, &result);
-  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
-  EXPECT_THAT(std::string(status.message()), HasSubstr("cublasSgemm"));
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("cublasSgemm")));
 }
 
 // The check has teeth: host access to Allocate'd memory outside a backend
@@ -435,7 +438,7 @@ TEST(ModelDeviceTest, SplitStepCallsOutOfOrderAreRefused) {
   const int64_t num_unique = in.unique.unique_keys.size();
   StepResult result;
   AucAccumulator acc;
-  EXPECT_EQ(model.Finish().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(model.Finish(), StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_EQ(model.Launch(true, &result).message(),
             "Launch: no batch is staged");
   ASSERT_TRUE(model.SetDenseParams(in.dense_params).ok());
@@ -444,26 +447,24 @@ TEST(ModelDeviceTest, SplitStepCallsOutOfOrderAreRefused) {
   EXPECT_EQ(
       model.Stage(in.batch, in.unique.key_index, num_unique, in.rows).message(),
       "Stage: the batch staged before was not launched yet");
-  EXPECT_EQ(model
-                .TrainStep(in.batch, in.unique.key_index, num_unique, in.rows,
-                           &result)
-                .code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(model.TrainStep(in.batch, in.unique.key_index, num_unique,
+                              in.rows, &result),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
   ASSERT_TRUE(model.Launch(true, &result).ok());
   EXPECT_EQ(model.Launch(true, &result).message(),
             "Launch: the launched step was not finished");
-  EXPECT_EQ(model.SetDenseParams(in.dense_params).code(),
-            absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(model.TakeMetrics(&acc).code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(model.SetDenseParams(in.dense_params),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(model.TakeMetrics(&acc),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
   ASSERT_TRUE(model.Finish().ok());
   ExpectSameResult(result, CpuStep(spec, PoolMode::kSum, in, true), "dnn");
   // A batch that does not fit the spec is refused at Stage.
   StepInputs bad = in;
   bad.batch.num_slots += 1;
-  EXPECT_EQ(
-      model.Stage(bad.batch, bad.unique.key_index, num_unique, bad.rows).code(),
-      absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(
+      model.Stage(bad.batch, bad.unique.key_index, num_unique, bad.rows),
+      StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 // Metrics kept on the backend equal those of the downloaded probabilities,
@@ -595,21 +596,21 @@ TEST(ModelDeviceTest, DenseOptimizerErrorsNameTheProblem) {
   OptimizerConfig bad = DenseRule(OptimizerConfig::ADAM);
   bad.set_beta1(1.5f);
   absl::Status status = model.SetDenseOptimizer(bad);
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(status.message(), HasSubstr("adam beta1"));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument,
+                               HasSubstr("adam beta1")));
   EXPECT_FALSE(model.has_dense_optimizer());
   std::vector<float> out(spec.dense_size);
   status = model.GetDenseParams(absl::MakeSpan(out));
-  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(status.message(), HasSubstr("no dense parameters"));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kFailedPrecondition,
+                               HasSubstr("no dense parameters")));
   ASSERT_TRUE(model.SetDenseOptimizer(DenseRule(OptimizerConfig::SGD)).ok());
   status = model.SetDenseOptimizer(DenseRule(OptimizerConfig::SGD));
-  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kFailedPrecondition));
   ASSERT_TRUE(model.SetDenseParams(out).ok());
   std::vector<float> short_out(spec.dense_size - 1);
   status = model.GetDenseParams(absl::MakeSpan(short_out));
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(status.message(), HasSubstr("floats asked for"));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument,
+                               HasSubstr("floats asked for")));
   ExpectNoViolations(*backend, "dnn");
 }
 

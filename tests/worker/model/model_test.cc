@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
 #include "tests/testing/model_test_util.h"
+#include "tests/testing/status_matchers.h"
 #include "worker/data/batch.h"
 
 namespace ps {
@@ -25,6 +26,7 @@ namespace {
 using ::testing::HasSubstr;
 using testing_util::MakeBackend;
 using testing_util::MakeInputs;
+using testing_util::StatusIs;
 using testing_util::StepInputs;
 
 ModelSpec MakeSpec(ModelConfig::Type type, DataConfig::IntFeatures ints) {
@@ -177,10 +179,11 @@ TEST(ModelTest, RowWidthMustSuitTheModel) {
   StepResult result;
   const absl::Status status =
       model.TrainStep(batch, {0}, 1, {0.5f}, {0.0f}, &result);
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(status.message(),
-            "FM model needs rows of dim >= 2 (1 linear weight + embedding), "
-            "the spec has dim 1");
+  EXPECT_THAT(
+      status,
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "FM model needs rows of dim >= 2 (1 linear weight + embedding), "
+               "the spec has dim 1"));
 }
 
 TEST(ModelTest, PredictMatchesTrainStepAndLeavesGradsEmpty) {
@@ -239,8 +242,8 @@ class ModelValidationTest : public ::testing::Test {
 
   void ExpectError(const std::string& message) {
     absl::Status status = Step();
-    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
-    EXPECT_THAT(std::string(status.message()), HasSubstr(message));
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument,
+                                 HasSubstr(message)));
   }
 
   const ModelSpec spec_;
