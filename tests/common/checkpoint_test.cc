@@ -3,8 +3,6 @@
 // the previous checkpoint loadable, retention, the compatibility check.
 #include "common/checkpoint.h"
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -16,25 +14,19 @@
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ps {
 namespace {
 
-using ::testing::AllOf;
-using testing_util::StatusIs;
-
 namespace fs = std::filesystem;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
+using testing_util::TempDir;
 
 class CheckpointTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = ::testing::TempDir() + "/ckpt_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-
   // Writes step `step`'s checkpoint: two data files whose contents depend on
   // the step, one worker position; commits with `options`.
   absl::Status Write(int64_t step, const CommitOptions& options = {}) {
@@ -86,7 +78,8 @@ class CheckpointTest : public ::testing::Test {
     return opened->manifest.global_step();
   }
 
-  std::string root_;
+  TempDir dir_;
+  const std::string root_ = dir_.Path("ckpt");  // absent until a checkpoint
   absl::Status last_error_;
 };
 

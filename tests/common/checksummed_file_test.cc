@@ -2,8 +2,6 @@
 // a file can be damaged is refused with a message naming it.
 #include "common/checksummed_file.h"
 
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ps {
 namespace {
@@ -20,21 +19,13 @@ namespace {
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using testing_util::StatusIs;
+using testing_util::TempDir;
 
 constexpr char kMagic[] = "PSTEST01";
 
 class ChecksummedFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = ::testing::TempDir() + "/checksummed_" + std::to_string(getpid()) +
-           "_" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+  std::string Path(const std::string& name) const { return dir_.Path(name); }
 
   static std::string ReadAll(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -45,7 +36,7 @@ class ChecksummedFileTest : public ::testing::Test {
     out << data;
   }
 
-  std::string dir_;
+  TempDir dir_;
 };
 
 TEST_F(ChecksummedFileTest, RoundTripOfStreamedPayload) {

@@ -6,16 +6,18 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
+using testing_util::TempDir;
 
 TEST(MetricsLogTest, WritesOneJsonObjectPerLineAndCreatesTheFolder) {
-  std::string path = ::testing::TempDir() + "/metrics_log_test/a/b/w.jsonl";
-  std::remove(path.c_str());
+  TempDir dir;
+  const std::string path = dir.Path("a/b/w.jsonl");
   {
     auto log = MetricsLog::Open(path);
     ASSERT_TRUE(log.ok()) << log.status();

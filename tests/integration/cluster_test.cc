@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/local_cluster.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 #include "tools/datagen/datagen.h"
 #include "worker/train/worker_job.h"
 
@@ -21,6 +22,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing_util::StatusIs;
+using testing_util::TempDir;
 
 constexpr char kJob[] = R"pb(
 cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 2 }
@@ -53,9 +55,6 @@ training { log_every_steps: 200 }
 class ClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = absl::StrCat(
-        ::testing::TempDir(), "/cluster_test_",
-        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     ConfigOverrides overrides;
     overrides.data_dir = dir_;
     auto config = ParseJobConfig(kJob, "cluster_test", "", overrides);
@@ -69,7 +68,8 @@ class ClusterTest : public ::testing::Test {
     return report.ok() ? *report : GeneratorReport();
   }
 
-  std::string dir_;
+  TempDir temp_dir_;
+  const std::string dir_ = temp_dir_.path();
   JobConfig config_;
 };
 

@@ -1,8 +1,6 @@
 // Every training mode on a real 2-server/2-worker loopback cluster (servers
 // in this process, workers in threads) on generated data with a known oracle
 // AUC; plus what each mode promises about staleness and pushes.
-#include <unistd.h>
-
 #include <iostream>
 #include <memory>
 #include <string>
@@ -14,11 +12,14 @@
 #include "server/coordinator/coordinator.h"
 #include "server/service/ps_handler.h"
 #include "tests/testing/local_cluster.h"
+#include "tests/testing/temp_dir.h"
 #include "tools/datagen/datagen.h"
 #include "worker/train/worker_job.h"
 
 namespace ps {
 namespace {
+
+using testing_util::TempDir;
 
 constexpr char kJob[] = R"pb(
 cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 2 }
@@ -50,12 +51,11 @@ training { log_every_steps: 200 }
 class ModesTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    // One folder per process: ctest runs the tests of this file in parallel
-    // processes.
-    std::string dir =
-        absl::StrCat(::testing::TempDir(), "/modes_test_data_", getpid());
+    // One data folder for the tests of this process (ctest runs each test
+    // of this file in a process of its own).
+    data_dir_ = new TempDir();
     ConfigOverrides overrides;
-    overrides.data_dir = dir;
+    overrides.data_dir = data_dir_->path();
     auto config = ParseJobConfig(kJob, "modes_test", "", overrides);
     ASSERT_TRUE(config.ok()) << config.status();
     config_ = new JobConfig(*config);
@@ -66,6 +66,7 @@ class ModesTest : public ::testing::Test {
   static void TearDownTestSuite() {
     delete config_;
     delete report_;
+    delete data_dir_;
   }
 
   // Trains in `mode` and checks the eval AUC against the oracle.
@@ -98,10 +99,12 @@ class ModesTest : public ::testing::Test {
 
   static JobConfig* config_;
   static GeneratorReport* report_;
+  static TempDir* data_dir_;
 };
 
 JobConfig* ModesTest::config_ = nullptr;
 GeneratorReport* ModesTest::report_ = nullptr;
+TempDir* ModesTest::data_dir_ = nullptr;
 
 TEST_F(ModesTest, AsyncWithinPoint01OfOracle) {
   TrainAndCheck(TrainingConfig::ASYNC, 0.01);

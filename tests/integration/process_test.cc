@@ -21,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 
 extern char** environ;
 
@@ -28,6 +29,7 @@ namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::TempDir;
 
 // The build folder: this test runs from <build>/tests/.
 std::string BinDir() {
@@ -103,11 +105,6 @@ class ProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_EQ(access(Bin("ps_server").c_str(), X_OK), 0) << Bin("ps_server");
-    dir_ = absl::StrCat(
-        ::testing::TempDir(), "/process_test_",
-        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::string cmd = "rm -rf '" + dir_ + "' && mkdir -p '" + dir_ + "'";
-    ASSERT_EQ(std::system(cmd.c_str()), 0);
   }
 
   std::string Bin(const std::string& name) const {
@@ -152,7 +149,8 @@ class ProcessTest : public ::testing::Test {
     return codes;
   }
 
-  std::string dir_;
+  TempDir temp_dir_;
+  const std::string dir_ = temp_dir_.path();
   std::vector<int> servers_exit_;
 };
 

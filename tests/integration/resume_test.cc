@@ -15,7 +15,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -32,6 +31,7 @@
 #include "kernels/backend.h"
 #include "server/service/ps_handler.h"
 #include "tests/testing/local_cluster.h"
+#include "tests/testing/temp_dir.h"
 #include "tools/ctl/admin_client.h"
 #include "tools/ctl/checkpoint_export.h"
 #include "tools/datagen/datagen.h"
@@ -42,6 +42,8 @@
 
 namespace ps {
 namespace {
+
+using testing_util::TempDir;
 
 constexpr char kJob[] = R"pb(
 cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 1 }
@@ -75,10 +77,6 @@ checkpoint { dir: "set-by-the-test" every_steps: 25 keep: 10 }
 class ResumeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = absl::StrCat(
-        ::testing::TempDir(), "/resume_test_",
-        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
     ConfigOverrides overrides;
     overrides.data_dir = dir_;
     auto config = ParseJobConfig(kJob, "resume_test", "", overrides);
@@ -111,7 +109,8 @@ class ResumeTest : public ::testing::Test {
     return model.ok() ? std::move(model).value() : nullptr;
   }
 
-  std::string dir_;
+  TempDir temp_dir_;
+  const std::string dir_ = temp_dir_.path();
   JobConfig config_;
 };
 

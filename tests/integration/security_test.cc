@@ -10,7 +10,6 @@
 // The TLS material is test-only (tests/data/tls/README.md).
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -31,6 +30,7 @@
 #include "tests/testing/local_cluster.h"
 #include "tests/testing/server_test_util.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 #include "tools/ctl/admin_client.h"
 #include "tools/datagen/datagen.h"
 #include "worker/client/ps_client.h"
@@ -42,6 +42,7 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using testing_util::StatusIs;
+using testing_util::TempDir;
 
 constexpr char kToken[] = "s3cret-token-for-tests";
 
@@ -51,17 +52,8 @@ std::string TlsFile(const std::string& name) {
 
 class SecurityTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = absl::StrCat(
-        ::testing::TempDir(), "/security_test_", getpid(), "_",
-        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    ASSERT_EQ(std::system(("mkdir -p " + dir_).c_str()), 0);
-  }
-
   std::string Write(const std::string& name, const std::string& content) {
-    const std::string path = dir_ + "/" + name;
-    std::ofstream(path) << content;
-    return path;
+    return temp_dir_.Write(name, content);
   }
 
   SecurityConfig Token(const std::string& token) {
@@ -100,7 +92,8 @@ class SecurityTest : public ::testing::Test {
     return o;
   }
 
-  std::string dir_;
+  TempDir temp_dir_;
+  const std::string dir_ = temp_dir_.path();
   int files_ = 0;
 };
 

@@ -1,43 +1,31 @@
-// Helpers shared by the reader and parser tests: a scratch folder removed at
-// the end of each test, a gzip writer, a view of a Batch example and a loop
-// over a reader's batches.
+// Helpers shared by the reader and parser tests: a fixture with a scratch
+// folder removed at the end of each test, a gzip writer, a view of a Batch
+// example and a loop over a reader's batches.
 #ifndef PS_TESTS_TESTING_READER_TEST_UTIL_H_
 #define PS_TESTS_TESTING_READER_TEST_UTIL_H_
 
-#include <stdlib.h>
 #include <zlib.h>
 
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 #include "worker/data/batch.h"
 #include "worker/data/data_reader.h"
 
 namespace ps {
 namespace testing_util {
 
-// A fresh folder under the test temp dir, deleted when the fixture ends.
+// A fixture with a fresh folder (a TempDir, see temp_dir.h), deleted when the
+// fixture ends.
 class TempDirTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = ::testing::TempDir();
-    if (!tmpl.empty() && tmpl.back() == '/') tmpl.pop_back();
-    tmpl += "/ps_reader_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   // Writes `content` to dir_/name and returns the path.
   std::string Write(const std::string& name, const std::string& content) {
-    const std::string path = dir_ + "/" + name;
-    std::ofstream(path, std::ios::binary) << content;
-    return path;
+    return temp_dir_.Write(name, content);
   }
 
   // Writes `content` gzip-compressed to dir_/name (zlib's gzwrite) and
@@ -56,7 +44,8 @@ class TempDirTest : public ::testing::Test {
     return path;
   }
 
-  std::string dir_;
+  TempDir temp_dir_;
+  std::string dir_ = temp_dir_.path();
 };
 
 // The keys of slot `slot` of example `i`.

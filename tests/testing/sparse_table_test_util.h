@@ -1,40 +1,16 @@
-// Helpers shared by the sparse table tests: a temporary directory, table
-// options, a table that must build and a pull that must succeed.
+// Helpers shared by the sparse table tests: table options, a table that must
+// build and a pull that must succeed.
 #ifndef PS_TESTS_TESTING_SPARSE_TABLE_TEST_UTIL_H_
 #define PS_TESTS_TESTING_SPARSE_TABLE_TEST_UTIL_H_
 
-#include <unistd.h>
-
-#include <atomic>
-#include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/table/sparse_table.h"
 
 namespace ps {
-
-// A fresh directory under the test's temp dir, removed at destruction.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TEST_TMPDIR");
-    path_ = absl::StrCat(base != nullptr ? base : "/tmp", "/sparse_table_test_",
-                         getpid(), "_", counter_++);
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  static inline std::atomic<int> counter_{0};
-  std::string path_;
-};
 
 inline SparseTableOptions TableOptions(OptimizerConfig::Type opt, int dim,
                                        InitializerConfig::Type init,

@@ -28,6 +28,7 @@
 #include "tests/testing/server_test_util.h"
 #include "tests/testing/sparse_table_test_util.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 #include "tools/ctl/admin_client.h"
 
 namespace ps {
@@ -36,6 +37,7 @@ namespace {
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using testing_util::StatusIs;
+using testing_util::TempDir;
 
 constexpr int kDim = 4;
 constexpr int kKeys = 3000;
@@ -212,8 +214,8 @@ TEST_P(CheckpointResumeTest, ResumedServersMatchAndTrainOnIdentically) {
   // storage directory.
   JobConfig c2 = c;
   if (GetParam() != kMemory) {
-    c2.mutable_sparse_tables(0)->mutable_storage()->set_dir(dir_.path() +
-                                                            "/live-copy");
+    c2.mutable_sparse_tables(0)->mutable_storage()->set_dir(
+        dir_.Path("live-copy"));
   }
   auto back = Handlers(c2, &restore);
   ASSERT_EQ(back.size(), 2u);
@@ -414,7 +416,7 @@ TEST(CheckpointResumeTest, PsCtlExportFromACheckpoint) {
   const Snapshot saved = Read(hs, c);
   AdminOptions options;
   options.export_checkpoint = c.checkpoint().dir() + "/" + CheckpointDirName(1);
-  options.export_dir = dir.path() + "/serving";
+  options.export_dir = dir.Path("serving");
   std::ostringstream out, err;
   ASSERT_EQ(RunCtlCommand(options, "export", out, err), 0) << err.str();
   EXPECT_THAT(out.str(),

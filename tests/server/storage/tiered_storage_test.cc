@@ -30,6 +30,7 @@
 #include "server/table/sparse_table.h"
 #include "tests/testing/sparse_table_test_util.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ps {
 namespace {
@@ -37,6 +38,7 @@ namespace {
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using testing_util::StatusIs;
+using testing_util::TempDir;
 
 // Whether two tables hold bit-identical weights for `keys`.
 void ExpectSameRows(SparseTable& got, SparseTable& want,
@@ -328,7 +330,7 @@ TEST(TieredStorageTest, PlainTablesCannotCompress) {
   RocksDbConfig config;
   config.set_table_format(RocksDbConfig::PLAIN);
   config.set_compression(RocksDbConfig::ZSTD);
-  auto kv = OpenRocksDbKv(dir.path() + "/plain", config);
+  auto kv = OpenRocksDbKv(dir.Path("plain"), config);
   ASSERT_FALSE(kv.ok());
   EXPECT_THAT(kv, StatusIs(absl::StatusCode::kInvalidArgument,
                            HasSubstr("table_format PLAIN cannot compress")));
@@ -345,7 +347,7 @@ TEST(TieredStorageTest, DirectoryOfAnotherTableIsRefused) {
     ASSERT_NE(table, nullptr);
   }
   const std::string a_dir = SparseTable::StorageDir(a);
-  EXPECT_EQ(a_dir, dir.path() + "/a/server-0");
+  EXPECT_EQ(a_dir, dir.Path("a/server-0"));
 
   SparseTableOptions b =
       Tiered(TableOptions(OptimizerConfig::SGD, 16, InitializerConfig::ZEROS),
@@ -544,7 +546,7 @@ TEST(TieredStorageTest, UnsupportedCompressionIsRefusedOrOpens) {
     RocksDbConfig config;
     config.set_compression(c);
     const std::string name = RocksDbConfig::Compression_Name(c);
-    auto kv = OpenRocksDbKv(absl::StrCat(dir.path(), "/", name), config);
+    auto kv = OpenRocksDbKv(dir.Path(name), config);
     if (SupportedCompressions().find(name) != std::string::npos) {
       EXPECT_TRUE(kv.ok()) << kv.status();
     } else {

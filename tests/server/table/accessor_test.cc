@@ -25,12 +25,14 @@
 #include "tests/testing/server_test_util.h"
 #include "tests/testing/sparse_table_test_util.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
 using testing_util::StatusIs;
+using testing_util::TempDir;
 
 constexpr int kDim = 2;
 

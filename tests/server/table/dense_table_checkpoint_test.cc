@@ -1,8 +1,6 @@
 // DenseTable::Save / Load (server/table/dense_table.h): values and optimizer
 // state survive a round trip, and a file of another table, layout or
 // optimizer, or a damaged one, is refused naming the file.
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -13,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "server/table/dense_table.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ps {
 namespace {
@@ -20,6 +19,7 @@ namespace {
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using testing_util::StatusIs;
+using testing_util::TempDir;
 
 OptimizerConfig Optimizer(OptimizerConfig::Type type) {
   OptimizerConfig c;
@@ -45,12 +45,8 @@ std::vector<float> Pull(const DenseTable& t) {
 
 class DenseTableCheckpointTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    path_ = ::testing::TempDir() + "/dense_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-  }
-  void TearDown() override { std::filesystem::remove(path_); }
-  std::string path_;
+  TempDir dir_;
+  const std::string path_ = dir_.Path("dense.bin");
 };
 
 TEST_F(DenseTableCheckpointTest, RoundTripRestoresValuesAndAdamState) {

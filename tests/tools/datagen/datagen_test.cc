@@ -1,7 +1,5 @@
 #include "tools/datagen/datagen.h"
 
-#include <stdlib.h>
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 #include "worker/data/criteo_parser.h"
 
 namespace ps {
@@ -22,6 +21,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing_util::StatusIs;
+using testing_util::TempDir;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -32,15 +32,6 @@ std::string ReadFile(const std::string& path) {
 
 class DatagenTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = ::testing::TempDir();
-    if (!tmpl.empty() && tmpl.back() == '/') tmpl.pop_back();
-    tmpl += "/ps_datagen_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   GeneratorConfig Small(const std::string& subdir, uint64_t seed = 5) {
     GeneratorConfig g;
     g.set_output_dir(dir_ + "/" + subdir);
@@ -51,7 +42,8 @@ class DatagenTest : public ::testing::Test {
     return g;
   }
 
-  std::string dir_;
+  TempDir temp_dir_;
+  const std::string dir_ = temp_dir_.path();
 };
 
 TEST_F(DatagenTest, SameSeedSameBytesOtherSeedOtherBytes) {
