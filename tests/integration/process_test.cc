@@ -3,10 +3,8 @@
 // runs them; how they fail on a bad config and on bad data; and a job whose
 // worker, then server, is killed with SIGKILL and restarted with --resume.
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/free_port.h"
 #include "tests/testing/temp_dir.h"
 
 extern char** environ;
@@ -29,6 +28,7 @@ namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::FreePort;
 using testing_util::TempDir;
 
 // The build folder: this test runs from <build>/tests/.
@@ -51,21 +51,6 @@ std::string ReadFile(const std::string& path) {
 void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream out(path);
   out << text;
-}
-
-// A free loopback port (closed again; a race with other processes is
-// possible but unlikely).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
 }
 
 // Starts `argv` with stdout and stderr to `log`.

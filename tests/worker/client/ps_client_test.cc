@@ -4,10 +4,6 @@
 // re-sent and applied once; other errors are not retried.
 #include "worker/client/ps_client.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <memory>
 #include <string>
 #include <thread>
@@ -18,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/service/ps_server.h"
+#include "tests/testing/free_port.h"
 #include "tests/testing/server_test_util.h"
 #include "tests/testing/status_matchers.h"
 
@@ -25,24 +22,10 @@ namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::FreePort;
 using testing_util::StatusIs;
 
 constexpr int kDim = 2;
-
-// A loopback port nothing listens on now (bound to port 0, then closed).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  EXPECT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  socklen_t len = sizeof(addr);
-  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 class PsClientRetryTest : public ::testing::Test {
  protected:
