@@ -18,6 +18,7 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using testing_util::ReadFile;
 using testing_util::StatusIs;
 using testing_util::TempDir;
 
@@ -27,10 +28,6 @@ class ChecksummedFileTest : public ::testing::Test {
  protected:
   std::string Path(const std::string& name) const { return dir_.Path(name); }
 
-  static std::string ReadAll(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
   static void WriteAll(const std::string& path, const std::string& data) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << data;
@@ -88,7 +85,7 @@ TEST_F(ChecksummedFileTest, TruncatedFileIsDataLossNamingIt) {
   const std::string path = Path("t.bin");
   ASSERT_TRUE(
       WriteChecksummedFile(path, kMagic, 1, std::string(1000, 'x')).ok());
-  std::string data = ReadAll(path);
+  std::string data = ReadFile(path);
   for (size_t keep :
        {data.size() - 1, data.size() - 20, size_t{20}, size_t{3}}) {
     WriteAll(path, data.substr(0, keep));
@@ -104,7 +101,7 @@ TEST_F(ChecksummedFileTest, FlippedPayloadByteIsChecksumMismatch) {
   const std::string path = Path("c.bin");
   ASSERT_TRUE(
       WriteChecksummedFile(path, kMagic, 1, std::string(1000, 'x')).ok());
-  std::string data = ReadAll(path);
+  std::string data = ReadFile(path);
   data[500] ^= 1;
   WriteAll(path, data);
   auto read = ReadChecksummedFile(path, kMagic, 1);
@@ -166,7 +163,7 @@ TEST_F(ChecksummedFileTest, WriteFileAtomicallyReplacesContents) {
   const std::string path = Path("LATEST");
   ASSERT_TRUE(WriteFileAtomically(path, "one\n").ok());
   ASSERT_TRUE(WriteFileAtomically(path, "two\n").ok());
-  EXPECT_EQ(ReadAll(path), "two\n");
+  EXPECT_EQ(ReadFile(path), "two\n");
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
   EXPECT_THAT(WriteFileAtomically(Path("no/such/dir/x"), "a"),
               StatusIs(absl::StatusCode::kNotFound));

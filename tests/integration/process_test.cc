@@ -9,8 +9,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -29,6 +27,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing_util::FreePort;
+using testing_util::ReadFile;
 using testing_util::TempDir;
 
 // The build folder: this test runs from <build>/tests/.
@@ -39,18 +38,6 @@ std::string BinDir() {
   std::string path(self, n);
   for (int i = 0; i < 2; ++i) path = path.substr(0, path.rfind('/'));
   return path;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
 }
 
 // Starts `argv` with stdout and stderr to `log`.
@@ -151,8 +138,7 @@ training { log_every_steps: 50 }
 )pb";
 
 TEST_F(ProcessTest, GeneratesTrainsEvaluatesAndStopsCleanly) {
-  const std::string config = dir_ + "/job.pbtxt";
-  WriteFile(config, kJob);
+  const std::string config = temp_dir_.Write("job.pbtxt", kJob);
   pid_t gen =
       Spawn({Bin("ps_datagen"), "--config", config}, dir_ + "/datagen.log");
   ASSERT_EQ(WaitExit(gen, absl::Minutes(1)), 0)
@@ -177,10 +163,9 @@ TEST_F(ProcessTest, GeneratesTrainsEvaluatesAndStopsCleanly) {
 }
 
 TEST_F(ProcessTest, BadConfigIsRefusedWithFileLineAndField) {
-  const std::string config = dir_ + "/job.pbtxt";
   std::string job = kJob;
   job.replace(job.find("batch_size"), 10, "batchsize");
-  WriteFile(config, job);
+  const std::string config = temp_dir_.Write("job.pbtxt", job);
   pid_t pid = Spawn({Bin("ps_server"), "--config", config, "--rank", "0",
                      "--servers", "127.0.0.1:1"},
                     dir_ + "/server.log");
@@ -201,9 +186,8 @@ TEST_F(ProcessTest, TooManyBadLinesStopTheWorkerAndTheJob) {
                            std::string(25, '\t'), "\n");
     }
   }
-  WriteFile(dir_ + "/train.tsv", data);
-  const std::string config = dir_ + "/job.pbtxt";
-  WriteFile(config, R"pb(
+  temp_dir_.Write("train.tsv", data);
+  const std::string config = temp_dir_.Write("job.pbtxt", R"pb(
 cluster { num_workers: 1 }
 sparse_tables { name: "emb" dim: 4 }
 model { type: DNN sparse_table: "emb" }
@@ -273,8 +257,7 @@ struct Job {
 };
 
 TEST_F(ProcessTest, KilledWorkerAndServerResumeAndTheJobReachesTheSameAuc) {
-  const std::string config = dir_ + "/job.pbtxt";
-  WriteFile(config, kCheckpointedJob);
+  const std::string config = temp_dir_.Write("job.pbtxt", kCheckpointedJob);
   pid_t gen =
       Spawn({Bin("ps_datagen"), "--config", config}, dir_ + "/datagen.log");
   ASSERT_EQ(WaitExit(gen, absl::Minutes(1)), 0)

@@ -1,11 +1,13 @@
 // A scratch directory for a test: made fresh with mkdtemp under
 // ::testing::TempDir() ($TEST_TMPDIR, else $TMPDIR, else /tmp), so tests
 // running in parallel processes never share one, and removed with all it
-// holds when the TempDir is destroyed.
+// holds when the TempDir is destroyed; and ReadFile, to read back a file
+// the code under test wrote.
 //
 //   TempDir dir;
 //   std::string path = dir.Write("a.tsv", "1\t2\n");   // dir.path() + "/a.tsv"
 //   options.checkpoint_dir = dir.Path("ckpt");         // not created
+//   EXPECT_EQ(ReadFile(path), "1\t2\n");
 //
 // Its methods are const: threads may write files under it at once; it must
 // outlive them.
@@ -19,6 +21,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <system_error>
 
@@ -76,6 +79,13 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// The bytes of the file at `path`; "" when it cannot be read (tests print
+// logs that may not have been written).
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 }  // namespace testing_util
 }  // namespace ps

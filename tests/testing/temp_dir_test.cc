@@ -3,8 +3,6 @@
 #include "tests/testing/temp_dir.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -14,14 +12,8 @@ namespace ps {
 namespace {
 
 using ::testing::StartsWith;
+using testing_util::ReadFile;
 using testing_util::TempDir;
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 TEST(TempDirTest, IsAFreshEmptyDirectoryUnderTheTestTempDir) {
   TempDir a;
@@ -42,9 +34,9 @@ TEST(TempDirTest, PathAndWrite) {
   const std::string binary("x\0y\n", 4);
   const std::string path = dir.Write("f.bin", binary);
   EXPECT_EQ(path, dir.Path("f.bin"));
-  EXPECT_EQ(ReadAll(path), binary);
+  EXPECT_EQ(ReadFile(path), binary);
   dir.Write("f.bin", "shorter");
-  EXPECT_EQ(ReadAll(path), "shorter");
+  EXPECT_EQ(ReadFile(path), "shorter");
 }
 
 TEST(TempDirTest, DestructorRemovesEverythingUnderIt) {

@@ -18,6 +18,7 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using testing_util::ReadFile;
 using testing_util::StatusIs;
 using testing_util::TempDir;
 
@@ -114,11 +115,7 @@ TEST_F(DenseTableCheckpointTest, DamagedFileIsRefusedAndNothingChanges) {
   auto b = Make("model", blocks, 0, OptimizerConfig::ADAGRAD);
   const std::vector<float> fresh = Pull(*b);
 
-  std::string data;
-  {
-    std::ifstream in(path_, std::ios::binary);
-    data.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  const std::string data = ReadFile(path_);
   std::string flipped = data;
   flipped[data.size() - 30] ^= 0x40;  // inside the state floats
   std::ofstream(path_, std::ios::binary | std::ios::trunc) << flipped;

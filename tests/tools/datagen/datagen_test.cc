@@ -3,7 +3,6 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -20,15 +19,9 @@ namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::ReadFile;
 using testing_util::StatusIs;
 using testing_util::TempDir;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 class DatagenTest : public ::testing::Test {
  protected:
@@ -161,7 +154,7 @@ TEST_F(DatagenTest, DefaultsGiveAPlausibleClickRateAndOracle) {
 }
 
 TEST_F(DatagenTest, UnwritableOutputDirectory) {
-  std::ofstream(dir_ + "/file") << "x";
+  temp_dir_.Write("file", "x");
   GeneratorConfig g = Small("file/sub");
   absl::StatusOr<GeneratorReport> r = GenerateCriteoData(g);
   EXPECT_THAT(r, StatusIs(absl::StatusCode::kUnavailable,

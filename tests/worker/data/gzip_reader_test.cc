@@ -8,11 +8,13 @@
 #include "gtest/gtest.h"
 #include "tests/testing/reader_test_util.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::ReadFile;
 using testing_util::StatusIs;
 
 class GzipLineSourceTest : public testing_util::TempDirTest {
@@ -62,11 +64,8 @@ TEST_F(GzipLineSourceTest, LinesAsInThePlainText) {
 TEST_F(GzipLineSourceTest, ConcatenatedMembersReadAsOneStream) {
   const std::string a = WriteGzip("a.gz", "1\n2\n");
   const std::string b = WriteGzip("b.gz", "3\n");
-  std::ifstream fa(a, std::ios::binary), fb(b, std::ios::binary);
-  std::string both((std::istreambuf_iterator<char>(fa)), {});
-  both.append(std::istreambuf_iterator<char>(fb), {});
   absl::StatusOr<std::vector<std::string>> lines =
-      ReadLines(Write("ab.gz", both));
+      ReadLines(Write("ab.gz", ReadFile(a) + ReadFile(b)));
   ASSERT_TRUE(lines.ok()) << lines.status();
   EXPECT_EQ(*lines, (std::vector<std::string>{"1", "2", "3"}));
 }
@@ -74,8 +73,7 @@ TEST_F(GzipLineSourceTest, ConcatenatedMembersReadAsOneStream) {
 TEST_F(GzipLineSourceTest, TruncatedFileIsAnError) {
   std::string text;
   for (int i = 0; i < 20000; ++i) absl::StrAppend(&text, i * 7919, "\n");
-  std::ifstream in(WriteGzip("full.gz", text), std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  const std::string bytes = ReadFile(WriteGzip("full.gz", text));
   const std::string path = Write("cut.gz", bytes.substr(0, bytes.size() / 2));
   absl::StatusOr<std::vector<std::string>> lines = ReadLines(path);
   EXPECT_THAT(lines, StatusIs(absl::StatusCode::kInternal,
@@ -84,9 +82,7 @@ TEST_F(GzipLineSourceTest, TruncatedFileIsAnError) {
 }
 
 TEST_F(GzipLineSourceTest, CorruptFileIsAnError) {
-  std::ifstream in(WriteGzip("full.gz", std::string(10000, 'q')),
-                   std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  std::string bytes = ReadFile(WriteGzip("full.gz", std::string(10000, 'q')));
   bytes[12] ^= 0x55;  // inside the deflate data
   const std::string path = Write("bad.gz", bytes);
   absl::StatusOr<std::vector<std::string>> lines = ReadLines(path);
