@@ -31,6 +31,7 @@
 #include "kernels/backend.h"
 #include "server/service/ps_handler.h"
 #include "tests/testing/local_cluster.h"
+#include "tests/testing/server_test_util.h"
 #include "tests/testing/temp_dir.h"
 #include "tools/ctl/admin_client.h"
 #include "tools/ctl/checkpoint_export.h"
@@ -273,14 +274,9 @@ TEST_F(ResumeTest, OnDemandCheckpointDuringTraining) {
   std::vector<std::unique_ptr<PsServer>> servers;
   std::vector<std::string> endpoints;
   for (int i = 0; i < 2; ++i) {
-    PsServerOptions options;
-    options.config = job;
-    options.rank = i;
-    options.listen_address = "127.0.0.1:0";
-    auto server = PsServer::Start(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    endpoints.push_back(absl::StrCat("127.0.0.1:", (*server)->port()));
-    servers.push_back(std::move(server).value());
+    servers.push_back(StartServer(job, i));
+    ASSERT_NE(servers.back(), nullptr);
+    endpoints.push_back(Endpoint(*servers.back()));
   }
   servers[0]->SetServerEndpoints(endpoints);
   job.mutable_cluster()->clear_servers();

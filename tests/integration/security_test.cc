@@ -116,7 +116,7 @@ grpc::Status CallRaw(const std::shared_ptr<grpc::Channel>& channel,
 TEST_F(SecurityTest, EveryMethodRefusesACallWithoutTheToken) {
   auto server = Server(Token(kToken));
   ASSERT_NE(server, nullptr);
-  const std::string endpoint = absl::StrCat("127.0.0.1:", server->port());
+  const std::string endpoint = Endpoint(*server);
   const auto none = RpcSecurity::None()->Channel(endpoint);
   const auto wrong = Client(Token("another-token"))->Channel(endpoint);
   int methods = 0;

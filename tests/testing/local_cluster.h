@@ -10,9 +10,9 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/service/ps_server.h"
+#include "tests/testing/server_test_util.h"
 #include "worker/train/worker_job.h"
 
 namespace ps {
@@ -44,7 +44,7 @@ inline std::unique_ptr<LocalCluster> RunLocalCluster(
     auto server = PsServer::Start(options);
     EXPECT_TRUE(server.ok()) << server.status();
     if (!server.ok()) return cluster;
-    endpoints.push_back(absl::StrCat("127.0.0.1:", (*server)->port()));
+    endpoints.push_back(Endpoint(**server));
     cluster->servers.push_back(std::move(*server));
   }
   cluster->servers[0]->SetServerEndpoints(endpoints);
