@@ -23,12 +23,15 @@
 #include "common/checkpoint.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ps {
 namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using testing_util::StatusIs;
 
 constexpr int kTimeoutMs = 1000;  // cluster.worker_timeout_ms
 
@@ -200,17 +203,9 @@ FinishRequest Finished(int rank, int64_t step, int64_t offset) {
 
 class CoordinatorCoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = ::testing::TempDir();
-    if (!tmpl.empty() && tmpl.back() == '/') tmpl.pop_back();
-    tmpl += "/ps_coordinator_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    root_ = tmpl + "/ckpt";
-  }
   void TearDown() override {
     save_.Unblock();
     core_.reset();
-    std::filesystem::remove_all(std::filesystem::path(root_).parent_path());
   }
 
   // A core of `num_workers` on the fake clock, without a timer thread;
@@ -284,7 +279,8 @@ class CoordinatorCoreTest : public ::testing::Test {
   FakeClock clock_;
   FakeSave save_;
   std::atomic<int> all_finished_{0};
-  std::string root_;
+  testing_util::TempDir tmp_;
+  const std::string root_ = tmp_.Path("ckpt");
   std::unique_ptr<CoordinatorCore> core_;
 };
 
@@ -298,9 +294,9 @@ TEST_F(CoordinatorCoreTest, RegisterRefusesAnUnknownRankOrWorkerCount) {
   request.set_num_workers(2);
   RegisterResponse response;
   absl::Status s = core_->Register(request, &response);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(),
-            "worker rank 5 is out of range: the job has 2 workers");
+  EXPECT_THAT(s,
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "worker rank 5 is out of range: the job has 2 workers"));
 
   request.set_worker_rank(-1);
   EXPECT_EQ(core_->Register(request, &response).message(),
@@ -309,17 +305,18 @@ TEST_F(CoordinatorCoreTest, RegisterRefusesAnUnknownRankOrWorkerCount) {
   request.set_worker_rank(1);
   request.set_num_workers(3);
   s = core_->Register(request, &response);
-  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(s.message(),
-            "worker 1 was configured for 3 workers, the coordinator for 2");
+  EXPECT_THAT(
+      s,
+      StatusIs(absl::StatusCode::kFailedPrecondition,
+               "worker 1 was configured for 3 workers, the coordinator for 2"));
 
   // Waiting calls are refused at once, through `done`.
   Call<BarrierResponse> barrier;
   Barrier(2, "b", false, &barrier);
   ASSERT_TRUE(barrier.Returned());
-  EXPECT_EQ(barrier.Wait().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(barrier.Wait().message(),
-            "worker rank 2 is out of range: the job has 2 workers");
+  EXPECT_THAT(barrier.Wait(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "worker rank 2 is out of range: the job has 2 workers"));
 }
 
 TEST_F(CoordinatorCoreTest, RegisterTellsServersAndTheResumedPosition) {
@@ -478,9 +475,9 @@ TEST_F(CoordinatorCoreTest, AWorkerArrivingTwiceIsRefusedAndTheBarrierWaits) {
   Barrier(0, "epoch 1", false, &first);
   Barrier(0, "epoch 1", true, &twice);
   ASSERT_TRUE(twice.Returned());
-  EXPECT_EQ(twice.Wait().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(twice.Wait().message(),
-            "worker 0 arrived twice at barrier 'epoch 1'");
+  EXPECT_THAT(twice.Wait(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "worker 0 arrived twice at barrier 'epoch 1'"));
   EXPECT_FALSE(first.Returned());
   Barrier(1, "epoch 1", false, &other);
   EXPECT_TRUE(first.Wait().ok());
@@ -539,9 +536,9 @@ TEST_F(CoordinatorCoreTest, AGateHoldsAWorkerAheadUntilTheSlowestAdvances) {
 
   Call<StepGateResponse> negative;
   Gate(1, 2, -1, &negative);
-  EXPECT_EQ(negative.Wait().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(negative.Wait().message(),
-            "StepGate: staleness must be >= 0, got -1");
+  EXPECT_THAT(negative.Wait(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "StepGate: staleness must be >= 0, got -1"));
 }
 
 TEST_F(CoordinatorCoreTest, FinishingOrRunningOutOfDataReleasesTheOthers) {
@@ -685,12 +682,12 @@ TEST_F(CoordinatorCoreTest, CheckpointCallsAreRefusedWithoutASaveFunction) {
   Start(1, false);
   Call<RequestCheckpointResponse> request;
   Request(&request);
-  EXPECT_EQ(request.Wait().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(request.Wait().message(), HasSubstr("no checkpoint section"));
+  EXPECT_THAT(request.Wait(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                       HasSubstr("no checkpoint section")));
   Call<CheckpointArriveResponse> arrive;
   Arrive(0, 5, 0, 0, &arrive);
-  EXPECT_EQ(arrive.Wait().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(arrive.Wait().message(), HasSubstr("no checkpoint section"));
+  EXPECT_THAT(arrive.Wait(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                      HasSubstr("no checkpoint section")));
 }
 
 TEST_F(CoordinatorCoreTest, EveryMinutesOpensARoundWhenDue) {
@@ -803,12 +800,13 @@ TEST_F(CoordinatorCoreTest, AFailedSaveReportsTheErrorAndTrainingGoesOn) {
   save_.Unblock();
   for (Call<CheckpointArriveResponse>* a : {&a0, &a1}) {
     absl::Status s = a->Wait();
-    EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
-    EXPECT_EQ(s.message(), "server 1 (h:1): disk full");
+    EXPECT_THAT(
+        s, StatusIs(absl::StatusCode::kInternal, "server 1 (h:1): disk full"));
   }
   EXPECT_TRUE(gate.Wait().ok());
   EXPECT_EQ(core_->checkpoints_taken(), 0);
-  EXPECT_EQ(OpenLatest(root_).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(OpenLatest(root_).status(),
+              StatusIs(absl::StatusCode::kNotFound));
 
   // The next round writes.
   Call<CheckpointArriveResponse> b0, b1;
@@ -889,26 +887,27 @@ TEST_F(CoordinatorCoreTest, StopEndsParkedCallsAndRefusesLaterOnes) {
   ASSERT_FALSE(gate.Returned());
   core_->Stop();
   ASSERT_TRUE(barrier.Returned());
-  EXPECT_EQ(barrier.Wait().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(barrier.Wait().message(),
-              HasSubstr("barrier 'epoch 2' (1 of 3 workers arrived)"));
+  EXPECT_THAT(
+      barrier.Wait(),
+      StatusIs(absl::StatusCode::kUnavailable,
+               HasSubstr("barrier 'epoch 2' (1 of 3 workers arrived)")));
   ASSERT_TRUE(gate.Returned());
-  EXPECT_EQ(gate.Wait().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(gate.Wait().message(),
-              HasSubstr("step gate of worker 1 at step 9"));
+  EXPECT_THAT(gate.Wait(),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       HasSubstr("step gate of worker 1 at step 9")));
 
   Call<BarrierResponse> later;
   Barrier(1, "epoch 2", false, &later);
   ASSERT_TRUE(later.Returned());
-  EXPECT_EQ(later.Wait().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(later.Wait(), StatusIs(absl::StatusCode::kUnavailable));
   RegisterRequest request;
   request.set_worker_rank(2);
   request.set_num_workers(3);
   RegisterResponse response;
-  EXPECT_EQ(core_->Register(request, &response).code(),
-            absl::StatusCode::kUnavailable);
-  EXPECT_EQ(core_->Finish(Finished(2, 0, 0)).code(),
-            absl::StatusCode::kUnavailable);
+  EXPECT_THAT(core_->Register(request, &response),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(core_->Finish(Finished(2, 0, 0)),
+              StatusIs(absl::StatusCode::kUnavailable));
   core_->Stop();  // again: nothing left
 }
 
@@ -922,8 +921,8 @@ TEST_F(CoordinatorCoreTest, StopEndsCallsWaitingForACheckpoint) {
   Request(&request);
   core_->Stop();
   for (absl::Status s : {arrived.Wait(), request.Wait()}) {
-    EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
-    EXPECT_THAT(s.message(), HasSubstr("checkpoint round 1"));
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kUnavailable,
+                            HasSubstr("checkpoint round 1")));
   }
 
   // The job's end while its final checkpoint is written: Stop answers at
@@ -937,7 +936,7 @@ TEST_F(CoordinatorCoreTest, StopEndsCallsWaitingForACheckpoint) {
   Request(&queued);  // after the one being written
   core_->Stop();
   ASSERT_TRUE(queued.Returned());
-  EXPECT_EQ(queued.Wait().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(queued.Wait(), StatusIs(absl::StatusCode::kUnavailable));
   save_.Unblock();
   core_.reset();  // waits for the save
   EXPECT_EQ(all_finished_.load(), 0);
