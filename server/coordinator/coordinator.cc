@@ -21,8 +21,9 @@ CoordinatorCore::Done FinishReactor(grpc::ServerUnaryReactor* reactor) {
       [reactor](absl::Status status) { reactor->Finish(ToGrpcStatus(status)); };
 }
 
-CoordinatorOptions PlainOptions(int num_workers, int num_servers,
-                                std::function<void()> on_all_finished) {
+CoordinatorOptions PlainOptions(
+    int num_workers, int num_servers,
+    std::function<void(const absl::Status&)> on_all_finished) {
   CoordinatorOptions o;
   o.num_workers = num_workers;
   o.num_servers = num_servers;
@@ -32,8 +33,9 @@ CoordinatorOptions PlainOptions(int num_workers, int num_servers,
 
 }  // namespace
 
-CoordinatorImpl::CoordinatorImpl(int num_workers, int num_servers,
-                                 std::function<void()> on_all_finished)
+CoordinatorImpl::CoordinatorImpl(
+    int num_workers, int num_servers,
+    std::function<void(const absl::Status&)> on_all_finished)
     : CoordinatorImpl(
           PlainOptions(num_workers, num_servers, std::move(on_all_finished))) {}
 

@@ -29,8 +29,9 @@ class CoordinatorImpl final : public Coordinator::CallbackService {
       CoordinatorOptions options,
       std::shared_ptr<const RpcSecurity> security = RpcSecurity::None());
   // Convenience for jobs without checkpoints.
-  CoordinatorImpl(int num_workers, int num_servers,
-                  std::function<void()> on_all_finished);
+  CoordinatorImpl(
+      int num_workers, int num_servers,
+      std::function<void(const absl::Status& outcome)> on_all_finished);
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const RegisterRequest* request,
@@ -61,6 +62,7 @@ class CoordinatorImpl final : public Coordinator::CallbackService {
   // See CoordinatorCore.
   int64_t max_granted_lead() const { return core_.max_granted_lead(); }
   int checkpoints_taken() const { return core_.checkpoints_taken(); }
+  absl::Status outcome() const { return core_.outcome(); }
 
  private:
   const std::shared_ptr<const RpcSecurity> security_;

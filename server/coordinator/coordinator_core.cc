@@ -45,6 +45,12 @@ class CoordinatorCore::Outbox {
 
 namespace {
 
+// Whether a Finish reports a failure: its status is neither "ok" nor empty
+// (callers that predate the field).
+bool FinishFailed(const FinishRequest& request) {
+  return !request.status().empty() && request.status() != "ok";
+}
+
 absl::Status Stopping(absl::string_view waited_for) {
   return absl::UnavailableError(absl::StrCat(
       "coordinator stopping (server 0 shuts down) while the call waited for ",
@@ -205,6 +211,7 @@ absl::Status CoordinatorCore::Register(const RegisterRequest& request,
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckRunning());
   const bool again = members_.Register(rank, Now());
+  failed_.erase(rank);
   gates_.SetDone(rank, false);
   response->set_num_servers(num_servers_);
   // A worker (re)starting continues from the newest checkpoint's record of
@@ -266,10 +273,18 @@ absl::Status CoordinatorCore::Finish(const FinishRequest& request) {
       SetStand(rank, request.step(), request.position());
     }
     ReleaseGates(&out);
-    LOG(INFO) << "coordinator: worker " << rank << " finished ("
-              << request.status() << ", " << request.examples()
-              << " examples); " << members_.num_finished() << "/"
-              << num_workers_ << " done";
+    if (FinishFailed(request)) {
+      failed_[rank] = request.status();
+      LOG(ERROR) << "coordinator: worker " << rank
+                 << " failed: " << request.status() << " ("
+                 << request.examples() << " examples); "
+                 << members_.num_finished() << "/" << num_workers_ << " done";
+    } else {
+      failed_.erase(rank);
+      LOG(INFO) << "coordinator: worker " << rank << " finished ("
+                << request.examples() << " examples); "
+                << members_.num_finished() << "/" << num_workers_ << " done";
+    }
     if (members_.all_finished() && !finishing_) {
       finishing_ = true;
       EndJob(&out);
@@ -624,11 +639,37 @@ void CoordinatorCore::EndJob(Outbox* out) {
 }
 
 void CoordinatorCore::JobEnded() {
+  absl::Status outcome;
   {
     absl::MutexLock lock(&mu_);
     if (stop_) return;
+    outcome = OutcomeLocked();
   }
-  if (options_.on_all_finished) options_.on_all_finished();
+  if (outcome.ok()) {
+    LOG(INFO) << "coordinator: job succeeded: all " << num_workers_
+              << " workers finished";
+  } else {
+    LOG(ERROR) << "coordinator: " << outcome.message();
+  }
+  if (options_.on_all_finished) options_.on_all_finished(outcome);
+}
+
+absl::Status CoordinatorCore::outcome() const {
+  absl::MutexLock lock(&mu_);
+  return OutcomeLocked();
+}
+
+absl::Status CoordinatorCore::OutcomeLocked() const {
+  if (failed_.empty()) return absl::OkStatus();
+  std::string text = "job failed: ";
+  const char* sep = "";
+  for (const auto& [rank, error] : failed_) {
+    absl::StrAppend(&text, sep, "worker ", rank, ": ", error);
+    sep = "; ";
+  }
+  absl::StrAppend(&text, " (", failed_.size(), " of ", num_workers_,
+                  " workers failed)");
+  return absl::AbortedError(text);
 }
 
 void CoordinatorCore::TimerLoop() {

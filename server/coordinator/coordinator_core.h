@@ -31,7 +31,13 @@
 // The end of the job: when every worker has called Finish, the final
 // checkpoint is taken (if the job has checkpoints; it is attempted once and
 // a failure is logged), then options.on_all_finished is called once, on a
-// background thread.
+// background thread, with the job's outcome. A worker that reports a failure
+// in Finish (FinishRequest.status other than "ok") still counts as finished,
+// so the job ends (and its final checkpoint is taken) as after a success,
+// but the outcome is Aborted, naming every failed worker and its error:
+// "job failed: worker 1: <error> (1 of 2 workers failed)". A worker that
+// registers again (restarted) sheds its earlier failure; its next Finish
+// counts.
 //
 // Thread-safety: every method may be called from any thread.
 #ifndef PS_SERVER_COORDINATOR_COORDINATOR_CORE_H_
@@ -70,8 +76,9 @@ struct CoordinatorOptions {
   // recorded in manifests.
   JobConfig config;
   // Called once when the job is over (see the top comment), on a background
-  // thread; never after Stop() has begun. Default: none.
-  std::function<void()> on_all_finished;
+  // thread, with the job's outcome (OK, or Aborted naming the failed
+  // workers); never after Stop() has begun. Default: none.
+  std::function<void(const absl::Status& outcome)> on_all_finished;
   // Writes every server's part of a checkpoint into folder `dir` at `step`
   // and returns all files written. Called on a background thread without the
   // core's lock, one call at a time. Unset: checkpoints are refused.
@@ -122,6 +129,8 @@ class CoordinatorCore {
                          HeartbeatResponse* response) ABSL_LOCKS_EXCLUDED(mu_);
   // The worker is done (request.position: where it ended); it no longer
   // holds gates or checkpoint rounds back. The last one ends the job.
+  // request.status other than "ok" (or empty, from callers that predate it)
+  // records the worker as failed with that error (see outcome()).
   absl::Status Finish(const FinishRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Returns once every worker has arrived at request.name (all_done: none
@@ -167,6 +176,10 @@ class CoordinatorCore {
   int64_t max_granted_lead() const ABSL_LOCKS_EXCLUDED(mu_);
   // Checkpoints written since start.
   int checkpoints_taken() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The job's outcome so far: OK unless a worker's latest Finish reported a
+  // failure; then Aborted, "job failed: worker R: <error>; ... (F of N
+  // workers failed)". What on_all_finished receives.
+  absl::Status outcome() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   // Completions collected under the lock, run after it is released.
@@ -251,8 +264,9 @@ class CoordinatorCore {
 
   // Every worker finished: the final checkpoint (if any), then JobEnded.
   void EndJob(Outbox* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Calls on_all_finished unless stopping.
+  // Calls on_all_finished with outcome() unless stopping.
   void JobEnded() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status OutcomeLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TimerLoop() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Constant after construction.
@@ -282,6 +296,9 @@ class CoordinatorCore {
   std::optional<Manifest> last_manifest_ ABSL_GUARDED_BY(mu_);
   std::string last_dir_ ABSL_GUARDED_BY(mu_);
   int checkpoints_taken_ ABSL_GUARDED_BY(mu_) = 0;
+  // Workers whose latest Finish reported a failure, and the error; a
+  // worker's entry goes when it registers again.
+  std::map<int, std::string> failed_ ABSL_GUARDED_BY(mu_);
   absl::Time last_checkpoint_time_ ABSL_GUARDED_BY(mu_);
   // Every worker finished once (the job's end has begun).
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;

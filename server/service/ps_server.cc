@@ -60,7 +60,9 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
   PsServer* self = s.get();
   s->service_ = std::make_unique<PsServiceImpl>(
       s->handler_.get(),
-      [self](const std::string& reason) { self->RequestShutdown(reason); },
+      [self](const ShutdownRequest& request) {
+        self->OnShutdownRequest(request);
+      },
       s->security_);
 
   // The standard grpc.health.v1.Health service, for probes (answers without
@@ -80,7 +82,9 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
     co.num_workers = cluster.num_workers();
     co.num_servers = cluster.servers_size();
     co.config = options.config;
-    co.on_all_finished = [self] { self->OnAllWorkersFinished(); };
+    co.on_all_finished = [self](const absl::Status& outcome) {
+      self->OnAllWorkersFinished(outcome);
+    };
     co.minute = options.checkpoint_minute;
     if (options.config.has_checkpoint()) {
       co.save = [self](const std::string& dir, int64_t step) {
@@ -128,6 +132,19 @@ void PsServer::RequestShutdown(const std::string& reason) {
     LOG(INFO) << "server " << rank_ << ": shutting down: " << reason;
     shutdown_requested_.Notify();
   }
+}
+
+void PsServer::OnShutdownRequest(const ShutdownRequest& request) {
+  if (!request.job_error().empty()) {
+    absl::MutexLock lock(&mu_);
+    job_outcome_ = absl::AbortedError(request.job_error());
+  }
+  RequestShutdown(request.reason());
+}
+
+absl::Status PsServer::job_outcome() const {
+  absl::MutexLock lock(&mu_);
+  return job_outcome_;
 }
 
 void PsServer::Shutdown() {
@@ -179,23 +196,27 @@ absl::StatusOr<std::vector<CheckpointFile>> PsServer::SaveAllServers(
   return files;
 }
 
-void PsServer::OnAllWorkersFinished() {
+void PsServer::OnAllWorkersFinished(const absl::Status& outcome) {
   std::vector<std::string> peers;
   {
     absl::MutexLock lock(&mu_);
     if (finishing_) return;
     finishing_ = true;
     peers = endpoints_;
+    job_outcome_ = outcome;
   }
+  const std::string reason = outcome.ok() ? "all workers finished"
+                                          : "all workers finished, some failed";
   // Not on the gRPC thread: the Shutdown calls below block.
-  finisher_ = std::thread([this, peers] {
+  finisher_ = std::thread([this, peers, reason, outcome] {
     for (size_t i = 1; i < peers.size(); ++i) {
       auto stub = PsService::NewStub(security_->Channel(peers[i]));
       grpc::ClientContext context;
       context.set_deadline(std::chrono::system_clock::now() +
                            std::chrono::seconds(5));
       ShutdownRequest request;
-      request.set_reason("all workers finished");
+      request.set_reason(reason);
+      if (!outcome.ok()) request.set_job_error(std::string(outcome.message()));
       ShutdownResponse response;
       grpc::Status status = stub->Shutdown(&context, request, &response);
       if (!status.ok()) {
@@ -203,7 +224,7 @@ void PsServer::OnAllWorkersFinished() {
                      << peers[i] << ": " << status.error_message();
       }
     }
-    RequestShutdown("all workers finished");
+    RequestShutdown(reason);
   });
 }
 

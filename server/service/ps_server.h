@@ -1,6 +1,8 @@
 // One parameter-server process: the gRPC server with PsService over this
 // rank's PsHandler and, on rank 0, the Coordinator. Server 0 shuts the other
-// servers down (Shutdown RPC) once every worker has finished.
+// servers down (Shutdown RPC) once every worker has finished, telling them
+// the job's outcome (ShutdownRequest.job_error) when a worker failed, so
+// every server's job_outcome() is the coordinator's.
 //
 // Lifecycle: Start() -> WaitForShutdownRequest() (until RequestShutdown, a
 // Shutdown RPC or the job's end) -> Shutdown(). Thread-safe.
@@ -12,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -19,6 +22,7 @@
 #include "common/rpc_security.h"
 #include "proto/checkpoint.pb.h"
 #include "proto/config.pb.h"
+#include "proto/ps.pb.h"
 
 namespace grpc {
 class Server;
@@ -66,6 +70,11 @@ class PsServer {
   // Returns true once a shutdown was requested, false on timeout.
   bool WaitForShutdownRequest(absl::Duration timeout);
   void RequestShutdown(const std::string& reason);
+  // OK unless the job ended with a failed worker (server 0: the
+  // coordinator's outcome; the others: as told by server 0's Shutdown);
+  // then Aborted with the coordinator's text. A stop by signal or ps_ctl
+  // stop leaves it OK. Final once WaitForShutdownRequest returned true.
+  absl::Status job_outcome() const ABSL_LOCKS_EXCLUDED(mu_);
   // Ends the calls parked at the coordinator (Unavailable; CoordinatorImpl::
   // Stop), stops accepting calls, finishes or cancels in-flight ones (5 s
   // grace).
@@ -73,7 +82,9 @@ class PsServer {
 
  private:
   PsServer() = default;
-  void OnAllWorkersFinished();
+  void OnAllWorkersFinished(const absl::Status& outcome);
+  // A Shutdown RPC arrived.
+  void OnShutdownRequest(const ShutdownRequest& request);
   // Every server's part of a checkpoint (this one's and, by RPC, the
   // others'), for the coordinator.
   absl::StatusOr<std::vector<CheckpointFile>> SaveAllServers(
@@ -88,8 +99,9 @@ class PsServer {
   std::shared_ptr<const RpcSecurity> security_;
   int64_t max_message_bytes_ = 0;
   absl::Notification shutdown_requested_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::vector<std::string> endpoints_ ABSL_GUARDED_BY(mu_);
+  absl::Status job_outcome_ ABSL_GUARDED_BY(mu_);
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
   std::thread finisher_;
 };

@@ -1,5 +1,6 @@
 #include "server/service/ps_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "glog/logging.h"
 
@@ -62,8 +63,11 @@ grpc::ServerUnaryReactor* PsServiceImpl::Shutdown(
     ShutdownResponse*) {
   if (auto* refused = security_->Refuse(context)) return refused;
   LOG(INFO) << "server " << handler_->rank()
-            << ": shutdown requested: " << request->reason();
-  on_shutdown_(request->reason());
+            << ": shutdown requested: " << request->reason()
+            << (request->job_error().empty()
+                    ? ""
+                    : absl::StrCat(" (", request->job_error(), ")"));
+  on_shutdown_(*request);
   return Done(context, absl::OkStatus());
 }
 

@@ -18,11 +18,12 @@ namespace ps {
 
 class PsServiceImpl final : public PsService::CallbackService {
  public:
-  // `handler` is not owned. `on_shutdown` is called (from a gRPC thread) when
-  // a Shutdown request arrives; it must not block. Every call is checked
-  // against `security` (its token) first.
+  // `handler` is not owned. `on_shutdown` is called (from a gRPC thread) with
+  // the request when a Shutdown request arrives; it must not block. Every call
+  // is checked against `security` (its token) first.
   PsServiceImpl(
-      PsHandler* handler, std::function<void(const std::string&)> on_shutdown,
+      PsHandler* handler,
+      std::function<void(const ShutdownRequest&)> on_shutdown,
       std::shared_ptr<const RpcSecurity> security = RpcSecurity::None())
       : handler_(handler),
         on_shutdown_(std::move(on_shutdown)),
@@ -59,7 +60,7 @@ class PsServiceImpl final : public PsService::CallbackService {
   PsHandler* const handler_;
   // SaveCheckpoint calls (waited for at destruction).
   BackgroundTasks saves_;
-  const std::function<void(const std::string&)> on_shutdown_;
+  const std::function<void(const ShutdownRequest&)> on_shutdown_;
   const std::shared_ptr<const RpcSecurity> security_;
 };
 

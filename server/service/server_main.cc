@@ -2,8 +2,11 @@
 // shard i of every table; server 0 also serves the Coordinator. With
 // --resume the tables (and, on server 0, the workers' positions) start from
 // the checkpoint LATEST names in checkpoint.dir. Stops on SIGTERM/SIGINT or
-// when the coordinator ends the job. Exit code 2: bad flags or config; 1: it
-// could not start (e.g. a broken checkpoint, named in the log).
+// when the coordinator ends the job. Exit code 0: stopped after a job in which
+// every worker succeeded, or by SIGTERM/SIGINT or ps_ctl stop; 3: the job
+// ended with a failed worker (the log names each and its error); 2: bad
+// flags or config; 1: it could not start (e.g. a broken checkpoint, named in
+// the log).
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -192,6 +195,13 @@ int main(int argc, char** argv) {
     LOG(INFO) << "server " << rank << ": table "
               << config->sparse_tables(t).name() << " holds " << rows[t]
               << " rows";
+  }
+  const absl::Status outcome = (*server)->job_outcome();
+  if (!outcome.ok()) {
+    // The job ended with a failed worker: stopped cleanly, but the job
+    // did not succeed, so neither does this process.
+    LOG(ERROR) << "server " << rank << " stopped: " << outcome.message();
+    return 3;
   }
   LOG(INFO) << "server " << rank << " stopped cleanly";
   return 0;

@@ -217,7 +217,13 @@ class CoordinatorCoreTest : public ::testing::Test {
     o.config.mutable_cluster()->set_worker_timeout_ms(kTimeoutMs);
     o.clock = [this] { return clock_.Now(); };
     o.tick_every = absl::ZeroDuration();
-    o.on_all_finished = [this] { all_finished_.fetch_add(1); };
+    o.on_all_finished = [this](const absl::Status& outcome) {
+      {
+        absl::MutexLock lock(&outcome_mu_);
+        outcome_ = outcome;
+      }
+      all_finished_.fetch_add(1);
+    };
     if (checkpoints) {
       o.config.mutable_checkpoint()->set_dir(root_);
       o.save = [this](const std::string& dir, int64_t step) {
@@ -276,9 +282,18 @@ class CoordinatorCoreTest : public ::testing::Test {
     return all_finished_.load() >= n;
   }
 
+  // The outcome on_all_finished was last called with.
+  absl::Status Outcome() {
+    absl::MutexLock lock(&outcome_mu_);
+    return outcome_;
+  }
+
   FakeClock clock_;
   FakeSave save_;
   std::atomic<int> all_finished_{0};
+  absl::Mutex outcome_mu_;
+  absl::Status outcome_ ABSL_GUARDED_BY(outcome_mu_) =
+      absl::UnknownError("on_all_finished not called");
   testing_util::TempDir tmp_;
   const std::string root_ = tmp_.Path("ckpt");
   std::unique_ptr<CoordinatorCore> core_;
@@ -861,6 +876,67 @@ TEST_F(CoordinatorCoreTest, TheJobEndsEvenWhenTheFinalSaveFails) {
   ASSERT_TRUE(WaitAllFinished(1));
   core_.reset();
   EXPECT_EQ(all_finished_.load(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// The job's outcome
+
+FinishRequest FailedWith(int rank, const std::string& error) {
+  FinishRequest r = Finished(rank, 2, 0);
+  r.set_status(error);
+  return r;
+}
+
+TEST_F(CoordinatorCoreTest, AllWorkersSucceedingIsASuccessfulJob) {
+  Start(2, false);
+  ASSERT_TRUE(core_->Finish(Finished(0, 1, 0)).ok());
+  ASSERT_TRUE(core_->Finish(Finished(1, 1, 0)).ok());
+  ASSERT_TRUE(WaitAllFinished(1));
+  EXPECT_TRUE(Outcome().ok()) << Outcome();
+  EXPECT_TRUE(core_->outcome().ok());
+}
+
+TEST_F(CoordinatorCoreTest, AFailedWorkerEndsTheJobFailedNamingIt) {
+  Start(2, false);
+  ASSERT_TRUE(
+      core_->Finish(FailedWith(1, "data/train.tsv:12: expected 40 fields"))
+          .ok());
+  EXPECT_THAT(core_->outcome(), StatusIs(absl::StatusCode::kAborted));
+  // A failed worker still counts as finished: the job ends when the other
+  // one does.
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(all_finished_.load(), 0);
+  ASSERT_TRUE(core_->Finish(Finished(0, 1, 0)).ok());
+  ASSERT_TRUE(WaitAllFinished(1));
+  EXPECT_THAT(Outcome(),
+              StatusIs(absl::StatusCode::kAborted,
+                       "job failed: worker 1: data/train.tsv:12: expected 40 "
+                       "fields (1 of 2 workers failed)"));
+}
+
+TEST_F(CoordinatorCoreTest, EveryFailedWorkerIsNamedAndTheFinalSaveStillRuns) {
+  Start(3, true);
+  ASSERT_TRUE(core_->Finish(FailedWith(2, "pull refused")).ok());
+  ASSERT_TRUE(core_->Finish(Finished(1, 1, 0)).ok());
+  ASSERT_TRUE(core_->Finish(FailedWith(0, "bad data")).ok());
+  ASSERT_TRUE(WaitAllFinished(1));
+  EXPECT_EQ(core_->checkpoints_taken(), 1) << "the final checkpoint";
+  EXPECT_THAT(Outcome(), StatusIs(absl::StatusCode::kAborted,
+                                  "job failed: worker 0: bad data; worker 2: "
+                                  "pull refused (2 of 3 workers failed)"));
+}
+
+TEST_F(CoordinatorCoreTest, AFailedWorkerThatRestartsAndSucceedsIsNoFailure) {
+  Start(2, false);
+  Register(0, 2);
+  Register(1, 2);
+  ASSERT_TRUE(core_->Finish(FailedWith(1, "pull refused")).ok());
+  Register(1, 2);  // restarted
+  EXPECT_TRUE(core_->outcome().ok()) << core_->outcome();
+  ASSERT_TRUE(core_->Finish(Finished(1, 3, 0)).ok());
+  ASSERT_TRUE(core_->Finish(Finished(0, 3, 0)).ok());
+  ASSERT_TRUE(WaitAllFinished(1));
+  EXPECT_TRUE(Outcome().ok()) << Outcome();
 }
 
 TEST_F(CoordinatorCoreTest, WithoutCheckpointsTheJobEndsOnceWhenAllFinish) {
