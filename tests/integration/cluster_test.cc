@@ -21,6 +21,7 @@ namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing_util::StatusIs;
 using testing_util::TempDir;
 
@@ -98,6 +99,9 @@ TEST_F(ClusterTest, AsyncTrainingComesWithin002OfOracleAuc) {
   EXPECT_NEAR(eval.calibration, 1.0, 0.1);
   EXPECT_FALSE(run->results[1]->eval.has_value());
   EXPECT_TRUE(run->servers_stopped);
+  for (const auto& server : run->servers) {
+    EXPECT_TRUE(server->job_outcome().ok()) << server->job_outcome();
+  }
 }
 
 TEST_F(ClusterTest, SyncTrainingWithUnequalSharesFinishes) {
@@ -158,8 +162,56 @@ TEST_F(ClusterTest, MissingTrainingFileFailsTheWorkerWithItsName) {
   ASSERT_FALSE(run->results[0].ok());
   EXPECT_THAT(run->results[0],
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("nope-*.tsv")));
-  // The failed worker still told the coordinator, which ended the job.
+  // The failed worker still told the coordinator, which ended the job as
+  // failed.
   EXPECT_TRUE(run->servers_stopped);
+  EXPECT_THAT(run->servers[0]->job_outcome(),
+              StatusIs(absl::StatusCode::kAborted,
+                       HasSubstr("(1 of 1 workers failed)")));
+}
+
+// Worker 1 of 2 reads only malformed lines (its half of the file's bytes)
+// with max_bad_line_ratio 0 and fails; worker 0 trains on the good half and
+// succeeds. The job ends, and every server's outcome is failed, naming
+// worker 1 and its error.
+TEST_F(ClusterTest, OneFailedWorkerOfTwoFailsTheJobOnEveryServer) {
+  // 1000 good lines, then 1000 bad ones of the same length (49 bytes).
+  std::string data;
+  for (int i = 0; i < 1000; ++i) {
+    // label, 13 missing integers, C1 set, C2..C26 missing.
+    data += absl::StrCat(i % 2, std::string(13, '\t'), "\t1a2b3c4d",
+                         std::string(25, '\t'), "\n");
+  }
+  const std::string bad = "garbage line" + std::string(36, 'x') + "\n";
+  ASSERT_EQ(bad.size(), data.size() / 1000);
+  for (int i = 0; i < 1000; ++i) data += bad;
+  const std::string file = temp_dir_.Write("mixed.tsv", data);
+  config_.mutable_data()->clear_generate();
+  config_.mutable_data()->clear_train_files();
+  config_.mutable_data()->add_train_files(file);
+  config_.mutable_data()->clear_eval_files();
+  config_.mutable_data()->set_max_bad_line_ratio(0);
+  auto run = RunLocalCluster(config_);
+  ASSERT_EQ(run->results.size(), 2u);
+  EXPECT_TRUE(run->results[0].ok()) << run->results[0].status();
+  EXPECT_THAT(run->results[1], StatusIs(absl::StatusCode::kInvalidArgument,
+                                        HasSubstr(file + ":1001")));
+  EXPECT_TRUE(run->servers_stopped);
+  ASSERT_EQ(run->servers.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    absl::Status outcome = run->servers[i]->job_outcome();
+    EXPECT_THAT(outcome, StatusIs(absl::StatusCode::kAborted,
+                                  HasSubstr("job failed: worker 1: too many "
+                                            "malformed lines")))
+        << "server " << i;
+    EXPECT_THAT(outcome,
+                StatusIs(absl::StatusCode::kAborted, HasSubstr(file + ":1001")))
+        << "server " << i;
+    EXPECT_THAT(outcome, StatusIs(absl::StatusCode::kAborted,
+                                  HasSubstr("(1 of 2 workers failed)")))
+        << "server " << i;
+    EXPECT_THAT(outcome.message(), Not(HasSubstr("worker 0")));
+  }
 }
 
 }  // namespace

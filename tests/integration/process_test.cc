@@ -26,6 +26,7 @@ namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing_util::FreePort;
 using testing_util::ReadFile;
 using testing_util::TempDir;
@@ -175,31 +176,49 @@ TEST_F(ProcessTest, BadConfigIsRefusedWithFileLineAndField) {
   EXPECT_THAT(log, HasSubstr("no field named \"batchsize\""));
 }
 
-TEST_F(ProcessTest, TooManyBadLinesStopTheWorkerAndTheJob) {
+// Worker 1 of 2 reads only malformed lines (its byte range of the file)
+// with max_bad_line_ratio 0: it stops, naming the file and line, and exits
+// non-zero; worker 0 succeeds; the coordinator still ends the job, and both
+// servers exit 3 (the job failed), server 0's log naming the failed worker.
+TEST_F(ProcessTest, AFailedWorkerFailsTheJobAndEveryServerExitsNonZero) {
+  // 1500 good lines, then 1500 bad ones of the same length (49 bytes), so
+  // the byte ranges of 2 workers split the file between them.
   std::string data;
-  for (int i = 0; i < 3000; ++i) {
-    if (i % 10 == 3) {
-      data += "garbage line\n";
-    } else {
-      // label, 13 missing integers, C1 set, C2..C26 missing.
-      data += absl::StrCat(i % 2, std::string(13, '\t'), "\t1a2b3c4d",
-                           std::string(25, '\t'), "\n");
-    }
+  for (int i = 0; i < 1500; ++i) {
+    // label, 13 missing integers, C1 set, C2..C26 missing.
+    data += absl::StrCat(i % 2, std::string(13, '\t'), "\t1a2b3c4d",
+                         std::string(25, '\t'), "\n");
   }
+  const std::string bad = "garbage line" + std::string(36, 'x') + "\n";
+  ASSERT_EQ(bad.size(), data.size() / 1500);
+  for (int i = 0; i < 1500; ++i) data += bad;
   temp_dir_.Write("train.tsv", data);
   const std::string config = temp_dir_.Write("job.pbtxt", R"pb(
-cluster { num_workers: 1 }
+cluster { num_workers: 2 }
 sparse_tables { name: "emb" dim: 4 }
 model { type: DNN sparse_table: "emb" }
-data { train_files: "train.tsv" max_bad_line_ratio: 0.05 }
+data { train_files: "train.tsv" max_bad_line_ratio: 0 }
 )pb");
-  std::vector<int> codes = RunJob(config, 1, 1);
-  EXPECT_EQ(codes[0], 1);
-  std::string log = ReadFile(dir_ + "/worker_0.log");
-  EXPECT_THAT(log, HasSubstr(dir_ + "/train.tsv:4"));
-  EXPECT_THAT(log, HasSubstr("0.05"));
-  // The worker told the coordinator, which stopped the server.
-  EXPECT_EQ(servers_exit_[0], 0) << ReadFile(dir_ + "/server_0.log");
+  std::vector<int> codes = RunJob(config, 2, 2);
+  const std::string worker1 = ReadFile(dir_ + "/worker_1.log");
+  EXPECT_EQ(codes[0], 0) << ReadFile(dir_ + "/worker_0.log");
+  EXPECT_EQ(codes[1], 1) << worker1;
+  EXPECT_THAT(worker1, HasSubstr("worker 1 failed: "));
+  EXPECT_THAT(worker1, HasSubstr(dir_ + "/train.tsv:1501"));
+  EXPECT_THAT(worker1, HasSubstr("max_bad_line_ratio 0"));
+  // The worker told the coordinator, which stopped both servers with the
+  // job's outcome.
+  ASSERT_EQ(servers_exit_.size(), 2u);
+  const std::string server0 = ReadFile(dir_ + "/server_0.log");
+  const std::string server1 = ReadFile(dir_ + "/server_1.log");
+  EXPECT_EQ(servers_exit_[0], 3) << server0;
+  EXPECT_EQ(servers_exit_[1], 3) << server1;
+  EXPECT_THAT(server0, HasSubstr("job failed: worker 1: too many malformed "
+                                 "lines"));
+  EXPECT_THAT(server0, HasSubstr(dir_ + "/train.tsv:1501"));
+  EXPECT_THAT(server0, HasSubstr("(1 of 2 workers failed)"));
+  EXPECT_THAT(server1, HasSubstr("server 1 stopped: job failed: worker 1: "));
+  EXPECT_THAT(server1, Not(HasSubstr("stopped cleanly")));
 }
 
 // Occurrences of `what` in the file at `path`.

@@ -46,6 +46,15 @@ void LogEval(int rank, int epoch, const EvalStats& eval, MetricsLog* metrics) {
   }
 }
 
+// FinishRequest.status for a failed job: the error's message, or the whole
+// status where the message alone would read as success ("" or "ok").
+std::string FinishStatusText(const absl::Status& status) {
+  if (status.message().empty() || status.message() == "ok") {
+    return status.ToString();
+  }
+  return std::string(status.message());
+}
+
 }  // namespace
 
 absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
@@ -108,11 +117,13 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
       [&trainer](int64_t pending, absl::Time asked_at) {
         trainer.SetCheckpointPending(pending, asked_at);
       });
+  // Reports the failure to the coordinator (the job's outcome becomes
+  // failed, naming this worker and `status`), then returns it.
   auto fail = [&](const absl::Status& status) {
     heartbeat.Stop();
     PS_IGNORE_STATUS(client->Finish(trainer.stats().examples,
-                                    std::string(status.message()),
-                                    trainer.step(), trainer.position()));
+                                    FinishStatusText(status), trainer.step(),
+                                    trainer.position()));
     return status;
   };
   const int epochs = config.training().epochs();
