@@ -16,6 +16,9 @@
 # files) and appending to its logs.
 # --metrics-port P: Prometheus metrics at http://127.0.0.1:P+i/metrics for
 # server i and P+N+j for worker j (N servers).
+# Exit status: 0 when every worker and server succeeded; 1 when any failed
+# (each is named with its exit code and the last error line of its log);
+# 2 for bad usage; 130 when interrupted.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CONFIG="$ROOT/configs/generated_dnn.pbtxt"
@@ -134,18 +137,38 @@ tail --pid="${WORKER_PIDS[0]}" -n "+$W0_FROM" -F "$RUN_DIR/worker_0.log" 2>/dev/
   grep --line-buffered -E "step|eval:|failed|rror" | sed -u 's/^[^]]*] /  /' &
 TAIL_PID=$!
 
-FAILED=0
-for pid in "${WORKER_PIDS[@]}"; do wait "$pid" || FAILED=1; done
-# The coordinator stops the servers once every worker finished.
-for pid in "${PIDS[@]:0:$NUM_SERVERS}"; do
+# The last error line of a log (glog E/F lines; else its last line), without
+# glog's prefix.
+last_error() {
+  local line
+  line="$(grep -a -E '^[EF][0-9]{4}' "$1" | tail -1 || true)"
+  [ -n "$line" ] || line="$(tail -1 "$1" || true)"
+  echo "${line#*] }"
+}
+FAILED=()
+for j in "${!WORKER_PIDS[@]}"; do
+  rc=0
+  wait "${WORKER_PIDS[$j]}" || rc=$?
+  [ "$rc" -eq 0 ] || FAILED+=("worker $j (exit $rc): $(last_error "$RUN_DIR/worker_$j.log")")
+done
+# The coordinator stops the servers once every worker finished; a server
+# exits 3 when a worker failed. One still running after 10 s is stopped by
+# cleanup (SIGTERM, exit 0) and not counted.
+for i in $(seq 0 $((NUM_SERVERS - 1))); do
+  pid="${PIDS[$i]}"
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if ! kill -0 "$pid" 2>/dev/null; then
+    rc=0
+    wait "$pid" || rc=$?
+    [ "$rc" -eq 0 ] || FAILED+=("server $i (exit $rc): $(last_error "$RUN_DIR/server_$i.log")")
+  fi
 done
 END=$(date +%s.%N)
 cleanup
 trap - INT TERM
-if [ "$FAILED" -ne 0 ]; then
-  echo "run_local: a worker failed; its log says why:" >&2
-  grep -h -E "^E|failed" "$RUN_DIR"/worker_*.log | tail -5 >&2
+if [ ${#FAILED[@]} -gt 0 ]; then
+  echo "run_local: FAILED (logs in $RUN_DIR):" >&2
+  for f in "${FAILED[@]}"; do echo "  $f" >&2; done
   exit 1
 fi
 

@@ -32,8 +32,9 @@
 # auth_token_file, not PS_AUTH_TOKEN.
 #
 # Ctrl-C (or SIGTERM) stops every process it started. Exit status: 0 when
-# every worker and server finished cleanly; 1 otherwise (the failed ones are
-# named); 2 for bad usage.
+# every worker and server finished cleanly; 1 otherwise (each failed process
+# is named with its exit code and the last error line of its log; servers
+# exit 3 when a worker failed); 2 for bad usage.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 CONFIG=""
@@ -162,19 +163,35 @@ for j in "${!WORKER_WHERE[@]}"; do
   PIDS+=($!) WORKER_PIDS+=($!)
 done
 
+# The last error line of a log (glog E/F lines; else its last line), without
+# glog's prefix.
+last_error() {
+  local line
+  line="$(grep -a -E '^[EF][0-9]{4}' "$1" | tail -1)"
+  [ -n "$line" ] || line="$(tail -1 "$1")"
+  line="${line%$'\r'}"  # ssh -tt ends lines with CR LF
+  echo "${line#*] }"
+}
 FAILED=()
 for j in "${!WORKER_PIDS[@]}"; do
-  wait "${WORKER_PIDS[$j]}" || FAILED+=("worker $j (${WORKER_WHERE[$j]})")
+  wait "${WORKER_PIDS[$j]}"
+  rc=$?
+  [ "$rc" -eq 0 ] ||
+    FAILED+=("worker $j (${WORKER_WHERE[$j]}, exit $rc): $(last_error "$RUN_DIR/worker_$j.log")")
 done
 for i in "${!SERVER_PIDS[@]}"; do
-  wait "${SERVER_PIDS[$i]}" || FAILED+=("server $i (${ENDPOINTS[$i]})")
+  wait "${SERVER_PIDS[$i]}"
+  rc=$?
+  [ "$rc" -eq 0 ] ||
+    FAILED+=("server $i (${ENDPOINTS[$i]}, exit $rc): $(last_error "$RUN_DIR/server_$i.log")")
 done
 for j in "${!WORKER_WHERE[@]}"; do
   result="$(grep -a -m1 -o 'result: {.*}' "$RUN_DIR/worker_$j.log" | cut -c9-)"
   [ -z "$result" ] || echo "worker $j: $result"
 done
 if [ ${#FAILED[@]} -gt 0 ]; then
-  echo "launch_hosts: FAILED: ${FAILED[*]} (logs in $RUN_DIR)" >&2
+  echo "launch_hosts: FAILED (logs in $RUN_DIR):" >&2
+  for f in "${FAILED[@]}"; do echo "  $f" >&2; done
   exit 1
 fi
 echo "launch_hosts: job done; logs in $RUN_DIR"
