@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/channel_args.h"
 #include "glog/logging.h"
 
 namespace ps {
@@ -171,7 +172,10 @@ std::shared_ptr<grpc::ServerCredentials> RpcSecurity::ServerCredentials()
 }
 
 std::shared_ptr<grpc::Channel> RpcSecurity::Channel(
-    const std::string& endpoint, const grpc::ChannelArguments& args) const {
+    const std::string& endpoint,
+    const grpc::ChannelArguments& caller_args) const {
+  grpc::ChannelArguments args = caller_args;
+  SetClientKeepalive(KeepaliveOptions(), &args);
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (tls_) {
     grpc::SslCredentialsOptions options;

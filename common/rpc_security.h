@@ -52,7 +52,9 @@ class RpcSecurity {
   // when TLS is on.
   std::shared_ptr<grpc::ServerCredentials> ServerCredentials() const;
   // A channel to `endpoint` ("host:port"), with TLS when it is on, sending
-  // the token with every call when there is one.
+  // the token with every call when there is one, and with keepalive
+  // (SetClientKeepalive with the default KeepaliveOptions,
+  // common/channel_args.h). REQUIRES: `args` sets no keepalive argument.
   std::shared_ptr<grpc::Channel> Channel(
       const std::string& endpoint,
       const grpc::ChannelArguments& args = grpc::ChannelArguments()) const;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/channel_args.h"
 #include "common/checkpoint.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
@@ -74,6 +75,9 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
   // Without this gRPC sets SO_REUSEPORT and a second server on a taken port
   // would start silently instead of failing.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Accept the keepalive pings every client channel sends
+  // (RpcSecurity::Channel); gRPC's default policy answers them with GOAWAY.
+  SetServerKeepalive(KeepaliveOptions(), &builder);
   builder.SetMaxReceiveMessageSize(static_cast<int>(s->max_message_bytes_));
   builder.SetMaxSendMessageSize(static_cast<int>(s->max_message_bytes_));
   builder.RegisterService(s->service_.get());
