@@ -117,7 +117,15 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
 }
 
 PsServer::~PsServer() {
+  // The coordinator's background work calls back into this object
+  // (SaveAllServers: mu_, endpoints_, security_, handler_;
+  // OnAllWorkersFinished: mu_, finisher_), so it must be over before any
+  // member goes: first no new work and no more calls (Shutdown: Stop, then
+  // the gRPC server drained and destroyed, which the services must outlive),
+  // then wait for a save in progress and on_all_finished (~CoordinatorImpl),
+  // then for the thread on_all_finished may have started.
   Shutdown();
+  coordinator_.reset();
   if (finisher_.joinable()) finisher_.join();
 }
 

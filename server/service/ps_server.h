@@ -6,6 +6,12 @@
 //
 // Lifecycle: Start() -> WaitForShutdownRequest() (until RequestShutdown, a
 // Shutdown RPC or the job's end) -> Shutdown(). Thread-safe.
+//
+// Destroying a PsServer shuts it down (Shutdown) and then waits for server
+// 0's coordinator to finish what it is doing in the background: a checkpoint
+// being written is completed and committed, and the job's end (Shutdown RPCs
+// to the other servers) runs to its end. Nothing it calls back into is
+// destroyed before.
 #ifndef PS_SERVER_SERVICE_PS_SERVER_H_
 #define PS_SERVER_SERVICE_PS_SERVER_H_
 
@@ -56,6 +62,8 @@ class PsServer {
   // Binds and starts serving. Unavailable when the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<PsServer>> Start(
       const PsServerOptions& options);
+  // Shutdown(), then waits for a checkpoint save in progress and the job's
+  // end (see the top comment).
   ~PsServer();
 
   int port() const { return port_; }
@@ -90,12 +98,16 @@ class PsServer {
   absl::StatusOr<std::vector<CheckpointFile>> SaveAllServers(
       const std::string& dir, int64_t step);
 
+  // Destruction (~PsServer) stops and drains everything that calls into
+  // this object before any member is destroyed. The declaration order backs
+  // it up: each member is declared after everything it uses, so it is
+  // destroyed before them (members go in reverse order). The coordinator's
+  // tasks and finisher_ use every member above them; the services use
+  // handler_ and security_; server_ (declared last, destroyed first) serves
+  // the services, which must outlive it.
   int rank_ = 0;
   int port_ = 0;
   std::unique_ptr<PsHandler> handler_;
-  std::unique_ptr<PsServiceImpl> service_;
-  std::unique_ptr<CoordinatorImpl> coordinator_;
-  std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<const RpcSecurity> security_;
   int64_t max_message_bytes_ = 0;
   absl::Notification shutdown_requested_;
@@ -103,7 +115,11 @@ class PsServer {
   std::vector<std::string> endpoints_ ABSL_GUARDED_BY(mu_);
   absl::Status job_outcome_ ABSL_GUARDED_BY(mu_);
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+  // Joined by ~PsServer after the coordinator is gone (it may start it).
   std::thread finisher_;
+  std::unique_ptr<PsServiceImpl> service_;
+  std::unique_ptr<CoordinatorImpl> coordinator_;
+  std::unique_ptr<grpc::Server> server_;
 };
 
 }  // namespace ps
