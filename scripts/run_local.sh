@@ -16,6 +16,10 @@
 # files) and appending to its logs.
 # --metrics-port P: Prometheus metrics at http://127.0.0.1:P+i/metrics for
 # server i and P+N+j for worker j (N servers).
+# After the workers end the servers exit by themselves once the final
+# checkpoint is written; they get SIGTERM only when silent for
+# PS_STOP_IDLE_SEC (120) or still running after PS_STOP_GRACE_SEC (600).
+# Ctrl-C stops everything at once.
 # Exit status: 0 when every worker and server succeeded; 1 when any failed
 # (each is named with its exit code and the last error line of its log);
 # 2 for bad usage; 130 when interrupted.
@@ -35,7 +39,7 @@ while [ $# -gt 0 ]; do
     --workers) NUM_WORKERS="$2"; shift 2 ;;
     --resume) RESUME=1; shift ;;
     --metrics-port) METRICS_PORT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "run_local: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -151,12 +155,45 @@ for j in "${!WORKER_PIDS[@]}"; do
   wait "${WORKER_PIDS[$j]}" || rc=$?
   [ "$rc" -eq 0 ] || FAILED+=("worker $j (exit $rc): $(last_error "$RUN_DIR/worker_$j.log")")
 done
-# The coordinator stops the servers once every worker finished; a server
-# exits 3 when a worker failed. One still running after 10 s is stopped by
-# cleanup (SIGTERM, exit 0) and not counted.
+# The coordinator stops the servers itself once every worker finished and the
+# final checkpoint is written, which takes minutes for big tables: a SIGTERM
+# before would lose it. So wait for them to exit on their own while they show
+# progress (some server's log grew within PS_STOP_IDLE_SEC, default 120 s;
+# servers log stats every 30 s) and at most PS_STOP_GRACE_SEC (default 600 s),
+# then SIGTERM the rest, naming them.
+wait_for_servers() {
+  local grace="${PS_STOP_GRACE_SEC:-600}" idle="${PS_STOP_IDLE_SEC:-120}"
+  local start=$SECONDS last_growth=$SECONDS sizes="" now reason i
+  local alive=()
+  while :; do
+    alive=()
+    for ((i = 0; i < NUM_SERVERS; i++)); do
+      if kill -0 "${PIDS[$i]}" 2>/dev/null; then alive+=("$i"); fi
+    done
+    [ ${#alive[@]} -gt 0 ] || return 0
+    now=$(stat -c %s "$RUN_DIR"/server_*.log 2>/dev/null | tr '\n' ' ' || true)
+    if [ "$now" != "$sizes" ]; then sizes="$now"; last_growth=$SECONDS; fi
+    if ((SECONDS - start >= grace)); then
+      reason="still running ${grace} s after the workers ended (PS_STOP_GRACE_SEC)"
+      break
+    fi
+    if ((SECONDS - last_growth >= idle)); then
+      reason="silent for ${idle} s after the workers ended (PS_STOP_IDLE_SEC)"
+      break
+    fi
+    sleep 0.2
+  done
+  for i in "${alive[@]}"; do
+    echo "run_local: server $i (pid ${PIDS[$i]}) $reason; sending SIGTERM. Its last log line:" >&2
+    tail -n 1 "$RUN_DIR/server_$i.log" | sed 's/^/  /' >&2
+  done
+  return 1
+}
+wait_for_servers || true
+# A server exits 3 when a worker failed. One still running now is stopped by
+# cleanup (SIGTERM, exit 0) and not counted; wait_for_servers named it.
 for i in $(seq 0 $((NUM_SERVERS - 1))); do
   pid="${PIDS[$i]}"
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   if ! kill -0 "$pid" 2>/dev/null; then
     rc=0
     wait "$pid" || rc=$?
