@@ -7,7 +7,7 @@
 #include "common/checkpoint.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
-#include "google/protobuf/text_format.h"
+#include "server/coordinator/checkpoint_cut.h"
 
 namespace ps {
 
@@ -57,20 +57,6 @@ absl::Status Stopping(absl::string_view waited_for) {
       waited_for));
 }
 
-// The record of worker `rank` in `manifest` (the last one if several);
-// false when it has none.
-bool FindWorker(const Manifest& manifest, int rank, WorkerStand* stand) {
-  bool found = false;
-  for (int i = 0; i < manifest.worker_positions_size(); ++i) {
-    if (manifest.worker_positions(i).worker_rank() != rank) continue;
-    stand->position = manifest.worker_positions(i);
-    stand->step =
-        i < manifest.worker_steps_size() ? manifest.worker_steps(i) : 0;
-    found = true;
-  }
-  return found;
-}
-
 // Answers a parked CheckpointArrive or RequestCheckpoint: both responses
 // carry the folder and the global step.
 template <typename Response>
@@ -82,76 +68,6 @@ auto AnswerRound(Response* response, CoordinatorCore::Done done) {
     response->set_global_step(step);
     std::move(done)(status);
   };
-}
-
-// The manifest of a cut, without its files: each worker's stand (else its
-// record in the previous checkpoint, else the start) and the largest of
-// their steps as the global step.
-Manifest BuildManifest(const CoordinatorOptions& options,
-                       const std::map<int, WorkerStand>& stands,
-                       const std::optional<Manifest>& previous) {
-  Manifest manifest;
-  int64_t step = 0;
-  for (int r = 0; r < options.num_workers; ++r) {
-    WorkerStand stand;
-    auto it = stands.find(r);
-    if (it != stands.end()) {
-      stand = it->second;
-    } else if (previous.has_value()) {
-      FindWorker(*previous, r, &stand);
-    }
-    stand.position.set_worker_rank(r);
-    *manifest.add_worker_positions() = stand.position;
-    manifest.add_worker_steps(stand.step);
-    // A worker known only from the previous checkpoint counts too: before
-    // any worker registers, a resumed job's cut is that checkpoint's step.
-    step = std::max(step, stand.step);
-  }
-  manifest.set_global_step(step);
-  manifest.set_num_servers(options.num_servers);
-  manifest.set_hash_seed(options.config.data().hash_seed());
-  // The config as the job runs it: generated data's files are named in
-  // train_files / eval_files, so the generator settings go (a config with
-  // both does not validate).
-  JobConfig recorded = options.config;
-  if (!recorded.data().train_files().empty()) {
-    recorded.mutable_data()->clear_generate();
-  }
-  google::protobuf::TextFormat::PrintToString(recorded,
-                                              manifest.mutable_job_config());
-  return manifest;
-}
-
-// Prepares the folder of `manifest`'s step, has options.save write every
-// server's files into it and commits the manifest (with the files) as
-// LATEST. Returns the folder, or `previous_dir` when a complete checkpoint
-// of that step exists already (nothing trained since).
-absl::StatusOr<std::string> WriteCheckpoint(const CoordinatorOptions& options,
-                                            const std::string& previous_dir,
-                                            Manifest* manifest) {
-  const absl::Time start = absl::Now();
-  const CheckpointConfig& ck = options.config.checkpoint();
-  const int64_t step = manifest->global_step();
-  absl::StatusOr<std::string> dir = PrepareCheckpointDir(ck.dir(), step);
-  if (dir.status().code() == absl::StatusCode::kAlreadyExists) {
-    LOG(INFO) << "coordinator: checkpoint at step " << step
-              << " already complete: " << previous_dir;
-    return previous_dir;
-  }
-  RETURN_IF_ERROR(dir.status());
-  ASSIGN_OR_RETURN(std::vector<CheckpointFile> files, options.save(*dir, step));
-  int64_t bytes = 0;
-  for (const CheckpointFile& f : files) {
-    *manifest->add_files() = f;
-    bytes += f.size();
-  }
-  CommitOptions commit;
-  commit.keep = ck.keep();
-  RETURN_IF_ERROR(CommitCheckpoint(ck.dir(), *manifest, commit));
-  LOG(INFO) << "coordinator: checkpoint " << *dir << " at step " << step
-            << " complete: " << files.size() << " files, " << bytes / (1 << 20)
-            << " MiB in " << absl::ToDoubleSeconds(absl::Now() - start) << " s";
-  return dir;
 }
 
 }  // namespace
