@@ -124,9 +124,34 @@ absl::Status CoordinatorCore::Register(const RegisterRequest& request,
         "worker ", rank, " was configured for ", request.num_workers(),
         " workers, the coordinator for ", num_workers_));
   }
-  absl::MutexLock lock(&mu_);
-  RETURN_IF_ERROR(CheckRunning());
+  Outbox out;
+  {
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(CheckRunning());
+    RegisterLocked(rank, response, &out);
+  }
+  out.Run();
+  return absl::OkStatus();
+}
+
+void CoordinatorCore::RegisterLocked(int rank, RegisterResponse* response,
+                                     Outbox* out) {
   const bool again = members_.Register(rank, Now());
+  if (again) {
+    // A restarted worker: the calls its earlier run left parked have no
+    // caller any more, and its new calls start clean (a barrier it waited
+    // at would otherwise count it as arrived).
+    std::vector<ParkedCall> left = barriers_.Leave(rank);
+    for (ParkedCall& call : gates_.Leave(rank)) left.push_back(std::move(call));
+    for (ParkedCall& call : left) {
+      out->Finish(std::move(call.resume),
+                  absl::AbortedError(absl::StrCat(
+                      "worker ", rank,
+                      " registered again (restarted) while this call waited "
+                      "at ",
+                      call.what)));
+    }
+  }
   failed_.erase(rank);
   gates_.SetDone(rank, false);
   response->set_num_servers(num_servers_);
@@ -147,7 +172,6 @@ absl::Status CoordinatorCore::Register(const RegisterRequest& request,
                     ? ""
                     : absl::StrCat(", resumes from ", response->resumed_from(),
                                    " at step ", response->resume_step()));
-  return absl::OkStatus();
 }
 
 absl::Status CoordinatorCore::Heartbeat(const HeartbeatRequest& request,
@@ -227,14 +251,21 @@ void CoordinatorCore::ParkAtBarrier(const BarrierRequest& request,
   const int rank = request.worker_rank();
   absl::Status status = CheckRank(rank);
   if (status.ok()) status = CheckRunning();
-  std::vector<Resume> released;
-  if (status.ok()) {
-    status = barriers_.Arrive(request.name(), rank, request.has_more(),
-                              response, &done, &released);
-  }
   if (!status.ok()) {
     out->Finish(std::move(done), status);
     return;
+  }
+  std::vector<Resume> released;
+  std::optional<Resume> superseded =
+      barriers_.Arrive(request.name(), rank, request.has_more(), response,
+                       std::move(done), &released);
+  if (superseded.has_value()) {
+    // A retry after a dropped connection: the earlier call's caller has gone.
+    out->Finish(std::move(*superseded),
+                absl::AbortedError(absl::StrCat(
+                    "worker ", rank, " arrived at barrier '", request.name(),
+                    "' again: this call was superseded by the newer arrival "
+                    "of the same worker")));
   }
   if (request.has_position()) {
     SetStand(rank, request.step(), request.position());

@@ -120,7 +120,10 @@ class CoordinatorCore {
 
   // A worker (re)starts. FailedPrecondition when the worker's config has
   // another worker count. Fills in the server count and, when the newest
-  // checkpoint records this worker, its position, step and folder.
+  // checkpoint records this worker, its position, step and folder. A worker
+  // that registered before (restarted) leaves every barrier and step gate
+  // its earlier run was parked at: those calls end with Aborted ("worker W
+  // registered again ..."), and its new calls start clean.
   absl::Status Register(const RegisterRequest& request,
                         RegisterResponse* response) ABSL_LOCKS_EXCLUDED(mu_);
   // The worker is alive. Tells it the open checkpoint round it has not
@@ -134,7 +137,12 @@ class CoordinatorCore {
   absl::Status Finish(const FinishRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Returns once every worker has arrived at request.name (all_done: none
-  // had more data). FailedPrecondition when this worker is already there.
+  // had more data). Idempotent for retries: when this worker is already
+  // parked there (its earlier call was retried after a dropped connection),
+  // the new call takes the earlier one's place, its has_more replacing the
+  // earlier one's, and the earlier call ends at once with Aborted
+  // ("... superseded by the newer arrival of the same worker"); the barrier
+  // still waits for every worker once.
   void Barrier(const BarrierRequest& request, BarrierResponse* response,
                Done done) ABSL_LOCKS_EXCLUDED(mu_);
   // BOUNDED: returns once request.step is within request.staleness of the
@@ -228,6 +236,8 @@ class CoordinatorCore {
   bool checkpoints_enabled() const { return static_cast<bool>(options_.save); }
 
   // The bodies of the public calls, under the lock.
+  void RegisterLocked(int rank, RegisterResponse* response, Outbox* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ParkAtBarrier(const BarrierRequest& request, BarrierResponse* response,
                      Done done, Outbox* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ParkAtGate(const StepGateRequest& request, StepGateResponse* response,

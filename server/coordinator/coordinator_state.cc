@@ -41,31 +41,62 @@ std::vector<bool> Membership::DeadWorkers(absl::Time now) const {
   return dead;
 }
 
-absl::Status BarrierTable::Arrive(const std::string& name, int rank,
-                                  bool has_more, BarrierResponse* response,
-                                  Resume* resume,
-                                  std::vector<Resume>* released) {
+std::optional<Resume> BarrierTable::Arrive(const std::string& name, int rank,
+                                           bool has_more,
+                                           BarrierResponse* response,
+                                           Resume resume,
+                                           std::vector<Resume>* released) {
   Pending& barrier = barriers_[name];
-  if (!barrier.ranks.insert(rank).second) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "worker ", rank, " arrived twice at barrier '", name, "'"));
-  }
-  barrier.any_has_more |= has_more;
-  barrier.waiting.push_back({response, std::move(*resume)});
-  if (static_cast<int>(barrier.ranks.size()) < num_workers_) {
-    return absl::OkStatus();
-  }
   for (Waiter& w : barrier.waiting) {
-    w.response->set_all_done(!barrier.any_has_more);
+    if (w.rank != rank) continue;
+    // A retry (or a restarted worker): the newer call takes the place of
+    // the earlier one, whose caller has gone.
+    Resume earlier = std::exchange(w.resume, std::move(resume));
+    w.has_more = has_more;
+    w.response = response;
+    return earlier;
+  }
+  barrier.waiting.push_back({rank, has_more, response, std::move(resume)});
+  if (static_cast<int>(barrier.waiting.size()) < num_workers_) {
+    return std::nullopt;
+  }
+  bool any_has_more = false;
+  for (const Waiter& w : barrier.waiting) any_has_more |= w.has_more;
+  for (Waiter& w : barrier.waiting) {
+    w.response->set_all_done(!any_has_more);
     released->push_back(std::move(w.resume));
   }
   barriers_.erase(name);
-  return absl::OkStatus();
+  return std::nullopt;
+}
+
+std::vector<ParkedCall> BarrierTable::Leave(int rank) {
+  std::vector<ParkedCall> calls;
+  for (auto it = barriers_.begin(); it != barriers_.end();) {
+    std::vector<Waiter>& waiting = it->second.waiting;
+    for (auto w = waiting.begin(); w != waiting.end();) {
+      if (w->rank == rank) {
+        calls.push_back(
+            {absl::StrCat("barrier '", it->first, "'"), std::move(w->resume)});
+        w = waiting.erase(w);
+      } else {
+        ++w;
+      }
+    }
+    if (waiting.empty()) {
+      it = barriers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return calls;
 }
 
 bool BarrierTable::Parked(int rank) const {
   for (const auto& [name, barrier] : barriers_) {
-    if (barrier.ranks.count(rank) > 0) return true;
+    for (const Waiter& w : barrier.waiting) {
+      if (w.rank == rank) return true;
+    }
   }
   return false;
 }
@@ -74,7 +105,7 @@ std::vector<ParkedCall> BarrierTable::TakeAll() {
   std::vector<ParkedCall> calls;
   for (auto& [name, barrier] : barriers_) {
     const std::string what =
-        absl::StrCat("barrier '", name, "' (", barrier.ranks.size(), " of ",
+        absl::StrCat("barrier '", name, "' (", barrier.waiting.size(), " of ",
                      num_workers_, " workers arrived)");
     for (Waiter& w : barrier.waiting) {
       calls.push_back({what, std::move(w.resume)});
@@ -132,6 +163,22 @@ std::vector<Resume> StepGates::Release(const std::vector<bool>& dead,
   }
   waiters_ = std::move(still);
   return released;
+}
+
+std::vector<ParkedCall> StepGates::Leave(int rank) {
+  std::vector<ParkedCall> calls;
+  std::vector<Waiter> still;
+  for (Waiter& w : waiters_) {
+    if (w.rank == rank) {
+      calls.push_back(
+          {absl::StrCat("step gate of worker ", w.rank, " at step ", w.step),
+           std::move(w.resume)});
+    } else {
+      still.push_back(std::move(w));
+    }
+  }
+  waiters_ = std::move(still);
+  return calls;
 }
 
 std::vector<ParkedCall> StepGates::TakeAll() {

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -93,21 +94,28 @@ class Membership {
 // arrived at its name; each waiter learns whether any arrived with has_more.
 //
 // Invariants: a barrier in the table has between 1 and num_workers - 1
-// distinct ranks, one parked call each; a released barrier leaves the table,
-// so its name can be used again. A worker is Parked while it is in any
-// barrier of the table.
+// distinct ranks, exactly one parked call each (a worker's newer arrival
+// replaces its earlier one); a released barrier leaves the table, so its
+// name can be used again. A worker is Parked while it is in any barrier of
+// the table.
 class BarrierTable {
  public:
   explicit BarrierTable(int num_workers) : num_workers_(num_workers) {}
 
-  // Parks `*resume` (and its `response`) at barrier `name` for `rank`. When
-  // `rank` is already there: FailedPrecondition naming the worker and the
-  // barrier, and `*resume` is left to the caller. Otherwise `*resume` is
-  // taken; when this arrival completes the barrier, every waiter's response
-  // has all_done set and the waiters are appended to `*released`.
-  absl::Status Arrive(const std::string& name, int rank, bool has_more,
-                      BarrierResponse* response, Resume* resume,
-                      std::vector<Resume>* released);
+  // Parks `resume` (and its `response`) at barrier `name` for `rank`. When
+  // `rank` is already there (a retried call), the new call replaces the
+  // earlier one, whose has_more no longer counts, and the earlier call is
+  // returned for the caller to end; otherwise nullopt. When this arrival
+  // completes the barrier, every waiter's response has all_done set and the
+  // waiters are appended to `*released`.
+  std::optional<Resume> Arrive(const std::string& name, int rank, bool has_more,
+                               BarrierResponse* response, Resume resume,
+                               std::vector<Resume>* released);
+
+  // Takes `rank` out of every barrier it waits in (a barrier left empty
+  // leaves the table) and returns its parked calls, each with "barrier
+  // 'NAME'".
+  std::vector<ParkedCall> Leave(int rank);
 
   // Whether `rank` waits in a barrier.
   bool Parked(int rank) const;
@@ -117,13 +125,13 @@ class BarrierTable {
 
  private:
   struct Waiter {
+    int rank;
+    bool has_more;
     BarrierResponse* response;
     Resume resume;
   };
   struct Pending {
-    std::set<int> ranks;
     std::vector<Waiter> waiting;  // one per rank
-    bool any_has_more = false;
   };
 
   const int num_workers_;
@@ -160,6 +168,10 @@ class StepGates {
   // in their responses and returns them.
   std::vector<Resume> Release(const std::vector<bool>& dead,
                               int64_t open_round);
+
+  // Takes the parked calls of `rank` out and returns them, each with "step
+  // gate of worker R at step S".
+  std::vector<ParkedCall> Leave(int rank);
 
   // Empties the parked calls and returns them.
   std::vector<ParkedCall> TakeAll();

@@ -484,21 +484,75 @@ TEST_F(CoordinatorCoreTest, ABarrierReleasesAllWhenAllArriveWithHasMoreOred) {
   }
 }
 
-TEST_F(CoordinatorCoreTest, AWorkerArrivingTwiceIsRefusedAndTheBarrierWaits) {
+TEST_F(CoordinatorCoreTest, ARetriedBarrierArrivalReplacesTheFirst) {
+  // Worker 0's first call lost its connection and the worker retried it.
   Start(2, false);
-  Call<BarrierResponse> first, twice, other;
+  Call<BarrierResponse> first, retry, other;
   Barrier(0, "epoch 1", false, &first);
-  Barrier(0, "epoch 1", true, &twice);
-  ASSERT_TRUE(twice.Returned());
-  EXPECT_THAT(twice.Wait(),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
-                       "worker 0 arrived twice at barrier 'epoch 1'"));
-  EXPECT_FALSE(first.Returned());
+  Barrier(0, "epoch 1", true, &retry);
+  ASSERT_TRUE(first.Returned());
+  EXPECT_THAT(first.Wait(),
+              StatusIs(absl::StatusCode::kAborted,
+                       HasSubstr("superseded by the newer arrival of the same "
+                                 "worker")));
+  EXPECT_THAT(first.Wait(), StatusIs(absl::StatusCode::kAborted,
+                                     HasSubstr("barrier 'epoch 1'")));
+  EXPECT_FALSE(retry.Returned()) << "worker 1 has not arrived";
   Barrier(1, "epoch 1", false, &other);
-  EXPECT_TRUE(first.Wait().ok());
+  EXPECT_TRUE(retry.Wait().ok());
   EXPECT_TRUE(other.Wait().ok());
-  // The refused call's has_more did not count.
-  EXPECT_TRUE(first.response()->all_done());
+  // The retry's has_more counts.
+  EXPECT_FALSE(retry.response()->all_done());
+  EXPECT_FALSE(other.response()->all_done());
+
+  // The retry's has_more replaces the first one's: false after true is done.
+  Call<BarrierResponse> c_first, c_retry, c_other;
+  Barrier(0, "epoch 2", true, &c_first);
+  Barrier(0, "epoch 2", false, &c_retry);
+  EXPECT_THAT(c_first.Wait(), StatusIs(absl::StatusCode::kAborted));
+  Barrier(1, "epoch 2", false, &c_other);
+  EXPECT_TRUE(c_retry.Wait().ok());
+  EXPECT_TRUE(c_other.Wait().ok());
+  EXPECT_TRUE(c_retry.response()->all_done());
+  EXPECT_TRUE(c_other.response()->all_done());
+}
+
+TEST_F(CoordinatorCoreTest, AWorkerRegisteringAgainLeavesItsBarrier) {
+  Start(3, false);
+  Register(0, 3);
+  Register(1, 3);
+  Register(2, 3);
+  Call<BarrierResponse> old0, b1;
+  Barrier(0, "epoch 1", true, &old0);
+  Barrier(1, "epoch 1", false, &b1);
+  // Worker 0 restarts while parked: its old call ends, and it no longer
+  // counts as arrived, so worker 2's arrival does not release the barrier.
+  Register(0, 3);
+  ASSERT_TRUE(old0.Returned());
+  EXPECT_THAT(old0.Wait(), StatusIs(absl::StatusCode::kAborted,
+                                    HasSubstr("worker 0 registered again")));
+  Call<BarrierResponse> b2;
+  Barrier(2, "epoch 1", false, &b2);
+  EXPECT_FALSE(b1.Returned());
+  EXPECT_FALSE(b2.Returned());
+  // It arrives again (no longer with more data): everyone is released, and
+  // the old call's has_more no longer counts.
+  Call<BarrierResponse> new0;
+  Barrier(0, "epoch 1", false, &new0);
+  for (Call<BarrierResponse>* b : {&new0, &b1, &b2}) {
+    EXPECT_TRUE(b->Wait().ok());
+    EXPECT_TRUE(b->response()->all_done());
+  }
+
+  // Likewise at a step gate: its old call ends, the others' stay.
+  Call<StepGateResponse> gate0, gate1;
+  Gate(0, 5, 0, &gate0);
+  Gate(1, 5, 0, &gate1);
+  EXPECT_FALSE(gate0.Returned());
+  Register(0, 3);
+  EXPECT_THAT(gate0.Wait(), StatusIs(absl::StatusCode::kAborted,
+                                     HasSubstr("worker 0 registered again")));
+  EXPECT_FALSE(gate1.Returned()) << "worker 2 (at step 0) still holds it";
 }
 
 TEST_F(CoordinatorCoreTest, ABarrierWaitsForADeadOrFinishedWorker) {
