@@ -4,8 +4,8 @@
 #
 # The suite runs once with OpenBLAS's own choice of kernels; then the tests
 # labelled "blas" (those whose results come from OpenBLAS) run again under a
-# second core type, OPENBLAS_CORETYPE=Prescott (SSE3), or Haswell (AVX2)
-# where OpenBLAS already chose a core without AVX. Results must not depend on
+# second core type, OPENBLAS_CORETYPE=Prescott (SSE3), or the core ps_worker
+# would restart with (SkylakeX, Haswell) where OpenBLAS chose one without AVX. Results must not depend on
 # which kernels ran (docs/architecture.md, "Numerics"). PS_TEST_SECOND_CORE
 # names another core type, or "none" to skip the second pass. Before the
 # tests, scripts/lint.sh checks the format and builds with Clang's
@@ -24,18 +24,18 @@ ctest --output-on-failure -j "$JOBS" --timeout 600 "$@"
 
 second="${PS_TEST_SECOND_CORE:-}"
 if [ -z "$second" ]; then
-  chosen="$(env -u OPENBLAS_CORETYPE "$BUILD/tests/blas_core_probe" --no-restart |
-            sed -n 's/^core=\([^ ]*\).*/\1/p')"
-  case "$chosen" in
-    Prescott|Core2|Penryn|Dunnington|Nehalem|Atom|Katmai|Coppermine|Northwood|\
-    Banias|Opteron|Opteron_SSE3|Barcelona|Bobcat|Nano|"")
-      if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
-        second=Haswell
-      else
-        second=none
-      fi ;;
-    *) second=Prescott ;;
-  esac
+  # OpenBLAS's own choice, and the core ps_worker would restart with (empty
+  # when the choice stands; kernels/cpu/blas_core.h decides, for both).
+  probe="$(env -u OPENBLAS_CORETYPE "$BUILD/tests/blas_core_probe" --no-restart)"
+  chosen="$(sed -n 's/^core=\([^ ]*\).*/\1/p' <<<"$probe")"
+  better="$(sed -n 's/^better=//p' <<<"$probe")"
+  if [ -n "$better" ]; then
+    second="$better"
+  elif [ "$chosen" = Prescott ]; then
+    second=none
+  else
+    second=Prescott
+  fi
 fi
 if [ "$second" = none ]; then
   echo "test: no second OpenBLAS core type to test with on this CPU"
