@@ -15,18 +15,18 @@ BRIDGE=0
 A="psprA$$"
 B="psprB$$"
 LINK="ppr$(($$ % 100000))"
+ERR="$(mktemp)"
 cleanup() {
   ip netns del "$A" 2>/dev/null
   ip netns del "$B" 2>/dev/null
   ip link del "${LINK}a" 2>/dev/null
+  rm -f "$ERR"
 }
 trap cleanup EXIT
 skip() {
   echo "SKIP: $1: $(tr '\n' ' ' <"$ERR" | cut -c1-200)"
   exit 77
 }
-ERR="$(mktemp)"
-trap 'cleanup; rm -f "$ERR"' EXIT
 try() {  # try WHAT COMMAND...
   local what="$1"
   shift
