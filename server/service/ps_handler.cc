@@ -1,6 +1,9 @@
 #include "server/service/ps_handler.h"
 
 #include <algorithm>
+#include <cmath>
+#include <random>
+#include <tuple>
 #include <filesystem>
 #include <system_error>
 #include <thread>
@@ -8,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/checkpoint.h"
+#include "common/checksummed_file.h"
 #include "common/hash.h"
 #include "common/model_spec.h"
 #include "common/optimizer.h"
@@ -19,6 +23,13 @@
 namespace ps {
 
 namespace {
+
+constexpr char kPushLedgerMagic[] = "PSLEDGR1";
+
+// The push ledger's file in a checkpoint folder.
+std::string PushLedgerFile(int rank) {
+  return absl::StrCat("server-", rank, "/push_ledger.bin");
+}
 
 // `status` with `prefix` before its message, same code.
 absl::Status Prefixed(absl::string_view prefix, const absl::Status& status) {
@@ -81,7 +92,24 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
         absl::StrCat("server rank ", rank, " is out of range: the job has ",
                      num_servers, " servers"));
   }
-  std::unique_ptr<PsHandler> handler(new PsHandler(rank, num_servers));
+  const TrainingConfig& tr = config.training();
+  const int64_t in_flight =
+      int64_t{tr.max_inflight_pushes()} * (tr.max_merged_steps() + 1);
+  if (in_flight >= PushLedger::kWindowSteps) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "training.max_inflight_pushes ", tr.max_inflight_pushes(),
+        " x (max_merged_steps ", tr.max_merged_steps(), " + 1) = ", in_flight,
+        " steps in flight: must stay below ", PushLedger::kWindowSteps,
+        " (the servers' exactly-once window)"));
+  }
+  std::random_device entropy;
+  uint64_t incarnation = 0;
+  while (incarnation == 0) {
+    incarnation = (uint64_t{entropy()} << 32) ^ entropy() ^
+                  static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
+  }
+  std::unique_ptr<PsHandler> handler(
+      new PsHandler(rank, num_servers, incarnation));
   // Large pushes and pulls split their sub-shard groups over the cores; the
   // calling (gRPC) thread takes part.
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
@@ -172,6 +200,7 @@ absl::Status PsHandler::Restore(const JobConfig& config,
                        : absl::StrCat(" (resharded from ", old_servers,
                                       " servers to ", num_servers_, ")"));
   }
+  RETURN_IF_ERROR(RestoreLedger(restore, same));
   for (const auto& dense : dense_) {
     if (same) {
       RETURN_IF_ERROR(dense->Load(absl::StrCat(
@@ -184,6 +213,30 @@ absl::Status PsHandler::Restore(const JobConfig& config,
       }
       RETURN_IF_ERROR(dense->LoadResharded(paths));
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PsHandler::RestoreLedger(const RestoreFrom& restore, bool same) {
+  for (int s = 0; s < restore.manifest.num_servers(); ++s) {
+    if (same && s != rank_) continue;
+    const std::string rel = PushLedgerFile(s);
+    bool listed = false;
+    for (const CheckpointFile& f : restore.manifest.files()) {
+      listed = listed || f.path() == rel;
+    }
+    // A checkpoint written before pushes were numbered: nothing to keep.
+    if (!listed) continue;
+    const std::string path = absl::StrCat(restore.dir, "/", rel);
+    ASSIGN_OR_RETURN(std::string bytes,
+                     ReadChecksummedFile(path, kPushLedgerMagic, 1));
+    PushLedgerSnapshot snapshot;
+    if (!snapshot.ParseFromString(bytes)) {
+      return absl::DataLossError(
+          absl::StrCat("'", path, "': not a push ledger"));
+    }
+    absl::Status merged = ledger_.Merge(snapshot);
+    if (!merged.ok()) return Prefixed(absl::StrCat("'", path, "': "), merged);
   }
   return absl::OkStatus();
 }
@@ -216,6 +269,18 @@ absl::Status PsHandler::SaveCheckpoint(const SaveCheckpointRequest& request,
     const std::string rel = DenseSnapshotFile(rank_, dense->name());
     ASSIGN_OR_RETURN(FileDigest digest,
                      dense->Save(absl::StrCat(request.dir(), "/", rel)));
+    CheckpointFile* f = response->add_files();
+    f->set_path(rel);
+    f->set_size(digest.size);
+    f->set_crc32(digest.crc32);
+  }
+  {
+    const std::string rel = PushLedgerFile(rank_);
+    ASSIGN_OR_RETURN(
+        FileDigest digest,
+        WriteChecksummedFile(absl::StrCat(request.dir(), "/", rel),
+                             kPushLedgerMagic, 1,
+                             ledger_.Snapshot().SerializeAsString()));
     CheckpointFile* f = response->add_files();
     f->set_path(rel);
     f->set_size(digest.size);
@@ -265,55 +330,229 @@ absl::Status PsHandler::CheckKeysOwned(const SparseTable& table,
   return absl::OkStatus();
 }
 
-absl::Status PsHandler::PullSparse(const PullSparseRequest& request,
-                                   PullSparseResponse* response) {
+absl::Status PsHandler::CheckIncarnation(const RequestHeader& header) const {
+  if (header.server_incarnation() == 0 ||
+      header.server_incarnation() == incarnation_) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "server ", rank_, " restarted: worker ", header.worker_rank(),
+      " expects incarnation ", absl::Hex(header.server_incarnation()),
+      ", this is incarnation ", absl::Hex(incarnation_),
+      " (its tables are not the state the worker trained against)"));
+}
+
+void PsHandler::FillHeader(ResponseHeader* header) const {
+  header->set_server_rank(rank_);
+  header->set_server_incarnation(incarnation_);
+}
+
+absl::Status PsHandler::Pull(const PullRequest& request,
+                             PullResponse* response) {
+  FillHeader(response->mutable_header());
+  RETURN_IF_ERROR(CheckIncarnation(request.header()));
   absl::ReaderMutexLock hold(&apply_mu_);
-  ASSIGN_OR_RETURN(SparseTable * table, FindSparse(request.table_id()));
-  ASSIGN_OR_RETURN(auto keys,
-                   ViewPacked<uint64_t>(
-                       request.keys(),
-                       absl::StrCat("table '", table->name(), "' pull keys")));
-  RETURN_IF_ERROR(CheckKeysOwned(*table, keys));
+  ASSIGN_OR_RETURN(auto keys, ViewPacked<uint64_t>(request.keys(), "pull keys"));
+  std::vector<SparseTable*> tables;
+  size_t total_keys = 0;
+  size_t total_floats = 0;
+  for (const SparseSegment& seg : request.sparse()) {
+    ASSIGN_OR_RETURN(SparseTable * table, FindSparse(seg.table_id()));
+    if (seg.dim() != static_cast<uint32_t>(table->dim())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("table '", table->name(), "': pull expects dim ",
+                       seg.dim(), ", the table has dim ", table->dim()));
+    }
+    tables.push_back(table);
+    total_keys += seg.num_keys();
+    total_floats += static_cast<size_t>(seg.num_keys()) * table->dim();
+  }
+  if (total_keys != keys.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pull: segments name ", total_keys, " keys, the request ",
+                     "carries ", keys.size()));
+  }
   // resize() zero-fills, then Pull overwrites every byte. Measured: the fill
   // costs about 0.2 ms per 4 MiB. Abseil's STLStringResizeUninitialized is a
   // plain resize() with libstdc++, and building the bytes by append would
   // need the rows in key order, while Pull visits them by sub-shard.
   std::string* values = response->mutable_values();
-  values->resize(keys.size() * table->dim() * sizeof(float));
-  response->set_dim(table->dim());
-  return table->Pull(keys,
-                     absl::MakeSpan(reinterpret_cast<float*>(values->data()),
-                                    keys.size() * table->dim()));
+  values->resize(total_floats * sizeof(float));
+  float* out = reinterpret_cast<float*>(values->data());
+  size_t key_at = 0;
+  for (int i = 0; i < request.sparse_size(); ++i) {
+    SparseTable& table = *tables[i];
+    const size_t n = request.sparse(i).num_keys();
+    auto seg_keys = keys.subspan(key_at, n);
+    RETURN_IF_ERROR(CheckKeysOwned(table, seg_keys));
+    RETURN_IF_ERROR(table.Pull(seg_keys, absl::MakeSpan(out, n * table.dim())));
+    key_at += n;
+    out += n * table.dim();
+  }
+  std::vector<float> dense_values;
+  for (uint32_t id : request.dense_tables()) {
+    ASSIGN_OR_RETURN(DenseTable * table, FindDense(id));
+    table->Pull(&dense_values);
+    DenseSegment* seg = response->add_dense();
+    seg->set_table_id(id);
+    seg->set_num_values(dense_values.size());
+    response->add_dense_table_sizes(table->global_size());
+    response->mutable_dense_values()->append(
+        reinterpret_cast<const char*>(dense_values.data()),
+        dense_values.size() * sizeof(float));
+  }
+  return absl::OkStatus();
 }
 
-absl::Status PsHandler::PushSparse(const PushSparseRequest& request) {
-  absl::ReaderMutexLock hold(&apply_mu_);
-  ASSIGN_OR_RETURN(SparseTable * table, FindSparse(request.table_id()));
-  const std::string what = absl::StrCat("table '", table->name(), "' push");
-  ASSIGN_OR_RETURN(auto keys,
-                   ViewPacked<uint64_t>(request.keys(), what + " keys"));
+// A push, checked: its tables and the views of every segment's payload.
+struct PsHandler::CheckedPush {
+  struct Sparse {
+    SparseTable* table;
+    absl::Span<const uint64_t> keys;
+    absl::Span<const float> grads, shows, clicks;
+  };
+  struct Dense {
+    DenseTable* table;
+    absl::Span<const float> grads;
+  };
+  std::vector<Sparse> sparse;
+  std::vector<Dense> dense;
+};
+
+absl::Status PsHandler::CheckPush(const PushRequest& request,
+                                  CheckedPush* out) const {
+  const RequestHeader& h = request.header();
+  if (h.step() < 0 || request.parts() < 1 ||
+      request.part() >= request.parts()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "push of worker ", h.worker_rank(), ": step ", h.step(), " part ",
+        request.part(), " of ", request.parts(),
+        " (needs step >= 0 and part < parts)"));
+  }
+  ASSIGN_OR_RETURN(auto keys, ViewPacked<uint64_t>(request.keys(), "push keys"));
   ASSIGN_OR_RETURN(auto grads,
-                   ViewPacked<float>(request.grads(), what + " gradients"));
-  ASSIGN_OR_RETURN(auto shows,
-                   ViewPacked<float>(request.shows(), what + " shows"));
+                   ViewPacked<float>(request.grads(), "push gradients"));
+  ASSIGN_OR_RETURN(auto shows, ViewPacked<float>(request.shows(), "push shows"));
   ASSIGN_OR_RETURN(auto clicks,
-                   ViewPacked<float>(request.clicks(), what + " clicks"));
-  RETURN_IF_ERROR(CheckKeysOwned(*table, keys));
+                   ViewPacked<float>(request.clicks(), "push clicks"));
+  size_t key_at = 0;
+  size_t grad_at = 0;
+  for (const SparseSegment& seg : request.sparse()) {
+    ASSIGN_OR_RETURN(SparseTable * table, FindSparse(seg.table_id()));
+    const std::string what = absl::StrCat("table '", table->name(), "' push");
+    const size_t n = seg.num_keys();
+    const size_t floats = n * table->dim();
+    if (seg.dim() != static_cast<uint32_t>(table->dim()) ||
+        key_at + n > keys.size() || grad_at + floats > grads.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": ", n, " keys of dim ", seg.dim(), " (table dim ",
+          table->dim(), ") do not fit the request's ", keys.size() - key_at,
+          " keys and ", grads.size() - grad_at, " gradient floats left"));
+    }
+    CheckedPush::Sparse s{table, keys.subspan(key_at, n),
+                          grads.subspan(grad_at, floats)};
+    for (auto [counts, view, name] :
+         {std::make_tuple(shows, &s.shows, "shows"),
+          std::make_tuple(clicks, &s.clicks, "clicks")}) {
+      if (counts.empty()) continue;
+      if (counts.size() != keys.size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("push: ", counts.size(), " ", name, " for ",
+                         keys.size(), " keys"));
+      }
+      *view = counts.subspan(key_at, n);
+    }
+    RETURN_IF_ERROR(CheckKeysOwned(*table, s.keys));
+    RETURN_IF_ERROR(CheckFinite(s.grads, what));
+    out->sparse.push_back(s);
+    key_at += n;
+    grad_at += floats;
+  }
+  if (key_at != keys.size() || grad_at != grads.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "push: segments name ", key_at, " keys and ", grad_at,
+        " gradient floats, the request carries ", keys.size(), " and ",
+        grads.size()));
+  }
+  ASSIGN_OR_RETURN(auto dense,
+                   ViewPacked<float>(request.dense_grads(), "dense gradients"));
+  size_t dense_at = 0;
+  for (const DenseSegment& seg : request.dense()) {
+    ASSIGN_OR_RETURN(DenseTable * table, FindDense(seg.table_id()));
+    const std::string what =
+        absl::StrCat("dense table '", table->name(), "' push");
+    if (seg.num_values() != static_cast<uint64_t>(table->local_size()) ||
+        dense_at + seg.num_values() > dense.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": ", seg.num_values(), " values, server ", rank_, " holds ",
+          table->local_size(), " (", dense.size() - dense_at,
+          " left in the request)"));
+    }
+    CheckedPush::Dense d{table, dense.subspan(dense_at, seg.num_values())};
+    RETURN_IF_ERROR(CheckFinite(d.grads, what));
+    out->dense.push_back(d);
+    dense_at += seg.num_values();
+  }
+  if (dense_at != dense.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("push: dense segments name ", dense_at,
+                     " values, the request carries ", dense.size()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PsHandler::Apply(const PushRequest& request,
+                              const CheckedPush& push) {
   PushInfo info;
-  info.step = request.step();
-  info.shows = shows;
-  info.clicks = clicks;
-  if (request.is_delta()) {
-    RETURN_IF_ERROR(table->AddDeltas(keys, grads, info));
-  } else {
-    RETURN_IF_ERROR(table->Push(keys, grads, info));
+  info.step = request.header().step();
+  for (const CheckedPush::Sparse& s : push.sparse) {
+    info.shows = s.shows;
+    info.clicks = s.clicks;
+    const std::string what = absl::StrCat("table '", s.table->name(), "': ");
+    absl::Status st = request.is_delta()
+                          ? s.table->AddDeltas(s.keys, s.grads, info)
+                          : s.table->Push(s.keys, s.grads, info);
+    if (!st.ok()) return Prefixed(what, st);
   }
+  for (const CheckedPush::Dense& d : push.dense) {
+    RETURN_IF_ERROR(request.is_delta() ? d.table->AddDeltas(d.grads)
+                                       : d.table->Push(d.grads));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PsHandler::Push(const PushRequest& request,
+                             PushResponse* response,
+                             const std::function<bool()>& cancelled) {
+  FillHeader(response->mutable_header());
+  RETURN_IF_ERROR(CheckIncarnation(request.header()));
   {
-    absl::MutexLock lock(&counts_mu_);
-    PushCounts& c = push_counts_[request.worker_rank()];
-    ++(request.is_delta() ? c.sparse_deltas : c.sparse_gradients);
+    absl::ReaderMutexLock hold(&apply_mu_);
+    CheckedPush push;
+    RETURN_IF_ERROR(CheckPush(request, &push));
+    const PushLedger::Key key{request.header().worker_rank(),
+                              request.header().step(), request.part()};
+    if (ledger_.Claim(key) == PushLedger::Verdict::kDuplicate) {
+      response->set_duplicate(true);
+      return absl::OkStatus();
+    }
+    const PushLedger::Kind kind{!push.sparse.empty(), !push.dense.empty(),
+                                request.is_delta()};
+    if (cancelled && cancelled()) {
+      ledger_.Finish(key, /*applied=*/false, kind);
+      return absl::CancelledError(absl::StrCat(
+          "push of worker ", key.worker, " step ", key.step,
+          " cancelled by the client before it was applied"));
+    }
+    absl::Status applied = Apply(request, push);
+    // A push that failed half-way (a disk tier error) is not recorded: the
+    // worker stops on the error, and the job resumes from a checkpoint.
+    ledger_.Finish(key, applied.ok(), kind);
+    RETURN_IF_ERROR(applied);
+    for (const SparseSegment& seg : request.sparse()) {
+      MaybeShrink(seg.table_id(), sparse_[seg.table_id()]->step());
+    }
   }
-  MaybeShrink(request.table_id(), table->step());
   return absl::OkStatus();
 }
 
@@ -342,6 +581,8 @@ absl::Status PsHandler::Shrink(const ShrinkRequest& request,
                                ShrinkResponse* response) {
   response->Clear();
   response->set_server_rank(rank_);
+  // Not while a checkpoint is written.
+  absl::ReaderMutexLock hold(&apply_mu_);
   std::vector<SparseTable*> tables;
   for (const std::string& name : request.tables()) {
     SparseTable* found = nullptr;
@@ -378,35 +619,6 @@ absl::Status PsHandler::Shrink(const ShrinkRequest& request,
   return absl::OkStatus();
 }
 
-absl::Status PsHandler::PullDense(const PullDenseRequest& request,
-                                  PullDenseResponse* response) {
-  absl::ReaderMutexLock hold(&apply_mu_);
-  ASSIGN_OR_RETURN(DenseTable * table, FindDense(request.table_id()));
-  std::vector<float> values;
-  table->Pull(&values);
-  PackTo(absl::Span<const float>(values), response->mutable_values());
-  response->set_table_size(table->global_size());
-  return absl::OkStatus();
-}
-
-absl::Status PsHandler::PushDense(const PushDenseRequest& request) {
-  absl::ReaderMutexLock hold(&apply_mu_);
-  ASSIGN_OR_RETURN(DenseTable * table, FindDense(request.table_id()));
-  ASSIGN_OR_RETURN(
-      auto grads, ViewPacked<float>(request.grads(),
-                                    absl::StrCat("dense table '", table->name(),
-                                                 "' gradients")));
-  if (request.is_delta()) {
-    RETURN_IF_ERROR(table->AddDeltas(grads));
-  } else {
-    RETURN_IF_ERROR(table->Push(grads));
-  }
-  absl::MutexLock lock(&counts_mu_);
-  PushCounts& c = push_counts_[request.worker_rank()];
-  ++(request.is_delta() ? c.dense_deltas : c.dense_gradients);
-  return absl::OkStatus();
-}
-
 std::vector<int64_t> PsHandler::SparseRows() const {
   std::vector<int64_t> rows;
   for (const auto& t : sparse_) rows.push_back(t->size());
@@ -414,14 +626,13 @@ std::vector<int64_t> PsHandler::SparseRows() const {
 }
 
 PushCounts PsHandler::PushCountsOf(int rank) const {
-  absl::MutexLock lock(&counts_mu_);
-  auto it = push_counts_.find(rank);
-  return it == push_counts_.end() ? PushCounts() : it->second;
+  const std::map<int, PushCounts> all = ledger_.Counts();
+  auto it = all.find(rank);
+  return it == all.end() ? PushCounts() : it->second;
 }
 
 std::map<int, PushCounts> PsHandler::AllPushCounts() const {
-  absl::MutexLock lock(&counts_mu_);
-  return push_counts_;
+  return ledger_.Counts();
 }
 
 void PsHandler::Stats(StatsResponse* response) const {
@@ -461,7 +672,11 @@ void PsHandler::Stats(StatsResponse* response) const {
     out->set_sparse_deltas(c.sparse_deltas);
     out->set_dense_gradients(c.dense_gradients);
     out->set_dense_deltas(c.dense_deltas);
+    out->set_duplicates(c.duplicates);
+    out->set_applied(c.applied);
+    out->set_last_step(c.last_step);
   }
+  response->set_server_incarnation(incarnation_);
 }
 
 }  // namespace ps

@@ -6,12 +6,15 @@
 //
 // Every request is checked before anything is applied: an unknown table, a
 // payload whose size does not match, a key that belongs to another server or
-// a non-finite gradient gives InvalidArgument naming the table and the sizes.
+// a non-finite gradient gives InvalidArgument naming the table and the sizes;
+// a request that expects another incarnation of this server gives
+// FailedPrecondition. Pushes are applied exactly once (push_ledger.h).
 // All methods are thread-safe.
 #ifndef PS_SERVER_SERVICE_PS_HANDLER_H_
 #define PS_SERVER_SERVICE_PS_HANDLER_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
@@ -22,18 +25,11 @@
 #include "proto/checkpoint.pb.h"
 #include "proto/config.pb.h"
 #include "proto/ps.pb.h"
+#include "server/service/push_ledger.h"
 #include "server/table/dense_table.h"
 #include "server/table/sparse_table.h"
 
 namespace ps {
-
-// Push requests a server received from one worker, by kind.
-struct PushCounts {
-  int64_t sparse_gradients = 0;
-  int64_t sparse_deltas = 0;
-  int64_t dense_gradients = 0;
-  int64_t dense_deltas = 0;
-};
 
 // A verified checkpoint to restore the tables from (common/checkpoint.h).
 struct RestoreFrom {
@@ -55,12 +51,20 @@ class PsHandler {
   int rank() const { return rank_; }
   int num_servers() const { return num_servers_; }
 
-  absl::Status PullSparse(const PullSparseRequest& request,
-                          PullSparseResponse* response);
-  absl::Status PushSparse(const PushSparseRequest& request);
-  absl::Status PullDense(const PullDenseRequest& request,
-                         PullDenseResponse* response);
-  absl::Status PushDense(const PushDenseRequest& request);
+  // Chosen at random by Create (nonzero); in every response header.
+  uint64_t incarnation() const { return incarnation_; }
+
+  // Rows of every sparse segment (created if new) and this server's blocks
+  // of every dense table requested.
+  absl::Status Pull(const PullRequest& request, PullResponse* response);
+  // Applies the push unless this server applied (worker, step, part)
+  // before: then response->duplicate() is set and nothing is applied.
+  // `cancelled` (may be empty) is asked once the push is claimed and
+  // checked, before anything is applied: when it returns true the result is
+  // Cancelled and nothing is applied (the client gave up on the call and
+  // may re-send it).
+  absl::Status Push(const PushRequest& request, PushResponse* response,
+                    const std::function<bool()>& cancelled = nullptr);
 
   // Shrinks the named tables (every table when none is named), logging what
   // each removed. NotFound naming an unknown table (nothing shrunk then).
@@ -87,23 +91,34 @@ class PsHandler {
   void Stats(StatsResponse* response) const;
 
  private:
-  PsHandler(int rank, int num_servers)
-      : rank_(rank), num_servers_(num_servers) {}
+  PsHandler(int rank, int num_servers, uint64_t incarnation)
+      : rank_(rank), num_servers_(num_servers), incarnation_(incarnation) {}
 
   absl::StatusOr<SparseTable*> FindSparse(uint32_t table_id) const;
   absl::StatusOr<DenseTable*> FindDense(uint32_t table_id) const;
   absl::Status CheckKeysOwned(const SparseTable& table,
                               absl::Span<const uint64_t> keys) const;
+  // FailedPrecondition when `header` expects another incarnation.
+  absl::Status CheckIncarnation(const RequestHeader& header) const;
+  void FillHeader(ResponseHeader* header) const;
+  // Applies a checked push (every table, then the scheduled shrinks).
+  struct CheckedPush;
+  absl::Status CheckPush(const PushRequest& request, CheckedPush* out) const;
+  absl::Status Apply(const PushRequest& request, const CheckedPush& push);
 
   // Runs a table's scheduled shrink when `step` passed its next multiple of
   // accessor.shrink_every_steps (one caller runs it, the others go on).
   void MaybeShrink(size_t table_id, int64_t step);
 
+  // Adds the push ledgers of `restore` (this server's when `same` server
+  // count, every server's otherwise).
+  absl::Status RestoreLedger(const RestoreFrom& restore, bool same);
   // Loads every table from `restore` (see Create).
   absl::Status Restore(const JobConfig& config, const RestoreFrom& restore);
 
   const int rank_;
   const int num_servers_;
+  const uint64_t incarnation_;
   // Held shared by data requests, exclusively by SaveCheckpoint.
   mutable absl::Mutex apply_mu_;
   // Per sparse table: accessor.shrink_every_steps, and the step of its next
@@ -115,8 +130,7 @@ class PsHandler {
   std::unique_ptr<ThreadPool> pool_;
   std::vector<std::unique_ptr<SparseTable>> sparse_;
   std::vector<std::unique_ptr<DenseTable>> dense_;
-  mutable absl::Mutex counts_mu_;
-  std::map<int, PushCounts> push_counts_ ABSL_GUARDED_BY(counts_mu_);
+  PushLedger ledger_;
 };
 
 }  // namespace ps

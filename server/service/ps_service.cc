@@ -16,7 +16,8 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context,
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kNotFound:
     case absl::StatusCode::kFailedPrecondition:
-      // The caller's mistake, answered with the reason.
+    case absl::StatusCode::kCancelled:
+      // The caller's mistake (or its choice), answered with the reason.
       LOG_EVERY_N(WARNING, 100) << "refused request: " << status;
       break;
     default:
@@ -30,32 +31,20 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context,
 
 }  // namespace
 
-grpc::ServerUnaryReactor* PsServiceImpl::PullSparse(
-    grpc::CallbackServerContext* context, const PullSparseRequest* request,
-    PullSparseResponse* response) {
+grpc::ServerUnaryReactor* PsServiceImpl::Pull(
+    grpc::CallbackServerContext* context, const PullRequest* request,
+    PullResponse* response) {
   if (auto* refused = security_->Refuse(context)) return refused;
-  return Done(context, handler_->PullSparse(*request, response));
+  return Done(context, handler_->Pull(*request, response));
 }
 
-grpc::ServerUnaryReactor* PsServiceImpl::PushSparse(
-    grpc::CallbackServerContext* context, const PushSparseRequest* request,
-    PushResponse*) {
+grpc::ServerUnaryReactor* PsServiceImpl::Push(
+    grpc::CallbackServerContext* context, const PushRequest* request,
+    PushResponse* response) {
   if (auto* refused = security_->Refuse(context)) return refused;
-  return Done(context, handler_->PushSparse(*request));
-}
-
-grpc::ServerUnaryReactor* PsServiceImpl::PullDense(
-    grpc::CallbackServerContext* context, const PullDenseRequest* request,
-    PullDenseResponse* response) {
-  if (auto* refused = security_->Refuse(context)) return refused;
-  return Done(context, handler_->PullDense(*request, response));
-}
-
-grpc::ServerUnaryReactor* PsServiceImpl::PushDense(
-    grpc::CallbackServerContext* context, const PushDenseRequest* request,
-    PushResponse*) {
-  if (auto* refused = security_->Refuse(context)) return refused;
-  return Done(context, handler_->PushDense(*request));
+  return Done(context, handler_->Push(*request, response, [context] {
+    return context->IsCancelled();
+  }));
 }
 
 grpc::ServerUnaryReactor* PsServiceImpl::Shutdown(

@@ -29,18 +29,14 @@ class PsServiceImpl final : public PsService::CallbackService {
         on_shutdown_(std::move(on_shutdown)),
         security_(std::move(security)) {}
 
-  grpc::ServerUnaryReactor* PullSparse(grpc::CallbackServerContext* context,
-                                       const PullSparseRequest* request,
-                                       PullSparseResponse* response) override;
-  grpc::ServerUnaryReactor* PushSparse(grpc::CallbackServerContext* context,
-                                       const PushSparseRequest* request,
-                                       PushResponse* response) override;
-  grpc::ServerUnaryReactor* PullDense(grpc::CallbackServerContext* context,
-                                      const PullDenseRequest* request,
-                                      PullDenseResponse* response) override;
-  grpc::ServerUnaryReactor* PushDense(grpc::CallbackServerContext* context,
-                                      const PushDenseRequest* request,
-                                      PushResponse* response) override;
+  grpc::ServerUnaryReactor* Pull(grpc::CallbackServerContext* context,
+                                 const PullRequest* request,
+                                 PullResponse* response) override;
+  // A push whose call the client cancelled (or whose deadline passed)
+  // before it was applied is not applied.
+  grpc::ServerUnaryReactor* Push(grpc::CallbackServerContext* context,
+                                 const PushRequest* request,
+                                 PushResponse* response) override;
   grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* context,
                                      const ShutdownRequest* request,
                                      ShutdownResponse* response) override;

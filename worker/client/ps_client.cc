@@ -3,6 +3,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <random>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -50,8 +52,13 @@ std::chrono::system_clock::time_point DeadlineIn(std::chrono::milliseconds d) {
 // Coordinator calls that wait for other workers get an hour, as barriers do.
 constexpr std::chrono::hours kWaitForWorkers(1);
 
+// A server that does not answer: gone (UNAVAILABLE: the process died, its
+// port refuses connections, keepalive found the connection dead) or silent
+// past the call's deadline (stopped, overloaded, cut off). Both are retried:
+// a pull has no effect, and a repeated push is not applied twice.
 bool IsGone(const grpc::Status& status) {
-  return status.error_code() == grpc::StatusCode::UNAVAILABLE;
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
 }
 
 // One RPC of a pull; `context` is fresh for every attempt.
@@ -68,10 +75,9 @@ struct PullCall {
 
 // One RPC of a push; owned by its completion callback (or, between
 // attempts, by its re-send waiting in the DelayedRunner).
-template <typename Request>
 struct PushCall {
   std::unique_ptr<grpc::ClientContext> context;
-  Request request;
+  PushRequest request;
   PushResponse response;
   std::optional<RetryBackoff> backoff;  // from the first failure on
 };
@@ -85,7 +91,11 @@ class GrpcPsClient final : public PsClient {
  public:
   GrpcPsClient(const PsClientOptions& options,
                std::shared_ptr<const RpcSecurity> security)
-      : options_(options), last_warning_(options.servers.size()) {
+      : options_(options),
+        worker_incarnation_(NewIncarnation()),
+        server_incarnation_(
+            new std::atomic<uint64_t>[options.servers.size()]()),
+        last_warning_(options.servers.size()) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
     args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
@@ -132,7 +142,7 @@ class GrpcPsClient final : public PsClient {
           absl::StrCat("PullSparse: ", keys.size(), " keys x dim ", dim,
                        " != ", values.size(), " floats"));
     }
-    using SparseCall = PullCall<PullSparseRequest, PullSparseResponse>;
+    using SparseCall = PullCall<PullRequest, PullResponse>;
     const std::vector<std::vector<uint32_t>> pos = SplitByServer(keys);
     const std::vector<KeyChunk> chunks = Chunk(pos, ChunkKeys(dim));
     std::vector<std::unique_ptr<SparseCall>> calls;
@@ -142,17 +152,20 @@ class GrpcPsClient final : public PsClient {
       SparseCall* call = calls.back().get();
       call->server = chunk.server;
       call->chunk = chunk;
-      call->request.set_table_id(table);
-      call->request.set_worker_rank(options_.worker_rank);
-      call->request.set_step(step);
+      call->request.mutable_header()->set_step(step);
+      SparseSegment* seg = call->request.add_sparse();
+      seg->set_table_id(table);
+      seg->set_num_keys(static_cast<uint32_t>(chunk.pos.size()));
+      seg->set_dim(static_cast<uint32_t>(dim));
       PackKeys(keys, chunk.pos, call->request.mutable_keys());
     }
     // Rows are copied out as each chunk arrives, on gRPC's thread; chunks
     // write disjoint rows of `values`, which outlives the calls.
     return PullWithRetry<SparseCall>(
-        "PullSparse", calls,
+        "Pull", calls,
         [this, dim, values](SparseCall* call, std::function<void()> done) {
-          stubs_[call->server]->async()->PullSparse(
+          FillHeader(call->server, call->request.mutable_header());
+          stubs_[call->server]->async()->Pull(
               call->context.get(), &call->request, &call->response,
               [this, call, dim, values, done](grpc::Status status) {
                 call->rpc_status = status;
@@ -202,35 +215,43 @@ class GrpcPsClient final : public PsClient {
           absl::StrCat("PullDense: buffer of ", out.size(),
                        " floats for a table of ", blocks.size));
     }
-    using DenseCall = PullCall<PullDenseRequest, PullDenseResponse>;
+    using DenseCall = PullCall<PullRequest, PullResponse>;
     std::vector<std::unique_ptr<DenseCall>> calls(stubs_.size());
     for (size_t s = 0; s < stubs_.size(); ++s) {
       calls[s] = std::make_unique<DenseCall>();
       calls[s]->server = s;
-      calls[s]->request.set_table_id(table);
-      calls[s]->request.set_worker_rank(options_.worker_rank);
-      calls[s]->request.set_step(step);
+      calls[s]->request.mutable_header()->set_step(step);
+      calls[s]->request.add_dense_tables(table);
     }
     RETURN_IF_ERROR(PullWithRetry<DenseCall>(
-        "PullDense", calls,
+        "Pull (dense)", calls,
         [this](DenseCall* call, std::function<void()> done) {
-          stubs_[call->server]->async()->PullDense(
+          FillHeader(call->server, call->request.mutable_header());
+          stubs_[call->server]->async()->Pull(
               call->context.get(), &call->request, &call->response,
-              [call, done](grpc::Status status) {
+              [this, call, done](grpc::Status status) {
                 call->rpc_status = status;
+                if (status.ok()) {
+                  call->status = CheckIncarnation(call->server,
+                                                  call->response.header());
+                }
                 done();
               });
         }));
     for (size_t s = 0; s < stubs_.size(); ++s) {
-      const DenseCall& call = *calls[s];
-      const std::string& bytes = call.response.values();
-      if (static_cast<int64_t>(call.response.table_size()) != blocks.size ||
+      const PullResponse& r = calls[s]->response;
+      const std::string& bytes = r.dense_values();
+      const int64_t table_size =
+          r.dense_table_sizes_size() == 1
+              ? static_cast<int64_t>(r.dense_table_sizes(0))
+              : -1;
+      if (table_size != blocks.size ||
           static_cast<int64_t>(bytes.size()) !=
               blocks.SizeOn(static_cast<int>(s)) *
                   static_cast<int64_t>(sizeof(float))) {
         return absl::FailedPreconditionError(absl::StrCat(
-            "PullDense from ", Name(s), ": server has a table of ",
-            call.response.table_size(), " floats (", bytes.size() / 4,
+            "Pull (dense) from ", Name(s), ": server has a table of ",
+            table_size, " floats (", bytes.size() / 4,
             " here), this worker expects ", blocks.size,
             " (do all processes use the same config?)"));
       }
@@ -356,6 +377,41 @@ class GrpcPsClient final : public PsClient {
     return absl::StrCat("server ", s, " (", options_.servers[s], ")");
   }
 
+  static uint64_t NewIncarnation() {
+    std::random_device entropy;
+    uint64_t id = 0;
+    while (id == 0) {
+      id = (uint64_t{entropy()} << 32) ^ entropy() ^
+           static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
+    }
+    return id;
+  }
+
+  // Who sends, and the incarnation of server `s` this worker computed
+  // against (0 before its first answer).
+  void FillHeader(size_t s, RequestHeader* header) const {
+    header->set_worker_rank(options_.worker_rank);
+    header->set_worker_incarnation(worker_incarnation_);
+    header->set_server_incarnation(server_incarnation_[s].load());
+  }
+
+  // Records server `s`'s incarnation from its first answer; a later answer
+  // from another incarnation means the server restarted and its shard is
+  // not the state this worker trained against: FailedPrecondition.
+  absl::Status CheckIncarnation(size_t s, const ResponseHeader& header) {
+    uint64_t known = 0;
+    const uint64_t now = header.server_incarnation();
+    if (server_incarnation_[s].compare_exchange_strong(known, now) ||
+        known == now) {
+      return absl::OkStatus();
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        Name(s), " restarted: incarnation ", absl::Hex(known), ", now ",
+        absl::Hex(now),
+        "; its shard is not the state this worker trained against, so the "
+        "job must resume from a checkpoint"));
+  }
+
   std::chrono::system_clock::time_point RpcDeadline() const {
     return DeadlineIn(std::chrono::milliseconds(options_.rpc_timeout_ms));
   }
@@ -379,7 +435,7 @@ class GrpcPsClient final : public PsClient {
       last_warning_[s] = now;
     }
     LOG(WARNING) << absl::StrFormat(
-        "worker %d: %s is gone: %s: %s; retrying in %.1f s, %.0f s of %d",
+        "worker %d: %s does not answer: %s: %s; retrying in %.1f s, %.0f s of %d",
         options_.worker_rank, Name(s), method, status.error_message(),
         absl::ToDoubleSeconds(*wait),
         absl::ToDoubleSeconds((*backoff)->Elapsed(now)),
@@ -398,7 +454,7 @@ class GrpcPsClient final : public PsClient {
             ? absl::ToDoubleSeconds(backoff->Elapsed(absl::Now()))
             : 0.0;
     return absl::UnavailableError(
-        absl::StrFormat("%s to %s: server is gone, no answer for %.1f s "
+        absl::StrFormat("%s to %s: server does not answer, none for %.1f s "
                         "(cluster.server_retry_sec %d): %s",
                         method, Name(s), waited, options_.server_retry_sec,
                         status.error_message()));
@@ -468,113 +524,118 @@ class GrpcPsClient final : public PsClient {
     }
   }
 
+  // One push: per server, its sparse chunks and its dense blocks (in the
+  // first request to it), numbered part 0..parts-1 of `step`.
   void Push(uint32_t sparse_table, int dim, absl::Span<const uint64_t> keys,
             absl::Span<const float> grads, uint32_t dense_table,
             const DenseBlocks& blocks, absl::Span<const float> dense_grad,
             int64_t step, bool is_delta, absl::Span<const float> shows,
             absl::Span<const float> clicks) {
-    auto group = std::make_shared<PushGroup>();
-    std::vector<std::function<void()>> sends;
+    std::vector<std::vector<std::shared_ptr<PushCall>>> per_server(
+        stubs_.size());
+    auto new_call = [&](size_t s) {
+      auto call = std::make_shared<PushCall>();
+      call->request.mutable_header()->set_step(step);
+      call->request.set_is_delta(is_delta);
+      per_server[s].push_back(call);
+      return call.get();
+    };
     const std::vector<std::vector<uint32_t>> pos = SplitByServer(keys);
     for (const KeyChunk& chunk : Chunk(pos, ChunkKeys(dim))) {
-      auto call = std::make_shared<PushCall<PushSparseRequest>>();
-      call->request.set_table_id(sparse_table);
-      call->request.set_worker_rank(options_.worker_rank);
-      call->request.set_step(step);
-      call->request.set_is_delta(is_delta);
-      PackKeys(keys, chunk.pos, call->request.mutable_keys());
-      std::string* g = call->request.mutable_grads();
+      PushRequest& r = new_call(chunk.server)->request;
+      SparseSegment* seg = r.add_sparse();
+      seg->set_table_id(sparse_table);
+      seg->set_num_keys(static_cast<uint32_t>(chunk.pos.size()));
+      seg->set_dim(static_cast<uint32_t>(dim));
+      PackKeys(keys, chunk.pos, r.mutable_keys());
+      std::string* g = r.mutable_grads();
       g->resize(chunk.pos.size() * dim * sizeof(float));
       GatherRows(grads.data(), chunk.pos, dim,
                  reinterpret_cast<float*>(g->data()));
       for (const auto& [counts, out] :
-           {std::make_pair(shows, call->request.mutable_shows()),
-            std::make_pair(clicks, call->request.mutable_clicks())}) {
+           {std::make_pair(shows, r.mutable_shows()),
+            std::make_pair(clicks, r.mutable_clicks())}) {
         if (counts.size() != keys.size()) continue;  // empty: not sent
         out->resize(chunk.pos.size() * sizeof(float));
         GatherRows(counts.data(), chunk.pos, 1,
                    reinterpret_cast<float*>(out->data()));
       }
-      const size_t s = chunk.server;
-      sends.push_back([this, s, call, group] { SendPush(s, call, group); });
     }
     if (!dense_grad.empty()) {
-      for (int s = 0; s < num_servers(); ++s) {
-        auto ranges = blocks.RangesOf(s);
+      for (size_t s = 0; s < stubs_.size(); ++s) {
+        auto ranges = blocks.RangesOf(static_cast<int>(s));
         if (ranges.empty()) continue;
-        auto call = std::make_shared<PushCall<PushDenseRequest>>();
-        call->request.set_table_id(dense_table);
-        call->request.set_worker_rank(options_.worker_rank);
-        call->request.set_step(step);
-        call->request.set_is_delta(is_delta);
-        std::string* g = call->request.mutable_grads();
-        g->reserve(blocks.SizeOn(s) * sizeof(float));
+        PushRequest& r = per_server[s].empty() ? new_call(s)->request
+                                               : per_server[s][0]->request;
+        DenseSegment* seg = r.add_dense();
+        seg->set_table_id(dense_table);
+        seg->set_num_values(
+            static_cast<uint64_t>(blocks.SizeOn(static_cast<int>(s))));
+        std::string* g = r.mutable_dense_grads();
+        g->reserve(blocks.SizeOn(static_cast<int>(s)) * sizeof(float));
         for (const auto& [begin, end] : ranges) {
           g->append(reinterpret_cast<const char*>(dense_grad.data() + begin),
                     (end - begin) * sizeof(float));
         }
-        sends.push_back([this, s, call, group] {
-          SendPush(static_cast<size_t>(s), call, group);
-        });
       }
     }
-    if (sends.empty()) return;
+    auto group = std::make_shared<PushGroup>();
+    for (const auto& calls : per_server) {
+      for (size_t i = 0; i < calls.size(); ++i) {
+        calls[i]->request.set_part(static_cast<uint32_t>(i));
+        calls[i]->request.set_parts(static_cast<uint32_t>(calls.size()));
+        ++group->remaining;
+      }
+    }
+    if (group->remaining == 0) return;
     {
       absl::MutexLock lock(&mu_);
-      group->remaining = static_cast<int>(sends.size());
       ++in_flight_;
     }
-    for (auto& send : sends) send();
+    for (size_t s = 0; s < per_server.size(); ++s) {
+      for (auto& call : per_server[s]) SendPush(s, std::move(call), group);
+    }
   }
 
-  void StartPush(size_t s, PushCall<PushSparseRequest>* call,
-                 std::function<void(grpc::Status)> done) {
-    stubs_[s]->async()->PushSparse(call->context.get(), &call->request,
-                                   &call->response, std::move(done));
-  }
-  void StartPush(size_t s, PushCall<PushDenseRequest>* call,
-                 std::function<void(grpc::Status)> done) {
-    stubs_[s]->async()->PushDense(call->context.get(), &call->request,
-                                  &call->response, std::move(done));
-  }
-  static const char* PushMethod(const PushCall<PushSparseRequest>*) {
-    return "PushSparse";
-  }
-  static const char* PushMethod(const PushCall<PushDenseRequest>*) {
-    return "PushDense";
-  }
-
-  // Sends one RPC of a push (again, after a failure); an UNAVAILABLE answer
-  // re-sends it from the DelayedRunner after a backoff.
-  template <typename Request>
-  void SendPush(size_t s, std::shared_ptr<PushCall<Request>> call,
+  // Sends one RPC of a push (again, after a failure); an answer that does
+  // not come (UNAVAILABLE, DEADLINE_EXCEEDED) re-sends it from the
+  // DelayedRunner after a backoff: the server applies it once.
+  void SendPush(size_t s, std::shared_ptr<PushCall> call,
                 std::shared_ptr<PushGroup> group) {
-    PushCall<Request>* c = call.get();
+    PushCall* c = call.get();
     c->context = std::make_unique<grpc::ClientContext>();
     c->context->set_deadline(RpcDeadline());
-    StartPush(s, c,
-              [this, s, call = std::move(call),
-               group = std::move(group)](grpc::Status status) mutable {
-                const char* method = PushMethod(call.get());
-                if (IsGone(status)) {
-                  const absl::Time now = absl::Now();
-                  std::optional<absl::Duration> wait =
-                      NextRetry(s, method, status, &call->backoff, now);
-                  if (wait.has_value()) {
-                    runner_.RunAt(now + *wait, [this, s, call, group] {
-                      SendPush(s, call, group);
-                    });
-                    return;
-                  }
-                }
-                absl::Status error =
-                    status.ok() ? absl::OkStatus()
-                                : CallError(s, method, status, call->backoff);
-                // The call (and its ClientContext) is gone before the push
-                // counts as done, so nothing of it outlives WaitPushes(0).
-                call.reset();
-                OnPushDone(error, group.get());
+    FillHeader(s, c->request.mutable_header());
+    stubs_[s]->async()->Push(
+        c->context.get(), &c->request, &c->response,
+        [this, s, call = std::move(call),
+         group = std::move(group)](grpc::Status status) mutable {
+          if (IsGone(status)) {
+            const absl::Time now = absl::Now();
+            std::optional<absl::Duration> wait =
+                NextRetry(s, "Push", status, &call->backoff, now);
+            if (wait.has_value()) {
+              runner_.RunAt(now + *wait, [this, s, call, group] {
+                SendPush(s, call, group);
               });
+              return;
+            }
+          }
+          absl::Status error =
+              status.ok() ? CheckIncarnation(s, call->response.header())
+                          : CallError(s, "Push", status, call->backoff);
+          if (status.ok() && call->response.duplicate()) {
+            duplicates_.fetch_add(1, std::memory_order_relaxed);
+            VLOG(1) << "worker " << options_.worker_rank << ": " << Name(s)
+                    << " had applied the push of step "
+                    << call->request.header().step() << " part "
+                    << call->request.part() << " already";
+          }
+          // The call (and its ClientContext) is gone before the push
+          // counts as done, so nothing of it outlives WaitPushes(0).
+          call.reset();
+          OnPushDone(error, group.get());
+        });
   }
 
   void OnPushDone(const absl::Status& status, PushGroup* group) {
@@ -591,18 +652,18 @@ class GrpcPsClient final : public PsClient {
 
   // Checks the rows `call` received and copies them into their places in
   // `values`; the error names the server.
-  absl::Status ReceiveRows(
-      const PullCall<PullSparseRequest, PullSparseResponse>& call,
-      const grpc::Status& status, int dim, absl::Span<float> values) const {
+  absl::Status ReceiveRows(const PullCall<PullRequest, PullResponse>& call,
+                           const grpc::Status& status, int dim,
+                           absl::Span<float> values) {
     const size_t s = call.chunk.server;
-    if (!status.ok()) return FromGrpcStatus(status, Name(s), "PullSparse");
+    if (!status.ok()) return FromGrpcStatus(status, Name(s), "Pull");
+    RETURN_IF_ERROR(CheckIncarnation(s, call.response.header()));
     const std::string& bytes = call.response.values();
     const size_t rows = call.chunk.pos.size();
-    if (call.response.dim() != static_cast<uint32_t>(dim) ||
-        bytes.size() != rows * dim * sizeof(float)) {
-      return absl::InternalError(absl::StrCat(
-          "PullSparse from ", Name(s), ": expected ", rows, " rows of dim ",
-          dim, ", got ", bytes.size(), " bytes of dim ", call.response.dim()));
+    if (bytes.size() != rows * dim * sizeof(float)) {
+      return absl::InternalError(
+          absl::StrCat("Pull from ", Name(s), ": expected ", rows,
+                       " rows of dim ", dim, ", got ", bytes.size(), " bytes"));
     }
     ScatterRows(reinterpret_cast<const float*>(bytes.data()), call.chunk.pos,
                 dim, values.data());
@@ -627,6 +688,11 @@ class GrpcPsClient final : public PsClient {
 
   // Constant after construction.
   const PsClientOptions options_;
+  const uint64_t worker_incarnation_;
+  // Per server: its incarnation, from its first answer (0: none yet).
+  const std::unique_ptr<std::atomic<uint64_t>[]> server_incarnation_;
+  // Pushes the servers had applied already (retries of lost answers).
+  std::atomic<int64_t> duplicates_{0};
   std::vector<std::shared_ptr<grpc::Channel>> channels_;
   std::vector<std::unique_ptr<PsService::Stub>> stubs_;
   std::unique_ptr<Coordinator::Stub> coordinator_;
