@@ -349,6 +349,7 @@ void PsHandler::FillHeader(ResponseHeader* header) const {
 
 absl::Status PsHandler::Pull(const PullRequest& request,
                              PullResponse* response) {
+  response->Clear();
   FillHeader(response->mutable_header());
   RETURN_IF_ERROR(CheckIncarnation(request.header()));
   absl::ReaderMutexLock hold(&apply_mu_);
@@ -524,6 +525,7 @@ absl::Status PsHandler::Apply(const PushRequest& request,
 absl::Status PsHandler::Push(const PushRequest& request,
                              PushResponse* response,
                              const std::function<bool()>& cancelled) {
+  response->Clear();
   FillHeader(response->mutable_header());
   RETURN_IF_ERROR(CheckIncarnation(request.header()));
   {

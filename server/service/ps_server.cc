@@ -65,6 +65,13 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
         self->OnShutdownRequest(request);
       },
       s->security_);
+  if (options.drop_push_acks > 0) {
+    LOG(WARNING) << "server " << options.rank << ": fault injection: "
+                 << options.drop_push_acks
+                 << " of push acknowledgements dropped";
+    s->service_->SetDropPushAcks(options.drop_push_acks,
+                                 static_cast<uint64_t>(options.rank) + 1);
+  }
 
   // The standard grpc.health.v1.Health service, for probes (answers without
   // a token): SERVING from the start until Shutdown.

@@ -53,6 +53,9 @@ struct PsServerOptions {
   bool resume = false;
   // Start from this checkpoint folder instead (implies resume).
   std::string resume_from;
+  // Fault injection (PsServiceImpl::SetDropPushAcks): this share of the
+  // applied pushes is answered UNAVAILABLE. Default: 0.
+  double drop_push_acks = 0;
   // Server 0: what checkpoint.every_minutes counts in (tests shorten it).
   absl::Duration checkpoint_minute = absl::Minutes(1);
 };

@@ -42,9 +42,31 @@ grpc::ServerUnaryReactor* PsServiceImpl::Push(
     grpc::CallbackServerContext* context, const PushRequest* request,
     PushResponse* response) {
   if (auto* refused = security_->Refuse(context)) return refused;
-  return Done(context, handler_->Push(*request, response, [context] {
-    return context->IsCancelled();
-  }));
+  absl::Status status = handler_->Push(
+      *request, response, [context] { return context->IsCancelled(); });
+  if (status.ok() && !response->duplicate() && drop_acks_ > 0) {
+    bool drop = false;
+    {
+      absl::MutexLock lock(&drop_mu_);
+      drop = std::uniform_real_distribution<double>(0, 1)(drop_rng_) <
+             drop_acks_;
+    }
+    if (drop) {
+      dropped_acks_.fetch_add(1);
+      grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+      reactor->Finish(grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          "fault injected: acknowledgement of an applied push dropped"));
+      return reactor;
+    }
+  }
+  return Done(context, status);
+}
+
+void PsServiceImpl::SetDropPushAcks(double share, uint64_t seed) {
+  absl::MutexLock lock(&drop_mu_);
+  drop_acks_ = share;
+  drop_rng_.seed(seed);
 }
 
 grpc::ServerUnaryReactor* PsServiceImpl::Shutdown(

@@ -4,11 +4,14 @@
 #ifndef PS_SERVER_SERVICE_PS_SERVICE_H_
 #define PS_SERVER_SERVICE_PS_SERVICE_H_
 
+#include <atomic>
 #include <functional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "common/rpc_security.h"
 #include "common/thread_pool.h"
 #include "proto/ps.grpc.pb.h"
@@ -28,6 +31,14 @@ class PsServiceImpl final : public PsService::CallbackService {
       : handler_(handler),
         on_shutdown_(std::move(on_shutdown)),
         security_(std::move(security)) {}
+
+  // Fault injection for tests and scripts/chaos.sh: answers this share
+  // (0..1) of the pushes it applied with UNAVAILABLE instead of OK, as if
+  // the acknowledgement were lost on the way back (the client re-sends; the
+  // server must not apply it twice). 0 (the default): none. Call before
+  // serving.
+  void SetDropPushAcks(double share, uint64_t seed);
+  int64_t dropped_push_acks() const { return dropped_acks_.load(); }
 
   grpc::ServerUnaryReactor* Pull(grpc::CallbackServerContext* context,
                                  const PullRequest* request,
@@ -58,6 +69,11 @@ class PsServiceImpl final : public PsService::CallbackService {
   BackgroundTasks saves_;
   const std::function<void(const ShutdownRequest&)> on_shutdown_;
   const std::shared_ptr<const RpcSecurity> security_;
+  // The fault of SetDropPushAcks.
+  double drop_acks_ = 0;
+  absl::Mutex drop_mu_;
+  std::mt19937_64 drop_rng_ ABSL_GUARDED_BY(drop_mu_);
+  std::atomic<int64_t> dropped_acks_{0};
 };
 
 }  // namespace ps

@@ -40,6 +40,10 @@ DEFINE_bool(resume, false,
 DEFINE_string(resume_from, "",
               "start from this checkpoint folder (e.g. the previous one when "
               "LATEST is broken)");
+DEFINE_double(fault_drop_push_acks, 0,
+              "fault injection (tests, scripts/chaos.sh): answer this share "
+              "(0..1) of applied pushes with UNAVAILABLE, as if the "
+              "acknowledgement were lost");
 DEFINE_string(checkpoint_dir, "",
               "overrides checkpoint.dir (and turns checkpoints on with the "
               "section's defaults when the config has none; give the workers "
@@ -120,6 +124,12 @@ int main(int argc, char** argv) {
                                : FLAGS_listen;
   options.resume = FLAGS_resume;
   options.resume_from = FLAGS_resume_from;
+  if (FLAGS_fault_drop_push_acks < 0 || FLAGS_fault_drop_push_acks >= 1) {
+    std::cerr << "ps_server: --fault_drop_push_acks must be in [0, 1), got "
+              << FLAGS_fault_drop_push_acks << "\n";
+    return 2;
+  }
+  options.drop_push_acks = FLAGS_fault_drop_push_acks;
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
   auto server = ps::PsServer::Start(options);
