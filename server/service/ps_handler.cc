@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
-#include <tuple>
 #include <filesystem>
+#include <random>
 #include <system_error>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -248,6 +248,25 @@ absl::StatusOr<int64_t> PsHandler::ExactRows(size_t table) const {
   return rows;
 }
 
+absl::StatusOr<std::map<uint64_t, std::vector<float>>> PsHandler::DumpSparse(
+    size_t table) const {
+  ASSIGN_OR_RETURN(SparseTable * t, FindSparse(static_cast<uint32_t>(table)));
+  absl::ReaderMutexLock hold(&apply_mu_);
+  std::map<uint64_t, std::vector<float>> rows;
+  const int stride = t->stride();
+  RETURN_IF_ERROR(t->ForEachRow([&](uint64_t key, const float* row) {
+    rows[key].assign(row, row + stride);
+  }));
+  return rows;
+}
+
+absl::StatusOr<std::vector<float>> PsHandler::DumpDense(size_t table) const {
+  ASSIGN_OR_RETURN(DenseTable * t, FindDense(static_cast<uint32_t>(table)));
+  std::vector<float> values;
+  t->Pull(&values);
+  return values;
+}
+
 absl::Status PsHandler::SaveCheckpoint(const SaveCheckpointRequest& request,
                                        SaveCheckpointResponse* response) {
   response->Clear();
@@ -353,7 +372,8 @@ absl::Status PsHandler::Pull(const PullRequest& request,
   FillHeader(response->mutable_header());
   RETURN_IF_ERROR(CheckIncarnation(request.header()));
   absl::ReaderMutexLock hold(&apply_mu_);
-  ASSIGN_OR_RETURN(auto keys, ViewPacked<uint64_t>(request.keys(), "pull keys"));
+  ASSIGN_OR_RETURN(auto keys,
+                   ViewPacked<uint64_t>(request.keys(), "pull keys"));
   std::vector<SparseTable*> tables;
   size_t total_keys = 0;
   size_t total_floats = 0;
@@ -425,15 +445,17 @@ absl::Status PsHandler::CheckPush(const PushRequest& request,
   const RequestHeader& h = request.header();
   if (h.step() < 0 || request.parts() < 1 ||
       request.part() >= request.parts()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "push of worker ", h.worker_rank(), ": step ", h.step(), " part ",
-        request.part(), " of ", request.parts(),
-        " (needs step >= 0 and part < parts)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("push of worker ", h.worker_rank(), ": step ", h.step(),
+                     " part ", request.part(), " of ", request.parts(),
+                     " (needs step >= 0 and part < parts)"));
   }
-  ASSIGN_OR_RETURN(auto keys, ViewPacked<uint64_t>(request.keys(), "push keys"));
+  ASSIGN_OR_RETURN(auto keys,
+                   ViewPacked<uint64_t>(request.keys(), "push keys"));
   ASSIGN_OR_RETURN(auto grads,
                    ViewPacked<float>(request.grads(), "push gradients"));
-  ASSIGN_OR_RETURN(auto shows, ViewPacked<float>(request.shows(), "push shows"));
+  ASSIGN_OR_RETURN(auto shows,
+                   ViewPacked<float>(request.shows(), "push shows"));
   ASSIGN_OR_RETURN(auto clicks,
                    ViewPacked<float>(request.clicks(), "push clicks"));
   size_t key_at = 0;
@@ -457,9 +479,8 @@ absl::Status PsHandler::CheckPush(const PushRequest& request,
           std::make_tuple(clicks, &s.clicks, "clicks")}) {
       if (counts.empty()) continue;
       if (counts.size() != keys.size()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("push: ", counts.size(), " ", name, " for ",
-                         keys.size(), " keys"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "push: ", counts.size(), " ", name, " for ", keys.size(), " keys"));
       }
       *view = counts.subspan(key_at, n);
     }
@@ -470,10 +491,10 @@ absl::Status PsHandler::CheckPush(const PushRequest& request,
     grad_at += floats;
   }
   if (key_at != keys.size() || grad_at != grads.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "push: segments name ", key_at, " keys and ", grad_at,
-        " gradient floats, the request carries ", keys.size(), " and ",
-        grads.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("push: segments name ", key_at, " keys and ", grad_at,
+                     " gradient floats, the request carries ", keys.size(),
+                     " and ", grads.size()));
   }
   ASSIGN_OR_RETURN(auto dense,
                    ViewPacked<float>(request.dense_grads(), "dense gradients"));
@@ -484,10 +505,10 @@ absl::Status PsHandler::CheckPush(const PushRequest& request,
         absl::StrCat("dense table '", table->name(), "' push");
     if (seg.num_values() != static_cast<uint64_t>(table->local_size()) ||
         dense_at + seg.num_values() > dense.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, ": ", seg.num_values(), " values, server ", rank_, " holds ",
-          table->local_size(), " (", dense.size() - dense_at,
-          " left in the request)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": ", seg.num_values(), " values, server ", rank_,
+                       " holds ", table->local_size(), " (",
+                       dense.size() - dense_at, " left in the request)"));
     }
     CheckedPush::Dense d{table, dense.subspan(dense_at, seg.num_values())};
     RETURN_IF_ERROR(CheckFinite(d.grads, what));
@@ -522,8 +543,7 @@ absl::Status PsHandler::Apply(const PushRequest& request,
   return absl::OkStatus();
 }
 
-absl::Status PsHandler::Push(const PushRequest& request,
-                             PushResponse* response,
+absl::Status PsHandler::Push(const PushRequest& request, PushResponse* response,
                              const std::function<bool()>& cancelled) {
   response->Clear();
   FillHeader(response->mutable_header());
@@ -542,9 +562,9 @@ absl::Status PsHandler::Push(const PushRequest& request,
                                 request.is_delta()};
     if (cancelled && cancelled()) {
       ledger_.Finish(key, /*applied=*/false, kind);
-      return absl::CancelledError(absl::StrCat(
-          "push of worker ", key.worker, " step ", key.step,
-          " cancelled by the client before it was applied"));
+      return absl::CancelledError(
+          absl::StrCat("push of worker ", key.worker, " step ", key.step,
+                       " cancelled by the client before it was applied"));
     }
     absl::Status applied = Apply(request, push);
     // A push that failed half-way (a disk tier error) is not recorded: the

@@ -80,6 +80,12 @@ class PsHandler {
   std::vector<int64_t> SparseRows() const;
   // The exact number of rows of sparse table `table` (a scan of every tier).
   absl::StatusOr<int64_t> ExactRows(size_t table) const;
+  // Every stored row of sparse table `table` by key, whole (weights, then
+  // the rule's state and accessor counters), and this server's blocks of
+  // dense table `table`: for tests and tools comparing two servers' states.
+  absl::StatusOr<std::map<uint64_t, std::vector<float>>> DumpSparse(
+      size_t table) const;
+  absl::StatusOr<std::vector<float>> DumpDense(size_t table) const;
   // The accepted push requests of worker `rank` (zeros when none).
   PushCounts PushCountsOf(int rank) const;
   // The accepted push requests of every worker that pushed, by rank.

@@ -66,8 +66,8 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
       },
       s->security_);
   if (options.drop_push_acks > 0) {
-    LOG(WARNING) << "server " << options.rank << ": fault injection: "
-                 << options.drop_push_acks
+    LOG(WARNING) << "server " << options.rank
+                 << ": fault injection: " << options.drop_push_acks
                  << " of push acknowledgements dropped";
     s->service_->SetDropPushAcks(options.drop_push_acks,
                                  static_cast<uint64_t>(options.rank) + 1);

@@ -48,8 +48,8 @@ grpc::ServerUnaryReactor* PsServiceImpl::Push(
     bool drop = false;
     {
       absl::MutexLock lock(&drop_mu_);
-      drop = std::uniform_real_distribution<double>(0, 1)(drop_rng_) <
-             drop_acks_;
+      drop =
+          std::uniform_real_distribution<double>(0, 1)(drop_rng_) < drop_acks_;
     }
     if (drop) {
       dropped_acks_.fetch_add(1);

@@ -74,9 +74,9 @@ PushLedgerSnapshot PushLedger::Snapshot() const {
 
 absl::Status PushLedger::Merge(const PushLedgerSnapshot& snapshot) {
   if (snapshot.window_steps() != kWindowSteps) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "push ledger: window of ", snapshot.window_steps(),
-        " steps, this server keeps ", kWindowSteps));
+    return absl::InvalidArgumentError(
+        absl::StrCat("push ledger: window of ", snapshot.window_steps(),
+                     " steps, this server keeps ", kWindowSteps));
   }
   for (const WorkerLedger& l : snapshot.workers()) {
     if (l.steps_size() != l.parts_size()) {

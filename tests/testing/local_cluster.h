@@ -28,10 +28,12 @@ struct LocalCluster {
 // Runs the job of `config` (its cluster.servers are replaced by the real
 // endpoints) to the end; with `resume`, the servers start from the
 // checkpoint LATEST names (PsServerOptions::resume). checkpoint.every_minutes
-// counts in `checkpoint_minute`.
+// counts in `checkpoint_minute`. drop_push_acks: the servers' fault hook
+// (PsServerOptions).
 inline std::unique_ptr<LocalCluster> RunLocalCluster(
     JobConfig config, bool resume = false,
-    absl::Duration checkpoint_minute = absl::Minutes(1)) {
+    absl::Duration checkpoint_minute = absl::Minutes(1),
+    double drop_push_acks = 0) {
   auto cluster = std::make_unique<LocalCluster>();
   std::vector<std::string> endpoints;
   for (int i = 0; i < config.cluster().servers_size(); ++i) {
@@ -41,6 +43,7 @@ inline std::unique_ptr<LocalCluster> RunLocalCluster(
     options.listen_address = "127.0.0.1:0";
     options.resume = resume;
     options.checkpoint_minute = checkpoint_minute;
+    options.drop_push_acks = drop_push_acks;
     auto server = PsServer::Start(options);
     EXPECT_TRUE(server.ok()) << server.status();
     if (!server.ok()) return cluster;

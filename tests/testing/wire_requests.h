@@ -78,9 +78,8 @@ inline PushRequest SparsePushRequest(uint32_t table, int dim,
 
 // A one-part push of this server's blocks of dense table `table`.
 inline PushRequest DensePushRequest(uint32_t table,
-                                    absl::Span<const float> grads,
-                                    int64_t step, int worker = 0,
-                                    bool is_delta = false) {
+                                    absl::Span<const float> grads, int64_t step,
+                                    int worker = 0, bool is_delta = false) {
   PushRequest r;
   r.mutable_header()->set_worker_rank(worker);
   r.mutable_header()->set_step(step);

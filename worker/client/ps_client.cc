@@ -4,11 +4,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <random>
 #include <chrono>
 #include <cstring>
 #include <functional>
 #include <numeric>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -232,8 +232,8 @@ class GrpcPsClient final : public PsClient {
               [this, call, done](grpc::Status status) {
                 call->rpc_status = status;
                 if (status.ok()) {
-                  call->status = CheckIncarnation(call->server,
-                                                  call->response.header());
+                  call->status =
+                      CheckIncarnation(call->server, call->response.header());
                 }
                 done();
               });
@@ -435,7 +435,8 @@ class GrpcPsClient final : public PsClient {
       last_warning_[s] = now;
     }
     LOG(WARNING) << absl::StrFormat(
-        "worker %d: %s does not answer: %s: %s; retrying in %.1f s, %.0f s of %d",
+        "worker %d: %s does not answer: %s: %s; retrying in %.1f s, %.0f s of "
+        "%d",
         options_.worker_rank, Name(s), method, status.error_message(),
         absl::ToDoubleSeconds(*wait),
         absl::ToDoubleSeconds((*backoff)->Elapsed(now)),

@@ -132,9 +132,8 @@ class ExactlyOnceTest : public ::testing::Test {
   }
 
   PushRequest Push(int64_t step, float grad = 1.0f) {
-    return SparsePushRequest(0, kDim, keys_,
-                             std::vector<float>(keys_.size() * kDim, grad),
-                             step);
+    return SparsePushRequest(
+        0, kDim, keys_, std::vector<float>(keys_.size() * kDim, grad), step);
   }
 
   TempDir dir_;
@@ -183,8 +182,7 @@ TEST_F(ExactlyOnceTest, ACancelledPushIsNotAppliedAndItsRetryIs) {
               StatusIs(absl::StatusCode::kCancelled,
                        HasSubstr("worker 0 step 1 cancelled")));
   EXPECT_EQ(Rows(*handler_), std::vector<float>(12, 0.0f));
-  ASSERT_THAT(handler_->Push(Push(1), &response, [] { return false; }),
-              IsOk());
+  ASSERT_THAT(handler_->Push(Push(1), &response, [] { return false; }), IsOk());
   EXPECT_FALSE(response.duplicate());
   EXPECT_EQ(Rows(*handler_), std::vector<float>(12, -0.5f));
 }
@@ -216,8 +214,7 @@ TEST_F(ExactlyOnceTest, SparseAndDensePartsAreCheckedBeforeEitherApplies) {
   DenseSegment* seg = push.add_dense();
   seg->set_table_id(0);
   seg->set_num_values(dense);
-  push.set_dense_grads(
-      std::string((dense - 1) * sizeof(float), '\0'));
+  push.set_dense_grads(std::string((dense - 1) * sizeof(float), '\0'));
   PushResponse response;
   EXPECT_THAT(handler_->Push(push, &response),
               StatusIs(absl::StatusCode::kInvalidArgument,
@@ -239,13 +236,13 @@ TEST_F(ExactlyOnceTest, APartOutsideItsPushIsRefused) {
   push.set_part(2);
   push.set_parts(2);
   PushResponse response;
-  EXPECT_THAT(handler_->Push(push, &response),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("part 2 of 2")));
+  EXPECT_THAT(
+      handler_->Push(push, &response),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("part 2 of 2")));
   push = Push(-3);
-  EXPECT_THAT(handler_->Push(push, &response),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("step -3")));
+  EXPECT_THAT(
+      handler_->Push(push, &response),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("step -3")));
 }
 
 TEST_F(ExactlyOnceTest, TheRecordSurvivesACheckpoint) {
