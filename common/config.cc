@@ -119,6 +119,10 @@ absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view text,
     config.mutable_checkpoint()->set_dir(
         Resolve(base_dir, config.checkpoint().dir()));
   }
+  if (config.durability().has_wal_dir()) {
+    config.mutable_durability()->set_wal_dir(
+        Resolve(base_dir, config.durability().wal_dir()));
+  }
   DataConfig* data = config.mutable_data();
   if (config.cluster().has_security()) {
     SecurityConfig* security = config.mutable_cluster()->mutable_security();

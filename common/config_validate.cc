@@ -224,6 +224,20 @@ absl::Status CheckCheckpoint(const Validator& v, const JobConfig& c) {
   return v.Range("checkpoint.keep", ck.keep(), 1, 1000);
 }
 
+// durability: a log folder (its own or the checkpoint's) with `wal`, and an
+// fdatasync period.
+absl::Status CheckDurability(const Validator& v, const JobConfig& c) {
+  if (!c.has_durability()) return absl::OkStatus();
+  const DurabilityConfig& d = c.durability();
+  RETURN_IF_ERROR(v.Range("durability.wal_sync_ms", d.wal_sync_ms(), 0, 60000));
+  if (d.wal() && d.wal_dir().empty() && c.checkpoint().dir().empty()) {
+    return v.Error("durability.wal",
+                   "needs durability.wal_dir or checkpoint.dir for the log "
+                   "(and checkpoints to start it afresh)");
+  }
+  return absl::OkStatus();
+}
+
 // cluster: servers, sizes, timeouts and a consistent security section.
 absl::Status CheckCluster(const Validator& v, const JobConfig& c) {
   const ClusterConfig& cl = c.cluster();
@@ -527,7 +541,8 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
   RETURN_IF_ERROR(CheckModel(v, c));
   RETURN_IF_ERROR(CheckData(v, c));
   RETURN_IF_ERROR(CheckTraining(v, c));
-  return CheckCheckpoint(v, c);
+  RETURN_IF_ERROR(CheckCheckpoint(v, c));
+  return CheckDurability(v, c);
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <system_error>
 #include <thread>
@@ -18,6 +20,7 @@
 #include "common/packing.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
+#include "google/protobuf/text_format.h"
 #include "server/table/table_snapshot.h"
 
 namespace ps {
@@ -85,7 +88,8 @@ absl::StatusOr<bool> PrepareTieredRestore(const SparseTableOptions& options,
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
-    const JobConfig& config, int rank, const RestoreFrom* restore) {
+    const JobConfig& config, int rank, const RestoreFrom* restore,
+    uint64_t incarnation) {
   const int num_servers = config.cluster().servers_size();
   if (rank < 0 || rank >= num_servers) {
     return absl::InvalidArgumentError(
@@ -103,13 +107,13 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
         " (the servers' exactly-once window)"));
   }
   std::random_device entropy;
-  uint64_t incarnation = 0;
   while (incarnation == 0) {
     incarnation = (uint64_t{entropy()} << 32) ^ entropy() ^
                   static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
   }
   std::unique_ptr<PsHandler> handler(
       new PsHandler(rank, num_servers, incarnation));
+  google::protobuf::TextFormat::PrintToString(config, &handler->config_text_);
   // Large pushes and pulls split their sub-shard groups over the cores; the
   // calling (gRPC) thread takes part.
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
@@ -248,6 +252,61 @@ absl::StatusOr<int64_t> PsHandler::ExactRows(size_t table) const {
   return rows;
 }
 
+absl::Status PsHandler::AttachWal(std::unique_ptr<RecordLog> log,
+                                  std::string base_path) {
+  int64_t records = 0;
+  int64_t repeats = 0;
+  RETURN_IF_ERROR(log->Replay([&](absl::string_view bytes) {
+    PushRequest request;
+    if (!request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return absl::DataLossError(absl::StrCat(
+          "write-ahead log record ", records + 1, " is not a push request"));
+    }
+    // Logged as received; this process may have a new incarnation.
+    request.mutable_header()->set_server_incarnation(0);
+    PushResponse response;
+    absl::Status status = Push(request, &response);
+    if (!status.ok()) {
+      return Prefixed(absl::StrCat("write-ahead log record ", records + 1,
+                                   " does not apply: "),
+                      status);
+    }
+    ++records;
+    repeats += response.duplicate() ? 1 : 0;
+    return absl::OkStatus();
+  }));
+  LOG(INFO) << "server " << rank_ << ": replayed " << records
+            << " pushes from the write-ahead log (" << repeats
+            << " already in its base)";
+  wal_ = std::move(log);
+  wal_base_path_ = std::move(base_path);
+  return absl::OkStatus();
+}
+
+absl::Status PsHandler::WriteWalBase(const std::string& path,
+                                     const WalBase& base) {
+  return WriteFileAtomically(path, base.SerializeAsString());
+}
+
+absl::StatusOr<WalBase> PsHandler::ReadWalBase(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return absl::NotFoundError(absl::StrCat("no '", path, "'"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)),
+                    std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) {
+    return absl::InternalError(absl::StrCat("cannot read '", path, "'"));
+  }
+  WalBase base;
+  if (!base.ParseFromString(bytes) || !base.has_server_incarnation()) {
+    return absl::DataLossError(
+        absl::StrCat("'", path, "': not a write-ahead log base"));
+  }
+  return base;
+}
+
 absl::StatusOr<std::map<uint64_t, std::vector<float>>> PsHandler::DumpSparse(
     size_t table) const {
   ASSIGN_OR_RETURN(SparseTable * t, FindSparse(static_cast<uint32_t>(table)));
@@ -304,6 +363,20 @@ absl::Status PsHandler::SaveCheckpoint(const SaveCheckpointRequest& request,
     f->set_path(rel);
     f->set_size(digest.size);
     f->set_crc32(digest.crc32);
+  }
+  if (wal_ != nullptr) {
+    // The base first: a crash before the reset leaves records the new base
+    // holds, which the ledger skips on replay.
+    WalBase base;
+    base.set_server_incarnation(incarnation_);
+    base.set_checkpoint_dir(request.dir());
+    Manifest* m = base.mutable_manifest();
+    m->set_global_step(request.step());
+    m->set_num_servers(num_servers_);
+    m->set_job_config(config_text_);
+    *m->mutable_files() = response->files();
+    RETURN_IF_ERROR(WriteWalBase(wal_base_path_, base));
+    RETURN_IF_ERROR(wal_->Reset());
   }
   LOG(INFO) << "server " << rank_ << ": saved " << response->files_size()
             << " checkpoint files into " << request.dir() << " at step "
@@ -569,6 +642,17 @@ absl::Status PsHandler::Push(const PushRequest& request, PushResponse* response,
     absl::Status applied = Apply(request, push);
     // A push that failed half-way (a disk tier error) is not recorded: the
     // worker stops on the error, and the job resumes from a checkpoint.
+    if (applied.ok() && wal_ != nullptr) {
+      absl::Status logged = wal_->Append(request.SerializeAsString());
+      if (!logged.ok()) {
+        // Applied but not durable: this server must not acknowledge it, and
+        // no retry may be acknowledged as a repeat. INTERNAL is not retried:
+        // the worker stops, the job resumes from a checkpoint.
+        ledger_.Finish(key, true, kind);
+        return absl::InternalError(absl::StrCat(
+            "server ", rank_, ": write-ahead log: ", logged.message()));
+      }
+    }
     ledger_.Finish(key, applied.ok(), kind);
     RETURN_IF_ERROR(applied);
     for (const SparseSegment& seg : request.sparse()) {

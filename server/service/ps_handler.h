@@ -26,6 +26,7 @@
 #include "proto/config.pb.h"
 #include "proto/ps.pb.h"
 #include "server/service/push_ledger.h"
+#include "server/storage/record_log.h"
 #include "server/table/dense_table.h"
 #include "server/table/sparse_table.h"
 
@@ -45,8 +46,25 @@ class PsHandler {
   // server keeps the rows ServerForKey routes to it), dense values and all
   // optimizer state; a TIERED table's RocksDB directory is replaced. Errors
   // name the checkpoint file and the problem.
+  // `incarnation`: the server's incarnation; 0 picks a new random one.
   static absl::StatusOr<std::unique_ptr<PsHandler>> Create(
-      const JobConfig& config, int rank, const RestoreFrom* restore = nullptr);
+      const JobConfig& config, int rank, const RestoreFrom* restore = nullptr,
+      uint64_t incarnation = 0);
+
+  // Durable pushes (durability.wal). Replays every record of `log` (pushes
+  // this server acknowledged since the state it was created from) through
+  // Push, the ledger skipping those that state holds, then appends every
+  // push it applies to `log` before acknowledging it. At each
+  // SaveCheckpoint the checkpoint becomes the log's base (WalBase, written
+  // atomically to `base_path`) and the log starts afresh. REQUIRES: called
+  // once, before serving. DataLoss naming the record for a log that does not
+  // replay.
+  absl::Status AttachWal(std::unique_ptr<RecordLog> log, std::string base_path);
+  // Writes `base` to `path` atomically.
+  static absl::Status WriteWalBase(const std::string& path,
+                                   const WalBase& base);
+  // Reads a WalBase; NotFound when there is none.
+  static absl::StatusOr<WalBase> ReadWalBase(const std::string& path);
 
   int rank() const { return rank_; }
   int num_servers() const { return num_servers_; }
@@ -137,6 +155,11 @@ class PsHandler {
   std::vector<std::unique_ptr<SparseTable>> sparse_;
   std::vector<std::unique_ptr<DenseTable>> dense_;
   PushLedger ledger_;
+  // The job config as text, for the WalBase manifest.
+  std::string config_text_;
+  // durability.wal: the log and its BASE file (set once by AttachWal).
+  std::unique_ptr<RecordLog> wal_;
+  std::string wal_base_path_;
 };
 
 }  // namespace ps

@@ -16,8 +16,63 @@
 #include "server/coordinator/coordinator.h"
 #include "server/service/ps_handler.h"
 #include "server/service/ps_service.h"
+#include "server/storage/record_log.h"
 
 namespace ps {
+
+namespace {
+
+// durability.wal: this server's log, and whether it goes on from its base.
+struct WalStart {
+  std::unique_ptr<RecordLog> log;  // null without durability.wal
+  std::string base_path;
+  // The log has a base and no explicit --resume_from overrides it: the
+  // tables restore the base (`restore`, unset for the job's start), replay
+  // the log, and keep `incarnation`.
+  bool continues = false;
+  std::optional<RestoreFrom> restore;
+  uint64_t incarnation = 0;  // 0: a new one
+};
+
+absl::StatusOr<WalStart> OpenWal(const PsServerOptions& options) {
+  WalStart out;
+  const JobConfig& c = options.config;
+  if (!c.durability().wal()) return out;
+  const std::string root = c.durability().wal_dir().empty()
+                               ? c.checkpoint().dir() + "/wal"
+                               : c.durability().wal_dir();
+  RecordLogOptions lo;
+  lo.dir = absl::StrCat(root, "/server-", options.rank);
+  lo.sync_ms = c.durability().wal_sync_ms();
+  ASSIGN_OR_RETURN(out.log, RecordLog::Open(lo));
+  out.base_path = lo.dir + "/BASE";
+  absl::StatusOr<WalBase> base = PsHandler::ReadWalBase(out.base_path);
+  if (!base.ok()) {
+    if (base.status().code() != absl::StatusCode::kNotFound) {
+      return base.status();
+    }
+    return out;
+  }
+  if (!options.resume_from.empty()) {
+    LOG(WARNING) << "server " << options.rank << ": --resume_from "
+                 << options.resume_from << ": the write-ahead log in " << lo.dir
+                 << " is dropped";
+    return out;
+  }
+  out.continues = true;
+  out.incarnation = base->server_incarnation();
+  if (base->has_checkpoint_dir()) {
+    out.restore = RestoreFrom{base->checkpoint_dir(), base->manifest()};
+  }
+  LOG(INFO) << "server " << options.rank << ": write-ahead log " << lo.dir
+            << " goes on from "
+            << (base->has_checkpoint_dir() ? base->checkpoint_dir()
+                                           : std::string("the job's start"))
+            << ", incarnation " << absl::StrCat(absl::Hex(out.incarnation));
+  return out;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
     const PsServerOptions& options) {
@@ -55,9 +110,29 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
       return opened.status();
     }
   }
-  ASSIGN_OR_RETURN(s->handler_, PsHandler::Create(
-                                    options.config, options.rank,
-                                    restore.has_value() ? &*restore : nullptr));
+  ASSIGN_OR_RETURN(WalStart wal, OpenWal(options));
+  // The tables start from the log's base when the log goes on; the
+  // coordinator (server 0) from the checkpoint asked for.
+  const RestoreFrom* tables_from = restore.has_value() ? &*restore : nullptr;
+  if (wal.continues) tables_from = wal.restore ? &*wal.restore : nullptr;
+  ASSIGN_OR_RETURN(s->handler_,
+                   PsHandler::Create(options.config, options.rank, tables_from,
+                                     wal.incarnation));
+  if (wal.log != nullptr) {
+    if (!wal.continues) {
+      // A new base: the state this server starts from.
+      WalBase base;
+      base.set_server_incarnation(s->handler_->incarnation());
+      if (tables_from != nullptr) {
+        base.set_checkpoint_dir(tables_from->dir);
+        *base.mutable_manifest() = tables_from->manifest;
+      }
+      RETURN_IF_ERROR(PsHandler::WriteWalBase(wal.base_path, base));
+      RETURN_IF_ERROR(wal.log->Reset());
+    }
+    RETURN_IF_ERROR(
+        s->handler_->AttachWal(std::move(wal.log), std::move(wal.base_path)));
+  }
   PsServer* self = s.get();
   s->service_ = std::make_unique<PsServiceImpl>(
       s->handler_.get(),
