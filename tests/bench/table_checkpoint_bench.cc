@@ -73,18 +73,29 @@ int Run(const std::string& root, bool tiered, int64_t rows) {
   CHECK(handler.ok()) << handler.status();
   std::vector<uint64_t> keys(kBatch);
   std::vector<float> grads(kBatch * kDim, 0.01f);
+  // One push of step 1 in parts of kBatch keys (a server applies each part
+  // of a step once).
+  const int64_t parts = (rows + kBatch - 1) / kBatch;
   for (int64_t begin = 0; begin < rows; begin += kBatch) {
     const int64_t n = std::min(kBatch, rows - begin);
     for (int64_t j = 0; j < n; ++j) {
       keys[j] = static_cast<uint64_t>(begin + j) * 0x9E3779B97F4A7C15ull;
     }
-    PushSparseRequest r;
-    r.set_step(1);
+    PushRequest r;
+    r.mutable_header()->set_step(1);
+    r.set_part(static_cast<uint32_t>(begin / kBatch));
+    r.set_parts(static_cast<uint32_t>(parts));
+    SparseSegment* seg = r.add_sparse();
+    seg->set_table_id(0);
+    seg->set_num_keys(static_cast<uint32_t>(n));
+    seg->set_dim(kDim);
     r.set_keys(std::string(reinterpret_cast<const char*>(keys.data()), n * 8));
     r.set_grads(
         std::string(reinterpret_cast<const char*>(grads.data()), n * kDim * 4));
-    absl::Status s = (*handler)->PushSparse(r);
+    PushResponse response;
+    absl::Status s = (*handler)->Push(r, &response);
     CHECK(s.ok()) << s;
+    CHECK(!response.duplicate()) << "part " << r.part() << " applied twice";
   }
 
   absl::Time start = absl::Now();

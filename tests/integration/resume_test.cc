@@ -33,6 +33,7 @@
 #include "tests/testing/local_cluster.h"
 #include "tests/testing/server_test_util.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wire_requests.h"
 #include "tools/ctl/admin_client.h"
 #include "tools/ctl/checkpoint_export.h"
 #include "tools/datagen/datagen.h"
@@ -206,9 +207,11 @@ TEST_F(ResumeTest, ExportPredictsWhatTheServersRowsGive) {
                            2};
   std::vector<float> dense(spec.dense_size);
   for (int r = 0; r < 2; ++r) {
-    PullDenseResponse resp;
-    ASSERT_TRUE(servers[r]->PullDense(PullDenseRequest(), &resp).ok());
-    const float* v = reinterpret_cast<const float*>(resp.values().data());
+    PullResponse resp;
+    ASSERT_TRUE(servers[r]->Pull(DensePullRequest(0), &resp).ok());
+    ASSERT_EQ(static_cast<int64_t>(resp.dense_values().size()),
+              blocks.SizeOn(r) * static_cast<int64_t>(sizeof(float)));
+    const float* v = reinterpret_cast<const float*>(resp.dense_values().data());
     for (const auto& [begin, end] : blocks.RangesOf(r)) {
       std::copy(v, v + (end - begin), dense.begin() + begin);
       v += end - begin;
@@ -229,10 +232,12 @@ TEST_F(ResumeTest, ExportPredictsWhatTheServersRowsGive) {
     std::vector<float> rows(u.unique_keys.size() * spec.emb_dim);
     for (size_t i = 0; i < u.unique_keys.size(); ++i) {
       const uint64_t key = u.unique_keys[i];
-      PullSparseRequest pull;
-      pull.set_keys(std::string(reinterpret_cast<const char*>(&key), 8));
-      PullSparseResponse resp;
-      ASSERT_TRUE(servers[ServerForKey(key, 2)]->PullSparse(pull, &resp).ok());
+      PullResponse resp;
+      ASSERT_TRUE(
+          servers[ServerForKey(key, 2)]
+              ->Pull(SparsePullRequest(0, spec.emb_dim, {&key, 1}), &resp)
+              .ok());
+      ASSERT_EQ(resp.values().size(), spec.emb_dim * sizeof(float));
       std::memcpy(rows.data() + i * spec.emb_dim, resp.values().data(),
                   spec.emb_dim * sizeof(float));
     }

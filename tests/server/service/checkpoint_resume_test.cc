@@ -29,6 +29,7 @@
 #include "tests/testing/sparse_table_test_util.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wire_requests.h"
 #include "tools/ctl/admin_client.h"
 
 namespace ps {
@@ -91,8 +92,34 @@ std::vector<uint64_t> KeysOf(int server, int num_servers) {
   return keys;
 }
 
+// A push that `h` must apply (not refuse, not take for a repeat).
+void MustPush(PsHandler& h, const PushRequest& request) {
+  PushResponse response;
+  absl::Status s = h.Push(request, &response);
+  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_FALSE(response.duplicate());
+}
+
+// The rows of `keys` on `h`.
+std::vector<float> MustPull(PsHandler& h, const std::vector<uint64_t>& keys) {
+  PullResponse response;
+  absl::Status s = h.Pull(SparsePullRequest(0, kDim, keys), &response);
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(response.values().size(), keys.size() * kDim * sizeof(float));
+  return PulledRows(response);
+}
+
+// The floats this server holds of the dense table.
+std::vector<float> MustPullDense(PsHandler& h) {
+  PullResponse response;
+  absl::Status s = h.Pull(DensePullRequest(0), &response);
+  EXPECT_TRUE(s.ok()) << s;
+  return PulledDense(response);
+}
+
 // One round of pushes of every key (gradient depending on key and round)
-// and of the dense table, to its owners.
+// and of the dense table, to its owners: one request per server at step
+// `round`, as a worker sends it.
 void Train(std::vector<std::unique_ptr<PsHandler>>& hs, const JobConfig& c,
            int round) {
   const int n = static_cast<int>(hs.size());
@@ -105,13 +132,7 @@ void Train(std::vector<std::unique_ptr<PsHandler>>& hs, const JobConfig& c,
                         0.06f);
       }
     }
-    PushSparseRequest r;
-    r.set_step(round);
-    r.set_keys(std::string(reinterpret_cast<const char*>(keys.data()),
-                           keys.size() * 8));
-    r.set_grads(std::string(reinterpret_cast<const char*>(grads.data()),
-                            grads.size() * 4));
-    ASSERT_TRUE(hs[s]->PushSparse(r).ok());
+    PushRequest r = SparsePushRequest(0, kDim, keys, grads, round);
     // The dense gradient of global index g, gathered in this server's
     // layout (so any server count trains the same vector).
     const DenseBlocks blocks{MakeModelSpec(c).dense_size,
@@ -122,10 +143,10 @@ void Train(std::vector<std::unique_ptr<PsHandler>>& hs, const JobConfig& c,
         dense.push_back(0.001f * static_cast<float>((g + round) % 5));
       }
     }
-    PushDenseRequest d;
-    d.set_grads(std::string(reinterpret_cast<const char*>(dense.data()),
-                            dense.size() * 4));
-    ASSERT_TRUE(hs[s]->PushDense(d).ok());
+    const PushRequest d = DensePushRequest(0, dense, round);
+    *r.add_dense() = d.dense(0);
+    r.set_dense_grads(d.dense_grads());
+    MustPush(*hs[s], r);
   }
 }
 
@@ -146,12 +167,9 @@ Snapshot Read(std::vector<std::unique_ptr<PsHandler>>& hs, const JobConfig& c) {
   }
   for (int s = 0; s < n; ++s) {
     std::vector<uint64_t> keys = KeysOf(s, n);
-    PullSparseRequest r;
-    r.set_keys(std::string(reinterpret_cast<const char*>(keys.data()),
-                           keys.size() * 8));
-    PullSparseResponse resp;
-    EXPECT_TRUE(hs[s]->PullSparse(r, &resp).ok());
-    const float* v = reinterpret_cast<const float*>(resp.values().data());
+    const std::vector<float> rows = MustPull(*hs[s], keys);
+    if (rows.size() != keys.size() * kDim) continue;
+    const float* v = rows.data();
     for (size_t j = 0; j < keys.size(); ++j) {
       std::copy(v + j * kDim, v + (j + 1) * kDim,
                 out.rows.begin() + keys[j] * kDim);
@@ -161,9 +179,13 @@ Snapshot Read(std::vector<std::unique_ptr<PsHandler>>& hs, const JobConfig& c) {
                            c.cluster().dense_block_size(), n};
   out.dense.resize(blocks.size);
   for (int s = 0; s < n; ++s) {
-    PullDenseResponse resp;
-    EXPECT_TRUE(hs[s]->PullDense(PullDenseRequest(), &resp).ok());
-    const float* v = reinterpret_cast<const float*>(resp.values().data());
+    const std::vector<float> held = MustPullDense(*hs[s]);
+    if (static_cast<int64_t>(held.size()) != blocks.SizeOn(s)) {
+      ADD_FAILURE() << "server " << s << " holds " << held.size()
+                    << " dense floats, expected " << blocks.SizeOn(s);
+      continue;
+    }
+    const float* v = held.data();
     for (const auto& [begin, end] : blocks.RangesOf(s)) {
       std::copy(v, v + (end - begin), out.dense.begin() + begin);
       v += end - begin;
@@ -327,12 +349,7 @@ TEST(CheckpointResumeTest, PsCtlCheckpointThenServersResume) {
       PsHandler* h = (s == 0 ? s0 : s1)->handler();
       std::vector<uint64_t> mine = KeysOf(s, 2);
       std::vector<float> grads(mine.size() * kDim, 0.5f);
-      PushSparseRequest r;
-      r.set_keys(std::string(reinterpret_cast<const char*>(mine.data()),
-                             mine.size() * 8));
-      r.set_grads(std::string(reinterpret_cast<const char*>(grads.data()),
-                              grads.size() * 4));
-      ASSERT_TRUE(h->PushSparse(r).ok());
+      MustPush(*h, SparsePushRequest(0, kDim, mine, grads, /*step=*/0));
     }
     AdminOptions options;
     options.servers = {Endpoint(*s0), Endpoint(*s1)};
@@ -341,15 +358,7 @@ TEST(CheckpointResumeTest, PsCtlCheckpointThenServersResume) {
     EXPECT_THAT(out.str(), HasSubstr("checkpoint " + c.checkpoint().dir() +
                                      "/" + CheckpointDirName(0)));
     EXPECT_EQ(s0->coordinator()->checkpoints_taken(), 1);
-    PullSparseRequest pull;
-    std::vector<uint64_t> mine = KeysOf(1, 2);
-    pull.set_keys(std::string(reinterpret_cast<const char*>(mine.data()),
-                              mine.size() * 8));
-    PullSparseResponse resp;
-    ASSERT_TRUE(s1->handler()->PullSparse(pull, &resp).ok());
-    before.assign(reinterpret_cast<const float*>(resp.values().data()),
-                  reinterpret_cast<const float*>(resp.values().data()) +
-                      mine.size() * kDim);
+    before = MustPull(*s1->handler(), KeysOf(1, 2));
   }
   auto opened = OpenLatest(c.checkpoint().dir());
   ASSERT_TRUE(opened.ok()) << opened.status();
@@ -364,14 +373,7 @@ TEST(CheckpointResumeTest, PsCtlCheckpointThenServersResume) {
   ASSERT_TRUE(resumed.ok()) << resumed.status();
   EXPECT_EQ((*resumed)->handler()->SparseRows()[0],
             static_cast<int64_t>(KeysOf(1, 2).size()));
-  PullSparseRequest pull;
-  std::vector<uint64_t> mine = KeysOf(1, 2);
-  pull.set_keys(
-      std::string(reinterpret_cast<const char*>(mine.data()), mine.size() * 8));
-  PullSparseResponse resp;
-  ASSERT_TRUE((*resumed)->handler()->PullSparse(pull, &resp).ok());
-  const float* v = reinterpret_cast<const float*>(resp.values().data());
-  EXPECT_EQ(std::vector<float>(v, v + mine.size() * kDim), before);
+  EXPECT_EQ(MustPull(*(*resumed)->handler(), KeysOf(1, 2)), before);
 }
 
 // A server asked to resume from a LATEST whose files are damaged refuses
@@ -444,12 +446,8 @@ TEST(CheckpointResumeTest, PsCtlExportFromACheckpoint) {
       }
     }
     std::vector<float> grads(keys.size() * kDim, 0.3f);
-    PushSparseRequest r;
-    r.set_keys(std::string(reinterpret_cast<const char*>(keys.data()),
-                           keys.size() * 8));
-    r.set_grads(std::string(reinterpret_cast<const char*>(grads.data()),
-                            grads.size() * 4));
-    ASSERT_TRUE(h->PushSparse(r).ok());
+    // Step 1: the push of round 0 was step 0 (a repeat would not apply).
+    MustPush(*h, SparsePushRequest(0, kDim, keys, grads, /*step=*/1));
   }
   Save(hs, c, 2);
   options.export_checkpoint = c.checkpoint().dir() + "/" + CheckpointDirName(2);

@@ -1,6 +1,7 @@
-// PsHandler on a two-server job built in code: packed-bytes round trips and
-// every refusal (unknown table, bad sizes, foreign keys, non-finite values)
-// with its exact message, nothing of a refused request applied.
+// PsHandler on a two-server job built in code: packed-bytes round trips of
+// Pull and Push (proto/ps.proto) and every refusal (unknown table, bad sizes,
+// foreign keys, non-finite values) with its exact message, nothing of a
+// refused request applied.
 #include "server/service/ps_handler.h"
 
 #include <cstdint>
@@ -19,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/server_test_util.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/wire_requests.h"
 
 namespace ps {
 namespace {
@@ -63,28 +65,33 @@ class PsHandlerTest : public ::testing::Test {
   }
 
   std::vector<float> PullSparse(int rank, const std::vector<uint64_t>& keys) {
-    PullSparseRequest request;
-    request.set_table_id(0);
-    request.set_keys(Pack(absl::Span<const uint64_t>(keys)));
-    PullSparseResponse response;
-    absl::Status s = handlers_[rank]->PullSparse(request, &response);
+    PullResponse response;
+    absl::Status s =
+        handlers_[rank]->Pull(SparsePullRequest(0, kDim, keys), &response);
     EXPECT_TRUE(s.ok()) << s;
-    EXPECT_EQ(response.dim(), static_cast<uint32_t>(kDim));
+    EXPECT_EQ(response.values().size(), keys.size() * kDim * sizeof(float));
     return Unpack(response.values());
   }
 
+  // A push of its own step (a server applies each worker's step once).
   absl::Status PushSparse(int rank, uint32_t table,
                           const std::vector<uint64_t>& keys,
                           const std::vector<float>& grads) {
-    PushSparseRequest request;
-    request.set_table_id(table);
-    request.set_keys(Pack(absl::Span<const uint64_t>(keys)));
-    request.set_grads(Pack(absl::Span<const float>(grads)));
-    return handlers_[rank]->PushSparse(request);
+    return Push(rank, SparsePushRequest(table, kDim, keys, grads, NextStep()));
   }
+
+  absl::Status Push(int rank, const PushRequest& request) {
+    PushResponse response;
+    absl::Status s = handlers_[rank]->Push(request, &response);
+    EXPECT_FALSE(response.duplicate());
+    return s;
+  }
+
+  int64_t NextStep() { return ++step_; }
 
   JobConfig config_;
   std::vector<std::unique_ptr<PsHandler>> handlers_;
+  int64_t step_ = 0;
 };
 
 TEST_F(PsHandlerTest, ConfigBuiltHereIsValid) {
@@ -127,10 +134,9 @@ TEST_F(PsHandlerTest, EmptyPullIsFine) {
 }
 
 TEST_F(PsHandlerTest, UnknownSparseTable) {
-  PullSparseRequest pull;
-  pull.set_table_id(7);
-  PullSparseResponse response;
-  absl::Status s = handlers_[0]->PullSparse(pull, &response);
+  PullResponse response;
+  absl::Status s =
+      handlers_[0]->Pull(SparsePullRequest(7, kDim, {}), &response);
   EXPECT_THAT(
       s, StatusIs(absl::StatusCode::kInvalidArgument,
                   "sparse table 7 does not exist on server 0 (has 0 'emb')"));
@@ -143,42 +149,51 @@ TEST_F(PsHandlerTest, UnknownSparseTable) {
 }
 
 TEST_F(PsHandlerTest, KeyBytesNotAMultipleOfEight) {
-  PullSparseRequest pull;
-  pull.set_table_id(0);
+  // The keys of every segment travel in one buffer: its error names no table.
+  PullRequest pull = SparsePullRequest(0, kDim, KeysOf(0, 2, 1));
   pull.set_keys(std::string(12, '\0'));
-  PullSparseResponse response;
-  absl::Status s = handlers_[0]->PullSparse(pull, &response);
-  EXPECT_THAT(
-      s, StatusIs(absl::StatusCode::kInvalidArgument,
-                  "table 'emb' pull keys: 12 bytes is not a multiple of 8"));
+  PullResponse response;
+  absl::Status s = handlers_[0]->Pull(pull, &response);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "pull keys: 12 bytes is not a multiple of 8"));
 
-  PushSparseRequest push;
-  push.set_table_id(0);
+  PushRequest push = SparsePushRequest(0, kDim, KeysOf(0, 2, 1),
+                                       std::vector<float>(kDim, 1.0f), 1);
   push.set_keys(std::string(12, '\0'));
-  push.set_grads(Pack(absl::Span<const float>(std::vector<float>(kDim, 1.0f))));
-  s = handlers_[0]->PushSparse(push);
-  EXPECT_THAT(
-      s, StatusIs(absl::StatusCode::kInvalidArgument,
-                  "table 'emb' push keys: 12 bytes is not a multiple of 8"));
+  s = Push(0, push);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "push keys: 12 bytes is not a multiple of 8"));
   EXPECT_EQ(handlers_[0]->SparseRows(), std::vector<int64_t>{0});
 }
 
 TEST_F(PsHandlerTest, GradientSizeMismatch) {
   const std::vector<uint64_t> keys = KeysOf(0, 2, 2);
+  // Too few gradient floats for the segment.
   absl::Status s = PushSparse(0, 0, keys, std::vector<float>(7, 1.0f));
-  EXPECT_THAT(
-      s, StatusIs(absl::StatusCode::kInvalidArgument,
-                  "table 'emb' push: 2 keys x dim 4 needs 8 floats, got 7"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "table 'emb' push: 2 keys of dim 4 (table dim 4) do "
+                          "not fit the request's 2 keys and 7 gradient floats "
+                          "left"));
+  // Too many: the segments do not name them all.
+  s = PushSparse(0, 0, keys, std::vector<float>(9, 1.0f));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "push: segments name 2 keys and 8 gradient floats, "
+                          "the request carries 2 and 9"));
+  // A segment that expects another row width.
+  PushRequest push =
+      SparsePushRequest(0, kDim, keys, std::vector<float>(2 * kDim, 1.0f), 1);
+  push.mutable_sparse(0)->set_dim(kDim + 1);
+  s = Push(0, push);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "table 'emb' push: 2 keys of dim 5 (table dim 4) do "
+                          "not fit the request's 2 keys and 8 gradient floats "
+                          "left"));
 
-  PushSparseRequest push;
-  push.set_table_id(0);
-  push.set_keys(Pack(absl::Span<const uint64_t>(keys)));
+  push = SparsePushRequest(0, kDim, keys, {}, 2);
   push.set_grads(std::string(30, '\0'));
-  s = handlers_[0]->PushSparse(push);
-  EXPECT_THAT(
-      s,
-      StatusIs(absl::StatusCode::kInvalidArgument,
-               "table 'emb' push gradients: 30 bytes is not a multiple of 4"));
+  s = Push(0, push);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "push gradients: 30 bytes is not a multiple of 4"));
   EXPECT_EQ(handlers_[0]->SparseRows(), std::vector<int64_t>{0});
 }
 
@@ -187,9 +202,8 @@ TEST_F(PsHandlerTest, NonFiniteGradientIsRefusedAndNothingApplied) {
   std::vector<float> grads(2 * kDim, 1.0f);
   grads[5] = std::numeric_limits<float>::quiet_NaN();
   absl::Status s = PushSparse(0, 0, keys, grads);
-  EXPECT_THAT(
-      s, StatusIs(absl::StatusCode::kInvalidArgument,
-                  "table 'emb' push gradient: value 5 is nan (not finite)"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "table 'emb' push: value 5 is nan (not finite)"));
   EXPECT_EQ(handlers_[0]->SparseRows(), std::vector<int64_t>{0});
   EXPECT_EQ(PullSparse(0, keys), std::vector<float>(2 * kDim, 0.0f));
 }
@@ -202,12 +216,10 @@ TEST_F(PsHandlerTest, KeyOfTheOtherServerIsRefused) {
       " belongs to server 1, not to server 0 (workers disagree on the number "
       "of servers?)";
 
-  PullSparseRequest pull;
-  pull.set_table_id(0);
   const std::vector<uint64_t> keys = {mine, theirs};
-  pull.set_keys(Pack(absl::Span<const uint64_t>(keys)));
-  PullSparseResponse response;
-  absl::Status s = handlers_[0]->PullSparse(pull, &response);
+  PullResponse response;
+  absl::Status s =
+      handlers_[0]->Pull(SparsePullRequest(0, kDim, keys), &response);
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, expected));
   EXPECT_EQ(handlers_[0]->SparseRows(), std::vector<int64_t>{0});
 
@@ -222,12 +234,15 @@ TEST_F(PsHandlerTest, PullDenseGivesThisServersBlocksAndTableSize) {
   ASSERT_EQ(spec.dense_size, 118);
   const DenseBlocks blocks{118, 4, 2};
   for (int rank = 0; rank < 2; ++rank) {
-    PullDenseRequest request;
-    request.set_table_id(0);
-    PullDenseResponse response;
-    ASSERT_TRUE(handlers_[rank]->PullDense(request, &response).ok());
-    EXPECT_EQ(response.table_size(), 118u);
-    std::vector<float> values = Unpack(response.values());
+    PullResponse response;
+    ASSERT_TRUE(handlers_[rank]->Pull(DensePullRequest(0), &response).ok());
+    ASSERT_EQ(response.dense_table_sizes_size(), 1);
+    EXPECT_EQ(response.dense_table_sizes(0), 118u);
+    ASSERT_EQ(response.dense_size(), 1);
+    EXPECT_EQ(response.dense(0).table_id(), 0u);
+    EXPECT_EQ(response.dense(0).num_values(), rank == 0 ? 60u : 58u);
+    EXPECT_TRUE(response.values().empty());
+    std::vector<float> values = PulledDense(response);
     ASSERT_EQ(values.size(), rank == 0 ? 60u : 58u);
     size_t j = 0;
     for (const auto& [begin, end] : blocks.RangesOf(rank)) {
@@ -239,19 +254,17 @@ TEST_F(PsHandlerTest, PullDenseGivesThisServersBlocksAndTableSize) {
 }
 
 TEST_F(PsHandlerTest, PushDenseAppliesSgd) {
-  PullDenseRequest pull;
-  PullDenseResponse before;
-  ASSERT_TRUE(handlers_[1]->PullDense(pull, &before).ok());
+  const PullRequest pull = DensePullRequest(0);
+  PullResponse before;
+  ASSERT_TRUE(handlers_[1]->Pull(pull, &before).ok());
   std::vector<float> grads(58);
   for (size_t i = 0; i < grads.size(); ++i)
     grads[i] = static_cast<float>(i % 3);
-  PushDenseRequest push;
-  push.set_grads(Pack(absl::Span<const float>(grads)));
-  ASSERT_TRUE(handlers_[1]->PushDense(push).ok());
-  PullDenseResponse after;
-  ASSERT_TRUE(handlers_[1]->PullDense(pull, &after).ok());
-  std::vector<float> w0 = Unpack(before.values());
-  std::vector<float> w1 = Unpack(after.values());
+  ASSERT_TRUE(Push(1, DensePushRequest(0, grads, NextStep())).ok());
+  PullResponse after;
+  ASSERT_TRUE(handlers_[1]->Pull(pull, &after).ok());
+  std::vector<float> w0 = PulledDense(before);
+  std::vector<float> w1 = PulledDense(after);
   ASSERT_EQ(w1.size(), 58u);
   for (size_t i = 0; i < w1.size(); ++i) {
     EXPECT_EQ(w1[i], w0[i] - 0.25f * grads[i]) << i;
@@ -259,52 +272,52 @@ TEST_F(PsHandlerTest, PushDenseAppliesSgd) {
 }
 
 TEST_F(PsHandlerTest, PushDenseWrongSizeOrNonFinite) {
-  PushDenseRequest push;
-  push.set_grads(Pack(absl::Span<const float>(std::vector<float>(58, 1.0f))));
-  absl::Status s = handlers_[0]->PushDense(push);
-  EXPECT_THAT(
-      s, StatusIs(
-             absl::StatusCode::kInvalidArgument,
-             "dense table 'model' push: this server holds 60 floats, got 58"));
+  // Server 0 holds 60 floats: 58 is server 1's share.
+  absl::Status s =
+      Push(0, DensePushRequest(0, std::vector<float>(58, 1.0f), NextStep()));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "dense table 'model' push: 58 values, server 0 "
+                          "holds 60 (58 left in the request)"));
 
-  push.set_grads(std::string(6, '\0'));
-  s = handlers_[0]->PushDense(push);
-  EXPECT_THAT(
-      s, StatusIs(
-             absl::StatusCode::kInvalidArgument,
-             "dense table 'model' gradients: 6 bytes is not a multiple of 4"));
+  // The segment is right, the payload short.
+  PushRequest push =
+      DensePushRequest(0, std::vector<float>(60, 1.0f), NextStep());
+  push.set_dense_grads(
+      Pack(absl::Span<const float>(std::vector<float>(58, 1.0f))));
+  s = Push(0, push);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "dense table 'model' push: 60 values, server 0 "
+                          "holds 60 (58 left in the request)"));
+
+  push.set_dense_grads(std::string(6, '\0'));
+  s = Push(0, push);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "dense gradients: 6 bytes is not a multiple of 4"));
 
   std::vector<float> grads(60, 1.0f);
   grads[59] = std::numeric_limits<float>::infinity();
-  push.set_grads(Pack(absl::Span<const float>(grads)));
-  s = handlers_[0]->PushDense(push);
+  s = Push(0, DensePushRequest(0, grads, NextStep()));
   EXPECT_THAT(
-      s,
-      StatusIs(absl::StatusCode::kInvalidArgument,
-               "dense table 'model' gradient: value 59 is inf (not finite)"));
+      s, StatusIs(absl::StatusCode::kInvalidArgument,
+                  "dense table 'model' push: value 59 is inf (not finite)"));
 
   // Nothing was applied.
-  PullDenseRequest pull;
-  PullDenseResponse response;
-  ASSERT_TRUE(handlers_[0]->PullDense(pull, &response).ok());
+  PullResponse response;
+  ASSERT_TRUE(handlers_[0]->Pull(DensePullRequest(0), &response).ok());
   const ModelSpec spec = MakeModelSpec(config_);
-  EXPECT_EQ(Unpack(response.values())[0], DenseInitValue(spec, 1, 0));
-  EXPECT_EQ(Unpack(response.values())[59], DenseInitValue(spec, 1, 115));
+  EXPECT_EQ(PulledDense(response)[0], DenseInitValue(spec, 1, 0));
+  EXPECT_EQ(PulledDense(response)[59], DenseInitValue(spec, 1, 115));
 }
 
 TEST_F(PsHandlerTest, UnknownDenseTable) {
-  PullDenseRequest pull;
-  pull.set_table_id(1);
-  PullDenseResponse response;
-  absl::Status s = handlers_[0]->PullDense(pull, &response);
+  PullResponse response;
+  absl::Status s = handlers_[0]->Pull(DensePullRequest(1), &response);
   EXPECT_THAT(
       s, StatusIs(
              absl::StatusCode::kInvalidArgument,
              "dense table 1 does not exist on server 0 (has 1 dense tables)"));
 
-  PushDenseRequest push;
-  push.set_table_id(3);
-  s = handlers_[1]->PushDense(push);
+  s = Push(1, DensePushRequest(3, {}, NextStep()));
   EXPECT_THAT(
       s, StatusIs(
              absl::StatusCode::kInvalidArgument,
@@ -339,19 +352,19 @@ TEST(PsHandlerCreateTest, TwoTablesAreListedInErrors) {
   auto h = PsHandler::Create(config, 0);
   ASSERT_TRUE(h.ok()) << h.status();
   EXPECT_EQ((*h)->SparseRows(), (std::vector<int64_t>{0, 0}));
-  PullSparseRequest pull;
-  pull.set_table_id(2);
-  PullSparseResponse response;
-  absl::Status s = (*h)->PullSparse(pull, &response);
+  PullResponse response;
+  absl::Status s = (*h)->Pull(SparsePullRequest(2, kDim, {}), &response);
   EXPECT_EQ(
       s.message(),
       "sparse table 2 does not exist on server 0 (has 0 'emb', 1 'wide')");
-  // Table 1 has dim 1.
-  pull.set_table_id(1);
+  // Table 1 has dim 1: a pull that expects another dim is refused.
   const std::vector<uint64_t> keys = KeysOf(0, 2, 2);
-  pull.set_keys(Pack(absl::Span<const uint64_t>(keys)));
-  ASSERT_TRUE((*h)->PullSparse(pull, &response).ok());
-  EXPECT_EQ(response.dim(), 1u);
+  s = (*h)->Pull(SparsePullRequest(1, kDim, keys), &response);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "table 'wide': pull expects dim 4, the table has "
+                          "dim 1"));
+  response.Clear();
+  ASSERT_TRUE((*h)->Pull(SparsePullRequest(1, 1, keys), &response).ok());
   EXPECT_EQ(response.values().size(), 2 * sizeof(float));
   EXPECT_EQ((*h)->SparseRows(), (std::vector<int64_t>{0, 2}));
 }

@@ -18,7 +18,6 @@
 #include "absl/time/time.h"
 #include "common/hash.h"
 #include "common/model_spec.h"
-#include "common/packing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/ps.grpc.pb.h"
@@ -26,6 +25,7 @@
 #include "server/service/ps_server.h"
 #include "tests/testing/server_test_util.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/wire_requests.h"
 #include "worker/client/ps_client.h"
 
 namespace ps {
@@ -173,37 +173,36 @@ TEST(PsServiceTest, BadRequestsAreInvalidArgumentOnTheWire) {
       Endpoint(*server), grpc::InsecureChannelCredentials()));
   {
     grpc::ClientContext context;
-    PullSparseRequest request;
-    request.set_table_id(7);
-    PullSparseResponse response;
-    grpc::Status s = stub->PullSparse(&context, request, &response);
+    PullResponse response;
+    grpc::Status s =
+        stub->Pull(&context, SparsePullRequest(7, kDim, {}), &response);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_EQ(s.error_message(),
               "sparse table 7 does not exist on server 0 (has 0 'emb')");
   }
   {
     grpc::ClientContext context;
-    PushSparseRequest request;
     const std::vector<uint64_t> keys = {1, 2};
-    request.set_keys(Pack(absl::Span<const uint64_t>(keys)));
-    request.set_grads(
-        Pack(absl::Span<const float>(std::vector<float>(3, 1.0f))));
     PushResponse response;
-    grpc::Status s = stub->PushSparse(&context, request, &response);
+    grpc::Status s = stub->Push(
+        &context,
+        SparsePushRequest(0, kDim, keys, std::vector<float>(3, 1.0f), 1),
+        &response);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_EQ(s.error_message(),
-              "table 'emb' push: 2 keys x dim 2 needs 4 floats, got 3");
+              "table 'emb' push: 2 keys of dim 2 (table dim 2) do not fit the "
+              "request's 2 keys and 3 gradient floats left");
   }
   {
     grpc::ClientContext context;
-    PushDenseRequest request;
-    request.set_grads(
-        Pack(absl::Span<const float>(std::vector<float>(1, 1.0f))));
     PushResponse response;
-    grpc::Status s = stub->PushDense(&context, request, &response);
+    grpc::Status s = stub->Push(
+        &context, DensePushRequest(0, std::vector<float>(1, 1.0f), 2),
+        &response);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_EQ(s.error_message(),
-              "dense table 'model' push: this server holds 66 floats, got 1");
+              "dense table 'model' push: 1 values, server 0 holds 66 (1 left "
+              "in the request)");
   }
   EXPECT_EQ(server->handler()->SparseRows(), std::vector<int64_t>{0});
 }
@@ -221,27 +220,27 @@ TEST(PsServiceTest, ClientErrorsNameTheServer) {
                               1.0f, 1.0f};
   client->PushAsync(0, kDim, keys, grads, 0, Blocks(config), {}, 1);
   absl::Status s = client->WaitPushes(0);
-  EXPECT_THAT(
-      s,
-      StatusIs(absl::StatusCode::kInvalidArgument,
-               "PushSparse to " + name +
-                   ": table 'emb' push gradient: value 1 is nan (not finite)"));
+  EXPECT_THAT(s,
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "Push to " + name +
+                           ": table 'emb' push: value 1 is nan (not finite)"));
   EXPECT_EQ(server->handler()->SparseRows(), std::vector<int64_t>{0});
 
-  // A worker that believes the table has another dim.
+  // A worker that believes the table has another dim: the pull says which
+  // dim it expects, and the server refuses it.
   std::vector<float> values(keys.size() * 3);
   s = client->PullSparse(0, 3, keys, absl::MakeSpan(values), 1);
-  EXPECT_THAT(
-      s, StatusIs(absl::StatusCode::kInternal,
-                  "PullSparse from " + name +
-                      ": expected 2 rows of dim 3, got 16 bytes of dim 2"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "Pull to " + name +
+                              ": table 'emb': pull expects dim 3, the table "
+                              "has dim 2"));
 
   // A worker that believes the dense table has another size.
   DenseBlocks wrong{65, kBlock, 1};
   std::vector<float> dense(65);
   s = client->PullDense(0, wrong, absl::MakeSpan(dense), 1);
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition,
-                          "PullDense from " + name +
+                          "Pull (dense) from " + name +
                               ": server has a table of 66 floats (66 here), "
                               "this worker expects 65 (do all processes use "
                               "the same config?)"));
@@ -249,7 +248,7 @@ TEST(PsServiceTest, ClientErrorsNameTheServer) {
   s = client->PullSparse(9, kDim, keys, absl::MakeSpan(values).subspan(0, 4),
                          1);
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
-                          "PullSparse to " + name +
+                          "Pull to " + name +
                               ": sparse table 9 does not exist on server 0 "
                               "(has 0 'emb')"));
 }
@@ -422,9 +421,9 @@ TEST(PsServiceTest, PushToAServerThatIsGone) {
   client->PushAsync(0, kDim, keys, std::vector<float>(kDim, 1.0f), 0,
                     Blocks(config), {}, 1);
   absl::Status s = client->WaitPushes(0);
-  EXPECT_THAT(
-      s, StatusIs(absl::StatusCode::kUnavailable,
-                  HasSubstr("PushSparse to server 0 (" + endpoint + "): ")));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kUnavailable,
+                          HasSubstr("Push to server 0 (" + endpoint +
+                                    "): server does not answer")));
 }
 
 TEST(PsServiceTest, ConnectNamesTheServerThatDoesNotAnswer) {

@@ -26,6 +26,7 @@
 #include "tests/testing/sparse_table_test_util.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wire_requests.h"
 
 namespace ps {
 namespace {
@@ -326,16 +327,14 @@ TEST(AccessorHandlerTest, ScheduledAndOnDemandShrink) {
   a->set_shrink_every_steps(100);
   auto handler = PsHandler::Create(config, 0);
   ASSERT_TRUE(handler.ok()) << handler.status();
+  // Every push has its own step (a server applies a worker's step once).
   auto push = [&](std::vector<uint64_t> keys, int64_t step) {
-    PushSparseRequest r;
-    r.set_table_id(0);
-    r.set_step(step);
-    r.set_keys(std::string(reinterpret_cast<const char*>(keys.data()),
-                           keys.size() * 8));
     std::vector<float> grads(keys.size() * kDim, 0.5f);
-    r.set_grads(std::string(reinterpret_cast<const char*>(grads.data()),
-                            grads.size() * 4));
-    return (*handler)->PushSparse(r);
+    PushResponse response;
+    absl::Status s = (*handler)->Push(
+        SparsePushRequest(0, kDim, keys, grads, step), &response);
+    EXPECT_FALSE(response.duplicate()) << "step " << step;
+    return s;
   };
   ASSERT_TRUE(push({1, 2, 3}, 10).ok());
   ASSERT_TRUE(push({4}, 99).ok());  // not yet step 100: nothing shrunk

@@ -16,7 +16,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/hash.h"
-#include "common/packing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/ps.grpc.pb.h"
@@ -24,6 +23,7 @@
 #include "server/service/ps_server.h"
 #include "tests/testing/server_test_util.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/wire_requests.h"
 #include "tools/ctl/admin_client.h"
 
 namespace ps {
@@ -50,31 +50,29 @@ std::unique_ptr<PsService::Stub> Stub(const PsServer& server) {
       Endpoint(server), grpc::InsecureChannelCredentials()));
 }
 
-void PushSparse(PsService::Stub& stub, int worker,
-                const std::vector<uint64_t>& keys, bool is_delta,
-                int64_t step = 0) {
+// One push request that the server must apply: a server applies a worker's
+// (step, part) once, so each push of a worker needs its own step.
+void MustPush(PsService::Stub& stub, const PushRequest& request) {
   grpc::ClientContext context;
-  PushSparseRequest request;
-  request.set_worker_rank(worker);
-  request.set_step(step);
-  request.set_is_delta(is_delta);
-  request.set_keys(Pack(absl::Span<const uint64_t>(keys)));
-  request.set_grads(Pack(
-      absl::Span<const float>(std::vector<float>(keys.size() * kDim, 1.0f))));
   PushResponse response;
-  grpc::Status s = stub.PushSparse(&context, request, &response);
+  grpc::Status s = stub.Push(&context, request, &response);
   ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_FALSE(response.duplicate())
+      << "worker " << request.header().worker_rank() << " step "
+      << request.header().step() << " was applied before";
 }
 
-void PushDense(PsService::Stub& stub, int worker, int floats) {
-  grpc::ClientContext context;
-  PushDenseRequest request;
-  request.set_worker_rank(worker);
-  request.set_grads(
-      Pack(absl::Span<const float>(std::vector<float>(floats, 1.0f))));
-  PushResponse response;
-  grpc::Status s = stub.PushDense(&context, request, &response);
-  ASSERT_TRUE(s.ok()) << s.error_message();
+void PushSparse(PsService::Stub& stub, int worker,
+                const std::vector<uint64_t>& keys, bool is_delta,
+                int64_t step) {
+  MustPush(stub, SparsePushRequest(0, kDim, keys,
+                                   std::vector<float>(keys.size() * kDim, 1.0f),
+                                   step, worker, is_delta));
+}
+
+void PushDense(PsService::Stub& stub, int worker, int floats, int64_t step) {
+  MustPush(stub,
+           DensePushRequest(0, std::vector<float>(floats, 1.0f), step, worker));
 }
 
 AdminOptions Options(std::vector<std::string> servers) {
@@ -88,10 +86,10 @@ TEST(PsCtlTest, StatsRpcCountsRowsAndPushesPerWorker) {
   auto server = StartServer(MakeConfig(1), 0);
   ASSERT_NE(server, nullptr);
   auto stub = Stub(*server);
-  PushSparse(*stub, 0, {1, 2, 3}, false);
-  PushSparse(*stub, 0, {3, 4}, false);
-  PushSparse(*stub, 1, {9}, true);
-  PushDense(*stub, 0, kDenseFloats);
+  PushSparse(*stub, 0, {1, 2, 3}, false, /*step=*/0);
+  PushSparse(*stub, 0, {3, 4}, false, /*step=*/1);
+  PushSparse(*stub, 1, {9}, true, /*step=*/0);
+  PushDense(*stub, 0, kDenseFloats, /*step=*/2);
 
   grpc::ClientContext context;
   StatsResponse stats;
@@ -189,7 +187,8 @@ TEST(PsCtlTest, CollectsStatsFromEveryServerAndFormatsThem) {
   StatsResponse direct;
   s0->handler()->Stats(&direct);
   PushDense(*Stub(*s0), 1,
-            static_cast<int>(direct.dense_tables(0).floats_held()));
+            static_cast<int>(direct.dense_tables(0).floats_held()),
+            /*step=*/0);
 
   auto stats = CollectStats(Options({Endpoint(*s0), Endpoint(*s1)}));
   ASSERT_TRUE(stats.ok()) << stats.status();
