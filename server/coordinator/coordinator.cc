@@ -82,6 +82,24 @@ grpc::ServerUnaryReactor* CoordinatorImpl::StepGate(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* CoordinatorImpl::Recover(
+    grpc::CallbackServerContext* context, const RecoverRequest* request,
+    RecoverResponse* response) {
+  if (auto* refused = security_->Refuse(context)) return refused;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  core_.Recover(*request, response, FinishReactor(reactor));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CoordinatorImpl::WaitJobEnd(
+    grpc::CallbackServerContext* context, const WaitJobEndRequest* request,
+    WaitJobEndResponse* response) {
+  if (auto* refused = security_->Refuse(context)) return refused;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  core_.WaitJobEnd(*request, response, FinishReactor(reactor));
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* CoordinatorImpl::CheckpointArrive(
     grpc::CallbackServerContext* context,
     const CheckpointArriveRequest* request,

@@ -42,6 +42,12 @@ class CoordinatorImpl final : public Coordinator::CallbackService {
   grpc::ServerUnaryReactor* StepGate(grpc::CallbackServerContext* context,
                                      const StepGateRequest* request,
                                      StepGateResponse* response) override;
+  grpc::ServerUnaryReactor* Recover(grpc::CallbackServerContext* context,
+                                    const RecoverRequest* request,
+                                    RecoverResponse* response) override;
+  grpc::ServerUnaryReactor* WaitJobEnd(grpc::CallbackServerContext* context,
+                                       const WaitJobEndRequest* request,
+                                       WaitJobEndResponse* response) override;
   grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
                                    const FinishRequest* request,
                                    FinishResponse* response) override;

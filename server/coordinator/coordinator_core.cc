@@ -155,6 +155,7 @@ void CoordinatorCore::RegisterLocked(int rank, RegisterResponse* response,
   failed_.erase(rank);
   gates_.SetDone(rank, false);
   response->set_num_servers(num_servers_);
+  response->set_generation(generation_);
   // A worker (re)starting continues from the newest checkpoint's record of
   // it, if there is one.
   WorkerStand stand;
@@ -412,10 +413,170 @@ void CoordinatorCore::Stop() {
                  0);
       ++ended;
     }
+    for (RecoverWaiter& w : std::exchange(recover_waiters_, {})) {
+      out.Finish(std::move(w.done), Stopping("a rollback"));
+      ++ended;
+    }
+    for (EndWaiter& w : std::exchange(end_waiters_, {})) {
+      out.Finish(std::move(w.done), Stopping("the job's end"));
+      ++ended;
+    }
     LOG(INFO) << "coordinator: stopping; " << ended << " parked calls ended";
   }
   out.Run();
   if (timer_.joinable()) timer_.join();
+}
+
+void CoordinatorCore::Recover(const RecoverRequest& request,
+                              RecoverResponse* response, Done done) {
+  absl::Status bad = CheckRank(request.worker_rank());
+  if (!bad.ok()) {
+    std::move(done)(bad);
+    return;
+  }
+  Outbox out;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Status refused = CheckRunning();
+    if (refused.ok() && !options_.reload) {
+      refused = absl::FailedPreconditionError(
+          "this coordinator cannot roll the job back (no reload)");
+    }
+    if (refused.ok() && finishing_) {
+      refused =
+          absl::FailedPreconditionError("the job's end has begun: no rollback");
+    }
+    if (!refused.ok()) {
+      out.Finish(std::move(done), refused);
+    } else if (request.generation() < generation_ && !recovering_) {
+      response->set_generation(generation_);
+      response->set_checkpoint_dir(last_dir_);
+      out.Finish(std::move(done), absl::OkStatus());
+    } else {
+      recover_waiters_.push_back({response, std::move(done)});
+      if (!recovering_) {
+        recovering_ = true;
+        const std::string reason = absl::StrCat(
+            "worker ", request.worker_rank(), ": ", request.reason());
+        LOG(WARNING) << "coordinator: the job rolls back to "
+                     << (last_dir_.empty() ? std::string("its start")
+                                           : last_dir_)
+                     << " (" << reason << ")";
+        AbortForRollback(reason, &out);
+        tasks_.Run([this, reason] { RunRecovery(reason); });
+      }
+    }
+  }
+  out.Run();
+}
+
+void CoordinatorCore::AbortForRollback(const std::string& reason, Outbox* out) {
+  auto aborted = [&](absl::string_view what) {
+    return absl::AbortedError(absl::StrCat(
+        "job rolls back (", reason, ") while this call waited for ", what));
+  };
+  for (ParkedCall& call : barriers_.TakeAll()) {
+    out->Finish(std::move(call.resume), aborted(call.what));
+  }
+  for (ParkedCall& call : gates_.TakeAll()) {
+    out->Finish(std::move(call.resume), aborted(call.what));
+  }
+  if (round_.has_value() && !round_->saving) {
+    for (RoundDone& d : round_->waiters) {
+      out->Answer(std::move(d), aborted("a checkpoint round"), "", 0);
+    }
+    round_.reset();
+  }
+  // A round being written ends by itself (RunRecovery waits for it).
+  for (EndWaiter& w : std::exchange(end_waiters_, {})) {
+    w.response->set_rolled_back(true);
+    w.response->set_generation(generation_ + 1);
+    out->Finish(std::move(w.done), absl::OkStatus());
+  }
+}
+
+void CoordinatorCore::RunRecovery(const std::string& reason) {
+  // A checkpoint being written is finished first: its cut predates the
+  // restart (or its save fails, finding the restarted server).
+  while (true) {
+    absl::MutexLock lock(&mu_);
+    if (!round_.has_value() || !round_->saving || stop_) break;
+    mu_.Unlock();
+    absl::SleepFor(absl::Milliseconds(20));
+    mu_.Lock();
+  }
+  std::string dir;
+  {
+    absl::MutexLock lock(&mu_);
+    dir = last_dir_;
+  }
+  const absl::Status status = options_.reload(dir);
+  Outbox out;
+  {
+    absl::MutexLock lock(&mu_);
+    recovering_ = false;
+    if (status.ok()) {
+      ++generation_;
+      // Every worker registers again and resumes from `dir`.
+      members_.Reset();
+      for (ParkedCall& call : barriers_.TakeAll()) {
+        out.Finish(std::move(call.resume),
+                   absl::AbortedError("job rolled back"));
+      }
+      for (ParkedCall& call : gates_.TakeAll()) {
+        out.Finish(std::move(call.resume),
+                   absl::AbortedError("job rolled back"));
+      }
+      gates_.ResetSteps();
+      stands_.clear();
+      failed_.clear();
+      LOG(WARNING) << "coordinator: job rolled back to "
+                   << (dir.empty() ? std::string("its start") : dir)
+                   << ", generation " << generation_ << " (" << reason << ")";
+    } else {
+      LOG(ERROR) << "coordinator: rollback to "
+                 << (dir.empty() ? std::string("the start") : dir)
+                 << " failed: " << status;
+    }
+    for (RecoverWaiter& w : std::exchange(recover_waiters_, {})) {
+      w.response->set_generation(generation_);
+      w.response->set_checkpoint_dir(dir);
+      out.Finish(std::move(w.done), status);
+    }
+  }
+  out.Run();
+}
+
+void CoordinatorCore::WaitJobEnd(const WaitJobEndRequest& request,
+                                 WaitJobEndResponse* response, Done done) {
+  absl::Status bad = CheckRank(request.worker_rank());
+  if (!bad.ok()) {
+    std::move(done)(bad);
+    return;
+  }
+  Outbox out;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Status refused = CheckRunning();
+    if (!refused.ok()) {
+      out.Finish(std::move(done), refused);
+    } else if (request.generation() < generation_) {
+      response->set_rolled_back(true);
+      response->set_generation(generation_);
+      out.Finish(std::move(done), absl::OkStatus());
+    } else if (ended_) {
+      response->set_generation(generation_);
+      out.Finish(std::move(done), absl::OkStatus());
+    } else {
+      end_waiters_.push_back({response, std::move(done)});
+    }
+  }
+  out.Run();
+}
+
+int64_t CoordinatorCore::generation() const {
+  absl::MutexLock lock(&mu_);
+  return generation_;
 }
 
 int64_t CoordinatorCore::max_granted_lead() const {
@@ -587,11 +748,18 @@ void CoordinatorCore::EndJob(Outbox* out) {
 
 void CoordinatorCore::JobEnded() {
   absl::Status outcome;
+  Outbox out;
   {
     absl::MutexLock lock(&mu_);
     if (stop_) return;
     outcome = OutcomeLocked();
+    ended_ = true;
+    for (EndWaiter& w : std::exchange(end_waiters_, {})) {
+      w.response->set_generation(generation_);
+      out.Finish(std::move(w.done), absl::OkStatus());
+    }
   }
+  out.Run();
   if (outcome.ok()) {
     LOG(INFO) << "coordinator: job succeeded: all " << num_workers_
               << " workers finished";

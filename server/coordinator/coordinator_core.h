@@ -85,6 +85,10 @@ struct CoordinatorOptions {
   std::function<absl::StatusOr<std::vector<CheckpointFile>>(
       const std::string& dir, int64_t step)>
       save;
+  // A job-wide rollback: every server reloads checkpoint folder `dir` (""
+  // : fresh tables). Called on a background thread without the core's lock.
+  // Unset: Recover is refused.
+  std::function<absl::Status(const std::string& dir)> reload;
   // The checkpoint the servers restored at start (workers resume from it).
   // Default: none.
   std::optional<Manifest> resumed;
@@ -164,6 +168,25 @@ class CoordinatorCore {
   void RequestCheckpoint(const RequestCheckpointRequest& request,
                          RequestCheckpointResponse* response, Done done)
       ABSL_LOCKS_EXCLUDED(mu_);
+
+  // A worker found a server restarted: unless the job already rolled back
+  // since request.generation (then the answer comes at once), every call
+  // parked at a barrier, gate, checkpoint round or WaitJobEnd ends (Aborted
+  // "job rolls back ..."; WaitJobEnd answers rolled_back), a checkpoint being
+  // written is finished first, then options.reload reloads the newest
+  // checkpoint on every server, every worker's registration is forgotten and
+  // the generation grows by one. Every worker then registers again and
+  // resumes from its position in that checkpoint. Concurrent calls share
+  // one rollback. FailedPrecondition when options.reload is unset or the
+  // job's end has begun; the reload's error otherwise.
+  void Recover(const RecoverRequest& request, RecoverResponse* response,
+               Done done) ABSL_LOCKS_EXCLUDED(mu_);
+  // Parks until the job has ended (after on_all_finished's outcome is known)
+  // or rolled back (rolled_back); at once when request.generation is older.
+  void WaitJobEnd(const WaitJobEndRequest& request,
+                  WaitJobEndResponse* response, Done done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  int64_t generation() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Periodic work, done by the core's thread every options.tick_every:
   // opens the every_minutes round when due, lets go gates that only a
@@ -272,6 +295,13 @@ class CoordinatorCore {
                 const absl::Status& status, const std::string& dir)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Ends every parked call for a rollback (see Recover).
+  void AbortForRollback(const std::string& reason, Outbox* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reloads the newest checkpoint on every server, then answers the
+  // Recover calls. Without the lock, on a background thread.
+  void RunRecovery(const std::string& reason) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Every worker finished: the final checkpoint (if any), then JobEnded.
   void EndJob(Outbox* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Calls on_all_finished with outcome() unless stopping.
@@ -313,6 +343,20 @@ class CoordinatorCore {
   // Every worker finished once (the job's end has begun).
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  // Rollbacks so far; one is running while recovering_.
+  int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  bool recovering_ ABSL_GUARDED_BY(mu_) = false;
+  struct RecoverWaiter {
+    RecoverResponse* response;
+    Done done;
+  };
+  std::vector<RecoverWaiter> recover_waiters_ ABSL_GUARDED_BY(mu_);
+  struct EndWaiter {
+    WaitJobEndResponse* response;
+    Done done;
+  };
+  std::vector<EndWaiter> end_waiters_ ABSL_GUARDED_BY(mu_);
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
 
   // Saves and on_all_finished, off the callers' threads.
   BackgroundTasks tasks_;

@@ -71,6 +71,12 @@ class Membership {
 
   // Marks `rank` finished.
   void Finish(int rank);
+  // Forgets every worker (a job-wide rollback: all register again).
+  void Reset() {
+    registered_.clear();
+    finished_.clear();
+    last_seen_.clear();
+  }
 
   bool Dead(int rank, absl::Time now) const;
   // Dead(r, now) for every rank r.
@@ -175,6 +181,12 @@ class StepGates {
 
   // Empties the parked calls and returns them.
   std::vector<ParkedCall> TakeAll();
+  // Forgets every worker's step and done (a job-wide rollback).
+  // REQUIRES: no parked call (TakeAll first).
+  void ResetSteps() {
+    steps_.clear();
+    done_.clear();
+  }
 
   int64_t max_granted_lead() const { return max_granted_lead_; }
 

@@ -106,18 +106,34 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
         " steps in flight: must stay below ", PushLedger::kWindowSteps,
         " (the servers' exactly-once window)"));
   }
-  std::random_device entropy;
-  while (incarnation == 0) {
-    incarnation = (uint64_t{entropy()} << 32) ^ entropy() ^
-                  static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
-  }
-  std::unique_ptr<PsHandler> handler(
-      new PsHandler(rank, num_servers, incarnation));
+  std::unique_ptr<PsHandler> handler(new PsHandler(
+      rank, num_servers, incarnation != 0 ? incarnation : NewIncarnation()));
+  handler->config_ = config;
   google::protobuf::TextFormat::PrintToString(config, &handler->config_text_);
   // Large pushes and pulls split their sub-shard groups over the cores; the
   // calling (gRPC) thread takes part.
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
   handler->pool_ = std::make_unique<ThreadPool>(std::max(0, cores - 1));
+  absl::WriterMutexLock hold(&handler->apply_mu_);
+  RETURN_IF_ERROR(handler->BuildTables(restore));
+  return handler;
+}
+
+uint64_t PsHandler::NewIncarnation() {
+  std::random_device entropy;
+  uint64_t incarnation = 0;
+  while (incarnation == 0) {
+    incarnation = (uint64_t{entropy()} << 32) ^ entropy() ^
+                  static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
+  }
+  return incarnation;
+}
+
+absl::Status PsHandler::BuildTables(const RestoreFrom* restore) {
+  const JobConfig& config = config_;
+  const int rank = rank_;
+  const int num_servers = num_servers_;
+  ledger_ = std::make_unique<PushLedger>();
   for (int t = 0; t < config.sparse_tables_size(); ++t) {
     const SparseTableConfig& tc = config.sparse_tables(t);
     SparseTableOptions options;
@@ -146,14 +162,13 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
                        PrepareTieredRestore(options, *restore));
     }
     ASSIGN_OR_RETURN(auto table, SparseTable::Create(options));
-    table->SetThreadPool(handler->pool_.get());
-    handler->restored_by_files_.push_back(restored_by_files);
-    handler->sparse_.push_back(std::move(table));
+    table->SetThreadPool(pool_.get());
+    restored_by_files_.push_back(restored_by_files);
+    sparse_.push_back(std::move(table));
     const int64_t every =
         tc.has_accessor() ? tc.accessor().shrink_every_steps() : 0;
-    handler->shrink_every_.push_back(every);
-    handler->next_shrink_.push_back(
-        std::make_unique<std::atomic<int64_t>>(every));
+    shrink_every_.push_back(every);
+    next_shrink_.push_back(std::make_unique<std::atomic<int64_t>>(every));
   }
   const ModelSpec spec = MakeModelSpec(config);
   DenseBlocks blocks{spec.dense_size, config.cluster().dense_block_size(),
@@ -163,9 +178,41 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
       "model", blocks, rank, config.model().dense_optimizer(),
       [&](int64_t i) { return DenseInitValue(spec, seed, i); });
   if (!dense.ok()) return Prefixed("dense table 'model': ", dense.status());
-  handler->dense_.push_back(std::move(dense).value());
-  if (restore != nullptr) RETURN_IF_ERROR(handler->Restore(config, *restore));
-  return handler;
+  dense_.push_back(std::move(dense).value());
+  if (restore != nullptr) RETURN_IF_ERROR(Restore(config, *restore));
+  return absl::OkStatus();
+}
+
+absl::Status PsHandler::Reload(const RestoreFrom* restore) {
+  absl::WriterMutexLock hold(&apply_mu_);
+  // The old tables go first: a TIERED table's RocksDB folder is reopened.
+  sparse_.clear();
+  dense_.clear();
+  shrink_every_.clear();
+  next_shrink_.clear();
+  restored_by_files_.clear();
+  absl::Status built = BuildTables(restore);
+  // Whatever the outcome, no request made against the old state applies.
+  incarnation_.store(NewIncarnation());
+  if (!built.ok()) {
+    sparse_.clear();
+    dense_.clear();
+    return Prefixed(absl::StrCat("server ", rank_, ": reload: "), built);
+  }
+  if (wal_ != nullptr) {
+    WalBase base;
+    base.set_server_incarnation(incarnation_.load());
+    if (restore != nullptr) {
+      base.set_checkpoint_dir(restore->dir);
+      *base.mutable_manifest() = restore->manifest;
+    }
+    RETURN_IF_ERROR(WriteWalBase(wal_base_path_, base));
+    RETURN_IF_ERROR(wal_->Reset());
+  }
+  LOG(INFO) << "server " << rank_ << ": reloaded "
+            << (restore != nullptr ? restore->dir : std::string("fresh tables"))
+            << ", incarnation " << absl::StrCat(absl::Hex(incarnation_.load()));
+  return absl::OkStatus();
 }
 
 absl::Status PsHandler::Restore(const JobConfig& config,
@@ -239,13 +286,14 @@ absl::Status PsHandler::RestoreLedger(const RestoreFrom& restore, bool same) {
       return absl::DataLossError(
           absl::StrCat("'", path, "': not a push ledger"));
     }
-    absl::Status merged = ledger_.Merge(snapshot);
+    absl::Status merged = ledger_->Merge(snapshot);
     if (!merged.ok()) return Prefixed(absl::StrCat("'", path, "': "), merged);
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> PsHandler::ExactRows(size_t table) const {
+  absl::ReaderMutexLock hold(&apply_mu_);
   ASSIGN_OR_RETURN(SparseTable * t, FindSparse(static_cast<uint32_t>(table)));
   int64_t rows = 0;
   RETURN_IF_ERROR(t->ForEachRow([&](uint64_t, const float*) { ++rows; }));
@@ -309,8 +357,8 @@ absl::StatusOr<WalBase> PsHandler::ReadWalBase(const std::string& path) {
 
 absl::StatusOr<std::map<uint64_t, std::vector<float>>> PsHandler::DumpSparse(
     size_t table) const {
-  ASSIGN_OR_RETURN(SparseTable * t, FindSparse(static_cast<uint32_t>(table)));
   absl::ReaderMutexLock hold(&apply_mu_);
+  ASSIGN_OR_RETURN(SparseTable * t, FindSparse(static_cast<uint32_t>(table)));
   std::map<uint64_t, std::vector<float>> rows;
   const int stride = t->stride();
   RETURN_IF_ERROR(t->ForEachRow([&](uint64_t key, const float* row) {
@@ -320,6 +368,7 @@ absl::StatusOr<std::map<uint64_t, std::vector<float>>> PsHandler::DumpSparse(
 }
 
 absl::StatusOr<std::vector<float>> PsHandler::DumpDense(size_t table) const {
+  absl::ReaderMutexLock hold(&apply_mu_);
   ASSIGN_OR_RETURN(DenseTable * t, FindDense(static_cast<uint32_t>(table)));
   std::vector<float> values;
   t->Pull(&values);
@@ -333,6 +382,7 @@ absl::Status PsHandler::SaveCheckpoint(const SaveCheckpointRequest& request,
     return absl::InvalidArgumentError("SaveCheckpoint: no checkpoint folder");
   }
   absl::WriterMutexLock hold(&apply_mu_);
+  response->set_server_incarnation(incarnation_.load());
   const absl::Time start = absl::Now();
   for (const auto& table : sparse_) {
     ASSIGN_OR_RETURN(
@@ -358,7 +408,7 @@ absl::Status PsHandler::SaveCheckpoint(const SaveCheckpointRequest& request,
         FileDigest digest,
         WriteChecksummedFile(absl::StrCat(request.dir(), "/", rel),
                              kPushLedgerMagic, 1,
-                             ledger_.Snapshot().SerializeAsString()));
+                             ledger_->Snapshot().SerializeAsString()));
     CheckpointFile* f = response->add_files();
     f->set_path(rel);
     f->set_size(digest.size);
@@ -368,7 +418,7 @@ absl::Status PsHandler::SaveCheckpoint(const SaveCheckpointRequest& request,
     // The base first: a crash before the reset leaves records the new base
     // holds, which the ledger skips on replay.
     WalBase base;
-    base.set_server_incarnation(incarnation_);
+    base.set_server_incarnation(incarnation_.load());
     base.set_checkpoint_dir(request.dir());
     Manifest* m = base.mutable_manifest();
     m->set_global_step(request.step());
@@ -424,19 +474,19 @@ absl::Status PsHandler::CheckKeysOwned(const SparseTable& table,
 
 absl::Status PsHandler::CheckIncarnation(const RequestHeader& header) const {
   if (header.server_incarnation() == 0 ||
-      header.server_incarnation() == incarnation_) {
+      header.server_incarnation() == incarnation_.load()) {
     return absl::OkStatus();
   }
   return absl::FailedPreconditionError(absl::StrCat(
       "server ", rank_, " restarted: worker ", header.worker_rank(),
       " expects incarnation ", absl::Hex(header.server_incarnation()),
-      ", this is incarnation ", absl::Hex(incarnation_),
+      ", this is incarnation ", absl::Hex(incarnation_.load()),
       " (its tables are not the state the worker trained against)"));
 }
 
 void PsHandler::FillHeader(ResponseHeader* header) const {
   header->set_server_rank(rank_);
-  header->set_server_incarnation(incarnation_);
+  header->set_server_incarnation(incarnation_.load());
 }
 
 absl::Status PsHandler::Pull(const PullRequest& request,
@@ -619,22 +669,22 @@ absl::Status PsHandler::Apply(const PushRequest& request,
 absl::Status PsHandler::Push(const PushRequest& request, PushResponse* response,
                              const std::function<bool()>& cancelled) {
   response->Clear();
-  FillHeader(response->mutable_header());
-  RETURN_IF_ERROR(CheckIncarnation(request.header()));
   {
     absl::ReaderMutexLock hold(&apply_mu_);
+    FillHeader(response->mutable_header());
+    RETURN_IF_ERROR(CheckIncarnation(request.header()));
     CheckedPush push;
     RETURN_IF_ERROR(CheckPush(request, &push));
     const PushLedger::Key key{request.header().worker_rank(),
                               request.header().step(), request.part()};
-    if (ledger_.Claim(key) == PushLedger::Verdict::kDuplicate) {
+    if (ledger_->Claim(key) == PushLedger::Verdict::kDuplicate) {
       response->set_duplicate(true);
       return absl::OkStatus();
     }
     const PushLedger::Kind kind{!push.sparse.empty(), !push.dense.empty(),
                                 request.is_delta()};
     if (cancelled && cancelled()) {
-      ledger_.Finish(key, /*applied=*/false, kind);
+      ledger_->Finish(key, /*applied=*/false, kind);
       return absl::CancelledError(
           absl::StrCat("push of worker ", key.worker, " step ", key.step,
                        " cancelled by the client before it was applied"));
@@ -648,12 +698,12 @@ absl::Status PsHandler::Push(const PushRequest& request, PushResponse* response,
         // Applied but not durable: this server must not acknowledge it, and
         // no retry may be acknowledged as a repeat. INTERNAL is not retried:
         // the worker stops, the job resumes from a checkpoint.
-        ledger_.Finish(key, true, kind);
+        ledger_->Finish(key, true, kind);
         return absl::InternalError(absl::StrCat(
             "server ", rank_, ": write-ahead log: ", logged.message()));
       }
     }
-    ledger_.Finish(key, applied.ok(), kind);
+    ledger_->Finish(key, applied.ok(), kind);
     RETURN_IF_ERROR(applied);
     for (const SparseSegment& seg : request.sparse()) {
       MaybeShrink(seg.table_id(), sparse_[seg.table_id()]->step());
@@ -726,24 +776,28 @@ absl::Status PsHandler::Shrink(const ShrinkRequest& request,
 }
 
 std::vector<int64_t> PsHandler::SparseRows() const {
+  absl::ReaderMutexLock hold(&apply_mu_);
   std::vector<int64_t> rows;
   for (const auto& t : sparse_) rows.push_back(t->size());
   return rows;
 }
 
 PushCounts PsHandler::PushCountsOf(int rank) const {
-  const std::map<int, PushCounts> all = ledger_.Counts();
+  absl::ReaderMutexLock hold(&apply_mu_);
+  const std::map<int, PushCounts> all = ledger_->Counts();
   auto it = all.find(rank);
   return it == all.end() ? PushCounts() : it->second;
 }
 
 std::map<int, PushCounts> PsHandler::AllPushCounts() const {
-  return ledger_.Counts();
+  absl::ReaderMutexLock hold(&apply_mu_);
+  return ledger_->Counts();
 }
 
 void PsHandler::Stats(StatsResponse* response) const {
   response->Clear();
   response->set_server_rank(rank_);
+  absl::ReaderMutexLock hold(&apply_mu_);
   for (size_t t = 0; t < sparse_.size(); ++t) {
     const SparseTable& table = *sparse_[t];
     const StorageStats s = table.stats();
@@ -771,7 +825,7 @@ void PsHandler::Stats(StatsResponse* response) const {
     out->set_name(dense_[t]->name());
     out->set_floats_held(dense_[t]->local_size());
   }
-  for (const auto& [worker, c] : AllPushCounts()) {
+  for (const auto& [worker, c] : ledger_->Counts()) {
     WorkerPushStats* out = response->add_pushes();
     out->set_worker_rank(worker);
     out->set_sparse_gradients(c.sparse_gradients);
@@ -782,7 +836,7 @@ void PsHandler::Stats(StatsResponse* response) const {
     out->set_applied(c.applied);
     out->set_last_step(c.last_step);
   }
-  response->set_server_incarnation(incarnation_);
+  response->set_server_incarnation(incarnation_.load());
 }
 
 }  // namespace ps

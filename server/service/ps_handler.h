@@ -70,7 +70,14 @@ class PsHandler {
   int num_servers() const { return num_servers_; }
 
   // Chosen at random by Create (nonzero); in every response header.
-  uint64_t incarnation() const { return incarnation_; }
+  uint64_t incarnation() const { return incarnation_.load(); }
+
+  // A job-wide rollback: replaces every table by its state in `restore`
+  // (fresh tables when null), with an empty push ledger, and takes a new
+  // incarnation, so requests made against the old state are refused.
+  // Requests wait meanwhile. On error the server holds no tables (every
+  // request fails naming the table) and the error names the checkpoint.
+  absl::Status Reload(const RestoreFrom* restore);
 
   // Rows of every sparse segment (created if new) and this server's blocks
   // of every dense table requested.
@@ -118,6 +125,11 @@ class PsHandler {
   PsHandler(int rank, int num_servers, uint64_t incarnation)
       : rank_(rank), num_servers_(num_servers), incarnation_(incarnation) {}
 
+  static uint64_t NewIncarnation();
+  // Creates every table of config_ (from `restore` when not null) and an
+  // empty ledger. REQUIRES: apply_mu_ held exclusively, no tables.
+  absl::Status BuildTables(const RestoreFrom* restore);
+
   absl::StatusOr<SparseTable*> FindSparse(uint32_t table_id) const;
   absl::StatusOr<DenseTable*> FindDense(uint32_t table_id) const;
   absl::Status CheckKeysOwned(const SparseTable& table,
@@ -142,7 +154,8 @@ class PsHandler {
 
   const int rank_;
   const int num_servers_;
-  const uint64_t incarnation_;
+  std::atomic<uint64_t> incarnation_;
+  JobConfig config_;
   // Held shared by data requests, exclusively by SaveCheckpoint.
   mutable absl::Mutex apply_mu_;
   // Per sparse table: accessor.shrink_every_steps, and the step of its next
@@ -154,7 +167,7 @@ class PsHandler {
   std::unique_ptr<ThreadPool> pool_;
   std::vector<std::unique_ptr<SparseTable>> sparse_;
   std::vector<std::unique_ptr<DenseTable>> dense_;
-  PushLedger ledger_;
+  std::unique_ptr<PushLedger> ledger_;
   // The job config as text, for the WalBase manifest.
   std::string config_text_;
   // durability.wal: the log and its BASE file (set once by AttachWal).

@@ -177,6 +177,9 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
         return self->SaveAllServers(dir, step);
       };
     }
+    co.reload = [self](const std::string& dir) {
+      return self->ReloadAllServers(dir);
+    };
     if (restore.has_value()) {
       co.resumed = restore->manifest;
       co.resumed_dir = restore->dir;
@@ -282,12 +285,73 @@ absl::StatusOr<std::vector<CheckpointFile>> PsServer::SaveAllServers(
   statuses[0] = handler_->SaveCheckpoint(request, &responses[0]);
   for (std::thread& t : threads) t.join();
   std::vector<CheckpointFile> files;
+  std::vector<uint64_t> incarnations;
   for (size_t i = 0; i < peers.size(); ++i) {
     RETURN_IF_ERROR(statuses[i]);
     files.insert(files.end(), responses[i].files().begin(),
                  responses[i].files().end());
+    incarnations.push_back(responses[i].server_incarnation());
   }
+  absl::MutexLock lock(&mu_);
+  if (incarnations_.size() == incarnations.size()) {
+    for (size_t i = 0; i < peers.size(); ++i) {
+      if (incarnations[i] == incarnations_[i]) continue;
+      return absl::FailedPreconditionError(absl::StrCat(
+          "server ", i, " (", peers[i],
+          ") restarted since the last "
+          "checkpoint (incarnation ",
+          absl::Hex(incarnations_[i]), ", now ", absl::Hex(incarnations[i]),
+          "): checkpoint refused, the job "
+          "must roll back"));
+    }
+  }
+  incarnations_ = std::move(incarnations);
   return files;
+}
+
+absl::Status PsServer::ReloadAllServers(const std::string& dir) {
+  std::vector<std::string> peers;
+  {
+    absl::MutexLock lock(&mu_);
+    peers = endpoints_;
+  }
+  ReloadRequest request;
+  request.set_dir(dir);
+  std::vector<ReloadResponse> responses(peers.size());
+  std::vector<absl::Status> statuses(peers.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < peers.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto stub = PsService::NewStub(security_->Channel(peers[i]));
+      // A server that is restarting is waited for (its restart is why the
+      // job rolls back).
+      for (int attempt = 0;; ++attempt) {
+        grpc::ClientContext context;
+        context.set_wait_for_ready(true);
+        context.set_deadline(std::chrono::system_clock::now() +
+                             std::chrono::minutes(10));
+        grpc::Status status = stub->Reload(&context, request, &responses[i]);
+        statuses[i] = FromGrpcStatus(
+            status, absl::StrCat("server ", i, " (", peers[i], ")"), "Reload");
+        if (status.error_code() != grpc::StatusCode::UNAVAILABLE ||
+            attempt >= 60) {
+          break;
+        }
+        absl::SleepFor(absl::Seconds(1));
+      }
+    });
+  }
+  statuses[0] = ReloadFrom(handler_.get(), dir);
+  responses[0].set_server_incarnation(handler_->incarnation());
+  for (std::thread& t : threads) t.join();
+  std::vector<uint64_t> incarnations;
+  for (size_t i = 0; i < peers.size(); ++i) {
+    RETURN_IF_ERROR(statuses[i]);
+    incarnations.push_back(responses[i].server_incarnation());
+  }
+  absl::MutexLock lock(&mu_);
+  incarnations_ = std::move(incarnations);
+  return absl::OkStatus();
 }
 
 void PsServer::OnAllWorkersFinished(const absl::Status& outcome) {

@@ -98,8 +98,14 @@ class PsServer {
   void OnShutdownRequest(const ShutdownRequest& request);
   // Every server's part of a checkpoint (this one's and, by RPC, the
   // others'), for the coordinator.
+  // FailedPrecondition, committing nothing, when a server's incarnation is
+  // not the one the last save or reload saw (it restarted: its rows would be
+  // fresh or older than the others').
   absl::StatusOr<std::vector<CheckpointFile>> SaveAllServers(
       const std::string& dir, int64_t step);
+  // A job-wide rollback: every server (this one through its handler)
+  // reloads checkpoint folder `dir` ("" : fresh tables).
+  absl::Status ReloadAllServers(const std::string& dir);
 
   // Destruction (~PsServer) stops and drains everything that calls into
   // this object before any member is destroyed. The declaration order backs
@@ -118,6 +124,9 @@ class PsServer {
   std::vector<std::string> endpoints_ ABSL_GUARDED_BY(mu_);
   absl::Status job_outcome_ ABSL_GUARDED_BY(mu_);
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+  // Server 0: every server's incarnation at the last save or reload (empty
+  // before the first).
+  std::vector<uint64_t> incarnations_ ABSL_GUARDED_BY(mu_);
   // Joined by ~PsServer after the coordinator is gone (it may start it).
   std::thread finisher_;
   std::unique_ptr<PsServiceImpl> service_;

@@ -1,7 +1,9 @@
 #include "server/service/ps_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/checkpoint.h"
 #include "common/grpc_status.h"
+#include "common/status_macros.h"
 #include "glog/logging.h"
 
 namespace ps {
@@ -100,6 +102,27 @@ grpc::ServerUnaryReactor* PsServiceImpl::SaveCheckpoint(
     reactor->Finish(ToGrpcStatus(handler->SaveCheckpoint(*request, response)));
   });
   return reactor;
+}
+
+grpc::ServerUnaryReactor* PsServiceImpl::Reload(
+    grpc::CallbackServerContext* context, const ReloadRequest* request,
+    ReloadResponse* response) {
+  if (auto* refused = security_->Refuse(context)) return refused;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  PsHandler* handler = handler_;
+  saves_.Run([handler, reactor, request, response] {
+    absl::Status status = ReloadFrom(handler, request->dir());
+    response->set_server_incarnation(handler->incarnation());
+    reactor->Finish(ToGrpcStatus(status));
+  });
+  return reactor;
+}
+
+absl::Status ReloadFrom(PsHandler* handler, const std::string& dir) {
+  if (dir.empty()) return handler->Reload(nullptr);
+  ASSIGN_OR_RETURN(OpenedCheckpoint opened, OpenCheckpoint(dir));
+  RestoreFrom restore{opened.dir, opened.manifest};
+  return handler->Reload(&restore);
 }
 
 grpc::ServerUnaryReactor* PsServiceImpl::Shrink(

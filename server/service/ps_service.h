@@ -19,6 +19,10 @@
 
 namespace ps {
 
+// handler->Reload from checkpoint folder `dir` ("" : fresh tables); the
+// errors name the folder.
+absl::Status ReloadFrom(PsHandler* handler, const std::string& dir);
+
 class PsServiceImpl final : public PsService::CallbackService {
  public:
   // `handler` is not owned. `on_shutdown` is called (from a gRPC thread) with
@@ -57,6 +61,11 @@ class PsServiceImpl final : public PsService::CallbackService {
   grpc::ServerUnaryReactor* Shrink(grpc::CallbackServerContext* context,
                                    const ShrinkRequest* request,
                                    ShrinkResponse* response) override;
+  // Replaces the tables by a checkpoint's (PsHandler::Reload), on the save
+  // thread: it takes seconds.
+  grpc::ServerUnaryReactor* Reload(grpc::CallbackServerContext* context,
+                                   const ReloadRequest* request,
+                                   ReloadResponse* response) override;
   // Writes the tables on a thread of its own (not gRPC's): it takes seconds.
   grpc::ServerUnaryReactor* SaveCheckpoint(
       grpc::CallbackServerContext* context,

@@ -370,7 +370,9 @@ TEST_F(ProcessTest, KilledWorkerAndServerResumeAndTheJobReachesTheSameAuc) {
   EXPECT_NEAR(worker_kill_auc, whole_auc, 0.005);
 
   // Server 1 killed after a checkpoint: workers retry it, naming it, until
-  // it is back from the checkpoint, and the job finishes.
+  // it is back; its new incarnation makes the whole job roll back to the
+  // checkpoint (every server reloads it, every worker rewinds to its
+  // position there), and the job finishes.
   Job s = start("server_kill");
   ASSERT_TRUE(WaitFor(log("server_kill", "server_0"), " complete: ", 1,
                       absl::Minutes(1)))
@@ -386,7 +388,27 @@ TEST_F(ProcessTest, KilledWorkerAndServerResumeAndTheJobReachesTheSameAuc) {
                          ReadFile(log("server_kill", "worker_1"));
   EXPECT_THAT(w0, HasSubstr("does not answer"));
   EXPECT_THAT(w0, HasSubstr(s.endpoints[1]));
+  EXPECT_THAT(w0, HasSubstr("the job rolled back (generation 1"));
+  EXPECT_THAT(ReadFile(log("server_kill", "server_0")),
+              HasSubstr("job rolled back to "));
   EXPECT_NEAR(server_kill_auc, whole_auc, 0.005);
+
+  // Restarted without --resume (as a pod restarts), its shard would come
+  // back fresh: the job rolls back to the checkpoint all the same.
+  Job f = start("server_fresh");
+  ASSERT_TRUE(WaitFor(log("server_fresh", "server_0"), " complete: ", 1,
+                      absl::Minutes(1)))
+      << ReadFile(log("server_fresh", "server_0"));
+  kill(f.servers[1], SIGKILL);
+  waitpid(f.servers[1], nullptr, 0);
+  f.servers[1] = start_server(f, "server_fresh", 1, false);
+  const double server_fresh_auc = finish(f, "server_fresh");
+  // (Its log is server_1's, started again.)
+  EXPECT_THAT(ReadFile(log("server_fresh", "server_1")),
+              Not(HasSubstr("resuming from")));
+  EXPECT_THAT(ReadFile(log("server_fresh", "server_1")),
+              HasSubstr("server 1: reloaded "));
+  EXPECT_NEAR(server_fresh_auc, whole_auc, 0.005);
 }
 
 }  // namespace

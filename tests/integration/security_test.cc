@@ -141,9 +141,9 @@ TEST_F(SecurityTest, EveryMethodRefusesACallWithoutTheToken) {
       ++methods;
     }
   }
-  // PsService: Pull, Push, Shutdown, Stats, Shrink, SaveCheckpoint;
-  // Coordinator: 7.
-  EXPECT_EQ(methods, 13);
+  // PsService: Pull, Push, Shutdown, Stats, Shrink, SaveCheckpoint, Reload;
+  // Coordinator: 9.
+  EXPECT_EQ(methods, 16);
   // Still serving, and the right token gets through.
   std::ostringstream out, err;
   EXPECT_EQ(

@@ -10,6 +10,7 @@
 #include <numeric>
 #include <random>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -286,7 +287,40 @@ class GrpcPsClient final : public PsClient {
       info.position = response.resume_position();
     info.step = response.resume_step();
     info.resumed_from = response.resumed_from();
+    info.generation = response.generation();
     return info;
+  }
+
+  absl::StatusOr<int64_t> Recover(int64_t generation,
+                                  const std::string& reason) override {
+    RecoverRequest request;
+    request.set_worker_rank(options_.worker_rank);
+    request.set_generation(generation);
+    request.set_reason(reason);
+    RecoverResponse response;
+    RETURN_IF_ERROR(CallWithRetry(0, "Recover", [&] {
+      grpc::ClientContext context;
+      context.set_deadline(DeadlineIn(kWaitForWorkers));
+      return coordinator_->Recover(&context, request, &response);
+    }));
+    return response.generation();
+  }
+
+  absl::StatusOr<bool> WaitJobEnd(int64_t generation) override {
+    WaitJobEndRequest request;
+    request.set_worker_rank(options_.worker_rank);
+    request.set_generation(generation);
+    WaitJobEndResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(DeadlineIn(std::chrono::hours(24)));
+    grpc::Status status =
+        coordinator_->WaitJobEnd(&context, request, &response);
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      // Server 0 stopped: the job is over (it stops after the job's end).
+      return false;
+    }
+    if (!status.ok()) return FromGrpcStatus(status, Name(0), "WaitJobEnd");
+    return response.rolled_back();
   }
 
   absl::StatusOr<int64_t> Heartbeat(int64_t step) override {
@@ -713,6 +747,17 @@ class GrpcPsClient final : public PsClient {
 };
 
 }  // namespace
+
+bool IsServerRestart(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kFailedPrecondition &&
+         absl::StrContains(status.message(), " restarted");
+}
+
+bool IsRollback(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kAborted &&
+         (absl::StrContains(status.message(), "job rolls back") ||
+          absl::StrContains(status.message(), "job rolled back"));
+}
 
 absl::StatusOr<std::unique_ptr<PsClient>> PsClient::Connect(
     const PsClientOptions& options) {

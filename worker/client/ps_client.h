@@ -58,7 +58,14 @@ struct ResumeInfo {
   std::optional<DataPosition> position;
   int64_t step = 0;          // the step counter to continue from
   std::string resumed_from;  // the checkpoint folder; "" when none
+  int64_t generation = 0;    // job-wide rollbacks before this registration
 };
+
+// Whether `status` means the job must roll back: a server restarted (its
+// answer came from, or it refused a request for, another incarnation).
+bool IsServerRestart(const absl::Status& status);
+// Whether `status` ended a call because the job rolls (or rolled) back.
+bool IsRollback(const absl::Status& status);
 
 struct StepGateResult {
   int64_t slowest_step = 0;
@@ -155,6 +162,18 @@ class PsClient {
   absl::Status Finish(int64_t examples, const std::string& status) {
     return Finish(examples, status, 0, DataPosition());
   }
+  // A server restarted (`reason`): asks the coordinator to roll the job back
+  // to its newest checkpoint, unless it did since `generation`; returns the
+  // new generation once every server reloaded. The worker then registers
+  // again. Default: Unimplemented.
+  virtual absl::StatusOr<int64_t> Recover(int64_t generation,
+                                          const std::string& reason) {
+    return absl::UnimplementedError("Recover");
+  }
+  // After Finish: blocks until the job ends (false) or rolls back (true:
+  // register again and train on). A coordinator that is gone counts as the
+  // end. Default: false at once.
+  virtual absl::StatusOr<bool> WaitJobEnd(int64_t generation) { return false; }
   // BOUNDED mode: blocks (up to an hour) until `step` is at most `staleness`
   // steps ahead of every worker that still has data (or a checkpoint round
   // is open). done = true: this worker has no more data and holds nobody

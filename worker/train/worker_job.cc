@@ -55,6 +55,18 @@ std::string FinishStatusText(const absl::Status& status) {
   return std::string(status.message());
 }
 
+// One run of the worker's job: register, train, finish and wait for the
+// job's end, or stop for a rollback.
+struct RunOutcome {
+  absl::StatusOr<WorkerJobResult> result = absl::UnknownError("not run");
+  bool rollback = false;   // the job rolled back: run again
+  int64_t generation = 0;  // the generation to run in
+};
+
+RunOutcome RunOnce(const JobConfig& config, int rank,
+                   const WorkerJobOptions& options, Backend* backend,
+                   MetricsLog* metrics, int64_t generation);
+
 }  // namespace
 
 absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
@@ -89,12 +101,35 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
               << options.metrics_address << "/metrics (port "
               << metrics_http->port() << ")";
   }
-  ASSIGN_OR_RETURN(auto client, PsClient::Connect(
-                                    PsClientOptions::FromConfig(config, rank)));
-  ASSIGN_OR_RETURN(ResumeInfo resume, client->Register());
+  // A job-wide rollback (a server restarted) starts the worker over from
+  // its position in the checkpoint the servers reloaded: a new client (it
+  // learns the servers' new incarnations) and a new trainer.
+  int64_t generation = 0;
+  for (int rollbacks = 0;; ++rollbacks) {
+    RunOutcome run = RunOnce(config, rank, options, backend.get(),
+                             metrics.get(), generation);
+    if (run.rollback) {
+      generation = run.generation;
+      LOG(WARNING) << "worker " << rank << ": the job rolled back (generation "
+                   << generation << ", rollback " << rollbacks + 1
+                   << " seen by this worker): training again from the "
+                      "checkpoint";
+      continue;
+    }
+    return std::move(run.result);
+  }
+}
 
+namespace {
+
+RunOutcome RunOnceInner(const JobConfig& config, int rank,
+                        const WorkerJobOptions& options, Backend* backend,
+                        MetricsLog* metrics, PsClient* client,
+                        const ResumeInfo& resume) {
+  RunOutcome out;
+  out.generation = resume.generation;
   WorkerJobResult result;
-  Trainer trainer(config, rank, client.get(), backend.get(), metrics.get());
+  Trainer trainer(config, rank, client, backend, metrics);
   int first_epoch = 1;
   if (resume.position.has_value()) {
     const DataPosition& p = *resume.position;
@@ -105,26 +140,39 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
               << " examples of the epoch done)";
     trainer.ResumeFrom(resume.step, p);
     first_epoch = p.epoch() + 1;
-  } else if (options.expect_resume) {
+  } else if (options.expect_resume && resume.generation == 0) {
     LOG(WARNING) << "worker " << rank << ": --resume was given, but the "
                  << "coordinator has no checkpoint to resume from: training "
                     "starts from the beginning";
   }
   HeartbeatThread heartbeat(
-      client.get(),
-      absl::Milliseconds(std::max(1, config.cluster().heartbeat_ms())),
+      client, absl::Milliseconds(std::max(1, config.cluster().heartbeat_ms())),
       [&trainer] { return trainer.step(); },
       [&trainer](int64_t pending, absl::Time asked_at) {
         trainer.SetCheckpointPending(pending, asked_at);
       });
-  // Reports the failure to the coordinator (the job's outcome becomes
-  // failed, naming this worker and `status`), then returns it.
+  // A server restarted or the job rolls back: ask for (or join) the
+  // rollback and start over. Anything else: report the failure to the
+  // coordinator (the job's outcome becomes failed, naming this worker and
+  // `status`) and return it.
   auto fail = [&](const absl::Status& status) {
     heartbeat.Stop();
+    if (IsServerRestart(status) || IsRollback(status)) {
+      LOG(WARNING) << "worker " << rank << ": " << status;
+      absl::StatusOr<int64_t> next =
+          client->Recover(resume.generation, std::string(status.message()));
+      if (next.ok()) {
+        out.rollback = true;
+        out.generation = *next;
+        return out;
+      }
+      LOG(ERROR) << "worker " << rank << ": rollback failed: " << next.status();
+    }
     PS_IGNORE_STATUS(client->Finish(trainer.stats().examples,
                                     FinishStatusText(status), trainer.step(),
                                     trainer.position()));
-    return status;
+    out.result = status;
+    return out;
   };
   const int epochs = config.training().epochs();
   // Evaluation reads the eval files, or the lines of the train files that
@@ -151,7 +199,7 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
       auto eval =
           trainer.Evaluate({eval_files.begin(), eval_files.end()}, 0, 1);
       if (!eval.ok()) return fail(eval.status());
-      LogEval(rank, epoch, *eval, metrics.get());
+      LogEval(rank, epoch, *eval, metrics);
       result.eval = *eval;
     }
     if (epoch < epochs) {
@@ -173,9 +221,60 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
                                   {"logloss", result.train.logloss}});
   }
   heartbeat.Stop();
-  RETURN_IF_ERROR(client->Finish(result.train.examples, "ok", trainer.step(),
-                                 trainer.position()));
-  return result;
+  absl::Status finished = client->Finish(result.train.examples, "ok",
+                                         trainer.step(), trainer.position());
+  if (!finished.ok()) {
+    out.result = finished;
+    return out;
+  }
+  // Done, but a rollback before the job's end trains this worker's part
+  // again from the checkpoint.
+  absl::StatusOr<bool> rolled_back = client->WaitJobEnd(resume.generation);
+  if (rolled_back.ok() && *rolled_back) {
+    out.rollback = true;
+    absl::StatusOr<int64_t> next =
+        client->Recover(resume.generation,
+                        "rolled back after this worker "
+                        "finished");
+    if (!next.ok()) {
+      out.rollback = false;
+      out.result = next.status();
+      return out;
+    }
+    out.generation = *next;
+    return out;
+  }
+  if (!rolled_back.ok()) {
+    LOG(WARNING) << "worker " << rank
+                 << ": waiting for the job's end: " << rolled_back.status();
+  }
+  out.result = result;
+  return out;
 }
+
+RunOutcome RunOnce(const JobConfig& config, int rank,
+                   const WorkerJobOptions& options, Backend* backend,
+                   MetricsLog* metrics, int64_t generation) {
+  RunOutcome out;
+  absl::StatusOr<std::unique_ptr<PsClient>> client =
+      PsClient::Connect(PsClientOptions::FromConfig(config, rank));
+  if (!client.ok()) {
+    out.result = client.status();
+    return out;
+  }
+  absl::StatusOr<ResumeInfo> resume = (*client)->Register();
+  if (!resume.ok()) {
+    out.result = resume.status();
+    return out;
+  }
+  if (resume->generation < generation) {
+    LOG(WARNING) << "worker " << rank << ": registered in generation "
+                 << resume->generation << " after rollback " << generation;
+  }
+  return RunOnceInner(config, rank, options, backend, metrics, client->get(),
+                      *resume);
+}
+
+}  // namespace
 
 }  // namespace ps
