@@ -224,6 +224,11 @@ class CoordinatorCoreTest : public ::testing::Test {
       }
       all_finished_.fetch_add(1);
     };
+    o.reload = [this](const std::string& dir) {
+      absl::MutexLock lock(&reload_mu_);
+      reloads_.push_back(dir);
+      return reload_result_;
+    };
     if (checkpoints) {
       o.config.mutable_checkpoint()->set_dir(root_);
       o.save = [this](const std::string& dir, int64_t step) {
@@ -288,6 +293,28 @@ class CoordinatorCoreTest : public ::testing::Test {
     return outcome_;
   }
 
+  void Recover(int rank, int64_t generation, Call<RecoverResponse>* call) {
+    RecoverRequest request;
+    request.set_worker_rank(rank);
+    request.set_generation(generation);
+    request.set_reason("server 1 restarted");
+    core_->Recover(request, call->response(), call->Done());
+  }
+  void WaitJobEnd(int rank, int64_t generation,
+                  Call<WaitJobEndResponse>* call) {
+    WaitJobEndRequest request;
+    request.set_worker_rank(rank);
+    request.set_generation(generation);
+    core_->WaitJobEnd(request, call->response(), call->Done());
+  }
+  std::vector<std::string> Reloads() {
+    absl::MutexLock lock(&reload_mu_);
+    return reloads_;
+  }
+
+  absl::Mutex reload_mu_;
+  std::vector<std::string> reloads_ ABSL_GUARDED_BY(reload_mu_);
+  absl::Status reload_result_ ABSL_GUARDED_BY(reload_mu_);
   FakeClock clock_;
   FakeSave save_;
   std::atomic<int> all_finished_{0};
@@ -1074,6 +1101,104 @@ TEST_F(CoordinatorCoreTest, StopEndsCallsWaitingForACheckpoint) {
   absl::StatusOr<OpenedCheckpoint> latest = OpenLatest(root_);
   ASSERT_TRUE(latest.ok()) << latest.status();
   EXPECT_EQ(latest->manifest.global_step(), 8);
+}
+
+// ---------------------------------------------------------------------------
+// Job-wide rollback
+
+TEST_F(CoordinatorCoreTest, ARollbackReloadsTheNewestCheckpointAndEndsWaits) {
+  Start(2, true);
+  Register(0, 2);
+  Register(1, 2);
+  Call<RequestCheckpointResponse> req;
+  Request(&req);
+  Call<CheckpointArriveResponse> a0, a1;
+  Arrive(0, 4, 40, Heartbeat(0), &a0);
+  Arrive(1, 5, 50, Heartbeat(1), &a1);
+  ASSERT_TRUE(req.Wait().ok());
+  const std::string checkpoint = req.response()->dir();
+  // Worker 1 waits at a barrier, worker 0 finished and waits for the end.
+  Call<BarrierResponse> b1;
+  Barrier(1, "epoch-1-done", false, &b1);
+  ASSERT_TRUE(core_->Finish(Finished(0, 9, 90)).ok());
+  Call<WaitJobEndResponse> end0;
+  WaitJobEnd(0, 0, &end0);
+  EXPECT_FALSE(end0.Returned());
+
+  Call<RecoverResponse> rec;
+  Recover(1, 0, &rec);
+  ASSERT_TRUE(rec.Wait().ok()) << rec.Wait();
+  EXPECT_EQ(rec.response()->generation(), 1);
+  EXPECT_EQ(rec.response()->checkpoint_dir(), checkpoint);
+  EXPECT_THAT(Reloads(), ElementsAre(checkpoint));
+  EXPECT_THAT(b1.Wait(), StatusIs(absl::StatusCode::kAborted,
+                                  HasSubstr("job rolls back")));
+  ASSERT_TRUE(end0.Wait().ok());
+  EXPECT_TRUE(end0.response()->rolled_back());
+  EXPECT_EQ(core_->generation(), 1);
+
+  // Another worker asking for the same rollback joins it: no second reload.
+  Call<RecoverResponse> again;
+  Recover(0, 0, &again);
+  ASSERT_TRUE(again.Wait().ok());
+  EXPECT_EQ(again.response()->generation(), 1);
+  EXPECT_EQ(Reloads().size(), 1u);
+
+  // Everyone registers again and resumes from the checkpoint; the finished
+  // worker counts as not finished.
+  RegisterResponse r0 = Register(0, 2);
+  EXPECT_EQ(r0.generation(), 1);
+  EXPECT_EQ(r0.resume_step(), 4);
+  EXPECT_EQ(r0.resume_position().offset(), 40);
+  Register(1, 2);
+  ASSERT_TRUE(core_->Finish(Finished(0, 9, 90)).ok());
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(all_finished_.load(), 0);
+  ASSERT_TRUE(core_->Finish(Finished(1, 10, 100)).ok());
+  ASSERT_TRUE(WaitAllFinished(1));
+  // A WaitJobEnd of this generation now returns: the job ended.
+  Call<WaitJobEndResponse> end;
+  WaitJobEnd(0, 1, &end);
+  ASSERT_TRUE(end.Wait().ok());
+  EXPECT_FALSE(end.response()->rolled_back());
+}
+
+TEST_F(CoordinatorCoreTest, ARollbackWithoutACheckpointGoesBackToTheStart) {
+  Start(1, false);
+  Register(0, 1);
+  Call<RecoverResponse> rec;
+  Recover(0, 0, &rec);
+  ASSERT_TRUE(rec.Wait().ok());
+  EXPECT_THAT(Reloads(), ElementsAre(""));
+  const RegisterResponse r = Register(0, 1);
+  EXPECT_FALSE(r.has_resume_position());
+  EXPECT_EQ(r.generation(), 1);
+}
+
+TEST_F(CoordinatorCoreTest, AFailedReloadIsReportedAndKeepsTheGeneration) {
+  Start(1, false);
+  Register(0, 1);
+  {
+    absl::MutexLock lock(&reload_mu_);
+    reload_result_ = absl::NotFoundError("checkpoint folder gone");
+  }
+  Call<RecoverResponse> rec;
+  Recover(0, 0, &rec);
+  EXPECT_THAT(rec.Wait(), StatusIs(absl::StatusCode::kNotFound,
+                                   HasSubstr("checkpoint folder gone")));
+  EXPECT_EQ(core_->generation(), 0);
+}
+
+TEST_F(CoordinatorCoreTest, NoRollbackOnceTheJobEnds) {
+  Start(1, false);
+  Register(0, 1);
+  ASSERT_TRUE(core_->Finish(Finished(0, 3, 30)).ok());
+  ASSERT_TRUE(WaitAllFinished(1));
+  Call<RecoverResponse> rec;
+  Recover(0, 0, &rec);
+  EXPECT_THAT(rec.Wait(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                   HasSubstr("end has begun")));
+  EXPECT_TRUE(Reloads().empty());
 }
 
 }  // namespace
