@@ -59,9 +59,9 @@ grpc::ServerUnaryReactor* CoordinatorImpl::Heartbeat(
 
 grpc::ServerUnaryReactor* CoordinatorImpl::Finish(
     grpc::CallbackServerContext* context, const FinishRequest* request,
-    FinishResponse*) {
+    FinishResponse* response) {
   if (auto* refused = security_->Refuse(context)) return refused;
-  return Finished(context, core_.Finish(*request));
+  return Finished(context, core_.Finish(*request, response));
 }
 
 grpc::ServerUnaryReactor* CoordinatorImpl::Barrier(

@@ -83,6 +83,7 @@ CoordinatorCore::CoordinatorCore(CoordinatorOptions options)
       gates_(num_workers_) {
   CHECK(options_.clock) << "CoordinatorOptions::clock is unset";
   absl::MutexLock lock(&mu_);
+  generation_ = options_.first_generation;
   last_checkpoint_time_ = Now();
   if (options_.resumed.has_value()) {
     last_manifest_ = options_.resumed;
@@ -107,6 +108,15 @@ absl::Status CoordinatorCore::CheckRank(int rank) const {
   return absl::OkStatus();
 }
 
+absl::Status CoordinatorCore::CheckGeneration(int rank,
+                                              int64_t generation) const {
+  if (generation == generation_ && !recovering_) return absl::OkStatus();
+  return absl::AbortedError(absl::StrCat(
+      "job rolled back: worker ", rank, " registered in generation ",
+      generation, ", the job is in generation ", generation_,
+      recovering_ ? " and rolling back now" : "", "; register again"));
+}
+
 absl::Status CoordinatorCore::CheckRunning() const {
   if (stop_) {
     return absl::UnavailableError(
@@ -128,6 +138,10 @@ absl::Status CoordinatorCore::Register(const RegisterRequest& request,
   {
     absl::MutexLock lock(&mu_);
     RETURN_IF_ERROR(CheckRunning());
+    if (recovering_) {
+      return absl::UnavailableError(
+          "the job is rolling back: register again shortly");
+    }
     RegisterLocked(rank, response, &out);
   }
   out.Run();
@@ -181,6 +195,7 @@ absl::Status CoordinatorCore::Heartbeat(const HeartbeatRequest& request,
   RETURN_IF_ERROR(CheckRank(rank));
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckRunning());
+  RETURN_IF_ERROR(CheckGeneration(rank, request.generation()));
   const Membership::HeartbeatNews news = members_.Heartbeat(rank, Now());
   if (news.was_dead) {
     LOG(WARNING) << "coordinator: worker " << rank
@@ -202,12 +217,23 @@ absl::Status CoordinatorCore::Heartbeat(const HeartbeatRequest& request,
 }
 
 absl::Status CoordinatorCore::Finish(const FinishRequest& request) {
+  FinishResponse response;
+  return Finish(request, &response);
+}
+
+absl::Status CoordinatorCore::Finish(const FinishRequest& request,
+                                     FinishResponse* response) {
   const int rank = request.worker_rank();
   RETURN_IF_ERROR(CheckRank(rank));
   Outbox out;
   {
     absl::MutexLock lock(&mu_);
     RETURN_IF_ERROR(CheckRunning());
+    // A failure is recorded whatever the generation: the job must not wait
+    // for a worker that stopped.
+    if (!FinishFailed(request)) {
+      RETURN_IF_ERROR(CheckGeneration(rank, request.generation()));
+    }
     members_.Finish(rank);
     gates_.SetDone(rank, true);
     if (request.has_position()) {
@@ -228,6 +254,7 @@ absl::Status CoordinatorCore::Finish(const FinishRequest& request) {
     }
     if (members_.all_finished() && !finishing_) {
       finishing_ = true;
+      response->set_job_ending(true);
       EndJob(&out);
     }
     MaybeStartSave();
@@ -252,6 +279,7 @@ void CoordinatorCore::ParkAtBarrier(const BarrierRequest& request,
   const int rank = request.worker_rank();
   absl::Status status = CheckRank(rank);
   if (status.ok()) status = CheckRunning();
+  if (status.ok()) status = CheckGeneration(rank, request.generation());
   if (!status.ok()) {
     out->Finish(std::move(done), status);
     return;
@@ -295,6 +323,7 @@ void CoordinatorCore::ParkAtGate(const StepGateRequest& request,
         "StepGate: staleness must be >= 0, got ", request.staleness()));
   }
   if (status.ok()) status = CheckRunning();
+  if (status.ok()) status = CheckGeneration(rank, request.generation());
   if (!status.ok()) {
     out->Finish(std::move(done), status);
     return;
@@ -323,6 +352,7 @@ void CoordinatorCore::CheckpointArrive(const CheckpointArriveRequest& request,
   {
     absl::MutexLock lock(&mu_);
     if (status.ok()) status = CheckRunning();
+    if (status.ok()) status = CheckGeneration(rank, request.generation());
     if (status.ok()) {
       Arrival arrival{rank, request.step(), request.position(),
                       request.checkpoint_id()};
@@ -448,7 +478,8 @@ void CoordinatorCore::Recover(const RecoverRequest& request,
     }
     if (!refused.ok()) {
       out.Finish(std::move(done), refused);
-    } else if (request.generation() < generation_ && !recovering_) {
+    } else if (request.generation() < generation_ && !recovering_ &&
+               reloaded_) {
       response->set_generation(generation_);
       response->set_checkpoint_dir(last_dir_);
       out.Finish(std::move(done), absl::OkStatus());
@@ -517,6 +548,7 @@ void CoordinatorCore::RunRecovery(const std::string& reason) {
     recovering_ = false;
     if (status.ok()) {
       ++generation_;
+      reloaded_ = true;
       // Every worker registers again and resumes from `dir`.
       members_.Reset();
       for (ParkedCall& call : barriers_.TakeAll()) {

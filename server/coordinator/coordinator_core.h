@@ -89,6 +89,14 @@ struct CoordinatorOptions {
   // : fresh tables). Called on a background thread without the core's lock.
   // Unset: Recover is refused.
   std::function<absl::Status(const std::string& dir)> reload;
+  // The generation a worker registering gets until the first rollback.
+  // Workers send it in every call; a call from another generation is
+  // refused (Aborted, "job rolled back ..."). Server 0 starts at the time
+  // in microseconds, so a restarted coordinator refuses the calls of workers
+  // registered with its previous run, and its first Recover from such a
+  // worker reloads every server even though the worker's generation is
+  // older. Default: 0.
+  int64_t first_generation = 0;
   // The checkpoint the servers restored at start (workers resume from it).
   // Default: none.
   std::optional<Manifest> resumed;
@@ -139,6 +147,10 @@ class CoordinatorCore {
   // request.status other than "ok" (or empty, from callers that predate it)
   // records the worker as failed with that error (see outcome()).
   absl::Status Finish(const FinishRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
+  // As above; response->job_ending tells the last one that the job's end
+  // has begun.
+  absl::Status Finish(const FinishRequest& request, FinishResponse* response)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Returns once every worker has arrived at request.name (all_done: none
   // had more data). Idempotent for retries: when this worker is already
@@ -256,6 +268,10 @@ class CoordinatorCore {
   absl::Status CheckRank(int rank) const;
   // Unavailable once Stop() has begun.
   absl::Status CheckRunning() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Aborted ("job rolled back ...") unless `generation` is the job's and no
+  // rollback is running.
+  absl::Status CheckGeneration(int rank, int64_t generation) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool checkpoints_enabled() const { return static_cast<bool>(options_.save); }
 
   // The bodies of the public calls, under the lock.
@@ -346,6 +362,8 @@ class CoordinatorCore {
   // Rollbacks so far; one is running while recovering_.
   int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   bool recovering_ ABSL_GUARDED_BY(mu_) = false;
+  // A rollback has reloaded the servers since this coordinator started.
+  bool reloaded_ ABSL_GUARDED_BY(mu_) = false;
   struct RecoverWaiter {
     RecoverResponse* response;
     Done done;

@@ -172,6 +172,9 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
       self->OnAllWorkersFinished(outcome);
     };
     co.minute = options.checkpoint_minute;
+    // Above any generation of an earlier run of server 0 (see
+    // CoordinatorOptions::first_generation).
+    co.first_generation = absl::ToUnixMicros(absl::Now());
     if (options.config.has_checkpoint()) {
       co.save = [self](const std::string& dir, int64_t step) {
         return self->SaveAllServers(dir, step);

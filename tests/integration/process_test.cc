@@ -409,6 +409,21 @@ TEST_F(ProcessTest, KilledWorkerAndServerResumeAndTheJobReachesTheSameAuc) {
   EXPECT_THAT(ReadFile(log("server_fresh", "server_1")),
               HasSubstr("server 1: reloaded "));
   EXPECT_NEAR(server_fresh_auc, whole_auc, 0.005);
+
+  // Server 0, the coordinator, killed after a checkpoint and restarted with
+  // --resume: its new run refuses the workers' calls of the old one, the
+  // job rolls back to the checkpoint, and finishes.
+  Job c = start("coordinator_kill");
+  ASSERT_TRUE(WaitFor(log("coordinator_kill", "server_0"), " complete: ", 1,
+                      absl::Minutes(1)))
+      << ReadFile(log("coordinator_kill", "server_0"));
+  kill(c.servers[0], SIGKILL);
+  waitpid(c.servers[0], nullptr, 0);
+  c.servers[0] = start_server(c, "coordinator_kill", 0, true);
+  const double coordinator_kill_auc = finish(c, "coordinator_kill");
+  EXPECT_THAT(ReadFile(log("coordinator_kill", "server_0_again")),
+              HasSubstr("job rolled back to "));
+  EXPECT_NEAR(coordinator_kill_auc, whole_auc, 0.005);
 }
 
 }  // namespace

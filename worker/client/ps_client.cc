@@ -288,6 +288,7 @@ class GrpcPsClient final : public PsClient {
     info.step = response.resume_step();
     info.resumed_from = response.resumed_from();
     info.generation = response.generation();
+    generation_.store(response.generation());
     return info;
   }
 
@@ -310,16 +311,21 @@ class GrpcPsClient final : public PsClient {
     WaitJobEndRequest request;
     request.set_worker_rank(options_.worker_rank);
     request.set_generation(generation);
+    if (finish_ended_job_.load()) return false;
     WaitJobEndResponse response;
-    grpc::ClientContext context;
-    context.set_deadline(DeadlineIn(std::chrono::hours(24)));
-    grpc::Status status =
-        coordinator_->WaitJobEnd(&context, request, &response);
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-      // Server 0 stopped: the job is over (it stops after the job's end).
-      return false;
-    }
-    if (!status.ok()) return FromGrpcStatus(status, Name(0), "WaitJobEnd");
+    absl::Status status = CallWithRetry(0, "WaitJobEnd", [&] {
+      grpc::ClientContext context;
+      context.set_deadline(DeadlineIn(std::chrono::hours(24)));
+      grpc::Status s = coordinator_->WaitJobEnd(&context, request, &response);
+      // Server 0 stopping after the job's end: not worth a retry.
+      if (s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+          absl::StrContains(s.error_message(), "coordinator stopping")) {
+        return grpc::Status::OK;
+      }
+      return s;
+    });
+    if (IsRollback(status)) return true;
+    RETURN_IF_ERROR(status);
     return response.rolled_back();
   }
 
@@ -328,6 +334,7 @@ class GrpcPsClient final : public PsClient {
     context.set_deadline(RpcDeadline());
     HeartbeatRequest request;
     request.set_worker_rank(options_.worker_rank);
+    request.set_generation(generation_.load());
     request.set_step(step);
     HeartbeatResponse response;
     grpc::Status status = coordinator_->Heartbeat(&context, request, &response);
@@ -340,6 +347,7 @@ class GrpcPsClient final : public PsClient {
                                                int64_t checkpoint_id) override {
     CheckpointArriveRequest request;
     request.set_worker_rank(options_.worker_rank);
+    request.set_generation(generation_.load());
     request.set_step(step);
     *request.mutable_position() = position;
     request.set_checkpoint_id(checkpoint_id);
@@ -358,6 +366,7 @@ class GrpcPsClient final : public PsClient {
                                const DataPosition& position) override {
     BarrierRequest request;
     request.set_worker_rank(options_.worker_rank);
+    request.set_generation(generation_.load());
     request.set_name(name);
     request.set_has_more(has_more);
     request.set_step(step);
@@ -376,22 +385,26 @@ class GrpcPsClient final : public PsClient {
                       const DataPosition& position) override {
     FinishRequest request;
     request.set_worker_rank(options_.worker_rank);
+    request.set_generation(generation_.load());
     request.set_examples(examples);
     request.set_status(result);
     request.set_step(step);
     *request.mutable_position() = position;
     FinishResponse response;
-    return CallWithRetry(0, "Finish", [&] {
+    RETURN_IF_ERROR(CallWithRetry(0, "Finish", [&] {
       grpc::ClientContext context;
       context.set_deadline(RpcDeadline());
       return coordinator_->Finish(&context, request, &response);
-    });
+    }));
+    finish_ended_job_.store(response.job_ending());
+    return absl::OkStatus();
   }
 
   absl::StatusOr<StepGateResult> StepGate(int64_t step, bool done,
                                           int staleness) override {
     StepGateRequest request;
     request.set_worker_rank(options_.worker_rank);
+    request.set_generation(generation_.load());
     request.set_step(step);
     request.set_done(done);
     request.set_staleness(staleness);
@@ -726,6 +739,11 @@ class GrpcPsClient final : public PsClient {
   const uint64_t worker_incarnation_;
   // Per server: its incarnation, from its first answer (0: none yet).
   const std::unique_ptr<std::atomic<uint64_t>[]> server_incarnation_;
+  // The generation this worker registered in (0 before Register), sent in
+  // every coordinator call.
+  std::atomic<int64_t> generation_{0};
+  // The last Finish began the job's end.
+  std::atomic<bool> finish_ended_job_{false};
   // Pushes the servers had applied already (retries of lost answers).
   std::atomic<int64_t> duplicates_{0};
   std::vector<std::shared_ptr<grpc::Channel>> channels_;

@@ -223,6 +223,11 @@ RunOutcome RunOnceInner(const JobConfig& config, int rank,
   heartbeat.Stop();
   absl::Status finished = client->Finish(result.train.examples, "ok",
                                          trainer.step(), trainer.position());
+  if (IsRollback(finished)) {
+    // The job rolled back meanwhile (server 0 restarted, say): this
+    // worker's part is trained again from the checkpoint.
+    return fail(finished);
+  }
   if (!finished.ok()) {
     out.result = finished;
     return out;

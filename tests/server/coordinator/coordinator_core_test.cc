@@ -1151,10 +1151,23 @@ TEST_F(CoordinatorCoreTest, ARollbackReloadsTheNewestCheckpointAndEndsWaits) {
   EXPECT_EQ(r0.resume_step(), 4);
   EXPECT_EQ(r0.resume_position().offset(), 40);
   Register(1, 2);
-  ASSERT_TRUE(core_->Finish(Finished(0, 9, 90)).ok());
+  // Calls carry the generation they registered in; an older one is refused.
+  FinishRequest stale = Finished(0, 9, 90);
+  EXPECT_THAT(core_->Finish(stale),
+              StatusIs(absl::StatusCode::kAborted,
+                       HasSubstr("job rolled back: worker 0 registered in "
+                                 "generation 0, the job is in generation 1")));
+  FinishRequest f0 = Finished(0, 9, 90);
+  f0.set_generation(1);
+  FinishResponse resp;
+  ASSERT_TRUE(core_->Finish(f0, &resp).ok());
+  EXPECT_FALSE(resp.job_ending());
   absl::SleepFor(absl::Milliseconds(50));
   EXPECT_EQ(all_finished_.load(), 0);
-  ASSERT_TRUE(core_->Finish(Finished(1, 10, 100)).ok());
+  FinishRequest f1 = Finished(1, 10, 100);
+  f1.set_generation(1);
+  ASSERT_TRUE(core_->Finish(f1, &resp).ok());
+  EXPECT_TRUE(resp.job_ending());
   ASSERT_TRUE(WaitAllFinished(1));
   // A WaitJobEnd of this generation now returns: the job ended.
   Call<WaitJobEndResponse> end;

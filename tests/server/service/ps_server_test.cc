@@ -133,6 +133,7 @@ TEST(PsServerTest, DestroyedDuringTheFinalCheckpointWaitsAndCommitsIt) {
   s0->SetServerEndpoints(
       {Endpoint(*s0), absl::StrCat("127.0.0.1:", peer->port)});
   auto stub = CoordinatorStub(*s0);
+  int64_t generation = 0;
   {
     grpc::ClientContext context;
     RegisterRequest req;
@@ -140,11 +141,13 @@ TEST(PsServerTest, DestroyedDuringTheFinalCheckpointWaitsAndCommitsIt) {
     req.set_num_workers(1);
     RegisterResponse resp;
     ASSERT_TRUE(stub->Register(&context, req, &resp).ok());
+    generation = resp.generation();
   }
   {
     grpc::ClientContext context;
     FinishRequest req;
     req.set_worker_rank(0);
+    req.set_generation(generation);
     req.set_status("ok");
     req.set_step(7);
     FinishResponse resp;

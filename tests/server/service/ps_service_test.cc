@@ -371,12 +371,24 @@ TEST(PsServiceTest, ShutdownEndsCallsParkedAtTheCoordinator) {
   ASSERT_NE(server, nullptr);
   auto stub = Coordinator::NewStub(grpc::CreateChannel(
       Endpoint(*server), grpc::InsecureChannelCredentials()));
+  // Calls carry the generation the worker registered in.
+  int64_t generation = 0;
+  {
+    grpc::ClientContext context;
+    RegisterRequest request;
+    request.set_worker_rank(0);
+    request.set_num_workers(2);
+    RegisterResponse response;
+    ASSERT_TRUE(stub->Register(&context, request, &response).ok());
+    generation = response.generation();
+  }
   grpc::Status status;
   std::atomic<bool> returned{false};
   std::thread worker([&] {
     grpc::ClientContext context;
     BarrierRequest request;
     request.set_worker_rank(0);
+    request.set_generation(generation);
     request.set_name("epoch 0");
     BarrierResponse response;
     status = stub->Barrier(&context, request, &response);

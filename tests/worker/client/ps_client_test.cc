@@ -149,14 +149,18 @@ TEST_F(PsClientRetryTest, GivesUpAfterServerRetrySecNamingTheServer) {
   EXPECT_LT(absl::Now() - start, absl::Milliseconds(500));
 }
 
-TEST_F(PsClientRetryTest, CoordinatorCallWaitsForServerZero) {
+TEST_F(PsClientRetryTest,
+       ACoordinatorCallWaitsForServerZeroAndLearnsItRestarted) {
   auto client = ConnectThenLoseTheServer(30);
   ASSERT_NE(client, nullptr);
   RestartAfter(absl::Seconds(1));
   const absl::Time start = absl::Now();
   auto done = client->Barrier("b", /*has_more=*/false, 4, DataPosition());
-  ASSERT_TRUE(done.ok()) << done.status();
-  EXPECT_TRUE(*done);
+  // The retried call reaches the restarted coordinator, which refuses a
+  // worker of its previous run: the worker must register again (and the
+  // job roll back).
+  EXPECT_TRUE(IsRollback(done.status())) << done.status();
+  EXPECT_THAT(done.status().message(), HasSubstr("register again"));
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(900));
 }
 
