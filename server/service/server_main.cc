@@ -206,6 +206,13 @@ int main(int argc, char** argv) {
               << config->sparse_tables(t).name() << " holds " << rows[t]
               << " rows";
   }
+  // What the exactly-once ledger holds at the end (scripts/chaos.sh checks
+  // that a disturbed job applied each push as often as an undisturbed one).
+  for (const auto& [worker, c] : (*server)->handler()->AllPushCounts()) {
+    LOG(INFO) << "server " << rank << ": push ledger: worker " << worker
+              << " applied " << c.applied << " repeats " << c.duplicates
+              << " last_step " << c.last_step;
+  }
   const absl::Status outcome = (*server)->job_outcome();
   if (!outcome.ok()) {
     // The job ended with a failed worker: stopped cleanly, but the job
