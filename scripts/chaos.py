@@ -40,6 +40,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")  # --build-dir
 
 JOB = """# Written by scripts/chaos.py.
 cluster {{
@@ -124,7 +125,7 @@ class Run:
     def __init__(self, args, run_dir, config, ports, drop_acks):
         self.args, self.run_dir = args, run_dir
         servers = ",".join("127.0.0.1:%d" % p for p in ports)
-        build = os.path.join(ROOT, "build")
+        build = BUILD
         common = ["--config", config, "--servers", servers,
                   "--num_workers", str(args.workers),
                   "--checkpoint_dir", os.path.join(run_dir, "ckpt")]
@@ -235,12 +236,12 @@ def predictions(args, run_dir):
     with open(os.path.join(ckpt, "LATEST")) as f:
         latest = f.read().strip()
     export = os.path.join(run_dir, "export")
-    subprocess.run([ROOT + "/build/tools/ps_ctl", "export", "--checkpoint",
+    subprocess.run([BUILD + "/tools/ps_ctl", "export", "--checkpoint",
                     os.path.join(ckpt, os.path.basename(latest)),
                     "--export_dir", export], check=True,
                    stdout=subprocess.DEVNULL)
     out = os.path.join(run_dir, "predictions.txt")
-    subprocess.run([ROOT + "/build/worker/ps_worker", "--predict",
+    subprocess.run([BUILD + "/worker/ps_worker", "--predict",
                     "--export_dir", export,
                     "--data", os.path.join(args.data_dir, "eval.tsv"),
                     "--output", out], check=True,
@@ -317,6 +318,8 @@ def rollbacks(run_dir, servers):
 
 
 def main():
+    # A SIGTERM unwinds like Ctrl-C: every process of the job is killed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--faults", type=int, default=20)
@@ -341,7 +344,14 @@ def main():
     ap.add_argument("--timeout", type=int, default=1500)
     ap.add_argument("--run-dir", dest="run_dir", default="")
     ap.add_argument("--no-build", dest="build", action="store_false")
+    ap.add_argument("--build-dir", dest="build_dir", default="",
+                    help="where the binaries are (default: build/; implies "
+                    "--no-build)")
     args = ap.parse_args()
+    global BUILD
+    if args.build_dir:
+        BUILD = os.path.abspath(args.build_dir)
+        args.build = False
     if args.short:
         args.rows, args.epochs, args.faults = 1000000, 1, 4
         args.stop_sec, args.first_fault, args.fault_every = 3, 2.0, 2.5
@@ -357,7 +367,7 @@ def main():
     args.data_dir = os.path.join(args.run_dir, "data")
     config = write_config(args, args.run_dir, args.wal)
     if not os.path.exists(os.path.join(args.data_dir, "oracle.json")):
-        subprocess.run([ROOT + "/build/tools/ps_datagen", "--config", config,
+        subprocess.run([BUILD + "/tools/ps_datagen", "--config", config,
                         "--data_dir", args.data_dir], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -134,6 +134,7 @@ absl::Status CoordinatorCore::Register(const RegisterRequest& request,
         "worker ", rank, " was configured for ", request.num_workers(),
         " workers, the coordinator for ", num_workers_));
   }
+  bool rolling_back = false;
   Outbox out;
   {
     absl::MutexLock lock(&mu_);
@@ -142,9 +143,23 @@ absl::Status CoordinatorCore::Register(const RegisterRequest& request,
       return absl::UnavailableError(
           "the job is rolling back: register again shortly");
     }
-    RegisterLocked(rank, response, &out);
+    // SYNC workers step together: one restarted alone would meet the others
+    // at other barriers, so everyone rewinds to the checkpoint with it.
+    if (members_.registered(rank) && !finishing_ && options_.reload &&
+        options_.config.training().mode() == TrainingConfig::SYNC) {
+      StartRollback(absl::StrCat("worker ", rank,
+                                 " restarted; SYNC workers rewind together"),
+                    &out);
+      rolling_back = true;
+    } else {
+      RegisterLocked(rank, response, &out);
+    }
   }
   out.Run();
+  if (rolling_back) {
+    return absl::UnavailableError(
+        "the job is rolling back: register again shortly");
+  }
   return absl::OkStatus();
 }
 
@@ -485,20 +500,22 @@ void CoordinatorCore::Recover(const RecoverRequest& request,
       out.Finish(std::move(done), absl::OkStatus());
     } else {
       recover_waiters_.push_back({response, std::move(done)});
-      if (!recovering_) {
-        recovering_ = true;
-        const std::string reason = absl::StrCat(
-            "worker ", request.worker_rank(), ": ", request.reason());
-        LOG(WARNING) << "coordinator: the job rolls back to "
-                     << (last_dir_.empty() ? std::string("its start")
-                                           : last_dir_)
-                     << " (" << reason << ")";
-        AbortForRollback(reason, &out);
-        tasks_.Run([this, reason] { RunRecovery(reason); });
-      }
+      StartRollback(absl::StrCat("worker ", request.worker_rank(), ": ",
+                                 request.reason()),
+                    &out);
     }
   }
   out.Run();
+}
+
+void CoordinatorCore::StartRollback(const std::string& reason, Outbox* out) {
+  if (recovering_) return;
+  recovering_ = true;
+  LOG(WARNING) << "coordinator: the job rolls back to "
+               << (last_dir_.empty() ? std::string("its start") : last_dir_)
+               << " (" << reason << ")";
+  AbortForRollback(reason, out);
+  tasks_.Run([this, reason] { RunRecovery(reason); });
 }
 
 void CoordinatorCore::AbortForRollback(const std::string& reason, Outbox* out) {

@@ -131,11 +131,14 @@ class CoordinatorCore {
   // once Stop() has begun.
 
   // A worker (re)starts. FailedPrecondition when the worker's config has
-  // another worker count. Fills in the server count and, when the newest
-  // checkpoint records this worker, its position, step and folder. A worker
-  // that registered before (restarted) leaves every barrier and step gate
-  // its earlier run was parked at: those calls end with Aborted ("worker W
-  // registered again ..."), and its new calls start clean.
+  // another worker count; Unavailable (the caller retries) while the job
+  // rolls back, and when a SYNC worker registers again before the job's end:
+  // that starts a rollback (see Recover), since SYNC workers step together.
+  // Fills in the server count and, when the newest checkpoint records this
+  // worker, its position, step and folder. A worker that registered before
+  // (restarted) leaves every barrier and step gate its earlier run was parked
+  // at: those calls end with Aborted ("worker W registered again ..."), and its
+  // new calls start clean.
   absl::Status Register(const RegisterRequest& request,
                         RegisterResponse* response) ABSL_LOCKS_EXCLUDED(mu_);
   // The worker is alive. Tells it the open checkpoint round it has not
@@ -311,6 +314,10 @@ class CoordinatorCore {
                 const absl::Status& status, const std::string& dir)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Starts a rollback unless one runs: AbortForRollback, then RunRecovery
+  // on a background thread.
+  void StartRollback(const std::string& reason, Outbox* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends every parked call for a rollback (see Recover).
   void AbortForRollback(const std::string& reason, Outbox* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

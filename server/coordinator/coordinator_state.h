@@ -87,6 +87,7 @@ class Membership {
   }
   int num_finished() const { return static_cast<int>(finished_.size()); }
   int num_registered() const { return static_cast<int>(registered_.size()); }
+  bool registered(int rank) const { return registered_.count(rank) > 0; }
 
  private:
   const int num_workers_;

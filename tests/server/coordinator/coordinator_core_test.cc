@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -34,6 +35,12 @@ using ::testing::HasSubstr;
 using testing_util::StatusIs;
 
 constexpr int kTimeoutMs = 1000;  // cluster.worker_timeout_ms
+
+// A call ended by a rollback (worker/client/ps_client.h IsRollback).
+bool IsRollbackStatus(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kAborted &&
+         absl::StrContains(status.message(), "job rolls back");
+}
 
 // A clock the test moves by hand.
 class FakeClock {
@@ -1200,6 +1207,41 @@ TEST_F(CoordinatorCoreTest, AFailedReloadIsReportedAndKeepsTheGeneration) {
   EXPECT_THAT(rec.Wait(), StatusIs(absl::StatusCode::kNotFound,
                                    HasSubstr("checkpoint folder gone")));
   EXPECT_EQ(core_->generation(), 0);
+}
+
+TEST_F(CoordinatorCoreTest, ASyncWorkerRestartedAloneRollsEveryoneBack) {
+  CoordinatorOptions o = Options(2, false);
+  o.config.mutable_training()->set_mode(TrainingConfig::SYNC);
+  core_ = std::make_unique<CoordinatorCore>(std::move(o));
+  Register(0, 2);
+  Register(1, 2);
+  Call<BarrierResponse> b0;
+  Barrier(0, "epoch-0-step-7", true, &b0);
+  // Worker 1 died and starts again: its first Register starts the rollback
+  // (and is asked to come back), the others' barriers end.
+  RegisterRequest again;
+  again.set_worker_rank(1);
+  again.set_num_workers(2);
+  RegisterResponse response;
+  EXPECT_THAT(
+      core_->Register(again, &response),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr("rolling back")));
+  EXPECT_TRUE(IsRollbackStatus(b0.Wait()));
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (core_->generation() == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(core_->generation(), 1);
+  EXPECT_THAT(Reloads(), ElementsAre(""));
+  EXPECT_EQ(Register(1, 2).generation(), 1);
+}
+
+TEST_F(CoordinatorCoreTest, AnAsyncWorkerRestartedAloneRejoinsWithoutRollback) {
+  Start(2, false);
+  Register(0, 2);
+  Register(1, 2);
+  EXPECT_EQ(Register(1, 2).generation(), 0);
+  EXPECT_TRUE(Reloads().empty());
 }
 
 TEST_F(CoordinatorCoreTest, NoRollbackOnceTheJobEnds) {
