@@ -428,6 +428,16 @@ absl::Status ApplyRetention(const std::string& root, int keep) {
   return absl::OkStatus();
 }
 
+std::string RecordedJobConfig(const JobConfig& config) {
+  JobConfig recorded = config;
+  if (!recorded.data().train_files().empty()) {
+    recorded.mutable_data()->clear_generate();
+  }
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(recorded, &text);
+  return text;
+}
+
 absl::Status CheckCheckpointCompatible(const Manifest& manifest,
                                        absl::string_view checkpoint_dir,
                                        const JobConfig& job) {

@@ -142,6 +142,11 @@ absl::StatusOr<OpenedCheckpoint> OpenLatest(const std::string& root);
 // and LATEST.tmp are left alone. keep <= 0 deletes nothing.
 absl::Status ApplyRetention(const std::string& root, int keep);
 
+// Manifest.job_config for the job `config` runs: the config as text, with
+// the generator settings left out when train_files name the generated files
+// (a config with both does not validate).
+std::string RecordedJobConfig(const JobConfig& config);
+
 // The checkpoint's job config (Manifest.job_config) against `job`: the same
 // sparse tables (by name) with the same dims, and the same dense parameter
 // count. FailedPrecondition naming the table and both values, e.g.

@@ -33,6 +33,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -84,6 +85,15 @@ checkpoint {{
 """
 
 
+def last_error(log):
+    """The last glog E/F line of a log (else its last line), unprefixed."""
+    with open(log, errors="replace") as f:
+        lines = f.read().splitlines()
+    errors = [l for l in lines if re.match(r"^[EF]\d{4}", l)]
+    line = (errors or lines or [""])[-1]
+    return line.split("] ", 1)[-1]
+
+
 def free_ports(n):
     socks = []
     for _ in range(n):
@@ -105,6 +115,7 @@ class Proc:
         self.starts = 0
         self.exit_code = None  # set once it exited for good
         self.stopped_until = None  # SIGSTOPped until this time
+        self.restarts_at = []  # when it was restarted (the last minute)
 
     def start(self):
         out = open(self.log, "a")
@@ -149,7 +160,7 @@ class Run:
             self.workers.append(Proc("worker %d" % j, argv,
                                      os.path.join(run_dir, "worker_%d.log" % j)))
         self.procs = self.servers + self.workers
-        self.events = []  # (time, what, pid) of faults
+        self.crash_loop = ""  # set when a process keeps dying: the run fails
 
     def start(self):
         for p in self.procs:
@@ -170,7 +181,15 @@ class Run:
             if rc == 0 or (p in self.servers and self.workers_done()):
                 p.exit_code = rc
                 continue
-            # Died (killed, or failed): restart it as an orchestrator would.
+            # Died (killed, or failed): restart it as an orchestrator would,
+            # giving up on a crash loop (as Kubernetes backs off).
+            p.restarts_at = [t for t in p.restarts_at if now - t < 60]
+            if len(p.restarts_at) >= 10:
+                self.crash_loop = "%s exited %s 10 times within 60 s: %s" % (
+                    p.name, rc, last_error(p.log))
+                self.log(self.crash_loop)
+                return True
+            p.restarts_at.append(now)
             self.log("%s exited %s; restarting it" % (p.name, rc))
             p.start()
         return all(p.exit_code is not None for p in self.procs)
@@ -250,7 +269,10 @@ def predictions(args, run_dir):
 
 
 def run_job(args, run_dir, faults, drop_acks):
-    os.makedirs(run_dir, exist_ok=True)
+    # A run starts from nothing: the servers' --resume would otherwise take up
+    # an earlier run's checkpoints.
+    shutil.rmtree(run_dir, ignore_errors=True)
+    os.makedirs(run_dir)
     config = write_config(args, run_dir, args.wal)
     ports = free_ports(args.servers)
     run = Run(args, run_dir, config, ports, drop_acks)
@@ -277,6 +299,8 @@ def run_job(args, run_dir, faults, drop_acks):
             time.sleep(0.1)
     finally:
         run.stop_all()
+    if run.crash_loop:
+        return {"crash_loop": run.crash_loop}, injected
     elapsed = time.time() - run.t0
     codes = {p.name: p.exit_code for p in run.procs}
     return {"elapsed": elapsed, "codes": codes,
@@ -382,10 +406,15 @@ def main():
     failures = []
     summary = {"seed": args.seed, "mode": args.mode, "wal": args.wal,
                "faults": injected}
-    if calm is None or any(c != 0 for c in calm["codes"].values()):
+    for name, r in (("undisturbed", calm), ("disturbed", chaos)):
+        if r is not None and "crash_loop" in r:
+            failures.append("the %s run: %s" % (name, r["crash_loop"]))
+    if failures:
+        pass
+    elif calm is None or any(c != 0 for c in calm["codes"].values()):
         failures.append("the undisturbed run failed: %s" %
                         (calm and calm["codes"]))
-    if chaos is None:
+    elif chaos is None:
         failures.append("the disturbed run did not finish")
     elif any(c != 0 for c in chaos["codes"].values()):
         failures.append("the disturbed run did not end cleanly: %s" %

@@ -47,15 +47,8 @@ Manifest BuildManifest(const CoordinatorOptions& options,
   manifest.set_global_step(step);
   manifest.set_num_servers(options.num_servers);
   manifest.set_hash_seed(options.config.data().hash_seed());
-  // The config as the job runs it: generated data's files are named in
-  // train_files / eval_files, so the generator settings go (a config with
-  // both does not validate).
-  JobConfig recorded = options.config;
-  if (!recorded.data().train_files().empty()) {
-    recorded.mutable_data()->clear_generate();
-  }
-  google::protobuf::TextFormat::PrintToString(recorded,
-                                              manifest.mutable_job_config());
+  // The config as the job runs it (generated data named in train_files).
+  manifest.set_job_config(RecordedJobConfig(options.config));
   return manifest;
 }
 

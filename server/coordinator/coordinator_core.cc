@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/checkpoint.h"
 #include "common/status_macros.h"
@@ -789,6 +790,11 @@ void CoordinatorCore::EndJob(Outbox* out) {
                     << step;
         } else {
           LOG(ERROR) << "coordinator: final checkpoint failed: " << status;
+          if (status.code() == absl::StatusCode::kFailedPrecondition &&
+              absl::StrContains(status.message(), " restarted")) {
+            absl::MutexLock lock(&mu_);
+            final_save_refused_ = std::string(status.message());
+          }
         }
         JobEnded();
       },
@@ -824,6 +830,12 @@ absl::Status CoordinatorCore::outcome() const {
 }
 
 absl::Status CoordinatorCore::OutcomeLocked() const {
+  if (!final_save_refused_.empty()) {
+    // A server restarted after the last worker finished: its tables are not
+    // the job's result, and no rollback can follow.
+    return absl::AbortedError(absl::StrCat(
+        "job failed: the final checkpoint was refused: ", final_save_refused_));
+  }
   if (failed_.empty()) return absl::OkStatus();
   std::string text = "job failed: ";
   const char* sep = "";

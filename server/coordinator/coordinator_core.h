@@ -382,6 +382,8 @@ class CoordinatorCore {
   };
   std::vector<EndWaiter> end_waiters_ ABSL_GUARDED_BY(mu_);
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  // The final save was refused because a server restarted (its message).
+  std::string final_save_refused_ ABSL_GUARDED_BY(mu_);
 
   // Saves and on_all_finished, off the callers' threads.
   BackgroundTasks tasks_;

@@ -109,7 +109,7 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
   std::unique_ptr<PsHandler> handler(new PsHandler(
       rank, num_servers, incarnation != 0 ? incarnation : NewIncarnation()));
   handler->config_ = config;
-  google::protobuf::TextFormat::PrintToString(config, &handler->config_text_);
+  handler->config_text_ = RecordedJobConfig(config);
   // Large pushes and pulls split their sub-shard groups over the cores; the
   // calling (gRPC) thread takes part.
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
@@ -563,16 +563,8 @@ struct PsHandler::CheckedPush {
   std::vector<Dense> dense;
 };
 
-absl::Status PsHandler::CheckPush(const PushRequest& request,
-                                  CheckedPush* out) const {
-  const RequestHeader& h = request.header();
-  if (h.step() < 0 || request.parts() < 1 ||
-      request.part() >= request.parts()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("push of worker ", h.worker_rank(), ": step ", h.step(),
-                     " part ", request.part(), " of ", request.parts(),
-                     " (needs step >= 0 and part < parts)"));
-  }
+absl::Status PsHandler::CheckSparsePush(const PushRequest& request,
+                                        CheckedPush* out) const {
   ASSIGN_OR_RETURN(auto keys,
                    ViewPacked<uint64_t>(request.keys(), "push keys"));
   ASSIGN_OR_RETURN(auto grads,
@@ -619,6 +611,11 @@ absl::Status PsHandler::CheckPush(const PushRequest& request,
                      " gradient floats, the request carries ", keys.size(),
                      " and ", grads.size()));
   }
+  return absl::OkStatus();
+}
+
+absl::Status PsHandler::CheckDensePush(const PushRequest& request,
+                                       CheckedPush* out) const {
   ASSIGN_OR_RETURN(auto dense,
                    ViewPacked<float>(request.dense_grads(), "dense gradients"));
   size_t dense_at = 0;
@@ -644,6 +641,20 @@ absl::Status PsHandler::CheckPush(const PushRequest& request,
                      " values, the request carries ", dense.size()));
   }
   return absl::OkStatus();
+}
+
+absl::Status PsHandler::CheckPush(const PushRequest& request,
+                                  CheckedPush* out) const {
+  const RequestHeader& h = request.header();
+  if (h.step() < 0 || request.parts() < 1 ||
+      request.part() >= request.parts()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("push of worker ", h.worker_rank(), ": step ", h.step(),
+                     " part ", request.part(), " of ", request.parts(),
+                     " (needs step >= 0 and part < parts)"));
+  }
+  RETURN_IF_ERROR(CheckSparsePush(request, out));
+  return CheckDensePush(request, out);
 }
 
 absl::Status PsHandler::Apply(const PushRequest& request,

@@ -140,6 +140,11 @@ class PsHandler {
   // Applies a checked push (every table, then the scheduled shrinks).
   struct CheckedPush;
   absl::Status CheckPush(const PushRequest& request, CheckedPush* out) const;
+  // The sparse and the dense segments of a push (CheckPush's parts).
+  absl::Status CheckSparsePush(const PushRequest& request,
+                               CheckedPush* out) const;
+  absl::Status CheckDensePush(const PushRequest& request,
+                              CheckedPush* out) const;
   absl::Status Apply(const PushRequest& request, const CheckedPush& push);
 
   // Runs a table's scheduled shrink when `step` passed its next multiple of

@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -40,6 +41,11 @@ DEFINE_bool(resume, false,
 DEFINE_string(resume_from, "",
               "start from this checkpoint folder (e.g. the previous one when "
               "LATEST is broken)");
+DEFINE_int32(stop_grace_sec, 600,
+             "after SIGTERM/SIGINT: how long a checkpoint being written may "
+             "still take before the process exits without it (the previous "
+             "checkpoint stays LATEST); 10^8 memory rows of dim 16 with "
+             "Adagrad take about 34 s at the measured 405 MB/s");
 DEFINE_double(fault_drop_push_acks, 0,
               "fault injection (tests, scripts/chaos.sh): answer this share "
               "(0..1) of applied pushes with UNAVAILABLE, as if the "
@@ -184,9 +190,22 @@ int main(int argc, char** argv) {
   absl::Time next_metrics = absl::Now();
   absl::Time next_stats =
       absl::Now() + absl::Seconds(FLAGS_stats_log_every_sec);
+  bool stopping = false;
   while (!(*server)->WaitForShutdownRequest(absl::Milliseconds(100))) {
-    if (g_signal != 0) {
+    if (g_signal != 0 && !stopping) {
+      stopping = true;
       (*server)->RequestShutdown(absl::StrCat("signal ", g_signal));
+      // Bounds the wait for a checkpoint being written (~PsServer finishes
+      // it); everything else stops within its 5 s grace.
+      const int grace = FLAGS_stop_grace_sec;
+      std::thread([grace, rank] {
+        absl::SleepFor(absl::Seconds(grace));
+        LOG(ERROR) << "server " << rank << ": still stopping " << grace
+                   << " s after the signal (--stop_grace_sec); exiting now, "
+                      "a checkpoint being written is lost (LATEST keeps the "
+                      "previous one)";
+        std::_Exit(1);
+      }).detach();
     }
     if (absl::Now() >= next_metrics) {
       write_metrics();

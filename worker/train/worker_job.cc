@@ -122,6 +122,47 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
 
 namespace {
 
+// Trains epochs first_epoch.. of the job, evaluating after them as the
+// config asks (worker 0; every worker waits at barriers meanwhile).
+absl::Status TrainEpochs(const JobConfig& config, int rank, int first_epoch,
+                         MetricsLog* metrics, Trainer* trainer,
+                         WorkerJobResult* result) {
+  const int epochs = config.training().epochs();
+  // Evaluation reads the eval files, or the lines of the train files that
+  // data.eval_holdout_fraction holds out.
+  const bool holdout = config.data().eval_holdout_fraction() > 0;
+  const auto& eval_files =
+      holdout ? config.data().train_files() : config.data().eval_files();
+  const bool has_eval = !eval_files.empty();
+  for (int epoch = first_epoch; epoch <= epochs; ++epoch) {
+    RETURN_IF_ERROR(trainer->TrainEpoch(epoch - 1));
+    if (epoch == epochs) RETURN_IF_ERROR(trainer->FinishTraining());
+    if (!has_eval ||
+        (epoch < epochs && !config.training().eval_every_epoch())) {
+      continue;
+    }
+    // Every worker's pushes are applied before the model is evaluated (the
+    // trainer's barriers wait for them), and nobody trains on while worker 0
+    // evaluates.
+    RETURN_IF_ERROR(
+        trainer->Barrier(absl::StrCat("epoch-", epoch, "-done"), false)
+            .status());
+    if (rank == 0) {
+      ASSIGN_OR_RETURN(
+          EvalStats eval,
+          trainer->Evaluate({eval_files.begin(), eval_files.end()}, 0, 1));
+      LogEval(rank, epoch, eval, metrics);
+      result->eval = eval;
+    }
+    if (epoch < epochs) {
+      RETURN_IF_ERROR(
+          trainer->Barrier(absl::StrCat("epoch-", epoch, "-evaluated"), false)
+              .status());
+    }
+  }
+  return absl::OkStatus();
+}
+
 RunOutcome RunOnceInner(const JobConfig& config, int rank,
                         const WorkerJobOptions& options, Backend* backend,
                         MetricsLog* metrics, PsClient* client,
@@ -174,40 +215,9 @@ RunOutcome RunOnceInner(const JobConfig& config, int rank,
     out.result = status;
     return out;
   };
-  const int epochs = config.training().epochs();
-  // Evaluation reads the eval files, or the lines of the train files that
-  // data.eval_holdout_fraction holds out.
-  const bool holdout = config.data().eval_holdout_fraction() > 0;
-  const auto& eval_files =
-      holdout ? config.data().train_files() : config.data().eval_files();
-  const bool has_eval = !eval_files.empty();
-  for (int epoch = first_epoch; epoch <= epochs; ++epoch) {
-    absl::Status status = trainer.TrainEpoch(epoch - 1);
-    if (status.ok() && epoch == epochs) status = trainer.FinishTraining();
-    if (!status.ok()) return fail(status);
-    if (!has_eval ||
-        (epoch < epochs && !config.training().eval_every_epoch())) {
-      continue;
-    }
-    // Every worker's pushes are applied before the model is evaluated (the
-    // trainer's barriers wait for them), and nobody trains on while worker 0
-    // evaluates.
-    auto barrier =
-        trainer.Barrier(absl::StrCat("epoch-", epoch, "-done"), false);
-    if (!barrier.ok()) return fail(barrier.status());
-    if (rank == 0) {
-      auto eval =
-          trainer.Evaluate({eval_files.begin(), eval_files.end()}, 0, 1);
-      if (!eval.ok()) return fail(eval.status());
-      LogEval(rank, epoch, *eval, metrics);
-      result.eval = *eval;
-    }
-    if (epoch < epochs) {
-      barrier =
-          trainer.Barrier(absl::StrCat("epoch-", epoch, "-evaluated"), false);
-      if (!barrier.ok()) return fail(barrier.status());
-    }
-  }
+  absl::Status trained =
+      TrainEpochs(config, rank, first_epoch, metrics, &trainer, &result);
+  if (!trained.ok()) return fail(trained);
   result.train = trainer.stats();
   LOG(INFO) << "worker " << rank << " trained " << result.train.examples
             << " examples in " << result.train.seconds << " s (progressive auc "

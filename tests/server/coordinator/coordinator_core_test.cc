@@ -975,6 +975,18 @@ FinishRequest FailedWith(int rank, const std::string& error) {
   return r;
 }
 
+TEST_F(CoordinatorCoreTest, AFinalSaveRefusedForARestartedServerFailsTheJob) {
+  Start(1, true);
+  Register(0, 1);
+  save_.FailNext(absl::FailedPreconditionError(
+      "server 1 (h:1) restarted since the last checkpoint"));
+  ASSERT_TRUE(core_->Finish(Finished(0, 3, 30)).ok());
+  ASSERT_TRUE(WaitAllFinished(1));
+  EXPECT_THAT(Outcome(), StatusIs(absl::StatusCode::kAborted,
+                                  HasSubstr("the final checkpoint was refused: "
+                                            "server 1 (h:1) restarted")));
+}
+
 TEST_F(CoordinatorCoreTest, AllWorkersSucceedingIsASuccessfulJob) {
   Start(2, false);
   ASSERT_TRUE(core_->Finish(Finished(0, 1, 0)).ok());
