@@ -15,6 +15,7 @@
 #include "common/checkpoint.h"
 #include "common/checksummed_file.h"
 #include "common/hash.h"
+#include "common/incarnation.h"
 #include "common/model_spec.h"
 #include "common/optimizer.h"
 #include "common/packing.h"
@@ -107,7 +108,7 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
         " (the servers' exactly-once window)"));
   }
   std::unique_ptr<PsHandler> handler(new PsHandler(
-      rank, num_servers, incarnation != 0 ? incarnation : NewIncarnation()));
+      rank, num_servers, incarnation != 0 ? incarnation : NewIncarnationId()));
   handler->config_ = config;
   handler->config_text_ = RecordedJobConfig(config);
   // Large pushes and pulls split their sub-shard groups over the cores; the
@@ -117,16 +118,6 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
   absl::WriterMutexLock hold(&handler->apply_mu_);
   RETURN_IF_ERROR(handler->BuildTables(restore));
   return handler;
-}
-
-uint64_t PsHandler::NewIncarnation() {
-  std::random_device entropy;
-  uint64_t incarnation = 0;
-  while (incarnation == 0) {
-    incarnation = (uint64_t{entropy()} << 32) ^ entropy() ^
-                  static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
-  }
-  return incarnation;
 }
 
 absl::Status PsHandler::BuildTables(const RestoreFrom* restore) {
@@ -193,7 +184,7 @@ absl::Status PsHandler::Reload(const RestoreFrom* restore) {
   restored_by_files_.clear();
   absl::Status built = BuildTables(restore);
   // Whatever the outcome, no request made against the old state applies.
-  incarnation_.store(NewIncarnation());
+  incarnation_.store(NewIncarnationId());
   if (!built.ok()) {
     sparse_.clear();
     dense_.clear();
@@ -588,7 +579,7 @@ absl::Status PsHandler::CheckSparsePush(const PushRequest& request,
           " keys and ", grads.size() - grad_at, " gradient floats left"));
     }
     CheckedPush::Sparse s{table, keys.subspan(key_at, n),
-                          grads.subspan(grad_at, floats)};
+                          grads.subspan(grad_at, floats), {}, {}};
     for (auto [counts, view, name] :
          {std::make_tuple(shows, &s.shows, "shows"),
           std::make_tuple(clicks, &s.clicks, "clicks")}) {

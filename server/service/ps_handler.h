@@ -125,7 +125,6 @@ class PsHandler {
   PsHandler(int rank, int num_servers, uint64_t incarnation)
       : rank_(rank), num_servers_(num_servers), incarnation_(incarnation) {}
 
-  static uint64_t NewIncarnation();
   // Creates every table of config_ (from `restore` when not null) and an
   // empty ledger. REQUIRES: apply_mu_ held exclusively, no tables.
   absl::Status BuildTables(const RestoreFrom* restore);

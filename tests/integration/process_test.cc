@@ -373,14 +373,20 @@ TEST_F(ProcessTest, KilledWorkerAndServerResumeAndTheJobReachesTheSameAuc) {
   // it is back; its new incarnation makes the whole job roll back to the
   // checkpoint (every server reloads it, every worker rewinds to its
   // position there), and the job finishes.
-  Job s = start("server_kill");
-  ASSERT_TRUE(WaitFor(log("server_kill", "server_0"), " complete: ", 1,
-                      absl::Minutes(1)))
-      << ReadFile(log("server_kill", "server_0"));
-  kill(s.servers[1], SIGKILL);
-  waitpid(s.servers[1], nullptr, 0);
-  absl::SleepFor(absl::Seconds(1));
-  s.servers[1] = start_server(s, "server_kill", 1, true);
+  // Starts run `run`, kills server `i` once the first checkpoint is
+  // complete, and starts it again (with or without --resume).
+  auto kill_server_after_checkpoint = [&](const std::string& run, int i,
+                                          bool resume) {
+    Job job = start(run);
+    EXPECT_TRUE(
+        WaitFor(log(run, "server_0"), " complete: ", 1, absl::Minutes(1)))
+        << ReadFile(log(run, "server_0"));
+    kill(job.servers[i], SIGKILL);
+    waitpid(job.servers[i], nullptr, 0);
+    job.servers[i] = start_server(job, run, i, resume);
+    return job;
+  };
+  Job s = kill_server_after_checkpoint("server_kill", 1, true);
   const double server_kill_auc = finish(s, "server_kill");
   EXPECT_THAT(ReadFile(log("server_kill", "server_1_again")),
               HasSubstr("resuming from"));
@@ -395,13 +401,7 @@ TEST_F(ProcessTest, KilledWorkerAndServerResumeAndTheJobReachesTheSameAuc) {
 
   // Restarted without --resume (as a pod restarts), its shard would come
   // back fresh: the job rolls back to the checkpoint all the same.
-  Job f = start("server_fresh");
-  ASSERT_TRUE(WaitFor(log("server_fresh", "server_0"), " complete: ", 1,
-                      absl::Minutes(1)))
-      << ReadFile(log("server_fresh", "server_0"));
-  kill(f.servers[1], SIGKILL);
-  waitpid(f.servers[1], nullptr, 0);
-  f.servers[1] = start_server(f, "server_fresh", 1, false);
+  Job f = kill_server_after_checkpoint("server_fresh", 1, false);
   const double server_fresh_auc = finish(f, "server_fresh");
   // (Its log is server_1's, started again.)
   EXPECT_THAT(ReadFile(log("server_fresh", "server_1")),
@@ -413,13 +413,7 @@ TEST_F(ProcessTest, KilledWorkerAndServerResumeAndTheJobReachesTheSameAuc) {
   // Server 0, the coordinator, killed after a checkpoint and restarted with
   // --resume: its new run refuses the workers' calls of the old one, the
   // job rolls back to the checkpoint, and finishes.
-  Job c = start("coordinator_kill");
-  ASSERT_TRUE(WaitFor(log("coordinator_kill", "server_0"), " complete: ", 1,
-                      absl::Minutes(1)))
-      << ReadFile(log("coordinator_kill", "server_0"));
-  kill(c.servers[0], SIGKILL);
-  waitpid(c.servers[0], nullptr, 0);
-  c.servers[0] = start_server(c, "coordinator_kill", 0, true);
+  Job c = kill_server_after_checkpoint("coordinator_kill", 0, true);
   const double coordinator_kill_auc = finish(c, "coordinator_kill");
   EXPECT_THAT(ReadFile(log("coordinator_kill", "server_0_again")),
               HasSubstr("job rolled back to "));

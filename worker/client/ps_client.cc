@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "common/hash.h"
+#include "common/incarnation.h"
 #include "common/packing.h"
 #include "common/rpc_security.h"
 #include "common/status_macros.h"
@@ -93,7 +94,7 @@ class GrpcPsClient final : public PsClient {
   GrpcPsClient(const PsClientOptions& options,
                std::shared_ptr<const RpcSecurity> security)
       : options_(options),
-        worker_incarnation_(NewIncarnation()),
+        worker_incarnation_(NewIncarnationId()),
         server_incarnation_(
             new std::atomic<uint64_t>[options.servers.size()]()),
         last_warning_(options.servers.size()) {
@@ -422,16 +423,6 @@ class GrpcPsClient final : public PsClient {
  private:
   std::string Name(size_t s) const {
     return absl::StrCat("server ", s, " (", options_.servers[s], ")");
-  }
-
-  static uint64_t NewIncarnation() {
-    std::random_device entropy;
-    uint64_t id = 0;
-    while (id == 0) {
-      id = (uint64_t{entropy()} << 32) ^ entropy() ^
-           static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()));
-    }
-    return id;
   }
 
   // Who sends, and the incarnation of server `s` this worker computed
