@@ -47,6 +47,7 @@ WorkerPushStats SumPushes(const StatsResponse& stats) {
     sum.set_sparse_deltas(sum.sparse_deltas() + p.sparse_deltas());
     sum.set_dense_gradients(sum.dense_gradients() + p.dense_gradients());
     sum.set_dense_deltas(sum.dense_deltas() + p.dense_deltas());
+    sum.set_duplicates(sum.duplicates() + p.duplicates());
   }
   return sum;
 }
@@ -81,19 +82,20 @@ std::string FormatStatsTable(const std::vector<ServerStats>& servers) {
       absl::StrAppendFormat(&out, "  %-4d %-16s %12d\n", t.table_id(), t.name(),
                             t.floats_held());
     }
-    absl::StrAppendFormat(&out, "  %-8s %12s %12s %12s %12s\n", "worker",
-                          "sparse grads", "sparse delta", "dense grads",
-                          "dense delta");
+    absl::StrAppendFormat(&out, "  %-8s %12s %12s %12s %12s %12s %12s\n",
+                          "worker", "sparse grads", "sparse delta",
+                          "dense grads", "dense delta", "repeats", "last step");
     for (const WorkerPushStats& p : st.pushes()) {
-      absl::StrAppendFormat(&out, "  %-8d %12d %12d %12d %12d\n",
+      absl::StrAppendFormat(&out, "  %-8d %12d %12d %12d %12d %12d %12d\n",
                             p.worker_rank(), p.sparse_gradients(),
                             p.sparse_deltas(), p.dense_gradients(),
-                            p.dense_deltas());
+                            p.dense_deltas(), p.duplicates(), p.last_step());
     }
     const WorkerPushStats sum = SumPushes(st);
-    absl::StrAppendFormat(&out, "  %-8s %12d %12d %12d %12d\n", "total",
+    absl::StrAppendFormat(&out, "  %-8s %12d %12d %12d %12d %12d\n", "total",
                           sum.sparse_gradients(), sum.sparse_deltas(),
-                          sum.dense_gradients(), sum.dense_deltas());
+                          sum.dense_gradients(), sum.dense_deltas(),
+                          sum.duplicates());
   }
   return out;
 }
@@ -191,6 +193,14 @@ std::string FormatStatsPrometheus(const StatsResponse& stats) {
                 {"kind", kind}},
                static_cast<double>((p.*count)()));
     }
+  }
+  for (const WorkerPushStats& p : stats.pushes()) {
+    text.Add("ps_push_repeats_total", "counter",
+             "pushes this server acknowledged as repeats without applying "
+             "them (retries of lost answers, steps a restarted worker sent "
+             "again)",
+             {{"server", server}, {"worker", absl::StrCat(p.worker_rank())}},
+             static_cast<double>(p.duplicates()));
   }
   return text.text();
 }

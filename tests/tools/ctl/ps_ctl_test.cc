@@ -90,6 +90,18 @@ TEST(PsCtlTest, StatsRpcCountsRowsAndPushesPerWorker) {
   PushSparse(*stub, 0, {3, 4}, false, /*step=*/1);
   PushSparse(*stub, 1, {9}, true, /*step=*/0);
   PushDense(*stub, 0, kDenseFloats, /*step=*/2);
+  {
+    // Worker 1 re-sends its push (its answer was lost): a repeat.
+    grpc::ClientContext again;
+    PushResponse response;
+    ASSERT_TRUE(stub->Push(&again,
+                           SparsePushRequest(0, kDim, std::vector<uint64_t>{9},
+                                             std::vector<float>(kDim, 1.0f), 0,
+                                             1, true),
+                           &response)
+                    .ok());
+    EXPECT_TRUE(response.duplicate());
+  }
 
   grpc::ClientContext context;
   StatsResponse stats;
@@ -118,6 +130,11 @@ TEST(PsCtlTest, StatsRpcCountsRowsAndPushesPerWorker) {
   EXPECT_EQ(stats.pushes(1).worker_rank(), 1);
   EXPECT_EQ(stats.pushes(1).sparse_deltas(), 1);
   EXPECT_EQ(stats.pushes(1).dense_gradients(), 0);
+  EXPECT_EQ(stats.pushes(1).duplicates(), 1);
+  EXPECT_EQ(stats.pushes(0).duplicates(), 0);
+  EXPECT_EQ(stats.pushes(0).applied(), 3);
+  EXPECT_EQ(stats.pushes(0).last_step(), 2);
+  EXPECT_NE(stats.server_incarnation(), 0u);
 
   // The summary line the server logs every 30 s.
   const std::string line = FormatStatsLine(stats);
@@ -143,6 +160,8 @@ TEST(PsCtlTest, StatsRpcCountsRowsAndPushesPerWorker) {
                                  "kind=\"sparse_gradients\"} 2\n"));
   EXPECT_THAT(metrics, HasSubstr("ps_pushes_total{server=\"0\",worker=\"1\","
                                  "kind=\"sparse_deltas\"} 1\n"));
+  EXPECT_THAT(metrics, HasSubstr("ps_push_repeats_total{server=\"0\","
+                                 "worker=\"1\"} 1\n"));
   EXPECT_THAT(metrics, Not(HasSubstr("table_id")));
 }
 
