@@ -578,8 +578,8 @@ absl::Status PsHandler::CheckSparsePush(const PushRequest& request,
           table->dim(), ") do not fit the request's ", keys.size() - key_at,
           " keys and ", grads.size() - grad_at, " gradient floats left"));
     }
-    CheckedPush::Sparse s{table, keys.subspan(key_at, n),
-                          grads.subspan(grad_at, floats), {}, {}};
+    CheckedPush::Sparse s{
+        table, keys.subspan(key_at, n), grads.subspan(grad_at, floats), {}, {}};
     for (auto [counts, view, name] :
          {std::make_tuple(shows, &s.shows, "shows"),
           std::make_tuple(clicks, &s.clicks, "clicks")}) {
@@ -677,11 +677,29 @@ absl::Status PsHandler::Push(const PushRequest& request, PushResponse* response,
     RETURN_IF_ERROR(CheckIncarnation(request.header()));
     CheckedPush push;
     RETURN_IF_ERROR(CheckPush(request, &push));
-    const PushLedger::Key key{request.header().worker_rank(),
-                              request.header().step(), request.part()};
-    if (ledger_->Claim(key) == PushLedger::Verdict::kDuplicate) {
-      response->set_duplicate(true);
-      return absl::OkStatus();
+    const int64_t step = request.header().step();
+    if (request.merged_steps() > step) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "push of worker ", request.header().worker_rank(), ": ",
+          request.merged_steps(), " steps merged before step ", step));
+    }
+    const PushLedger::Key key{request.header().worker_rank(), step,
+                              request.part(), step - request.merged_steps()};
+    int64_t applied_first = 0;
+    int64_t applied_last = 0;
+    switch (ledger_->Claim(key, &applied_first, &applied_last)) {
+      case PushLedger::Verdict::kDuplicate:
+        response->set_duplicate(true);
+        return absl::OkStatus();
+      case PushLedger::Verdict::kConflict:
+        return absl::FailedPreconditionError(absl::StrCat(
+            "server ", rank_, ": the push of worker ", key.worker, " steps ",
+            key.first_step(), "..", step, " overlaps its steps ", applied_first,
+            "..", applied_last,
+            " applied before (the worker restarted and merged its steps "
+            "otherwise): the job must roll back"));
+      case PushLedger::Verdict::kApply:
+        break;
     }
     const PushLedger::Kind kind{!push.sparse.empty(), !push.dense.empty(),
                                 request.is_delta()};

@@ -6,14 +6,36 @@
 
 namespace ps {
 
-PushLedger::Verdict PushLedger::Claim(const Key& key) {
+PushLedger::Verdict PushLedger::Claim(const Key& key, int64_t* applied_first,
+                                      int64_t* applied_last) {
   const std::pair<int64_t, uint32_t> id(key.step, key.part);
+  const int64_t first = key.first_step();
   absl::MutexLock lock(&mu_);
   Worker& w = workers_[key.worker];
   while (w.in_progress.count(id) > 0) finished_.Wait(&mu_);
-  if (key.step <= w.max_step - kWindowSteps || w.applied.count(id) > 0) {
+  const int64_t floor = w.max_step - kWindowSteps;
+  auto conflict = [&](int64_t f, int64_t l) {
+    if (applied_first != nullptr) *applied_first = f;
+    if (applied_last != nullptr) *applied_last = l;
+    return Verdict::kConflict;
+  };
+  auto it = w.applied.find(id);
+  if (it != w.applied.end()) {
+    if (it->second != first) return conflict(it->second, key.step);
     ++w.counts.duplicates;
     return Verdict::kDuplicate;
+  }
+  if (key.step <= floor) {
+    ++w.counts.duplicates;
+    return Verdict::kDuplicate;
+  }
+  if (first <= floor) return conflict(0, floor);
+  // Another push whose steps overlap first..step (a part of this very push,
+  // applied already, has the same range: no conflict).
+  auto r = w.ranges.lower_bound(first);
+  if (r != w.ranges.end() && r->second <= key.step &&
+      !(r->first == key.step && r->second == first)) {
+    return conflict(r->second, r->first);
   }
   w.in_progress.insert(id);
   return Verdict::kApply;
@@ -26,7 +48,8 @@ void PushLedger::Finish(const Key& key, bool applied, const Kind& kind) {
   w.in_progress.erase(id);
   finished_.SignalAll();
   if (!applied) return;
-  w.applied.insert(id);
+  w.applied.emplace(id, key.first_step());
+  w.ranges[key.step] = key.first_step();
   w.max_step = std::max(w.max_step, key.step);
   PushCounts& c = w.counts;
   ++c.applied;
@@ -38,8 +61,11 @@ void PushLedger::Finish(const Key& key, bool applied, const Kind& kind) {
 
 void PushLedger::Prune(Worker* w) {
   const int64_t floor = w->max_step - kWindowSteps;
-  while (!w->applied.empty() && w->applied.begin()->first <= floor) {
+  while (!w->applied.empty() && w->applied.begin()->first.first <= floor) {
     w->applied.erase(w->applied.begin());
+  }
+  while (!w->ranges.empty() && w->ranges.begin()->first <= floor) {
+    w->ranges.erase(w->ranges.begin());
   }
 }
 
@@ -58,9 +84,10 @@ PushLedgerSnapshot PushLedger::Snapshot() const {
     WorkerLedger* l = out.add_workers();
     l->set_worker_rank(rank);
     l->set_max_step(w.max_step);
-    for (const auto& [step, part] : w.applied) {
-      l->add_steps(step);
-      l->add_parts(part);
+    for (const auto& [id, first] : w.applied) {
+      l->add_steps(id.first);
+      l->add_parts(id.second);
+      l->add_firsts(first);
     }
     l->set_sparse_gradients(w.counts.sparse_gradients);
     l->set_sparse_deltas(w.counts.sparse_deltas);
@@ -90,7 +117,11 @@ absl::Status PushLedger::Merge(const PushLedgerSnapshot& snapshot) {
     Worker& w = workers_[l.worker_rank()];
     w.max_step = std::max(w.max_step, l.max_step());
     for (int i = 0; i < l.steps_size(); ++i) {
-      w.applied.emplace(l.steps(i), l.parts(i));
+      // Checkpoints before merged pushes were recorded: each step alone.
+      const int64_t first =
+          l.firsts_size() == l.steps_size() ? l.firsts(i) : l.steps(i);
+      w.applied.emplace(std::make_pair(l.steps(i), l.parts(i)), first);
+      w.ranges[l.steps(i)] = first;
     }
     PushCounts& c = w.counts;
     c.sparse_gradients += l.sparse_gradients();

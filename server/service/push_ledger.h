@@ -11,6 +11,13 @@
 //    as applied: a worker keeps fewer than kWindowSteps steps of pushes in
 //    flight (PsHandler checks the config), so it sends step s + kWindowSteps
 //    only after every server acknowledged its pushes of step s.
+//  - kConflict: the push carries steps first..step (a worker merges the
+//    gradients of several steps into one push when its pushes queue up)
+//    that overlap, without matching, the steps of a push applied before:
+//    a restarted worker merged its steps differently from its earlier run.
+//    Applying it would apply some step twice, refusing it all would lose
+//    some: the job must roll back to a checkpoint (PsHandler refuses it with
+//    FailedPrecondition "... must roll back").
 //  - A claim of a request still being applied waits for that application
 //    to finish and then decides, so a retry neither applies it twice nor
 //    acknowledges it before it is applied.
@@ -56,6 +63,9 @@ class PushLedger {
     int worker = 0;
     int64_t step = 0;
     uint32_t part = 0;
+    // The first step whose gradients the push carries; -1: `step` alone.
+    int64_t first = -1;
+    int64_t first_step() const { return first < 0 ? step : first; }
   };
   // What the applied request held (for the counters).
   struct Kind {
@@ -63,10 +73,13 @@ class PushLedger {
     bool dense = false;
     bool delta = false;
   };
-  enum class Verdict { kApply, kDuplicate };
+  enum class Verdict { kApply, kDuplicate, kConflict };
 
-  // See the top comment. A kDuplicate is counted at once.
-  Verdict Claim(const Key& key);
+  // See the top comment. A kDuplicate is counted at once. On kConflict,
+  // *applied_first and *applied_last (may be null) are the steps of the
+  // applied push it overlaps.
+  Verdict Claim(const Key& key, int64_t* applied_first = nullptr,
+                int64_t* applied_last = nullptr);
   // REQUIRES: Claim(key) returned kApply and Finish(key) was not called.
   void Finish(const Key& key, bool applied, const Kind& kind);
 
@@ -85,7 +98,11 @@ class PushLedger {
  private:
   struct Worker {
     int64_t max_step = -1;
-    std::set<std::pair<int64_t, uint32_t>> applied;      // within the window
+    // Within the window: applied (step, part) -> the push's first step.
+    std::map<std::pair<int64_t, uint32_t>, int64_t> applied;
+    // Within the window: the steps first..last of every applied push, by
+    // last step.
+    std::map<int64_t, int64_t> ranges;
     std::set<std::pair<int64_t, uint32_t>> in_progress;  // claimed
     PushCounts counts;
   };

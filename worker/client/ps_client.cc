@@ -290,6 +290,10 @@ class GrpcPsClient final : public PsClient {
     info.resumed_from = response.resumed_from();
     info.generation = response.generation();
     generation_.store(response.generation());
+    // Pushes carry the steps since the previous one; the first after a
+    // resume starts after the resumed step.
+    last_push_step_ =
+        response.has_resume_position() ? response.resume_step() : int64_t{0};
     return info;
   }
 
@@ -618,11 +622,16 @@ class GrpcPsClient final : public PsClient {
         }
       }
     }
+    // The steps since the previous push are merged into this one.
+    const int64_t merged =
+        std::max<int64_t>(0, step - std::max(last_push_step_, int64_t{-1}) - 1);
+    last_push_step_ = step;
     auto group = std::make_shared<PushGroup>();
     for (const auto& calls : per_server) {
       for (size_t i = 0; i < calls.size(); ++i) {
         calls[i]->request.set_part(static_cast<uint32_t>(i));
         calls[i]->request.set_parts(static_cast<uint32_t>(calls.size()));
+        calls[i]->request.set_merged_steps(static_cast<uint32_t>(merged));
         ++group->remaining;
       }
     }
@@ -733,6 +742,9 @@ class GrpcPsClient final : public PsClient {
   // The generation this worker registered in (0 before Register), sent in
   // every coordinator call.
   std::atomic<int64_t> generation_{0};
+  // The step of the last push sent (Push: one thread), or where the worker
+  // registered to start.
+  int64_t last_push_step_ = 0;
   // The last Finish began the job's end.
   std::atomic<bool> finish_ended_job_{false};
   // Pushes the servers had applied already (retries of lost answers).
@@ -759,7 +771,8 @@ class GrpcPsClient final : public PsClient {
 
 bool IsServerRestart(const absl::Status& status) {
   return status.code() == absl::StatusCode::kFailedPrecondition &&
-         absl::StrContains(status.message(), " restarted");
+         (absl::StrContains(status.message(), " restarted") ||
+          absl::StrContains(status.message(), "must roll back"));
 }
 
 bool IsRollback(const absl::Status& status) {

@@ -62,7 +62,9 @@ struct ResumeInfo {
 };
 
 // Whether `status` means the job must roll back: a server restarted (its
-// answer came from, or it refused a request for, another incarnation).
+// answer came from, or it refused a request for, another incarnation), or
+// refused a push that overlaps one applied from an earlier run of this
+// worker.
 bool IsServerRestart(const absl::Status& status);
 // Whether `status` ended a call because the job rolls (or rolled) back.
 bool IsRollback(const absl::Status& status);

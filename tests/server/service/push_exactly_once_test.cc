@@ -74,6 +74,36 @@ TEST(PushLedgerTest, StepsBelowTheWindowCountAsApplied) {
   ledger.Finish({0, top - PushLedger::kWindowSteps + 1, 0}, true, {});
 }
 
+TEST(PushLedgerTest, MergedStepsThatOverlapDifferentlyConflict) {
+  PushLedger ledger;
+  // An earlier run pushed steps 3..5 merged, then 6 alone.
+  ASSERT_EQ(ledger.Claim({0, 5, 0, 3}), PushLedger::Verdict::kApply);
+  ledger.Finish({0, 5, 0, 3}, true, {});
+  ASSERT_EQ(ledger.Claim({0, 6, 0}), PushLedger::Verdict::kApply);
+  ledger.Finish({0, 6, 0}, true, {});
+  // The same pushes again are repeats; another part of 3..5 applies.
+  EXPECT_EQ(ledger.Claim({0, 5, 0, 3}), PushLedger::Verdict::kDuplicate);
+  EXPECT_EQ(ledger.Claim({0, 6, 0}), PushLedger::Verdict::kDuplicate);
+  EXPECT_EQ(ledger.Claim({0, 5, 1, 3}), PushLedger::Verdict::kApply);
+  ledger.Finish({0, 5, 1, 3}, true, {});
+  // A restarted run that pushes 3 alone, or 4..6, would apply a step twice.
+  int64_t first = 0, last = 0;
+  EXPECT_EQ(ledger.Claim({0, 3, 0}, &first, &last),
+            PushLedger::Verdict::kConflict);
+  EXPECT_EQ(first, 3);
+  EXPECT_EQ(last, 5);
+  EXPECT_EQ(ledger.Claim({0, 6, 1, 4}), PushLedger::Verdict::kConflict);
+  EXPECT_EQ(ledger.Claim({0, 5, 0, 4}), PushLedger::Verdict::kConflict);
+  // Past them, a merged push is new.
+  EXPECT_EQ(ledger.Claim({0, 9, 0, 7}), PushLedger::Verdict::kApply);
+  ledger.Finish({0, 9, 0, 7}, true, {});
+  // The ranges survive a checkpoint.
+  PushLedger copy;
+  ASSERT_THAT(copy.Merge(ledger.Snapshot()), IsOk());
+  EXPECT_EQ(copy.Claim({0, 8, 0}), PushLedger::Verdict::kConflict);
+  EXPECT_EQ(copy.Claim({0, 9, 0, 7}), PushLedger::Verdict::kDuplicate);
+}
+
 TEST(PushLedgerTest, ARetryWaitsForItsOriginalStillBeingApplied) {
   PushLedger ledger;
   ASSERT_EQ(ledger.Claim({0, 7, 0}), PushLedger::Verdict::kApply);
@@ -229,6 +259,23 @@ TEST_F(ExactlyOnceTest, SparseAndDensePartsAreCheckedBeforeEitherApplies) {
   EXPECT_EQ(c.sparse_gradients, 1);
   EXPECT_EQ(c.dense_gradients, 1);
   EXPECT_EQ(c.applied, 1);
+}
+
+TEST_F(ExactlyOnceTest, APushOverlappingAnEarlierRunsMergeIsRefused) {
+  PushRequest merged = Push(5);
+  merged.set_merged_steps(2);  // steps 3..5
+  PushResponse response;
+  ASSERT_THAT(handler_->Push(merged, &response), IsOk());
+  PushRequest alone = Push(4);
+  EXPECT_THAT(handler_->Push(alone, &response),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("the push of worker 0 steps 4..4 overlaps "
+                                 "its steps 3..5 applied before")));
+  EXPECT_EQ(Rows(*handler_), std::vector<float>(12, -0.5f));
+  merged.set_merged_steps(9);
+  EXPECT_THAT(handler_->Push(merged, &response),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("9 steps merged before step 5")));
 }
 
 TEST_F(ExactlyOnceTest, APartOutsideItsPushIsRefused) {
