@@ -308,19 +308,24 @@ def run_job(args, run_dir, faults, drop_acks):
 
 
 def inject(run, kind, u, args):
-    """One fault; u in [0, 1) picks the victim."""
+    """One fault; u in [0, 1) picks the victim among the processes that can
+    take it (kill -9 also ends a stopped process; a stop needs a running
+    one)."""
     if kind == "kill_server0":
-        victim = run.servers[0]
+        group = run.servers[:1]
     elif kind == "kill_server":
-        victim = run.servers[int(u * len(run.servers))]
+        group = run.servers
     elif kind == "kill_worker":
-        victim = run.workers[int(u * len(run.workers))]
+        group = run.workers
     else:  # stop: any process
-        victim = run.procs[int(u * len(run.procs))]
+        group = run.procs
+    eligible = [p for p in group if p.alive() and
+                (kind != "stop" or p.stopped_until is None)]
     t = time.time() - run.t0
-    if not victim.alive() or victim.stopped_until is not None:
-        run.log("%s: %s not running, skipped" % (kind, victim.name))
-        return {"t": t, "kind": kind, "victim": victim.name, "skipped": True}
+    if not eligible:
+        run.log("%s: no process can take it now, skipped" % kind)
+        return {"t": t, "kind": kind, "victim": "-", "skipped": True}
+    victim = eligible[int(u * len(eligible))]
     if kind == "stop":
         victim.popen.send_signal(signal.SIGSTOP)
         victim.stopped_until = time.time() + args.stop_sec
@@ -328,6 +333,7 @@ def inject(run, kind, u, args):
     else:
         victim.popen.kill()
         victim.popen.wait()
+        victim.stopped_until = None
         run.log("kill -9 %s" % victim.name)
     return {"t": t, "kind": kind, "victim": victim.name, "skipped": False}
 
