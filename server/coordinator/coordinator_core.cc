@@ -118,6 +118,24 @@ absl::Status CoordinatorCore::CheckGeneration(int rank,
       recovering_ ? " and rolling back now" : "", "; register again"));
 }
 
+absl::Status CoordinatorCore::CheckCaller(int rank, int64_t generation) {
+  RETURN_IF_ERROR(CheckGeneration(rank, generation));
+  if (fenced_.count(rank) == 0 && !members_.Dead(rank, Now())) {
+    return absl::OkStatus();
+  }
+  if (fenced_.insert(rank).second) {
+    LOG(WARNING) << "coordinator: worker " << rank
+                 << " is back after being declared dead: fenced until it "
+                    "registers again";
+  }
+  return absl::AbortedError(
+      absl::StrCat("worker ", rank,
+                   " was declared dead (no heartbeat for more than "
+                   "cluster.worker_timeout_ms ",
+                   options_.config.cluster().worker_timeout_ms(),
+                   " ms): fenced until it registers again"));
+}
+
 absl::Status CoordinatorCore::CheckRunning() const {
   if (stop_) {
     return absl::UnavailableError(
@@ -183,6 +201,7 @@ void CoordinatorCore::RegisterLocked(int rank, RegisterResponse* response,
     }
   }
   failed_.erase(rank);
+  fenced_.erase(rank);
   gates_.SetDone(rank, false);
   response->set_num_servers(num_servers_);
   response->set_generation(generation_);
@@ -211,7 +230,7 @@ absl::Status CoordinatorCore::Heartbeat(const HeartbeatRequest& request,
   RETURN_IF_ERROR(CheckRank(rank));
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckRunning());
-  RETURN_IF_ERROR(CheckGeneration(rank, request.generation()));
+  RETURN_IF_ERROR(CheckCaller(rank, request.generation()));
   const Membership::HeartbeatNews news = members_.Heartbeat(rank, Now());
   if (news.was_dead) {
     LOG(WARNING) << "coordinator: worker " << rank
@@ -248,7 +267,7 @@ absl::Status CoordinatorCore::Finish(const FinishRequest& request,
     // A failure is recorded whatever the generation: the job must not wait
     // for a worker that stopped.
     if (!FinishFailed(request)) {
-      RETURN_IF_ERROR(CheckGeneration(rank, request.generation()));
+      RETURN_IF_ERROR(CheckCaller(rank, request.generation()));
     }
     members_.Finish(rank);
     gates_.SetDone(rank, true);
@@ -295,7 +314,7 @@ void CoordinatorCore::ParkAtBarrier(const BarrierRequest& request,
   const int rank = request.worker_rank();
   absl::Status status = CheckRank(rank);
   if (status.ok()) status = CheckRunning();
-  if (status.ok()) status = CheckGeneration(rank, request.generation());
+  if (status.ok()) status = CheckCaller(rank, request.generation());
   if (!status.ok()) {
     out->Finish(std::move(done), status);
     return;
@@ -339,7 +358,7 @@ void CoordinatorCore::ParkAtGate(const StepGateRequest& request,
         "StepGate: staleness must be >= 0, got ", request.staleness()));
   }
   if (status.ok()) status = CheckRunning();
-  if (status.ok()) status = CheckGeneration(rank, request.generation());
+  if (status.ok()) status = CheckCaller(rank, request.generation());
   if (!status.ok()) {
     out->Finish(std::move(done), status);
     return;
@@ -368,7 +387,7 @@ void CoordinatorCore::CheckpointArrive(const CheckpointArriveRequest& request,
   {
     absl::MutexLock lock(&mu_);
     if (status.ok()) status = CheckRunning();
-    if (status.ok()) status = CheckGeneration(rank, request.generation());
+    if (status.ok()) status = CheckCaller(rank, request.generation());
     if (status.ok()) {
       Arrival arrival{rank, request.step(), request.position(),
                       request.checkpoint_id()};
@@ -580,6 +599,7 @@ void CoordinatorCore::RunRecovery(const std::string& reason) {
       gates_.ResetSteps();
       stands_.clear();
       failed_.clear();
+      fenced_.clear();
       LOG(WARNING) << "coordinator: job rolled back to "
                    << (dir.empty() ? std::string("its start") : dir)
                    << ", generation " << generation_ << " (" << reason << ")";

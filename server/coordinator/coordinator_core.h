@@ -142,7 +142,11 @@ class CoordinatorCore {
   absl::Status Register(const RegisterRequest& request,
                         RegisterResponse* response) ABSL_LOCKS_EXCLUDED(mu_);
   // The worker is alive. Tells it the open checkpoint round it has not
-  // arrived at (checkpoint_pending), if any.
+  // arrived at (checkpoint_pending), if any. A worker declared dead (silent
+  // past worker_timeout_ms: stopped, cut off) is fenced instead: this and
+  // every later call of it (Heartbeat, Barrier, StepGate, CheckpointArrive,
+  // a successful Finish) end Aborted ("... fenced until it registers
+  // again") until it registers again, as a restarted worker.
   absl::Status Heartbeat(const HeartbeatRequest& request,
                          HeartbeatResponse* response) ABSL_LOCKS_EXCLUDED(mu_);
   // The worker is done (request.position: where it ended); it no longer
@@ -271,6 +275,11 @@ class CoordinatorCore {
   absl::Status CheckRank(int rank) const;
   // Unavailable once Stop() has begun.
   absl::Status CheckRunning() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // CheckGeneration, then Aborted ("... fenced until it registers again")
+  // when worker `rank` was declared dead (silent past worker_timeout_ms):
+  // it stays fenced, whatever it calls, until Register.
+  absl::Status CheckCaller(int rank, int64_t generation)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Aborted ("job rolled back ...") unless `generation` is the job's and no
   // rollback is running.
   absl::Status CheckGeneration(int rank, int64_t generation) const
@@ -382,6 +391,8 @@ class CoordinatorCore {
   };
   std::vector<EndWaiter> end_waiters_ ABSL_GUARDED_BY(mu_);
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  // Workers declared dead that called since: refused until they register.
+  std::set<int> fenced_ ABSL_GUARDED_BY(mu_);
   // The final save was refused because a server restarted (its message).
   std::string final_save_refused_ ABSL_GUARDED_BY(mu_);
 

@@ -394,7 +394,7 @@ TEST_F(ProcessTest, KilledWorkerAndServerResumeAndTheJobReachesTheSameAuc) {
                          ReadFile(log("server_kill", "worker_1"));
   EXPECT_THAT(w0, HasSubstr("does not answer"));
   EXPECT_THAT(w0, HasSubstr(s.endpoints[1]));
-  EXPECT_THAT(w0, HasSubstr("the job rolled back (generation 1"));
+  EXPECT_THAT(w0, HasSubstr(": starting over (generation "));
   EXPECT_THAT(ReadFile(log("server_kill", "server_0")),
               HasSubstr("job rolled back to "));
   EXPECT_NEAR(server_kill_auc, whole_auc, 0.005);

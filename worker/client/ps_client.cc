@@ -781,6 +781,11 @@ bool IsRollback(const absl::Status& status) {
           absl::StrContains(status.message(), "job rolled back"));
 }
 
+bool IsFenced(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kAborted &&
+         absl::StrContains(status.message(), "fenced until it registers again");
+}
+
 absl::StatusOr<std::unique_ptr<PsClient>> PsClient::Connect(
     const PsClientOptions& options) {
   if (options.servers.empty()) {

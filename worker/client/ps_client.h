@@ -68,6 +68,10 @@ struct ResumeInfo {
 bool IsServerRestart(const absl::Status& status);
 // Whether `status` ended a call because the job rolls (or rolled) back.
 bool IsRollback(const absl::Status& status);
+// Whether the coordinator refused a call because it declared this worker
+// dead (silent past worker_timeout_ms): it must register again, as a
+// restarted worker.
+bool IsFenced(const absl::Status& status);
 
 struct StepGateResult {
   int64_t slowest_step = 0;

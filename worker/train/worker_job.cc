@@ -110,10 +110,9 @@ absl::StatusOr<WorkerJobResult> RunWorkerJob(const JobConfig& config, int rank,
                              metrics.get(), generation);
     if (run.rollback) {
       generation = run.generation;
-      LOG(WARNING) << "worker " << rank << ": the job rolled back (generation "
-                   << generation << ", rollback " << rollbacks + 1
-                   << " seen by this worker): training again from the "
-                      "checkpoint";
+      LOG(WARNING) << "worker " << rank << ": starting over (generation "
+                   << generation << ", time " << rollbacks + 1
+                   << "): training again from the checkpoint";
       continue;
     }
     return std::move(run.result);
@@ -198,6 +197,14 @@ RunOutcome RunOnceInner(const JobConfig& config, int rank,
   // `status`) and return it.
   auto fail = [&](const absl::Status& status) {
     heartbeat.Stop();
+    if (IsFenced(status)) {
+      // Declared dead while it was stopped or cut off: it starts over as a
+      // restarted worker (registering again), in this generation.
+      LOG(WARNING) << "worker " << rank << ": " << status;
+      out.rollback = true;
+      out.generation = resume.generation;
+      return out;
+    }
     if (IsServerRestart(status) || IsRollback(status)) {
       LOG(WARNING) << "worker " << rank << ": " << status;
       absl::StatusOr<int64_t> next =
@@ -233,7 +240,7 @@ RunOutcome RunOnceInner(const JobConfig& config, int rank,
   heartbeat.Stop();
   absl::Status finished = client->Finish(result.train.examples, "ok",
                                          trainer.step(), trainer.position());
-  if (IsRollback(finished)) {
+  if (IsRollback(finished) || IsFenced(finished)) {
     // The job rolled back meanwhile (server 0 restarted, say): this
     // worker's part is trained again from the checkpoint.
     return fail(finished);

@@ -433,8 +433,21 @@ TEST_F(CoordinatorCoreTest, AWorkerSilentPastTheTimeoutNoLongerHoldsAGate) {
   // Nobody else active: worker 0 is the slowest itself.
   EXPECT_EQ(held.response()->slowest_step(), 5);
 
-  // A heartbeat brings worker 1 back: it holds gates again.
-  Heartbeat(1);
+  // Declared dead, worker 1 is fenced: its calls are refused until it
+  // registers again (as a restarted worker), and then it holds gates again.
+  HeartbeatRequest beat;
+  beat.set_worker_rank(1);
+  HeartbeatResponse beat_response;
+  EXPECT_THAT(core_->Heartbeat(beat, &beat_response),
+              StatusIs(absl::StatusCode::kAborted,
+                       HasSubstr("worker 1 was declared dead (no heartbeat "
+                                 "for more than cluster.worker_timeout_ms "
+                                 "1000 ms): fenced until it registers again")));
+  Call<StepGateResponse> fenced;
+  Gate(1, 4, 2, &fenced);
+  EXPECT_THAT(fenced.Wait(),
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("fenced")));
+  Register(1, 2);
   Call<StepGateResponse> again;
   Gate(0, 6, 2, &again);
   core_->Tick();
@@ -459,7 +472,9 @@ TEST_F(CoordinatorCoreTest, ADeadWorkerCountsAsArrivedAtACheckpointRound) {
   // Worker 1 waits in the barrier and then goes silent; worker 0 arrives at
   // a cut. Worker 1 counts as arrived either way (it is in a barrier); the
   // save must not wait for it.
-  clock_.Advance(absl::Milliseconds(kTimeoutMs + 1));
+  clock_.Advance(absl::Milliseconds(kTimeoutMs / 2));
+  Heartbeat(0);
+  clock_.Advance(absl::Milliseconds(kTimeoutMs / 2 + 1));
   Call<CheckpointArriveResponse> a0;
   Arrive(0, 9, 90, 0, &a0);
   ASSERT_TRUE(a0.Wait().ok()) << a0.Wait();
@@ -604,7 +619,7 @@ TEST_F(CoordinatorCoreTest, ABarrierWaitsForADeadOrFinishedWorker) {
   EXPECT_FALSE(b0.Returned());
   // Worker 1 comes back and arrives; worker 2 restarts and arrives.
   Call<BarrierResponse> b1, b2;
-  Heartbeat(1);
+  Register(1, 3);  // declared dead: fenced until it registers again
   Barrier(1, "b", false, &b1);
   EXPECT_FALSE(b0.Returned());
   Register(2, 3);
@@ -796,6 +811,8 @@ TEST_F(CoordinatorCoreTest, CheckpointCallsAreRefusedWithoutASaveFunction) {
 TEST_F(CoordinatorCoreTest, EveryMinutesOpensARoundWhenDue) {
   CoordinatorOptions options = Options(1, true);
   options.config.mutable_checkpoint()->set_every_minutes(2);
+  // The clock jumps by minutes: the worker must not count as dead.
+  options.config.mutable_cluster()->set_worker_timeout_ms(3600 * 1000);
   core_ = std::make_unique<CoordinatorCore>(std::move(options));
   Register(0, 1);
   clock_.Advance(absl::Minutes(2) - absl::Seconds(1));
@@ -840,7 +857,7 @@ TEST_F(CoordinatorCoreTest, ABarrierReleaseWaitsUntilTheSaveIsWritten) {
   ASSERT_TRUE(save_.WaitStarted(1));
   // Worker 1 is back and completes the barrier while the cut is written:
   // nobody may go past the cut yet.
-  Heartbeat(1);
+  Register(1, 2);  // declared dead: fenced until it registers again
   Call<BarrierResponse> b1;
   Barrier(1, "epoch 0", false, &b1);
   absl::SleepFor(absl::Milliseconds(50));
@@ -858,8 +875,9 @@ TEST_F(CoordinatorCoreTest, AGateReleaseAndALateArrivalWaitForTheSave) {
   Start(2, true);
   Register(0, 2);
   Register(1, 2);
-  clock_.Advance(absl::Milliseconds(kTimeoutMs + 1));
+  clock_.Advance(absl::Milliseconds(kTimeoutMs / 2));
   Heartbeat(1);
+  clock_.Advance(absl::Milliseconds(kTimeoutMs / 2 + 1));
   // Worker 0 is dead; worker 1 arrives at step 4 and the cut is taken.
   save_.Block();
   Call<CheckpointArriveResponse> a1;
@@ -867,7 +885,7 @@ TEST_F(CoordinatorCoreTest, AGateReleaseAndALateArrivalWaitForTheSave) {
   ASSERT_TRUE(save_.WaitStarted(1));
   // Worker 0 comes back meanwhile, within staleness of worker 1, and also
   // arrives for the round being written (it had heard of it).
-  Heartbeat(0);
+  Register(0, 2);  // declared dead: fenced until it registers again
   Call<StepGateResponse> gate;
   Gate(0, 6, 2, &gate);
   Call<CheckpointArriveResponse> a0;
