@@ -54,6 +54,7 @@ Manifest BuildManifest(const CoordinatorOptions& options,
 
 absl::StatusOr<std::string> WriteCheckpoint(const CoordinatorOptions& options,
                                             const std::string& previous_dir,
+                                            const std::vector<uint64_t>& seen,
                                             Manifest* manifest) {
   const absl::Time start = absl::Now();
   const CheckpointConfig& ck = options.config.checkpoint();
@@ -65,7 +66,8 @@ absl::StatusOr<std::string> WriteCheckpoint(const CoordinatorOptions& options,
     return previous_dir;
   }
   RETURN_IF_ERROR(dir.status());
-  ASSIGN_OR_RETURN(std::vector<CheckpointFile> files, options.save(*dir, step));
+  ASSIGN_OR_RETURN(std::vector<CheckpointFile> files,
+                   options.save(*dir, step, seen));
   int64_t bytes = 0;
   for (const CheckpointFile& f : files) {
     *manifest->add_files() = f;

@@ -30,12 +30,14 @@ Manifest BuildManifest(const CoordinatorOptions& options,
                        const std::optional<Manifest>& previous);
 
 // Prepares the folder of `manifest`'s step, has options.save write every
-// server's files into it and commits the manifest (with the files) as
+// server's files into it (`seen`: CoordinatorOptions::save's) and commits
+// the manifest (with the files) as
 // LATEST. Returns the folder, or `previous_dir` when a complete checkpoint
 // of that step exists already (nothing trained since). Errors are
 // options.save's or name the checkpoint file that could not be written.
 absl::StatusOr<std::string> WriteCheckpoint(const CoordinatorOptions& options,
                                             const std::string& previous_dir,
+                                            const std::vector<uint64_t>& seen,
                                             Manifest* manifest);
 
 }  // namespace ps

@@ -389,8 +389,12 @@ void CoordinatorCore::CheckpointArrive(const CheckpointArriveRequest& request,
     if (status.ok()) status = CheckRunning();
     if (status.ok()) status = CheckCaller(rank, request.generation());
     if (status.ok()) {
-      Arrival arrival{rank, request.step(), request.position(),
-                      request.checkpoint_id()};
+      Arrival arrival{rank,
+                      request.step(),
+                      request.position(),
+                      request.checkpoint_id(),
+                      {request.server_incarnations().begin(),
+                       request.server_incarnations().end()}};
       arrival.position.set_worker_rank(rank);
       Arrive(std::move(arrival), AnswerRound(response, std::move(done)), &out);
     } else {
@@ -710,6 +714,13 @@ void CoordinatorCore::Arrive(Arrival arrival, RoundDone done, Outbox* out) {
             out);
   round_->arrived.insert(arrival.rank);
   round_->waiters.push_back(std::move(done));
+  std::vector<uint64_t>& seen = round_->seen;
+  seen.resize(std::max(seen.size(), arrival.incarnations.size()), 0);
+  for (size_t i = 0; i < arrival.incarnations.size(); ++i) {
+    const uint64_t inc = arrival.incarnations[i];
+    if (inc == 0 || seen[i] == inc) continue;
+    seen[i] = seen[i] == 0 ? inc : kIncarnationsDisagree;
+  }
   SetStand(arrival.rank, arrival.step, arrival.position);
   gates_.SetStep(arrival.rank, arrival.step);
   MaybeStartSave();
@@ -752,13 +763,14 @@ void CoordinatorCore::MaybeStartSave() {
   }
   cut.previous = last_manifest_;
   cut.previous_dir = last_dir_;
+  cut.seen = round_->seen;
   tasks_.Run([this, cut] { RunSave(cut); });
 }
 
 void CoordinatorCore::RunSave(const Cut& cut) {
   Manifest manifest = BuildManifest(options_, cut.stands, cut.previous);
   absl::StatusOr<std::string> dir =
-      WriteCheckpoint(options_, cut.previous_dir, &manifest);
+      WriteCheckpoint(options_, cut.previous_dir, cut.seen, &manifest);
   if (!dir.ok()) {
     LOG(ERROR) << "coordinator: checkpoint at step " << manifest.global_step()
                << " failed: " << dir.status();

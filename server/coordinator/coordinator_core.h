@@ -67,6 +67,10 @@
 
 namespace ps {
 
+// CoordinatorOptions::save's `seen` for a server two workers saw in two
+// incarnations.
+inline constexpr uint64_t kIncarnationsDisagree = ~uint64_t{0};
+
 struct CoordinatorOptions {
   // Workers 0 .. num_workers-1 take part. Default: 1.
   int num_workers = 1;
@@ -82,8 +86,12 @@ struct CoordinatorOptions {
   // Writes every server's part of a checkpoint into folder `dir` at `step`
   // and returns all files written. Called on a background thread without the
   // core's lock, one call at a time. Unset: checkpoints are refused.
+  // `seen`: per server, the incarnation the workers that arrived at the cut
+  // trained against (0: none reported; kIncarnationsDisagree: two workers
+  // reported different ones); the save must refuse a server whose
+  // incarnation is not that.
   std::function<absl::StatusOr<std::vector<CheckpointFile>>(
-      const std::string& dir, int64_t step)>
+      const std::string& dir, int64_t step, const std::vector<uint64_t>& seen)>
       save;
   // A job-wide rollback: every server reloads checkpoint folder `dir` (""
   // : fresh tables). Called on a background thread without the core's lock.
@@ -244,6 +252,7 @@ class CoordinatorCore {
     int64_t step = 0;
     DataPosition position;
     int64_t id = 0;  // the round arrived at; 0: any (opens one if none)
+    std::vector<uint64_t> incarnations;  // per server; 0: unknown
   };
   // A checkpoint round: open (collecting arrivals) until every worker counts
   // as arrived, then saving until the checkpoint is written or failed.
@@ -252,6 +261,8 @@ class CoordinatorCore {
     std::string reason;
     bool saving = false;
     std::set<int> arrived;
+    // Per server, the incarnation the arrived workers reported.
+    std::vector<uint64_t> seen;
     std::vector<RoundDone> waiters;
   };
   // An arrival (or, without one, a request) that came while a round was
@@ -267,6 +278,7 @@ class CoordinatorCore {
     std::map<int, WorkerStand> stands;
     std::optional<Manifest> previous;
     std::string previous_dir;
+    std::vector<uint64_t> seen;  // CoordinatorOptions::save's
   };
 
   absl::Time Now() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

@@ -176,8 +176,9 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
     // CoordinatorOptions::first_generation).
     co.first_generation = absl::ToUnixMicros(absl::Now());
     if (options.config.has_checkpoint()) {
-      co.save = [self](const std::string& dir, int64_t step) {
-        return self->SaveAllServers(dir, step);
+      co.save = [self](const std::string& dir, int64_t step,
+                       const std::vector<uint64_t>& seen) {
+        return self->SaveAllServers(dir, step, seen);
       };
     }
     co.reload = [self](const std::string& dir) {
@@ -261,7 +262,7 @@ void PsServer::Shutdown() {
 }
 
 absl::StatusOr<std::vector<CheckpointFile>> PsServer::SaveAllServers(
-    const std::string& dir, int64_t step) {
+    const std::string& dir, int64_t step, const std::vector<uint64_t>& seen) {
   std::vector<std::string> peers;
   {
     absl::MutexLock lock(&mu_);
@@ -294,6 +295,20 @@ absl::StatusOr<std::vector<CheckpointFile>> PsServer::SaveAllServers(
     files.insert(files.end(), responses[i].files().begin(),
                  responses[i].files().end());
     incarnations.push_back(responses[i].server_incarnation());
+  }
+  // What the workers at the cut trained against (the first checkpoint has
+  // no earlier save to compare with).
+  for (size_t i = 0; i < seen.size() && i < incarnations.size(); ++i) {
+    if (seen[i] == 0 || seen[i] == incarnations[i]) continue;
+    return absl::FailedPreconditionError(
+        absl::StrCat("server ", i, " (", peers[i],
+                     ") restarted: the workers at the cut "
+                     "trained against ",
+                     seen[i] == kIncarnationsDisagree
+                         ? std::string("two incarnations")
+                         : absl::StrCat("incarnation ", absl::Hex(seen[i])),
+                     ", it is ", absl::Hex(incarnations[i]),
+                     ": checkpoint refused, the job must roll back"));
   }
   absl::MutexLock lock(&mu_);
   if (incarnations_.size() == incarnations.size()) {

@@ -99,10 +99,11 @@ class PsServer {
   // Every server's part of a checkpoint (this one's and, by RPC, the
   // others'), for the coordinator.
   // FailedPrecondition, committing nothing, when a server's incarnation is
-  // not the one the last save or reload saw (it restarted: its rows would be
-  // fresh or older than the others').
+  // not the one the workers at the cut reported (`seen`, see
+  // CoordinatorOptions::save) or the one the last save or reload saw (it
+  // restarted: its rows would be fresh or older than the others').
   absl::StatusOr<std::vector<CheckpointFile>> SaveAllServers(
-      const std::string& dir, int64_t step);
+      const std::string& dir, int64_t step, const std::vector<uint64_t>& seen);
   // A job-wide rollback: every server (this one through its handler)
   // reloads checkpoint folder `dir` ("" : fresh tables).
   absl::Status ReloadAllServers(const std::string& dir);

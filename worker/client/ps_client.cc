@@ -356,6 +356,9 @@ class GrpcPsClient final : public PsClient {
     request.set_step(step);
     *request.mutable_position() = position;
     request.set_checkpoint_id(checkpoint_id);
+    for (size_t i = 0; i < stubs_.size(); ++i) {
+      request.add_server_incarnations(server_incarnation_[i].load());
+    }
     CheckpointArriveResponse response;
     RETURN_IF_ERROR(CallWithRetry(0, "CheckpointArrive", [&] {
       grpc::ClientContext context;

@@ -128,6 +128,14 @@ class FakeSave {
     return std::vector<CheckpointFile>{*file};
   }
 
+  void RecordSeen(const std::vector<uint64_t>& seen) {
+    absl::MutexLock lock(&mu_);
+    seen_ = seen;
+  }
+  std::vector<uint64_t> seen() {
+    absl::MutexLock lock(&mu_);
+    return seen_;
+  }
   void FailNext(absl::Status status) {
     absl::MutexLock lock(&mu_);
     fail_next_ = std::move(status);
@@ -160,6 +168,7 @@ class FakeSave {
  private:
   absl::Mutex mu_;
   std::vector<int64_t> steps_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> seen_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> dirs_ ABSL_GUARDED_BY(mu_);
   absl::Status fail_next_ ABSL_GUARDED_BY(mu_);
   bool blocked_ ABSL_GUARDED_BY(mu_) = false;
@@ -238,7 +247,9 @@ class CoordinatorCoreTest : public ::testing::Test {
     };
     if (checkpoints) {
       o.config.mutable_checkpoint()->set_dir(root_);
-      o.save = [this](const std::string& dir, int64_t step) {
+      o.save = [this](const std::string& dir, int64_t step,
+                      const std::vector<uint64_t>& seen) {
+        save_.RecordSeen(seen);
         return save_.Save(dir, step);
       };
     }
@@ -794,6 +805,27 @@ TEST_F(CoordinatorCoreTest, ACutBeforeAnyWorkerRegisteredKeepsTheResumedStep) {
   EXPECT_EQ(latest->manifest.global_step(), 40);
   EXPECT_THAT(latest->manifest.worker_steps(), ElementsAre(40, 39));
   EXPECT_EQ(latest->manifest.worker_positions(1).offset(), 101);
+}
+
+TEST_F(CoordinatorCoreTest, TheSaveLearnsTheIncarnationsTheWorkersSaw) {
+  Start(2, true);
+  Register(0, 2);
+  Register(1, 2);
+  Call<RequestCheckpointResponse> req;
+  Request(&req);
+  // Worker 0 saw servers 0 and 1; worker 1 saw only server 1, in another
+  // incarnation (server 1 restarted between their pushes).
+  CheckpointArriveRequest a = AtCut(0, 4, 40, Heartbeat(0));
+  a.add_server_incarnations(11);
+  a.add_server_incarnations(21);
+  CheckpointArriveRequest b = AtCut(1, 4, 40, Heartbeat(1));
+  b.add_server_incarnations(0);
+  b.add_server_incarnations(22);
+  Call<CheckpointArriveResponse> a0, a1;
+  core_->CheckpointArrive(a, a0.response(), a0.Done());
+  core_->CheckpointArrive(b, a1.response(), a1.Done());
+  ASSERT_TRUE(req.Wait().ok()) << req.Wait();
+  EXPECT_THAT(save_.seen(), ElementsAre(11, kIncarnationsDisagree));
 }
 
 TEST_F(CoordinatorCoreTest, CheckpointCallsAreRefusedWithoutASaveFunction) {
