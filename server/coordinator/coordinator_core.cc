@@ -567,19 +567,17 @@ void CoordinatorCore::AbortForRollback(const std::string& reason, Outbox* out) {
   }
 }
 
+bool CoordinatorCore::NoSaveRunning() const {
+  return !round_.has_value() || !round_->saving || stop_;
+}
+
 void CoordinatorCore::RunRecovery(const std::string& reason) {
   // A checkpoint being written is finished first: its cut predates the
   // restart (or its save fails, finding the restarted server).
-  while (true) {
-    absl::MutexLock lock(&mu_);
-    if (!round_.has_value() || !round_->saving || stop_) break;
-    mu_.Unlock();
-    absl::SleepFor(absl::Milliseconds(20));
-    mu_.Lock();
-  }
   std::string dir;
   {
     absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(this, &CoordinatorCore::NoSaveRunning));
     dir = last_dir_;
   }
   const absl::Status status = options_.reload(dir);
@@ -591,15 +589,9 @@ void CoordinatorCore::RunRecovery(const std::string& reason) {
       ++generation_;
       reloaded_ = true;
       // Every worker registers again and resumes from `dir`.
+      // AbortForRollback emptied the barriers and gates, and no call could
+      // park since (CheckCaller refuses while recovering_).
       members_.Reset();
-      for (ParkedCall& call : barriers_.TakeAll()) {
-        out.Finish(std::move(call.resume),
-                   absl::AbortedError("job rolled back"));
-      }
-      for (ParkedCall& call : gates_.TakeAll()) {
-        out.Finish(std::move(call.resume),
-                   absl::AbortedError("job rolled back"));
-      }
       gates_.ResetSteps();
       stands_.clear();
       failed_.clear();

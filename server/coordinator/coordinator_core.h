@@ -345,6 +345,8 @@ class CoordinatorCore {
   // Reloads the newest checkpoint on every server, then answers the
   // Recover calls. Without the lock, on a background thread.
   void RunRecovery(const std::string& reason) ABSL_LOCKS_EXCLUDED(mu_);
+  // No checkpoint is being written (or the core stops): RunRecovery's wait.
+  bool NoSaveRunning() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Every worker finished: the final checkpoint (if any), then JobEnded.
   void EndJob(Outbox* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

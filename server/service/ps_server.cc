@@ -261,33 +261,48 @@ void PsServer::Shutdown() {
   }
 }
 
-absl::StatusOr<std::vector<CheckpointFile>> PsServer::SaveAllServers(
-    const std::string& dir, int64_t step, const std::vector<uint64_t>& seen) {
-  std::vector<std::string> peers;
-  {
-    absl::MutexLock lock(&mu_);
-    peers = endpoints_;
-  }
-  SaveCheckpointRequest request;
-  request.set_dir(dir);
-  request.set_step(step);
-  // Every server writes at once; this one through its handler.
-  std::vector<SaveCheckpointResponse> responses(peers.size());
+std::vector<std::string> PsServer::Peers() const {
+  absl::MutexLock lock(&mu_);
+  return endpoints_;
+}
+
+std::vector<absl::Status> PsServer::OnEveryServer(
+    const std::vector<std::string>& peers,
+    const std::function<absl::Status(size_t, const std::string&,
+                                     PsService::Stub*)>& peer,
+    const std::function<absl::Status()>& self) {
   std::vector<absl::Status> statuses(peers.size());
   std::vector<std::thread> threads;
   for (size_t i = 1; i < peers.size(); ++i) {
     threads.emplace_back([&, i] {
       auto stub = PsService::NewStub(security_->Channel(peers[i]));
-      grpc::ClientContext context;
-      context.set_deadline(std::chrono::system_clock::now() +
-                           std::chrono::hours(1));
-      statuses[i] = FromGrpcStatus(
-          stub->SaveCheckpoint(&context, request, &responses[i]),
-          absl::StrCat("server ", i, " (", peers[i], ")"), "SaveCheckpoint");
+      statuses[i] = peer(i, peers[i], stub.get());
     });
   }
-  statuses[0] = handler_->SaveCheckpoint(request, &responses[0]);
+  statuses[0] = self();
   for (std::thread& t : threads) t.join();
+  return statuses;
+}
+
+absl::StatusOr<std::vector<CheckpointFile>> PsServer::SaveAllServers(
+    const std::string& dir, int64_t step, const std::vector<uint64_t>& seen) {
+  SaveCheckpointRequest request;
+  request.set_dir(dir);
+  request.set_step(step);
+  // Every server writes at once; this one through its handler.
+  const std::vector<std::string> peers = Peers();
+  std::vector<SaveCheckpointResponse> responses(peers.size());
+  const std::vector<absl::Status> statuses = OnEveryServer(
+      peers,
+      [&](size_t i, const std::string& endpoint, PsService::Stub* stub) {
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() +
+                             std::chrono::hours(1));
+        return FromGrpcStatus(
+            stub->SaveCheckpoint(&context, request, &responses[i]),
+            absl::StrCat("server ", i, " (", endpoint, ")"), "SaveCheckpoint");
+      },
+      [&] { return handler_->SaveCheckpoint(request, &responses[0]); });
   std::vector<CheckpointFile> files;
   std::vector<uint64_t> incarnations;
   for (size_t i = 0; i < peers.size(); ++i) {
@@ -328,40 +343,36 @@ absl::StatusOr<std::vector<CheckpointFile>> PsServer::SaveAllServers(
 }
 
 absl::Status PsServer::ReloadAllServers(const std::string& dir) {
-  std::vector<std::string> peers;
-  {
-    absl::MutexLock lock(&mu_);
-    peers = endpoints_;
-  }
   ReloadRequest request;
   request.set_dir(dir);
+  const std::vector<std::string> peers = Peers();
   std::vector<ReloadResponse> responses(peers.size());
-  std::vector<absl::Status> statuses(peers.size());
-  std::vector<std::thread> threads;
-  for (size_t i = 1; i < peers.size(); ++i) {
-    threads.emplace_back([&, i] {
-      auto stub = PsService::NewStub(security_->Channel(peers[i]));
-      // A server that is restarting is waited for (its restart is why the
-      // job rolls back).
-      for (int attempt = 0;; ++attempt) {
-        grpc::ClientContext context;
-        context.set_wait_for_ready(true);
-        context.set_deadline(std::chrono::system_clock::now() +
-                             std::chrono::minutes(10));
-        grpc::Status status = stub->Reload(&context, request, &responses[i]);
-        statuses[i] = FromGrpcStatus(
-            status, absl::StrCat("server ", i, " (", peers[i], ")"), "Reload");
-        if (status.error_code() != grpc::StatusCode::UNAVAILABLE ||
-            attempt >= 60) {
-          break;
+  const std::vector<absl::Status> statuses = OnEveryServer(
+      peers,
+      [&](size_t i, const std::string& endpoint, PsService::Stub* stub) {
+        // A server that is restarting is waited for (its restart is why the
+        // job rolls back).
+        absl::Status status;
+        for (int attempt = 0;; ++attempt) {
+          grpc::ClientContext context;
+          context.set_wait_for_ready(true);
+          context.set_deadline(std::chrono::system_clock::now() +
+                               std::chrono::minutes(10));
+          grpc::Status rpc = stub->Reload(&context, request, &responses[i]);
+          status = FromGrpcStatus(
+              rpc, absl::StrCat("server ", i, " (", endpoint, ")"), "Reload");
+          if (rpc.error_code() != grpc::StatusCode::UNAVAILABLE ||
+              attempt >= 60) {
+            return status;
+          }
+          absl::SleepFor(absl::Seconds(1));
         }
-        absl::SleepFor(absl::Seconds(1));
-      }
-    });
-  }
-  statuses[0] = ReloadFrom(handler_.get(), dir);
-  responses[0].set_server_incarnation(handler_->incarnation());
-  for (std::thread& t : threads) t.join();
+      },
+      [&] {
+        absl::Status status = ReloadFrom(handler_.get(), dir);
+        responses[0].set_server_incarnation(handler_->incarnation());
+        return status;
+      });
   std::vector<uint64_t> incarnations;
   for (size_t i = 0; i < peers.size(); ++i) {
     RETURN_IF_ERROR(statuses[i]);

@@ -15,6 +15,7 @@
 #ifndef PS_SERVER_SERVICE_PS_SERVER_H_
 #define PS_SERVER_SERVICE_PS_SERVER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -28,6 +29,7 @@
 #include "common/rpc_security.h"
 #include "proto/checkpoint.pb.h"
 #include "proto/config.pb.h"
+#include "proto/ps.grpc.pb.h"
 #include "proto/ps.pb.h"
 
 namespace grpc {
@@ -107,6 +109,16 @@ class PsServer {
   // A job-wide rollback: every server (this one through its handler)
   // reloads checkpoint folder `dir` ("" : fresh tables).
   absl::Status ReloadAllServers(const std::string& dir);
+  // The endpoints of every server (SetServerEndpoints).
+  std::vector<std::string> Peers() const;
+  // Runs peer(i, endpoint, stub) for every other server i, each on a thread
+  // of its own, and self() for this one meanwhile; returns their statuses
+  // by rank.
+  std::vector<absl::Status> OnEveryServer(
+      const std::vector<std::string>& peers,
+      const std::function<absl::Status(size_t, const std::string&,
+                                       PsService::Stub*)>& peer,
+      const std::function<absl::Status()>& self);
 
   // Destruction (~PsServer) stops and drains everything that calls into
   // this object before any member is destroyed. The declaration order backs
