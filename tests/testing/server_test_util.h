@@ -5,10 +5,16 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/checkpoint.h"
+#include "common/status_macros.h"
+#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "proto/config.pb.h"
+#include "server/service/ps_handler.h"
 #include "server/service/ps_server.h"
 
 namespace ps {
@@ -55,6 +61,28 @@ inline std::unique_ptr<PsServer> StartServer(const JobConfig& config,
   auto server = PsServer::Start(options);
   EXPECT_TRUE(server.ok()) << server.status();
   return server.ok() ? std::move(server).value() : nullptr;
+}
+
+// Takes a checkpoint of `config`'s job at `step` as the coordinator does:
+// every handler (one per server, by rank) writes its part into a new folder
+// under checkpoint.dir, then the manifest is committed as LATEST.
+inline absl::Status SaveAndCommit(const std::vector<PsHandler*>& handlers,
+                                  const JobConfig& config, int64_t step) {
+  ASSIGN_OR_RETURN(std::string dir,
+                   PrepareCheckpointDir(config.checkpoint().dir(), step));
+  Manifest m;
+  m.set_global_step(step);
+  m.set_num_servers(static_cast<int>(handlers.size()));
+  google::protobuf::TextFormat::PrintToString(config, m.mutable_job_config());
+  for (PsHandler* h : handlers) {
+    SaveCheckpointRequest request;
+    request.set_dir(dir);
+    request.set_step(step);
+    SaveCheckpointResponse response;
+    RETURN_IF_ERROR(h->SaveCheckpoint(request, &response));
+    for (const CheckpointFile& f : response.files()) *m.add_files() = f;
+  }
+  return CommitCheckpoint(config.checkpoint().dir(), m);
 }
 
 inline std::string Endpoint(const PsServer& server) {

@@ -197,22 +197,10 @@ Snapshot Read(std::vector<std::unique_ptr<PsHandler>>& hs, const JobConfig& c) {
 // Saves every handler into a new checkpoint at `step` and commits it.
 void Save(std::vector<std::unique_ptr<PsHandler>>& hs, const JobConfig& c,
           int64_t step) {
-  auto dir = PrepareCheckpointDir(c.checkpoint().dir(), step);
-  ASSERT_TRUE(dir.ok()) << dir.status();
-  Manifest m;
-  m.set_global_step(step);
-  m.set_num_servers(static_cast<int>(hs.size()));
-  google::protobuf::TextFormat::PrintToString(c, m.mutable_job_config());
-  for (auto& h : hs) {
-    SaveCheckpointRequest req;
-    req.set_dir(*dir);
-    req.set_step(step);
-    SaveCheckpointResponse resp;
-    absl::Status s = h->SaveCheckpoint(req, &resp);
-    ASSERT_TRUE(s.ok()) << s;
-    for (const CheckpointFile& f : resp.files()) *m.add_files() = f;
-  }
-  ASSERT_TRUE(CommitCheckpoint(c.checkpoint().dir(), m).ok());
+  std::vector<PsHandler*> handlers;
+  for (auto& h : hs) handlers.push_back(h.get());
+  absl::Status saved = SaveAndCommit(handlers, c, step);
+  ASSERT_TRUE(saved.ok()) << saved;
 }
 
 class CheckpointResumeTest : public ::testing::TestWithParam<int> {

@@ -296,19 +296,7 @@ TEST_F(ExactlyOnceTest, TheRecordSurvivesACheckpoint) {
   PushResponse response;
   ASSERT_THAT(handler_->Push(Push(1), &response), IsOk());
   ASSERT_THAT(handler_->Push(Push(2), &response), IsOk());
-  auto dir = PrepareCheckpointDir(config_.checkpoint().dir(), 2);
-  ASSERT_TRUE(dir.ok()) << dir.status();
-  Manifest m;
-  m.set_global_step(2);
-  m.set_num_servers(1);
-  google::protobuf::TextFormat::PrintToString(config_, m.mutable_job_config());
-  SaveCheckpointRequest save;
-  save.set_dir(*dir);
-  save.set_step(2);
-  SaveCheckpointResponse saved;
-  ASSERT_THAT(handler_->SaveCheckpoint(save, &saved), IsOk());
-  for (const CheckpointFile& f : saved.files()) *m.add_files() = f;
-  ASSERT_THAT(CommitCheckpoint(config_.checkpoint().dir(), m), IsOk());
+  ASSERT_THAT(SaveAndCommit({handler_.get()}, config_, 2), IsOk());
 
   auto opened = OpenLatest(config_.checkpoint().dir());
   ASSERT_TRUE(opened.ok()) << opened.status();

@@ -68,20 +68,7 @@ class WalTest : public ::testing::Test {
 
   // Writes server 0's part of a checkpoint at `step` and commits it.
   void Checkpoint(PsServer& s, int64_t step) {
-    auto dir = PrepareCheckpointDir(config_.checkpoint().dir(), step);
-    ASSERT_TRUE(dir.ok()) << dir.status();
-    SaveCheckpointRequest req;
-    req.set_dir(*dir);
-    req.set_step(step);
-    SaveCheckpointResponse resp;
-    ASSERT_THAT(s.handler()->SaveCheckpoint(req, &resp), IsOk());
-    Manifest m;
-    m.set_global_step(step);
-    m.set_num_servers(1);
-    google::protobuf::TextFormat::PrintToString(config_,
-                                                m.mutable_job_config());
-    *m.mutable_files() = resp.files();
-    ASSERT_THAT(CommitCheckpoint(config_.checkpoint().dir(), m), IsOk());
+    ASSERT_THAT(SaveAndCommit({s.handler()}, config_, step), IsOk());
   }
 
   TempDir dir_;
