@@ -114,10 +114,29 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
   // The tables start from the log's base when the log goes on; the
   // coordinator (server 0) from the checkpoint asked for.
   const RestoreFrom* tables_from = restore.has_value() ? &*restore : nullptr;
-  if (wal.continues) tables_from = wal.restore ? &*wal.restore : nullptr;
-  ASSIGN_OR_RETURN(s->handler_,
-                   PsHandler::Create(options.config, options.rank, tables_from,
-                                     wal.incarnation));
+  if (wal.continues) {
+    absl::StatusOr<std::unique_ptr<PsHandler>> continued = PsHandler::Create(
+        options.config, options.rank, wal.restore ? &*wal.restore : nullptr,
+        wal.incarnation);
+    if (continued.ok()) {
+      s->handler_ = std::move(continued).value();
+      tables_from = wal.restore ? &*wal.restore : nullptr;
+    } else {
+      // The base was this server's part of a checkpoint the coordinator had
+      // not committed, and its folder was cleared for a later try of that
+      // step (after a rollback). Without it the log cannot go on: start as
+      // any restarted server (a new incarnation, so the job rolls back).
+      LOG(WARNING) << "server " << options.rank
+                   << ": the write-ahead log cannot go on from its base: "
+                   << continued.status() << "; starting as a restarted server";
+      wal.continues = false;
+    }
+  }
+  if (s->handler_ == nullptr) {
+    ASSIGN_OR_RETURN(
+        s->handler_,
+        PsHandler::Create(options.config, options.rank, tables_from, 0));
+  }
   if (wal.log != nullptr) {
     if (!wal.continues) {
       // A new base: the state this server starts from.

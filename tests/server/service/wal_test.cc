@@ -3,6 +3,7 @@
 // replays the log and keeps its incarnation, so no acknowledged push is lost
 // and none is applied twice; a checkpoint starts the log afresh; an
 // explicit --resume_from drops it; a damaged base is refused by name.
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <vector>
@@ -133,6 +134,30 @@ TEST_F(WalTest, ResumeFromElsewhereDropsTheLogAndTakesANewIncarnation) {
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(Rows(**s), at_checkpoint);
   EXPECT_NE((*s)->handler()->incarnation(), incarnation);
+}
+
+TEST_F(WalTest, ABaseWhoseCheckpointFolderIsGoneStartsANewIncarnation) {
+  uint64_t incarnation = 0;
+  std::string checkpoint;
+  {
+    auto s = Start();
+    ASSERT_TRUE(s.ok()) << s.status();
+    Push(**s, 1);
+    Checkpoint(**s, 1);
+    Push(**s, 2);
+    incarnation = (*s)->handler()->incarnation();
+    auto opened = OpenLatest(config_.checkpoint().dir());
+    ASSERT_TRUE(opened.ok());
+    checkpoint = opened->dir;
+  }
+  // As when the coordinator clears an uncommitted folder to take that step
+  // again after a rollback.
+  std::filesystem::remove_all(checkpoint);
+  auto s = Start();
+  ASSERT_TRUE(s.ok()) << s.status();
+  // Not the log's state: a new incarnation, so the workers roll back.
+  EXPECT_NE((*s)->handler()->incarnation(), incarnation);
+  EXPECT_TRUE(Rows(**s).empty());
 }
 
 TEST_F(WalTest, ADamagedBaseIsRefusedByName) {
