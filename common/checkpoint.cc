@@ -152,7 +152,7 @@ absl::string_view CommitStageName(CommitStage stage) {
 
 absl::StatusOr<std::string> PrepareCheckpointDir(const std::string& root,
                                                  int64_t step) {
-  if (step < 0 || step >= int64_t{10000000000}) {
+  if (step < 0 || step >= kMaxCheckpointStep) {
     return absl::InvalidArgumentError(
         absl::StrCat("checkpoint step must be in [0, 10^10), got ", step));
   }

@@ -48,6 +48,10 @@
 
 namespace ps {
 
+// Checkpoint folders are named by step with 10 digits: a job's steps stay
+// below this (servers refuse a push at or past it).
+inline constexpr int64_t kMaxCheckpointStep = 10000000000;
+
 // Version written into Manifest.format_version (and the MANIFEST file).
 inline constexpr int kCheckpointFormatVersion = 1;
 inline constexpr char kManifestFileName[] = "MANIFEST";

@@ -94,6 +94,11 @@ absl::Status FileError(int err, absl::string_view what,
     case EACCES:
     case EPERM:
       return absl::PermissionDeniedError(message);
+    case ELOOP:
+      // O_NOFOLLOW met a symbolic link: checkpoint files are never written
+      // through one.
+      return absl::PermissionDeniedError(
+          absl::StrCat(message, " (a symbolic link, not followed)"));
     case EEXIST:
       return absl::AlreadyExistsError(message);
     case ENOSPC:
@@ -109,7 +114,8 @@ absl::Status FileError(int err, absl::string_view what,
 absl::StatusOr<std::unique_ptr<ChecksummedWriter>> ChecksummedWriter::Create(
     const std::string& path, absl::string_view magic, uint32_t version) {
   RETURN_IF_ERROR(CheckMagic(magic));
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = open(path.c_str(),
+                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) return FileError(errno, "create", path);
   std::unique_ptr<ChecksummedWriter> w(new ChecksummedWriter(fd, path));
   char header[kChecksummedHeaderBytes];
@@ -387,7 +393,8 @@ absl::Status SyncPath(const std::string& path) {
 absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view contents) {
   const std::string tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = open(tmp.c_str(),
+                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) return FileError(errno, "create", tmp);
   absl::Status status;
   const char* p = contents.data();

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/checkpoint.h"
 #include "common/input_shape.h"
 #include "common/status_macros.h"
 
@@ -274,6 +275,21 @@ absl::Status CheckCluster(const Validator& v, const JobConfig& c) {
                    "is required with TLS (clients check the servers' "
                    "certificates against it)");
   }
+  const LimitsConfig& lim = cl.limits();
+  // A worker sends up to 8192 keys per chunk (worker/client/key_chunks.h)
+  // and a push gathers a batch's chunks for one server.
+  RETURN_IF_ERROR(v.Range<int64_t>("cluster.limits.max_keys_per_request",
+                                   lim.max_keys_per_request(), 8192,
+                                   int64_t{1} << 32));
+  RETURN_IF_ERROR(v.Range<int64_t>("cluster.limits.max_step_jump",
+                                   lim.max_step_jump(), 1, kMaxCheckpointStep));
+  RETURN_IF_ERROR(v.Range("cluster.limits.max_concurrent_streams",
+                          lim.max_concurrent_streams(), 1, 1 << 20));
+  RETURN_IF_ERROR(v.Range<int64_t>("cluster.limits.rpc_memory_bytes",
+                                   lim.rpc_memory_bytes(), 0,
+                                   int64_t{1} << 50));
+  RETURN_IF_ERROR(v.Range("cluster.limits.max_checkpoint_requests",
+                          lim.max_checkpoint_requests(), 1, 64));
   return absl::OkStatus();
 }
 
@@ -304,6 +320,15 @@ absl::Status CheckSparseTable(const Validator& v, const JobConfig& c, int t) {
                    absl::StrCat("must be >= 0, got ", init.scale()));
   }
   const SparseStorageConfig& storage = table.storage();
+  if (storage.max_rows() < 0 ||
+      (storage.max_rows() > 0 &&
+       storage.type() != SparseStorageConfig::MEMORY)) {
+    return v.Error(path + ".storage.max_rows",
+                   absl::StrCat("must be >= 0 and is for MEMORY tables only "
+                                "(a TIERED table's memory_budget_bytes bounds "
+                                "its memory), got ",
+                                storage.max_rows()));
+  }
   if (storage.has_memory_budget_bytes() && storage.memory_budget_bytes() < 0) {
     return v.Error(
         path + ".storage.memory_budget_bytes",

@@ -5,7 +5,18 @@
 //    "authorization: Bearer <token>", added by a channel interceptor), and
 //    servers refuse a call without it, or with another one, as
 //    UNAUTHENTICATED (RpcSecurity::Check, first thing in every handler).
-// Without a security section: plaintext and no token.
+//  - an operator token (admin_token_file, PS_ADMIN_TOKEN): when set, the
+//    administrative calls (Shutdown, SaveCheckpoint, Reload, Shrink,
+//    RequestCheckpoint) need it; servers and ps_ctl (kServer, kAdmin) send
+//    it instead of the auth token, workers (kClient) never load it. It passes
+//    the auth token's check too.
+// With TLS and a token, calls without a valid token are refused by an
+// AuthMetadataProcessor before gRPC reads their message; in plaintext, by
+// Check in the handler (the message is read first, up to the message limit
+// and within the server's resource quota).
+// Without a security section: plaintext and no token, which a server
+// accepts only on a loopback address unless started with --insecure
+// (CheckExposure).
 //
 // Loaded once per process; immutable afterwards, so one object serves every
 // channel and handler thread.
@@ -29,7 +40,8 @@ class RpcSecurity {
  public:
   enum class Role {
     kServer,  // listens (needs the certificate and key) and calls peers
-    kClient,  // only calls (needs the CA file)
+    kClient,  // only calls (needs the CA file); never has the admin token
+    kAdmin,   // an operator's tool (ps_ctl): a client with the admin token
   };
 
   // Reads what `role` needs of `config`: the certificate, key and CA files
@@ -45,6 +57,18 @@ class RpcSecurity {
   static std::shared_ptr<const RpcSecurity> None();
 
   bool has_token() const { return !token_.empty(); }
+  bool has_admin_token() const { return !admin_token_.empty(); }
+  bool tls() const { return tls_; }
+
+  // Whether a server may listen on `listen_address` ("host:port") with
+  // these settings: on a loopback address always; elsewhere only with TLS
+  // and a token, unless `insecure`. FailedPrecondition saying how to set up
+  // TLS and a token otherwise.
+  absl::Status CheckExposure(const std::string& listen_address,
+                             bool insecure) const;
+  // Whether `endpoint`'s host is a loopback address (localhost, 127.x,
+  // [::1]).
+  static bool IsLoopback(const std::string& endpoint);
   // "TLS and token", "plaintext, no token", ... (for logs).
   std::string Describe() const;
 
@@ -62,9 +86,15 @@ class RpcSecurity {
   // the call carries it; else UNAUTHENTICATED saying whether the token was
   // missing or wrong, and from which peer.
   grpc::Status Check(const grpc::ServerContextBase& context) const;
+  // Check for an administrative call: with an admin token, only that token
+  // passes (PERMISSION_DENIED for the job's auth token).
+  grpc::Status CheckAdmin(const grpc::ServerContextBase& context) const;
   // For the first line of a callback handler: null when Check passes, else
   // the call's reactor, finished with Check's status (and logged).
   grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context) const;
+  // Refuse with CheckAdmin.
+  grpc::ServerUnaryReactor* RefuseAdmin(
+      grpc::CallbackServerContext* context) const;
 
  private:
   RpcSecurity() = default;
@@ -75,6 +105,8 @@ class RpcSecurity {
   std::string ca_pem_;
   std::string token_;
   std::string header_;  // "Bearer <token>"
+  std::string admin_token_;
+  std::string admin_header_;  // "Bearer <admin token>"
 };
 
 }  // namespace ps

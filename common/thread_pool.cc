@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <system_error>
 #include <utility>
 
 namespace ps {
@@ -93,6 +94,27 @@ void BackgroundTasks::Run(std::function<void()> task) {
     absl::MutexLock lock(&state->mu);
     --state->running;
   }).detach();
+}
+
+bool BackgroundTasks::TryRun(std::function<void()> task, int max_running) {
+  {
+    absl::MutexLock lock(&state_->mu);
+    if (state_->running >= max_running) return false;
+    ++state_->running;
+  }
+  try {
+    std::thread([state = state_, task = std::move(task)] {
+      task();
+      absl::MutexLock lock(&state->mu);
+      --state->running;
+    }).detach();
+  } catch (const std::system_error&) {
+    // No thread could be made (a process limit): refused, not fatal.
+    absl::MutexLock lock(&state_->mu);
+    --state_->running;
+    return false;
+  }
+  return true;
 }
 
 void BackgroundTasks::WaitAll() {

@@ -59,6 +59,10 @@ class BackgroundTasks {
   BackgroundTasks& operator=(const BackgroundTasks&) = delete;
 
   void Run(std::function<void()> task);
+  // Runs `task` on a thread of its own unless `max_running` tasks are
+  // running already or no thread can be made: then returns false and drops
+  // it.
+  [[nodiscard]] bool TryRun(std::function<void()> task, int max_running);
   // Returns when no task is running.
   void WaitAll();
 

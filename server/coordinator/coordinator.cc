@@ -114,7 +114,7 @@ grpc::ServerUnaryReactor* CoordinatorImpl::RequestCheckpoint(
     grpc::CallbackServerContext* context,
     const RequestCheckpointRequest* request,
     RequestCheckpointResponse* response) {
-  if (auto* refused = security_->Refuse(context)) return refused;
+  if (auto* refused = security_->RefuseAdmin(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   core_.RequestCheckpoint(*request, response, FinishReactor(reactor));
   return reactor;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <random>
 #include <system_error>
 #include <thread>
@@ -111,6 +112,7 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
       rank, num_servers, incarnation != 0 ? incarnation : NewIncarnationId()));
   handler->config_ = config;
   handler->config_text_ = RecordedJobConfig(config);
+  if (restore != nullptr) handler->created_from_ = restore->dir;
   // Large pushes and pulls split their sub-shard groups over the cores; the
   // calling (gRPC) thread takes part.
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
@@ -124,6 +126,14 @@ absl::Status PsHandler::BuildTables(const RestoreFrom* restore) {
   const JobConfig& config = config_;
   const int rank = rank_;
   const int num_servers = num_servers_;
+  // Before anything is cleared: a TIERED table's live RocksDB folder is
+  // replaced by the restore, so a checkpoint this job cannot use must be
+  // refused while that folder is still intact.
+  if (restore != nullptr) {
+    RETURN_IF_ERROR(
+        CheckCheckpointCompatible(restore->manifest, restore->dir, config));
+  }
+  max_step_.store(restore != nullptr ? restore->manifest.global_step() : 0);
   ledger_ = std::make_unique<PushLedger>();
   for (int t = 0; t < config.sparse_tables_size(); ++t) {
     const SparseTableConfig& tc = config.sparse_tables(t);
@@ -366,12 +376,53 @@ absl::StatusOr<std::vector<float>> PsHandler::DumpDense(size_t table) const {
   return values;
 }
 
+absl::StatusOr<std::string> PsHandler::CheckpointFolder(
+    const std::string& dir) const {
+  if (dir.empty()) {
+    return absl::InvalidArgumentError("no checkpoint folder named");
+  }
+  if (!config_.has_checkpoint() || config_.checkpoint().dir().empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("server ", rank_,
+                     " has no checkpoint.dir: it writes and reads "
+                     "checkpoints only under the job's checkpoint.dir"));
+  }
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  // Symbolic links in the parts that exist are resolved, so a link inside
+  // the root that points elsewhere is judged by where it points.
+  const fs::path root = fs::weakly_canonical(config_.checkpoint().dir(), ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat(
+        "checkpoint.dir '", config_.checkpoint().dir(), "': ", ec.message()));
+  }
+  fs::path asked(dir);
+  if (asked.is_relative()) asked = root / asked;
+  const fs::path target = fs::weakly_canonical(asked, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint folder '", dir, "': ", ec.message()));
+  }
+  const fs::path rel = target.lexically_relative(root);
+  if (rel.empty() || rel == "." || *rel.begin() == "..") {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "checkpoint folder '", dir, "' (", target.string(),
+        ") is not under the job's checkpoint.dir '", root.string(),
+        "': server ", rank_, " writes and reads checkpoints only there"));
+  }
+  return target.string();
+}
+
+absl::StatusOr<std::string> PsHandler::ReloadFolder(
+    const std::string& dir) const {
+  if (!created_from_.empty() && dir == created_from_) return dir;
+  return CheckpointFolder(dir);
+}
+
 absl::Status PsHandler::SaveCheckpoint(const SaveCheckpointRequest& request,
                                        SaveCheckpointResponse* response) {
   response->Clear();
-  if (request.dir().empty()) {
-    return absl::InvalidArgumentError("SaveCheckpoint: no checkpoint folder");
-  }
+  ASSIGN_OR_RETURN(const std::string dir, CheckpointFolder(request.dir()));
   absl::WriterMutexLock hold(&apply_mu_);
   response->set_server_incarnation(incarnation_.load());
   const absl::Time start = absl::Now();
@@ -379,15 +430,14 @@ absl::Status PsHandler::SaveCheckpoint(const SaveCheckpointRequest& request,
     ASSIGN_OR_RETURN(
         std::vector<CheckpointFile> written,
         SaveTableSnapshot(
-            *table, request.dir(),
-            absl::StrCat(request.dir(), "/",
-                         SparseSnapshotDir(rank_, table->name()))));
+            *table, dir,
+            absl::StrCat(dir, "/", SparseSnapshotDir(rank_, table->name()))));
     for (CheckpointFile& f : written) *response->add_files() = std::move(f);
   }
   for (const auto& dense : dense_) {
     const std::string rel = DenseSnapshotFile(rank_, dense->name());
     ASSIGN_OR_RETURN(FileDigest digest,
-                     dense->Save(absl::StrCat(request.dir(), "/", rel)));
+                     dense->Save(absl::StrCat(dir, "/", rel)));
     CheckpointFile* f = response->add_files();
     f->set_path(rel);
     f->set_size(digest.size);
@@ -397,8 +447,7 @@ absl::Status PsHandler::SaveCheckpoint(const SaveCheckpointRequest& request,
     const std::string rel = PushLedgerFile(rank_);
     ASSIGN_OR_RETURN(
         FileDigest digest,
-        WriteChecksummedFile(absl::StrCat(request.dir(), "/", rel),
-                             kPushLedgerMagic, 1,
+        WriteChecksummedFile(absl::StrCat(dir, "/", rel), kPushLedgerMagic, 1,
                              ledger_->Snapshot().SerializeAsString()));
     CheckpointFile* f = response->add_files();
     f->set_path(rel);
@@ -410,7 +459,7 @@ absl::Status PsHandler::SaveCheckpoint(const SaveCheckpointRequest& request,
     // holds, which the ledger skips on replay.
     WalBase base;
     base.set_server_incarnation(incarnation_.load());
-    base.set_checkpoint_dir(request.dir());
+    base.set_checkpoint_dir(dir);
     Manifest* m = base.mutable_manifest();
     m->set_global_step(request.step());
     m->set_num_servers(num_servers_);
@@ -420,9 +469,8 @@ absl::Status PsHandler::SaveCheckpoint(const SaveCheckpointRequest& request,
     RETURN_IF_ERROR(wal_->Reset());
   }
   LOG(INFO) << "server " << rank_ << ": saved " << response->files_size()
-            << " checkpoint files into " << request.dir() << " at step "
-            << request.step() << " in "
-            << absl::ToDoubleSeconds(absl::Now() - start) << " s";
+            << " checkpoint files into " << dir << " at step " << request.step()
+            << " in " << absl::ToDoubleSeconds(absl::Now() - start) << " s";
   return absl::OkStatus();
 }
 
@@ -475,6 +523,17 @@ absl::Status PsHandler::CheckIncarnation(const RequestHeader& header) const {
       " (its tables are not the state the worker trained against)"));
 }
 
+absl::Status PsHandler::CheckKeyCount(size_t keys,
+                                      absl::string_view what) const {
+  const int64_t limit = config_.cluster().limits().max_keys_per_request();
+  if (static_cast<int64_t>(keys) <= limit) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrCat(what, ": ", keys,
+                   " keys in one request, over "
+                   "cluster.limits.max_keys_per_request ",
+                   limit, " (server ", rank_, ")"));
+}
+
 void PsHandler::FillHeader(ResponseHeader* header) const {
   header->set_server_rank(rank_);
   header->set_server_incarnation(incarnation_.load());
@@ -507,6 +566,31 @@ absl::Status PsHandler::Pull(const PullRequest& request,
         absl::StrCat("pull: segments name ", total_keys, " keys, the request ",
                      "carries ", keys.size()));
   }
+  RETURN_IF_ERROR(CheckKeyCount(keys.size(), "pull"));
+  size_t dense_floats = 0;
+  for (uint32_t id : request.dense_tables()) {
+    ASSIGN_OR_RETURN(DenseTable * table, FindDense(id));
+    dense_floats += static_cast<size_t>(table->local_size());
+  }
+  const size_t reply_bytes = (total_floats + dense_floats) * sizeof(float);
+  if (reply_bytes >
+      static_cast<size_t>(config_.cluster().max_message_bytes())) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "pull of worker ", request.header().worker_rank(),
+        ": the answer would "
+        "be ",
+        reply_bytes, " bytes, over cluster.max_message_bytes ",
+        config_.cluster().max_message_bytes(), " (send fewer keys per pull)"));
+  }
+  {
+    size_t at = 0;
+    for (int i = 0; i < request.sparse_size(); ++i) {
+      const size_t n = request.sparse(i).num_keys();
+      RETURN_IF_ERROR(CheckKeysOwned(*tables[i], keys.subspan(at, n)));
+      RETURN_IF_ERROR(tables[i]->CheckRoom(keys.subspan(at, n)));
+      at += n;
+    }
+  }
   // resize() zero-fills, then Pull overwrites every byte. Measured: the fill
   // costs about 0.2 ms per 4 MiB. Abseil's STLStringResizeUninitialized is a
   // plain resize() with libstdc++, and building the bytes by append would
@@ -519,7 +603,6 @@ absl::Status PsHandler::Pull(const PullRequest& request,
     SparseTable& table = *tables[i];
     const size_t n = request.sparse(i).num_keys();
     auto seg_keys = keys.subspan(key_at, n);
-    RETURN_IF_ERROR(CheckKeysOwned(table, seg_keys));
     RETURN_IF_ERROR(table.Pull(seg_keys, absl::MakeSpan(out, n * table.dim())));
     key_at += n;
     out += n * table.dim();
@@ -591,7 +674,8 @@ absl::Status PsHandler::CheckSparsePush(const PushRequest& request,
       *view = counts.subspan(key_at, n);
     }
     RETURN_IF_ERROR(CheckKeysOwned(*table, s.keys));
-    RETURN_IF_ERROR(CheckFinite(s.grads, what));
+    RETURN_IF_ERROR(CheckUpdate(s.grads, what));
+    RETURN_IF_ERROR(table->CheckRoom(s.keys));
     out->sparse.push_back(s);
     key_at += n;
     grad_at += floats;
@@ -622,7 +706,7 @@ absl::Status PsHandler::CheckDensePush(const PushRequest& request,
                        dense.size() - dense_at, " left in the request)"));
     }
     CheckedPush::Dense d{table, dense.subspan(dense_at, seg.num_values())};
-    RETURN_IF_ERROR(CheckFinite(d.grads, what));
+    RETURN_IF_ERROR(CheckUpdate(d.grads, what));
     out->dense.push_back(d);
     dense_at += seg.num_values();
   }
@@ -644,6 +728,23 @@ absl::Status PsHandler::CheckPush(const PushRequest& request,
                      " part ", request.part(), " of ", request.parts(),
                      " (needs step >= 0 and part < parts)"));
   }
+  const int64_t highest = max_step_.load();
+  const int64_t jump = config_.cluster().limits().max_step_jump();
+  if (h.step() >= kMaxCheckpointStep || h.step() - highest > jump) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "push of worker ", h.worker_rank(), ": step ", h.step(),
+        " is too far ahead: server ", rank_, " is at step ", highest,
+        ", and a push may be at most cluster.limits.max_step_jump ", jump,
+        " past it (and below 10^10)"));
+  }
+  if (request.merged_steps() > h.step()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "push of worker ", h.worker_rank(), ": ", request.merged_steps(),
+        " steps merged before step ", h.step()));
+  }
+  ASSIGN_OR_RETURN(auto keys,
+                   ViewPacked<uint64_t>(request.keys(), "push keys"));
+  RETURN_IF_ERROR(CheckKeyCount(keys.size(), "push"));
   RETURN_IF_ERROR(CheckSparsePush(request, out));
   return CheckDensePush(request, out);
 }
@@ -678,11 +779,6 @@ absl::Status PsHandler::Push(const PushRequest& request, PushResponse* response,
     CheckedPush push;
     RETURN_IF_ERROR(CheckPush(request, &push));
     const int64_t step = request.header().step();
-    if (request.merged_steps() > step) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "push of worker ", request.header().worker_rank(), ": ",
-          request.merged_steps(), " steps merged before step ", step));
-    }
     const PushLedger::Key key{request.header().worker_rank(), step,
                               request.part(), step - request.merged_steps()};
     int64_t applied_first = 0;
@@ -725,6 +821,9 @@ absl::Status PsHandler::Push(const PushRequest& request, PushResponse* response,
     }
     ledger_->Finish(key, applied.ok(), kind);
     RETURN_IF_ERROR(applied);
+    for (int64_t seen = max_step_.load();
+         step > seen && !max_step_.compare_exchange_weak(seen, step);) {
+    }
     for (const SparseSegment& seg : request.sparse()) {
       MaybeShrink(seg.table_id(), sparse_[seg.table_id()]->step());
     }
@@ -738,7 +837,11 @@ void PsHandler::MaybeShrink(size_t table_id, int64_t step) {
   if (due <= 0 || step < due) return;
   SparseTable& table = *sparse_[table_id];
   const int64_t every = shrink_every_[table_id];
-  const int64_t following = (step / every + 1) * every;
+  // Steps stay below 10^10 (CheckPush), `every` is any positive int64.
+  int64_t following = 0;
+  if (__builtin_mul_overflow(step / every + 1, every, &following)) {
+    following = std::numeric_limits<int64_t>::max();
+  }
   // Claim this shrink; a concurrent caller that lost the race goes on.
   if (!next.compare_exchange_strong(due, following)) return;
   absl::StatusOr<int64_t> removed = table.Shrink();

@@ -97,9 +97,20 @@ class PsHandler {
 
   // Writes this server's tables into checkpoint folder request.dir (under
   // server-<rank>/) and lists the files with sizes and checksums. Pulls and
-  // pushes wait meanwhile, so the files are one consistent state.
+  // pushes wait meanwhile, so the files are one consistent state. The folder
+  // must be under the job's checkpoint.dir (CheckpointFolder); files are
+  // created without following symbolic links. FailedPrecondition naming the
+  // table and key when a row is not finite (nothing is committed then).
   absl::Status SaveCheckpoint(const SaveCheckpointRequest& request,
                               SaveCheckpointResponse* response);
+  // `dir` (relative to checkpoint.dir, or absolute) resolved, symbolic links
+  // included, when it is a folder under the job's checkpoint.dir:
+  // PermissionDenied naming both when it is not (or is the root itself),
+  // FailedPrecondition when the job has no checkpoint.dir.
+  absl::StatusOr<std::string> CheckpointFolder(const std::string& dir) const;
+  // A folder a Reload may read: the checkpoint this server was created from
+  // (which --resume_from may have named anywhere), or else CheckpointFolder.
+  absl::StatusOr<std::string> ReloadFolder(const std::string& dir) const;
 
   // Rows stored per sparse table, for logs and tests (TIERED: approximate).
   std::vector<int64_t> SparseRows() const;
@@ -133,6 +144,8 @@ class PsHandler {
   absl::StatusOr<DenseTable*> FindDense(uint32_t table_id) const;
   absl::Status CheckKeysOwned(const SparseTable& table,
                               absl::Span<const uint64_t> keys) const;
+  // ResourceExhausted when `keys` passes cluster.limits.max_keys_per_request.
+  absl::Status CheckKeyCount(size_t keys, absl::string_view what) const;
   // FailedPrecondition when `header` expects another incarnation.
   absl::Status CheckIncarnation(const RequestHeader& header) const;
   void FillHeader(ResponseHeader* header) const;
@@ -159,6 +172,9 @@ class PsHandler {
   const int rank_;
   const int num_servers_;
   std::atomic<uint64_t> incarnation_;
+  // The highest step of an applied push (or of the checkpoint restored):
+  // a push's step may pass it by cluster.limits.max_step_jump at most.
+  std::atomic<int64_t> max_step_{0};
   JobConfig config_;
   // Held shared by data requests, exclusively by SaveCheckpoint.
   mutable absl::Mutex apply_mu_;
@@ -172,6 +188,8 @@ class PsHandler {
   std::vector<std::unique_ptr<SparseTable>> sparse_;
   std::vector<std::unique_ptr<DenseTable>> dense_;
   std::unique_ptr<PushLedger> ledger_;
+  // The checkpoint folder Create restored from ("" : none).
+  std::string created_from_;
   // The job config as text, for the WalBase manifest.
   std::string config_text_;
   // durability.wal: the log and its BASE file (set once by AttachWal).

@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 
 #include <chrono>
 #include <optional>
@@ -82,6 +83,8 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
   s->max_message_bytes_ = cluster.max_message_bytes();
   ASSIGN_OR_RETURN(s->security_, RpcSecurity::Load(cluster.security(),
                                                    RpcSecurity::Role::kServer));
+  RETURN_IF_ERROR(
+      s->security_->CheckExposure(options.listen_address, options.insecure));
   {
     absl::MutexLock lock(&s->mu_);
     s->endpoints_.assign(cluster.servers().begin(), cluster.servers().end());
@@ -159,6 +162,8 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
         self->OnShutdownRequest(request);
       },
       s->security_);
+  s->service_->SetMaxCheckpointRequests(
+      cluster.limits().max_checkpoint_requests());
   if (options.drop_push_acks > 0) {
     LOG(WARNING) << "server " << options.rank
                  << ": fault injection: " << options.drop_push_acks
@@ -181,6 +186,19 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
   SetServerKeepalive(KeepaliveOptions(), &builder);
   builder.SetMaxReceiveMessageSize(static_cast<int>(s->max_message_bytes_));
   builder.SetMaxSendMessageSize(static_cast<int>(s->max_message_bytes_));
+  // What one peer, authenticated or not, can make this server hold: calls
+  // open at once per connection, and the memory of every connection and
+  // call together (past it gRPC refuses new calls instead of allocating).
+  const LimitsConfig& limits = cluster.limits();
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             limits.max_concurrent_streams());
+  const int64_t quota_bytes =
+      limits.rpc_memory_bytes() > 0
+          ? limits.rpc_memory_bytes()
+          : std::max<int64_t>(int64_t{1} << 30, 4 * s->max_message_bytes_);
+  grpc::ResourceQuota quota(absl::StrCat("ps_server_", options.rank));
+  quota.Resize(static_cast<size_t>(quota_bytes));
+  builder.SetResourceQuota(quota);
   builder.RegisterService(s->service_.get());
   if (options.rank == 0) {
     CoordinatorOptions co;

@@ -58,13 +58,18 @@ struct PsServerOptions {
   // Fault injection (PsServiceImpl::SetDropPushAcks): this share of the
   // applied pushes is answered UNAVAILABLE. Default: 0.
   double drop_push_acks = 0;
+  // Listen beyond loopback without TLS and a token (RpcSecurity::
+  // CheckExposure): a trusted network only. Default: refused.
+  bool insecure = false;
   // Server 0: what checkpoint.every_minutes counts in (tests shorten it).
   absl::Duration checkpoint_minute = absl::Minutes(1);
 };
 
 class PsServer {
  public:
-  // Binds and starts serving. Unavailable when the address cannot be bound.
+  // Binds and starts serving. Unavailable when the address cannot be bound;
+  // FailedPrecondition when it is not a loopback address and the job has no
+  // TLS and token (unless options.insecure).
   static absl::StatusOr<std::unique_ptr<PsServer>> Start(
       const PsServerOptions& options);
   // Shutdown(), then waits for a checkpoint save in progress and the job's

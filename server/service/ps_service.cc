@@ -19,6 +19,9 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context,
     case absl::StatusCode::kNotFound:
     case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
       // The caller's mistake (or its choice), answered with the reason.
       LOG_EVERY_N(WARNING, 100) << "refused request: " << status;
       break;
@@ -74,7 +77,7 @@ void PsServiceImpl::SetDropPushAcks(double share, uint64_t seed) {
 grpc::ServerUnaryReactor* PsServiceImpl::Shutdown(
     grpc::CallbackServerContext* context, const ShutdownRequest* request,
     ShutdownResponse*) {
-  if (auto* refused = security_->Refuse(context)) return refused;
+  if (auto* refused = security_->RefuseAdmin(context)) return refused;
   LOG(INFO) << "server " << handler_->rank()
             << ": shutdown requested: " << request->reason()
             << (request->job_error().empty()
@@ -95,32 +98,49 @@ grpc::ServerUnaryReactor* PsServiceImpl::Stats(
 grpc::ServerUnaryReactor* PsServiceImpl::SaveCheckpoint(
     grpc::CallbackServerContext* context, const SaveCheckpointRequest* request,
     SaveCheckpointResponse* response) {
-  if (auto* refused = security_->Refuse(context)) return refused;
+  if (auto* refused = security_->RefuseAdmin(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   PsHandler* handler = handler_;
-  saves_.Run([handler, reactor, request, response] {
-    reactor->Finish(ToGrpcStatus(handler->SaveCheckpoint(*request, response)));
-  });
+  if (!saves_.TryRun(
+          [handler, reactor, request, response] {
+            reactor->Finish(
+                ToGrpcStatus(handler->SaveCheckpoint(*request, response)));
+          },
+          max_checkpoint_requests_)) {
+    return Done(context, TooManyCheckpointRequests());
+  }
   return reactor;
 }
 
 grpc::ServerUnaryReactor* PsServiceImpl::Reload(
     grpc::CallbackServerContext* context, const ReloadRequest* request,
     ReloadResponse* response) {
-  if (auto* refused = security_->Refuse(context)) return refused;
+  if (auto* refused = security_->RefuseAdmin(context)) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   PsHandler* handler = handler_;
-  saves_.Run([handler, reactor, request, response] {
-    absl::Status status = ReloadFrom(handler, request->dir());
-    response->set_server_incarnation(handler->incarnation());
-    reactor->Finish(ToGrpcStatus(status));
-  });
+  if (!saves_.TryRun(
+          [handler, reactor, request, response] {
+            absl::Status status = ReloadFrom(handler, request->dir());
+            response->set_server_incarnation(handler->incarnation());
+            reactor->Finish(ToGrpcStatus(status));
+          },
+          max_checkpoint_requests_)) {
+    return Done(context, TooManyCheckpointRequests());
+  }
   return reactor;
+}
+
+absl::Status PsServiceImpl::TooManyCheckpointRequests() const {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "server ", handler_->rank(), ": ", max_checkpoint_requests_,
+      " checkpoint saves or reloads are in progress already "
+      "(cluster.limits.max_checkpoint_requests); try again later"));
 }
 
 absl::Status ReloadFrom(PsHandler* handler, const std::string& dir) {
   if (dir.empty()) return handler->Reload(nullptr);
-  ASSIGN_OR_RETURN(OpenedCheckpoint opened, OpenCheckpoint(dir));
+  ASSIGN_OR_RETURN(const std::string folder, handler->ReloadFolder(dir));
+  ASSIGN_OR_RETURN(OpenedCheckpoint opened, OpenCheckpoint(folder));
   RestoreFrom restore{opened.dir, opened.manifest};
   return handler->Reload(&restore);
 }
@@ -128,7 +148,7 @@ absl::Status ReloadFrom(PsHandler* handler, const std::string& dir) {
 grpc::ServerUnaryReactor* PsServiceImpl::Shrink(
     grpc::CallbackServerContext* context, const ShrinkRequest* request,
     ShrinkResponse* response) {
-  if (auto* refused = security_->Refuse(context)) return refused;
+  if (auto* refused = security_->RefuseAdmin(context)) return refused;
   return Done(context, handler_->Shrink(*request, response));
 }
 

@@ -42,6 +42,10 @@ class PsServiceImpl final : public PsService::CallbackService {
   // server must not apply it twice). 0 (the default): none. Call before
   // serving.
   void SetDropPushAcks(double share, uint64_t seed);
+  // Checkpoint saves and reloads run or queued at once; more are refused
+  // as RESOURCE_EXHAUSTED (cluster.limits.max_checkpoint_requests). Call
+  // before serving. Default: 4.
+  void SetMaxCheckpointRequests(int n) { max_checkpoint_requests_ = n; }
   int64_t dropped_push_acks() const { return dropped_acks_.load(); }
 
   grpc::ServerUnaryReactor* Pull(grpc::CallbackServerContext* context,
@@ -61,6 +65,8 @@ class PsServiceImpl final : public PsService::CallbackService {
   grpc::ServerUnaryReactor* Shrink(grpc::CallbackServerContext* context,
                                    const ShrinkRequest* request,
                                    ShrinkResponse* response) override;
+  // Administrative calls (Shutdown, Shrink, Reload, SaveCheckpoint) need
+  // the operator token when the job has one (RpcSecurity::CheckAdmin).
   // Replaces the tables by a checkpoint's (PsHandler::Reload), on the save
   // thread: it takes seconds.
   grpc::ServerUnaryReactor* Reload(grpc::CallbackServerContext* context,
@@ -73,7 +79,10 @@ class PsServiceImpl final : public PsService::CallbackService {
       SaveCheckpointResponse* response) override;
 
  private:
+  absl::Status TooManyCheckpointRequests() const;
+
   PsHandler* const handler_;
+  int max_checkpoint_requests_ = 4;
   // SaveCheckpoint calls (waited for at destruction).
   BackgroundTasks saves_;
   const std::function<void(const ShutdownRequest&)> on_shutdown_;

@@ -18,6 +18,7 @@
 #include "common/config.h"
 #include "common/metrics_http.h"
 #include "common/metrics_log.h"
+#include "common/rpc_security.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "server/service/ps_handler.h"
@@ -50,6 +51,10 @@ DEFINE_double(fault_drop_push_acks, 0,
               "fault injection (tests, scripts/chaos.sh): answer this share "
               "(0..1) of applied pushes with UNAVAILABLE, as if the "
               "acknowledgement were lost");
+DEFINE_bool(insecure, false,
+            "listen beyond loopback without TLS and an auth token (a "
+            "trusted network only: anyone who reaches the port can stop the "
+            "job or overwrite its tables)");
 DEFINE_string(checkpoint_dir, "",
               "overrides checkpoint.dir (and turns checkpoints on with the "
               "section's defaults when the config has none; give the workers "
@@ -136,6 +141,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.drop_push_acks = FLAGS_fault_drop_push_acks;
+  options.insecure = FLAGS_insecure;
+  {
+    // An exposure the settings do not allow is a configuration error.
+    auto security = ps::RpcSecurity::Load(config->cluster().security(),
+                                          ps::RpcSecurity::Role::kServer);
+    absl::Status exposed = security.ok()
+                               ? (*security)->CheckExposure(
+                                     options.listen_address, options.insecure)
+                               : security.status();
+    if (!exposed.ok()) {
+      LOG(ERROR) << exposed.message();
+      return 2;
+    }
+  }
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
   auto server = ps::PsServer::Start(options);

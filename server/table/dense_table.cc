@@ -54,7 +54,7 @@ absl::Status DenseTable::Push(absl::Span<const float> grads) {
                      local_size_, " floats, got ", grads.size()));
   }
   RETURN_IF_ERROR(
-      CheckFinite(grads, absl::StrCat("dense table '", name_, "' gradient")));
+      CheckUpdate(grads, absl::StrCat("dense table '", name_, "' gradient")));
   absl::MutexLock lock(&mu_);
   rule_->Update(RowView{absl::MakeSpan(values_), absl::MakeSpan(state_)},
                 grads);
@@ -68,9 +68,11 @@ absl::Status DenseTable::AddDeltas(absl::Span<const float> deltas) {
                      local_size_, " floats, got ", deltas.size()));
   }
   RETURN_IF_ERROR(
-      CheckFinite(deltas, absl::StrCat("dense table '", name_, "' delta")));
+      CheckUpdate(deltas, absl::StrCat("dense table '", name_, "' delta")));
   absl::MutexLock lock(&mu_);
-  for (size_t i = 0; i < deltas.size(); ++i) values_[i] += deltas[i];
+  for (size_t i = 0; i < deltas.size(); ++i) {
+    values_[i] = AddClipped(values_[i], deltas[i]);
+  }
   return absl::OkStatus();
 }
 
@@ -82,6 +84,11 @@ absl::StatusOr<FileDigest> DenseTable::Save(const std::string& path) const {
     values = values_;
     state = state_;
   }
+  // A restore refuses non-finite values: refuse to write them.
+  RETURN_IF_ERROR(CheckFinite(
+      values, absl::StrCat("dense table '", name_, "' save: weights")));
+  RETURN_IF_ERROR(CheckFinite(
+      state, absl::StrCat("dense table '", name_, "' save: optimizer state")));
   ASSIGN_OR_RETURN(auto writer,
                    ChecksummedWriter::Create(path, kDenseMagic, kDenseVersion));
   RETURN_IF_ERROR(AppendString(writer.get(), name_));

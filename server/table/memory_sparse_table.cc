@@ -50,7 +50,55 @@ bool AllFinite(const float* values, size_t n) {
   return (carry & 0x80000000u) == 0;
 }
 
+// Whether every |value| < 2^kMaxUpdateExponent (NaN and Inf fail): the
+// exponent field plus (256 - (127 + kMaxUpdateExponent)) carries into the
+// sign bit exactly when the exponent is at or past the bound.
+bool AllBelowUpdateBound(const float* values, size_t n) {
+  constexpr size_t kBlock = 64;
+  constexpr uint32_t kExponent = 0x7f800000u;
+  constexpr uint32_t kAdd = uint32_t{256 - (127 + kMaxUpdateExponent)} << 23;
+  uint32_t carry = 0;
+  size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    uint32_t bits[kBlock];
+    std::memcpy(bits, values + i, sizeof(bits));
+    for (size_t k = 0; k < kBlock; ++k) carry |= (bits[k] & kExponent) + kAdd;
+  }
+  for (; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, values + i, sizeof(bits));
+    carry |= (bits & kExponent) + kAdd;
+  }
+  return (carry & 0x80000000u) == 0;
+}
+
 }  // namespace
+
+absl::Status CheckUpdate(absl::Span<const float> values,
+                         absl::string_view what) {
+  if (AllBelowUpdateBound(values.data(), values.size())) {
+    return absl::OkStatus();
+  }
+  const float bound = std::ldexp(1.0f, kMaxUpdateExponent);
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!(std::fabs(values[i]) < bound)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": value ", i, " is ", values[i],
+          std::isfinite(values[i])
+              ? absl::StrCat(", past the bound of +-2^", kMaxUpdateExponent,
+                             " on one update (a diverged worker?)")
+              : " (not finite)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+float AddClipped(float value, float delta) {
+  const float sum = value + delta;
+  if (std::isfinite(sum)) return sum;
+  return sum > 0 ? std::numeric_limits<float>::max()
+                 : -std::numeric_limits<float>::max();
+}
 
 absl::Status CheckFinite(absl::Span<const float> values,
                          absl::string_view what) {
@@ -162,6 +210,32 @@ class RuleSparseTable final : public SparseTable {
   int dim() const override { return dim_; }
   int stride() const override { return stride_; }
   int64_t step() const override { return step_.load(); }
+
+  absl::Status CheckRoom(absl::Span<const uint64_t> keys) override {
+    const int64_t cap = options_.storage.type() == SparseStorageConfig::MEMORY
+                            ? options_.storage.max_rows()
+                            : 0;
+    if (cap <= 0) return absl::OkStatus();
+    const int64_t have = storage_->size();
+    if (have + static_cast<int64_t>(keys.size()) <= cap) {
+      return absl::OkStatus();
+    }
+    std::atomic<int64_t> missing{0};
+    RETURN_IF_ERROR(storage_->ForEachShardGroup(
+        keys, /*modify=*/false, [](uint64_t) { return false; },
+        [](uint64_t, float*) {},
+        [&](absl::Span<const uint32_t> idx, absl::Span<float* const> rows) {
+          int64_t n = 0;
+          for (size_t j = 0; j < idx.size(); ++j) n += rows[j] == nullptr;
+          missing.fetch_add(n);
+        }));
+    if (have + missing.load() <= cap) return absl::OkStatus();
+    return absl::ResourceExhaustedError(
+        absl::StrCat("table '", options_.name, "' on server ", options_.rank,
+                     " holds ", have, " rows and its cap is storage.max_rows ",
+                     cap, ": this request would add ", missing.load(),
+                     " (raise the cap, add servers, or shrink the table)"));
+  }
   void SetThreadPool(ThreadPool* pool) override {
     storage_->SetThreadPool(pool);
   }
@@ -206,7 +280,7 @@ class RuleSparseTable final : public SparseTable {
     if (grads.size() != keys.size() * dim_) {
       return SizeError("push", keys.size(), grads.size());
     }
-    RETURN_IF_ERROR(CheckFinite(
+    RETURN_IF_ERROR(CheckUpdate(
         grads, absl::StrCat("table '", options_.name, "' push gradient")));
     RETURN_IF_ERROR(CheckCounts(keys.size(), info));
     const int64_t now = AdvanceStep(info.step);
@@ -243,7 +317,7 @@ class RuleSparseTable final : public SparseTable {
     if (deltas.size() != keys.size() * dim_) {
       return SizeError("delta push", keys.size(), deltas.size());
     }
-    RETURN_IF_ERROR(CheckFinite(
+    RETURN_IF_ERROR(CheckUpdate(
         deltas, absl::StrCat("table '", options_.name, "' push delta")));
     const int64_t now = AdvanceStep(info.step);
     return storage_->ForEachShardGroup(
@@ -257,7 +331,9 @@ class RuleSparseTable final : public SparseTable {
               continue;
             }
             const float* d = deltas.data() + static_cast<size_t>(idx[j]) * dim_;
-            for (int i = 0; i < dim_; ++i) rows[j][i] += d[i];
+            for (int i = 0; i < dim_; ++i) {
+              rows[j][i] = AddClipped(rows[j][i], d[i]);
+            }
             if (acc_ >= 0) Count(rows[j], 1.0f, 0.0f, now);
           }
           if (dropped > 0) dropped_pushes_.fetch_add(dropped);

@@ -135,6 +135,15 @@ class SparseTable {
   // The largest step seen in a push (0 before any).
   virtual int64_t step() const = 0;
 
+  // ResourceExhausted naming the table and its cap when creating rows for
+  // the keys without one would pass storage.max_rows (MEMORY tables), else
+  // OK. Changes nothing. Concurrent requests may each pass the check and
+  // together pass the cap by their new keys.
+  [[nodiscard]] virtual absl::Status CheckRoom(
+      absl::Span<const uint64_t> keys) {
+    return absl::OkStatus();
+  }
+
   // Calls visit(key, row) for every stored row; row has stride() floats
   // (weights first). See SparseStorage::ForEachRow.
   [[nodiscard]] virtual absl::Status ForEachRow(
@@ -175,6 +184,18 @@ class SparseTable {
 // InvalidArgument naming the first non-finite value, or OK.
 absl::Status CheckFinite(absl::Span<const float> values,
                          absl::string_view what);
+
+// One gradient or delta value must stay below 2^kMaxUpdateExponent (about
+// 1.1e15) in magnitude: far past any trained model's, and low enough that
+// sums of squares in the rules' state stay finite for ~10^8 updates.
+inline constexpr int kMaxUpdateExponent = 50;
+// InvalidArgument naming the first value that is not finite or not below
+// 2^kMaxUpdateExponent in magnitude, or OK. Used on every push.
+absl::Status CheckUpdate(absl::Span<const float> values,
+                         absl::string_view what);
+// value + delta, clipped to +-FLT_MAX when the sum overflows: delta adds
+// (GEO, dense deltas) never make a weight infinite.
+float AddClipped(float value, float delta);
 
 }  // namespace ps
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -137,6 +138,15 @@ absl::StatusOr<std::vector<CheckpointFile>> SaveTableSnapshot(
   const int stride = table.stride();
   RETURN_IF_ERROR(table.ForEachRow([&](uint64_t key, const float* row) {
     if (!written.ok()) return;
+    // A restore refuses non-finite rows: refuse to write one.
+    for (int i = 0; i < stride; ++i) {
+      if (!std::isfinite(row[i])) {
+        written = absl::FailedPreconditionError(absl::StrCat(
+            "table '", table.name(), "' save: key ", key, " has value ", i,
+            " = ", row[i], " (not finite); the checkpoint is not written"));
+        return;
+      }
+    }
     written = writer->AppendU64(key);
     if (written.ok()) {
       written = writer->AppendFloats(absl::MakeConstSpan(row, stride));

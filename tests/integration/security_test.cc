@@ -342,5 +342,109 @@ TEST_F(SecurityTest, TheTokenCanComeFromTheEnvironment) {
   EXPECT_FALSE(RpcSecurity::None()->has_token());
 }
 
+// A server beyond loopback needs TLS and a token, or --insecure.
+TEST_F(SecurityTest, BeyondLoopbackAServerNeedsTlsAndATokenOrInsecure) {
+  auto start = [](const SecurityConfig& security, bool insecure) {
+    JobConfig config = SmallJobConfig(1, 1, 2, 8);
+    *config.mutable_cluster()->mutable_security() = security;
+    PsServerOptions options;
+    options.config = config;
+    options.listen_address = "0.0.0.0:0";
+    options.insecure = insecure;
+    return PsServer::Start(options);
+  };
+  auto plain = start(SecurityConfig(), false);
+  EXPECT_THAT(plain, StatusIs(absl::StatusCode::kFailedPrecondition,
+                              AllOf(HasSubstr("refusing to listen on 0.0.0.0"),
+                                    HasSubstr("tls_cert_file"),
+                                    HasSubstr("auth_token_file"),
+                                    HasSubstr("--insecure"))));
+  auto token_only = start(Token(kToken), false);
+  EXPECT_THAT(token_only, StatusIs(absl::StatusCode::kFailedPrecondition,
+                                   HasSubstr("cleartext")));
+  auto tls_only = start(Tls(), false);
+  EXPECT_THAT(tls_only, StatusIs(absl::StatusCode::kFailedPrecondition));
+  SecurityConfig both = Tls();
+  both.set_auth_token_file(Token(kToken).auth_token_file());
+  auto secure = start(both, false);
+  EXPECT_TRUE(secure.ok()) << secure.status();
+  auto insecure = start(SecurityConfig(), true);
+  EXPECT_TRUE(insecure.ok()) << insecure.status();
+  // Loopback needs nothing.
+  EXPECT_NE(Server(SecurityConfig()), nullptr);
+  EXPECT_TRUE(RpcSecurity::IsLoopback("localhost:5000"));
+  EXPECT_TRUE(RpcSecurity::IsLoopback("127.0.0.2:5000"));
+  EXPECT_TRUE(RpcSecurity::IsLoopback("[::1]:5000"));
+  EXPECT_FALSE(RpcSecurity::IsLoopback("10.0.0.1:5000"));
+  EXPECT_FALSE(RpcSecurity::IsLoopback("0.0.0.0:5000"));
+  EXPECT_FALSE(RpcSecurity::IsLoopback("ps-server-0.ps-server:5000"));
+}
+
+// With an operator token, stop, checkpoint and shrink need it; the job's
+// token still serves data and stats; workers never load it.
+TEST_F(SecurityTest, AdministrativeCallsNeedTheOperatorToken) {
+  SecurityConfig security = Token(kToken);
+  security.set_admin_token_file(Write("admin", "operator-secret\n"));
+  JobConfig config = SmallJobConfig(1, 1, 2, 8);
+  *config.mutable_cluster()->mutable_security() = security;
+  config.mutable_checkpoint()->set_dir(dir_ + "/ckpt");
+  auto server = StartServer(config, 0);
+  ASSERT_NE(server, nullptr);
+
+  auto worker = RpcSecurity::Load(security, RpcSecurity::Role::kClient);
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  EXPECT_FALSE((*worker)->has_admin_token());
+  for (const char* command : {"stop", "shrink", "checkpoint"}) {
+    std::ostringstream out, err;
+    EXPECT_NE(RunCtlCommand(Admin(*server, *worker), command, out, err), 0)
+        << command;
+    EXPECT_THAT(err.str(), HasSubstr("operator token")) << command;
+    EXPECT_THAT(err.str(), Not(HasSubstr("operator-secret")));
+  }
+  std::ostringstream out, err;
+  EXPECT_EQ(RunCtlCommand(Admin(*server, *worker), "stats", out, err), 0)
+      << err.str();
+  EXPECT_FALSE(server->WaitForShutdownRequest(absl::ZeroDuration()));
+
+  auto admin = RpcSecurity::Load(security, RpcSecurity::Role::kAdmin);
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  EXPECT_TRUE((*admin)->has_admin_token());
+  out.str("");
+  err.str("");
+  EXPECT_EQ(RunCtlCommand(Admin(*server, *admin), "shrink", out, err), 0)
+      << err.str();
+  EXPECT_EQ(RunCtlCommand(Admin(*server, *admin), "stop", out, err), 0)
+      << err.str();
+  EXPECT_TRUE(server->WaitForShutdownRequest(absl::Seconds(10)));
+}
+
+// With TLS, a call without the token is refused by gRPC before its message
+// is read (the auth metadata processor), and probes still get through.
+TEST_F(SecurityTest, WithTlsCallsWithoutTheTokenAreRefusedBeforeTheirMessage) {
+  SecurityConfig security = Tls();
+  security.set_auth_token_file(Token(kToken).auth_token_file());
+  auto server = Server(security);
+  ASSERT_NE(server, nullptr);
+  SecurityConfig trusting;
+  trusting.set_tls_ca_file(TlsFile("ca.pem"));
+  const auto no_token = Client(trusting)->Channel(Endpoint(*server));
+  grpc::Status status = CallRaw(no_token, "/ps.PsService/Stats");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("refused before its message was read"));
+  SecurityConfig wrong = trusting;
+  wrong.set_auth_token_file(Token("not-the-token").auth_token_file());
+  status =
+      CallRaw(Client(wrong)->Channel(Endpoint(*server)), "/ps.PsService/Push");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(status.error_message(), HasSubstr("wrong auth token"));
+  auto health = CheckHealth(Admin(*server, Client(trusting)), 0);
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, "SERVING");
+  SecurityConfig right = trusting;
+  right.set_auth_token_file(security.auth_token_file());
+  EXPECT_TRUE(CollectStats(Admin(*server, Client(right))).ok());
+}
+
 }  // namespace
 }  // namespace ps

@@ -36,6 +36,10 @@ DEFINE_string(tls_ca_file, "",
 DEFINE_string(auth_token_file, "",
               "the job's auth token, first line of this file "
               "(cluster.security.auth_token_file; else PS_AUTH_TOKEN)");
+DEFINE_string(admin_token_file, "",
+              "the job's operator token, first line of this file, for stop, "
+              "checkpoint, shrink and export when the job has one "
+              "(cluster.security.admin_token_file; else PS_ADMIN_TOKEN)");
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(ps::CtlUsage());
@@ -63,7 +67,8 @@ int main(int argc, char** argv) {
   ps::SecurityConfig security;
   security.set_tls_ca_file(FLAGS_tls_ca_file);
   security.set_auth_token_file(FLAGS_auth_token_file);
-  auto loaded = ps::RpcSecurity::Load(security, ps::RpcSecurity::Role::kClient);
+  security.set_admin_token_file(FLAGS_admin_token_file);
+  auto loaded = ps::RpcSecurity::Load(security, ps::RpcSecurity::Role::kAdmin);
   if (!loaded.ok()) {
     std::cerr << "ps_ctl: " << loaded.status().message() << "\n";
     return 2;

@@ -466,6 +466,7 @@ TEST(PsServiceTest, StartRefusesBadRankAndUnusableAddress) {
   // 192.0.2.1 (TEST-NET-1) is no address of this machine.
   options.rank = 0;
   options.listen_address = "192.0.2.1:0";
+  options.insecure = true;  // else refused first for its exposure
   server = PsServer::Start(options);
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(
