@@ -109,6 +109,14 @@ absl::Status CoordinatorCore::CheckRank(int rank) const {
   return absl::OkStatus();
 }
 
+absl::Status CoordinatorCore::CheckStep(int64_t step) const {
+  if (step < 0 || step >= kMaxCheckpointStep) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "step ", step, " is out of range: steps are in [0, 10^10)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CoordinatorCore::CheckGeneration(int rank,
                                               int64_t generation) const {
   if (generation == generation_ && !recovering_) return absl::OkStatus();
@@ -260,6 +268,7 @@ absl::Status CoordinatorCore::Finish(const FinishRequest& request,
                                      FinishResponse* response) {
   const int rank = request.worker_rank();
   RETURN_IF_ERROR(CheckRank(rank));
+  RETURN_IF_ERROR(CheckStep(request.step()));
   Outbox out;
   {
     absl::MutexLock lock(&mu_);
@@ -313,6 +322,7 @@ void CoordinatorCore::ParkAtBarrier(const BarrierRequest& request,
                                     Outbox* out) {
   const int rank = request.worker_rank();
   absl::Status status = CheckRank(rank);
+  if (status.ok()) status = CheckStep(request.step());
   if (status.ok()) status = CheckRunning();
   if (status.ok()) status = CheckCaller(rank, request.generation());
   if (!status.ok()) {
@@ -353,6 +363,7 @@ void CoordinatorCore::ParkAtGate(const StepGateRequest& request,
                                  Outbox* out) {
   const int rank = request.worker_rank();
   absl::Status status = CheckRank(rank);
+  if (status.ok()) status = CheckStep(request.step());
   if (status.ok() && request.staleness() < 0) {
     status = absl::InvalidArgumentError(absl::StrCat(
         "StepGate: staleness must be >= 0, got ", request.staleness()));
@@ -379,6 +390,7 @@ void CoordinatorCore::CheckpointArrive(const CheckpointArriveRequest& request,
                                        Done done) {
   const int rank = request.worker_rank();
   absl::Status status = CheckRank(rank);
+  if (status.ok()) status = CheckStep(request.step());
   if (status.ok() && !checkpoints_enabled()) {
     status = absl::FailedPreconditionError(
         "CheckpointArrive: the job has no checkpoint section in its config");

@@ -285,6 +285,10 @@ class CoordinatorCore {
     return options_.clock();
   }
   absl::Status CheckRank(int rank) const;
+  // InvalidArgument unless 0 <= step < 10^10 (kMaxCheckpointStep): a
+  // request's step takes part in the gates' arithmetic and names
+  // checkpoint folders.
+  absl::Status CheckStep(int64_t step) const;
   // Unavailable once Stop() has begun.
   absl::Status CheckRunning() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // CheckGeneration, then Aborted ("... fenced until it registers again")

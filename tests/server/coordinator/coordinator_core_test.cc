@@ -10,6 +10,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -668,6 +669,18 @@ TEST_F(CoordinatorCoreTest, AGateHoldsAWorkerAheadUntilTheSlowestAdvances) {
   EXPECT_THAT(negative.Wait(),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        "StepGate: staleness must be >= 0, got -1"));
+  // A step the gates' arithmetic could overflow on is refused.
+  for (int64_t step :
+       {std::numeric_limits<int64_t>::min(), int64_t{-1}, kMaxCheckpointStep}) {
+    Call<StepGateResponse> wild;
+    Gate(1, step, 2, &wild);
+    EXPECT_THAT(wild.Wait(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                      HasSubstr("is out of range")))
+        << step;
+    EXPECT_THAT(core_->Finish(Finished(1, step, 0)),
+                StatusIs(absl::StatusCode::kInvalidArgument))
+        << step;
+  }
 }
 
 TEST_F(CoordinatorCoreTest, FinishingOrRunningOutOfDataReleasesTheOthers) {
