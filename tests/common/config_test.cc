@@ -135,6 +135,37 @@ TEST(ConfigTest, BadEndpoint) {
             "with a port in [1, 65535]");
 }
 
+TEST(ConfigTest, RequestLimitsAndRowCapsAreChecked) {
+  auto limits = [](const std::string& field) {
+    return Replace(kGood, "num_workers: 2",
+                   "num_workers: 2 limits { " + field + " }");
+  };
+  EXPECT_THAT(Error(limits("max_keys_per_request: 100")),
+              HasSubstr("cluster.limits.max_keys_per_request"));
+  EXPECT_THAT(Error(limits("max_step_jump: 0")),
+              HasSubstr("cluster.limits.max_step_jump"));
+  EXPECT_THAT(Error(limits("max_concurrent_streams: 0")),
+              HasSubstr("cluster.limits.max_concurrent_streams"));
+  EXPECT_THAT(Error(limits("rpc_memory_bytes: -1")),
+              HasSubstr("cluster.limits.rpc_memory_bytes"));
+  EXPECT_THAT(Error(limits("max_checkpoint_requests: 0")),
+              HasSubstr("cluster.limits.max_checkpoint_requests"));
+  EXPECT_TRUE(
+      Parse(limits("max_step_jump: 5000 max_checkpoint_requests: 2")).ok());
+  auto parsed = Parse(kGood);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->cluster().limits().max_keys_per_request(), 4194304);
+  EXPECT_EQ(parsed->cluster().limits().max_step_jump(), 1000000);
+  EXPECT_EQ(parsed->sparse_tables(0).storage().max_rows(), 0);
+  EXPECT_TRUE(
+      Parse(Replace(kGood, "dim: 8", "dim: 8 storage { max_rows: 1000 }"))
+          .ok());
+  EXPECT_THAT(Error(Replace(kGood, "dim: 8",
+                            "dim: 8 storage { type: TIERED dir: \"/t\" "
+                            "max_rows: 1000 }")),
+              HasSubstr("sparse_tables[0].storage.max_rows"));
+}
+
 TEST(ConfigTest, GenerateExcludesTrainFiles) {
   std::string text =
       Replace(kGood, "batch_size: 256", "generate { output_dir: \"gen\" }");
