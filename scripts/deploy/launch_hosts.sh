@@ -26,10 +26,18 @@
 # result is its log's "result:" line, and also DIR/worker_<j>.json with
 # --shared-run-dir (DIR is the same folder on every host).
 # Extra arguments: --server-args and --worker-args go to every ps_server and
-# ps_worker; --ctl-args to the health checks (e.g. --tls_ca_file for a job
-# with TLS; health checks need no token). The environment does not travel
-# over ssh: give a remote job its token with cluster.security's
-# auth_token_file, not PS_AUTH_TOKEN.
+# ps_worker; --ctl-args to the health checks (ps_ctl health, the only ps_ctl
+# call made here; it needs no token).
+# Security: a server beyond loopback starts only when the job has TLS and a
+# token (cluster.security: tls_cert_file, tls_key_file, tls_ca_file,
+# auth_token_file, optionally admin_token_file; make the files with
+# scripts/deploy/make_secrets.sh, with the servers' hosts as names), or with
+# --server-args --insecure on a trusted network; a refused server is named
+# with its log's reason. With TLS the health checks use the config's
+# tls_ca_file unless --ctl-args has a --tls_ca_file. The files must be at
+# their config paths on every host (servers: all; workers: the CA and the
+# token). The environment does not travel over ssh: give a remote job its
+# tokens with the config's *_token_file fields, not PS_AUTH_TOKEN.
 #
 # Ctrl-C (or SIGTERM) stops every process it started. Exit status: 0 when
 # every worker and server finished cleanly; 1 otherwise (each failed process
@@ -47,7 +55,7 @@ WORKER_ARGS=""
 CTL_ARGS=""
 SHARED=0
 HEALTH_TIMEOUT="${PS_HEALTH_TIMEOUT:-60}"
-usage() { sed -n '2,35p' "$0"; }
+usage() { sed -n '2,45p' "$0"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) CONFIG="$2"; shift 2 ;;
@@ -75,6 +83,18 @@ for b in ps_server ps_worker ps_ctl; do
   [ "$b" = ps_ctl ] && p="$BIN_DIR/tools/$b"
   [ -x "$p" ] || fail_usage "no $p (build first, or pass --bin-dir)"
 done
+# A job with TLS: the health checks trust the config's CA, unless --ctl-args
+# names one.
+if [[ " $CTL_ARGS" != *" --tls_ca_file"* ]]; then
+  CA_FILE="$(sed 's/#.*//' "$CONFIG" |
+    grep -o "tls_ca_file[[:space:]]*:[[:space:]]*[\"'][^\"']*" | head -1 |
+    sed "s/^[^\"']*[\"']//")"
+  if [ -n "$CA_FILE" ]; then
+    # A relative path is relative to the config's folder, as for the servers.
+    [[ "$CA_FILE" == /* ]] || CA_FILE="$(dirname "$CONFIG")/$CA_FILE"
+    CTL_ARGS="--tls_ca_file $CA_FILE $CTL_ARGS"
+  fi
+fi
 [ -n "$RUN_DIR" ] || RUN_DIR="$ROOT/runs/hosts-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$RUN_DIR"
 
@@ -135,15 +155,18 @@ done
 # but a server that cannot start should be named now).
 deadline=$((SECONDS + HEALTH_TIMEOUT))
 for i in "${!ENDPOINTS[@]}"; do
-  until $(remote "${SERVER_WHERE[$i]}") "$BIN_DIR/tools/ps_ctl" \
-          --servers "${ENDPOINTS[$i]}" $CTL_ARGS health >/dev/null 2>&1; do
+  # shellcheck disable=SC2046,SC2086
+  until health="$($(remote "${SERVER_WHERE[$i]}") "$BIN_DIR/tools/ps_ctl" \
+          --servers "${ENDPOINTS[$i]}" $CTL_ARGS health 2>&1)"; do
     if ! kill -0 "${SERVER_PIDS[$i]}" 2>/dev/null; then
       echo "launch_hosts: server $i (${ENDPOINTS[$i]} on ${SERVER_WHERE[$i]}) exited; its log:" >&2
       tail -5 "$RUN_DIR/server_$i.log" >&2
       stop_all
     fi
     if [ $SECONDS -ge $deadline ]; then
-      echo "launch_hosts: server $i (${ENDPOINTS[$i]}) not SERVING after ${HEALTH_TIMEOUT}s" >&2
+      echo "launch_hosts: server $i (${ENDPOINTS[$i]}) not SERVING after ${HEALTH_TIMEOUT}s;" \
+        "the last health check said:" >&2
+      echo "$health" | tail -3 >&2
       stop_all
     fi
     sleep 0.2

@@ -2,8 +2,12 @@
 # scripts/deploy/launch_hosts.sh on two "hosts" that are network namespaces
 # of this machine joined by a veth pair (each with its own address and port
 # space, so both servers listen on port 5000): a 2-server, 2-worker job runs
-# to the end across them; a server that cannot start is named and the
-# launch stops; a malformed hosts file is refused with file:line.
+# to the end across them with TLS, an auth token and an operator token, as a
+# real cluster would (a throwaway CA and certificate for the namespaces'
+# addresses, made by scripts/deploy/make_secrets.sh; the health checks find
+# the CA in the config); a server that cannot start is named and the launch
+# stops, with the reason, also for a job without security beyond loopback;
+# a malformed hosts file is refused with file:line.
 #
 #   tests/integration/launch_hosts_test.sh BUILD_DIR SOURCE_DIR
 #
@@ -39,8 +43,21 @@ for ns in "$A" "$B"; do
 done
 ip -n "$A" link set "vA$$" up && ip -n "$B" link set "vB$$" up || fail "links up"
 
-cat >"$TMP/job.pbtxt" <<'EOF'
-cluster { servers: "unused:1" }
+# The job's security: TLS with a certificate for both addresses (and
+# loopback), the workers' token and the operator's.
+"$ROOT/scripts/deploy/make_secrets.sh" "$TMP/secrets" "$NET.1" "$NET.2" 127.0.0.1 localhost \
+  >"$TMP/secrets.log" 2>&1 || { cat "$TMP/secrets.log"; fail "make_secrets.sh"; }
+cat >"$TMP/job.pbtxt" <<EOF
+cluster {
+  servers: "unused:1"
+  security {
+    tls_cert_file: "$TMP/secrets/server.pem"
+    tls_key_file: "$TMP/secrets/server.key"
+    tls_ca_file: "$TMP/secrets/ca.pem"  # the health checks' too
+    auth_token_file: "$TMP/secrets/token"
+    admin_token_file: "$TMP/secrets/admin-token"
+  }
+}
 sparse_tables { name: "emb" dim: 4 optimizer { type: ADAGRAD learning_rate: 0.05 } }
 model { type: DNN sparse_table: "emb" hidden_units: 8
         dense_optimizer { type: ADAGRAD learning_rate: 0.01 } }
@@ -51,6 +68,7 @@ data {
 }
 training { log_every_steps: 20 }
 EOF
+sed '/^  security {/,/^  }/d' "$TMP/job.pbtxt" >"$TMP/plain.pbtxt"  # no security
 "$BUILD/tools/ps_datagen" --config "$TMP/job.pbtxt" --data_dir "$TMP/data" \
   >"$TMP/datagen.log" 2>&1 || { cat "$TMP/datagen.log"; fail "ps_datagen"; }
 
@@ -71,7 +89,8 @@ cat "$TMP/launch.log"
 grep -q "every server is SERVING" "$TMP/launch.log" || fail "no health wait"
 grep -q '^worker 1: {"rank": 1, "examples": ' "$TMP/launch.log" ||
   fail "worker 1's result line (from its log) is not printed"
-grep -q "listening on port 5000" "$TMP/run/server_1.log" || fail "server 1 did not listen on 5000"
+grep -q "listening on port 5000.*TLS, auth token required, admin token" "$TMP/run/server_1.log" ||
+  fail "server 1 did not listen on 5000 with TLS and both tokens"
 python3 - "$TMP/run" <<'PY' || fail "worker results"
 import json, sys
 run = sys.argv[1]
@@ -108,6 +127,18 @@ grep -q "exited; its log" "$TMP/clash.log" || fail "the failed server is not nam
 grep -q "cannot listen" "$TMP/clash.log" || fail "its reason is not shown"
 kill "$SQUATTER" 2>/dev/null
 wait "$SQUATTER" 2>/dev/null
+sleep 0.2
+ip netns pids "$A" | grep -q . && fail "processes left running in $A"
+
+# 2b. A job without security: beyond loopback, a server refuses to start
+# (it does not fall back to plaintext); the launch names it and says why.
+PS_HEALTH_TIMEOUT=20 timeout 60 "$LAUNCH" --config "$TMP/plain.pbtxt" --hosts "$TMP/hosts" \
+  --run-dir "$TMP/run_plain" --remote "ip netns exec {host}" --bin-dir "$BUILD" \
+  >"$TMP/plain.log" 2>&1
+rc=$?
+cat "$TMP/plain.log"
+[ $rc -eq 1 ] || fail "a job without security: exit $rc, expected 1"
+grep -q "refusing to listen on 0.0.0.0:5000" "$TMP/plain.log" || fail "the refusal is not shown"
 sleep 0.2
 ip netns pids "$A" | grep -q . && fail "processes left running in $A"
 
