@@ -128,8 +128,8 @@ absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view text,
     SecurityConfig* security = config.mutable_cluster()->mutable_security();
     for (std::string* f :
          {security->mutable_tls_cert_file(), security->mutable_tls_key_file(),
-          security->mutable_tls_ca_file(),
-          security->mutable_auth_token_file()}) {
+          security->mutable_tls_ca_file(), security->mutable_auth_token_file(),
+          security->mutable_admin_token_file()}) {
       if (!f->empty()) *f = Resolve(base_dir, *f);
     }
   }

@@ -166,6 +166,15 @@ TEST(ConfigTest, RequestLimitsAndRowCapsAreChecked) {
               HasSubstr("sparse_tables[0].storage.max_rows"));
 }
 
+TEST(ConfigTest, SecurityFilesResolveAgainstTheConfigsFolder) {
+  auto parsed = Parse(Replace(kGood, "num_workers: 2",
+                              "num_workers: 2 security { auth_token_file: "
+                              "\"token\" admin_token_file: \"admin\" }"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->cluster().security().auth_token_file(), "/cfg/token");
+  EXPECT_EQ(parsed->cluster().security().admin_token_file(), "/cfg/admin");
+}
+
 TEST(ConfigTest, GenerateExcludesTrainFiles) {
   std::string text =
       Replace(kGood, "batch_size: 256", "generate { output_dir: \"gen\" }");

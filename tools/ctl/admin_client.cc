@@ -143,9 +143,11 @@ absl::StatusOr<RequestCheckpointResponse> RequestCheckpoint(
 std::string CtlUsage() {
   return "usage: ps_ctl --servers host:port[,host:port...] [--json] "
          "[--timeout_ms N] [--reason TEXT] [--tls_ca_file PEM] "
-         "[--auth_token_file F] COMMAND\n"
+         "[--auth_token_file F] [--admin_token_file F] COMMAND\n"
          "(a job with cluster.security: --tls_ca_file for TLS, the token "
-         "from --auth_token_file or PS_AUTH_TOKEN)\n"
+         "from --auth_token_file or PS_AUTH_TOKEN; with an operator token, "
+         "stop, shrink, checkpoint and export need it: --admin_token_file "
+         "or PS_ADMIN_TOKEN)\n"
          "commands:\n"
          "  stats   print every server's tables and push counts\n"
          "  health  the standard gRPC health check of every server (exit 0 "
