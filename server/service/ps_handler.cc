@@ -728,12 +728,26 @@ absl::Status PsHandler::CheckPush(const PushRequest& request,
                      " part ", request.part(), " of ", request.parts(),
                      " (needs step >= 0 and part < parts)"));
   }
-  const int64_t highest = max_step_.load();
+  if (h.worker_rank() < 0 ||
+      h.worker_rank() >= config_.cluster().num_workers()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("push of worker ", h.worker_rank(), ": the job has ",
+                     config_.cluster().num_workers(), " workers"));
+  }
+  // A push's step is measured against the worker's own last step (its
+  // first, against the highest step this server applied): one worker cannot
+  // move the tables' step -- and with it the rows' age that scheduled
+  // shrinks go by -- by more than max_step_jump per push.
+  const int64_t own = ledger_->MaxStep(h.worker_rank());
+  const int64_t base = own >= 0 ? own : max_step_.load();
   const int64_t jump = config_.cluster().limits().max_step_jump();
-  if (h.step() >= kMaxCheckpointStep || h.step() - highest > jump) {
+  if (h.step() >= kMaxCheckpointStep || h.step() - base > jump) {
     return absl::InvalidArgumentError(absl::StrCat(
         "push of worker ", h.worker_rank(), ": step ", h.step(),
-        " is too far ahead: server ", rank_, " is at step ", highest,
+        " is too far ahead: ",
+        own >= 0 ? absl::StrCat("the worker's last push on server ", rank_,
+                                " was at step ", own)
+                 : absl::StrCat("server ", rank_, " is at step ", base),
         ", and a push may be at most cluster.limits.max_step_jump ", jump,
         " past it (and below 10^10)"));
   }

@@ -69,6 +69,12 @@ void PushLedger::Prune(Worker* w) {
   }
 }
 
+int64_t PushLedger::MaxStep(int worker) const {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker);
+  return it == workers_.end() ? -1 : it->second.max_step;
+}
+
 std::map<int, PushCounts> PushLedger::Counts() const {
   absl::MutexLock lock(&mu_);
   std::map<int, PushCounts> out;

@@ -85,6 +85,8 @@ class PushLedger {
 
   // The counters of every worker seen, by rank.
   std::map<int, PushCounts> Counts() const;
+  // The highest step claimed by `worker` (-1: none yet).
+  int64_t MaxStep(int worker) const;
 
   // Everything, for a checkpoint. REQUIRES: no claim in progress (the caller
   // holds its apply lock exclusively).

@@ -165,6 +165,14 @@ TEST_F(RequestBoundsTest, AStepFarAheadIsRefusedAndWipesNothing) {
   EXPECT_OK(Push(*h, Keys(1, 1), 0.5f, 1005));
   EXPECT_EQ(TableStep(*h), 1005);
   EXPECT_OK(Push(*h, Keys(1, 1), 0.5f, 2005));
+  // A rank the job does not have cannot push at all.
+  std::vector<float> grads(kDim, 0.0f);
+  std::vector<uint64_t> one = {1};
+  PushResponse response;
+  EXPECT_THAT(
+      h->Push(SparsePushRequest(0, kDim, one, grads, 2006, 7), &response),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("push of worker 7: the job has 1 workers")));
 }
 
 TEST_F(RequestBoundsTest, NoStepReachesTheCheckpointFoldersLimit) {
