@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <thread>
 #include <utility>
@@ -53,11 +54,12 @@ enum Kind : int {
   kPushMergedPastStep,
   kPushStep2e40,
   kPushStepMax,
+  kPushStepRatchet,
   kPushTooManyKeys,
   kNumKinds
 };
 
-constexpr const char* kKindNames[kNumKinds] = {
+constexpr const char* kKindNames[] = {
     "random_bytes_pull",
     "random_bytes_push",
     "unknown_method",
@@ -84,8 +86,10 @@ constexpr const char* kKindNames[kNumKinds] = {
     "push_merged_past_step",
     "push_step_2^40",
     "push_step_int64_max",
+    "push_step_ratchet",
     "push_too_many_keys",
 };
+static_assert(std::size(kKindNames) == kNumKinds, "a name for every kind");
 
 bool IsBig(int kind) {
   return kind == kPullTooManyKeys || kind == kPushTooManyKeys;
@@ -110,7 +114,10 @@ GarbageClient::GarbageClient(const LoadOptions& load,
                              const GarbageOptions& options,
                              const KeyUniverse& universe,
                              const std::vector<std::string>& endpoints)
-    : load_(load), options_(options), universe_(universe) {
+    : load_(load),
+      options_(options),
+      universe_(universe),
+      ratchet_(new std::atomic<int64_t>[endpoints.size()]()) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   // An oversized pull a server answers must arrive, to be counted accepted.
@@ -231,7 +238,8 @@ GarbageClient::Call GarbageClient::Make(int kind, int server, int64_t step,
   // conservation check if applied; those of bounds a server may lack
   // (steps far ahead) carry zeros.
   std::vector<float> grads(keys.size() * dim, 1.0f);
-  if (kind == kPushStep2e40 || kind == kPushStepMax) {
+  if (kind == kPushStep2e40 || kind == kPushStepMax ||
+      kind == kPushStepRatchet) {
     std::fill(grads.begin(), grads.end(), 0.0f);
   }
   if (kind == kPushNan || kind == kPushInf) {
@@ -284,6 +292,11 @@ GarbageClient::Call GarbageClient::Make(int kind, int server, int64_t step,
     case kPushStepMax:
       r.mutable_header()->set_step(std::numeric_limits<int64_t>::max() - step);
       break;
+    case kPushStepRatchet: {
+      const int64_t to = ratchet_[server].load() + options_.max_step_jump;
+      r.mutable_header()->set_step(to);
+      return {kPush, Body(r), to};
+    }
     default:  // kPushNan, kPushInf, kPushForeignKeys: as built
       break;
   }
@@ -313,6 +326,12 @@ void GarbageClient::Loop(int thread, const std::atomic<bool>& stop,
                               });
     done.WaitForNotification();
     ++out->requests;
+    if (status.ok() && call.ratchet_step >= 0) {
+      int64_t at = ratchet_[server].load();
+      while (at < call.ratchet_step &&
+             !ratchet_[server].compare_exchange_weak(at, call.ratchet_step)) {
+      }
+    }
     GarbageKindResult& k = out->by_kind[kKindNames[kind]];
     ++k.requests;
     k.accepted += status.ok() ? 1 : 0;

@@ -12,12 +12,14 @@
 //    server incarnation, a negative step, zero parts, more merged steps
 //    than the step, steps far ahead (2^40 and INT64_MAX), and, with
 //    `big`, one more key than the servers' max_keys_per_request (repeating
-//    the server's keys: a pull of 4 M keys, a push of 4 M zero gradients).
+//    the server's keys: a pull of 4 M keys, a push of 4 M zero gradients);
+//  - and one valid kind: pushes that each move the server's step as far as
+//    max_step_jump allows ("push_step_ratchet").
 //
-// The step-ahead and oversized pushes carry zero gradients, so that a
-// server without those bounds, which applies them, changes no row and the
-// honest clients' conservation check still holds; the counts of accepted
-// requests per kind show which bounds a server lacks.
+// The step-ahead, ratchet and oversized pushes carry zero gradients, so
+// that a server that applies them changes no row and the honest clients'
+// conservation check still holds; the counts of accepted requests per kind
+// show which bounds a server lacks.
 //
 // Its well-formed requests name worker rank options.rank. A random body
 // that parses as a push naming an honest client's rank is drawn again:
@@ -57,6 +59,8 @@ struct GarbageOptions {
   bool big = true;
   // The servers' bound (cluster.limits.max_keys_per_request, default).
   int64_t max_keys_per_request = int64_t{1} << 22;
+  // The servers' cluster.limits.max_step_jump (default).
+  int64_t max_step_jump = 1000000;
 };
 
 struct GarbageKindResult {
@@ -86,6 +90,7 @@ class GarbageClient {
   struct Call {
     std::string method;
     grpc::ByteBuffer body;
+    int64_t ratchet_step = -1;  // a ratchet push's step
   };
   // The `kind`-th request for `server`; `step` numbers the pushes.
   Call Make(int kind, int server, int64_t step, std::mt19937_64& rng) const;
@@ -106,6 +111,8 @@ class GarbageClient {
   std::vector<grpc::ByteBuffer> big_pull_;
   std::vector<grpc::Slice> big_push_tail_;
   std::atomic<int64_t> next_step_{1};
+  // Per server: the step of its last ratchet push answered OK.
+  std::unique_ptr<std::atomic<int64_t>[]> ratchet_;
 };
 
 }  // namespace load
