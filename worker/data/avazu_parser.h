@@ -35,6 +35,7 @@ class AvazuParser final : public LineParser {
 
   int num_slots() const override;
   int num_dense() const override { return 0; }
+  int64_t max_keys_per_example() const override { return num_slots(); }
   // On a malformed line: InvalidArgument naming the field, e.g.
   // "field 3 (hour): '14102' is not YYMMDDHH".
   absl::Status Append(absl::string_view line, Batch* batch) const override;

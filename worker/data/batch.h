@@ -2,15 +2,21 @@
 //
 // Sparse features are a CSR over (example, slot): the keys of slot s of
 // example i are keys[offsets[i * num_slots + s] .. offsets[i * num_slots + s +
-// 1]). A slot may have zero keys (pooling then gives zeros). A Batch is a plain
-// value type; not thread-safe.
+// 1]). A slot may have zero keys (pooling then gives zeros). Offsets are
+// 32-bit, so a batch holds at most kMaxBatchKeys keys: readers refuse a
+// batch_size whose examples could have more (DataReader::Open). A Batch is a
+// plain value type; not thread-safe.
 #ifndef PS_WORKER_DATA_BATCH_H_
 #define PS_WORKER_DATA_BATCH_H_
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace ps {
+
+// The most keys a Batch can hold: its offsets are uint32.
+inline constexpr int64_t kMaxBatchKeys = std::numeric_limits<uint32_t>::max();
 
 struct Batch {
   int num_slots = 0;

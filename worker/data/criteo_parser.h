@@ -46,6 +46,7 @@ class CriteoParser final : public LineParser {
 
   int num_slots() const override { return CriteoNumSlots(options_); }
   int num_dense() const override { return CriteoNumDense(options_); }
+  int64_t max_keys_per_example() const override { return num_slots(); }
   absl::Status Append(absl::string_view line, Batch* batch) const override {
     return AppendCriteoExample(line, options_, batch);
   }

@@ -148,6 +148,18 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
         absl::StrCat("data reader: holdout_fraction must be in [0, 0.5], got ",
                      options.holdout_fraction));
   }
+  const DataConfig& data = options.data;
+  if (data.max_line_bytes() < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data reader: max_line_bytes must be >= 1, got ",
+                     data.max_line_bytes()));
+  }
+  if (data.gzip_max_decompressed_bytes() < 0 || data.gzip_max_ratio() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data reader: gzip_max_decompressed_bytes and gzip_max_ratio must be "
+        ">= 0 (0 = no limit), got ",
+        data.gzip_max_decompressed_bytes(), " and ", data.gzip_max_ratio()));
+  }
   if (options.shuffle_buffer < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("data reader: shuffle_buffer must be >= 0, got ",
@@ -211,6 +223,17 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
   }
   ASSIGN_OR_RETURN(std::unique_ptr<LineParser> parser,
                    LineParser::Create(options.data));
+  if (options.batch_size * parser->max_keys_per_example() > kMaxBatchKeys) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data reader: batch_size ", options.batch_size, " examples of up to ",
+        parser->max_keys_per_example(), " keys each (",
+        DataConfig::Format_Name(options.data.format()),
+        options.data.format() == DataConfig::SLOT
+            ? ", data.max_features_per_line"
+            : "",
+        ") could exceed the ", kMaxBatchKeys,
+        " keys a batch holds (32-bit offsets)"));
+  }
   const int64_t examples_done = by_offset ? options.start->examples_done() : 0;
   std::unique_ptr<DataReader> reader = StartOrderedReader(
       options, std::move(parser), std::move(tasks), start, examples_done);

@@ -21,12 +21,17 @@
 // Lines are parsed by the LineParser of `data` (worker/data/line_parser.h), so
 // the reader does not know the format. A line the parser calls a header (a
 // CSV's column names) is skipped and not counted. Malformed lines are
-// skipped and counted;
+// skipped and counted, and so is a line longer than data.max_line_bytes
+// (never held whole: a reader thread's line buffer stays under
+// max(1 MiB, max_line_bytes + 1) bytes; such a line counts as read on both
+// sides of a holdout split, its text being unknown);
 // the first `log_bad_lines` are logged as "file:line: reason", with exact
 // line numbers in plain and .gz files alike. When more than
 // max_bad_line_ratio of the lines read so far are bad (checked after 1000
 // lines and at the end), Next returns an InvalidArgument error naming the
-// ratio and the first bad line.
+// ratio and the first bad line. A .gz file past
+// data.gzip_max_decompressed_bytes or data.gzip_max_ratio is a
+// ResourceExhausted error naming it (worker/data/gzip_reader.h).
 //
 // With shuffle_buffer > 0, Next draws its examples from a buffer of that many
 // (worker/data/reader_shuffler.h) seeded with ShuffleSeed(shuffle_seed,
@@ -78,9 +83,12 @@ struct ReaderOptions {
   double max_bad_line_ratio = 0.01;
   int log_bad_lines = 5;
   // The line format: LineParser::Create(data) parses the lines, so only
-  // format, int_features, hash_seed, num_slots, num_dense and
-  // movielens_*_file are read (the fields above stand for the rest).
-  // Default: CRITEO with LOG_BUCKET integers, hash seed 0.
+  // format, int_features, hash_seed, num_slots, num_dense,
+  // max_features_per_line and movielens_*_file are read, and the input
+  // limits max_line_bytes, gzip_max_decompressed_bytes and gzip_max_ratio
+  // (the fields above stand for the rest). batch_size times the parser's
+  // max_keys_per_example must not exceed kMaxBatchKeys. Default: CRITEO with
+  // LOG_BUCKET integers, hash seed 0, the limits' defaults.
   DataConfig data;
   // Examples held for shuffling; 0 = no shuffling. Default: 0.
   int shuffle_buffer = 0;

@@ -22,7 +22,8 @@ constexpr unsigned kZlibBuffer = 256 << 10;  // compressed-side buffer
 bool IsGzipPath(absl::string_view path) { return absl::EndsWith(path, ".gz"); }
 
 absl::StatusOr<std::unique_ptr<GzipLineSource>> GzipLineSource::Open(
-    const std::string& path, std::vector<char>* buffer) {
+    const std::string& path, std::vector<char>* buffer,
+    const GzipLimits& limits) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return InputFileError(errno, "open", path);
   gzFile file = gzdopen(fd, "rb");
@@ -33,12 +34,16 @@ absl::StatusOr<std::unique_ptr<GzipLineSource>> GzipLineSource::Open(
   }
   gzbuffer(file, kZlibBuffer);
   return std::unique_ptr<GzipLineSource>(
-      new GzipLineSource(file, path, buffer));
+      new GzipLineSource(file, path, buffer, limits));
 }
 
 GzipLineSource::GzipLineSource(gzFile file, std::string path,
-                               std::vector<char>* buffer)
-    : file_(file), path_(std::move(path)), lines_(buffer, 0) {}
+                               std::vector<char>* buffer,
+                               const GzipLimits& limits)
+    : file_(file),
+      path_(std::move(path)),
+      limits_(limits),
+      lines_(buffer, 0, limits.max_line_bytes) {}
 
 GzipLineSource::~GzipLineSource() { gzclose(file_); }
 
@@ -72,7 +77,35 @@ absl::StatusOr<size_t> GzipLineSource::Read(char* dst, size_t n) {
   // zlib reports a truncated stream only through gzerror (Z_BUF_ERROR), with
   // gzread returning the bytes it could decode and then 0.
   if (got == 0) RETURN_IF_ERROR(ZlibError());
+  decompressed_ += got;
+  RETURN_IF_ERROR(CheckLimits());
   return static_cast<size_t>(got);
+}
+
+absl::Status GzipLineSource::CheckLimits() const {
+  if (limits_.max_decompressed_bytes > 0 &&
+      decompressed_ > limits_.max_decompressed_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "input file '", path_, "' decompresses to more than ",
+        limits_.max_decompressed_bytes,
+        " bytes (data.gzip_max_decompressed_bytes); refusing to read on"));
+  }
+  if (limits_.max_ratio > 0 && decompressed_ > kGzipRatioCheckBytes) {
+    // The compressed bytes zlib has consumed (not those it buffered ahead);
+    // -1 if it cannot tell, then the check waits for the next read.
+    const int64_t compressed = gzoffset(file_);
+    if (compressed >= 0 &&
+        static_cast<double>(decompressed_) >
+            static_cast<double>(limits_.max_ratio) *
+                static_cast<double>(std::max<int64_t>(1, compressed))) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "input file '", path_, "' looks like a gzip bomb: ", compressed,
+          " compressed bytes gave ", decompressed_,
+          " bytes, a ratio above data.gzip_max_ratio = ", limits_.max_ratio,
+          ":1"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> GzipLineSource::Next(absl::string_view* line) {
@@ -80,7 +113,7 @@ absl::StatusOr<bool> GzipLineSource::Next(absl::string_view* line) {
   ASSIGN_OR_RETURN(
       bool more,
       lines_.Next([this](char* dst, size_t n) { return Read(dst, n); }, line,
-                  &start));
+                  &start, &too_long_));
   if (more) ++line_number_;
   return more;
 }

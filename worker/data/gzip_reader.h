@@ -7,6 +7,12 @@
 // stream. A truncated or corrupt file is an error naming the file; so is a file
 // named .gz whose content is not gzip (zlib would pass it through as is).
 //
+// Bounded against hostile files (GzipLimits): a line longer than
+// max_line_bytes is dropped and reported (LineStream::too_long), and a file
+// that decompresses to more than max_decompressed_bytes, or at a ratio above
+// max_ratio (a gzip bomb), is a ResourceExhausted error naming the file and
+// the limit.
+//
 // Thread-safety: a GzipLineSource is not thread-safe; distinct sources may
 // be used from distinct threads.
 #ifndef PS_WORKER_DATA_GZIP_READER_H_
@@ -29,12 +35,29 @@ namespace ps {
 // True when `path` ends in ".gz".
 bool IsGzipPath(absl::string_view path);
 
+// The ratio limit is checked once a file has given more than this many
+// decompressed bytes (a small file cannot hurt, whatever its ratio).
+inline constexpr int64_t kGzipRatioCheckBytes = int64_t{16} << 20;
+
+// Limits of one .gz file, from data.max_line_bytes,
+// data.gzip_max_decompressed_bytes and data.gzip_max_ratio.
+struct GzipLimits {
+  // Longest line kept (see LineBuffer). Default: 1 MiB.
+  int64_t max_line_bytes = kDefaultMaxLineBytes;
+  // Decompressed bytes the file may give; 0 = no limit. Default: 1 TiB.
+  int64_t max_decompressed_bytes = int64_t{1} << 40;
+  // Decompressed bytes per compressed byte read, checked past
+  // kGzipRatioCheckBytes; 0 = no limit. Default: 1000.
+  int64_t max_ratio = 1000;
+};
+
 class GzipLineSource final : public LineStream {
  public:
   // Opens `path` for reading; `*buffer` (may be empty) must outlive the
   // source. Errors as InputFile::Open.
   static absl::StatusOr<std::unique_ptr<GzipLineSource>> Open(
-      const std::string& path, std::vector<char>* buffer);
+      const std::string& path, std::vector<char>* buffer,
+      const GzipLimits& limits = GzipLimits());
 
   GzipLineSource(const GzipLineSource&) = delete;
   GzipLineSource& operator=(const GzipLineSource&) = delete;
@@ -42,22 +65,33 @@ class GzipLineSource final : public LineStream {
 
   // Next decompressed line. Internal error "cannot decompress input file
   // '<path>': <zlib's reason>" for a corrupt or truncated file,
-  // InvalidArgument when the file is not gzip.
+  // InvalidArgument when the file is not gzip, ResourceExhausted past a
+  // limit (naming the file, the limit and its config field).
   absl::StatusOr<bool> Next(absl::string_view* line) override;
   absl::StatusOr<int64_t> LineNumber() override { return line_number_; }
+  bool too_long() const override { return too_long_; }
+
+  // Decompressed bytes read from the file so far.
+  int64_t decompressed_bytes() const { return decompressed_; }
 
  private:
-  GzipLineSource(gzFile file, std::string path, std::vector<char>* buffer);
+  GzipLineSource(gzFile file, std::string path, std::vector<char>* buffer,
+                 const GzipLimits& limits);
 
   // Reads up to `n` decompressed bytes into `dst`; 0 at the end.
   absl::StatusOr<size_t> Read(char* dst, size_t n);
   // The status of zlib's last error on file_ (OK when there is none).
   absl::Status ZlibError() const;
+  // ResourceExhausted once decompressed_ passes a limit.
+  absl::Status CheckLimits() const;
 
   gzFile file_;
   const std::string path_;
+  const GzipLimits limits_;
   LineBuffer lines_;
   int64_t line_number_ = 0;  // of the line Next last returned
+  bool too_long_ = false;    // the line Next last returned
+  int64_t decompressed_ = 0;
 };
 
 }  // namespace ps

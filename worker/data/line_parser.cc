@@ -34,10 +34,17 @@ absl::StatusOr<std::unique_ptr<LineParser>> LineParser::Create(
             "slot parser: num_slots must be >= 1 and num_dense >= 0, got ",
             data.num_slots(), " and ", data.num_dense()));
       }
+      if (data.max_features_per_line() < 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("slot parser: max_features_per_line must be >= 1, "
+                         "got ",
+                         data.max_features_per_line()));
+      }
       SlotOptions options;
       options.num_slots = data.num_slots();
       options.num_dense = data.num_dense();
       options.hash_seed = data.hash_seed();
+      options.max_features_per_line = data.max_features_per_line();
       return std::make_unique<SlotParser>(options);
     }
     case DataConfig::MOVIELENS: {

@@ -12,6 +12,7 @@
 #ifndef PS_WORKER_DATA_LINE_PARSER_H_
 #define PS_WORKER_DATA_LINE_PARSER_H_
 
+#include <cstdint>
 #include <memory>
 
 #include "absl/status/status.h"
@@ -25,10 +26,10 @@ namespace ps {
 class LineParser {
  public:
   // The parser of data.format, configured by the format's fields of `data`
-  // (int_features, hash_seed, num_slots, num_dense, movielens_*_file; other
-  // fields are not read). Side files (MovieLens) are loaded here, once;
-  // their errors name the file and line. InvalidArgument for a format or
-  // field value the parser cannot use.
+  // (int_features, hash_seed, num_slots, num_dense, max_features_per_line,
+  // movielens_*_file; other fields are not read). Side files (MovieLens) are
+  // loaded here, once; their errors name the file and line. InvalidArgument for
+  // a format or field value the parser cannot use.
   static absl::StatusOr<std::unique_ptr<LineParser>> Create(
       const DataConfig& data);
 
@@ -38,6 +39,10 @@ class LineParser {
   // parser was created from.
   virtual int num_slots() const = 0;
   virtual int num_dense() const = 0;
+
+  // The most keys Append adds for one example. With batch_size it bounds
+  // the keys of a batch, whose offsets are 32-bit (kMaxBatchKeys).
+  virtual int64_t max_keys_per_example() const = 0;
 
   // Parses `line` (without its '\n'; a trailing '\r' is ignored) and appends
   // one example to `batch`. On a malformed line returns InvalidArgument with

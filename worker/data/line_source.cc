@@ -101,9 +101,19 @@ absl::StatusOr<int64_t> InputFile::CountNewlines(int64_t end) const {
   return count;
 }
 
-LineBuffer::LineBuffer(std::vector<char>* buffer, int64_t base)
-    : buf_(*buffer), base_(base) {
+LineBuffer::LineBuffer(std::vector<char>* buffer, int64_t base,
+                       int64_t max_line_bytes)
+    : buf_(*buffer),
+      max_line_bytes_(
+          static_cast<size_t>(std::max<int64_t>(1, max_line_bytes))),
+      base_(base) {
   if (buf_.size() < kReadChunk) buf_.resize(kReadChunk);
+}
+
+void LineBuffer::Restart(int64_t base) {
+  base_ = base;
+  pos_ = filled_ = scanned_ = 0;
+  eof_ = skipping_ = false;
 }
 
 std::pair<char*, size_t> LineBuffer::Compact() {
@@ -114,7 +124,13 @@ std::pair<char*, size_t> LineBuffer::Compact() {
     pos_ = 0;
   }
   scanned_ = filled_;
-  if (filled_ == buf_.size()) buf_.resize(buf_.size() * 2);
+  if (filled_ == buf_.size()) {
+    // A partial line of at most max_line_bytes_ fills the buffer (Next drops
+    // a longer one): room for one byte past the limit is enough to tell.
+    const size_t size = std::min(2 * buf_.size(), max_line_bytes_ + 1);
+    buf_.reserve(size);  // exactly: never more than the limit needs
+    buf_.resize(size);
+  }
   return {buf_.data() + filled_, buf_.size() - filled_};
 }
 
@@ -122,12 +138,29 @@ std::pair<char*, size_t> LineBuffer::Compact() {
 // starts at begin - 1 and skips the line containing that byte (it ends at
 // or after it).
 LineSource::LineSource(const InputFile* file, int64_t begin, int64_t end,
-                       std::vector<char>* buffer)
+                       std::vector<char>* buffer, int64_t max_line_bytes)
     : file_(*file),
       begin_(begin),
       end_(end),
-      read_at_(begin > 0 ? begin - 1 : 0),
-      lines_(buffer, read_at_) {}
+      read_at_(begin),
+      lines_(buffer, read_at_, max_line_bytes) {}
+
+absl::StatusOr<int64_t> LineSource::FirstLineStart() const {
+  char chunk[4096];
+  // A line starts at p + 1 for a '\n' at p >= begin_ - 1; inside the range
+  // when p + 1 < end_.
+  for (int64_t at = begin_ - 1; at + 1 < end_;) {
+    const size_t want = static_cast<size_t>(
+        std::min<int64_t>(static_cast<int64_t>(sizeof(chunk)), end_ - 1 - at));
+    ASSIGN_OR_RETURN(size_t got, file_.ReadAt(at, chunk, want));
+    if (got == 0) break;  // the file ends first
+    if (const void* nl = std::memchr(chunk, '\n', got)) {
+      return at + (static_cast<const char*>(nl) - chunk) + 1;
+    }
+    at += static_cast<int64_t>(got);
+  }
+  return -1;
+}
 
 absl::StatusOr<bool> LineSource::Next(absl::string_view* line) {
   if (done_) return false;
@@ -135,11 +168,13 @@ absl::StatusOr<bool> LineSource::Next(absl::string_view* line) {
   if (!started_) {
     started_ = true;
     if (begin_ > 0) {
-      ASSIGN_OR_RETURN(bool more, Scan(line, &start));
-      if (!more) {
+      ASSIGN_OR_RETURN(const int64_t first, FirstLineStart());
+      if (first < 0) {
         done_ = true;
         return false;
       }
+      read_at_ = first;
+      lines_.Restart(first);
     }
   }
   ASSIGN_OR_RETURN(bool more, Scan(line, &start));
@@ -167,7 +202,7 @@ absl::StatusOr<bool> LineSource::Scan(absl::string_view* line, int64_t* start) {
         read_at_ += static_cast<int64_t>(got);
         return got;
       },
-      line, start);
+      line, start, &too_long_);
 }
 
 }  // namespace ps

@@ -56,6 +56,10 @@ class MovieLensParser final : public LineParser {
 
   int num_slots() const override { return num_slots_; }
   int num_dense() const override { return 0; }
+  // One key per slot, but a key per genre in the genres slot.
+  int64_t max_keys_per_example() const override {
+    return num_slots_ + kNumGenres;
+  }
   absl::Status Append(absl::string_view line, Batch* batch) const override;
 
   // The age-group value of an age (1 for under 18, else 18, 25, 35, 45, 50

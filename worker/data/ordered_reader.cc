@@ -83,6 +83,9 @@ void AppendExamples(const Batch& src, int from, int count, Batch* dst) {
                     src.dense.begin() + (from + count) * nd);
   const uint32_t key_begin = src.offsets[from * ns];
   const uint32_t key_end = src.offsets[(from + count) * ns];
+  // DataReader::Open refuses a batch_size whose batches could overflow.
+  CHECK_LE(static_cast<int64_t>(dst->keys.size()) + (key_end - key_begin),
+           kMaxBatchKeys);
   // Each offset moves by the same amount (uint32 arithmetic wraps alike).
   const uint32_t shift = static_cast<uint32_t>(dst->keys.size()) - key_begin;
   dst->keys.insert(dst->keys.end(), src.keys.begin() + key_begin,
@@ -117,6 +120,7 @@ class FileReader final : public DataReader {
         gzip_queued_blocks_(options.threads + 2),
         holdout_(options.holdout_fraction > 0),
         holdout_threshold_(HoldoutThreshold(options.holdout_fraction)),
+        gzip_limits_(LimitsOf(options.data)),
         outputs_(lookahead_),
         cursor_(start),
         examples_done_(examples_done) {
@@ -203,6 +207,14 @@ class FileReader final : public DataReader {
     size_t task = 0;
     Chunk* chunk = nullptr;
   };
+
+  static GzipLimits LimitsOf(const DataConfig& data) {
+    GzipLimits limits;
+    limits.max_line_bytes = data.max_line_bytes();
+    limits.max_decompressed_bytes = data.gzip_max_decompressed_bytes();
+    limits.max_ratio = data.gzip_max_ratio();
+    return limits;
+  }
 
   // Lines whose HoldoutHash is below are held out: fraction * 2^64, at
   // least 1 for any fraction > 0.
@@ -339,7 +351,7 @@ class FileReader final : public DataReader {
     const std::string& path = options_.files[task.file];
     if (task.gzip) {
       ASSIGN_OR_RETURN(std::unique_ptr<GzipLineSource> lines,
-                       GzipLineSource::Open(path, buffer));
+                       GzipLineSource::Open(path, buffer, gzip_limits_));
       absl::string_view line;
       int64_t consumed = 0;
       while (consumed < task.skip_lines) {
@@ -359,6 +371,15 @@ class FileReader final : public DataReader {
       while (true) {
         ASSIGN_OR_RETURN(bool more, lines->Next(&line));
         if (!more) break;
+        if (lines->too_long()) {
+          // Not put in a block (its text is gone): counted here, and the
+          // block ends so the next one numbers its lines after it.
+          RETURN_IF_ERROR(Queue(t, &block, pending));
+          RETURN_IF_ERROR(OnTooLongLine(lines.get(), path, pending));
+          ++consumed;
+          start_block();
+          continue;
+        }
         block.raw.append(line.data(), line.size());
         block.raw.push_back('\n');
         ++consumed;
@@ -371,7 +392,8 @@ class FileReader final : public DataReader {
       return Queue(t, &block, pending);
     }
     ASSIGN_OR_RETURN(InputFile file, InputFile::Open(path));
-    LineSource lines(&file, task.begin, task.end, buffer);
+    LineSource lines(&file, task.begin, task.end, buffer,
+                     gzip_limits_.max_line_bytes);
     // A plain task is small (kMaxTaskBytes): one chunk.
     Chunk chunk = EmptyParsedChunk();
     RETURN_IF_ERROR(ParseLines(&lines, path, &chunk, pending,
@@ -434,6 +456,20 @@ class FileReader final : public DataReader {
         Flush(pending);
         if (StopRequested()) return absl::CancelledError("reader stopped");
       }
+      if (lines->too_long()) {  // bad whichever side of a holdout it is on
+        RETURN_IF_ERROR(OnTooLongLine(lines, path, pending));
+        continue;
+      }
+      if (static_cast<int64_t>(chunk->examples.keys.size()) +
+              parser_->max_keys_per_example() >
+          kMaxBatchKeys) {
+        // A chunk is a few hundred KiB of text: cannot happen.
+        ASSIGN_OR_RETURN(int64_t line_number, lines->LineNumber());
+        return absl::InternalError(
+            absl::StrCat(path, ":", line_number, ": ", kMaxBatchKeys,
+                         " keys read since the last batch: the reader's "
+                         "batches would overflow"));
+      }
       if (holdout_ &&
           (HoldoutHash(line) < holdout_threshold_) != options_.held_out) {
         continue;  // on the other side of the split
@@ -449,6 +485,17 @@ class FileReader final : public DataReader {
       }
     }
     return absl::OkStatus();
+  }
+
+  // Counts the line `lines` last returned, too long to keep, as bad.
+  absl::Status OnTooLongLine(LineStream* lines, const std::string& path,
+                             Pending* pending) {
+    ++pending->lines;
+    ++pending->bad;
+    return OnBadLine(lines, path,
+                     absl::StrCat("line is longer than data.max_line_bytes = ",
+                                  gzip_limits_.max_line_bytes,
+                                  " bytes (skipped to its end)"));
   }
 
   // Logs the first log_bad_lines bad lines and records the first one, both
@@ -561,6 +608,7 @@ class FileReader final : public DataReader {
   const size_t gzip_queued_blocks_;
   const bool holdout_;  // a split: skip one side
   const uint64_t holdout_threshold_;
+  const GzipLimits gzip_limits_;      // max_line_bytes for plain files too
   std::vector<std::thread> threads_;  // started in Start(), joined in ~
 
   int64_t total_bytes_ = 0;  // of every task; constant after construction

@@ -8,7 +8,8 @@
 // the batches, their order and the positions are the same for any number
 // of threads. Memory stays bounded: a thread starts no task more than
 // 2 * threads + 2 tasks past the one Next reads, and .gz text queued ahead
-// is capped. Bad lines are counted and the first ones logged; past
+// is capped, and so is each thread's line buffer (data.max_line_bytes). Bad
+// lines (too long ones included) are counted and the first ones logged; past
 // options.max_bad_line_ratio the reader fails naming the first bad line.
 //
 // Thread-safety: as every DataReader, one caller thread; the reader's own

@@ -56,6 +56,12 @@ absl::Status SlotParser::Append(absl::string_view line, Batch* batch) const {
     const absl::string_view text = line.substr(pos, end - pos);
     pos = end;
     ++token;
+    if (token - 1 > options_.max_features_per_line) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("more than data.max_features_per_line = ",
+                       options_.max_features_per_line, " features (token ",
+                       token, " ", QuoteField(text), ")"));
+    }
     if (token == 1) {
       if (text != "0" && text != "1") {
         return absl::InvalidArgumentError(

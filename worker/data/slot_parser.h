@@ -6,6 +6,7 @@
 //                any number of keys per slot, tokens in any order; or
 //   d<i>:value   dense feature i in [0, num_dense), value a finite decimal
 //                float, at most once per line; absent features are 0.
+// A line may carry at most max_features_per_line tokens after the label.
 // The key of `s:k` is FeatureKey(hash_seed, s, k). In the example, the keys
 // of a slot keep the order of their tokens; a slot without tokens has none.
 // E.g. with num_slots 3, num_dense 1: "1 0:17 2:5 d0:0.25 2:9".
@@ -29,6 +30,9 @@ struct SlotOptions {
   int num_slots = 1;  // REQUIRES: >= 1
   int num_dense = 0;  // REQUIRES: >= 0
   uint64_t hash_seed = 0;
+  // The most features (tokens after the label) a line may have: a line with
+  // more is malformed. REQUIRES: >= 1. Default: 4096.
+  int max_features_per_line = 4096;
 };
 
 class SlotParser final : public LineParser {
@@ -37,6 +41,9 @@ class SlotParser final : public LineParser {
 
   int num_slots() const override { return options_.num_slots; }
   int num_dense() const override { return options_.num_dense; }
+  int64_t max_keys_per_example() const override {
+    return options_.max_features_per_line;
+  }
   absl::Status Append(absl::string_view line, Batch* batch) const override;
 
  private:

@@ -210,6 +210,41 @@ TEST_F(DataReaderGzipTest, LargeGzipFilesGiveThePlainFilesBatches) {
                                                    "/g1.gz:40001: "))));
 }
 
+TEST_F(DataReaderGzipTest, TooLongLineInGzipIsABadLineWithItsNumber) {
+  ReaderOptions options = SlotOptions();
+  const std::string text =
+      Lines(0, 3000) + std::string(3 << 20, '5') + "\n" + Lines(3000, 3000);
+  options.files = {WriteGzip("a.gz", text)};
+  options.max_bad_line_ratio = 0.01;
+  std::vector<uint64_t> want = Keys(0, 6000);
+  std::sort(want.begin(), want.end());
+  for (int threads : {1, 3}) {
+    options.threads = threads;
+    EXPECT_EQ(ReadAllRanks(options, 1), want) << threads << " threads";
+  }
+  options.max_bad_line_ratio = 0;
+  EXPECT_THAT(
+      ReadBatches(options),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr(absl::StrCat("first bad line: ", dir_,
+                                      "/a.gz:3001: line is longer than "
+                                      "data.max_line_bytes = 1048576 bytes"))));
+}
+
+TEST_F(DataReaderGzipTest, GzipLimitsOfTheConfigStopTheReader) {
+  ReaderOptions options = SlotOptions();
+  options.files = {WriteGzip("a.gz", Lines(0, 200))};
+  options.data.set_gzip_max_decompressed_bytes(1000);
+  EXPECT_THAT(ReadBatches(options),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr(absl::StrCat(
+                           "input file '", dir_,
+                           "/a.gz' decompresses to more than 1000 bytes "
+                           "(data.gzip_max_decompressed_bytes)"))));
+  options.data.set_gzip_max_decompressed_bytes(0);  // no limit
+  EXPECT_TRUE(ReadBatches(options).ok());
+}
+
 TEST_F(DataReaderGzipTest, MissingGzipFileFailsOnEveryWorker) {
   ReaderOptions options = SlotOptions();
   options.files = {WriteGzip("a.gz", Lines(0, 3)), dir_ + "/b.gz"};

@@ -21,6 +21,7 @@
 namespace ps {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using testing_util::StatusIs;
 
@@ -259,6 +260,80 @@ TEST_F(DataReaderTest, LineLongerThanTheReadBuffer) {
   ASSERT_TRUE(ReadAll(options, &got, &lines, &bad).ok());
   EXPECT_EQ(lines, 3);
   EXPECT_EQ(bad, 1);
+}
+
+TEST_F(DataReaderTest, LineOverMaxLineBytesIsABadLineNamedByFileAndLine) {
+  // 10 MiB without a newline: one bad line, the lines after it read.
+  const std::string huge(10 << 20, '7');
+  ReaderOptions options;
+  const std::string path =
+      Write("a.tsv", absl::StrCat(Lines(1, 2), huge, "\n", Lines(3, 2), huge));
+  options.files = {path};
+  options.max_bad_line_ratio = 0.5;
+  for (int workers : {1, 3}) {
+    EXPECT_EQ(ReadAllRanks(options, workers), Expected(Range(1, 4)));
+  }
+  std::vector<Example> got;
+  int64_t lines = 0, bad = 0;
+  ASSERT_TRUE(ReadAll(options, &got, &lines, &bad).ok());
+  EXPECT_EQ(lines, 6);
+  EXPECT_EQ(bad, 2);
+
+  options.max_bad_line_ratio = 0;
+  got.clear();
+  EXPECT_THAT(
+      ReadAll(options, &got),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr(absl::StrCat("first bad line: ", path,
+                                      ":3: line is longer than "
+                                      "data.max_line_bytes = 1048576 bytes"))));
+
+  // A smaller limit: a good line over it is bad too.
+  options.max_bad_line_ratio = 1;
+  options.data.set_max_line_bytes(GoodLine(2).size() - 1);
+  options.files = {Write("b.tsv", absl::StrCat(GoodLine(1).substr(0, 60), "\n",
+                                               GoodLine(2), "\n"))};
+  got.clear();
+  ASSERT_TRUE(ReadAll(options, &got, &lines, &bad).ok());
+  EXPECT_EQ(lines, 2);
+  EXPECT_EQ(bad, 2);  // the first is malformed, the second too long
+}
+
+TEST_F(DataReaderTest, BinaryFileIsBadLinesNotAnOutOfMemory) {
+  std::string bytes(8 << 20, '\0');
+  uint64_t x = 12345;
+  for (char& c : bytes) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    c = static_cast<char>(x >> 56);
+    if (c == '\n') c = 0;  // no line ends anywhere
+  }
+  ReaderOptions options;
+  options.threads = 2;
+  const std::string path = Write("model.bin", bytes);
+  options.files = {path};
+  std::vector<Example> got;
+  EXPECT_THAT(ReadAll(options, &got),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("too many malformed lines: 1 of 1"),
+                             HasSubstr(absl::StrCat(path,
+                                                    ":1: line is longer than "
+                                                    "data.max_line_bytes")))));
+}
+
+TEST_F(DataReaderTest, BatchesThatCouldOverflowTheirOffsetsAreRefused) {
+  ReaderOptions options;
+  options.files = {Write("a.txt", "1 0:1\n")};
+  options.data.set_format(DataConfig::SLOT);
+  options.data.set_num_slots(1);
+  options.batch_size = 1 << 20;  // * 4096 features = 2^32 keys
+  EXPECT_THAT(DataReader::Open(options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "data reader: batch_size 1048576 examples of up to 4096 "
+                       "keys each (SLOT, data.max_features_per_line) could "
+                       "exceed the 4294967295 keys a batch holds (32-bit "
+                       "offsets)"));
+  options.data.set_max_features_per_line(4095);
+  EXPECT_TRUE(DataReader::Open(options).ok());
 }
 
 TEST_F(DataReaderTest, BadLinesUnderTheLimitAreSkippedAndCounted) {

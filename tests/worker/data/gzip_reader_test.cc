@@ -1,5 +1,6 @@
 #include "worker/data/gzip_reader.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -13,17 +14,19 @@
 namespace ps {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using testing_util::ReadFile;
 using testing_util::StatusIs;
 
 class GzipLineSourceTest : public testing_util::TempDirTest {
  protected:
-  // All lines of `path` with their line numbers checked against 1, 2, ...
-  absl::StatusOr<std::vector<std::string>> ReadLines(const std::string& path) {
-    std::vector<char> buffer;
+  // All lines of `path` with their line numbers checked against 1, 2, ...;
+  // "<too long>" for a line over limits.max_line_bytes.
+  absl::StatusOr<std::vector<std::string>> ReadLines(
+      const std::string& path, const GzipLimits& limits = GzipLimits()) {
     absl::StatusOr<std::unique_ptr<GzipLineSource>> source =
-        GzipLineSource::Open(path, &buffer);
+        GzipLineSource::Open(path, &buffer_, limits);
     if (!source.ok()) return source.status();
     std::vector<std::string> lines;
     absl::string_view line;
@@ -31,13 +34,35 @@ class GzipLineSourceTest : public testing_util::TempDirTest {
       absl::StatusOr<bool> more = (*source)->Next(&line);
       if (!more.ok()) return more.status();
       if (!*more) break;
-      lines.emplace_back(line);
+      if ((*source)->too_long()) {
+        EXPECT_TRUE(line.empty());
+        lines.emplace_back("<too long>");
+      } else {
+        lines.emplace_back(line);
+      }
       EXPECT_EQ(*(*source)->LineNumber(), static_cast<int64_t>(lines.size()));
     }
     absl::StatusOr<bool> again = (*source)->Next(&line);
     EXPECT_TRUE(again.ok() && !*again);
     return lines;
   }
+
+  // `mib` MiB of zero bytes, gzip-compressed at zlib's default level (about
+  // 1028:1), written in pieces: a gzip bomb.
+  std::string WriteZeros(const std::string& name, int mib) {
+    const std::string path = dir_ + "/" + name;
+    gzFile f = gzopen(path.c_str(), "wb");
+    EXPECT_NE(f, nullptr) << path;
+    const std::string zeros(1 << 20, '\0');
+    for (int i = 0; i < mib; ++i) {
+      EXPECT_EQ(gzwrite(f, zeros.data(), zeros.size()),
+                static_cast<int>(zeros.size()));
+    }
+    EXPECT_EQ(gzclose(f), Z_OK);
+    return path;
+  }
+
+  std::vector<char> buffer_;  // the sources' line buffer
 };
 
 TEST_F(GzipLineSourceTest, IsGzipPath) {
@@ -51,10 +76,17 @@ TEST_F(GzipLineSourceTest, IsGzipPath) {
 TEST_F(GzipLineSourceTest, LinesAsInThePlainText) {
   const std::string big(3 << 20, 'x');  // longer than the 1 MiB buffer
   const std::string text = absl::StrCat("a\n\nb\tc\r\n", big, "\nlast");
+  GzipLimits limits;
+  limits.max_line_bytes = 4 << 20;
   absl::StatusOr<std::vector<std::string>> lines =
-      ReadLines(WriteGzip("a.gz", text));
+      ReadLines(WriteGzip("a.gz", text), limits);
   ASSERT_TRUE(lines.ok()) << lines.status();
   EXPECT_EQ(*lines, (std::vector<std::string>{"a", "", "b\tc\r", big, "last"}));
+  // With the default limit of 1 MiB the big line is dropped, not buffered.
+  lines = ReadLines(WriteGzip("a.gz", text));
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  EXPECT_EQ(*lines, (std::vector<std::string>{"a", "", "b\tc\r", "<too long>",
+                                              "last"}));
 
   lines = ReadLines(WriteGzip("empty.gz", ""));
   ASSERT_TRUE(lines.ok()) << lines.status();
@@ -99,6 +131,48 @@ TEST_F(GzipLineSourceTest, PlainTextNamedGzIsRefused) {
                               absl::StrCat(
                                   "input file '", path,
                                   "' ends in .gz but is not gzip-compressed")));
+}
+
+TEST_F(GzipLineSourceTest, GzipBombIsRefusedNamingTheFile) {
+  const std::string path = WriteZeros("bomb.gz", 200);
+  absl::StatusOr<std::vector<std::string>> lines = ReadLines(path);
+  EXPECT_THAT(
+      lines, StatusIs(absl::StatusCode::kResourceExhausted,
+                      AllOf(HasSubstr(absl::StrCat("input file '", path,
+                                                   "' looks like a gzip bomb")),
+                            HasSubstr("data.gzip_max_ratio = 1000:1"))));
+  // The zeros (one line) were never buffered whole.
+  EXPECT_LE(buffer_.capacity(), (size_t{1} << 20) + 1);
+}
+
+TEST_F(GzipLineSourceTest, WithoutARatioLimitABombIsOneTooLongLine) {
+  const std::string path = WriteZeros("bomb.gz", 40);
+  GzipLimits limits;
+  limits.max_ratio = 0;
+  absl::StatusOr<std::vector<std::string>> lines = ReadLines(path, limits);
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  EXPECT_EQ(*lines, std::vector<std::string>{"<too long>"});
+  EXPECT_LE(buffer_.capacity(), (size_t{1} << 20) + 1);
+}
+
+TEST_F(GzipLineSourceTest, DecompressedSizeIsCapped) {
+  std::string text;
+  while (text.size() < (3u << 20)) absl::StrAppend(&text, text.size(), "\n");
+  const std::string path = WriteGzip("big.gz", text);
+  GzipLimits limits;
+  limits.max_decompressed_bytes = 1 << 20;
+  EXPECT_THAT(
+      ReadLines(path, limits),
+      StatusIs(absl::StatusCode::kResourceExhausted,
+               absl::StrCat("input file '", path,
+                            "' decompresses to more than 1048576 bytes "
+                            "(data.gzip_max_decompressed_bytes); refusing to "
+                            "read on")));
+  limits.max_decompressed_bytes = text.size();  // exactly enough
+  absl::StatusOr<std::vector<std::string>> lines = ReadLines(path, limits);
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  EXPECT_EQ(static_cast<int64_t>(lines->size()),
+            std::count(text.begin(), text.end(), '\n'));
 }
 
 TEST_F(GzipLineSourceTest, MissingFile) {

@@ -88,6 +88,40 @@ TEST(SlotParserTest, MalformedLinesNameTheTokenAndLeaveTheBatch) {
   }
 }
 
+TEST(SlotParserTest, MoreFeaturesThanTheLimitIsMalformed) {
+  SlotOptions options;
+  options.num_slots = 2;
+  options.num_dense = 1;
+  options.max_features_per_line = 3;
+  const SlotParser parser(options);
+  EXPECT_EQ(parser.max_keys_per_example(), 3);
+  Batch b = EmptyBatch(2, 1);
+  ASSERT_TRUE(parser.Append("1 0:1 1:2 d0:0.5", &b).ok());
+  ASSERT_TRUE(parser.Append("0 0:1 0:2 1:3", &b).ok());
+  EXPECT_THAT(parser.Append("1 0:1 0:2 1:3 d0:1", &b),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "more than data.max_features_per_line = 3 features "
+                       "(token 5 'd0:1')"));
+  EXPECT_THAT(parser.Append("1 0:1 0:2 0:3 0:4", &b),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "more than data.max_features_per_line = 3 features "
+                       "(token 5 '0:4')"));
+  EXPECT_EQ(b.size(), 2);
+  EXPECT_EQ(b.keys.size(), 5u);
+
+  // The default: 4096 features pass, 4097 do not.
+  const SlotParser defaults = Parser(1, 0);
+  std::string line = "1";
+  for (int i = 0; i < 4096; ++i) line += " 0:" + std::to_string(i);
+  Batch c = EmptyBatch(1, 0);
+  EXPECT_TRUE(defaults.Append(line, &c).ok());
+  EXPECT_THAT(defaults.Append(line + " 0:1", &c),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "more than data.max_features_per_line = 4096 features "
+                       "(token 4098 '0:1')"));
+  EXPECT_EQ(c.keys.size(), 4096u);
+}
+
 TEST(SlotParserTest, NoDenseTokensWithoutDenseFeatures) {
   const SlotParser parser = Parser(1, 0);
   Batch b = EmptyBatch(1, 0);
