@@ -411,10 +411,14 @@ absl::Status WriteFileAtomically(const std::string& path,
   if (status.ok() && fsync(fd) != 0) status = FileError(errno, "fsync", tmp);
   if (close(fd) != 0 && status.ok()) status = FileError(errno, "close", tmp);
   RETURN_IF_ERROR(status);
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    return FileError(errno, absl::StrCat("rename '", tmp, "' to"), path);
+  return RenameDurably(tmp, path);
+}
+
+absl::Status RenameDurably(const std::string& from, const std::string& to) {
+  if (rename(from.c_str(), to.c_str()) != 0) {
+    return FileError(errno, absl::StrCat("rename '", from, "' to"), to);
   }
-  return SyncPath(Dirname(path));
+  return SyncPath(Dirname(to));
 }
 
 }  // namespace ps

@@ -145,6 +145,10 @@ absl::StatusOr<FileDigest> DigestFile(const std::string& path);
 // durable).
 absl::Status SyncPath(const std::string& path);
 
+// Renames `from` over `to` (in the same folder) and fsyncs that folder, so
+// the rename survives a crash. REQUIRES: `from` is durable already (fsynced).
+absl::Status RenameDurably(const std::string& from, const std::string& to);
+
 // Replaces `path` atomically with `contents`: writes path.tmp, fsyncs it,
 // renames it over `path` and fsyncs the directory. A crash leaves either the
 // old or the new contents (and possibly a stale path.tmp).

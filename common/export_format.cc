@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -15,6 +17,7 @@
 #include "common/initializer.h"
 #include "common/model_spec.h"
 #include "common/status_macros.h"
+#include "glog/logging.h"
 #include "google/protobuf/text_format.h"
 
 namespace ps {
@@ -84,15 +87,30 @@ std::string ExportPath(const std::string& dir, int64_t step) {
   return absl::StrCat(dir, "/", ExportFileName(step));
 }
 
+std::string ExportTempPath(const std::string& path) { return path + ".tmp"; }
+
 // ---------------------------------------------------------------- writer
 
-ExportWriter::ExportWriter(std::unique_ptr<ChecksummedWriter> file,
+ExportWriter::ExportWriter(std::string path,
+                           std::unique_ptr<ChecksummedWriter> file,
                            const JobConfig& config,
                            const ExportOptions& options, int64_t dense_size)
-    : file_(std::move(file)),
+    : path_(std::move(path)),
+      file_(std::move(file)),
       config_(config),
       options_(options),
       dense_size_(dense_size) {}
+
+ExportWriter::~ExportWriter() {
+  if (committed_) return;
+  const std::string tmp = file_->path();
+  file_.reset();  // closes it
+  // Best effort: a leftover .tmp is ignored by readers anyway.
+  if (unlink(tmp.c_str()) != 0 && errno != ENOENT) {
+    LOG(WARNING) << "cannot remove unfinished export '" << tmp
+                 << "': " << strerror(errno);
+  }
+}
 
 absl::StatusOr<std::unique_ptr<ExportWriter>> ExportWriter::Create(
     const std::string& path, const JobConfig& config, int64_t step,
@@ -125,28 +143,30 @@ absl::StatusOr<std::unique_ptr<ExportWriter>> ExportWriter::Create(
   if (!google::protobuf::TextFormat::PrintToString(config, &text)) {
     return absl::InternalError("cannot print the job config");
   }
-  ASSIGN_OR_RETURN(
-      auto file, ChecksummedWriter::Create(path, kExportMagic, kExportVersion));
+  ASSIGN_OR_RETURN(auto file,
+                   ChecksummedWriter::Create(ExportTempPath(path), kExportMagic,
+                                             kExportVersion));
   const ExportKind kind = base ? ExportKind::kDelta : ExportKind::kFull;
   RETURN_IF_ERROR(file->AppendU64(static_cast<uint64_t>(kind)));
   RETURN_IF_ERROR(file->AppendU64(step));
   RETURN_IF_ERROR(file->AppendU64(base ? base->step() : 0));
   RETURN_IF_ERROR(AppendString(file.get(), text));
-  return std::unique_ptr<ExportWriter>(new ExportWriter(
-      std::move(file), config, options, MakeModelSpec(config).dense_size));
+  return std::unique_ptr<ExportWriter>(
+      new ExportWriter(path, std::move(file), config, options,
+                       MakeModelSpec(config).dense_size));
 }
 
 absl::Status ExportWriter::BeginTable(absl::string_view name) {
   if (table_ >= 0) {
     return absl::FailedPreconditionError(
-        absl::StrCat("export '", file_->path(), "': table '",
+        absl::StrCat("export '", path_, "': table '",
                      config_.sparse_tables(table_).name(), "' is still open"));
   }
   for (int t = 0; t < config_.sparse_tables_size(); ++t) {
     if (config_.sparse_tables(t).name() != name) continue;
     if (!tables_done_.insert(std::string(name)).second) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "export '", file_->path(), "': table '", name, "' written twice"));
+          "export '", path_, "': table '", name, "' written twice"));
     }
     table_ = t;
     dim_ = config_.sparse_tables(t).dim();
@@ -155,7 +175,7 @@ absl::Status ExportWriter::BeginTable(absl::string_view name) {
     RETURN_IF_ERROR(AppendString(file_.get(), name));
     return file_->AppendU64(dim_);
   }
-  return absl::NotFoundError(absl::StrCat("export '", file_->path(),
+  return absl::NotFoundError(absl::StrCat("export '", path_,
                                           "': the job config has no sparse "
                                           "table '",
                                           name, "'"));
@@ -165,15 +185,15 @@ absl::Status ExportWriter::AddRows(absl::Span<const uint64_t> keys,
                                    absl::Span<const float> values,
                                    absl::Span<const float> scores) {
   if (table_ < 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "export '", file_->path(), "': AddRows before BeginTable"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("export '", path_, "': AddRows before BeginTable"));
   }
   if (values.size() != keys.size() * dim_ ||
       (!scores.empty() && scores.size() != keys.size())) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "export '", file_->path(), "': ", keys.size(), " keys of dim ", dim_,
-        " need ", keys.size() * dim_, " values and 0 or ", keys.size(),
-        " scores, got ", values.size(), " and ", scores.size()));
+        "export '", path_, "': ", keys.size(), " keys of dim ", dim_, " need ",
+        keys.size() * dim_, " values and 0 or ", keys.size(), " scores, got ",
+        values.size(), " and ", scores.size()));
   }
   const ExportedModel* base = options_.base;
   const int base_table =
@@ -214,8 +234,8 @@ absl::Status ExportWriter::AddRows(absl::Span<const uint64_t> keys,
 
 absl::Status ExportWriter::EndTable() {
   if (table_ < 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "export '", file_->path(), "': EndTable without BeginTable"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("export '", path_, "': EndTable without BeginTable"));
   }
   RETURN_IF_ERROR(file_->AppendU64(0));  // end of the rows
   std::vector<uint64_t> deleted;
@@ -241,8 +261,8 @@ absl::Status ExportWriter::EndTable() {
 absl::Status ExportWriter::SetDense(absl::Span<const float> dense) {
   if (static_cast<int64_t>(dense.size()) != dense_size_ || dense_set_) {
     return absl::InvalidArgumentError(
-        absl::StrCat("export '", file_->path(), "': the model has ",
-                     dense_size_, " dense parameters, got ", dense.size(),
+        absl::StrCat("export '", path_, "': the model has ", dense_size_,
+                     " dense parameters, got ", dense.size(),
                      dense_set_ ? " (and they were already set)" : ""));
   }
   dense_set_ = true;
@@ -255,14 +275,17 @@ absl::Status ExportWriter::SetDense(absl::Span<const float> dense) {
 absl::StatusOr<FileDigest> ExportWriter::Close() {
   if (table_ >= 0 || !dense_set_) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "export '", file_->path(), "': ",
+        "export '", path_, "': ",
         table_ >= 0 ? "a table is still open" : "SetDense was not called"));
   }
   RETURN_IF_ERROR(file_->AppendU64(0));  // no more tables
   RETURN_IF_ERROR(file_->AppendU64(dense_size_));
   RETURN_IF_ERROR(
       file_->Append(absl::string_view(block_.data(), block_.size())));
-  return file_->Close();
+  ASSIGN_OR_RETURN(FileDigest digest, file_->Close());  // fsynced
+  RETURN_IF_ERROR(RenameDurably(file_->path(), path_));
+  committed_ = true;
+  return digest;
 }
 
 // ---------------------------------------------------------------- reader

@@ -9,6 +9,13 @@
 // the newest FULL one and applies, in step order, the DELTAs that follow it
 // (each naming the previous file's step as its base).
 //
+// Files appear atomically: ExportWriter writes "export-<step>.psx.tmp" and
+// only Close renames it into place, once complete and fsynced (then fsyncs
+// the folder). A crash or a failed export leaves no partial
+// export-<step>.psx for a later delta export or predict to trip on, at most
+// a .tmp file (removed by a writer destroyed without Close), which LoadDir
+// ignores like every name other than export-<10 digits>.psx.
+//
 // File format. A checksummed file (common/checksummed_file.h: 16-byte
 // header with magic "PSEXPORT" and version 1, payload, 16-byte footer with
 // the payload size and a zlib crc32). Integers are little-endian uint64
@@ -67,6 +74,8 @@ enum class ExportKind : uint64_t { kFull = 1, kDelta = 2 };
 // "export-0000000042.psx"; <dir>/<that> for ExportPath.
 std::string ExportFileName(int64_t step);
 std::string ExportPath(const std::string& dir, int64_t step);
+// Where ExportWriter writes `path` until Close: path + ".tmp".
+std::string ExportTempPath(const std::string& path);
 
 class ExportedModel;
 
@@ -81,8 +90,9 @@ struct ExportOptions {
 
 class ExportWriter {
  public:
-  // Starts the export of `config`'s model at `step` into `path`.
-  // InvalidArgument when options.base is of a later step.
+  // Starts the export of `config`'s model at `step` into `path` (written as
+  // ExportTempPath(path) until Close). InvalidArgument when options.base is
+  // of a later step.
   static absl::StatusOr<std::unique_ptr<ExportWriter>> Create(
       const std::string& path, const JobConfig& config, int64_t step,
       const ExportOptions& options = {});
@@ -102,18 +112,27 @@ class ExportWriter {
   // The dense parameter vector; InvalidArgument unless it has the model's
   // size. Required once.
   absl::Status SetDense(absl::Span<const float> dense);
-  // Finishes the file (durable when OK). FailedPrecondition when a table
-  // is still open or SetDense was not called.
+  // Finishes the file and renames it into place (durable when OK; on an
+  // error `path` is left as it was). FailedPrecondition when a table is
+  // still open or SetDense was not called.
   absl::StatusOr<FileDigest> Close();
+
+  // Removes the temporary file unless Close succeeded.
+  ~ExportWriter();
+  ExportWriter(const ExportWriter&) = delete;
+  ExportWriter& operator=(const ExportWriter&) = delete;
 
   int64_t rows_written() const { return rows_written_; }
   int64_t rows_deleted() const { return rows_deleted_; }
 
  private:
-  ExportWriter(std::unique_ptr<ChecksummedWriter> file, const JobConfig& config,
-               const ExportOptions& options, int64_t dense_size);
+  ExportWriter(std::string path, std::unique_ptr<ChecksummedWriter> file,
+               const JobConfig& config, const ExportOptions& options,
+               int64_t dense_size);
 
+  const std::string path_;  // the final name; file_ writes its temp path
   std::unique_ptr<ChecksummedWriter> file_;
+  bool committed_ = false;  // renamed into place
   const JobConfig config_;
   const ExportOptions options_;
   const int64_t dense_size_;

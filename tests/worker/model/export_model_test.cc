@@ -302,6 +302,62 @@ TEST_F(ExportModelTest, DamagedExportIsRefusedNamingTheFile) {
               StatusIs(absl::StatusCode::kNotFound));
 }
 
+// A crash while an export is written leaves no partial export-<step>.psx:
+// the newest complete export still loads, the next delta export builds on
+// it, and predict scores with it.
+TEST_F(ExportModelTest, UnfinishedExportsBreakNeitherDeltasNorPredict) {
+  const std::string dir = dir_ + "/export";
+  std::filesystem::create_directories(dir);
+  Trained t = MakeTrained(kDnn, 9);
+  ASSERT_TRUE(Export(t, ExportPath(dir, 10), 10).ok());
+
+  // An export being written (the process dies here) is not yet in place.
+  auto writing = ExportWriter::Create(ExportPath(dir, 20), t.config, 20);
+  ASSERT_TRUE(writing.ok()) << writing.status();
+  ASSERT_TRUE((*writing)->BeginTable("emb").ok());
+  ASSERT_TRUE((*writing)->AddRows({7}, std::vector<float>(4, 1.0f)).ok());
+  EXPECT_FALSE(std::filesystem::exists(ExportPath(dir, 20)));
+  EXPECT_TRUE(std::filesystem::exists(ExportTempPath(ExportPath(dir, 20))));
+  auto loaded = ExportedModel::LoadDir(dir);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->step(), 10);
+  // An abandoned writer removes its file.
+  writing->reset();
+  EXPECT_FALSE(std::filesystem::exists(ExportTempPath(ExportPath(dir, 20))));
+
+  // What a crash leaves: a partial temporary file of a later step.
+  const std::string full = ExportPath(dir, 10);
+  std::filesystem::copy_file(full, ExportTempPath(ExportPath(dir, 30)));
+  std::filesystem::resize_file(ExportTempPath(ExportPath(dir, 30)),
+                               std::filesystem::file_size(full) / 2);
+
+  // The next delta export builds on the newest complete one.
+  t.rows.begin()->second[0] += 1.0f;
+  auto base = ExportedModel::LoadDir(dir);
+  ASSERT_TRUE(base.ok()) << base.status();
+  ExportOptions delta;
+  delta.base = base->get();
+  ASSERT_TRUE(Export(t, ExportPath(dir, 40), 40, delta).ok());
+  auto model = ExportedModel::LoadDir(dir);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->step(), 40);
+  const float* row = (*model)->Row(0, t.rows.begin()->first);
+  ASSERT_NE(row, nullptr);
+  EXPECT_EQ(row[0], t.rows.begin()->second[0]);
+
+  // And predict scores with it.
+  const std::string data = WriteData(20);
+  auto backend = Cpu();
+  auto lines =
+      PredictFile(**model, data, dir_ + "/probs.txt", backend.get(), 16);
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  EXPECT_EQ(*lines, 20);
+  const std::vector<float> got = ReadProbs(dir_ + "/probs.txt");
+  const std::vector<float> want = Reference(t, data);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6);
+}
+
 TEST_F(ExportModelTest, WriterRefusesWrongShapes) {
   Trained t = MakeTrained(kDnn, 7);
   auto w = ExportWriter::Create(dir_ + "/x.psx", t.config, 1);
