@@ -12,6 +12,43 @@
 #include "absl/time/clock.h"
 
 namespace ps {
+namespace {
+
+// Appends `s` as a JSON string (RFC 8259): quoted, with '"', '\\' and every
+// control character escaped, so any name makes a valid line. Other bytes
+// are copied (UTF-8 text stays as it is).
+void AppendJsonString(std::string* out, absl::string_view s) {
+  out->push_back('"');
+  for (const char ch : s) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"':
+        *out += "\\\"";
+        break;
+      case '\\':
+        *out += "\\\\";
+        break;
+      case '\n':
+        *out += "\\n";
+        break;
+      case '\r':
+        *out += "\\r";
+        break;
+      case '\t':
+        *out += "\\t";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          absl::StrAppendFormat(out, "\\u%04x", c);
+        } else {
+          out->push_back(ch);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsLog>> MetricsLog::Open(
     const std::string& path) {
@@ -54,14 +91,18 @@ std::vector<std::pair<std::string, MetricsLog::Fields>> MetricsLog::Latest()
 void MetricsLog::Write(
     const std::string& type,
     const std::vector<std::pair<std::string, double>>& fields) {
-  std::string line = absl::StrFormat("{\"type\": \"%s\", \"time\": %.3f", type,
-                                     absl::ToUnixMicros(absl::Now()) / 1e6);
+  std::string line = "{\"type\": ";
+  AppendJsonString(&line, type);
+  absl::StrAppendFormat(&line, ", \"time\": %.3f",
+                        absl::ToUnixMicros(absl::Now()) / 1e6);
   for (const auto& [name, value] : fields) {
+    line += ", ";
+    AppendJsonString(&line, name);
     // JSON has no NaN/Inf: write null.
     if (std::isfinite(value)) {
-      absl::StrAppendFormat(&line, ", \"%s\": %.10g", name, value);
+      absl::StrAppendFormat(&line, ": %.10g", value);
     } else {
-      absl::StrAppendFormat(&line, ", \"%s\": null", name);
+      line += ": null";
     }
   }
   line += "}\n";

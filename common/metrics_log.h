@@ -26,7 +26,8 @@ class MetricsLog {
   static std::unique_ptr<MetricsLog> InMemory();
   ~MetricsLog();
 
-  // Writes {"type": type, "time": unix seconds, name: value, ...}.
+  // Writes {"type": type, "time": unix seconds, name: value, ...}: type and
+  // names JSON-escaped, a non-finite value as null.
   void Write(const std::string& type,
              const std::vector<std::pair<std::string, double>>& fields);
 
