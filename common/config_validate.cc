@@ -1,6 +1,8 @@
 #include "common/config_validate.h"
 
 #include <cmath>
+#include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/checkpoint.h"
+#include "common/config_limits.h"
 #include "common/input_shape.h"
 #include "common/status_macros.h"
 
@@ -262,6 +265,23 @@ absl::Status CheckCluster(const Validator& v, const JobConfig& c) {
                           cl.connect_timeout_sec(), 1, 86400));
   RETURN_IF_ERROR(
       v.Range("cluster.dense_block_size", cl.dense_block_size(), 1, 1 << 26));
+  RETURN_IF_ERROR(
+      v.Range("cluster.heartbeat_ms", cl.heartbeat_ms(), 1, 3600 * 1000));
+  RETURN_IF_ERROR(v.Range("cluster.worker_timeout_ms", cl.worker_timeout_ms(),
+                          1, 86400 * 1000));
+  // A heartbeat may come up to one period late (a busy worker, a slow
+  // network) without its worker being dead: the timeout must span more than
+  // two periods, or live workers are declared dead and fenced.
+  if (cl.worker_timeout_ms() <= 2 * cl.heartbeat_ms()) {
+    return v.Error("cluster.worker_timeout_ms",
+                   absl::StrCat("must be more than 2 * cluster.heartbeat_ms (",
+                                cl.heartbeat_ms(),
+                                " ms), or live workers are declared dead; "
+                                "got ",
+                                cl.worker_timeout_ms()));
+  }
+  RETURN_IF_ERROR(
+      v.Range("cluster.server_retry_sec", cl.server_retry_sec(), 1, 7 * 86400));
   const SecurityConfig& sec = cl.security();
   if (sec.tls_cert_file().empty() != sec.tls_key_file().empty()) {
     return v.Error(sec.tls_cert_file().empty()
@@ -458,6 +478,37 @@ absl::Status CheckGenerator(const Validator& v, const GeneratorConfig& g) {
   return absl::OkStatus();
 }
 
+// data: the bounds on input lines and gzip files.
+absl::Status CheckInputLimits(const Validator& v, const DataConfig& d) {
+  RETURN_IF_ERROR(v.Range<int64_t>("data.max_line_bytes", d.max_line_bytes(),
+                                   64, int64_t{1} << 30));
+  RETURN_IF_ERROR(v.Range<int64_t>("data.gzip_max_decompressed_bytes",
+                                   d.gzip_max_decompressed_bytes(), 0,
+                                   std::numeric_limits<int64_t>::max()));
+  RETURN_IF_ERROR(
+      v.Range("data.gzip_max_ratio", d.gzip_max_ratio(), 0, 1000000));
+  if (d.format() != DataConfig::SLOT) {
+    if (d.has_max_features_per_line()) {
+      return v.Error("data.max_features_per_line",
+                     "only applies to format SLOT");
+    }
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(v.Range("data.max_features_per_line",
+                          d.max_features_per_line(), 1, 1 << 20));
+  // A batch's keys have 32-bit offsets (worker/data/batch.h).
+  constexpr int64_t kMaxBatchKeys = (int64_t{1} << 32) - 1;
+  if (int64_t{d.batch_size()} * d.max_features_per_line() > kMaxBatchKeys) {
+    return v.Error(
+        "data.max_features_per_line",
+        absl::StrCat("times data.batch_size (", d.batch_size(),
+                     ") must be at most ", kMaxBatchKeys,
+                     ", the keys a batch holds (32-bit offsets); got ",
+                     d.max_features_per_line()));
+  }
+  return absl::OkStatus();
+}
+
 // data: a format, its options, training (and eval) files or a generator,
 // the reader's sizes; then the model's slot lists against the data's slots.
 absl::Status CheckData(const Validator& v, const JobConfig& c) {
@@ -527,6 +578,7 @@ absl::Status CheckData(const Validator& v, const JobConfig& c) {
   RETURN_IF_ERROR(v.Range("data.reader_threads", d.reader_threads(), 1, 64));
   RETURN_IF_ERROR(
       v.Range("data.max_bad_line_ratio", d.max_bad_line_ratio(), 0.0, 1.0));
+  RETURN_IF_ERROR(CheckInputLimits(v, d));
   return CheckModelSlots(v, c);  // needs the data's shape
 }
 
@@ -567,7 +619,12 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
   RETURN_IF_ERROR(CheckData(v, c));
   RETURN_IF_ERROR(CheckTraining(v, c));
   RETURN_IF_ERROR(CheckCheckpoint(v, c));
-  return CheckDurability(v, c);
+  RETURN_IF_ERROR(CheckDurability(v, c));
+  // Last: sizes derived from the whole (valid) config.
+  if (std::optional<ConfigLimitError> over = CheckConfigLimits(c)) {
+    return v.Error(over->field, over->reason);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace

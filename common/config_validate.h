@@ -1,6 +1,7 @@
 // Validation of a parsed job config: every field in range, required values
-// present, combinations possible. Errors are InvalidArgument naming the file,
-// the line and column of the offending field (from the parser's location
+// present, combinations possible, and the sizes the config implies within
+// the limits of common/config_limits.h. Errors are InvalidArgument naming the
+// file, the line and column of the offending field (from the parser's location
 // tree) and the field's path, e.g.
 //   "job.pbtxt:14:3: data.batch_size: must be in [1, 1000000], got 0".
 // Thread-safe (no shared state).
