@@ -135,8 +135,8 @@ std::pair<char*, size_t> LineBuffer::Compact() {
 }
 
 // A line belongs to the range when it starts in [begin, end): scanning
-// starts at begin - 1 and skips the line containing that byte (it ends at
-// or after it).
+// starts after the first '\n' at or after begin - 1 (FirstLineStart), which
+// ends the line containing that byte.
 LineSource::LineSource(const InputFile* file, int64_t begin, int64_t end,
                        std::vector<char>* buffer, int64_t max_line_bytes)
     : file_(*file),
