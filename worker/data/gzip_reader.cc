@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <string>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -58,8 +59,17 @@ absl::Status GzipLineSource::ZlibError() const {
   if (absl::StartsWith(reason, "<fd:") && prefix != absl::string_view::npos) {
     reason.remove_prefix(prefix + 3);
   }
-  return absl::InternalError(
-      absl::StrCat("cannot decompress input file '", path_, "': ", reason));
+  std::string message =
+      absl::StrCat("cannot decompress input file '", path_, "': ", reason);
+  switch (code) {
+    case Z_BUF_ERROR:   // the stream ends early: a truncated file
+    case Z_DATA_ERROR:  // corrupt deflate data or a wrong checksum
+      return absl::DataLossError(std::move(message));
+    case Z_MEM_ERROR:
+      return absl::ResourceExhaustedError(std::move(message));
+    default:
+      return absl::InternalError(std::move(message));
+  }
 }
 
 absl::StatusOr<size_t> GzipLineSource::Read(char* dst, size_t n) {

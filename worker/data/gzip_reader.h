@@ -63,7 +63,7 @@ class GzipLineSource final : public LineStream {
   GzipLineSource& operator=(const GzipLineSource&) = delete;
   ~GzipLineSource() override;
 
-  // Next decompressed line. Internal error "cannot decompress input file
+  // Next decompressed line. DataLoss "cannot decompress input file
   // '<path>': <zlib's reason>" for a corrupt or truncated file,
   // InvalidArgument when the file is not gzip, ResourceExhausted past a
   // limit (naming the file, the limit and its config field).

@@ -108,7 +108,7 @@ TEST_F(GzipLineSourceTest, TruncatedFileIsAnError) {
   const std::string bytes = ReadFile(WriteGzip("full.gz", text));
   const std::string path = Write("cut.gz", bytes.substr(0, bytes.size() / 2));
   absl::StatusOr<std::vector<std::string>> lines = ReadLines(path);
-  EXPECT_THAT(lines, StatusIs(absl::StatusCode::kInternal,
+  EXPECT_THAT(lines, StatusIs(absl::StatusCode::kDataLoss,
                               absl::StrCat("cannot decompress input file '",
                                            path, "': unexpected end of file")));
 }
@@ -119,7 +119,7 @@ TEST_F(GzipLineSourceTest, CorruptFileIsAnError) {
   const std::string path = Write("bad.gz", bytes);
   absl::StatusOr<std::vector<std::string>> lines = ReadLines(path);
   EXPECT_THAT(lines,
-              StatusIs(absl::StatusCode::kInternal,
+              StatusIs(absl::StatusCode::kDataLoss,
                        HasSubstr(absl::StrCat("cannot decompress input file '",
                                               path, "': "))));
 }
