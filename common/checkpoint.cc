@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/checksummed_file.h"
@@ -290,6 +291,27 @@ absl::StatusOr<Manifest> ReadManifest(const std::string& dir) {
     return absl::FailedPreconditionError(absl::StrCat(
         "checkpoint '", dir, "' has format version ", manifest.format_version(),
         "; this build reads up to ", kCheckpointFormatVersion));
+  }
+  // What every reader relies on, checked once here: a manifest that passes
+  // its checksum but not these was not written by CommitCheckpoint.
+  if (manifest.num_servers() < 1) {
+    return absl::DataLossError(
+        absl::StrCat("checkpoint '", dir, "': its manifest says num_servers ",
+                     manifest.num_servers(), " (must be >= 1)"));
+  }
+  if (manifest.global_step() < 0 ||
+      manifest.global_step() >= kMaxCheckpointStep) {
+    return absl::DataLossError(
+        absl::StrCat("checkpoint '", dir, "': its manifest's global_step ",
+                     manifest.global_step(), " is not in [0, 10^10)"));
+  }
+  const absl::StatusOr<int64_t> named = ParseCheckpointDirName(
+      fs::path(std::string(absl::StripSuffix(dir, "/"))).filename().string());
+  if (named.ok() && *named != manifest.global_step()) {
+    return absl::DataLossError(absl::StrCat(
+        "checkpoint '", dir, "': its manifest's global_step ",
+        manifest.global_step(), " is not the step its folder is named for (",
+        *named, ")"));
   }
   return manifest;
 }

@@ -106,7 +106,9 @@ absl::Status CommitCheckpoint(const std::string& root, Manifest manifest,
 
 // The manifest of `dir`, without checking the data files.
 // FailedPrecondition "checkpoint '<dir>' is incomplete: no MANIFEST" when
-// it has none; DataLoss when the MANIFEST is corrupt.
+// it has none; DataLoss when the MANIFEST is corrupt or holds what
+// CommitCheckpoint never writes: num_servers < 1, a global_step outside
+// [0, 10^10) or, in a folder named ckpt-<step>, another step.
 absl::StatusOr<Manifest> ReadManifest(const std::string& dir);
 
 // Reads the manifest and checks that every listed file exists with its size
