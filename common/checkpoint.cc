@@ -52,6 +52,24 @@ absl::Status CheckRelativePath(const std::string& path) {
   return absl::OkStatus();
 }
 
+// Whether `path` itself, not what it points to, is a symbolic link.
+bool IsSymlink(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+// The first of the folders and the file `relative` names under `dir` ("a",
+// "a/b", ...) that is a symbolic link; "" when none is.
+std::string FirstSymlink(const std::string& dir, const std::string& relative) {
+  std::string prefix;
+  for (absl::string_view part : absl::StrSplit(relative, '/')) {
+    if (!prefix.empty()) prefix += '/';
+    absl::StrAppend(&prefix, part);
+    if (IsSymlink(absl::StrCat(dir, "/", prefix))) return prefix;
+  }
+  return "";
+}
+
 // Size of `path`; NotFound when missing.
 absl::StatusOr<int64_t> FileSize(const std::string& path) {
   struct stat st;
@@ -279,6 +297,13 @@ absl::StatusOr<Manifest> ReadManifest(const std::string& dir) {
         "checkpoint '", dir, "' is incomplete: no ", kManifestFileName,
         " (the writer stopped before finishing it)"));
   }
+  // Checkpoints are written without following links (O_NOFOLLOW): a link
+  // in one was put there by something else.
+  if (IsSymlink(path)) {
+    return absl::DataLossError(absl::StrCat(
+        "checkpoint '", dir, "': its ", kManifestFileName,
+        " is a symbolic link (a checkpoint's files are never links)"));
+  }
   ASSIGN_OR_RETURN(
       std::string payload,
       ReadChecksummedFile(path, kManifestMagic, kCheckpointFormatVersion));
@@ -321,6 +346,14 @@ absl::StatusOr<Manifest> VerifyCheckpoint(const std::string& dir) {
   for (const CheckpointFile& f : manifest.files()) {
     if (!CheckRelativePath(f.path()).ok()) {
       return ProblemInFile(dir, f.path(), "bad path in the manifest");
+    }
+    const std::string link = FirstSymlink(dir, f.path());
+    if (!link.empty()) {
+      return ProblemInFile(
+          dir, f.path(),
+          absl::StrCat(link == f.path() ? "" : absl::StrCat("'", link, "' "),
+                       "is a symbolic link (a checkpoint's files and folders "
+                       "are never links)"));
     }
     const std::string path = absl::StrCat(dir, "/", f.path());
     absl::StatusOr<int64_t> size = FileSize(path);

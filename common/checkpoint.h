@@ -106,14 +106,16 @@ absl::Status CommitCheckpoint(const std::string& root, Manifest manifest,
 
 // The manifest of `dir`, without checking the data files.
 // FailedPrecondition "checkpoint '<dir>' is incomplete: no MANIFEST" when
-// it has none; DataLoss when the MANIFEST is corrupt or holds what
-// CommitCheckpoint never writes: num_servers < 1, a global_step outside
-// [0, 10^10) or, in a folder named ckpt-<step>, another step.
+// it has none; DataLoss when the MANIFEST is corrupt, a symbolic link, or
+// holds what CommitCheckpoint never writes: num_servers < 1, a global_step
+// outside [0, 10^10) or, in a folder named ckpt-<step>, another step.
 absl::StatusOr<Manifest> ReadManifest(const std::string& dir);
 
 // Reads the manifest and checks that every listed file exists with its size
 // and checksum. DataLoss naming the file: "... 'x': missing", "... 'x':
-// truncated: size 10 want 64", "... 'x': checksum mismatch".
+// truncated: size 10 want 64", "... 'x': checksum mismatch", "... 'x': is a
+// symbolic link" (checkpoints are written without links, so a link, to the
+// file or a folder on its path, was put there by something else).
 absl::StatusOr<Manifest> VerifyCheckpoint(const std::string& dir);
 
 struct CheckpointInfo {
