@@ -45,21 +45,31 @@ absl::Status Prefixed(absl::string_view prefix, const absl::Status& status) {
 
 namespace {
 
+// Where a live TIERED folder waits while a restore replaces it.
+constexpr char kSetAsideSuffix[] = ".before-restore";
+
 // Replaces the RocksDB directory of TIERED table `options` for a restore:
-// wiped, then, when the checkpoint has this table's rows of this very server
+// moved aside if there is one (its path appended to `set_aside` either
+// way), then, when the checkpoint has this table's rows of this very server
 // (same server count) as a RocksDB checkpoint, filled with its files (SST
 // files hard-linked, the small others copied, so the checkpoint is never
 // changed). Returns whether the files restored the table.
 absl::StatusOr<bool> PrepareTieredRestore(const SparseTableOptions& options,
-                                          const RestoreFrom& restore) {
+                                          const RestoreFrom& restore,
+                                          std::vector<std::string>* set_aside) {
   const std::string live = SparseTable::StorageDir(options);
   std::error_code ec;
-  std::filesystem::remove_all(live, ec);
+  // A copy left by a restore that crashed half-way goes first.
+  std::filesystem::remove_all(live + kSetAsideSuffix, ec);
+  if (!ec && std::filesystem::exists(live, ec)) {
+    std::filesystem::rename(live, live + kSetAsideSuffix, ec);
+  }
   if (ec) {
     return absl::InternalError(
-        absl::StrCat("table '", options.name, "': cannot clear '", live,
-                     "' for the restore: ", ec.message()));
+        absl::StrCat("table '", options.name, "': cannot move '", live,
+                     "' aside for the restore: ", ec.message()));
   }
+  set_aside->push_back(live);
   const std::string source =
       absl::StrCat(restore.dir, "/",
                    SparseSnapshotDir(options.rank, options.name), "/rocksdb");
@@ -123,6 +133,35 @@ absl::StatusOr<std::unique_ptr<PsHandler>> PsHandler::Create(
 }
 
 absl::Status PsHandler::BuildTables(const RestoreFrom* restore) {
+  std::vector<std::string> set_aside;
+  const absl::Status built = BuildTablesMovingAside(restore, &set_aside);
+  std::error_code ec;
+  if (built.ok()) {
+    for (const std::string& live : set_aside) {
+      std::filesystem::remove_all(live + kSetAsideSuffix, ec);
+    }
+    return absl::OkStatus();
+  }
+  // The tables hold their new folders open: close them before the live
+  // folders go back.
+  sparse_.clear();
+  dense_.clear();
+  for (const std::string& live : set_aside) {
+    std::filesystem::remove_all(live, ec);
+    if (!ec && std::filesystem::exists(live + kSetAsideSuffix, ec)) {
+      std::filesystem::rename(live + kSetAsideSuffix, live, ec);
+    }
+    if (ec) {
+      LOG(ERROR) << "server " << rank_ << ": cannot put the live table folder '"
+                 << live << kSetAsideSuffix
+                 << "' back after a failed restore: " << ec.message();
+    }
+  }
+  return built;
+}
+
+absl::Status PsHandler::BuildTablesMovingAside(
+    const RestoreFrom* restore, std::vector<std::string>* set_aside) {
   const JobConfig& config = config_;
   const int rank = rank_;
   const int num_servers = num_servers_;
@@ -160,7 +199,7 @@ absl::Status PsHandler::BuildTables(const RestoreFrom* restore) {
     if (restore != nullptr &&
         tc.storage().type() == SparseStorageConfig::TIERED) {
       ASSIGN_OR_RETURN(restored_by_files,
-                       PrepareTieredRestore(options, *restore));
+                       PrepareTieredRestore(options, *restore, set_aside));
     }
     ASSIGN_OR_RETURN(auto table, SparseTable::Create(options));
     table->SetThreadPool(pool_.get());

@@ -44,8 +44,9 @@ class PsHandler {
   // With `restore`, every table starts as the checkpoint holds it: sparse
   // rows (resharded when the checkpoint has another server count: each
   // server keeps the rows ServerForKey routes to it), dense values and all
-  // optimizer state; a TIERED table's RocksDB directory is replaced. Errors
-  // name the checkpoint file and the problem.
+  // optimizer state; a TIERED table's RocksDB directory is replaced (and
+  // left as it was when the restore fails). Errors name the checkpoint file
+  // and the problem.
   // `incarnation`: the server's incarnation; 0 picks a new random one.
   static absl::StatusOr<std::unique_ptr<PsHandler>> Create(
       const JobConfig& config, int rank, const RestoreFrom* restore = nullptr,
@@ -138,7 +139,15 @@ class PsHandler {
 
   // Creates every table of config_ (from `restore` when not null) and an
   // empty ledger. REQUIRES: apply_mu_ held exclusively, no tables.
+  // When a restore fails, the TIERED tables' live RocksDB folders are as
+  // they were before it (and no table is open).
   absl::Status BuildTables(const RestoreFrom* restore);
+  // BuildTables' work. A restore moves each TIERED table's live RocksDB
+  // folder aside (if any) before replacing it and appends the folder to
+  // `set_aside`: when the restore fails, BuildTables removes the new folders
+  // and puts the old ones back; when it succeeds, deletes the old ones.
+  absl::Status BuildTablesMovingAside(const RestoreFrom* restore,
+                                      std::vector<std::string>* set_aside);
 
   absl::StatusOr<SparseTable*> FindSparse(uint32_t table_id) const;
   absl::StatusOr<DenseTable*> FindDense(uint32_t table_id) const;
