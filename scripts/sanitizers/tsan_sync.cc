@@ -1,34 +1,54 @@
-// ThreadSanitizer annotations for Debian's (uninstrumented) Abseil
-// synchronization library; linked into every executable of a
+// ThreadSanitizer annotations for the synchronization of Debian's
+// (uninstrumented) Abseil and gRPC; linked into every executable of a
 // PS_SANITIZE=thread build only (CMakeLists.txt).
 //
-// ThreadSanitizer sees a lock only through an interceptor (pthread_mutex_*)
-// or an annotation. absl::Mutex is neither: Abseil annotates it for TSan only
-// when Abseil itself is compiled with -fsanitize=thread, and Debian's is not.
-// Without this file every member ABSL_GUARDED_BY an absl::Mutex (ours, and
-// gRPC's: its gpr_mu and grpc_core::Mutex are absl::Mutex) would be reported
-// as racing, since TSan would see no happens-before between two critical
-// sections.
+// ThreadSanitizer sees a happens-before edge only through an interceptor
+// (pthread_mutex_*, ...), an instrumented atomic or an annotation. Two kinds
+// of hand-off in the libraries we link are none of these:
+//  - absl::Mutex, CondVar, Notification and BlockingCounter: Abseil
+//    annotates them for TSan only when Abseil itself is compiled with
+//    -fsanitize=thread, and Debian's is not. Every member ABSL_GUARDED_BY an
+//    absl::Mutex (ours, and gRPC's: grpc_core::Mutex and gpr_mu are
+//    absl::Mutex) would be reported as racing.
+//  - RocksDB's group commit: a writer thread becomes the leader of the
+//    writes waiting and appends their batches to its own, handing batches
+//    and its buffers between threads through RocksDB's atomics. Those
+//    appends run in libstdc++'s std::string code, so the accesses are not
+//    attributed to RocksDB (and called_from_lib cannot name them); here
+//    memory accesses inside DBImpl::Write are ignored, as accesses inside
+//    RocksDB are (no code of ours runs inside it).
+//  - gRPC's callback API: a callback (a grpc_completion_queue_functor run
+//    on a gRPC thread) runs after the grpc_call_start_batch that armed it,
+//    but gRPC hands the batch between threads with lock-free queues and
+//    atomics. Everything a caller prepared for the callback (the request,
+//    the std::function and what it captured) would be reported as racing
+//    with the callback.
 //
-// So this file defines the public entry points of absl::Mutex, CondVar and
-// Notification in the executable. The dynamic linker binds every call, from
-// our code and from libgrpc alike, to these definitions (an executable's
-// symbols come first); each tells TSan what the call does to the lock with
-// the __tsan_mutex_* annotations (as Abseil's own TSan build does) and calls
-// the real function in libabsl_synchronization.so, found with
-// dlsym(RTLD_NEXT). Only synchronization is described here; no race report
-// is hidden: the annotations ignore memory accesses only inside the Abseil
-// calls themselves (where conditions of absl::Condition run, under the lock).
+// So this file defines those entry points in the executable. The dynamic
+// linker binds every call, from our code and from libgrpc alike, to these
+// definitions (an executable's symbols come first); each tells TSan what the
+// call does (the __tsan_mutex_* annotations Abseil's own TSan build uses;
+// for gRPC a release when a batch starts and an acquire when its callback
+// runs) and calls the real function, found with dlsym(RTLD_NEXT). Only
+// synchronization is described; no race report is hidden: accesses are
+// ignored only inside the Abseil calls themselves (where absl::Condition
+// functions run, under the lock).
 //
 // ~Mutex is left alone: gRPC destroys its mutexes after reference counts
 // (uninstrumented atomics) reach zero on another thread, which a destroy
 // annotation would report as a race; TSan forgets a lock's state when its
 // memory is freed.
 //
-// Tied to the Abseil build it wraps (the mangled names below include the
-// inline namespace): a symbol that is not found aborts at the first call.
+// Tied to the library builds it wraps (the mangled names below include
+// Abseil's inline namespace): a symbol that is not found aborts at the
+// first call.
 
 #include <dlfcn.h>
+#include <grpc/grpc.h>
+#include <link.h>
+#include <rocksdb/options.h>
+#include <rocksdb/status.h>
+#include <rocksdb/write_batch.h>
 #include <sanitizer/tsan_interface.h>
 
 #include <atomic>
@@ -38,6 +58,7 @@
 
 #include "absl/base/config.h"
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -65,9 +86,9 @@ F Real(const char* prefix, const char* rest) {
   void* f = dlsym(RTLD_NEXT, name.c_str());
   if (f == nullptr) {
     std::fprintf(stderr,
-                 "tsan_abseil_sync: %s is not in the Abseil library this "
+                 "tsan_sync: %s is not in the Abseil library this "
                  "executable loaded; update scripts/sanitizers/"
-                 "tsan_abseil_sync.cc for its version\n",
+                 "tsan_sync.cc for its version\n",
                  name.c_str());
     std::abort();
   }
@@ -308,5 +329,154 @@ bool Notification::WaitForNotificationWithDeadline(absl::Time deadline) const {
   return Acquiring(this, [&] { return real(this, deadline); });
 }
 
+// BlockingCounter: every DecrementCount is ordered before the return of
+// Wait (the count is an uninstrumented atomic; only the last decrement
+// takes the lock).
+bool BlockingCounter::DecrementCount() {
+  static const auto real = Real<bool (*)(BlockingCounter*)>(
+      "_ZN", "15BlockingCounter14DecrementCountEv");
+  return Wrap([&] { __tsan_release(this); }, [&] { return real(this); },
+              [](bool) {});
+}
+
+void BlockingCounter::Wait() {
+  static const auto real =
+      Real<void (*)(BlockingCounter*)>("_ZN", "15BlockingCounter4WaitEv");
+  Wrap([] {}, [&] { return real(this), true; },
+       [&](bool) { __tsan_acquire(this); });
+}
+
 ABSL_NAMESPACE_END
 }  // namespace absl
+
+// gRPC's callback API. grpc_call_start_batch releases on the batch's tag;
+// when the tag is a functor of ours (its functor_run is in the executable:
+// grpcpp's CallbackWithStatusTag and CallbackWithSuccessTag), functor_run is
+// pointed at a trampoline that acquires on the tag and then runs the
+// original. (Other tags are objects whose first word is a vtable pointer,
+// outside the executable's code.)
+namespace {
+
+using FunctorRun = void (*)(grpc_completion_queue_functor*, int);
+
+// The executable's code, [begin, end).
+struct Text {
+  uintptr_t begin = 0;
+  uintptr_t end = 0;
+};
+
+Text ExecutableText() {
+  Text text;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) {
+        // The first entry is the executable.
+        auto* t = static_cast<Text*>(data);
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) != 0) {
+            t->begin = info->dlpi_addr + ph.p_vaddr;
+            t->end = t->begin + ph.p_memsz;
+            break;
+          }
+        }
+        return 1;
+      },
+      &text);
+  return text;
+}
+
+// The original functor_run of each trampoline, learned as they are met
+// (grpcpp has two). Relaxed: code addresses publish no data.
+constexpr int kRuns = 4;
+std::atomic<FunctorRun> original_runs[kRuns];
+
+template <int I>
+void RunAfterAcquire(grpc_completion_queue_functor* functor, int ok) {
+  __tsan_acquire(functor);
+  original_runs[I].load(std::memory_order_relaxed)(functor, ok);
+}
+
+constexpr FunctorRun kTrampolines[kRuns] = {
+    RunAfterAcquire<0>, RunAfterAcquire<1>, RunAfterAcquire<2>,
+    RunAfterAcquire<3>};
+
+// The trampoline for `run`, or nullptr when every slot is taken.
+FunctorRun TrampolineFor(FunctorRun run) {
+  for (int i = 0; i < kRuns; ++i) {
+    FunctorRun seen = original_runs[i].load(std::memory_order_relaxed);
+    if (seen == nullptr && original_runs[i].compare_exchange_strong(
+                               seen, run, std::memory_order_relaxed)) {
+      return kTrampolines[i];
+    }
+    if (seen == run) return kTrampolines[i];
+  }
+  return nullptr;
+}
+
+// Points a functor tag of ours at its trampoline (left alone when it is
+// one already, a reused CallbackWithSuccessTag).
+void Redirect(void* tag) {
+  static const Text text = ExecutableText();
+  const uintptr_t first = *static_cast<uintptr_t*>(tag);
+  if (first < text.begin || first >= text.end) return;
+  auto* functor = static_cast<grpc_completion_queue_functor*>(tag);
+  for (FunctorRun trampoline : kTrampolines) {
+    if (functor->functor_run == trampoline) return;
+  }
+  FunctorRun trampoline = TrampolineFor(functor->functor_run);
+  if (trampoline != nullptr) functor->functor_run = trampoline;
+}
+
+}  // namespace
+
+extern "C" grpc_call_error grpc_call_start_batch(grpc_call* call,
+                                                 const grpc_op* ops,
+                                                 size_t nops, void* tag,
+                                                 void* reserved) {
+  using Fn =
+      grpc_call_error (*)(grpc_call*, const grpc_op*, size_t, void*, void*);
+  static const Fn real =
+      reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "grpc_call_start_batch"));
+  if (real == nullptr) {
+    std::fprintf(stderr, "tsan_sync: grpc_call_start_batch not found\n");
+    std::abort();
+  }
+  if (tag != nullptr &&
+      reinterpret_cast<uintptr_t>(tag) % alignof(void*) == 0) {
+    Redirect(tag);
+    __tsan_release(tag);
+  }
+  return real(call, ops, nops, tag, reserved);
+}
+
+// RocksDB's DB::Write (DBImpl's, through its vtable): accesses inside are
+// RocksDB's own (see the top of the file). The free function has the
+// member function's calling convention (the Status return slot first, then
+// `this`).
+extern "C" void AnnotateIgnoreReadsBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreReadsEnd(const char* file, int line);
+extern "C" void AnnotateIgnoreWritesBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreWritesEnd(const char* file, int line);
+
+rocksdb::Status
+RocksDbWrite(void* db, const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch) __asm__(
+    "_ZN7rocksdb6DBImpl5WriteERKNS_12WriteOptionsEPNS_10WriteBatchE");
+
+rocksdb::Status RocksDbWrite(void* db, const rocksdb::WriteOptions& options,
+                             rocksdb::WriteBatch* batch) {
+  using Fn = rocksdb::Status (*)(void*, const rocksdb::WriteOptions&,
+                                 rocksdb::WriteBatch*);
+  static const Fn real = reinterpret_cast<Fn>(
+      dlsym(RTLD_NEXT,
+            "_ZN7rocksdb6DBImpl5WriteERKNS_12WriteOptionsEPNS_10WriteBatchE"));
+  if (real == nullptr) {
+    std::fprintf(stderr, "tsan_sync: rocksdb::DBImpl::Write not found\n");
+    std::abort();
+  }
+  AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+  AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+  rocksdb::Status status = real(db, options, batch);
+  AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+  AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+  return status;
+}
