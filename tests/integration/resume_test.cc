@@ -293,10 +293,24 @@ TEST_F(ResumeTest, OnDemandCheckpointDuringTraining) {
     workers.emplace_back(
         [&, j] { results[j] = RunWorkerJob(job, j, WorkerJobOptions()); });
   }
-  // Once both workers are under way, ask for a checkpoint.
-  absl::SleepFor(absl::Milliseconds(300));
+  // Once both workers are under way (each has a push applied on server 0;
+  // a fixed wait was too short on a slow machine, e.g. under ThreadSanitizer),
+  // ask for a checkpoint.
   AdminOptions admin;
   admin.servers = endpoints;
+  auto under_way = [&] {
+    auto stats = CollectStats(admin);
+    if (!stats.ok() || stats->empty()) return false;
+    int pushing = 0;
+    for (const auto& p : stats->front().stats.pushes()) {
+      pushing += p.applied() > 0 ? 1 : 0;
+    }
+    return pushing == 2;
+  };
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (!under_way() && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
   auto taken = RequestCheckpoint(admin);
   for (auto& t : workers) t.join();
   ASSERT_TRUE(taken.ok()) << taken.status();
