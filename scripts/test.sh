@@ -9,7 +9,11 @@
 # which kernels ran (docs/architecture.md, "Numerics"). PS_TEST_SECOND_CORE
 # names another core type, or "none" to skip the second pass. Before the
 # tests, scripts/lint.sh checks the format and builds with Clang's
-# thread-safety analysis (PS_LINT=none skips it).
+# thread-safety analysis (PS_LINT=none skips it). Last, the unit tests run
+# again built with AddressSanitizer and UndefinedBehaviorSanitizer
+# (scripts/sanitize.sh address,undefined, in build-asan-ubsan/):
+# PS_SANITIZE_CI=none skips that pass, another mode (address, undefined,
+# thread) runs that sanitizer instead.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${PS_BUILD_DIR:-$ROOT/build}"
@@ -44,4 +48,12 @@ else
     "(OpenBLAS chose ${chosen:-a core})"
   OPENBLAS_CORETYPE="$second" ctest --output-on-failure -j "$JOBS" \
     --timeout 600 -L blas "$@"
+fi
+
+sanitize="${PS_SANITIZE_CI:-address,undefined}"
+if [ "$sanitize" = none ]; then
+  echo "test: sanitizer pass skipped (PS_SANITIZE_CI=none)"
+else
+  echo "test: the unit tests again under the sanitizers ($sanitize)"
+  "$ROOT/scripts/sanitize.sh" "$sanitize" -L unit "$@"
 fi
