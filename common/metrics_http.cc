@@ -272,28 +272,31 @@ void MetricsHttpServer::Serve(int client) {
     if (n <= 0) break;
     request.append(buffer, static_cast<size_t>(n));
   }
-  const std::string line = request.substr(0, request.find_first_of("\r\n"));
-  std::vector<std::string> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
+  SendAll(client, MetricsHttpResponse(request, render_));
+}
+
+std::string MetricsHttpResponse(absl::string_view request,
+                                const MetricsHttpServer::Render& render) {
+  const absl::string_view line =
+      request.substr(0, request.find_first_of("\r\n"));
+  std::vector<absl::string_view> parts =
+      absl::StrSplit(line, ' ', absl::SkipEmpty());
   if (parts.size() != 3 || !absl::StartsWith(parts[2], "HTTP/")) {
-    SendAll(client, Response("400 Bad Request", "text/plain",
-                             "expected: GET /metrics HTTP/1.1\n"));
-    return;
+    return Response("400 Bad Request", "text/plain",
+                    "expected: GET /metrics HTTP/1.1\n");
   }
   if (parts[0] != "GET" && parts[0] != "HEAD") {
-    SendAll(client, Response("405 Method Not Allowed", "text/plain",
-                             "only GET /metrics is served\n"));
-    return;
+    return Response("405 Method Not Allowed", "text/plain",
+                    "only GET /metrics is served\n");
   }
-  const std::string path = parts[1].substr(0, parts[1].find('?'));
+  const absl::string_view path = parts[1].substr(0, parts[1].find('?'));
   if (path != "/metrics") {
-    SendAll(client, Response("404 Not Found", "text/plain",
-                             "metrics are at /metrics\n"));
-    return;
+    return Response("404 Not Found", "text/plain", "metrics are at /metrics\n");
   }
   std::string response =
-      Response("200 OK", "text/plain; version=0.0.4; charset=utf-8", render_());
+      Response("200 OK", "text/plain; version=0.0.4; charset=utf-8", render());
   if (parts[0] == "HEAD") response.resize(response.find("\r\n\r\n") + 4);
-  SendAll(client, response);
+  return response;
 }
 
 }  // namespace ps

@@ -46,6 +46,15 @@ class MetricsHttpServer {
   std::thread thread_;
 };
 
+// The whole HTTP response to `request`, the bytes a scraper sent (its
+// request line and headers, possibly cut short at the size or time limit):
+// 200 with render()'s text for GET /metrics (a query string ignored), the
+// same head without the body for HEAD, 404 for another path, 405 for
+// another method, 400 when the request line is not "METHOD PATH HTTP/...".
+// render is called only for a 200 or a HEAD. Thread-safe when render is.
+std::string MetricsHttpResponse(absl::string_view request,
+                                const MetricsHttpServer::Render& render);
+
 // Lines of the text format.
 class PrometheusText {
  public:

@@ -87,6 +87,35 @@ TEST(MetricsHttpTest, ServesTheRenderedTextAtSlashMetrics) {
   EXPECT_EQ(Exchange(port, "GET /metrics HTTP/1.1\r\n\r\n"), "connect failed");
 }
 
+// The answer alone, without a socket (what the metrics_http fuzz target
+// drives): render runs only for a request it answers with the metrics.
+TEST(MetricsHttpTest, ResponseToRequestBytes) {
+  int renders = 0;
+  auto render = [&renders] {
+    ++renders;
+    return std::string("ps_up 1\n");
+  };
+  EXPECT_EQ(MetricsHttpResponse("HEAD /metrics HTTP/1.1\r\n\r\n", render),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; "
+            "charset=utf-8\r\nContent-Length: 8\r\nConnection: "
+            "close\r\n\r\n");
+  EXPECT_THAT(MetricsHttpResponse("GET /metrics HTTP/1.1", render),
+              EndsWith("\r\n\r\nps_up 1\n"));
+  EXPECT_EQ(renders, 2);
+  // Cut short before the version, extra words, or no line at all.
+  EXPECT_THAT(MetricsHttpResponse("GET /metrics", render),
+              StartsWith("HTTP/1.1 400"));
+  EXPECT_THAT(MetricsHttpResponse("GET /metrics HTTP/1.1 x\r\n", render),
+              StartsWith("HTTP/1.1 400"));
+  EXPECT_THAT(MetricsHttpResponse("\r\nGET /metrics HTTP/1.1", render),
+              StartsWith("HTTP/1.1 400"));
+  EXPECT_THAT(MetricsHttpResponse("PUT /metrics HTTP/1.1", render),
+              StartsWith("HTTP/1.1 405"));
+  EXPECT_THAT(MetricsHttpResponse("GET /metricsx HTTP/1.1", render),
+              StartsWith("HTTP/1.1 404"));
+  EXPECT_EQ(renders, 2);
+}
+
 TEST(MetricsHttpTest, BadOrTakenAddressesAreNamed) {
   auto bad = MetricsHttpServer::Start("localhost:http-ish", [] { return ""; });
   EXPECT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument,
