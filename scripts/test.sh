@@ -9,11 +9,13 @@
 # which kernels ran (docs/architecture.md, "Numerics"). PS_TEST_SECOND_CORE
 # names another core type, or "none" to skip the second pass. Before the
 # tests, scripts/lint.sh checks the format and builds with Clang's
-# thread-safety analysis (PS_LINT=none skips it). Last, the unit tests run
-# again built with AddressSanitizer and UndefinedBehaviorSanitizer
-# (scripts/sanitize.sh address,undefined, in build-asan-ubsan/):
-# PS_SANITIZE_CI=none skips that pass, another mode (address, undefined,
-# thread) runs that sanitizer instead.
+# thread-safety analysis (PS_LINT=none skips it). After them, every fuzz
+# target (tests/fuzz/) runs PS_FUZZ_CI seconds (default 3) on its corpus,
+# built with Clang, libFuzzer, ASan and UBSan in build-fuzz/ (scripts/fuzz.sh;
+# PS_FUZZ_CI=none skips it). Last, the unit tests run again built with
+# AddressSanitizer and UndefinedBehaviorSanitizer (scripts/sanitize.sh
+# address,undefined, in build-asan-ubsan/): PS_SANITIZE_CI=none skips that
+# pass, another mode (address, undefined, thread) runs that sanitizer instead.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${PS_BUILD_DIR:-$ROOT/build}"
@@ -48,6 +50,14 @@ else
     "(OpenBLAS chose ${chosen:-a core})"
   OPENBLAS_CORETYPE="$second" ctest --output-on-failure -j "$JOBS" \
     --timeout 600 -L blas "$@"
+fi
+
+fuzz="${PS_FUZZ_CI:-3}"
+if [ "$fuzz" = none ]; then
+  echo "test: fuzz targets skipped (PS_FUZZ_CI=none)"
+else
+  echo "test: every fuzz target for $fuzz s on its corpus"
+  "$ROOT/scripts/fuzz.sh" all "$fuzz"
 fi
 
 sanitize="${PS_SANITIZE_CI:-address,undefined}"
