@@ -365,6 +365,18 @@ absl::Status ExportedModel::Read(const std::string& path, bool allow_delta) {
     return absl::FailedPreconditionError(absl::StrCat(
         "'", path, "': the delta's config has ", config.sparse_tables_size(),
         " sparse tables, its base ", config_.sparse_tables_size()));
+  } else {
+    // The rows kept from the base must still be what the config says.
+    for (int t = 0; t < config.sparse_tables_size(); ++t) {
+      const SparseTableConfig& mine = config.sparse_tables(t);
+      const SparseTableConfig& base = config_.sparse_tables(t);
+      if (mine.name() != base.name() || mine.dim() != tables_[t].dim) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "'", path, "': the delta's sparse table ", t, " is '", mine.name(),
+            "' of dim ", mine.dim(), ", its base's is '", base.name(),
+            "' of dim ", tables_[t].dim));
+      }
+    }
   }
   config_ = std::move(config);
   step_ = static_cast<int64_t>(step);

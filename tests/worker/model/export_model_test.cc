@@ -37,6 +37,14 @@ constexpr char kDnn[] = R"pb(
   data { format: SLOT num_slots: 3 num_dense: 2 train_files: "/t.txt" }
 )pb";
 
+// kDnn with rows of 2 floats.
+constexpr char kDnnDim2[] = R"pb(
+  cluster { servers: "127.0.0.1:5000" }
+  sparse_tables { name: "emb" dim: 2 }
+  model { type: DNN sparse_table: "emb" hidden_units: 8 hidden_units: 3 }
+  data { format: SLOT num_slots: 3 num_dense: 2 train_files: "/t.txt" }
+)pb";
+
 constexpr char kFm[] = R"pb(
   cluster { servers: "127.0.0.1:5000" }
   sparse_tables { name: "emb" dim: 5 }
@@ -289,6 +297,38 @@ TEST_F(ExportModelTest, DeltaListsOnlyChangesAndRebuildsTheModel) {
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition,
                           HasSubstr("DELTA over step 10, but the model "
                                     "loaded is of step 20")));
+}
+
+// Found with the export_reader fuzz target (tests/fuzz/): a delta whose
+// config gives a table another dim than its base's was applied, leaving rows of
+// the old dim under a config of the new one; predict then sized its row buffer
+// by the config and Lookup wrote past it.
+TEST_F(ExportModelTest, DeltaOfOtherTablesIsRefused) {
+  Trained a = MakeTrained(kDnn, 8);
+  Trained b = MakeTrained(kDnnDim2, 8);
+  ASSERT_TRUE(Export(a, dir_ + "/a.psx", 10).ok());
+  ASSERT_TRUE(Export(b, dir_ + "/b.psx", 10).ok());
+  // A delta of b over b's export of step 10 (a's step too).
+  auto base_b = ExportedModel::LoadFile(dir_ + "/b.psx");
+  ASSERT_TRUE(base_b.ok()) << base_b.status();
+  ExportOptions options;
+  options.base = base_b->get();
+  const std::string delta = dir_ + "/delta.psx";
+  auto w = ExportWriter::Create(delta, b.config, 20, options);
+  ASSERT_TRUE(w.ok()) << w.status();
+  // No rows changed: nothing in the file but the config says the dim.
+  ASSERT_TRUE((*w)->SetDense(b.dense).ok());
+  ASSERT_TRUE((*w)->Close().ok());
+
+  auto model = ExportedModel::LoadFile(dir_ + "/a.psx");
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_THAT((*model)->ApplyDelta(delta),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("sparse table 0 is 'emb' of dim 2, its "
+                                 "base's is 'emb' of dim 4")));
+  EXPECT_EQ((*model)->step(), 10);
+  EXPECT_EQ((*model)->config().sparse_tables(0).dim(), 4);
+  EXPECT_EQ((*model)->dense(), a.dense);
 }
 
 TEST_F(ExportModelTest, DamagedExportIsRefusedNamingTheFile) {
