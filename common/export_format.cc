@@ -432,6 +432,13 @@ absl::Status ExportedModel::Read(const std::string& path, bool allow_delta) {
                                             " dense parameters, its model has ",
                                             want));
   }
+  // Not a byte is allocated for floats the file cannot hold.
+  if (dense_size > in->remaining() / sizeof(float)) {
+    return absl::DataLossError(
+        absl::StrCat("'", path, "' is corrupt: its ", dense_size,
+                     " dense parameters do not fit in the rest of the file (",
+                     in->remaining(), " bytes)"));
+  }
   std::vector<float> dense(dense_size);
   RETURN_IF_ERROR(in->ReadFloats(absl::MakeSpan(dense)));
   RETURN_IF_ERROR(in->Finish());

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/checksummed_file.h"
 #include "common/config.h"
 #include "common/export_format.h"
 #include "common/hash.h"
@@ -17,6 +18,7 @@
 #include "common/model_spec.h"
 #include "common/status_macros.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "tests/testing/reader_test_util.h"
 #include "tests/testing/status_matchers.h"
@@ -329,6 +331,42 @@ TEST_F(ExportModelTest, DeltaOfOtherTablesIsRefused) {
   EXPECT_EQ((*model)->step(), 10);
   EXPECT_EQ((*model)->config().sparse_tables(0).dim(), 4);
   EXPECT_EQ((*model)->dense(), a.dense);
+}
+
+// Found with the export_reader fuzz target (tests/fuzz/): a 400-byte export
+// whose config has three hidden layers of 65536 units claimed its 8.6 G
+// dense floats, and the reader allocated 34 GB before reading one.
+TEST_F(ExportModelTest, DenseVectorLargerThanTheFileIsRefusedUnallocated) {
+  constexpr char kHuge[] = R"pb(
+    cluster { servers: "127.0.0.1:5000" }
+    sparse_tables { name: "emb" dim: 4 }
+    model {
+      type: DNN
+      sparse_table: "emb"
+      hidden_units: [ 65536, 65536, 65536 ]
+    }
+    data { format: SLOT num_slots: 3 num_dense: 2 train_files: "/t.txt" }
+  )pb";
+  const JobConfig config = MustParse(kHuge);
+  const int64_t dense = MakeModelSpec(config).dense_size;
+  ASSERT_GT(dense, int64_t{1} << 33);
+  std::string text;
+  ASSERT_TRUE(google::protobuf::TextFormat::PrintToString(config, &text));
+  const std::string path = dir_ + "/huge.psx";
+  auto file = ChecksummedWriter::Create(path, "PSEXPORT", 1);
+  ASSERT_TRUE(file.ok()) << file.status();
+  for (uint64_t v : {uint64_t{1}, uint64_t{5}, uint64_t{0}}) {
+    ASSERT_TRUE((*file)->AppendU64(v).ok());  // FULL, step 5, no base
+  }
+  ASSERT_TRUE(AppendString(file->get(), text).ok());
+  ASSERT_TRUE((*file)->AppendU64(0).ok());  // no tables
+  ASSERT_TRUE((*file)->AppendU64(dense).ok());
+  ASSERT_TRUE((*file)->AppendFloats(std::vector<float>(16, 1)).ok());
+  ASSERT_TRUE((*file)->Close().ok());
+  EXPECT_THAT(ExportedModel::LoadFile(path),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       HasSubstr("dense parameters do not fit in the rest of "
+                                 "the file (64 bytes)")));
 }
 
 TEST_F(ExportModelTest, DamagedExportIsRefusedNamingTheFile) {
