@@ -8,8 +8,8 @@
 //      proto parser: ReadManifest, VerifyCheckpoint (ckpt-0000000001 holds
 //      one data file, server-0/a.bin, for the manifest to name), and
 //      CheckCheckpointCompatible against a fixed job config;
-//   3. the LATEST file: OpenLatest must open the checkpoint LATEST names
-//      or refuse with a reason.
+//   3. the LATEST file (inputs of up to 300 bytes): OpenLatest must open
+//      the checkpoint LATEST names or refuse with a reason.
 // Errors must have the documented codes.
 #include <cstddef>
 #include <cstdint>
@@ -70,8 +70,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   ps::fuzz::WriteFileOrDie(manifest_path, bytes);
   absl::StatusOr<ps::Manifest> raw = ps::ReadManifest(*fuzzed);
-  if (!raw.ok()) CheckReadError(raw.status());
-  absl::StatusOr<ps::Manifest> verified = ps::VerifyCheckpoint(*fuzzed);
+  absl::StatusOr<ps::Manifest> verified = raw;
+  if (raw.ok()) verified = ps::VerifyCheckpoint(*fuzzed);
   if (!verified.ok()) CheckReadError(verified.status());
 
   ps::fuzz::WriteFileOrDie(manifest_path,
@@ -87,8 +87,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CheckReadError(read.status());
   }
 
-  ps::fuzz::WriteFileOrDie(*root + "/LATEST", bytes);
-  absl::StatusOr<ps::OpenedCheckpoint> latest = ps::OpenLatest(*root);
-  if (!latest.ok()) CheckReadError(latest.status());
+  // LATEST is read up to 256 bytes; longer inputs all fail alike there.
+  if (size <= 300) {
+    ps::fuzz::WriteFileOrDie(*root + "/LATEST", bytes);
+    absl::StatusOr<ps::OpenedCheckpoint> latest = ps::OpenLatest(*root);
+    if (!latest.ok()) CheckReadError(latest.status());
+  }
   return 0;
 }
