@@ -7,11 +7,12 @@
 # UBSan (-DPS_FUZZ=ON) in build-fuzz/ (or $PS_FUZZ_BUILD_DIR), $PS_JOBS
 # compile jobs (default: all cores).
 #
-# A target runs on a scratch copy of its corpus, tests/fuzz/corpus/TARGET/,
-# so the repository's corpus only changes when asked: with --merge, the
-# inputs of the run that add coverage are merged into it (-merge=1; review
-# and commit them). One target runs at a time, on one core. Scratch files
-# of the targets go to /dev/shm when there is one.
+# A target runs on its working corpus, build-fuzz/corpus/TARGET/: the
+# repository's corpus tests/fuzz/corpus/TARGET/ copied in, plus what earlier
+# runs found (so runs add up). The repository's corpus changes only when
+# asked: with --merge, the working inputs that add coverage are merged into
+# it (-merge=1; review and commit them). One target runs at a time, on one
+# core. Scratch files of the targets go to /dev/shm when there is one.
 #
 # Prints per target the runs, exec/s and coverage (cov: edges, ft:
 # features) from libFuzzer's final stats. A crash, sanitizer report, leak,
@@ -79,13 +80,10 @@ fi
 if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
   export TMPDIR=/dev/shm
 fi
-SCRATCH="$(mktemp -d "${TMPDIR:-/tmp}/ps_fuzz_corpus.XXXXXX")"
-trap 'rm -rf "$SCRATCH"' EXIT
-
 failed=()
 for target in "${RUN[@]}"; do
   binary="$BUILD/tests/fuzz/fuzz_$target"
-  corpus="$SCRATCH/$target"
+  corpus="$BUILD/corpus/$target"
   artifacts="$BUILD/artifacts/$target"
   log="$BUILD/logs/$target.log"
   mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
