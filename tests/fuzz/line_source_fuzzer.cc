@@ -74,7 +74,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ReadRange(*file, b, n, n, &pieces);
   CHECK(pieces == whole) << "ranges cut at " << a << " and " << b;
 
-  ps::LineBuffer lines(buffer, 0);
+  // No line of the input is longer than the input: none is too long.
+  ps::LineBuffer lines(buffer, 0, static_cast<int64_t>(size) + 1);
   size_t at = 0;
   size_t reads = 0;
   auto read = [&](char* dst, size_t room) -> absl::StatusOr<size_t> {
@@ -87,8 +88,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::string_view line;
   int64_t start = 0;
   for (size_t i = 0;; ++i) {
-    absl::StatusOr<bool> more = lines.Next(read, &line, &start);
+    bool too_long = false;
+    absl::StatusOr<bool> more = lines.Next(read, &line, &start, &too_long);
     CHECK(more.ok()) << more.status();
+    CHECK(!too_long);
     if (!*more) {
       CHECK_EQ(i, want.size());
       break;
