@@ -39,6 +39,9 @@ BUILD="${PS_SANITIZE_BUILD_DIR:-$ROOT/build-$NAME}"
 export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export LSAN_OPTIONS="suppressions=$SUPP/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+# OpenBLAS's thread server is left as it is under TSan: its threads write
+# only through uninstrumented code (nothing recorded, nothing reported), and
+# the backend sets its thread count (ps_worker --blas_threads, default 1).
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$SUPP/tsan.supp:print_suppressions=0${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 
 echo "sanitize: $MODE build in $BUILD"
