@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -43,6 +44,9 @@ class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
 
 std::string Resolve(absl::string_view base_dir, const std::string& path) {
   if (path.empty() || path[0] == '/' || base_dir.empty()) return path;
+  // An input command (worker/data/pipe_reader.h) runs in the worker's
+  // working directory, as written.
+  if (absl::StartsWith(path, "pipe:")) return path;
   return absl::StrCat(base_dir, "/", path);
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -573,6 +574,23 @@ absl::Status CheckData(const Validator& v, const JobConfig& c) {
     return v.Error("data.train_files",
                    "at least one training file is required (or set "
                    "data.generate)");
+  }
+  for (const auto* files : {&d.train_files(), &d.eval_files()}) {
+    for (const std::string& f : *files) {
+      if (f.empty()) {
+        return v.Error(
+            files == &d.train_files() ? "data.train_files" : "data.eval_files",
+            "an entry is empty");
+      }
+      if (absl::StartsWith(f, "pipe:") &&
+          f.find_first_not_of(" \t", 5) == std::string::npos) {
+        return v.Error(
+            files == &d.train_files() ? "data.train_files" : "data.eval_files",
+            absl::StrCat("'", f,
+                         "' has no command after 'pipe:' (write "
+                         "pipe:COMMAND, e.g. pipe:zcat a.gz)"));
+      }
+    }
   }
   RETURN_IF_ERROR(v.Range("data.batch_size", d.batch_size(), 1, 1000000));
   RETURN_IF_ERROR(v.Range("data.reader_threads", d.reader_threads(), 1, 64));

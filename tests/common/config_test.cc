@@ -71,6 +71,22 @@ TEST(ConfigTest, GoodConfigGetsDefaultsAndResolvedPaths) {
   EXPECT_EQ(c->data().eval_files(0), "/abs/eval.tsv");
 }
 
+TEST(ConfigTest, PipeInputsAreKeptAsWrittenAndNeedACommand) {
+  auto c = Parse(Replace(kGood, "train_files: \"train.tsv\"",
+                         "train_files: \"pipe:zcat part-*.gz\" "
+                         "train_files: \"a.tsv\""));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data().train_files(0), "pipe:zcat part-*.gz");  // not /cfg/...
+  EXPECT_EQ(c->data().train_files(1), "/cfg/a.tsv");
+  EXPECT_THAT(Error(Replace(kGood, "train_files: \"train.tsv\"",
+                            "train_files: \"pipe: \"")),
+              HasSubstr("data.train_files: 'pipe: ' has no command after "
+                        "'pipe:'"));
+  EXPECT_THAT(Error(Replace(kGood, "eval_files: \"/abs/eval.tsv\"",
+                            "eval_files: \"\"")),
+              HasSubstr("data.eval_files: an entry is empty"));
+}
+
 TEST(ConfigTest, UnknownFieldNamesLineAndField) {
   std::string msg = Error(Replace(kGood, "batch_size: 256", "batchsize: 256"));
   EXPECT_THAT(msg, HasSubstr("job.pbtxt:19:"));

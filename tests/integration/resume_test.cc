@@ -3,7 +3,8 @@
 // its checkpoint ends with parameters bit-identical to an uninterrupted run
 // (also with other numbers of parser threads before and after the cut);
 // the final checkpoint exported for serving predicts what the servers'
-// rows and the model's forward pass give.
+// rows and the model's forward pass give. A job reading a command's output
+// resumes by line count as exactly.
 //
 // One worker: with several, a SYNC server applies the workers' concurrent
 // pushes in arrival order, so even two uninterrupted runs differ in the
@@ -173,6 +174,58 @@ TEST_F(ResumeTest, SyncResumeIsBitIdenticalToAnUninterruptedRun) {
   ASSERT_TRUE(full->results[0]->eval.has_value());
   ASSERT_TRUE(rest->results[0]->eval.has_value());
   EXPECT_EQ(full->results[0]->eval->auc, rest->results[0]->eval->auc);
+}
+
+// Training from a command's output (data.train_files "pipe:CMD"): a job
+// stopped at step 60 records its position as a line count, and the resumed
+// job runs the command again, skips those lines and ends with the
+// parameters of an uninterrupted run bit for bit.
+TEST_F(ResumeTest, APipeInputResumesByLineCount) {
+  auto piped = [&](const std::string& name) {
+    JobConfig c = WithCheckpointDir(name);
+    const std::string train = c.data().train_files(0);
+    c.mutable_data()->clear_generate();
+    c.mutable_data()->clear_train_files();
+    c.mutable_data()->add_train_files(absl::StrCat("pipe:cat '", train, "'"));
+    return c;
+  };
+  const JobConfig whole = piped("pipe-whole");
+  auto full = RunLocalCluster(whole);
+  ExpectOk(*full);
+  const int64_t steps = full->results[0]->train.steps;
+  ASSERT_GT(steps, 100);
+  EXPECT_EQ(full->results[0]->train.examples, 30000);
+
+  JobConfig first = piped("pipe-split");
+  first.mutable_training()->set_max_steps(60);
+  auto part = RunLocalCluster(first);
+  ExpectOk(*part);
+  auto cut = OpenLatest(first.checkpoint().dir());
+  ASSERT_TRUE(cut.ok()) << cut.status();
+  ASSERT_EQ(cut->manifest.worker_positions_size(), 1);
+  const DataPosition& at = cut->manifest.worker_positions(0);
+  EXPECT_EQ(at.file(), first.data().train_files(0));
+  EXPECT_EQ(at.offset(), 60 * 256);  // lines of the command's output
+
+  auto rest = RunLocalCluster(piped("pipe-split"), /*resume=*/true);
+  ExpectOk(*rest);
+  EXPECT_EQ(part->results[0]->train.examples + rest->results[0]->train.examples,
+            30000);
+  auto a = FinalExport(whole, "pipe-whole");
+  auto b = FinalExport(first, "pipe-split");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->step(), steps);
+  EXPECT_EQ(a->dense(), b->dense());
+  const int t = a->TableIndex("emb");
+  const std::vector<uint64_t> keys = a->Keys(t);
+  ASSERT_EQ(keys, b->Keys(b->TableIndex("emb")));
+  for (uint64_t key : keys) {
+    const float* ra = a->Row(t, key);
+    const float* rb = b->Row(t, key);
+    ASSERT_EQ(std::vector<float>(ra, ra + 8), std::vector<float>(rb, rb + 8))
+        << "key " << key;
+  }
 }
 
 TEST_F(ResumeTest, ExportPredictsWhatTheServersRowsGive) {

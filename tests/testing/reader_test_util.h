@@ -6,11 +6,15 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "common/hash.h"
 #include "gtest/gtest.h"
 #include "tests/testing/temp_dir.h"
 #include "worker/data/batch.h"
@@ -79,6 +83,32 @@ inline std::unique_ptr<DataReader> ReadEachBatch(
     on_batch(b, **reader);
   }
   return std::move(reader).value();
+}
+
+// Lines `first` .. `first + count - 1` in the SLOT format, "label 0:id
+// 1:id*3" (label id % 2), each ending in '\n': an example's slot-0 key
+// (NumberedLineKeys) names its line.
+inline std::string NumberedLines(int first, int count) {
+  std::string out;
+  for (int id = first; id < first + count; ++id) {
+    absl::StrAppend(&out, id % 2, " 0:", id, " 1:", id * 3, "\n");
+  }
+  return out;
+}
+
+// The slot-0 keys of NumberedLines(first, count), in line order (a SLOT
+// parser with hash seed 0).
+inline std::vector<uint64_t> NumberedLineKeys(int first, int count) {
+  std::vector<uint64_t> keys;
+  for (int id = first; id < first + count; ++id) {
+    keys.push_back(FeatureKey(0, 0, id));
+  }
+  return keys;
+}
+
+inline std::vector<uint64_t> Sorted(std::vector<uint64_t> keys) {
+  std::sort(keys.begin(), keys.end());
+  return keys;
 }
 
 }  // namespace testing_util

@@ -5,6 +5,7 @@
 //   EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
 //                           HasSubstr("dim must be")));
 //   EXPECT_THAT(reader, IsOk());           // reader: a StatusOr
+//   EXPECT_THAT(ReadAll(), IsOkAndHolds(ElementsAre(1, 2)));
 //   ASSERT_OK(table->Push(keys, grads));   // EXPECT_OK likewise
 //
 // Each matcher takes a Status or any StatusOr<T> and, on a mismatch, prints
@@ -151,6 +152,16 @@ inline ::testing::PolymorphicMatcher<internal_status::StatusIsMatcher> StatusIs(
 // Matches an OK Status, or a StatusOr that holds a value.
 inline ::testing::PolymorphicMatcher<internal_status::IsOkMatcher> IsOk() {
   return ::testing::MakePolymorphicMatcher(internal_status::IsOkMatcher());
+}
+
+// Matches a StatusOr that holds a value matching `inner` (a value, compared
+// for equality, or a matcher); a failure prints the status or the value.
+MATCHER_P(IsOkAndHolds, inner, "is OK and holds a value that matches") {
+  if (!arg.ok()) {
+    *result_listener << "whose status is " << arg.status();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(inner, *arg, result_listener);
 }
 
 }  // namespace testing_util

@@ -16,6 +16,7 @@
 #include "worker/data/line_source.h"
 #include "worker/data/ordered_reader.h"
 #include "worker/data/parser_util.h"
+#include "worker/data/pipe_reader.h"
 #include "worker/data/reader_shuffler.h"
 
 namespace ps {
@@ -88,6 +89,10 @@ absl::StatusOr<std::vector<std::string>> ExpandFiles(
     const std::vector<std::string>& patterns) {
   std::vector<std::string> files;
   for (const std::string& pattern : patterns) {
+    if (IsPipePath(pattern)) {  // a command, run when read
+      files.push_back(pattern);
+      continue;
+    }
     if (!HasGlobChars(pattern)) {
       struct stat st;
       if (stat(pattern.c_str(), &st) != 0) {
@@ -180,17 +185,28 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
   // .gz files whole; threads take tasks in order as they finish the
   // previous one.
   std::vector<ReadTask> tasks;
-  int gzip_index = 0;
+  int stream_index = 0;  // .gz files and commands, in list order
   for (size_t f = 0; f < options.files.size(); ++f) {
-    ASSIGN_OR_RETURN(InputFile file, InputFile::Open(options.files[f]));
-    ASSIGN_OR_RETURN(const int64_t size, file.Size());
     const bool at_start = static_cast<int>(f) == start.file;
-    if (IsGzipPath(options.files[f])) {
-      if (gzip_index++ % options.num_workers == options.worker_rank &&
+    const bool pipe = IsPipePath(options.files[f]);
+    if (pipe && PipeCommand(options.files[f]).find_first_not_of(" \t") ==
+                    absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("data reader: input '", options.files[f],
+                       "' has no command after 'pipe:'"));
+    }
+    int64_t size = 0;  // a command's output: unknown, counts 0 in progress
+    if (!pipe) {
+      ASSIGN_OR_RETURN(InputFile file, InputFile::Open(options.files[f]));
+      ASSIGN_OR_RETURN(size, file.Size());
+    }
+    if (pipe || IsGzipPath(options.files[f])) {
+      if (stream_index++ % options.num_workers == options.worker_rank &&
           static_cast<int>(f) >= start.file) {
         ReadTask task;
         task.file = static_cast<int>(f);
-        task.gzip = true;
+        task.gzip = !pipe;
+        task.pipe = pipe;
         task.skip_lines = at_start ? start.offset : 0;
         task.bytes = size;
         tasks.push_back(task);

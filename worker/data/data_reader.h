@@ -6,9 +6,12 @@
 //    j reads the lines that start inside range j (a line starting exactly at
 //    a range's first byte belongs to it).
 //  - A gzip file (name ending in ".gz") cannot be split, so it is read whole
-//    by one worker: the k-th .gz file of `files` (k = 0, 1, ... counting .gz
-//    files only, in list order) goes to worker k % num_workers. With fewer
-//    .gz files than workers, some workers get none of them.
+//    by one worker: the k-th stream of `files` (k = 0, 1, ... counting .gz
+//    files and commands only, in list order) goes to worker k % num_workers.
+//    With fewer streams than workers, some workers get none of them.
+//  - A command, `pipe:CMD` (worker/data/pipe_reader.h), is such a stream
+//    too: its standard output is read whole by one worker. It counts for
+//    nothing in progress() (its size is unknown).
 // Inside a worker, `threads` parser threads each take a task (a small piece
 // of the worker's range of a plain file, or a whole .gz file) in order as
 // they finish the previous one, a bounded number of tasks ahead of Next; a
@@ -41,7 +44,8 @@
 // each Next, Position() says where the next example not yet returned is:
 //  - without shuffling: (file_index, file, offset) with offset the byte
 //    offset of the line after the last example returned in a plain file,
-//    or the count of lines of a .gz file up to that example; file_index ==
+//    or the count of lines of a .gz file or a command's output up to that
+//    example (a resume runs the command again and skips them); file_index ==
 //    files.size() once the worker's share is exhausted. (Bad, header or
 //    held-out lines right after that example are read again on a resume.)
 //  - with shuffle_buffer > 0: file_index -1 and examples_done only.
@@ -115,7 +119,7 @@ struct ReaderOptions {
 uint64_t HoldoutHash(absl::string_view line);
 
 // Expands globs in order; a pattern matching nothing is a NotFound error
-// naming it. Plain paths must exist.
+// naming it. Plain paths must exist. `pipe:` commands are kept as they are.
 absl::StatusOr<std::vector<std::string>> ExpandFiles(
     const std::vector<std::string>& patterns);
 

@@ -17,6 +17,7 @@
 #include "worker/data/line_parser.h"
 #include "worker/data/line_source.h"
 #include "worker/data/parser_util.h"
+#include "worker/data/pipe_reader.h"
 
 namespace ps {
 namespace {
@@ -257,7 +258,7 @@ class FileReader final : public DataReader {
       if (!out.chunks.empty()) {
         Chunk chunk = std::move(out.chunks.front());
         out.chunks.pop_front();
-        if (tasks_[current_task_].gzip) --gzip_queued_;
+        if (tasks_[current_task_].stream()) --gzip_queued_;
         if (chunk.examples.size() == 0) continue;  // only bad lines
         taking_ = std::move(chunk);
         taking_pos_ = 0;
@@ -349,9 +350,17 @@ class FileReader final : public DataReader {
   absl::Status RunTask(size_t t, std::vector<char>* buffer, Pending* pending) {
     const ReadTask& task = tasks_[t];
     const std::string& path = options_.files[task.file];
-    if (task.gzip) {
-      ASSIGN_OR_RETURN(std::unique_ptr<GzipLineSource> lines,
-                       GzipLineSource::Open(path, buffer, gzip_limits_));
+    if (task.stream()) {
+      std::unique_ptr<LineStream> lines;
+      if (task.pipe) {
+        ASSIGN_OR_RETURN(
+            lines,
+            PipeLineSource::Open(path, buffer, gzip_limits_.max_line_bytes,
+                                 options_.worker_rank, options_.num_workers));
+      } else {
+        ASSIGN_OR_RETURN(lines,
+                         GzipLineSource::Open(path, buffer, gzip_limits_));
+      }
       absl::string_view line;
       int64_t consumed = 0;
       while (consumed < task.skip_lines) {
@@ -524,13 +533,14 @@ class FileReader final : public DataReader {
   // reads it, else while the later .gz tasks hold fewer than
   // kMaxQueuedGzipBlocks together.
   bool HasRoom(size_t t) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!tasks_[t].gzip) return true;
+    if (!tasks_[t].stream()) return true;
     if (t == current_task_) {
       return OutputOf(t).chunks.size() < gzip_queued_blocks_;
     }
     // gzip_queued_ counts the current task's chunks too, if it is a .gz one.
-    const size_t current =
-        tasks_[current_task_].gzip ? OutputOf(current_task_).chunks.size() : 0;
+    const size_t current = tasks_[current_task_].stream()
+                               ? OutputOf(current_task_).chunks.size()
+                               : 0;
     return gzip_queued_ - current < kMaxQueuedGzipBlocks;
   }
 
@@ -554,7 +564,7 @@ class FileReader final : public DataReader {
         if (stop_) return absl::CancelledError("reader stopped");
         if (HasRoom(t)) {
           if (chunk->state == Chunk::kRaw) ++raw_blocks_;
-          if (tasks_[t].gzip) ++gzip_queued_;
+          if (tasks_[t].stream()) ++gzip_queued_;
           OutputOf(t).chunks.push_back(std::move(*chunk));
           *chunk = Chunk();
           return absl::OkStatus();

@@ -26,19 +26,24 @@
 
 namespace ps {
 
-// Lines starting in [begin, end) of one plain file, or a whole .gz file
-// whose first skip_lines lines are dropped.
+// Lines starting in [begin, end) of one plain file, or a whole stream (a .gz
+// file or a command's output, worker/data/pipe_reader.h) whose first
+// skip_lines lines are dropped.
 struct ReadTask {
   int file = 0;
-  bool gzip = false;
+  bool gzip = false;  // a .gz file
+  bool pipe = false;  // a pipe:COMMAND
   int64_t begin = 0;  // plain files only
   int64_t end = 0;
-  int64_t skip_lines = 0;  // .gz files only
+  int64_t skip_lines = 0;  // streams only
   int64_t bytes = 0;       // what it counts for in progress()
+
+  // Read whole, as one stream of lines.
+  bool stream() const { return gzip || pipe; }
 };
 
 // Where the line after an example is: a file index (files.size() past the
-// end) and a byte offset (plain) or lines consumed (.gz).
+// end) and a byte offset (plain) or lines consumed (.gz, pipe).
 struct ReadCursor {
   int file = 0;
   int64_t offset = 0;

@@ -19,23 +19,10 @@ namespace ps {
 namespace {
 
 using ::testing::HasSubstr;
+using testing_util::NumberedLineKeys;
+using testing_util::NumberedLines;
+using testing_util::Sorted;
 using testing_util::StatusIs;
-
-std::string Lines(int first, int count) {
-  std::string out;
-  for (int id = first; id < first + count; ++id) {
-    absl::StrAppend(&out, id % 2, " 0:", id, " 1:", id * 3, "\n");
-  }
-  return out;
-}
-
-std::vector<uint64_t> Keys(int first, int count) {
-  std::vector<uint64_t> keys;
-  for (int id = first; id < first + count; ++id) {
-    keys.push_back(FeatureKey(0, 0, id));
-  }
-  return keys;
-}
 
 ReaderOptions SlotOptions() {
   ReaderOptions options;
@@ -78,15 +65,10 @@ std::vector<uint64_t> ReadAllRanks(ReaderOptions options, int workers) {
   return keys;
 }
 
-std::vector<uint64_t> Sorted(std::vector<uint64_t> keys) {
-  std::sort(keys.begin(), keys.end());
-  return keys;
-}
-
 using DataReaderGzipTest = testing_util::TempDirTest;
 
 TEST_F(DataReaderGzipTest, GzipReadsExactlyAsThePlainFile) {
-  std::string text = Lines(0, 1000);
+  std::string text = NumberedLines(0, 1000);
   text.pop_back();  // last line without '\n'
   ReaderOptions plain = SlotOptions();
   plain.files = {Write("a.txt", text)};
@@ -105,20 +87,21 @@ TEST_F(DataReaderGzipTest, GzipReadsExactlyAsThePlainFile) {
     }
     EXPECT_EQ(want->size(), 143u);  // ceil(1000 / 7)
   }
-  EXPECT_EQ(ReadAllRanks(gzip, 1), Sorted(Keys(0, 1000)));
+  EXPECT_EQ(ReadAllRanks(gzip, 1), Sorted(NumberedLineKeys(0, 1000)));
 }
 
 TEST_F(DataReaderGzipTest, GzipFilesGoRoundRobinAndEveryLineIsReadOnce) {
   ReaderOptions options = SlotOptions();
   // .gz files 0..4 hold ids 0.., 100.., ..., 400..; one plain file between.
   for (int g = 0; g < 5; ++g) {
-    options.files.push_back(
-        WriteGzip(absl::StrCat("part-", g, ".gz"), Lines(g * 100, 10 + g)));
-    if (g == 1) options.files.push_back(Write("plain.txt", Lines(1000, 50)));
+    options.files.push_back(WriteGzip(absl::StrCat("part-", g, ".gz"),
+                                      NumberedLines(g * 100, 10 + g)));
+    if (g == 1)
+      options.files.push_back(Write("plain.txt", NumberedLines(1000, 50)));
   }
-  std::vector<uint64_t> all = Keys(1000, 50);
+  std::vector<uint64_t> all = NumberedLineKeys(1000, 50);
   for (int g = 0; g < 5; ++g) {
-    for (uint64_t k : Keys(g * 100, 10 + g)) all.push_back(k);
+    for (uint64_t k : NumberedLineKeys(g * 100, 10 + g)) all.push_back(k);
   }
   for (int workers : {1, 2, 3, 7}) {
     for (int threads : {1, 2}) {
@@ -130,13 +113,13 @@ TEST_F(DataReaderGzipTest, GzipFilesGoRoundRobinAndEveryLineIsReadOnce) {
 
   // Which worker reads which .gz file: the k-th .gz file (the plain file
   // not counted) goes to worker k % 2.
-  const std::vector<uint64_t> plain = Sorted(Keys(1000, 50));
+  const std::vector<uint64_t> plain = Sorted(NumberedLineKeys(1000, 50));
   options.num_workers = 2;
   for (int rank = 0; rank < 2; ++rank) {
     options.worker_rank = rank;
     std::vector<uint64_t> want;
     for (int g = rank; g < 5; g += 2) {
-      for (uint64_t k : Keys(g * 100, 10 + g)) want.push_back(k);
+      for (uint64_t k : NumberedLineKeys(g * 100, 10 + g)) want.push_back(k);
     }
     std::vector<uint64_t> got;
     absl::StatusOr<std::vector<Batch>> batches = ReadBatches(options);
@@ -157,8 +140,10 @@ TEST_F(DataReaderGzipTest, BadLineInGzipNamesItsExactLine) {
   ReaderOptions options = SlotOptions();
   options.max_bad_line_ratio = 0;
   options.threads = 2;
-  const std::string text = Lines(1, 2499) + "1 0:x\n" + Lines(2501, 100);
-  options.files = {WriteGzip("a.gz", Lines(0, 10)), WriteGzip("b.gz", text)};
+  const std::string text =
+      NumberedLines(1, 2499) + "1 0:x\n" + NumberedLines(2501, 100);
+  options.files = {WriteGzip("a.gz", NumberedLines(0, 10)),
+                   WriteGzip("b.gz", text)};
   options.num_workers = 2;
   options.worker_rank = 1;
   absl::StatusOr<std::vector<Batch>> batches = ReadBatches(options);
@@ -180,8 +165,8 @@ TEST_F(DataReaderGzipTest, LargeGzipFilesGiveThePlainFilesBatches) {
   ReaderOptions plain = SlotOptions();
   ReaderOptions gzip = SlotOptions();
   for (int f = 0; f < 3; ++f) {
-    std::string text = Lines(f * 40000, 40000);
-    if (f == 1) text += "1 0:x\n" + Lines(200000, 5);
+    std::string text = NumberedLines(f * 40000, 40000);
+    if (f == 1) text += "1 0:x\n" + NumberedLines(200000, 5);
     plain.files.push_back(Write(absl::StrCat("p", f, ".txt"), text));
     gzip.files.push_back(WriteGzip(absl::StrCat("g", f, ".gz"), text));
   }
@@ -212,11 +197,11 @@ TEST_F(DataReaderGzipTest, LargeGzipFilesGiveThePlainFilesBatches) {
 
 TEST_F(DataReaderGzipTest, TooLongLineInGzipIsABadLineWithItsNumber) {
   ReaderOptions options = SlotOptions();
-  const std::string text =
-      Lines(0, 3000) + std::string(3 << 20, '5') + "\n" + Lines(3000, 3000);
+  const std::string text = NumberedLines(0, 3000) + std::string(3 << 20, '5') +
+                           "\n" + NumberedLines(3000, 3000);
   options.files = {WriteGzip("a.gz", text)};
   options.max_bad_line_ratio = 0.01;
-  std::vector<uint64_t> want = Keys(0, 6000);
+  std::vector<uint64_t> want = NumberedLineKeys(0, 6000);
   std::sort(want.begin(), want.end());
   for (int threads : {1, 3}) {
     options.threads = threads;
@@ -233,7 +218,7 @@ TEST_F(DataReaderGzipTest, TooLongLineInGzipIsABadLineWithItsNumber) {
 
 TEST_F(DataReaderGzipTest, GzipLimitsOfTheConfigStopTheReader) {
   ReaderOptions options = SlotOptions();
-  options.files = {WriteGzip("a.gz", Lines(0, 200))};
+  options.files = {WriteGzip("a.gz", NumberedLines(0, 200))};
   options.data.set_gzip_max_decompressed_bytes(1000);
   EXPECT_THAT(ReadBatches(options),
               StatusIs(absl::StatusCode::kResourceExhausted,
@@ -247,7 +232,7 @@ TEST_F(DataReaderGzipTest, GzipLimitsOfTheConfigStopTheReader) {
 
 TEST_F(DataReaderGzipTest, MissingGzipFileFailsOnEveryWorker) {
   ReaderOptions options = SlotOptions();
-  options.files = {WriteGzip("a.gz", Lines(0, 3)), dir_ + "/b.gz"};
+  options.files = {WriteGzip("a.gz", NumberedLines(0, 3)), dir_ + "/b.gz"};
   options.num_workers = 2;
   for (int rank = 0; rank < 2; ++rank) {
     options.worker_rank = rank;
@@ -262,7 +247,7 @@ TEST_F(DataReaderGzipTest, MissingGzipFileFailsOnEveryWorker) {
 
 TEST_F(DataReaderGzipTest, CorruptGzipStopsTheReader) {
   ReaderOptions options = SlotOptions();
-  options.files = {Write("plain.gz", Lines(0, 3))};
+  options.files = {Write("plain.gz", NumberedLines(0, 3))};
   absl::StatusOr<std::vector<Batch>> batches = ReadBatches(options);
   EXPECT_THAT(
       batches,
