@@ -8,7 +8,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev librocksdb-dev libgflags-dev libgoogle-glog-dev
   libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev zlib1g-dev
-  gnuplot-nox iproute2 python3-yaml clang clang-format
+  gnuplot-nox iproute2 python3-yaml python3-numpy clang clang-format
 )
 
 missing=()
