@@ -39,8 +39,14 @@
 //   u64 dense_size, dense_size f32: the flat dense parameter vector in
 //                        common/model_spec.h order (always whole)
 // Rows carry the embedding only (the table's dim floats): no optimizer
-// state, no show/click statistics. A key not in the export reads as zeros.
-// A DELTA lists only rows that are new or differ (bitwise) from the base.
+// state, no show/click statistics. A key not in the export reads as its
+// table's initializer row (Lookup). A DELTA lists only rows that are new or
+// differ (bitwise) from the base.
+//
+// Reading exports from another language (the checksum, the config's text
+// format, how data lines become keys, the models' forward pass, the
+// initializer, how deltas apply): docs/export_format.md. python/psexport/
+// is a reader in Python (numpy only) that scores as `ps_worker --predict`.
 //
 // Errors name the file: DataLoss for a truncated or corrupt file,
 // FailedPrecondition for a delta applied to the wrong base or a table whose
