@@ -430,20 +430,29 @@ absl::StatusOr<std::string> PsHandler::CheckpointFolder(
   std::error_code ec;
   // Symbolic links in the parts that exist are resolved, so a link inside
   // the root that points elsewhere is judged by where it points.
-  const fs::path root = fs::weakly_canonical(config_.checkpoint().dir(), ec);
+  const fs::path root =
+      fs::weakly_canonical(fs::absolute(config_.checkpoint().dir()), ec);
   if (ec) {
     return absl::InternalError(absl::StrCat(
         "checkpoint.dir '", config_.checkpoint().dir(), "': ", ec.message()));
   }
-  fs::path asked(dir);
-  if (asked.is_relative()) asked = root / asked;
-  const fs::path target = fs::weakly_canonical(asked, ec);
+  // A relative name: from the working directory when that lands under the
+  // root (server 0's coordinator names folders as checkpoint.dir/ckpt-N,
+  // and a relative checkpoint.dir is relative to the working directory),
+  // else from the root (`ps_ctl` may name just ckpt-N).
+  auto under_root = [&root](const fs::path& p) {
+    const fs::path rel = p.lexically_relative(root);
+    return !(rel.empty() || rel == "." || *rel.begin() == "..");
+  };
+  fs::path target = fs::weakly_canonical(fs::absolute(dir), ec);
+  if (!ec && fs::path(dir).is_relative() && !under_root(target)) {
+    target = fs::weakly_canonical(root / dir, ec);
+  }
   if (ec) {
     return absl::InvalidArgumentError(
         absl::StrCat("checkpoint folder '", dir, "': ", ec.message()));
   }
-  const fs::path rel = target.lexically_relative(root);
-  if (rel.empty() || rel == "." || *rel.begin() == "..") {
+  if (!under_root(target)) {
     return absl::PermissionDeniedError(absl::StrCat(
         "checkpoint folder '", dir, "' (", target.string(),
         ") is not under the job's checkpoint.dir '", root.string(),

@@ -263,6 +263,33 @@ TEST_F(RequestBoundsTest, CheckpointsAreWrittenOnlyUnderTheCheckpointDir) {
                        HasSubstr("no checkpoint.dir")));
 }
 
+// A relative checkpoint.dir (a config loaded by a relative path) is relative
+// to the working directory, and so are the folders server 0's coordinator
+// names under it: they are not joined to the root a second time.
+TEST_F(RequestBoundsTest, ARelativeCheckpointDirTakesTheCoordinatorsFolders) {
+  const std::filesystem::path cwd = std::filesystem::current_path();
+  std::filesystem::current_path(temp_.path());
+  JobConfig c = Config();
+  c.mutable_checkpoint()->set_dir("rel/ckpt");
+  {
+    auto h = Handler(c);
+    ASSERT_NE(h, nullptr);
+    ASSERT_OK(Pull(*h, Keys(1, 10)));
+    EXPECT_OK(Save(*h, "rel/ckpt/ckpt-0000000001"));
+    EXPECT_OK(Save(*h, "ckpt-0000000002"));  // a bare name: under the root
+    EXPECT_THAT(Save(*h, "rel/elsewhere"),   // rel/ckpt/rel/elsewhere
+                StatusIs(absl::StatusCode::kOk));
+    EXPECT_THAT(Save(*h, "../elsewhere"),
+                StatusIs(absl::StatusCode::kPermissionDenied));
+  }
+  std::filesystem::current_path(cwd);
+  const std::string root = temp_.path() + "/rel/ckpt";
+  EXPECT_TRUE(std::filesystem::exists(root + "/ckpt-0000000001/server-0"));
+  EXPECT_TRUE(std::filesystem::exists(root + "/ckpt-0000000002/server-0"));
+  EXPECT_FALSE(std::filesystem::exists(root + "/rel/ckpt"));
+  EXPECT_FALSE(std::filesystem::exists(temp_.path() + "/rel/elsewhere"));
+}
+
 TEST_F(RequestBoundsTest, ARefusedTieredResumeLeavesTheLiveTableAsItWas) {
   JobConfig c = Config();
   SparseStorageConfig* storage = c.mutable_sparse_tables(0)->mutable_storage();
