@@ -139,6 +139,9 @@ absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view text,
   }
   for (auto& f : *data->mutable_train_files()) f = Resolve(base_dir, f);
   for (auto& f : *data->mutable_eval_files()) f = Resolve(base_dir, f);
+  if (data->has_follow_done_file()) {
+    data->set_follow_done_file(Resolve(base_dir, data->follow_done_file()));
+  }
   if (data->has_movielens_user_file()) {
     data->set_movielens_user_file(
         Resolve(base_dir, data->movielens_user_file()));

@@ -592,6 +592,27 @@ absl::Status CheckData(const Validator& v, const JobConfig& c) {
       }
     }
   }
+  if (d.follow()) {
+    if (d.has_generate()) {
+      return v.Error("data.follow", "cannot follow generated data");
+    }
+    if (d.shuffle_buffer() > 0) {
+      return v.Error("data.follow",
+                     "reads files as they arrive and cannot shuffle "
+                     "(data.shuffle_buffer must be 0)");
+    }
+    for (const std::string& f : d.train_files()) {
+      if (absl::StartsWith(f, "pipe:")) {
+        return v.Error("data.follow",
+                       absl::StrCat("follows files, not commands ('", f,
+                                    "' in data.train_files)"));
+      }
+    }
+  } else if (d.has_follow_done_file()) {
+    return v.Error("data.follow_done_file", "only applies with data.follow");
+  }
+  RETURN_IF_ERROR(
+      v.Range("data.follow_poll_ms", d.follow_poll_ms(), 10, 3600000));
   RETURN_IF_ERROR(v.Range("data.batch_size", d.batch_size(), 1, 1000000));
   RETURN_IF_ERROR(v.Range("data.reader_threads", d.reader_threads(), 1, 64));
   RETURN_IF_ERROR(
@@ -607,6 +628,12 @@ absl::Status CheckTraining(const Validator& v, const JobConfig& c) {
     return v.Error("training.mode", "must be ASYNC, SYNC, BOUNDED or GEO");
   }
   RETURN_IF_ERROR(v.Range("training.epochs", tr.epochs(), 1, 100000));
+  if (c.data().follow() && tr.epochs() != 1) {
+    return v.Error("training.epochs",
+                   absl::StrCat("must be 1 with data.follow (files are read "
+                                "once, as they arrive), got ",
+                                tr.epochs()));
+  }
   RETURN_IF_ERROR(
       v.Range("training.log_every_steps", tr.log_every_steps(), 1, 1 << 30));
   RETURN_IF_ERROR(

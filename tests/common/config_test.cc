@@ -87,6 +87,31 @@ TEST(ConfigTest, PipeInputsAreKeptAsWrittenAndNeedACommand) {
               HasSubstr("data.eval_files: an entry is empty"));
 }
 
+TEST(ConfigTest, FollowNeedsOneEpochNoShuffleAndFiles) {
+  const std::string follow =
+      Replace(kGood, "batch_size: 256",
+              "batch_size: 256 follow: true follow_done_file: \"in/_DONE\"");
+  auto c = Parse(follow);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data().follow_done_file(), "/cfg/in/_DONE");
+  EXPECT_EQ(c->data().follow_poll_ms(), 1000);
+  EXPECT_THAT(Error(follow + "training { epochs: 2 }"),
+              HasSubstr("training.epochs: must be 1 with data.follow"));
+  EXPECT_THAT(
+      Error(Replace(follow, "follow: true", "follow: true shuffle_buffer: 10")),
+      HasSubstr("data.follow: reads files as they arrive and cannot "
+                "shuffle"));
+  EXPECT_THAT(Error(Replace(follow, "train_files: \"train.tsv\"",
+                            "train_files: \"pipe:cat x\"")),
+              HasSubstr("data.follow: follows files, not commands"));
+  EXPECT_THAT(Error(Replace(follow, "follow: true", "follow_poll_ms: 1")),
+              HasSubstr("data.follow_done_file: only applies with "
+                        "data.follow"));
+  EXPECT_THAT(
+      Error(Replace(follow, "follow: true", "follow: true follow_poll_ms: 1")),
+      HasSubstr("data.follow_poll_ms: must be in [10, 3600000]"));
+}
+
 TEST(ConfigTest, UnknownFieldNamesLineAndField) {
   std::string msg = Error(Replace(kGood, "batch_size: 256", "batchsize: 256"));
   EXPECT_THAT(msg, HasSubstr("job.pbtxt:19:"));

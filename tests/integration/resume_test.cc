@@ -4,7 +4,8 @@
 // (also with other numbers of parser threads before and after the cut);
 // the final checkpoint exported for serving predicts what the servers'
 // rows and the model's forward pass give. A job reading a command's output
-// resumes by line count as exactly.
+// resumes by line count as exactly, and one following a folder trains on
+// files as they arrive.
 //
 // One worker: with several, a SYNC server applies the workers' concurrent
 // pushes in arrival order, so even two uninterrupted runs differ in the
@@ -16,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/checkpoint.h"
 #include "common/config.h"
 #include "common/export_format.h"
@@ -226,6 +229,59 @@ TEST_F(ResumeTest, APipeInputResumesByLineCount) {
     ASSERT_EQ(std::vector<float>(ra, ra + 8), std::vector<float>(rb, rb + 8))
         << "key " << key;
   }
+}
+
+// Follow mode (data.follow): the job starts with the first third of the
+// rows in the folder; the rest arrive as two more files while it trains,
+// then the done file. Every row is trained once, and the last checkpoint
+// stands at the end of the third file.
+TEST_F(ResumeTest, AFollowingJobTrainsOnFilesAsTheyArrive) {
+  JobConfig c = WithCheckpointDir("follow");
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(c.data().train_files(0));
+    std::string line;
+    while (std::getline(in, line)) lines.push_back(line + "\n");
+  }
+  ASSERT_EQ(lines.size(), 30000u);
+  const std::string folder = dir_ + "/incoming";
+  std::filesystem::create_directories(folder);
+  auto publish = [&](int part) {
+    std::string text;
+    for (int i = part * 10000; i < (part + 1) * 10000; ++i) text += lines[i];
+    const std::string tmp = absl::StrCat(folder, "/.part-", part, ".tmp");
+    std::ofstream(tmp) << text;
+    std::filesystem::rename(tmp, absl::StrCat(folder, "/part-", part, ".tsv"));
+  };
+  c.mutable_data()->clear_generate();
+  c.mutable_data()->clear_train_files();
+  c.mutable_data()->add_train_files(folder + "/part-*.tsv");
+  c.mutable_data()->set_follow(true);
+  c.mutable_data()->set_follow_poll_ms(20);
+  c.mutable_data()->set_follow_done_file(folder + "/_DONE");
+  publish(0);
+  std::thread producer([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    publish(1);
+    absl::SleepFor(absl::Milliseconds(300));
+    publish(2);
+    std::ofstream(folder + "/_DONE") << "";
+  });
+  auto run = RunLocalCluster(c);
+  producer.join();
+  ExpectOk(*run);
+  EXPECT_EQ(run->results[0]->train.examples, 30000);
+  ASSERT_TRUE(run->results[0]->eval.has_value());
+  EXPECT_GT(run->results[0]->eval->auc, 0.6);
+  auto last = OpenLatest(c.checkpoint().dir());
+  ASSERT_TRUE(last.ok()) << last.status();
+  ASSERT_EQ(last->manifest.worker_positions_size(), 1);
+  // At the end of the third file: a resume reads only files that come later.
+  const DataPosition& at = last->manifest.worker_positions(0);
+  EXPECT_EQ(at.file_index(), 2);
+  EXPECT_EQ(at.file(), folder + "/part-2.tsv");
+  EXPECT_EQ(at.offset(),
+            static_cast<int64_t>(std::filesystem::file_size(at.file())));
 }
 
 TEST_F(ResumeTest, ExportPredictsWhatTheServersRowsGive) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
 #include "gtest/gtest.h"
@@ -102,6 +103,30 @@ inline std::vector<uint64_t> NumberedLineKeys(int first, int count) {
   std::vector<uint64_t> keys;
   for (int id = first; id < first + count; ++id) {
     keys.push_back(FeatureKey(0, 0, id));
+  }
+  return keys;
+}
+
+// The slot-0 key of every example of up to `max_batches` batches of
+// `reader` (all: -1), in order, and where the reader stands after them
+// (when `position` is set); the reader's error if it fails.
+inline absl::StatusOr<std::vector<uint64_t>> ReadSlotZeroKeys(
+    DataReader* reader, int max_batches = -1,
+    DataPosition* position = nullptr) {
+  std::vector<uint64_t> keys;
+  for (int b = 0; max_batches < 0 || b < max_batches; ++b) {
+    Batch batch;
+    absl::StatusOr<bool> more = reader->Next(&batch);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+    for (int i = 0; i < batch.size(); ++i) {
+      keys.push_back(batch.keys[batch.offsets[i * batch.num_slots]]);
+    }
+  }
+  if (position != nullptr) {
+    absl::StatusOr<DataPosition> p = reader->Position();
+    if (!p.ok()) return p.status();
+    *position = *p;
   }
   return keys;
 }

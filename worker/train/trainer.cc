@@ -8,6 +8,7 @@
 #include "common/status_macros.h"
 #include "kernels/auc.h"
 #include "worker/data/data_reader.h"
+#include "worker/data/follow_reader.h"
 #include "worker/model/model.h"
 #include "worker/train/step_pieces.h"
 #include "worker/train/train_loop.h"
@@ -138,9 +139,13 @@ absl::Status Trainer::FinishTraining() { return loop_->Finish(); }
 
 absl::StatusOr<std::unique_ptr<EpochBatches>> Trainer::OpenEpoch(int epoch) {
   const JobConfig& config = pieces_->config();
-  ASSIGN_OR_RETURN(std::vector<std::string> files,
-                   ExpandFiles({config.data().train_files().begin(),
-                                config.data().train_files().end()}));
+  const std::vector<std::string> patterns(config.data().train_files().begin(),
+                                          config.data().train_files().end());
+  std::vector<std::string> files;
+  // Follow mode lists the files itself, as they arrive.
+  if (!config.data().follow()) {
+    ASSIGN_OR_RETURN(files, ExpandFiles(patterns));
+  }
   ReaderOptions options =
       MakeReaderOptions(config, files, pieces_->rank(),
                         config.cluster().num_workers(), /*held_out=*/false);
@@ -155,8 +160,16 @@ absl::StatusOr<std::unique_ptr<EpochBatches>> Trainer::OpenEpoch(int epoch) {
     const int64_t batch = std::max(1, config.data().batch_size());
     steps_done = (options.start->examples_done() + batch - 1) / batch;
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<DataReader> reader,
-                   DataReader::Open(options));
+  std::unique_ptr<DataReader> reader;
+  if (config.data().follow()) {
+    FollowOptions follow;
+    follow.patterns = patterns;
+    follow.poll = absl::Milliseconds(config.data().follow_poll_ms());
+    follow.done_file = config.data().follow_done_file();
+    ASSIGN_OR_RETURN(reader, FollowReader::Open(options, follow));
+  } else {
+    ASSIGN_OR_RETURN(reader, DataReader::Open(options));
+  }
   // With checkpoints: where the reader stands (right after a Next; the
   // loops read one batch ahead, so each batch keeps its own).
   if (pieces_->has_checkpoints()) {

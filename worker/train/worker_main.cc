@@ -12,6 +12,9 @@
 // ps_worker --predict --export_dir D --data F --output P: scores data file F
 // with the exported model in D (common/export_format.h) and writes one
 // probability per line of F to P; needs no servers and no --config.
+#include <signal.h>
+#include <string.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -25,6 +28,7 @@
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "kernels/cpu/blas_core.h"
+#include "worker/data/follow_reader.h"
 #include "worker/model/predict.h"
 #include "worker/train/worker_job.h"
 
@@ -110,6 +114,21 @@ int Predict() {
   return 0;
 }
 
+// Follow mode: the first SIGTERM or SIGINT ends the input (the job then
+// ends as after its last batch); the handler resets itself, so a second
+// signal stops the worker as usual.
+void OnStopSignal(int) { ps::StopAllFollowReaders(); }
+
+void StopFollowingOnSignals() {
+  struct sigaction action;
+  memset(&action, 0, sizeof(action));
+  action.sa_handler = OnStopSignal;
+  action.sa_flags = SA_RESETHAND | SA_RESTART;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -149,6 +168,11 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "--rank " << rank << " is out of range: the job has "
                << config->cluster().num_workers() << " workers";
     return 2;
+  }
+  if (config->data().follow()) {
+    StopFollowingOnSignals();
+    LOG(INFO) << "data.follow: training on files as they appear; SIGTERM or "
+                 "SIGINT ends the input (a second one stops the worker)";
   }
   ps::WorkerJobOptions options;
   options.blas_threads = FLAGS_blas_threads;

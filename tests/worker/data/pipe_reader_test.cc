@@ -55,26 +55,14 @@ ReaderOptions SlotOptions() {
   return options;
 }
 
-// The slot-0 key of every example of every batch a reader of `options`
-// returns, in order, and its error if it fails.
+// The slot-0 keys a reader of `options` returns (testing_util::
+// ReadSlotZeroKeys).
 absl::StatusOr<std::vector<uint64_t>> ReadKeys(
     const ReaderOptions& options, int max_batches = -1,
     DataPosition* position = nullptr) {
   ASSIGN_OR_RETURN(std::unique_ptr<DataReader> reader,
                    DataReader::Open(options));
-  std::vector<uint64_t> keys;
-  for (int b = 0; max_batches < 0 || b < max_batches; ++b) {
-    Batch batch;
-    ASSIGN_OR_RETURN(bool more, reader->Next(&batch));
-    if (!more) break;
-    for (int i = 0; i < batch.size(); ++i) {
-      keys.push_back(batch.keys[batch.offsets[i * batch.num_slots]]);
-    }
-  }
-  if (position != nullptr) {
-    ASSIGN_OR_RETURN(*position, reader->Position());
-  }
-  return keys;
+  return testing_util::ReadSlotZeroKeys(reader.get(), max_batches, position);
 }
 
 using PipeReaderTest = testing_util::TempDirTest;
