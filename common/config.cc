@@ -123,6 +123,10 @@ absl::StatusOr<JobConfig> ParseJobConfig(absl::string_view text,
     config.mutable_checkpoint()->set_dir(
         Resolve(base_dir, config.checkpoint().dir()));
   }
+  if (config.export_().has_dir()) {
+    config.mutable_export_()->set_dir(
+        Resolve(base_dir, config.export_().dir()));
+  }
   if (config.durability().has_wal_dir()) {
     config.mutable_durability()->set_wal_dir(
         Resolve(base_dir, config.durability().wal_dir()));

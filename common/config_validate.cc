@@ -229,6 +229,31 @@ absl::Status CheckCheckpoint(const Validator& v, const JobConfig& c) {
   return v.Range("checkpoint.keep", ck.keep(), 1, 1000);
 }
 
+// export: a folder, a period, and checkpoints to export from.
+absl::Status CheckExport(const Validator& v, const JobConfig& c) {
+  if (!c.has_export_()) return absl::OkStatus();
+  const ExportConfig& e = c.export_();
+  if (e.dir().empty()) {
+    return v.Error("export.dir",
+                   "is required when an export section is "
+                   "present");
+  }
+  if (!c.has_checkpoint()) {
+    return v.Error("export",
+                   "exports follow checkpoints: add a checkpoint "
+                   "section (with every_steps or every_minutes)");
+  }
+  if (!(e.every_minutes() >= 0 && e.every_minutes() <= 525600)) {
+    return v.Error(
+        "export.every_minutes",
+        absl::StrCat("must be in [0, 525600], got ", e.every_minutes()));
+  }
+  if (std::isnan(e.min_score())) {
+    return v.Error("export.min_score", "must be a number");
+  }
+  return absl::OkStatus();
+}
+
 // durability: a log folder (its own or the checkpoint's) with `wal`, and an
 // fdatasync period.
 absl::Status CheckDurability(const Validator& v, const JobConfig& c) {
@@ -665,6 +690,7 @@ absl::Status Validate(const Validator& v, const JobConfig& c) {
   RETURN_IF_ERROR(CheckTraining(v, c));
   RETURN_IF_ERROR(CheckCheckpoint(v, c));
   RETURN_IF_ERROR(CheckDurability(v, c));
+  RETURN_IF_ERROR(CheckExport(v, c));
   // Last: sizes derived from the whole (valid) config.
   if (std::optional<ConfigLimitError> over = CheckConfigLimits(c)) {
     return v.Error(over->field, over->reason);

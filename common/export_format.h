@@ -1,5 +1,5 @@
 // The export format of a trained model for serving, without optimizer
-// state: the writer (tools/ctl/checkpoint_export.h writes exports from a
+// state: the writer (server/service/checkpoint_export.h writes exports from a
 // checkpoint) and the loaded model (the worker's predict path,
 // worker/model/predict.h, scores with it). Lives in common/ because both
 // sides use it.

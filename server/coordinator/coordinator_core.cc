@@ -778,6 +778,8 @@ void CoordinatorCore::RunSave(const Cut& cut) {
   if (!dir.ok()) {
     LOG(ERROR) << "coordinator: checkpoint at step " << manifest.global_step()
                << " failed: " << dir.status();
+  } else if (*dir != cut.previous_dir && options_.on_committed) {
+    options_.on_committed(*dir, manifest.global_step(), /*final=*/false);
   }
   EndRound(cut, manifest, dir.status(), dir.ok() ? *dir : "");
 }
@@ -824,6 +826,9 @@ void CoordinatorCore::EndJob(Outbox* out) {
         if (status.ok()) {
           LOG(INFO) << "coordinator: final checkpoint " << dir << " at step "
                     << step;
+          if (options_.on_committed) {
+            options_.on_committed(dir, step, /*final=*/true);
+          }
         } else {
           LOG(ERROR) << "coordinator: final checkpoint failed: " << status;
           if (status.code() == absl::StatusCode::kFailedPrecondition &&

@@ -93,6 +93,13 @@ struct CoordinatorOptions {
   std::function<absl::StatusOr<std::vector<CheckpointFile>>(
       const std::string& dir, int64_t step, const std::vector<uint64_t>& seen)>
       save;
+  // Called once a checkpoint is committed into folder `dir` at `step`, on
+  // the save's background thread without the core's lock, before the
+  // round's callers are answered; and once more, with `final`, for the
+  // job's last checkpoint (its folder may be one committed before), before
+  // the job ends. For exports while training. Default: none.
+  std::function<void(const std::string& dir, int64_t step, bool final)>
+      on_committed;
   // A job-wide rollback: every server reloads checkpoint folder `dir` (""
   // : fresh tables). Called on a background thread without the core's lock.
   // Unset: Recover is refused.

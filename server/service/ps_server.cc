@@ -15,6 +15,7 @@
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "server/coordinator/coordinator.h"
+#include "server/service/periodic_export.h"
 #include "server/service/ps_handler.h"
 #include "server/service/ps_service.h"
 #include "server/storage/record_log.h"
@@ -221,6 +222,14 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
     co.reload = [self](const std::string& dir) {
       return self->ReloadAllServers(dir);
     };
+    if (options.config.has_export_()) {
+      s->exporter_ = std::make_unique<PeriodicExporter>(
+          options.config.export_(), options.checkpoint_minute);
+      co.on_committed = [self](const std::string& dir, int64_t step,
+                               bool final) {
+        self->exporter_->OnCheckpoint(dir, step, final);
+      };
+    }
     if (restore.has_value()) {
       co.resumed = restore->manifest;
       co.resumed_dir = restore->dir;

@@ -41,6 +41,7 @@ namespace ps {
 class PsHandler;
 class PsServiceImpl;
 class CoordinatorImpl;
+class PeriodicExporter;
 
 struct PsServerOptions {
   JobConfig config;  // validated
@@ -147,6 +148,9 @@ class PsServer {
   std::vector<uint64_t> incarnations_ ABSL_GUARDED_BY(mu_);
   // Joined by ~PsServer after the coordinator is gone (it may start it).
   std::thread finisher_;
+  // Server 0 with JobConfig.export; called by the coordinator, so it
+  // outlives it.
+  std::unique_ptr<PeriodicExporter> exporter_;
   std::unique_ptr<PsServiceImpl> service_;
   std::unique_ptr<CoordinatorImpl> coordinator_;
   std::unique_ptr<grpc::Server> server_;

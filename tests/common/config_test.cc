@@ -112,6 +112,23 @@ TEST(ConfigTest, FollowNeedsOneEpochNoShuffleAndFiles) {
       HasSubstr("data.follow_poll_ms: must be in [10, 3600000]"));
 }
 
+TEST(ConfigTest, ExportsNeedAFolderAndCheckpoints) {
+  const std::string with_export =
+      std::string(kGood) +
+      "checkpoint { dir: \"ck\" every_steps: 100 } "
+      "export { dir: \"pub\" every_minutes: 0.5 delta: true }";
+  auto c = Parse(with_export);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->export_().dir(), "/cfg/pub");
+  EXPECT_THAT(Error(std::string(kGood) + "export { dir: \"pub\" }"),
+              HasSubstr("export: exports follow checkpoints"));
+  EXPECT_THAT(Error(Replace(with_export, "dir: \"pub\" ", "")),
+              HasSubstr("export.dir: is required"));
+  EXPECT_THAT(
+      Error(Replace(with_export, "every_minutes: 0.5", "every_minutes: -1")),
+      HasSubstr("export.every_minutes: must be in [0, 525600]"));
+}
+
 TEST(ConfigTest, UnknownFieldNamesLineAndField) {
   std::string msg = Error(Replace(kGood, "batch_size: 256", "batchsize: 256"));
   EXPECT_THAT(msg, HasSubstr("job.pbtxt:19:"));

@@ -33,13 +33,13 @@
 #include "common/model_spec.h"
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
+#include "server/service/checkpoint_export.h"
 #include "server/service/ps_handler.h"
 #include "tests/testing/local_cluster.h"
 #include "tests/testing/server_test_util.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wire_requests.h"
 #include "tools/ctl/admin_client.h"
-#include "tools/ctl/checkpoint_export.h"
 #include "tools/datagen/datagen.h"
 #include "worker/data/batch.h"
 #include "worker/data/data_reader.h"
@@ -233,8 +233,9 @@ TEST_F(ResumeTest, APipeInputResumesByLineCount) {
 
 // Follow mode (data.follow): the job starts with the first third of the
 // rows in the folder; the rest arrive as two more files while it trains,
-// then the done file. Every row is trained once, and the last checkpoint
-// stands at the end of the third file.
+// then the done file. Every row is trained once, the last checkpoint stands
+// at the end of the third file, and the exports published after every
+// checkpoint (a FULL one, then DELTAs) add up to the final model.
 TEST_F(ResumeTest, AFollowingJobTrainsOnFilesAsTheyArrive) {
   JobConfig c = WithCheckpointDir("follow");
   std::vector<std::string> lines;
@@ -259,6 +260,10 @@ TEST_F(ResumeTest, AFollowingJobTrainsOnFilesAsTheyArrive) {
   c.mutable_data()->set_follow(true);
   c.mutable_data()->set_follow_poll_ms(20);
   c.mutable_data()->set_follow_done_file(folder + "/_DONE");
+  // Deltas published as it trains: after every checkpoint.
+  c.mutable_checkpoint()->set_every_steps(20);
+  c.mutable_export_()->set_dir(dir_ + "/published");
+  c.mutable_export_()->set_delta(true);
   publish(0);
   std::thread producer([&] {
     absl::SleepFor(absl::Milliseconds(300));
@@ -282,6 +287,30 @@ TEST_F(ResumeTest, AFollowingJobTrainsOnFilesAsTheyArrive) {
   EXPECT_EQ(at.file(), folder + "/part-2.tsv");
   EXPECT_EQ(at.offset(),
             static_cast<int64_t>(std::filesystem::file_size(at.file())));
+
+  // The published FULL export and the DELTAs after it, applied in order,
+  // are the model of the final checkpoint, row for row.
+  int exports = 0;
+  for (const auto& e :
+       std::filesystem::directory_iterator(dir_ + "/published")) {
+    exports += e.path().extension() == ".psx";
+  }
+  EXPECT_GE(exports, 4);  // 120 steps (40 a file), a checkpoint every 20
+  auto published = ExportedModel::LoadDir(dir_ + "/published");
+  ASSERT_TRUE(published.ok()) << published.status();
+  auto full = FinalExport(c, "follow-full");
+  ASSERT_NE(full, nullptr);
+  EXPECT_EQ((*published)->step(), full->step());
+  EXPECT_EQ((*published)->dense(), full->dense());
+  const int t = full->TableIndex("emb");
+  const std::vector<uint64_t> keys = full->Keys(t);
+  ASSERT_EQ((*published)->Keys(t), keys);
+  for (uint64_t key : keys) {
+    const float* a = full->Row(t, key);
+    const float* b = (*published)->Row(t, key);
+    ASSERT_EQ(std::vector<float>(a, a + 8), std::vector<float>(b, b + 8))
+        << "key " << key;
+  }
 }
 
 TEST_F(ResumeTest, ExportPredictsWhatTheServersRowsGive) {

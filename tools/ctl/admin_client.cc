@@ -14,8 +14,8 @@
 #include "google/protobuf/util/json_util.h"
 #include "proto/health.grpc.pb.h"
 #include "proto/ps.grpc.pb.h"
+#include "server/service/checkpoint_export.h"
 #include "server/service/stats_format.h"
-#include "tools/ctl/checkpoint_export.h"
 
 namespace ps {
 

@@ -11,8 +11,8 @@
 // options.min_score are left out. A DELTA export (options.base_dir: a
 // directory of earlier exports) lists only rows that changed since the
 // model those exports load to, and the keys that disappeared.
-#ifndef PS_TOOLS_CTL_CHECKPOINT_EXPORT_H_
-#define PS_TOOLS_CTL_CHECKPOINT_EXPORT_H_
+#ifndef PS_SERVER_SERVICE_CHECKPOINT_EXPORT_H_
+#define PS_SERVER_SERVICE_CHECKPOINT_EXPORT_H_
 
 #include <cstdint>
 #include <limits>
@@ -48,4 +48,4 @@ absl::StatusOr<CheckpointExportResult> ExportCheckpoint(
 
 }  // namespace ps
 
-#endif  // PS_TOOLS_CTL_CHECKPOINT_EXPORT_H_
+#endif  // PS_SERVER_SERVICE_CHECKPOINT_EXPORT_H_

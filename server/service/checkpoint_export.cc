@@ -1,4 +1,4 @@
-#include "tools/ctl/checkpoint_export.h"
+#include "server/service/checkpoint_export.h"
 
 #include <filesystem>
 #include <memory>
