@@ -472,7 +472,7 @@ absl::Status CheckModel(const Validator& v, const JobConfig& c) {
                             m.hidden_units(i), 1, 65536));
   }
   if (m.pooling() == ModelConfig::POOLING_UNSPECIFIED) {
-    return v.Error("model.pooling", "must be SUM or MEAN");
+    return v.Error("model.pooling", "must be SUM, MEAN or SQRTN");
   }
   if (m.activation() == ModelConfig::ACTIVATION_UNSPECIFIED) {
     return v.Error("model.activation", "must be RELU, TANH or SIGMOID");

@@ -17,6 +17,7 @@
 #ifndef PS_KERNELS_BACKEND_H_
 #define PS_KERNELS_BACKEND_H_
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -30,7 +31,24 @@
 namespace ps {
 
 enum class Activation { kNone, kRelu, kTanh, kSigmoid };
-enum class PoolMode { kSum, kMean };
+// How a slot pools its rows: their sum, times 1 (kSum), 1 / count (kMean)
+// or 1 / sqrt(count) (kSqrtN); see PoolScale.
+enum class PoolMode { kSum, kMean, kSqrtN };
+
+// The factor a slot of `count` > 0 rows scales its sum by, as every backend
+// computes it: float32 1 / count, or 1 / sqrtf(count) (both correctly
+// rounded, so host and device agree bit for bit).
+inline float PoolScale(PoolMode mode, uint32_t count) {
+  switch (mode) {
+    case PoolMode::kMean:
+      return 1.0f / static_cast<float>(count);
+    case PoolMode::kSqrtN:
+      return 1.0f / std::sqrt(static_cast<float>(count));
+    case PoolMode::kSum:
+      break;
+  }
+  return 1.0f;
+}
 
 // Where the blocks of a row-blocked matrix lie: element d of block b of row i
 // is at data[i * ld + b * block_stride + d]. A plain row-major m x n matrix

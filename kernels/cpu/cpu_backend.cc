@@ -144,8 +144,8 @@ void CpuBackend::PoolForward(const PoolArgs& args, const float* rows,
         const float* src = rows + static_cast<int64_t>(args.index[r]) * dim;
         for (int d = 0; d < dim; ++d) dst[d] += src[d];
       }
-      if (args.mode == PoolMode::kMean && end > begin) {
-        const float scale = 1.0f / static_cast<float>(end - begin);
+      if (args.mode != PoolMode::kSum && end > begin) {
+        const float scale = PoolScale(args.mode, end - begin);
         for (int d = 0; d < dim; ++d) dst[d] *= scale;
       }
     }
@@ -162,9 +162,7 @@ void CpuBackend::PoolBackward(const PoolArgs& args, const float* d_out,
       const uint32_t begin = args.offsets[slot];
       const uint32_t end = args.offsets[slot + 1];
       if (end == begin) continue;
-      const float scale = args.mode == PoolMode::kMean
-                              ? 1.0f / static_cast<float>(end - begin)
-                              : 1.0f;
+      const float scale = PoolScale(args.mode, end - begin);
       const float* src = d_out + static_cast<int64_t>(i) * ld_out +
                          static_cast<int64_t>(s) * dim;
       for (uint32_t r = begin; r < end; ++r) {

@@ -63,9 +63,15 @@ __device__ inline float4 Scaled(float4 a, float s) {
                      __fmul_rn(a.w, s));
 }
 
-// 1 / count for mean pooling -- the CPU backend's expression.
-__device__ inline float MeanScale(uint32_t count) {
-  return 1.0f / static_cast<float>(count);
+// PoolScale (kernels/backend.h) on the device: 1 / count or 1 / sqrt(count),
+// correctly rounded (nvcc's default -prec-div and -prec-sqrt), as on the
+// host.
+__device__ inline float DevicePoolScale(PoolMode mode, uint32_t count) {
+  if (mode == PoolMode::kMean) return __frcp_rn(static_cast<float>(count));
+  if (mode == PoolMode::kSqrtN) {
+    return __frcp_rn(__fsqrt_rn(static_cast<float>(count)));
+  }
+  return 1.0f;
 }
 
 // load(begin) + load(begin + 1) + ... + load(end - 1), added in that order
@@ -107,8 +113,8 @@ __global__ void PoolForwardKernel(int64_t num_pairs, int group, int num_slots,
       T acc = SumInOrder<T>(begin, end, [&](uint32_t r) {
         return rows[static_cast<int64_t>(index[r]) * vdim + c];
       });
-      if (mode == PoolMode::kMean && end > begin) {
-        acc = Scaled(acc, MeanScale(end - begin));
+      if (mode != PoolMode::kSum && end > begin) {
+        acc = Scaled(acc, DevicePoolScale(mode, end - begin));
       }
       to[c] = acc;
     }
@@ -167,9 +173,10 @@ __global__ void SegmentSumKernel(int64_t num_rows, int group, int num_slots,
       const T acc = SumInOrder<T>(begin, end, [&](uint32_t q) {
         const uint32_t slot = sorted_slot[q];
         const T v = source(slot)[c];
-        return mode == PoolMode::kMean
-                   ? Scaled(v, MeanScale(offsets[slot + 1] - offsets[slot]))
-                   : v;
+        return mode == PoolMode::kSum
+                   ? v
+                   : Scaled(v, DevicePoolScale(
+                                   mode, offsets[slot + 1] - offsets[slot]));
       });
       grad_rows[row * vdim + c] = acc;
     }

@@ -16,7 +16,8 @@ FORMATS = ("CRITEO", "SLOT", "MOVIELENS", "AVAZU")
 _ENUM_NUMBERS = {
     "model.type": dict(enumerate(
         ("TYPE_UNSPECIFIED",) + MODEL_TYPES)),
-    "model.pooling": {0: "POOLING_UNSPECIFIED", 1: "SUM", 2: "MEAN"},
+    "model.pooling": {0: "POOLING_UNSPECIFIED", 1: "SUM", 2: "MEAN",
+                      3: "SQRTN"},
     "model.activation": {0: "ACTIVATION_UNSPECIFIED", 1: "RELU", 2: "TANH",
                          3: "SIGMOID"},
     "data.format": dict(enumerate(("FORMAT_UNSPECIFIED",) + FORMATS)),

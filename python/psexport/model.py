@@ -2,8 +2,8 @@
 numpy, computed as the CPU backend does (worker/model/, kernels/cpu/).
 
 Sparse rows are [linear weight (LR, FM, WIDE_DEEP, DEEPFM) | embedding].
-Each slot pools its keys' rows (SUM, or MEAN: the sum times 1/count; an
-empty slot is zeros). Logit = the sum of the model's terms, in this order:
+Each slot pools its keys' rows (SUM; MEAN: the sum times 1/count; SQRTN:
+times 1/sqrt(count); an empty slot is zeros). Logit = the sum of the model's terms, in this order:
   linear  sum of the pooled linear weights of wide_slots + dense . W + b
           (WIDE_DEEP: no dense input, b only)
   fm      0.5 * (sum_d (sum_f v_fd)^2 - sum_f sum_d v_fd^2) over all slots'
@@ -91,10 +91,11 @@ def make_spec(config):
     return s
 
 
-def pool(rows, index, offsets, num_slots, mean):
+def pool(rows, index, offsets, num_slots, mode):
     """Pooled rows (batch x num_slots x dim float32): slot j of example i sums
-    rows[index[offsets[i*S+j] : offsets[i*S+j+1]]] in key order (MEAN: times
-    float32(1 / count)); as CpuBackend::PoolForward."""
+    rows[index[offsets[i*S+j] : offsets[i*S+j+1]]] in key order (mode MEAN:
+    times float32(1 / count); SQRTN: times float32(1 / sqrt(count)), each
+    correctly rounded); as CpuBackend::PoolForward (PoolScale)."""
     dim = rows.shape[1]
     counts = np.diff(offsets)
     out = np.zeros((counts.size, dim), dtype=_F32)
@@ -102,9 +103,10 @@ def pool(rows, index, offsets, num_slots, mean):
     for k in range(int(counts.max()) if counts.size else 0):
         has = counts > k
         out[has] += rows[index[starts[has] + k]]
-    if mean:
+    if mode in ("MEAN", "SQRTN"):
         nonzero = counts > 0
-        scale = _F32(1.0) / counts[nonzero].astype(_F32)
+        n = counts[nonzero].astype(_F32)
+        scale = _F32(1.0) / (n if mode == "MEAN" else np.sqrt(n))
         out[nonzero] *= scale[:, None]
     return out.reshape(-1, num_slots, dim)
 

@@ -86,7 +86,7 @@ class Scorer:
         unique, index = np.unique(keys, return_inverse=True)
         rows, _ = self.model.lookup(spec.table, unique)
         pooled = pool(rows, index.reshape(-1), offsets, spec.num_slots,
-                      spec.pooling == "MEAN")
+                      spec.pooling)
         dense = np.zeros((len(examples), spec.num_dense), dtype=np.float32)
         if spec.num_dense:
             dense[:] = [d for _, _, d in examples]

@@ -214,7 +214,7 @@ TEST(CpuBackendTest, PoolForwardMatchesReferenceAndKeepsOtherColumns) {
   auto backend = MakeBackend();
   std::mt19937 rng(19);
   const float kSentinel = -777.0f;
-  for (PoolMode mode : {PoolMode::kSum, PoolMode::kMean}) {
+  for (PoolMode mode : {PoolMode::kSum, PoolMode::kMean, PoolMode::kSqrtN}) {
     for (int batch : {1, 7, 65}) {
       for (int dim : {1, 7}) {
         const int num_slots = 3, num_rows = 5, extra = 2;
@@ -235,6 +235,9 @@ TEST(CpuBackendTest, PoolForwardMatchesReferenceAndKeepsOtherColumns) {
                 want += rows[int64_t{pool.index[r]} * dim + d];
               }
               if (mode == PoolMode::kMean && end > begin) want /= end - begin;
+              if (mode == PoolMode::kSqrtN && end > begin) {
+                want /= std::sqrt(static_cast<double>(end - begin));
+              }
               ASSERT_NEAR(out[int64_t{i} * ld + s * dim + d], want, 1e-5)
                   << "batch=" << batch << " dim=" << dim << " example " << i
                   << " slot " << s << " (" << end - begin << " rows)";
@@ -263,6 +266,12 @@ TEST(CpuBackendTest, PoolForwardHandValues) {
   args.mode = PoolMode::kMean;
   backend->PoolForward(args, rows.data(), out.data(), 4);
   EXPECT_THAT(out, ::testing::ElementsAre(5.5, 11, 0, 0, 10, 20, 7, 14));
+  // sqrt-n: slot sums times 1/sqrt(2), 1, 1/sqrt(3).
+  args.mode = PoolMode::kSqrtN;
+  backend->PoolForward(args, rows.data(), out.data(), 4);
+  const float r2 = 1.0f / std::sqrt(2.0f), r3 = 1.0f / std::sqrt(3.0f);
+  EXPECT_THAT(out, ::testing::ElementsAre(11 * r2, 22 * r2, 0, 0, 10, 20,
+                                          21 * r3, 42 * r3));
 }
 
 TEST(CpuBackendTest, PoolBackwardMergesDuplicateRows) {
@@ -290,7 +299,7 @@ TEST(CpuBackendTest, PoolBackwardMergesDuplicateRows) {
 TEST(CpuBackendTest, PoolBackwardMatchesReference) {
   auto backend = MakeBackend();
   std::mt19937 rng(23);
-  for (PoolMode mode : {PoolMode::kSum, PoolMode::kMean}) {
+  for (PoolMode mode : {PoolMode::kSum, PoolMode::kMean, PoolMode::kSqrtN}) {
     for (int batch : {1, 7, 65, 1000}) {
       const int num_slots = 3, dim = 7, num_rows = 65;
       RandomPool pool =
@@ -306,6 +315,9 @@ TEST(CpuBackendTest, PoolBackwardMatchesReference) {
             for (int d = 0; d < dim; ++d) {
               double g = d_out[int64_t{i} * ld + s * dim + d];
               if (mode == PoolMode::kMean) g /= end - begin;
+              if (mode == PoolMode::kSqrtN) {
+                g /= std::sqrt(static_cast<double>(end - begin));
+              }
               want[int64_t{pool.index[r]} * dim + d] += g;
             }
           }

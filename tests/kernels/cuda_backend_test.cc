@@ -250,7 +250,7 @@ TEST_P(CudaBackendTest, PoolForwardAndBackward) {
       {33, 3, 6, 5, 40, 0, false},    {9, 2, 260, 6, 11, 4, false},
       {17, 4, 64, 9, 200, 4, false},  {65, 26, 8, 3, 1000, 0, true}};
   for (const Case& c : cases) {
-    for (PoolMode mode : {PoolMode::kSum, PoolMode::kMean}) {
+    for (PoolMode mode : {PoolMode::kSum, PoolMode::kMean, PoolMode::kSqrtN}) {
       const PoolInput in =
           MakePoolInput(c.batch, c.num_slots, c.max_keys, c.num_rows, &rng);
       const auto rows = RandomVector(int64_t{c.num_rows} * c.dim, &rng);
@@ -271,7 +271,9 @@ TEST_P(CudaBackendTest, PoolForwardAndBackward) {
       float* dout = Up(shifted_out0) + shift;
       device_->PoolForward(dargs, Up(rows), dout, ld_out);
       const std::string what =
-          std::string(mode == PoolMode::kSum ? "sum" : "mean") +
+          std::string(mode == PoolMode::kSum    ? "sum"
+                      : mode == PoolMode::kMean ? "mean"
+                                                : "sqrt-n") +
           " pooling batch " + std::to_string(c.batch) + " slots " +
           std::to_string(c.num_slots) + " dim " + std::to_string(c.dim) +
           " pad " + std::to_string(c.pad) + (c.shift ? " shifted" : "");

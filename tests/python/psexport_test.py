@@ -2,7 +2,7 @@
 """The portable export (python/psexport) against `ps_worker --predict`.
 
 For every model type (LR, DNN, FM, WIDE_DEEP, DEEPFM, DCN) on generated
-Criteo data (ps_datagen), with both int_features modes, SUM and MEAN
+Criteo data (ps_datagen), with both int_features modes, SUM, MEAN and SQRTN
 pooling, the three activations and the three initializers, and for the
 SLOT, AVAZU and MOVIELENS formats on small seeded files: trains a tiny job
 (1 server, 1 worker, a checkpoint every 4 steps), exports a FULL export of
@@ -71,8 +71,8 @@ CASES = [
     ("slot_dnn_mean", "dim: 6", "type: DNN hidden_units: 8 pooling: MEAN",
      'format: SLOT num_slots: 5 num_dense: 3 train_files: "{slot_train}"',
      "slot_eval", None),
-    ("slot_deepfm", "dim: 5 accessor { min_count: 1 }",
-     "type: DEEPFM hidden_units: 8",
+    ("slot_deepfm_sqrtn", "dim: 5 accessor { min_count: 1 }",
+     "type: DEEPFM hidden_units: 8 pooling: SQRTN",
      'format: SLOT num_slots: 5 num_dense: 3 train_files: "{slot_train}"',
      "slot_eval", 0.5),
     ("avazu_fm", "dim: 5", "type: FM",

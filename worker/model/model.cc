@@ -128,6 +128,17 @@ void Download(Backend* backend, const T* src, int64_t count, T* host) {
 
 }  // namespace
 
+PoolMode PoolModeOf(ModelConfig::Pooling pooling) {
+  switch (pooling) {
+    case ModelConfig::MEAN:
+      return PoolMode::kMean;
+    case ModelConfig::SQRTN:
+      return PoolMode::kSqrtN;
+    default:
+      return PoolMode::kSum;
+  }
+}
+
 std::vector<std::unique_ptr<ModelTerm>> MakeModelTerms(const ModelSpec& spec,
                                                        Backend* backend) {
   std::vector<std::unique_ptr<ModelTerm>> terms;

@@ -70,6 +70,9 @@ struct StepResult {
   std::vector<float> row_grad;    // num_unique * emb_dim
 };
 
+// The backend's pooling of a config's model.pooling (SUM for unspecified).
+PoolMode PoolModeOf(ModelConfig::Pooling pooling);
+
 class Model {
  public:
   // `backend` is not owned and must outlive the model.

@@ -22,10 +22,7 @@ absl::StatusOr<int64_t> PredictFile(const ExportedModel& model,
                                     Backend* backend, int batch_size) {
   const JobConfig& config = model.config();
   const ModelSpec spec = MakeModelSpec(config);
-  Model net(spec,
-            config.model().pooling() == ModelConfig::MEAN ? PoolMode::kMean
-                                                          : PoolMode::kSum,
-            backend);
+  Model net(spec, PoolModeOf(config.model().pooling()), backend);
   ReaderOptions options;
   options.files = {data_file};
   options.batch_size = batch_size;

@@ -77,10 +77,7 @@ StepPieces::StepPieces(const JobConfig& config, int rank, PsClient* client,
       blocks_{spec_.dense_size, config.cluster().dense_block_size(),
               config.cluster().servers_size()},
       trigger_(MakeTrigger(config)),
-      model_(spec_,
-             config.model().pooling() == ModelConfig::MEAN ? PoolMode::kMean
-                                                           : PoolMode::kSum,
-             backend),
+      model_(spec_, PoolModeOf(config.model().pooling()), backend),
       dense_params_(spec_.dense_size),
       merger_(spec_.emb_dim, spec_.dense_size),
       reporter_(MakeProgressOptions(config, rank), metrics) {

@@ -151,11 +151,7 @@ class ExportModelTest : public testing_util::TempDirTest {
   static std::vector<float> Reference(const Trained& t,
                                       const std::string& data) {
     auto backend = Cpu();
-    Model model(t.spec,
-                t.config.model().pooling() == ModelConfig::MEAN
-                    ? PoolMode::kMean
-                    : PoolMode::kSum,
-                backend.get());
+    Model model(t.spec, PoolModeOf(t.config.model().pooling()), backend.get());
     ReaderOptions o;
     o.files = {data};
     o.batch_size = 13;

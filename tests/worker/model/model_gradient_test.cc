@@ -162,10 +162,13 @@ TEST_P(ModelGradientTest, AnalyticGradientMatchesFiniteDifferences) {
 INSTANTIATE_TEST_SUITE_P(
     AllModels, ModelGradientTest,
     ::testing::Combine(::testing::ValuesIn(Cases()),
-                       ::testing::Values(PoolMode::kSum, PoolMode::kMean)),
+                       ::testing::Values(PoolMode::kSum, PoolMode::kMean,
+                                         PoolMode::kSqrtN)),
     [](const ::testing::TestParamInfo<GradCase>& info) {
       return std::get<0>(info.param).name +
-             (std::get<1>(info.param) == PoolMode::kSum ? "Sum" : "Mean");
+             (std::get<1>(info.param) == PoolMode::kSum    ? "Sum"
+              : std::get<1>(info.param) == PoolMode::kMean ? "Mean"
+                                                           : "SqrtN");
     });
 
 }  // namespace
