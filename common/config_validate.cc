@@ -659,6 +659,22 @@ absl::Status CheckTraining(const Validator& v, const JobConfig& c) {
                                 "once, as they arrive), got ",
                                 tr.epochs()));
   }
+  RETURN_IF_ERROR(v.Range("training.early_stopping_patience",
+                          tr.early_stopping_patience(), 0, 1000));
+  RETURN_IF_ERROR(v.Range("training.early_stopping_min_delta",
+                          tr.early_stopping_min_delta(), 0.0, 1e9));
+  if (tr.early_stopping_patience() > 0) {
+    if (!tr.eval_every_epoch()) {
+      return v.Error("training.early_stopping_patience",
+                     "needs training.eval_every_epoch");
+    }
+    if (c.data().eval_files().empty() &&
+        c.data().eval_holdout_fraction() == 0 && !c.data().has_generate()) {
+      return v.Error("training.early_stopping_patience",
+                     "needs an evaluation: data.eval_files or "
+                     "data.eval_holdout_fraction");
+    }
+  }
   RETURN_IF_ERROR(
       v.Range("training.log_every_steps", tr.log_every_steps(), 1, 1 << 30));
   RETURN_IF_ERROR(

@@ -129,6 +129,20 @@ TEST(ConfigTest, ExportsNeedAFolderAndCheckpoints) {
       HasSubstr("export.every_minutes: must be in [0, 525600]"));
 }
 
+TEST(ConfigTest, EarlyStoppingNeedsAnEvaluationEveryEpoch) {
+  const std::string good =
+      std::string(kGood) + "training { epochs: 10 early_stopping_patience: 2 }";
+  EXPECT_TRUE(Parse(good).ok());
+  EXPECT_THAT(Error(Replace(good, "epochs: 10", "eval_every_epoch: false")),
+              HasSubstr("training.early_stopping_patience: needs "
+                        "training.eval_every_epoch"));
+  EXPECT_THAT(Error(Replace(good, "eval_files: \"/abs/eval.tsv\"", "")),
+              HasSubstr("needs an evaluation: data.eval_files or "
+                        "data.eval_holdout_fraction"));
+  EXPECT_THAT(Error(Replace(good, "patience: 2", "patience: -1")),
+              HasSubstr("training.early_stopping_patience: must be in"));
+}
+
 TEST(ConfigTest, UnknownFieldNamesLineAndField) {
   std::string msg = Error(Replace(kGood, "batch_size: 256", "batchsize: 256"));
   EXPECT_THAT(msg, HasSubstr("job.pbtxt:19:"));

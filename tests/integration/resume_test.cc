@@ -5,7 +5,7 @@
 // the final checkpoint exported for serving predicts what the servers'
 // rows and the model's forward pass give. A job reading a command's output
 // resumes by line count as exactly, and one following a folder trains on
-// files as they arrive.
+// files as they arrive; early stopping ends a job on its eval logloss.
 //
 // One worker: with several, a SYNC server applies the workers' concurrent
 // pushes in arrival order, so even two uninterrupted runs differ in the
@@ -311,6 +311,29 @@ TEST_F(ResumeTest, AFollowingJobTrainsOnFilesAsTheyArrive) {
     ASSERT_EQ(std::vector<float>(a, a + 8), std::vector<float>(b, b + 8))
         << "key " << key;
   }
+}
+
+// Early stopping: a 30-epoch job whose eval logloss stops improving by
+// 0.001 stops two epochs after its best, every worker with it, having
+// trained whole epochs only; the same job without it runs all 30.
+TEST_F(ResumeTest, EarlyStoppingEndsTheJobWhenEvalLoglossStopsImproving) {
+  JobConfig c = WithCheckpointDir("early");
+  c.mutable_cluster()->set_num_workers(2);
+  c.mutable_training()->set_epochs(30);
+  c.mutable_training()->set_early_stopping_patience(2);
+  c.mutable_training()->set_early_stopping_min_delta(0.001);
+  auto run = RunLocalCluster(c);
+  ExpectOk(*run);
+  const int stopped = run->results[0]->stopped_early_after_epoch;
+  EXPECT_GE(stopped, 3);  // a best epoch, then two without improvement
+  EXPECT_LT(stopped, 30);
+  // Worker 0 decides; every worker stops after the same epoch.
+  EXPECT_EQ(run->results[1]->stopped_early_after_epoch, stopped);
+  int64_t examples = 0;
+  for (const auto& r : run->results) examples += r->train.examples;
+  EXPECT_EQ(examples, int64_t{30000} * stopped);  // whole epochs
+  ASSERT_TRUE(run->results[0]->eval.has_value());
+  EXPECT_GT(run->results[0]->eval->auc, 0.6);
 }
 
 TEST_F(ResumeTest, ExportPredictsWhatTheServersRowsGive) {

@@ -1,6 +1,7 @@
 #include "worker/train/worker_job.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -133,6 +134,10 @@ absl::Status TrainEpochs(const JobConfig& config, int rank, int first_epoch,
   const auto& eval_files =
       holdout ? config.data().train_files() : config.data().eval_files();
   const bool has_eval = !eval_files.empty();
+  // Early stopping (worker 0 decides; the others learn it at the barrier).
+  const int patience = config.training().early_stopping_patience();
+  double best_logloss = std::numeric_limits<double>::infinity();
+  int best_epoch = 0;
   for (int epoch = first_epoch; epoch <= epochs; ++epoch) {
     RETURN_IF_ERROR(trainer->TrainEpoch(epoch - 1));
     if (epoch == epochs) RETURN_IF_ERROR(trainer->FinishTraining());
@@ -146,17 +151,38 @@ absl::Status TrainEpochs(const JobConfig& config, int rank, int first_epoch,
     RETURN_IF_ERROR(
         trainer->Barrier(absl::StrCat("epoch-", epoch, "-done"), false)
             .status());
+    bool go_on = true;
     if (rank == 0) {
       ASSIGN_OR_RETURN(
           EvalStats eval,
           trainer->Evaluate({eval_files.begin(), eval_files.end()}, 0, 1));
       LogEval(rank, epoch, eval, metrics);
       result->eval = eval;
+      if (patience > 0) {
+        if (eval.logloss <
+            best_logloss - config.training().early_stopping_min_delta()) {
+          best_logloss = eval.logloss;
+          best_epoch = epoch;
+        } else if (epoch - best_epoch >= patience && epoch < epochs) {
+          LOG(INFO) << "worker 0: early stopping after epoch " << epoch
+                    << ": eval logloss " << eval.logloss
+                    << " has not improved on " << best_logloss << " (epoch "
+                    << best_epoch << ") for " << epoch - best_epoch
+                    << " epoch(s)";
+          go_on = false;
+        }
+      }
     }
     if (epoch < epochs) {
-      RETURN_IF_ERROR(
-          trainer->Barrier(absl::StrCat("epoch-", epoch, "-evaluated"), false)
-              .status());
+      // Only worker 0 may have more: all_done means it stopped early.
+      ASSIGN_OR_RETURN(
+          const bool all_done,
+          trainer->Barrier(absl::StrCat("epoch-", epoch, "-evaluated"),
+                           /*has_more=*/rank == 0 && go_on));
+      if (patience > 0 && all_done) {
+        result->stopped_early_after_epoch = epoch;
+        return trainer->FinishTraining();
+      }
     }
   }
   return absl::OkStatus();

@@ -37,6 +37,9 @@ struct WorkerJobOptions {
 struct WorkerJobResult {
   TrainStats train;
   std::optional<EvalStats> eval;  // worker 0, when the config has eval files
+  // The epoch after which training.early_stopping_patience stopped the job;
+  // 0 when it ran every epoch.
+  int stopped_early_after_epoch = 0;
 };
 
 // REQUIRES: config validated, 0 <= rank < num_workers. A failure is also

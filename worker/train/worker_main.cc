@@ -81,6 +81,10 @@ std::string ToJson(int rank, const ps::WorkerJobResult& r) {
         r.eval->examples, r.eval->auc, r.eval->logloss, r.eval->calibration,
         r.eval->bad_lines);
   }
+  if (r.stopped_early_after_epoch > 0) {
+    absl::StrAppendFormat(&json, ", \"stopped_early_after_epoch\": %d",
+                          r.stopped_early_after_epoch);
+  }
   return json + "}\n";
 }
 
