@@ -578,6 +578,16 @@ absl::Status CheckData(const Validator& v, const JobConfig& c) {
       v.Range("data.shuffle_buffer", d.shuffle_buffer(), 0, 10000000));
   RETURN_IF_ERROR(v.Range("data.eval_holdout_fraction",
                           d.eval_holdout_fraction(), 0.0, 0.5));
+  if (d.eval_holdout_fold() != 0) {
+    if (d.eval_holdout_fraction() == 0) {
+      return v.Error("data.eval_holdout_fold",
+                     "needs data.eval_holdout_fraction");
+    }
+    const int folds =
+        static_cast<int>(std::floor(1 / d.eval_holdout_fraction() + 1e-9));
+    RETURN_IF_ERROR(
+        v.Range("data.eval_holdout_fold", d.eval_holdout_fold(), 0, folds - 1));
+  }
   if (d.eval_holdout_fraction() > 0 &&
       (!d.eval_files().empty() || d.has_generate())) {
     return v.Error("data.eval_holdout_fraction",

@@ -143,6 +143,18 @@ TEST(ConfigTest, EarlyStoppingNeedsAnEvaluationEveryEpoch) {
               HasSubstr("training.early_stopping_patience: must be in"));
 }
 
+TEST(ConfigTest, HoldoutFoldsNeedAFractionAndStayInRange) {
+  const std::string folds = Replace(kGood, "eval_files: \"/abs/eval.tsv\"",
+                                    "eval_holdout_fraction: 0.2 "
+                                    "eval_holdout_fold: 4");
+  EXPECT_TRUE(Parse(folds).ok());
+  EXPECT_THAT(Error(Replace(folds, "fold: 4", "fold: 5")),
+              HasSubstr("data.eval_holdout_fold: must be in [0, 4], got 5"));
+  EXPECT_THAT(Error(Replace(folds, "eval_holdout_fraction: 0.2", "")),
+              HasSubstr("data.eval_holdout_fold: needs "
+                        "data.eval_holdout_fraction"));
+}
+
 TEST(ConfigTest, UnknownFieldNamesLineAndField) {
   std::string msg = Error(Replace(kGood, "batch_size: 256", "batchsize: 256"));
   EXPECT_THAT(msg, HasSubstr("job.pbtxt:19:"));

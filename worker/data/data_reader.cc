@@ -153,6 +153,13 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
         absl::StrCat("data reader: holdout_fraction must be in [0, 0.5], got ",
                      options.holdout_fraction));
   }
+  if (options.holdout_fold < 0 ||
+      (options.holdout_fraction > 0 &&
+       (options.holdout_fold + 1) * options.holdout_fraction > 1 + 1e-9)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data reader: holdout_fold ", options.holdout_fold,
+        " is not a fold of holdout_fraction ", options.holdout_fraction));
+  }
   const DataConfig& data = options.data;
   if (data.max_line_bytes() < 1) {
     return absl::InvalidArgumentError(

@@ -102,11 +102,15 @@ struct ReaderOptions {
   // Default: 0.
   int epoch = 0;
   // Lines held out for evaluation (data.eval_holdout_fraction): a line is
-  // held out when HoldoutHash(line) / 2^64 < holdout_fraction. With a
+  // held out when HoldoutHash(line) / 2^64 is in [holdout_fold,
+  // holdout_fold + 1) * holdout_fraction. With a
   // fraction > 0 the reader skips held-out lines, or, with held_out, reads
   // only them; skipped lines are not counted as read. Default: 0, none.
   double holdout_fraction = 0;
   bool held_out = false;
+  // The share held out is [holdout_fold, holdout_fold + 1) * fraction of
+  // the hash range (data.eval_holdout_fold). Default: 0.
+  int holdout_fold = 0;
   // Where to start: a position a reader of the same files, worker, epoch and
   // shuffle settings gave (see above). Default: none, the start of the
   // worker's share.

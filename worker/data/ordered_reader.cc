@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -120,7 +121,10 @@ class FileReader final : public DataReader {
         lookahead_(2 * options.threads + 2),
         gzip_queued_blocks_(options.threads + 2),
         holdout_(options.holdout_fraction > 0),
-        holdout_threshold_(HoldoutThreshold(options.holdout_fraction)),
+        holdout_lo_(
+            HoldoutThreshold(options.holdout_fold * options.holdout_fraction)),
+        holdout_hi_(HoldoutThreshold((options.holdout_fold + 1) *
+                                     options.holdout_fraction)),
         gzip_limits_(LimitsOf(options.data)),
         outputs_(lookahead_),
         cursor_(start),
@@ -217,12 +221,19 @@ class FileReader final : public DataReader {
     return limits;
   }
 
-  // Lines whose HoldoutHash is below are held out: fraction * 2^64, at
-  // least 1 for any fraction > 0.
-  static uint64_t HoldoutThreshold(double fraction) {
+  // fraction * 2^64 as a hash bound, at least 1 for any fraction > 0;
+  // nullopt for the end of the range (fraction >= 1).
+  static std::optional<uint64_t> HoldoutThreshold(double fraction) {
     if (!(fraction > 0)) return 0;
-    return std::max<uint64_t>(
-        1, static_cast<uint64_t>(std::ceil(std::ldexp(fraction, 64))));
+    const double bound = std::ceil(std::ldexp(fraction, 64));
+    if (bound >= std::ldexp(1.0, 64)) return std::nullopt;
+    return std::max<uint64_t>(1, static_cast<uint64_t>(bound));
+  }
+
+  // Whether a line's hash falls in the held-out share.
+  bool HeldOut(uint64_t hash) const {
+    return *holdout_lo_ <= hash &&
+           (!holdout_hi_.has_value() || hash < *holdout_hi_);
   }
 
   // The output of task t (only tasks in [current_task_, current_task_ +
@@ -479,8 +490,7 @@ class FileReader final : public DataReader {
                          " keys read since the last batch: the reader's "
                          "batches would overflow"));
       }
-      if (holdout_ &&
-          (HoldoutHash(line) < holdout_threshold_) != options_.held_out) {
+      if (holdout_ && HeldOut(HoldoutHash(line)) != options_.held_out) {
         continue;  // on the other side of the split
       }
       absl::Status parsed = parser_->Append(line, &chunk->examples);
@@ -617,7 +627,9 @@ class FileReader final : public DataReader {
   const size_t lookahead_;
   const size_t gzip_queued_blocks_;
   const bool holdout_;  // a split: skip one side
-  const uint64_t holdout_threshold_;
+  // The held-out share of the hash range: [lo, hi), hi nullopt for 2^64.
+  const std::optional<uint64_t> holdout_lo_;
+  const std::optional<uint64_t> holdout_hi_;
   const GzipLimits gzip_limits_;      // max_line_bytes for plain files too
   std::vector<std::thread> threads_;  // started in Start(), joined in ~
 

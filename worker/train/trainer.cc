@@ -33,6 +33,7 @@ ReaderOptions MakeReaderOptions(const JobConfig& config,
   o.shuffle_buffer = config.data().shuffle_buffer();
   o.shuffle_seed = config.data().shuffle_seed();
   o.holdout_fraction = config.data().eval_holdout_fraction();
+  o.holdout_fold = config.data().eval_holdout_fold();
   o.held_out = held_out;
   return o;
 }

@@ -201,6 +201,35 @@ TEST_F(DataReaderTest, HoldoutSplitsLinesByTheirText) {
               HasSubstr("holdout_fraction must be in [0, 0.5], got 0.6"));
 }
 
+// eval_holdout_fold: fold k holds out the lines whose hash is in the k-th
+// quarter of the hash range; the four folds are disjoint and cover every
+// line once, and fold 0 is the plain holdout.
+TEST_F(DataReaderTest, HoldoutFoldsAreDisjointSharesOfTheLines) {
+  ReaderOptions options;
+  options.files = {Write("a.tsv", Lines(0, 2000))};
+  options.batch_size = 16;
+  options.holdout_fraction = 0.25;
+  options.held_out = true;
+  std::vector<int> all_held;
+  for (int fold = 0; fold < 4; ++fold) {
+    SCOPED_TRACE(absl::StrCat("fold ", fold));
+    std::vector<int> held;
+    for (int id = 0; id < 2000; ++id) {
+      if (HoldoutHash(GoodLine(id)) >> 62 == static_cast<uint64_t>(fold)) {
+        held.push_back(id);
+      }
+    }
+    EXPECT_NEAR(held.size(), 500, 60);
+    options.holdout_fold = fold;
+    EXPECT_EQ(ReadAllRanks(options, 2), Expected(held));
+    all_held.insert(all_held.end(), held.begin(), held.end());
+  }
+  EXPECT_EQ(all_held.size(), 2000u);  // the folds partition the lines
+  options.holdout_fold = 4;
+  EXPECT_THAT(DataReader::Open(options).status().message(),
+              HasSubstr("holdout_fold 4 is not a fold of holdout_fraction"));
+}
+
 TEST_F(DataReaderTest, MoreWorkersThanLines) {
   ReaderOptions options;
   options.files = {Write("a.tsv", Lines(0, 20))};
