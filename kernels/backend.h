@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/host_device.h"
 #include "common/optimizer_math.h"
 
 namespace ps {
@@ -36,17 +37,12 @@ enum class Activation { kNone, kRelu, kTanh, kSigmoid };
 enum class PoolMode { kSum, kMean, kSqrtN };
 
 // The factor a slot of `count` > 0 rows scales its sum by, as every backend
-// computes it: float32 1 / count, or 1 / sqrtf(count) (both correctly
-// rounded, so host and device agree bit for bit).
-inline float PoolScale(PoolMode mode, uint32_t count) {
-  switch (mode) {
-    case PoolMode::kMean:
-      return 1.0f / static_cast<float>(count);
-    case PoolMode::kSqrtN:
-      return 1.0f / std::sqrt(static_cast<float>(count));
-    case PoolMode::kSum:
-      break;
-  }
+// computes it (the CUDA kernels call this too): float32 1 / count, or
+// 1 / sqrtf(count); division and square root are correctly rounded on the
+// host and under nvcc's defaults, so host and device agree bit for bit.
+PS_HOST_DEVICE inline float PoolScale(PoolMode mode, uint32_t count) {
+  if (mode == PoolMode::kMean) return 1.0f / static_cast<float>(count);
+  if (mode == PoolMode::kSqrtN) return 1.0f / sqrtf(static_cast<float>(count));
   return 1.0f;
 }
 

@@ -63,17 +63,6 @@ __device__ inline float4 Scaled(float4 a, float s) {
                      __fmul_rn(a.w, s));
 }
 
-// PoolScale (kernels/backend.h) on the device: 1 / count or 1 / sqrt(count),
-// correctly rounded (nvcc's default -prec-div and -prec-sqrt), as on the
-// host.
-__device__ inline float DevicePoolScale(PoolMode mode, uint32_t count) {
-  if (mode == PoolMode::kMean) return __frcp_rn(static_cast<float>(count));
-  if (mode == PoolMode::kSqrtN) {
-    return __frcp_rn(__fsqrt_rn(static_cast<float>(count)));
-  }
-  return 1.0f;
-}
-
 // load(begin) + load(begin + 1) + ... + load(end - 1), added in that order
 // from zero. Loads go 4 at a time, all 4 issued before their adds, so a
 // lane has several gathers in flight; the order of the adds is unchanged.
@@ -114,7 +103,7 @@ __global__ void PoolForwardKernel(int64_t num_pairs, int group, int num_slots,
         return rows[static_cast<int64_t>(index[r]) * vdim + c];
       });
       if (mode != PoolMode::kSum && end > begin) {
-        acc = Scaled(acc, DevicePoolScale(mode, end - begin));
+        acc = Scaled(acc, PoolScale(mode, end - begin));
       }
       to[c] = acc;
     }
@@ -175,8 +164,8 @@ __global__ void SegmentSumKernel(int64_t num_rows, int group, int num_slots,
         const T v = source(slot)[c];
         return mode == PoolMode::kSum
                    ? v
-                   : Scaled(v, DevicePoolScale(
-                                   mode, offsets[slot + 1] - offsets[slot]));
+                   : Scaled(v,
+                            PoolScale(mode, offsets[slot + 1] - offsets[slot]));
       });
       grad_rows[row * vdim + c] = acc;
     }
