@@ -41,10 +41,10 @@ absl::StatusOr<std::unique_ptr<GzipLineSource>> GzipLineSource::Open(
 GzipLineSource::GzipLineSource(gzFile file, std::string path,
                                std::vector<char>* buffer,
                                const GzipLimits& limits)
-    : file_(file),
+    : StreamLineSource(buffer, limits.max_line_bytes),
+      file_(file),
       path_(std::move(path)),
-      limits_(limits),
-      lines_(buffer, 0, limits.max_line_bytes) {}
+      limits_(limits) {}
 
 GzipLineSource::~GzipLineSource() { gzclose(file_); }
 
@@ -116,16 +116,6 @@ absl::Status GzipLineSource::CheckLimits() const {
     }
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<bool> GzipLineSource::Next(absl::string_view* line) {
-  int64_t start = 0;
-  ASSIGN_OR_RETURN(
-      bool more,
-      lines_.Next([this](char* dst, size_t n) { return Read(dst, n); }, line,
-                  &start, &too_long_));
-  if (more) ++line_number_;
-  return more;
 }
 
 }  // namespace ps

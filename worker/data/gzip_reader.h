@@ -51,7 +51,7 @@ struct GzipLimits {
   int64_t max_ratio = 1000;
 };
 
-class GzipLineSource final : public LineStream {
+class GzipLineSource final : public StreamLineSource {
  public:
   // Opens `path` for reading; `*buffer` (may be empty) must outlive the
   // source. Errors as InputFile::Open.
@@ -63,13 +63,11 @@ class GzipLineSource final : public LineStream {
   GzipLineSource& operator=(const GzipLineSource&) = delete;
   ~GzipLineSource() override;
 
-  // Next decompressed line. DataLoss "cannot decompress input file
-  // '<path>': <zlib's reason>" for a corrupt or truncated file,
-  // InvalidArgument when the file is not gzip, ResourceExhausted past a
-  // limit (naming the file, the limit and its config field).
-  absl::StatusOr<bool> Next(absl::string_view* line) override;
-  absl::StatusOr<int64_t> LineNumber() override { return line_number_; }
-  bool too_long() const override { return too_long_; }
+  // Next (StreamLineSource) gives the decompressed lines. DataLoss "cannot
+  // decompress input file '<path>': <zlib's reason>" for a corrupt or
+  // truncated file, InvalidArgument when the file is not gzip,
+  // ResourceExhausted past a limit (naming the file, the limit and its
+  // config field).
 
   // Decompressed bytes read from the file so far.
   int64_t decompressed_bytes() const { return decompressed_; }
@@ -79,7 +77,7 @@ class GzipLineSource final : public LineStream {
                  const GzipLimits& limits);
 
   // Reads up to `n` decompressed bytes into `dst`; 0 at the end.
-  absl::StatusOr<size_t> Read(char* dst, size_t n);
+  absl::StatusOr<size_t> Read(char* dst, size_t n) override;
   // The status of zlib's last error on file_ (OK when there is none).
   absl::Status ZlibError() const;
   // ResourceExhausted once decompressed_ passes a limit.
@@ -88,9 +86,6 @@ class GzipLineSource final : public LineStream {
   gzFile file_;
   const std::string path_;
   const GzipLimits limits_;
-  LineBuffer lines_;
-  int64_t line_number_ = 0;  // of the line Next last returned
-  bool too_long_ = false;    // the line Next last returned
   int64_t decompressed_ = 0;
 };
 

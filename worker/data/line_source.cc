@@ -205,4 +205,14 @@ absl::StatusOr<bool> LineSource::Scan(absl::string_view* line, int64_t* start) {
       line, start, &too_long_);
 }
 
+absl::StatusOr<bool> StreamLineSource::Next(absl::string_view* line) {
+  int64_t start = 0;
+  ASSIGN_OR_RETURN(
+      bool more,
+      lines_.Next([this](char* dst, size_t n) { return Read(dst, n); }, line,
+                  &start, &too_long_));
+  if (more) ++line_number_;
+  return more;
+}
+
 }  // namespace ps

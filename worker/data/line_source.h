@@ -138,6 +138,33 @@ class LineStream {
   virtual bool too_long() const { return false; }
 };
 
+// The LineStream of a byte stream read once from its start (a .gz file,
+// a command's output): a derived class supplies Read, this splits the bytes
+// into lines through a LineBuffer and numbers them from 1.
+class StreamLineSource : public LineStream {
+ public:
+  absl::StatusOr<bool> Next(absl::string_view* line) final;
+  absl::StatusOr<int64_t> LineNumber() final { return line_number_; }
+  bool too_long() const final { return too_long_; }
+
+ protected:
+  // `*buffer` (may be empty) must outlive the source.
+  StreamLineSource(std::vector<char>* buffer, int64_t max_line_bytes)
+      : lines_(buffer, 0, max_line_bytes) {}
+
+  // Copies up to `n` next bytes of the stream to `dst`; the count, 0 at its
+  // end.
+  virtual absl::StatusOr<size_t> Read(char* dst, size_t n) = 0;
+
+  // Lines returned so far.
+  int64_t lines_returned() const { return line_number_; }
+
+ private:
+  LineBuffer lines_;
+  int64_t line_number_ = 0;  // of the line Next last returned
+  bool too_long_ = false;    // the line Next last returned
+};
+
 class LineSource final : public LineStream {
  public:
   // Reads the lines of `*file` that start in [begin, end), 0 <= begin,

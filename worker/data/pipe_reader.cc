@@ -123,10 +123,10 @@ absl::StatusOr<std::unique_ptr<PipeLineSource>> PipeLineSource::Open(
 PipeLineSource::PipeLineSource(pid_t pid, int fd, std::string path,
                                std::vector<char>* buffer,
                                int64_t max_line_bytes)
-    : pid_(pid),
+    : StreamLineSource(buffer, max_line_bytes),
+      pid_(pid),
       fd_(fd),
-      path_(std::move(path)),
-      lines_(buffer, 0, max_line_bytes) {}
+      path_(std::move(path)) {}
 
 PipeLineSource::~PipeLineSource() {
   if (fd_ >= 0) close(fd_);  // a writing command now gets SIGPIPE
@@ -174,7 +174,7 @@ absl::Status PipeLineSource::Reap() {
                                             "': ", strerror(errno)));
   }
   const std::string lines =
-      absl::StrCat(" after ", line_number_,
+      absl::StrCat(" after ", lines_returned(),
                    " lines, so its output may be incomplete (its standard "
                    "error is in this worker's log)");
   if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
@@ -189,16 +189,6 @@ absl::Status PipeLineSource::Reap() {
         WTERMSIG(status), " (", strsignal(WTERMSIG(status)), ")", lines));
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<bool> PipeLineSource::Next(absl::string_view* line) {
-  int64_t start = 0;
-  ASSIGN_OR_RETURN(
-      bool more,
-      lines_.Next([this](char* dst, size_t n) { return Read(dst, n); }, line,
-                  &start, &too_long_));
-  if (more) ++line_number_;
-  return more;
 }
 
 }  // namespace ps

@@ -47,7 +47,7 @@ bool IsPipePath(absl::string_view path);
 // The command of a pipe path (what follows "pipe:").
 absl::string_view PipeCommand(absl::string_view path);
 
-class PipeLineSource final : public LineStream {
+class PipeLineSource final : public StreamLineSource {
  public:
   // Starts the command of `path` (a pipe path with a non-empty command).
   // `*buffer` (may be empty) must outlive the source. The rank and count go
@@ -63,17 +63,15 @@ class PipeLineSource final : public LineStream {
   PipeLineSource& operator=(const PipeLineSource&) = delete;
   ~PipeLineSource() override;
 
-  // The next line of the command's output; at its end, the command's exit
-  // status decides between false (0) and DataLoss (see the top).
-  absl::StatusOr<bool> Next(absl::string_view* line) override;
-  absl::StatusOr<int64_t> LineNumber() override { return line_number_; }
-  bool too_long() const override { return too_long_; }
+  // Next (StreamLineSource) gives the lines of the command's output; at
+  // its end, the command's exit status decides between false (0) and
+  // DataLoss (see the top).
 
  private:
   PipeLineSource(pid_t pid, int fd, std::string path, std::vector<char>* buffer,
                  int64_t max_line_bytes);
 
-  absl::StatusOr<size_t> Read(char* dst, size_t n);
+  absl::StatusOr<size_t> Read(char* dst, size_t n) override;
   // Reaps the command after the end of its output; its exit status as a
   // Status.
   absl::Status Reap();
@@ -81,9 +79,6 @@ class PipeLineSource final : public LineStream {
   pid_t pid_;  // -1 once reaped
   int fd_;     // read end of the command's standard output; -1 once closed
   const std::string path_;
-  LineBuffer lines_;
-  int64_t line_number_ = 0;  // of the line Next last returned
-  bool too_long_ = false;    // the line Next last returned
 };
 
 }  // namespace ps
