@@ -305,7 +305,7 @@ absl::Status ExportedModel::ApplyDelta(const std::string& path) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<ExportedModel>> ExportedModel::LoadDir(
+absl::StatusOr<std::map<int64_t, std::string>> ListExportFiles(
     const std::string& dir) {
   std::map<int64_t, std::string> files;  // by step
   std::error_code ec;
@@ -317,6 +317,12 @@ absl::StatusOr<std::unique_ptr<ExportedModel>> ExportedModel::LoadDir(
     return absl::NotFoundError(
         absl::StrCat("cannot list export folder '", dir, "': ", ec.message()));
   }
+  return files;
+}
+
+absl::StatusOr<std::unique_ptr<ExportedModel>> ExportedModel::LoadDir(
+    const std::string& dir) {
+  ASSIGN_OR_RETURN(const auto files, ListExportFiles(dir));
   // The newest FULL export: try from the newest file down.
   for (auto it = files.rbegin(); it != files.rend(); ++it) {
     ASSIGN_OR_RETURN(ExportKind kind, PeekKind(it->second));

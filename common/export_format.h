@@ -60,6 +60,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,6 +83,11 @@ std::string ExportFileName(int64_t step);
 std::string ExportPath(const std::string& dir, int64_t step);
 // Where ExportWriter writes `path` until Close: path + ".tmp".
 std::string ExportTempPath(const std::string& path);
+// The export files of folder `dir` (named export-<10 digits>.psx; other
+// names are not part of the model) by step. NotFound when `dir` cannot be
+// listed.
+absl::StatusOr<std::map<int64_t, std::string>> ListExportFiles(
+    const std::string& dir);
 
 class ExportedModel;
 

@@ -1,29 +1,12 @@
 #include "server/service/periodic_export.h"
 
-#include <filesystem>
-#include <system_error>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/export_format.h"
 #include "glog/logging.h"
 
 namespace ps {
-namespace {
-
-// Whether `dir` holds an export file (a DELTA needs a model to apply to).
-bool HasExports(const std::string& dir) {
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (absl::StartsWith(name, "export-") && absl::EndsWith(name, ".psx")) {
-      return true;
-    }
-  }
-  return false;
-}
-
-}  // namespace
 
 PeriodicExporter::PeriodicExporter(const ExportConfig& config,
                                    absl::Duration minute,
@@ -45,7 +28,9 @@ PeriodicExporter::OnCheckpoint(const std::string& dir, int64_t step,
   options.checkpoint_dir = dir;
   options.out_dir = config_.dir();
   if (config_.has_min_score()) options.min_score = config_.min_score();
-  const bool delta = config_.delta() && HasExports(config_.dir());
+  // A DELTA needs a model in the folder to apply to.
+  const auto exports = ListExportFiles(config_.dir());
+  const bool delta = config_.delta() && exports.ok() && !exports->empty();
   if (delta) options.base_dir = config_.dir();
   absl::StatusOr<CheckpointExportResult> result = ExportCheckpoint(options);
   // The period runs from this try, failed or not: a failing export is not
