@@ -5,12 +5,12 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/config_validate.h"
+#include "common/pipe_path.h"
 #include "common/status_macros.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
@@ -46,7 +46,7 @@ std::string Resolve(absl::string_view base_dir, const std::string& path) {
   if (path.empty() || path[0] == '/' || base_dir.empty()) return path;
   // An input command (worker/data/pipe_reader.h) runs in the worker's
   // working directory, as written.
-  if (absl::StartsWith(path, "pipe:")) return path;
+  if (IsPipePath(path)) return path;
   return absl::StrCat(base_dir, "/", path);
 }
 

@@ -14,6 +14,7 @@
 #include "common/checkpoint.h"
 #include "common/config_limits.h"
 #include "common/input_shape.h"
+#include "common/pipe_path.h"
 #include "common/status_macros.h"
 
 namespace ps {
@@ -617,8 +618,7 @@ absl::Status CheckData(const Validator& v, const JobConfig& c) {
             files == &d.train_files() ? "data.train_files" : "data.eval_files",
             "an entry is empty");
       }
-      if (absl::StartsWith(f, "pipe:") &&
-          f.find_first_not_of(" \t", 5) == std::string::npos) {
+      if (IsPipePath(f) && !HasPipeCommand(f)) {
         return v.Error(
             files == &d.train_files() ? "data.train_files" : "data.eval_files",
             absl::StrCat("'", f,
@@ -637,7 +637,7 @@ absl::Status CheckData(const Validator& v, const JobConfig& c) {
                      "(data.shuffle_buffer must be 0)");
     }
     for (const std::string& f : d.train_files()) {
-      if (absl::StartsWith(f, "pipe:")) {
+      if (IsPipePath(f)) {
         return v.Error("data.follow",
                        absl::StrCat("follows files, not commands ('", f,
                                     "' in data.train_files)"));

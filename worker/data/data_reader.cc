@@ -196,8 +196,7 @@ absl::StatusOr<std::unique_ptr<DataReader>> DataReader::Open(
   for (size_t f = 0; f < options.files.size(); ++f) {
     const bool at_start = static_cast<int>(f) == start.file;
     const bool pipe = IsPipePath(options.files[f]);
-    if (pipe && PipeCommand(options.files[f]).find_first_not_of(" \t") ==
-                    absl::string_view::npos) {
+    if (pipe && !HasPipeCommand(options.files[f])) {
       return absl::InvalidArgumentError(
           absl::StrCat("data reader: input '", options.files[f],
                        "' has no command after 'pipe:'"));

@@ -43,20 +43,10 @@ void ClosePipe(int fds[2]) {
 
 }  // namespace
 
-bool IsPipePath(absl::string_view path) {
-  return absl::StartsWith(path, kPipePrefix);
-}
-
-absl::string_view PipeCommand(absl::string_view path) {
-  return IsPipePath(path) ? path.substr(kPipePrefix.size()) : path;
-}
-
 absl::StatusOr<std::unique_ptr<PipeLineSource>> PipeLineSource::Open(
     const std::string& path, std::vector<char>* buffer, int64_t max_line_bytes,
     int worker_rank, int num_workers) {
-  const std::string command(PipeCommand(path));
-  if (!IsPipePath(path) ||
-      command.find_first_not_of(" \t") == std::string::npos) {
+  if (!HasPipeCommand(path)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input '", path, "' is not a command: write pipe:COMMAND"));
   }
@@ -103,7 +93,7 @@ absl::StatusOr<std::unique_ptr<PipeLineSource>> PipeLineSource::Open(
                                       POSIX_SPAWN_SETSIGMASK);
   char sh[] = "/bin/sh";
   char dash_c[] = "-c";
-  std::string command_arg = command;
+  std::string command_arg(PipeCommand(path));
   char* argv[] = {sh, dash_c, command_arg.data(), nullptr};
   pid_t pid = -1;
   const int rc =

@@ -34,18 +34,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/pipe_path.h"  // IsPipePath, PipeCommand
 #include "worker/data/line_source.h"
 
 namespace ps {
-
-// The prefix of a command input.
-inline constexpr absl::string_view kPipePrefix = "pipe:";
-
-// True when `path` starts with "pipe:".
-bool IsPipePath(absl::string_view path);
-
-// The command of a pipe path (what follows "pipe:").
-absl::string_view PipeCommand(absl::string_view path);
 
 class PipeLineSource final : public StreamLineSource {
  public:
