@@ -7,8 +7,7 @@ namespace ps {
 int64_t ActivationFloatsPerExample(const ModelSpec& spec) {
   // Pooled rows and their gradients, the logit, its gradient, the
   // probability, the label and the dense features staged.
-  int64_t floats =
-      2 * int64_t{spec.num_slots} * spec.emb_dim + 4 + int64_t{spec.num_dense};
+  int64_t floats = 2 * int64_t{spec.pooled_width} + 4 + int64_t{spec.num_dense};
   if (spec.has_fm) floats += spec.factor_dim;  // per-example sums
   if (spec.has_deep) {
     floats += 2 * int64_t{spec.input_width};  // x0 and its gradient

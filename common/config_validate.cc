@@ -4,6 +4,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -210,9 +211,42 @@ absl::Status CheckModelSlotList(
 // REQUIRES: c.data() passed validation (its shape is known).
 absl::Status CheckModelSlots(const Validator& v, const JobConfig& c) {
   const int num_slots = InputShapeOf(c.data()).num_slots;
+  const ModelConfig& m = c.model();
   RETURN_IF_ERROR(
-      CheckModelSlotList(v, "wide_slots", c.model().wide_slots(), num_slots));
-  return CheckModelSlotList(v, "deep_slots", c.model().deep_slots(), num_slots);
+      CheckModelSlotList(v, "wide_slots", m.wide_slots(), num_slots));
+  RETURN_IF_ERROR(
+      CheckModelSlotList(v, "deep_slots", m.deep_slots(), num_slots));
+  // slot_tables: slots of the data, each in one group at most.
+  std::vector<std::string> mapped(num_slots);
+  for (int g = 0; g < m.slot_tables_size(); ++g) {
+    const auto& slots = m.slot_tables(g).slots();
+    for (int i = 0; i < slots.size(); ++i) {
+      const std::string path =
+          absl::StrCat("model.slot_tables[", g, "].slots[", i, "]");
+      const int s = slots[i];
+      if (s < 0 || s >= num_slots) {
+        return v.Error(
+            path,
+            absl::StrCat("slot ", s, " does not exist: the data has ",
+                         num_slots, " sparse slots (0..", num_slots - 1, ")"));
+      }
+      if (!mapped[s].empty()) {
+        return v.Error(path, absl::StrCat("slot ", s, " is mapped twice (also ",
+                                          mapped[s], ")"));
+      }
+      mapped[s] = path;
+    }
+  }
+  if (m.sparse_table().empty()) {
+    for (int s = 0; s < num_slots; ++s) {
+      if (mapped[s].empty()) {
+        return v.Error("model.sparse_table",
+                       absl::StrCat("is required: slot ", s,
+                                    " is in no model.slot_tables entry"));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 // checkpoint: a directory when present, non-negative periods, keep >= 1.
@@ -408,41 +442,84 @@ absl::Status CheckModel(const Validator& v, const JobConfig& c) {
                    "must be LR, DNN, FM, WIDE_DEEP, DEEPFM or DCN");
   }
   const std::string& model_type = ModelConfig::Type_Name(m.type());
-  if (m.sparse_table().empty()) {
-    return v.Error("model.sparse_table", "is required");
-  }
-  const SparseTableConfig* table = nullptr;
+  // The tables the model names: `sparse_table` (unless every slot is
+  // mapped elsewhere, checked with the data's shape) and slot_tables'.
   std::vector<std::string> names;
-  for (const auto& t : c.sparse_tables()) {
-    names.push_back(t.name());
-    if (t.name() == m.sparse_table()) table = &t;
+  for (const auto& t : c.sparse_tables()) names.push_back(t.name());
+  auto find_table = [&c](const std::string& name) -> const SparseTableConfig* {
+    for (const auto& t : c.sparse_tables()) {
+      if (t.name() == name) return &t;
+    }
+    return nullptr;
+  };
+  std::vector<std::pair<std::string, const SparseTableConfig*>> used;
+  if (m.sparse_table().empty()) {
+    if (m.slot_tables().empty()) {
+      return v.Error("model.sparse_table", "is required");
+    }
+  } else {
+    const SparseTableConfig* table = find_table(m.sparse_table());
+    if (table == nullptr) {
+      return v.Error(
+          "model.sparse_table",
+          absl::StrCat("no sparse table named '", m.sparse_table(),
+                       "' (tables: ", absl::StrJoin(names, ", "), ")"));
+    }
+    used.emplace_back("model.type", table);
   }
-  if (table == nullptr) {
-    return v.Error(
-        "model.sparse_table",
-        absl::StrCat("no sparse table named '", m.sparse_table(),
-                     "' (tables: ", absl::StrJoin(names, ", "), ")"));
+  for (int g = 0; g < m.slot_tables_size(); ++g) {
+    const SlotTableConfig& group = m.slot_tables(g);
+    const std::string path = absl::StrCat("model.slot_tables[", g, "]");
+    if (group.table().empty()) {
+      return v.Error(path + ".table", "is required");
+    }
+    const SparseTableConfig* table = find_table(group.table());
+    if (table == nullptr) {
+      return v.Error(
+          path + ".table",
+          absl::StrCat("no sparse table named '", group.table(),
+                       "' (tables: ", absl::StrJoin(names, ", "), ")"));
+    }
+    if (group.slots().empty()) {
+      return v.Error(path + ".slots", absl::StrCat("lists no slot for table '",
+                                                   group.table(), "'"));
+    }
+    used.emplace_back(path + ".table", table);
   }
-  if (m.type() == ModelConfig::LR) {
-    if (table->dim() != 1) {
-      return v.Error("model.type",
+  for (const auto& [field, table] : used) {
+    if (m.type() == ModelConfig::LR && table->dim() != 1) {
+      return v.Error(field,
                      absl::StrCat("LR needs sparse table '", table->name(),
                                   "' to have dim 1, it has ", table->dim()));
     }
-    if (!m.hidden_units().empty()) {
-      return v.Error("model.hidden_units", "must be empty for LR");
+    // FM, WIDE_DEEP and DEEPFM rows are [linear weight | embedding].
+    if ((m.type() == ModelConfig::FM || m.type() == ModelConfig::WIDE_DEEP ||
+         m.type() == ModelConfig::DEEPFM) &&
+        table->dim() < 2) {
+      return v.Error(
+          field,
+          absl::StrCat(model_type, " needs sparse table '", table->name(),
+                       "' to have dim >= 2 (1 linear weight + "
+                       "embedding), it has ",
+                       table->dim()));
+    }
+    // The pairwise term dots every two slots' embeddings.
+    if ((m.type() == ModelConfig::FM || m.type() == ModelConfig::DEEPFM) &&
+        table->dim() != used[0].second->dim()) {
+      return v.Error(
+          field,
+          absl::StrCat(model_type,
+                       " needs one embedding width for all its "
+                       "slots: sparse table '",
+                       table->name(), "' has dim ", table->dim(), ", '",
+                       used[0].second->name(), "' (", used[0].first,
+                       ") has dim ", used[0].second->dim(),
+                       " (use tables of one dim, or a DNN, WIDE_DEEP or DCN "
+                       "model for mixed dims)"));
     }
   }
-  // FM, WIDE_DEEP and DEEPFM rows are [linear weight | embedding].
-  if ((m.type() == ModelConfig::FM || m.type() == ModelConfig::WIDE_DEEP ||
-       m.type() == ModelConfig::DEEPFM) &&
-      table->dim() < 2) {
-    return v.Error(
-        "model.type",
-        absl::StrCat(model_type, " needs sparse table '", table->name(),
-                     "' to have dim >= 2 (1 linear weight + "
-                     "embedding), it has ",
-                     table->dim()));
+  if (m.type() == ModelConfig::LR && !m.hidden_units().empty()) {
+    return v.Error("model.hidden_units", "must be empty for LR");
   }
   if (m.type() == ModelConfig::FM && !m.hidden_units().empty()) {
     return v.Error("model.hidden_units", "must be empty for FM");

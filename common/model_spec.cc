@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "common/hash.h"
 #include "common/input_shape.h"
@@ -81,14 +82,44 @@ ModelSpec MakeModelSpec(const JobConfig& config) {
   const InputShape shape = InputShapeOf(config.data());
   spec.num_slots = shape.num_slots;
   spec.num_dense = shape.num_dense;
-  for (int t = 0; t < config.sparse_tables_size(); ++t) {
-    if (config.sparse_tables(t).name() == model.sparse_table()) {
-      spec.sparse_table_id = static_cast<uint32_t>(t);
-      spec.emb_dim = config.sparse_tables(t).dim();
+  spec.linear_dim = ReadsLinearWeight(type) ? 1 : 0;
+  // Tables in the order of their first slot, each with its slots.
+  const std::vector<int> ids = SlotTableIds(config, spec.num_slots);
+  spec.slot_table.assign(spec.num_slots, 0);
+  for (int s = 0; s < spec.num_slots; ++s) {
+    const uint32_t id = static_cast<uint32_t>(std::max(ids[s], 0));
+    int t = 0;
+    while (t < static_cast<int>(spec.tables.size()) &&
+           spec.tables[t].table_id != id) {
+      ++t;
+    }
+    if (t == static_cast<int>(spec.tables.size())) {
+      TableSpec table;
+      table.table_id = id;
+      table.dim = config.sparse_tables(static_cast<int>(id)).dim();
+      spec.tables.push_back(table);
+    }
+    spec.tables[t].slots.push_back(s);
+    spec.slot_table[s] = t;
+  }
+  spec.slot_offset.assign(spec.num_slots, 0);
+  spec.slot_width.assign(spec.num_slots, 0);
+  for (TableSpec& table : spec.tables) {
+    table.pooled_offset = spec.pooled_width;
+    for (int s : table.slots) {
+      spec.slot_offset[s] = spec.pooled_width;
+      spec.slot_width[s] = table.dim;
+      spec.pooled_width += table.dim;
     }
   }
-  spec.linear_dim = ReadsLinearWeight(type) ? 1 : 0;
-  spec.factor_dim = std::max(spec.emb_dim - spec.linear_dim, 0);
+  bool uniform = !spec.tables.empty();
+  for (const TableSpec& table : spec.tables) {
+    uniform = uniform && table.dim == spec.tables[0].dim;
+  }
+  if (uniform) {
+    spec.emb_dim = spec.tables[0].dim;
+    spec.factor_dim = std::max(spec.emb_dim - spec.linear_dim, 0);
+  }
 
   DenseLayout layout(&spec);
   spec.has_linear = ReadsLinearWeight(type);
@@ -103,9 +134,10 @@ ModelSpec MakeModelSpec(const JobConfig& config) {
                   type == ModelConfig::DEEPFM || type == ModelConfig::DCN;
   if (spec.has_deep) {
     spec.deep_slots = SlotsOrAll(model, model.deep_slots(), spec.num_slots);
-    spec.input_width =
-        static_cast<int>(spec.deep_slots.size()) * spec.factor_dim +
-        spec.num_dense;
+    spec.input_width = spec.num_dense;
+    for (int s : spec.deep_slots) {
+      spec.input_width += spec.slot_width[s] - spec.linear_dim;
+    }
     int in = spec.input_width;
     for (int units : model.hidden_units()) {
       spec.layers.push_back(layout.Layer(in, units, true));
@@ -122,6 +154,23 @@ ModelSpec MakeModelSpec(const JobConfig& config) {
   }
   spec.dense_size = layout.size();
   return spec;
+}
+
+std::vector<int> SlotTableIds(const JobConfig& config, int num_slots) {
+  auto index_of = [&config](const std::string& name) {
+    for (int t = 0; t < config.sparse_tables_size(); ++t) {
+      if (config.sparse_tables(t).name() == name) return t;
+    }
+    return -1;
+  };
+  std::vector<int> ids(num_slots, index_of(config.model().sparse_table()));
+  for (const SlotTableConfig& group : config.model().slot_tables()) {
+    const int id = index_of(group.table());
+    for (int s : group.slots()) {
+      if (s >= 0 && s < num_slots) ids[s] = id;
+    }
+  }
+  return ids;
 }
 
 float DenseInitValue(const ModelSpec& spec, uint64_t seed, int64_t index) {

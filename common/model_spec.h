@@ -3,10 +3,17 @@
 // workers (which compute with it) agree without talking. Plain values and
 // pure functions; thread-safe.
 //
-// Sparse rows. A model reads one sparse table of `emb_dim` floats per row; a
-// row is [linear weight (linear_dim floats, 0 or 1) | embedding (factor_dim
-// floats)]: LR rows are the weight alone, FM / WIDE_DEEP / DEEPFM rows a
-// weight then an embedding, DNN / DCN rows an embedding alone.
+// Sparse rows. Every slot reads one sparse table (model.sparse_table, or
+// the one model.slot_tables maps it to), whose dim is the slot's row width;
+// a row is [linear weight (linear_dim floats, 0 or 1) | embedding (the rest)]:
+// LR rows are the weight alone, FM / WIDE_DEEP / DEEPFM rows a weight then an
+// embedding, DNN / DCN rows an embedding alone.
+//
+// Pooled rows. A step pools every slot's rows of an example into one row of
+// `pooled_width` floats: table after table (`tables`, in the order of their
+// first slot), each table's slots in increasing order, slot s at column
+// slot_offset[s] with slot_width[s] floats. With one table that is slot 0,
+// slot 1, ... at stride emb_dim.
 //
 // Logit = sum of the model's terms:
 //   linear (LR, FM, WIDE_DEEP, DEEPFM): the pooled linear weights of
@@ -14,7 +21,8 @@
 //     a bias only, its dense features feed the deep part);
 //   fm (FM, DEEPFM): the FM second-order term over all slots' embeddings;
 //   deep (DNN, WIDE_DEEP, DEEPFM, DCN): over x0 = [embeddings of
-//     `deep_slots`, in that order | dense features] (input_width floats), the
+//     `deep_slots`, in that order, each of its own width | dense features]
+//     (input_width floats), the
 //     cross layers (DCN) and the activated hidden `layers`; `output` is a
 //     linear layer over [x_L (when there are cross layers) | the last hidden
 //     layer (when there are hidden layers)], or over x0 when neither.
@@ -63,17 +71,34 @@ struct WeightInit {
   int fan_out = 0;
 };
 
+// A sparse table a model reads and the slots that read it.
+struct TableSpec {
+  uint32_t table_id = 0;   // index into config.sparse_tables
+  int dim = 0;             // floats per row
+  std::vector<int> slots;  // increasing
+  int pooled_offset = 0;   // column of its first slot in a pooled row
+};
+
 struct ModelSpec {
   ModelConfig::Type type = ModelConfig::DNN;
   ModelConfig::Activation activation = ModelConfig::RELU;  // hidden layers
   int num_slots = 0;  // sparse slots per example
   int num_dense = 0;  // dense features per example
-  int emb_dim = 0;    // floats per sparse row: the table's dim
-  uint32_t sparse_table_id = 0;
 
-  // Row layout: emb_dim == linear_dim + factor_dim.
+  std::vector<TableSpec> tables;  // at least one, ordered by first slot
+  std::vector<int> slot_table;    // per slot: its index into `tables`
+  std::vector<int> slot_offset;   // per slot: its column in a pooled row
+  std::vector<int> slot_width;    // per slot: its table's dim
+  int pooled_width = 0;           // the sum of slot_width
+
+  // Row layout: a row of a table of dim d is linear_dim + (d - linear_dim)
+  // embedding floats.
   int linear_dim = 0;  // 1: element 0 of a row is a linear weight
-  int factor_dim = 0;  // embedding floats of a row
+  // When every table has the same dim: that dim, and its embedding floats
+  // (emb_dim - linear_dim). 0 and 0 when the dims differ (never for FM and
+  // DEEPFM, which need one width).
+  int emb_dim = 0;
+  int factor_dim = 0;
 
   bool has_linear = false;
   std::vector<int> wide_slots;  // slots whose linear weight enters the logit
@@ -81,9 +106,9 @@ struct ModelSpec {
   bool has_fm = false;          // FM second-order term over all slots
 
   bool has_deep = false;
-  std::vector<int> deep_slots;    // slots whose embeddings form x0, in order
-  int input_width = 0;            // x0: deep_slots * factor_dim + num_dense
-  std::vector<LayerSpec> layers;  // hidden layers over x0
+  std::vector<int> deep_slots;  // slots whose embeddings form x0, in order
+  int input_width = 0;  // x0: the deep slots' embedding floats + num_dense
+  std::vector<LayerSpec> layers;      // hidden layers over x0
   std::vector<CrossLayerSpec> cross;  // cross layers over x0
   LayerSpec output;                   // -> the deep part's logit
 
@@ -93,6 +118,28 @@ struct ModelSpec {
 
 // REQUIRES: `config` passed ValidateJobConfig.
 ModelSpec MakeModelSpec(const JobConfig& config);
+
+// Per slot (num_slots of them), the index into config.sparse_tables of the
+// table it reads: model.slot_tables' mapping, else model.sparse_table; -1
+// where neither names an existing table (a config that fails validation).
+std::vector<int> SlotTableIds(const JobConfig& config, int num_slots);
+
+// Where each table's rows start, in floats, when table t has
+// table_rows[t] rows of spec.tables[t].dim floats, one table after the
+// other; the last entry is the total. REQUIRES: one count per table.
+inline std::vector<int64_t> RowFloatOffsets(
+    const ModelSpec& spec, const std::vector<int64_t>& table_rows) {
+  std::vector<int64_t> at(table_rows.size() + 1, 0);
+  for (size_t t = 0; t < table_rows.size(); ++t) {
+    at[t + 1] = at[t] + table_rows[t] * spec.tables[t].dim;
+  }
+  return at;
+}
+
+// The embedding floats of slot s: slot_width[s] - linear_dim.
+inline int SlotFactorWidth(const ModelSpec& spec, int slot) {
+  return spec.slot_width[slot] - spec.linear_dim;
+}
 
 // Deterministic initial value of the dense vector (Glorot uniform weights,
 // zero biases); the same on every server.

@@ -66,6 +66,9 @@ class Model:
         self.wide_slots = msg.ints("wide_slots")
         self.deep_slots = msg.ints("deep_slots")
         self.cross_layers = msg.int("cross_layers", 2)
+        # (table name, slots) per model.slot_tables entry.
+        self.slot_tables = [(g.string("table"), g.ints("slots"))
+                            for g in msg.messages("slot_tables")]
 
 
 class Data:
@@ -96,6 +99,18 @@ class JobConfig:
         self.model = Model(root.message("model"))
         self.data = Data(root.message("data"))
 
+    def slot_table_ids(self):
+        """Per slot, the index of the sparse table it reads (SlotTableIds in
+        common/model_spec.h): model.slot_tables' mapping, else
+        model.sparse_table."""
+        m = self.model
+        ids = [self.table_index(m.sparse_table)] * self.input_shape()[0]
+        for name, slots in m.slot_tables:
+            for s in slots:
+                if 0 <= s < len(ids):
+                    ids[s] = self.table_index(name)
+        return ids
+
     def table_index(self, name):
         for t, table in enumerate(self.sparse_tables):
             if table.name == name:
@@ -117,17 +132,27 @@ class JobConfig:
         m = self.model
         if m.type not in MODEL_TYPES:
             raise ConfigError("model.type %s" % m.type)
-        t = self.table_index(m.sparse_table)
-        if t < 0:
-            raise ConfigError("model.sparse_table '%s' is not a sparse table "
-                              "(has %s)" % (m.sparse_table, names))
-        dim = self.sparse_tables[t].dim
-        if m.type == "LR" and dim != 1:
-            raise ConfigError("LR needs a table of dim 1, '%s' has %d" %
-                              (m.sparse_table, dim))
-        if m.type in ("FM", "WIDE_DEEP", "DEEPFM") and dim < 2:
-            raise ConfigError("%s needs a table of dim >= 2, '%s' has %d" %
-                              (m.type, m.sparse_table, dim))
+        used = []  # the tables the model reads
+        if m.sparse_table or not m.slot_tables:
+            used.append(m.sparse_table)
+        used += [name for name, _ in m.slot_tables]
+        for name in used:
+            t = self.table_index(name)
+            if t < 0:
+                raise ConfigError("sparse table '%s' of the model does not "
+                                  "exist (has %s)" % (name, names))
+            dim = self.sparse_tables[t].dim
+            if m.type == "LR" and dim != 1:
+                raise ConfigError("LR needs a table of dim 1, '%s' has %d" %
+                                  (name, dim))
+            if m.type in ("FM", "WIDE_DEEP", "DEEPFM") and dim < 2:
+                raise ConfigError("%s needs a table of dim >= 2, '%s' has %d"
+                                  % (m.type, name, dim))
+            first = self.sparse_tables[self.table_index(used[0])].dim
+            if m.type in ("FM", "DEEPFM") and dim != first:
+                raise ConfigError("%s needs tables of one dim, '%s' has %d, "
+                                  "'%s' %d" % (m.type, name, dim, used[0],
+                                               first))
         if m.type in ("LR", "FM") and m.hidden_units:
             raise ConfigError("%s takes no hidden_units" % m.type)
         if any(not 1 <= u <= 65536 for u in m.hidden_units):
@@ -149,6 +174,21 @@ class JobConfig:
             raise ConfigError("data.num_dense %d not in [0, 100000]" %
                               d.num_dense)
         num_slots = self.input_shape()[0]
+        mapped = [None] * num_slots
+        for name, slots in m.slot_tables:
+            if not slots:
+                raise ConfigError("model.slot_tables: no slots for table '%s'"
+                                  % name)
+            for s in slots:
+                if not 0 <= s < num_slots or mapped[s] is not None:
+                    raise ConfigError("model.slot_tables: slot %d of table "
+                                      "'%s' not in [0, %d) or mapped twice" %
+                                      (s, name, num_slots))
+                mapped[s] = name
+        if not m.sparse_table and None in mapped:
+            raise ConfigError("model.sparse_table is required: slot %d is in "
+                              "no model.slot_tables entry" %
+                              mapped.index(None))
         for field in ("wide_slots", "deep_slots"):
             slots = getattr(m, field)
             if m.type == "WIDE_DEEP" and (

@@ -2,8 +2,12 @@
 numpy, computed as the CPU backend does (worker/model/, kernels/cpu/).
 
 Sparse rows are [linear weight (LR, FM, WIDE_DEEP, DEEPFM) | embedding].
-Each slot pools its keys' rows (SUM; MEAN: the sum times 1/count; SQRTN:
-times 1/sqrt(count); an empty slot is zeros). Logit = the sum of the model's terms, in this order:
+Every slot reads one table (model.sparse_table, or the one model.slot_tables
+maps it to), of its own dim. Each slot pools its keys' rows (SUM; MEAN: the
+sum times 1/count; SQRTN: times 1/sqrt(count); an empty slot is zeros) into a
+pooled row laid out table after table (tables in the order of their first
+slot, each table's slots in increasing order). Logit = the sum of the
+model's terms, in this order:
   linear  sum of the pooled linear weights of wide_slots + dense . W + b
           (WIDE_DEEP: no dense input, b only)
   fm      0.5 * (sum_d (sum_f v_fd)^2 - sum_f sum_d v_fd^2) over all slots'
@@ -38,6 +42,13 @@ class Spec:
     """ModelSpec: see common/model_spec.h."""
 
 
+class TableSpec:
+    def __init__(self, table_id, dim):
+        self.table_id, self.dim = table_id, dim
+        self.slots = []
+        self.pooled_offset = 0
+
+
 def make_spec(config):
     """The ModelSpec of a validated config (MakeModelSpec)."""
     s = Spec()
@@ -47,10 +58,32 @@ def make_spec(config):
         else "RELU"
     s.pooling = m.pooling
     s.num_slots, s.num_dense = config.input_shape()
-    s.table = config.table_index(m.sparse_table)
-    s.emb_dim = config.sparse_tables[s.table].dim if s.table >= 0 else 0
     s.has_linear = m.type in ("LR", "FM", "WIDE_DEEP", "DEEPFM")
     s.linear_dim = 1 if s.has_linear else 0
+    # Tables in the order of their first slot; the pooled row table after
+    # table.
+    s.tables, s.slot_table = [], []
+    for slot, table_id in enumerate(config.slot_table_ids()):
+        t = next((k for k, table in enumerate(s.tables)
+                  if table.table_id == table_id), len(s.tables))
+        if t == len(s.tables):
+            s.tables.append(TableSpec(table_id,
+                                      config.sparse_tables[table_id].dim))
+        s.tables[t].slots.append(slot)
+        s.slot_table.append(t)
+    s.slot_offset = [0] * s.num_slots
+    s.slot_width = [0] * s.num_slots
+    s.pooled_order = []  # slots by their place in the pooled row
+    width = 0
+    for table in s.tables:
+        table.pooled_offset = width
+        for slot in table.slots:
+            s.slot_offset[slot], s.slot_width[slot] = width, table.dim
+            s.pooled_order.append(slot)
+            width += table.dim
+    s.pooled_width = width
+    dims = set(table.dim for table in s.tables)
+    s.emb_dim = dims.pop() if len(dims) == 1 else 0
     s.factor_dim = max(s.emb_dim - s.linear_dim, 0)
     s.has_fm = m.type in ("FM", "DEEPFM")
     s.has_deep = m.type in ("DNN", "WIDE_DEEP", "DEEPFM", "DCN")
@@ -70,7 +103,8 @@ def make_spec(config):
     s.input_width = 0
     if s.has_deep:
         s.deep_slots = listed(m.deep_slots)
-        s.input_width = len(s.deep_slots) * s.factor_dim + s.num_dense
+        s.input_width = sum(s.slot_width[slot] - s.linear_dim
+                            for slot in s.deep_slots) + s.num_dense
         n_in = s.input_width
         for units in m.hidden_units:
             layer = Layer(n_in, units, offset)
@@ -150,26 +184,27 @@ def _dot_in_order(a, b):
 
 
 def forward(spec, pooled, dense_features, params):
-    """The probabilities (float32) of a batch: pooled is batch x num_slots x
-    emb_dim, dense_features batch x num_dense, params the dense vector."""
+    """The probabilities (float32) of a batch: pooled is batch x
+    pooled_width (slot s at columns slot_offset[s] ..), dense_features
+    batch x num_dense, params the dense vector."""
     n = pooled.shape[0]
     p = params
     logits = np.zeros(n, dtype=_F32)
     if spec.has_linear:
         lin = spec.linear
-        wide = pooled[:, spec.wide_slots, 0]
+        wide = pooled[:, [spec.slot_offset[s] for s in spec.wide_slots]]
         logits += _gemm(wide, np.ones(wide.shape[1], dtype=_F32))
         if lin.n_in:
             w = p[lin.weight_offset:lin.weight_offset + lin.n_in]
             logits += _gemm(dense_features, w)
         logits += p[lin.bias_offset]
     if spec.has_fm:
-        emb = pooled[:, :, spec.linear_dim:]
         total = np.zeros((n, spec.factor_dim), dtype=_F32)
         squares = np.zeros(n, dtype=_F32)
-        for f in range(spec.num_slots):
+        for f in spec.pooled_order:  # the fields in pooled order, as FmForward
+            at = spec.slot_offset[f] + spec.linear_dim
             for d in range(spec.factor_dim):
-                v = emb[:, f, d]
+                v = pooled[:, at + d]
                 total[:, d] += v
                 squares += v * v
         sum_squared = np.zeros(n, dtype=_F32)
@@ -183,7 +218,9 @@ def forward(spec, pooled, dense_features, params):
 
 def _deep(spec, pooled, dense_features, p, logits):
     n = pooled.shape[0]
-    parts = [pooled[:, spec.deep_slots, spec.linear_dim:].reshape(n, -1)]
+    parts = [pooled[:, spec.slot_offset[s] + spec.linear_dim:
+                    spec.slot_offset[s] + spec.slot_width[s]]
+             for s in spec.deep_slots]
     if spec.num_dense:
         parts.append(dense_features)
     x0 = np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=_F32)

@@ -83,10 +83,25 @@ class Scorer:
         """The probabilities (float32) of parsed examples."""
         spec = self.spec
         keys, offsets = self.keys(examples)
-        unique, index = np.unique(keys, return_inverse=True)
-        rows, _ = self.model.lookup(spec.table, unique)
-        pooled = pool(rows, index.reshape(-1), offsets, spec.num_slots,
-                      spec.pooling)
+        n, slots = len(examples), spec.num_slots
+        starts = offsets[:-1].reshape(n, slots)
+        counts = np.diff(offsets).reshape(n, slots)
+        pooled = np.zeros((n, spec.pooled_width), dtype=np.float32)
+        for table in spec.tables:
+            # The keys of the table's slots, example by example, and the
+            # offsets of each (example, slot) among them.
+            cnt = counts[:, table.slots].reshape(-1)
+            sub = np.zeros(cnt.size + 1, dtype=np.int64)
+            np.cumsum(cnt, out=sub[1:])
+            at = (np.repeat(starts[:, table.slots].reshape(-1) - sub[:-1], cnt)
+                  + np.arange(sub[-1]))
+            unique, index = np.unique(keys[at], return_inverse=True)
+            rows, _ = self.model.lookup(table.table_id, unique)
+            part = pool(rows, index.reshape(-1), sub, len(table.slots),
+                        spec.pooling)
+            begin = table.pooled_offset
+            pooled[:, begin:begin + part.shape[1] * part.shape[2]] = \
+                part.reshape(n, -1)
         dense = np.zeros((len(examples), spec.num_dense), dtype=np.float32)
         if spec.num_dense:
             dense[:] = [d for _, _, d in examples]

@@ -207,6 +207,61 @@ TEST(ConfigTest, LrNeedsDimOne) {
             "dim 1, it has 8");
 }
 
+// kGood with a second table "small" (dim 4) that slots 0 and 3 read.
+std::string TwoTables(const std::string& extra_model = "") {
+  std::string text = Replace(kGood, "sparse_tables {",
+                             "sparse_tables {\n  name: \"small\"\n  dim: 4\n"
+                             "}\nsparse_tables {");
+  return Replace(text, "hidden_units: 32",
+                 "hidden_units: 32\n  slot_tables { table: \"small\" slots: "
+                 "[0, 3] }" +
+                     extra_model);
+}
+
+TEST(ConfigTest, SlotTablesMapSlotsToTablesOfMixedDims) {
+  auto c = Parse(TwoTables());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->model().slot_tables(0).table(), "small");
+}
+
+TEST(ConfigTest, SlotTablesAreChecked) {
+  EXPECT_THAT(
+      Error(Replace(TwoTables(), "table: \"small\"", "table: \"nope\"")),
+      HasSubstr("model.slot_tables[0].table: no sparse table named "
+                "'nope' (tables: small, emb)"));
+  EXPECT_THAT(Error(Replace(TwoTables(), "slots: [0, 3]", "slots: [0, 39]")),
+              HasSubstr("model.slot_tables[0].slots[1]: slot 39 does not "
+                        "exist: the data has 39 sparse slots (0..38)"));
+  EXPECT_THAT(Error(TwoTables(" slot_tables { table: \"emb\" slots: [5, 3] }")),
+              HasSubstr("model.slot_tables[1].slots[1]: slot 3 is mapped twice "
+                        "(also model.slot_tables[0].slots[1])"));
+  EXPECT_THAT(Error(Replace(TwoTables(), "slots: [0, 3]", "")),
+              HasSubstr("model.slot_tables[0].slots: lists no slot for table "
+                        "'small'"));
+  // Without a default table every slot needs a mapping.
+  EXPECT_THAT(Error(Replace(TwoTables(), "sparse_table: \"emb\"", "")),
+              HasSubstr("model.sparse_table: is required: slot 1 is in no "
+                        "model.slot_tables entry"));
+}
+
+TEST(ConfigTest, FmRefusesTablesOfDifferentDims) {
+  std::string text = Replace(TwoTables(), "type: DNN", "type: FM");
+  text = Replace(text, "hidden_units: 32", "");
+  EXPECT_THAT(Error(text),
+              HasSubstr("model.slot_tables[0].table: FM needs one embedding "
+                        "width for all its slots: sparse table 'small' has "
+                        "dim 4, 'emb' (model.type) has dim 8"));
+  // Equal dims are fine.
+  EXPECT_TRUE(Parse(Replace(text, "dim: 4", "dim: 8")).ok());
+  // LR needs dim 1 of every table.
+  text = Replace(TwoTables(), "type: DNN", "type: LR");
+  text = Replace(text, "hidden_units: 32", "");
+  text = Replace(text, "dim: 8", "dim: 1");
+  EXPECT_THAT(Error(text), HasSubstr("model.slot_tables[0].table: LR needs "
+                                     "sparse table 'small' to have dim 1, it "
+                                     "has 4"));
+}
+
 TEST(ConfigTest, NoServersAnywhere) {
   std::string text = Replace(kGood, "servers: \"127.0.0.1:5000\"", "");
   text = Replace(text, "servers: \"127.0.0.1:5001\"", "");

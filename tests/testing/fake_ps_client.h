@@ -41,18 +41,23 @@ class FakePsClient final : public PsClient {
 
   int num_servers() const override { return 1; }
 
-  absl::Status PullSparse(uint32_t, int dim, absl::Span<const uint64_t> keys,
-                          absl::Span<float> values, int64_t step) override {
-    std::fill(values.begin(), values.end(), 0.0f);
-    if (row_value) {
-      for (size_t j = 0; j < keys.size(); ++j) {
-        for (int i = 0; i < dim; ++i)
-          values[j * dim + i] = row_value(keys[j], i);
+  using PsClient::PullSparse;
+  absl::Status PullSparse(absl::Span<const SparsePull> tables,
+                          int64_t step) override {
+    for (const SparsePull& t : tables) {
+      std::fill(t.values.begin(), t.values.end(), 0.0f);
+      if (row_value) {
+        for (size_t j = 0; j < t.keys.size(); ++j) {
+          for (int i = 0; i < t.dim; ++i)
+            t.values[j * t.dim + i] = row_value(t.keys[j], i);
+        }
       }
     }
     std::function<void(int64_t)> hook;
     {
       absl::MutexLock lock(&mu);
+      ++sparse_pulls;
+      for (const SparsePull& t : tables) pulled_tables.push_back(t.table);
       hook = on_pull_sparse;
     }
     if (hook) hook(step);
@@ -60,24 +65,28 @@ class FakePsClient final : public PsClient {
   }
 
   using PsClient::PushAsync;
-  void PushAsync(uint32_t, int, absl::Span<const uint64_t>,
-                 absl::Span<const float> grads, uint32_t, const DenseBlocks&,
-                 absl::Span<const float> dense_grads, int64_t,
-                 absl::Span<const float>, absl::Span<const float>) override {
+  void PushAsync(absl::Span<const SparsePush> tables, uint32_t,
+                 const DenseBlocks&, absl::Span<const float> dense_grads,
+                 int64_t) override {
     absl::MutexLock lock(&mu);
     ++unacked_;
     ++pushes;
-    for (float g : grads) pushed_sparse_sum += g;
+    for (const SparsePush& t : tables) {
+      for (float g : t.values) pushed_sparse_sum += g;
+      pushed_tables.push_back(t.table);
+    }
     for (float g : dense_grads) pushed_dense_sum += g;
   }
-  void PushDeltasAsync(uint32_t, int, absl::Span<const uint64_t>,
-                       absl::Span<const float> deltas, uint32_t,
+  using PsClient::PushDeltasAsync;
+  void PushDeltasAsync(absl::Span<const SparsePush> tables, uint32_t,
                        const DenseBlocks&, absl::Span<const float> dense_deltas,
                        int64_t) override {
     absl::MutexLock lock(&mu);
     ++unacked_;
     ++pushes;
-    for (float d : deltas) pushed_sparse_delta_sum += d;
+    for (const SparsePush& t : tables) {
+      for (float d : t.values) pushed_sparse_delta_sum += d;
+    }
     pushed_dense_deltas.emplace_back(dense_deltas.begin(), dense_deltas.end());
   }
   absl::Status WaitPushes(int max_in_flight) override {
@@ -156,6 +165,11 @@ class FakePsClient final : public PsClient {
   // What PullDense returns in every float, and the step of each call.
   float dense_value = 0.01f;
   std::vector<int64_t> dense_pull_steps;
+  // Sparse pull calls, and the table of every part of them in order.
+  int sparse_pulls = 0;
+  std::vector<uint32_t> pulled_tables;
+  // The table of every sparse part pushed (PushAsync), in order.
+  std::vector<uint32_t> pushed_tables;
   // Sums of every gradient pushed (PushAsync).
   double pushed_sparse_sum = 0;
   double pushed_dense_sum = 0;

@@ -38,6 +38,34 @@ inline ModelSpec SpecOf(ModelConfig model, int dim,
   return MakeModelSpec(config);
 }
 
+// A sparse table of a multi-table spec and the slots mapped to it.
+struct TableSlots {
+  int dim = 0;
+  std::vector<int> slots;
+};
+
+// As SpecOf, over several tables "emb0", "emb1", ...: tables[0] is
+// model.sparse_table (its `slots` are ignored: it gets every slot not mapped
+// elsewhere), the others are model.slot_tables entries.
+inline ModelSpec SpecOfTables(
+    ModelConfig model, const std::vector<TableSlots>& tables,
+    DataConfig::IntFeatures ints = DataConfig::NORMALIZE) {
+  JobConfig config;
+  for (size_t t = 0; t < tables.size(); ++t) {
+    SparseTableConfig* table = config.add_sparse_tables();
+    table->set_name("emb" + std::to_string(t));
+    table->set_dim(tables[t].dim);
+    if (t == 0) continue;
+    SlotTableConfig* group = model.add_slot_tables();
+    group->set_table(table->name());
+    for (int s : tables[t].slots) group->add_slots(s);
+  }
+  model.set_sparse_table("emb0");
+  *config.mutable_model() = std::move(model);
+  config.mutable_data()->set_int_features(ints);
+  return MakeModelSpec(config);
+}
+
 inline std::unique_ptr<Backend> MakeBackend() {
   auto backend = Backend::CreateCpu(BackendOptions{});
   EXPECT_TRUE(backend.ok()) << backend.status();
@@ -87,8 +115,9 @@ inline StepInputs MakeInputs(const ModelSpec& spec, int batch_size,
                                                 std::max(raw_int(rng), 0))));
     }
   }
-  in.unique = Deduplicate(b);
-  in.rows.resize(in.unique.unique_keys.size() * spec.emb_dim);
+  in.unique =
+      Deduplicate(b, spec.slot_table, static_cast<int>(spec.tables.size()));
+  in.rows.resize(RowFloatOffsets(spec, in.unique.table_rows).back());
   for (float& x : in.rows) x = 2.0f * scale.row_scale * uniform(rng);
   in.dense_params.resize(spec.dense_size);
   for (int64_t j = 0; j < spec.dense_size; ++j) {
@@ -102,8 +131,8 @@ inline double MeanLoss(Model* model, const StepInputs& in,
                        const std::vector<float>& dense_params) {
   StepResult result;
   absl::Status status =
-      model->Predict(in.batch, in.unique.key_index,
-                     in.unique.unique_keys.size(), rows, dense_params, &result);
+      model->Predict(in.batch, in.unique.key_index, in.unique.table_rows, rows,
+                     dense_params, &result);
   EXPECT_TRUE(status.ok()) << status;
   return result.loss_sum / in.batch.size();
 }

@@ -37,9 +37,42 @@ struct KeyChunk {
 std::vector<KeyChunk> Chunk(const std::vector<std::vector<uint32_t>>& pos,
                             size_t max_keys);
 
+// The part of one sparse table in a request: positions in that table's
+// keys, increasing.
+struct TableChunk {
+  size_t table = 0;
+  absl::Span<const uint32_t> pos;
+};
+
+// The keys of one RPC to `server`, of one or more tables.
+struct RequestChunk {
+  size_t server = 0;
+  std::vector<TableChunk> tables;
+
+  size_t num_keys() const {
+    size_t n = 0;
+    for (const TableChunk& t : tables) n += t.pos.size();
+    return n;
+  }
+};
+
+// Cuts the keys of several tables into RPCs: pos[t][s] holds the positions
+// of table t's keys owned by server s (rows of dims[t] floats). Per server,
+// the tables' keys fill requests in table order, each request of at most
+// kMaxChunkKeys keys and kMaxChunkBytes of rows (a request may hold parts of
+// several tables; a single row larger than kMaxChunkBytes gets a request of
+// its own). The chunks point into `pos`, which must outlive them.
+std::vector<RequestChunk> ChunkTables(
+    const std::vector<std::vector<std::vector<uint32_t>>>& pos,
+    absl::Span<const int> dims);
+
 // out = keys[pos[0]], keys[pos[1]], ... packed little-endian.
 void PackKeys(absl::Span<const uint64_t> keys, absl::Span<const uint32_t> pos,
               std::string* out);
+
+// As PackKeys, appending to `out`.
+void AppendKeys(absl::Span<const uint64_t> keys, absl::Span<const uint32_t> pos,
+                std::string* out);
 
 // Row j of dst (dim floats) = row pos[j] of src.
 void GatherRows(const float* src, absl::Span<const uint32_t> pos, int dim,

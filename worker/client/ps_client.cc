@@ -67,7 +67,7 @@ bool IsGone(const grpc::Status& status) {
 template <typename Request, typename Response>
 struct PullCall {
   size_t server = 0;
-  KeyChunk chunk;  // PullSparse
+  RequestChunk chunk;  // PullSparse
   std::unique_ptr<grpc::ClientContext> context;
   Request request;
   Response response;
@@ -136,42 +136,52 @@ class GrpcPsClient final : public PsClient {
 
   int num_servers() const override { return static_cast<int>(stubs_.size()); }
 
-  absl::Status PullSparse(uint32_t table, int dim,
-                          absl::Span<const uint64_t> keys,
-                          absl::Span<float> values, int64_t step) override {
-    if (values.size() != keys.size() * dim) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("PullSparse: ", keys.size(), " keys x dim ", dim,
-                       " != ", values.size(), " floats"));
+  using PsClient::PullSparse;
+  absl::Status PullSparse(absl::Span<const SparsePull> tables,
+                          int64_t step) override {
+    std::vector<std::vector<std::vector<uint32_t>>> pos;
+    std::vector<int> dims;
+    for (const SparsePull& t : tables) {
+      if (t.dim < 1 || t.values.size() != t.keys.size() * t.dim) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "PullSparse: table ", t.table, ": ", t.keys.size(), " keys x dim ",
+            t.dim, " != ", t.values.size(), " floats"));
+      }
+      pos.push_back(SplitByServer(t.keys));
+      dims.push_back(t.dim);
     }
     using SparseCall = PullCall<PullRequest, PullResponse>;
-    const std::vector<std::vector<uint32_t>> pos = SplitByServer(keys);
-    const std::vector<KeyChunk> chunks = Chunk(pos, ChunkKeys(dim));
+    const std::vector<RequestChunk> chunks = ChunkTables(pos, dims);
     std::vector<std::unique_ptr<SparseCall>> calls;
     calls.reserve(chunks.size());
-    for (const KeyChunk& chunk : chunks) {
+    for (const RequestChunk& chunk : chunks) {
       calls.push_back(std::make_unique<SparseCall>());
       SparseCall* call = calls.back().get();
       call->server = chunk.server;
       call->chunk = chunk;
       call->request.mutable_header()->set_step(step);
-      SparseSegment* seg = call->request.add_sparse();
-      seg->set_table_id(table);
-      seg->set_num_keys(static_cast<uint32_t>(chunk.pos.size()));
-      seg->set_dim(static_cast<uint32_t>(dim));
-      PackKeys(keys, chunk.pos, call->request.mutable_keys());
+      std::string* keys = call->request.mutable_keys();
+      keys->reserve(chunk.num_keys() * sizeof(uint64_t));
+      for (const TableChunk& part : chunk.tables) {
+        const SparsePull& t = tables[part.table];
+        SparseSegment* seg = call->request.add_sparse();
+        seg->set_table_id(t.table);
+        seg->set_num_keys(static_cast<uint32_t>(part.pos.size()));
+        seg->set_dim(static_cast<uint32_t>(t.dim));
+        AppendKeys(t.keys, part.pos, keys);
+      }
     }
     // Rows are copied out as each chunk arrives, on gRPC's thread; chunks
-    // write disjoint rows of `values`, which outlives the calls.
+    // write disjoint rows of the tables' values, which outlive the calls.
     return PullWithRetry<SparseCall>(
         "Pull", calls,
-        [this, dim, values](SparseCall* call, std::function<void()> done) {
+        [this, tables](SparseCall* call, std::function<void()> done) {
           FillHeader(call->server, call->request.mutable_header());
           stubs_[call->server]->async()->Pull(
               call->context.get(), &call->request, &call->response,
-              [this, call, dim, values, done](grpc::Status status) {
+              [this, call, tables, done](grpc::Status status) {
                 call->rpc_status = status;
-                call->status = ReceiveRows(*call, status, dim, values);
+                call->status = ReceiveRows(*call, status, tables);
                 call->response.Clear();
                 done();
               });
@@ -179,24 +189,18 @@ class GrpcPsClient final : public PsClient {
   }
 
   using PsClient::PushAsync;
-  void PushAsync(uint32_t sparse_table, int dim,
-                 absl::Span<const uint64_t> keys, absl::Span<const float> grads,
-                 uint32_t dense_table, const DenseBlocks& blocks,
-                 absl::Span<const float> dense_grad, int64_t step,
-                 absl::Span<const float> shows,
-                 absl::Span<const float> clicks) override {
-    Push(sparse_table, dim, keys, grads, dense_table, blocks, dense_grad, step,
-         /*is_delta=*/false, shows, clicks);
+  void PushAsync(absl::Span<const SparsePush> tables, uint32_t dense_table,
+                 const DenseBlocks& blocks, absl::Span<const float> dense_grad,
+                 int64_t step) override {
+    Push(tables, dense_table, blocks, dense_grad, step, /*is_delta=*/false);
   }
 
-  void PushDeltasAsync(uint32_t sparse_table, int dim,
-                       absl::Span<const uint64_t> keys,
-                       absl::Span<const float> deltas, uint32_t dense_table,
-                       const DenseBlocks& blocks,
+  using PsClient::PushDeltasAsync;
+  void PushDeltasAsync(absl::Span<const SparsePush> tables,
+                       uint32_t dense_table, const DenseBlocks& blocks,
                        absl::Span<const float> dense_delta,
                        int64_t step) override {
-    Push(sparse_table, dim, keys, deltas, dense_table, blocks, dense_delta,
-         step, /*is_delta=*/true, {}, {});
+    Push(tables, dense_table, blocks, dense_delta, step, /*is_delta=*/true);
   }
 
   int InFlightPushes() override {
@@ -572,11 +576,9 @@ class GrpcPsClient final : public PsClient {
 
   // One push: per server, its sparse chunks and its dense blocks (in the
   // first request to it), numbered part 0..parts-1 of `step`.
-  void Push(uint32_t sparse_table, int dim, absl::Span<const uint64_t> keys,
-            absl::Span<const float> grads, uint32_t dense_table,
+  void Push(absl::Span<const SparsePush> tables, uint32_t dense_table,
             const DenseBlocks& blocks, absl::Span<const float> dense_grad,
-            int64_t step, bool is_delta, absl::Span<const float> shows,
-            absl::Span<const float> clicks) {
+            int64_t step, bool is_delta) {
     std::vector<std::vector<std::shared_ptr<PushCall>>> per_server(
         stubs_.size());
     auto new_call = [&](size_t s) {
@@ -586,25 +588,36 @@ class GrpcPsClient final : public PsClient {
       per_server[s].push_back(call);
       return call.get();
     };
-    const std::vector<std::vector<uint32_t>> pos = SplitByServer(keys);
-    for (const KeyChunk& chunk : Chunk(pos, ChunkKeys(dim))) {
+    std::vector<std::vector<std::vector<uint32_t>>> pos;
+    std::vector<int> dims;
+    // Shows and clicks go with every table's keys, or with none.
+    bool counted = !tables.empty();
+    for (const SparsePush& t : tables) {
+      CHECK_EQ(t.values.size(), t.keys.size() * t.dim)
+          << "push of table " << t.table;
+      pos.push_back(SplitByServer(t.keys));
+      dims.push_back(t.dim);
+      counted = counted && t.shows.size() == t.keys.size() &&
+                t.clicks.size() == t.keys.size();
+    }
+    for (const RequestChunk& chunk : ChunkTables(pos, dims)) {
       PushRequest& r = new_call(chunk.server)->request;
-      SparseSegment* seg = r.add_sparse();
-      seg->set_table_id(sparse_table);
-      seg->set_num_keys(static_cast<uint32_t>(chunk.pos.size()));
-      seg->set_dim(static_cast<uint32_t>(dim));
-      PackKeys(keys, chunk.pos, r.mutable_keys());
-      std::string* g = r.mutable_grads();
-      g->resize(chunk.pos.size() * dim * sizeof(float));
-      GatherRows(grads.data(), chunk.pos, dim,
-                 reinterpret_cast<float*>(g->data()));
-      for (const auto& [counts, out] :
-           {std::make_pair(shows, r.mutable_shows()),
-            std::make_pair(clicks, r.mutable_clicks())}) {
-        if (counts.size() != keys.size()) continue;  // empty: not sent
-        out->resize(chunk.pos.size() * sizeof(float));
-        GatherRows(counts.data(), chunk.pos, 1,
-                   reinterpret_cast<float*>(out->data()));
+      std::string* keys = r.mutable_keys();
+      std::string* grads = r.mutable_grads();
+      std::string* shows = r.mutable_shows();
+      std::string* clicks = r.mutable_clicks();
+      for (const TableChunk& part : chunk.tables) {
+        const SparsePush& t = tables[part.table];
+        SparseSegment* seg = r.add_sparse();
+        seg->set_table_id(t.table);
+        seg->set_num_keys(static_cast<uint32_t>(part.pos.size()));
+        seg->set_dim(static_cast<uint32_t>(t.dim));
+        AppendKeys(t.keys, part.pos, keys);
+        AppendRows(t.values, part.pos, t.dim, grads);
+        if (counted) {
+          AppendRows(t.shows, part.pos, 1, shows);
+          AppendRows(t.clicks, part.pos, 1, clicks);
+        }
       }
     }
     if (!dense_grad.empty()) {
@@ -701,23 +714,42 @@ class GrpcPsClient final : public PsClient {
     }
   }
 
+  // Rows pos[0], pos[1], ... of `values` (dim floats each), appended to
+  // `out`.
+  static void AppendRows(absl::Span<const float> values,
+                         absl::Span<const uint32_t> pos, int dim,
+                         std::string* out) {
+    const size_t at = out->size();
+    out->resize(at + pos.size() * dim * sizeof(float));
+    GatherRows(values.data(), pos, dim,
+               reinterpret_cast<float*>(out->data() + at));
+  }
+
   // Checks the rows `call` received and copies them into their places in
-  // `values`; the error names the server.
+  // the tables' values; the error names the server.
   absl::Status ReceiveRows(const PullCall<PullRequest, PullResponse>& call,
-                           const grpc::Status& status, int dim,
-                           absl::Span<float> values) {
+                           const grpc::Status& status,
+                           absl::Span<const SparsePull> tables) {
     const size_t s = call.chunk.server;
     if (!status.ok()) return FromGrpcStatus(status, Name(s), "Pull");
     RETURN_IF_ERROR(CheckIncarnation(s, call.response.header()));
     const std::string& bytes = call.response.values();
-    const size_t rows = call.chunk.pos.size();
-    if (bytes.size() != rows * dim * sizeof(float)) {
-      return absl::InternalError(
-          absl::StrCat("Pull from ", Name(s), ": expected ", rows,
-                       " rows of dim ", dim, ", got ", bytes.size(), " bytes"));
+    size_t expected = 0;
+    for (const TableChunk& part : call.chunk.tables) {
+      expected += part.pos.size() * tables[part.table].dim * sizeof(float);
     }
-    ScatterRows(reinterpret_cast<const float*>(bytes.data()), call.chunk.pos,
-                dim, values.data());
+    if (bytes.size() != expected) {
+      return absl::InternalError(absl::StrCat(
+          "Pull from ", Name(s), ": expected ", expected / sizeof(float),
+          " floats of rows (", call.chunk.num_keys(), " keys), got ",
+          bytes.size(), " bytes"));
+    }
+    const float* src = reinterpret_cast<const float*>(bytes.data());
+    for (const TableChunk& part : call.chunk.tables) {
+      const SparsePull& t = tables[part.table];
+      ScatterRows(src, part.pos, t.dim, t.values.data());
+      src += part.pos.size() * t.dim;
+    }
     return absl::OkStatus();
   }
 

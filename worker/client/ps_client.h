@@ -80,6 +80,28 @@ struct StepGateResult {
   int64_t checkpoint_pending = 0;
 };
 
+// One sparse table's part of a pull: values (keys.size() * dim floats)
+// receive the rows of `keys` in table `table`.
+struct SparsePull {
+  uint32_t table = 0;
+  int dim = 0;
+  absl::Span<const uint64_t> keys;
+  absl::Span<float> values;
+};
+
+// One sparse table's part of a push: the gradients (or GEO deltas) of its
+// distinct `keys` (keys.size() * dim floats); shows / clicks: per key, the
+// examples holding it and the positive ones among them (empty: the servers
+// count 1 show, 0 clicks; sent only when every table of the push has them).
+struct SparsePush {
+  uint32_t table = 0;
+  int dim = 0;
+  absl::Span<const uint64_t> keys;
+  absl::Span<const float> values;
+  absl::Span<const float> shows;
+  absl::Span<const float> clicks;
+};
+
 class PsClient {
  public:
   // Connects to every server, waiting up to connect_timeout_sec; Unavailable
@@ -90,39 +112,56 @@ class PsClient {
 
   virtual int num_servers() const = 0;
 
+  // Pulls the rows of several sparse tables at once: one request per server
+  // carries every table's keys it owns (several requests when they exceed
+  // the chunk limits of key_chunks.h). Rows are created on the servers if
+  // new. InvalidArgument when a table's values do not hold keys x dim
+  // floats.
+  virtual absl::Status PullSparse(absl::Span<const SparsePull> tables,
+                                  int64_t step) = 0;
   // values (keys.size() * dim floats) = rows of `keys` in sparse table
-  // `table`; rows are created on the servers if new.
-  virtual absl::Status PullSparse(uint32_t table, int dim,
-                                  absl::Span<const uint64_t> keys,
-                                  absl::Span<float> values, int64_t step) = 0;
+  // `table`.
+  absl::Status PullSparse(uint32_t table, int dim,
+                          absl::Span<const uint64_t> keys,
+                          absl::Span<float> values, int64_t step) {
+    const SparsePull pull{table, dim, keys, values};
+    return PullSparse(absl::MakeConstSpan(&pull, 1), step);
+  }
 
-  // Sends gradients of distinct `keys` (keys.size() * dim floats) and of the
-  // dense table (`dense_grad`, the whole vector laid out by `blocks`; empty
-  // to skip) as one asynchronous push. shows / clicks: per key, the
-  // examples holding it and the positive ones among them (empty: the
-  // servers count 1 show, 0 clicks). The spans are copied.
-  virtual void PushAsync(uint32_t sparse_table, int dim,
-                         absl::Span<const uint64_t> keys,
-                         absl::Span<const float> grads, uint32_t dense_table,
-                         const DenseBlocks& blocks,
-                         absl::Span<const float> dense_grad, int64_t step,
-                         absl::Span<const float> shows,
-                         absl::Span<const float> clicks) = 0;
+  // Sends the gradients of several sparse tables and of the dense table
+  // (`dense_grad`, the whole vector laid out by `blocks`; empty to skip) as
+  // one asynchronous push, one request per server (or more past the chunk
+  // limits). The spans are copied.
+  virtual void PushAsync(absl::Span<const SparsePush> tables,
+                         uint32_t dense_table, const DenseBlocks& blocks,
+                         absl::Span<const float> dense_grad, int64_t step) = 0;
+  // One sparse table's gradients of distinct `keys` (keys.size() * dim
+  // floats), as above.
   void PushAsync(uint32_t sparse_table, int dim,
                  absl::Span<const uint64_t> keys, absl::Span<const float> grads,
                  uint32_t dense_table, const DenseBlocks& blocks,
-                 absl::Span<const float> dense_grad, int64_t step) {
-    PushAsync(sparse_table, dim, keys, grads, dense_table, blocks, dense_grad,
-              step, {}, {});
+                 absl::Span<const float> dense_grad, int64_t step,
+                 absl::Span<const float> shows = {},
+                 absl::Span<const float> clicks = {}) {
+    const SparsePush push{sparse_table, dim, keys, grads, shows, clicks};
+    PushAsync(absl::MakeConstSpan(&push, 1), dense_table, blocks, dense_grad,
+              step);
   }
   // As PushAsync, for GEO: the values are parameter deltas that the servers
   // add to the rows and to the dense table as they are.
-  virtual void PushDeltasAsync(uint32_t sparse_table, int dim,
-                               absl::Span<const uint64_t> keys,
-                               absl::Span<const float> deltas,
+  virtual void PushDeltasAsync(absl::Span<const SparsePush> tables,
                                uint32_t dense_table, const DenseBlocks& blocks,
                                absl::Span<const float> dense_delta,
                                int64_t step) = 0;
+  void PushDeltasAsync(uint32_t sparse_table, int dim,
+                       absl::Span<const uint64_t> keys,
+                       absl::Span<const float> deltas, uint32_t dense_table,
+                       const DenseBlocks& blocks,
+                       absl::Span<const float> dense_delta, int64_t step) {
+    const SparsePush push{sparse_table, dim, keys, deltas, {}, {}};
+    PushDeltasAsync(absl::MakeConstSpan(&push, 1), dense_table, blocks,
+                    dense_delta, step);
+  }
   // Blocks until at most `max_in_flight` pushes are in flight. Returns the
   // first error any push had; once a push failed, every later call returns
   // that error (the worker must stop: an update was lost).

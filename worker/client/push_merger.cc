@@ -1,34 +1,49 @@
 #include "worker/client/push_merger.h"
 
 #include <algorithm>
+#include <utility>
+
+#include "glog/logging.h"
 
 namespace ps {
 
-void PushMerger::Add(absl::Span<const uint64_t> keys,
-                     absl::Span<const float> grads,
-                     absl::Span<const float> dense_grad,
-                     absl::Span<const float> shows,
-                     absl::Span<const float> clicks) {
+PushMerger::PushMerger(std::vector<int> dims, int64_t dense_size)
+    : dense_(dense_size, 0) {
+  tables_.resize(dims.size());
+  for (size_t t = 0; t < dims.size(); ++t) tables_[t].dim = dims[t];
+}
+
+void PushMerger::Add(absl::Span<const SparsePush> parts,
+                     absl::Span<const float> dense_grad) {
+  CHECK_EQ(parts.size(), tables_.size());
   ++steps_;
-  const bool counted = shows.size() == keys.size() &&
-                       clicks.size() == keys.size() &&
-                       (steps_ == 1 || counted_);
+  bool counted = steps_ == 1 || counted_;
+  for (const SparsePush& part : parts) {
+    counted = counted && part.shows.size() == part.keys.size() &&
+              part.clicks.size() == part.keys.size();
+  }
   counted_ = counted;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    auto [it, inserted] =
-        index_.try_emplace(keys[i], static_cast<uint32_t>(keys_.size()));
-    const float* g = grads.data() + i * dim_;
-    if (inserted) {
-      keys_.push_back(keys[i]);
-      grads_.insert(grads_.end(), g, g + dim_);
-      shows_.push_back(counted ? shows[i] : 0.0f);
-      clicks_.push_back(counted ? clicks[i] : 0.0f);
-    } else {
-      float* dst = grads_.data() + static_cast<size_t>(it->second) * dim_;
-      for (int d = 0; d < dim_; ++d) dst[d] += g[d];
-      if (counted) {
-        shows_[it->second] += shows[i];
-        clicks_[it->second] += clicks[i];
+  for (size_t t = 0; t < parts.size(); ++t) {
+    const SparsePush& part = parts[t];
+    Table& table = tables_[t];
+    const int dim = table.dim;
+    CHECK_EQ(part.values.size(), part.keys.size() * dim) << "table " << t;
+    for (size_t i = 0; i < part.keys.size(); ++i) {
+      auto [it, inserted] = table.index.try_emplace(
+          part.keys[i], static_cast<uint32_t>(table.keys.size()));
+      const float* g = part.values.data() + i * dim;
+      if (inserted) {
+        table.keys.push_back(part.keys[i]);
+        table.grads.insert(table.grads.end(), g, g + dim);
+        table.shows.push_back(counted ? part.shows[i] : 0.0f);
+        table.clicks.push_back(counted ? part.clicks[i] : 0.0f);
+      } else {
+        float* dst = table.grads.data() + static_cast<size_t>(it->second) * dim;
+        for (int d = 0; d < dim; ++d) dst[d] += g[d];
+        if (counted) {
+          table.shows[it->second] += part.shows[i];
+          table.clicks[it->second] += part.clicks[i];
+        }
       }
     }
   }
@@ -38,14 +53,25 @@ void PushMerger::Add(absl::Span<const uint64_t> keys,
   }
 }
 
+void PushMerger::Add(absl::Span<const uint64_t> keys,
+                     absl::Span<const float> grads,
+                     absl::Span<const float> dense_grad,
+                     absl::Span<const float> shows,
+                     absl::Span<const float> clicks) {
+  const SparsePush part{0, tables_[0].dim, keys, grads, shows, clicks};
+  Add(absl::MakeConstSpan(&part, 1), dense_grad);
+}
+
 void PushMerger::Clear() {
   steps_ = 0;
   has_dense_ = false;
-  index_.clear();
-  keys_.clear();
-  grads_.clear();
-  shows_.clear();
-  clicks_.clear();
+  for (Table& table : tables_) {
+    table.index.clear();
+    table.keys.clear();
+    table.grads.clear();
+    table.shows.clear();
+    table.clicks.clear();
+  }
   counted_ = false;
   std::fill(dense_.begin(), dense_.end(), 0.0f);
 }

@@ -1,6 +1,6 @@
 // Gradients of several steps merged into one push: sparse gradients summed
-// per key (first-seen key order), dense gradients summed. The trainer feeds
-// every step's gradients here and sends the merged push whenever the
+// per table and key (first-seen key order), dense gradients summed. The trainer
+// feeds every step's gradients here and sends the merged push whenever the
 // communicator has room, so a backed-up push queue merges steps instead of
 // growing or stalling. Not thread-safe (the trainer thread owns it).
 #ifndef PS_WORKER_CLIENT_PUSH_MERGER_H_
@@ -11,16 +11,25 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/types/span.h"
+#include "worker/client/ps_client.h"
 
 namespace ps {
 
 class PushMerger {
  public:
-  PushMerger(int dim, int64_t dense_size) : dim_(dim), dense_(dense_size, 0) {}
+  // One row width per sparse table, in the order Add's parts come in.
+  PushMerger(std::vector<int> dims, int64_t dense_size);
+  PushMerger(int dim, int64_t dense_size)
+      : PushMerger(std::vector<int>{dim}, dense_size) {}
 
-  // Adds one step: grads has keys.size() * dim floats, dense_grad is empty
-  // or dense_size floats; shows and clicks one per key (summed per key like
-  // the gradients), or empty.
+  // Adds one step: parts[t] holds table t's distinct keys, its values
+  // (keys.size() * dims[t] floats) and per key shows and clicks (summed per
+  // key like the gradients), or none; dense_grad is empty or dense_size
+  // floats. REQUIRES: one part per table (their `table` and `dim` fields are
+  // not read).
+  void Add(absl::Span<const SparsePush> parts,
+           absl::Span<const float> dense_grad);
+  // One table's step.
   void Add(absl::Span<const uint64_t> keys, absl::Span<const float> grads,
            absl::Span<const float> dense_grad,
            absl::Span<const float> shows = {},
@@ -28,15 +37,16 @@ class PushMerger {
 
   int steps() const { return steps_; }
   bool empty() const { return steps_ == 0; }
-  const std::vector<uint64_t>& keys() const { return keys_; }
-  const std::vector<float>& grads() const { return grads_; }
+  int num_tables() const { return static_cast<int>(tables_.size()); }
+  const std::vector<uint64_t>& keys(int t = 0) const { return tables_[t].keys; }
+  const std::vector<float>& grads(int t = 0) const { return tables_[t].grads; }
   // Per key: summed shows and clicks; empty unless every step had them.
-  absl::Span<const float> shows() const {
-    return counted_ ? absl::Span<const float>(shows_)
+  absl::Span<const float> shows(int t = 0) const {
+    return counted_ ? absl::Span<const float>(tables_[t].shows)
                     : absl::Span<const float>();
   }
-  absl::Span<const float> clicks() const {
-    return counted_ ? absl::Span<const float>(clicks_)
+  absl::Span<const float> clicks(int t = 0) const {
+    return counted_ ? absl::Span<const float>(tables_[t].clicks)
                     : absl::Span<const float>();
   }
   // Empty when no step carried a dense gradient.
@@ -49,15 +59,19 @@ class PushMerger {
   void Clear();
 
  private:
-  const int dim_;
+  struct Table {
+    int dim = 0;
+    absl::flat_hash_map<uint64_t, uint32_t> index;
+    std::vector<uint64_t> keys;
+    std::vector<float> grads;
+    std::vector<float> shows;
+    std::vector<float> clicks;
+  };
+
+  std::vector<Table> tables_;
   int steps_ = 0;
   bool has_dense_ = false;
-  absl::flat_hash_map<uint64_t, uint32_t> index_;
-  std::vector<uint64_t> keys_;
-  std::vector<float> grads_;
   bool counted_ = false;  // every step so far had shows and clicks
-  std::vector<float> shows_;
-  std::vector<float> clicks_;
   std::vector<float> dense_;
 };
 

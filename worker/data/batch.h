@@ -13,6 +13,8 @@
 #include <limits>
 #include <vector>
 
+#include "absl/types/span.h"
+
 namespace ps {
 
 // The most keys a Batch can hold: its offsets are uint32.
@@ -35,19 +37,37 @@ struct Batch {
   }
 };
 
-// The distinct keys of a batch and, for every key occurrence, the index of
-// its row among them: batch.keys[i] == unique_keys[key_index[i]]. Per
-// distinct key: shows = its occurrences, clicks = those in positive examples
-// (the sum of their labels), which servers with an accessor keep per row.
+// The distinct keys of a batch per sparse table, and for every key
+// occurrence the index of its row among its table's: unique_keys holds
+// table 0's distinct keys, then table 1's, ... (table_rows[t] each), and
+// batch.keys[i] == unique_keys[TableBegin(t) + key_index[i]] where t is the
+// table of key i's slot. One key in two tables is two rows. Per distinct key:
+// shows = its occurrences, clicks = those in positive examples (the sum of
+// their labels), which servers with an accessor keep per row.
 struct UniqueKeys {
   std::vector<uint64_t> unique_keys;
   std::vector<uint32_t> key_index;
   std::vector<float> shows;
   std::vector<float> clicks;
+  std::vector<int64_t> table_rows;
+
+  int num_tables() const { return static_cast<int>(table_rows.size()); }
+  // Where table t's keys start in unique_keys.
+  size_t TableBegin(int t) const {
+    size_t begin = 0;
+    for (int u = 0; u < t; ++u) begin += static_cast<size_t>(table_rows[u]);
+    return begin;
+  }
 };
 
-// Deduplicates batch.keys (first occurrence order).
+// Deduplicates batch.keys as one table (first occurrence order).
 UniqueKeys Deduplicate(const Batch& batch);
+
+// Deduplicates batch.keys per table: the keys of slot s belong to table
+// slot_table[s] (in [0, num_tables); one entry per slot of the batch), each
+// table's in first occurrence order.
+UniqueKeys Deduplicate(const Batch& batch, absl::Span<const int> slot_table,
+                       int num_tables);
 
 }  // namespace ps
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/optimizer.h"
@@ -19,26 +20,40 @@ std::string TypeName(ModelConfig::Type type) {
   return ModelConfig::Type_Name(type);
 }
 
-// The row width a spec's model needs: LR reads the linear weight alone, the
-// others with a linear weight need an embedding after it.
+// The row width a spec's model needs, of every table: LR reads the linear
+// weight alone, the others with a linear weight need an embedding after it;
+// FM needs one width for all.
 absl::Status ValidateRowWidth(const ModelSpec& spec) {
-  if (spec.type == ModelConfig::LR && spec.emb_dim != 1) {
+  if (spec.tables.empty() ||
+      static_cast<int>(spec.slot_table.size()) != spec.num_slots ||
+      static_cast<int>(spec.slot_offset.size()) != spec.num_slots ||
+      static_cast<int>(spec.slot_width.size()) != spec.num_slots) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "LR model needs embeddings of dim 1, the spec has dim ", spec.emb_dim));
+        TypeName(spec.type), " model spec maps its ", spec.num_slots,
+        " slots to no table (build specs with MakeModelSpec)"));
   }
-  if (spec.type != ModelConfig::LR && spec.linear_dim == 1 &&
-      spec.emb_dim < 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        TypeName(spec.type),
-        " model needs rows of dim >= 2 (1 linear weight + embedding), the "
-        "spec has dim ",
-        spec.emb_dim));
+  for (const TableSpec& table : spec.tables) {
+    const int dim = table.dim;
+    if (spec.type == ModelConfig::LR && dim != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "LR model needs embeddings of dim 1, the spec has dim ", dim));
+    }
+    if (spec.type != ModelConfig::LR && spec.linear_dim == 1 && dim < 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          TypeName(spec.type),
+          " model needs rows of dim >= 2 (1 linear weight + embedding), the "
+          "spec has dim ",
+          dim));
+    }
+    if (dim < 1 || dim <= spec.linear_dim - 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(TypeName(spec.type), " model spec has rows of dim ", dim,
+                       " but reads ", spec.linear_dim, " linear weight(s)"));
+    }
   }
-  if (spec.emb_dim < 1 || spec.emb_dim != spec.linear_dim + spec.factor_dim) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        TypeName(spec.type), " model spec has rows of dim ", spec.emb_dim,
-        " but reads ", spec.linear_dim, " linear weight(s) + ", spec.factor_dim,
-        " embedding floats"));
+  if (spec.has_fm && spec.emb_dim == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(TypeName(spec.type), " model needs tables of one dim"));
   }
   return absl::OkStatus();
 }
@@ -46,7 +61,8 @@ absl::Status ValidateRowWidth(const ModelSpec& spec) {
 // Checks that the batch and the rows handed to a step fit the spec.
 absl::Status ValidateStep(const ModelSpec& spec, const Batch& batch,
                           absl::Span<const uint32_t> key_index,
-                          int64_t num_unique, absl::Span<const float> rows) {
+                          absl::Span<const int64_t> table_rows,
+                          absl::Span<const float> rows) {
   const std::string model = TypeName(spec.type);
   RETURN_IF_ERROR(ValidateRowWidth(spec));
   if (batch.num_slots != spec.num_slots) {
@@ -90,18 +106,53 @@ absl::Status ValidateStep(const ModelSpec& spec, const Batch& batch,
         "key_index has ", key_index.size(), " entries but the batch has ",
         batch.keys.size(), " keys"));
   }
-  for (size_t i = 0; i < key_index.size(); ++i) {
-    if (key_index[i] >= num_unique) {
+  if (table_rows.size() != spec.tables.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "row counts given for ", table_rows.size(), " table(s) but ", model,
+        " model reads ", spec.tables.size()));
+  }
+  int64_t floats = 0;
+  for (size_t t = 0; t < table_rows.size(); ++t) {
+    if (table_rows[t] < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "key_index[", i, "] = ", key_index[i], " is out of range: there are ",
-          num_unique, " unique rows"));
+          "row count of table ", t, " is negative: ", table_rows[t]));
+    }
+    floats += table_rows[t] * spec.tables[t].dim;
+  }
+  if (spec.tables.size() == 1) {
+    for (size_t i = 0; i < key_index.size(); ++i) {
+      if (key_index[i] >= table_rows[0]) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "key_index[", i, "] = ", key_index[i],
+            " is out of range: there are ", table_rows[0], " unique rows"));
+      }
+    }
+  } else {
+    for (int64_t e = 0; e < n; ++e) {
+      for (int slot = 0; slot < spec.num_slots; ++slot) {
+        const size_t cell = static_cast<size_t>(e * spec.num_slots + slot);
+        const int t = spec.slot_table[slot];
+        for (uint32_t i = batch.offsets[cell]; i < batch.offsets[cell + 1];
+             ++i) {
+          if (key_index[i] >= table_rows[t]) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "key_index[", i, "] = ", key_index[i],
+                " is out of range: there are ", table_rows[t],
+                " unique rows of table ", t, " (slot ", slot, ")"));
+          }
+        }
+      }
     }
   }
-  if (static_cast<int64_t>(rows.size()) != num_unique * spec.emb_dim) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rows has ", rows.size(), " floats but ", num_unique,
-                     " unique rows of dim ", spec.emb_dim, " need ",
-                     num_unique * spec.emb_dim));
+  if (static_cast<int64_t>(rows.size()) != floats) {
+    if (spec.tables.size() == 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "rows has ", rows.size(), " floats but ", table_rows[0],
+          " unique rows of dim ", spec.tables[0].dim, " need ", floats));
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "rows has ", rows.size(), " floats but the unique rows ",
+        "of the batch's ", spec.tables.size(), " tables need ", floats));
   }
   return absl::OkStatus();
 }
@@ -231,22 +282,54 @@ absl::Status Model::GetDenseParams(absl::Span<float> out) {
 }
 
 Model::InputLayout Model::LayoutInputs(const Batch& batch,
-                                       int64_t num_unique) const {
+                                       int64_t row_floats) const {
   const int64_t n = batch.size();
   InputLayout layout;
-  layout.offsets = 0;
-  layout.index = AlignWords(layout.offsets + n * spec_.num_slots + 1);
-  layout.labels =
-      AlignWords(layout.index + static_cast<int64_t>(batch.keys.size()));
+  int64_t at = 0;
+  const size_t tables = spec_.tables.size();
+  for (size_t t = 0; t < tables; ++t) {
+    const int64_t slots = static_cast<int64_t>(spec_.tables[t].slots.size());
+    const int64_t keys = tables == 1
+                             ? static_cast<int64_t>(batch.keys.size())
+                             : static_cast<int64_t>(split_index_[t].size());
+    layout.offsets.push_back(at);
+    at = AlignWords(at + n * slots + 1);
+    layout.index.push_back(at);
+    layout.num_keys.push_back(keys);
+    at = AlignWords(at + keys);
+  }
+  layout.labels = at;
   layout.dense = AlignWords(layout.labels + n);
   layout.rows = AlignWords(layout.dense + n * spec_.num_dense);
-  layout.words = layout.rows + num_unique * spec_.emb_dim;
+  layout.words = layout.rows + row_floats;
   return layout;
 }
 
-absl::Status Model::Reserve(int n, int64_t num_unique, bool train) {
-  const int64_t pooled =
-      static_cast<int64_t>(n) * spec_.num_slots * spec_.emb_dim;
+void Model::SplitByTable(const Batch& batch,
+                         absl::Span<const uint32_t> key_index) {
+  const size_t tables = spec_.tables.size();
+  split_offsets_.resize(tables);
+  split_index_.resize(tables);
+  for (size_t t = 0; t < tables; ++t) {
+    split_offsets_[t].assign(1, 0);
+    split_index_[t].clear();
+  }
+  const int n = batch.size();
+  for (int e = 0; e < n; ++e) {
+    for (size_t t = 0; t < tables; ++t) {
+      std::vector<uint32_t>& index = split_index_[t];
+      for (const int slot : spec_.tables[t].slots) {
+        const size_t cell = static_cast<size_t>(e) * spec_.num_slots + slot;
+        index.insert(index.end(), key_index.begin() + batch.offsets[cell],
+                     key_index.begin() + batch.offsets[cell + 1]);
+        split_offsets_[t].push_back(static_cast<uint32_t>(index.size()));
+      }
+    }
+  }
+}
+
+absl::Status Model::Reserve(int n, int64_t row_floats, bool train) {
+  const int64_t pooled = static_cast<int64_t>(n) * spec_.pooled_width;
   RETURN_IF_ERROR(pooled_.Reserve(backend_, pooled));
   RETURN_IF_ERROR(logits_.Reserve(backend_, n));
   RETURN_IF_ERROR(d_logits_.Reserve(backend_, n));
@@ -255,7 +338,7 @@ absl::Status Model::Reserve(int n, int64_t num_unique, bool train) {
   if (train) {
     RETURN_IF_ERROR(d_pooled_.Reserve(backend_, pooled));
     RETURN_IF_ERROR(dense_grad_.Reserve(backend_, spec_.dense_size));
-    RETURN_IF_ERROR(row_grad_.Reserve(backend_, num_unique * spec_.emb_dim));
+    RETURN_IF_ERROR(row_grad_.Reserve(backend_, row_floats));
   }
   if (!backend_->UsesHostMemory()) {
     RETURN_IF_ERROR(host_probs_.Reserve(backend_, n));
@@ -264,8 +347,7 @@ absl::Status Model::Reserve(int n, int64_t num_unique, bool train) {
       if (!dense_rule_.has_value()) {
         RETURN_IF_ERROR(host_dense_grad_.Reserve(backend_, spec_.dense_size));
       }
-      RETURN_IF_ERROR(
-          host_row_grad_.Reserve(backend_, num_unique * spec_.emb_dim));
+      RETURN_IF_ERROR(host_row_grad_.Reserve(backend_, row_floats));
     }
   }
   if (backend_metrics_ && !metrics_zeroed_) {
@@ -283,17 +365,23 @@ absl::Status Model::Reserve(int n, int64_t num_unique, bool train) {
 
 absl::Status Model::Stage(const Batch& batch,
                           absl::Span<const uint32_t> key_index,
-                          int64_t num_unique, absl::Span<const float> rows) {
-  RETURN_IF_ERROR(ValidateStep(spec_, batch, key_index, num_unique, rows));
+                          absl::Span<const int64_t> table_rows,
+                          absl::Span<const float> rows) {
+  RETURN_IF_ERROR(ValidateStep(spec_, batch, key_index, table_rows, rows));
   if (staged_batch_.has_value()) {
     return absl::FailedPreconditionError(
         "Stage: the batch staged before was not launched yet");
   }
+  const size_t tables = spec_.tables.size();
+  if (tables > 1) SplitByTable(batch, key_index);
   Staged s;
-  s.layout = LayoutInputs(batch, num_unique);
   s.n = batch.size();
-  s.num_unique = num_unique;
-  s.num_keys = static_cast<int64_t>(batch.keys.size());
+  s.table_rows.assign(table_rows.begin(), table_rows.end());
+  for (size_t t = 0; t < tables; ++t) {
+    s.row_floats.push_back(s.total_floats);
+    s.total_floats += table_rows[t] * spec_.tables[t].dim;
+  }
+  s.layout = LayoutInputs(batch, s.total_floats);
   // Not the buffers of the launched step, whose kernels may still read
   // them; with none launched, those of the last step (all work is done).
   s.buffer = launched_ ? 1 - running_.buffer : running_.buffer;
@@ -301,8 +389,17 @@ absl::Status Model::Stage(const Batch& batch,
   RETURN_IF_ERROR(staged_[s.buffer].Reserve(backend_, layout.words));
   RETURN_IF_ERROR(inputs_[s.buffer].Reserve(backend_, layout.words));
   uint32_t* words = staged_[s.buffer].data();
-  Pack(batch.offsets.data(), batch.offsets.size(), words, layout.offsets);
-  Pack(key_index.data(), key_index.size(), words, layout.index);
+  if (tables == 1) {
+    Pack(batch.offsets.data(), batch.offsets.size(), words, layout.offsets[0]);
+    Pack(key_index.data(), key_index.size(), words, layout.index[0]);
+  } else {
+    for (size_t t = 0; t < tables; ++t) {
+      Pack(split_offsets_[t].data(), split_offsets_[t].size(), words,
+           layout.offsets[t]);
+      Pack(split_index_[t].data(), split_index_[t].size(), words,
+           layout.index[t]);
+    }
+  }
   Pack(batch.labels.data(), batch.labels.size(), words, layout.labels);
   Pack(batch.dense.data(), batch.dense.size(), words, layout.dense);
   Pack(rows.data(), rows.size(), words, layout.rows);
@@ -310,7 +407,7 @@ absl::Status Model::Stage(const Batch& batch,
   // step using it: the next Stage while that step runs takes the other.
   backend_->CopyToBackend(words, layout.words * sizeof(uint32_t),
                           inputs_[s.buffer].data());
-  staged_batch_ = s;
+  staged_batch_ = std::move(s);
   return absl::OkStatus();
 }
 
@@ -318,15 +415,15 @@ const float* Model::InputFloats(const Staged& s, int64_t at) const {
   return reinterpret_cast<const float*>(inputs_[s.buffer].data() + at);
 }
 
-PoolArgs Model::MakePoolArgs(const Staged& s) const {
+PoolArgs Model::MakePoolArgs(const Staged& s, int table) const {
   PoolArgs pool;
   pool.batch = s.n;
-  pool.num_slots = spec_.num_slots;
-  pool.dim = spec_.emb_dim;
+  pool.num_slots = static_cast<int>(spec_.tables[table].slots.size());
+  pool.dim = spec_.tables[table].dim;
   pool.mode = pooling_;
-  pool.offsets = inputs_[s.buffer].data() + s.layout.offsets;
-  pool.index = inputs_[s.buffer].data() + s.layout.index;
-  pool.num_keys = s.num_keys;
+  pool.offsets = inputs_[s.buffer].data() + s.layout.offsets[table];
+  pool.index = inputs_[s.buffer].data() + s.layout.index[table];
+  pool.num_keys = s.layout.num_keys[table];
   return pool;
 }
 
@@ -339,7 +436,7 @@ absl::Status Model::Launch(bool train, StepResult* result) {
   if (!staged_batch_.has_value()) {
     return absl::FailedPreconditionError("Launch: no batch is staged");
   }
-  const Staged s = *staged_batch_;
+  Staged s = *staged_batch_;
   const int n = s.n;
   if (n > 0 && !has_params_) {
     return absl::FailedPreconditionError(
@@ -356,11 +453,11 @@ absl::Status Model::Launch(bool train, StepResult* result) {
   const bool dense_grad_out = train && !dense_rule_.has_value();
   if (train) {
     if (dense_grad_out) result->dense_grad.resize(spec_.dense_size);
-    result->row_grad.resize(s.num_unique * spec_.emb_dim);
+    result->row_grad.resize(s.total_floats);
   }
-  if (n > 0) RETURN_IF_ERROR(Reserve(n, s.num_unique, train));
+  if (n > 0) RETURN_IF_ERROR(Reserve(n, s.total_floats, train));
   staged_batch_.reset();
-  running_ = s;
+  running_ = std::move(s);
   launched_ = true;
   launched_train_ = train;
   launched_result_ = result;
@@ -369,18 +466,22 @@ absl::Status Model::Launch(bool train, StepResult* result) {
     std::fill(result->row_grad.begin(), result->row_grad.end(), 0.0f);
     return absl::OkStatus();
   }
-  const InputLayout& layout = s.layout;
+  const Staged& r = running_;
+  const InputLayout& layout = r.layout;
 
-  // Forward.
-  const int pooled_width = spec_.num_slots * spec_.emb_dim;
-  const PoolArgs pool = MakePoolArgs(s);
-  backend_->PoolForward(pool, InputFloats(s, layout.rows), pooled_.data(),
-                        pooled_width);
-  const TermInputs in{n, pooled_.data(), InputFloats(s, layout.dense),
+  // Forward: each table pools its slots' rows into its columns.
+  const int pooled_width = spec_.pooled_width;
+  const int tables = static_cast<int>(spec_.tables.size());
+  for (int t = 0; t < tables; ++t) {
+    backend_->PoolForward(
+        MakePoolArgs(r, t), InputFloats(r, layout.rows + r.row_floats[t]),
+        pooled_.data() + spec_.tables[t].pooled_offset, pooled_width);
+  }
+  const TermInputs in{n, pooled_.data(), InputFloats(r, layout.dense),
                       params_.data()};
   backend_->SetZero(n * sizeof(float), logits_.data());
   for (const auto& term : terms_) term->Forward(in, logits_.data());
-  const float* labels = InputFloats(s, layout.labels);
+  const float* labels = InputFloats(r, layout.labels);
   backend_->SigmoidCrossEntropy(n, logits_.data(), labels,
                                 1.0f / static_cast<float>(n), probs_.data(),
                                 d_logits_.data(), loss_sum_.data());
@@ -405,8 +506,11 @@ absl::Status Model::Launch(bool train, StepResult* result) {
       term->Backward(in, d_logits_.data(), d_pooled_.data(),
                      dense_grad_.data());
     }
-    backend_->PoolBackward(pool, d_pooled_.data(), pooled_width, s.num_unique,
-                           row_grad_.data());
+    for (int t = 0; t < tables; ++t) {
+      backend_->PoolBackward(
+          MakePoolArgs(r, t), d_pooled_.data() + spec_.tables[t].pooled_offset,
+          pooled_width, r.table_rows[t], row_grad_.data() + r.row_floats[t]);
+    }
     if (!dense_grad_out) {
       // After every kernel that reads the parameters (in stream order).
       backend_->DenseOptimizerStep(dense_rule_->Begin(), spec_.dense_size,
@@ -418,7 +522,7 @@ absl::Status Model::Launch(bool train, StepResult* result) {
         Download(backend_, dense_grad_.data(), spec_.dense_size,
                  host_dense_grad_.data());
       }
-      Download(backend_, row_grad_.data(), s.num_unique * spec_.emb_dim,
+      Download(backend_, row_grad_.data(), r.total_floats,
                host_row_grad_.data());
     }
   }
@@ -446,7 +550,7 @@ absl::Status Model::Finish() {
         Download(backend_, dense_grad_.data(), spec_.dense_size,
                  result->dense_grad.data());
       }
-      Download(backend_, row_grad_.data(), s.num_unique * spec_.emb_dim,
+      Download(backend_, row_grad_.data(), s.total_floats,
                result->row_grad.data());
     }
   }
@@ -487,7 +591,8 @@ absl::Status Model::TakeMetrics(AucAccumulator* acc) {
 
 absl::Status Model::RunNow(const Batch& batch,
                            absl::Span<const uint32_t> key_index,
-                           int64_t num_unique, absl::Span<const float> rows,
+                           absl::Span<const int64_t> table_rows,
+                           absl::Span<const float> rows,
                            const absl::Span<const float>* dense_params,
                            bool train, StepResult* result) {
   CHECK(result != nullptr);
@@ -496,7 +601,7 @@ absl::Status Model::RunNow(const Batch& batch,
         "a step cannot run while another is staged or launched");
   }
   // Stage validates the batch, before any dense parameters are uploaded.
-  RETURN_IF_ERROR(Stage(batch, key_index, num_unique, rows));
+  RETURN_IF_ERROR(Stage(batch, key_index, table_rows, rows));
   absl::Status status = dense_params == nullptr ? absl::OkStatus()
                                                 : SetDenseParams(*dense_params);
   if (status.ok()) status = Launch(train, result);
@@ -509,35 +614,38 @@ absl::Status Model::RunNow(const Batch& batch,
 
 absl::Status Model::TrainStep(const Batch& batch,
                               absl::Span<const uint32_t> key_index,
-                              int64_t num_unique, absl::Span<const float> rows,
+                              absl::Span<const int64_t> table_rows,
+                              absl::Span<const float> rows,
                               StepResult* result) {
-  return RunNow(batch, key_index, num_unique, rows, nullptr, /*train=*/true,
+  return RunNow(batch, key_index, table_rows, rows, nullptr, /*train=*/true,
                 result);
 }
 
 absl::Status Model::Predict(const Batch& batch,
                             absl::Span<const uint32_t> key_index,
-                            int64_t num_unique, absl::Span<const float> rows,
-                            StepResult* result) {
-  return RunNow(batch, key_index, num_unique, rows, nullptr, /*train=*/false,
+                            absl::Span<const int64_t> table_rows,
+                            absl::Span<const float> rows, StepResult* result) {
+  return RunNow(batch, key_index, table_rows, rows, nullptr, /*train=*/false,
                 result);
 }
 
 absl::Status Model::TrainStep(const Batch& batch,
                               absl::Span<const uint32_t> key_index,
-                              int64_t num_unique, absl::Span<const float> rows,
+                              absl::Span<const int64_t> table_rows,
+                              absl::Span<const float> rows,
                               absl::Span<const float> dense_params,
                               StepResult* result) {
-  return RunNow(batch, key_index, num_unique, rows, &dense_params,
+  return RunNow(batch, key_index, table_rows, rows, &dense_params,
                 /*train=*/true, result);
 }
 
 absl::Status Model::Predict(const Batch& batch,
                             absl::Span<const uint32_t> key_index,
-                            int64_t num_unique, absl::Span<const float> rows,
+                            absl::Span<const int64_t> table_rows,
+                            absl::Span<const float> rows,
                             absl::Span<const float> dense_params,
                             StepResult* result) {
-  return RunNow(batch, key_index, num_unique, rows, &dense_params,
+  return RunNow(batch, key_index, table_rows, rows, &dense_params,
                 /*train=*/false, result);
 }
 

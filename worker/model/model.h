@@ -67,7 +67,8 @@ struct StepResult {
   double loss_sum = 0;            // sum (not mean) of per-example losses
   std::vector<float> dense_grad;  // spec.dense_size (none with the dense
                                   // optimizer on the backend)
-  std::vector<float> row_grad;    // num_unique * emb_dim
+  std::vector<float> row_grad;    // the rows' gradients, laid out like the
+                                  // rows (table after table)
 };
 
 // The backend's pooling of a config's model.pooling (SUM for unspecified).
@@ -92,8 +93,11 @@ class Model {
   absl::Status SetDenseParams(absl::Span<const float> dense_params);
 
   // One forward and backward pass with the dense parameters of the last
-  // SetDenseParams. `key_index` maps batch.keys to rows of `rows`
-  // (num_unique x emb_dim, laid out as spec describes). On return (also on
+  // SetDenseParams. Rows: table after table of spec.tables, table t's
+  // table_rows[t] rows of its dim each (UniqueKeys' layout, batch.h);
+  // key_index maps every key of batch.keys to a row among its slot's
+  // table's rows. A model of one table may pass its row count as
+  // `num_unique`. On return (also on
   // a device backend) `result` holds the step's probabilities, loss sum and
   // gradients, and the backend has been synchronized. InvalidArgument when
   // the batch does not match the spec (slot count, dense feature count,
@@ -103,14 +107,25 @@ class Model {
   // or copy of the step).
   absl::Status TrainStep(const Batch& batch,
                          absl::Span<const uint32_t> key_index,
+                         absl::Span<const int64_t> table_rows,
+                         absl::Span<const float> rows, StepResult* result);
+  absl::Status TrainStep(const Batch& batch,
+                         absl::Span<const uint32_t> key_index,
                          int64_t num_unique, absl::Span<const float> rows,
-                         StepResult* result);
+                         StepResult* result) {
+    return TrainStep(batch, key_index, {&num_unique, 1}, rows, result);
+  }
 
   // Forward only: result->probs and result->loss_sum; grads left empty.
   // Errors as TrainStep.
   absl::Status Predict(const Batch& batch, absl::Span<const uint32_t> key_index,
+                       absl::Span<const int64_t> table_rows,
+                       absl::Span<const float> rows, StepResult* result);
+  absl::Status Predict(const Batch& batch, absl::Span<const uint32_t> key_index,
                        int64_t num_unique, absl::Span<const float> rows,
-                       StepResult* result);
+                       StepResult* result) {
+    return Predict(batch, key_index, {&num_unique, 1}, rows, result);
+  }
 
   // As above, after SetDenseParams(dense_params) (when the batch is valid):
   // for callers that hand over the dense parameters with every step, at the
@@ -118,13 +133,30 @@ class Model {
   // floats.
   absl::Status TrainStep(const Batch& batch,
                          absl::Span<const uint32_t> key_index,
-                         int64_t num_unique, absl::Span<const float> rows,
+                         absl::Span<const int64_t> table_rows,
+                         absl::Span<const float> rows,
                          absl::Span<const float> dense_params,
                          StepResult* result);
   absl::Status Predict(const Batch& batch, absl::Span<const uint32_t> key_index,
-                       int64_t num_unique, absl::Span<const float> rows,
+                       absl::Span<const int64_t> table_rows,
+                       absl::Span<const float> rows,
                        absl::Span<const float> dense_params,
                        StepResult* result);
+  absl::Status TrainStep(const Batch& batch,
+                         absl::Span<const uint32_t> key_index,
+                         int64_t num_unique, absl::Span<const float> rows,
+                         absl::Span<const float> dense_params,
+                         StepResult* result) {
+    return TrainStep(batch, key_index, {&num_unique, 1}, rows, dense_params,
+                     result);
+  }
+  absl::Status Predict(const Batch& batch, absl::Span<const uint32_t> key_index,
+                       int64_t num_unique, absl::Span<const float> rows,
+                       absl::Span<const float> dense_params,
+                       StepResult* result) {
+    return Predict(batch, key_index, {&num_unique, 1}, rows, dense_params,
+                   result);
+  }
 
   // The dense optimizer on the backend, for GEO mode's local training: from
   // now on every training step with examples applies `config`'s rule to
@@ -150,7 +182,12 @@ class Model {
   // may change once this returns. FailedPrecondition when a staged batch
   // waits for its Launch.
   absl::Status Stage(const Batch& batch, absl::Span<const uint32_t> key_index,
-                     int64_t num_unique, absl::Span<const float> rows);
+                     absl::Span<const int64_t> table_rows,
+                     absl::Span<const float> rows);
+  absl::Status Stage(const Batch& batch, absl::Span<const uint32_t> key_index,
+                     int64_t num_unique, absl::Span<const float> rows) {
+    return Stage(batch, key_index, {&num_unique, 1}, rows);
+  }
   // Queues the forward pass of the staged batch (and the backward pass when
   // `train`) and the downloads of its results for `result`, which must stay
   // untouched until Finish. FailedPrecondition when nothing is staged, a
@@ -176,37 +213,43 @@ class Model {
 
  private:
   // Where the parts of a batch's upload lie in inputs_ (in 4-byte words).
+  // Per table t of spec.tables: the CSR of its slots (batch x its slots + 1
+  // offsets, uint32) and the row index of their keys (uint32); with one
+  // table, the batch's own offsets and key_index.
   struct InputLayout {
-    int64_t offsets = 0;  // uint32: batch * num_slots + 1
-    int64_t index = 0;    // uint32: the batch's key count
-    int64_t labels = 0;   // float: batch
-    int64_t dense = 0;    // float: batch * num_dense
-    int64_t rows = 0;     // float: num_unique * emb_dim
-    int64_t words = 0;    // the total
+    std::vector<int64_t> offsets;
+    std::vector<int64_t> index;
+    std::vector<int64_t> num_keys;  // per table: its keys in the batch
+    int64_t labels = 0;             // float: batch
+    int64_t dense = 0;              // float: batch * num_dense
+    int64_t rows = 0;               // float: the rows, table after table
+    int64_t words = 0;              // the total
   };
 
-  // A validated step: forward, and backward when `train`.
-  absl::Status Run(const Batch& batch, absl::Span<const uint32_t> key_index,
-                   int64_t num_unique, absl::Span<const float> rows, bool train,
-                   StepResult* result);
   // A staged batch: what Launch needs to know of it.
   struct Staged {
     InputLayout layout;
     int n = 0;
-    int64_t num_unique = 0;
-    int64_t num_keys = 0;
-    int buffer = 0;  // of staged_ / inputs_
+    std::vector<int64_t> table_rows;  // per table: its rows
+    std::vector<int64_t> row_floats;  // per table: where its rows start
+    int64_t total_floats = 0;         // floats of all rows
+    int buffer = 0;                   // of staged_ / inputs_
   };
 
   // Grows the backend buffers for a batch of `n` examples (the gradients'
   // only when `train`).
-  absl::Status Reserve(int n, int64_t num_unique, bool train);
-  InputLayout LayoutInputs(const Batch& batch, int64_t num_unique) const;
-  PoolArgs MakePoolArgs(const Staged& s) const;
+  absl::Status Reserve(int n, int64_t row_floats, bool train);
+  // Lays out the upload; per table, its keys' count in `num_keys`.
+  InputLayout LayoutInputs(const Batch& batch, int64_t row_floats) const;
+  // With several tables: each table's CSR and index into split_ (one
+  // table's words after another's, as LayoutInputs places them).
+  void SplitByTable(const Batch& batch, absl::Span<const uint32_t> key_index);
+  PoolArgs MakePoolArgs(const Staged& s, int table) const;
   const float* InputFloats(const Staged& s, int64_t at) const;
   // Stage, SetDenseParams(*dense_params) unless null, Launch, Finish.
   absl::Status RunNow(const Batch& batch, absl::Span<const uint32_t> key_index,
-                      int64_t num_unique, absl::Span<const float> rows,
+                      absl::Span<const int64_t> table_rows,
+                      absl::Span<const float> rows,
                       const absl::Span<const float>* dense_params, bool train,
                       StepResult* result);
 
@@ -243,14 +286,17 @@ class Model {
   bool metrics_zeroed_ = false;
   BackendArray<uint64_t> metric_counts_;  // 2 * AucAccumulator::kBuckets
   BackendArray<double> metric_sums_;      // loss sum, probability sum
-  BackendArray<float> pooled_;            // batch x (num_slots * emb_dim)
-  BackendArray<float> d_pooled_;          // its gradient
+  // SplitByTable's output: per table, its offsets then its index.
+  std::vector<std::vector<uint32_t>> split_offsets_;
+  std::vector<std::vector<uint32_t>> split_index_;
+  BackendArray<float> pooled_;    // batch x pooled_width
+  BackendArray<float> d_pooled_;  // its gradient
   BackendArray<float> logits_;
   BackendArray<float> d_logits_;
   BackendArray<float> probs_;
   BackendArray<double> loss_sum_;   // one
   BackendArray<float> dense_grad_;  // spec.dense_size
-  BackendArray<float> row_grad_;    // num_unique * emb_dim
+  BackendArray<float> row_grad_;    // like the rows
 };
 
 }  // namespace ps

@@ -28,16 +28,22 @@ DeepTerm::DeepTerm(const ModelSpec& spec, Backend* backend)
       acts_(spec.layers.size()),
       grads_(spec.layers.size()) {
   CHECK(spec_.has_deep);
-  for (int j = 0; j < static_cast<int>(spec_.deep_slots.size()); ++j) {
-    const int slot = spec_.deep_slots[j];
+  int x0_column = 0;
+  for (const int slot : spec_.deep_slots) {
     CHECK(slot >= 0 && slot < spec_.num_slots) << "deep slot " << slot;
-    if (!runs_.empty() &&
-        runs_.back().first_slot + runs_.back().length == slot) {
-      ++runs_.back().length;
+    const int width = SlotFactorWidth(spec_, slot);
+    const int stride = spec_.slot_width[slot];
+    const int pooled_column = spec_.slot_offset[slot] + spec_.linear_dim;
+    SlotRun* last = runs_.empty() ? nullptr : &runs_.back();
+    if (last != nullptr && last->width == width && last->stride == stride &&
+        last->pooled_column + last->length * stride == pooled_column) {
+      ++last->length;
     } else {
-      runs_.push_back(SlotRun{j, slot, 1});
+      runs_.push_back(SlotRun{x0_column, pooled_column, stride, width, 1});
     }
+    x0_column += width;
   }
+  CHECK_EQ(x0_column + spec_.num_dense, spec_.input_width);
 }
 
 absl::Status DeepTerm::Reserve(int batch) {
@@ -57,17 +63,14 @@ absl::Status DeepTerm::Reserve(int batch) {
 void DeepTerm::GatherInput(const TermInputs& in) {
   const int n = in.batch;
   const int width = spec_.input_width;
-  const int k = spec_.factor_dim;
-  const BlockLayout pooled{spec_.num_slots * spec_.emb_dim, spec_.emb_dim};
-  const BlockLayout x0{width, k};
   for (const SlotRun& run : runs_) {
     backend_->CopyBlocks(
-        n, run.length, k,
-        in.pooled + run.first_slot * spec_.emb_dim + spec_.linear_dim, pooled,
-        x0_.data() + run.first_block * k, x0, false);
+        n, run.length, run.width, in.pooled + run.pooled_column,
+        BlockLayout{spec_.pooled_width, run.stride}, x0_.data() + run.x0_column,
+        BlockLayout{width, run.width}, false);
   }
   if (spec_.num_dense > 0) {
-    const int at = static_cast<int>(spec_.deep_slots.size()) * k;
+    const int at = width - spec_.num_dense;
     backend_->CopyBlocks(n, 1, spec_.num_dense, in.dense,
                          BlockLayout{spec_.num_dense, 0}, x0_.data() + at,
                          BlockLayout{width, 0}, false);
@@ -75,14 +78,11 @@ void DeepTerm::GatherInput(const TermInputs& in) {
 }
 
 void DeepTerm::ScatterInputGrad(int batch, float* d_pooled) {
-  const int k = spec_.factor_dim;
-  const BlockLayout pooled{spec_.num_slots * spec_.emb_dim, spec_.emb_dim};
-  const BlockLayout x0{spec_.input_width, k};
   for (const SlotRun& run : runs_) {
     backend_->CopyBlocks(
-        batch, run.length, k, d_x0_.data() + run.first_block * k, x0,
-        d_pooled + run.first_slot * spec_.emb_dim + spec_.linear_dim, pooled,
-        true);
+        batch, run.length, run.width, d_x0_.data() + run.x0_column,
+        BlockLayout{spec_.input_width, run.width}, d_pooled + run.pooled_column,
+        BlockLayout{spec_.pooled_width, run.stride}, true);
   }
 }
 

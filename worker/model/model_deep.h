@@ -35,10 +35,14 @@ class DeepTerm final : public ModelTerm {
   // Consecutive slots that land next to each other in x0: slots
   // first_slot .. first_slot + length - 1 go to embedding blocks
   // first_block .. of x0. One CopyBlocks call each.
+  // Deep slots whose embeddings lie at one stride in the pooled row and
+  // next to each other in x0: one CopyBlocks each way.
   struct SlotRun {
-    int first_block = 0;
-    int first_slot = 0;
-    int length = 0;
+    int x0_column = 0;      // of its first embedding float in x0
+    int pooled_column = 0;  // of its first embedding float in a pooled row
+    int stride = 0;         // pooled floats from one slot to the next
+    int width = 0;          // embedding floats per slot
+    int length = 0;         // slots
   };
   // A slice of the output layer: input x (batch x width) times the weights
   // at weight_offset.

@@ -9,11 +9,10 @@ namespace {
 
 std::vector<float> MakeSelector(const ModelSpec& spec) {
   CHECK(spec.has_linear && spec.linear_dim == 1);
-  std::vector<float> selector(
-      static_cast<size_t>(spec.num_slots) * spec.emb_dim, 0.0f);
+  std::vector<float> selector(static_cast<size_t>(spec.pooled_width), 0.0f);
   for (int slot : spec.wide_slots) {
     CHECK(slot >= 0 && slot < spec.num_slots) << "wide slot " << slot;
-    selector[static_cast<size_t>(slot) * spec.emb_dim] = 1.0f;
+    selector[static_cast<size_t>(spec.slot_offset[slot])] = 1.0f;
   }
   return selector;
 }
@@ -35,7 +34,7 @@ absl::Status LinearTerm::Reserve(int /*batch*/) {
 
 void LinearTerm::Forward(const TermInputs& in, float* logits) {
   const int n = in.batch;
-  const int pooled_width = spec_.num_slots * spec_.emb_dim;
+  const int pooled_width = spec_.pooled_width;
   const LayerSpec& linear = spec_.linear;
   backend_->Gemm(false, false, n, 1, pooled_width, 1.0f, in.pooled,
                  selector_.data(), 1.0f, logits);
@@ -48,7 +47,7 @@ void LinearTerm::Forward(const TermInputs& in, float* logits) {
 void LinearTerm::Backward(const TermInputs& in, const float* d_logits,
                           float* d_pooled, float* dense_grad) {
   const int n = in.batch;
-  const int pooled_width = spec_.num_slots * spec_.emb_dim;
+  const int pooled_width = spec_.pooled_width;
   const LayerSpec& linear = spec_.linear;
   // d_pooled += d_logits (n x 1) * selector (1 x slots*dim).
   backend_->Gemm(false, false, n, pooled_width, 1, 1.0f, d_logits,
@@ -62,6 +61,8 @@ void LinearTerm::Backward(const TermInputs& in, const float* d_logits,
 FmTerm::FmTerm(const ModelSpec& spec, Backend* backend)
     : spec_(spec), backend_(backend) {
   CHECK(spec_.has_fm);
+  // Validation refuses FM tables of different dims.
+  CHECK_GT(spec_.emb_dim, 0) << "FM needs one embedding width";
 }
 
 absl::Status FmTerm::Reserve(int batch) {
@@ -69,9 +70,10 @@ absl::Status FmTerm::Reserve(int batch) {
 }
 
 // The embeddings inside the pooled rows: one block per slot, after the
-// slot's linear weight.
+// slot's linear weight (every slot's row has emb_dim floats, so the slots
+// lie at that stride, in whatever order their tables put them).
 BlockLayout FmTerm::Layout() const {
-  return BlockLayout{spec_.num_slots * spec_.emb_dim, spec_.emb_dim};
+  return BlockLayout{spec_.pooled_width, spec_.emb_dim};
 }
 
 void FmTerm::Forward(const TermInputs& in, float* logits) {

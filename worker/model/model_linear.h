@@ -34,7 +34,7 @@ class LinearTerm final : public ModelTerm {
  private:
   const ModelSpec spec_;
   Backend* const backend_;
-  // num_slots * emb_dim: 1 at the linear weight of every wide slot, else 0,
+  // pooled_width: 1 at the linear weight of every wide slot, else 0,
   // so pooled (batch x slots*dim) times it sums the wide slots' weights.
   // Built on the host (and kept: the upload reads it until the backend's
   // next Synchronize), copied to the backend once.

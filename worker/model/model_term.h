@@ -26,8 +26,9 @@ namespace ps {
 // the call.
 struct TermInputs {
   int batch = 0;
-  // batch x (num_slots * emb_dim), row-major: float e of slot s's pooled row
-  // for example i is pooled[(i * num_slots + s) * emb_dim + e].
+  // batch x pooled_width, row-major: float e of slot s's pooled row for
+  // example i is pooled[i * pooled_width + slot_offset[s] + e]
+  // (common/model_spec.h).
   const float* pooled = nullptr;
   const float* dense = nullptr;   // batch x num_dense dense features
   const float* params = nullptr;  // the flat dense parameter vector

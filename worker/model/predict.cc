@@ -39,7 +39,7 @@ absl::StatusOr<int64_t> PredictFile(const ExportedModel& model,
     std::remove(tmp.c_str());
     return s;
   };
-  const int table = static_cast<int>(spec.sparse_table_id);
+  const int num_tables = static_cast<int>(spec.tables.size());
   Batch batch;
   StepResult result;
   std::vector<float> rows;
@@ -48,12 +48,17 @@ absl::StatusOr<int64_t> PredictFile(const ExportedModel& model,
     absl::StatusOr<bool> more = reader->Next(&batch);
     if (!more.ok()) return fail(more.status());
     if (!*more) break;
-    UniqueKeys unique = Deduplicate(batch);
-    rows.resize(unique.unique_keys.size() * spec.emb_dim);
-    model.Lookup(table, unique.unique_keys, absl::MakeSpan(rows));
-    absl::Status s =
-        net.Predict(batch, unique.key_index, unique.unique_keys.size(), rows,
-                    model.dense(), &result);
+    UniqueKeys unique = Deduplicate(batch, spec.slot_table, num_tables);
+    const std::vector<int64_t> at = RowFloatOffsets(spec, unique.table_rows);
+    rows.resize(at.back());
+    for (int t = 0; t < num_tables; ++t) {
+      model.Lookup(static_cast<int>(spec.tables[t].table_id),
+                   absl::MakeConstSpan(unique.unique_keys)
+                       .subspan(unique.TableBegin(t), unique.table_rows[t]),
+                   absl::MakeSpan(rows).subspan(at[t], at[t + 1] - at[t]));
+    }
+    absl::Status s = net.Predict(batch, unique.key_index, unique.table_rows,
+                                 rows, model.dense(), &result);
     if (!s.ok()) return fail(s);
     for (float p : result.probs) fprintf(out, "%.9g\n", p);
     lines += batch.size();

@@ -36,17 +36,23 @@ class GeoLoop final : public TrainLoop {
   // it, and starts a new round from the servers' values.
   absl::Status Sync();
 
-  GeoCache geo_;
+  // Per table of spec().tables; the first also keeps the dense base.
+  GeoCache& dense_geo() { return geo_[0]; }
+  std::vector<GeoCache> geo_;
   bool dense_pulled_ = false;  // StartTraining ran
 };
 
-GeoLoop::GeoLoop(StepPieces* pieces)
-    : TrainLoop(pieces),
-      geo_(pieces->spec().emb_dim,
-           pieces->config()
-               .sparse_tables(static_cast<int>(pieces->spec().sparse_table_id))
-               .optimizer(),
-           pieces->spec().dense_size) {}
+GeoLoop::GeoLoop(StepPieces* pieces) : TrainLoop(pieces) {
+  const ModelSpec& spec = pieces->spec();
+  for (size_t t = 0; t < spec.tables.size(); ++t) {
+    geo_.emplace_back(
+        spec.tables[t].dim,
+        pieces->config()
+            .sparse_tables(static_cast<int>(spec.tables[t].table_id))
+            .optimizer(),
+        t == 0 ? spec.dense_size : 0);
+  }
+}
 
 absl::Status GeoLoop::RunEpoch(EpochBatches* batches) {
   PreparedBatch cur, next;
@@ -69,11 +75,23 @@ absl::Status GeoLoop::RunEpoch(EpochBatches* batches) {
 absl::Status GeoLoop::TrainStep(PreparedBatch* p) {
   if (!dense_pulled_) RETURN_IF_ERROR(StartTraining());
   RETURN_IF_ERROR(PullMissing(p));
-  const std::vector<uint64_t>& keys = p->unique.unique_keys;
-  p->rows.resize(keys.size() * pieces_->spec().emb_dim);
-  geo_.Gather(keys, absl::MakeSpan(p->rows));
+  const UniqueKeys& unique = p->unique;
+  const std::vector<int64_t> at =
+      RowFloatOffsets(pieces_->spec(), unique.table_rows);
+  p->rows.resize(at.back());
+  auto keys_of = [&unique](int t) {
+    return absl::MakeConstSpan(unique.unique_keys)
+        .subspan(unique.TableBegin(t), unique.table_rows[t]);
+  };
+  for (int t = 0; t < unique.num_tables(); ++t) {
+    geo_[t].Gather(keys_of(t),
+                   absl::MakeSpan(p->rows).subspan(at[t], at[t + 1] - at[t]));
+  }
   RETURN_IF_ERROR(pieces_->Compute(*p));
-  geo_.ApplySparse(keys, pieces_->result()->row_grad);
+  const absl::Span<const float> grads(pieces_->result()->row_grad);
+  for (int t = 0; t < unique.num_tables(); ++t) {
+    geo_[t].ApplySparse(keys_of(t), grads.subspan(at[t], at[t + 1] - at[t]));
+  }
   if (pieces_->steps() % pieces_->training().geo_every() == 0) {
     RETURN_IF_ERROR(Sync());
   }
@@ -89,22 +107,32 @@ absl::Status GeoLoop::StartTraining() {
         model.SetDenseOptimizer(pieces_->config().model().dense_optimizer()));
   }
   RETURN_IF_ERROR(pieces_->PullDense(pieces_->steps()));
-  geo_.SetDenseBase(pieces_->dense_params());
+  dense_geo().SetDenseBase(pieces_->dense_params());
   dense_pulled_ = true;
   return absl::OkStatus();
 }
 
 absl::Status GeoLoop::PullMissing(PreparedBatch* p) {
-  std::vector<uint64_t> missing = geo_.Missing(p->unique.unique_keys);
-  if (missing.empty()) return absl::OkStatus();
   const ModelSpec& spec = pieces_->spec();
-  std::vector<float> values(missing.size() * spec.emb_dim);
+  const UniqueKeys& unique = p->unique;
+  const int tables = unique.num_tables();
+  std::vector<std::vector<uint64_t>> missing(tables);
+  std::vector<std::vector<float>> values(tables);
+  std::vector<SparsePull> pulls;
+  for (int t = 0; t < tables; ++t) {
+    missing[t] = geo_[t].Missing(
+        absl::MakeConstSpan(unique.unique_keys)
+            .subspan(unique.TableBegin(t), unique.table_rows[t]));
+    if (missing[t].empty()) continue;
+    values[t].resize(missing[t].size() * spec.tables[t].dim);
+    pulls.push_back(SparsePull{spec.tables[t].table_id, spec.tables[t].dim,
+                               missing[t], absl::MakeSpan(values[t])});
+  }
+  if (pulls.empty()) return absl::OkStatus();
   const absl::Time start = absl::Now();
-  RETURN_IF_ERROR(
-      pieces_->client()->PullSparse(spec.sparse_table_id, spec.emb_dim, missing,
-                                    absl::MakeSpan(values), pieces_->steps()));
+  RETURN_IF_ERROR(pieces_->client()->PullSparse(pulls, pieces_->steps()));
   p->pull_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
-  geo_.Insert(missing, values);
+  for (int t = 0; t < tables; ++t) geo_[t].Insert(missing[t], values[t]);
   return absl::OkStatus();
 }
 
@@ -112,20 +140,22 @@ absl::Status GeoLoop::Sync() {
   // Nothing trained in this run yet (a resumed job may start at step > 0).
   if (!dense_pulled_) return absl::OkStatus();
   const int64_t step = pieces_->steps();
-  if (step == geo_.synced_step()) return absl::OkStatus();
+  if (step == dense_geo().synced_step()) return absl::OkStatus();
   const absl::Time start = absl::Now();
-  std::vector<uint64_t> keys;
-  std::vector<float> deltas;
-  geo_.SparseDeltas(&keys, &deltas);
+  std::vector<std::vector<uint64_t>> keys(geo_.size());
+  std::vector<std::vector<float>> deltas(geo_.size());
+  for (size_t t = 0; t < geo_.size(); ++t) {
+    geo_[t].SparseDeltas(&keys[t], &deltas[t]);
+  }
   // The model's dense vector, as its local steps left it.
   std::vector<float>& dense = pieces_->dense_params();
   RETURN_IF_ERROR(pieces_->model().GetDenseParams(absl::MakeSpan(dense)));
-  pieces_->PushDeltas(keys, deltas, geo_.DenseDelta(dense));
+  pieces_->PushDeltas(keys, deltas, dense_geo().DenseDelta(dense));
   RETURN_IF_ERROR(pieces_->client()->WaitPushes(0));
-  geo_.Clear(step);
+  for (GeoCache& geo : geo_) geo.Clear(step);
   // Fresh values: everyone's deltas so far.
   RETURN_IF_ERROR(pieces_->PullDense(step));
-  geo_.SetDenseBase(dense);
+  dense_geo().SetDenseBase(dense);
   pieces_->reporter().AddPushWaitMs(
       absl::ToDoubleMilliseconds(absl::Now() - start));
   return absl::OkStatus();
@@ -140,7 +170,7 @@ void GeoLoop::DenseReloaded() {
   // The model now holds the servers' vector, which may include other
   // workers' deltas pushed after this worker's last sync; measure the next
   // delta from it, or they would be pushed again.
-  geo_.SetDenseBase(pieces_->dense_params());
+  dense_geo().SetDenseBase(pieces_->dense_params());
 }
 
 }  // namespace

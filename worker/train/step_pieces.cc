@@ -23,6 +23,34 @@ ProgressOptions MakeProgressOptions(const JobConfig& config, int rank) {
   return o;
 }
 
+std::vector<int> TableDims(const ModelSpec& spec) {
+  std::vector<int> dims;
+  for (const TableSpec& table : spec.tables) dims.push_back(table.dim);
+  return dims;
+}
+
+// Per table of `spec`: its part of the rows or gradients `values` (laid out
+// by RowFloatOffsets) for the keys of `unique`.
+std::vector<SparsePush> SparseParts(const ModelSpec& spec,
+                                    const UniqueKeys& unique,
+                                    absl::Span<const float> values) {
+  const std::vector<int64_t> at = RowFloatOffsets(spec, unique.table_rows);
+  std::vector<SparsePush> parts;
+  for (int t = 0; t < unique.num_tables(); ++t) {
+    const size_t begin = unique.TableBegin(t);
+    const size_t n = static_cast<size_t>(unique.table_rows[t]);
+    SparsePush part;
+    part.table = spec.tables[t].table_id;
+    part.dim = spec.tables[t].dim;
+    part.keys = absl::MakeConstSpan(unique.unique_keys).subspan(begin, n);
+    part.values = values.subspan(at[t], at[t + 1] - at[t]);
+    part.shows = absl::MakeConstSpan(unique.shows).subspan(begin, n);
+    part.clicks = absl::MakeConstSpan(unique.clicks).subspan(begin, n);
+    parts.push_back(part);
+  }
+  return parts;
+}
+
 std::unique_ptr<CheckpointTrigger> MakeTrigger(const JobConfig& config) {
   if (!config.has_checkpoint()) return nullptr;
   return std::make_unique<CheckpointTrigger>(config.checkpoint().every_steps());
@@ -35,11 +63,13 @@ std::unique_ptr<CheckpointTrigger> MakeTrigger(const JobConfig& config) {
 
 EpochBatches::EpochBatches(int epoch, std::unique_ptr<DataReader> reader,
                            int64_t max_steps, int64_t steps_done,
-                           bool positions)
+                           bool positions, const ModelSpec& spec)
     : epoch_(epoch),
       reader_(std::move(reader)),
       max_steps_(max_steps),
       positions_(positions),
+      slot_table_(spec.slot_table),
+      num_tables_(static_cast<int>(spec.tables.size())),
       steps_(steps_done) {}
 
 absl::Status EpochBatches::Read(PreparedBatch* p) {
@@ -53,7 +83,7 @@ absl::Status EpochBatches::Read(PreparedBatch* p) {
   }
   ++steps_;
   p->has_data = true;
-  p->unique = Deduplicate(p->batch);
+  p->unique = Deduplicate(p->batch, slot_table_, num_tables_);
   return absl::OkStatus();
 }
 
@@ -79,7 +109,7 @@ StepPieces::StepPieces(const JobConfig& config, int rank, PsClient* client,
       trigger_(MakeTrigger(config)),
       model_(spec_, PoolModeOf(config.model().pooling()), backend),
       dense_params_(spec_.dense_size),
-      merger_(spec_.emb_dim, spec_.dense_size),
+      merger_(TableDims(spec_), spec_.dense_size),
       reporter_(MakeProgressOptions(config, rank), metrics) {
   // Training AUC and logloss are gathered where the model runs (on a GPU:
   // in device memory) and fetched at each log line.
@@ -108,11 +138,19 @@ void StepPieces::SetCheckpointPending(int64_t id, absl::Time asked_at) {
 // ------------------------------------------
 
 absl::Status StepPieces::PullRows(PreparedBatch* p, int64_t step) const {
-  p->rows.resize(p->unique.unique_keys.size() * spec_.emb_dim);
+  const UniqueKeys& unique = p->unique;
+  const std::vector<int64_t> at = RowFloatOffsets(spec_, unique.table_rows);
+  p->rows.resize(at.back());
+  std::vector<SparsePull> pulls;
+  for (int t = 0; t < unique.num_tables(); ++t) {
+    pulls.push_back(
+        SparsePull{spec_.tables[t].table_id, spec_.tables[t].dim,
+                   absl::MakeConstSpan(unique.unique_keys)
+                       .subspan(unique.TableBegin(t), unique.table_rows[t]),
+                   absl::MakeSpan(p->rows).subspan(at[t], at[t + 1] - at[t])});
+  }
   const absl::Time start = absl::Now();
-  RETURN_IF_ERROR(client_->PullSparse(spec_.sparse_table_id, spec_.emb_dim,
-                                      p->unique.unique_keys,
-                                      absl::MakeSpan(p->rows), step));
+  RETURN_IF_ERROR(client_->PullSparse(pulls, step));
   p->pull_ms = MillisecondsSince(start);
   return absl::OkStatus();
 }
@@ -127,15 +165,13 @@ absl::Status StepPieces::PullDense(int64_t step) {
 }
 
 absl::Status StepPieces::Stage(const PreparedBatch& p) {
-  return model_.Stage(p.batch, p.unique.key_index, p.unique.unique_keys.size(),
-                      p.rows);
+  return model_.Stage(p.batch, p.unique.key_index, p.unique.table_rows, p.rows);
 }
 
 absl::Status StepPieces::Compute(const PreparedBatch& p) {
   // Kernel errors of a device backend surface here: the model synchronizes.
   RETURN_IF_ERROR(model_.TrainStep(p.batch, p.unique.key_index,
-                                   p.unique.unique_keys.size(), p.rows,
-                                   &result_));
+                                   p.unique.table_rows, p.rows, &result_));
   CountStep(p);
   return absl::OkStatus();
 }
@@ -148,8 +184,8 @@ void StepPieces::CountStep(const PreparedBatch& p) {
 
 absl::Status StepPieces::PushAndWait(const PreparedBatch& p) {
   const absl::Time start = absl::Now();
-  merger_.Add(p.unique.unique_keys, result_.row_grad, result_.dense_grad,
-              p.unique.shows, p.unique.clicks);
+  merger_.Add(SparseParts(spec_, p.unique, result_.row_grad),
+              result_.dense_grad);
   absl::Status status = FlushAndWait();
   reporter_.AddPushWaitMs(MillisecondsSince(start));
   return status;
@@ -158,8 +194,8 @@ absl::Status StepPieces::PushAndWait(const PreparedBatch& p) {
 absl::Status StepPieces::PushBounded(const PreparedBatch& p) {
   const TrainingConfig& tr = config_.training();
   const absl::Time start = absl::Now();
-  merger_.Add(p.unique.unique_keys, result_.row_grad, result_.dense_grad,
-              p.unique.shows, p.unique.clicks);
+  merger_.Add(SparseParts(spec_, p.unique, result_.row_grad),
+              result_.dense_grad);
   absl::Status status;
   if (client_->InFlightPushes() < tr.max_inflight_pushes() ||
       merger_.steps() > tr.max_merged_steps()) {
@@ -178,20 +214,34 @@ absl::Status StepPieces::FlushAndWait() {
 absl::Status StepPieces::FlushPushes(int max_in_flight) {
   RETURN_IF_ERROR(client_->WaitPushes(max_in_flight));
   if (merger_.empty()) return absl::OkStatus();
-  client_->PushAsync(spec_.sparse_table_id, spec_.emb_dim, merger_.keys(),
-                     merger_.grads(), 0, blocks_, merger_.dense(), stats_.steps,
-                     merger_.shows(), merger_.clicks());
+  std::vector<SparsePush> parts;
+  for (int t = 0; t < merger_.num_tables(); ++t) {
+    parts.push_back(SparsePush{spec_.tables[t].table_id, spec_.tables[t].dim,
+                               merger_.keys(t), merger_.grads(t),
+                               merger_.shows(t), merger_.clicks(t)});
+  }
+  client_->PushAsync(parts, 0, blocks_, merger_.dense(), stats_.steps);
   ++stats_.pushes;
   stats_.merged_steps += merger_.steps() - 1;
   merger_.Clear();
   return absl::OkStatus();
 }
 
-void StepPieces::PushDeltas(absl::Span<const uint64_t> keys,
-                            absl::Span<const float> deltas,
+void StepPieces::PushDeltas(absl::Span<const std::vector<uint64_t>> keys,
+                            absl::Span<const std::vector<float>> deltas,
                             absl::Span<const float> dense_delta) {
-  client_->PushDeltasAsync(spec_.sparse_table_id, spec_.emb_dim, keys, deltas,
-                           0, blocks_, dense_delta, stats_.steps);
+  CHECK_EQ(keys.size(), spec_.tables.size());
+  CHECK_EQ(deltas.size(), spec_.tables.size());
+  std::vector<SparsePush> parts;
+  for (size_t t = 0; t < keys.size(); ++t) {
+    parts.push_back(SparsePush{spec_.tables[t].table_id,
+                               spec_.tables[t].dim,
+                               keys[t],
+                               deltas[t],
+                               {},
+                               {}});
+  }
+  client_->PushDeltasAsync(parts, 0, blocks_, dense_delta, stats_.steps);
   ++stats_.pushes;
 }
 

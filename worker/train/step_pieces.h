@@ -52,7 +52,7 @@ namespace ps {
 struct PreparedBatch {
   Batch batch;
   UniqueKeys unique;
-  std::vector<float> rows;  // unique.unique_keys.size() * emb_dim
+  std::vector<float> rows;  // the rows of `unique`, table after table
   bool has_data = false;
   bool staged = false;  // handed to Model::Stage (the pipelined loop)
   double pull_ms = 0;
@@ -67,8 +67,10 @@ class EpochBatches {
   // training.max_steps (0: no limit); steps_done: steps of this epoch
   // trained before (a resumed epoch); positions: keep each batch's reader
   // position (with checkpoints).
+  // `spec` tells which table each slot's keys belong to (they are
+  // deduplicated per table).
   EpochBatches(int epoch, std::unique_ptr<DataReader> reader, int64_t max_steps,
-               int64_t steps_done, bool positions);
+               int64_t steps_done, bool positions, const ModelSpec& spec);
 
   int epoch() const { return epoch_; }
   // The next batch into `p`, its keys deduplicated; p->rows untouched.
@@ -85,6 +87,8 @@ class EpochBatches {
   const std::unique_ptr<DataReader> reader_;
   const int64_t max_steps_;
   const bool positions_;
+  const std::vector<int> slot_table_;  // ModelSpec::slot_table
+  const int num_tables_;
   int64_t steps_;  // batches of this epoch read, counting steps_done
 };
 
@@ -149,9 +153,10 @@ class StepPieces {
   absl::Status PushBounded(const PreparedBatch& p);
   // Sends what the merger holds and waits for every push.
   absl::Status FlushAndWait();
-  // GEO: sends parameter deltas (PsClient::PushDeltasAsync) at steps().
-  void PushDeltas(absl::Span<const uint64_t> keys,
-                  absl::Span<const float> deltas,
+  // GEO: sends parameter deltas (PsClient::PushDeltasAsync) at steps():
+  // per table of spec().tables, its keys and their deltas.
+  void PushDeltas(absl::Span<const std::vector<uint64_t>> keys,
+                  absl::Span<const std::vector<float>> deltas,
                   absl::Span<const float> dense_delta);
   // Hands the metrics the model gathered since the last call to the
   // reporter.

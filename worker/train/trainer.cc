@@ -177,9 +177,9 @@ absl::StatusOr<std::unique_ptr<EpochBatches>> Trainer::OpenEpoch(int epoch) {
     ASSIGN_OR_RETURN(DataPosition position, reader->Position());
     pieces_->set_position(position);
   }
-  return std::make_unique<EpochBatches>(epoch, std::move(reader),
-                                        config.training().max_steps(),
-                                        steps_done, pieces_->has_checkpoints());
+  return std::make_unique<EpochBatches>(
+      epoch, std::move(reader), config.training().max_steps(), steps_done,
+      pieces_->has_checkpoints(), pieces_->spec());
 }
 
 absl::Status Trainer::TrainEpoch(int epoch) {

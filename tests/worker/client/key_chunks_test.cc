@@ -29,6 +29,43 @@ TEST(KeyChunksTest, EveryPositionLandsInExactlyOneChunkOfItsServer) {
   EXPECT_EQ(seen, (std::vector<uint32_t>{0, 2, 4, 6, 8, 1, 3}));
 }
 
+TEST(KeyChunksTest, SeveralTablesShareRequestsWithinTheLimits) {
+  // Table 0 (dim 1): 10000 keys on server 0, 3 on server 1. Table 1 (dim
+  // 256, 1 KiB rows): 3000 keys on server 0, none on server 1.
+  std::vector<std::vector<std::vector<uint32_t>>> pos(2);
+  pos[0].resize(2);
+  pos[1].resize(2);
+  for (uint32_t i = 0; i < 10000; ++i) pos[0][0].push_back(i);
+  pos[0][1] = {10000, 10001, 10002};
+  for (uint32_t i = 0; i < 3000; ++i) pos[1][0].push_back(i);
+  const std::vector<int> dims = {1, 256};
+  const std::vector<RequestChunk> chunks = ChunkTables(pos, dims);
+  std::vector<std::vector<std::vector<uint32_t>>> seen(2);
+  seen[0].resize(2);
+  seen[1].resize(2);
+  for (const RequestChunk& c : chunks) {
+    size_t bytes = 0;
+    ASSERT_FALSE(c.tables.empty());
+    for (const TableChunk& t : c.tables) {
+      bytes += t.pos.size() * dims[t.table] * sizeof(float);
+      for (uint32_t p : t.pos) seen[t.table][c.server].push_back(p);
+    }
+    EXPECT_LE(c.num_keys(), kMaxChunkKeys);
+    EXPECT_LE(bytes, kMaxChunkBytes);
+  }
+  EXPECT_EQ(seen, pos);  // every key once, in order
+  // Server 1's three keys of table 0 travel in one request; server 0's
+  // table-0 tail shares a request with table 1's head.
+  int mixed = 0;
+  for (const RequestChunk& c : chunks) {
+    if (c.server == 1) EXPECT_EQ(c.num_keys(), 3u);
+    if (c.tables.size() == 2) ++mixed;
+  }
+  EXPECT_EQ(mixed, 1);
+  // 10000 + 3000 keys of 4 B and 1 KiB rows: 2 + 2 requests on server 0.
+  EXPECT_EQ(chunks.size(), 4u);
+}
+
 TEST(KeyChunksTest, PackGatherAndScatterForRunsAndScatteredPositions) {
   const std::vector<uint64_t> keys = {10, 11, 12, 13, 14};
   for (const std::vector<uint32_t>& pos :

@@ -1,7 +1,8 @@
 // Every model's analytic gradient (dense parameters and sparse row values)
 // checked against central finite differences of the mean loss, with sum and
 // mean pooling: LR, DNN, FM, WIDE_DEEP over a subset of slots, DEEPFM, and
-// DCN with and without hidden layers.
+// DCN with and without hidden layers; and models over several tables, with
+// mixed dims where the model allows them.
 #include <cmath>
 #include <cstdlib>
 #include <memory>
@@ -39,6 +40,9 @@ struct ModelCase {
   // Row floats with a clearly non-zero gradient, at least; lower where
   // parts of rows or whole slots are read by no term.
   double significant_rows = 0.5;
+  // More tables (model.slot_tables): their dims and slots; the rest of the
+  // slots read a table of `dim`.
+  std::vector<testing_util::TableSlots> more_tables = {};
 };
 
 // NORMALIZE data: 26 slots and 13 dense features.
@@ -50,7 +54,10 @@ ModelSpec MakeSpec(const ModelCase& c) {
   for (int slot : c.wide_slots) model.add_wide_slots(slot);
   for (int slot : c.deep_slots) model.add_deep_slots(slot);
   if (c.cross_layers >= 0) model.set_cross_layers(c.cross_layers);
-  return testing_util::SpecOf(model, c.dim);
+  if (c.more_tables.empty()) return testing_util::SpecOf(model, c.dim);
+  std::vector<testing_util::TableSlots> tables = {{c.dim, {}}};
+  tables.insert(tables.end(), c.more_tables.begin(), c.more_tables.end());
+  return testing_util::SpecOfTables(model, tables);
 }
 
 std::vector<ModelCase> Cases() {
@@ -106,6 +113,32 @@ std::vector<ModelCase> Cases() {
     c.cross_layers = 0;
     c.scale = small_inputs;
   }
+  // Several tables: slots of one table are not consecutive, so the pooled
+  // row (table after table) is a permutation of the slots; dims differ
+  // where the model allows.
+  const std::vector<testing_util::TableSlots> mixed = {{2, {1, 5, 9, 20}},
+                                                       {6, {0, 3, 4, 25}}};
+  add("LrThreeTables", ModelConfig::LR, 1, {}).more_tables = {
+      {1, {1, 5, 9, 20}}, {1, {0, 3, 4, 25}}};
+  add("DnnMixedDims", ModelConfig::DNN, 4, {5, 3}).more_tables = mixed;
+  {
+    ModelCase& c = add("WideDeepMixedDims", ModelConfig::WIDE_DEEP, 4, {5});
+    c.wide_slots = {0, 3, 7, 25};
+    c.deep_slots = {2, 3, 4, 10, 11, 1, 5};
+    c.significant_rows = 0.3;
+    c.more_tables = {{3, {1, 5, 9, 20}}, {6, {0, 3, 4, 25}}};
+  }
+  {
+    ModelCase& c = add("DeepFmTwoTables", ModelConfig::DEEPFM, 4, {5});
+    c.scale = small_rows;
+    c.more_tables = {{4, {0, 3, 4, 25, 7}}};
+  }
+  {
+    ModelCase& c = add("DcnMixedDims", ModelConfig::DCN, 3, {4});
+    c.cross_layers = 2;
+    c.scale = small_inputs;
+    c.more_tables = mixed;
+  }
   return cases;
 }
 
@@ -125,9 +158,9 @@ TEST_P(ModelGradientTest, AnalyticGradientMatchesFiniteDifferences) {
   ASSERT_LT(in.unique.unique_keys.size(), in.batch.keys.size());
 
   StepResult result;
-  const absl::Status status = model.TrainStep(
-      in.batch, in.unique.key_index, in.unique.unique_keys.size(), in.rows,
-      in.dense_params, &result);
+  const absl::Status status =
+      model.TrainStep(in.batch, in.unique.key_index, in.unique.table_rows,
+                      in.rows, in.dense_params, &result);
   ASSERT_TRUE(status.ok()) << status;
   ASSERT_EQ(result.probs.size(), 6u);
   ASSERT_EQ(result.dense_grad.size(), static_cast<size_t>(spec.dense_size));
@@ -143,13 +176,21 @@ TEST_P(ModelGradientTest, AnalyticGradientMatchesFiniteDifferences) {
                     "dense param " + std::to_string(j));
     if (std::abs(numeric) > 1e-3) ++significant_dense;
   }
+  const std::vector<int64_t> at = RowFloatOffsets(spec, in.unique.table_rows);
   for (size_t j = 0; j < rows.size(); ++j) {
     const double numeric = NumericGrad(&model, in, &rows, &dense, &rows, j);
+    int t = 0;
+    while (static_cast<int64_t>(j) >= at[t + 1]) ++t;
+    const int dim = spec.tables[t].dim;
+    const int64_t row = (static_cast<int64_t>(j) - at[t]) / dim;
     ExpectGradClose(
         numeric, result.row_grad[j],
-        "row float " + std::to_string(j) + " (key " +
-            std::to_string(in.unique.unique_keys[j / spec.emb_dim]) +
-            ", element " + std::to_string(j % spec.emb_dim) + ")");
+        "row float " + std::to_string(j) + " (table " + std::to_string(t) +
+            ", key " +
+            std::to_string(
+                in.unique.unique_keys[in.unique.TableBegin(t) + row]) +
+            ", element " +
+            std::to_string((static_cast<int64_t>(j) - at[t]) % dim) + ")");
     if (std::abs(numeric) > 1e-3) ++significant_rows;
   }
   // The check means something only if many gradients are far from zero

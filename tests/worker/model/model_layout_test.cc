@@ -37,6 +37,40 @@ void ExpectLayer(const LayerSpec& layer, int in, int out, bool activated,
   EXPECT_EQ(layer.bias_offset, bias_offset);
 }
 
+TEST(ModelLayoutTest, SlotTablesLayPooledRowsTableAfterTable) {
+  // NORMALIZE: 26 slots. "big" (dim 6) reads slots 3 and 1, "emb" (dim 4)
+  // the rest: the pooled row is emb's 24 slots (0, 2, 4, ...), then big's.
+  JobConfig config =
+      MakeConfig(ModelConfig::DNN, 4, DataConfig::NORMALIZE, {8});
+  auto* big = config.add_sparse_tables();
+  big->set_name("big");
+  big->set_dim(6);
+  auto* group = config.mutable_model()->add_slot_tables();
+  group->set_table("big");
+  group->add_slots(3);
+  group->add_slots(1);
+  const ModelSpec spec = MakeModelSpec(config);
+  ASSERT_EQ(spec.tables.size(), 2u);
+  EXPECT_EQ(spec.tables[0].table_id, 0u);
+  EXPECT_EQ(spec.tables[0].dim, 4);
+  EXPECT_EQ(spec.tables[0].slots.size(), 24u);
+  EXPECT_EQ(spec.tables[1].table_id, 1u);
+  EXPECT_THAT(spec.tables[1].slots, ElementsAre(1, 3));
+  EXPECT_EQ(spec.tables[1].pooled_offset, 24 * 4);
+  EXPECT_EQ(spec.pooled_width, 24 * 4 + 2 * 6);
+  EXPECT_EQ(spec.slot_table[1], 1);
+  EXPECT_EQ(spec.slot_table[2], 0);
+  EXPECT_EQ(spec.slot_offset[0], 0);
+  EXPECT_EQ(spec.slot_offset[2], 4);
+  EXPECT_EQ(spec.slot_offset[1], 96);
+  EXPECT_EQ(spec.slot_offset[3], 102);
+  EXPECT_EQ(spec.slot_width[3], 6);
+  EXPECT_EQ(spec.emb_dim, 0);  // dims differ
+  // x0: 24 x 4 + 2 x 6 embedding floats + 13 dense.
+  EXPECT_EQ(spec.input_width, 96 + 12 + 13);
+  ExpectLayer(spec.layers[0], 121, 8, true, 0, 121 * 8);
+}
+
 TEST(ModelLayoutTest, Lr) {
   // NORMALIZE: 26 slots, 13 dense. [W (13) | b].
   const ModelSpec spec =

@@ -316,5 +316,112 @@ TEST_F(ModelValidationTest, DenseParamsSizeMismatch) {
               " floats but DNN model has " + std::to_string(spec_.dense_size));
 }
 
+// A model whose slots read two tables of one dim computes what the same
+// model over one table computes when every (table, key) row holds that
+// key's one-table row: the split changes where rows live and the order of
+// the pooled row, not the function. The gradient of a key's one-table row
+// is the sum of its rows' gradients over the tables.
+class SlotTablesTest : public ::testing::TestWithParam<ModelConfig::Type> {};
+
+TEST_P(SlotTablesTest, TwoTablesOfOneDimComputeWhatOneTableComputes) {
+  ModelConfig config;
+  config.set_type(GetParam());
+  if (GetParam() != ModelConfig::LR && GetParam() != ModelConfig::FM) {
+    config.add_hidden_units(6);
+  }
+  const int dim = GetParam() == ModelConfig::LR ? 1 : 4;
+  const ModelSpec one = testing_util::SpecOf(config, dim);
+  const ModelSpec two =
+      testing_util::SpecOfTables(config, {{dim, {}}, {dim, {0, 2, 7, 25}}});
+  ASSERT_EQ(two.tables.size(), 2u);
+  auto backend = MakeBackend();
+  Model model_one(one, PoolMode::kMean, backend.get());
+  Model model_two(two, PoolMode::kMean, backend.get());
+  const StepInputs in = MakeInputs(one, 16, 7, {0.2f, 0.2f});
+
+  // The two-table rows: each table's keys with their one-table rows.
+  const UniqueKeys split = Deduplicate(in.batch, two.slot_table, 2);
+  std::vector<float> rows;
+  for (uint64_t key : split.unique_keys) {
+    const auto it = std::find(in.unique.unique_keys.begin(),
+                              in.unique.unique_keys.end(), key);
+    ASSERT_NE(it, in.unique.unique_keys.end());
+    const size_t row = it - in.unique.unique_keys.begin();
+    rows.insert(rows.end(), in.rows.begin() + row * dim,
+                in.rows.begin() + (row + 1) * dim);
+  }
+  // Keys appear in both tables (else the test would show little).
+  ASSERT_GT(split.unique_keys.size(), in.unique.unique_keys.size());
+
+  StepResult r1, r2;
+  ASSERT_TRUE(model_one
+                  .TrainStep(in.batch, in.unique.key_index,
+                             in.unique.table_rows, in.rows, in.dense_params,
+                             &r1)
+                  .ok());
+  const absl::Status status = model_two.TrainStep(
+      in.batch, split.key_index, split.table_rows, rows, in.dense_params, &r2);
+  ASSERT_TRUE(status.ok()) << status;
+  // Sums in another order: float rounding only.
+  ASSERT_EQ(r2.probs.size(), r1.probs.size());
+  for (size_t i = 0; i < r1.probs.size(); ++i) {
+    EXPECT_NEAR(r2.probs[i], r1.probs[i], 1e-6) << "example " << i;
+  }
+  EXPECT_NEAR(r2.loss_sum, r1.loss_sum, 1e-5);
+  ASSERT_EQ(r2.dense_grad.size(), r1.dense_grad.size());
+  for (size_t j = 0; j < r1.dense_grad.size(); ++j) {
+    EXPECT_NEAR(r2.dense_grad[j], r1.dense_grad[j], 1e-6) << "dense " << j;
+  }
+  std::vector<float> summed(in.rows.size(), 0.0f);
+  for (size_t u = 0; u < split.unique_keys.size(); ++u) {
+    const size_t row =
+        std::find(in.unique.unique_keys.begin(), in.unique.unique_keys.end(),
+                  split.unique_keys[u]) -
+        in.unique.unique_keys.begin();
+    for (int d = 0; d < dim; ++d)
+      summed[row * dim + d] += r2.row_grad[u * dim + d];
+  }
+  for (size_t j = 0; j < summed.size(); ++j) {
+    EXPECT_NEAR(summed[j], r1.row_grad[j], 1e-6) << "row float " << j;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllModels, SlotTablesTest,
+    ::testing::Values(ModelConfig::LR, ModelConfig::DNN, ModelConfig::FM,
+                      ModelConfig::WIDE_DEEP, ModelConfig::DEEPFM,
+                      ModelConfig::DCN),
+    [](const ::testing::TestParamInfo<ModelConfig::Type>& info) {
+      return ModelConfig::Type_Name(info.param);
+    });
+
+TEST(SlotTablesValidationTest, RowCountsMustMatchTheTables) {
+  ModelConfig config;
+  config.set_type(ModelConfig::DNN);
+  const ModelSpec spec =
+      testing_util::SpecOfTables(config, {{4, {}}, {2, {1, 3}}});
+  auto backend = MakeBackend();
+  Model model(spec, PoolMode::kSum, backend.get());
+  const StepInputs in = MakeInputs(spec, 4, 3);
+  StepResult result;
+  // One count for a two-table model.
+  const int64_t all = static_cast<int64_t>(in.unique.unique_keys.size());
+  EXPECT_THAT(model.TrainStep(in.batch, in.unique.key_index, all, in.rows,
+                              in.dense_params, &result),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("row counts given for 1 table(s) but DNN "
+                                 "model reads 2")));
+  // An index past its own table's rows (but within the other's).
+  std::vector<int64_t> counts = in.unique.table_rows;
+  std::vector<uint32_t> index = in.unique.key_index;
+  const uint32_t first_of_slot_1 = in.batch.offsets[1];
+  ASSERT_LT(first_of_slot_1, in.batch.offsets[2]);  // slot 1 has a key
+  index[first_of_slot_1] = static_cast<uint32_t>(counts[1]);
+  EXPECT_THAT(model.TrainStep(in.batch, index, counts, in.rows, in.dense_params,
+                              &result),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("unique rows of table 1 (slot 1)")));
+}
+
 }  // namespace
 }  // namespace ps
