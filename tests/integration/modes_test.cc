@@ -1,6 +1,7 @@
 // Every training mode on a real 2-server/2-worker loopback cluster (servers
 // in this process, workers in threads) on generated data with a known oracle
-// AUC; plus what each mode promises about staleness and pushes.
+// AUC; plus what each mode promises about staleness and pushes; and a model
+// over three tables of mixed dims in the ASYNC, BOUNDED and GEO modes.
 #include <iostream>
 #include <memory>
 #include <string>
@@ -147,6 +148,53 @@ TEST_F(GeoTest, GeoWithinPoint01OfOracleAndPushesDeltasEveryKSteps) {
     EXPECT_LE(counts.sparse_deltas, (steps + 4) / 5) << "worker " << w;
   }
 }
+
+// The same job over three tables of mixed dims (model.slot_tables): the
+// integer slots in a table of dim 4, half of the categorical ones in a
+// table of dim 12 with its own optimizer, the rest in the job's table.
+class MultiTableTest
+    : public ModesTest,
+      public ::testing::WithParamInterface<TrainingConfig::Mode> {
+ protected:
+  void Customize(JobConfig* config) override {
+    SparseTableConfig* ints = config->add_sparse_tables();
+    ints->set_name("ints");
+    ints->set_dim(4);
+    SparseTableConfig* ids = config->add_sparse_tables();
+    ids->set_name("ids");
+    ids->set_dim(12);
+    ids->mutable_optimizer()->set_type(OptimizerConfig::ADAGRAD);
+    ids->mutable_optimizer()->set_learning_rate(0.08f);
+    SlotTableConfig* g = config->mutable_model()->add_slot_tables();
+    g->set_table("ints");
+    for (int s = 0; s < 13; ++s) g->add_slots(s);
+    g = config->mutable_model()->add_slot_tables();
+    g->set_table("ids");
+    for (int s = 13; s < 39; s += 2) g->add_slots(s);
+    config->mutable_training()->set_geo_every(5);
+  }
+};
+
+TEST_P(MultiTableTest, MixedDimsTrainWithinPoint01OfOracle) {
+  auto cluster = TrainAndCheck(GetParam(), 0.01);
+  ASSERT_FALSE(cluster->servers.empty());
+  // Every table got rows on the servers.
+  for (uint32_t t = 0; t < 3; ++t) {
+    int64_t rows = 0;
+    for (const auto& server : cluster->servers) {
+      rows += server->handler()->ExactRows(t).value_or(0);
+    }
+    EXPECT_GT(rows, 0) << "table " << t;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Modes, MultiTableTest,
+    ::testing::Values(TrainingConfig::ASYNC, TrainingConfig::BOUNDED,
+                      TrainingConfig::GEO),
+    [](const ::testing::TestParamInfo<TrainingConfig::Mode>& info) {
+      return TrainingConfig::Mode_Name(info.param);
+    });
 
 }  // namespace
 }  // namespace ps

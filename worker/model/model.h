@@ -71,6 +71,14 @@ struct StepResult {
                                   // rows (table after table)
 };
 
+// The distinct keys of `batch` per table of `spec` (each slot's keys in
+// its table), as the model's steps take them.
+inline UniqueKeys DeduplicateByTable(const ModelSpec& spec,
+                                     const Batch& batch) {
+  return Deduplicate(batch, spec.slot_table,
+                     static_cast<int>(spec.tables.size()));
+}
+
 // The backend's pooling of a config's model.pooling (SUM for unspecified).
 PoolMode PoolModeOf(ModelConfig::Pooling pooling);
 

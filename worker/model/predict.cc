@@ -48,7 +48,7 @@ absl::StatusOr<int64_t> PredictFile(const ExportedModel& model,
     absl::StatusOr<bool> more = reader->Next(&batch);
     if (!more.ok()) return fail(more.status());
     if (!*more) break;
-    UniqueKeys unique = Deduplicate(batch, spec.slot_table, num_tables);
+    UniqueKeys unique = DeduplicateByTable(spec, batch);
     const std::vector<int64_t> at = RowFloatOffsets(spec, unique.table_rows);
     rows.resize(at.back());
     for (int t = 0; t < num_tables; ++t) {

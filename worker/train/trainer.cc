@@ -94,11 +94,10 @@ absl::Status ScoreBatches(StepPieces* pieces, DataReader* reader,
   while (true) {
     ASSIGN_OR_RETURN(bool more, reader->Next(&p.batch));
     if (!more) return absl::OkStatus();
-    p.unique = Deduplicate(p.batch);
+    p.unique = DeduplicateByTable(pieces->spec(), p.batch);
     RETURN_IF_ERROR(pieces->PullRows(&p, -1));
-    RETURN_IF_ERROR(pieces->model().Predict(p.batch, p.unique.key_index,
-                                            p.unique.unique_keys.size(), p.rows,
-                                            &result));
+    RETURN_IF_ERROR(pieces->model().Predict(
+        p.batch, p.unique.key_index, p.unique.table_rows, p.rows, &result));
     if (calibration == nullptr) continue;
     for (int i = 0; i < p.batch.size(); ++i) {
       acc->Add(result.probs[i], p.batch.labels[i]);
