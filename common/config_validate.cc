@@ -88,6 +88,46 @@ class Validator {
   const Locator& locator_;
 };
 
+// The learning-rate schedule of an optimizer (OptimizerConfig).
+absl::Status CheckSchedule(const Validator& v, const std::string& path,
+                           const OptimizerConfig& opt) {
+  // Steps stay below 10^10 (a push's step limit), so longer spans mean
+  // nothing.
+  constexpr int64_t kMaxSteps = int64_t{10'000'000'000};
+  RETURN_IF_ERROR(v.Range<int64_t>(path + ".warmup_steps", opt.warmup_steps(),
+                                   0, kMaxSteps));
+  if (opt.decay() == OptimizerConfig::NONE) return absl::OkStatus();
+  const std::string& decay = OptimizerConfig::Decay_Name(opt.decay());
+  if (decay.empty()) {
+    return v.Error(path + ".decay",
+                   "must be NONE, EXPONENTIAL, INVERSE_SQRT or COSINE");
+  }
+  if (opt.decay_steps() <= 0 || opt.decay_steps() > kMaxSteps) {
+    return v.Error(path + ".decay_steps",
+                   absl::StrCat("must be in [1, ", kMaxSteps, "] with decay ",
+                                decay, ", got ", opt.decay_steps()));
+  }
+  if (opt.decay() == OptimizerConfig::EXPONENTIAL &&
+      !(opt.decay_rate() > 0 && opt.decay_rate() <= 1)) {
+    return v.Error(path + ".decay_rate",
+                   absl::StrCat("must be in (0, 1] with decay EXPONENTIAL, "
+                                "got ",
+                                opt.decay_rate()));
+  }
+  const float min_lr = opt.min_learning_rate();
+  if (!(min_lr >= 0 && min_lr <= opt.learning_rate())) {
+    return v.Error(path + ".min_learning_rate",
+                   absl::StrCat("must be in [0, learning_rate ",
+                                opt.learning_rate(), "], got ", min_lr));
+  }
+  if (opt.type() == OptimizerConfig::FTRL && !(min_lr > 0)) {
+    return v.Error(path + ".min_learning_rate",
+                   absl::StrCat("must be > 0 for FTRL with decay ", decay,
+                                " (FTRL divides by the learning rate)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckOptimizer(const Validator& v, const std::string& path,
                             const OptimizerConfig& opt) {
   if (opt.type() == OptimizerConfig::TYPE_UNSPECIFIED) {
@@ -130,7 +170,7 @@ absl::Status CheckOptimizer(const Validator& v, const std::string& path,
                      absl::StrCat("must be >= 0, got ", value));
     }
   }
-  return absl::OkStatus();
+  return CheckSchedule(v, path, opt);
 }
 
 absl::Status CheckAccessor(const Validator& v, const std::string& path,

@@ -52,13 +52,67 @@ absl::Status CheckDecay(absl::string_view field, float value) {
       absl::StrCat(field, " must be in [0, 1), got ", value));
 }
 
-// The hyper-parameters of `config` (learning_rate, weight_bound and l2 for
-// every rule; each rule's own for its type), as Create documents.
+// The learning-rate schedule of `c`, as Create documents.
+absl::StatusOr<optimizer_math::Schedule> CheckedSchedule(
+    const OptimizerConfig& c) {
+  optimizer_math::Schedule s;
+  if (c.warmup_steps() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "optimizer warmup_steps must be >= 0, got ", c.warmup_steps()));
+  }
+  s.warmup_steps = c.warmup_steps();
+  switch (c.decay()) {
+    case OptimizerConfig::NONE:
+      return s;
+    case OptimizerConfig::EXPONENTIAL:
+      s.decay = optimizer_math::Decay::kExponential;
+      if (!(c.decay_rate() > 0 && c.decay_rate() <= 1)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("optimizer decay_rate must be in (0, 1] for an "
+                         "EXPONENTIAL decay, got ",
+                         c.decay_rate()));
+      }
+      break;
+    case OptimizerConfig::INVERSE_SQRT:
+      s.decay = optimizer_math::Decay::kInverseSqrt;
+      break;
+    case OptimizerConfig::COSINE:
+      s.decay = optimizer_math::Decay::kCosine;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown optimizer decay ", static_cast<int>(c.decay())));
+  }
+  if (c.decay_steps() <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("optimizer decay_steps must be > 0 with a decay, got ",
+                     c.decay_steps()));
+  }
+  // FTRL divides by the rate, so it must stay positive.
+  const bool ftrl = c.type() == OptimizerConfig::FTRL;
+  if (!(c.min_learning_rate() >= 0 &&
+        c.min_learning_rate() <= c.learning_rate()) ||
+      (ftrl && !(c.min_learning_rate() > 0))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "optimizer min_learning_rate must be in ", ftrl ? "(0, " : "[0, ",
+        c.learning_rate(), "] (the learning_rate", ftrl ? "; FTRL" : "",
+        "), got ", c.min_learning_rate()));
+  }
+  s.decay_steps = c.decay_steps();
+  s.decay_rate = c.decay_rate();
+  s.min_learning_rate = c.min_learning_rate();
+  return s;
+}
+
+// The hyper-parameters of `config` (learning_rate, weight_bound, l2 and the
+// schedule for every rule; each rule's own for its type), as Create
+// documents.
 absl::StatusOr<Hyper> CheckedHyper(const OptimizerConfig& c) {
   RETURN_IF_ERROR(CheckPositive("optimizer learning_rate", c.learning_rate()));
   RETURN_IF_ERROR(CheckNonNegative("optimizer weight_bound", c.weight_bound()));
   RETURN_IF_ERROR(CheckNonNegative("optimizer l2", c.l2()));
   Hyper h;
+  ASSIGN_OR_RETURN(h.schedule, CheckedSchedule(c));
   h.learning_rate = c.learning_rate();
   h.epsilon = c.epsilon();
   h.initial_accumulator = c.initial_accumulator();
@@ -100,7 +154,10 @@ absl::StatusOr<Hyper> CheckedHyper(const OptimizerConfig& c) {
 template <typename Math>
 class Rule final : public OptimizerRule {
  public:
-  explicit Rule(const Hyper& hyper) : math_(hyper) {}
+  explicit Rule(const Hyper& hyper)
+      : hyper_(hyper),
+        scheduled_(optimizer_math::HasSchedule(hyper.schedule)),
+        math_(hyper) {}
 
   const char* Name() const override { return Math::kName; }
   int StateSize(int dim) const override {
@@ -122,12 +179,19 @@ class Rule final : public OptimizerRule {
     }
   }
 
-  void Update(RowView row, absl::Span<const float> grad) const override {
-    Apply(row.weights.data(), row.state.data(), grad.data(), grad.size());
+  using OptimizerRule::Update;
+  using OptimizerRule::UpdateRows;
+
+  void Update(RowView row, absl::Span<const float> grad,
+              const UpdateContext& context) const override {
+    const Math math = MathAt(context.step);
+    Apply(math, row.weights.data(), row.state.data(), grad.data(), grad.size());
   }
 
   void UpdateRows(int dim, absl::Span<float* const> rows,
-                  absl::Span<const float* const> grads) const override {
+                  absl::Span<const float* const> grads,
+                  const UpdateContext& context) const override {
+    const Math math = MathAt(context.step);
     const size_t row_bytes = (dim + StateSize(dim)) * sizeof(float);
     const size_t ahead = PrefetchDistance(row_bytes);
     const size_t n = rows.size();
@@ -140,35 +204,46 @@ class Rule final : public OptimizerRule {
       if (i + ahead < n) {
         PrefetchBytes</*kForWrite=*/true>(row[i + ahead], row_bytes);
       }
-      Apply(row[i], row[i] + dim, grad[i], dim);
+      Apply(math, row[i], row[i] + dim, grad[i], dim);
     }
   }
 
  private:
+  // The math at the learning rate of an update at `step`.
+  Math MathAt(int64_t step) const {
+    if (!scheduled_) return math_;
+    return Math(optimizer_math::AtStep(hyper_, step));
+  }
+
   // Weights w[0, n), their states s[k * n + i], the row's own states
   // s[kStates * n + j], gradient g[0, n).
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void Apply(float* w, float* s, const float* g,
-                                          size_t n) const {
-    const typename Math::Row row = math_.BeginRow(s + Math::kStates * n);
+  ABSL_ATTRIBUTE_ALWAYS_INLINE static void Apply(const Math& math, float* w,
+                                                 float* s, const float* g,
+                                                 size_t n) {
+    const typename Math::Row row = math.BeginRow(s + Math::kStates * n);
     size_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) Step<Lanes>(row, w, s, g, n, i);
-    for (; i < n; ++i) Step<float>(row, w, s, g, n, i);
+    for (; i + kLanes <= n; i += kLanes) Step<Lanes>(math, row, w, s, g, n, i);
+    for (; i < n; ++i) Step<float>(math, row, w, s, g, n, i);
   }
 
   // Weights i .. i + lanes of V.
   template <typename V>
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void Step(const typename Math::Row& row,
-                                         float* w, float* s, const float* g,
-                                         size_t n, size_t i) const {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE static void Step(const Math& math,
+                                                const typename Math::Row& row,
+                                                float* w, float* s,
+                                                const float* g, size_t n,
+                                                size_t i) {
     V wv = Load<V>(w + i);
     States<V, Math::kStates> sv;
     for (int k = 0; k < Math::kStates; ++k) sv[k] = Load<V>(s + k * n + i);
-    math_(row, wv, sv, Load<V>(g + i));
+    math(row, wv, sv, Load<V>(g + i));
     Store(w + i, wv);
     for (int k = 0; k < Math::kStates; ++k) Store(s + k * n + i, sv[k]);
   }
 
-  const Math math_;
+  const Hyper hyper_;
+  const bool scheduled_;  // hyper_ has a schedule: MathAt builds a Math
+  const Math math_;       // at the base learning rate
 };
 
 }  // namespace

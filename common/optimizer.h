@@ -44,6 +44,13 @@ struct RowView {
   absl::Span<float> state;
 };
 
+// What an update knows besides its gradients.
+struct UpdateContext {
+  // The step the update belongs to, which the learning-rate schedule goes by
+  // (OptimizerConfig, "Learning-rate schedule").
+  int64_t step = 0;
+};
+
 class OptimizerRule {
  public:
   // InvalidArgument naming the field and its value for an unknown type or a
@@ -51,7 +58,10 @@ class OptimizerRule {
   // weight_bound and l2 finite and >= 0; Adagrad's epsilon finite and > 0
   // and its initial_accumulator finite and >= 0; Adam's beta1 and beta2 in
   // [0, 1) and its epsilon finite and > 0; FTRL's ftrl_beta and l1 finite and
-  // >= 0. Fields a rule does not use are not checked.
+  // >= 0. The schedule (every rule): warmup_steps >= 0; with a decay,
+  // decay_steps > 0 and min_learning_rate in [0, learning_rate] (> 0 for
+  // FTRL); EXPONENTIAL's decay_rate in (0, 1]. Fields a rule does not use
+  // are not checked.
   static absl::StatusOr<std::unique_ptr<OptimizerRule>> Create(
       const OptimizerConfig& config);
   virtual ~OptimizerRule() = default;
@@ -62,17 +72,30 @@ class OptimizerRule {
   // Sets the state of a new row.
   // REQUIRES: state.size() == StateSize(dim) for the row's dim.
   virtual void InitState(absl::Span<float> state) const = 0;
-  // Applies gradient `grad` (same size as row.weights) to the row.
+  // Applies gradient `grad` (same size as row.weights) to the row, at the
+  // learning rate of context.step.
   // REQUIRES: grad finite, row.state.size() == StateSize(grad.size()).
-  virtual void Update(RowView row, absl::Span<const float> grad) const = 0;
+  virtual void Update(RowView row, absl::Span<const float> grad,
+                      const UpdateContext& context) const = 0;
   // Applies grads[i] (dim floats) to the packed row rows[i] (dim weights,
   // then StateSize(dim) floats of state), for i = 0, 1, ... in order: a row
   // listed several times receives its gradients in turn. One virtual call
-  // per batch; the rows are prefetched a few ahead.
+  // per batch; the rows are prefetched a few ahead. Learning rate as
+  // Update's.
   // REQUIRES: rows.size() == grads.size(), gradients finite, and no row
   // overlaps a gradient.
   virtual void UpdateRows(int dim, absl::Span<float* const> rows,
-                          absl::Span<const float* const> grads) const = 0;
+                          absl::Span<const float* const> grads,
+                          const UpdateContext& context) const = 0;
+
+  // The above at step 0: for rules without a schedule, and tests.
+  void Update(RowView row, absl::Span<const float> grad) const {
+    Update(row, grad, UpdateContext{});
+  }
+  void UpdateRows(int dim, absl::Span<float* const> rows,
+                  absl::Span<const float* const> grads) const {
+    UpdateRows(dim, rows, grads, UpdateContext{});
+  }
 };
 
 // The rule of `config` as plain values (common/optimizer_math.h), for code

@@ -41,10 +41,27 @@ namespace ps {
 namespace optimizer_math {
 
 enum class Kind : int32_t { kSgd = 0, kAdagrad = 1, kAdam = 2, kFtrl = 3 };
+enum class Decay : int32_t {
+  kNone = 0,
+  kExponential = 1,
+  kInverseSqrt = 2,
+  kCosine = 3
+};
+
+// The learning-rate schedule (OptimizerConfig's warmup_steps, decay,
+// decay_steps, decay_rate, min_learning_rate; formulas there).
+struct Schedule {
+  int64_t warmup_steps = 0;
+  Decay decay = Decay::kNone;
+  int64_t decay_steps = 0;
+  float decay_rate = 0;
+  float min_learning_rate = 0;
+};
 
 // A rule and its hyper-parameters, as plain values (a kernel argument).
 // Made from an OptimizerConfig by OptimizerHyper (common/optimizer.h), which
-// checks them.
+// checks them. The rules' math reads learning_rate as the rate of the update
+// at hand: code that runs a schedule passes AtStep(hyper, step).
 struct Hyper {
   Kind kind = Kind::kSgd;
   float learning_rate = 0;
@@ -56,7 +73,55 @@ struct Hyper {
   float ftrl_beta = 0;
   float l1 = 0;
   float l2 = 0;
+  Schedule schedule;
 };
+
+// True when `s` changes the rate at some step.
+inline bool HasSchedule(const Schedule& s) {
+  return s.warmup_steps > 0 || s.decay != Decay::kNone;
+}
+
+// The learning rate of an update at `step` (OptimizerConfig's formulas):
+// computed in double, rounded to float once. Exactly h.learning_rate without
+// a schedule. Host code only (the backends get the result in a Hyper).
+inline float ScheduledLearningRate(const Hyper& h, int64_t step) {
+  const Schedule& s = h.schedule;
+  if (!HasSchedule(s)) return h.learning_rate;
+  const double t = static_cast<double>(step < 1 ? 1 : step);
+  const double lr = h.learning_rate;
+  const double floor = s.min_learning_rate;
+  const double warm =
+      s.warmup_steps > 0
+          ? std::fmin(1.0, t / static_cast<double>(s.warmup_steps))
+          : 1.0;
+  const double u = std::fmax(0.0, t - static_cast<double>(s.warmup_steps));
+  const double d = static_cast<double>(s.decay_steps);
+  double decayed = lr;
+  switch (s.decay) {
+    case Decay::kNone:
+      break;
+    case Decay::kExponential:
+      decayed = std::fmax(
+          floor, lr * std::pow(static_cast<double>(s.decay_rate), u / d));
+      break;
+    case Decay::kInverseSqrt:
+      decayed = std::fmax(floor, lr * std::sqrt(d / (d + u)));
+      break;
+    case Decay::kCosine: {
+      constexpr double kPi = 3.14159265358979323846;
+      const double progress = std::fmin(u, d) / d;
+      decayed = floor + (lr - floor) * (1.0 + std::cos(kPi * progress)) / 2.0;
+      break;
+    }
+  }
+  return static_cast<float>(warm * decayed);
+}
+
+// `h` with the learning rate of an update at `step`.
+inline Hyper AtStep(Hyper h, int64_t step) {
+  h.learning_rate = ScheduledLearningRate(h, step);
+  return h;
+}
 
 // A fixed-size array usable in device code (std::array's members are not
 // __device__).
@@ -281,8 +346,9 @@ struct FtrlMath : NoRowState {
 
 // --- A dense vector updated by a backend ------------------------------------
 
-// One update of a dense vector: the rule, and the per-row scalars its
-// BeginRow gave for this update (DenseVectorState::Begin, on the host).
+// One update of a dense vector: the rule at this update's learning rate, and
+// the per-row scalars its BeginRow gave for this update (DenseRowState::Begin,
+// on the host).
 struct DenseUpdate {
   Hyper hyper;
   float row_lr = 0;  // Adam: lr_t of this update; unused by the others
@@ -371,12 +437,14 @@ class DenseRowState {
       beta_pow_[1] = init[1];
     }
   }
-  // The DenseUpdate of the next update (advances the row's state).
-  DenseUpdate Begin() {
+  // The DenseUpdate of the next update, which belongs to step `step` (the
+  // learning-rate schedule's; see ScheduledLearningRate). Advances the row's
+  // state.
+  DenseUpdate Begin(int64_t step) {
     DenseUpdate u;
-    u.hyper = hyper_;
+    u.hyper = AtStep(hyper_, step);
     if (hyper_.kind == Kind::kAdam) {
-      u.row_lr = AdamMath(hyper_).BeginRow(beta_pow_).lr;
+      u.row_lr = AdamMath(u.hyper).BeginRow(beta_pow_).lr;
     }
     return u;
   }

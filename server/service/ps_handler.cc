@@ -826,7 +826,7 @@ absl::Status PsHandler::Apply(const PushRequest& request,
   }
   for (const CheckedPush::Dense& d : push.dense) {
     RETURN_IF_ERROR(request.is_delta() ? d.table->AddDeltas(d.grads)
-                                       : d.table->Push(d.grads));
+                                       : d.table->Push(d.grads, info.step));
   }
   return absl::OkStatus();
 }

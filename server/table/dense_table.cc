@@ -47,7 +47,7 @@ void DenseTable::Pull(std::vector<float>* out) const {
   *out = values_;
 }
 
-absl::Status DenseTable::Push(absl::Span<const float> grads) {
+absl::Status DenseTable::Push(absl::Span<const float> grads, int64_t step) {
   if (static_cast<int64_t>(grads.size()) != local_size_) {
     return absl::InvalidArgumentError(
         absl::StrCat("dense table '", name_, "' push: this server holds ",
@@ -56,8 +56,8 @@ absl::Status DenseTable::Push(absl::Span<const float> grads) {
   RETURN_IF_ERROR(
       CheckUpdate(grads, absl::StrCat("dense table '", name_, "' gradient")));
   absl::MutexLock lock(&mu_);
-  rule_->Update(RowView{absl::MakeSpan(values_), absl::MakeSpan(state_)},
-                grads);
+  rule_->Update(RowView{absl::MakeSpan(values_), absl::MakeSpan(state_)}, grads,
+                UpdateContext{step});
   return absl::OkStatus();
 }
 

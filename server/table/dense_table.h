@@ -40,9 +40,11 @@ class DenseTable {
 
   // Copies this server's values.
   void Pull(std::vector<float>* out) const;
-  // InvalidArgument (nothing applied) when grads.size() != local_size() or a
-  // gradient is not finite.
-  absl::Status Push(absl::Span<const float> grads);
+  // Applies the rule at the learning rate of step `step` (the push's
+  // RequestHeader.step; see OptimizerConfig's schedule). InvalidArgument
+  // (nothing applied) when grads.size() != local_size() or a gradient is not
+  // finite.
+  absl::Status Push(absl::Span<const float> grads, int64_t step);
   // GEO: adds `deltas` to the values (no rule). Same errors as Push.
   absl::Status AddDeltas(absl::Span<const float> deltas);
 

@@ -307,7 +307,7 @@ class RuleSparseTable final : public SparseTable {
             }
           }
           if (dropped > 0) dropped_pushes_.fetch_add(dropped);
-          rule_->UpdateRows(dim_, live, row_grads);
+          rule_->UpdateRows(dim_, live, row_grads, UpdateContext{info.step});
         });
   }
 

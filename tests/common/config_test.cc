@@ -429,6 +429,57 @@ TEST(ConfigTest, BadOptimizerFieldsNameFieldAndValue) {
   }
 }
 
+// Learning-rate schedules (issue 16): accepted, and each bad field named
+// with its path.
+TEST(ConfigTest, ScheduleFieldsAreAccepted) {
+  std::string text = Replace(
+      kGood, "dim: 8",
+      "dim: 8\n  optimizer { warmup_steps: 100 decay: COSINE decay_steps: "
+      "1000 min_learning_rate: 0.001 }");
+  text = Replace(text, "hidden_units: 32",
+                 "hidden_units: 32\n  dense_optimizer { type: FTRL decay: "
+                 "EXPONENTIAL decay_steps: 10 decay_rate: 0.9 "
+                 "min_learning_rate: 0.01 }");
+  auto c = Parse(text);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const OptimizerConfig& o = c->sparse_tables(0).optimizer();
+  EXPECT_EQ(o.warmup_steps(), 100);
+  EXPECT_EQ(o.decay(), OptimizerConfig::COSINE);
+  EXPECT_EQ(o.decay_steps(), 1000);
+  EXPECT_FLOAT_EQ(o.min_learning_rate(), 0.001f);
+  EXPECT_EQ(c->model().dense_optimizer().decay(), OptimizerConfig::EXPONENTIAL);
+}
+
+TEST(ConfigTest, BadScheduleFieldsNameFieldAndValue) {
+  struct Case {
+    const char* optimizer;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"warmup_steps: -1",
+       "sparse_tables[0].optimizer.warmup_steps: must be in [0, 10000000000], "
+       "got -1"},
+      {"decay: COSINE",
+       "sparse_tables[0].optimizer.decay_steps: must be in [1, 10000000000] "
+       "with decay COSINE, got 0"},
+      {"decay: EXPONENTIAL decay_steps: 10 decay_rate: 1.5",
+       "sparse_tables[0].optimizer.decay_rate: must be in (0, 1] with decay "
+       "EXPONENTIAL, got 1.5"},
+      {"decay: INVERSE_SQRT decay_steps: 10 min_learning_rate: 1",
+       "sparse_tables[0].optimizer.min_learning_rate: must be in [0, "
+       "learning_rate 0.05], got 1"},
+      {"type: FTRL decay: COSINE decay_steps: 10",
+       "sparse_tables[0].optimizer.min_learning_rate: must be > 0 for FTRL "
+       "with decay COSINE (FTRL divides by the learning rate)"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_THAT(Error(Replace(kGood, "dim: 8",
+                              std::string("dim: 8\n  optimizer { ") +
+                                  c.optimizer + " }")),
+                HasSubstr(c.message));
+  }
+}
+
 TEST(ConfigTest, EveryShippedConfigLoads) {
   const char* src = std::getenv("PS_SOURCE_DIR");
   if (src == nullptr) GTEST_SKIP() << "PS_SOURCE_DIR not set";

@@ -528,10 +528,10 @@ TEST_P(CudaBackendTest, DownloadRightAfterAnUploadSeesIt) {
   }
 }
 
-// Three updates of vectors of awkward sizes by every rule, with weight
-// decay, clipping and FTRL's l1 on, give exactly what the servers' rule
-// gives on the host; Adam's per-row state advances on the host
-// (DenseRowState) between them.
+// Four updates of vectors of awkward sizes by every rule, with weight
+// decay, clipping, FTRL's l1 and a learning-rate schedule (warm-up, then
+// cosine decay) on, give exactly what the servers' rule gives on the host;
+// Adam's per-row state advances on the host (DenseRowState) between them.
 TEST_P(CudaBackendTest, DenseOptimizerStepIsTheServersRule) {
   std::mt19937 rng(23);
   for (auto type : {OptimizerConfig::SGD, OptimizerConfig::ADAGRAD,
@@ -543,6 +543,10 @@ TEST_P(CudaBackendTest, DenseOptimizerStepIsTheServersRule) {
     config.set_l2(0.01f);
     config.set_l1(0.05f);
     config.set_initial_accumulator(0.1f);
+    config.set_warmup_steps(2);
+    config.set_decay(OptimizerConfig::COSINE);
+    config.set_decay_steps(2);
+    config.set_min_learning_rate(0.05f);
     auto rule = OptimizerRule::Create(config);
     ASSERT_TRUE(rule.ok()) << rule.status();
     auto hyper = OptimizerHyper(config);
@@ -560,11 +564,11 @@ TEST_P(CudaBackendTest, DenseOptimizerStepIsTheServersRule) {
       float* s =
           Up(std::vector<float>(state.begin(), state.begin() + per_weight * n));
       optimizer_math::DenseRowState row(*hyper);
-      for (int step = 0; step < 3; ++step) {
+      for (int64_t step = 1; step <= 4; ++step) {
         const auto grad = RandomVector(n, &rng, -2.0f, 2.0f);
         (*rule)->Update(RowView{absl::MakeSpan(want), absl::MakeSpan(state)},
-                        grad);
-        device_->DenseOptimizerStep(row.Begin(), n, Up(grad), w, s);
+                        grad, UpdateContext{step});
+        device_->DenseOptimizerStep(row.Begin(step), n, Up(grad), w, s);
       }
       const std::vector<float> got = Down(w, n);
       ASSERT_EQ(got, want) << what;

@@ -513,7 +513,7 @@ absl::Status Model::Launch(bool train, StepResult* result) {
     }
     if (!dense_grad_out) {
       // After every kernel that reads the parameters (in stream order).
-      backend_->DenseOptimizerStep(dense_rule_->Begin(), spec_.dense_size,
+      backend_->DenseOptimizerStep(dense_rule_->Begin(step_), spec_.dense_size,
                                    dense_grad_.data(), params_.data(),
                                    dense_state_.data());
     }

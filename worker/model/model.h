@@ -178,6 +178,11 @@ class Model {
   // when a dense optimizer is already set; the backend's errors.
   absl::Status SetDenseOptimizer(const OptimizerConfig& config);
   bool has_dense_optimizer() const { return dense_rule_.has_value(); }
+  // The step that the steps launched from now on belong to: the step their
+  // pushes carry (steps finished, counting the one launched: 1 for the
+  // first). The dense optimizer's learning-rate schedule goes by it.
+  // Default: 1.
+  void SetStep(int64_t step) { step_ = step; }
   // Downloads the dense parameters as the last finished step left them
   // into `out` (spec.dense_size floats). InvalidArgument for another size;
   // FailedPrecondition while a step is launched or before SetDenseParams;
@@ -272,6 +277,7 @@ class Model {
   // The dense optimizer on the backend (SetDenseOptimizer): the host keeps
   // the rule and its per-row state, the backend the per-weight state.
   std::optional<optimizer_math::DenseRowState> dense_rule_;
+  int64_t step_ = 1;                 // SetStep
   BackendArray<float> dense_state_;  // StatesPerWeight * spec.dense_size
   // Two sets: Stage fills the one the launched step does not use.
   BackendArray<uint32_t> staged_[2] = {

@@ -61,7 +61,8 @@ void GeoCache::Gather(absl::Span<const uint64_t> keys,
 }
 
 void GeoCache::ApplySparse(absl::Span<const uint64_t> keys,
-                           absl::Span<const float> grads) {
+                           absl::Span<const float> grads, int64_t step) {
+  const UpdateContext context{step};
   for (size_t i = 0; i < keys.size(); ++i) {
     size_t r = index_.at(keys[i]);
     sparse_rule_->Update(
@@ -69,7 +70,7 @@ void GeoCache::ApplySparse(absl::Span<const uint64_t> keys,
                 absl::MakeSpan(states_.data() +
                                    static_cast<size_t>(row_state_[r]) * state_,
                                state_)},
-        grads.subspan(i * dim_, dim_));
+        grads.subspan(i * dim_, dim_), context);
   }
 }
 

@@ -34,9 +34,10 @@ class GeoCache {
   void Insert(absl::Span<const uint64_t> keys, absl::Span<const float> values);
   // out = the local rows of `keys`. REQUIRES: all cached.
   void Gather(absl::Span<const uint64_t> keys, absl::Span<float> out) const;
-  // Applies the sparse rule to the local rows of `keys`.
+  // Applies the sparse rule to the local rows of `keys`, at the learning
+  // rate of step `step` (the step being trained, as its push would carry).
   void ApplySparse(absl::Span<const uint64_t> keys,
-                   absl::Span<const float> grads);
+                   absl::Span<const float> grads, int64_t step);
 
   // value - base of every cached row, in insertion order.
   void SparseDeltas(std::vector<uint64_t>* keys,

@@ -87,10 +87,14 @@ absl::Status GeoLoop::TrainStep(PreparedBatch* p) {
     geo_[t].Gather(keys_of(t),
                    absl::MakeSpan(p->rows).subspan(at[t], at[t + 1] - at[t]));
   }
+  // The step this one's push would carry: the schedules' step.
+  const int64_t step = pieces_->steps() + 1;
+  pieces_->model().SetStep(step);
   RETURN_IF_ERROR(pieces_->Compute(*p));
   const absl::Span<const float> grads(pieces_->result()->row_grad);
   for (int t = 0; t < unique.num_tables(); ++t) {
-    geo_[t].ApplySparse(keys_of(t), grads.subspan(at[t], at[t + 1] - at[t]));
+    geo_[t].ApplySparse(keys_of(t), grads.subspan(at[t], at[t + 1] - at[t]),
+                        step);
   }
   if (pieces_->steps() % pieces_->training().geo_every() == 0) {
     RETURN_IF_ERROR(Sync());

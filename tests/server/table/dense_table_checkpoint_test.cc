@@ -56,8 +56,8 @@ TEST_F(DenseTableCheckpointTest, RoundTripRestoresValuesAndAdamState) {
   ASSERT_NE(a, nullptr);
   const std::vector<float> g1 = {1, -2, 3, 0.5f, -1, 2, 0};
   ASSERT_EQ(a->local_size(), 7);
-  ASSERT_TRUE(a->Push(g1).ok());
-  ASSERT_TRUE(a->Push(g1).ok());
+  ASSERT_TRUE(a->Push(g1, /*step=*/1).ok());
+  ASSERT_TRUE(a->Push(g1, /*step=*/1).ok());
   auto digest = a->Save(path_);
   ASSERT_TRUE(digest.ok()) << digest.status();
   EXPECT_EQ(digest->size,
@@ -71,8 +71,8 @@ TEST_F(DenseTableCheckpointTest, RoundTripRestoresValuesAndAdamState) {
   // The state came along: the same next push gives bit-identical values
   // (Adam's moments and step count differ from a fresh table's).
   const std::vector<float> g2 = {-3, 1, 0.25f, 2, 2, -1, 1};
-  ASSERT_TRUE(a->Push(g2).ok());
-  ASSERT_TRUE(b->Push(g2).ok());
+  ASSERT_TRUE(a->Push(g2, /*step=*/1).ok());
+  ASSERT_TRUE(b->Push(g2, /*step=*/1).ok());
   EXPECT_EQ(Pull(*a), Pull(*b));
 }
 
@@ -110,7 +110,7 @@ TEST_F(DenseTableCheckpointTest, OtherTableLayoutOrOptimizerIsRefused) {
 TEST_F(DenseTableCheckpointTest, DamagedFileIsRefusedAndNothingChanges) {
   const DenseBlocks blocks{11, 4, 1};
   auto a = Make("model", blocks, 0, OptimizerConfig::ADAGRAD);
-  ASSERT_TRUE(a->Push(std::vector<float>(11, 1.0f)).ok());
+  ASSERT_TRUE(a->Push(std::vector<float>(11, 1.0f), /*step=*/1).ok());
   ASSERT_TRUE(a->Save(path_).ok());
   auto b = Make("model", blocks, 0, OptimizerConfig::ADAGRAD);
   const std::vector<float> fresh = Pull(*b);

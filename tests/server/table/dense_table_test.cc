@@ -129,9 +129,11 @@ TEST(DenseTableTest, InitHoldsThisServersBlocksInOrder) {
 TEST(DenseTableTest, PushSgd) {
   auto t = MustCreate(DenseBlocks{10, 4, 2}, 1, Sgd(0.5f));
   ASSERT_NE(t, nullptr);
-  ASSERT_TRUE(t->Push(std::vector<float>{2.0f, -2.0f, 0.0f, 1.0f}).ok());
+  ASSERT_TRUE(
+      t->Push(std::vector<float>{2.0f, -2.0f, 0.0f, 1.0f}, /*step=*/1).ok());
   EXPECT_EQ(Pull(*t), (std::vector<float>{39.0f, 51.0f, 60.0f, 69.5f}));
-  ASSERT_TRUE(t->Push(std::vector<float>{2.0f, -2.0f, 0.0f, 1.0f}).ok());
+  ASSERT_TRUE(
+      t->Push(std::vector<float>{2.0f, -2.0f, 0.0f, 1.0f}, /*step=*/1).ok());
   EXPECT_EQ(Pull(*t), (std::vector<float>{38.0f, 52.0f, 60.0f, 69.0f}));
 }
 
@@ -139,13 +141,13 @@ TEST(DenseTableTest, PushAdagradKeepsStatePerCoordinate) {
   auto t = MustCreate(DenseBlocks{3, 2, 1}, 0, Adagrad(0.1f));
   ASSERT_NE(t, nullptr);
   // g2 = 9 / 16 / 0: w -= 0.1 * g / sqrt(g2).
-  ASSERT_TRUE(t->Push(std::vector<float>{3.0f, -4.0f, 0.0f}).ok());
+  ASSERT_TRUE(t->Push(std::vector<float>{3.0f, -4.0f, 0.0f}, /*step=*/1).ok());
   std::vector<float> v = Pull(*t);
   EXPECT_NEAR(v[0], -0.1f, 1e-5f);
   EXPECT_NEAR(v[1], 10.1f, 1e-5f);
   EXPECT_EQ(v[2], 20.0f);
   // g2 = 25 / 25 / 0.
-  ASSERT_TRUE(t->Push(std::vector<float>{4.0f, 3.0f, 0.0f}).ok());
+  ASSERT_TRUE(t->Push(std::vector<float>{4.0f, 3.0f, 0.0f}, /*step=*/1).ok());
   v = Pull(*t);
   EXPECT_NEAR(v[0], -0.18f, 1e-5f);
   EXPECT_NEAR(v[1], 10.04f, 1e-5f);
@@ -155,12 +157,12 @@ TEST(DenseTableTest, PushAdagradKeepsStatePerCoordinate) {
 TEST(DenseTableTest, WrongSizeIsRefused) {
   auto t = MustCreate(DenseBlocks{10, 4, 2}, 0, Sgd(0.5f));
   ASSERT_NE(t, nullptr);
-  absl::Status s = t->Push(std::vector<float>(5, 1.0f));
+  absl::Status s = t->Push(std::vector<float>(5, 1.0f), /*step=*/1);
   EXPECT_THAT(
       s,
       StatusIs(absl::StatusCode::kInvalidArgument,
                "dense table 'model' push: this server holds 6 floats, got 5"));
-  s = t->Push(std::vector<float>(10, 1.0f));
+  s = t->Push(std::vector<float>(10, 1.0f), /*step=*/1);
   EXPECT_EQ(s.message(),
             "dense table 'model' push: this server holds 6 floats, got 10");
   EXPECT_EQ(Pull(*t), (std::vector<float>{0, 10, 20, 30, 80, 90}));
@@ -171,19 +173,19 @@ TEST(DenseTableTest, NonFiniteGradientIsRefusedAndNothingApplied) {
   ASSERT_NE(t, nullptr);
   std::vector<float> grads(6, 1.0f);
   grads[5] = std::numeric_limits<float>::quiet_NaN();
-  absl::Status s = t->Push(grads);
+  absl::Status s = t->Push(grads, /*step=*/1);
   EXPECT_THAT(
       s, StatusIs(absl::StatusCode::kInvalidArgument,
                   "dense table 'model' gradient: value 5 is nan (not finite)"));
   grads[5] = 1.0f;
   grads[2] = std::numeric_limits<float>::infinity();
-  s = t->Push(grads);
+  s = t->Push(grads, /*step=*/1);
   EXPECT_EQ(s.message(),
             "dense table 'model' gradient: value 2 is inf (not finite)");
   EXPECT_EQ(Pull(*t), (std::vector<float>{0, 10, 20, 30, 80, 90}));
   // The Adagrad state was untouched: a good push now acts as the first.
   grads[2] = 1.0f;
-  ASSERT_TRUE(t->Push(grads).ok());
+  ASSERT_TRUE(t->Push(grads, /*step=*/1).ok());
   const std::vector<float> v = Pull(*t);
   const std::vector<float> expected = {-0.1f, 9.9f, 19.9f, 29.9f, 79.9f, 89.9f};
   for (size_t i = 0; i < v.size(); ++i)
@@ -196,8 +198,8 @@ TEST(DenseTableTest, ServerWithoutBlocksAcceptsEmptyPushes) {
   EXPECT_EQ(t->local_size(), 0);
   EXPECT_EQ(t->global_size(), 5);
   EXPECT_TRUE(Pull(*t).empty());
-  EXPECT_TRUE(t->Push({}).ok());
-  absl::Status s = t->Push(std::vector<float>{1.0f});
+  EXPECT_TRUE(t->Push({}, /*step=*/1).ok());
+  absl::Status s = t->Push(std::vector<float>{1.0f}, /*step=*/1);
   EXPECT_EQ(s.message(),
             "dense table 'model' push: this server holds 0 floats, got 1");
 }

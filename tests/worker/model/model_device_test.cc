@@ -515,13 +515,19 @@ OptimizerConfig DenseRule(OptimizerConfig::Type type) {
   c.set_weight_bound(0.5f);  // clips now and then
   c.set_l2(0.01f);
   c.set_l1(0.001f);
+  // A schedule that changes the rate at every step of the test below.
+  c.set_warmup_steps(3);
+  c.set_decay(OptimizerConfig::INVERSE_SQRT);
+  c.set_decay_steps(2);
+  c.set_min_learning_rate(0.05f);
   return c;
 }
 
 // GEO's local training: the dense optimizer runs on the backend. After every
 // step the parameters equal, bit for bit, those of the servers' rule
-// (OptimizerRule, on the host) applied to the CPU backend's gradient, and
-// neither the gradient nor the parameters cross to the host.
+// (OptimizerRule, on the host, at the same step of the learning-rate
+// schedule) applied to the CPU backend's gradient, and neither the gradient
+// nor the parameters cross to the host.
 TEST(ModelDeviceTest, DenseOptimizerOnTheBackendIsTheServersRule) {
   const ModelSpec spec = MakeSpec({"deepfm", ModelConfig::DEEPFM, 9, {65, 1}});
   for (auto type : {OptimizerConfig::SGD, OptimizerConfig::ADAGRAD,
@@ -546,7 +552,8 @@ TEST(ModelDeviceTest, DenseOptimizerOnTheBackendIsTheServersRule) {
       in.dense_params = want;
       const StepResult cpu = CpuStep(spec, PoolMode::kSum, in, true);
       (*rule)->Update(RowView{absl::MakeSpan(want), absl::MakeSpan(state)},
-                      cpu.dense_grad);
+                      cpu.dense_grad, UpdateContext{step + 1});
+      model.SetStep(step + 1);
       StepResult result;
       backend->ResetCounts();
       ASSERT_TRUE(model
@@ -576,7 +583,8 @@ TEST(ModelDeviceTest, DenseOptimizerOnTheBackendIsTheServersRule) {
     in.dense_params = want;
     const StepResult cpu = CpuStep(spec, PoolMode::kSum, in, true);
     (*rule)->Update(RowView{absl::MakeSpan(want), absl::MakeSpan(state)},
-                    cpu.dense_grad);
+                    cpu.dense_grad, UpdateContext{6});
+    model.SetStep(6);
     StepResult result;
     ASSERT_TRUE(model
                     .TrainStep(in.batch, in.unique.key_index,

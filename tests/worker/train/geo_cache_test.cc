@@ -21,8 +21,10 @@ TEST(GeoCacheTest, DeltasAreLocalUpdatesSinceThePull) {
   EXPECT_EQ(cache.Missing(keys), keys);
   cache.Insert(keys, std::vector<float>{1, 1, 2, 2});
   EXPECT_TRUE(cache.Missing(keys).empty());
-  cache.ApplySparse(std::vector<uint64_t>{4}, std::vector<float>{2, -2});
-  cache.ApplySparse(std::vector<uint64_t>{4}, std::vector<float>{2, 0});
+  cache.ApplySparse(std::vector<uint64_t>{4}, std::vector<float>{2, -2},
+                    /*step=*/1);
+  cache.ApplySparse(std::vector<uint64_t>{4}, std::vector<float>{2, 0},
+                    /*step=*/1);
   std::vector<float> rows(4);
   cache.Gather(keys, absl::MakeSpan(rows));
   EXPECT_EQ(rows, (std::vector<float>{1, 1, 0, 3}));
@@ -48,7 +50,8 @@ TEST(GeoCacheTest, ClearForgetsRowsButKeepsOptimizerState) {
   adagrad.set_epsilon(1e-6);
   GeoCache cache(1, adagrad, 0);
   cache.Insert(std::vector<uint64_t>{8}, std::vector<float>{0});
-  cache.ApplySparse(std::vector<uint64_t>{8}, std::vector<float>{3});
+  cache.ApplySparse(std::vector<uint64_t>{8}, std::vector<float>{3},
+                    /*step=*/1);
   cache.Clear(/*step=*/10);
   EXPECT_EQ(cache.synced_step(), 10);
   EXPECT_EQ(cache.size(), 0);
@@ -56,7 +59,8 @@ TEST(GeoCacheTest, ClearForgetsRowsButKeepsOptimizerState) {
   // Next round: the accumulator still holds 9, so a gradient of 4 moves the
   // weight by 4 / sqrt(9 + 16) = 0.8, not by 1 as on a fresh row.
   cache.Insert(std::vector<uint64_t>{8}, std::vector<float>{0});
-  cache.ApplySparse(std::vector<uint64_t>{8}, std::vector<float>{4});
+  cache.ApplySparse(std::vector<uint64_t>{8}, std::vector<float>{4},
+                    /*step=*/1);
   std::vector<float> row(1);
   cache.Gather(std::vector<uint64_t>{8}, absl::MakeSpan(row));
   EXPECT_NEAR(row[0], -0.8f, 1e-5);
