@@ -170,6 +170,10 @@ absl::Status CheckOptimizer(const Validator& v, const std::string& path,
                      absl::StrCat("must be >= 0, got ", value));
     }
   }
+  if (opt.l2_by_frequency() && !(opt.l2() > 0)) {
+    return v.Error(path + ".l2_by_frequency",
+                   "needs l2 > 0 (it scales l2 by 1 / count)");
+  }
   return CheckSchedule(v, path, opt);
 }
 
@@ -597,6 +601,11 @@ absl::Status CheckModel(const Validator& v, const JobConfig& c) {
   }
   RETURN_IF_ERROR(
       CheckOptimizer(v, "model.dense_optimizer", m.dense_optimizer()));
+  if (m.dense_optimizer().l2_by_frequency()) {
+    return v.Error("model.dense_optimizer.l2_by_frequency",
+                   "applies to sparse tables only (dense weights have no "
+                   "keys to count)");
+  }
   return absl::OkStatus();
 }
 

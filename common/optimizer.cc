@@ -111,8 +111,13 @@ absl::StatusOr<Hyper> CheckedHyper(const OptimizerConfig& c) {
   RETURN_IF_ERROR(CheckPositive("optimizer learning_rate", c.learning_rate()));
   RETURN_IF_ERROR(CheckNonNegative("optimizer weight_bound", c.weight_bound()));
   RETURN_IF_ERROR(CheckNonNegative("optimizer l2", c.l2()));
+  if (c.l2_by_frequency() && !(c.l2() > 0)) {
+    return absl::InvalidArgumentError(
+        "optimizer l2_by_frequency needs l2 > 0 (it scales l2)");
+  }
   Hyper h;
   ASSIGN_OR_RETURN(h.schedule, CheckedSchedule(c));
+  h.l2_by_frequency = c.l2_by_frequency();
   h.learning_rate = c.learning_rate();
   h.epsilon = c.epsilon();
   h.initial_accumulator = c.initial_accumulator();
@@ -185,13 +190,16 @@ class Rule final : public OptimizerRule {
   void Update(RowView row, absl::Span<const float> grad,
               const UpdateContext& context) const override {
     const Math math = MathAt(context.step);
-    Apply(math, row.weights.data(), row.state.data(), grad.data(), grad.size());
+    const float* count = context.counts.empty() ? nullptr : &context.counts[0];
+    Apply(CountedMath(math, count), row.weights.data(), row.state.data(),
+          grad.data(), grad.size());
   }
 
   void UpdateRows(int dim, absl::Span<float* const> rows,
                   absl::Span<const float* const> grads,
                   const UpdateContext& context) const override {
     const Math math = MathAt(context.step);
+    const bool counted = hyper_.l2_by_frequency && !context.counts.empty();
     const size_t row_bytes = (dim + StateSize(dim)) * sizeof(float);
     const size_t ahead = PrefetchDistance(row_bytes);
     const size_t n = rows.size();
@@ -204,7 +212,12 @@ class Rule final : public OptimizerRule {
       if (i + ahead < n) {
         PrefetchBytes</*kForWrite=*/true>(row[i + ahead], row_bytes);
       }
-      Apply(math, row[i], row[i] + dim, grad[i], dim);
+      if (counted) {
+        Apply(CountedMath(math, &context.counts[i]), row[i], row[i] + dim,
+              grad[i], dim);
+      } else {
+        Apply(math, row[i], row[i] + dim, grad[i], dim);
+      }
     }
   }
 
@@ -213,6 +226,15 @@ class Rule final : public OptimizerRule {
   Math MathAt(int64_t step) const {
     if (!scheduled_) return math_;
     return Math(optimizer_math::AtStep(hyper_, step));
+  }
+
+  // `math` with the l2 of a row whose key occurred *count times
+  // (l2_by_frequency; count null: 1).
+  Math CountedMath(const Math& math, const float* count) const {
+    if (!hyper_.l2_by_frequency || count == nullptr) return math;
+    Math counted = math;
+    counted.l2 = optimizer_math::FrequencyL2(hyper_.l2, *count);
+    return counted;
   }
 
   // Weights w[0, n), their states s[k * n + i], the row's own states

@@ -49,6 +49,10 @@ struct UpdateContext {
   // The step the update belongs to, which the learning-rate schedule goes by
   // (OptimizerConfig, "Learning-rate schedule").
   int64_t step = 0;
+  // l2_by_frequency: how often each row's key occurred, one per row of the
+  // call (Update: counts[0]); empty for 1 each. Ignored without
+  // l2_by_frequency.
+  absl::Span<const float> counts;
 };
 
 class OptimizerRule {
@@ -60,8 +64,8 @@ class OptimizerRule {
   // [0, 1) and its epsilon finite and > 0; FTRL's ftrl_beta and l1 finite and
   // >= 0. The schedule (every rule): warmup_steps >= 0; with a decay,
   // decay_steps > 0 and min_learning_rate in [0, learning_rate] (> 0 for
-  // FTRL); EXPONENTIAL's decay_rate in (0, 1]. Fields a rule does not use
-  // are not checked.
+  // FTRL); EXPONENTIAL's decay_rate in (0, 1]. l2_by_frequency needs l2 > 0.
+  // Fields a rule does not use are not checked.
   static absl::StatusOr<std::unique_ptr<OptimizerRule>> Create(
       const OptimizerConfig& config);
   virtual ~OptimizerRule() = default;
@@ -73,7 +77,8 @@ class OptimizerRule {
   // REQUIRES: state.size() == StateSize(dim) for the row's dim.
   virtual void InitState(absl::Span<float> state) const = 0;
   // Applies gradient `grad` (same size as row.weights) to the row, at the
-  // learning rate of context.step.
+  // learning rate of context.step (and, with l2_by_frequency, the l2 of
+  // context.counts[0]).
   // REQUIRES: grad finite, row.state.size() == StateSize(grad.size()).
   virtual void Update(RowView row, absl::Span<const float> grad,
                       const UpdateContext& context) const = 0;
@@ -81,14 +86,15 @@ class OptimizerRule {
   // then StateSize(dim) floats of state), for i = 0, 1, ... in order: a row
   // listed several times receives its gradients in turn. One virtual call
   // per batch; the rows are prefetched a few ahead. Learning rate as
-  // Update's.
-  // REQUIRES: rows.size() == grads.size(), gradients finite, and no row
-  // overlaps a gradient.
+  // Update's; row i's l2 by context.counts[i].
+  // REQUIRES: rows.size() == grads.size(), gradients finite, no row
+  // overlaps a gradient, and context.counts empty or one per row.
   virtual void UpdateRows(int dim, absl::Span<float* const> rows,
                           absl::Span<const float* const> grads,
                           const UpdateContext& context) const = 0;
 
-  // The above at step 0: for rules without a schedule, and tests.
+  // The above at step 0 with counts of 1: for rules without a schedule or
+  // l2_by_frequency, and tests.
   void Update(RowView row, absl::Span<const float> grad) const {
     Update(row, grad, UpdateContext{});
   }

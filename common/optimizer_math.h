@@ -74,6 +74,8 @@ struct Hyper {
   float l1 = 0;
   float l2 = 0;
   Schedule schedule;
+  // OptimizerConfig.l2_by_frequency: a row's l2 is FrequencyL2(l2, count).
+  bool l2_by_frequency = false;
 };
 
 // True when `s` changes the rate at some step.
@@ -115,6 +117,12 @@ inline float ScheduledLearningRate(const Hyper& h, int64_t step) {
     }
   }
   return static_cast<float>(warm * decayed);
+}
+
+// The l2 of a row whose key occurred `count` times (l2_by_frequency):
+// l2 / max(1, count), in float.
+PS_HOST_DEVICE inline float FrequencyL2(float l2, float count) {
+  return count > 1.0f ? l2 / count : l2;
 }
 
 // `h` with the learning rate of an update at `step`.

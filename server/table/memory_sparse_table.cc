@@ -195,7 +195,8 @@ class RuleSparseTable final : public SparseTable {
         storage_(std::move(storage)),
         dim_(options.dim),
         stride_(storage_->stride()),
-        acc_(options.has_accessor ? stride_ - kAccessorFloats : -1) {
+        acc_(options.has_accessor ? stride_ - kAccessorFloats : -1),
+        count_l2_(options.optimizer.l2_by_frequency()) {
     if (options.has_accessor && options.accessor.min_count() > 1) {
       admission_ = std::make_unique<AdmissionCounters>(
           options.shard_num, options.accessor.min_count(),
@@ -290,8 +291,10 @@ class RuleSparseTable final : public SparseTable {
         [&](absl::Span<const uint32_t> idx, absl::Span<float* const> rows) {
           std::vector<float*> live;
           std::vector<const float*> row_grads;
+          std::vector<float> counts;  // l2_by_frequency: per live row
           live.reserve(idx.size());
           row_grads.reserve(idx.size());
+          if (count_l2_) counts.reserve(idx.size());
           int64_t dropped = 0;
           for (size_t j = 0; j < idx.size(); ++j) {
             if (rows[j] == nullptr) {
@@ -301,13 +304,18 @@ class RuleSparseTable final : public SparseTable {
             live.push_back(rows[j]);
             row_grads.push_back(grads.data() +
                                 static_cast<size_t>(idx[j]) * dim_);
+            const float show = info.shows.empty() ? 1.0f : info.shows[idx[j]];
             if (acc_ >= 0) {
-              Count(rows[j], info.shows.empty() ? 1.0f : info.shows[idx[j]],
+              Count(rows[j], show,
                     info.clicks.empty() ? 0.0f : info.clicks[idx[j]], now);
             }
+            // The key's count (OptimizerConfig.l2_by_frequency): the
+            // accessor's show count, this push's included, else the push's.
+            if (count_l2_) counts.push_back(acc_ >= 0 ? rows[j][acc_] : show);
           }
           if (dropped > 0) dropped_pushes_.fetch_add(dropped);
-          rule_->UpdateRows(dim_, live, row_grads, UpdateContext{info.step});
+          rule_->UpdateRows(dim_, live, row_grads,
+                            UpdateContext{info.step, counts});
         });
   }
 
@@ -488,8 +496,9 @@ class RuleSparseTable final : public SparseTable {
   const std::unique_ptr<OptimizerRule> rule_;
   const std::unique_ptr<SparseStorage> storage_;
   const int dim_;
-  const int stride_;  // dim + state (+ accessor) floats per row
-  const int acc_;     // first accessor float, or -1 without an accessor
+  const int stride_;     // dim + state (+ accessor) floats per row
+  const int acc_;        // first accessor float, or -1 without an accessor
+  const bool count_l2_;  // l2_by_frequency: UpdateRows gets the keys' counts
   std::unique_ptr<AdmissionCounters> admission_;
   std::atomic<int64_t> step_{0};
   std::atomic<int64_t> admitted_{0};

@@ -480,6 +480,23 @@ TEST(ConfigTest, BadScheduleFieldsNameFieldAndValue) {
   }
 }
 
+TEST(ConfigTest, L2ByFrequencyIsForSparseTablesWithL2) {
+  auto ok =
+      Parse(Replace(kGood, "dim: 8",
+                    "dim: 8\n  optimizer { l2: 0.01 l2_by_frequency: true }"));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_TRUE(ok->sparse_tables(0).optimizer().l2_by_frequency());
+  EXPECT_THAT(
+      Error(Replace(kGood, "dim: 8",
+                    "dim: 8\n  optimizer { l2_by_frequency: true }")),
+      HasSubstr("sparse_tables[0].optimizer.l2_by_frequency: needs l2 > 0"));
+  EXPECT_THAT(Error(Replace(kGood, "hidden_units: 32",
+                            "hidden_units: 32\n  dense_optimizer { l2: 0.1 "
+                            "l2_by_frequency: true }")),
+              HasSubstr("model.dense_optimizer.l2_by_frequency: applies to "
+                        "sparse tables only"));
+}
+
 TEST(ConfigTest, EveryShippedConfigLoads) {
   const char* src = std::getenv("PS_SOURCE_DIR");
   if (src == nullptr) GTEST_SKIP() << "PS_SOURCE_DIR not set";

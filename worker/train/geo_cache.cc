@@ -61,9 +61,12 @@ void GeoCache::Gather(absl::Span<const uint64_t> keys,
 }
 
 void GeoCache::ApplySparse(absl::Span<const uint64_t> keys,
-                           absl::Span<const float> grads, int64_t step) {
-  const UpdateContext context{step};
+                           absl::Span<const float> grads, int64_t step,
+                           absl::Span<const float> shows) {
   for (size_t i = 0; i < keys.size(); ++i) {
+    const UpdateContext context{step, shows.size() == keys.size()
+                                          ? shows.subspan(i, 1)
+                                          : absl::Span<const float>()};
     size_t r = index_.at(keys[i]);
     sparse_rule_->Update(
         RowView{absl::MakeSpan(values_.data() + r * dim_, dim_),

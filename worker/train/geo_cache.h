@@ -35,9 +35,12 @@ class GeoCache {
   // out = the local rows of `keys`. REQUIRES: all cached.
   void Gather(absl::Span<const uint64_t> keys, absl::Span<float> out) const;
   // Applies the sparse rule to the local rows of `keys`, at the learning
-  // rate of step `step` (the step being trained, as its push would carry).
+  // rate of step `step` (the step being trained, as its push would carry);
+  // `shows` (one per key, or empty for 1 each) are the keys' counts for
+  // l2_by_frequency.
   void ApplySparse(absl::Span<const uint64_t> keys,
-                   absl::Span<const float> grads, int64_t step);
+                   absl::Span<const float> grads, int64_t step,
+                   absl::Span<const float> shows);
 
   // value - base of every cached row, in insertion order.
   void SparseDeltas(std::vector<uint64_t>* keys,

@@ -93,8 +93,10 @@ absl::Status GeoLoop::TrainStep(PreparedBatch* p) {
   RETURN_IF_ERROR(pieces_->Compute(*p));
   const absl::Span<const float> grads(pieces_->result()->row_grad);
   for (int t = 0; t < unique.num_tables(); ++t) {
-    geo_[t].ApplySparse(keys_of(t), grads.subspan(at[t], at[t + 1] - at[t]),
-                        step);
+    geo_[t].ApplySparse(
+        keys_of(t), grads.subspan(at[t], at[t + 1] - at[t]), step,
+        absl::MakeConstSpan(unique.shows)
+            .subspan(unique.TableBegin(t), unique.table_rows[t]));
   }
   if (pieces_->steps() % pieces_->training().geo_every() == 0) {
     RETURN_IF_ERROR(Sync());

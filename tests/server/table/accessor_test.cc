@@ -145,6 +145,32 @@ TEST_P(AccessorTest, PushesCountShowsAndClicksAndStampTheStep) {
   EXPECT_EQ(table->step(), 12);
 }
 
+// l2_by_frequency with an accessor: a row's l2 is l2 / its show count after
+// the push (SGD, lr 1, gradient 1: w' = w - (1 + l2_row * w)).
+TEST_P(AccessorTest, L2ByFrequencyUsesTheRowsShowCount) {
+  SparseTableOptions o = AccessorOptions(AccessorConfig());
+  o.optimizer.set_l2(0.5f);
+  o.optimizer.set_l2_by_frequency(true);
+  if (GetParam()) o = Tiered(o, dir_.path(), 1 << 10);
+  auto table = MustCreate(o);
+  ASSERT_NE(table, nullptr);
+  std::vector<float> w = MustPull(*table, {5, 6});
+  ASSERT_TRUE(PushAt(*table, {5, 6}, 1, {3, 1}, {0, 0}).ok());
+  auto expect = [&](int k, float count) {
+    for (int i = 0; i < kDim; ++i) {
+      w[k * kDim + i] =
+          w[k * kDim + i] - (1.0f + (0.5f / count) * w[k * kDim + i]);
+    }
+  };
+  expect(0, 3.0f);
+  expect(1, 1.0f);
+  EXPECT_EQ(MustPull(*table, {5, 6}), w);
+  // Key 5 again, 1 show: its count is 4 now.
+  ASSERT_TRUE(PushAt(*table, {5}, 2).ok());
+  expect(0, 4.0f);
+  EXPECT_EQ(MustPull(*table, {5, 6}), w);
+}
+
 TEST_P(AccessorTest, BadShowCountsAreRefusedNamingTheTable) {
   auto table = Make(AccessorConfig());
   ASSERT_NE(table, nullptr);

@@ -478,5 +478,33 @@ TEST(SparseTableTest, CreateRefusesBadOptions) {
                   .ok());
 }
 
+// l2_by_frequency without an accessor: a row's l2 is l2 / the push's shows
+// for its key (SGD, lr 1, zero gradient: w' = w - l2_row * w).
+TEST(SparseTableTest, L2ByFrequencyUsesThePushsShows) {
+  SparseTableOptions o =
+      Options(OptimizerConfig::SGD, 1.0f, InitializerConfig::UNIFORM, 2);
+  o.optimizer.set_l2(0.5f);
+  o.optimizer.set_l2_by_frequency(true);
+  auto table = MustCreate(o);
+  ASSERT_NE(table, nullptr);
+  const std::vector<uint64_t> keys = {1, 2};
+  std::vector<float> w = MustPull(*table, keys);
+  const std::vector<float> zero(4, 0.0f);
+  const std::vector<float> shows = {4.0f, 1.0f};
+  PushInfo info;
+  info.step = 1;
+  info.shows = shows;
+  ASSERT_TRUE(table->Push(keys, zero, info).ok());
+  for (int i = 0; i < 4; ++i) {
+    const float l2 = i < 2 ? 0.125f : 0.5f;
+    w[i] = w[i] - l2 * w[i];
+  }
+  EXPECT_EQ(MustPull(*table, keys), w);
+  // No shows: 1 each, l2 itself.
+  ASSERT_TRUE(table->Push(keys, zero, PushInfo{}).ok());
+  for (int i = 0; i < 4; ++i) w[i] = w[i] - 0.5f * w[i];
+  EXPECT_EQ(MustPull(*table, keys), w);
+}
+
 }  // namespace
 }  // namespace ps

@@ -22,9 +22,9 @@ TEST(GeoCacheTest, DeltasAreLocalUpdatesSinceThePull) {
   cache.Insert(keys, std::vector<float>{1, 1, 2, 2});
   EXPECT_TRUE(cache.Missing(keys).empty());
   cache.ApplySparse(std::vector<uint64_t>{4}, std::vector<float>{2, -2},
-                    /*step=*/1);
+                    /*step=*/1, {});
   cache.ApplySparse(std::vector<uint64_t>{4}, std::vector<float>{2, 0},
-                    /*step=*/1);
+                    /*step=*/1, {});
   std::vector<float> rows(4);
   cache.Gather(keys, absl::MakeSpan(rows));
   EXPECT_EQ(rows, (std::vector<float>{1, 1, 0, 3}));
@@ -51,7 +51,7 @@ TEST(GeoCacheTest, ClearForgetsRowsButKeepsOptimizerState) {
   GeoCache cache(1, adagrad, 0);
   cache.Insert(std::vector<uint64_t>{8}, std::vector<float>{0});
   cache.ApplySparse(std::vector<uint64_t>{8}, std::vector<float>{3},
-                    /*step=*/1);
+                    /*step=*/1, {});
   cache.Clear(/*step=*/10);
   EXPECT_EQ(cache.synced_step(), 10);
   EXPECT_EQ(cache.size(), 0);
@@ -60,10 +60,29 @@ TEST(GeoCacheTest, ClearForgetsRowsButKeepsOptimizerState) {
   // weight by 4 / sqrt(9 + 16) = 0.8, not by 1 as on a fresh row.
   cache.Insert(std::vector<uint64_t>{8}, std::vector<float>{0});
   cache.ApplySparse(std::vector<uint64_t>{8}, std::vector<float>{4},
-                    /*step=*/1);
+                    /*step=*/1, {});
   std::vector<float> row(1);
   cache.Gather(std::vector<uint64_t>{8}, absl::MakeSpan(row));
   EXPECT_NEAR(row[0], -0.8f, 1e-5);
+}
+
+// GEO's local updates follow the tables' schedule and l2_by_frequency: SGD,
+// lr 1 with 2 warm-up steps, l2 0.5 over the batch's shows.
+TEST(GeoCacheTest, LocalUpdatesUseTheScheduleAndTheShows) {
+  OptimizerConfig c = Sgd(1.0f);
+  c.set_warmup_steps(2);
+  c.set_l2(0.5f);
+  c.set_l2_by_frequency(true);
+  GeoCache cache(/*dim=*/1, c, /*dense_size=*/0);
+  const std::vector<uint64_t> keys = {1, 2};
+  cache.Insert(keys, std::vector<float>{1, 1});
+  // Step 1: rate 0.5; key 1 seen 4 times (l2 0.125), key 2 once (0.5).
+  cache.ApplySparse(keys, std::vector<float>{0, 0}, /*step=*/1,
+                    std::vector<float>{4, 1});
+  std::vector<float> rows(2);
+  cache.Gather(keys, absl::MakeSpan(rows));
+  EXPECT_EQ(rows,
+            (std::vector<float>{1.0f - 0.5f * 0.125f, 1.0f - 0.5f * 0.5f}));
 }
 
 }  // namespace
