@@ -46,6 +46,32 @@ PS_HOST_DEVICE inline float PoolScale(PoolMode mode, uint32_t count) {
   return 1.0f;
 }
 
+// Dropout masks (Backend::Dropout), counter-based so that every backend,
+// and the forward and backward passes, draw the same mask bit for bit: the
+// bits of element i of mask `seed` are the i-th output of SplitMix64's
+// stream from `seed` (a pure function of (seed, i), no state).
+PS_HOST_DEVICE inline uint64_t DropoutHash(uint64_t seed, uint64_t i) {
+  uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// Element i is dropped when the top 32 bits of DropoutHash(seed, i) are
+// below DropoutThreshold(rate) = floor(rate * 2^32), so each element is
+// dropped with probability rate (to 2^-32), independently.
+inline uint32_t DropoutThreshold(float rate) {
+  if (!(rate > 0)) return 0;
+  const double t = static_cast<double>(rate) * 4294967296.0;
+  return t >= 4294967295.0 ? 4294967295u : static_cast<uint32_t>(t);
+}
+PS_HOST_DEVICE inline bool DropoutKeeps(uint64_t seed, uint64_t i,
+                                        uint32_t threshold) {
+  return static_cast<uint32_t>(DropoutHash(seed, i) >> 32) >= threshold;
+}
+// The factor kept elements are scaled by (inverted dropout), in float.
+inline float DropoutScale(float rate) { return 1.0f / (1.0f - rate); }
+
 // Where the blocks of a row-blocked matrix lie: element d of block b of row i
 // is at data[i * ld + b * block_stride + d]. A plain row-major m x n matrix
 // is one block per row: {n, 0}.
@@ -196,6 +222,13 @@ class Backend {
 
   // db[j] = sum over i of dy[i][j], for an m x n matrix dy (overwrites db).
   virtual void BiasGrad(int m, int n, const float* dy, float* db) = 0;
+
+  // Inverted dropout of `count` elements: y[i] = x[i] * DropoutScale(rate)
+  // where DropoutKeeps(seed, i, DropoutThreshold(rate)), else 0. The same
+  // call on the gradient by y gives the gradient by x (the same mask and
+  // scale). x == y is allowed. REQUIRES: rate in [0, 1); rate 0 copies x.
+  virtual void Dropout(int64_t count, float rate, uint64_t seed, const float* x,
+                       float* y) = 0;
 
   // out[i][s * dim + d] = pool over the slot's rows of rows[r * dim + d]
   // (sum, or mean; a slot with no rows gives 0). `out` has row stride

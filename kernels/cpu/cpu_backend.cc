@@ -104,6 +104,21 @@ void CpuBackend::BiasActivation(int m, int n, const float* bias, Activation act,
   }
 }
 
+void CpuBackend::Dropout(int64_t count, float rate, uint64_t seed,
+                         const float* x, float* y) {
+  if (!(rate > 0)) {
+    if (x != y) std::copy_n(x, count, y);
+    return;
+  }
+  const uint32_t threshold = DropoutThreshold(rate);
+  const float scale = DropoutScale(rate);
+  for (int64_t i = 0; i < count; ++i) {
+    y[i] = DropoutKeeps(seed, static_cast<uint64_t>(i), threshold)
+               ? x[i] * scale
+               : 0.0f;
+  }
+}
+
 void CpuBackend::ActivationBackward(int64_t count, Activation act,
                                     const float* y, float* dy) {
   switch (act) {

@@ -260,6 +260,13 @@ void CudaBackend::ActivationBackward(int64_t count, Activation act,
   Record(cuda::ActivationBackward(count, act, y, dy, compute_));
 }
 
+void CudaBackend::Dropout(int64_t count, float rate, uint64_t seed,
+                          const float* x, float* y) {
+  if (!Begin()) return;
+  Record(cuda::Dropout(count, DropoutThreshold(rate), DropoutScale(rate), seed,
+                       x, y, compute_));
+}
+
 void CudaBackend::BiasGrad(int m, int n, const float* dy, float* db) {
   if (!Begin()) return;
   Record([&]() -> absl::Status {

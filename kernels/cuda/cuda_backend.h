@@ -65,6 +65,8 @@ class CudaBackend final : public Backend {
                       float* y) override;
   void ActivationBackward(int64_t count, Activation act, const float* y,
                           float* dy) override;
+  void Dropout(int64_t count, float rate, uint64_t seed, const float* x,
+               float* y) override;
   void BiasGrad(int m, int n, const float* dy, float* db) override;
   // REQUIRES: args.offsets and args.index in device memory; every index
   // entry < the number of rows.

@@ -51,6 +51,18 @@ __global__ void ActivationBackwardKernel(int64_t count, const float* y,
   }
 }
 
+// The mask bits are DropoutKeeps of kernels/backend.h, the host's function,
+// and a product alone is never contracted: the CPU backend's results, bit
+// for bit.
+__global__ void DropoutKernel(int64_t count, uint32_t threshold, float scale,
+                              uint64_t seed, const float* x, float* y) {
+  for (int64_t i = GlobalThread(); i < count; i += GridThreads()) {
+    y[i] = DropoutKeeps(seed, static_cast<uint64_t>(i), threshold)
+               ? x[i] * scale
+               : 0.0f;
+  }
+}
+
 // Column sums in two passes, so that tall, narrow matrices (a bias gradient
 // over a batch) use many blocks. Pass 1: block (32, kRowsPerBlock) of grid
 // (column groups, chunks) sums kChunkRows rows of 32 columns -- thread row
@@ -335,6 +347,16 @@ absl::Status ActivationBackward(int64_t count, Activation act, const float* y,
       break;
   }
   PS_CUDA_CHECK_LAUNCH("ActivationBackwardKernel", stream);
+  return absl::OkStatus();
+}
+
+absl::Status Dropout(int64_t count, uint32_t threshold, float scale,
+                     uint64_t seed, const float* x, float* y,
+                     cudaStream_t stream) {
+  if (count <= 0) return absl::OkStatus();
+  DropoutKernel<<<Blocks(count), kThreads, 0, stream>>>(count, threshold, scale,
+                                                        seed, x, y);
+  PS_CUDA_CHECK_LAUNCH("DropoutKernel", stream);
   return absl::OkStatus();
 }
 

@@ -37,6 +37,11 @@ absl::Status BiasActivation(int m, int n, const float* bias, Activation act,
 
 absl::Status ActivationBackward(int64_t count, Activation act, const float* y,
                                 float* dy, cudaStream_t stream);
+// Backend::Dropout (threshold and scale from DropoutThreshold and
+// DropoutScale, on the host).
+absl::Status Dropout(int64_t count, uint32_t threshold, float scale,
+                     uint64_t seed, const float* x, float* y,
+                     cudaStream_t stream);
 
 // The workspace ColumnSums needs for an m x n matrix (0 for m <= 512).
 int64_t ColumnSumsWorkspaceBytes(int m, int n);

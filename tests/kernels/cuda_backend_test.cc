@@ -580,6 +580,31 @@ TEST_P(CudaBackendTest, DenseOptimizerStepIsTheServersRule) {
   }
 }
 
+// Dropout on the device draws the host's masks and scales, bit for bit,
+// forward (out of place) and backward (in place), at awkward sizes.
+TEST_P(CudaBackendTest, DropoutIsTheHostsBitForBit) {
+  std::mt19937 rng(31);
+  for (float rate : {0.0f, 0.2f, 0.75f}) {
+    for (int64_t n : {1, 7, 65, 1000, 100003}) {
+      const std::string what =
+          "rate " + std::to_string(rate) + " n=" + std::to_string(n);
+      const std::vector<float> x = RandomVector(n, &rng);
+      std::vector<float> want(n);
+      const uint32_t threshold = DropoutThreshold(rate);
+      const float scale = DropoutScale(rate);
+      for (int64_t i = 0; i < n; ++i) {
+        want[i] = DropoutKeeps(77, i, threshold) ? x[i] * scale : 0.0f;
+      }
+      float* d_x = Up(x);
+      float* d_y = Up(std::vector<float>(n, -1.0f));
+      device_->Dropout(n, rate, 77, d_x, d_y);
+      ASSERT_EQ(Down(d_y, n), want) << what;
+      device_->Dropout(n, rate, 77, d_x, d_x);
+      ASSERT_EQ(Down(d_x, n), want) << what << " in place";
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, CudaBackendTest,
                          ::testing::Values("cpu", "cuda"),
                          [](const auto& info) { return info.param; });

@@ -171,6 +171,13 @@ class CheckingBackend final : public Backend {
     CheckFloats(dy, count, "ActivationBackward dy");
     Run([=] { cpu_->ActivationBackward(count, act, y, dy); });
   }
+  void Dropout(int64_t count, float rate, uint64_t seed, const float* x,
+               float* y) override {
+    Kernel();
+    CheckFloats(x, count, "Dropout x");
+    CheckFloats(y, count, "Dropout y");
+    Run([=] { cpu_->Dropout(count, rate, seed, x, y); });
+  }
   void BiasGrad(int m, int n, const float* dy, float* db) override {
     Kernel();
     CheckFloats(dy, int64_t{m} * n, "BiasGrad dy");

@@ -158,6 +158,18 @@ void StagingBackend::ActivationBackward(int64_t count, Activation act,
   call.Finish();
 }
 
+void StagingBackend::Dropout(int64_t count, float rate, uint64_t seed,
+                             const float* x, float* y) {
+  if (count <= 0) return;
+  Call call(this);
+  // In place: one buffer both read and written.
+  const float* d_x = x == y ? nullptr : call.In(x, count);
+  float* d_y = x == y ? call.InOut(y, count) : call.Out(y, count);
+  if (!call.ok()) return;
+  device_->Dropout(count, rate, seed, x == y ? d_y : d_x, d_y);
+  call.Finish();
+}
+
 void StagingBackend::BiasGrad(int m, int n, const float* dy, float* db) {
   if (n <= 0) return;
   Call call(this);

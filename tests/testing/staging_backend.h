@@ -61,6 +61,8 @@ class StagingBackend final : public Backend {
                       float* y) override;
   void ActivationBackward(int64_t count, Activation act, const float* y,
                           float* dy) override;
+  void Dropout(int64_t count, float rate, uint64_t seed, const float* x,
+               float* y) override;
   void BiasGrad(int m, int n, const float* dy, float* db) override;
   void PoolForward(const PoolArgs& args, const float* rows, float* out,
                    int ld_out) override;
