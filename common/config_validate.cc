@@ -599,6 +599,16 @@ absl::Status CheckModel(const Validator& v, const JobConfig& c) {
   if (m.activation() == ModelConfig::ACTIVATION_UNSPECIFIED) {
     return v.Error("model.activation", "must be RELU, TANH or SIGMOID");
   }
+  if (!(m.dropout() >= 0 && m.dropout() < 1)) {
+    return v.Error("model.dropout",
+                   absl::StrCat("must be in [0, 1), got ", m.dropout()));
+  }
+  if (m.dropout() > 0 && m.hidden_units().empty()) {
+    return v.Error("model.dropout",
+                   absl::StrCat("applies to hidden layers (hidden_units), "
+                                "this ",
+                                model_type, " model has none"));
+  }
   RETURN_IF_ERROR(
       CheckOptimizer(v, "model.dense_optimizer", m.dense_optimizer()));
   if (m.dense_optimizer().l2_by_frequency()) {

@@ -79,6 +79,7 @@ ModelSpec MakeModelSpec(const JobConfig& config) {
   const ModelConfig::Type type = model.type();
   spec.type = type;
   spec.activation = model.activation();
+  spec.dropout = model.dropout();
   const InputShape shape = InputShapeOf(config.data());
   spec.num_slots = shape.num_slots;
   spec.num_dense = shape.num_dense;

@@ -112,6 +112,9 @@ struct ModelSpec {
   std::vector<CrossLayerSpec> cross;  // cross layers over x0
   LayerSpec output;                   // -> the deep part's logit
 
+  // ModelConfig.dropout: training only, no part of the shape.
+  float dropout = 0;
+
   std::vector<WeightInit> weight_inits;  // every weight block; the rest is 0
   int64_t dense_size = 0;                // floats in the flat dense vector
 };

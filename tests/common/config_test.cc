@@ -497,6 +497,19 @@ TEST(ConfigTest, L2ByFrequencyIsForSparseTablesWithL2) {
                         "sparse tables only"));
 }
 
+TEST(ConfigTest, DropoutIsARateForHiddenLayers) {
+  auto ok = Parse(
+      Replace(kGood, "hidden_units: 32", "hidden_units: 32\n  dropout: 0.2"));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_FLOAT_EQ(ok->model().dropout(), 0.2f);
+  EXPECT_THAT(Error(Replace(kGood, "hidden_units: 32",
+                            "hidden_units: 32\n  dropout: 1")),
+              HasSubstr("model.dropout: must be in [0, 1), got 1"));
+  EXPECT_THAT(Error(Replace(kGood, "hidden_units: 32", "dropout: 0.5")),
+              HasSubstr("model.dropout: applies to hidden layers "
+                        "(hidden_units), this DNN model has none"));
+}
+
 TEST(ConfigTest, EveryShippedConfigLoads) {
   const char* src = std::getenv("PS_SOURCE_DIR");
   if (src == nullptr) GTEST_SKIP() << "PS_SOURCE_DIR not set";

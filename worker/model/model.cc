@@ -477,8 +477,12 @@ absl::Status Model::Launch(bool train, StepResult* result) {
         MakePoolArgs(r, t), InputFloats(r, layout.rows + r.row_floats[t]),
         pooled_.data() + spec_.tables[t].pooled_offset, pooled_width);
   }
-  const TermInputs in{n, pooled_.data(), InputFloats(r, layout.dense),
-                      params_.data()};
+  const TermInputs in{n,
+                      pooled_.data(),
+                      InputFloats(r, layout.dense),
+                      params_.data(),
+                      train,
+                      DropoutHash(seed_, static_cast<uint64_t>(step_))};
   backend_->SetZero(n * sizeof(float), logits_.data());
   for (const auto& term : terms_) term->Forward(in, logits_.data());
   const float* labels = InputFloats(r, layout.labels);

@@ -180,9 +180,15 @@ class Model {
   bool has_dense_optimizer() const { return dense_rule_.has_value(); }
   // The step that the steps launched from now on belong to: the step their
   // pushes carry (steps finished, counting the one launched: 1 for the
-  // first). The dense optimizer's learning-rate schedule goes by it.
-  // Default: 1.
-  void SetStep(int64_t step) { step_ = step; }
+  // first), and the seed of their random training-only draws (workers pass
+  // their rank, so that they draw differently). The dense optimizer's
+  // learning-rate schedule goes by the step; dropout masks
+  // (ModelConfig.dropout) by both, so a step's masks are the same on any
+  // backend and after a resume. Default: step 1, seed 0.
+  void SetStep(int64_t step, uint64_t seed) {
+    step_ = step;
+    seed_ = seed;
+  }
   // Downloads the dense parameters as the last finished step left them
   // into `out` (spec.dense_size floats). InvalidArgument for another size;
   // FailedPrecondition while a step is launched or before SetDenseParams;
@@ -278,6 +284,7 @@ class Model {
   // the rule and its per-row state, the backend the per-weight state.
   std::optional<optimizer_math::DenseRowState> dense_rule_;
   int64_t step_ = 1;                 // SetStep
+  uint64_t seed_ = 0;                // SetStep
   BackendArray<float> dense_state_;  // StatesPerWeight * spec.dense_size
   // Two sets: Stage fills the one the launched step does not use.
   BackendArray<uint32_t> staged_[2] = {

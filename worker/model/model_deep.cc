@@ -26,6 +26,7 @@ DeepTerm::DeepTerm(const ModelSpec& spec, Backend* backend)
       activation_(ToBackend(spec.activation)),
       cross_(spec.cross, backend),
       acts_(spec.layers.size()),
+      drops_(spec.dropout > 0 ? spec.layers.size() : 0),
       grads_(spec.layers.size()) {
   CHECK(spec_.has_deep);
   int x0_column = 0;
@@ -53,6 +54,9 @@ absl::Status DeepTerm::Reserve(int batch) {
   for (size_t l = 0; l < spec_.layers.size(); ++l) {
     RETURN_IF_ERROR(acts_[l].Reserve(backend_, n * spec_.layers[l].out));
     RETURN_IF_ERROR(grads_[l].Reserve(backend_, n * spec_.layers[l].out));
+  }
+  for (size_t l = 0; l < drops_.size(); ++l) {
+    RETURN_IF_ERROR(drops_[l].Reserve(backend_, n * spec_.layers[l].out));
   }
   if (cross_.num_layers() > 0) {
     RETURN_IF_ERROR(d_cross_.Reserve(backend_, n * spec_.input_width));
@@ -86,6 +90,14 @@ void DeepTerm::ScatterInputGrad(int batch, float* d_pooled) {
   }
 }
 
+const float* DeepTerm::HiddenOut(size_t l) const {
+  return dropped_ ? drops_[l].data() : acts_[l].data();
+}
+
+uint64_t DeepTerm::LayerSeed(size_t l) const {
+  return DropoutHash(seed_, static_cast<uint64_t>(l));
+}
+
 std::vector<DeepTerm::OutputInput> DeepTerm::OutputInputs() const {
   std::vector<OutputInput> inputs;
   int64_t offset = spec_.output.weight_offset;
@@ -95,7 +107,8 @@ std::vector<DeepTerm::OutputInput> DeepTerm::OutputInputs() const {
     offset += spec_.input_width;
   }
   if (!spec_.layers.empty()) {
-    inputs.push_back({OutputInput::Source::kHidden, acts_.back().data(),
+    inputs.push_back({OutputInput::Source::kHidden,
+                      HiddenOut(spec_.layers.size() - 1),
                       spec_.layers.back().out, offset});
   } else if (cross_.num_layers() == 0) {
     inputs.push_back(
@@ -106,6 +119,8 @@ std::vector<DeepTerm::OutputInput> DeepTerm::OutputInputs() const {
 
 void DeepTerm::Forward(const TermInputs& in, float* logits) {
   const int n = in.batch;
+  dropped_ = in.train && !drops_.empty();
+  seed_ = in.seed;
   GatherInput(in);
   if (cross_.num_layers() > 0) {
     cross_out_ = cross_.Forward(n, x0_.data(), in.params);
@@ -117,7 +132,11 @@ void DeepTerm::Forward(const TermInputs& in, float* logits) {
                    in.params + layer.weight_offset, 0.0f, acts_[l].data());
     backend_->BiasActivation(n, layer.out, in.params + layer.bias_offset,
                              activation_, acts_[l].data());
-    x = acts_[l].data();
+    if (dropped_) {
+      backend_->Dropout(static_cast<int64_t>(n) * layer.out, spec_.dropout,
+                        LayerSeed(l), acts_[l].data(), drops_[l].data());
+    }
+    x = HiddenOut(l);
   }
   for (const OutputInput& input : OutputInputs()) {
     backend_->Gemm(false, false, n, 1, input.width, 1.0f, input.x,
@@ -157,9 +176,15 @@ void DeepTerm::Backward(const TermInputs& in, const float* d_logits,
   for (int l = num_layers - 1; l >= 0; --l) {
     const LayerSpec& layer = spec_.layers[l];
     float* d_out = grads_[l].data();
+    // d_out is the gradient by the dropped output: through the same mask
+    // (and scale) it becomes the gradient by the activation's output.
+    if (dropped_) {
+      backend_->Dropout(static_cast<int64_t>(n) * layer.out, spec_.dropout,
+                        LayerSeed(l), d_out, d_out);
+    }
     backend_->ActivationBackward(static_cast<int64_t>(n) * layer.out,
                                  activation_, acts_[l].data(), d_out);
-    const float* x = l == 0 ? x0_.data() : acts_[l - 1].data();
+    const float* x = l == 0 ? x0_.data() : HiddenOut(l - 1);
     // dW = x^T (in x n) * d_out (n x out); db = column sums of d_out.
     backend_->Gemm(true, false, layer.in, layer.out, n, 1.0f, x, d_out, 0.0f,
                    dense_grad + layer.weight_offset);

@@ -4,7 +4,11 @@
 // model_cross.h) and hidden layers over x0 (spec.layers, with the model's
 // activation); spec.output maps [x_L (with cross layers) | last hidden layer
 // (with hidden layers)] -- or x0 when there are neither -- to the term's
-// logit. Used by one thread at a time.
+// logit. With spec.dropout > 0, a training step (TermInputs::train) drops
+// hidden outputs after their activation (Backend::Dropout; the masks drawn
+// from TermInputs::seed and the layer) and Backward passes the gradient
+// through the same masks; other steps use the layers as they are. Used by
+// one thread at a time.
 #ifndef PS_WORKER_MODEL_MODEL_DEEP_H_
 #define PS_WORKER_MODEL_MODEL_DEEP_H_
 
@@ -58,6 +62,11 @@ class DeepTerm final : public ModelTerm {
   void ScatterInputGrad(int batch, float* d_pooled);
   // The output layer's inputs after the last Forward.
   std::vector<OutputInput> OutputInputs() const;
+  // Hidden layer l's output as the next layer read it in the last Forward:
+  // after dropout when it ran.
+  const float* HiddenOut(size_t l) const;
+  // The dropout mask seed of hidden layer l in the last Forward.
+  uint64_t LayerSeed(size_t l) const;
 
   const ModelSpec spec_;
   Backend* const backend_;
@@ -65,9 +74,14 @@ class DeepTerm final : public ModelTerm {
   std::vector<SlotRun> runs_;
   CrossNet cross_;
   // Scratch of the last Forward / Backward, in backend memory.
-  BackendArray<float> x0_;                  // batch x input_width
-  const float* cross_out_ = nullptr;        // x_L, owned by cross_
-  std::vector<BackendArray<float>> acts_;   // hidden layer outputs
+  BackendArray<float> x0_;                 // batch x input_width
+  const float* cross_out_ = nullptr;       // x_L, owned by cross_
+  std::vector<BackendArray<float>> acts_;  // hidden layer outputs
+  // acts_ after dropout (spec.dropout > 0 only), and whether the last
+  // Forward dropped (a training step) with which step seed.
+  std::vector<BackendArray<float>> drops_;
+  bool dropped_ = false;
+  uint64_t seed_ = 0;
   std::vector<BackendArray<float>> grads_;  // gradients by acts_
   BackendArray<float> d_x0_;                // gradient by x0
   BackendArray<float> d_cross_;             // gradient by x_L

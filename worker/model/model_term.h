@@ -13,6 +13,7 @@
 #ifndef PS_WORKER_MODEL_MODEL_TERM_H_
 #define PS_WORKER_MODEL_MODEL_TERM_H_
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -32,6 +33,11 @@ struct TermInputs {
   const float* pooled = nullptr;
   const float* dense = nullptr;   // batch x num_dense dense features
   const float* params = nullptr;  // the flat dense parameter vector
+  // A training step (Forward then Backward), as opposed to evaluation or
+  // prediction: only then do training-only operations (dropout) run.
+  bool train = false;
+  // The step's seed of those operations' random draws.
+  uint64_t seed = 0;
 };
 
 class ModelTerm {

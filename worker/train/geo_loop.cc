@@ -89,7 +89,7 @@ absl::Status GeoLoop::TrainStep(PreparedBatch* p) {
   }
   // The step this one's push would carry: the schedules' step.
   const int64_t step = pieces_->steps() + 1;
-  pieces_->model().SetStep(step);
+  pieces_->model().SetStep(step, static_cast<uint64_t>(pieces_->rank()));
   RETURN_IF_ERROR(pieces_->Compute(*p));
   const absl::Span<const float> grads(pieces_->result()->row_grad);
   for (int t = 0; t < unique.num_tables(); ++t) {

@@ -78,6 +78,8 @@ absl::Status PipelinedLoop::LaunchStep(PreparedBatch* p) {
   }
   if (!p->staged) RETURN_IF_ERROR(pieces_->Stage(*p));
   p->staged = false;
+  // The step this one's push carries: dropout's masks go by it.
+  pieces_->model().SetStep(step + 1, static_cast<uint64_t>(pieces_->rank()));
   return pieces_->model().Launch(/*train=*/true, pieces_->result());
 }
 

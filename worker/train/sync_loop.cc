@@ -46,6 +46,8 @@ absl::StatusOr<bool> SyncLoop::TrainNext(EpochBatches* batches,
   if (!p->has_data) return false;
   RETURN_IF_ERROR(pieces_->PullRows(p, step));
   RETURN_IF_ERROR(pieces_->PullDense(step));
+  // The step this one's push carries: dropout's masks go by it.
+  pieces_->model().SetStep(step + 1, static_cast<uint64_t>(pieces_->rank()));
   RETURN_IF_ERROR(pieces_->Compute(*p));
   RETURN_IF_ERROR(pieces_->PushAndWait(*p));
   RETURN_IF_ERROR(AfterStep(*batches, *p));

@@ -508,6 +508,37 @@ TEST(ModelDeviceTest, BackendMetricsMatchHostMetrics) {
   ExpectNoViolations(*backend, "deepfm");
 }
 
+// Dropout (ModelConfig.dropout) keeps to backend memory: its kernels get
+// only backend buffers, and training and prediction equal the CPU
+// backend's bit for bit (both at the default step and seed).
+TEST(ModelDeviceTest, DropoutRunsOnBackendMemory) {
+  ModelConfig config;
+  config.set_type(ModelConfig::DNN);
+  config.add_hidden_units(32);
+  config.add_hidden_units(16);
+  config.set_dropout(0.25f);
+  const ModelSpec spec = testing_util::SpecOf(config, 8);
+  auto backend = MakeChecking();
+  backend->set_deferred(true);
+  Model model(spec, PoolMode::kSum, backend.get());
+  for (int step = 0; step < 2; ++step) {
+    const StepInputs in = Inputs(spec, 65, 800 + step);
+    const int64_t num_unique = in.unique.unique_keys.size();
+    for (bool train : {true, false}) {
+      const std::string what = train ? "train" : "predict";
+      StepResult result;
+      const absl::Status status =
+          train ? model.TrainStep(in.batch, in.unique.key_index, num_unique,
+                                  in.rows, in.dense_params, &result)
+                : model.Predict(in.batch, in.unique.key_index, num_unique,
+                                in.rows, in.dense_params, &result);
+      ASSERT_TRUE(status.ok()) << status;
+      ExpectSameResult(result, CpuStep(spec, PoolMode::kSum, in, train), what);
+    }
+  }
+  ExpectNoViolations(*backend, "dropout");
+}
+
 OptimizerConfig DenseRule(OptimizerConfig::Type type) {
   OptimizerConfig c;
   c.set_type(type);
@@ -553,7 +584,7 @@ TEST(ModelDeviceTest, DenseOptimizerOnTheBackendIsTheServersRule) {
       const StepResult cpu = CpuStep(spec, PoolMode::kSum, in, true);
       (*rule)->Update(RowView{absl::MakeSpan(want), absl::MakeSpan(state)},
                       cpu.dense_grad, UpdateContext{step + 1});
-      model.SetStep(step + 1);
+      model.SetStep(step + 1, /*seed=*/0);
       StepResult result;
       backend->ResetCounts();
       ASSERT_TRUE(model
@@ -584,7 +615,7 @@ TEST(ModelDeviceTest, DenseOptimizerOnTheBackendIsTheServersRule) {
     const StepResult cpu = CpuStep(spec, PoolMode::kSum, in, true);
     (*rule)->Update(RowView{absl::MakeSpan(want), absl::MakeSpan(state)},
                     cpu.dense_grad, UpdateContext{6});
-    model.SetStep(6);
+    model.SetStep(6, /*seed=*/0);
     StepResult result;
     ASSERT_TRUE(model
                     .TrainStep(in.batch, in.unique.key_index,
