@@ -85,6 +85,25 @@ uint64_t HoldoutHash(absl::string_view line) {
   return Mix64(StringFeatureValue(StripCarriageReturn(line)));
 }
 
+absl::Status AppendGlobMatches(const std::string& pattern,
+                               std::vector<std::string>* out) {
+  glob_t g;
+  const int rc = glob(pattern.c_str(), 0, nullptr, &g);
+  if (rc == 0) {
+    for (size_t i = 0; i < g.gl_pathc; ++i) out->push_back(g.gl_pathv[i]);
+  }
+  globfree(&g);
+  if (rc == GLOB_NOSPACE) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("out of memory expanding input pattern '", pattern, "'"));
+  }
+  if (rc != 0 && rc != GLOB_NOMATCH) {
+    return absl::InternalError(absl::StrCat(
+        "read error while expanding input pattern '", pattern, "'"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<std::string>> ExpandFiles(
     const std::vector<std::string>& patterns) {
   std::vector<std::string> files;
@@ -101,23 +120,11 @@ absl::StatusOr<std::vector<std::string>> ExpandFiles(
       files.push_back(pattern);
       continue;
     }
-    glob_t g;
-    int rc = glob(pattern.c_str(), 0, nullptr, &g);
-    if (rc == 0) {
-      for (size_t i = 0; i < g.gl_pathc; ++i) files.push_back(g.gl_pathv[i]);
-    }
-    globfree(&g);
-    if (rc == GLOB_NOMATCH) {
+    const size_t before = files.size();
+    RETURN_IF_ERROR(AppendGlobMatches(pattern, &files));
+    if (files.size() == before) {
       return absl::NotFoundError(
           absl::StrCat("input pattern '", pattern, "' matches no files"));
-    }
-    if (rc == GLOB_NOSPACE) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "out of memory expanding input pattern '", pattern, "'"));
-    }
-    if (rc != 0) {
-      return absl::InternalError(absl::StrCat(
-          "read error while expanding input pattern '", pattern, "'"));
     }
   }
   return files;

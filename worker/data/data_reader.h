@@ -122,6 +122,12 @@ struct ReaderOptions {
 // Part of the data split: do not change.
 uint64_t HoldoutHash(absl::string_view line);
 
+// Appends the paths matching glob `pattern` to `out`, in glob's (sorted)
+// order; none when nothing matches. ResourceExhausted or Internal naming the
+// pattern when glob fails.
+absl::Status AppendGlobMatches(const std::string& pattern,
+                               std::vector<std::string>* out);
+
 // Expands globs in order; a pattern matching nothing is a NotFound error
 // naming it. Plain paths must exist. `pipe:` commands are kept as they are.
 absl::StatusOr<std::vector<std::string>> ExpandFiles(

@@ -1,6 +1,5 @@
 #include "worker/data/follow_reader.h"
 
-#include <glob.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -212,25 +211,14 @@ absl::StatusOr<std::vector<std::string>> ListFollowedFiles(
     const std::vector<std::string>& patterns) {
   std::vector<std::string> files;
   for (const std::string& pattern : patterns) {
-    glob_t g;
-    const int rc = glob(pattern.c_str(), 0, nullptr, &g);
-    if (rc == 0) {
-      for (size_t i = 0; i < g.gl_pathc; ++i) {
-        struct stat st;
-        // Folders are not input; a file that went away is not listed.
-        if (stat(g.gl_pathv[i], &st) == 0 && S_ISREG(st.st_mode)) {
-          files.push_back(g.gl_pathv[i]);
-        }
+    std::vector<std::string> matches;
+    RETURN_IF_ERROR(AppendGlobMatches(pattern, &matches));
+    for (std::string& path : matches) {
+      struct stat st;
+      // Folders are not input; a file that went away is not listed.
+      if (stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+        files.push_back(std::move(path));
       }
-    }
-    globfree(&g);
-    if (rc == GLOB_NOSPACE) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "out of memory expanding input pattern '", pattern, "'"));
-    }
-    if (rc != 0 && rc != GLOB_NOMATCH) {
-      return absl::InternalError(absl::StrCat(
-          "read error while expanding input pattern '", pattern, "'"));
     }
   }
   std::sort(files.begin(), files.end());
