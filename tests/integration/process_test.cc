@@ -176,6 +176,46 @@ TEST_F(ProcessTest, BadConfigIsRefusedWithFileLineAndField) {
   EXPECT_THAT(log, HasSubstr("no field named \"batchsize\""));
 }
 
+// ps_datagen answers bad usage and a bad config as the other binaries do:
+// exit status 2 and a message naming the problem; a generator that cannot
+// write its files exits 1.
+TEST_F(ProcessTest, DatagenExitsTwoOnBadUsageAndOneWhenGenerationFails) {
+  const std::string log = dir_ + "/datagen.log";
+  EXPECT_EQ(WaitExit(Spawn({Bin("ps_datagen")}, log), absl::Seconds(20)), 2);
+  EXPECT_THAT(ReadFile(log), HasSubstr("--config is required"));
+
+  std::string job = kJob;
+  job.replace(job.find("batch_size"), 10, "batchsize");
+  const std::string bad = temp_dir_.Write("bad.pbtxt", job);
+  EXPECT_EQ(WaitExit(Spawn({Bin("ps_datagen"), "--config", bad}, log),
+                     absl::Seconds(20)),
+            2);
+  EXPECT_THAT(ReadFile(log), HasSubstr("no field named \"batchsize\""));
+
+  const std::string plain =
+      temp_dir_.Write("plain.pbtxt",
+                      "sparse_tables { name: \"e\" dim: 1 }\n"
+                      "model { type: LR sparse_table: \"e\" }\n"
+                      "data { train_files: \"x.tsv\" }\n");
+  EXPECT_EQ(WaitExit(Spawn({Bin("ps_datagen"), "--config", plain}, log),
+                     absl::Seconds(20)),
+            2);
+  EXPECT_THAT(ReadFile(log), HasSubstr("data.generate is not set"));
+
+  // A data folder under a regular file cannot be created.
+  const std::string file = temp_dir_.Write("not_a_dir", "x");
+  const std::string gen =
+      temp_dir_.Write("gen.pbtxt",
+                      "sparse_tables { name: \"e\" dim: 1 }\n"
+                      "model { type: LR sparse_table: \"e\" }\n"
+                      "data { generate { output_dir: \"" +
+                          file + "/sub\" train_rows: 10 eval_rows: 10 } }\n");
+  EXPECT_EQ(WaitExit(Spawn({Bin("ps_datagen"), "--config", gen}, log),
+                     absl::Seconds(20)),
+            1);
+  EXPECT_THAT(ReadFile(log), HasSubstr(file));
+}
+
 // Worker 1 of 2 reads only malformed lines (its byte range of the file)
 // with max_bad_line_ratio 0: it stops, naming the file and line, and exits
 // non-zero; worker 0 succeeds; the coordinator still ends the job, and both

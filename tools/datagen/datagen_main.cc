@@ -4,7 +4,8 @@
 //   ps_datagen --config job.pbtxt [--data_dir DIR]
 //
 // Prints the generator report (the contents of oracle.json) as one JSON line
-// on stdout. Exit status 1 on any error, with the reason on stderr.
+// on stdout. Exit status 2 for bad usage or a bad config (as ps_server and
+// ps_worker), 1 when generating fails; the reason goes to stderr.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -27,9 +28,11 @@ int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
+  // Exit status as ps_server and ps_worker: 2 for bad usage or a bad
+  // config, 1 when generating fails.
   if (FLAGS_config.empty()) {
     std::cerr << "ps_datagen: --config is required\n";
-    return 1;
+    return 2;
   }
 
   ps::ConfigOverrides overrides;
@@ -42,12 +45,12 @@ int main(int argc, char** argv) {
       ps::LoadJobConfig(FLAGS_config, overrides);
   if (!config.ok()) {
     std::cerr << "ps_datagen: " << config.status().message() << "\n";
-    return 1;
+    return 2;
   }
   if (!config->data().has_generate()) {
     std::cerr << "ps_datagen: " << FLAGS_config
               << ": data.generate is not set; nothing to generate\n";
-    return 1;
+    return 2;
   }
 
   const ps::GeneratorConfig& gen = config->data().generate();
