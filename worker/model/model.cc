@@ -436,7 +436,8 @@ absl::Status Model::Launch(bool train, StepResult* result) {
   if (!staged_batch_.has_value()) {
     return absl::FailedPreconditionError("Launch: no batch is staged");
   }
-  Staged s = *staged_batch_;
+  // Read in place: the staged batch stays staged when this fails.
+  const Staged& s = *staged_batch_;
   const int n = s.n;
   if (n > 0 && !has_params_) {
     return absl::FailedPreconditionError(
@@ -456,8 +457,8 @@ absl::Status Model::Launch(bool train, StepResult* result) {
     result->row_grad.resize(s.total_floats);
   }
   if (n > 0) RETURN_IF_ERROR(Reserve(n, s.total_floats, train));
+  running_ = std::move(*staged_batch_);
   staged_batch_.reset();
-  running_ = std::move(s);
   launched_ = true;
   launched_train_ = train;
   launched_result_ = result;
