@@ -58,6 +58,13 @@ struct UniqueKeys {
     for (int u = 0; u < t; ++u) begin += static_cast<size_t>(table_rows[u]);
     return begin;
   }
+  // Table t's part of unique_keys, or of a vector laid out like it (shows,
+  // clicks).
+  template <typename T>
+  absl::Span<const T> OfTable(const std::vector<T>& per_key, int t) const {
+    return absl::MakeConstSpan(per_key).subspan(
+        TableBegin(t), static_cast<size_t>(table_rows[t]));
+  }
 };
 
 // Deduplicates batch.keys as one table (first occurrence order).

@@ -53,8 +53,7 @@ absl::StatusOr<int64_t> PredictFile(const ExportedModel& model,
     rows.resize(at.back());
     for (int t = 0; t < num_tables; ++t) {
       model.Lookup(static_cast<int>(spec.tables[t].table_id),
-                   absl::MakeConstSpan(unique.unique_keys)
-                       .subspan(unique.TableBegin(t), unique.table_rows[t]),
+                   unique.OfTable(unique.unique_keys, t),
                    absl::MakeSpan(rows).subspan(at[t], at[t + 1] - at[t]));
     }
     absl::Status s = net.Predict(batch, unique.key_index, unique.table_rows,

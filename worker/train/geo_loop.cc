@@ -80,8 +80,7 @@ absl::Status GeoLoop::TrainStep(PreparedBatch* p) {
       RowFloatOffsets(pieces_->spec(), unique.table_rows);
   p->rows.resize(at.back());
   auto keys_of = [&unique](int t) {
-    return absl::MakeConstSpan(unique.unique_keys)
-        .subspan(unique.TableBegin(t), unique.table_rows[t]);
+    return unique.OfTable(unique.unique_keys, t);
   };
   for (int t = 0; t < unique.num_tables(); ++t) {
     geo_[t].Gather(keys_of(t),
@@ -93,10 +92,8 @@ absl::Status GeoLoop::TrainStep(PreparedBatch* p) {
   RETURN_IF_ERROR(pieces_->Compute(*p));
   const absl::Span<const float> grads(pieces_->result()->row_grad);
   for (int t = 0; t < unique.num_tables(); ++t) {
-    geo_[t].ApplySparse(
-        keys_of(t), grads.subspan(at[t], at[t + 1] - at[t]), step,
-        absl::MakeConstSpan(unique.shows)
-            .subspan(unique.TableBegin(t), unique.table_rows[t]));
+    geo_[t].ApplySparse(keys_of(t), grads.subspan(at[t], at[t + 1] - at[t]),
+                        step, unique.OfTable(unique.shows, t));
   }
   if (pieces_->steps() % pieces_->training().geo_every() == 0) {
     RETURN_IF_ERROR(Sync());
@@ -126,9 +123,7 @@ absl::Status GeoLoop::PullMissing(PreparedBatch* p) {
   std::vector<std::vector<float>> values(tables);
   std::vector<SparsePull> pulls;
   for (int t = 0; t < tables; ++t) {
-    missing[t] = geo_[t].Missing(
-        absl::MakeConstSpan(unique.unique_keys)
-            .subspan(unique.TableBegin(t), unique.table_rows[t]));
+    missing[t] = geo_[t].Missing(unique.OfTable(unique.unique_keys, t));
     if (missing[t].empty()) continue;
     values[t].resize(missing[t].size() * spec.tables[t].dim);
     pulls.push_back(SparsePull{spec.tables[t].table_id, spec.tables[t].dim,

@@ -37,15 +37,13 @@ std::vector<SparsePush> SparseParts(const ModelSpec& spec,
   const std::vector<int64_t> at = RowFloatOffsets(spec, unique.table_rows);
   std::vector<SparsePush> parts;
   for (int t = 0; t < unique.num_tables(); ++t) {
-    const size_t begin = unique.TableBegin(t);
-    const size_t n = static_cast<size_t>(unique.table_rows[t]);
     SparsePush part;
     part.table = spec.tables[t].table_id;
     part.dim = spec.tables[t].dim;
-    part.keys = absl::MakeConstSpan(unique.unique_keys).subspan(begin, n);
+    part.keys = unique.OfTable(unique.unique_keys, t);
     part.values = values.subspan(at[t], at[t + 1] - at[t]);
-    part.shows = absl::MakeConstSpan(unique.shows).subspan(begin, n);
-    part.clicks = absl::MakeConstSpan(unique.clicks).subspan(begin, n);
+    part.shows = unique.OfTable(unique.shows, t);
+    part.clicks = unique.OfTable(unique.clicks, t);
     parts.push_back(part);
   }
   return parts;
@@ -145,8 +143,7 @@ absl::Status StepPieces::PullRows(PreparedBatch* p, int64_t step) const {
   for (int t = 0; t < unique.num_tables(); ++t) {
     pulls.push_back(
         SparsePull{spec_.tables[t].table_id, spec_.tables[t].dim,
-                   absl::MakeConstSpan(unique.unique_keys)
-                       .subspan(unique.TableBegin(t), unique.table_rows[t]),
+                   unique.OfTable(unique.unique_keys, t),
                    absl::MakeSpan(p->rows).subspan(at[t], at[t + 1] - at[t])});
   }
   const absl::Time start = absl::Now();
