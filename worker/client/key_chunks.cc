@@ -15,24 +15,6 @@ bool IsRun(absl::Span<const uint32_t> pos) {
 
 }  // namespace
 
-size_t ChunkKeys(int dim) {
-  return std::clamp<size_t>(kMaxChunkBytes / (dim * sizeof(float)), 1,
-                            kMaxChunkKeys);
-}
-
-// Splits every server's positions into chunks of at most max_keys.
-std::vector<KeyChunk> Chunk(const std::vector<std::vector<uint32_t>>& pos,
-                            size_t max_keys) {
-  std::vector<KeyChunk> chunks;
-  for (size_t s = 0; s < pos.size(); ++s) {
-    const absl::Span<const uint32_t> all(pos[s]);
-    for (size_t begin = 0; begin < all.size(); begin += max_keys) {
-      chunks.push_back({s, all.subspan(begin, max_keys)});
-    }
-  }
-  return chunks;
-}
-
 std::vector<RequestChunk> ChunkTables(
     const std::vector<std::vector<std::vector<uint32_t>>>& pos,
     absl::Span<const int> dims) {
@@ -90,17 +72,12 @@ void AppendKeys(absl::Span<const uint64_t> keys, absl::Span<const uint32_t> pos,
   }
 }
 
-// out = keys[pos[0]], keys[pos[1]], ... packed.
-void PackKeys(absl::Span<const uint64_t> keys, absl::Span<const uint32_t> pos,
-              std::string* out) {
-  if (IsRun(pos)) {
-    out->assign(reinterpret_cast<const char*>(keys.data() + pos.front()),
-                pos.size() * sizeof(uint64_t));
-    return;
-  }
-  out->resize(pos.size() * sizeof(uint64_t));
-  uint64_t* k = reinterpret_cast<uint64_t*>(out->data());
-  for (size_t j = 0; j < pos.size(); ++j) k[j] = keys.data()[pos[j]];
+void AppendRows(absl::Span<const float> values, absl::Span<const uint32_t> pos,
+                int dim, std::string* out) {
+  const size_t at = out->size();
+  out->resize(at + pos.size() * dim * sizeof(float));
+  GatherRows(values.data(), pos, dim,
+             reinterpret_cast<float*>(out->data() + at));
 }
 
 // Row j of dst (dim floats) = row pos[j] of src.

@@ -22,21 +22,6 @@ namespace ps {
 inline constexpr size_t kMaxChunkKeys = 8192;
 inline constexpr size_t kMaxChunkBytes = 2 << 20;
 
-// Keys per chunk for rows of `dim` floats.
-size_t ChunkKeys(int dim);
-
-// The keys of one RPC: positions in the caller's keys, increasing, all
-// owned by `server`.
-struct KeyChunk {
-  size_t server = 0;
-  absl::Span<const uint32_t> pos;
-};
-
-// Splits every server's positions (pos[s]) into chunks of at most max_keys.
-// The chunks point into `pos`, which must outlive them.
-std::vector<KeyChunk> Chunk(const std::vector<std::vector<uint32_t>>& pos,
-                            size_t max_keys);
-
 // The part of one sparse table in a request: positions in that table's
 // keys, increasing.
 struct TableChunk {
@@ -66,13 +51,14 @@ std::vector<RequestChunk> ChunkTables(
     const std::vector<std::vector<std::vector<uint32_t>>>& pos,
     absl::Span<const int> dims);
 
-// out = keys[pos[0]], keys[pos[1]], ... packed little-endian.
-void PackKeys(absl::Span<const uint64_t> keys, absl::Span<const uint32_t> pos,
-              std::string* out);
-
-// As PackKeys, appending to `out`.
+// Appends keys[pos[0]], keys[pos[1]], ... packed little-endian to `out`.
 void AppendKeys(absl::Span<const uint64_t> keys, absl::Span<const uint32_t> pos,
                 std::string* out);
+
+// Appends rows pos[0], pos[1], ... of `values` (dim floats each) to `out`,
+// packed little-endian.
+void AppendRows(absl::Span<const float> values, absl::Span<const uint32_t> pos,
+                int dim, std::string* out);
 
 // Row j of dst (dim floats) = row pos[j] of src.
 void GatherRows(const float* src, absl::Span<const uint32_t> pos, int dim,

@@ -714,17 +714,6 @@ class GrpcPsClient final : public PsClient {
     }
   }
 
-  // Rows pos[0], pos[1], ... of `values` (dim floats each), appended to
-  // `out`.
-  static void AppendRows(absl::Span<const float> values,
-                         absl::Span<const uint32_t> pos, int dim,
-                         std::string* out) {
-    const size_t at = out->size();
-    out->resize(at + pos.size() * dim * sizeof(float));
-    GatherRows(values.data(), pos, dim,
-               reinterpret_cast<float*>(out->data() + at));
-  }
-
   // Checks the rows `call` received and copies them into their places in
   // the tables' values; the error names the server.
   absl::Status ReceiveRows(const PullCall<PullRequest, PullResponse>& call,
