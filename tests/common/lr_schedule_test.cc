@@ -22,13 +22,6 @@ using optimizer_math::ScheduledLearningRate;
 using ::testing::HasSubstr;
 using testing_util::StatusIs;
 
-OptimizerConfig Sgd(float lr) {
-  OptimizerConfig c;
-  c.set_type(OptimizerConfig::SGD);
-  c.set_learning_rate(lr);
-  return c;
-}
-
 optimizer_math::Hyper HyperOf(const OptimizerConfig& c) {
   auto h = OptimizerHyper(c);
   EXPECT_TRUE(h.ok()) << h.status();
@@ -139,12 +132,12 @@ TEST(LrScheduleTest, RuleAppliesTheScheduledRate) {
       auto plain = MustCreate(fixed);
       ASSERT_NE(plain, nullptr);
       plain->Update(ref.view(), g);
-      scheduled->Update(a.view(), g, UpdateContext{step});
+      scheduled->Update(a.view(), g, UpdateContext{step, {}});
       std::vector<float> packed = b.weights;
       packed.insert(packed.end(), b.state.begin(), b.state.end());
       float* rows[] = {packed.data()};
       const float* grads[] = {g.data()};
-      scheduled->UpdateRows(dim, rows, grads, UpdateContext{step});
+      scheduled->UpdateRows(dim, rows, grads, UpdateContext{step, {}});
       std::copy(packed.begin(), packed.begin() + dim, b.weights.begin());
       std::copy(packed.begin() + dim, packed.end(), b.state.begin());
       ASSERT_EQ(a.weights, ref.weights)
@@ -161,10 +154,10 @@ TEST(LrScheduleTest, SgdWarmupStepsByTheScaledRate) {
   auto rule = MustCreate(c);
   ASSERT_NE(rule, nullptr);
   Row row(*rule, {1.0f});
-  rule->Update(row.view(), std::vector<float>{1.0f}, UpdateContext{1});
+  rule->Update(row.view(), std::vector<float>{1.0f}, UpdateContext{1, {}});
   EXPECT_EQ(row.weights[0], 1.0f - static_cast<float>(0.1f * 0.25));
   row.weights[0] = 1.0f;
-  rule->Update(row.view(), std::vector<float>{1.0f}, UpdateContext{4});
+  rule->Update(row.view(), std::vector<float>{1.0f}, UpdateContext{4, {}});
   EXPECT_EQ(row.weights[0], 1.0f - 0.1f);
 }
 

@@ -567,7 +567,7 @@ TEST_P(CudaBackendTest, DenseOptimizerStepIsTheServersRule) {
       for (int64_t step = 1; step <= 4; ++step) {
         const auto grad = RandomVector(n, &rng, -2.0f, 2.0f);
         (*rule)->Update(RowView{absl::MakeSpan(want), absl::MakeSpan(state)},
-                        grad, UpdateContext{step});
+                        grad, UpdateContext{step, {}});
         device_->DenseOptimizerStep(row.Begin(step), n, Up(grad), w, s);
       }
       const std::vector<float> got = Down(w, n);

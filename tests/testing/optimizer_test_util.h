@@ -1,5 +1,5 @@
-// Helpers shared by the optimizer rule tests: a rule that must build, and a
-// row of weights with its rule-initialized state.
+// Helpers shared by the optimizer rule tests: an SGD config, a rule that must
+// build, and a row of weights with its rule-initialized state.
 #ifndef PS_TESTS_TESTING_OPTIMIZER_TEST_UTIL_H_
 #define PS_TESTS_TESTING_OPTIMIZER_TEST_UTIL_H_
 
@@ -11,6 +11,15 @@
 #include "gtest/gtest.h"
 
 namespace ps {
+
+// SGD at rate `lr`, weights clipped to [-bound, bound] (0: none).
+inline OptimizerConfig Sgd(float lr, float bound = 0.0f) {
+  OptimizerConfig c;
+  c.set_type(OptimizerConfig::SGD);
+  c.set_learning_rate(lr);
+  c.set_weight_bound(bound);
+  return c;
+}
 
 inline std::unique_ptr<OptimizerRule> MustCreate(const OptimizerConfig& c) {
   auto rule = OptimizerRule::Create(c);

@@ -12,6 +12,7 @@
 #include "common/model_spec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/optimizer_test_util.h"
 #include "tests/testing/status_matchers.h"
 
 namespace ps {
@@ -19,13 +20,6 @@ namespace {
 
 using Ranges = std::vector<std::pair<int64_t, int64_t>>;
 using testing_util::StatusIs;
-
-OptimizerConfig Sgd(float lr) {
-  OptimizerConfig c;
-  c.set_type(OptimizerConfig::SGD);
-  c.set_learning_rate(lr);
-  return c;
-}
 
 OptimizerConfig Adagrad(float lr) {
   OptimizerConfig c;

@@ -27,14 +27,6 @@ namespace {
 
 using testing_util::StatusIs;
 
-OptimizerConfig Sgd(float lr, float bound = 0.0f) {
-  OptimizerConfig c;
-  c.set_type(OptimizerConfig::SGD);
-  c.set_learning_rate(lr);
-  c.set_weight_bound(bound);
-  return c;
-}
-
 OptimizerConfig Adagrad(float lr, float initial_accumulator, float epsilon,
                         float bound = 0.0f) {
   OptimizerConfig c;

@@ -583,7 +583,7 @@ TEST(ModelDeviceTest, DenseOptimizerOnTheBackendIsTheServersRule) {
       in.dense_params = want;
       const StepResult cpu = CpuStep(spec, PoolMode::kSum, in, true);
       (*rule)->Update(RowView{absl::MakeSpan(want), absl::MakeSpan(state)},
-                      cpu.dense_grad, UpdateContext{step + 1});
+                      cpu.dense_grad, UpdateContext{step + 1, {}});
       model.SetStep(step + 1, /*seed=*/0);
       StepResult result;
       backend->ResetCounts();
@@ -614,7 +614,7 @@ TEST(ModelDeviceTest, DenseOptimizerOnTheBackendIsTheServersRule) {
     in.dense_params = want;
     const StepResult cpu = CpuStep(spec, PoolMode::kSum, in, true);
     (*rule)->Update(RowView{absl::MakeSpan(want), absl::MakeSpan(state)},
-                    cpu.dense_grad, UpdateContext{6});
+                    cpu.dense_grad, UpdateContext{6, {}});
     model.SetStep(6, /*seed=*/0);
     StepResult result;
     ASSERT_TRUE(model

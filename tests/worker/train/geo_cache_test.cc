@@ -4,16 +4,10 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/testing/optimizer_test_util.h"
 
 namespace ps {
 namespace {
-
-OptimizerConfig Sgd(float lr) {
-  OptimizerConfig c;
-  c.set_type(OptimizerConfig::SGD);
-  c.set_learning_rate(lr);
-  return c;
-}
 
 TEST(GeoCacheTest, DeltasAreLocalUpdatesSinceThePull) {
   GeoCache cache(/*dim=*/2, Sgd(0.5), /*dense_size=*/2);
