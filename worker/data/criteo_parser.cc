@@ -65,26 +65,53 @@ absl::Status ParseInt(absl::string_view s, int field, int64_t* out) {
 }
 
 // Parses a non-empty hex string of at most 16 digits (either case).
+// Hex digit values by character; kNotHex for every other character.
+constexpr uint8_t kNotHex = 0xFF;
+struct HexTable {
+  uint8_t value[256];
+  constexpr HexTable() : value() {
+    for (int c = 0; c < 256; ++c) value[c] = kNotHex;
+    for (int c = '0'; c <= '9'; ++c) value[c] = static_cast<uint8_t>(c - '0');
+    for (int c = 'a'; c <= 'f'; ++c) value[c] = static_cast<uint8_t>(c - 'a' + 10);
+    for (int c = 'A'; c <= 'F'; ++c) value[c] = static_cast<uint8_t>(c - 'A' + 10);
+  }
+};
+constexpr HexTable kHex;
+
 absl::Status ParseHex(absl::string_view s, int field, uint64_t* out) {
   if (s.size() > kMaxHexDigits) {
     return FieldError(field, s, "has more than 16 hex digits");
   }
+  // One table lookup per digit; a non-digit sets the high bits of `bad`.
   uint64_t v = 0;
+  uint32_t bad = 0;
   for (char c : s) {
-    uint64_t digit;
-    if (c >= '0' && c <= '9') {
-      digit = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-      digit = c - 'a' + 10;
-    } else if (c >= 'A' && c <= 'F') {
-      digit = c - 'A' + 10;
-    } else {
-      return FieldError(field, s, "is not a hex string");
-    }
-    v = (v << 4) | digit;
+    const uint8_t digit = kHex.value[static_cast<unsigned char>(c)];
+    bad |= digit;
+    v = (v << 4) | (digit & 0xF);
   }
+  if (bad & 0xF0) return FieldError(field, s, "is not a hex string");
   *out = v;
   return absl::OkStatus();
+}
+
+// CriteoLogBucket of 0 .. kBucketTableSize - 1, computed once by the same
+// function (so equal bit for bit); floor(log(65535)^2) = 122 fits a byte.
+constexpr int64_t kBucketTableSize = int64_t{1} << 16;
+const uint8_t* BucketTable() {
+  static const uint8_t* table = [] {
+    auto* t = new uint8_t[kBucketTableSize];
+    for (int64_t v = 0; v < kBucketTableSize; ++v) {
+      t[v] = static_cast<uint8_t>(CriteoLogBucket(v));
+    }
+    return t;
+  }();
+  return table;
+}
+
+int64_t LogBucket(int64_t v) {
+  if (v >= 0 && v < kBucketTableSize) return BucketTable()[v];
+  return CriteoLogBucket(v);
 }
 
 }  // namespace
@@ -161,7 +188,7 @@ absl::Status AppendCriteoExample(absl::string_view line,
     } else {
       const uint64_t value = s.empty()
                                  ? kMissingInteger
-                                 : static_cast<uint64_t>(CriteoLogBucket(v));
+                                 : static_cast<uint64_t>(LogBucket(v));
       keys[num_keys] = FeatureKey(options.hash_seed, num_keys, value);
       ++num_keys;
     }

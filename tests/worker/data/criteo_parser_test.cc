@@ -98,6 +98,24 @@ TEST(CriteoParserTest, LogBucketKeysOfEveryField) {
   EXPECT_EQ(batch.keys, expected);
 }
 
+TEST(CriteoParserTest, BucketKeysEqualTheFunctionOnBothSidesOfItsTable) {
+  // The parser looks small values up in a table and computes large ones:
+  // both must give CriteoLogBucket's bucket.
+  const int64_t values[] = {0,     1,     3,     7,       100,     4095,
+                            65534, 65535, 65536, 65537,   1 << 20, 1LL << 40};
+  CriteoOptions options;
+  for (int64_t v : values) {
+    std::vector<std::string> ints = Ints();
+    ints[4] = std::to_string(v);
+    Batch batch = EmptyBatch(options);
+    ASSERT_TRUE(
+        AppendCriteoExample(Line("0", ints, Cats()), options, &batch).ok());
+    EXPECT_EQ(batch.keys[4],
+              FeatureKey(0, 4, static_cast<uint64_t>(CriteoLogBucket(v))))
+        << "I5 = " << v;
+  }
+}
+
 TEST(CriteoParserTest, SeedSlotAndCaseMatter) {
   CriteoOptions seed0, seed1;
   seed1.hash_seed = 1;
