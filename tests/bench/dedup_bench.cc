@@ -32,8 +32,8 @@ Batch ZipfBatch(int examples, uint32_t seed) {
   for (int e = 0; e < examples; ++e) {
     b.labels.push_back(static_cast<float>(rng() % 4 == 0));
     for (int s = 0; s < kSlots; ++s) {
-      const auto rank = std::lower_bound(cdf.begin(), cdf.end(), u(rng)) -
-                        cdf.begin();
+      const auto rank =
+          std::lower_bound(cdf.begin(), cdf.end(), u(rng)) - cdf.begin();
       b.keys.push_back(FeatureKey(1, s, static_cast<uint64_t>(rank)));
       b.offsets.push_back(static_cast<uint32_t>(b.keys.size()));
     }
@@ -54,8 +54,8 @@ void BM_Deduplicate(benchmark::State& state) {
     benchmark::DoNotOptimize(u.unique_keys.data());
     keys += static_cast<int64_t>(b.keys.size());
   }
-  state.counters["keys/s"] =
-      benchmark::Counter(static_cast<double>(keys), benchmark::Counter::kIsRate);
+  state.counters["keys/s"] = benchmark::Counter(static_cast<double>(keys),
+                                                benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Deduplicate)->Arg(512)->Arg(4096);
 

@@ -72,8 +72,10 @@ struct HexTable {
   constexpr HexTable() : value() {
     for (int c = 0; c < 256; ++c) value[c] = kNotHex;
     for (int c = '0'; c <= '9'; ++c) value[c] = static_cast<uint8_t>(c - '0');
-    for (int c = 'a'; c <= 'f'; ++c) value[c] = static_cast<uint8_t>(c - 'a' + 10);
-    for (int c = 'A'; c <= 'F'; ++c) value[c] = static_cast<uint8_t>(c - 'A' + 10);
+    for (int c = 'a'; c <= 'f'; ++c)
+      value[c] = static_cast<uint8_t>(c - 'a' + 10);
+    for (int c = 'A'; c <= 'F'; ++c)
+      value[c] = static_cast<uint8_t>(c - 'A' + 10);
   }
 };
 constexpr HexTable kHex;
@@ -186,9 +188,8 @@ absl::Status AppendCriteoExample(absl::string_view line,
                      ? 0.0f
                      : static_cast<float>(std::log1p(static_cast<double>(v)));
     } else {
-      const uint64_t value = s.empty()
-                                 ? kMissingInteger
-                                 : static_cast<uint64_t>(LogBucket(v));
+      const uint64_t value =
+          s.empty() ? kMissingInteger : static_cast<uint64_t>(LogBucket(v));
       keys[num_keys] = FeatureKey(options.hash_seed, num_keys, value);
       ++num_keys;
     }

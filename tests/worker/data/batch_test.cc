@@ -66,7 +66,8 @@ void ExpectMatchesReference(const Batch& b, const std::vector<int>& slot_table,
   }
 }
 
-TEST(DeduplicateTest, OneTableMatchesTheReferenceOverManyBatchesOfChangingSize) {
+TEST(DeduplicateTest,
+     OneTableMatchesTheReferenceOverManyBatchesOfChangingSize) {
   const int sizes[] = {512, 3, 1, 2000, 0, 64, 512, 7};
   uint32_t seed = 1;
   for (int round = 0; round < 3; ++round) {

@@ -101,8 +101,8 @@ TEST(CriteoParserTest, LogBucketKeysOfEveryField) {
 TEST(CriteoParserTest, BucketKeysEqualTheFunctionOnBothSidesOfItsTable) {
   // The parser looks small values up in a table and computes large ones:
   // both must give CriteoLogBucket's bucket.
-  const int64_t values[] = {0,     1,     3,     7,       100,     4095,
-                            65534, 65535, 65536, 65537,   1 << 20, 1LL << 40};
+  const int64_t values[] = {0,     1,     3,     7,     100,     4095,
+                            65534, 65535, 65536, 65537, 1 << 20, 1LL << 40};
   CriteoOptions options;
   for (int64_t v : values) {
     std::vector<std::string> ints = Ints();
