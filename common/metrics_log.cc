@@ -1,5 +1,6 @@
 #include "common/metrics_log.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -117,6 +118,15 @@ void MetricsLog::Write(
   if (file_ == nullptr) return;
   std::fputs(line.c_str(), file_);
   std::fflush(file_);
+}
+
+double ProcessCpuSeconds() {
+  struct rusage usage;
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  const auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + t.tv_usec * 1e-6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 }  // namespace ps

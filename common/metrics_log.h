@@ -44,6 +44,9 @@ class MetricsLog {
   std::vector<std::pair<std::string, Fields>> latest_ ABSL_GUARDED_BY(mu_);
 };
 
+// CPU seconds (user + system) this process has used so far, all threads.
+double ProcessCpuSeconds();
+
 }  // namespace ps
 
 #endif  // PS_COMMON_METRICS_LOG_H_

@@ -20,6 +20,9 @@
 # checkpoint is written; they get SIGTERM only when silent for
 # PS_STOP_IDLE_SEC (120) or still running after PS_STOP_GRACE_SEC (600).
 # Ctrl-C stops everything at once.
+# Workers reach the servers through Unix-domain sockets in a fresh folder
+# under /tmp (the colocated fast path: same calls, no TCP stack);
+# PS_TRANSPORT=tcp keeps them on TCP loopback.
 # Exit status: 0 when every worker and server succeeded; 1 when any failed
 # (each is named with its exit code and the last error line of its log);
 # 2 for bad usage; 130 when interrupted.
@@ -66,10 +69,12 @@ fi
 
 PIDS=()
 TAIL_PID=""
+SOCKET_DIR=""
 cleanup() {
   [ -n "$TAIL_PID" ] && kill "$TAIL_PID" 2>/dev/null || true
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [ -z "$SOCKET_DIR" ] || rm -rf "$SOCKET_DIR"
 }
 trap 'echo "run_local: interrupted, stopping the cluster"; cleanup; exit 130' INT TERM
 
@@ -101,6 +106,14 @@ echo "run_local: $NUM_SERVERS servers ($PORTS), $NUM_WORKERS workers, logs in $R
 # checkpoint`, and as often as the config's checkpoint section asks.
 COMMON=(--config "$CONFIG" --servers "$PORTS" --num_workers "$NUM_WORKERS"
         --checkpoint_dir "$RUN_DIR/ckpt")
+case "${PS_TRANSPORT:-unix}" in
+  unix)
+    # Short and private: a socket path has at most 107 bytes.
+    SOCKET_DIR="$(mktemp -d /tmp/ps-sock.XXXXXX)"
+    COMMON+=(--local_socket_dir "$SOCKET_DIR") ;;
+  tcp) ;;
+  *) echo "run_local: PS_TRANSPORT must be unix or tcp, got '$PS_TRANSPORT'" >&2; exit 2 ;;
+esac
 [ "$RESUME" = 1 ] && COMMON+=(--resume)
 # A fresh run truncates the logs and metrics; a resumed one appends to them.
 start_log() {

@@ -615,6 +615,8 @@ absl::Status PsHandler::Pull(const PullRequest& request,
                      "carries ", keys.size()));
   }
   RETURN_IF_ERROR(CheckKeyCount(keys.size(), "pull"));
+  rows_pulled_.fetch_add(static_cast<int64_t>(keys.size()),
+                         std::memory_order_relaxed);
   size_t dense_floats = 0;
   for (uint32_t id : request.dense_tables()) {
     ASSIGN_OR_RETURN(DenseTable * table, FindDense(id));
@@ -823,6 +825,8 @@ absl::Status PsHandler::Apply(const PushRequest& request,
                           ? s.table->AddDeltas(s.keys, s.grads, info)
                           : s.table->Push(s.keys, s.grads, info);
     if (!st.ok()) return Prefixed(what, st);
+    rows_pushed_.fetch_add(static_cast<int64_t>(s.keys.size()),
+                           std::memory_order_relaxed);
   }
   for (const CheckedPush::Dense& d : push.dense) {
     RETURN_IF_ERROR(request.is_delta() ? d.table->AddDeltas(d.grads)
@@ -1022,6 +1026,8 @@ void PsHandler::Stats(StatsResponse* response) const {
     out->set_last_step(c.last_step);
   }
   response->set_server_incarnation(incarnation_.load());
+  response->set_rows_pulled(rows_pulled_.load(std::memory_order_relaxed));
+  response->set_rows_pushed(rows_pushed_.load(std::memory_order_relaxed));
 }
 
 }  // namespace ps

@@ -184,6 +184,9 @@ class PsHandler {
   // The highest step of an applied push (or of the checkpoint restored):
   // a push's step may pass it by cluster.limits.max_step_jump at most.
   std::atomic<int64_t> max_step_{0};
+  // Sparse rows pulled and pushed since start (StatsResponse).
+  std::atomic<int64_t> rows_pulled_{0};
+  std::atomic<int64_t> rows_pushed_{0};
   JobConfig config_;
   // Held shared by data requests, exclusively by SaveCheckpoint.
   mutable absl::Mutex apply_mu_;

@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <optional>
@@ -12,6 +13,7 @@
 #include "common/channel_args.h"
 #include "common/checkpoint.h"
 #include "common/grpc_status.h"
+#include "common/local_socket.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "server/coordinator/coordinator.h"
@@ -179,6 +181,16 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address,
                            s->security_->ServerCredentials(), &s->port_);
+  if (!options.local_socket_dir.empty()) {
+    RETURN_IF_ERROR(CheckLocalSocketDir(
+        "--local_socket_dir", options.local_socket_dir, options.rank + 1));
+    const std::string path =
+        LocalSocketPath(options.local_socket_dir, options.rank);
+    RETURN_IF_ERROR(ClaimLocalSocket(path));
+    builder.AddListeningPort(absl::StrCat("unix:", path),
+                             s->security_->ServerCredentials());
+    s->local_socket_path_ = path;
+  }
   // Without this gRPC sets SO_REUSEPORT and a second server on a taken port
   // would start silently instead of failing.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -246,6 +258,9 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
   }
   s->server_->GetHealthCheckService()->SetServingStatus(true);
   LOG(INFO) << "server " << options.rank << " listening on port " << s->port_
+            << (s->local_socket_path_.empty()
+                    ? ""
+                    : absl::StrCat(" and unix:", s->local_socket_path_))
             << (options.rank == 0 ? " (with coordinator)" : "") << ", "
             << s->security_->Describe();
   return s;
@@ -304,6 +319,10 @@ void PsServer::Shutdown() {
                       std::chrono::seconds(5));
     server_->Wait();
     server_.reset();
+  }
+  if (!local_socket_path_.empty()) {
+    ::unlink(local_socket_path_.c_str());
+    local_socket_path_.clear();
   }
 }
 

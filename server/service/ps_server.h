@@ -48,6 +48,10 @@ struct PsServerOptions {
   int rank = 0;
   // Address to bind, e.g. "0.0.0.0:5000" or "127.0.0.1:0" (any free port).
   std::string listen_address;
+  // Also listen on the Unix-domain socket LocalSocketPath(dir, rank)
+  // (common/local_socket.h) for workers on this host; "" for none. A stale
+  // socket file there is replaced; it is removed at shutdown.
+  std::string local_socket_dir;
   // Start from the checkpoint LATEST names under config.checkpoint.dir: the
   // tables restored (resharded if it had another server count) and, on
   // server 0, the workers' positions. No checkpoint at all: a warning and a
@@ -135,6 +139,7 @@ class PsServer {
   // the services, which must outlive it.
   int rank_ = 0;
   int port_ = 0;
+  std::string local_socket_path_;  // "" when not listening on one
   std::unique_ptr<PsHandler> handler_;
   std::shared_ptr<const RpcSecurity> security_;
   int64_t max_message_bytes_ = 0;

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/cluster_env.h"
 #include "common/config.h"
+#include "common/local_socket.h"
 #include "common/metrics_http.h"
 #include "common/metrics_log.h"
 #include "common/rpc_security.h"
@@ -36,6 +37,10 @@ DEFINE_int32(num_workers, 0,
 DEFINE_string(listen, "",
               "address to bind (default: this rank's endpoint; its port on "
               "0.0.0.0 when the host is not a loopback address)");
+DEFINE_string(local_socket_dir, "",
+              "also listen on the Unix-domain socket DIR/server_<rank>.sock "
+              "for workers on this host (the colocated fast path; default: "
+              "$PS_LOCAL_SOCKET_DIR, none when empty)");
 DEFINE_string(metrics_dir, "", "overrides training.metrics_dir");
 DEFINE_bool(resume, false,
             "start from the checkpoint LATEST names in checkpoint.dir");
@@ -133,6 +138,16 @@ int main(int argc, char** argv) {
   options.listen_address = FLAGS_listen.empty()
                                ? DefaultListen(config->cluster().servers(rank))
                                : FLAGS_listen;
+  options.local_socket_dir =
+      ps::FlagOrEnv(FLAGS_local_socket_dir, "PS_LOCAL_SOCKET_DIR", std::getenv);
+  if (!options.local_socket_dir.empty()) {
+    absl::Status usable = ps::CheckLocalSocketDir(
+        "--local_socket_dir", options.local_socket_dir, rank + 1);
+    if (!usable.ok()) {
+      LOG(ERROR) << usable.message();
+      return 2;
+    }
+  }
   options.resume = FLAGS_resume;
   options.resume_from = FLAGS_resume_from;
   if (FLAGS_fault_drop_push_acks < 0 || FLAGS_fault_drop_push_acks >= 1) {
@@ -199,6 +214,13 @@ int main(int argc, char** argv) {
           absl::StrCat("rows_", config->sparse_tables(t).name()),
           static_cast<double>(rows[t]));
     }
+    ps::StatsResponse stats;
+    (*server)->handler()->Stats(&stats);
+    fields.emplace_back("rows_pulled",
+                        static_cast<double>(stats.rows_pulled()));
+    fields.emplace_back("rows_pushed",
+                        static_cast<double>(stats.rows_pushed()));
+    fields.emplace_back("cpu_seconds", ps::ProcessCpuSeconds());
     metrics->Write("server", fields);
   };
   auto log_stats = [&] {

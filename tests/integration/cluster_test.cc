@@ -126,6 +126,43 @@ TEST_F(ClusterTest, SyncTrainingWithUnequalSharesFinishes) {
   EXPECT_TRUE(run->servers_stopped);
 }
 
+TEST_F(ClusterTest, OneSyncWorkerTrainsTheSameOverUnixSocketsAsOverTcp) {
+  // The colocated fast path changes the transport only: one SYNC worker
+  // (every push applied before the next pull) computes the same model
+  // either way, bit for bit.
+  config_.mutable_cluster()->set_num_workers(1);
+  config_.mutable_training()->set_mode(TrainingConfig::SYNC);
+  config_.mutable_data()->mutable_generate()->set_train_rows(40000);
+  config_.mutable_data()->mutable_generate()->set_eval_rows(10000);
+  Generate();
+  auto tcp = RunLocalCluster(config_);
+  TempDir sockets;
+  auto local =
+      RunLocalCluster(config_, false, absl::Minutes(1), 0, sockets.path());
+  ASSERT_EQ(tcp->results.size(), 1u);
+  ASSERT_EQ(local->results.size(), 1u);
+  ASSERT_TRUE(tcp->results[0].ok()) << tcp->results[0].status();
+  ASSERT_TRUE(local->results[0].ok()) << local->results[0].status();
+  const WorkerJobResult& a = *tcp->results[0];
+  const WorkerJobResult& b = *local->results[0];
+  EXPECT_EQ(a.train.examples, 40000);
+  EXPECT_EQ(b.train.examples, 40000);
+  ASSERT_TRUE(a.eval.has_value() && b.eval.has_value());
+  EXPECT_EQ(a.eval->auc, b.eval->auc);
+  EXPECT_EQ(a.eval->logloss, b.eval->logloss);
+  EXPECT_GT(b.eval->auc, 0.7);
+  EXPECT_TRUE(local->servers_stopped);
+  // Where the time went: every trained step counted, each stage measured.
+  const StageTimes& st = b.train.stages;
+  EXPECT_EQ(st.steps, b.train.steps);
+  EXPECT_GT(st.read_ms, 0);
+  EXPECT_GT(st.dedup_ms, 0);
+  EXPECT_GT(st.pull_ms, 0);
+  EXPECT_GT(st.compute_ms, 0);
+  EXPECT_GT(st.push_ms, 0);
+  EXPECT_GT(b.train.cpu_seconds, 0);
+}
+
 // One data file, a fifth of its lines held out (data.eval_holdout_fraction):
 // the workers train on the rest, worker 0 evaluates on exactly those, and
 // the model learns.

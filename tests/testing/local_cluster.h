@@ -29,11 +29,12 @@ struct LocalCluster {
 // endpoints) to the end; with `resume`, the servers start from the
 // checkpoint LATEST names (PsServerOptions::resume). checkpoint.every_minutes
 // counts in `checkpoint_minute`. drop_push_acks: the servers' fault hook
-// (PsServerOptions).
+// (PsServerOptions). local_socket_dir: servers also listen on their
+// Unix-domain sockets there and workers use them (the colocated fast path).
 inline std::unique_ptr<LocalCluster> RunLocalCluster(
     JobConfig config, bool resume = false,
     absl::Duration checkpoint_minute = absl::Minutes(1),
-    double drop_push_acks = 0) {
+    double drop_push_acks = 0, const std::string& local_socket_dir = "") {
   auto cluster = std::make_unique<LocalCluster>();
   std::vector<std::string> endpoints;
   for (int i = 0; i < config.cluster().servers_size(); ++i) {
@@ -44,6 +45,7 @@ inline std::unique_ptr<LocalCluster> RunLocalCluster(
     options.resume = resume;
     options.checkpoint_minute = checkpoint_minute;
     options.drop_push_acks = drop_push_acks;
+    options.local_socket_dir = local_socket_dir;
     auto server = PsServer::Start(options);
     EXPECT_TRUE(server.ok()) << server.status();
     if (!server.ok()) return cluster;
@@ -59,7 +61,9 @@ inline std::unique_ptr<LocalCluster> RunLocalCluster(
   std::vector<std::thread> workers;
   for (int j = 0; j < num_workers; ++j) {
     workers.emplace_back([&, j] {
-      cluster->results[j] = RunWorkerJob(config, j, WorkerJobOptions());
+      WorkerJobOptions options;
+      options.local_socket_dir = local_socket_dir;
+      cluster->results[j] = RunWorkerJob(config, j, options);
     });
   }
   for (auto& t : workers) t.join();

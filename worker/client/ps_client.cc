@@ -20,6 +20,7 @@
 #include "common/grpc_status.h"
 #include "common/hash.h"
 #include "common/incarnation.h"
+#include "common/local_socket.h"
 #include "common/packing.h"
 #include "common/rpc_security.h"
 #include "common/status_macros.h"
@@ -108,8 +109,27 @@ class GrpcPsClient final : public PsClient {
     args.SetInt(
         GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
         static_cast<int>(absl::ToInt64Milliseconds(RetryBackoff::kMaxWait)));
-    for (const std::string& endpoint : options.servers) {
-      auto channel = security->Channel(endpoint, args);
+    for (size_t s = 0; s < options.servers.size(); ++s) {
+      const std::string& endpoint = options.servers[s];
+      std::shared_ptr<grpc::Channel> channel;
+      if (!options.local_socket_dir.empty() &&
+          RpcSecurity::IsLoopback(endpoint)) {
+        // Same host: the server's Unix-domain socket. With TLS the
+        // certificate still has to name the TCP address's host.
+        grpc::ChannelArguments local_args = args;
+        if (security->tls()) {
+          local_args.SetSslTargetNameOverride(
+              endpoint.substr(0, endpoint.rfind(':')));
+        }
+        const std::string address =
+            LocalSocketAddress(options.local_socket_dir, static_cast<int>(s));
+        LOG_IF(INFO, options.worker_rank == 0)
+            << "worker 0: server " << s << " (" << endpoint << ") through "
+            << address;
+        channel = security->Channel(address, local_args);
+      } else {
+        channel = security->Channel(endpoint, args);
+      }
       channels_.push_back(channel);
       stubs_.push_back(PsService::NewStub(channel));
     }

@@ -47,6 +47,10 @@ struct PsClientOptions {
   // TLS and the auth token (loaded by Connect as a client: its errors are
   // Connect's). Default: none.
   SecurityConfig security;
+  // The colocated fast path (common/local_socket.h): servers whose address
+  // is a loopback one are reached through their Unix-domain socket in this
+  // folder instead of TCP. "" (default): TCP to every server.
+  std::string local_socket_dir;
 
   static PsClientOptions FromConfig(const JobConfig& config, int worker_rank);
 };

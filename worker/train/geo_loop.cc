@@ -157,8 +157,7 @@ absl::Status GeoLoop::Sync() {
   // Fresh values: everyone's deltas so far.
   RETURN_IF_ERROR(pieces_->PullDense(step));
   dense_geo().SetDenseBase(dense);
-  pieces_->reporter().AddPushWaitMs(
-      absl::ToDoubleMilliseconds(absl::Now() - start));
+  pieces_->AddPushMs(absl::ToDoubleMilliseconds(absl::Now() - start));
   return absl::OkStatus();
 }
 

@@ -44,7 +44,10 @@ absl::Status PipelinedLoop::RunEpoch(EpochBatches* batches) {
         std::async(std::launch::async, &PipelinedLoop::Prefetch, this, batches,
                    &next, pieces_->steps() + 1);
     absl::Status status = LaunchStep(&cur);
+    const absl::Time wait_start = absl::Now();
     absl::Status fetched = prefetch.get();
+    pieces_->AddInputWaitMs(
+        absl::ToDoubleMilliseconds(absl::Now() - wait_start));
     // The next batch's upload is queued now: on a GPU it overlaps this
     // batch's kernels.
     if (status.ok() && fetched.ok() && next.has_data) {
@@ -80,12 +83,19 @@ absl::Status PipelinedLoop::LaunchStep(PreparedBatch* p) {
   p->staged = false;
   // The step this one's push carries: dropout's masks go by it.
   pieces_->model().SetStep(step + 1, static_cast<uint64_t>(pieces_->rank()));
-  return pieces_->model().Launch(/*train=*/true, pieces_->result());
+  const absl::Time start = absl::Now();
+  absl::Status launched =
+      pieces_->model().Launch(/*train=*/true, pieces_->result());
+  pieces_->AddComputeMs(absl::ToDoubleMilliseconds(absl::Now() - start));
+  return launched;
 }
 
 absl::Status PipelinedLoop::FinishStep(const PreparedBatch& p) {
   // Kernel errors of a device backend surface here.
-  RETURN_IF_ERROR(pieces_->model().Finish());
+  const absl::Time start = absl::Now();
+  absl::Status finished = pieces_->model().Finish();
+  pieces_->AddComputeMs(absl::ToDoubleMilliseconds(absl::Now() - start));
+  RETURN_IF_ERROR(finished);
   pieces_->CountStep(p);
   return pieces_->PushBounded(p);
 }

@@ -74,14 +74,18 @@ absl::Status EpochBatches::Read(PreparedBatch* p) {
   p->has_data = false;
   if (max_steps_ > 0 && steps_ >= max_steps_) return absl::OkStatus();
   p->staged = false;
+  const absl::Time start = absl::Now();
   ASSIGN_OR_RETURN(bool more, reader_->Next(&p->batch));
+  p->read_ms = MillisecondsSince(start);
   if (!more) return absl::OkStatus();
   if (positions_) {
     ASSIGN_OR_RETURN(p->position, reader_->Position());
   }
   ++steps_;
   p->has_data = true;
+  const absl::Time dedup_start = absl::Now();
   p->unique = Deduplicate(p->batch, slot_table_, num_tables_);
+  p->dedup_ms = MillisecondsSince(dedup_start);
   return absl::OkStatus();
 }
 
@@ -156,19 +160,27 @@ absl::Status StepPieces::PullDense(int64_t step) {
   const absl::Time start = absl::Now();
   RETURN_IF_ERROR(
       client_->PullDense(0, blocks_, absl::MakeSpan(dense_params_), step));
-  reporter_.AddPullMs(MillisecondsSince(start));
+  const double ms = MillisecondsSince(start);
+  reporter_.AddPullMs(ms);
+  stats_.stages.pull_ms += ms;
   // The model keeps them in backend memory until the next pull.
   return model_.SetDenseParams(dense_params_);
 }
 
 absl::Status StepPieces::Stage(const PreparedBatch& p) {
-  return model_.Stage(p.batch, p.unique.key_index, p.unique.table_rows, p.rows);
+  const absl::Time start = absl::Now();
+  absl::Status status =
+      model_.Stage(p.batch, p.unique.key_index, p.unique.table_rows, p.rows);
+  stats_.stages.compute_ms += MillisecondsSince(start);
+  return status;
 }
 
 absl::Status StepPieces::Compute(const PreparedBatch& p) {
   // Kernel errors of a device backend surface here: the model synchronizes.
+  const absl::Time start = absl::Now();
   RETURN_IF_ERROR(model_.TrainStep(p.batch, p.unique.key_index,
                                    p.unique.table_rows, p.rows, &result_));
+  stats_.stages.compute_ms += MillisecondsSince(start);
   CountStep(p);
   return absl::OkStatus();
 }
@@ -176,6 +188,10 @@ absl::Status StepPieces::Compute(const PreparedBatch& p) {
 void StepPieces::CountStep(const PreparedBatch& p) {
   ++stats_.steps;
   stats_.examples += p.batch.size();
+  ++stats_.stages.steps;
+  stats_.stages.read_ms += p.read_ms;
+  stats_.stages.dedup_ms += p.dedup_ms;
+  stats_.stages.pull_ms += p.pull_ms;
   reporter_.CountStep(p.batch.size(), p.pull_ms);
 }
 
@@ -184,7 +200,7 @@ absl::Status StepPieces::PushAndWait(const PreparedBatch& p) {
   merger_.Add(SparseParts(spec_, p.unique, result_.row_grad),
               result_.dense_grad);
   absl::Status status = FlushAndWait();
-  reporter_.AddPushWaitMs(MillisecondsSince(start));
+  AddPushMs(MillisecondsSince(start));
   return status;
 }
 
@@ -199,7 +215,7 @@ absl::Status StepPieces::PushBounded(const PreparedBatch& p) {
     // Room in the queue, or merged enough: send (waiting for room if needed).
     status = FlushPushes(tr.max_inflight_pushes() - 1);
   }
-  reporter_.AddPushWaitMs(MillisecondsSince(start));
+  AddPushMs(MillisecondsSince(start));
   return status;
 }
 

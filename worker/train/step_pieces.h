@@ -56,6 +56,8 @@ struct PreparedBatch {
   bool has_data = false;
   bool staged = false;  // handed to Model::Stage (the pipelined loop)
   double pull_ms = 0;
+  double read_ms = 0;   // reading `batch`
+  double dedup_ms = 0;  // making `unique`
   // With checkpoints: where the reader stood right after reading `batch`
   // (the next example not in it).
   DataPosition position;
@@ -142,8 +144,16 @@ class StepPieces {
   absl::Status Stage(const PreparedBatch& p);
   // Forward and backward of p in one call (Model::TrainStep), counted.
   absl::Status Compute(const PreparedBatch& p);
-  // Counts a trained step of p: steps(), examples, the reporter's window.
+  // Counts a trained step of p: steps(), examples, the reporter's window,
+  // p's read, dedup and pull times.
   void CountStep(const PreparedBatch& p);
+  // Time of the stages the loops measure themselves (TrainStats::stages).
+  void AddInputWaitMs(double ms) { stats_.stages.input_wait_ms += ms; }
+  void AddComputeMs(double ms) { stats_.stages.compute_ms += ms; }
+  void AddPushMs(double ms) {
+    stats_.stages.push_ms += ms;
+    reporter_.AddPushWaitMs(ms);
+  }
   // Adds the step's gradients to the merger, sends them and waits for every
   // push (SYNC).
   absl::Status PushAndWait(const PreparedBatch& p);

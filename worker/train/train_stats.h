@@ -8,6 +8,22 @@
 
 namespace ps {
 
+// Where a worker's training time went, in milliseconds summed over its
+// steps. read, dedup and pull run on the prefetch thread of the pipelined
+// loops (ASYNC, BOUNDED) while the previous step computes; input_wait is
+// how long the training thread then waited for them (what the overlap did
+// not hide). compute: the model's forward and backward with staging;
+// push: adding to the merger, sending and waiting for room or answers.
+struct StageTimes {
+  int64_t steps = 0;    // steps trained by this process (not resumed ones)
+  double read_ms = 0;   // reading and parsing batches
+  double dedup_ms = 0;  // distinct keys per table, shows and clicks
+  double pull_ms = 0;   // sparse and dense pulls, request to last answer
+  double input_wait_ms = 0;
+  double compute_ms = 0;
+  double push_ms = 0;
+};
+
 struct TrainStats {
   int64_t examples = 0;
   int64_t steps = 0;  // counting from the resume step (Trainer::ResumeFrom)
@@ -19,6 +35,10 @@ struct TrainStats {
   // Pushes sent (after merging) and steps merged into another step's push.
   int64_t pushes = 0;
   int64_t merged_steps = 0;
+  StageTimes stages;
+  // CPU seconds the worker process had used when training ended (its
+  // threads together; before evaluation).
+  double cpu_seconds = 0;
 };
 
 // Eval calibration of one value of training.calibration_slot.

@@ -252,6 +252,7 @@ RunOutcome RunOnceInner(const JobConfig& config, int rank,
       TrainEpochs(config, rank, first_epoch, metrics, &trainer, &result);
   if (!trained.ok()) return fail(trained);
   result.train = trainer.stats();
+  result.train.cpu_seconds = ProcessCpuSeconds();
   LOG(INFO) << "worker " << rank << " trained " << result.train.examples
             << " examples in " << result.train.seconds << " s (progressive auc "
             << result.train.auc << ", logloss " << result.train.logloss << "; "
@@ -304,8 +305,10 @@ RunOutcome RunOnce(const JobConfig& config, int rank,
                    const WorkerJobOptions& options, Backend* backend,
                    MetricsLog* metrics, int64_t generation) {
   RunOutcome out;
+  PsClientOptions client_options = PsClientOptions::FromConfig(config, rank);
+  client_options.local_socket_dir = options.local_socket_dir;
   absl::StatusOr<std::unique_ptr<PsClient>> client =
-      PsClient::Connect(PsClientOptions::FromConfig(config, rank));
+      PsClient::Connect(client_options);
   if (!client.ok()) {
     out.result = client.status();
     return out;

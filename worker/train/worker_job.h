@@ -32,6 +32,9 @@ struct WorkerJobOptions {
   // evaluation: ps_worker_<type>_<field>{worker}) at http://ADDRESS/metrics
   // while the job runs; "" for none. Default: none.
   std::string metrics_address;
+  // PsClientOptions::local_socket_dir: servers on this host through their
+  // Unix-domain sockets there. Default: none (TCP).
+  std::string local_socket_dir;
 };
 
 struct WorkerJobResult {

@@ -24,6 +24,7 @@
 #include "common/cluster_env.h"
 #include "common/config.h"
 #include "common/export_format.h"
+#include "common/local_socket.h"
 #include "common/status_macros.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
@@ -46,6 +47,11 @@ DEFINE_string(checkpoint_dir, "",
               "overrides checkpoint.dir (and turns checkpoints on with the "
               "section's defaults when the config has none; give the servers "
               "the same)");
+DEFINE_string(local_socket_dir, "",
+              "reach the servers whose address is a loopback one through "
+              "their Unix-domain sockets in this folder (ps_server "
+              "--local_socket_dir; default: $PS_LOCAL_SOCKET_DIR, TCP when "
+              "empty)");
 DEFINE_string(result_file, "", "where to write this worker's results (JSON)");
 DEFINE_int32(blas_threads, 1, "BLAS threads of the CPU backend");
 DEFINE_string(metrics_address, "",
@@ -81,6 +87,16 @@ std::string ToJson(int rank, const ps::WorkerJobResult& r) {
         r.eval->examples, r.eval->auc, r.eval->logloss, r.eval->calibration,
         r.eval->bad_lines);
   }
+  absl::StrAppendFormat(&json, ", \"cpu_seconds\": %.3f", t.cpu_seconds);
+  const ps::StageTimes& st = t.stages;
+  const double steps = static_cast<double>(std::max<int64_t>(st.steps, 1));
+  absl::StrAppendFormat(
+      &json,
+      ", \"stage_ms_per_step\": {\"read\": %.4f, \"dedup\": %.4f, "
+      "\"pull\": %.4f, \"input_wait\": %.4f, \"compute\": %.4f, "
+      "\"push\": %.4f}",
+      st.read_ms / steps, st.dedup_ms / steps, st.pull_ms / steps,
+      st.input_wait_ms / steps, st.compute_ms / steps, st.push_ms / steps);
   if (r.stopped_early_after_epoch > 0) {
     absl::StrAppendFormat(&json, ", \"stopped_early_after_epoch\": %d",
                           r.stopped_early_after_epoch);
@@ -183,6 +199,17 @@ int main(int argc, char** argv) {
   options.expect_resume = FLAGS_resume;
   options.metrics_address =
       ps::FlagOrEnv(FLAGS_metrics_address, "PS_METRICS_ADDRESS", std::getenv);
+  options.local_socket_dir =
+      ps::FlagOrEnv(FLAGS_local_socket_dir, "PS_LOCAL_SOCKET_DIR", std::getenv);
+  if (!options.local_socket_dir.empty()) {
+    absl::Status usable =
+        ps::CheckLocalSocketDir("--local_socket_dir", options.local_socket_dir,
+                                config->cluster().servers_size());
+    if (!usable.ok()) {
+      LOG(ERROR) << usable.message();
+      return 2;
+    }
+  }
   auto result = ps::RunWorkerJob(*config, rank, options);
   if (!result.ok()) {
     LOG(ERROR) << "worker " << rank << " failed: " << result.status();
