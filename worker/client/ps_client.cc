@@ -69,6 +69,7 @@ template <typename Request, typename Response>
 struct PullCall {
   size_t server = 0;
   RequestChunk chunk;  // PullSparse
+  bool dense = false;  // also pulls the dense table (PullSparseAndDense)
   std::unique_ptr<grpc::ClientContext> context;
   Request request;
   Response response;
@@ -159,6 +160,25 @@ class GrpcPsClient final : public PsClient {
   using PsClient::PullSparse;
   absl::Status PullSparse(absl::Span<const SparsePull> tables,
                           int64_t step) override {
+    return Pull(tables, nullptr, step);
+  }
+
+  absl::Status PullSparseAndDense(absl::Span<const SparsePull> tables,
+                                  const DensePull& dense,
+                                  int64_t step) override {
+    if (dense.blocks == nullptr ||
+        static_cast<int64_t>(dense.out.size()) != dense.blocks->size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("PullSparseAndDense: buffer of ", dense.out.size(),
+                       " floats for a dense table of ",
+                       dense.blocks == nullptr ? -1 : dense.blocks->size));
+    }
+    return Pull(tables, &dense, step);
+  }
+
+  // PullSparse, and the dense table when `dense` is not null.
+  absl::Status Pull(absl::Span<const SparsePull> tables, const DensePull* dense,
+                    int64_t step) {
     std::vector<std::vector<std::vector<uint32_t>>> pos;
     std::vector<int> dims;
     for (const SparsePull& t : tables) {
@@ -171,7 +191,17 @@ class GrpcPsClient final : public PsClient {
       dims.push_back(t.dim);
     }
     using SparseCall = PullCall<PullRequest, PullResponse>;
-    const std::vector<RequestChunk> chunks = ChunkTables(pos, dims);
+    std::vector<RequestChunk> chunks = ChunkTables(pos, dims);
+    // With the dense table: the first request to each server carries it; a
+    // server without keys gets a request of its own.
+    std::vector<bool> has_dense(stubs_.size(), dense == nullptr);
+    if (dense != nullptr) {
+      std::vector<bool> has_chunk(stubs_.size(), false);
+      for (const RequestChunk& chunk : chunks) has_chunk[chunk.server] = true;
+      for (size_t s = 0; s < stubs_.size(); ++s) {
+        if (!has_chunk[s]) chunks.push_back(RequestChunk{s, {}});
+      }
+    }
     std::vector<std::unique_ptr<SparseCall>> calls;
     calls.reserve(chunks.size());
     for (const RequestChunk& chunk : chunks) {
@@ -180,6 +210,11 @@ class GrpcPsClient final : public PsClient {
       call->server = chunk.server;
       call->chunk = chunk;
       call->request.mutable_header()->set_step(step);
+      if (!has_dense[chunk.server]) {
+        has_dense[chunk.server] = true;
+        call->dense = true;
+        call->request.add_dense_tables(dense->table);
+      }
       std::string* keys = call->request.mutable_keys();
       keys->reserve(chunk.num_keys() * sizeof(uint64_t));
       for (const TableChunk& part : chunk.tables) {
@@ -195,13 +230,17 @@ class GrpcPsClient final : public PsClient {
     // write disjoint rows of the tables' values, which outlive the calls.
     return PullWithRetry<SparseCall>(
         "Pull", calls,
-        [this, tables](SparseCall* call, std::function<void()> done) {
+        [this, tables, dense](SparseCall* call, std::function<void()> done) {
           FillHeader(call->server, call->request.mutable_header());
           stubs_[call->server]->async()->Pull(
               call->context.get(), &call->request, &call->response,
-              [this, call, tables, done](grpc::Status status) {
+              [this, call, tables, dense, done](grpc::Status status) {
                 call->rpc_status = status;
                 call->status = ReceiveRows(*call, status, tables);
+                if (call->status.ok() && call->dense) {
+                  call->status = ReceiveDense(call->server, call->response,
+                                              *dense->blocks, dense->out);
+                }
                 call->response.Clear();
                 done();
               });
@@ -265,27 +304,7 @@ class GrpcPsClient final : public PsClient {
               });
         }));
     for (size_t s = 0; s < stubs_.size(); ++s) {
-      const PullResponse& r = calls[s]->response;
-      const std::string& bytes = r.dense_values();
-      const int64_t table_size =
-          r.dense_table_sizes_size() == 1
-              ? static_cast<int64_t>(r.dense_table_sizes(0))
-              : -1;
-      if (table_size != blocks.size ||
-          static_cast<int64_t>(bytes.size()) !=
-              blocks.SizeOn(static_cast<int>(s)) *
-                  static_cast<int64_t>(sizeof(float))) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "Pull (dense) from ", Name(s), ": server has a table of ",
-            table_size, " floats (", bytes.size() / 4,
-            " here), this worker expects ", blocks.size,
-            " (do all processes use the same config?)"));
-      }
-      const float* src = reinterpret_cast<const float*>(bytes.data());
-      for (const auto& [begin, end] : blocks.RangesOf(static_cast<int>(s))) {
-        std::copy(src, src + (end - begin), out.begin() + begin);
-        src += end - begin;
-      }
+      RETURN_IF_ERROR(ReceiveDense(s, calls[s]->response, blocks, out));
     }
     return absl::OkStatus();
   }
@@ -758,6 +777,32 @@ class GrpcPsClient final : public PsClient {
       const SparsePull& t = tables[part.table];
       ScatterRows(src, part.pos, t.dim, t.values.data());
       src += part.pos.size() * t.dim;
+    }
+    return absl::OkStatus();
+  }
+
+  // Checks server s's dense blocks in `r` and copies them into their places
+  // in `out`; FailedPrecondition naming the server when its table differs.
+  absl::Status ReceiveDense(size_t s, const PullResponse& r,
+                            const DenseBlocks& blocks, absl::Span<float> out) {
+    const std::string& bytes = r.dense_values();
+    const int64_t table_size =
+        r.dense_table_sizes_size() == 1
+            ? static_cast<int64_t>(r.dense_table_sizes(0))
+            : -1;
+    if (table_size != blocks.size ||
+        static_cast<int64_t>(bytes.size()) !=
+            blocks.SizeOn(static_cast<int>(s)) *
+                static_cast<int64_t>(sizeof(float))) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "Pull (dense) from ", Name(s), ": server has a table of ", table_size,
+          " floats (", bytes.size() / 4, " here), this worker expects ",
+          blocks.size, " (do all processes use the same config?)"));
+    }
+    const float* src = reinterpret_cast<const float*>(bytes.data());
+    for (const auto& [begin, end] : blocks.RangesOf(static_cast<int>(s))) {
+      std::copy(src, src + (end - begin), out.begin() + begin);
+      src += end - begin;
     }
     return absl::OkStatus();
   }

@@ -93,6 +93,15 @@ struct SparsePull {
   absl::Span<float> values;
 };
 
+// The dense table of a combined pull (PsClient::PullSparseAndDense): the
+// whole vector of `table`, laid out by `blocks`, into `out` (blocks->size
+// floats).
+struct DensePull {
+  uint32_t table = 0;
+  const DenseBlocks* blocks = nullptr;
+  absl::Span<float> out;
+};
+
 // One sparse table's part of a push: the gradients (or GEO deltas) of its
 // distinct `keys` (keys.size() * dim floats); shows / clicks: per key, the
 // examples holding it and the positive ones among them (empty: the servers
@@ -130,6 +139,17 @@ class PsClient {
                           absl::Span<float> values, int64_t step) {
     const SparsePull pull{table, dim, keys, values};
     return PullSparse(absl::MakeConstSpan(&pull, 1), step);
+  }
+  // PullSparse and PullDense in one: the dense table travels in the requests
+  // of the rows (a server owning none of the keys gets one for its dense
+  // blocks alone), so both cost one round trip per server instead of two.
+  // The errors of both. Default: the two calls one after the other.
+  virtual absl::Status PullSparseAndDense(absl::Span<const SparsePull> tables,
+                                          const DensePull& dense,
+                                          int64_t step) {
+    absl::Status sparse = PullSparse(tables, step);
+    if (!sparse.ok()) return sparse;
+    return PullDense(dense.table, *dense.blocks, dense.out, step);
   }
 
   // Sends the gradients of several sparse tables and of the dense table

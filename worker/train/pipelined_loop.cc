@@ -23,10 +23,16 @@ class PipelinedLoop : public TrainLoop {
   virtual absl::Status Gate() { return absl::OkStatus(); }
 
  private:
-  // Reads the next batch into `p` and pulls its rows for step `step`. Runs
-  // on the prefetch thread.
-  absl::Status Prefetch(EpochBatches* batches, PreparedBatch* p,
-                        int64_t step) const;
+  // Reads the next batch into `p` and pulls its rows for step `step`, and
+  // the dense vector with them when `with_dense`. Runs on the prefetch
+  // thread.
+  absl::Status Prefetch(EpochBatches* batches, PreparedBatch* p, int64_t step,
+                        bool with_dense) const;
+  // Whether the batch trained at step `step` uses a freshly pulled dense
+  // vector (training.pull_dense_every).
+  bool DenseDue(int64_t step) const {
+    return step % pieces_->training().pull_dense_every() == 0;
+  }
   // Gate, dense pull (every pull_dense_every steps), Stage (unless staged)
   // and Model::Launch of `p`.
   absl::Status LaunchStep(PreparedBatch* p);
@@ -38,11 +44,17 @@ class PipelinedLoop : public TrainLoop {
 
 absl::Status PipelinedLoop::RunEpoch(EpochBatches* batches) {
   PreparedBatch cur, next;
-  RETURN_IF_ERROR(Prefetch(batches, &cur, pieces_->steps()));
+  // The dense vector comes with the rows of the batch that uses it: pulled
+  // while the previous step computes, it may miss that step's push, as it
+  // may miss the other workers' (ASYNC). The first step of this loop pulls
+  // it in any case (a job resumed at a step that is not a multiple of
+  // pull_dense_every has none yet).
+  RETURN_IF_ERROR(Prefetch(batches, &cur, pieces_->steps(),
+                           !dense_pulled_ || DenseDue(pieces_->steps())));
   while (cur.has_data) {
     std::future<absl::Status> prefetch =
         std::async(std::launch::async, &PipelinedLoop::Prefetch, this, batches,
-                   &next, pieces_->steps() + 1);
+                   &next, pieces_->steps() + 1, DenseDue(pieces_->steps() + 1));
     absl::Status status = LaunchStep(&cur);
     const absl::Time wait_start = absl::Now();
     absl::Status fetched = prefetch.get();
@@ -64,18 +76,20 @@ absl::Status PipelinedLoop::RunEpoch(EpochBatches* batches) {
 }
 
 absl::Status PipelinedLoop::Prefetch(EpochBatches* batches, PreparedBatch* p,
-                                     int64_t step) const {
+                                     int64_t step, bool with_dense) const {
   RETURN_IF_ERROR(batches->Read(p));
   if (!p->has_data) return absl::OkStatus();
-  return pieces_->PullRows(p, step);
+  return pieces_->PullRows(p, step, with_dense);
 }
 
 absl::Status PipelinedLoop::LaunchStep(PreparedBatch* p) {
   RETURN_IF_ERROR(Gate());
   const int64_t step = pieces_->steps();
-  // The first step also pulls: a job resumed at a step that is not a
-  // multiple of pull_dense_every has no dense vector yet.
-  if (!dense_pulled_ || step % pieces_->training().pull_dense_every() == 0) {
+  if (p->has_dense) {
+    RETURN_IF_ERROR(pieces_->UseDense(p));
+    dense_pulled_ = true;
+  } else if (!dense_pulled_ || DenseDue(step)) {
+    // A model without a dense vector, or none pulled with the rows.
     RETURN_IF_ERROR(pieces_->PullDense(step));
     dense_pulled_ = true;
   }

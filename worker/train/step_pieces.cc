@@ -139,7 +139,8 @@ void StepPieces::SetCheckpointPending(int64_t id, absl::Time asked_at) {
 // --- StepPieces: pull, compute, push
 // ------------------------------------------
 
-absl::Status StepPieces::PullRows(PreparedBatch* p, int64_t step) const {
+absl::Status StepPieces::PullRows(PreparedBatch* p, int64_t step,
+                                  bool with_dense) const {
   const UniqueKeys& unique = p->unique;
   const std::vector<int64_t> at = RowFloatOffsets(spec_, unique.table_rows);
   p->rows.resize(at.back());
@@ -151,9 +152,24 @@ absl::Status StepPieces::PullRows(PreparedBatch* p, int64_t step) const {
                    absl::MakeSpan(p->rows).subspan(at[t], at[t + 1] - at[t])});
   }
   const absl::Time start = absl::Now();
-  RETURN_IF_ERROR(client_->PullSparse(pulls, step));
+  p->has_dense = false;
+  if (with_dense && spec_.dense_size > 0) {
+    p->dense.resize(spec_.dense_size);
+    const DensePull dense{0, &blocks_, absl::MakeSpan(p->dense)};
+    RETURN_IF_ERROR(client_->PullSparseAndDense(pulls, dense, step));
+    p->has_dense = true;
+  } else {
+    RETURN_IF_ERROR(client_->PullSparse(pulls, step));
+  }
   p->pull_ms = MillisecondsSince(start);
   return absl::OkStatus();
+}
+
+absl::Status StepPieces::UseDense(PreparedBatch* p) {
+  CHECK(p->has_dense);
+  dense_params_.swap(p->dense);
+  p->has_dense = false;
+  return model_.SetDenseParams(dense_params_);
 }
 
 absl::Status StepPieces::PullDense(int64_t step) {

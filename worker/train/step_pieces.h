@@ -53,6 +53,10 @@ struct PreparedBatch {
   Batch batch;
   UniqueKeys unique;
   std::vector<float> rows;  // the rows of `unique`, table after table
+  // The dense vector pulled with `rows` (PullRows with_dense), for the
+  // step that trains this batch; has_dense false when it was not pulled.
+  std::vector<float> dense;
+  bool has_dense = false;
   bool has_data = false;
   bool staged = false;  // handed to Model::Stage (the pipelined loop)
   double pull_ms = 0;
@@ -136,8 +140,13 @@ class StepPieces {
 
   // --- Pieces of a step -----------------------------------------------------
   // Pulls the rows of p's distinct keys into p->rows (for step `step`) and
-  // times it in p->pull_ms.
-  absl::Status PullRows(PreparedBatch* p, int64_t step) const;
+  // times it in p->pull_ms; with_dense: the dense vector too, into
+  // p->dense, in the same requests (PsClient::PullSparseAndDense).
+  absl::Status PullRows(PreparedBatch* p, int64_t step,
+                        bool with_dense = false) const;
+  // Makes p's pulled dense vector (p->has_dense) dense_params() and hands it
+  // to the model, as PullDense does.
+  absl::Status UseDense(PreparedBatch* p);
   // Pulls the dense vector into dense_params() and hands it to the model.
   absl::Status PullDense(int64_t step);
   // Model::Stage of p's inputs.
