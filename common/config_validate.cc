@@ -826,6 +826,8 @@ absl::Status CheckTraining(const Validator& v, const JobConfig& c) {
   RETURN_IF_ERROR(
       v.Range("training.pull_dense_every", tr.pull_dense_every(), 1, 1 << 30));
   RETURN_IF_ERROR(
+      v.Range("training.prefetch_batches", tr.prefetch_batches(), 1, 16));
+  RETURN_IF_ERROR(
       v.Range("training.max_inflight_pushes", tr.max_inflight_pushes(), 1, 64));
   RETURN_IF_ERROR(v.Range<int64_t>("training.max_steps", tr.max_steps(), 0,
                                    int64_t{1} << 50));

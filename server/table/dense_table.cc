@@ -57,7 +57,7 @@ absl::Status DenseTable::Push(absl::Span<const float> grads, int64_t step) {
       CheckUpdate(grads, absl::StrCat("dense table '", name_, "' gradient")));
   absl::MutexLock lock(&mu_);
   rule_->Update(RowView{absl::MakeSpan(values_), absl::MakeSpan(state_)}, grads,
-                UpdateContext{step});
+                UpdateContext{step, {}});
   return absl::OkStatus();
 }
 

@@ -72,16 +72,19 @@ EpochBatches::EpochBatches(int epoch, std::unique_ptr<DataReader> reader,
 
 absl::Status EpochBatches::Read(PreparedBatch* p) {
   p->has_data = false;
-  if (max_steps_ > 0 && steps_ >= max_steps_) return absl::OkStatus();
-  p->staged = false;
-  const absl::Time start = absl::Now();
-  ASSIGN_OR_RETURN(bool more, reader_->Next(&p->batch));
-  p->read_ms = MillisecondsSince(start);
-  if (!more) return absl::OkStatus();
-  if (positions_) {
-    ASSIGN_OR_RETURN(p->position, reader_->Position());
+  {
+    absl::MutexLock lock(&mu_);
+    if (max_steps_ > 0 && steps_ >= max_steps_) return absl::OkStatus();
+    p->staged = false;
+    const absl::Time start = absl::Now();
+    ASSIGN_OR_RETURN(bool more, reader_->Next(&p->batch));
+    p->read_ms = MillisecondsSince(start);
+    if (!more) return absl::OkStatus();
+    if (positions_) {
+      ASSIGN_OR_RETURN(p->position, reader_->Position());
+    }
+    ++steps_;
   }
-  ++steps_;
   p->has_data = true;
   const absl::Time dedup_start = absl::Now();
   p->unique = Deduplicate(p->batch, slot_table_, num_tables_);
@@ -90,6 +93,7 @@ absl::Status EpochBatches::Read(PreparedBatch* p) {
 }
 
 double EpochBatches::fraction() const {
+  absl::MutexLock lock(&mu_);
   double fraction = reader_->progress();
   if (max_steps_ > 0) {
     fraction = std::max(fraction, static_cast<double>(steps_) / max_steps_);

@@ -15,9 +15,9 @@
 // client, backend and metrics log are the caller's.
 //
 // Threads: the training thread calls everything, except that while it
-// works on one batch a loop's prefetch thread may call EpochBatches::Read
-// and StepPieces::PullRows for the next one; these touch only that batch,
-// the reader and the client's pulls. step() and SetCheckpointPending may be
+// works on one batch a loop's prefetch threads may call EpochBatches::Read
+// (one at a time) and StepPieces::PullRows (concurrently) for the batches
+// ahead; these touch only those batches, the reader and the client's pulls. step() and SetCheckpointPending may be
 // called from any thread.
 #ifndef PS_WORKER_TRAIN_STEP_PIECES_H_
 #define PS_WORKER_TRAIN_STEP_PIECES_H_
@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/metrics_log.h"
 #include "common/model_spec.h"
@@ -85,8 +86,12 @@ class EpochBatches {
   absl::Status Read(PreparedBatch* p);
   // How much of the epoch is done: the reader's bytes, or the steps of
   // max_steps, whichever is further; < 0 while unknown.
+  // Thread-safe with Read (a loop's prefetch thread may be reading).
   double fraction() const;
-  int64_t bad_lines() const { return reader_->bad_lines(); }
+  int64_t bad_lines() const {
+    absl::MutexLock lock(&mu_);
+    return reader_->bad_lines();
+  }
 
  private:
   const int epoch_;
@@ -95,6 +100,8 @@ class EpochBatches {
   const bool positions_;
   const std::vector<int> slot_table_;  // ModelSpec::slot_table
   const int num_tables_;
+  // Held while the reader moves (Read) and while it is asked where it is.
+  mutable absl::Mutex mu_;
   int64_t steps_;  // batches of this epoch read, counting steps_done
 };
 

@@ -6,13 +6,15 @@
 //           vector, compute, push and wait for every answer, then meet the
 //           other workers at a barrier; no prefetch, so every step sees all
 //           pushes of the previous one.
-//   ASYNC   (pipelined_loop.cc): the rows of batch t+1 are read and pulled
-//           on another thread while batch t computes, then staged
+//   ASYNC   (pipelined_loop.cc): batches t+1 .. t+prefetch_batches are read
+//           and pulled on two other threads while batch t computes (two
+//           pulls in flight), t+1 then staged
 //           (Model::Stage: on a GPU its upload overlaps t's kernels) before
 //           t's results are fetched; pushes are asynchronous, at most
 //           max_inflight_pushes in flight, further steps merged per key
 //           (PushMerger, up to max_merged_steps); the dense vector is
-//           pulled every pull_dense_every steps.
+//           pulled every pull_dense_every steps, with the rows of the
+//           batch that uses it.
 //   BOUNDED (pipelined_loop.cc): ASYNC, and before each step the
 //           coordinator's StepGate holds the worker back until it is at most
 //           `staleness` steps ahead of the slowest; at the end it tells the
