@@ -11,9 +11,9 @@
 #   --out DIR        where runs and bench.json go (default: runs/bench_e2e-<time>)
 #   --repeat K       runs per model and transport; figures are medians (default 3)
 #   --rows N         training rows to generate (default: the config's, 2 M)
-#   --transport T    how workers reach the servers: unix (the colocated fast
-#                    path, run_local's default), tcp (loopback), or both
-#                    (default: unix)
+#   --transport T    how workers reach the servers: tcp (loopback,
+#                    run_local's default), unix (the colocated fast path), or
+#                    both (default: tcp)
 #   --torch          also train the same models in PyTorch (scripts/
 #                    torch_baseline.py: eager CPU, 2 threads, one process,
 #                    parsing excluded) and report the ratio measured in the
@@ -35,7 +35,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT=""
 REPEAT=3
 ROWS=""
-TRANSPORT=unix
+TRANSPORT=tcp
 TORCH=0
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -17,8 +17,8 @@
 // Threads: the training thread calls everything, except that while it
 // works on one batch a loop's prefetch threads may call EpochBatches::Read
 // (one at a time) and StepPieces::PullRows (concurrently) for the batches
-// ahead; these touch only those batches, the reader and the client's pulls. step() and SetCheckpointPending may be
-// called from any thread.
+// ahead; these touch only those batches, the reader and the client's pulls.
+// step() and SetCheckpointPending may be called from any thread.
 #ifndef PS_WORKER_TRAIN_STEP_PIECES_H_
 #define PS_WORKER_TRAIN_STEP_PIECES_H_
 

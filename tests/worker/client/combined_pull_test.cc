@@ -95,7 +95,9 @@ TEST_F(CombinedPullTest, KeysOfOneServerStillGiveTheWholeDenseVector) {
   ExpectCombinedMatches(server0);
 }
 
-TEST_F(CombinedPullTest, NoKeysGiveTheDenseVector) { ExpectCombinedMatches({}); }
+TEST_F(CombinedPullTest, NoKeysGiveTheDenseVector) {
+  ExpectCombinedMatches({});
+}
 
 TEST_F(CombinedPullTest, AWrongDenseBufferIsRefused) {
   std::vector<float> rows(keys_.size() * kDim), dense(blocks_.size - 1);
