@@ -11,9 +11,10 @@
 # and every checkpoint.every_steps / every_minutes of the config), TIERED
 # tables' RocksDB directories to DIR/tables.
 # --resume: continue a job from the newest complete checkpoint in DIR/ckpt
-# (every ps_server and ps_worker gets --resume), in DIR (default: the newest
-# folder under runs/), reusing its generated data (positions name the data
-# files) and appending to its logs.
+# (every ps_server and ps_worker gets --resume), in DIR (default: the
+# folder of the last run started without --run-dir, which runs/LAST names),
+# reusing its generated data (positions name the data files) and appending
+# to its logs.
 # --metrics-port P: Prometheus metrics at http://127.0.0.1:P+i/metrics for
 # server i and P+N+j for worker j (N servers).
 # After the workers end the servers exit by themselves once the final
@@ -51,14 +52,22 @@ done
 CONFIG="$(cd "$(dirname "$CONFIG")" && pwd)/$(basename "$CONFIG")"
 if [ "$RESUME" = 1 ]; then
   if [ -z "$RUN_DIR" ]; then
-    RUN_DIR="$(ls -1d "$ROOT"/runs/*/ 2>/dev/null | sort | tail -n 1)"
-    [ -n "$RUN_DIR" ] || { echo "run_local: --resume: no run folder under $ROOT/runs (name one with --run-dir)" >&2; exit 2; }
+    # The folder of the last run this script named itself (runs/LAST), not
+    # whichever sorts last: compare.sh and bench_e2e.sh put theirs there too.
+    RUN_DIR="$(cat "$ROOT/runs/LAST" 2>/dev/null || true)"
+    [ -n "$RUN_DIR" ] || { echo "run_local: --resume: no run started without --run-dir under $ROOT/runs (runs/LAST is missing; name the folder with --run-dir)" >&2; exit 2; }
   fi
   [ -d "$RUN_DIR" ] || { echo "run_local: --resume: no run folder '$RUN_DIR'" >&2; exit 2; }
 fi
-[ -n "$RUN_DIR" ] || RUN_DIR="$ROOT/runs/$(date +%Y%m%d-%H%M%S)"
+NAMED_HERE=0
+if [ -z "$RUN_DIR" ]; then
+  RUN_DIR="$ROOT/runs/$(date +%Y%m%d-%H%M%S)"
+  NAMED_HERE=1
+fi
 mkdir -p "$RUN_DIR"
 RUN_DIR="$(cd "$RUN_DIR" && pwd)"
+# What a later --resume without --run-dir continues.
+[ "$NAMED_HERE" = 0 ] || echo "$RUN_DIR" >"$ROOT/runs/LAST"
 BUILD="${PS_BUILD_DIR:-$ROOT/build}"
 
 # PS_SKIP_BUILD=1: use the binaries already in $PS_BUILD_DIR (scripts that
