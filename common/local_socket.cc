@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/cluster_env.h"
 
 namespace ps {
 
@@ -39,6 +41,18 @@ absl::Status CheckLocalSocketDir(const std::string& flag,
         " (use a shorter folder, such as one made by mktemp -d)"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> LocalSocketDirFromFlag(
+    const std::string& flag_value, int num_servers) {
+  const std::string dir =
+      FlagOrEnv(flag_value, "PS_LOCAL_SOCKET_DIR", std::getenv);
+  if (!dir.empty()) {
+    absl::Status usable =
+        CheckLocalSocketDir("--local_socket_dir", dir, num_servers);
+    if (!usable.ok()) return usable;
+  }
+  return dir;
 }
 
 absl::Status ClaimLocalSocket(const std::string& path) {

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace ps {
 
@@ -35,6 +36,12 @@ std::string LocalSocketAddress(const std::string& dir, int server_rank);
 // InvalidArgument naming `flag`, the folder and the problem otherwise.
 absl::Status CheckLocalSocketDir(const std::string& flag,
                                  const std::string& dir, int num_servers);
+
+// The folder a process was given with --local_socket_dir (`flag_value`),
+// else $PS_LOCAL_SOCKET_DIR, checked by CheckLocalSocketDir for servers
+// 0 .. num_servers - 1; "" when neither is set (TCP only).
+absl::StatusOr<std::string> LocalSocketDirFromFlag(
+    const std::string& flag_value, int num_servers);
 
 // Makes `path` free for a server to listen on: removes a socket file left
 // by a server that is gone (nothing accepts on it). AlreadyExists when a

@@ -138,15 +138,13 @@ int main(int argc, char** argv) {
   options.listen_address = FLAGS_listen.empty()
                                ? DefaultListen(config->cluster().servers(rank))
                                : FLAGS_listen;
-  options.local_socket_dir =
-      ps::FlagOrEnv(FLAGS_local_socket_dir, "PS_LOCAL_SOCKET_DIR", std::getenv);
-  if (!options.local_socket_dir.empty()) {
-    absl::Status usable = ps::CheckLocalSocketDir(
-        "--local_socket_dir", options.local_socket_dir, rank + 1);
-    if (!usable.ok()) {
-      LOG(ERROR) << usable.message();
+  {
+    auto dir = ps::LocalSocketDirFromFlag(FLAGS_local_socket_dir, rank + 1);
+    if (!dir.ok()) {
+      LOG(ERROR) << dir.status().message();
       return 2;
     }
+    options.local_socket_dir = *std::move(dir);
   }
   options.resume = FLAGS_resume;
   options.resume_from = FLAGS_resume_from;

@@ -199,16 +199,14 @@ int main(int argc, char** argv) {
   options.expect_resume = FLAGS_resume;
   options.metrics_address =
       ps::FlagOrEnv(FLAGS_metrics_address, "PS_METRICS_ADDRESS", std::getenv);
-  options.local_socket_dir =
-      ps::FlagOrEnv(FLAGS_local_socket_dir, "PS_LOCAL_SOCKET_DIR", std::getenv);
-  if (!options.local_socket_dir.empty()) {
-    absl::Status usable =
-        ps::CheckLocalSocketDir("--local_socket_dir", options.local_socket_dir,
-                                config->cluster().servers_size());
-    if (!usable.ok()) {
-      LOG(ERROR) << usable.message();
+  {
+    auto dir = ps::LocalSocketDirFromFlag(FLAGS_local_socket_dir,
+                                          config->cluster().servers_size());
+    if (!dir.ok()) {
+      LOG(ERROR) << dir.status().message();
       return 2;
     }
+    options.local_socket_dir = *std::move(dir);
   }
   auto result = ps::RunWorkerJob(*config, rank, options);
   if (!result.ok()) {

@@ -78,6 +78,20 @@ TEST(LocalSocketTest, FolderMustExistBeAFolderAndKeepPathsShort) {
                        HasSubstr("the kernel takes at most 107")));
 }
 
+TEST(LocalSocketTest, FolderComesFromTheFlagElseTheEnvironmentAndIsChecked) {
+  testing_util::TempDir temp;
+  ::unsetenv("PS_LOCAL_SOCKET_DIR");
+  EXPECT_EQ(LocalSocketDirFromFlag("", 2).value(), "");  // TCP only
+  EXPECT_EQ(LocalSocketDirFromFlag(temp.path(), 2).value(), temp.path());
+  ::setenv("PS_LOCAL_SOCKET_DIR", (temp.path() + "/nope").c_str(), 1);
+  EXPECT_THAT(LocalSocketDirFromFlag("", 2).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--local_socket_dir: cannot use folder")));
+  // The flag wins over the environment.
+  EXPECT_EQ(LocalSocketDirFromFlag(temp.path(), 2).value(), temp.path());
+  ::unsetenv("PS_LOCAL_SOCKET_DIR");
+}
+
 TEST(LocalSocketTest, ClaimRemovesAStaleSocketAndRefusesALiveOneOrAFile) {
   testing_util::TempDir temp;
   const std::string& dir = temp.path();
