@@ -187,8 +187,9 @@ absl::StatusOr<std::unique_ptr<PsServer>> PsServer::Start(
     const std::string path =
         LocalSocketPath(options.local_socket_dir, options.rank);
     RETURN_IF_ERROR(ClaimLocalSocket(path));
-    builder.AddListeningPort(absl::StrCat("unix:", path),
-                             s->security_->ServerCredentials());
+    builder.AddListeningPort(
+        LocalSocketAddress(options.local_socket_dir, options.rank),
+        s->security_->ServerCredentials());
     s->local_socket_path_ = path;
   }
   // Without this gRPC sets SO_REUSEPORT and a second server on a taken port

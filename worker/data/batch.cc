@@ -20,7 +20,7 @@ namespace {
 // job's CPU.
 class DistinctKeys {
  public:
-  // Ready for a new batch; `keys` must be empty.
+  // Ready for a new batch, whose keys vector (FindOrAdd) starts empty.
   void Begin() {
     size_t want = 64;
     while (want < 2 * last_distinct_ + 16) want <<= 1;

@@ -76,7 +76,8 @@ class Prefetcher {
       ++next_out_;
       return absl::OkStatus();
     }
-    return next_out_ == error_step_ ? error_ : absl::OkStatus();
+    // next_out_ == end_step_: no batch ever comes for it.
+    return error_;
   }
 
   void Recycle(std::unique_ptr<PreparedBatch> p) {
@@ -121,7 +122,6 @@ class Prefetcher {
         // The epoch ends at the first step without a batch.
         if (step < end_step_) {
           end_step_ = step;
-          error_step_ = step;
           error_ = status;
         }
         return;
@@ -146,7 +146,6 @@ class Prefetcher {
   // The first step without a batch (the epoch's end or a failed fetch);
   // error_ is that fetch's status (OK at the end).
   int64_t end_step_ ABSL_GUARDED_BY(mu_) = kNoEnd;
-  int64_t error_step_ ABSL_GUARDED_BY(mu_) = kNoEnd;
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_;  // last: start once the above exist
 };
