@@ -8,7 +8,8 @@ int64_t ActivationFloatsPerExample(const ModelSpec& spec) {
   // Pooled rows and their gradients, the logit, its gradient, the
   // probability, the label and the dense features staged.
   int64_t floats = 2 * int64_t{spec.pooled_width} + 4 + int64_t{spec.num_dense};
-  if (spec.has_fm) floats += spec.factor_dim;  // per-example sums
+  if (spec.has_fm) floats += spec.factor_dim;          // per-example sums
+  if (spec.has_fwfm) floats += spec.fwfm.num_pairs();  // per-example dots
   if (spec.has_deep) {
     floats += 2 * int64_t{spec.input_width};  // x0 and its gradient
     for (const LayerSpec& layer : spec.layers) floats += 2 * int64_t{layer.out};

@@ -483,7 +483,7 @@ absl::Status CheckModel(const Validator& v, const JobConfig& c) {
   const ModelConfig& m = c.model();
   if (m.type() == ModelConfig::TYPE_UNSPECIFIED) {
     return v.Error("model.type",
-                   "must be LR, DNN, FM, WIDE_DEEP, DEEPFM or DCN");
+                   "must be LR, DNN, FM, FWFM, WIDE_DEEP, DEEPFM or DCN");
   }
   const std::string& model_type = ModelConfig::Type_Name(m.type());
   // The tables the model names: `sparse_table` (unless every slot is
@@ -536,8 +536,9 @@ absl::Status CheckModel(const Validator& v, const JobConfig& c) {
                      absl::StrCat("LR needs sparse table '", table->name(),
                                   "' to have dim 1, it has ", table->dim()));
     }
-    // FM, WIDE_DEEP and DEEPFM rows are [linear weight | embedding].
-    if ((m.type() == ModelConfig::FM || m.type() == ModelConfig::WIDE_DEEP ||
+    // FM, FWFM, WIDE_DEEP and DEEPFM rows are [linear weight | embedding].
+    if ((m.type() == ModelConfig::FM || m.type() == ModelConfig::FWFM ||
+         m.type() == ModelConfig::WIDE_DEEP ||
          m.type() == ModelConfig::DEEPFM) &&
         table->dim() < 2) {
       return v.Error(
@@ -548,7 +549,8 @@ absl::Status CheckModel(const Validator& v, const JobConfig& c) {
                        table->dim()));
     }
     // The pairwise term dots every two slots' embeddings.
-    if ((m.type() == ModelConfig::FM || m.type() == ModelConfig::DEEPFM) &&
+    if ((m.type() == ModelConfig::FM || m.type() == ModelConfig::FWFM ||
+         m.type() == ModelConfig::DEEPFM) &&
         table->dim() != used[0].second->dim()) {
       return v.Error(
           field,
@@ -565,9 +567,19 @@ absl::Status CheckModel(const Validator& v, const JobConfig& c) {
   if (m.type() == ModelConfig::LR && !m.hidden_units().empty()) {
     return v.Error("model.hidden_units", "must be empty for LR");
   }
-  if (m.type() == ModelConfig::FM && !m.hidden_units().empty()) {
-    return v.Error("model.hidden_units", "must be empty for FM");
+  if ((m.type() == ModelConfig::FM || m.type() == ModelConfig::FWFM) &&
+      !m.hidden_units().empty()) {
+    return v.Error("model.hidden_units",
+                   absl::StrCat("must be empty for ", model_type));
   }
+  if (m.has_field_weight_init() && m.type() != ModelConfig::FWFM) {
+    return v.Error("model.field_weight_init",
+                   absl::StrCat("only applies to model type FWFM, this model "
+                                "is ",
+                                model_type));
+  }
+  RETURN_IF_ERROR(
+      v.Range("model.field_weight_init", m.field_weight_init(), -10.0f, 10.0f));
   if (m.type() != ModelConfig::WIDE_DEEP) {
     if (!m.wide_slots().empty()) {
       return v.Error("model.wide_slots",

@@ -13,7 +13,8 @@ namespace {
 
 bool ReadsLinearWeight(ModelConfig::Type type) {
   return type == ModelConfig::LR || type == ModelConfig::FM ||
-         type == ModelConfig::WIDE_DEEP || type == ModelConfig::DEEPFM;
+         type == ModelConfig::FWFM || type == ModelConfig::WIDE_DEEP ||
+         type == ModelConfig::DEEPFM;
 }
 
 // The slots a WIDE_DEEP model lists, or every slot when the list is empty or
@@ -52,6 +53,16 @@ class DenseLayout {
     layer.weight_offset = Weights(width, width, 1);
     layer.bias_offset = Take(width);
     return layer;
+  }
+
+  int64_t Constant(int64_t size, float value) {
+    WeightInit block;
+    block.offset = offset_;
+    block.size = size;
+    block.constant = true;
+    block.value = value;
+    spec_->weight_inits.push_back(block);
+    return Take(size);
   }
 
   int64_t size() const { return offset_; }
@@ -131,6 +142,12 @@ ModelSpec MakeModelSpec(const JobConfig& config) {
     spec.linear = layout.Layer(dense_in, 1, false);
   }
   spec.has_fm = type == ModelConfig::FM || type == ModelConfig::DEEPFM;
+  spec.has_fwfm = type == ModelConfig::FWFM;
+  if (spec.has_fwfm) {
+    spec.fwfm.num_fields = spec.num_slots;
+    spec.fwfm.offset =
+        layout.Constant(spec.fwfm.num_pairs(), model.field_weight_init());
+  }
   spec.has_deep = type == ModelConfig::DNN || type == ModelConfig::WIDE_DEEP ||
                   type == ModelConfig::DEEPFM || type == ModelConfig::DCN;
   if (spec.has_deep) {
@@ -178,6 +195,7 @@ float DenseInitValue(const ModelSpec& spec, uint64_t seed, int64_t index) {
   for (size_t k = 0; k < spec.weight_inits.size(); ++k) {
     const WeightInit& block = spec.weight_inits[k];
     if (index >= block.offset && index < block.offset + block.size) {
+      if (block.constant) return block.value;
       const float limit =
           std::sqrt(6.0f / static_cast<float>(block.fan_in + block.fan_out));
       const float u = HashUniform(seed, k, static_cast<uint64_t>(index));

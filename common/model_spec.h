@@ -6,7 +6,8 @@
 // Sparse rows. Every slot reads one sparse table (model.sparse_table, or
 // the one model.slot_tables maps it to), whose dim is the slot's row width;
 // a row is [linear weight (linear_dim floats, 0 or 1) | embedding (the rest)]:
-// LR rows are the weight alone, FM / WIDE_DEEP / DEEPFM rows a weight then an
+// LR rows are the weight alone, FM / FWFM / WIDE_DEEP / DEEPFM rows a weight
+// then an
 // embedding, DNN / DCN rows an embedding alone.
 //
 // Pooled rows. A step pools every slot's rows of an example into one row of
@@ -16,10 +17,12 @@
 // slot 1, ... at stride emb_dim.
 //
 // Logit = sum of the model's terms:
-//   linear (LR, FM, WIDE_DEEP, DEEPFM): the pooled linear weights of
+//   linear (LR, FM, FWFM, WIDE_DEEP, DEEPFM): the pooled linear weights of
 //     `wide_slots` + the layer `linear` over the dense features (WIDE_DEEP:
 //     a bias only, its dense features feed the deep part);
 //   fm (FM, DEEPFM): the FM second-order term over all slots' embeddings;
+//   fwfm (FWFM): the field-weighted pairwise term over all slots'
+//     embeddings, one dense weight per slot pair (`fwfm`);
 //   deep (DNN, WIDE_DEEP, DEEPFM, DCN): over x0 = [embeddings of
 //     `deep_slots`, in that order, each of its own width | dense features]
 //     (input_width floats), the
@@ -28,11 +31,12 @@
 //     layer (when there are hidden layers)], or over x0 when neither.
 //
 // Dense parameters are one flat float vector (dense table 0), in the order
-// linear (W then b), hidden layers (W_l in_l x out_l row-major, then b_l),
-// cross layers (w_l then b_l, width floats each), output (W then b). Blocks a
-// model lacks take no space. Weights are Glorot-uniform (`weight_inits`),
-// biases 0. The vector is cut into blocks of `dense_block_size` floats; block
-// b lives on server b % num_servers.
+// linear (W then b), FWFM's slot-pair weights, hidden layers (W_l in_l x
+// out_l row-major, then b_l), cross layers (w_l then b_l, width floats each),
+// output (W then b). Blocks a model lacks take no space. Weights are
+// Glorot-uniform or a constant (`weight_inits`), biases 0. The vector is cut
+// into blocks of `dense_block_size` floats; block b lives on server b %
+// num_servers.
 #ifndef PS_COMMON_MODEL_SPEC_H_
 #define PS_COMMON_MODEL_SPEC_H_
 
@@ -63,13 +67,29 @@ struct CrossLayerSpec {
 
 // `size` weights at `offset` drawn from U(-l, l), l = sqrt(6 / (fan_in +
 // fan_out)), with the block's position in ModelSpec::weight_inits as the
-// random stream.
+// random stream; or, when `constant`, all equal to `value`.
 struct WeightInit {
   int64_t offset = 0;
   int64_t size = 0;
   int fan_in = 0;
   int fan_out = 0;
+  bool constant = false;
+  float value = 0;
 };
+
+// FWFM's slot-pair weights: one per pair (f, g), f < g, of `num_fields`
+// slots, in the order (0,1), (0,2), ..., (0,F-1), (1,2), ..., at `offset` of
+// the dense vector (FwFmPairIndex).
+struct FwFmSpec {
+  int num_fields = 0;
+  int64_t offset = 0;
+  int num_pairs() const { return num_fields * (num_fields - 1) / 2; }
+};
+
+// The index of slot pair (f, g), f < g < num_fields, among FwFmSpec's pairs.
+inline int FwFmPairIndex(int num_fields, int f, int g) {
+  return f * (2 * num_fields - f - 1) / 2 + (g - f - 1);
+}
 
 // A sparse table a model reads and the slots that read it.
 struct TableSpec {
@@ -104,6 +124,8 @@ struct ModelSpec {
   std::vector<int> wide_slots;  // slots whose linear weight enters the logit
   LayerSpec linear;             // dense features -> 1, its bias the model's
   bool has_fm = false;          // FM second-order term over all slots
+  bool has_fwfm = false;        // FWFM pairwise term over all slots
+  FwFmSpec fwfm;
 
   bool has_deep = false;
   std::vector<int> deep_slots;  // slots whose embeddings form x0, in order

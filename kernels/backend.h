@@ -267,6 +267,26 @@ class Backend {
                           BlockLayout layout, const float* sum,
                           const float* d_out, float* dx) = 0;
 
+  // The pairwise term of a field-weighted FM over `num_fields` vectors
+  // x(i, f, 0..dim) per example i (laid out by `layout`), with one weight
+  // r[p] per field pair p = (f, g), f < g, in the order of FwFmPairIndex
+  // (common/model_spec.h), P = num_fields * (num_fields - 1) / 2 of them:
+  //   dots[i][p] = <x(i, f), x(i, g)>                       (batch x P)
+  //   out[i] += sum over p of r[p] * dots[i][p]
+  // `dots` is overwritten (FwFmBackward needs it); `out` is added to.
+  virtual void FwFmForward(int batch, int num_fields, int dim, const float* x,
+                           BlockLayout layout, const float* r, float* dots,
+                           float* out) = 0;
+
+  // The gradient of FwFmForward given d_out (batch) and its dots:
+  //   dx(i, f, d) += d_out[i] * sum over g != f of r[pair(f, g)] x(i, g, d)
+  //   d_r[p] = sum over i of d_out[i] * dots[i][p]          (overwritten)
+  // dx is laid out like x and must not overlap x, r, dots or d_r.
+  virtual void FwFmBackward(int batch, int num_fields, int dim, const float* x,
+                            BlockLayout layout, const float* r,
+                            const float* dots, const float* d_out, float* dx,
+                            float* d_r) = 0;
+
   // One layer of a cross network (DCN) over batch x width matrices:
   //   xw[i] = x[i] . w;  out[i][j] = x0[i][j] * xw[i] + b[j] + x[i][j].
   // `xw` (batch) is overwritten and kept for CrossBackward. `out` must not

@@ -242,6 +242,56 @@ void CpuBackend::FmBackward(int batch, int num_fields, int dim, const float* x,
   }
 }
 
+void CpuBackend::FwFmForward(int batch, int num_fields, int dim, const float* x,
+                             BlockLayout layout, const float* r, float* dots,
+                             float* out) {
+  const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
+  for (int i = 0; i < batch; ++i) {
+    const float* row = x + static_cast<int64_t>(i) * layout.ld;
+    float* dot = dots + i * pairs;
+    float total = 0.0f;
+    int64_t p = 0;
+    for (int f = 0; f < num_fields; ++f) {
+      const float* u = row + static_cast<int64_t>(f) * layout.block_stride;
+      for (int g = f + 1; g < num_fields; ++g, ++p) {
+        const float* v = row + static_cast<int64_t>(g) * layout.block_stride;
+        float acc = 0.0f;
+        for (int d = 0; d < dim; ++d) acc += u[d] * v[d];
+        dot[p] = acc;
+        total += r[p] * acc;
+      }
+    }
+    out[i] += total;
+  }
+}
+
+void CpuBackend::FwFmBackward(int batch, int num_fields, int dim,
+                              const float* x, BlockLayout layout,
+                              const float* r, const float* dots,
+                              const float* d_out, float* dx, float* d_r) {
+  const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
+  std::fill(d_r, d_r + pairs, 0.0f);
+  for (int i = 0; i < batch; ++i) {
+    const int64_t row = static_cast<int64_t>(i) * layout.ld;
+    const float g_i = d_out[i];
+    const float* dot = dots + i * pairs;
+    for (int64_t p = 0; p < pairs; ++p) d_r[p] += g_i * dot[p];
+    int64_t p = 0;
+    for (int f = 0; f < num_fields; ++f) {
+      const int64_t at_f = row + static_cast<int64_t>(f) * layout.block_stride;
+      for (int g = f + 1; g < num_fields; ++g, ++p) {
+        const int64_t at_g =
+            row + static_cast<int64_t>(g) * layout.block_stride;
+        const float w = g_i * r[p];
+        for (int d = 0; d < dim; ++d) {
+          dx[at_f + d] += w * x[at_g + d];
+          dx[at_g + d] += w * x[at_f + d];
+        }
+      }
+    }
+  }
+}
+
 void CpuBackend::CrossForward(int batch, int width, const float* x0,
                               const float* x, const float* w, const float* b,
                               float* xw, float* out) {

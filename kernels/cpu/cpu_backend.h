@@ -59,6 +59,12 @@ class CpuBackend final : public Backend {
   void FmBackward(int batch, int num_fields, int dim, const float* x,
                   BlockLayout layout, const float* sum, const float* d_out,
                   float* dx) override;
+  void FwFmForward(int batch, int num_fields, int dim, const float* x,
+                   BlockLayout layout, const float* r, float* dots,
+                   float* out) override;
+  void FwFmBackward(int batch, int num_fields, int dim, const float* x,
+                    BlockLayout layout, const float* r, const float* dots,
+                    const float* d_out, float* dx, float* d_r) override;
   void CrossForward(int batch, int width, const float* x0, const float* x,
                     const float* w, const float* b, float* xw,
                     float* out) override;

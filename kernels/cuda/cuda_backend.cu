@@ -334,6 +334,30 @@ void CudaBackend::FmBackward(int batch, int num_fields, int dim, const float* x,
                           compute_));
 }
 
+void CudaBackend::FwFmForward(int batch, int num_fields, int dim,
+                              const float* x, BlockLayout layout,
+                              const float* r, float* dots, float* out) {
+  if (!Begin()) return;
+  Record(cuda::FwFmForward(batch, num_fields, dim, x, layout, r, dots, out,
+                           compute_));
+}
+
+void CudaBackend::FwFmBackward(int batch, int num_fields, int dim,
+                               const float* x, BlockLayout layout,
+                               const float* r, const float* dots,
+                               const float* d_out, float* dx, float* d_r) {
+  if (!Begin()) return;
+  Record([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(void* workspace, Scratch(cuda::FwFmBackwardWorkspaceBytes(
+                                          batch, num_fields)));
+    absl::Status status =
+        cuda::FwFmBackward(batch, num_fields, dim, x, layout, r, dots, d_out,
+                           dx, d_r, static_cast<float*>(workspace), compute_);
+    FreeScratch(workspace);
+    return status;
+  }());
+}
+
 void CudaBackend::CrossForward(int batch, int width, const float* x0,
                                const float* x, const float* w, const float* b,
                                float* xw, float* out) {

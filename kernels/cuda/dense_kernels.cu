@@ -160,6 +160,64 @@ __global__ void FmBackwardKernel(int64_t count, int num_fields, int dim,
   }
 }
 
+__device__ inline int64_t FwFmPair(int num_fields, int f, int g) {
+  return static_cast<int64_t>(f) * (2 * num_fields - f - 1) / 2 + (g - f - 1);
+}
+
+// One thread per (example, field f): the dots of f with every g > f.
+__global__ void FwFmDotsKernel(int64_t count, int num_fields, int dim,
+                               const float* x, BlockLayout layout,
+                               float* dots) {
+  const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
+  for (int64_t t = GlobalThread(); t < count; t += GridThreads()) {
+    const int f = static_cast<int>(t % num_fields);
+    const int64_t i = t / num_fields;
+    const float* row = x + i * layout.ld;
+    const float* u = row + static_cast<int64_t>(f) * layout.block_stride;
+    float* dot = dots + i * pairs + FwFmPair(num_fields, f, f + 1);
+    for (int g = f + 1; g < num_fields; ++g) {
+      const float* v = row + static_cast<int64_t>(g) * layout.block_stride;
+      float acc = 0.0f;
+      for (int d = 0; d < dim; ++d) acc += u[d] * v[d];
+      dot[g - f - 1] = acc;
+    }
+  }
+}
+
+// One thread per example, the pairs in order.
+__global__ void FwFmSumKernel(int batch, int64_t pairs, const float* r,
+                              const float* dots, float* out) {
+  for (int64_t i = GlobalThread(); i < batch; i += GridThreads()) {
+    const float* dot = dots + i * pairs;
+    float total = 0.0f;
+    for (int64_t p = 0; p < pairs; ++p) total += r[p] * dot[p];
+    out[i] += total;
+  }
+}
+
+// One thread per (example, field f, element d).
+__global__ void FwFmBackwardKernel(int64_t count, int num_fields, int dim,
+                                   const float* x, BlockLayout layout,
+                                   const float* r, const float* d_out,
+                                   float* dx) {
+  for (int64_t t = GlobalThread(); t < count; t += GridThreads()) {
+    const int d = static_cast<int>(t % dim);
+    const int64_t fi = t / dim;
+    const int f = static_cast<int>(fi % num_fields);
+    const int64_t i = fi / num_fields;
+    const float* row = x + i * layout.ld + d;
+    float acc = 0.0f;
+    for (int g = 0; g < num_fields; ++g) {
+      if (g == f) continue;
+      const int64_t p =
+          g < f ? FwFmPair(num_fields, g, f) : FwFmPair(num_fields, f, g);
+      acc += r[p] * row[static_cast<int64_t>(g) * layout.block_stride];
+    }
+    dx[i * layout.ld + static_cast<int64_t>(f) * layout.block_stride + d] +=
+        d_out[i] * acc;
+  }
+}
+
 __device__ inline float WarpSum(float v) {
   for (int offset = 16; offset > 0; offset >>= 1) {
     v += __shfl_xor_sync(0xffffffffu, v, offset);
@@ -413,6 +471,44 @@ absl::Status FmBackward(int batch, int num_fields, int dim, const float* x,
       count, num_fields, dim, x, layout, sum, d_out, dx);
   PS_CUDA_CHECK_LAUNCH("FmBackwardKernel", stream);
   return absl::OkStatus();
+}
+
+absl::Status FwFmForward(int batch, int num_fields, int dim, const float* x,
+                         BlockLayout layout, const float* r, float* dots,
+                         float* out, cudaStream_t stream) {
+  if (batch <= 0 || num_fields < 2) return absl::OkStatus();
+  const int64_t count = static_cast<int64_t>(batch) * num_fields;
+  FwFmDotsKernel<<<Blocks(count), kThreads, 0, stream>>>(
+      count, num_fields, std::max(dim, 0), x, layout, dots);
+  PS_CUDA_CHECK_LAUNCH("FwFmDotsKernel", stream);
+  const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
+  FwFmSumKernel<<<Blocks(batch), kThreads, 0, stream>>>(batch, pairs, r, dots,
+                                                        out);
+  PS_CUDA_CHECK_LAUNCH("FwFmSumKernel", stream);
+  return absl::OkStatus();
+}
+
+int64_t FwFmBackwardWorkspaceBytes(int batch, int num_fields) {
+  const int64_t pairs =
+      num_fields < 2 ? 0 : int64_t{num_fields} * (num_fields - 1) / 2;
+  return ColumnSumsWorkspaceBytes(batch, static_cast<int>(pairs));
+}
+
+absl::Status FwFmBackward(int batch, int num_fields, int dim, const float* x,
+                          BlockLayout layout, const float* r, const float* dots,
+                          const float* d_out, float* dx, float* d_r,
+                          float* workspace, cudaStream_t stream) {
+  if (num_fields < 2) return absl::OkStatus();
+  const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
+  const int64_t count =
+      static_cast<int64_t>(std::max(batch, 0)) * num_fields * std::max(dim, 0);
+  if (count > 0) {
+    FwFmBackwardKernel<<<Blocks(count), kThreads, 0, stream>>>(
+        count, num_fields, dim, x, layout, r, d_out, dx);
+    PS_CUDA_CHECK_LAUNCH("FwFmBackwardKernel", stream);
+  }
+  return ColumnSums(std::max(batch, 0), static_cast<int>(pairs), dots, d_out,
+                    d_r, workspace, stream);
 }
 
 absl::Status CrossForward(int batch, int width, const float* x0, const float* x,

@@ -65,6 +65,18 @@ absl::Status FmBackward(int batch, int num_fields, int dim, const float* x,
                         BlockLayout layout, const float* sum,
                         const float* d_out, float* dx, cudaStream_t stream);
 
+absl::Status FwFmForward(int batch, int num_fields, int dim, const float* x,
+                         BlockLayout layout, const float* r, float* dots,
+                         float* out, cudaStream_t stream);
+
+// The workspace of FwFmBackward (ColumnSums' over batch x pairs).
+int64_t FwFmBackwardWorkspaceBytes(int batch, int num_fields);
+
+absl::Status FwFmBackward(int batch, int num_fields, int dim, const float* x,
+                          BlockLayout layout, const float* r, const float* dots,
+                          const float* d_out, float* dx, float* d_r,
+                          float* workspace, cudaStream_t stream);
+
 absl::Status CrossForward(int batch, int width, const float* x0, const float* x,
                           const float* w, const float* b, float* xw, float* out,
                           cudaStream_t stream);

@@ -11,7 +11,7 @@ max_features_per_line, max_line_bytes, the MovieLens side files).
 from . import textproto
 
 # config.proto's defaults of the fields read here.
-MODEL_TYPES = ("LR", "DNN", "FM", "WIDE_DEEP", "DEEPFM", "DCN")
+MODEL_TYPES = ("LR", "DNN", "FM", "WIDE_DEEP", "DEEPFM", "DCN", "FWFM")
 FORMATS = ("CRITEO", "SLOT", "MOVIELENS", "AVAZU")
 _ENUM_NUMBERS = {
     "model.type": dict(enumerate(
@@ -145,15 +145,15 @@ class JobConfig:
             if m.type == "LR" and dim != 1:
                 raise ConfigError("LR needs a table of dim 1, '%s' has %d" %
                                   (name, dim))
-            if m.type in ("FM", "WIDE_DEEP", "DEEPFM") and dim < 2:
+            if m.type in ("FM", "FWFM", "WIDE_DEEP", "DEEPFM") and dim < 2:
                 raise ConfigError("%s needs a table of dim >= 2, '%s' has %d"
                                   % (m.type, name, dim))
             first = self.sparse_tables[self.table_index(used[0])].dim
-            if m.type in ("FM", "DEEPFM") and dim != first:
+            if m.type in ("FM", "FWFM", "DEEPFM") and dim != first:
                 raise ConfigError("%s needs tables of one dim, '%s' has %d, "
                                   "'%s' %d" % (m.type, name, dim, used[0],
                                                first))
-        if m.type in ("LR", "FM") and m.hidden_units:
+        if m.type in ("LR", "FM", "FWFM") and m.hidden_units:
             raise ConfigError("%s takes no hidden_units" % m.type)
         if any(not 1 <= u <= 65536 for u in m.hidden_units):
             raise ConfigError("hidden_units %s not in [1, 65536]" %

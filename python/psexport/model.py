@@ -1,7 +1,8 @@
 """The models' shapes (common/model_spec.h) and their forward pass in float32
 numpy, computed as the CPU backend does (worker/model/, kernels/cpu/).
 
-Sparse rows are [linear weight (LR, FM, WIDE_DEEP, DEEPFM) | embedding].
+Sparse rows are [linear weight (LR, FM, FWFM, WIDE_DEEP, DEEPFM) |
+embedding].
 Every slot reads one table (model.sparse_table, or the one model.slot_tables
 maps it to), of its own dim. Each slot pools its keys' rows (SUM; MEAN: the
 sum times 1/count; SQRTN: times 1/sqrt(count); an empty slot is zeros) into a
@@ -12,6 +13,8 @@ model's terms, in this order:
           (WIDE_DEEP: no dense input, b only)
   fm      0.5 * (sum_d (sum_f v_fd)^2 - sum_f sum_d v_fd^2) over all slots'
           pooled embeddings v_f
+  fwfm    sum over field pairs p = (f, g), f < g, of r_p * <v_f, v_g>, the
+          fields in pooled order, pairs (0,1), (0,2), .., (1,2), ..
   deep    x0 = [embeddings of deep_slots in order | dense features];
           DCN: x_{l+1} = x0 * (x_l . w_l) + b_l + x_l; hidden layers
           h = act(h W + b); output = [x_L | last hidden layer] . W + b (or
@@ -21,7 +24,8 @@ activation) run in the C++ loops' order in float32, so they round alike;
 matrix products are computed in float64 and rounded once (OpenBLAS's
 summation order is its own); exp and tanh in float64, rounded.
 
-Dense vector layout: linear (W in x 1, then b), hidden layers (W_l in_l x
+Dense vector layout: linear (W in x 1, then b), FWFM's pair weights r,
+hidden layers (W_l in_l x
 out_l row-major, then b_l), cross layers (w_l then b_l, width floats each),
 output (W then b); blocks a model lacks take no space.
 """
@@ -58,7 +62,7 @@ def make_spec(config):
         else "RELU"
     s.pooling = m.pooling
     s.num_slots, s.num_dense = config.input_shape()
-    s.has_linear = m.type in ("LR", "FM", "WIDE_DEEP", "DEEPFM")
+    s.has_linear = m.type in ("LR", "FM", "FWFM", "WIDE_DEEP", "DEEPFM")
     s.linear_dim = 1 if s.has_linear else 0
     # Tables in the order of their first slot; the pooled row table after
     # table.
@@ -86,6 +90,7 @@ def make_spec(config):
     s.emb_dim = dims.pop() if len(dims) == 1 else 0
     s.factor_dim = max(s.emb_dim - s.linear_dim, 0)
     s.has_fm = m.type in ("FM", "DEEPFM")
+    s.has_fwfm = m.type == "FWFM"
     s.has_deep = m.type in ("DNN", "WIDE_DEEP", "DEEPFM", "DCN")
     all_slots = list(range(s.num_slots))
 
@@ -99,6 +104,9 @@ def make_spec(config):
         dense_in = 0 if m.type == "WIDE_DEEP" else s.num_dense
         s.linear = Layer(dense_in, 1, offset)
         offset = s.linear.bias_offset + 1
+    s.fwfm_offset = offset
+    if s.has_fwfm:
+        offset += s.num_slots * (s.num_slots - 1) // 2
     s.deep_slots, s.layers, s.cross, s.output = [], [], [], None
     s.input_width = 0
     if s.has_deep:
@@ -211,6 +219,21 @@ def forward(spec, pooled, dense_features, params):
         for d in range(spec.factor_dim):
             sum_squared += total[:, d] * total[:, d]
         logits += _F32(0.5) * (sum_squared - squares)
+    if spec.has_fwfm:
+        total = np.zeros(n, dtype=_F32)
+        fields = spec.pooled_order  # FwFmForward's fields, in pooled order
+        r = p[spec.fwfm_offset:]
+        k = 0
+        for a, f in enumerate(fields):
+            u = spec.slot_offset[f] + spec.linear_dim
+            for g in fields[a + 1:]:
+                v = spec.slot_offset[g] + spec.linear_dim
+                dot = np.zeros(n, dtype=_F32)
+                for d in range(spec.factor_dim):
+                    dot += pooled[:, u + d] * pooled[:, v + d]
+                total += r[k] * dot
+                k += 1
+        logits += total
     if spec.has_deep:
         logits = _deep(spec, pooled, dense_features, p, logits)
     return sigmoid(logits)

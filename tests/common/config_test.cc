@@ -738,6 +738,22 @@ TEST(ConfigTest, CrossLayersOnlyForDcnAndInRange) {
             "job.pbtxt:15:3: model.cross_layers: must be in [0, 64], got 65");
 }
 
+TEST(ConfigTest, FwFmOptionsAreChecked) {
+  const std::string fwfm = Replace(kGood, "type: DNN", "type: FWFM");
+  EXPECT_EQ(Error(fwfm),
+            "job.pbtxt:14:3: model.hidden_units: must be empty "
+            "for FWFM");
+  EXPECT_EQ(Error(Replace(Replace(fwfm, "hidden_units: 32", ""), "type: FWFM",
+                          "type: FWFM\n  field_weight_init: nan")),
+            "job.pbtxt:13:3: model.field_weight_init: must be in [-10, 10], "
+            "got nan");
+  EXPECT_TRUE(Parse(Replace(fwfm, "hidden_units: 32", "")).ok());
+  EXPECT_EQ(Error(Replace(kGood, "hidden_units: 32",
+                          "hidden_units: 32\n  field_weight_init: 0.5")),
+            "job.pbtxt:15:3: model.field_weight_init: only applies to model "
+            "type FWFM, this model is DNN");
+}
+
 TEST(ConfigTest, ShippedModelConfigsLoad) {
   const char* src = std::getenv("PS_SOURCE_DIR");
   if (src == nullptr) GTEST_SKIP() << "PS_SOURCE_DIR not set";
@@ -750,6 +766,7 @@ TEST(ConfigTest, ShippedModelConfigsLoad) {
       {"generated_wide_deep.pbtxt", ModelConfig::WIDE_DEEP},
       {"generated_deepfm.pbtxt", ModelConfig::DEEPFM},
       {"generated_dcn.pbtxt", ModelConfig::DCN},
+      {"generated_fwfm.pbtxt", ModelConfig::FWFM},
   };
   for (const auto& [name, type] : configs) {
     ConfigOverrides o;

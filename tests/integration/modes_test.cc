@@ -1,7 +1,8 @@
 // Every training mode on a real 2-server/2-worker loopback cluster (servers
 // in this process, workers in threads) on generated data with a known oracle
-// AUC; plus what each mode promises about staleness and pushes; and a model
-// over three tables of mixed dims in the ASYNC, BOUNDED and GEO modes.
+// AUC; plus what each mode promises about staleness and pushes; a model
+// over three tables of mixed dims in the ASYNC, BOUNDED and GEO modes; and
+// FWFM against LR on data with planted slot-pair interactions.
 #include <iostream>
 #include <memory>
 #include <string>
@@ -195,6 +196,68 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<TrainingConfig::Mode>& info) {
       return TrainingConfig::Mode_Name(info.param);
     });
+
+// Data with the generator's planted slot-pair interactions (6 of the 325
+// categorical pairs), which an additive model cannot express: FWFM, which
+// learns one weight per slot pair, must beat LR on it by a clear margin and
+// come within 0.01 of the oracle. Measured with run_local.sh on this data:
+// LR 0.7783, FWFM 0.7851, oracle 0.7913.
+constexpr char kPlantedPairsJob[] = R"pb(
+cluster { servers: "127.0.0.1:1" servers: "127.0.0.1:2" num_workers: 2 }
+sparse_tables {
+  name: "embedding"
+  dim: 9
+  optimizer { type: ADAGRAD learning_rate: 0.05 initial_accumulator: 1e-4 }
+  initializer { type: UNIFORM scale: 0.01 }
+}
+model {
+  type: FWFM
+  sparse_table: "embedding"
+  dense_optimizer { type: ADAGRAD learning_rate: 0.1 }
+}
+data {
+  batch_size: 512
+  generate {
+    output_dir: "unused"
+    seed: 11
+    train_rows: 1000000
+    eval_rows: 30000
+    vocab_size: 100
+  }
+}
+training { mode: ASYNC log_every_steps: 500 }
+)pb";
+
+TEST(PlantedPairsTest, FwFmLearnsTheInteractionsLrCannot) {
+  TempDir data_dir;
+  ConfigOverrides overrides;
+  overrides.data_dir = data_dir.path();
+  auto fwfm = ParseJobConfig(kPlantedPairsJob, "planted_pairs", "", overrides);
+  ASSERT_TRUE(fwfm.ok()) << fwfm.status();
+  auto report = GenerateCriteoData(fwfm->data().generate());
+  ASSERT_TRUE(report.ok()) << report.status();
+  JobConfig lr = *fwfm;
+  lr.mutable_sparse_tables(0)->set_dim(1);
+  lr.mutable_model()->set_type(ModelConfig::LR);
+
+  auto eval_auc = [&](const JobConfig& config) -> double {
+    auto cluster = RunLocalCluster(config);
+    EXPECT_TRUE(cluster->servers_stopped);
+    if (cluster->results.empty() || !cluster->results[0].ok() ||
+        !cluster->results[0]->eval.has_value()) {
+      ADD_FAILURE() << ModelConfig::Type_Name(config.model().type())
+                    << ": worker 0 did not evaluate";
+      return 0;
+    }
+    return cluster->results[0]->eval->auc;
+  };
+  const double lr_auc = eval_auc(lr);
+  const double fwfm_auc = eval_auc(*fwfm);
+  std::cout << "LR " << lr_auc << ", FWFM " << fwfm_auc << " (oracle "
+            << report->oracle_auc << ")\n";
+  EXPECT_GE(fwfm_auc, lr_auc + 0.004);
+  EXPECT_GE(fwfm_auc, report->oracle_auc - 0.01);
+}
 
 }  // namespace
 }  // namespace ps

@@ -1,13 +1,15 @@
 // The CpuBackend kernels of the interaction models (CopyBlocks, the FM
-// second-order term, the DCN cross layer): checked against plain-loop
-// references in double on seeded random inputs of awkward sizes, plus
-// hand-computed values.
+// second-order term, FWFM's field-weighted pairs, the DCN cross layer): checked
+// against plain-loop references in double on seeded random inputs of awkward
+// sizes, plus hand-computed values.
 #include <cmath>
 #include <cstdint>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "common/model_spec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -126,6 +128,131 @@ TEST(CpuInteractionKernelsTest, FmForwardAndBackwardMatchPairwiseReference) {
                       0.5f);
           }
           ASSERT_EQ(dx[int64_t{i} * layout.ld + layout.ld - 1], 0.5f);
+        }
+      }
+    }
+  }
+}
+
+TEST(CpuInteractionKernelsTest, FwFmForwardAndBackwardHandValues) {
+  auto backend = MakeBackend();
+  // The fields of FmForwardHandValues: <v0,v1> = 1, <v0,v2> = 8.5,
+  // <v1,v2> = -2.5; pair weights r = (2, 0, -1) in the order (0,1), (0,2),
+  // (1,2).
+  const std::vector<float> x = {9, 1, 2, 9, 3, -1, 9, 0.5, 4};
+  const std::vector<float> r = {2, 0, -1};
+  std::vector<float> dots(3, -1.0f);
+  std::vector<float> out = {10.0f};
+  backend->FwFmForward(1, 3, 2, x.data() + 1, BlockLayout{9, 3}, r.data(),
+                       dots.data(), out.data());
+  EXPECT_THAT(dots, ::testing::ElementsAre(1.0f, 8.5f, -2.5f));
+  // 10 + 2 * 1 + 0 * 8.5 - 1 * (-2.5) = 14.5.
+  EXPECT_FLOAT_EQ(out[0], 14.5f);
+  std::vector<float> dx(9, 0.0f);
+  std::vector<float> d_r(3, 99.0f);
+  const float d_out[] = {2.0f};
+  backend->FwFmBackward(1, 3, 2, x.data() + 1, BlockLayout{9, 3}, r.data(),
+                        dots.data(), d_out, dx.data() + 1, d_r.data());
+  // d/dv0 = 2 * (2 v1 + 0 v2) = (12, -4); d/dv1 = 2 * (2 v0 - v2) = (3, 0);
+  // d/dv2 = 2 * (0 v0 - v1) = (-6, 2). d_r = 2 * dots.
+  EXPECT_THAT(dx, ::testing::ElementsAre(0, 12, -4, 0, 3, 0, 0, -6, 2));
+  EXPECT_THAT(d_r, ::testing::ElementsAre(2.0f, 17.0f, -5.0f));
+}
+
+// With every pair weight 1, FWFM's term is FM's.
+TEST(CpuInteractionKernelsTest, FwFmWithUnitWeightsIsFm) {
+  auto backend = MakeBackend();
+  std::mt19937 rng(43);
+  const int batch = 9, fields = 13, dim = 5;
+  const BlockLayout layout{fields * (dim + 1) + 1, dim + 1};
+  const std::vector<float> x = RandomVector(int64_t{batch} * layout.ld, &rng);
+  const std::vector<float> d_out = RandomVector(batch, &rng);
+  const std::vector<float> r(fields * (fields - 1) / 2, 1.0f);
+  std::vector<float> sum(int64_t{batch} * dim), fm(batch, 0.0f);
+  std::vector<float> dots(int64_t{batch} * r.size()), fwfm(batch, 0.0f);
+  backend->FmForward(batch, fields, dim, x.data() + 1, layout, sum.data(),
+                     fm.data());
+  backend->FwFmForward(batch, fields, dim, x.data() + 1, layout, r.data(),
+                       dots.data(), fwfm.data());
+  std::vector<float> fm_dx(x.size(), 0.0f), fwfm_dx(x.size(), 0.0f);
+  std::vector<float> d_r(r.size());
+  backend->FmBackward(batch, fields, dim, x.data() + 1, layout, sum.data(),
+                      d_out.data(), fm_dx.data() + 1);
+  backend->FwFmBackward(batch, fields, dim, x.data() + 1, layout, r.data(),
+                        dots.data(), d_out.data(), fwfm_dx.data() + 1,
+                        d_r.data());
+  for (int i = 0; i < batch; ++i) {
+    ASSERT_NEAR(fwfm[i], fm[i], 1e-4 * (1 + std::abs(fm[i]))) << i;
+  }
+  for (size_t k = 0; k < x.size(); ++k) {
+    ASSERT_NEAR(fwfm_dx[k], fm_dx[k], 1e-4) << k;
+  }
+}
+
+// Pairwise reference in double, including the pair weights' gradient.
+TEST(CpuInteractionKernelsTest, FwFmForwardAndBackwardMatchPairwiseReference) {
+  auto backend = MakeBackend();
+  std::mt19937 rng(47);
+  for (int batch : {1, 7, 65}) {
+    for (int fields : {1, 2, 7, 39}) {
+      for (int dim : {1, 7, 16}) {
+        const int pairs = fields * (fields - 1) / 2;
+        const BlockLayout layout{fields * (dim + 1) + 2, dim + 1};
+        const std::vector<float> x =
+            RandomVector(int64_t{batch} * layout.ld, &rng);
+        const std::vector<float> r = RandomVector(pairs, &rng);
+        const std::vector<float> out0 = RandomVector(batch, &rng);
+        const std::vector<float> d_out = RandomVector(batch, &rng);
+        std::vector<float> dots(int64_t{batch} * pairs), out = out0;
+        backend->FwFmForward(batch, fields, dim, x.data() + 1, layout, r.data(),
+                             dots.data(), out.data());
+        std::vector<float> dx(x.size(), 0.5f), d_r(pairs, 7.0f);
+        backend->FwFmBackward(batch, fields, dim, x.data() + 1, layout,
+                              r.data(), dots.data(), d_out.data(),
+                              dx.data() + 1, d_r.data());
+        auto v = [&](int i, int f, int d) {
+          return double{
+              x[int64_t{i} * layout.ld + 1 + f * layout.block_stride + d]};
+        };
+        const std::string what = "batch=" + std::to_string(batch) +
+                                 " fields=" + std::to_string(fields) +
+                                 " dim=" + std::to_string(dim);
+        std::vector<double> want_dr(pairs, 0.0);
+        for (int i = 0; i < batch; ++i) {
+          double total = 0;
+          for (int f = 0; f < fields; ++f) {
+            for (int g = f + 1; g < fields; ++g) {
+              const int p = FwFmPairIndex(fields, f, g);
+              double dot = 0;
+              for (int d = 0; d < dim; ++d) dot += v(i, f, d) * v(i, g, d);
+              total += r[p] * dot;
+              want_dr[p] += d_out[i] * dot;
+            }
+          }
+          ASSERT_NEAR(out[i], out0[i] + total, 1e-4 * (1 + std::abs(total)))
+              << what;
+          for (int f = 0; f < fields; ++f) {
+            for (int d = 0; d < dim; ++d) {
+              double others = 0;
+              for (int g = 0; g < fields; ++g) {
+                if (g == f) continue;
+                others += r[g < f ? FwFmPairIndex(fields, g, f)
+                                  : FwFmPairIndex(fields, f, g)] *
+                          v(i, g, d);
+              }
+              const int64_t at =
+                  int64_t{i} * layout.ld + 1 + f * layout.block_stride + d;
+              ASSERT_NEAR(dx[at], 0.5 + d_out[i] * others,
+                          1e-4 * (1 + std::abs(others)))
+                  << what << " example " << i << " field " << f;
+            }
+            ASSERT_EQ(dx[int64_t{i} * layout.ld + f * layout.block_stride],
+                      0.5f);
+          }
+        }
+        for (int p = 0; p < pairs; ++p) {
+          ASSERT_NEAR(d_r[p], want_dr[p], 1e-4 * (1 + std::abs(want_dr[p])))
+              << what << " pair " << p;
         }
       }
     }

@@ -379,6 +379,52 @@ TEST_P(CudaBackendTest, FmForwardAndBackward) {
   }
 }
 
+TEST_P(CudaBackendTest, FwFmForwardAndBackward) {
+  std::mt19937 rng(19);
+  for (auto [batch, fields, dim] :
+       {std::tuple{1, 2, 1}, {7, 3, 7}, {65, 26, 8}, {1000, 39, 8}}) {
+    const int64_t pairs = int64_t{fields} * (fields - 1) / 2;
+    const BlockLayout layout{fields * (dim + 1) + 2, dim + 1};
+    const auto x = RandomVector(int64_t{batch} * layout.ld, &rng);
+    const auto r = RandomVector(pairs, &rng);
+    const auto out0 = RandomVector(batch, &rng);
+    std::vector<float> want_dots(batch * pairs), want_out = out0;
+    cpu_->FwFmForward(batch, fields, dim, x.data(), layout, r.data(),
+                      want_dots.data(), want_out.data());
+    // The same sums over |x| and |r| bound the rounding differences.
+    std::vector<float> abs_dots(want_dots.size()), abs_out(batch, 0.0f);
+    cpu_->FwFmForward(batch, fields, dim, Abs(x).data(), layout, Abs(r).data(),
+                      abs_dots.data(), abs_out.data());
+    for (int i = 0; i < batch; ++i) abs_out[i] += std::fabs(out0[i]) + 1.0f;
+    const float *dx = Up(x), *dr = Up(r);
+    float* ddots = Up(std::vector<float>(want_dots.size()));
+    float* dout = Up(out0);
+    device_->FwFmForward(batch, fields, dim, dx, layout, dr, ddots, dout);
+    const std::string what = "fwfm batch " + std::to_string(batch) +
+                             " fields " + std::to_string(fields);
+    ExpectSumsNear(Down(ddots, want_dots.size()), want_dots, abs_dots, what);
+    ExpectSumsNear(Down(dout, batch), want_out, abs_out, what);
+
+    const auto d_out = RandomVector(batch, &rng);
+    const auto dx0 = RandomVector(x.size(), &rng);
+    std::vector<float> want_dx = dx0, want_dr(pairs);
+    cpu_->FwFmBackward(batch, fields, dim, x.data(), layout, r.data(),
+                       want_dots.data(), d_out.data(), want_dx.data(),
+                       want_dr.data());
+    std::vector<float> abs_dx(x.size(), 0.0f), abs_dr(pairs);
+    cpu_->FwFmBackward(batch, fields, dim, Abs(x).data(), layout, Abs(r).data(),
+                       abs_dots.data(), Abs(d_out).data(), abs_dx.data(),
+                       abs_dr.data());
+    for (size_t k = 0; k < abs_dx.size(); ++k) abs_dx[k] += std::fabs(dx0[k]);
+    float* ddx = Up(dx0);
+    float* ddr = Up(std::vector<float>(pairs, 5.0f));
+    device_->FwFmBackward(batch, fields, dim, dx, layout, dr, Up(want_dots),
+                          Up(d_out), ddx, ddr);
+    ExpectSumsNear(Down(ddx, dx0.size()), want_dx, abs_dx, "dx of " + what);
+    ExpectSumsNear(Down(ddr, pairs), want_dr, abs_dr, "d_r of " + what);
+  }
+}
+
 TEST_P(CudaBackendTest, CrossForwardAndBackward) {
   std::mt19937 rng(18);
   for (auto [batch, width] :

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The portable export (python/psexport) against `ps_worker --predict`.
 
-For every model type (LR, DNN, FM, WIDE_DEEP, DEEPFM, DCN) on generated
+For every model type (LR, DNN, FM, FWFM, WIDE_DEEP, DEEPFM, DCN) on generated
 Criteo data (ps_datagen), with both int_features modes, SUM, MEAN and SQRTN
 pooling, the three activations and the three initializers, and for the
 SLOT, AVAZU and MOVIELENS formats on small seeded files: trains a tiny job
@@ -66,6 +66,8 @@ CASES = [
      "type: DEEPFM hidden_units: 16 hidden_units: 8", CRITEO, "criteo", 0.5),
     ("criteo_dcn", "dim: 8", "type: DCN hidden_units: 16 cross_layers: 3",
      CRITEO + " int_features: NORMALIZE", "criteo", None),
+    ("criteo_fwfm", "dim: 5", "type: FWFM field_weight_init: 0.1", CRITEO,
+     "criteo", None),
     ("criteo_dcn_cross_only", "dim: 4 initializer { type: NORMAL }",
      "type: DCN cross_layers: 2", CRITEO, "criteo", None),
     ("slot_dnn_mean", "dim: 6", "type: DNN hidden_units: 8 pooling: MEAN",
@@ -101,6 +103,11 @@ CASES = [
      'accessor { min_count: 1 }',
      'type: DEEPFM hidden_units: 8 slot_tables { table: "ids" slots: '
      '[0, 2, 20] }', CRITEO, "criteo", 0.5),
+    # FWFM's pair weights follow the pooled order, not the slot order.
+    ("criteo_fwfm_two_tables",
+     'dim: 4 } sparse_tables { name: "ids" dim: 4',
+     'type: FWFM slot_tables { table: "ids" slots: [1, 7, 20] }', CRITEO,
+     "criteo", None),
     ("movielens_dnn_tables",
      'dim: 4 } sparse_tables { name: "user" dim: 8 } '
      'sparse_tables { name: "item" dim: 8 } sparse_tables { name: "genre" '

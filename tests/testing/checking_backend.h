@@ -244,6 +244,35 @@ class CheckingBackend final : public Backend {
       cpu_->FmBackward(batch, num_fields, dim, x, layout, sum, d_out, dx);
     });
   }
+  void FwFmForward(int batch, int num_fields, int dim, const float* x,
+                   BlockLayout layout, const float* r, float* dots,
+                   float* out) override {
+    Kernel();
+    const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
+    CheckFloats(x, Extent(batch, num_fields, dim, layout), "FwFmForward x");
+    CheckFloats(r, pairs, "FwFmForward r");
+    CheckFloats(dots, int64_t{batch} * pairs, "FwFmForward dots");
+    CheckFloats(out, batch, "FwFmForward out");
+    Run([=] {
+      cpu_->FwFmForward(batch, num_fields, dim, x, layout, r, dots, out);
+    });
+  }
+  void FwFmBackward(int batch, int num_fields, int dim, const float* x,
+                    BlockLayout layout, const float* r, const float* dots,
+                    const float* d_out, float* dx, float* d_r) override {
+    Kernel();
+    const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
+    CheckFloats(x, Extent(batch, num_fields, dim, layout), "FwFmBackward x");
+    CheckFloats(r, pairs, "FwFmBackward r");
+    CheckFloats(dots, int64_t{batch} * pairs, "FwFmBackward dots");
+    CheckFloats(d_out, batch, "FwFmBackward d_out");
+    CheckFloats(dx, Extent(batch, num_fields, dim, layout), "FwFmBackward dx");
+    CheckFloats(d_r, pairs, "FwFmBackward d_r");
+    Run([=] {
+      cpu_->FwFmBackward(batch, num_fields, dim, x, layout, r, dots, d_out, dx,
+                         d_r);
+    });
+  }
   void CrossForward(int batch, int width, const float* x0, const float* x,
                     const float* w, const float* b, float* xw,
                     float* out) override {

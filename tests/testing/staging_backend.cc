@@ -270,6 +270,42 @@ void StagingBackend::FmBackward(int batch, int num_fields, int dim,
   call.Finish();
 }
 
+void StagingBackend::FwFmForward(int batch, int num_fields, int dim,
+                                 const float* x, BlockLayout layout,
+                                 const float* r, float* dots, float* out) {
+  if (batch <= 0 || num_fields < 2) return;
+  const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
+  Call call(this);
+  const float* d_x = call.In(x, Extent(batch, num_fields, dim, layout));
+  const float* d_r = call.In(r, pairs);
+  float* d_dots = call.Out(dots, int64_t{batch} * pairs);
+  float* d_out = call.InOut(out, batch);
+  if (!call.ok()) return;
+  device_->FwFmForward(batch, num_fields, dim, d_x, layout, d_r, d_dots, d_out);
+  call.Finish();
+}
+
+void StagingBackend::FwFmBackward(int batch, int num_fields, int dim,
+                                  const float* x, BlockLayout layout,
+                                  const float* r, const float* dots,
+                                  const float* d_out, float* dx, float* d_r) {
+  if (num_fields < 2) return;
+  const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
+  const int64_t rows = std::max(batch, 0);
+  const int64_t extent = Extent(batch, num_fields, dim, layout);
+  Call call(this);
+  const float* d_x = call.In(x, extent);
+  const float* dd_r = call.In(r, pairs);
+  const float* d_dots = call.In(dots, rows * pairs);
+  const float* dd_out = call.In(d_out, rows);
+  float* d_dx = call.InOut(dx, extent);
+  float* d_dr = call.Out(d_r, pairs);
+  if (!call.ok()) return;
+  device_->FwFmBackward(batch, num_fields, dim, d_x, layout, dd_r, d_dots,
+                        dd_out, d_dx, d_dr);
+  call.Finish();
+}
+
 void StagingBackend::CrossForward(int batch, int width, const float* x0,
                                   const float* x, const float* w,
                                   const float* b, float* xw, float* out) {

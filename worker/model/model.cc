@@ -51,7 +51,7 @@ absl::Status ValidateRowWidth(const ModelSpec& spec) {
                        " but reads ", spec.linear_dim, " linear weight(s)"));
     }
   }
-  if (spec.has_fm && spec.emb_dim == 0) {
+  if ((spec.has_fm || spec.has_fwfm) && spec.emb_dim == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(TypeName(spec.type), " model needs tables of one dim"));
   }
@@ -197,6 +197,9 @@ std::vector<std::unique_ptr<ModelTerm>> MakeModelTerms(const ModelSpec& spec,
     terms.push_back(std::make_unique<LinearTerm>(spec, backend));
   }
   if (spec.has_fm) terms.push_back(std::make_unique<FmTerm>(spec, backend));
+  if (spec.has_fwfm) {
+    terms.push_back(std::make_unique<FwFmTerm>(spec, backend));
+  }
   if (spec.has_deep) terms.push_back(std::make_unique<DeepTerm>(spec, backend));
   return terms;
 }

@@ -1,4 +1,4 @@
-// A CTR model (LR, DNN, FM, WIDE_DEEP, DEEPFM or DCN; see
+// A CTR model (LR, DNN, FM, FWFM, WIDE_DEEP, DEEPFM or DCN; see
 // common/model_spec.h) computed with a Backend.
 //
 // Forward: every slot's rows are pooled (sum or mean) once into [slot 0 |

@@ -89,4 +89,34 @@ void FmTerm::Backward(const TermInputs& in, const float* d_logits,
                        d_logits, d_pooled + spec_.linear_dim);
 }
 
+FwFmTerm::FwFmTerm(const ModelSpec& spec, Backend* backend)
+    : spec_(spec), backend_(backend) {
+  CHECK(spec_.has_fwfm);
+  // Validation refuses FWFM tables of different dims.
+  CHECK_GT(spec_.emb_dim, 0) << "FWFM needs one embedding width";
+}
+
+absl::Status FwFmTerm::Reserve(int batch) {
+  return dots_.Reserve(backend_,
+                       static_cast<int64_t>(batch) * spec_.fwfm.num_pairs());
+}
+
+// As FmTerm's: every slot's embedding at stride emb_dim, after its linear
+// weight.
+void FwFmTerm::Forward(const TermInputs& in, float* logits) {
+  backend_->FwFmForward(in.batch, spec_.num_slots, spec_.factor_dim,
+                        in.pooled + spec_.linear_dim,
+                        BlockLayout{spec_.pooled_width, spec_.emb_dim},
+                        in.params + spec_.fwfm.offset, dots_.data(), logits);
+}
+
+void FwFmTerm::Backward(const TermInputs& in, const float* d_logits,
+                        float* d_pooled, float* dense_grad) {
+  backend_->FwFmBackward(
+      in.batch, spec_.num_slots, spec_.factor_dim, in.pooled + spec_.linear_dim,
+      BlockLayout{spec_.pooled_width, spec_.emb_dim},
+      in.params + spec_.fwfm.offset, dots_.data(), d_logits,
+      d_pooled + spec_.linear_dim, dense_grad + spec_.fwfm.offset);
+}
+
 }  // namespace ps

@@ -1,11 +1,13 @@
 // The first-order (linear) and FM second-order terms of a model's logit
 // (see common/model_spec.h and worker/model/model_term.h).
 //
-// LinearTerm (LR, FM, WIDE_DEEP, DEEPFM): bias + the pooled linear weights
-// (element 0 of each row) of spec.wide_slots + spec.linear over the dense
-// features. FmTerm (FM, DEEPFM): the sum over slot pairs of the dot products
-// of their pooled embeddings (row elements 1..emb_dim-1), computed in
-// O(slots x dim) by Backend::FmForward. Used by one thread at a time.
+// LinearTerm (LR, FM, FWFM, WIDE_DEEP, DEEPFM): bias + the pooled linear
+// weights (element 0 of each row) of spec.wide_slots + spec.linear over the
+// dense features. FmTerm (FM, DEEPFM): the sum over slot pairs of the dot
+// products of their pooled embeddings (row elements 1..emb_dim-1), computed in
+// O(slots x dim) by Backend::FmForward. FwFmTerm (FWFM): the sum over slot
+// pairs of their dot products, each times the pair's dense weight, in
+// O(slots^2 x dim) by Backend::FwFmForward. Used by one thread at a time.
 #ifndef PS_WORKER_MODEL_MODEL_LINEAR_H_
 #define PS_WORKER_MODEL_MODEL_LINEAR_H_
 
@@ -59,6 +61,22 @@ class FmTerm final : public ModelTerm {
   const ModelSpec spec_;
   Backend* const backend_;
   BackendArray<float> sum_;  // batch x factor_dim: the slots' embedding sums
+};
+
+class FwFmTerm final : public ModelTerm {
+ public:
+  // REQUIRES: spec.has_fwfm. `backend` is not owned.
+  FwFmTerm(const ModelSpec& spec, Backend* backend);
+
+  absl::Status Reserve(int batch) override;
+  void Forward(const TermInputs& in, float* logits) override;
+  void Backward(const TermInputs& in, const float* d_logits, float* d_pooled,
+                float* dense_grad) override;
+
+ private:
+  const ModelSpec spec_;
+  Backend* const backend_;
+  BackendArray<float> dots_;  // batch x pairs: the pairs' dot products
 };
 
 }  // namespace ps

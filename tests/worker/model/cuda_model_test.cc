@@ -115,6 +115,7 @@ TEST_P(CudaModelTest, TrainStepMatchesCpu) {
   const ModelCase cases[] = {
       {"lr", ModelConfig::LR, 1, {}},
       {"fm", ModelConfig::FM, 5, {}},
+      {"fwfm", ModelConfig::FWFM, 5, {}},
       {"dnn", ModelConfig::DNN, 8, {64, 32}},
       {"wide_deep", ModelConfig::WIDE_DEEP, 5, {7}},
       {"deepfm", ModelConfig::DEEPFM, 9, {65, 1}},
@@ -125,8 +126,8 @@ TEST_P(CudaModelTest, TrainStepMatchesCpu) {
     for (int batch : {1, 7, 65, 1000}) {
       for (PoolMode mode : {PoolMode::kSum, PoolMode::kMean}) {
         testing_util::InputScale scale;
-        if (c.type == ModelConfig::FM || c.type == ModelConfig::DEEPFM ||
-            c.type == ModelConfig::DCN) {
+        if (c.type == ModelConfig::FM || c.type == ModelConfig::FWFM ||
+            c.type == ModelConfig::DEEPFM || c.type == ModelConfig::DCN) {
           scale = {0.1f, 0.1f};
         }
         const testing_util::StepInputs in =

@@ -60,6 +60,7 @@ const std::vector<ModelCase>& Cases() {
   static const auto* cases = new std::vector<ModelCase>{
       {"lr", ModelConfig::LR, 1, {}},
       {"fm", ModelConfig::FM, 5, {}},
+      {"fwfm", ModelConfig::FWFM, 5, {}},
       {"dnn", ModelConfig::DNN, 8, {64, 32}},
       {"dnn_6_layers", ModelConfig::DNN, 8, {64, 32, 16, 16, 8, 4}},
       {"dnn_no_hidden", ModelConfig::DNN, 4, {}},

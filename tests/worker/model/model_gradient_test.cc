@@ -82,6 +82,7 @@ std::vector<ModelCase> Cases() {
   add("Dnn", ModelConfig::DNN, 4, {5, 3});
   add("DnnTanh", ModelConfig::DNN, 3, {4}).activation = ModelConfig::TANH;
   add("Fm", ModelConfig::FM, 4, {}).scale = small_rows;
+  add("FwFm", ModelConfig::FWFM, 4, {}).scale = small_rows;
   {
     // Wide and deep over different, partly overlapping slot subsets (the
     // other slots' rows get no gradient); the deep slots are out of order,

@@ -326,7 +326,8 @@ class SlotTablesTest : public ::testing::TestWithParam<ModelConfig::Type> {};
 TEST_P(SlotTablesTest, TwoTablesOfOneDimComputeWhatOneTableComputes) {
   ModelConfig config;
   config.set_type(GetParam());
-  if (GetParam() != ModelConfig::LR && GetParam() != ModelConfig::FM) {
+  if (GetParam() != ModelConfig::LR && GetParam() != ModelConfig::FM &&
+      GetParam() != ModelConfig::FWFM) {
     config.add_hidden_units(6);
   }
   const int dim = GetParam() == ModelConfig::LR ? 1 : 4;
@@ -353,6 +354,27 @@ TEST_P(SlotTablesTest, TwoTablesOfOneDimComputeWhatOneTableComputes) {
   // Keys appear in both tables (else the test would show little).
   ASSERT_GT(split.unique_keys.size(), in.unique.unique_keys.size());
 
+  // FWFM's pair weights follow the pooled order of the slots (table after
+  // table): dense float j of the one-table model is float at_two[j] of the
+  // two-table one (the same slot pair's weight, at its place there).
+  std::vector<size_t> at_two(in.dense_params.size());
+  for (size_t j = 0; j < at_two.size(); ++j) at_two[j] = j;
+  if (one.has_fwfm) {
+    ASSERT_EQ(two.fwfm.offset, one.fwfm.offset);
+    const int fields = one.num_slots;
+    for (int f = 0; f < fields; ++f) {
+      for (int g = f + 1; g < fields; ++g) {
+        const int pf = two.slot_offset[f] / dim, pg = two.slot_offset[g] / dim;
+        at_two[one.fwfm.offset + FwFmPairIndex(fields, f, g)] =
+            two.fwfm.offset +
+            FwFmPairIndex(fields, std::min(pf, pg), std::max(pf, pg));
+      }
+    }
+  }
+  std::vector<float> two_params(in.dense_params.size());
+  for (size_t j = 0; j < at_two.size(); ++j) {
+    two_params[at_two[j]] = in.dense_params[j];
+  }
   StepResult r1, r2;
   ASSERT_TRUE(model_one
                   .TrainStep(in.batch, in.unique.key_index,
@@ -360,7 +382,7 @@ TEST_P(SlotTablesTest, TwoTablesOfOneDimComputeWhatOneTableComputes) {
                              &r1)
                   .ok());
   const absl::Status status = model_two.TrainStep(
-      in.batch, split.key_index, split.table_rows, rows, in.dense_params, &r2);
+      in.batch, split.key_index, split.table_rows, rows, two_params, &r2);
   ASSERT_TRUE(status.ok()) << status;
   // Sums in another order: float rounding only.
   ASSERT_EQ(r2.probs.size(), r1.probs.size());
@@ -370,7 +392,8 @@ TEST_P(SlotTablesTest, TwoTablesOfOneDimComputeWhatOneTableComputes) {
   EXPECT_NEAR(r2.loss_sum, r1.loss_sum, 1e-5);
   ASSERT_EQ(r2.dense_grad.size(), r1.dense_grad.size());
   for (size_t j = 0; j < r1.dense_grad.size(); ++j) {
-    EXPECT_NEAR(r2.dense_grad[j], r1.dense_grad[j], 1e-6) << "dense " << j;
+    EXPECT_NEAR(r2.dense_grad[at_two[j]], r1.dense_grad[j], 1e-6)
+        << "dense " << j;
   }
   std::vector<float> summed(in.rows.size(), 0.0f);
   for (size_t u = 0; u < split.unique_keys.size(); ++u) {
@@ -389,8 +412,8 @@ TEST_P(SlotTablesTest, TwoTablesOfOneDimComputeWhatOneTableComputes) {
 INSTANTIATE_TEST_SUITE_P(
     AllModels, SlotTablesTest,
     ::testing::Values(ModelConfig::LR, ModelConfig::DNN, ModelConfig::FM,
-                      ModelConfig::WIDE_DEEP, ModelConfig::DEEPFM,
-                      ModelConfig::DCN),
+                      ModelConfig::FWFM, ModelConfig::WIDE_DEEP,
+                      ModelConfig::DEEPFM, ModelConfig::DCN),
     [](const ::testing::TestParamInfo<ModelConfig::Type>& info) {
       return ModelConfig::Type_Name(info.param);
     });
