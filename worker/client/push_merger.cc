@@ -28,6 +28,28 @@ void PushMerger::Add(absl::Span<const SparsePush> parts,
     Table& table = tables_[t];
     const int dim = table.dim;
     CHECK_EQ(part.values.size(), part.keys.size() * dim) << "table " << t;
+    if (steps_ == 1) {
+      // One step's keys are distinct: no index until a second step comes
+      // (most pushes carry one step, and building the map per step cost
+      // more than the copies).
+      table.keys.assign(part.keys.begin(), part.keys.end());
+      table.grads.assign(part.values.begin(), part.values.end());
+      if (counted) {
+        table.shows.assign(part.shows.begin(), part.shows.end());
+        table.clicks.assign(part.clicks.begin(), part.clicks.end());
+      } else {
+        table.shows.assign(part.keys.size(), 0.0f);
+        table.clicks.assign(part.keys.size(), 0.0f);
+      }
+      continue;
+    }
+    if (!table.indexed) {
+      table.index.reserve(table.keys.size() + part.keys.size());
+      for (size_t k = 0; k < table.keys.size(); ++k) {
+        table.index.emplace(table.keys[k], static_cast<uint32_t>(k));
+      }
+      table.indexed = true;
+    }
     for (size_t i = 0; i < part.keys.size(); ++i) {
       auto [it, inserted] = table.index.try_emplace(
           part.keys[i], static_cast<uint32_t>(table.keys.size()));
@@ -66,7 +88,8 @@ void PushMerger::Clear() {
   steps_ = 0;
   has_dense_ = false;
   for (Table& table : tables_) {
-    table.index.clear();
+    if (table.indexed) table.index.clear();
+    table.indexed = false;
     table.keys.clear();
     table.grads.clear();
     table.shows.clear();

@@ -61,7 +61,9 @@ class PushMerger {
  private:
   struct Table {
     int dim = 0;
+    // Key -> its place in `keys`, built when a second step is added.
     absl::flat_hash_map<uint64_t, uint32_t> index;
+    bool indexed = false;
     std::vector<uint64_t> keys;
     std::vector<float> grads;
     std::vector<float> shows;

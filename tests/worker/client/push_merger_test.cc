@@ -65,6 +65,28 @@ TEST(PushMergerTest, ClearStartsOver) {
   EXPECT_EQ(merger.dense()[0], 1.0f);
 }
 
+// A merge, Clear, then another merge over other keys: the second merge
+// must not see the first one's keys (the key index is built only once a
+// second step comes, and dropped by Clear).
+TEST(PushMergerTest, MergeAfterClearSeesOnlyItsOwnSteps) {
+  PushMerger merger(1, 0);
+  merger.Add(std::vector<uint64_t>{1, 2}, std::vector<float>{1, 2}, {});
+  merger.Add(std::vector<uint64_t>{2, 3}, std::vector<float>{10, 30}, {});
+  merger.Add(std::vector<uint64_t>{3}, std::vector<float>{100}, {});
+  EXPECT_EQ(merger.keys(), (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(merger.grads(), (std::vector<float>{1, 12, 130}));
+  merger.Clear();
+  merger.Add(std::vector<uint64_t>{3, 4}, std::vector<float>{5, 6}, {});
+  EXPECT_EQ(merger.keys(), (std::vector<uint64_t>{3, 4}));
+  merger.Add(std::vector<uint64_t>{4, 1}, std::vector<float>{7, 8}, {});
+  EXPECT_EQ(merger.keys(), (std::vector<uint64_t>{3, 4, 1}));
+  EXPECT_EQ(merger.grads(), (std::vector<float>{5, 13, 8}));
+  merger.Clear();
+  merger.Add(std::vector<uint64_t>{9}, std::vector<float>{1}, {});
+  EXPECT_EQ(merger.keys(), (std::vector<uint64_t>{9}));
+  EXPECT_EQ(merger.grads(), (std::vector<float>{1}));
+}
+
 TEST(DeduplicateTest, CountsShowsAndClicksPerDistinctKey) {
   Batch batch;
   batch.num_slots = 2;
