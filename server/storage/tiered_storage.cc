@@ -137,7 +137,11 @@ class TieredStorage final : public SparseStorage {
         options.memory_budget_bytes / options.shard_num / per_row;
     const uint32_t capacity =
         static_cast<uint32_t>(std::clamp<int64_t>(per_shard, 16, 1 << 30));
-    const uint32_t chunk_rows = std::min<uint32_t>(capacity, 1024);
+    // RowChunks rounds chunks down to a power of two: at most a sixteenth
+    // of the capacity per chunk keeps the last chunk's unused rows (the
+    // memory allocated beyond the budget) under 1/16 of it.
+    const uint32_t chunk_rows =
+        std::clamp<uint32_t>(capacity / 16, 1, RowChunks::kChunkRows);
     shards_.reserve(options.shard_num);
     for (int s = 0; s < options.shard_num; ++s) {
       shards_.push_back(
