@@ -144,9 +144,16 @@ void CpuBackend::BiasGrad(int m, int n, const float* dy, float* db) {
   }
 }
 
-void CpuBackend::PoolForward(const PoolArgs& args, const float* rows,
-                             float* out, int ld_out) {
-  const int dim = args.dim;
+namespace {
+
+// The pooling loops with the row width a compile-time constant when kDim > 0
+// (the common widths: the per-float loops unroll, and no memset or memcpy
+// call runs per slot, which for dim 1 cost more than the sums), else
+// args.dim.
+template <int kDim>
+void PoolForwardRows(const PoolArgs& args, const float* rows, float* out,
+                     int ld_out) {
+  const int dim = kDim > 0 ? kDim : args.dim;
   for (int i = 0; i < args.batch; ++i) {
     for (int s = 0; s < args.num_slots; ++s) {
       const int64_t slot = static_cast<int64_t>(i) * args.num_slots + s;
@@ -154,12 +161,17 @@ void CpuBackend::PoolForward(const PoolArgs& args, const float* rows,
       const uint32_t end = args.offsets[slot + 1];
       float* dst = out + static_cast<int64_t>(i) * ld_out +
                    static_cast<int64_t>(s) * dim;
-      std::fill(dst, dst + dim, 0.0f);
-      for (uint32_t r = begin; r < end; ++r) {
+      if (end == begin) {
+        for (int d = 0; d < dim; ++d) dst[d] = 0.0f;
+        continue;
+      }
+      const float* first = rows + static_cast<int64_t>(args.index[begin]) * dim;
+      for (int d = 0; d < dim; ++d) dst[d] = 0.0f + first[d];
+      for (uint32_t r = begin + 1; r < end; ++r) {
         const float* src = rows + static_cast<int64_t>(args.index[r]) * dim;
         for (int d = 0; d < dim; ++d) dst[d] += src[d];
       }
-      if (args.mode != PoolMode::kSum && end > begin) {
+      if (args.mode != PoolMode::kSum) {
         const float scale = PoolScale(args.mode, end - begin);
         for (int d = 0; d < dim; ++d) dst[d] *= scale;
       }
@@ -167,10 +179,10 @@ void CpuBackend::PoolForward(const PoolArgs& args, const float* rows,
   }
 }
 
-void CpuBackend::PoolBackward(const PoolArgs& args, const float* d_out,
-                              int ld_out, int64_t num_rows, float* grad_rows) {
-  const int dim = args.dim;
-  std::fill(grad_rows, grad_rows + num_rows * dim, 0.0f);
+template <int kDim>
+void PoolBackwardRows(const PoolArgs& args, const float* d_out, int ld_out,
+                      float* grad_rows) {
+  const int dim = kDim > 0 ? kDim : args.dim;
   for (int i = 0; i < args.batch; ++i) {
     for (int s = 0; s < args.num_slots; ++s) {
       const int64_t slot = static_cast<int64_t>(i) * args.num_slots + s;
@@ -185,6 +197,45 @@ void CpuBackend::PoolBackward(const PoolArgs& args, const float* d_out,
         for (int d = 0; d < dim; ++d) dst[d] += src[d] * scale;
       }
     }
+  }
+}
+
+}  // namespace
+
+void CpuBackend::PoolForward(const PoolArgs& args, const float* rows,
+                             float* out, int ld_out) {
+  switch (args.dim) {
+    case 1:
+      return PoolForwardRows<1>(args, rows, out, ld_out);
+    case 4:
+      return PoolForwardRows<4>(args, rows, out, ld_out);
+    case 8:
+      return PoolForwardRows<8>(args, rows, out, ld_out);
+    case 9:
+      return PoolForwardRows<9>(args, rows, out, ld_out);
+    case 16:
+      return PoolForwardRows<16>(args, rows, out, ld_out);
+    default:
+      return PoolForwardRows<0>(args, rows, out, ld_out);
+  }
+}
+
+void CpuBackend::PoolBackward(const PoolArgs& args, const float* d_out,
+                              int ld_out, int64_t num_rows, float* grad_rows) {
+  std::fill(grad_rows, grad_rows + num_rows * args.dim, 0.0f);
+  switch (args.dim) {
+    case 1:
+      return PoolBackwardRows<1>(args, d_out, ld_out, grad_rows);
+    case 4:
+      return PoolBackwardRows<4>(args, d_out, ld_out, grad_rows);
+    case 8:
+      return PoolBackwardRows<8>(args, d_out, ld_out, grad_rows);
+    case 9:
+      return PoolBackwardRows<9>(args, d_out, ld_out, grad_rows);
+    case 16:
+      return PoolBackwardRows<16>(args, d_out, ld_out, grad_rows);
+    default:
+      return PoolBackwardRows<0>(args, d_out, ld_out, grad_rows);
   }
 }
 
