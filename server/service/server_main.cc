@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/cli.h"
 #include "common/cluster_env.h"
 #include "common/config.h"
 #include "common/local_socket.h"
@@ -95,8 +96,8 @@ std::string DefaultListen(const std::string& endpoint) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("ps_server --config JOB --rank I");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  ps::ParseCommandLine("ps_server", "ps_server --config JOB --rank I", __FILE__,
+                       &argc, &argv);
   google::InitGoogleLogging(argv[0]);
   // Debian's Abseil is built without NDEBUG, which leaves Mutex deadlock
   // detection on: a lock-order graph update per Lock, 1-2 % of a training

@@ -179,6 +179,59 @@ TEST_F(ProcessTest, BadConfigIsRefusedWithFileLineAndField) {
 // ps_datagen answers bad usage and a bad config as the other binaries do:
 // exit status 2 and a message naming the problem; a generator that cannot
 // write its files exits 1.
+// common/cli.h: every binary prints its version and build, lists its own
+// flags (not the libraries') for --help and --helpshort, exits 0 after
+// them and 2 on a flag it does not know; ps_ctl reads PS_SERVERS.
+TEST_F(ProcessTest, EveryBinaryFollowsTheCommandLineConventions) {
+  const std::string log = dir_ + "/cli.log";
+  const std::pair<const char*, const char*> binaries[] = {
+      {"ps_server", "--rank"},
+      {"ps_worker", "--rank"},
+      {"ps_datagen", "--data_dir"},
+      {"ps_ctl", "--servers"}};
+  for (const auto& [name, own_flag] : binaries) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(WaitExit(Spawn({Bin(name), "--version"}, log), absl::Seconds(20)),
+              0);
+    EXPECT_THAT(ReadFile(log), ::testing::MatchesRegex(absl::StrCat(
+                                   name,
+                                   " [0-9]+\\.[0-9]+\\.[0-9]+ \\(git [^,]+, .+ "
+                                   "build\\)\n")));
+    for (const char* help : {"--help", "--helpshort"}) {
+      EXPECT_EQ(WaitExit(Spawn({Bin(name), help}, log), absl::Seconds(20)), 0)
+          << help;
+      const std::string text = ReadFile(log);
+      EXPECT_THAT(text, HasSubstr(own_flag)) << help;
+      EXPECT_THAT(text, HasSubstr("exit codes: 0 ok, 1 failure, 2")) << help;
+      // Flags of RocksDB's tools and of glog stay out of it.
+      EXPECT_THAT(text, Not(HasSubstr("block_cache_trace"))) << help;
+      EXPECT_THAT(text, Not(HasSubstr("alsologtostderr"))) << help;
+      EXPECT_THAT(text, Not(HasSubstr("No modules matched"))) << help;
+    }
+    EXPECT_EQ(
+        WaitExit(Spawn({Bin(name), "--no_such_flag"}, log), absl::Seconds(20)),
+        2);
+    EXPECT_THAT(ReadFile(log), HasSubstr("no_such_flag"));
+  }
+  EXPECT_EQ(
+      WaitExit(Spawn({Bin("ps_server"), "--rank=abc"}, log), absl::Seconds(20)),
+      2);
+  EXPECT_THAT(ReadFile(log), HasSubstr("'abc'"));
+
+  // ps_ctl without --servers takes PS_SERVERS: a server that is not there
+  // is a failure naming it (1), not a usage error (2).
+  ASSERT_EQ(setenv("PS_SERVERS", "127.0.0.1:1", 1), 0);
+  const int rc =
+      WaitExit(Spawn({Bin("ps_ctl"), "--timeout_ms", "2000", "health"}, log),
+               absl::Seconds(20));
+  unsetenv("PS_SERVERS");
+  EXPECT_EQ(rc, 1);
+  EXPECT_THAT(ReadFile(log), HasSubstr("server 0 (127.0.0.1:1)"));
+  EXPECT_EQ(WaitExit(Spawn({Bin("ps_ctl"), "health"}, log), absl::Seconds(20)),
+            2);
+  EXPECT_THAT(ReadFile(log), HasSubstr("--servers (or PS_SERVERS)"));
+}
+
 TEST_F(ProcessTest, DatagenExitsTwoOnBadUsageAndOneWhenGenerationFails) {
   const std::string log = dir_ + "/datagen.log";
   EXPECT_EQ(WaitExit(Spawn({Bin("ps_datagen")}, log), absl::Seconds(20)), 2);

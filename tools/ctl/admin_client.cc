@@ -181,7 +181,9 @@ int RunCtlCommand(const AdminOptions& options, const std::string& command,
     if (options.export_delta) e.base_dir = options.export_dir;
     if (e.checkpoint_dir.empty()) {
       if (options.servers.empty()) {
-        err << "ps_ctl: export needs --checkpoint or --servers\n" << CtlUsage();
+        err << "ps_ctl: export needs --checkpoint or --servers (or "
+               "PS_SERVERS)\n"
+            << CtlUsage();
         return 2;
       }
       auto taken = RequestCheckpoint(options);
@@ -206,7 +208,7 @@ int RunCtlCommand(const AdminOptions& options, const std::string& command,
     return 0;
   }
   if (options.servers.empty()) {
-    err << "ps_ctl: --servers is required\n" << CtlUsage();
+    err << "ps_ctl: --servers (or PS_SERVERS) is required\n" << CtlUsage();
     return 2;
   }
   if (command == "health") {

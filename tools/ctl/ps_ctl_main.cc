@@ -1,4 +1,4 @@
-// ps_ctl --servers host:port,... [--json] stats|health|shrink|checkpoint|
+// ps_ctl [--servers host:port,...] [--json] stats|health|shrink|checkpoint|
 // export|stop:
 // the operator CLI. `shrink` deletes old and low-score rows (--tables,
 // default all) and prints how many each server removed; `checkpoint` takes a
@@ -9,18 +9,24 @@
 // `stop` sends Shutdown with --reason to every server. A job with
 // cluster.security needs --tls_ca_file (TLS) and the token
 // (--auth_token_file or PS_AUTH_TOKEN). Exit
-// code: 0 ok, 1 a server failed (the error names it), 2 bad usage. The logic
+// code: 0 ok, 1 a server failed (the error names it), 2 bad usage
+// (common/cli.h). --servers defaults to PS_SERVERS. The logic
 // is in tools/ctl/admin_client.h.
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "common/cli.h"
+#include "common/cluster_env.h"
 #include "gflags/gflags.h"
 #include "tools/ctl/admin_client.h"
 
-DEFINE_string(servers, "", "comma-separated host:port of the servers");
+DEFINE_string(servers, "",
+              "comma-separated host:port of the servers (default: "
+              "PS_SERVERS)");
 DEFINE_bool(json, false, "stats: print JSON instead of a table");
 DEFINE_int32(timeout_ms, 5000, "deadline of each RPC");
 DEFINE_string(reason, "ps_ctl stop", "stop: the reason the servers log");
@@ -42,8 +48,7 @@ DEFINE_string(admin_token_file, "",
               "(cluster.security.admin_token_file; else PS_ADMIN_TOKEN)");
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(ps::CtlUsage());
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  ps::ParseCommandLine("ps_ctl", ps::CtlUsage(), __FILE__, &argc, &argv);
   if (argc != 2) {
     std::cerr << "ps_ctl: expected one command, got " << argc - 1 << "\n"
               << ps::CtlUsage();
@@ -55,7 +60,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   ps::AdminOptions options;
-  options.servers = absl::StrSplit(FLAGS_servers, ',', absl::SkipWhitespace());
+  // As for ps_server and ps_worker: the flag, else PS_SERVERS.
+  options.servers = absl::StrSplit(
+      ps::FlagOrEnv(FLAGS_servers, "PS_SERVERS",
+                    [](const char* name) { return std::getenv(name); }),
+      ',', absl::SkipWhitespace());
   options.rpc_timeout = absl::Milliseconds(FLAGS_timeout_ms);
   options.json = FLAGS_json;
   options.stop_reason = FLAGS_reason;

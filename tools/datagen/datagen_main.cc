@@ -13,6 +13,7 @@
 #include <sstream>
 #include <string>
 
+#include "common/cli.h"
 #include "common/config.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
@@ -24,8 +25,9 @@ DEFINE_string(data_dir, "",
               "Output directory; overrides data.generate.output_dir.");
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("ps_datagen --config FILE [--data_dir DIR]");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  ps::ParseCommandLine("ps_datagen",
+                       "ps_datagen --config FILE [--data_dir DIR]", __FILE__,
+                       &argc, &argv);
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   // Exit status as ps_server and ps_worker: 2 for bad usage or a bad

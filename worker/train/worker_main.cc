@@ -22,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "common/cli.h"
 #include "common/cluster_env.h"
 #include "common/config.h"
 #include "common/export_format.h"
@@ -156,8 +157,8 @@ int main(int argc, char** argv) {
   // Before flags are parsed (they edit argv): may start this program again
   // with faster OpenBLAS kernels (kernels/cpu/blas_core.h).
   ps::RestartWithBetterBlasCore(argv);
-  gflags::SetUsageMessage("ps_worker --config JOB --rank J");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  ps::ParseCommandLine("ps_worker", "ps_worker --config JOB --rank J", __FILE__,
+                       &argc, &argv);
   google::InitGoogleLogging(argv[0]);
   // Debian's Abseil is built without NDEBUG, which leaves Mutex deadlock
   // detection on: a lock-order graph update per Lock, 1-2 % of a training

@@ -323,7 +323,8 @@ TEST(PsCtlTest, UnknownCommandOrNoServersIsUsageError) {
                                     "usage: ps_ctl --servers"));
   std::ostringstream out2, err2;
   EXPECT_EQ(RunCtlCommand(Options({}), "stats", out2, err2), 2);
-  EXPECT_THAT(err2.str(), StartsWith("ps_ctl: --servers is required\n"));
+  EXPECT_THAT(err2.str(),
+              StartsWith("ps_ctl: --servers (or PS_SERVERS) is required\n"));
 }
 
 }  // namespace
