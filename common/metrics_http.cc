@@ -20,6 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/metrics_log.h"
 #include "glog/logging.h"
 
 namespace ps {
@@ -66,7 +67,7 @@ std::string EscapeLabel(absl::string_view value) {
 std::string FormatValue(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  return absl::StrCat(v);
+  return FormatMetricNumber(v);
 }
 
 }  // namespace

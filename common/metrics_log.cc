@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -101,7 +103,7 @@ void MetricsLog::Write(
     AppendJsonString(&line, name);
     // JSON has no NaN/Inf: write null.
     if (std::isfinite(value)) {
-      absl::StrAppendFormat(&line, ": %.10g", value);
+      absl::StrAppend(&line, ": ", FormatMetricNumber(value));
     } else {
       line += ": null";
     }
@@ -118,6 +120,15 @@ void MetricsLog::Write(
   if (file_ == nullptr) return;
   std::fputs(line.c_str(), file_);
   std::fflush(file_);
+}
+
+std::string FormatMetricNumber(double v) {
+  if (v == std::trunc(v) && std::fabs(v) < 0x1p53) {
+    return absl::StrCat(static_cast<int64_t>(v));
+  }
+  char buf[32];
+  const std::to_chars_result r = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, r.ptr);
 }
 
 double ProcessCpuSeconds() {

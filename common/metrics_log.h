@@ -44,6 +44,12 @@ class MetricsLog {
   std::vector<std::pair<std::string, Fields>> latest_ ABSL_GUARDED_BY(mu_);
 };
 
+// A finite number as metrics write it, exactly: an integral value below
+// 2^53 in magnitude as an integer ("123456789", never "1.23457e+08"), any
+// other as the shortest decimal that reads back to the same double
+// ("0.1", "2.5e-07"). REQUIRES: std::isfinite(v).
+std::string FormatMetricNumber(double v);
+
 // CPU seconds (user + system) this process has used so far, all threads.
 double ProcessCpuSeconds();
 

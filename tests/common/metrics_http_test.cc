@@ -147,6 +147,27 @@ TEST(PrometheusTextTest, NamesLabelsAndValuesAreValid) {
             "# HELP inf inf\n# TYPE inf gauge\ninf -Inf\n");
 }
 
+// Values are exact: a counter past 10^6 must not lose digits (rate() would
+// move in steps), and a fraction reads back to the same double.
+TEST(PrometheusTextTest, ValuesAreExact) {
+  PrometheusText text;
+  text.Add("a", "counter", "a", {}, 123456789);
+  text.Add("b", "counter", "b", {}, 9007199254740991.0);  // 2^53 - 1
+  text.Add("c", "gauge", "c", {}, 0.1);
+  text.Add("d", "gauge", "d", {}, -2.5e-7);
+  text.Add("e", "gauge", "e", {}, 1.0 / 3);
+  text.Add("f", "gauge", "f", {}, 1e300);
+  EXPECT_EQ(text.text(),
+            "# HELP a a\n# TYPE a counter\na 123456789\n"
+            "# HELP b b\n# TYPE b counter\nb 9007199254740991\n"
+            "# HELP c c\n# TYPE c gauge\nc 0.1\n"
+            "# HELP d d\n# TYPE d gauge\nd -2.5e-07\n"
+            "# HELP e e\n# TYPE e gauge\ne 0.3333333333333333\n"
+            "# HELP f f\n# TYPE f gauge\nf 1e+300\n");
+  EXPECT_EQ(FormatMetricNumber(-0.0), "0");
+  EXPECT_EQ(FormatMetricNumber(-42), "-42");
+}
+
 TEST(PrometheusTextTest, LatestMetricsOfALogBecomeGauges) {
   auto log = MetricsLog::InMemory();
   log->Write("train", {{"step", 10}, {"auc", 0.5}});
