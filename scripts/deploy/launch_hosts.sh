@@ -39,10 +39,16 @@
 # token). The environment does not travel over ssh: give a remote job its
 # tokens with the config's *_token_file fields, not PS_AUTH_TOKEN.
 #
-# Ctrl-C (or SIGTERM) stops every process it started. Exit status: 0 when
-# every worker and server finished cleanly; 1 otherwise (each failed process
-# is named with its exit code and the last error line of its log; servers
-# exit 3 when a worker failed); 2 for bad usage.
+# Ctrl-C (or SIGTERM) stops every process it started. It never hangs on a
+# lost process: a worker that exits non-zero or vanishes, or a server that
+# exits before the workers are done, is named at once with the last lines
+# of its log, and whatever still runs PS_FAIL_GRACE seconds later (default:
+# the config's cluster.worker_timeout_ms, 10 s if unset, plus 8 s: the
+# whole stop fits in worker_timeout_ms + 10 s) is stopped; so are servers
+# still up that long after the last worker finished. Exit status: 0 when every worker and server finished cleanly;
+# 1 otherwise (each failed process is named with its exit code and the last
+# error line of its log; servers exit 3 when a worker failed); 2 for bad
+# usage.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 CONFIG=""
@@ -55,7 +61,7 @@ WORKER_ARGS=""
 CTL_ARGS=""
 SHARED=0
 HEALTH_TIMEOUT="${PS_HEALTH_TIMEOUT:-60}"
-usage() { sed -n '2,45p' "$0"; }
+usage() { sed -n '2,50p' "$0"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) CONFIG="$2"; shift 2 ;;
@@ -195,18 +201,73 @@ last_error() {
   line="${line%$'\r'}"  # ssh -tt ends lines with CR LF
   echo "${line#*] }"
 }
+# Watches every process until all have exited, never waiting on one alone:
+# a worker that exits non-zero or vanishes (OOM, kill -9, a dropped ssh),
+# or a server that exits while workers still run, is named at once with the
+# last lines of its log. The others then have GRACE seconds to end on their
+# own (the coordinator fails the job for everyone once the worker's
+# heartbeats stop: cluster.worker_timeout_ms), and are stopped after that.
+# Once every worker finished cleanly, the servers have the same GRACE to
+# stop (the coordinator stops them).
+timeout_ms="$(grep -oE '^[^#]*worker_timeout_ms: *[0-9]+' "$CONFIG" | grep -oE '[0-9]+$' | tail -1)"
+GRACE="${PS_FAIL_GRACE:-$(( ${timeout_ms:-10000} / 1000 + 8 ))}"
+declare -A EXITED=()  # pid -> exit code
 FAILED=()
-for j in "${!WORKER_PIDS[@]}"; do
-  wait "${WORKER_PIDS[$j]}"
-  rc=$?
-  [ "$rc" -eq 0 ] ||
-    FAILED+=("worker $j (${WORKER_WHERE[$j]}, exit $rc): $(last_error "$RUN_DIR/worker_$j.log")")
-done
-for i in "${!SERVER_PIDS[@]}"; do
-  wait "${SERVER_PIDS[$i]}"
-  rc=$?
-  [ "$rc" -eq 0 ] ||
-    FAILED+=("server $i (${ENDPOINTS[$i]}, exit $rc): $(last_error "$RUN_DIR/server_$i.log")")
+fail_at=""
+workers_left=${#WORKER_PIDS[@]}
+report() {  # NAME LOG RC
+  echo "launch_hosts: $1 exited with $3; the last lines of its log:" >&2
+  tail -5 "$2" | sed 's/\r$//; s/^/    /' >&2
+}
+while [ ${#EXITED[@]} -lt ${#PIDS[@]} ]; do
+  for j in "${!WORKER_PIDS[@]}"; do
+    pid="${WORKER_PIDS[$j]}"
+    [ -n "${EXITED[$pid]:-}" ] && continue
+    kill -0 "$pid" 2>/dev/null && continue
+    wait "$pid"
+    rc=$?
+    EXITED[$pid]=$rc
+    workers_left=$((workers_left - 1))
+    if [ "$rc" -ne 0 ]; then
+      FAILED+=("worker $j (${WORKER_WHERE[$j]}, exit $rc): $(last_error "$RUN_DIR/worker_$j.log")")
+      report "worker $j (${WORKER_WHERE[$j]})" "$RUN_DIR/worker_$j.log" "$rc"
+      [ -n "$fail_at" ] || fail_at=$SECONDS
+    fi
+  done
+  [ "$workers_left" -gt 0 ] || [ -n "$fail_at" ] || fail_at=$SECONDS  # servers' grace
+  for i in "${!SERVER_PIDS[@]}"; do
+    pid="${SERVER_PIDS[$i]}"
+    [ -n "${EXITED[$pid]:-}" ] && continue
+    kill -0 "$pid" 2>/dev/null && continue
+    wait "$pid"
+    rc=$?
+    EXITED[$pid]=$rc
+    if [ "$rc" -ne 0 ] || [ "$workers_left" -gt 0 ]; then
+      FAILED+=("server $i (${ENDPOINTS[$i]}, exit $rc): $(last_error "$RUN_DIR/server_$i.log")")
+      report "server $i (${ENDPOINTS[$i]} on ${SERVER_WHERE[$i]})" "$RUN_DIR/server_$i.log" "$rc"
+      [ -n "$fail_at" ] || fail_at=$SECONDS
+    fi
+  done
+  [ ${#EXITED[@]} -lt ${#PIDS[@]} ] || break
+  if [ -n "$fail_at" ] && [ $((SECONDS - fail_at)) -ge "$GRACE" ]; then
+    for j in "${!WORKER_PIDS[@]}"; do
+      [ -n "${EXITED[${WORKER_PIDS[$j]}]:-}" ] ||
+        FAILED+=("worker $j (${WORKER_WHERE[$j]}): still running ${GRACE}s after the failure; stopped")
+    done
+    after="the failure"
+    [ "$workers_left" -gt 0 ] || [ ${#FAILED[@]} -gt 0 ] || after="the last worker finished"
+    for i in "${!SERVER_PIDS[@]}"; do
+      [ -n "${EXITED[${SERVER_PIDS[$i]}]:-}" ] ||
+        FAILED+=("server $i (${ENDPOINTS[$i]}): still running ${GRACE}s after $after; stopped")
+    done
+    echo "launch_hosts: stopping what still runs after ${GRACE}s" >&2
+    for p in "${PIDS[@]}"; do [ -n "${EXITED[$p]:-}" ] || kill "$p" 2>/dev/null; done
+    sleep 1
+    for p in "${PIDS[@]}"; do [ -n "${EXITED[$p]:-}" ] || kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    break
+  fi
+  sleep 0.5
 done
 for j in "${!WORKER_WHERE[@]}"; do
   result="$(grep -a -m1 -o 'result: {.*}' "$RUN_DIR/worker_$j.log" | cut -c9-)"

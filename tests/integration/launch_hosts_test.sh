@@ -7,7 +7,8 @@
 # addresses, made by scripts/deploy/make_secrets.sh; the health checks find
 # the CA in the config); a server that cannot start is named and the launch
 # stops, with the reason, also for a job without security beyond loopback;
-# a malformed hosts file is refused with file:line.
+# a malformed hosts file is refused with file:line; workers that exit 2
+# and a worker killed with SIGKILL stop the launch promptly, named.
 #
 #   tests/integration/launch_hosts_test.sh BUILD_DIR SOURCE_DIR
 #
@@ -141,6 +142,62 @@ cat "$TMP/plain.log"
 grep -q "refusing to listen on 0.0.0.0:5000" "$TMP/plain.log" || fail "the refusal is not shown"
 sleep 0.2
 ip netns pids "$A" | grep -q . && fail "processes left running in $A"
+
+# 4. The launcher never hangs on a lost process. (a) Every worker exits 2
+# (a flag they do not know): the servers would wait for workers forever;
+# the launch names the workers and stops the servers after the grace.
+printf 'server %s %s.1:5000\nserver %s %s.2:5000\nworker %s\nworker %s\n' \
+  "$A" "$NET" "$B" "$NET" "$A" "$B" >"$TMP/hosts_plain"
+start=$SECONDS
+PS_FAIL_GRACE=5 timeout 90 "$LAUNCH" --config "$TMP/plain.pbtxt" --hosts "$TMP/hosts_plain" \
+  --run-dir "$TMP/run_exit2" --remote "ip netns exec {host}" --bin-dir "$BUILD" \
+  --server-args "--insecure" --worker-args "--data_dir $TMP/data --no_such_flag" \
+  >"$TMP/exit2.log" 2>&1
+rc=$?
+cat "$TMP/exit2.log"
+[ $rc -eq 1 ] || fail "workers that exit 2: launch exit $rc, expected 1"
+[ $((SECONDS - start)) -lt 60 ] || fail "workers that exit 2: the launch took $((SECONDS - start)) s"
+grep -q "worker 1 ($B) exited with 2; the last lines of its log" "$TMP/exit2.log" ||
+  fail "the failed worker is not named"
+grep -q "no_such_flag" "$TMP/exit2.log" || fail "the worker's log lines are not shown"
+grep -q "server 0 ($NET.1:5000): still running 5s after the failure; stopped" "$TMP/exit2.log" ||
+  fail "the servers left running are not named"
+sleep 0.2
+ip netns pids "$A" | grep -q . && fail "processes left running in $A"
+ip netns pids "$B" | grep -q . && fail "processes left running in $B"
+
+# (b) A worker killed with SIGKILL mid-run (no report, no goodbye): named
+# at once; the job stops within the config's worker_timeout_ms + 10 s.
+sed 's/^cluster {/cluster {\n  heartbeat_ms: 500\n  worker_timeout_ms: 3000/; s/train_rows: 20000/train_rows: 1000000/' \
+  "$TMP/plain.pbtxt" >"$TMP/long.pbtxt"
+"$BUILD/tools/ps_datagen" --config "$TMP/long.pbtxt" --data_dir "$TMP/data_long" \
+  >"$TMP/datagen_long.log" 2>&1 || { cat "$TMP/datagen_long.log"; fail "ps_datagen (long)"; }
+timeout 120 "$LAUNCH" --config "$TMP/long.pbtxt" --hosts "$TMP/hosts_plain" \
+  --run-dir "$TMP/run_kill" --remote "ip netns exec {host}" --bin-dir "$BUILD" \
+  --server-args "--insecure" --worker-args "--data_dir $TMP/data_long" \
+  >"$TMP/kill.log" 2>&1 &
+LAUNCHER=$!
+victim=""
+for _ in $(seq 150); do
+  if grep -q "step 20 " "$TMP/run_kill/worker_1.log" 2>/dev/null; then
+    victim="$(ip netns pids "$B" | xargs -r ps -o pid=,comm= -p | awk '$2 == "ps_worker" {print $1}')"
+    [ -n "$victim" ] && break
+  fi
+  sleep 0.2
+done
+[ -n "$victim" ] || { cat "$TMP/kill.log"; fail "worker 1 never reached step 20"; }
+kill -9 "$victim"
+killed_at=$SECONDS
+wait "$LAUNCHER"
+rc=$?
+cat "$TMP/kill.log"
+[ $rc -eq 1 ] || fail "a killed worker: launch exit $rc, expected 1"
+[ $((SECONDS - killed_at)) -le 13 ] ||
+  fail "a killed worker: the launch ended $((SECONDS - killed_at)) s later (limit 3 + 10)"
+grep -q "worker 1 ($B) exited with 137" "$TMP/kill.log" || fail "the killed worker is not named"
+sleep 0.2
+ip netns pids "$A" | grep -q . && fail "processes left running in $A"
+ip netns pids "$B" | grep -q . && fail "processes left running in $B"
 
 # 3. Malformed hosts files.
 printf 'server %s %s.1:5000\nserver %s %s.1:5000\nworker %s\n' "$A" "$NET" "$A" \
