@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -202,41 +203,44 @@ void PoolBackwardRows(const PoolArgs& args, const float* d_out, int ld_out,
 
 }  // namespace
 
+namespace {
+
+// Calls fn(std::integral_constant<int, W>()) with W = dim for the row widths
+// the pooling loops specialise, W = 0 (the width read at run time) for
+// others.
+template <typename Fn>
+void WithRowWidth(int dim, Fn&& fn) {
+  switch (dim) {
+    case 1:
+      return fn(std::integral_constant<int, 1>());
+    case 4:
+      return fn(std::integral_constant<int, 4>());
+    case 8:
+      return fn(std::integral_constant<int, 8>());
+    case 9:
+      return fn(std::integral_constant<int, 9>());
+    case 16:
+      return fn(std::integral_constant<int, 16>());
+    default:
+      return fn(std::integral_constant<int, 0>());
+  }
+}
+
+}  // namespace
+
 void CpuBackend::PoolForward(const PoolArgs& args, const float* rows,
                              float* out, int ld_out) {
-  switch (args.dim) {
-    case 1:
-      return PoolForwardRows<1>(args, rows, out, ld_out);
-    case 4:
-      return PoolForwardRows<4>(args, rows, out, ld_out);
-    case 8:
-      return PoolForwardRows<8>(args, rows, out, ld_out);
-    case 9:
-      return PoolForwardRows<9>(args, rows, out, ld_out);
-    case 16:
-      return PoolForwardRows<16>(args, rows, out, ld_out);
-    default:
-      return PoolForwardRows<0>(args, rows, out, ld_out);
-  }
+  WithRowWidth(args.dim, [&](auto width) {
+    PoolForwardRows<decltype(width)::value>(args, rows, out, ld_out);
+  });
 }
 
 void CpuBackend::PoolBackward(const PoolArgs& args, const float* d_out,
                               int ld_out, int64_t num_rows, float* grad_rows) {
   std::fill(grad_rows, grad_rows + num_rows * args.dim, 0.0f);
-  switch (args.dim) {
-    case 1:
-      return PoolBackwardRows<1>(args, d_out, ld_out, grad_rows);
-    case 4:
-      return PoolBackwardRows<4>(args, d_out, ld_out, grad_rows);
-    case 8:
-      return PoolBackwardRows<8>(args, d_out, ld_out, grad_rows);
-    case 9:
-      return PoolBackwardRows<9>(args, d_out, ld_out, grad_rows);
-    case 16:
-      return PoolBackwardRows<16>(args, d_out, ld_out, grad_rows);
-    default:
-      return PoolBackwardRows<0>(args, d_out, ld_out, grad_rows);
-  }
+  WithRowWidth(args.dim, [&](auto width) {
+    PoolBackwardRows<decltype(width)::value>(args, d_out, ld_out, grad_rows);
+  });
 }
 
 void CpuBackend::CopyBlocks(int rows, int blocks, int width, const float* src,
