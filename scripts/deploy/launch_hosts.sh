@@ -41,12 +41,12 @@
 #
 # Ctrl-C (or SIGTERM) stops every process it started. It never hangs on a
 # lost process: a worker that exits non-zero or vanishes, or a server that
-# exits before the workers are done, is named at once with the last lines
-# of its log, and whatever still runs PS_FAIL_GRACE seconds later (default:
-# the config's cluster.worker_timeout_ms, 10 s if unset, plus 8 s: the
-# whole stop fits in worker_timeout_ms + 10 s) is stopped; so are servers
-# still up that long after the last worker finished. Exit status: 0 when every worker and server finished cleanly;
-# 1 otherwise (each failed process is named with its exit code and the last
+# fails, is named at once with the last lines of its log, and whatever
+# still runs PS_FAIL_GRACE seconds later (default: the config's
+# cluster.worker_timeout_ms, 10 s if unset, plus 7 s: with the polling and
+# the kills, the stop fits in worker_timeout_ms + 10 s) is stopped and
+# named. Exit status: 0 when every worker and server finished cleanly; 1
+# otherwise (each failed process is named with its exit code and the last
 # error line of its log; servers exit 3 when a worker failed); 2 for bad
 # usage.
 set -uo pipefail
@@ -61,7 +61,7 @@ WORKER_ARGS=""
 CTL_ARGS=""
 SHARED=0
 HEALTH_TIMEOUT="${PS_HEALTH_TIMEOUT:-60}"
-usage() { sed -n '2,50p' "$0"; }
+usage() { sed -n '2,51p' "$0"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) CONFIG="$2"; shift 2 ;;
@@ -207,10 +207,10 @@ last_error() {
 # last lines of its log. The others then have GRACE seconds to end on their
 # own (the coordinator fails the job for everyone once the worker's
 # heartbeats stop: cluster.worker_timeout_ms), and are stopped after that.
-# Once every worker finished cleanly, the servers have the same GRACE to
-# stop (the coordinator stops them).
+# Once every worker finished cleanly, the servers stop on their own (the
+# coordinator stops them).
 timeout_ms="$(grep -oE '^[^#]*worker_timeout_ms: *[0-9]+' "$CONFIG" | grep -oE '[0-9]+$' | tail -1)"
-GRACE="${PS_FAIL_GRACE:-$(( ${timeout_ms:-10000} / 1000 + 8 ))}"
+GRACE="${PS_FAIL_GRACE:-$(( ${timeout_ms:-10000} / 1000 + 7 ))}"
 declare -A EXITED=()  # pid -> exit code
 FAILED=()
 fail_at=""
@@ -234,7 +234,6 @@ while [ ${#EXITED[@]} -lt ${#PIDS[@]} ]; do
       [ -n "$fail_at" ] || fail_at=$SECONDS
     fi
   done
-  [ "$workers_left" -gt 0 ] || [ -n "$fail_at" ] || fail_at=$SECONDS  # servers' grace
   for i in "${!SERVER_PIDS[@]}"; do
     pid="${SERVER_PIDS[$i]}"
     [ -n "${EXITED[$pid]:-}" ] && continue
@@ -242,20 +241,26 @@ while [ ${#EXITED[@]} -lt ${#PIDS[@]} ]; do
     wait "$pid"
     rc=$?
     EXITED[$pid]=$rc
-    if [ "$rc" -ne 0 ] || [ "$workers_left" -gt 0 ]; then
+    if [ "$rc" -ne 0 ]; then
       FAILED+=("server $i (${ENDPOINTS[$i]}, exit $rc): $(last_error "$RUN_DIR/server_$i.log")")
       report "server $i (${ENDPOINTS[$i]} on ${SERVER_WHERE[$i]})" "$RUN_DIR/server_$i.log" "$rc"
-      [ -n "$fail_at" ] || fail_at=$SECONDS
     fi
+    # A server stops cleanly (0) only once the job is done, which can be
+    # a moment before the last worker process has exited: that is no
+    # failure, but the workers still running then have GRACE to end too.
+    [ -n "$fail_at" ] || [ "$workers_left" -eq 0 ] || fail_at=$SECONDS
   done
   [ ${#EXITED[@]} -lt ${#PIDS[@]} ] || break
-  if [ -n "$fail_at" ] && [ $((SECONDS - fail_at)) -ge "$GRACE" ]; then
+  # After a clean end of every worker the servers stop on their own (a
+  # final checkpoint may take minutes: ps_server --stop_grace_sec).
+  if [ -n "$fail_at" ] && [ $((SECONDS - fail_at)) -ge "$GRACE" ] &&
+    { [ ${#FAILED[@]} -gt 0 ] || [ "$workers_left" -gt 0 ]; }; then
+    after="the failure"
+    [ ${#FAILED[@]} -gt 0 ] || after="the job's end"
     for j in "${!WORKER_PIDS[@]}"; do
       [ -n "${EXITED[${WORKER_PIDS[$j]}]:-}" ] ||
-        FAILED+=("worker $j (${WORKER_WHERE[$j]}): still running ${GRACE}s after the failure; stopped")
+        FAILED+=("worker $j (${WORKER_WHERE[$j]}): still running ${GRACE}s after $after; stopped")
     done
-    after="the failure"
-    [ "$workers_left" -gt 0 ] || [ ${#FAILED[@]} -gt 0 ] || after="the last worker finished"
     for i in "${!SERVER_PIDS[@]}"; do
       [ -n "${EXITED[${SERVER_PIDS[$i]}]:-}" ] ||
         FAILED+=("server $i (${ENDPOINTS[$i]}): still running ${GRACE}s after $after; stopped")
