@@ -7,8 +7,7 @@
 // the one model.slot_tables maps it to), whose dim is the slot's row width;
 // a row is [linear weight (linear_dim floats, 0 or 1) | embedding (the rest)]:
 // LR rows are the weight alone, FM / FWFM / WIDE_DEEP / DEEPFM rows a weight
-// then an
-// embedding, DNN / DCN rows an embedding alone.
+// then an embedding, DNN / DCN rows an embedding alone.
 //
 // Pooled rows. A step pools every slot's rows of an example into one row of
 // `pooled_width` floats: table after table (`tables`, in the order of their
@@ -44,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/fwfm_pairs.h"
 #include "proto/config.pb.h"
 
 namespace ps {
@@ -78,18 +78,13 @@ struct WeightInit {
 };
 
 // FWFM's slot-pair weights: one per pair (f, g), f < g, of `num_fields`
-// slots, in the order (0,1), (0,2), ..., (0,F-1), (1,2), ..., at `offset` of
-// the dense vector (FwFmPairIndex).
+// slots (in pooled order), numbered by FwFmPairIndex (common/fwfm_pairs.h),
+// at `offset` of the dense vector.
 struct FwFmSpec {
   int num_fields = 0;
   int64_t offset = 0;
-  int num_pairs() const { return num_fields * (num_fields - 1) / 2; }
+  int64_t num_pairs() const { return FwFmNumPairs(num_fields); }
 };
-
-// The index of slot pair (f, g), f < g < num_fields, among FwFmSpec's pairs.
-inline int FwFmPairIndex(int num_fields, int f, int g) {
-  return f * (2 * num_fields - f - 1) / 2 + (g - f - 1);
-}
 
 // A sparse table a model reads and the slots that read it.
 struct TableSpec {

@@ -270,7 +270,7 @@ class Backend {
   // The pairwise term of a field-weighted FM over `num_fields` vectors
   // x(i, f, 0..dim) per example i (laid out by `layout`), with one weight
   // r[p] per field pair p = (f, g), f < g, in the order of FwFmPairIndex
-  // (common/model_spec.h), P = num_fields * (num_fields - 1) / 2 of them:
+  // (common/fwfm_pairs.h), P = FwFmNumPairs(num_fields) of them:
   //   dots[i][p] = <x(i, f), x(i, g)>                       (batch x P)
   //   out[i] += sum over p of r[p] * dots[i][p]
   // `dots` is overwritten (FwFmBackward needs it); `out` is added to.

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/fwfm_pairs.h"
 #include "kernels/math.h"
 
 namespace ps {
@@ -201,10 +202,6 @@ void PoolBackwardRows(const PoolArgs& args, const float* d_out, int ld_out,
   }
 }
 
-}  // namespace
-
-namespace {
-
 // Calls fn(std::integral_constant<int, W>()) with W = dim for the row widths
 // the pooling loops specialise, W = 0 (the width read at run time) for
 // others.
@@ -300,7 +297,7 @@ void CpuBackend::FmBackward(int batch, int num_fields, int dim, const float* x,
 void CpuBackend::FwFmForward(int batch, int num_fields, int dim, const float* x,
                              BlockLayout layout, const float* r, float* dots,
                              float* out) {
-  const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
+  const int64_t pairs = FwFmNumPairs(num_fields);
   for (int i = 0; i < batch; ++i) {
     const float* row = x + static_cast<int64_t>(i) * layout.ld;
     float* dot = dots + i * pairs;
@@ -324,7 +321,7 @@ void CpuBackend::FwFmBackward(int batch, int num_fields, int dim,
                               const float* x, BlockLayout layout,
                               const float* r, const float* dots,
                               const float* d_out, float* dx, float* d_r) {
-  const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
+  const int64_t pairs = FwFmNumPairs(num_fields);
   std::fill(d_r, d_r + pairs, 0.0f);
   for (int i = 0; i < batch; ++i) {
     const int64_t row = static_cast<int64_t>(i) * layout.ld;

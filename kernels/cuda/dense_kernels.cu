@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cub/block/block_reduce.cuh>
 
+#include "common/fwfm_pairs.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/kernels.cuh"
 #include "kernels/cuda/launch.cuh"
@@ -160,21 +161,17 @@ __global__ void FmBackwardKernel(int64_t count, int num_fields, int dim,
   }
 }
 
-__device__ inline int64_t FwFmPair(int num_fields, int f, int g) {
-  return static_cast<int64_t>(f) * (2 * num_fields - f - 1) / 2 + (g - f - 1);
-}
-
 // One thread per (example, field f): the dots of f with every g > f.
 __global__ void FwFmDotsKernel(int64_t count, int num_fields, int dim,
                                const float* x, BlockLayout layout,
                                float* dots) {
-  const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
+  const int64_t pairs = FwFmNumPairs(num_fields);
   for (int64_t t = GlobalThread(); t < count; t += GridThreads()) {
     const int f = static_cast<int>(t % num_fields);
     const int64_t i = t / num_fields;
     const float* row = x + i * layout.ld;
     const float* u = row + static_cast<int64_t>(f) * layout.block_stride;
-    float* dot = dots + i * pairs + FwFmPair(num_fields, f, f + 1);
+    float* dot = dots + i * pairs + FwFmPairIndex(num_fields, f, f + 1);
     for (int g = f + 1; g < num_fields; ++g) {
       const float* v = row + static_cast<int64_t>(g) * layout.block_stride;
       float acc = 0.0f;
@@ -209,8 +206,8 @@ __global__ void FwFmBackwardKernel(int64_t count, int num_fields, int dim,
     float acc = 0.0f;
     for (int g = 0; g < num_fields; ++g) {
       if (g == f) continue;
-      const int64_t p =
-          g < f ? FwFmPair(num_fields, g, f) : FwFmPair(num_fields, f, g);
+      const int64_t p = g < f ? FwFmPairIndex(num_fields, g, f)
+                              : FwFmPairIndex(num_fields, f, g);
       acc += r[p] * row[static_cast<int64_t>(g) * layout.block_stride];
     }
     dx[i * layout.ld + static_cast<int64_t>(f) * layout.block_stride + d] +=
@@ -481,17 +478,15 @@ absl::Status FwFmForward(int batch, int num_fields, int dim, const float* x,
   FwFmDotsKernel<<<Blocks(count), kThreads, 0, stream>>>(
       count, num_fields, std::max(dim, 0), x, layout, dots);
   PS_CUDA_CHECK_LAUNCH("FwFmDotsKernel", stream);
-  const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
-  FwFmSumKernel<<<Blocks(batch), kThreads, 0, stream>>>(batch, pairs, r, dots,
-                                                        out);
+  FwFmSumKernel<<<Blocks(batch), kThreads, 0, stream>>>(
+      batch, FwFmNumPairs(num_fields), r, dots, out);
   PS_CUDA_CHECK_LAUNCH("FwFmSumKernel", stream);
   return absl::OkStatus();
 }
 
 int64_t FwFmBackwardWorkspaceBytes(int batch, int num_fields) {
-  const int64_t pairs =
-      num_fields < 2 ? 0 : int64_t{num_fields} * (num_fields - 1) / 2;
-  return ColumnSumsWorkspaceBytes(batch, static_cast<int>(pairs));
+  return ColumnSumsWorkspaceBytes(batch,
+                                  static_cast<int>(FwFmNumPairs(num_fields)));
 }
 
 absl::Status FwFmBackward(int batch, int num_fields, int dim, const float* x,
@@ -499,7 +494,6 @@ absl::Status FwFmBackward(int batch, int num_fields, int dim, const float* x,
                           const float* d_out, float* dx, float* d_r,
                           float* workspace, cudaStream_t stream) {
   if (num_fields < 2) return absl::OkStatus();
-  const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
   const int64_t count =
       static_cast<int64_t>(std::max(batch, 0)) * num_fields * std::max(dim, 0);
   if (count > 0) {
@@ -507,7 +501,8 @@ absl::Status FwFmBackward(int batch, int num_fields, int dim, const float* x,
         count, num_fields, dim, x, layout, r, d_out, dx);
     PS_CUDA_CHECK_LAUNCH("FwFmBackwardKernel", stream);
   }
-  return ColumnSums(std::max(batch, 0), static_cast<int>(pairs), dots, d_out,
+  return ColumnSums(std::max(batch, 0),
+                    static_cast<int>(FwFmNumPairs(num_fields)), dots, d_out,
                     d_r, workspace, stream);
 }
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "common/model_spec.h"
+#include "common/fwfm_pairs.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -222,7 +222,7 @@ TEST(CpuInteractionKernelsTest, FwFmForwardAndBackwardMatchPairwiseReference) {
           double total = 0;
           for (int f = 0; f < fields; ++f) {
             for (int g = f + 1; g < fields; ++g) {
-              const int p = FwFmPairIndex(fields, f, g);
+              const int64_t p = FwFmPairIndex(fields, f, g);
               double dot = 0;
               for (int d = 0; d < dim; ++d) dot += v(i, f, d) * v(i, g, d);
               total += r[p] * dot;

@@ -35,6 +35,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "common/fwfm_pairs.h"
 #include "kernels/backend.h"
 
 namespace ps {
@@ -248,7 +249,7 @@ class CheckingBackend final : public Backend {
                    BlockLayout layout, const float* r, float* dots,
                    float* out) override {
     Kernel();
-    const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
+    const int64_t pairs = FwFmNumPairs(num_fields);
     CheckFloats(x, Extent(batch, num_fields, dim, layout), "FwFmForward x");
     CheckFloats(r, pairs, "FwFmForward r");
     CheckFloats(dots, int64_t{batch} * pairs, "FwFmForward dots");
@@ -261,7 +262,7 @@ class CheckingBackend final : public Backend {
                     BlockLayout layout, const float* r, const float* dots,
                     const float* d_out, float* dx, float* d_r) override {
     Kernel();
-    const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
+    const int64_t pairs = FwFmNumPairs(num_fields);
     CheckFloats(x, Extent(batch, num_fields, dim, layout), "FwFmBackward x");
     CheckFloats(r, pairs, "FwFmBackward r");
     CheckFloats(dots, int64_t{batch} * pairs, "FwFmBackward dots");

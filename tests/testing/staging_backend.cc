@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/fwfm_pairs.h"
 
 namespace ps {
 
@@ -274,7 +275,7 @@ void StagingBackend::FwFmForward(int batch, int num_fields, int dim,
                                  const float* x, BlockLayout layout,
                                  const float* r, float* dots, float* out) {
   if (batch <= 0 || num_fields < 2) return;
-  const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
+  const int64_t pairs = FwFmNumPairs(num_fields);
   Call call(this);
   const float* d_x = call.In(x, Extent(batch, num_fields, dim, layout));
   const float* d_r = call.In(r, pairs);
@@ -290,7 +291,7 @@ void StagingBackend::FwFmBackward(int batch, int num_fields, int dim,
                                   const float* r, const float* dots,
                                   const float* d_out, float* dx, float* d_r) {
   if (num_fields < 2) return;
-  const int64_t pairs = int64_t{num_fields} * (num_fields - 1) / 2;
+  const int64_t pairs = FwFmNumPairs(num_fields);
   const int64_t rows = std::max(batch, 0);
   const int64_t extent = Extent(batch, num_fields, dim, layout);
   Call call(this);
