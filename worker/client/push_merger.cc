@@ -43,12 +43,11 @@ void PushMerger::Add(absl::Span<const SparsePush> parts,
       }
       continue;
     }
-    if (!table.indexed) {
+    if (steps_ == 2) {  // the first step's keys, indexed now
       table.index.reserve(table.keys.size() + part.keys.size());
       for (size_t k = 0; k < table.keys.size(); ++k) {
         table.index.emplace(table.keys[k], static_cast<uint32_t>(k));
       }
-      table.indexed = true;
     }
     for (size_t i = 0; i < part.keys.size(); ++i) {
       auto [it, inserted] = table.index.try_emplace(
@@ -85,16 +84,15 @@ void PushMerger::Add(absl::Span<const uint64_t> keys,
 }
 
 void PushMerger::Clear() {
-  steps_ = 0;
-  has_dense_ = false;
   for (Table& table : tables_) {
-    if (table.indexed) table.index.clear();
-    table.indexed = false;
+    if (steps_ > 1) table.index.clear();
     table.keys.clear();
     table.grads.clear();
     table.shows.clear();
     table.clicks.clear();
   }
+  steps_ = 0;
+  has_dense_ = false;
   counted_ = false;
   std::fill(dense_.begin(), dense_.end(), 0.0f);
 }

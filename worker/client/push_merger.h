@@ -61,9 +61,9 @@ class PushMerger {
  private:
   struct Table {
     int dim = 0;
-    // Key -> its place in `keys`, built when a second step is added.
+    // Key -> its place in `keys`; built when a second step is added, so
+    // in use (and filled) only while steps_ > 1.
     absl::flat_hash_map<uint64_t, uint32_t> index;
-    bool indexed = false;
     std::vector<uint64_t> keys;
     std::vector<float> grads;
     std::vector<float> shows;

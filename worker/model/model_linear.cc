@@ -17,6 +17,13 @@ std::vector<float> MakeSelector(const ModelSpec& spec) {
   return selector;
 }
 
+// The embeddings inside the pooled rows (FmTerm, FwFmTerm): one block per
+// slot, after the slot's linear weight (every slot's row has emb_dim floats,
+// so the slots lie at that stride, in whatever order their tables put them).
+BlockLayout EmbeddingLayout(const ModelSpec& spec) {
+  return BlockLayout{spec.pooled_width, spec.emb_dim};
+}
+
 }  // namespace
 
 LinearTerm::LinearTerm(const ModelSpec& spec, Backend* backend)
@@ -69,24 +76,17 @@ absl::Status FmTerm::Reserve(int batch) {
   return sum_.Reserve(backend_, static_cast<int64_t>(batch) * spec_.factor_dim);
 }
 
-// The embeddings inside the pooled rows: one block per slot, after the
-// slot's linear weight (every slot's row has emb_dim floats, so the slots
-// lie at that stride, in whatever order their tables put them).
-BlockLayout FmTerm::Layout() const {
-  return BlockLayout{spec_.pooled_width, spec_.emb_dim};
-}
-
 void FmTerm::Forward(const TermInputs& in, float* logits) {
   backend_->FmForward(in.batch, spec_.num_slots, spec_.factor_dim,
-                      in.pooled + spec_.linear_dim, Layout(), sum_.data(),
-                      logits);
+                      in.pooled + spec_.linear_dim, EmbeddingLayout(spec_),
+                      sum_.data(), logits);
 }
 
 void FmTerm::Backward(const TermInputs& in, const float* d_logits,
                       float* d_pooled, float* dense_grad) {
   backend_->FmBackward(in.batch, spec_.num_slots, spec_.factor_dim,
-                       in.pooled + spec_.linear_dim, Layout(), sum_.data(),
-                       d_logits, d_pooled + spec_.linear_dim);
+                       in.pooled + spec_.linear_dim, EmbeddingLayout(spec_),
+                       sum_.data(), d_logits, d_pooled + spec_.linear_dim);
 }
 
 FwFmTerm::FwFmTerm(const ModelSpec& spec, Backend* backend)
@@ -101,12 +101,9 @@ absl::Status FwFmTerm::Reserve(int batch) {
                        static_cast<int64_t>(batch) * spec_.fwfm.num_pairs());
 }
 
-// As FmTerm's: every slot's embedding at stride emb_dim, after its linear
-// weight.
 void FwFmTerm::Forward(const TermInputs& in, float* logits) {
   backend_->FwFmForward(in.batch, spec_.num_slots, spec_.factor_dim,
-                        in.pooled + spec_.linear_dim,
-                        BlockLayout{spec_.pooled_width, spec_.emb_dim},
+                        in.pooled + spec_.linear_dim, EmbeddingLayout(spec_),
                         in.params + spec_.fwfm.offset, dots_.data(), logits);
 }
 
@@ -114,9 +111,8 @@ void FwFmTerm::Backward(const TermInputs& in, const float* d_logits,
                         float* d_pooled, float* dense_grad) {
   backend_->FwFmBackward(
       in.batch, spec_.num_slots, spec_.factor_dim, in.pooled + spec_.linear_dim,
-      BlockLayout{spec_.pooled_width, spec_.emb_dim},
-      in.params + spec_.fwfm.offset, dots_.data(), d_logits,
-      d_pooled + spec_.linear_dim, dense_grad + spec_.fwfm.offset);
+      EmbeddingLayout(spec_), in.params + spec_.fwfm.offset, dots_.data(),
+      d_logits, d_pooled + spec_.linear_dim, dense_grad + spec_.fwfm.offset);
 }
 
 }  // namespace ps

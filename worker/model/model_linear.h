@@ -56,8 +56,6 @@ class FmTerm final : public ModelTerm {
                 float* dense_grad) override;
 
  private:
-  BlockLayout Layout() const;
-
   const ModelSpec spec_;
   Backend* const backend_;
   BackendArray<float> sum_;  // batch x factor_dim: the slots' embedding sums
