@@ -164,6 +164,9 @@ for (op, dim, d, st), b in storage_rows.items():
          "ratio_to_raw": round(rows / raw[d], 3) if d in raw else None}
     if "hit_rate" in b:
         e["hit_rate"] = round(b["hit_rate"], 3)
+        if "static_best_hit_rate" in b:
+            # That of the most frequent keys that fit, chosen with hindsight.
+            e["static_best_hit_rate"] = round(b["static_best_hit_rate"], 3)
         floor = kv_floor_ns.get({2: 0, 3: 1}.get(st))
         if floor and mem:
             # The best ratio to memory this hit rate allows: hits at memory

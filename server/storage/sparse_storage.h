@@ -31,6 +31,9 @@ namespace ps {
 // Counters of a storage; memory storage reports only rows_in_memory.
 struct StorageStats {
   int64_t rows_in_memory = 0;
+  // Rows the memory tier holds within its budget (tiered storage; 0 for
+  // memory storage, which has no budget).
+  int64_t memory_capacity_rows = 0;
   // Rows in the disk tier, exact (kept in count records written with the
   // rows); a row may be there and, newer, in memory too. The table holds
   // size() rows, not rows_in_memory + rows_on_disk.

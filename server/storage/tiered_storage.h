@@ -4,9 +4,11 @@
 // its memory.
 //
 // Per sub-shard: a RowIndex over a fixed number of row slots (the budget
-// split evenly over the sub-shards), a clock (second-chance) policy and a
-// dirty bit per slot. ForEachShardGroup, per sub-shard group under its lock:
-//   1. looks the keys up in the memory tier (hits get their reference bit);
+// split evenly over the sub-shards), a frequency-aware eviction policy (new
+// rows on probation, the rest in a counting clock: see MakeRoom in the .cc)
+// and a dirty bit per slot. ForEachShardGroup, per sub-shard group under its
+// lock:
+//   1. looks the keys up in the memory tier (hits add to their use count);
 //   2. reads every missing key with one KvStore::MultiGet; a key absent from
 //      the disk tier too gets a new row from the initializer when admitted
 //      (dirty, so every row is either dirty in memory or on disk);

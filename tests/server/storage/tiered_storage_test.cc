@@ -20,6 +20,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -28,6 +29,7 @@
 #include "server/storage/kv_storage.h"
 #include "server/storage/storage_row_index.h"
 #include "server/table/sparse_table.h"
+#include "tests/bench/bench_keys.h"
 #include "tests/testing/sparse_table_test_util.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -537,6 +539,86 @@ TEST(TieredStorageTest, ConcurrentPushersAndPullersConserveGradients) {
           << "key " << k << " i " << i;
     }
   }
+}
+
+// The eviction policy keeps rows that were used more than once through a
+// scan of keys used once (their rows go first, from probation), where a
+// reference-bit clock would evict the hot rows on its second turn (the one
+// this policy replaced lost all of them here).
+TEST(TieredStorageTest, FrequentRowsOutliveAScanOfOneOffKeys) {
+  TempDir dir;
+  SparseTableOptions options = Tiered(
+      TableOptions(OptimizerConfig::ADAGRAD, 4, InitializerConfig::UNIFORM),
+      dir.path(), 64 << 10);
+  options.shard_num = 1;
+  auto table = MustCreate(options);
+  ASSERT_NE(table, nullptr);
+  const int64_t capacity = table->stats().memory_capacity_rows;
+  ASSERT_GE(capacity, 200);
+  std::vector<uint64_t> hot;
+  for (int64_t k = 0; k < capacity / 2; ++k) hot.push_back(1000000 + k);
+  for (int round = 0; round < 3; ++round) MustPull(*table, hot);
+  // 20 memory tiers' worth of keys, each used once.
+  for (int64_t k = 0; k < 20 * capacity; k += 25) {
+    std::vector<uint64_t> scan;
+    for (int64_t j = k; j < k + 25; ++j) scan.push_back(5000000 + j);
+    MustPull(*table, scan);
+  }
+  const StorageStats before = table->stats();
+  EXPECT_LE(before.rows_in_memory, capacity);
+  MustPull(*table, hot);
+  const StorageStats after = table->stats();
+  EXPECT_EQ(after.hits - before.hits, static_cast<int64_t>(hot.size()));
+  EXPECT_EQ(after.misses, before.misses);
+}
+
+// Under a Zipf(1.1) load 10x over the budget (the case the memory tier
+// exists for) the hit rate comes within 0.03 of the best static memory tier
+// of the same size: the most frequent keys, chosen with hindsight (here
+// 0.739 against 0.767; the reference-bit clock this policy replaced got
+// 0.670 against 0.775).
+TEST(TieredStorageTest, ZipfHitRateNearTheBestStaticHotSet) {
+  constexpr int64_t kUniverse = 40000;
+  constexpr int kBatch = 256;
+  TempDir dir;
+  SparseTableOptions options =
+      Tiered(TableOptions(OptimizerConfig::SGD, 4, InitializerConfig::UNIFORM),
+             dir.path(), 0);
+  // A tenth of the keys' rows (16 floats and 30 bytes of metadata each).
+  options.storage.set_memory_budget_bytes(kUniverse / 10 * (16 + 30));
+  options.shard_num = 4;
+  auto table = MustCreate(options);
+  ASSERT_NE(table, nullptr);
+  const int64_t capacity = table->stats().memory_capacity_rows;
+  ASSERT_GT(capacity, kUniverse / 20);
+  ASSERT_LT(capacity, kUniverse / 5);
+  const bench::KeyBatches batches = bench::MakeKeyBatches(
+      kUniverse, bench::KeyDist::kZipf, kBatch, 800, /*seed=*/7);
+  auto pull_all = [&]() {
+    for (const auto& keys : batches) {
+      std::vector<float> values(keys.size() * 4);
+      ASSERT_OK(table->Pull(keys, absl::MakeSpan(values)));
+    }
+  };
+  pull_all();  // settles
+  const StorageStats before = table->stats();
+  pull_all();
+  const StorageStats after = table->stats();
+  const double hit_rate = static_cast<double>(after.hits - before.hits) /
+                          static_cast<double>(after.hits + after.misses -
+                                              before.hits - before.misses);
+  absl::flat_hash_set<uint64_t> best;
+  for (int64_t r = 0; r < capacity; ++r) best.insert(bench::UniverseKey(r));
+  int64_t in_best = 0, total = 0;
+  for (const auto& keys : batches) {
+    for (uint64_t key : keys) in_best += best.contains(key);
+    total += static_cast<int64_t>(keys.size());
+  }
+  const double best_rate =
+      static_cast<double>(in_best) / static_cast<double>(total);
+  EXPECT_GT(hit_rate, best_rate - 0.03)
+      << "capacity " << capacity << " rows of " << kUniverse;
+  EXPECT_LE(hit_rate, best_rate + 0.01);
 }
 
 TEST(TieredStorageTest, UnsupportedCompressionIsRefusedOrOpens) {
