@@ -258,6 +258,8 @@ if os.path.exists(oracle):
     o = json.load(open(oracle))
     summary["oracle_auc"] = o.get("oracle_auc")
     summary["oracle_logloss"] = o.get("oracle_logloss")
+    if "train_distinct_keys" in o:
+        summary["train_distinct_keys"] = o["train_distinct_keys"]
 with open(os.path.join(run, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
     f.write("\n")

@@ -57,9 +57,42 @@ absl::Status WriteAtomically(const std::string& path, Fill fill) {
   return absl::OkStatus();
 }
 
+// HyperLogLog (Flajolet et al. 2007) over 2^14 registers: a distinct
+// count within about 1 % in 16 KiB, whatever the number of items.
+class DistinctCounter {
+ public:
+  void Add(uint64_t item) {
+    const uint64_t h = Mix64(item ^ 0x686C6CULL);
+    const uint32_t bucket = static_cast<uint32_t>(h >> (64 - kBits));
+    const uint64_t rest = (h << kBits) | (uint64_t{1} << (kBits - 1));
+    const uint8_t rank = static_cast<uint8_t>(__builtin_clzll(rest) + 1);
+    registers_[bucket] = std::max(registers_[bucket], rank);
+  }
+  int64_t Estimate() const {
+    constexpr double m = static_cast<double>(kRegisters);
+    double sum = 0;
+    int zeros = 0;
+    for (uint8_t r : registers_) {
+      sum += std::ldexp(1.0, -r);
+      zeros += r == 0;
+    }
+    const double alpha = 0.7213 / (1.0 + 1.079 / m);
+    double e = alpha * m * m / sum;
+    // Small counts: linear counting is exact enough and unbiased.
+    if (e <= 2.5 * m && zeros > 0) e = m * std::log(m / zeros);
+    return static_cast<int64_t>(std::llround(e));
+  }
+
+ private:
+  static constexpr int kBits = 14;
+  static constexpr int kRegisters = 1 << kBits;
+  std::vector<uint8_t> registers_ = std::vector<uint8_t>(kRegisters);
+};
+
 struct FileStats {
   int64_t positives = 0;
   std::vector<std::pair<double, bool>> predictions;  // kept when asked
+  DistinctCounter distinct;
 };
 
 // Writes `rows` rows drawn from `m` with stream seed `stream` to `path`.
@@ -75,6 +108,10 @@ absl::StatusOr<FileStats> WriteFile(const PlantedModel& m, uint64_t stream,
     for (; row < rows && buffer->size() < kBufferBytes; ++row) {
       auto [p, label] = drawer.Next(buffer);
       stats.positives += label;
+      const uint64_t* features = drawer.last_features();
+      for (int f = 0; f < RowDrawer::kNumFeatures; ++f) {
+        stats.distinct.Add(features[f]);
+      }
       if (keep_predictions) stats.predictions.emplace_back(p, label);
     }
     return row < rows;
@@ -133,10 +170,10 @@ std::string ReportJson(const GeneratorReport& r) {
       "{\"train_file\": %s, \"eval_file\": %s, \"train_rows\": %d, "
       "\"eval_rows\": %d, \"train_positive_rate\": %.6f, "
       "\"eval_positive_rate\": %.6f, \"oracle_auc\": %.6f, "
-      "\"oracle_logloss\": %.6f}\n",
+      "\"oracle_logloss\": %.6f, \"train_distinct_keys\": %d}\n",
       JsonString(r.train_file), JsonString(r.eval_file), r.train_rows,
       r.eval_rows, r.train_positive_rate, r.eval_positive_rate, r.oracle_auc,
-      r.oracle_logloss);
+      r.oracle_logloss, r.train_distinct_keys);
 }
 
 }  // namespace
@@ -177,6 +214,7 @@ absl::StatusOr<GeneratorReport> GenerateCriteoData(
                                std::max<int64_t>(report.train_rows, 1);
   report.eval_positive_rate = static_cast<double>(eval.positives) /
                               std::max<int64_t>(report.eval_rows, 1);
+  report.train_distinct_keys = train.distinct.Estimate();
   report.oracle_logloss = LogLoss(eval.predictions);
   report.oracle_auc = ExactAuc(std::move(eval.predictions));
 

@@ -14,6 +14,9 @@
 // (std-dev 0.4 * weight_stddev). The click probability is
 // sigmoid(bias + sum of all terms); the label is drawn from it. Some fields
 // are left empty (missing, with a weight of their own), as in the real data.
+// Above 2^24 values per slot nothing is stored per value (planted_model.h),
+// for jobs with 10^7-10^8 distinct keys; the report counts them
+// (train_distinct_keys, a HyperLogLog estimate).
 // Deterministic by seed: the same options give byte-identical files.
 #ifndef PS_TOOLS_DATAGEN_DATAGEN_H_
 #define PS_TOOLS_DATAGEN_DATAGEN_H_
@@ -35,6 +38,9 @@ struct GeneratorReport {
   double eval_positive_rate = 0;
   double oracle_auc = 0;      // on the eval file
   double oracle_logloss = 0;  // on the eval file
+  // Distinct (slot, value) features of the train file, which are the keys
+  // a job's tables see: a HyperLogLog estimate (relative error about 1 %).
+  int64_t train_distinct_keys = 0;
 };
 
 // Writes GeneratedTrainFile/EvalFile(options) (common/config.h), creating

@@ -108,8 +108,37 @@ std::vector<double> SpreadScales(int n, double lo, double hi,
   return scales;
 }
 
-double RareShrink(int k, int vocab) {
-  return k < vocab ? 1.0 / std::sqrt(1.0 + k / kRareRank) : 1.0;
+double RareShrink(int64_t k, int64_t vocab) {
+  return k < vocab ? 1.0 / std::sqrt(1.0 + static_cast<double>(k) / kRareRank)
+                   : 1.0;
+}
+
+// Hashed models: draws per moment estimate, and the hash streams.
+constexpr int kMomentSamples = 1 << 17;
+constexpr uint64_t kWeightStream = 0x77656967ULL;
+constexpr uint64_t kLatentStream = 0x6C6174ULL;
+
+// A standard normal determined by `h` (Box-Muller on two hashes of it).
+double HashNormal(uint64_t h) {
+  const double u1 = 1.0 - static_cast<double>(Mix64(h) >> 11) * 0x1.0p-53;
+  const double u2 = static_cast<double>(Mix64(h ^ 0xB0C5ULL) >> 11) * 0x1.0p-53;
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+}
+
+// The hash of value k of stream (seed, what, slot).
+uint64_t ValueHash(uint64_t seed, uint64_t what, uint64_t slot, uint64_t k) {
+  return Mix64(Mix64(seed ^ what ^ (slot << 32)) ^ k);
+}
+
+// ZipfSampler's helpers: log1p(x) / x and expm1(x) / x, near 0 by series.
+double Helper1(double x) {
+  return std::abs(x) > 1e-8 ? std::log1p(x) / x
+                            : 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x));
+}
+double Helper2(double x) {
+  return std::abs(x) > 1e-8
+             ? std::expm1(x) / x
+             : 1.0 + x * 0.5 * (1.0 + x * (1.0 / 3.0) * (1.0 + 0.25 * x));
 }
 
 // Latent vectors of the values of one slot (probabilities `p`, the last
@@ -137,6 +166,20 @@ std::vector<double> DrawLatents(const std::vector<double>& p,
   return lat;
 }
 
+// The first `n` of all categorical slot pairs in a seeded order (a
+// written-out Fisher-Yates: std::shuffle's algorithm is unspecified).
+std::vector<std::pair<int, int>> PickPairs(int n, std::mt19937_64& rng) {
+  std::vector<std::pair<int, int>> all;
+  for (int a = 0; a < kNumCats; ++a) {
+    for (int b = a + 1; b < kNumCats; ++b) all.emplace_back(a, b);
+  }
+  for (size_t i = all.size() - 1; i > 0; --i) {
+    std::swap(all[i], all[rng() % (i + 1)]);
+  }
+  all.resize(std::min<size_t>(static_cast<size_t>(std::max(n, 0)), all.size()));
+  return all;
+}
+
 void AppendHex8(uint32_t v, std::string* out) {
   static constexpr char kDigits[] = "0123456789abcdef";
   char buf[8];
@@ -145,6 +188,28 @@ void AppendHex8(uint32_t v, std::string* out) {
 }
 
 }  // namespace
+
+ZipfSampler::ZipfSampler(int64_t n, double exponent)
+    : n_(n), exponent_(exponent) {
+  h_integral_x1_ = HIntegral(1.5) - 1.0;
+  h_integral_n_ = HIntegral(static_cast<double>(n) + 0.5);
+  s_ = 2.0 - HIntegralInverse(HIntegral(2.5) - H(2.0));
+}
+
+double ZipfSampler::HIntegral(double x) const {
+  const double log_x = std::log(x);
+  return Helper2((1.0 - exponent_) * log_x) * log_x;
+}
+
+double ZipfSampler::H(double x) const {
+  return std::exp(-exponent_ * std::log(x));
+}
+
+double ZipfSampler::HIntegralInverse(double x) const {
+  double t = x * (1.0 - exponent_);
+  if (t < -1.0) t = -1.0;
+  return std::exp(Helper1(t) * x);
+}
 
 double NormalSampler::Next(std::mt19937_64& rng) {
   if (has_spare_) {
@@ -200,7 +265,9 @@ PlantedModel PlantedModel::Build(const GeneratorConfig& g) {
   PlantedModel m;
   m.vocab_ = g.vocab_size();
   m.bias_ = g.bias();
+  m.seed_ = g.seed();
   const int v = m.vocab_;
+  if (v > kMaxTableVocab) return BuildHashed(g, rng, normal);
 
   std::vector<double> zipf(v);
   double zipf_total = 0;
@@ -232,17 +299,9 @@ PlantedModel PlantedModel::Build(const GeneratorConfig& g) {
     m.cat_weight_.push_back(std::move(w));
   }
 
-  // Interactions: distinct slot pairs, by a written-out Fisher-Yates.
-  std::vector<std::pair<int, int>> all;
-  for (int a = 0; a < kNumCats; ++a) {
-    for (int b = a + 1; b < kNumCats; ++b) all.emplace_back(a, b);
-  }
-  for (size_t i = all.size() - 1; i > 0; --i) {
-    std::swap(all[i], all[rng() % (i + 1)]);
-  }
-  const int num_pairs =
-      std::min<int>(g.num_interactions(), static_cast<int>(all.size()));
-  for (int i = 0; i < num_pairs; ++i) {
+  const std::vector<std::pair<int, int>> all =
+      PickPairs(g.num_interactions(), rng);
+  for (size_t i = 0; i < all.size(); ++i) {
     Pair pair;
     pair.a = all[i].first;
     pair.b = all[i].second;
@@ -262,6 +321,89 @@ PlantedModel PlantedModel::Build(const GeneratorConfig& g) {
     m.pairs_.push_back(std::move(pair));
   }
 
+  m.BuildInts(g, rng, normal);
+  return m;
+}
+
+PlantedModel PlantedModel::BuildHashed(const GeneratorConfig& g,
+                                       std::mt19937_64& rng,
+                                       NormalSampler& normal) {
+  const double sigma = g.weight_stddev();
+  PlantedModel m;
+  m.vocab_ = g.vocab_size();
+  m.hashed_ = true;
+  m.bias_ = g.bias();
+  m.seed_ = g.seed();
+  m.zipf_ = std::make_unique<ZipfSampler>(m.vocab_, g.zipf_exponent());
+  const std::vector<double> cat_scale =
+      SpreadScales(kNumCats, kCatScaleMin, kCatScaleMax, rng);
+  std::mt19937_64 sample_rng(Mix64(g.seed() ^ 0x6D6F6D656E7473ULL));
+  for (int c = 0; c < kNumCats; ++c) {
+    m.cat_salt_.push_back(static_cast<uint32_t>(Mix64(g.seed() * 131 + c)));
+    m.cat_offset_.push_back(0.0);
+    m.cat_factor_.push_back(1.0);
+    double mean = 0, second = 0;
+    for (int n = 0; n < kMomentSamples; ++n) {
+      const double w = m.HashedWeight(c, m.DrawCat(c, sample_rng));
+      mean += w;
+      second += w * w;
+    }
+    mean /= kMomentSamples;
+    const double var = second / kMomentSamples - mean * mean;
+    m.cat_offset_[c] = mean;
+    m.cat_factor_[c] = var > 0 ? cat_scale[c] * sigma / std::sqrt(var) : 0.0;
+  }
+
+  const std::vector<std::pair<int, int>> all =
+      PickPairs(g.num_interactions(), rng);
+  for (int i = 0; i < static_cast<int>(all.size()); ++i) {
+    Pair pair;
+    pair.a = all[i].first;
+    pair.b = all[i].second;
+    pair.mean_a.assign(kLatentDim, 0.0);
+    pair.mean_b.assign(kLatentDim, 0.0);
+    pair.factor = 1.0;
+    m.pairs_.push_back(pair);
+    // Moments of the raw latents of each side: mean and second moment.
+    double cov[2][kLatentDim][kLatentDim] = {};
+    double mean[2][kLatentDim] = {};
+    for (int side = 0; side < 2; ++side) {
+      const int slot = side == 0 ? pair.a : pair.b;
+      std::vector<double> sum2(kLatentDim * kLatentDim);
+      for (int n = 0; n < kMomentSamples; ++n) {
+        double u[kLatentDim];
+        m.HashedLatent(i, side, m.DrawCat(slot, sample_rng), u);
+        for (int d = 0; d < kLatentDim; ++d) {
+          mean[side][d] += u[d] / kMomentSamples;
+          for (int e = 0; e < kLatentDim; ++e) {
+            sum2[d * kLatentDim + e] += u[d] * u[e] / kMomentSamples;
+          }
+        }
+      }
+      for (int d = 0; d < kLatentDim; ++d) {
+        for (int e = 0; e < kLatentDim; ++e) {
+          cov[side][d][e] =
+              sum2[d * kLatentDim + e] - mean[side][d] * mean[side][e];
+        }
+      }
+    }
+    double var = 0;
+    for (int d = 0; d < kLatentDim; ++d) {
+      for (int e = 0; e < kLatentDim; ++e) var += cov[0][d][e] * cov[1][e][d];
+    }
+    Pair& p = m.pairs_.back();
+    p.mean_a.assign(mean[0], mean[0] + kLatentDim);
+    p.mean_b.assign(mean[1], mean[1] + kLatentDim);
+    p.factor = var > 0 ? std::sqrt(kPairScale * sigma / std::sqrt(var)) : 0.0;
+  }
+  m.BuildInts(g, rng, normal);
+  return m;
+}
+
+void PlantedModel::BuildInts(const GeneratorConfig& g, std::mt19937_64& rng,
+                             NormalSampler& normal) {
+  const double sigma = g.weight_stddev();
+  PlantedModel& m = *this;
   // Integers: the effect of each bucket and of missing, standardized over
   // a sample of kIntSamples draws (outcome kNumBuckets is "missing").
   const std::vector<double> int_scale =
@@ -289,7 +431,31 @@ PlantedModel PlantedModel::Build(const GeneratorConfig& g) {
     effect.pop_back();
     m.int_effect_.push_back(std::move(effect));
   }
-  return m;
+}
+
+int64_t PlantedModel::DrawCat(int c, std::mt19937_64& rng) const {
+  if (Uniform(rng) < kCatMissing[c]) return vocab_;
+  return zipf_->Sample([&rng] { return Uniform(rng); }) - 1;
+}
+
+double PlantedModel::HashedWeight(int c, int64_t k) const {
+  const double raw =
+      RareShrink(k, vocab_) * HashNormal(ValueHash(seed_, kWeightStream, c, k));
+  return (raw - cat_offset_[c]) * cat_factor_[c];
+}
+
+void PlantedModel::HashedLatent(int p, int side, int64_t k, double* out) const {
+  const Pair& pair = pairs_[p];
+  const std::vector<double>& mean = side == 0 ? pair.mean_a : pair.mean_b;
+  const double shrink = RareShrink(k, vocab_);
+  const uint64_t slot = static_cast<uint64_t>(2 * p + side);
+  for (int d = 0; d < kLatentDim; ++d) {
+    const double raw =
+        shrink * HashNormal(ValueHash(seed_, kLatentStream, slot,
+                                      static_cast<uint64_t>(k) * kLatentDim +
+                                          static_cast<uint64_t>(d)));
+    out[d] = (raw - mean[d]) * pair.factor;
+  }
 }
 
 RowDrawer::RowDrawer(const PlantedModel* model, uint64_t stream_seed)
@@ -299,7 +465,7 @@ std::pair<double, bool> RowDrawer::Next(std::string* out) {
   const PlantedModel& m = model_;
   int64_t ints[kNumInts];
   bool int_missing[kNumInts];
-  uint32_t cats[kNumCats];
+  int64_t cats[kNumCats];
   double logit = m.bias_;
   for (int i = 0; i < kNumInts; ++i) {
     int_missing[i] = !DrawInt(i, rng_, normal_, &ints[i]);
@@ -307,14 +473,38 @@ std::pair<double, bool> RowDrawer::Next(std::string* out) {
                  ? m.int_missing_weight_[i]
                  : m.int_effect_[i][CriteoLogBucket(ints[i]) - kMinBucket];
   }
-  for (int c = 0; c < kNumCats; ++c) {
-    cats[c] = m.cat_sampler_[c].Sample(rng_());
-    logit += m.cat_weight_[c][cats[c]];
+  if (m.hashed_) {
+    for (int c = 0; c < kNumCats; ++c) {
+      cats[c] = m.DrawCat(c, rng_);
+      logit += m.HashedWeight(c, cats[c]);
+    }
+    for (size_t p = 0; p < m.pairs_.size(); ++p) {
+      double u[kLatentDim], w[kLatentDim];
+      m.HashedLatent(static_cast<int>(p), 0, cats[m.pairs_[p].a], u);
+      m.HashedLatent(static_cast<int>(p), 1, cats[m.pairs_[p].b], w);
+      for (int d = 0; d < kLatentDim; ++d) logit += u[d] * w[d];
+    }
+  } else {
+    for (int c = 0; c < kNumCats; ++c) {
+      cats[c] = m.cat_sampler_[c].Sample(rng_());
+      logit += m.cat_weight_[c][cats[c]];
+    }
+    for (const PlantedModel::Pair& pair : m.pairs_) {
+      const double* u = &pair.latent_a[cats[pair.a] * kLatentDim];
+      const double* w = &pair.latent_b[cats[pair.b] * kLatentDim];
+      for (int d = 0; d < kLatentDim; ++d) logit += u[d] * w[d];
+    }
   }
-  for (const PlantedModel::Pair& pair : m.pairs_) {
-    const double* u = &pair.latent_a[cats[pair.a] * kLatentDim];
-    const double* w = &pair.latent_b[cats[pair.b] * kLatentDim];
-    for (int d = 0; d < kLatentDim; ++d) logit += u[d] * w[d];
+  for (int i = 0; i < kNumInts; ++i) {
+    features_[i] =
+        (static_cast<uint64_t>(i) << 40) ^
+        (int_missing[i]
+             ? (uint64_t{1} << 39)
+             : static_cast<uint64_t>(CriteoLogBucket(ints[i]) - kMinBucket));
+  }
+  for (int c = 0; c < kNumCats; ++c) {
+    features_[kNumInts + c] = (static_cast<uint64_t>(kNumInts + c) << 40) ^
+                              static_cast<uint64_t>(cats[c]);
   }
   const double p = 1.0 / (1.0 + std::exp(-logit));
   const bool label = Uniform(rng_) < p;
@@ -329,8 +519,11 @@ std::pair<double, bool> RowDrawer::Next(std::string* out) {
   }
   for (int c = 0; c < kNumCats; ++c) {
     out->push_back('\t');
-    if (cats[c] != static_cast<uint32_t>(m.vocab_)) {
-      AppendHex8(m.cat_hex_[c][cats[c]], out);
+    if (cats[c] != m.vocab_) {
+      AppendHex8(m.hashed_
+                     ? Fmix32(m.cat_salt_[c] ^ static_cast<uint32_t>(cats[c]))
+                     : m.cat_hex_[c][cats[c]],
+                 out);
     }
   }
   out->push_back('\n');

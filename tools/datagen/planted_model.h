@@ -26,6 +26,15 @@
 //     product of small latent vectors of a's and b's values, std-dev
 //     kPairScale * weight_stddev.
 //
+// Huge vocabularies (vocab_size above kMaxTableVocab, up to 2^30): nothing
+// is stored per value. Value indices are drawn by rejection-inversion from
+// the Zipf law itself (ZipfSampler), and a value's weight and latent vectors
+// are normal draws seeded by a hash of (seed, slot, index); each slot's term
+// is standardized by moments estimated on kMomentSamples draws. Such data
+// keeps bringing new keys as rows go on, as real logs do: with the default
+// exponent 1.1 and vocab_size 2^28, 20 M rows hold about 2 M distinct values
+// per slot.
+//
 // Determinism: a model depends only on its GeneratorConfig and the rows of a
 // RowDrawer only on the model and its stream seed. Randomness comes from
 // std::mt19937_64 through our own samplers, never std:: distributions (whose
@@ -38,6 +47,7 @@
 #define PS_TOOLS_DATAGEN_PLANTED_MODEL_H_
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
 #include <utility>
@@ -56,6 +66,41 @@ class NormalSampler {
  private:
   bool has_spare_ = false;
   double spare_ = 0;
+};
+
+// Draws ranks 1..n with P(k) proportional to k^-exponent in O(1) time and
+// memory, by rejection-inversion (Hormann and Derflinger, "Rejection-
+// inversion to generate variates from monotone discrete distributions",
+// 1996). REQUIRES: n >= 1, exponent > 0. Immutable after construction.
+class ZipfSampler {
+ public:
+  ZipfSampler(int64_t n, double exponent);
+  // One rank in [1, n]; `uniform` gives doubles in [0, 1).
+  template <typename Uniform>
+  int64_t Sample(Uniform&& uniform) const {
+    while (true) {
+      const double u =
+          h_integral_n_ + uniform() * (h_integral_x1_ - h_integral_n_);
+      const double x = HIntegralInverse(u);
+      int64_t k = static_cast<int64_t>(x + 0.5);
+      if (k < 1) k = 1;
+      if (k > n_) k = n_;
+      if (k - x <= s_ || u >= HIntegral(k + 0.5) - H(static_cast<double>(k))) {
+        return k;
+      }
+    }
+  }
+
+ private:
+  double HIntegral(double x) const;
+  double H(double x) const;
+  double HIntegralInverse(double x) const;
+
+  int64_t n_;
+  double exponent_;
+  double h_integral_x1_;
+  double h_integral_n_;
+  double s_;
 };
 
 // Walker's alias method: O(1) draws from a fixed discrete distribution (the
@@ -79,8 +124,10 @@ class AliasTable {
 // Immutable once built; movable, not copyable.
 class PlantedModel {
  public:
-  // vocab_size beyond this would need gigabytes of planted weights.
-  static constexpr int kMaxVocab = 1 << 24;
+  // Up to this vocab_size the planted weights are tables (exact moments);
+  // beyond they are computed from hashes (see the top of this file).
+  static constexpr int kMaxTableVocab = 1 << 24;
+  static constexpr int kMaxVocab = 1 << 30;
 
   // Builds the model of `options` (all fields but output_dir, train_rows and
   // eval_rows matter). REQUIRES: 1 <= options.vocab_size() <= kMaxVocab.
@@ -96,13 +143,36 @@ class PlantedModel {
     int a = 0, b = 0;  // categorical slots
     // (vocab + 1) * kLatentDim each, for the values of slots a and b.
     std::vector<double> latent_a, latent_b;
+    // Hashed: the latent vectors' means and their common scale.
+    std::vector<double> mean_a, mean_b;
+    double factor = 0;
   };
 
+  // Hashed models: value `k` of categorical slot c (k == vocab_: missing).
+  double HashedWeight(int c, int64_t k) const;
+  // Writes the kLatentDim latent values of value k of side (0: a, 1: b) of
+  // pair `p`, centered and scaled.
+  void HashedLatent(int p, int side, int64_t k, double* out) const;
+  // A categorical value index: Zipf rank - 1, or vocab_ for missing.
+  int64_t DrawCat(int c, std::mt19937_64& rng) const;
+
   PlantedModel() = default;
+  static PlantedModel BuildHashed(const GeneratorConfig& g,
+                                  std::mt19937_64& rng, NormalSampler& normal);
+  // The integer slots' effects (the same for both kinds of model).
+  void BuildInts(const GeneratorConfig& g, std::mt19937_64& rng,
+                 NormalSampler& normal);
 
   // Value index `vocab_` of a categorical slot is "missing".
   int vocab_ = 0;
+  bool hashed_ = false;
+  uint64_t seed_ = 0;
   double bias_ = 0;
+  // Hashed models: the Zipf law of the values, and per slot the raw
+  // weights' offset and scale.
+  std::unique_ptr<ZipfSampler> zipf_;
+  std::vector<double> cat_offset_, cat_factor_;
+  std::vector<uint32_t> cat_salt_;
   std::vector<AliasTable> cat_sampler_;          // per slot, over vocab + 1
   std::vector<std::vector<uint32_t>> cat_hex_;   // per slot, vocab ids
   std::vector<std::vector<double>> cat_weight_;  // per slot, vocab + 1
@@ -122,8 +192,15 @@ class RowDrawer {
   // ending in '\n'. Returns its click probability and label.
   std::pair<double, bool> Next(std::string* out);
 
+  // The 39 features of the last row, each a distinct 64-bit id of its
+  // (slot, value): slots 0..12 the integers' log buckets (or missing), 13..38
+  // the categorical value indices (or missing).
+  const uint64_t* last_features() const { return features_; }
+  static constexpr int kNumFeatures = 39;
+
  private:
   const PlantedModel& model_;
+  uint64_t features_[kNumFeatures] = {};
   std::mt19937_64 rng_;
   NormalSampler normal_;
 };
