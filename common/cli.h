@@ -11,7 +11,8 @@
 //
 // Exit codes of every binary: kExitOk (0) success; kExitFailure (1) the work
 // failed (a peer, a file, the data); kExitUsage (2) bad flags or a bad
-// config, nothing was done. ps_server adds 3: the job it served failed.
+// config, nothing was done. ps_server adds kExitJobFailed (3): it stopped
+// cleanly, but the job it served failed.
 #ifndef PS_COMMON_CLI_H_
 #define PS_COMMON_CLI_H_
 
@@ -22,6 +23,7 @@ namespace ps {
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitJobFailed = 3;
 
 // "NAME VERSION (git REVISION, BUILD_TYPE build)", e.g.
 // "ps_server 0.9.0 (git 730bfd3c1a2b, RelWithDebInfo build)".

@@ -113,16 +113,16 @@ int main(int argc, char** argv) {
                               std::getenv, &overrides, &rank);
   if (!env.ok()) {
     LOG(ERROR) << env.message();
-    return 2;
+    return ps::kExitUsage;
   }
   if (FLAGS_config.empty()) {
     LOG(ERROR) << "--config is required";
-    return 2;
+    return ps::kExitUsage;
   }
   auto config = ps::LoadJobConfig(FLAGS_config, overrides);
   if (!config.ok()) {
     LOG(ERROR) << "bad config: " << config.status().message();
-    return 2;
+    return ps::kExitUsage;
   }
   if (!FLAGS_storage_dir.empty()) {
     for (ps::SparseTableConfig& table : *config->mutable_sparse_tables()) {
@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
   if (rank < 0 || rank >= config->cluster().servers_size()) {
     LOG(ERROR) << "--rank " << rank << " is out of range: the job has "
                << config->cluster().servers_size() << " servers";
-    return 2;
+    return ps::kExitUsage;
   }
 
   ps::PsServerOptions options;
@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
     auto dir = ps::LocalSocketDirFromFlag(FLAGS_local_socket_dir, rank + 1);
     if (!dir.ok()) {
       LOG(ERROR) << dir.status().message();
-      return 2;
+      return ps::kExitUsage;
     }
     options.local_socket_dir = *std::move(dir);
   }
@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
   if (FLAGS_fault_drop_push_acks < 0 || FLAGS_fault_drop_push_acks >= 1) {
     std::cerr << "ps_server: --fault_drop_push_acks must be in [0, 1), got "
               << FLAGS_fault_drop_push_acks << "\n";
-    return 2;
+    return ps::kExitUsage;
   }
   options.drop_push_acks = FLAGS_fault_drop_push_acks;
   options.insecure = FLAGS_insecure;
@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
                                : security.status();
     if (!exposed.ok()) {
       LOG(ERROR) << exposed.message();
-      return 2;
+      return ps::kExitUsage;
     }
   }
   std::signal(SIGTERM, OnSignal);
@@ -179,7 +179,7 @@ int main(int argc, char** argv) {
   auto server = ps::PsServer::Start(options);
   if (!server.ok()) {
     LOG(ERROR) << server.status().message();
-    return 1;
+    return ps::kExitFailure;
   }
   std::unique_ptr<ps::MetricsLog> metrics;
   if (!config->training().metrics_dir().empty()) {
@@ -187,7 +187,7 @@ int main(int argc, char** argv) {
         config->training().metrics_dir(), "/server_", rank, ".jsonl"));
     if (!log.ok()) {
       LOG(ERROR) << log.status().message();
-      return 1;
+      return ps::kExitFailure;
     }
     metrics = std::move(*log);
   }
@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
     });
     if (!http.ok()) {
       LOG(ERROR) << http.status().message();
-      return 1;
+      return ps::kExitFailure;
     }
     metrics_http = std::move(*http);
     LOG(INFO) << "server " << rank << ": metrics at http://" << metrics_address
@@ -282,8 +282,8 @@ int main(int argc, char** argv) {
     // The job ended with a failed worker: stopped cleanly, but the job
     // did not succeed, so neither does this process.
     LOG(ERROR) << "server " << rank << " stopped: " << outcome.message();
-    return 3;
+    return ps::kExitJobFailed;
   }
   LOG(INFO) << "server " << rank << " stopped cleanly";
-  return 0;
+  return ps::kExitOk;
 }

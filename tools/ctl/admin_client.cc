@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/cli.h"
 #include "common/grpc_status.h"
 #include "common/metrics_http.h"
 #include "google/protobuf/util/json_util.h"
@@ -167,12 +168,12 @@ int RunCtlCommand(const AdminOptions& options, const std::string& command,
   if (command != "stats" && command != "health" && command != "stop" &&
       command != "shrink" && command != "checkpoint" && command != "export") {
     err << "ps_ctl: unknown command '" << command << "'\n" << CtlUsage();
-    return 2;
+    return kExitUsage;
   }
   if (command == "export") {
     if (options.export_dir.empty()) {
       err << "ps_ctl: export needs --export_dir\n" << CtlUsage();
-      return 2;
+      return kExitUsage;
     }
     CheckpointExportOptions e;
     e.checkpoint_dir = options.export_checkpoint;
@@ -184,19 +185,19 @@ int RunCtlCommand(const AdminOptions& options, const std::string& command,
         err << "ps_ctl: export needs --checkpoint or --servers (or "
                "PS_SERVERS)\n"
             << CtlUsage();
-        return 2;
+        return kExitUsage;
       }
       auto taken = RequestCheckpoint(options);
       if (!taken.ok()) {
         err << "ps_ctl: " << taken.status().message() << "\n";
-        return 1;
+        return kExitFailure;
       }
       e.checkpoint_dir = taken->dir();
     }
     auto exported = ExportCheckpoint(e);
     if (!exported.ok()) {
       err << "ps_ctl: export: " << exported.status().message() << "\n";
-      return 1;
+      return kExitFailure;
     }
     out << "exported " << exported->path << " (step " << exported->step << ", "
         << exported->rows_written << " rows"
@@ -205,11 +206,11 @@ int RunCtlCommand(const AdminOptions& options, const std::string& command,
                 : "")
         << ", " << exported->bytes << " bytes) from " << e.checkpoint_dir
         << "\n";
-    return 0;
+    return kExitOk;
   }
   if (options.servers.empty()) {
     err << "ps_ctl: --servers (or PS_SERVERS) is required\n" << CtlUsage();
-    return 2;
+    return kExitUsage;
   }
   if (command == "health") {
     int failed = 0;
@@ -228,26 +229,26 @@ int RunCtlCommand(const AdminOptions& options, const std::string& command,
     absl::Status stopped = StopServers(options);
     if (!stopped.ok()) {
       err << "ps_ctl: " << stopped.message() << "\n";
-      return 1;
+      return kExitFailure;
     }
     out << "sent Shutdown to " << options.servers.size() << " server(s)\n";
-    return 0;
+    return kExitOk;
   }
   if (command == "checkpoint") {
     auto done = RequestCheckpoint(options);
     if (!done.ok()) {
       err << "ps_ctl: " << done.status().message() << "\n";
-      return 1;
+      return kExitFailure;
     }
     out << "checkpoint " << done->dir() << " at step " << done->global_step()
         << "\n";
-    return 0;
+    return kExitOk;
   }
   if (command == "shrink") {
     auto shrunk = ShrinkServers(options);
     if (!shrunk.ok()) {
       err << "ps_ctl: " << shrunk.status().message() << "\n";
-      return 1;
+      return kExitFailure;
     }
     int64_t removed = 0, left = 0;
     for (const ShrinkResponse& r : *shrunk) {
@@ -261,15 +262,15 @@ int RunCtlCommand(const AdminOptions& options, const std::string& command,
     }
     out << "shrink: removed " << removed << " rows in all, " << left
         << " left\n";
-    return 0;
+    return kExitOk;
   }
   auto stats = CollectStats(options);
   if (!stats.ok()) {
     err << "ps_ctl: " << stats.status().message() << "\n";
-    return 1;
+    return kExitFailure;
   }
   out << (options.json ? FormatStatsJson(*stats) : FormatStatsTable(*stats));
-  return 0;
+  return kExitOk;
 }
 
 }  // namespace ps

@@ -52,12 +52,12 @@ int main(int argc, char** argv) {
   if (argc != 2) {
     std::cerr << "ps_ctl: expected one command, got " << argc - 1 << "\n"
               << ps::CtlUsage();
-    return 2;
+    return ps::kExitUsage;
   }
   if (FLAGS_timeout_ms <= 0) {
     std::cerr << "ps_ctl: --timeout_ms must be positive, got "
               << FLAGS_timeout_ms << "\n";
-    return 2;
+    return ps::kExitUsage;
   }
   ps::AdminOptions options;
   // As for ps_server and ps_worker: the flag, else PS_SERVERS.
@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
   auto loaded = ps::RpcSecurity::Load(security, ps::RpcSecurity::Role::kAdmin);
   if (!loaded.ok()) {
     std::cerr << "ps_ctl: " << loaded.status().message() << "\n";
-    return 2;
+    return ps::kExitUsage;
   }
   options.security = *loaded;
   return ps::RunCtlCommand(options, argv[1], std::cout, std::cerr);

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   // config, 1 when generating fails.
   if (FLAGS_config.empty()) {
     std::cerr << "ps_datagen: --config is required\n";
-    return 2;
+    return ps::kExitUsage;
   }
 
   ps::ConfigOverrides overrides;
@@ -47,12 +47,12 @@ int main(int argc, char** argv) {
       ps::LoadJobConfig(FLAGS_config, overrides);
   if (!config.ok()) {
     std::cerr << "ps_datagen: " << config.status().message() << "\n";
-    return 2;
+    return ps::kExitUsage;
   }
   if (!config->data().has_generate()) {
     std::cerr << "ps_datagen: " << FLAGS_config
               << ": data.generate is not set; nothing to generate\n";
-    return 2;
+    return ps::kExitUsage;
   }
 
   const ps::GeneratorConfig& gen = config->data().generate();
@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<ps::GeneratorReport> report = ps::GenerateCriteoData(gen);
   if (!report.ok()) {
     std::cerr << "ps_datagen: " << report.status().message() << "\n";
-    return 1;
+    return ps::kExitFailure;
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
@@ -75,8 +75,8 @@ int main(int argc, char** argv) {
   json << oracle.rdbuf();
   if (!oracle || json.str().empty()) {
     std::cerr << "ps_datagen: cannot read back '" << oracle_path << "'\n";
-    return 1;
+    return ps::kExitFailure;
   }
   std::cout << json.str() << std::flush;
-  return 0;
+  return ps::kExitOk;
 }

@@ -110,30 +110,30 @@ std::string ToJson(int rank, const ps::WorkerJobResult& r) {
 int Predict() {
   if (FLAGS_export_dir.empty() || FLAGS_data.empty() || FLAGS_output.empty()) {
     LOG(ERROR) << "--predict needs --export_dir, --data and --output";
-    return 2;
+    return ps::kExitUsage;
   }
   auto model = ps::ExportedModel::LoadDir(FLAGS_export_dir);
   if (!model.ok()) {
     LOG(ERROR) << "cannot load the export: " << model.status().message();
-    return 1;
+    return ps::kExitFailure;
   }
   ps::BackendOptions backend_options;
   backend_options.threads = FLAGS_blas_threads;
   auto backend = ps::Backend::CreateCpu(backend_options);
   if (!backend.ok()) {
     LOG(ERROR) << backend.status().message();
-    return 1;
+    return ps::kExitFailure;
   }
   auto lines =
       ps::PredictFile(**model, FLAGS_data, FLAGS_output, backend->get());
   if (!lines.ok()) {
     LOG(ERROR) << "predict failed: " << lines.status().message();
-    return 1;
+    return ps::kExitFailure;
   }
   LOG(INFO) << "scored " << *lines << " lines of " << FLAGS_data
             << " with the export of step " << (*model)->step() << " into "
             << FLAGS_output;
-  return 0;
+  return ps::kExitOk;
 }
 
 // Follow mode: the first SIGTERM or SIGINT ends the input (the job then
@@ -176,16 +176,16 @@ int main(int argc, char** argv) {
                               std::getenv, &overrides, &rank);
   if (!env.ok()) {
     LOG(ERROR) << env.message();
-    return 2;
+    return ps::kExitUsage;
   }
   if (FLAGS_config.empty()) {
     LOG(ERROR) << "--config is required";
-    return 2;
+    return ps::kExitUsage;
   }
   auto config = ps::LoadJobConfig(FLAGS_config, overrides);
   if (!config.ok()) {
     LOG(ERROR) << "bad config: " << config.status().message();
-    return 2;
+    return ps::kExitUsage;
   }
   if (!FLAGS_checkpoint_dir.empty()) {
     config->mutable_checkpoint()->set_dir(FLAGS_checkpoint_dir);
@@ -193,7 +193,7 @@ int main(int argc, char** argv) {
   if (rank < 0 || rank >= config->cluster().num_workers()) {
     LOG(ERROR) << "--rank " << rank << " is out of range: the job has "
                << config->cluster().num_workers() << " workers";
-    return 2;
+    return ps::kExitUsage;
   }
   if (config->data().follow()) {
     StopFollowingOnSignals();
@@ -210,14 +210,14 @@ int main(int argc, char** argv) {
                                           config->cluster().servers_size());
     if (!dir.ok()) {
       LOG(ERROR) << dir.status().message();
-      return 2;
+      return ps::kExitUsage;
     }
     options.local_socket_dir = *std::move(dir);
   }
   auto result = ps::RunWorkerJob(*config, rank, options);
   if (!result.ok()) {
     LOG(ERROR) << "worker " << rank << " failed: " << result.status();
-    return 1;
+    return ps::kExitFailure;
   }
   std::string json = ToJson(rank, *result);
   // In the log too, for launchers that collect logs but not files.
@@ -228,9 +228,9 @@ int main(int argc, char** argv) {
     out << json;
     if (!out) {
       LOG(ERROR) << "cannot write " << FLAGS_result_file;
-      return 1;
+      return ps::kExitFailure;
     }
   }
   LOG(INFO) << "worker " << rank << " done";
-  return 0;
+  return ps::kExitOk;
 }
