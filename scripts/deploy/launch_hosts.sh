@@ -6,8 +6,9 @@
 #
 #   scripts/deploy/launch_hosts.sh --config JOB --hosts FILE [--run-dir DIR]
 #       [--shared-run-dir] [--remote 'ssh -tt -o BatchMode=yes {host}']
-#       [--bin-dir DIR] [--server-args '...'] [--worker-args '...']
-#       [--ctl-args '...']
+#       [--remote-shell] [--bin-dir DIR] [--server-args '...']
+#       [--worker-args '...'] [--ctl-args '...'] [--server-arg ARG]
+#       [--worker-arg ARG] [--ctl-arg ARG]
 #
 # FILE has one process per line (blank lines and # comments skipped):
 #   server WHERE [HOST:PORT]   # HOST:PORT defaults to WHERE:5000
@@ -25,9 +26,17 @@
 # DIR/worker_<j>.log through the remote command's output; each worker's
 # result is its log's "result:" line, and also DIR/worker_<j>.json with
 # --shared-run-dir (DIR is the same folder on every host).
+# Arguments travel as they are, spaces included: when the remote command
+# hands its arguments to a shell on the other side, as ssh does (a template
+# starting with `ssh`, or any template with --remote-shell), each one is
+# quoted for that shell (printf %q: the remote login shell must be POSIX,
+# and bash for arguments holding newlines); otherwise (`ip netns exec`,
+# `env`) they are passed unchanged.
 # Extra arguments: --server-args and --worker-args go to every ps_server and
 # ps_worker; --ctl-args to the health checks (ps_ctl health, the only ps_ctl
-# call made here; it needs no token).
+# call made here; it needs no token). Those three are split at spaces;
+# --server-arg, --worker-arg and --ctl-arg (repeatable) add one argument
+# each, verbatim.
 # Security: a server beyond loopback starts only when the job has TLS and a
 # token (cluster.security: tls_cert_file, tls_key_file, tls_ca_file,
 # auth_token_file, optionally admin_token_file; make the files with
@@ -56,12 +65,13 @@ HOSTS=""
 RUN_DIR=""
 REMOTE='ssh -tt -o BatchMode=yes {host}'
 BIN_DIR="$ROOT/build"
-SERVER_ARGS=""
-WORKER_ARGS=""
-CTL_ARGS=""
+SERVER_ARGS=()
+WORKER_ARGS=()
+CTL_ARGS=()
+REMOTE_SHELL=""
 SHARED=0
 HEALTH_TIMEOUT="${PS_HEALTH_TIMEOUT:-60}"
-usage() { sed -n '2,51p' "$0"; }
+usage() { sed -n '2,60p' "$0"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) CONFIG="$2"; shift 2 ;;
@@ -70,9 +80,13 @@ while [ $# -gt 0 ]; do
     --shared-run-dir) SHARED=1; shift ;;
     --remote) REMOTE="$2"; shift 2 ;;
     --bin-dir) BIN_DIR="$2"; shift 2 ;;
-    --server-args) SERVER_ARGS="$2"; shift 2 ;;
-    --worker-args) WORKER_ARGS="$2"; shift 2 ;;
-    --ctl-args) CTL_ARGS="$2"; shift 2 ;;
+    --remote-shell) REMOTE_SHELL=1; shift ;;
+    --server-args) read -ra words <<<"$2"; SERVER_ARGS+=("${words[@]}"); shift 2 ;;
+    --worker-args) read -ra words <<<"$2"; WORKER_ARGS+=("${words[@]}"); shift 2 ;;
+    --ctl-args) read -ra words <<<"$2"; CTL_ARGS+=("${words[@]}"); shift 2 ;;
+    --server-arg) SERVER_ARGS+=("$2"); shift 2 ;;
+    --worker-arg) WORKER_ARGS+=("$2"); shift 2 ;;
+    --ctl-arg) CTL_ARGS+=("$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "launch_hosts: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -91,14 +105,14 @@ for b in ps_server ps_worker ps_ctl; do
 done
 # A job with TLS: the health checks trust the config's CA, unless --ctl-args
 # names one.
-if [[ " $CTL_ARGS" != *" --tls_ca_file"* ]]; then
+if [[ " ${CTL_ARGS[*]}" != *" --tls_ca_file"* ]]; then
   CA_FILE="$(sed 's/#.*//' "$CONFIG" |
     grep -o "tls_ca_file[[:space:]]*:[[:space:]]*[\"'][^\"']*" | head -1 |
     sed "s/^[^\"']*[\"']//")"
   if [ -n "$CA_FILE" ]; then
     # A relative path is relative to the config's folder, as for the servers.
     [[ "$CA_FILE" == /* ]] || CA_FILE="$(dirname "$CONFIG")/$CA_FILE"
-    CTL_ARGS="--tls_ca_file $CA_FILE $CTL_ARGS"
+    CTL_ARGS=(--tls_ca_file "$CA_FILE" "${CTL_ARGS[@]}")
   fi
 fi
 [ -n "$RUN_DIR" ] || RUN_DIR="$ROOT/runs/hosts-$(date +%Y%m%d-%H%M%S)"
@@ -135,8 +149,24 @@ SERVERS_LIST="$(IFS=,; echo "${ENDPOINTS[*]}")"
 NUM_WORKERS=${#WORKER_WHERE[@]}
 echo "launch_hosts: ${#ENDPOINTS[@]} server(s) $SERVERS_LIST, $NUM_WORKERS worker(s); logs in $RUN_DIR"
 
-# The remote command for WHERE, as words.
-remote() { local t="${REMOTE//\{host\}/$1}"; echo "$t"; }
+# Runs `ARGS...` on WHERE: on_host WHERE ARGS... The template is split at
+# spaces after {host} is replaced; with a remote shell every argument is
+# quoted for it. It execs the remote command, so call it only in a subshell
+# (`on_host ... &` or `$(on_host ...)`): then $! is that command's pid, which
+# stop_all can kill.
+[ -n "$REMOTE_SHELL" ] || { [[ "$REMOTE" == ssh\ * ]] && REMOTE_SHELL=1; }
+on_host() {
+  local -a r args=()
+  read -ra r <<<"${REMOTE//\{host\}/$1}"
+  shift
+  if [ -n "$REMOTE_SHELL" ]; then
+    local a
+    for a in "$@"; do args+=("$(printf '%q' "$a")"); done
+  else
+    args=("$@")
+  fi
+  exec "${r[@]}" "${args[@]}"
+}
 PIDS=()
 stop_all() {
   trap - INT TERM
@@ -149,10 +179,9 @@ trap stop_all INT TERM
 
 SERVER_PIDS=()
 for i in "${!ENDPOINTS[@]}"; do
-  # shellcheck disable=SC2046,SC2086
-  $(remote "${SERVER_WHERE[$i]}") env PS_SERVERS="$SERVERS_LIST" \
+  on_host "${SERVER_WHERE[$i]}" env PS_SERVERS="$SERVERS_LIST" \
     PS_NUM_WORKERS="$NUM_WORKERS" PS_RANK="$i" \
-    "$BIN_DIR/server/ps_server" --config "$CONFIG" $SERVER_ARGS \
+    "$BIN_DIR/server/ps_server" --config "$CONFIG" "${SERVER_ARGS[@]}" \
     >"$RUN_DIR/server_$i.log" 2>&1 &
   PIDS+=($!) SERVER_PIDS+=($!)
 done
@@ -161,9 +190,8 @@ done
 # but a server that cannot start should be named now).
 deadline=$((SECONDS + HEALTH_TIMEOUT))
 for i in "${!ENDPOINTS[@]}"; do
-  # shellcheck disable=SC2046,SC2086
-  until health="$($(remote "${SERVER_WHERE[$i]}") "$BIN_DIR/tools/ps_ctl" \
-          --servers "${ENDPOINTS[$i]}" $CTL_ARGS health 2>&1)"; do
+  until health="$(on_host "${SERVER_WHERE[$i]}" "$BIN_DIR/tools/ps_ctl" \
+          --servers "${ENDPOINTS[$i]}" "${CTL_ARGS[@]}" health 2>&1)"; do
     if ! kill -0 "${SERVER_PIDS[$i]}" 2>/dev/null; then
       echo "launch_hosts: server $i (${ENDPOINTS[$i]} on ${SERVER_WHERE[$i]}) exited; its log:" >&2
       tail -5 "$RUN_DIR/server_$i.log" >&2
@@ -184,10 +212,9 @@ WORKER_PIDS=()
 for j in "${!WORKER_WHERE[@]}"; do
   RESULT=()
   [ "$SHARED" = 0 ] || RESULT=(--result_file "$RUN_DIR/worker_$j.json")
-  # shellcheck disable=SC2046,SC2086
-  $(remote "${WORKER_WHERE[$j]}") env PS_SERVERS="$SERVERS_LIST" \
+  on_host "${WORKER_WHERE[$j]}" env PS_SERVERS="$SERVERS_LIST" \
     PS_NUM_WORKERS="$NUM_WORKERS" PS_RANK="$j" \
-    "$BIN_DIR/worker/ps_worker" --config "$CONFIG" "${RESULT[@]}" $WORKER_ARGS \
+    "$BIN_DIR/worker/ps_worker" --config "$CONFIG" "${RESULT[@]}" "${WORKER_ARGS[@]}" \
     >"$RUN_DIR/worker_$j.log" 2>&1 &
   PIDS+=($!) WORKER_PIDS+=($!)
 done

@@ -8,7 +8,8 @@
 # the CA in the config); a server that cannot start is named and the launch
 # stops, with the reason, also for a job without security beyond loopback;
 # a malformed hosts file is refused with file:line; workers that exit 2
-# and a worker killed with SIGKILL stop the launch promptly, named.
+# and a worker killed with SIGKILL stop the launch promptly, named; paths
+# with spaces survive a remote that goes through a shell, as ssh does.
 #
 #   tests/integration/launch_hosts_test.sh BUILD_DIR SOURCE_DIR
 #
@@ -214,4 +215,27 @@ printf 'server %s %s.1:5000\nclient %s\n' "$A" "$NET" "$A" >"$TMP/hosts_bad"
 rc=$?
 [ $rc -eq 2 ] || fail "a malformed hosts file: exit $rc, expected 2"
 grep -q "hosts_bad:2: unknown role 'client'" "$TMP/bad.log" || { cat "$TMP/bad.log"; fail "no file:line"; }
+
+# 4. Paths with spaces through a remote that hands its arguments to a shell,
+# as ssh does (a stand-in that drops the host, joins the rest with spaces
+# and runs it with sh -c): the config, the data folder (--worker-arg) and
+# the run folder all hold spaces, and the job runs to the end on loopback.
+SPACED="$TMP/dir with spaces"
+mkdir -p "$SPACED"
+cp "$TMP/plain.pbtxt" "$SPACED/job one.pbtxt"
+ln -s "$TMP/data" "$SPACED/data two"
+printf '#!/bin/sh\nshift\nexec sh -c "$*"\n' >"$TMP/fake-ssh"
+chmod +x "$TMP/fake-ssh"
+PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+printf 'server here 127.0.0.1:%s\nworker here\nworker here\n' "$PORT" >"$TMP/hosts_spaces"
+timeout 120 "$LAUNCH" --config "$SPACED/job one.pbtxt" --hosts "$TMP/hosts_spaces" \
+  --run-dir "$SPACED/run three" --shared-run-dir --remote "$TMP/fake-ssh {host}" \
+  --remote-shell --bin-dir "$BUILD" --worker-arg "--data_dir=$SPACED/data two" \
+  >"$TMP/spaces.log" 2>&1
+rc=$?
+cat "$TMP/spaces.log"
+[ $rc -eq 0 ] || { tail -n 5 "$SPACED"/run\ three/*.log; fail "paths with spaces: exit $rc"; }
+for j in 0 1; do
+  [ -s "$SPACED/run three/worker_$j.json" ] || fail "paths with spaces: no worker_$j.json"
+done
 echo "PASS"
