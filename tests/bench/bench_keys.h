@@ -86,6 +86,24 @@ inline KeyBatches MakeKeyBatches(int64_t universe, KeyDist dist, int batch_size,
   return batches;
 }
 
+// The hit rate of the best static memory tier of `rows` rows over
+// `batches`: the share of their keys among the `rows` most frequent ones
+// (ranks 0 .. rows-1), chosen with hindsight. The yardstick of an eviction
+// policy.
+inline double StaticBestHitRate(const KeyBatches& batches, int64_t rows) {
+  absl::flat_hash_set<uint64_t> hot;
+  for (int64_t r = 0; r < rows; ++r) {
+    hot.insert(UniverseKey(static_cast<uint64_t>(r)));
+  }
+  int64_t in_hot = 0, total = 0;
+  for (const auto& batch : batches) {
+    for (uint64_t key : batch) in_hot += hot.contains(key);
+    total += static_cast<int64_t>(batch.size());
+  }
+  return total == 0 ? 0.0
+                    : static_cast<double>(in_hot) / static_cast<double>(total);
+}
+
 }  // namespace bench
 }  // namespace ps
 

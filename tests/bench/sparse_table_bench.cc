@@ -52,7 +52,6 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "benchmark/benchmark.h"
@@ -428,20 +427,10 @@ void StorageOp(benchmark::State& state, BenchInputs* inputs) {
     state.counters["hit_rate"] = (after.hits - before.hits) / lookups;
   }
   if (storage >= 2) {
-    // The yardstick of the eviction policy: the hit rate of the best
-    // static memory tier of the same size, the keys of the highest ranks
-    // (the most frequent ones), chosen with hindsight.
-    absl::flat_hash_set<uint64_t> hot;
-    for (int64_t r = 0; r < after.memory_capacity_rows; ++r) {
-      hot.insert(bench::UniverseKey(static_cast<uint64_t>(r)));
-    }
-    int64_t in_hot = 0, total = 0;
-    for (const auto& batch : batches) {
-      for (uint64_t key : batch) in_hot += hot.contains(key);
-      total += static_cast<int64_t>(batch.size());
-    }
+    // The yardstick of the eviction policy, for a memory tier of the same
+    // size.
     state.counters["static_best_hit_rate"] =
-        static_cast<double>(in_hot) / static_cast<double>(total);
+        bench::StaticBestHitRate(batches, after.memory_capacity_rows);
   }
   if (storage == 0) {
     const double floats_bytes =

@@ -261,13 +261,12 @@ uint32_t AliasTable::Sample(uint64_t bits) const {
 PlantedModel PlantedModel::Build(const GeneratorConfig& g) {
   std::mt19937_64 rng(Mix64(g.seed() ^ 0x6D6F64656CULL));
   NormalSampler normal;
+  if (g.vocab_size() > kMaxTableVocab) return BuildHashed(g, rng, normal);
   const double sigma = g.weight_stddev();
   PlantedModel m;
   m.vocab_ = g.vocab_size();
   m.bias_ = g.bias();
-  m.seed_ = g.seed();
   const int v = m.vocab_;
-  if (v > kMaxTableVocab) return BuildHashed(g, rng, normal);
 
   std::vector<double> zipf(v);
   double zipf_total = 0;
@@ -465,13 +464,14 @@ std::pair<double, bool> RowDrawer::Next(std::string* out) {
   const PlantedModel& m = model_;
   int64_t ints[kNumInts];
   bool int_missing[kNumInts];
+  int64_t buckets[kNumInts];  // log bucket - kMinBucket, when present
   int64_t cats[kNumCats];
   double logit = m.bias_;
   for (int i = 0; i < kNumInts; ++i) {
     int_missing[i] = !DrawInt(i, rng_, normal_, &ints[i]);
-    logit += int_missing[i]
-                 ? m.int_missing_weight_[i]
-                 : m.int_effect_[i][CriteoLogBucket(ints[i]) - kMinBucket];
+    buckets[i] = int_missing[i] ? 0 : CriteoLogBucket(ints[i]) - kMinBucket;
+    logit += int_missing[i] ? m.int_missing_weight_[i]
+                            : m.int_effect_[i][buckets[i]];
   }
   if (m.hashed_) {
     for (int c = 0; c < kNumCats; ++c) {
@@ -496,11 +496,9 @@ std::pair<double, bool> RowDrawer::Next(std::string* out) {
     }
   }
   for (int i = 0; i < kNumInts; ++i) {
-    features_[i] =
-        (static_cast<uint64_t>(i) << 40) ^
-        (int_missing[i]
-             ? (uint64_t{1} << 39)
-             : static_cast<uint64_t>(CriteoLogBucket(ints[i]) - kMinBucket));
+    features_[i] = (static_cast<uint64_t>(i) << 40) ^
+                   (int_missing[i] ? (uint64_t{1} << 39)
+                                   : static_cast<uint64_t>(buckets[i]));
   }
   for (int c = 0; c < kNumCats; ++c) {
     features_[kNumInts + c] = (static_cast<uint64_t>(kNumInts + c) << 40) ^

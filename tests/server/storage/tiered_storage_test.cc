@@ -20,7 +20,6 @@
 #include <tuple>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -607,15 +606,7 @@ TEST(TieredStorageTest, ZipfHitRateNearTheBestStaticHotSet) {
   const double hit_rate = static_cast<double>(after.hits - before.hits) /
                           static_cast<double>(after.hits + after.misses -
                                               before.hits - before.misses);
-  absl::flat_hash_set<uint64_t> best;
-  for (int64_t r = 0; r < capacity; ++r) best.insert(bench::UniverseKey(r));
-  int64_t in_best = 0, total = 0;
-  for (const auto& keys : batches) {
-    for (uint64_t key : keys) in_best += best.contains(key);
-    total += static_cast<int64_t>(keys.size());
-  }
-  const double best_rate =
-      static_cast<double>(in_best) / static_cast<double>(total);
+  const double best_rate = bench::StaticBestHitRate(batches, capacity);
   EXPECT_GT(hit_rate, best_rate - 0.03)
       << "capacity " << capacity << " rows of " << kUniverse;
   EXPECT_LE(hit_rate, best_rate + 0.01);
